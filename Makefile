@@ -1,0 +1,37 @@
+# skiff: build, install, test, bench. Every target installs what it needs.
+TARGET  := x86_64-unknown-linux-musl
+BIN     := target/$(TARGET)/release/skiff
+PREFIX  ?= /usr/local
+APPLETS := runc containerd ctr containerd-shim containerd-shim-skiff-v2 skiff-fetch
+
+.PHONY: build deps test-deps install test unit integration bench lint clean
+
+build: deps
+	cargo build --release --target $(TARGET)
+	@file $(BIN) | grep -Eq 'static(-pie)? linked|statically linked' || { echo "error: $(BIN) is not statically linked" >&2; exit 1; }
+
+# The musl toolchain: rustup's target and Debian's musl-tools (ring and
+# zstd-sys compile C with x86_64-linux-musl-gcc).
+deps:
+	@scripts/ensure-deps build
+
+test-deps:
+	@scripts/ensure-deps test
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/skiff
+	for a in $(APPLETS); do ln -sf skiff $(DESTDIR)$(PREFIX)/bin/$$a; done
+
+test: build test-deps
+	cargo test --release --target $(TARGET) -- --test-threads=2
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+bench: build test-deps
+	scripts/bench
+
+clean:
+	cargo clean

@@ -1,0 +1,106 @@
+//! Normalize argv before argh sees it. runc (Go's flag package) accepts
+//! `--flag=value`, `-flag value` and `--switch=true`; argh accepts only
+//! `--flag value`. The rewrite stops at `--` and after `stop_after`
+//! positionals (the start of a container's own command line).
+
+pub struct Flags<'a> {
+    /// Long names that take a value.
+    pub options: &'a [&'a str],
+    /// Long names that are switches.
+    pub switches: &'a [&'a str],
+}
+
+impl Flags<'_> {
+    fn is_option(&self, name: &str) -> bool {
+        self.options.contains(&name)
+    }
+    fn is_switch(&self, name: &str) -> bool {
+        self.switches.contains(&name)
+    }
+}
+
+/// Rewrite `args` for argh. `stop_after` counts positionals (subcommand names
+/// included) after which nothing more is touched.
+pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut positionals = 0;
+    let mut iter = args.into_iter();
+    while let Some(arg) = iter.next() {
+        if stop_after.is_some_and(|n| positionals >= n) || arg == "--" {
+            out.push(arg);
+            out.extend(iter);
+            break;
+        }
+        let Some(body) = arg.strip_prefix('-').filter(|b| !b.is_empty()) else {
+            positionals += 1;
+            out.push(arg);
+            continue;
+        };
+        let body = body.strip_prefix('-').unwrap_or(body);
+        let (name, value) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (body, None),
+        };
+        let single_dash_short = !arg.starts_with("--") && name.len() == 1;
+        if single_dash_short {
+            // `-b=dir` is Go-legal too.
+            match value {
+                Some(v) => {
+                    out.push(format!("-{name}"));
+                    out.push(v.to_string());
+                }
+                None => out.push(arg),
+            }
+            continue;
+        }
+        if flags.is_switch(name) {
+            match value.map(str::to_ascii_lowercase).as_deref() {
+                None | Some("true" | "1" | "t") => out.push(format!("--{name}")),
+                Some("false" | "0" | "f") => {}
+                Some(_) => out.push(arg),
+            }
+        } else if flags.is_option(name) {
+            out.push(format!("--{name}"));
+            if let Some(v) = value {
+                out.push(v.to_string());
+            } else if let Some(next) = iter.next() {
+                // The value may itself start with '-': keep it verbatim.
+                out.push(next);
+            }
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: Flags = Flags {
+        options: &["root", "bundle", "log-format"],
+        switches: &["detach", "debug"],
+    };
+
+    fn n(args: &[&str], stop: Option<usize>) -> Vec<String> {
+        normalize(args.iter().map(|s| s.to_string()).collect(), &F, stop)
+    }
+
+    #[test]
+    fn rewrites_go_style_flags() {
+        assert_eq!(
+            n(&["-root", "/r", "--log-format=json", "run", "-b=/x", "--detach=true", "--debug=false", "id"], None),
+            ["--root", "/r", "--log-format", "json", "run", "-b", "/x", "--detach", "id"]
+        );
+    }
+
+    #[test]
+    fn leaves_the_container_command_alone() {
+        assert_eq!(
+            n(&["exec", "id", "sh", "-root=x"], Some(3)),
+            ["exec", "id", "sh", "-root=x"]
+        );
+        assert_eq!(n(&["--", "--root=x"], None), ["--", "--root=x"]);
+    }
+}

@@ -1,0 +1,11 @@
+//! skiff: the container stack as one library. Every applet in `applets/` is
+//! a thin front-end over the modules here.
+
+pub mod error;
+pub mod json;
+pub mod oci;
+pub mod runtime;
+pub mod sys;
+pub mod time;
+
+pub use error::{Context, Error, Result};

@@ -1,0 +1,2 @@
+//! OCI formats: the runtime spec's config.json and state.
+pub mod spec;

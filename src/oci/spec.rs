@@ -1,0 +1,1 @@
+//! The OCI runtime config (config.json).

@@ -1,0 +1,1 @@
+//! Container lifecycle over a state directory: what happens when.
