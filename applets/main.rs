@@ -2,6 +2,7 @@
 //! busybox; invoked as `skiff`, the first argument names it.
 
 mod args;
+mod output;
 mod runc;
 
 use std::ffi::OsString;

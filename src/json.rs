@@ -323,22 +323,29 @@ pub struct Writer {
     first: Vec<bool>,
     /// A key was just written, so the next value needs no separator.
     after_key: bool,
+    unit: &'static str,
 }
 
 impl Writer {
     pub fn compact() -> Self {
-        Writer { out: String::new(), indent: None, first: Vec::new(), after_key: false }
+        Writer { out: String::new(), indent: None, first: Vec::new(), after_key: false, unit: "" }
     }
 
+    /// Go's `MarshalIndent(v, "", "  ")`.
     pub fn pretty() -> Self {
-        Writer { out: String::new(), indent: Some(0), first: Vec::new(), after_key: false }
+        Self::indented("  ")
+    }
+
+    /// Indented by `unit` per level (runc's `spec` uses a tab).
+    pub fn indented(unit: &'static str) -> Self {
+        Writer { out: String::new(), indent: Some(0), first: Vec::new(), after_key: false, unit }
     }
 
     fn newline(&mut self) {
         if let Some(depth) = self.indent {
             self.out.push('\n');
             for _ in 0..depth {
-                self.out.push_str("  ");
+                self.out.push_str(self.unit);
             }
         }
     }
@@ -433,6 +440,15 @@ impl Writer {
     pub fn array(&mut self) -> &mut Self {
         self.value_prefix();
         self.begin_array()
+    }
+
+    /// An array of strings as one value.
+    pub fn strings<S: AsRef<str>>(&mut self, items: &[S]) -> &mut Self {
+        self.array();
+        for s in items {
+            self.str(s.as_ref());
+        }
+        self.end_array()
     }
 
     pub fn finish(self) -> String {

@@ -1,0 +1,342 @@
+//! The runtime's side of create: validate, make the state dir, clone the
+//! init with its namespaces, write its id maps, wait until it is ready, and
+//! record it. Any failure removes everything it made.
+
+use super::container::{self, Container, State, StateRoot};
+use super::init::{self, InitContext};
+use crate::error::{Context, Error, Result};
+use crate::oci::spec::{self, Spec};
+use crate::sys::{ns, process, signal, sock};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: String,
+    pub pid_file: Option<String>,
+    pub console_socket: Option<String>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// The runtime's end of the channel to the init it cloned.
+pub(crate) struct ParentChannel(OwnedFd);
+/// The init's end of that channel.
+pub(crate) struct InitChannel(OwnedFd);
+
+const MSG_MAPS_WRITTEN: &[u8] = b"maps";
+const MSG_READY: &[u8] = b"ready";
+const MSG_ERROR: &[u8] = b"error:";
+
+fn channel() -> Result<(ParentChannel, InitChannel)> {
+    let (a, b) = sock::seqpacket_pair()?;
+    Ok((ParentChannel(a), InitChannel(b)))
+}
+
+fn recv(fd: &OwnedFd) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match rustix::net::recv(fd, &mut buf, rustix::net::RecvFlags::empty()) {
+            Ok((n, _)) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::from(e).wrap("read from init channel")),
+        }
+    }
+}
+
+fn send(fd: &OwnedFd, msg: &[u8]) -> Result<()> {
+    rustix::net::send(fd, msg, rustix::net::SendFlags::NOSIGNAL).context("write to init channel")?;
+    Ok(())
+}
+
+impl ParentChannel {
+    fn maps_written(&self) -> Result<()> {
+        send(&self.0, MSG_MAPS_WRITTEN)
+    }
+
+    /// Wait for the init to be ready; its error if it failed.
+    fn wait_ready(&self) -> Result<()> {
+        let msg = recv(&self.0)?;
+        if msg == MSG_READY {
+            Ok(())
+        } else if let Some(text) = msg.strip_prefix(MSG_ERROR) {
+            Err(Error::new(String::from_utf8_lossy(text).into_owned()))
+        } else {
+            Err(Error::new("container init exited before it was ready"))
+        }
+    }
+}
+
+impl InitChannel {
+    pub(crate) fn wait_maps_written(&self) -> Result<()> {
+        match recv(&self.0)?.as_slice() {
+            MSG_MAPS_WRITTEN => Ok(()),
+            _ => Err(Error::new("runtime went away before writing the id maps")),
+        }
+    }
+    pub(crate) fn ready(&self) -> Result<()> {
+        send(&self.0, MSG_READY)
+    }
+    pub(crate) fn fail(&self, e: &Error) {
+        let mut msg = MSG_ERROR.to_vec();
+        msg.extend_from_slice(e.message().as_bytes());
+        msg.truncate(8000);
+        let _ = send(&self.0, &msg);
+    }
+}
+
+/// Removes a half-made state dir unless disarmed.
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Everything that does not need the state dir yet: config, rootfs and
+/// option checks, so a bad input leaves nothing behind.
+fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
+    container::validate_id(&opts.id)?;
+    let bundle = spec::bundle_dir(&opts.bundle)?;
+    let spec = spec::load(&bundle)?;
+    if let Some(section) = spec.linux.unsupported.first() {
+        crate::bail!("{}: {section}: not supported by this build yet", bundle.join("config.json").display());
+    }
+    let process = spec.process.as_ref().ok_or_else(|| {
+        Error::new(format!("{}: process: required field is missing", bundle.join("config.json").display()))
+    })?;
+    let rootfs = spec.rootfs(&bundle);
+    if !rootfs.is_dir() {
+        crate::bail!("rootfs {}: no such directory", rootfs.display());
+    }
+    if spec.linux.namespace(ns::Kind::Mount).is_none() {
+        crate::bail!("linux.namespaces: a mount namespace is required");
+    }
+    if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && spec.linux.namespace(ns::Kind::Uts).is_none() {
+        crate::bail!("hostname: unable to set a hostname without a private UTS namespace");
+    }
+    if spec.linux.namespace(ns::Kind::User).is_some_and(|n| n.path.is_some()) {
+        crate::bail!("linux.namespaces: joining a user namespace by path is not supported by this build yet");
+    }
+    check_sysctls(&spec)?;
+    match (process.terminal, &opts.console_socket) {
+        (true, None) => crate::bail!("cannot allocate tty if runc will detach without setting console socket"),
+        (false, Some(_)) => crate::bail!("cannot use console socket if runc will not detach or allocate tty"),
+        _ => {}
+    }
+    Ok((bundle, spec))
+}
+
+/// A sysctl may only be set when the namespace it belongs to is the
+/// container's own; anything else would change the host.
+fn check_sysctls(spec: &Spec) -> Result<()> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    ];
+    let has = |k: ns::Kind| spec.linux.namespace(k).is_some();
+    for (key, _) in &spec.linux.sysctl {
+        let ok = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            has(ns::Kind::Ipc)
+        } else if key.starts_with("net.") {
+            has(ns::Kind::Network)
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            has(ns::Kind::Uts)
+        } else {
+            false
+        };
+        if !ok {
+            crate::bail!("linux.sysctl: {key} is not in a separate kernel namespace of the container");
+        }
+    }
+    Ok(())
+}
+
+/// `runc create`: leave an init that has done everything but exec.
+pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Container> {
+    let (bundle, spec) = validate(opts)?;
+    let dir = root.create_dir(&opts.id)?;
+    let mut guard = DirGuard(Some(dir.clone()));
+    let container = spawn(&dir, &bundle, &spec, opts)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
+            let _ = process::kill(container.state.pid, libc::SIGKILL);
+        })?;
+    }
+    guard.0 = None;
+    Ok(container)
+}
+
+fn write_pid_file(path: &str, pid: process::Pid) -> Result<()> {
+    let p = Path::new(path);
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+    container::write_atomic(&abs, pid.to_string().as_bytes())
+}
+
+/// Bind the start socket in the state dir through /proc/self/fd, which
+/// keeps the path short whatever the length of --root.
+fn bind_exec_socket(dir: &Path) -> Result<UnixListener> {
+    let dirfd = crate::sys::fs::open_root(&dir.to_string_lossy())?;
+    let path = format!("{}/{}", crate::sys::fs::proc_path(&dirfd), super::EXEC_SOCKET);
+    UnixListener::bind(&path).with_context(|| format!("bind {}", dir.join(super::EXEC_SOCKET).display()))
+}
+
+fn open_ns_paths(spec: &Spec) -> Result<Vec<(ns::Kind, OwnedFd)>> {
+    spec.linux
+        .namespaces
+        .iter()
+        .filter_map(|n| n.path.as_ref().map(|p| (n.kind, p)))
+        .map(|(kind, path)| {
+            let fd = rustix::fs::open(path.as_str(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+                .with_context(|| format!("linux.namespaces: {} namespace path {path}", kind.oci_name()))?;
+            Ok((kind, fd))
+        })
+        .collect()
+}
+
+fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions) -> Result<Container> {
+    let process = spec.process.as_ref().expect("validated");
+    let console = match &opts.console_socket {
+        Some(p) => Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
+        None => None,
+    };
+    let listener = bind_exec_socket(dir)?;
+    let joins = open_ns_paths(spec)?;
+    // Namespaces that only matter to the container are joined here, before
+    // the clone, while we still hold every privilege; the mount namespace
+    // is joined by the init, since we still need our own view of the files.
+    let mut init_joins = Vec::new();
+    for (kind, fd) in joins {
+        if kind == ns::Kind::Mount {
+            init_joins.push((kind, fd));
+        } else {
+            ns::enter(&fd, kind)?;
+        }
+    }
+    let new_flags: u64 = spec
+        .linux
+        .namespaces
+        .iter()
+        .filter(|n| n.path.is_none())
+        .map(|n| n.kind.clone_flag())
+        .fold(0, |a, b| a | b);
+    let new_userns = new_flags & ns::Kind::User.clone_flag() != 0;
+    let cgroups = if spec.mounts.iter().any(|m| m.kind == "cgroup" || m.kind == "cgroup2") {
+        super::rootfs::plan_cgroup_binds()?
+    } else {
+        Vec::new()
+    };
+    let (parent, child) = channel()?;
+    let rootfs = spec.rootfs(bundle);
+    let saved_mask = signal::block_all()?;
+    let forked = process::clone_process(new_flags);
+    match forked {
+        Ok(process::Forked::Child) => {
+            drop(parent);
+            init::main(InitContext {
+                spec,
+                process,
+                rootfs: &rootfs,
+                bundle,
+                channel: child,
+                exec_listener: listener,
+                console,
+                joins: init_joins,
+                new_userns,
+                no_pivot: opts.no_pivot,
+                preserve_fds: opts.preserve_fds,
+                cgroups,
+            })
+        }
+        Ok(process::Forked::Parent(pid)) => {
+            signal::restore(&saved_mask)?;
+            drop(child);
+            drop(listener);
+            drop(console);
+            let fail = |e: Error| -> Error {
+                let _ = process::kill(pid, libc::SIGKILL);
+                let _ = process::wait_pid(pid, false);
+                e
+            };
+            if new_userns {
+                write_id_maps(pid, spec).map_err(fail)?;
+                parent.maps_written().map_err(fail)?;
+            }
+            parent.wait_ready().map_err(fail)?;
+            let state = State {
+                id: opts.id.clone(),
+                pid,
+                start_time: process::start_time(pid).unwrap_or(0),
+                bundle: bundle.to_string_lossy().into_owned(),
+                rootfs: rootfs.to_string_lossy().into_owned(),
+                created: crate::time::now_rfc3339(),
+                annotations: spec.annotations.iter().cloned().collect(),
+                own_pid_ns: spec.linux.namespace(ns::Kind::Pid).is_some_and(|n| n.path.is_none()),
+            };
+            let container = Container { dir: dir.to_path_buf(), state };
+            container.save().map_err(fail)?;
+            Ok(container)
+        }
+        Err(e) => {
+            signal::restore(&saved_mask)?;
+            Err(e)
+        }
+    }
+}
+
+fn write_id_maps(pid: process::Pid, spec: &Spec) -> Result<()> {
+    let fmt = |maps: &[spec::IdMap]| -> String {
+        maps.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect()
+    };
+    for (file, maps, field) in [
+        ("uid_map", &spec.linux.uid_mappings, "linux.uidMappings"),
+        ("gid_map", &spec.linux.gid_mappings, "linux.gidMappings"),
+    ] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, fmt(maps)).with_context(|| format!("{field}: write {path}"))?;
+    }
+    Ok(())
+}
+
+/// `runc start`: release a created container's init into exec.
+pub fn start(root: &StateRoot, id: &str) -> Result<()> {
+    let c = root.load(id)?;
+    let _lock = c.lock()?;
+    match c.status() {
+        super::Status::Created => {}
+        super::Status::Stopped => crate::bail!("cannot start a container that has stopped"),
+        super::Status::Running | super::Status::Paused => crate::bail!("cannot start an already running container"),
+    }
+    let sock_path = c.dir.join(super::EXEC_SOCKET);
+    let dirfd = crate::sys::fs::open_root(&c.dir.to_string_lossy())?;
+    let mut conn = UnixStream::connect(format!("{}/{}", crate::sys::fs::proc_path(&dirfd), super::EXEC_SOCKET))
+        .with_context(|| format!("start container {id}: connect {}", sock_path.display()))?;
+    let _ = std::fs::remove_file(&sock_path);
+    // The init answers with one byte when it is released, then execs (which
+    // closes its end) or writes why exec failed.
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).with_context(|| format!("start container {id}"))?;
+    match reply.split_first() {
+        Some((0, [])) => Ok(()),
+        Some((0, why)) => Err(Error::new(String::from_utf8_lossy(why).into_owned())),
+        _ => Err(Error::new(format!("start container {id}: its init died before it could exec"))),
+    }
+}
+
+/// The init's side of the start handshake: block until `start` connects,
+/// acknowledge, and return the connection so an exec failure can be told.
+pub(crate) fn wait_for_start(listener: &UnixListener) -> Result<UnixStream> {
+    let (mut conn, _) = listener.accept().context("wait for start")?;
+    conn.write_all(&[0]).context("acknowledge start")?;
+    Ok(conn)
+}

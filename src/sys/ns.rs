@@ -1,0 +1,84 @@
+//! Namespaces: their kinds, joining one by path, and making new ones.
+
+use super::check;
+use crate::error::{Context, Result};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pid,
+    Network,
+    Mount,
+    Ipc,
+    Uts,
+    User,
+    Cgroup,
+    Time,
+}
+
+impl Kind {
+    /// Parse the OCI `linux.namespaces[].type` value.
+    pub fn from_oci(s: &str) -> Option<Self> {
+        Some(match s {
+            "pid" => Kind::Pid,
+            "network" => Kind::Network,
+            "mount" => Kind::Mount,
+            "ipc" => Kind::Ipc,
+            "uts" => Kind::Uts,
+            "user" => Kind::User,
+            "cgroup" => Kind::Cgroup,
+            "time" => Kind::Time,
+            _ => return None,
+        })
+    }
+
+    pub fn oci_name(self) -> &'static str {
+        match self {
+            Kind::Pid => "pid",
+            Kind::Network => "network",
+            Kind::Mount => "mount",
+            Kind::Ipc => "ipc",
+            Kind::Uts => "uts",
+            Kind::User => "user",
+            Kind::Cgroup => "cgroup",
+            Kind::Time => "time",
+        }
+    }
+
+    /// The file under /proc/PID/ns/.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Kind::Network => "net",
+            Kind::Mount => "mnt",
+            other => other.oci_name(),
+        }
+    }
+
+    pub fn clone_flag(self) -> u64 {
+        (match self {
+            Kind::Pid => libc::CLONE_NEWPID,
+            Kind::Network => libc::CLONE_NEWNET,
+            Kind::Mount => libc::CLONE_NEWNS,
+            Kind::Ipc => libc::CLONE_NEWIPC,
+            Kind::Uts => libc::CLONE_NEWUTS,
+            Kind::User => libc::CLONE_NEWUSER,
+            Kind::Cgroup => libc::CLONE_NEWCGROUP,
+            Kind::Time => 0x80, // CLONE_NEWTIME
+        }) as u64
+    }
+}
+
+/// setns(2) into the namespace behind `fd`.
+pub fn enter(fd: &OwnedFd, kind: Kind) -> Result<()> {
+    // SAFETY: setns on an fd we own with a namespace type flag.
+    let ret = unsafe { libc::setns(fd.as_raw_fd(), kind.clone_flag() as libc::c_int) };
+    check(ret as libc::c_long).with_context(|| format!("join {} namespace", kind.oci_name()))?;
+    Ok(())
+}
+
+/// unshare(2) with CLONE_NEW* flags.
+pub fn unshare(flags: u64) -> Result<()> {
+    // SAFETY: unshare with flags only changes this process's namespaces.
+    check(unsafe { libc::unshare(flags as libc::c_int) } as libc::c_long).context("unshare")?;
+    Ok(())
+}

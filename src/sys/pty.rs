@@ -1,0 +1,31 @@
+//! Pseudo-terminals for containers with `terminal: true`.
+
+use crate::error::{Context, Result};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+pub fn set_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<()> {
+    let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    rustix::termios::tcsetwinsize(fd, ws).context("set terminal size")
+}
+
+/// Make `fd` the controlling terminal of this (new) session.
+pub fn make_controlling(fd: impl AsFd) -> Result<()> {
+    rustix::process::ioctl_tiocsctty(fd).context("make the pty the controlling terminal")
+}
+
+
+/// Unlock a freshly opened master and open its slave through the master
+/// (TIOCGPTPEER), which needs no path lookup in any mount namespace.
+pub fn open_peer(master: &OwnedFd) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    rustix::pty::unlockpt(master).context("unlockpt")?;
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER on a pty master returns a new fd that we own.
+    let fd = unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER as _, flags) };
+    if fd < 0 {
+        return Err(super::last_error().wrap("open the pty slave"));
+    }
+    // SAFETY: fd is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
