@@ -19,11 +19,11 @@ pub fn send_fd(sock: &impl AsRawFd, data: &[u8], fd: RawFd) -> Result<()> {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = buf.0.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = CMSG_SPACE_ONE_FD;
+        msg.msg_controllen = CMSG_SPACE_ONE_FD as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
         if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) == -1 {
             return Err(super::last_error().wrap("send fd over socket"));
@@ -44,7 +44,7 @@ pub fn recv_fd(sock: &impl AsRawFd, data: &mut [u8]) -> Result<(usize, Option<Ow
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = buf.0.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = CMSG_SPACE_ONE_FD;
+        msg.msg_controllen = CMSG_SPACE_ONE_FD as _;
         let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
         if n == -1 {
             return Err(super::last_error().wrap("receive fd from socket"));
