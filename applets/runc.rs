@@ -345,6 +345,7 @@ impl CreateCmd {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            own_console: false,
         }
     }
 }
@@ -360,6 +361,7 @@ impl RunCmd {
                 no_pivot: self.no_pivot,
                 no_new_keyring: self.no_new_keyring,
                 preserve_fds: self.preserve_fds,
+                own_console: false,
             },
             detach: self.detach,
             keep: self.keep,

@@ -21,6 +21,16 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// With a terminal and no console socket, keep the pty for ourselves
+    /// (`run` in the foreground) instead of refusing.
+    pub own_console: bool,
+}
+
+/// A created container, and the runtime's end of its console when it kept
+/// the pty for itself.
+pub struct Created {
+    pub container: Container,
+    pub console: Option<UnixStream>,
 }
 
 /// The runtime's end of the channel to the init it cloned.
@@ -130,7 +140,9 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
     }
     check_sysctls(&spec)?;
     match (process.terminal, &opts.console_socket) {
-        (true, None) => crate::bail!("cannot allocate tty if runc will detach without setting console socket"),
+        (true, None) if !opts.own_console => {
+            crate::bail!("cannot allocate tty if runc will detach without setting console socket")
+        }
         (false, Some(_)) => crate::bail!("cannot use console socket if runc will not detach or allocate tty"),
         _ => {}
     }
@@ -163,18 +175,26 @@ fn check_sysctls(spec: &Spec) -> Result<()> {
 }
 
 /// `runc create`: leave an init that has done everything but exec.
-pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Container> {
+pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     let (bundle, spec) = validate(opts)?;
     let dir = root.create_dir(&opts.id)?;
     let mut guard = DirGuard(Some(dir.clone()));
-    let container = spawn(&dir, &bundle, &spec, opts)?;
+    let (console, own_end) = match &opts.console_socket {
+        Some(p) => (Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?), None),
+        None if spec.process.as_ref().is_some_and(|p| p.terminal) => {
+            let (a, b) = UnixStream::pair().context("socketpair for the console")?;
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
+    let container = spawn(&dir, &bundle, &spec, opts, console)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
             let _ = process::kill(container.state.pid, libc::SIGKILL);
         })?;
     }
     guard.0 = None;
-    Ok(container)
+    Ok(Created { container, console: own_end })
 }
 
 fn write_pid_file(path: &str, pid: process::Pid) -> Result<()> {
@@ -204,12 +224,8 @@ fn open_ns_paths(spec: &Spec) -> Result<Vec<(ns::Kind, OwnedFd)>> {
         .collect()
 }
 
-fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions) -> Result<Container> {
+fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions, console: Option<UnixStream>) -> Result<Container> {
     let process = spec.process.as_ref().expect("validated");
-    let console = match &opts.console_socket {
-        Some(p) => Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
-        None => None,
-    };
     let listener = bind_exec_socket(dir)?;
     let joins = open_ns_paths(spec)?;
     // Namespaces that only matter to the container are joined here, before

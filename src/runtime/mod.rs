@@ -15,6 +15,7 @@ pub mod ops;
 pub mod ps;
 mod rootfs;
 pub mod spec_default;
+mod tty;
 
 pub use container::{Container, Status, StateRoot};
 

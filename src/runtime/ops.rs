@@ -4,6 +4,7 @@
 use super::container::{Container, StateRoot, Status};
 use super::create::{create, start, CreateOptions};
 use super::ps;
+use super::tty;
 use crate::error::{Context, Result};
 use crate::sys::{process, signal};
 
@@ -102,7 +103,9 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
             let _ = signal::restore(m);
         }
     };
-    let c = match create(root, &opts.create) {
+    let mut create_opts = opts.create.clone();
+    create_opts.own_console = !opts.detach;
+    let created = match create(root, &create_opts) {
         Ok(c) => c,
         Err(e) => {
             restore(&saved);
@@ -117,7 +120,11 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
-    let pid = c.state.pid;
+    let relay = match &created.console {
+        Some(sock) => Some(tty::start(sock)?),
+        None => None,
+    };
+    let pid = created.container.state.pid;
     let exit = loop {
         match signal::wait_any() {
             libc::SIGCHLD => {
@@ -125,11 +132,15 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
                     break exit;
                 }
             }
+            libc::SIGWINCH if relay.is_some() => relay.as_ref().map_or((), |r| r.resize()),
             sig => {
                 let _ = process::kill(pid, sig);
             }
         }
     };
+    if let Some(r) = relay {
+        r.finish();
+    }
     restore(&saved);
     if !opts.keep {
         delete(root, id, true)?;

@@ -29,3 +29,34 @@ pub fn open_peer(master: &OwnedFd) -> Result<OwnedFd> {
     // SAFETY: fd is a fresh descriptor owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// The window size of a terminal, if `fd` is one.
+pub fn size(fd: impl AsFd) -> Option<(u16, u16)> {
+    rustix::termios::tcgetwinsize(fd).ok().map(|w| (w.ws_row, w.ws_col))
+}
+
+/// A terminal put in raw mode, restored when dropped.
+pub struct RawMode {
+    saved: rustix::termios::Termios,
+}
+
+impl RawMode {
+    /// Raw mode on stdin when it is a terminal; None otherwise.
+    pub fn stdin() -> Option<RawMode> {
+        let stdin = rustix::stdio::stdin();
+        if !rustix::termios::isatty(stdin) {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, &self.saved);
+    }
+}
