@@ -149,9 +149,14 @@ fn mount_destination_symlink_stays_in_rootfs() {
             &["size=1m"],
         )
         .sh("echo in > /escape/m1/f; echo ok");
+    // runc resolves the symlink inside the rootfs and succeeds; crun
+    // refuses. Either is safe: what matters is that the host is untouched.
     let out = ctx.run_config(&c);
-    out.ok();
-    assert_eq!(out.stdout, "ok\n");
+    if out.status.success() {
+        assert_eq!(out.stdout, "ok\n");
+    } else {
+        out.fails();
+    }
     assert!(
         !outside.join("m1").exists(),
         "mount point created on the host through a symlink"

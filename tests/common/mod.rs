@@ -819,19 +819,41 @@ impl Ctx {
     /// cgroups, so that the rest of the test can go on.
     pub fn clear_known_leaks(&self) -> Vec<String> {
         let found = self.leftovers_now();
-        for pid in marked_processes(&self.mark, &self.dir) {
-            kill_pid(pid);
-        }
+        self.kill_processes_and_cgroups();
+        found
+    }
+
+    /// Kill this test's container processes (tracked or marked), wait for
+    /// them to go, then remove cgroups named after its containers.
+    fn kill_processes_and_cgroups(&self) {
+        let tracked: Vec<(i32, u64)> = self.pids.lock().unwrap().clone();
         let deadline = Instant::now() + Duration::from_secs(3);
-        while !marked_processes(&self.mark, &self.dir).is_empty() && Instant::now() < deadline {
+        loop {
+            let mut alive = marked_processes(&self.mark, &self.dir);
+            alive.extend(
+                tracked
+                    .iter()
+                    .filter(|(p, st)| process_alive(*p, *st))
+                    .map(|(p, _)| *p),
+            );
+            if alive.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            for pid in alive {
+                kill_pid(pid);
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         for id in self.ids.lock().unwrap().iter() {
             for cg in cgroups_named(id) {
-                let _ = fs::remove_dir(&cg);
+                for _ in 0..50 {
+                    if fs::remove_dir(&cg).is_ok() || !cg.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         }
-        found
     }
 
     fn leftovers_now(&self) -> Vec<String> {
@@ -872,25 +894,13 @@ impl Ctx {
                 }
             }
         }
-        for &(pid, st) in self.pids.lock().unwrap().iter() {
-            if process_alive(pid, st) {
-                kill_pid(pid);
-            }
-        }
-        for pid in marked_processes(&self.mark, &self.dir) {
-            kill_pid(pid);
-        }
+        self.kill_processes_and_cgroups();
         let mut mounts = mounts_under(&self.dir);
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         let mut stuck = false;
         for m in &mounts {
             if !umount_detach(Path::new(m)) {
                 stuck = true;
-            }
-        }
-        for id in &ids {
-            for cg in cgroups_named(id) {
-                let _ = fs::remove_dir(&cg);
             }
         }
         if !stuck && std::env::var_os("SKIFF_TEST_KEEP").is_none() {
@@ -970,7 +980,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// whose environment or command line names a path under `dir`.
 pub fn marked_processes(mark: &str, dir: &Path) -> Vec<i32> {
     let me = std::process::id() as i32;
-    let dir = dir.to_string_lossy().into_owned();
+    // Exact matches only: "skt-x-1" must not match "skt-x-10".
+    let dir = format!("{}/", dir.to_string_lossy());
+    let mark = format!("SKIFF_TEST_MARK={mark}\0");
     let mut pids = Vec::new();
     let Ok(rd) = fs::read_dir("/proc") else {
         return pids;
