@@ -1,0 +1,622 @@
+//! What config.json asks for, checked from inside (and outside) real
+//! containers: hostname, rootfs, mounts, masked and read-only paths, user
+//! namespaces, capabilities, rlimits, user, cwd, env, and `runc spec`.
+//!
+//! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/bin/runc cargo test --test runc_config`.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt};
+
+fn host_dir(ctx: &Ctx, name: &str) -> String {
+    let p = ctx.path(name);
+    fs::create_dir_all(&p).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn hostname_and_domainname() {
+    let ctx = Ctx::new("hostname");
+    let mut c = ctx.config();
+    c.set("hostname", jstr("skiff-box"))
+        .set("domainname", jstr("example.test"))
+        .sh("hostname; cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname");
+    let out = ctx.run_config(&c);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..2], ["skiff-box", "skiff-box"], "{}", out.stdout);
+    // RUNC DIFFERS: runc 1.1.5 ignores `domainname` (prints "(none)"); the
+    // issue asks for it, so it is only checked for skiff.
+    if is_skiff() {
+        assert_eq!(lines[2], "example.test");
+    }
+}
+
+#[test]
+fn readonly_rootfs_refuses_writes() {
+    let ctx = Ctx::new("rorootfs");
+    let mut c = ctx.config();
+    c.set("root.readonly", miniserde::json::Value::Bool(true))
+        .sh("touch /newfile && echo wrote; grep ' / ' /proc/self/mounts");
+    let out = ctx.run_config(&c);
+    assert!(
+        !out.stdout.contains("wrote"),
+        "wrote into a read-only rootfs: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "stderr: {}",
+        out.stderr
+    );
+    let root_line = out.stdout.lines().next().unwrap_or("");
+    assert!(
+        root_line
+            .split(' ')
+            .nth(3)
+            .is_some_and(|o| o.split(',').any(|o| o == "ro")),
+        "{root_line}"
+    );
+    assert!(!ctx.rootfs().join("newfile").exists());
+
+    // The same with a writable rootfs works (the control experiment).
+    c.writable_rootfs().sh("touch /newfile && echo wrote");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "wrote\n");
+    assert!(ctx.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn bind_mounts_rw_and_ro() {
+    let ctx = Ctx::new("bind");
+    let rw = host_dir(&ctx, "rw");
+    let ro = host_dir(&ctx, "ro");
+    fs::write(ctx.path("rw/hello.txt"), "from host\n").unwrap();
+    fs::write(ctx.path("ro/ro.txt"), "read only\n").unwrap();
+    let mut c = ctx.config();
+    c.mount("/mnt/rw", "bind", &rw, &["rbind", "rw"])
+        .mount("/mnt/ro", "bind", &ro, &["bind", "ro", "nosuid", "nodev"])
+        .sh(
+            "cat /mnt/rw/hello.txt; echo from-container > /mnt/rw/new.txt; \
+             cat /mnt/ro/ro.txt; if echo x > /mnt/ro/bad.txt; then echo ro-writable; fi; \
+             grep ' /mnt/ro ' /proc/self/mounts",
+        );
+    let out = ctx.run_config(&c);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"from host"), "{}", out.stdout);
+    assert_eq!(lines.get(1), Some(&"read only"), "{}", out.stdout);
+    assert!(!out.stdout.contains("ro-writable"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "stderr: {}",
+        out.stderr
+    );
+    let opts = lines.get(2).and_then(|l| l.split(' ').nth(3)).unwrap_or("");
+    for o in ["ro", "nosuid", "nodev"] {
+        assert!(
+            opts.split(',').any(|x| x == o),
+            "/mnt/ro options {opts:?} lack {o}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(ctx.path("rw/new.txt")).unwrap(),
+        "from-container\n"
+    );
+    assert!(!ctx.path("ro/bad.txt").exists());
+    // The mount points were created inside the rootfs.
+    assert!(ctx.rootfs().join("mnt/rw").is_dir());
+}
+
+#[test]
+fn tmpfs_mount_with_options() {
+    let ctx = Ctx::new("tmpfs");
+    let mut c = ctx.config();
+    c.mount("/scratch", "tmpfs", "tmpfs", &["nosuid", "noexec", "nodev", "size=1m", "mode=0700"])
+        .sh("grep ' /scratch ' /proc/self/mounts; stat -c %a /scratch; echo hi > /scratch/f && cat /scratch/f");
+    let out = ctx.run_config(&c);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let fields: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(fields[2], "tmpfs", "{}", out.stdout);
+    for o in ["nosuid", "noexec", "nodev", "size=1024k", "mode=700"] {
+        assert!(
+            fields[3].split(',').any(|x| x == o),
+            "tmpfs options {} lack {o}",
+            fields[3]
+        );
+    }
+    assert_eq!(&lines[1..], ["700", "hi"]);
+}
+
+#[test]
+fn mount_destination_symlink_stays_in_rootfs() {
+    // A symlink in the rootfs that points outside must be resolved inside
+    // the rootfs, never followed to the host.
+    let ctx = Ctx::new("symlinkesc");
+    let outside = ctx.path("outside");
+    fs::create_dir(&outside).unwrap();
+    symlink(&outside, ctx.rootfs().join("escape")).unwrap();
+    symlink("../../../../../../..", ctx.rootfs().join("up")).unwrap();
+    let mut c = ctx.config();
+    c.mount("/escape/m1", "tmpfs", "tmpfs", &["size=1m"])
+        .mount(
+            &format!("/up{}/m2", outside.display()),
+            "tmpfs",
+            "tmpfs",
+            &["size=1m"],
+        )
+        .sh("echo in > /escape/m1/f; echo ok");
+    // runc resolves the symlink inside the rootfs and succeeds; crun
+    // refuses. Either is safe: what matters is that the host is untouched.
+    let out = ctx.run_config(&c);
+    if out.status.success() {
+        assert_eq!(out.stdout, "ok\n");
+    } else {
+        out.fails();
+    }
+    assert!(
+        !outside.join("m1").exists(),
+        "mount point created on the host through a symlink"
+    );
+    assert!(
+        !outside.join("m2").exists(),
+        "mount point created on the host through a symlink"
+    );
+    assert!(
+        fs::read_dir(&outside).unwrap().next().is_none(),
+        "host dir touched"
+    );
+}
+
+#[test]
+fn masked_paths_unreadable() {
+    let ctx = Ctx::new("masked");
+    fs::create_dir(ctx.rootfs().join("secret")).unwrap();
+    fs::write(ctx.rootfs().join("secret/key"), "s3cr3t\n").unwrap();
+    fs::write(ctx.rootfs().join("etc/token"), "t0ken\n").unwrap();
+    let mut c = ctx.config();
+    c.push("linux.maskedPaths", jstr("/secret"))
+        .push("linux.maskedPaths", jstr("/etc/token"))
+        .push("linux.maskedPaths", jstr("/does/not/exist"))
+        .sh(
+            "wc -c < /proc/keys; wc -c < /proc/timer_list; cat /etc/token; ls -A /secret; echo end",
+        );
+    let out = ctx.run_config(&c);
+    out.ok();
+    // /proc/keys and /proc/timer_list exist on the host kernel (kcore does
+    // not here) and are in the default maskedPaths.
+    assert!(fs::metadata("/proc/keys").is_ok(), "host has /proc/keys");
+    assert_eq!(out.stdout, "0\n0\nend\n", "masked paths must read as empty");
+    assert!(!out.stdout.contains("s3cr3t") && !out.stdout.contains("t0ken"));
+}
+
+#[test]
+fn readonly_paths() {
+    let ctx = Ctx::new("ropaths");
+    fs::create_dir(ctx.rootfs().join("data")).unwrap();
+    let mut c = ctx.config();
+    c.writable_rootfs()
+        .push("linux.readonlyPaths", jstr("/data"))
+        .sh(
+            "touch /data/x && echo data-writable; touch /other && echo rootfs-writable; \
+             echo 1 > /proc/sys/kernel/ns_last_pid && echo procsys-writable; true",
+        );
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "rootfs-writable\n", "stderr: {}", out.stderr);
+    assert!(!ctx.rootfs().join("data/x").exists());
+}
+
+#[test]
+fn user_namespace_id_mapping() {
+    let ctx = Ctx::new("userns");
+    let shared = ctx.path("shared");
+    fs::create_dir(&shared).unwrap();
+    std::os::unix::fs::chown(&shared, Some(100000), Some(100000)).unwrap();
+    // The mapped root cannot write the host-owned rootfs: make the mount
+    // point beforehand, as one would by chowning the rootfs.
+    fs::create_dir(ctx.rootfs().join("shared")).unwrap();
+    let mut c = ctx.config();
+    c.add_namespace("user")
+        .set(
+            "linux.uidMappings",
+            js(r#"[{"containerID":0,"hostID":100000,"size":65536}]"#),
+        )
+        .set(
+            "linux.gidMappings",
+            js(r#"[{"containerID":0,"hostID":100000,"size":65536}]"#),
+        )
+        .remove_mount("/sys/fs/cgroup")
+        .mount(
+            "/shared",
+            "bind",
+            shared.to_str().unwrap(),
+            &["rbind", "rw"],
+        )
+        .sh(
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /shared/made-inside; \
+             echo ready > /shared/ready; exec sleep 1000",
+        );
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let pid = ctx.pid_of(&id);
+    ctx.start(&id).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !shared.join("ready").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Seen from the host, uid 0 inside is 100000 outside.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let uids: Vec<&str> = uid_line.split_whitespace().skip(1).collect();
+    assert_eq!(uids, ["100000"; 4], "{uid_line}");
+    let meta = fs::metadata(shared.join("made-inside")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (100000, 100000),
+        "owner of a file made inside"
+    );
+    let ours = fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(fs::read_link(format!("/proc/{pid}/ns/user")).unwrap(), ours);
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn user_namespace_maps_seen_inside() {
+    let ctx = Ctx::new("usermap");
+    let mut c = ctx.config();
+    c.add_namespace("user")
+        .set(
+            "linux.uidMappings",
+            js(r#"[{"containerID":0,"hostID":200000,"size":1000}]"#),
+        )
+        .set(
+            "linux.gidMappings",
+            js(r#"[{"containerID":0,"hostID":300000,"size":1000}]"#),
+        )
+        .remove_mount("/sys/fs/cgroup")
+        .remove_mount("/dev/pts")
+        .sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g");
+    let out = ctx.run_config(&c);
+    out.ok();
+    let words: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            vec!["0", "200000", "1000"],
+            vec!["0", "300000", "1000"],
+            vec!["0"],
+            vec!["0"]
+        ]
+    );
+}
+
+fn mknod_chown_script() -> &'static str {
+    "mknod /tmp/null c 1 3 && echo mknod-ok; touch /tmp/f && chown 1000:1000 /tmp/f && echo chown-ok; \
+     grep CapEff /proc/self/status; true"
+}
+
+#[test]
+fn dropped_capabilities_are_missing() {
+    let ctx = Ctx::new("capsdrop");
+    let mut c = ctx.config();
+    c.mount("/tmp", "tmpfs", "tmpfs", &["size=1m"])
+        .sh(mknod_chown_script());
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert!(
+        !out.stdout.contains("mknod-ok"),
+        "mknod worked without CAP_MKNOD: {}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("chown-ok"),
+        "chown worked without CAP_CHOWN: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "stderr: {}",
+        out.stderr
+    );
+    // CAP_AUDIT_WRITE (29), CAP_KILL (5), CAP_NET_BIND_SERVICE (10).
+    let want = (1u64 << 29) | (1 << 5) | (1 << 10);
+    assert!(
+        out.stdout.contains(&format!("CapEff:\t{want:016x}")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn granted_capabilities_work() {
+    let ctx = Ctx::new("capsgrant");
+    let mut c = ctx.config();
+    c.caps(&["CAP_MKNOD", "CAP_CHOWN", "CAP_KILL"])
+        .mount("/tmp", "tmpfs", "tmpfs", &["size=1m"])
+        .sh(mknod_chown_script());
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert!(
+        out.stdout.contains("mknod-ok"),
+        "stdout: {} stderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("chown-ok"),
+        "stdout: {} stderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let want = (1u64 << 27) | (1 << 0) | (1 << 5);
+    assert!(
+        out.stdout.contains(&format!("CapEff:\t{want:016x}")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn rlimits_in_proc_limits() {
+    let ctx = Ctx::new("rlimits");
+    let mut c = ctx.config();
+    c.set(
+        "process.rlimits",
+        js(r#"[{"type":"RLIMIT_NOFILE","soft":512,"hard":777},{"type":"RLIMIT_NPROC","soft":300,"hard":400}]"#),
+    )
+    .sh("cat /proc/self/limits");
+    let out = ctx.run_config(&c);
+    out.ok();
+    let find = |name: &str| -> Vec<String> {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {}", out.stdout));
+        line[name.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(find("Max open files")[..2], ["512", "777"]);
+    assert_eq!(find("Max processes")[..2], ["300", "400"]);
+}
+
+#[test]
+fn process_user_and_groups() {
+    let ctx = Ctx::new("user");
+    let mut c = ctx.config();
+    c.set(
+        "process.user",
+        js(r#"{"uid":1000,"gid":100,"additionalGids":[10,65534]}"#),
+    )
+    .sh("id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status");
+    let out = ctx.run_config(&c);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "1000");
+    assert_eq!(lines[1], "100");
+    let groups: std::collections::BTreeSet<&str> = lines[2].split_whitespace().collect();
+    assert!(
+        groups.contains("10") && groups.contains("65534") && groups.contains("100"),
+        "{}",
+        out.stdout
+    );
+    let status_groups: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("Groups:"))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    assert_eq!(
+        status_groups,
+        ["10", "65534"],
+        "supplementary groups are exactly additionalGids"
+    );
+}
+
+#[test]
+fn process_umask() {
+    let ctx = Ctx::new("umask");
+    let mut c = ctx.config();
+    c.set("process.user.umask", jnum(0o027))
+        .mount("/tmp", "tmpfs", "tmpfs", &["size=1m"])
+        .sh("umask; touch /tmp/f; stat -c %a /tmp/f");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "0027\n640\n");
+}
+
+#[test]
+fn process_cwd_and_env() {
+    let ctx = Ctx::new("cwdenv");
+    fs::create_dir_all(ctx.rootfs().join("work/dir")).unwrap();
+    let mut c = ctx.config();
+    c.set("process.cwd", jstr("/work/dir"))
+        .env("GREETING=hello world")
+        .env("EMPTY=")
+        .sh("pwd; echo \"$GREETING\"; echo \"[$EMPTY]\"; echo $PATH; env | grep -c '^SKIFF_TEST_MARK='");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(
+        out.stdout,
+        "/work/dir\nhello world\n[]\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n1\n"
+    );
+}
+
+#[test]
+fn no_new_privileges_and_oom_score_adj() {
+    let ctx = Ctx::new("nnp");
+    let mut c = ctx.config();
+    c.set("process.oomScoreAdj", jnum(500))
+        .sh("grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "NoNewPrivs:\t1\n500\n");
+}
+
+#[test]
+fn namespaces_are_new() {
+    let ctx = Ctx::new("namespaces");
+    let mut c = ctx.config();
+    c.add_namespace("cgroup")
+        .sh("for n in pid net ipc uts mnt cgroup; do readlink /proc/self/ns/$n; done; ls /sys/class/net");
+    let out = ctx.run_config(&c);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for (i, ns) in ["pid", "net", "ipc", "uts", "mnt", "cgroup"]
+        .iter()
+        .enumerate()
+    {
+        let host = fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_ne!(lines[i], host.to_str().unwrap(), "{ns} namespace is new");
+    }
+    assert_eq!(&lines[6..], ["lo"], "a new network namespace has only lo");
+}
+
+#[test]
+fn join_network_namespace_by_path() {
+    // A second container joins the network namespace of a first one by
+    // path (as a pod's containers do).
+    let ctx = Ctx::new("nsjoin");
+    let mut c = ctx.config();
+    c.sh("exec sleep 1000");
+    ctx.write_config(&c);
+    let first = ctx.id();
+    ctx.create(&first).ok();
+    let pid = ctx.pid_of(&first);
+    let net = fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let mut c = ctx.config();
+    c.remove_namespace("network")
+        .push(
+            "linux.namespaces",
+            js(&format!(
+                r#"{{"type":"network","path":"/proc/{pid}/ns/net"}}"#
+            )),
+        )
+        .sh("readlink /proc/self/ns/net");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout.trim(), net.to_str().unwrap());
+    assert_ne!(net, fs::read_link("/proc/self/ns/net").unwrap());
+    ctx.rt(&["delete", "--force", &first]).ok();
+    ctx.assert_gone(&first);
+}
+
+#[test]
+fn sysctl_applied() {
+    let ctx = Ctx::new("sysctl");
+    let mut c = ctx.config();
+    c.set(
+        "linux.sysctl",
+        js(r#"{"net.ipv4.ip_forward":"1","kernel.msgmax":"4096"}"#),
+    )
+    .sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "1\n4096\n");
+}
+
+#[test]
+fn default_devices_present() {
+    let ctx = Ctx::new("devices");
+    let out = ctx.run_sh(
+        "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T' /dev/$d; done; \
+         echo x > /dev/null && head -c 4 /dev/zero | wc -c",
+    );
+    out.ok();
+    let want = "/dev/null character special file 1:3\n/dev/zero character special file 1:5\n\
+                /dev/full character special file 1:7\n/dev/random character special file 1:8\n\
+                /dev/urandom character special file 1:9\n/dev/tty character special file 5:0\n4\n";
+    assert_eq!(out.stdout, want);
+}
+
+#[test]
+fn root_path_absolute() {
+    let ctx = Ctx::new("absroot");
+    let mut c = ctx.config();
+    c.set("root.path", jstr(ctx.rootfs().to_str().unwrap()))
+        .sh("echo abs");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "abs\n");
+}
+
+#[test]
+fn spec_writes_default_config() {
+    let ctx = Ctx::new("spec");
+    let dir = ctx.path("specdir");
+    fs::create_dir(&dir).unwrap();
+    ctx.rt(&["spec", "--bundle", dir.to_str().unwrap()]).ok();
+    let text = fs::read_to_string(dir.join("config.json")).unwrap();
+    let v: miniserde::json::Value = miniserde::json::from_str(&text).expect("spec writes JSON");
+    assert!(as_str(jget(&v, "ociVersion")).is_some_and(|s| s.starts_with("1.")));
+    assert_eq!(as_str(jget(&v, "root.path")), Some("rootfs"));
+    assert_eq!(as_str(jget(&v, "process.args.0")), Some("sh"));
+    assert!(matches!(
+        jget(&v, "process.terminal"),
+        Some(miniserde::json::Value::Bool(true))
+    ));
+    let ns: Vec<&str> = as_array(jget(&v, "linux.namespaces"))
+        .unwrap()
+        .iter()
+        .filter_map(|n| as_str(jget(n, "type")))
+        .collect();
+    for want in ["pid", "network", "ipc", "uts", "mount"] {
+        assert!(ns.contains(&want), "namespaces {ns:?}");
+    }
+    assert!(as_array(jget(&v, "mounts")).is_some_and(|m| m.len() >= 5));
+    assert!(as_array(jget(&v, "linux.maskedPaths")).is_some_and(|m| !m.is_empty()));
+
+    // A second spec refuses to overwrite.
+    ctx.rt(&["spec", "--bundle", dir.to_str().unwrap()]).fails();
+
+    // --rootless adds a user namespace with mappings.
+    let dir2 = ctx.path("rootless");
+    fs::create_dir(&dir2).unwrap();
+    ctx.rt(&["spec", "--rootless", "--bundle", dir2.to_str().unwrap()])
+        .ok();
+    let text = fs::read_to_string(dir2.join("config.json")).unwrap();
+    let v: miniserde::json::Value =
+        miniserde::json::from_str(&text).expect("spec --rootless writes JSON");
+    let ns: Vec<&str> = as_array(jget(&v, "linux.namespaces"))
+        .unwrap()
+        .iter()
+        .filter_map(|n| as_str(jget(n, "type")))
+        .collect();
+    assert!(
+        ns.contains(&"user"),
+        "rootless spec has a user namespace: {ns:?}"
+    );
+    assert!(as_array(jget(&v, "linux.uidMappings")).is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn spec_output_runs() {
+    // What `spec` writes, with only args/terminal changed, runs here.
+    let ctx = Ctx::new("specruns");
+    fs::remove_file(ctx.bundle.join("config.json")).unwrap();
+    ctx.rt(&["spec", "--bundle", &ctx.bundle_str()]).ok();
+    let text = fs::read_to_string(ctx.bundle.join("config.json")).unwrap();
+    let mut c = Config(miniserde::json::from_str(&text).unwrap());
+    c.set("process.terminal", miniserde::json::Value::Bool(false))
+        .sh("echo spec-ok");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "spec-ok\n");
+}

@@ -1,0 +1,569 @@
+//! The runc applet's container lifecycle: run, create/start/state/kill/
+//! delete, list, ps, exit codes and signals.
+//!
+//! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/bin/runc cargo test --test runc_lifecycle`.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A config whose process is `sleep 1000` as pid 1 (busybox sh execs it).
+fn sleeper(ctx: &Ctx) -> Config {
+    let mut c = ctx.config();
+    c.sh("exec sleep 1000");
+    c
+}
+
+#[test]
+fn echo_output_captured() {
+    let ctx = Ctx::new("echo");
+    let out = ctx.run_sh("echo hello skiff; echo to-stderr >&2");
+    out.ok();
+    assert_eq!(out.stdout, "hello skiff\n");
+    assert_eq!(out.stderr, "to-stderr\n");
+}
+
+#[test]
+fn run_exits_with_process_status() {
+    let ctx = Ctx::new("exitcode");
+    ctx.run_sh("exit 3").exit(3);
+    ctx.run_sh("true").exit(0);
+    let mut c = ctx.config();
+    c.args(&["false"]);
+    ctx.run_config(&c).exit(1);
+}
+
+#[test]
+fn run_exits_128_plus_signal() {
+    // Without a pid namespace the shell is not an init, so it can kill itself.
+    let ctx = Ctx::new("sigexit");
+    let mut c = ctx.config();
+    c.remove_namespace("pid").sh("kill -TERM $$; sleep 5");
+    ctx.run_config(&c).exit(128 + 15);
+}
+
+#[test]
+fn run_killed_container_exits_137() {
+    let ctx = Ctx::new("run137");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let bg = ctx.spawn(&["run", "--bundle", &b, &id]);
+    wait_until_running(&ctx, &id);
+    ctx.track_pid(ctx.pid_of(&id));
+    ctx.kill(&id, "KILL").ok();
+    bg.wait(T).exit(128 + 9);
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn run_forwards_signals() {
+    let ctx = Ctx::new("fwdsig");
+    let mut c = ctx.config();
+    c.sh("trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let bg = ctx.spawn(&["run", "--bundle", &b, &id]);
+    let deadline = Instant::now() + T;
+    while !bg.stdout_so_far().contains("ready") {
+        assert!(Instant::now() < deadline, "container never became ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ctx.track_pid(ctx.pid_of(&id));
+    bg.signal(libc::SIGTERM);
+    let out = bg.wait(T);
+    out.exit(42);
+    assert!(out.stdout.contains("got-term"), "stdout: {:?}", out.stdout);
+    ctx.assert_gone(&id);
+}
+
+/// Wait until `state` works and says running (a foreground `run` in the
+/// background needs a moment to create the container).
+fn wait_until_running(ctx: &Ctx, id: &str) {
+    let deadline = Instant::now() + T;
+    loop {
+        let out = ctx.rt(&["state", id]);
+        if out.status.success() && out.stdout.contains("\"running\"") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {id} never ran: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn lifecycle_created_running_stopped() {
+    let ctx = Ctx::new("lifecycle");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+
+    let st = ctx.state(&id);
+    assert_eq!(as_str(jget(&st, "status")), Some("created"));
+    let pid = as_u64(jget(&st, "pid")).expect("pid") as i32;
+    assert!(pid > 0, "created container has a pid: {}", to_json(&st));
+    assert!(
+        proc_starttime(pid).is_some(),
+        "init process {pid} exists while created"
+    );
+    let ours = fs::read_link("/proc/self/ns/pid").unwrap();
+    let theirs = fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_ne!(ours, theirs, "init runs in its own pid namespace");
+
+    ctx.start(&id).ok();
+    assert_eq!(ctx.status(&id), "running");
+    assert_eq!(ctx.pid_of(&id), pid, "start keeps the same init pid");
+    assert!(
+        proc_cmdline(pid).contains("sleep"),
+        "init became sleep: {}",
+        proc_cmdline(pid)
+    );
+
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    let st = ctx.state(&id);
+    assert_eq!(as_str(jget(&st, "id")), Some(id.as_str()));
+    // runc reports pid 0 once the container has stopped.
+    assert_eq!(
+        as_u64(jget(&st, "pid")),
+        Some(0),
+        "stopped state: {}",
+        to_json(&st)
+    );
+
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn start_releases_the_process() {
+    // Until `start`, the user process must not run at all.
+    let ctx = Ctx::new("release");
+    let host = ctx.path("host");
+    fs::create_dir(&host).unwrap();
+    let mut c = ctx.config();
+    c.sh("echo started > /host/flag").mount(
+        "/host",
+        "bind",
+        host.to_str().unwrap(),
+        &["rbind", "rw"],
+    );
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!host.join("flag").exists(), "process ran before start");
+    assert_eq!(ctx.status(&id), "created");
+    ctx.start(&id).ok();
+    ctx.wait_status(&id, "stopped", T);
+    assert_eq!(fs::read_to_string(host.join("flag")).unwrap(), "started\n");
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn state_json_fields() {
+    let ctx = Ctx::new("statejson");
+    let mut c = sleeper(&ctx);
+    c.set("annotations", js(r#"{"org.skiff.test":"yes","other":"2"}"#));
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let st = ctx.state(&id);
+    let raw = to_json(&st);
+    assert!(
+        as_str(jget(&st, "ociVersion")).is_some_and(|v| !v.is_empty()),
+        "ociVersion: {raw}"
+    );
+    assert_eq!(as_str(jget(&st, "id")), Some(id.as_str()), "{raw}");
+    assert!(as_u64(jget(&st, "pid")).is_some_and(|p| p > 0), "{raw}");
+    assert_eq!(as_str(jget(&st, "status")), Some("created"), "{raw}");
+    let bundle = fs::canonicalize(&ctx.bundle).unwrap();
+    assert_eq!(as_str(jget(&st, "bundle")), bundle.to_str(), "{raw}");
+    assert_eq!(
+        as_str(jget(&st, "rootfs")),
+        bundle.join("rootfs").to_str(),
+        "{raw}"
+    );
+    let created = as_str(jget(&st, "created")).expect("created");
+    assert!(
+        looks_like_rfc3339(created),
+        "created {created:?} is not RFC 3339"
+    );
+    assert!(
+        as_str(jget(&st, "owner")).is_some(),
+        "owner is a string: {raw}"
+    );
+    let ann = jget(&st, "annotations").expect("annotations present when set");
+    let miniserde::json::Value::Object(ann) = ann else {
+        panic!("annotations is an object: {raw}")
+    };
+    assert_eq!(as_str(ann.get("org.skiff.test")), Some("yes"), "{raw}");
+    assert_eq!(as_str(ann.get("other")), Some("2"), "{raw}");
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+fn looks_like_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && (s.ends_with('Z') || s[19..].contains('+') || s[19..].contains('-'))
+        && s[..4].bytes().all(|c| c.is_ascii_digit())
+}
+
+#[test]
+fn list_table_json_quiet() {
+    let ctx = Ctx::new("list");
+    // Empty root: header only / no ids / an empty JSON list.
+    let out = ctx.rt(&["list", "-q"]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "");
+    let out = ctx.rt(&["list", "-f", "json"]);
+    out.ok();
+    // runc prints `null` for no containers; `[]` is as good.
+    assert!(
+        matches!(out.stdout.trim(), "null" | "[]"),
+        "empty list -f json: {:?}",
+        out.stdout
+    );
+
+    ctx.write_config(&sleeper(&ctx));
+    let a = ctx.id();
+    let b = ctx.id();
+    ctx.create(&a).ok();
+    ctx.create(&b).ok();
+    ctx.start(&b).ok();
+
+    let out = ctx.rt(&["list"]);
+    out.ok();
+    let mut lines = out.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+        "{}",
+        out.stdout
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{}", out.stdout);
+    let bundle = fs::canonicalize(&ctx.bundle).unwrap();
+    for (id, status) in [(&a, "created"), (&b, "running")] {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} in {}", out.stdout));
+        assert_eq!(row[1], ctx.pid_of(id).to_string());
+        assert_eq!(row[2], status);
+        assert_eq!(row[3], bundle.to_str().unwrap());
+        assert_eq!(row.len(), 6, "row {row:?}");
+    }
+
+    let out = ctx.rt(&["list", "-q"]);
+    out.ok();
+    assert_eq!(
+        line_set(&out.stdout),
+        [a.clone(), b.clone()].into_iter().collect()
+    );
+
+    let out = ctx.rt(&["list", "--format", "json"]);
+    out.ok();
+    let v: miniserde::json::Value =
+        miniserde::json::from_str(&out.stdout).expect("list -f json is JSON");
+    let arr = as_array(Some(&v)).expect("a JSON array");
+    assert_eq!(arr.len(), 2, "{}", out.stdout);
+    for (id, status) in [(&a, "created"), (&b, "running")] {
+        let e = arr
+            .iter()
+            .find(|e| as_str(jget(e, "id")) == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("{id} in {}", out.stdout));
+        assert_eq!(as_str(jget(e, "status")), Some(status));
+        assert_eq!(as_u64(jget(e, "pid")), Some(ctx.pid_of(id) as u64));
+        assert_eq!(as_str(jget(e, "bundle")), bundle.to_str());
+        assert!(as_str(jget(e, "created")).is_some());
+        assert!(as_str(jget(e, "ociVersion")).is_some());
+    }
+
+    ctx.rt(&["delete", "--force", &a]).ok();
+    ctx.rt(&["delete", "--force", &b]).ok();
+    let out = ctx.rt(&["list", "-q"]);
+    assert_eq!(out.stdout.trim(), "");
+}
+
+#[test]
+fn ps_lists_init_pid() {
+    let ctx = Ctx::new("ps");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let pid = ctx.pid_of(&id);
+    let out = ctx.rt(&["ps", "-f", "json", &id]);
+    out.ok();
+    let v: miniserde::json::Value =
+        miniserde::json::from_str(&out.stdout).expect("ps -f json is JSON");
+    let pids: Vec<u64> = as_array(Some(&v))
+        .expect("array")
+        .iter()
+        .filter_map(|p| as_u64(Some(p)))
+        .collect();
+    assert_eq!(pids, vec![pid as u64], "ps -f json: {}", out.stdout);
+
+    let out = ctx.rt(&["ps", &id]);
+    out.ok();
+    let header = out.stdout.lines().next().unwrap_or("");
+    assert!(
+        header.split_whitespace().any(|w| w == "PID"),
+        "ps table header: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().any(|w| w == pid.to_string())),
+        "ps table lists {pid}: {}",
+        out.stdout
+    );
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn kill_accepts_signal_forms() {
+    let ctx = Ctx::new("killforms");
+    ctx.write_config(&sleeper(&ctx));
+    for sig in ["SIGKILL", "KILL", "9"] {
+        let id = ctx.id();
+        ctx.create(&id).ok();
+        ctx.start(&id).ok();
+        ctx.kill(&id, sig).ok();
+        ctx.wait_status(&id, "stopped", T);
+        ctx.delete(&id).ok();
+        ctx.assert_gone(&id);
+    }
+}
+
+#[test]
+fn kill_default_signal_is_term() {
+    let ctx = Ctx::new("killterm");
+    let host = ctx.path("host");
+    fs::create_dir(&host).unwrap();
+    let mut c = ctx.config();
+    c.sh("trap 'echo term > /host/got; exit 0' TERM; echo ready > /host/ready; while :; do sleep 0.05; done")
+        .mount("/host", "bind", host.to_str().unwrap(), &["rbind", "rw"]);
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let deadline = Instant::now() + T;
+    while !host.join("ready").exists() {
+        assert!(Instant::now() < deadline, "container never became ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ctx.rt(&["kill", &id]).ok();
+    ctx.wait_status(&id, "stopped", T);
+    assert_eq!(fs::read_to_string(host.join("got")).unwrap(), "term\n");
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn kill_created_container() {
+    // A created (not started) container can be killed and then deleted.
+    let ctx = Ctx::new("killcreated");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn delete_refuses_running_without_force() {
+    let ctx = Ctx::new("delrunning");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    ctx.delete(&id).fails();
+    assert_eq!(
+        ctx.status(&id),
+        "running",
+        "a refused delete leaves the container alone"
+    );
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn delete_created_container_without_force() {
+    // runc deletes a created (never started) container without --force.
+    let ctx = Ctx::new("delcreated");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let pid = ctx.pid_of(&id);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+    let deadline = Instant::now() + T;
+    while proc_starttime(pid).is_some() && !proc_cmdline(pid).is_empty() {
+        assert!(Instant::now() < deadline, "init {pid} survived delete");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn run_detach() {
+    let ctx = Ctx::new("detach");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let pidfile = ctx.path("pid");
+    let t0 = Instant::now();
+    ctx.rt(&[
+        "run",
+        "--detach",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "--bundle",
+        &b,
+        &id,
+    ])
+    .ok();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "run --detach returned promptly"
+    );
+    ctx.track_pid(ctx.pid_of(&id));
+    assert_eq!(ctx.status(&id), "running");
+    let pid: i32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, ctx.pid_of(&id), "pid file holds the init pid");
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn run_detach_short_flag() {
+    let ctx = Ctx::new("detachd");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    ctx.rt(&["run", "-d", "-b", &b, &id]).ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    assert_eq!(ctx.status(&id), "running");
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn run_keep() {
+    let ctx = Ctx::new("keep");
+    let mut c = ctx.config();
+    c.sh("echo kept; exit 5");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt(&["run", "--keep", "--bundle", &b, &id]);
+    out.exit(5);
+    assert_eq!(out.stdout, "kept\n");
+    assert_eq!(
+        ctx.status(&id),
+        "stopped",
+        "--keep keeps the stopped container"
+    );
+    let out = ctx.rt(&["list", "-q"]);
+    assert_eq!(out.stdout.trim(), id);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn create_pid_file() {
+    let ctx = Ctx::new("pidfile");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let pidfile = ctx.path("sub-pid");
+    ctx.rt(&[
+        "create",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "--bundle",
+        &b,
+        &id,
+    ])
+    .ok();
+    let pid = ctx.pid_of(&id);
+    ctx.track_pid(pid);
+    let text = fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(
+        text.trim().parse::<i32>().unwrap(),
+        pid,
+        "pid file {text:?}"
+    );
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn flags_with_equals() {
+    // `--flag=value` works as well as `--flag value`.
+    let ctx = Ctx::new("equals");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    let root = format!("--root={}", ctx.root.display());
+    let bundle = format!("--bundle={}", ctx.bundle.display());
+    let pidfile = format!("--pid-file={}", ctx.path("p").display());
+    ctx.rt_noroot(&[&root, "create", &bundle, &pidfile, &id])
+        .ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    assert!(ctx.path("p").exists());
+    let out = ctx.rt_noroot(&[&root, "list", "--format=json"]);
+    out.ok();
+    assert!(out.stdout.contains(&id));
+    ctx.rt_noroot(&[&root, "delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn pid_one_inside() {
+    let ctx = Ctx::new("pid1");
+    let out = ctx.run_sh("echo $$; readlink /proc/self; cat /proc/1/cmdline | tr '\\0' ' '");
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"1"), "shell is pid 1: {}", out.stdout);
+    assert!(
+        lines
+            .get(1)
+            .is_some_and(|p| p.parse::<u32>().is_ok_and(|p| p > 1)),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines.get(2).is_some_and(|c| c.starts_with("sh -c")),
+        "{}",
+        out.stdout
+    );
+}
