@@ -90,8 +90,30 @@ mod tests {
     #[test]
     fn rewrites_go_style_flags() {
         assert_eq!(
-            n(&["-root", "/r", "--log-format=json", "run", "-b=/x", "--detach=true", "--debug=false", "id"], None),
-            ["--root", "/r", "--log-format", "json", "run", "-b", "/x", "--detach", "id"]
+            n(
+                &[
+                    "-root",
+                    "/r",
+                    "--log-format=json",
+                    "run",
+                    "-b=/x",
+                    "--detach=true",
+                    "--debug=false",
+                    "id"
+                ],
+                None
+            ),
+            [
+                "--root",
+                "/r",
+                "--log-format",
+                "json",
+                "run",
+                "-b",
+                "/x",
+                "--detach",
+                "id"
+            ]
         );
     }
 

@@ -17,12 +17,36 @@ struct Applet {
 }
 
 const APPLETS: &[Applet] = &[
-    Applet { name: "runc", summary: "OCI runtime, runc-compatible", entry: runc::main },
-    Applet { name: "containerd", summary: "container daemon", entry: not_yet },
-    Applet { name: "ctr", summary: "client for the container daemon", entry: not_yet },
-    Applet { name: "containerd-shim", summary: "containerd shim v2", entry: not_yet },
-    Applet { name: "containerd-shim-skiff-v2", summary: "containerd shim v2", entry: not_yet },
-    Applet { name: "skiff-fetch", summary: "pull images and make bundles", entry: not_yet },
+    Applet {
+        name: "runc",
+        summary: "OCI runtime, runc-compatible",
+        entry: runc::main,
+    },
+    Applet {
+        name: "containerd",
+        summary: "container daemon",
+        entry: not_yet,
+    },
+    Applet {
+        name: "ctr",
+        summary: "client for the container daemon",
+        entry: not_yet,
+    },
+    Applet {
+        name: "containerd-shim",
+        summary: "containerd shim v2",
+        entry: not_yet,
+    },
+    Applet {
+        name: "containerd-shim-skiff-v2",
+        summary: "containerd shim v2",
+        entry: not_yet,
+    },
+    Applet {
+        name: "skiff-fetch",
+        summary: "pull images and make bundles",
+        entry: not_yet,
+    },
 ];
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -50,13 +74,19 @@ fn usage() -> String {
 
 fn main() -> ExitCode {
     let mut argv: Vec<String> = std::env::args_os().map(lossy).collect();
-    let invoked = argv.first().map(|a| basename(a).to_string()).unwrap_or_default();
+    let invoked = argv
+        .first()
+        .map(|a| basename(a).to_string())
+        .unwrap_or_default();
     if let Some(applet) = lookup(&invoked) {
         argv.remove(0);
         return (applet.entry)(applet.name, argv);
     }
     if invoked != "skiff" {
-        eprintln!("skiff: unknown applet {invoked:?}; valid applets: {}", names());
+        eprintln!(
+            "skiff: unknown applet {invoked:?}; valid applets: {}",
+            names()
+        );
         return ExitCode::from(2);
     }
     match argv.get(1).map(String::as_str) {
@@ -72,7 +102,11 @@ fn main() -> ExitCode {
         }
         None | Some("--help" | "-h" | "help") => {
             print!("{}", usage());
-            if argv.len() > 1 { ExitCode::SUCCESS } else { ExitCode::from(2) }
+            if argv.len() > 1 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
         }
         Some(name) => match lookup(name) {
             Some(applet) => (applet.entry)(applet.name, argv.split_off(2)),
@@ -85,7 +119,11 @@ fn main() -> ExitCode {
 }
 
 fn names() -> String {
-    APPLETS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+    APPLETS
+        .iter()
+        .map(|a| a.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn basename(path: &str) -> &str {
@@ -93,5 +131,6 @@ fn basename(path: &str) -> &str {
 }
 
 fn lossy(s: OsString) -> String {
-    s.into_string().unwrap_or_else(|s| s.to_string_lossy().into_owned())
+    s.into_string()
+        .unwrap_or_else(|s| s.to_string_lossy().into_owned())
 }

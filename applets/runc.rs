@@ -24,17 +24,20 @@ struct Runc {
     /// set the log format: text (default) or json
     #[argh(option, default = "String::from(\"text\")")]
     log_format: String,
-    /// enable debug logging
+    /// enable debug logging (accepted; skiff logs only errors)
     #[argh(switch)]
+    #[allow(dead_code)]
     debug: bool,
     /// use systemd to manage cgroups (not supported: an error if used)
     #[argh(switch)]
     systemd_cgroup: bool,
     /// rootless mode: true, false or auto (accepted for compatibility)
     #[argh(option)]
+    #[allow(dead_code)]
     rootless: Option<String>,
     /// path to the criu binary (accepted for compatibility)
     #[argh(option)]
+    #[allow(dead_code)]
     criu: Option<String>,
     /// print the version
     #[argh(switch, short = 'v')]
@@ -120,6 +123,7 @@ struct RunCmd {
     pid_file: Option<String>,
     /// do not make the runtime a subreaper (accepted for compatibility)
     #[argh(switch)]
+    #[allow(dead_code)]
     no_subreaper: bool,
     /// do not use pivot_root to jail the process inside the rootfs
     #[argh(switch)]
@@ -206,12 +210,30 @@ struct DeleteCmd {
 
 const FLAGS: Flags = Flags {
     options: &[
-        "root", "log", "log-format", "rootless", "criu", "bundle", "console-socket", "pid-file",
-        "preserve-fds", "format",
+        "root",
+        "log",
+        "log-format",
+        "rootless",
+        "criu",
+        "bundle",
+        "console-socket",
+        "pid-file",
+        "preserve-fds",
+        "format",
     ],
     switches: &[
-        "debug", "systemd-cgroup", "version", "detach", "keep", "no-subreaper", "no-pivot",
-        "no-new-keyring", "quiet", "all", "force", "help",
+        "debug",
+        "systemd-cgroup",
+        "version",
+        "detach",
+        "keep",
+        "no-subreaper",
+        "no-pivot",
+        "no-new-keyring",
+        "quiet",
+        "all",
+        "force",
+        "help",
     ],
 };
 
@@ -229,11 +251,20 @@ impl Logger {
         if self.json {
             let mut w = json::Writer::compact();
             w.begin_object();
-            w.key("level").str(level).key("msg").str(msg).key("time").str(&time);
+            w.key("level")
+                .str(level)
+                .key("msg")
+                .str(msg)
+                .key("time")
+                .str(&time);
             w.end_object();
             w.finish()
         } else {
-            format!("time={} level={level} msg={}", json::quote(&time), json::quote(msg))
+            format!(
+                "time={} level={level} msg={}",
+                json::quote(&time),
+                json::quote(msg)
+            )
         }
     }
 
@@ -241,7 +272,11 @@ impl Logger {
         match &self.file {
             Some(path) => {
                 let line = self.line("error", msg);
-                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                {
                     let _ = writeln!(f, "{line}");
                 }
                 eprintln!("{msg}");
@@ -269,9 +304,15 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
             };
         }
     };
-    let logger = Logger { file: cli.log.clone(), json: cli.log_format == "json" };
+    let logger = Logger {
+        file: cli.log.clone(),
+        json: cli.log_format == "json",
+    };
     if cli.log_format != "text" && cli.log_format != "json" {
-        logger.error(&format!("invalid log-format {:?}: use text or json", cli.log_format));
+        logger.error(&format!(
+            "invalid log-format {:?}: use text or json",
+            cli.log_format
+        ));
         return ExitCode::from(1);
     }
     match dispatch(cli) {
@@ -293,7 +334,9 @@ fn dispatch(cli: Runc) -> Result<u8> {
         return Ok(0);
     }
     if cli.systemd_cgroup {
-        return Err(Error::new("--systemd-cgroup: systemd cgroup management is not supported by skiff (no systemd)"));
+        return Err(Error::new(
+            "--systemd-cgroup: systemd cgroup management is not supported by skiff (no systemd)",
+        ));
     }
     let root = StateRoot::new(&cli.root);
     let Some(command) = cli.command else {
@@ -302,9 +345,7 @@ fn dispatch(cli: Runc) -> Result<u8> {
     };
     match command {
         Command::Spec(c) => spec(c).map(|_| 0),
-        Command::Create(c) => {
-            runtime::create::create(&root, &c.options()).map(|_| 0)
-        }
+        Command::Create(c) => runtime::create::create(&root, &c.options()).map(|_| 0),
         Command::Start(c) => runtime::create::start(&root, &c.id).map(|_| 0),
         Command::Run(c) => {
             let status = ops::run(&root, &c.options())?;
@@ -379,13 +420,17 @@ fn spec(c: SpecCmd) -> Result<()> {
         rustix::process::getuid().as_raw(),
         rustix::process::getgid().as_raw(),
     );
-    std::fs::write(&path, text).map_err(|e| Error::from(e).wrap(format!("write {}", path.display())))
+    std::fs::write(&path, text)
+        .map_err(|e| Error::from(e).wrap(format!("write {}", path.display())))
 }
 
 fn list(root: &StateRoot, c: ListCmd) -> Result<()> {
     let containers = ops::list(root)?;
     if c.quiet {
-        let ids: String = containers.iter().map(|(c, _)| format!("{}\n", c.id())).collect();
+        let ids: String = containers
+            .iter()
+            .map(|(c, _)| format!("{}\n", c.id()))
+            .collect();
         print(&ids);
         return Ok(());
     }
@@ -398,11 +443,16 @@ fn list(root: &StateRoot, c: ListCmd) -> Result<()> {
             }
             w.end_array();
             // runc prints `null` for no containers.
-            let text = if containers.is_empty() { "null".to_string() } else { w.finish() };
+            let text = if containers.is_empty() {
+                "null".to_string()
+            } else {
+                w.finish()
+            };
             print(&format!("{text}\n"));
         }
         "table" => {
-            let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+            let mut rows =
+                vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
             for (container, status) in &containers {
                 rows.push([
                     container.id().to_string(),
@@ -415,7 +465,11 @@ fn list(root: &StateRoot, c: ListCmd) -> Result<()> {
             }
             print(&tabulate(&rows));
         }
-        other => return Err(Error::new(format!("invalid format option {other:?}: use table or json"))),
+        other => {
+            return Err(Error::new(format!(
+                "invalid format option {other:?}: use table or json"
+            )))
+        }
     }
     Ok(())
 }
@@ -459,7 +513,11 @@ fn ps_cmd(root: &StateRoot, c: PsCmd) -> Result<()> {
             let args: Vec<String> = c.ps_args.into_iter().skip_while(|a| a == "--").collect();
             print(&ps::table(&container, &args)?);
         }
-        other => return Err(Error::new(format!("invalid format option {other:?}: use table or json"))),
+        other => {
+            return Err(Error::new(format!(
+                "invalid format option {other:?}: use table or json"
+            )))
+        }
     }
     Ok(())
 }

@@ -89,7 +89,8 @@ fn syntax_error_offset(b: &[u8]) -> Option<usize> {
             Some(b'n') => literal(b, i, b"null"),
             Some(c) if *c == b'-' || c.is_ascii_digit() => {
                 let mut j = i + 1;
-                while j < b.len() && matches!(b[j], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') {
+                while j < b.len() && matches!(b[j], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
                     j += 1;
                 }
                 Ok(j)
@@ -183,7 +184,10 @@ impl<'a> Node<'a> {
     /// A member that must be there.
     pub fn need(&self, key: &str) -> Result<Node<'a>> {
         self.get(key)?.ok_or_else(|| {
-            Error::new(format!("{}: required field is missing", display_path(&join(&self.path, key))))
+            Error::new(format!(
+                "{}: required field is missing",
+                display_path(&join(&self.path, key))
+            ))
         })
     }
 
@@ -328,7 +332,13 @@ pub struct Writer {
 
 impl Writer {
     pub fn compact() -> Self {
-        Writer { out: String::new(), indent: None, first: Vec::new(), after_key: false, unit: "" }
+        Writer {
+            out: String::new(),
+            indent: None,
+            first: Vec::new(),
+            after_key: false,
+            unit: "",
+        }
     }
 
     /// Go's `MarshalIndent(v, "", "  ")`.
@@ -338,7 +348,13 @@ impl Writer {
 
     /// Indented by `unit` per level (runc's `spec` uses a tab).
     pub fn indented(unit: &'static str) -> Self {
-        Writer { out: String::new(), indent: Some(0), first: Vec::new(), after_key: false, unit }
+        Writer {
+            out: String::new(),
+            indent: Some(0),
+            first: Vec::new(),
+            after_key: false,
+            unit,
+        }
     }
 
     fn newline(&mut self) {
@@ -470,7 +486,13 @@ mod tests {
     fn type_errors_name_the_field() {
         let v = parse(r#"{"process":{"user":{"uid":"root"}}}"#, "c").unwrap();
         let root = Node::new(&v, "");
-        let uid = root.need("process").unwrap().need("user").unwrap().need("uid").unwrap();
+        let uid = root
+            .need("process")
+            .unwrap()
+            .need("user")
+            .unwrap()
+            .need("uid")
+            .unwrap();
         assert_eq!(
             uid.u32().unwrap_err().message(),
             "process.user.uid: expected an unsigned integer, found a string"

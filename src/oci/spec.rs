@@ -126,7 +126,10 @@ pub fn load(bundle: &Path) -> Result<Spec> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(format!("{shown}: no such file (is {} an OCI bundle?)", bundle.display()))
+            Error::new(format!(
+                "{shown}: no such file (is {} an OCI bundle?)",
+                bundle.display()
+            ))
         } else {
             Error::from(e).wrap(format!("read {shown}"))
         }
@@ -192,7 +195,9 @@ fn parse_process(p: &Node) -> Result<Process> {
         ..Process::default()
     };
     if !proc.cwd.starts_with('/') {
-        return Err(p.need("cwd")?.invalid(format!("{:?} is not an absolute path", proc.cwd)));
+        return Err(p
+            .need("cwd")?
+            .invalid(format!("{:?} is not an absolute path", proc.cwd)));
     }
     if let Some(cs) = p.get("consoleSize")? {
         let h = cs.need("height")?.u32()?;
@@ -213,7 +218,10 @@ fn parse_process(p: &Node) -> Result<Process> {
     if let Some(c) = p.get("capabilities")? {
         let set_of = |key: &str| -> Result<caps::Set> {
             let mut set = caps::Set::default();
-            for n in opt_strings(&c, key)?.iter().filter_map(|name| caps::from_name(name)) {
+            for n in opt_strings(&c, key)?
+                .iter()
+                .filter_map(|name| caps::from_name(name))
+            {
                 set.insert(n);
             }
             Ok(set)
@@ -230,14 +238,21 @@ fn parse_process(p: &Node) -> Result<Process> {
     if let Some(r) = p.get("rlimits")? {
         for item in r.items()? {
             let name = item.need("type")?.string()?;
-            let resource = rlimit_resource(&name)
-                .ok_or_else(|| item.need("type").map_or_else(|e| e, |t| t.invalid(format!("unknown rlimit {name:?}"))))?;
+            let resource = rlimit_resource(&name).ok_or_else(|| {
+                item.need("type")
+                    .map_or_else(|e| e, |t| t.invalid(format!("unknown rlimit {name:?}")))
+            })?;
             let soft = item.need("soft")?.u64()?;
             let hard = item.need("hard")?.u64()?;
             if proc.rlimits.iter().any(|r: &Rlimit| r.resource == resource) {
                 return Err(item.invalid(format!("duplicate rlimit {name}")));
             }
-            proc.rlimits.push(Rlimit { name, resource, soft, hard });
+            proc.rlimits.push(Rlimit {
+                name,
+                resource,
+                soft,
+                hard,
+            });
         }
     }
     proc.oom_score_adj = p.get("oomScoreAdj")?.map(|v| v.i32()).transpose()?;
@@ -249,7 +264,13 @@ fn parse_process(p: &Node) -> Result<Process> {
 
 fn unknown_cap_names(c: &Node) -> Result<Vec<String>> {
     let mut unknown = Vec::new();
-    for key in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+    for key in [
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    ] {
         for name in opt_strings(c, key)? {
             if caps::from_name(&name).is_none() && !unknown.contains(&name) {
                 unknown.push(name);
@@ -259,6 +280,8 @@ fn unknown_cap_names(c: &Node) -> Result<Vec<String>> {
     Ok(unknown)
 }
 
+// The constants are i32 on musl and u32 on glibc.
+#[allow(clippy::unnecessary_cast)]
 fn rlimit_resource(name: &str) -> Option<i32> {
     Some(match name {
         "RLIMIT_CPU" => libc::RLIMIT_CPU,
@@ -289,7 +312,9 @@ fn parse_mount(m: &Node) -> Result<Mount> {
         options: opt_strings(m, "options")?,
     };
     if !mount.destination.starts_with('/') {
-        return Err(m.need("destination")?.invalid(format!("{:?} is not an absolute path", mount.destination)));
+        return Err(m
+            .need("destination")?
+            .invalid(format!("{:?} is not an absolute path", mount.destination)));
     }
     Ok(mount)
 }
@@ -313,12 +338,20 @@ fn parse_linux(l: &Node) -> Result<Linux> {
     if let Some(nss) = l.get("namespaces")? {
         for item in nss.items()? {
             let t = item.need("type")?;
-            let kind = ns::Kind::from_oci(t.str()?)
-                .ok_or_else(|| t.invalid(format!("unknown namespace type {:?}", t.str().unwrap_or(""))))?;
+            let kind = ns::Kind::from_oci(t.str()?).ok_or_else(|| {
+                t.invalid(format!(
+                    "unknown namespace type {:?}",
+                    t.str().unwrap_or("")
+                ))
+            })?;
             if linux.namespace(kind).is_some() {
                 return Err(t.invalid(format!("duplicate {} namespace", kind.oci_name())));
             }
-            let path = item.get("path")?.map(|p| p.string()).transpose()?.filter(|p| !p.is_empty());
+            let path = item
+                .get("path")?
+                .map(|p| p.string())
+                .transpose()?
+                .filter(|p| !p.is_empty());
             linux.namespaces.push(Namespace { kind, path });
         }
     }
@@ -331,9 +364,8 @@ fn parse_linux(l: &Node) -> Result<Linux> {
         let v = p.string()?;
         match v.as_str() {
             "" => {}
-            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable" => {
-                linux.rootfs_propagation = Some(v)
-            }
+            "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
+            | "runbindable" => linux.rootfs_propagation = Some(v),
             _ => return Err(p.invalid(format!("unknown propagation {v:?}"))),
         }
     }
@@ -351,7 +383,9 @@ fn parse_linux(l: &Node) -> Result<Linux> {
             };
             let path = d.need("path")?.string()?;
             if !path.starts_with("/dev/") {
-                return Err(d.need("path")?.invalid(format!("{path:?} is not under /dev")));
+                return Err(d
+                    .need("path")?
+                    .invalid(format!("{path:?} is not under /dev")));
             }
             let num = |k: &str| -> Result<u32> {
                 match d.get(k)? {
@@ -371,18 +405,27 @@ fn parse_linux(l: &Node) -> Result<Linux> {
             });
         }
     }
-    linux.cgroups_path = l.get("cgroupsPath")?.map(|v| v.string()).transpose()?.filter(|s| !s.is_empty());
+    linux.cgroups_path = l
+        .get("cgroupsPath")?
+        .map(|v| v.string())
+        .transpose()?
+        .filter(|s| !s.is_empty());
     for (key, _) in l.entries()? {
         if matches!(key, "seccomp" | "intelRdt" | "personality") {
             linux.unsupported.push(format!("linux.{key}"));
         }
     }
-    let has_user_ns = linux.namespace(ns::Kind::User).is_some_and(|n| n.path.is_none());
+    let has_user_ns = linux
+        .namespace(ns::Kind::User)
+        .is_some_and(|n| n.path.is_none());
     if has_user_ns && (linux.uid_mappings.is_empty() || linux.gid_mappings.is_empty()) {
         return Err(l.invalid("a new user namespace needs uidMappings and gidMappings"));
     }
-    if !has_user_ns && !(linux.uid_mappings.is_empty() && linux.gid_mappings.is_empty()) {
-        return Err(l.invalid("uidMappings/gidMappings are set but no new user namespace is requested"));
+    let has_maps = !linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty();
+    if !has_user_ns && has_maps {
+        return Err(
+            l.invalid("uidMappings/gidMappings are set but no new user namespace is requested")
+        );
     }
     Ok(linux)
 }
@@ -432,12 +475,21 @@ mod tests {
             "process.user.uid: expected an unsigned integer, found a string"
         );
         let bad = MIN.replace(r#"{"path":"rootfs"}"#, r#"{"readonly":true}"#);
-        assert_eq!(parse(&bad).unwrap_err().message(), "root.path: required field is missing");
-        let bad = MIN.replace("\"root\"", "\"linux\":{\"namespaces\":[{\"type\":\"bogus\"}]},\"root\"");
+        assert_eq!(
+            parse(&bad).unwrap_err().message(),
+            "root.path: required field is missing"
+        );
+        let bad = MIN.replace(
+            "\"root\"",
+            "\"linux\":{\"namespaces\":[{\"type\":\"bogus\"}]},\"root\"",
+        );
         assert_eq!(
             parse(&bad).unwrap_err().message(),
             "linux.namespaces[0].type: unknown namespace type \"bogus\""
         );
-        assert!(parse("{").unwrap_err().message().starts_with("invalid JSON at line 1"));
+        assert!(parse("{")
+            .unwrap_err()
+            .message()
+            .starts_with("invalid JSON at line 1"));
     }
 }

@@ -56,11 +56,15 @@ pub fn validate_id(id: &str) -> Result<()> {
         && id != "."
         && id != ".."
         && id.len() <= 1024
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::new(format!("invalid container id {id:?}: use letters, digits and _+-. only")))
+        Err(Error::new(format!(
+            "invalid container id {id:?}: use letters, digits and _+-. only"
+        )))
     }
 }
 
@@ -81,7 +85,8 @@ impl StateRoot {
     /// wins (mkdir is atomic); the loser hears that the id exists.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("create state root {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("create state root {}", self.dir.display()))?;
         let dir = self.container_dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {
@@ -195,7 +200,10 @@ impl Container {
 
     /// Write state.json atomically (write temp, fsync, rename).
     pub fn save(&self) -> Result<()> {
-        write_atomic(&self.dir.join(STATE_FILE), miniserde::json::to_string(&self.state).as_bytes())
+        write_atomic(
+            &self.dir.join(STATE_FILE),
+            miniserde::json::to_string(&self.state).as_bytes(),
+        )
     }
 
     /// Remove the state dir.
@@ -235,5 +243,6 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     f.write_all(data)
         .and_then(|_| f.sync_all())
         .with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
 }

@@ -62,7 +62,8 @@ fn recv(fd: &OwnedFd) -> Result<Vec<u8>> {
 }
 
 fn send(fd: &OwnedFd, msg: &[u8]) -> Result<()> {
-    rustix::net::send(fd, msg, rustix::net::SendFlags::NOSIGNAL).context("write to init channel")?;
+    rustix::net::send(fd, msg, rustix::net::SendFlags::NOSIGNAL)
+        .context("write to init channel")?;
     Ok(())
 }
 
@@ -120,10 +121,16 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
     let bundle = spec::bundle_dir(&opts.bundle)?;
     let spec = spec::load(&bundle)?;
     if let Some(section) = spec.linux.unsupported.first() {
-        crate::bail!("{}: {section}: not supported by this build yet", bundle.join("config.json").display());
+        crate::bail!(
+            "{}: {section}: not supported by this build yet",
+            bundle.join("config.json").display()
+        );
     }
     let process = spec.process.as_ref().ok_or_else(|| {
-        Error::new(format!("{}: process: required field is missing", bundle.join("config.json").display()))
+        Error::new(format!(
+            "{}: process: required field is missing",
+            bundle.join("config.json").display()
+        ))
     })?;
     let rootfs = spec.rootfs(&bundle);
     if !rootfs.is_dir() {
@@ -132,18 +139,28 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
     if spec.linux.namespace(ns::Kind::Mount).is_none() {
         crate::bail!("linux.namespaces: a mount namespace is required");
     }
-    if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && spec.linux.namespace(ns::Kind::Uts).is_none() {
+    if spec.hostname.as_deref().is_some_and(|h| !h.is_empty())
+        && spec.linux.namespace(ns::Kind::Uts).is_none()
+    {
         crate::bail!("hostname: unable to set a hostname without a private UTS namespace");
     }
-    if spec.linux.namespace(ns::Kind::User).is_some_and(|n| n.path.is_some()) {
-        crate::bail!("linux.namespaces: joining a user namespace by path is not supported by this build yet");
+    if spec
+        .linux
+        .namespace(ns::Kind::User)
+        .is_some_and(|n| n.path.is_some())
+    {
+        crate::bail!(
+            "linux.namespaces: joining a user namespace by path is not supported by this build yet"
+        );
     }
     check_sysctls(&spec)?;
     match (process.terminal, &opts.console_socket) {
         (true, None) if !opts.own_console => {
             crate::bail!("cannot allocate tty if runc will detach without setting console socket")
         }
-        (false, Some(_)) => crate::bail!("cannot use console socket if runc will not detach or allocate tty"),
+        (false, Some(_)) => {
+            crate::bail!("cannot use console socket if runc will not detach or allocate tty")
+        }
         _ => {}
     }
     Ok((bundle, spec))
@@ -153,8 +170,14 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
 /// container's own; anything else would change the host.
 fn check_sysctls(spec: &Spec) -> Result<()> {
     const IPC: &[&str] = &[
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     let has = |k: ns::Kind| spec.linux.namespace(k).is_some();
     for (key, _) in &spec.linux.sysctl {
@@ -168,7 +191,9 @@ fn check_sysctls(spec: &Spec) -> Result<()> {
             false
         };
         if !ok {
-            crate::bail!("linux.sysctl: {key} is not in a separate kernel namespace of the container");
+            crate::bail!(
+                "linux.sysctl: {key} is not in a separate kernel namespace of the container"
+            );
         }
     }
     Ok(())
@@ -180,7 +205,10 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     let dir = root.create_dir(&opts.id)?;
     let mut guard = DirGuard(Some(dir.clone()));
     let (console, own_end) = match &opts.console_socket {
-        Some(p) => (Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?), None),
+        Some(p) => (
+            Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
+            None,
+        ),
         None if spec.process.as_ref().is_some_and(|p| p.terminal) => {
             let (a, b) = UnixStream::pair().context("socketpair for the console")?;
             (Some(a), Some(b))
@@ -194,12 +222,19 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
         })?;
     }
     guard.0 = None;
-    Ok(Created { container, console: own_end })
+    Ok(Created {
+        container,
+        console: own_end,
+    })
 }
 
 fn write_pid_file(path: &str, pid: process::Pid) -> Result<()> {
     let p = Path::new(path);
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
     container::write_atomic(&abs, pid.to_string().as_bytes())
 }
 
@@ -207,8 +242,13 @@ fn write_pid_file(path: &str, pid: process::Pid) -> Result<()> {
 /// keeps the path short whatever the length of --root.
 fn bind_exec_socket(dir: &Path) -> Result<UnixListener> {
     let dirfd = crate::sys::fs::open_root(&dir.to_string_lossy())?;
-    let path = format!("{}/{}", crate::sys::fs::proc_path(&dirfd), super::EXEC_SOCKET);
-    UnixListener::bind(&path).with_context(|| format!("bind {}", dir.join(super::EXEC_SOCKET).display()))
+    let path = format!(
+        "{}/{}",
+        crate::sys::fs::proc_path(&dirfd),
+        super::EXEC_SOCKET
+    );
+    UnixListener::bind(&path)
+        .with_context(|| format!("bind {}", dir.join(super::EXEC_SOCKET).display()))
 }
 
 fn open_ns_paths(spec: &Spec) -> Result<Vec<(ns::Kind, OwnedFd)>> {
@@ -217,14 +257,29 @@ fn open_ns_paths(spec: &Spec) -> Result<Vec<(ns::Kind, OwnedFd)>> {
         .iter()
         .filter_map(|n| n.path.as_ref().map(|p| (n.kind, p)))
         .map(|(kind, path)| {
-            let fd = rustix::fs::open(path.as_str(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .with_context(|| format!("linux.namespaces: {} namespace path {path}", kind.oci_name()))?;
+            let fd = rustix::fs::open(
+                path.as_str(),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .with_context(|| {
+                format!(
+                    "linux.namespaces: {} namespace path {path}",
+                    kind.oci_name()
+                )
+            })?;
             Ok((kind, fd))
         })
         .collect()
 }
 
-fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions, console: Option<UnixStream>) -> Result<Container> {
+fn spawn(
+    dir: &Path,
+    bundle: &Path,
+    spec: &Spec,
+    opts: &CreateOptions,
+    console: Option<UnixStream>,
+) -> Result<Container> {
     let process = spec.process.as_ref().expect("validated");
     let listener = bind_exec_socket(dir)?;
     let joins = open_ns_paths(spec)?;
@@ -247,7 +302,11 @@ fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions, console: 
         .map(|n| n.kind.clone_flag())
         .fold(0, |a, b| a | b);
     let new_userns = new_flags & ns::Kind::User.clone_flag() != 0;
-    let cgroups = if spec.mounts.iter().any(|m| m.kind == "cgroup" || m.kind == "cgroup2") {
+    let cgroups = if spec
+        .mounts
+        .iter()
+        .any(|m| m.kind == "cgroup" || m.kind == "cgroup2")
+    {
         super::rootfs::plan_cgroup_binds()?
     } else {
         Vec::new()
@@ -269,7 +328,9 @@ fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions, console: 
                 console,
                 joins: init_joins,
                 new_userns,
+                container_id: &opts.id,
                 no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 cgroups,
             })
@@ -297,9 +358,15 @@ fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions, console: 
                 rootfs: rootfs.to_string_lossy().into_owned(),
                 created: crate::time::now_rfc3339(),
                 annotations: spec.annotations.iter().cloned().collect(),
-                own_pid_ns: spec.linux.namespace(ns::Kind::Pid).is_some_and(|n| n.path.is_none()),
+                own_pid_ns: spec
+                    .linux
+                    .namespace(ns::Kind::Pid)
+                    .is_some_and(|n| n.path.is_none()),
             };
-            let container = Container { dir: dir.to_path_buf(), state };
+            let container = Container {
+                dir: dir.to_path_buf(),
+                state,
+            };
             container.save().map_err(fail)?;
             Ok(container)
         }
@@ -312,7 +379,9 @@ fn spawn(dir: &Path, bundle: &Path, spec: &Spec, opts: &CreateOptions, console: 
 
 fn write_id_maps(pid: process::Pid, spec: &Spec) -> Result<()> {
     let fmt = |maps: &[spec::IdMap]| -> String {
-        maps.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect()
+        maps.iter()
+            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+            .collect()
     };
     for (file, maps, field) in [
         ("uid_map", &spec.linux.uid_mappings, "linux.uidMappings"),
@@ -331,21 +400,30 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     match c.status() {
         super::Status::Created => {}
         super::Status::Stopped => crate::bail!("cannot start a container that has stopped"),
-        super::Status::Running | super::Status::Paused => crate::bail!("cannot start an already running container"),
+        super::Status::Running | super::Status::Paused => {
+            crate::bail!("cannot start an already running container")
+        }
     }
     let sock_path = c.dir.join(super::EXEC_SOCKET);
     let dirfd = crate::sys::fs::open_root(&c.dir.to_string_lossy())?;
-    let mut conn = UnixStream::connect(format!("{}/{}", crate::sys::fs::proc_path(&dirfd), super::EXEC_SOCKET))
-        .with_context(|| format!("start container {id}: connect {}", sock_path.display()))?;
+    let mut conn = UnixStream::connect(format!(
+        "{}/{}",
+        crate::sys::fs::proc_path(&dirfd),
+        super::EXEC_SOCKET
+    ))
+    .with_context(|| format!("start container {id}: connect {}", sock_path.display()))?;
     let _ = std::fs::remove_file(&sock_path);
     // The init answers with one byte when it is released, then execs (which
     // closes its end) or writes why exec failed.
     let mut reply = Vec::new();
-    conn.read_to_end(&mut reply).with_context(|| format!("start container {id}"))?;
+    conn.read_to_end(&mut reply)
+        .with_context(|| format!("start container {id}"))?;
     match reply.split_first() {
         Some((0, [])) => Ok(()),
         Some((0, why)) => Err(Error::new(String::from_utf8_lossy(why).into_owned())),
-        _ => Err(Error::new(format!("start container {id}: its init died before it could exec"))),
+        _ => Err(Error::new(format!(
+            "start container {id}: its init died before it could exec"
+        ))),
     }
 }
 

@@ -13,6 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
 pub(crate) struct InitContext<'a> {
+    pub container_id: &'a str,
     pub spec: &'a Spec,
     pub process: &'a Process,
     pub rootfs: &'a Path,
@@ -24,6 +25,7 @@ pub(crate) struct InitContext<'a> {
     pub joins: Vec<(ns::Kind, OwnedFd)>,
     pub new_userns: bool,
     pub no_pivot: bool,
+    pub no_new_keyring: bool,
     pub preserve_fds: u32,
     /// Host cgroups to show under `cgroup` mounts.
     pub cgroups: Vec<rootfs::CgroupBind>,
@@ -78,19 +80,31 @@ fn prepare(ctx: &InitContext) -> Result<Exec> {
         ns::enter(fd, *kind)?;
     }
     process::setsid()?;
+    if !ctx.no_new_keyring {
+        crate::sys::keyring::join_new_session(ctx.container_id)?;
+    }
     // The modes of the files we create are given explicitly.
     process::umask(0);
     let proc = ctx.process;
     if let Some(adj) = proc.oom_score_adj {
         write_oom_score_adj(adj)?;
     }
-    let console = rootfs::prepare(ctx.spec, ctx.rootfs, ctx.bundle, ctx.new_userns, proc.terminal, &ctx.cgroups)?;
+    let console = rootfs::prepare(
+        ctx.spec,
+        ctx.rootfs,
+        ctx.bundle,
+        ctx.new_userns,
+        proc.terminal,
+        &ctx.cgroups,
+    )?;
     rootfs::enter(ctx.rootfs, ctx.no_pivot)?;
     if let Some(name) = ctx.spec.hostname.as_deref().filter(|h| !h.is_empty()) {
-        rustix::system::sethostname(name.as_bytes()).with_context(|| format!("hostname: set {name:?}"))?;
+        rustix::system::sethostname(name.as_bytes())
+            .with_context(|| format!("hostname: set {name:?}"))?;
     }
     if let Some(name) = ctx.spec.domainname.as_deref().filter(|h| !h.is_empty()) {
-        rustix::system::setdomainname(name.as_bytes()).with_context(|| format!("domainname: set {name:?}"))?;
+        rustix::system::setdomainname(name.as_bytes())
+            .with_context(|| format!("domainname: set {name:?}"))?;
     }
     rootfs::finish(ctx.spec)?;
     if let Some(pty) = console {
@@ -106,7 +120,8 @@ fn prepare(ctx: &InitContext) -> Result<Exec> {
     let early_cwd = rustix::process::chdir(proc.cwd.as_str());
     change_user(proc)?;
     if early_cwd.is_err() {
-        rustix::process::chdir(proc.cwd.as_str()).with_context(|| format!("process.cwd: chdir {}", proc.cwd))?;
+        rustix::process::chdir(proc.cwd.as_str())
+            .with_context(|| format!("process.cwd: chdir {}", proc.cwd))?;
     }
     if proc.no_new_privileges {
         process::set_no_new_privs()?;
@@ -118,7 +133,11 @@ fn prepare(ctx: &InitContext) -> Result<Exec> {
         process::clear_cloexec(fd)?;
     }
     process::set_parent_death_signal(0)?;
-    Ok(Exec { path, args: proc.args.clone(), env })
+    Ok(Exec {
+        path,
+        args: proc.args.clone(),
+        env,
+    })
 }
 
 fn write_oom_score_adj(adj: i32) -> Result<()> {
@@ -139,7 +158,8 @@ fn attach_console(pty: rootfs::Console, socket: Option<&UnixStream>, proc: &Proc
     if let Some((rows, cols)) = proc.console_size {
         pty::set_size(&pty.master, rows, cols)?;
     }
-    sock::send_fd(socket, b"/dev/ptmx", pty.master.as_raw_fd()).context("send the pty master to the console socket")?;
+    sock::send_fd(socket, b"/dev/ptmx", pty.master.as_raw_fd())
+        .context("send the pty master to the console socket")?;
     for fd in 0..3 {
         process::dup2(pty.slave.as_raw_fd(), fd)?;
     }
@@ -151,7 +171,10 @@ fn attach_console(pty: rootfs::Console, socket: Option<&UnixStream>, proc: &Proc
 fn environment(proc: &Process) -> Vec<String> {
     let mut env = proc.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(proc.user.uid).unwrap_or_else(|| "/".into())));
+        env.push(format!(
+            "HOME={}",
+            home_of(proc.user.uid).unwrap_or_else(|| "/".into())
+        ));
     }
     env
 }
@@ -191,16 +214,27 @@ fn change_user(proc: &Process) -> Result<()> {
 /// Find args[0] as execve would through the container's PATH, so a missing
 /// binary fails `create`, not `start`.
 fn find_executable(arg0: &str, env: &[String]) -> Result<String> {
-    let not_found = || Error::new(format!("exec: {arg0:?}: executable file not found in $PATH"));
-    let runnable = |p: &str| rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok() && !Path::new(p).is_dir();
+    let not_found = || {
+        Error::new(format!(
+            "exec: {arg0:?}: executable file not found in $PATH"
+        ))
+    };
+    let runnable = |p: &str| {
+        rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok() && !Path::new(p).is_dir()
+    };
     if arg0.contains('/') {
         return if runnable(arg0) {
             Ok(arg0.to_string())
         } else {
-            Err(Error::new(format!("exec: {arg0:?}: no such file, or not executable")))
+            Err(Error::new(format!(
+                "exec: {arg0:?}: no such file, or not executable"
+            )))
         };
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
     path.split(':')
         .map(|dir| format!("{}/{arg0}", if dir.is_empty() { "." } else { dir }))
         .find(|p| runnable(p))

@@ -17,7 +17,7 @@ mod rootfs;
 pub mod spec_default;
 mod tty;
 
-pub use container::{Container, Status, StateRoot};
+pub use container::{Container, StateRoot, Status};
 
 /// Name of the start handshake socket in a container's state dir.
 pub(crate) const EXEC_SOCKET: &str = "exec.sock";

@@ -11,7 +11,8 @@ use crate::sys::{process, signal};
 /// Send `sig` to the init through a pidfd taken after checking it is still
 /// our init, so a reused pid is never signalled.
 fn signal_init(c: &Container, sig: i32) -> Result<()> {
-    let pidfd = process::pidfd_open(c.state.pid).with_context(|| format!("signal container {}", c.id()))?;
+    let pidfd =
+        process::pidfd_open(c.state.pid).with_context(|| format!("signal container {}", c.id()))?;
     if !c.init_alive() {
         crate::bail!("container not running");
     }
@@ -51,7 +52,11 @@ fn kill_and_wait(c: &Container) -> Result<()> {
     // In its own pid namespace, the init's death takes every other process.
     let _ = process::pidfd_send_signal(&pidfd, libc::SIGKILL);
     if !process::pidfd_wait(&pidfd, 10_000) {
-        crate::bail!("container {}: init {} did not die after SIGKILL", c.id(), c.state.pid);
+        crate::bail!(
+            "container {}: init {} did not die after SIGKILL",
+            c.id(),
+            c.state.pid
+        );
     }
     // A zombie counts as stopped; our own child is reaped here.
     let _ = process::wait_pid(c.state.pid, true);
@@ -62,10 +67,21 @@ fn kill_and_wait(c: &Container) -> Result<()> {
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     let c = match root.load(id) {
         Ok(c) => c,
-        Err(e) if force && !root.path().join(id).join(super::container::STATE_FILE).exists() => {
+        Err(e)
+            if force
+                && !root
+                    .path()
+                    .join(id)
+                    .join(super::container::STATE_FILE)
+                    .exists() =>
+        {
             // Nothing to delete; a leftover dir without state goes too.
             let _ = std::fs::remove_dir_all(root.path().join(id));
-            return if e.message().starts_with("invalid container id") { Err(e) } else { Ok(()) };
+            return if e.message().starts_with("invalid container id") {
+                Err(e)
+            } else {
+                Ok(())
+            };
         }
         Err(e) => return Err(e),
     };
@@ -75,7 +91,10 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         Status::Created => kill_and_wait(&c)?,
         status @ (Status::Running | Status::Paused) => {
             if !force {
-                crate::bail!("cannot delete container {id} that is not stopped: {}", status.as_str());
+                crate::bail!(
+                    "cannot delete container {id} that is not stopped: {}",
+                    status.as_str()
+                );
             }
             kill_and_wait(&c)?;
         }
@@ -97,7 +116,11 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
     let id = &opts.create.id;
     // Blocked from before the clone, so no signal slips between the init's
     // birth and the forwarding loop; the init unblocks them before exec.
-    let saved = if opts.detach { None } else { Some(signal::block_all()?) };
+    let saved = if opts.detach {
+        None
+    } else {
+        Some(signal::block_all()?)
+    };
     let restore = |saved: &Option<signal::Mask>| {
         if let Some(m) = saved {
             let _ = signal::restore(m);
@@ -181,4 +204,3 @@ pub fn owner_name(c: &Container) -> String {
         })
         .unwrap_or_else(|| uid.to_string())
 }
-

@@ -50,7 +50,11 @@ pub(crate) fn prepare(
     terminal: bool,
     cgroups: &[CgroupBind],
 ) -> Result<Option<Console>> {
-    let prop = spec.linux.rootfs_propagation.as_deref().map_or(m::MS_SLAVE | m::MS_REC, propagation_flags);
+    let prop = spec
+        .linux
+        .rootfs_propagation
+        .as_deref()
+        .map_or(m::MS_SLAVE | m::MS_REC, propagation_flags);
     m::mount("", "/", "", prop, "").context("set propagation of /")?;
     let rootfs_s = rootfs.to_string_lossy();
     m::mount(&rootfs_s, &rootfs_s, "", m::MS_BIND | m::MS_REC, "")
@@ -60,7 +64,10 @@ pub(crate) fn prepare(
         mount_one(&root, bundle, mnt, userns, cgroups)
             .map_err(|e| e.wrap(format!("mounts[{i}] {}", mnt.destination)))?;
     }
-    let dev_is_bound = spec.mounts.iter().any(|x| clean(&x.destination) == "/dev" && is_bind(x));
+    let dev_is_bound = spec
+        .mounts
+        .iter()
+        .any(|x| clean(&x.destination) == "/dev" && is_bind(x));
     if !dev_is_bound {
         make_devices(&root, &spec.linux.devices, userns)?;
         make_dev_links(&root, spec)?;
@@ -90,18 +97,38 @@ fn reopen(root: &OwnedFd, dest: &str) -> Result<OwnedFd> {
     sysfs::open_in_root(root, dest, OFlags::PATH).with_context(|| format!("resolve {dest}"))
 }
 
-fn mount_one(root: &OwnedFd, bundle: &Path, mnt: &Mount, userns: bool, cgroups: &[CgroupBind]) -> Result<()> {
+fn mount_one(
+    root: &OwnedFd,
+    bundle: &Path,
+    mnt: &Mount,
+    userns: bool,
+    cgroups: &[CgroupBind],
+) -> Result<()> {
     let opts = m::parse_options(&mnt.options);
     if !opts.unsupported.is_empty() {
-        crate::bail!("mount option {} not supported by this build", opts.unsupported.join(","));
+        crate::bail!(
+            "mount option {} not supported by this build",
+            opts.unsupported.join(",")
+        );
     }
     if is_bind(mnt) {
-        let src = if mnt.source.starts_with('/') { Path::new(&mnt.source).to_path_buf() } else { bundle.join(&mnt.source) };
-        let meta = std::fs::metadata(&src).with_context(|| format!("bind source {}", src.display()))?;
+        let src = if mnt.source.starts_with('/') {
+            Path::new(&mnt.source).to_path_buf()
+        } else {
+            bundle.join(&mnt.source)
+        };
+        let meta =
+            std::fs::metadata(&src).with_context(|| format!("bind source {}", src.display()))?;
         let leaf = if meta.is_dir() { Leaf::Dir } else { Leaf::File };
         let dest = sysfs::ensure_in_root(root, &mnt.destination, leaf, 0o755)?;
-        m::mount(&src.to_string_lossy(), &sysfs::proc_path(&dest), "", m::MS_BIND | (opts.flags & m::MS_REC), "")
-            .with_context(|| format!("bind {}", src.display()))?;
+        m::mount(
+            &src.to_string_lossy(),
+            &sysfs::proc_path(&dest),
+            "",
+            m::MS_BIND | (opts.flags & m::MS_REC),
+            "",
+        )
+        .with_context(|| format!("bind {}", src.display()))?;
         let dest = reopen(root, &mnt.destination)?;
         let extra = opts.flags & m::BIND_REMOUNT_FLAGS;
         if extra != 0 {
@@ -116,7 +143,11 @@ fn mount_one(root: &OwnedFd, bundle: &Path, mnt: &Mount, userns: bool, cgroups: 
         crate::bail!("type is required for a mount that is not a bind mount");
     }
     let dest = sysfs::ensure_in_root(root, &mnt.destination, Leaf::Dir, 0o755)?;
-    let source = if mnt.source.is_empty() { &mnt.kind } else { &mnt.source };
+    let source = if mnt.source.is_empty() {
+        &mnt.kind
+    } else {
+        &mnt.source
+    };
     let target = sysfs::proc_path(&dest);
     match m::mount(source, &target, &mnt.kind, opts.flags, &opts.data) {
         Ok(()) => {}
@@ -174,17 +205,28 @@ pub(crate) fn remount_bind(target: &str, flags: Flags) -> Result<()> {
     if first.is_ok() {
         return Ok(());
     }
-    m::mount("", target, "", m::MS_BIND | m::MS_REMOUNT | flags | locked, "").context("remount bind mount")
+    m::mount(
+        "",
+        target,
+        "",
+        m::MS_BIND | m::MS_REMOUNT | flags | locked,
+        "",
+    )
+    .context("remount bind mount")
 }
 
 /// The cgroup hierarchies this process is in, as (name, host path of our
 /// cgroup). Read before the init's cgroup namespace exists.
 pub(crate) fn plan_cgroup_binds() -> Result<Vec<CgroupBind>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let membership = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let membership =
+        std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
     let mut binds = Vec::new();
     for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let l: Vec<&str> = left.split(' ').collect();
         let r: Vec<&str> = right.split(' ').collect();
         if l.len() < 5 || r.len() < 3 || !(r[0] == "cgroup" || r[0] == "cgroup2") {
@@ -193,7 +235,11 @@ pub(crate) fn plan_cgroup_binds() -> Result<Vec<CgroupBind>> {
         let (mount_root, mount_point) = (l[3], l[4]);
         let controllers: Vec<&str> = r[2]
             .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("nsdelegate") && !o.starts_with("memory_"))
+            .filter(|o| {
+                !matches!(*o, "rw" | "ro")
+                    && !o.starts_with("nsdelegate")
+                    && !o.starts_with("memory_")
+            })
             .collect();
         let path = membership.lines().find_map(|cl| {
             let mut it = cl.splitn(3, ':');
@@ -210,30 +256,61 @@ pub(crate) fn plan_cgroup_binds() -> Result<Vec<CgroupBind>> {
             matches.then_some(path)
         });
         let Some(path) = path else { continue };
-        let rel = path.strip_prefix(mount_root.trim_end_matches('/')).unwrap_or(path);
-        let name = mount_point.rsplit('/').next().unwrap_or(mount_point).to_string();
-        binds.push(CgroupBind { name, source: format!("{mount_point}{rel}") });
+        let rel = path
+            .strip_prefix(mount_root.trim_end_matches('/'))
+            .unwrap_or(path);
+        let name = mount_point
+            .rsplit('/')
+            .next()
+            .unwrap_or(mount_point)
+            .to_string();
+        binds.push(CgroupBind {
+            name,
+            source: format!("{mount_point}{rel}"),
+        });
     }
     Ok(binds)
 }
 
+// f_type's integer type differs between musl and glibc.
+#[allow(clippy::unnecessary_cast)]
 fn host_is_cgroup2() -> bool {
-    rustix::fs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)
+    rustix::fs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)
 }
 
-fn mount_cgroup(root: &OwnedFd, mnt: &Mount, opts: &m::Options, cgroups: &[CgroupBind]) -> Result<()> {
+fn mount_cgroup(
+    root: &OwnedFd,
+    mnt: &Mount,
+    opts: &m::Options,
+    cgroups: &[CgroupBind],
+) -> Result<()> {
     let dest = sysfs::ensure_in_root(root, &mnt.destination, Leaf::Dir, 0o755)?;
     if host_is_cgroup2() {
-        return m::mount("cgroup2", &sysfs::proc_path(&dest), "cgroup2", opts.flags, "").context("mount cgroup2");
+        return m::mount(
+            "cgroup2",
+            &sysfs::proc_path(&dest),
+            "cgroup2",
+            opts.flags,
+            "",
+        )
+        .context("mount cgroup2");
     }
     // cgroup v1: a tmpfs holding one bind of our cgroup per hierarchy.
     let base = opts.flags & (m::MS_NOSUID | m::MS_NODEV | m::MS_NOEXEC);
-    m::mount("tmpfs", &sysfs::proc_path(&dest), "tmpfs", base, "mode=755").context("mount cgroup tmpfs")?;
+    m::mount("tmpfs", &sysfs::proc_path(&dest), "tmpfs", base, "mode=755")
+        .context("mount cgroup tmpfs")?;
     for cg in cgroups {
         let sub = format!("{}/{}", mnt.destination.trim_end_matches('/'), cg.name);
         let d = sysfs::ensure_in_root(root, &sub, Leaf::Dir, 0o755)?;
-        m::mount(&cg.source, &sysfs::proc_path(&d), "", m::MS_BIND | m::MS_REC, "")
-            .with_context(|| format!("bind {}", cg.source))?;
+        m::mount(
+            &cg.source,
+            &sysfs::proc_path(&d),
+            "",
+            m::MS_BIND | m::MS_REC,
+            "",
+        )
+        .with_context(|| format!("bind {}", cg.source))?;
         let d = reopen(root, &sub)?;
         remount_bind(&sysfs::proc_path(&d), opts.flags & m::BIND_REMOUNT_FLAGS)?;
         // Combined hierarchies (cpu,cpuacct) are also reachable by each name.
@@ -246,7 +323,14 @@ fn mount_cgroup(root: &OwnedFd, mnt: &Mount, opts: &m::Options, cgroups: &[Cgrou
     }
     if opts.flags & m::MS_RDONLY != 0 {
         let d = reopen(root, &mnt.destination)?;
-        m::mount("", &sysfs::proc_path(&d), "", m::MS_REMOUNT | m::MS_RDONLY | base, "").context("remount cgroup tmpfs read-only")?;
+        m::mount(
+            "",
+            &sysfs::proc_path(&d),
+            "",
+            m::MS_REMOUNT | m::MS_RDONLY | base,
+            "",
+        )
+        .context("remount cgroup tmpfs read-only")?;
     }
     Ok(())
 }
@@ -262,7 +346,14 @@ fn default_devices() -> Vec<Device> {
         uid: Some(0),
         gid: Some(0),
     };
-    vec![dev("null", 1, 3), dev("zero", 1, 5), dev("full", 1, 7), dev("random", 1, 8), dev("urandom", 1, 9), dev("tty", 5, 0)]
+    vec![
+        dev("null", 1, 3),
+        dev("zero", 1, 5),
+        dev("full", 1, 7),
+        dev("random", 1, 8),
+        dev("urandom", 1, 9),
+        dev("tty", 5, 0),
+    ]
 }
 
 fn make_devices(root: &OwnedFd, extra: &[Device], userns: bool) -> Result<()> {
@@ -285,11 +376,18 @@ fn make_device(root: &OwnedFd, d: &Device, userns: bool) -> Result<()> {
     let _ = rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty());
     if userns {
         // mknod is refused in a user namespace: bind the host's node.
-        let f = rustix::fs::openat(&dir, name, OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, rustix::fs::Mode::from_raw_mode(0o000))
-            .with_context(|| format!("create {}", d.path))?;
+        let f = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o000),
+        )
+        .with_context(|| format!("create {}", d.path))?;
         drop(f);
-        let target = sysfs::open_in_root(root, &d.path, OFlags::PATH).with_context(|| format!("resolve {}", d.path))?;
-        return m::mount(&d.path, &sysfs::proc_path(&target), "", m::MS_BIND, "").with_context(|| format!("bind host {}", d.path));
+        let target = sysfs::open_in_root(root, &d.path, OFlags::PATH)
+            .with_context(|| format!("resolve {}", d.path))?;
+        return m::mount(&d.path, &sysfs::proc_path(&target), "", m::MS_BIND, "")
+            .with_context(|| format!("bind host {}", d.path));
     }
     let kind = match d.kind {
         'b' => libc::S_IFBLK,
@@ -319,7 +417,10 @@ fn make_dev_links(root: &OwnedFd, spec: &Spec) -> Result<()> {
     if Path::new("/proc/kcore").exists() {
         links.push(("/proc/kcore", "core"));
     }
-    let has_devpts = spec.mounts.iter().any(|x| clean(&x.destination) == "/dev/pts" && x.kind == "devpts");
+    let has_devpts = spec
+        .mounts
+        .iter()
+        .any(|x| clean(&x.destination) == "/dev/pts" && x.kind == "devpts");
     if has_devpts {
         let _ = rustix::fs::unlinkat(&dev, "ptmx", rustix::fs::AtFlags::empty());
         links.push(("pts/ptmx", "ptmx"));
@@ -339,8 +440,14 @@ fn open_console(root: &OwnedFd) -> Result<Console> {
         .context("terminal: open /dev/ptmx in the container (is /dev/pts mounted?)")?;
     let slave = pty::open_peer(&master)?;
     let console = sysfs::ensure_in_root(root, "/dev/console", Leaf::File, 0o600)?;
-    m::mount(&sysfs::proc_path(&slave), &sysfs::proc_path(&console), "", m::MS_BIND, "")
-        .context("bind the pty on /dev/console")?;
+    m::mount(
+        &sysfs::proc_path(&slave),
+        &sysfs::proc_path(&console),
+        "",
+        m::MS_BIND,
+        "",
+    )
+    .context("bind the pty on /dev/console")?;
     Ok(Console { master, slave })
 }
 

@@ -16,7 +16,13 @@ const MASKED: &[&str] = &[
     "/sys/firmware",
     "/proc/scsi",
 ];
-const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 fn mount(w: &mut Writer, dest: &str, kind: &str, source: &str, options: &[&str]) {
     w.object();
@@ -37,9 +43,18 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> String {
     w.key("ociVersion").str(super::OCI_VERSION);
     w.key("process").object();
     w.key("terminal").bool(true);
-    w.key("user").object().key("uid").num(0).key("gid").num(0).end_object();
+    w.key("user")
+        .object()
+        .key("uid")
+        .num(0)
+        .key("gid")
+        .num(0)
+        .end_object();
     w.key("args").strings(&["sh"]);
-    w.key("env").strings(&["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]);
+    w.key("env").strings(&[
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "TERM=xterm",
+    ]);
     w.key("cwd").str("/");
     w.key("capabilities").object();
     for set in ["bounding", "effective", "permitted", "ambient"] {
@@ -47,35 +62,100 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> String {
     }
     w.end_object();
     w.key("rlimits").array().object();
-    w.key("type").str("RLIMIT_NOFILE").key("hard").num(1024).key("soft").num(1024);
+    w.key("type")
+        .str("RLIMIT_NOFILE")
+        .key("hard")
+        .num(1024)
+        .key("soft")
+        .num(1024);
     w.end_object().end_array();
     w.key("noNewPrivileges").bool(true);
     w.end_object();
-    w.key("root").object().key("path").str("rootfs").key("readonly").bool(true).end_object();
+    w.key("root")
+        .object()
+        .key("path")
+        .str("rootfs")
+        .key("readonly")
+        .bool(true)
+        .end_object();
     w.key("hostname").str("runc");
     w.key("mounts").array();
     mount(&mut w, "/proc", "proc", "proc", &[]);
-    mount(&mut w, "/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]);
+    mount(
+        &mut w,
+        "/dev",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "strictatime", "mode=755", "size=65536k"],
+    );
     let devpts: &[&str] = if rootless {
-        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+        ]
     } else {
-        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ]
     };
     mount(&mut w, "/dev/pts", "devpts", "devpts", devpts);
-    mount(&mut w, "/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]);
-    mount(&mut w, "/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]);
+    mount(
+        &mut w,
+        "/dev/shm",
+        "tmpfs",
+        "shm",
+        &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    );
+    mount(
+        &mut w,
+        "/dev/mqueue",
+        "mqueue",
+        "mqueue",
+        &["nosuid", "noexec", "nodev"],
+    );
     if rootless {
-        mount(&mut w, "/sys", "none", "/sys", &["rbind", "nosuid", "noexec", "nodev", "ro"]);
+        mount(
+            &mut w,
+            "/sys",
+            "none",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+        );
     } else {
-        mount(&mut w, "/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]);
-        mount(&mut w, "/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]);
+        mount(
+            &mut w,
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        );
+        mount(
+            &mut w,
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        );
     }
     w.end_array();
     w.key("linux").object();
     if rootless {
         for (key, host) in [("uidMappings", uid), ("gidMappings", gid)] {
             w.key(key).array().object();
-            w.key("containerID").num(0).key("hostID").num(host).key("size").num(1);
+            w.key("containerID")
+                .num(0)
+                .key("hostID")
+                .num(host)
+                .key("size")
+                .num(1);
             w.end_object().end_array();
         }
     } else {
@@ -84,8 +164,11 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> String {
         w.end_object().end_array().end_object();
     }
     w.key("namespaces").array();
-    let namespaces: &[&str] =
-        if rootless { &["pid", "ipc", "uts", "mount", "user"] } else { &["pid", "network", "ipc", "uts", "mount"] };
+    let namespaces: &[&str] = if rootless {
+        &["pid", "ipc", "uts", "mount", "user"]
+    } else {
+        &["pid", "network", "ipc", "uts", "mount"]
+    };
     for ns in namespaces {
         w.object().key("type").str(ns).end_object();
     }

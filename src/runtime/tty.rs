@@ -22,7 +22,11 @@ pub fn start(socket: &UnixStream) -> Result<Relay> {
     let master: OwnedFd = fd.ok_or_else(|| crate::err!("terminal: the init sent no pty master"))?;
     let master = File::from(master);
     let raw = pty::RawMode::stdin();
-    let relay = Relay { master: master.try_clone().context("dup pty master")?, output: None, _raw: raw };
+    let relay = Relay {
+        master: master.try_clone().context("dup pty master")?,
+        output: None,
+        _raw: raw,
+    };
     resize_from_stdin(&relay.master);
     let mut to_master = master.try_clone().context("dup pty master")?;
     // Input: detached; it ends when stdin does or the pty goes away.
@@ -41,12 +45,20 @@ pub fn start(socket: &UnixStream) -> Result<Relay> {
         let mut stdout = std::io::stdout();
         // EIO once the last slave holder is gone.
         while let Ok(n) = from_master.read(&mut buf) {
-            if n == 0 || stdout.write_all(&buf[..n]).and_then(|_| stdout.flush()).is_err() {
+            if n == 0
+                || stdout
+                    .write_all(&buf[..n])
+                    .and_then(|_| stdout.flush())
+                    .is_err()
+            {
                 break;
             }
         }
     });
-    Ok(Relay { output: Some(output), ..relay })
+    Ok(Relay {
+        output: Some(output),
+        ..relay
+    })
 }
 
 fn resize_from_stdin(master: &File) {

@@ -67,7 +67,11 @@ impl Set {
 /// The number of a capability name (`CAP_CHOWN`, case-insensitive).
 pub fn from_name(name: &str) -> Option<u32> {
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     NAMES.iter().position(|n| *n == full).map(|i| i as u32)
 }
 
@@ -87,7 +91,8 @@ pub fn limit_bounding(keep: Set) -> Result<()> {
         }
         // SAFETY: prctl with integer arguments.
         let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-        check(ret as libc::c_long).with_context(|| format!("drop {} from the bounding set", name(cap)))?;
+        check(ret as libc::c_long)
+            .with_context(|| format!("drop {} from the bounding set", name(cap)))?;
     }
     Ok(())
 }
@@ -131,7 +136,10 @@ pub fn set(effective: Set, permitted: Set, inheritable: Set) -> Result<()> {
         inheritable: u32,
     }
     const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
     let half = |s: Set, i: u32| (s.0 >> (32 * i)) as u32;
     let data = [0, 1].map(|i| Data {
         effective: half(effective, i),
@@ -145,7 +153,9 @@ pub fn set(effective: Set, permitted: Set, inheritable: Set) -> Result<()> {
 }
 
 pub fn name(cap: u32) -> String {
-    NAMES.get(cap as usize).map_or_else(|| format!("capability {cap}"), |s| s.to_string())
+    NAMES
+        .get(cap as usize)
+        .map_or_else(|| format!("capability {cap}"), |s| s.to_string())
 }
 
 #[cfg(test)]

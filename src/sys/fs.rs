@@ -9,8 +9,12 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 
 /// Open a directory as an O_PATH anchor for confined lookups.
 pub fn open_root(path: &str) -> Result<OwnedFd> {
-    rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .with_context(|| format!("open {path}"))
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open {path}"))
 }
 
 /// Open `rel` inside `root` as if `root` were `/`.
@@ -31,9 +35,11 @@ pub enum Leaf {
 /// symlink out of it; return an O_PATH fd of the result.
 pub fn ensure_in_root(root: impl AsFd, rel: &str, leaf: Leaf, mode: u32) -> Result<OwnedFd> {
     let root = root.as_fd();
-    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    let mut dir = open_in_root(root, "/", OFlags::PATH | OFlags::DIRECTORY)
-        .context("open root")?;
+    let parts: Vec<&str> = rel
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let mut dir = open_in_root(root, "/", OFlags::PATH | OFlags::DIRECTORY).context("open root")?;
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         let sofar = parts[..=i].join("/");
@@ -51,7 +57,12 @@ pub fn ensure_in_root(root: impl AsFd, rel: &str, leaf: Leaf, mode: u32) -> Resu
         }
         let mode_bits = Mode::from_raw_mode(mode);
         if last && leaf == Leaf::File {
-            match rustix::fs::openat(&dir, *part, OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, mode_bits) {
+            match rustix::fs::openat(
+                &dir,
+                *part,
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                mode_bits,
+            ) {
                 Ok(_) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(crate::Error::from(e).wrap(format!("create /{sofar}"))),
             }
@@ -80,14 +91,29 @@ pub fn proc_path(fd: &impl AsRawFd) -> String {
 
 /// Is the fd a directory?
 pub fn is_dir(fd: impl AsFd) -> bool {
-    rustix::fs::fstat(fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false)
+    rustix::fs::fstat(fd)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .unwrap_or(false)
 }
 
 /// mknod(2) relative to a directory fd.
-pub fn mknodat(dir: impl AsFd, name: &str, kind: u32, perm: u32, major: u32, minor: u32) -> Result<()> {
+pub fn mknodat(
+    dir: impl AsFd,
+    name: &str,
+    kind: u32,
+    perm: u32,
+    major: u32,
+    minor: u32,
+) -> Result<()> {
     let file_type = rustix::fs::FileType::from_raw_mode(kind);
-    rustix::fs::mknodat(dir, name, file_type, Mode::from_raw_mode(perm), rustix::fs::makedev(major, minor))
-        .with_context(|| format!("mknod {name}"))
+    rustix::fs::mknodat(
+        dir,
+        name,
+        file_type,
+        Mode::from_raw_mode(perm),
+        rustix::fs::makedev(major, minor),
+    )
+    .with_context(|| format!("mknod {name}"))
 }
 
 /// Write a whole small file (for /proc and /sys knobs).

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod fs;
+pub mod keyring;
 pub mod mount;
 pub mod ns;
 pub mod process;

@@ -120,7 +120,13 @@ pub fn mount(source: &str, target: &str, fstype: &str, flags: Flags, data: &str)
     let tgt = cstring(target)?;
     let fst = cstring(fstype)?;
     let dat = cstring(data)?;
-    let opt = |c: &std::ffi::CString, s: &str| if s.is_empty() { std::ptr::null() } else { c.as_ptr() };
+    let opt = |c: &std::ffi::CString, s: &str| {
+        if s.is_empty() {
+            std::ptr::null()
+        } else {
+            c.as_ptr()
+        }
+    };
     // SAFETY: every pointer is NULL or a NUL-terminated string that outlives
     // the call.
     let ret = unsafe {
@@ -156,7 +162,8 @@ pub fn pivot_root(new_root: &str, put_old: &str) -> Result<()> {
 pub fn chroot(path: &str) -> Result<()> {
     let p = cstring(path)?;
     // SAFETY: p is a NUL-terminated string.
-    check(unsafe { libc::chroot(p.as_ptr()) } as libc::c_long).with_context(|| format!("chroot {path}"))?;
+    check(unsafe { libc::chroot(p.as_ptr()) } as libc::c_long)
+        .with_context(|| format!("chroot {path}"))?;
     Ok(())
 }
 
@@ -170,7 +177,13 @@ mod tests {
 
     #[test]
     fn sorts_words() {
-        let o = parse_options(&words(&["nosuid", "strictatime", "mode=755", "size=65536k", "rprivate"]));
+        let o = parse_options(&words(&[
+            "nosuid",
+            "strictatime",
+            "mode=755",
+            "size=65536k",
+            "rprivate",
+        ]));
         assert_eq!(o.flags, MS_NOSUID | MS_STRICTATIME);
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(o.propagation, vec![MS_PRIVATE | MS_REC]);

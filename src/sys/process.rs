@@ -240,7 +240,8 @@ pub fn dup2(from: RawFd, to: RawFd) -> Result<()> {
 
 /// Become the reaper of orphaned descendants.
 pub fn set_child_subreaper() -> Result<()> {
-    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).context("set child subreaper")
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .context("set child subreaper")
 }
 
 /// Ask the kernel to SIGKILL us when our parent dies.
@@ -267,7 +268,10 @@ pub fn umask(mask: u32) {
 
 /// setrlimit for a resource by its number.
 pub fn set_rlimit(resource: i32, soft: u64, hard: u64) -> std::io::Result<()> {
-    let lim = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    let lim = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: lim is a valid rlimit64; a NULL old-limit pointer is allowed.
     let ret = unsafe { libc::prlimit64(0, resource as _, &lim, std::ptr::null_mut()) };
     if ret == -1 {

@@ -4,7 +4,12 @@ use crate::error::{Context, Result};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub fn set_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<()> {
-    let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     rustix::termios::tcsetwinsize(fd, ws).context("set terminal size")
 }
 
@@ -12,7 +17,6 @@ pub fn set_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<()> {
 pub fn make_controlling(fd: impl AsFd) -> Result<()> {
     rustix::process::ioctl_tiocsctty(fd).context("make the pty the controlling terminal")
 }
-
 
 /// Unlock a freshly opened master and open its slave through the master
 /// (TIOCGPTPEER), which needs no path lookup in any mount namespace.
@@ -32,7 +36,9 @@ pub fn open_peer(master: &OwnedFd) -> Result<OwnedFd> {
 
 /// The window size of a terminal, if `fd` is one.
 pub fn size(fd: impl AsFd) -> Option<(u16, u16)> {
-    rustix::termios::tcgetwinsize(fd).ok().map(|w| (w.ws_row, w.ws_col))
+    rustix::termios::tcgetwinsize(fd)
+        .ok()
+        .map(|w| (w.ws_row, w.ws_col))
 }
 
 /// A terminal put in raw mode, restored when dropped.
@@ -57,6 +63,10 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, &self.saved);
+        let _ = rustix::termios::tcsetattr(
+            rustix::stdio::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
     }
 }

@@ -54,7 +54,9 @@ pub fn parse(s: &str) -> Option<i32> {
     let rt = |base: i32, off: &str, sign: i32| -> Option<i32> {
         let off: i32 = if off.is_empty() { 0 } else { off.parse().ok()? };
         let n = base + sign * off;
-        (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n).then_some(n)
+        (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .contains(&n)
+            .then_some(n)
     };
     if let Some(off) = name.strip_prefix("RTMIN") {
         return rt(libc::SIGRTMIN(), off.trim_start_matches('+'), 1);

@@ -11,7 +11,10 @@ struct CmsgBuf([u8; CMSG_SPACE_ONE_FD]);
 /// Send `fd` along with the bytes `data` over a connected unix socket.
 pub fn send_fd(sock: &impl AsRawFd, data: &[u8], fd: RawFd) -> Result<()> {
     let mut buf = CmsgBuf([0; CMSG_SPACE_ONE_FD]);
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     // SAFETY: msghdr is plain data; the control buffer is large and aligned
     // enough for one cmsghdr with one int, and CMSG_* stay inside it.
     unsafe {
@@ -36,7 +39,10 @@ pub fn send_fd(sock: &impl AsRawFd, data: &[u8], fd: RawFd) -> Result<()> {
 /// Returns the bytes read and the fd, if one came.
 pub fn recv_fd(sock: &impl AsRawFd, data: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
     let mut buf = CmsgBuf([0; CMSG_SPACE_ONE_FD]);
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     // SAFETY: as in send_fd; the kernel writes at most msg_controllen bytes
     // of control data, and we read an fd only from an SCM_RIGHTS header.
     unsafe {
@@ -50,7 +56,10 @@ pub fn recv_fd(sock: &impl AsRawFd, data: &mut [u8]) -> Result<(usize, Option<Ow
             return Err(super::last_error().wrap("receive fd from socket"));
         }
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        let fd = if !cmsg.is_null() && (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+        let fd = if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+        {
             let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
             Some(OwnedFd::from_raw_fd(raw))
         } else {
