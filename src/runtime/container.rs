@@ -198,9 +198,11 @@ impl Container {
         }
     }
 
-    /// Write state.json atomically (write temp, fsync, rename).
+    /// Write state.json atomically. Not fsynced: runtime state lives in
+    /// /run, which does not outlive the processes it describes, and an fsync
+    /// on a disk-backed /run costs more than the rest of a container start.
     pub fn save(&self) -> Result<()> {
-        write_atomic(
+        write_replace(
             &self.dir.join(STATE_FILE),
             miniserde::json::to_string(&self.state).as_bytes(),
         )
@@ -234,15 +236,11 @@ impl Container {
     }
 }
 
-/// Write a file so that readers see the old or the new contents, never a
-/// torn one.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
+/// Replace a file so that readers see the old or the new contents, never a
+/// torn one (write a temp file, rename it over). Not durable across a crash.
+pub fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::write(&tmp, data).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
 }

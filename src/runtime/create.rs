@@ -235,7 +235,7 @@ fn write_pid_file(path: &str, pid: process::Pid) -> Result<()> {
     } else {
         std::env::current_dir()?.join(p)
     };
-    container::write_atomic(&abs, pid.to_string().as_bytes())
+    container::write_replace(&abs, pid.to_string().as_bytes())
 }
 
 /// Bind the start socket in the state dir through /proc/self/fd, which
