@@ -1,2 +1,3 @@
 //! OCI formats: the runtime spec's config.json and state.
+pub mod resources;
 pub mod spec;

@@ -110,6 +110,7 @@ pub struct Linux {
     pub readonly_paths: Vec<String>,
     pub devices: Vec<Device>,
     pub cgroups_path: Option<String>,
+    pub resources: Option<super::resources::Resources>,
     /// Present sections this build does not apply yet, by field path.
     pub unsupported: Vec<String>,
 }
@@ -404,6 +405,9 @@ fn parse_linux(l: &Node) -> Result<Linux> {
                 gid: d.get("gid")?.map(|v| v.u32()).transpose()?,
             });
         }
+    }
+    if let Some(r) = l.get("resources")? {
+        linux.resources = Some(super::resources::parse(&r)?);
     }
     linux.cgroups_path = l
         .get("cgroupsPath")?

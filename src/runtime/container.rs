@@ -43,6 +43,8 @@ pub struct State {
     pub annotations: BTreeMap<String, String>,
     /// The init has its own pid namespace (so killing it ends everything).
     pub own_pid_ns: bool,
+    /// The container's cgroup, one directory per hierarchy.
+    pub cgroup: Vec<crate::cgroups::Dir>,
 }
 
 /// The directory that holds every container's state (`--root`).
@@ -167,6 +169,12 @@ impl Container {
         &self.state.id
     }
 
+    pub fn cgroup(&self) -> crate::cgroups::Cgroup {
+        crate::cgroups::Cgroup {
+            dirs: self.state.cgroup.clone(),
+        }
+    }
+
     pub fn lock(&self) -> Result<Lock> {
         lock_dir(&self.dir)
     }
@@ -184,6 +192,8 @@ impl Container {
             Status::Stopped
         } else if self.dir.join(super::EXEC_SOCKET).exists() {
             Status::Created
+        } else if !self.state.cgroup.is_empty() && self.cgroup().is_frozen() {
+            Status::Paused
         } else {
             Status::Running
         }

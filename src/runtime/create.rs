@@ -4,7 +4,9 @@
 
 use super::container::{self, Container, State, StateRoot};
 use super::init::{self, InitContext};
+use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
+use crate::oci::resources;
 use crate::oci::spec::{self, Spec};
 use crate::sys::{ns, process, signal, sock};
 use std::io::{Read, Write};
@@ -103,12 +105,25 @@ impl InitChannel {
     }
 }
 
-/// Removes a half-made state dir unless disarmed.
-struct DirGuard(Option<PathBuf>);
+/// Removes a half-made container (state dir, cgroup) unless disarmed.
+struct Undo {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+}
 
-impl Drop for DirGuard {
+impl Undo {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroup = None;
+    }
+}
+
+impl Drop for Undo {
     fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
@@ -199,11 +214,50 @@ fn check_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The device cgroup rules: the config's, then the defaults every
+/// container gets, then access to each device the config creates.
+fn device_rules(spec: &Spec) -> Vec<resources::DeviceRule> {
+    let mut rules = spec
+        .linux
+        .resources
+        .as_ref()
+        .map(|r| r.devices.clone())
+        .unwrap_or_default();
+    rules.extend(resources::default_device_rules());
+    rules.extend(
+        spec.linux
+            .devices
+            .iter()
+            .filter(|d| d.kind != 'p')
+            .map(|d| resources::DeviceRule {
+                allow: true,
+                kind: if d.kind == 'b' { 'b' } else { 'c' },
+                major: Some(i64::from(d.major)),
+                minor: Some(i64::from(d.minor)),
+                access: "rwm".into(),
+            }),
+    );
+    rules
+}
+
 /// `runc create`: leave an init that has done everything but exec.
 pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     let (bundle, spec) = validate(opts)?;
+    let cgroup = Cgroup::for_container(spec.linux.cgroups_path.as_deref(), &opts.id)?;
     let dir = root.create_dir(&opts.id)?;
-    let mut guard = DirGuard(Some(dir.clone()));
+    let mut undo = Undo {
+        dir: Some(dir.clone()),
+        cgroup: None,
+    };
+    cgroup.create()?;
+    undo.cgroup = Some(cgroup.clone());
+    let no_resources = resources::Resources::default();
+    cgroup
+        .apply(
+            spec.linux.resources.as_ref().unwrap_or(&no_resources),
+            &device_rules(&spec),
+        )
+        .map_err(|e| e.wrap("linux.resources"))?;
     let (console, own_end) = match &opts.console_socket {
         Some(p) => (
             Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
@@ -215,13 +269,14 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
         }
         None => (None, None),
     };
-    let container = spawn(&dir, &bundle, &spec, opts, console)?;
+    let container = spawn(&dir, &bundle, &spec, opts, console, &cgroup)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
             let _ = process::kill(container.state.pid, libc::SIGKILL);
+            let _ = process::wait_pid(container.state.pid, false);
         })?;
     }
-    guard.0 = None;
+    undo.disarm();
     Ok(Created {
         container,
         console: own_end,
@@ -279,6 +334,7 @@ fn spawn(
     spec: &Spec,
     opts: &CreateOptions,
     console: Option<UnixStream>,
+    cgroup: &Cgroup,
 ) -> Result<Container> {
     let process = spec.process.as_ref().expect("validated");
     let listener = bind_exec_socket(dir)?;
@@ -302,21 +358,17 @@ fn spawn(
         .map(|n| n.kind.clone_flag())
         .fold(0, |a, b| a | b);
     let new_userns = new_flags & ns::Kind::User.clone_flag() != 0;
-    let cgroups = if spec
-        .mounts
-        .iter()
-        .any(|m| m.kind == "cgroup" || m.kind == "cgroup2")
-    {
-        super::rootfs::plan_cgroup_binds()?
-    } else {
-        Vec::new()
-    };
+    let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
     let (parent, child) = channel()?;
     let rootfs = spec.rootfs(bundle);
+    let v2_fd = match cgroup.v2_dir() {
+        Some(d) => Some(crate::sys::fs::open_root(&d.path)?),
+        None => None,
+    };
     let saved_mask = signal::block_all()?;
-    let forked = process::clone_process(new_flags);
+    let forked = process::clone_into_cgroup(new_flags, v2_fd.as_ref());
     match forked {
-        Ok(process::Forked::Child) => {
+        Ok((process::Forked::Child, _)) => {
             drop(parent);
             init::main(InitContext {
                 spec,
@@ -332,10 +384,10 @@ fn spawn(
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
-                cgroups,
+                cgroups: cgroup_binds,
             })
         }
-        Ok(process::Forked::Parent(pid)) => {
+        Ok((process::Forked::Parent(pid), born_in_v2)) => {
             signal::restore(&saved_mask)?;
             drop(child);
             drop(listener);
@@ -348,6 +400,13 @@ fn spawn(
             if new_userns {
                 write_id_maps(pid, spec).map_err(fail)?;
                 parent.maps_written().map_err(fail)?;
+            }
+            // The init prepares its rootfs meanwhile; it cannot exec before
+            // `start`, which comes after we return, so it runs its user's
+            // process inside the cgroup.
+            if let Err(e) = cgroup.join(pid, born_in_v2) {
+                // The init may have failed first: its error says more.
+                return Err(fail(parent.wait_ready().err().unwrap_or(e)));
             }
             parent.wait_ready().map_err(fail)?;
             let state = State {
@@ -362,6 +421,7 @@ fn spawn(
                     .linux
                     .namespace(ns::Kind::Pid)
                     .is_some_and(|n| n.path.is_none()),
+                cgroup: cgroup.dirs.clone(),
             };
             let container = Container {
                 dir: dir.to_path_buf(),

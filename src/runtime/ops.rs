@@ -42,12 +42,17 @@ fn kill_and_wait(c: &Container) -> Result<()> {
         Ok(fd) if c.init_alive() => fd,
         _ => return Ok(()),
     };
-    if !c.state.own_pid_ns {
+    let cgroup = c.cgroup();
+    if !c.state.own_pid_ns || !c.state.cgroup.is_empty() {
         for pid in ps::pids(c)? {
             if pid != c.state.pid {
                 let _ = process::kill(pid, libc::SIGKILL);
             }
         }
+    }
+    if cgroup.is_frozen() {
+        // A frozen process cannot act on its SIGKILL until thawed.
+        let _ = cgroup.set_frozen(false);
     }
     // In its own pid namespace, the init's death takes every other process.
     let _ = process::pidfd_send_signal(&pidfd, libc::SIGKILL);
@@ -99,6 +104,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             kill_and_wait(&c)?;
         }
     }
+    c.cgroup().destroy()?;
     c.remove_dir()
 }
 

@@ -25,6 +25,9 @@ pub fn pids(c: &Container) -> Result<Vec<Pid>> {
     if !c.init_alive() {
         return Ok(Vec::new());
     }
+    if !c.state.cgroup.is_empty() {
+        return Ok(c.cgroup().procs());
+    }
     let init = c.state.pid;
     let mut found = vec![init];
     if c.state.own_pid_ns {

@@ -215,61 +215,16 @@ pub(crate) fn remount_bind(target: &str, flags: Flags) -> Result<()> {
     .context("remount bind mount")
 }
 
-/// The cgroup hierarchies this process is in, as (name, host path of our
-/// cgroup). Read before the init's cgroup namespace exists.
-pub(crate) fn plan_cgroup_binds() -> Result<Vec<CgroupBind>> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let membership =
-        std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    let mut binds = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.split(' ').collect();
-        if l.len() < 5 || r.len() < 3 || !(r[0] == "cgroup" || r[0] == "cgroup2") {
-            continue;
-        }
-        let (mount_root, mount_point) = (l[3], l[4]);
-        let controllers: Vec<&str> = r[2]
-            .split(',')
-            .filter(|o| {
-                !matches!(*o, "rw" | "ro")
-                    && !o.starts_with("nsdelegate")
-                    && !o.starts_with("memory_")
-            })
-            .collect();
-        let path = membership.lines().find_map(|cl| {
-            let mut it = cl.splitn(3, ':');
-            let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
-            let matches = if r[0] == "cgroup2" {
-                ctrl.is_empty()
-            } else {
-                let mut a: Vec<&str> = ctrl.split(',').collect();
-                let mut b = controllers.clone();
-                a.sort_unstable();
-                b.sort_unstable();
-                !ctrl.is_empty() && a == b
-            };
-            matches.then_some(path)
-        });
-        let Some(path) = path else { continue };
-        let rel = path
-            .strip_prefix(mount_root.trim_end_matches('/'))
-            .unwrap_or(path);
-        let name = mount_point
-            .rsplit('/')
-            .next()
-            .unwrap_or(mount_point)
-            .to_string();
-        binds.push(CgroupBind {
-            name,
-            source: format!("{mount_point}{rel}"),
-        });
-    }
-    Ok(binds)
+/// What a `cgroup` mount shows: each hierarchy of the container's cgroup,
+/// under the name of its host mount point.
+pub(crate) fn cgroup_binds(cg: &crate::cgroups::Cgroup) -> Vec<CgroupBind> {
+    cg.dirs
+        .iter()
+        .map(|d| CgroupBind {
+            name: d.mount.rsplit('/').next().unwrap_or(&d.mount).to_string(),
+            source: d.path.clone(),
+        })
+        .collect()
 }
 
 // f_type's integer type differs between musl and glibc.

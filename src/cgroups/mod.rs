@@ -1,0 +1,386 @@
+//! Control groups: find the hierarchies (cgroup v1, hybrid or unified v2,
+//! told apart at run time), make a container's cgroup in each, apply
+//! `linux.resources`, move processes in, freeze, read stats, remove.
+//!
+//! A cgroup here is the list of its directories, one per hierarchy, each
+//! tagged with the controllers of its hierarchy; that list is what the
+//! state file keeps, so later commands need no discovery.
+
+mod files;
+pub mod stats;
+
+use crate::error::{Context, Error, Result};
+use crate::oci::resources::{DeviceRule, Resources};
+use crate::sys::process::Pid;
+use std::path::{Path, PathBuf};
+
+/// One directory of a container's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, miniserde::Serialize, miniserde::Deserialize)]
+pub struct Dir {
+    /// Controllers of the hierarchy, comma-separated ("cpu,cpuacct",
+    /// "name=systemd"); empty for the cgroup v2 hierarchy.
+    pub controllers: String,
+    /// Where the hierarchy is mounted; its last component names the
+    /// hierarchy inside a container's cgroup mount.
+    pub mount: String,
+    pub path: String,
+}
+
+impl Dir {
+    pub fn is_v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.split(',').any(|c| c == controller)
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        Path::new(&self.path).join(name)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cgroup {
+    pub dirs: Vec<Dir>,
+}
+
+/// A mounted hierarchy and this process's cgroup in it.
+struct Hierarchy {
+    controllers: String,
+    mount_point: String,
+    mount_root: String,
+    own: String,
+}
+
+/// Every cgroup hierarchy mounted here, from /proc/self/mountinfo and
+/// /proc/self/cgroup.
+fn hierarchies() -> Result<Vec<Hierarchy>> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let membership =
+        std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 || !(r[0] == "cgroup" || r[0] == "cgroup2") {
+            continue;
+        }
+        let v2 = r[0] == "cgroup2";
+        let mut ctrls: Vec<&str> = if v2 {
+            Vec::new()
+        } else {
+            r[2].split(',')
+                .filter(|o| is_controller_option(o))
+                .collect()
+        };
+        ctrls.sort_unstable();
+        let key = ctrls.join(",");
+        let own = membership.lines().find_map(|cl| {
+            let mut it = cl.splitn(3, ':');
+            let (_, c, p) = (it.next()?, it.next()?, it.next()?);
+            let mut cs: Vec<&str> = if c.is_empty() {
+                Vec::new()
+            } else {
+                c.split(',').collect()
+            };
+            cs.sort_unstable();
+            (cs.join(",") == key && (v2 == c.is_empty())).then(|| p.to_string())
+        });
+        let Some(own) = own else { continue };
+        // The same hierarchy may be mounted twice; the first mount serves.
+        if out.iter().any(|h| h.controllers == key) {
+            continue;
+        }
+        out.push(Hierarchy {
+            controllers: key,
+            mount_point: unescape(l[4]),
+            mount_root: l[3].to_string(),
+            own,
+        });
+    }
+    Ok(out)
+}
+
+fn is_controller_option(o: &str) -> bool {
+    const NOT: &[&str] = &[
+        "rw",
+        "ro",
+        "nosuid",
+        "nodev",
+        "noexec",
+        "relatime",
+        "noatime",
+        "clone_children",
+        "xattr",
+        "noprefix",
+        "cpuset_v2_mode",
+        "favordynmods",
+    ];
+    !NOT.contains(&o) && !o.starts_with("release_agent=")
+}
+
+/// mountinfo escapes spaces and the like as \040.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(n as char);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+/// Is the host purely cgroup v2?
+pub fn is_unified() -> bool {
+    rustix::fs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)
+}
+
+fn clean_path(p: &str) -> Result<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                return Err(Error::new(format!(
+                    "linux.cgroupsPath {p:?}: must not contain \"..\""
+                )))
+            }
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+impl Cgroup {
+    /// The cgroup a container gets: `cgroups_path` absolute (from each
+    /// hierarchy's root) or relative (to this process's own cgroup), or
+    /// `/<id>` when the config names none.
+    pub fn for_container(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+        if let Some(p) = cgroups_path {
+            if p.contains(':') && !p.starts_with('/') {
+                crate::bail!("linux.cgroupsPath {p:?}: looks like a systemd slice:prefix:name path, but skiff manages cgroups directly (no systemd)");
+            }
+        }
+        let (absolute, rel) = match cgroups_path {
+            Some(p) => (p.starts_with('/'), clean_path(p)?),
+            None => (true, clean_path(id)?),
+        };
+        if rel.is_empty() {
+            crate::bail!(
+                "linux.cgroupsPath {:?}: names the root cgroup",
+                cgroups_path.unwrap_or("")
+            );
+        }
+        let mut dirs = Vec::new();
+        for h in hierarchies()? {
+            let base = if absolute {
+                String::new()
+            } else {
+                // Our own cgroup, seen from the mount's root.
+                let own = h
+                    .own
+                    .strip_prefix(h.mount_root.trim_end_matches('/'))
+                    .unwrap_or(&h.own);
+                own.trim_matches('/').to_string()
+            };
+            let mut path = h.mount_point.trim_end_matches('/').to_string();
+            for part in [base.as_str(), rel.as_str()] {
+                if !part.is_empty() {
+                    path.push('/');
+                    path.push_str(part);
+                }
+            }
+            dirs.push(Dir {
+                controllers: h.controllers,
+                mount: h.mount_point,
+                path,
+            });
+        }
+        if dirs.is_empty() {
+            crate::bail!("no cgroup hierarchy is mounted (looked in /proc/self/mountinfo)");
+        }
+        Ok(Cgroup { dirs })
+    }
+
+    pub fn v2_dir(&self) -> Option<&Dir> {
+        self.dirs.iter().find(|d| d.is_v2())
+    }
+
+    /// Make every directory (and missing parents). cpuset parents are
+    /// filled from their own parents, as a new cpuset starts empty and would
+    /// refuse any process.
+    pub fn create(&self) -> Result<()> {
+        for d in &self.dirs {
+            if d.has("cpuset") {
+                create_cpuset(Path::new(&d.path))?;
+            } else {
+                std::fs::create_dir_all(&d.path)
+                    .with_context(|| format!("create cgroup {}", d.path))?;
+            }
+        }
+        if let Some(d) = self.v2_dir() {
+            files::v2_enable_controllers(Path::new(&d.path))?;
+        }
+        Ok(())
+    }
+
+    /// Apply resources and device rules to every hierarchy.
+    pub fn apply(&self, res: &Resources, devices: &[DeviceRule]) -> Result<()> {
+        let v2_has_controllers = self
+            .v2_dir()
+            .is_some_and(|d| files::v2_has_controllers(Path::new(&d.path)));
+        for d in &self.dirs {
+            if d.is_v2() {
+                if v2_has_controllers {
+                    files::apply_v2(Path::new(&d.path), res)?;
+                }
+            } else {
+                for c in d.controllers.split(',') {
+                    files::apply_v1(c, Path::new(&d.path), res, devices)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Move `pid` into every hierarchy (except the ones named in `skip`,
+    /// where it was born through CLONE_INTO_CGROUP).
+    pub fn join(&self, pid: Pid, skip_v2: bool) -> Result<()> {
+        for d in &self.dirs {
+            if skip_v2 && d.is_v2() {
+                continue;
+            }
+            std::fs::write(d.file("cgroup.procs"), pid.to_string())
+                .with_context(|| format!("move pid {pid} into cgroup {}", d.path))?;
+        }
+        Ok(())
+    }
+
+    /// Pids in the cgroup (from the pids, freezer or v2 hierarchy, whichever
+    /// is there).
+    pub fn procs(&self) -> Vec<Pid> {
+        let pick = self
+            .dirs
+            .iter()
+            .find(|d| d.has("pids"))
+            .or_else(|| self.dirs.iter().find(|d| d.has("freezer")))
+            .or_else(|| self.v2_dir())
+            .or_else(|| self.dirs.first());
+        let Some(d) = pick else { return Vec::new() };
+        let text = std::fs::read_to_string(d.file("cgroup.procs")).unwrap_or_default();
+        let mut pids: Vec<Pid> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Freeze or thaw every process, and wait until the kernel says done.
+    pub fn set_frozen(&self, frozen: bool) -> Result<()> {
+        if let Some(d) = self.dirs.iter().find(|d| d.has("freezer")) {
+            return files::v1_freeze(Path::new(&d.path), frozen);
+        }
+        if let Some(d) = self
+            .v2_dir()
+            .filter(|d| Path::new(&d.path).join("cgroup.freeze").exists())
+        {
+            return files::v2_freeze(Path::new(&d.path), frozen);
+        }
+        crate::bail!("pause: no freezer cgroup is available on this host")
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        if let Some(d) = self.dirs.iter().find(|d| d.has("freezer")) {
+            return std::fs::read_to_string(d.file("freezer.state"))
+                .is_ok_and(|s| s.trim() == "FROZEN");
+        }
+        self.v2_dir()
+            .and_then(|d| std::fs::read_to_string(d.file("cgroup.freeze")).ok())
+            .is_some_and(|s| s.trim() == "1")
+    }
+
+    /// Remove every directory. A cgroup empties a moment after its last
+    /// process is reaped, so EBUSY is retried briefly.
+    pub fn destroy(&self) -> Result<()> {
+        let mut first_err = None;
+        for d in &self.dirs {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(&d.path) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert_with(|| {
+                            Error::from(e).wrap(format!("remove cgroup {}", d.path))
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Has the OOM killer killed anything in this cgroup?
+    pub fn oom_kills(&self) -> u64 {
+        files::oom_kills(self)
+    }
+}
+
+fn create_cpuset(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_cpuset(parent)?;
+        std::fs::create_dir(dir)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .with_context(|| format!("create cgroup {}", dir.display()))?;
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                let theirs = std::fs::read_to_string(parent.join(file))
+                    .with_context(|| format!("read {}", parent.join(file).display()))?;
+                std::fs::write(dir.join(file), theirs.trim())
+                    .with_context(|| format!("write {}", dir.join(file).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_climbing_paths() {
+        assert!(clean_path("/a/../b").is_err());
+        assert_eq!(clean_path("/a//b/").unwrap(), "a/b");
+    }
+
+    #[test]
+    fn unescapes_mountinfo() {
+        assert_eq!(unescape("/sys/fs/cgroup/a\\040b"), "/sys/fs/cgroup/a b");
+    }
+}
