@@ -142,6 +142,8 @@ fn unescape(s: &str) -> String {
 }
 
 /// Is the host purely cgroup v2?
+// f_type's integer type differs between musl and glibc.
+#[allow(clippy::unnecessary_cast)]
 pub fn is_unified() -> bool {
     rustix::fs::statfs("/sys/fs/cgroup")
         .is_ok_and(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)

@@ -227,13 +227,6 @@ pub(crate) fn cgroup_binds(cg: &crate::cgroups::Cgroup) -> Vec<CgroupBind> {
         .collect()
 }
 
-// f_type's integer type differs between musl and glibc.
-#[allow(clippy::unnecessary_cast)]
-fn host_is_cgroup2() -> bool {
-    rustix::fs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64)
-}
-
 fn mount_cgroup(
     root: &OwnedFd,
     mnt: &Mount,
@@ -241,7 +234,7 @@ fn mount_cgroup(
     cgroups: &[CgroupBind],
 ) -> Result<()> {
     let dest = sysfs::ensure_in_root(root, &mnt.destination, Leaf::Dir, 0o755)?;
-    if host_is_cgroup2() {
+    if crate::cgroups::is_unified() {
         return m::mount(
             "cgroup2",
             &sysfs::proc_path(&dest),
