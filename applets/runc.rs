@@ -58,7 +58,158 @@ enum Command {
     Ps(PsCmd),
     Kill(KillCmd),
     Delete(DeleteCmd),
+    Exec(ExecCmd),
+    Pause(PauseCmd),
+    Resume(ResumeCmd),
+    Update(UpdateCmd),
+    Events(EventsCmd),
+    Features(FeaturesCmd),
 }
+
+#[derive(FromArgs)]
+/// execute a new process inside a container
+#[argh(subcommand, name = "exec")]
+struct ExecCmd {
+    /// container id
+    #[argh(positional)]
+    id: String,
+    /// the command and its arguments
+    #[argh(positional, greedy)]
+    args: Vec<String>,
+    /// path to a process.json to run instead of ARGS
+    #[argh(option, short = 'p')]
+    process: Option<String>,
+    /// allocate a pseudo-TTY
+    #[argh(switch, short = 't')]
+    tty: bool,
+    /// path to an AF_UNIX socket which will receive the pty master
+    #[argh(option)]
+    console_socket: Option<String>,
+    /// detach from the process
+    #[argh(switch, short = 'd')]
+    detach: bool,
+    /// file to write the process's pid to
+    #[argh(option)]
+    pid_file: Option<String>,
+    /// add an environment variable (K=V; repeatable)
+    #[argh(option, short = 'e')]
+    env: Vec<String>,
+    /// current working directory in the container
+    #[argh(option)]
+    cwd: Option<String>,
+    /// UID[:GID] to run as
+    #[argh(option, short = 'u')]
+    user: Option<String>,
+    /// an additional group id (repeatable)
+    #[argh(option, short = 'g')]
+    additional_gids: Vec<u32>,
+    /// add a capability to the bounding, effective and permitted sets (repeatable)
+    #[argh(option, short = 'c')]
+    cap: Vec<String>,
+    /// set no_new_privs for the process
+    #[argh(switch)]
+    no_new_privs: bool,
+    /// pass N additional file descriptors (3 .. 3+N-1) to the process
+    #[argh(option, default = "0")]
+    preserve_fds: u32,
+    /// exec even when the container is paused
+    #[argh(switch)]
+    ignore_paused: bool,
+    /// set the apparmor profile (accepted; no AppArmor here)
+    #[argh(option)]
+    #[allow(dead_code)]
+    apparmor: Option<String>,
+    /// set the SELinux process label (accepted; SELinux is inactive here)
+    #[argh(option)]
+    #[allow(dead_code)]
+    process_label: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// suspend every process in a container
+#[argh(subcommand, name = "pause")]
+struct PauseCmd {
+    /// container id
+    #[argh(positional)]
+    id: String,
+}
+
+#[derive(FromArgs)]
+/// resume every process in a paused container
+#[argh(subcommand, name = "resume")]
+struct ResumeCmd {
+    /// container id
+    #[argh(positional)]
+    id: String,
+}
+
+#[derive(FromArgs)]
+/// update a container's resource limits
+#[argh(subcommand, name = "update")]
+struct UpdateCmd {
+    /// container id
+    #[argh(positional)]
+    id: String,
+    /// path to a JSON file of linux.resources ("-" for stdin)
+    #[argh(option, short = 'r')]
+    resources: Option<String>,
+    /// memory limit (bytes, or with k/m/g suffix)
+    #[argh(option, short = 'm')]
+    memory: Option<String>,
+    /// total memory plus swap (-1 for unlimited)
+    #[argh(option)]
+    memory_swap: Option<String>,
+    /// memory reservation (soft limit)
+    #[argh(option)]
+    memory_reservation: Option<String>,
+    /// relative CPU weight
+    #[argh(option)]
+    cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds
+    #[argh(option)]
+    cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds
+    #[argh(option)]
+    cpu_period: Option<u64>,
+    /// realtime period in microseconds
+    #[argh(option)]
+    cpu_rt_period: Option<u64>,
+    /// realtime runtime in microseconds
+    #[argh(option)]
+    cpu_rt_runtime: Option<i64>,
+    /// CPUs to allow (0-3, 0,1)
+    #[argh(option)]
+    cpuset_cpus: Option<String>,
+    /// memory nodes to allow (0-3, 0,1)
+    #[argh(option)]
+    cpuset_mems: Option<String>,
+    /// maximum number of pids (0 or -1 for no limit)
+    #[argh(option)]
+    pids_limit: Option<i64>,
+    /// block IO weight (10-1000)
+    #[argh(option)]
+    blkio_weight: Option<u16>,
+}
+
+#[derive(FromArgs)]
+/// print container events: stats and OOM notices
+#[argh(subcommand, name = "events")]
+struct EventsCmd {
+    /// container id
+    #[argh(positional)]
+    id: String,
+    /// print one stats event and exit
+    #[argh(switch)]
+    stats: bool,
+    /// time between stats events (like 5s, 500ms; default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    interval: String,
+}
+
+#[derive(FromArgs)]
+/// show what this runtime supports, as JSON
+#[argh(subcommand, name = "features")]
+struct FeaturesCmd {}
 
 #[derive(FromArgs)]
 /// create a new specification file (config.json)
@@ -287,7 +438,10 @@ impl Logger {
 }
 
 pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
-    let args = normalize(args, &FLAGS, None);
+    // exec's command line after the container id is the container's own.
+    let first_positional = first_positional(&args);
+    let stop = (first_positional.as_deref() == Some("exec")).then_some(2);
+    let args = normalize(args, &FLAGS, stop);
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let cli = match Runc::from_args(&["runc"], &strs) {
         Ok(cli) => cli,
@@ -366,7 +520,48 @@ fn dispatch(cli: Runc) -> Result<u8> {
             ops::kill(&root, &c.id, sig, c.all).map(|_| 0)
         }
         Command::Delete(c) => ops::delete(&root, &c.id, c.force).map(|_| 0),
+        Command::Exec(c) => {
+            let status = runtime::exec::exec(&root, &c.options())?;
+            Ok(status.clamp(0, 255) as u8)
+        }
+        Command::Pause(c) => ops::pause(&root, &c.id).map(|_| 0),
+        Command::Resume(c) => ops::resume(&root, &c.id).map(|_| 0),
+        Command::Update(c) => {
+            let res = c.resources()?;
+            ops::update(&root, &c.id, &res).map(|_| 0)
+        }
+        Command::Events(c) => {
+            let interval = parse_duration(&c.interval)?;
+            runtime::events::events(&root, &c.id, c.stats, interval, |line| {
+                print(&format!("{line}\n"))
+            })
+            .map(|_| 0)
+        }
+        Command::Features(_) => {
+            print(&format!(
+                "{}\n",
+                runtime::features::features_json(&[], None)
+            ));
+            Ok(0)
+        }
     }
+}
+
+/// The subcommand name: the first argument that is neither a flag nor a
+/// global option's value.
+fn first_positional(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(flag) = a.strip_prefix('-') {
+            let name = flag.trim_start_matches('-');
+            if !name.contains('=') && FLAGS.options.contains(&name) {
+                it.next();
+            }
+            continue;
+        }
+        return Some(a.clone());
+    }
+    None
 }
 
 fn usage() -> String {
@@ -520,4 +715,118 @@ fn ps_cmd(root: &StateRoot, c: PsCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl ExecCmd {
+    fn options(&self) -> runtime::exec::ExecOptions {
+        runtime::exec::ExecOptions {
+            id: self.id.clone(),
+            process_file: self.process.clone(),
+            args: self
+                .args
+                .iter()
+                .skip_while(|a| *a == "--")
+                .cloned()
+                .collect(),
+            tty: self.tty,
+            console_socket: self.console_socket.clone(),
+            detach: self.detach,
+            pid_file: self.pid_file.clone(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            user: self.user.clone(),
+            additional_gids: self.additional_gids.clone(),
+            caps: self.cap.clone(),
+            no_new_privs: self.no_new_privs,
+            preserve_fds: self.preserve_fds,
+            ignore_paused: self.ignore_paused,
+        }
+    }
+}
+
+/// Bytes with an optional k/m/g/t suffix (docker's units); "-1" is unlimited.
+fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::new(format!("--{flag} {s:?}: not a size (like 512m)")))?;
+    Ok(if n < 0.0 {
+        -1
+    } else {
+        (n * mult as f64) as i64
+    })
+}
+
+/// Go-style durations: 5s, 250ms, 1m, 1h.
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || {
+        Error::new(format!(
+            "--interval {s:?}: not a duration (like 5s or 500ms)"
+        ))
+    };
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))
+        .ok_or_else(bad)?;
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if secs <= 0.0 {
+        return Err(Error::new(format!("--interval {s:?}: must be positive")));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+impl UpdateCmd {
+    fn resources(&self) -> Result<skiff::oci::resources::Resources> {
+        use skiff::oci::resources;
+        let mut r = match self.resources.as_deref() {
+            Some(path) => {
+                let text = if path == "-" {
+                    std::io::read_to_string(std::io::stdin())
+                        .map_err(|e| Error::from(e).wrap("read resources from stdin"))?
+                } else {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| Error::from(e).wrap(format!("read {path}")))?
+                };
+                let value = json::parse(&text, path)?;
+                resources::parse(&json::Node::new(&value, "")).map_err(|e| e.wrap(path))?
+            }
+            None => resources::Resources::default(),
+        };
+        if let Some(m) = &self.memory {
+            r.memory.limit = Some(parse_bytes("memory", m)?);
+        }
+        if let Some(m) = &self.memory_swap {
+            r.memory.swap = Some(parse_bytes("memory-swap", m)?);
+        }
+        if let Some(m) = &self.memory_reservation {
+            r.memory.reservation = Some(parse_bytes("memory-reservation", m)?);
+        }
+        r.cpu.shares = self.cpu_shares.or(r.cpu.shares);
+        r.cpu.quota = self.cpu_quota.or(r.cpu.quota);
+        r.cpu.period = self.cpu_period.or(r.cpu.period);
+        r.cpu.realtime_period = self.cpu_rt_period.or(r.cpu.realtime_period);
+        r.cpu.realtime_runtime = self.cpu_rt_runtime.or(r.cpu.realtime_runtime);
+        r.cpu.cpus = self.cpuset_cpus.clone().or(r.cpu.cpus);
+        r.cpu.mems = self.cpuset_mems.clone().or(r.cpu.mems);
+        r.pids_limit = self.pids_limit.or(r.pids_limit);
+        r.block_io.weight = self.blkio_weight.or(r.block_io.weight);
+        Ok(r)
+    }
 }

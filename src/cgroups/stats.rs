@@ -46,10 +46,12 @@ fn get(kv: &[(String, u64)], key: &str) -> u64 {
 impl Cgroup {
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
+        // On a hybrid host the v2 hierarchy has no controllers: v1 counts.
+        let hybrid = self.dirs.iter().any(|d| !d.is_v2());
         for d in &self.dirs {
             let p = std::path::Path::new(&d.path);
             if d.is_v2() {
-                if !p.join("cpu.stat").exists() {
+                if hybrid {
                     continue;
                 }
                 let cpu = keyed(&p.join("cpu.stat"));

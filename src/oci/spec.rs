@@ -178,6 +178,14 @@ pub fn parse(text: &str) -> Result<Spec> {
     Ok(spec)
 }
 
+/// Read a process.json (`runc exec --process`).
+pub fn load_process(path: &Path) -> Result<Process> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {shown}"))?;
+    let value = json::parse(&text, &shown)?;
+    parse_process(&Node::new(&value, "")).map_err(|e| e.wrap(&shown))
+}
+
 fn opt_bool(n: &Node, key: &str) -> Result<bool> {
     n.get(key)?.map_or(Ok(false), |v| v.bool())
 }

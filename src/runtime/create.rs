@@ -41,10 +41,11 @@ pub(crate) struct ParentChannel(OwnedFd);
 pub(crate) struct InitChannel(OwnedFd);
 
 const MSG_MAPS_WRITTEN: &[u8] = b"maps";
+const MSG_RELEASE: &[u8] = b"go";
 const MSG_READY: &[u8] = b"ready";
 const MSG_ERROR: &[u8] = b"error:";
 
-fn channel() -> Result<(ParentChannel, InitChannel)> {
+pub(crate) fn channel() -> Result<(ParentChannel, InitChannel)> {
     let (a, b) = sock::seqpacket_pair()?;
     Ok((ParentChannel(a), InitChannel(b)))
 }
@@ -74,6 +75,22 @@ impl ParentChannel {
         send(&self.0, MSG_MAPS_WRITTEN)
     }
 
+    /// Let an exec'd child go on (it is in its cgroups now).
+    pub(crate) fn release(&self) -> Result<()> {
+        send(&self.0, MSG_RELEASE)
+    }
+
+    /// Wait for a child to exec: the channel closes (close-on-exec) with no
+    /// message, or carries its error.
+    pub(crate) fn wait_exec(&self) -> Result<()> {
+        let msg = recv(&self.0)?;
+        match msg.strip_prefix(MSG_ERROR) {
+            Some(text) => Err(Error::new(String::from_utf8_lossy(text).into_owned())),
+            None if msg.is_empty() => Ok(()),
+            None => Err(Error::new("unexpected message from the exec child")),
+        }
+    }
+
     /// Wait for the init to be ready; its error if it failed.
     fn wait_ready(&self) -> Result<()> {
         let msg = recv(&self.0)?;
@@ -94,6 +111,13 @@ impl InitChannel {
             _ => Err(Error::new("runtime went away before writing the id maps")),
         }
     }
+    pub(crate) fn wait_release(&self) -> Result<()> {
+        match recv(&self.0)?.as_slice() {
+            MSG_RELEASE => Ok(()),
+            _ => Err(Error::new("runtime went away before releasing the process")),
+        }
+    }
+
     pub(crate) fn ready(&self) -> Result<()> {
         send(&self.0, MSG_READY)
     }
@@ -283,7 +307,7 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     })
 }
 
-fn write_pid_file(path: &str, pid: process::Pid) -> Result<()> {
+pub(crate) fn write_pid_file(path: &str, pid: process::Pid) -> Result<()> {
     let p = Path::new(path);
     let abs = if p.is_absolute() {
         p.to_path_buf()
@@ -343,6 +367,11 @@ fn spawn(
     // the clone, while we still hold every privilege; the mount namespace
     // is joined by the init, since we still need our own view of the files.
     let mut init_joins = Vec::new();
+    let own_pid_ns = joins
+        .iter()
+        .any(|(k, _)| *k == ns::Kind::Pid)
+        .then(ns::PidNsReturn::save)
+        .transpose()?;
     for (kind, fd) in joins {
         if kind == ns::Kind::Mount {
             init_joins.push((kind, fd));
@@ -388,6 +417,9 @@ fn spawn(
             })
         }
         Ok((process::Forked::Parent(pid), born_in_v2)) => {
+            if let Some(ns) = &own_pid_ns {
+                ns.restore()?;
+            }
             signal::restore(&saved_mask)?;
             drop(child);
             drop(listener);

@@ -4,11 +4,12 @@
 
 use super::create::{wait_for_start, InitChannel};
 use super::rootfs;
-use crate::error::{Context, Error, Result};
+use super::user_process;
+use crate::error::{Context, Result};
 use crate::oci::spec::{Process, Spec};
-use crate::sys::{caps, ns, process, pty, signal, sock, user};
+use crate::sys::{ns, process, signal, user};
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -30,8 +31,6 @@ pub(crate) struct InitContext<'a> {
     /// Host cgroups to show under `cgroup` mounts.
     pub cgroups: Vec<rootfs::CgroupBind>,
 }
-
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Entry point in the cloned child. Never returns.
 pub(crate) fn main(ctx: InitContext) -> ! {
@@ -61,14 +60,7 @@ pub(crate) fn main(ctx: InitContext) -> ! {
     process::exit_now(1)
 }
 
-/// What to exec once started.
-struct Exec {
-    path: String,
-    args: Vec<String>,
-    env: Vec<String>,
-}
-
-fn prepare(ctx: &InitContext) -> Result<Exec> {
+fn prepare(ctx: &InitContext) -> Result<user_process::Exec> {
     process::set_parent_death_signal(libc::SIGKILL)?;
     if ctx.new_userns {
         ctx.channel.wait_maps_written()?;
@@ -87,7 +79,7 @@ fn prepare(ctx: &InitContext) -> Result<Exec> {
     process::umask(0);
     let proc = ctx.process;
     if let Some(adj) = proc.oom_score_adj {
-        write_oom_score_adj(adj)?;
+        user_process::write_oom_score_adj(adj)?;
     }
     let console = rootfs::prepare(
         ctx.spec,
@@ -108,135 +100,9 @@ fn prepare(ctx: &InitContext) -> Result<Exec> {
     }
     rootfs::finish(ctx.spec)?;
     if let Some(pty) = console {
-        attach_console(pty, ctx.console.as_ref(), proc)?;
+        user_process::attach_console(pty, ctx.console.as_ref(), proc)?;
     }
-    for r in &proc.rlimits {
-        process::set_rlimit(r.resource, r.soft, r.hard)
-            .with_context(|| format!("process.rlimits: set {} to {}/{}", r.name, r.soft, r.hard))?;
-    }
-    let env = environment(proc);
-    // chdir before dropping privileges (the new user may not reach it through
-    // the path), and again after if that failed.
-    let early_cwd = rustix::process::chdir(proc.cwd.as_str());
-    change_user(proc)?;
-    if early_cwd.is_err() {
-        rustix::process::chdir(proc.cwd.as_str())
-            .with_context(|| format!("process.cwd: chdir {}", proc.cwd))?;
-    }
-    if proc.no_new_privileges {
-        process::set_no_new_privs()?;
-    }
-    process::umask(proc.user.umask.unwrap_or(0o022));
-    let path = find_executable(&proc.args[0], &env)?;
-    process::cloexec_from(3 + ctx.preserve_fds as i32)?;
-    for fd in 3..3 + ctx.preserve_fds as i32 {
-        process::clear_cloexec(fd)?;
-    }
+    let exec = user_process::finish(proc, ctx.preserve_fds)?;
     process::set_parent_death_signal(0)?;
-    Ok(Exec {
-        path,
-        args: proc.args.clone(),
-        env,
-    })
-}
-
-fn write_oom_score_adj(adj: i32) -> Result<()> {
-    std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::EACCES) && adj < 0 {
-            " (lowering it needs CAP_SYS_RESOURCE, which this host's root lacks)"
-        } else {
-            ""
-        };
-        Error::from(e).wrap(format!("process.oomScoreAdj: set {adj}{hint}"))
-    })
-}
-
-/// Make the pty slave our stdio and controlling terminal, and hand the
-/// master to whoever listens on the console socket.
-fn attach_console(pty: rootfs::Console, socket: Option<&UnixStream>, proc: &Process) -> Result<()> {
-    let socket = socket.ok_or_else(|| Error::new("terminal: no console socket"))?;
-    if let Some((rows, cols)) = proc.console_size {
-        pty::set_size(&pty.master, rows, cols)?;
-    }
-    sock::send_fd(socket, b"/dev/ptmx", pty.master.as_raw_fd())
-        .context("send the pty master to the console socket")?;
-    for fd in 0..3 {
-        process::dup2(pty.slave.as_raw_fd(), fd)?;
-    }
-    pty::make_controlling(&pty.slave)?;
-    Ok(())
-}
-
-/// process.env, plus HOME when the config does not set it (as runc does).
-fn environment(proc: &Process) -> Vec<String> {
-    let mut env = proc.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            home_of(proc.user.uid).unwrap_or_else(|| "/".into())
-        ));
-    }
-    env
-}
-
-/// The home directory of `uid` in the container's /etc/passwd.
-fn home_of(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
-    })
-}
-
-fn change_user(proc: &Process) -> Result<()> {
-    let u = &proc.user;
-    if let Some(c) = &proc.capabilities {
-        caps::limit_bounding(c.bounding).context("process.capabilities.bounding")?;
-        caps::set_keep_caps(true)?;
-    }
-    // setgroups is refused in a user namespace whose setgroups is "deny";
-    // an empty list there is what the kernel already has.
-    if let Err(e) = user::set_groups(&u.additional_gids) {
-        if !u.additional_gids.is_empty() {
-            return Err(e.wrap("process.user.additionalGids"));
-        }
-    }
-    user::set_gid(u.gid).context("process.user.gid")?;
-    user::set_uid(u.uid).context("process.user.uid")?;
-    if let Some(c) = &proc.capabilities {
-        caps::set_keep_caps(false)?;
-        caps::set(c.effective, c.permitted, c.inheritable).context("process.capabilities")?;
-        caps::raise_ambient(c.ambient);
-    }
-    Ok(())
-}
-
-/// Find args[0] as execve would through the container's PATH, so a missing
-/// binary fails `create`, not `start`.
-fn find_executable(arg0: &str, env: &[String]) -> Result<String> {
-    let not_found = || {
-        Error::new(format!(
-            "exec: {arg0:?}: executable file not found in $PATH"
-        ))
-    };
-    let runnable = |p: &str| {
-        rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok() && !Path::new(p).is_dir()
-    };
-    if arg0.contains('/') {
-        return if runnable(arg0) {
-            Ok(arg0.to_string())
-        } else {
-            Err(Error::new(format!(
-                "exec: {arg0:?}: no such file, or not executable"
-            )))
-        };
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    path.split(':')
-        .map(|dir| format!("{}/{arg0}", if dir.is_empty() { "." } else { dir }))
-        .find(|p| runnable(p))
-        .ok_or_else(not_found)
+    Ok(exec)
 }

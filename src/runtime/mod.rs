@@ -10,12 +10,16 @@
 
 pub mod container;
 pub mod create;
+pub mod events;
+pub mod exec;
+pub mod features;
 mod init;
 pub mod ops;
 pub mod ps;
 mod rootfs;
 pub mod spec_default;
-mod tty;
+pub mod tty;
+mod user_process;
 
 pub use container::{Container, StateRoot, Status};
 

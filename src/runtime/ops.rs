@@ -153,20 +153,7 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
         Some(sock) => Some(tty::start(sock)?),
         None => None,
     };
-    let pid = created.container.state.pid;
-    let exit = loop {
-        match signal::wait_any() {
-            libc::SIGCHLD => {
-                if let Some(exit) = process::wait_pid(pid, true)? {
-                    break exit;
-                }
-            }
-            libc::SIGWINCH if relay.is_some() => relay.as_ref().map_or((), |r| r.resize()),
-            sig => {
-                let _ = process::kill(pid, sig);
-            }
-        }
-    };
+    let exit = wait_forwarding(created.container.state.pid, relay.as_ref())?;
     if let Some(r) = relay {
         r.finish();
     }
@@ -175,6 +162,27 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
         delete(root, id, true)?;
     }
     Ok(exit.status())
+}
+
+/// With every signal blocked, wait for our child `pid` and pass it every
+/// signal we get (SIGWINCH resizes the relayed terminal instead).
+pub(crate) fn wait_forwarding(
+    pid: process::Pid,
+    relay: Option<&tty::Relay>,
+) -> Result<process::Exit> {
+    loop {
+        match signal::wait_any() {
+            libc::SIGCHLD => {
+                if let Some(exit) = process::wait_pid(pid, true)? {
+                    return Ok(exit);
+                }
+            }
+            libc::SIGWINCH if relay.is_some() => relay.map_or((), |r| r.resize()),
+            sig => {
+                let _ = process::kill(pid, sig);
+            }
+        }
+    }
 }
 
 /// Every container under the root with its live status, by id.
@@ -209,4 +217,35 @@ pub fn owner_name(c: &Container) -> String {
             (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
         })
         .unwrap_or_else(|| uid.to_string())
+}
+
+/// `runc pause`.
+pub fn pause(root: &StateRoot, id: &str) -> Result<()> {
+    let c = root.load(id)?;
+    let _lock = c.lock()?;
+    match c.status() {
+        Status::Running => c.cgroup().set_frozen(true),
+        Status::Paused => crate::bail!("container {id} is already paused"),
+        _ => crate::bail!("container not running"),
+    }
+}
+
+/// `runc resume`.
+pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
+    let c = root.load(id)?;
+    let _lock = c.lock()?;
+    match c.status() {
+        Status::Paused => c.cgroup().set_frozen(false),
+        _ => crate::bail!("container not paused"),
+    }
+}
+
+/// `runc update`: apply new resource limits to a live container.
+pub fn update(root: &StateRoot, id: &str, res: &crate::oci::resources::Resources) -> Result<()> {
+    let c = root.load(id)?;
+    let _lock = c.lock()?;
+    if c.status() == Status::Stopped {
+        crate::bail!("container not running");
+    }
+    c.cgroup().apply(res, &[])
 }

@@ -3,6 +3,7 @@
 //! to do and when.
 
 pub mod caps;
+pub mod exe;
 pub mod fs;
 pub mod keyring;
 pub mod mount;

@@ -82,3 +82,23 @@ pub fn unshare(flags: u64) -> Result<()> {
     check(unsafe { libc::unshare(flags as libc::c_int) } as libc::c_long).context("unshare")?;
     Ok(())
 }
+
+/// Our own pid namespace, to come back to after a clone made in another
+/// one: until then this process cannot even start a thread.
+pub struct PidNsReturn(OwnedFd);
+
+impl PidNsReturn {
+    pub fn save() -> Result<Self> {
+        let fd = rustix::fs::open(
+            "/proc/self/ns/pid",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .context("open /proc/self/ns/pid")?;
+        Ok(PidNsReturn(fd))
+    }
+
+    pub fn restore(&self) -> Result<()> {
+        enter(&self.0, Kind::Pid)
+    }
+}

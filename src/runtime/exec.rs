@@ -1,0 +1,245 @@
+//! `runc exec`: run another process in a running container. The runtime
+//! joins the container's pid namespace and clones (into its v2 cgroup);
+//! the child joins the other namespaces, moves into the v1 cgroups the
+//! runtime wrote it into, sets up the process as the init did, and execs.
+
+use super::container::{Container, StateRoot, Status};
+use super::create::channel;
+use super::{tty, user_process};
+use crate::error::{Context, Error, Result};
+use crate::oci::spec::{self, Process};
+use crate::sys::{caps, ns, process, signal};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    pub id: String,
+    pub process_file: Option<String>,
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub console_socket: Option<String>,
+    pub detach: bool,
+    pub pid_file: Option<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+    /// `UID[:GID]`
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+/// The process to run: --process's file, or the container's own process
+/// with the command line and flags applied (as runc does).
+fn build_process(c: &Container, opts: &ExecOptions) -> Result<Process> {
+    let mut p = match &opts.process_file {
+        Some(f) => spec::load_process(Path::new(f))?,
+        None => {
+            let base = spec::load(Path::new(&c.state.bundle))?;
+            let mut p = base.process.unwrap_or_default();
+            if opts.args.is_empty() {
+                crate::bail!("exec: no command given (use ARGS or --process)");
+            }
+            p.args = opts.args.clone();
+            p.terminal = opts.tty;
+            p
+        }
+    };
+    if opts.tty {
+        p.terminal = true;
+    }
+    if let Some(cwd) = &opts.cwd {
+        p.cwd = cwd.clone();
+    }
+    p.env.extend(opts.env.iter().cloned());
+    if let Some(u) = &opts.user {
+        let (uid, gid) = u
+            .split_once(':')
+            .map_or((u.as_str(), None), |(a, b)| (a, Some(b)));
+        p.user.uid = uid
+            .parse()
+            .map_err(|_| Error::new(format!("--user {u:?}: expected UID[:GID] (numbers)")))?;
+        if let Some(g) = gid {
+            p.user.gid = g
+                .parse()
+                .map_err(|_| Error::new(format!("--user {u:?}: expected UID[:GID] (numbers)")))?;
+        }
+    }
+    p.user
+        .additional_gids
+        .extend(opts.additional_gids.iter().copied());
+    if !opts.caps.is_empty() {
+        let set = p.capabilities.get_or_insert_with(Default::default);
+        for name in &opts.caps {
+            let n = caps::from_name(name)
+                .ok_or_else(|| Error::new(format!("--cap {name:?}: unknown capability")))?;
+            set.bounding.insert(n);
+            set.effective.insert(n);
+            set.permitted.insert(n);
+        }
+    }
+    if opts.no_new_privs {
+        p.no_new_privileges = true;
+    }
+    if p.args.is_empty() {
+        crate::bail!("exec: process.args must not be empty");
+    }
+    Ok(p)
+}
+
+/// The namespaces of the container's init that its config made its own.
+fn init_namespaces(c: &Container) -> Result<Vec<(ns::Kind, OwnedFd)>> {
+    let base = spec::load(Path::new(&c.state.bundle))?;
+    let mut out = Vec::new();
+    // The user namespace first: joining it grants the rights over the others.
+    let mut kinds: Vec<ns::Kind> = base.linux.namespaces.iter().map(|n| n.kind).collect();
+    kinds.sort_by_key(|k| *k != ns::Kind::User);
+    for kind in kinds {
+        let path = format!("/proc/{}/ns/{}", c.state.pid, kind.proc_name());
+        let fd = rustix::fs::open(
+            path.as_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .with_context(|| format!("exec: open {path}"))?;
+        out.push((kind, fd));
+    }
+    Ok(out)
+}
+
+/// `runc exec`. Returns the exit status (0 when detached).
+pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
+    let c = root.load(&opts.id)?;
+    match c.status() {
+        Status::Stopped => crate::bail!("cannot exec in a stopped container"),
+        Status::Paused if !opts.ignore_paused => {
+            crate::bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
+        _ => {}
+    }
+    let proc = build_process(&c, opts)?;
+    match (proc.terminal, &opts.console_socket, opts.detach) {
+        (true, None, true) => {
+            crate::bail!("cannot allocate tty if runc will detach without setting console socket")
+        }
+        (false, Some(_), _) => {
+            crate::bail!("cannot use console socket if runc will not detach or allocate tty")
+        }
+        _ => {}
+    }
+    // Never enter a container as a binary it could rewrite (CVE-2019-5736).
+    crate::sys::exe::ensure_sealed()?;
+    let namespaces = init_namespaces(&c)?;
+    let (console, own_end) = match &opts.console_socket {
+        Some(p) => (
+            Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
+            None,
+        ),
+        None if proc.terminal => {
+            let (a, b) = UnixStream::pair().context("socketpair for the console")?;
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
+    let cgroup = c.cgroup();
+    let v2_fd = match cgroup.v2_dir() {
+        Some(d) => Some(crate::sys::fs::open_root(&d.path)?),
+        None => None,
+    };
+    // The pid namespace applies to our next child only.
+    let own_pid_ns = ns::PidNsReturn::save()?;
+    let mut in_container = Vec::new();
+    for (kind, fd) in namespaces {
+        if kind == ns::Kind::Pid {
+            ns::enter(&fd, kind)?;
+        } else {
+            in_container.push((kind, fd));
+        }
+    }
+    let (parent, child) = channel()?;
+    let saved = signal::block_all()?;
+    match process::clone_into_cgroup(0, v2_fd.as_ref())? {
+        (process::Forked::Child, _) => {
+            process::child_panics_exit();
+            drop(parent);
+            let err = child_main(
+                &child,
+                &in_container,
+                &proc,
+                console.as_ref(),
+                opts.preserve_fds,
+            );
+            child.fail(&err);
+            process::exit_now(1);
+        }
+        (process::Forked::Parent(pid), born_in_v2) => {
+            own_pid_ns.restore()?;
+            drop(child);
+            drop(console);
+            let fail = |e: Error| {
+                let _ = process::kill(pid, libc::SIGKILL);
+                let _ = process::wait_pid(pid, false);
+                let _ = signal::restore(&saved);
+                e
+            };
+            cgroup.join(pid, born_in_v2).map_err(fail)?;
+            parent.release().map_err(fail)?;
+            // The channel closes at exec; a message means it failed.
+            parent.wait_exec().map_err(fail)?;
+            if let Some(f) = &opts.pid_file {
+                super::create::write_pid_file(f, pid).map_err(fail)?;
+            }
+            if opts.detach {
+                signal::restore(&saved)?;
+                return Ok(0);
+            }
+            let relay = match &own_end {
+                Some(sock) => Some(tty::start(sock).map_err(fail)?),
+                None => None,
+            };
+            let exit = super::ops::wait_forwarding(pid, relay.as_ref())?;
+            if let Some(r) = relay {
+                r.finish();
+            }
+            signal::restore(&saved)?;
+            Ok(exit.status())
+        }
+    }
+}
+
+/// The child: returns only on failure.
+fn child_main(
+    chan: &super::create::InitChannel,
+    namespaces: &[(ns::Kind, OwnedFd)],
+    proc: &Process,
+    console: Option<&UnixStream>,
+    preserve_fds: u32,
+) -> Error {
+    let run = || -> Result<user_process::Exec> {
+        process::set_parent_death_signal(libc::SIGKILL)?;
+        chan.wait_release()?;
+        for (kind, fd) in namespaces {
+            ns::enter(fd, *kind)?;
+        }
+        if let Some(socket) = console {
+            process::setsid()?;
+            let pty = user_process::open_pty()?;
+            user_process::attach_console(pty, Some(socket), proc)?;
+        }
+        let exec = user_process::finish(proc, preserve_fds)?;
+        process::set_parent_death_signal(0)?;
+        signal::reset_dispositions();
+        signal::unblock_all()?;
+        Ok(exec)
+    };
+    match run() {
+        Ok(exec) => {
+            process::execve(&exec.path, &exec.args, &exec.env).wrap(format!("exec {}", exec.path))
+        }
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,106 @@
+//! `runc features`: what this build implements, in the runtime-spec's
+//! features.json shape.
+
+use crate::json::Writer;
+use crate::sys::caps;
+
+const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
+pub fn features_json(hooks: &[&str], seccomp: Option<(&[&str], &[&str], &[&str])>) -> String {
+    let mut w = Writer::pretty();
+    w.begin_object();
+    w.key("ociVersionMin").str("1.0.0");
+    w.key("ociVersionMax").str("1.1.0");
+    w.key("hooks").strings(hooks);
+    w.key("mountOptions").strings(MOUNT_OPTIONS);
+    w.key("linux").object();
+    w.key("namespaces").strings(&[
+        "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
+    ]);
+    w.key("capabilities").strings(caps::NAMES);
+    w.key("cgroup").object();
+    w.key("v1")
+        .bool(true)
+        .key("v2")
+        .bool(true)
+        .key("systemd")
+        .bool(false)
+        .key("systemdUser")
+        .bool(false);
+    w.end_object();
+    w.key("seccomp").object();
+    match seccomp {
+        Some((actions, operators, archs)) => {
+            w.key("enabled").bool(true);
+            w.key("actions").strings(actions);
+            w.key("operators").strings(operators);
+            w.key("archs").strings(archs);
+        }
+        None => {
+            w.key("enabled").bool(false);
+        }
+    }
+    w.end_object();
+    w.key("apparmor")
+        .object()
+        .key("enabled")
+        .bool(false)
+        .end_object();
+    w.key("selinux")
+        .object()
+        .key("enabled")
+        .bool(false)
+        .end_object();
+    w.key("intelRdt")
+        .object()
+        .key("enabled")
+        .bool(false)
+        .end_object();
+    w.end_object();
+    w.key("annotations").object();
+    w.key("org.opencontainers.runc.checkpoint.enabled")
+        .str("false");
+    w.key("org.opencontainers.runc.version")
+        .str(concat!(env!("CARGO_PKG_VERSION"), "+skiff"));
+    w.end_object();
+    w.end_object();
+    w.finish()
+}

@@ -1,0 +1,170 @@
+//! The user's process, once its namespaces and filesystem are in place:
+//! console, rlimits, user and capabilities, cwd, environment, and the
+//! executable to run. Shared by the container's init and by `exec`.
+
+use super::rootfs;
+use crate::error::{Context, Error, Result};
+use crate::oci::spec::Process;
+use crate::sys::{caps, process, pty, sock, user};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to exec once started.
+pub(crate) struct Exec {
+    pub path: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// A new pty from the devpts of the mount namespace we are in.
+pub(crate) fn open_pty() -> Result<rootfs::Console> {
+    let master = rustix::fs::open(
+        "/dev/ptmx",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .context("terminal: open /dev/ptmx")?;
+    let slave = pty::open_peer(&master)?;
+    Ok(rootfs::Console { master, slave })
+}
+
+/// Everything between a ready filesystem and exec: rlimits, user and
+/// capabilities, cwd, umask, no_new_privs, and which file to run. Fds from 3
+/// on are closed at exec except the `preserve_fds` first ones.
+pub(crate) fn finish(proc: &Process, preserve_fds: u32) -> Result<Exec> {
+    for r in &proc.rlimits {
+        process::set_rlimit(r.resource, r.soft, r.hard)
+            .with_context(|| format!("process.rlimits: set {} to {}/{}", r.name, r.soft, r.hard))?;
+    }
+    let env = environment(proc);
+    // chdir before dropping privileges (the new user may not reach it through
+    // the path), and again after if that failed.
+    let early_cwd = rustix::process::chdir(proc.cwd.as_str());
+    change_user(proc)?;
+    if early_cwd.is_err() {
+        rustix::process::chdir(proc.cwd.as_str())
+            .with_context(|| format!("process.cwd: chdir {}", proc.cwd))?;
+    }
+    if proc.no_new_privileges {
+        process::set_no_new_privs()?;
+    }
+    process::umask(proc.user.umask.unwrap_or(0o022));
+    let path = find_executable(&proc.args[0], &env)?;
+    process::cloexec_from(3 + preserve_fds as i32)?;
+    for fd in 3..3 + preserve_fds as i32 {
+        process::clear_cloexec(fd)?;
+    }
+    Ok(Exec {
+        path,
+        args: proc.args.clone(),
+        env,
+    })
+}
+
+pub(crate) fn write_oom_score_adj(adj: i32) -> Result<()> {
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EACCES) && adj < 0 {
+            " (lowering it needs CAP_SYS_RESOURCE, which this host's root lacks)"
+        } else {
+            ""
+        };
+        Error::from(e).wrap(format!("process.oomScoreAdj: set {adj}{hint}"))
+    })
+}
+
+/// Make the pty slave our stdio and controlling terminal, and hand the
+/// master to whoever listens on the console socket.
+pub(crate) fn attach_console(
+    pty: rootfs::Console,
+    socket: Option<&UnixStream>,
+    proc: &Process,
+) -> Result<()> {
+    let socket = socket.ok_or_else(|| Error::new("terminal: no console socket"))?;
+    if let Some((rows, cols)) = proc.console_size {
+        pty::set_size(&pty.master, rows, cols)?;
+    }
+    sock::send_fd(socket, b"/dev/ptmx", pty.master.as_raw_fd())
+        .context("send the pty master to the console socket")?;
+    for fd in 0..3 {
+        process::dup2(pty.slave.as_raw_fd(), fd)?;
+    }
+    pty::make_controlling(&pty.slave)?;
+    Ok(())
+}
+
+/// process.env, plus HOME when the config does not set it (as runc does).
+fn environment(proc: &Process) -> Vec<String> {
+    let mut env = proc.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!(
+            "HOME={}",
+            home_of(proc.user.uid).unwrap_or_else(|| "/".into())
+        ));
+    }
+    env
+}
+
+/// The home directory of `uid` in the container's /etc/passwd.
+fn home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+fn change_user(proc: &Process) -> Result<()> {
+    let u = &proc.user;
+    if let Some(c) = &proc.capabilities {
+        caps::limit_bounding(c.bounding).context("process.capabilities.bounding")?;
+        caps::set_keep_caps(true)?;
+    }
+    // setgroups is refused in a user namespace whose setgroups is "deny";
+    // an empty list there is what the kernel already has.
+    if let Err(e) = user::set_groups(&u.additional_gids) {
+        if !u.additional_gids.is_empty() {
+            return Err(e.wrap("process.user.additionalGids"));
+        }
+    }
+    user::set_gid(u.gid).context("process.user.gid")?;
+    user::set_uid(u.uid).context("process.user.uid")?;
+    if let Some(c) = &proc.capabilities {
+        caps::set_keep_caps(false)?;
+        caps::set(c.effective, c.permitted, c.inheritable).context("process.capabilities")?;
+        caps::raise_ambient(c.ambient);
+    }
+    Ok(())
+}
+
+/// Find args[0] as execve would through the container's PATH, so a missing
+/// binary fails `create`, not `start`.
+fn find_executable(arg0: &str, env: &[String]) -> Result<String> {
+    let not_found = || {
+        Error::new(format!(
+            "exec: {arg0:?}: executable file not found in $PATH"
+        ))
+    };
+    let runnable = |p: &str| {
+        rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok() && !Path::new(p).is_dir()
+    };
+    if arg0.contains('/') {
+        return if runnable(arg0) {
+            Ok(arg0.to_string())
+        } else {
+            Err(Error::new(format!(
+                "exec: {arg0:?}: no such file, or not executable"
+            )))
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .map(|dir| format!("{}/{arg0}", if dir.is_empty() { "." } else { dir }))
+        .find(|p| runnable(p))
+        .ok_or_else(not_found)
+}
