@@ -540,7 +540,17 @@ fn dispatch(cli: Runc) -> Result<u8> {
         Command::Features(_) => {
             print(&format!(
                 "{}\n",
-                runtime::features::features_json(&[], None)
+                runtime::features::features_json(
+                    &[
+                        "prestart",
+                        "createRuntime",
+                        "createContainer",
+                        "startContainer",
+                        "poststart",
+                        "poststop"
+                    ],
+                    None
+                )
             ));
             Ok(0)
         }

@@ -15,7 +15,28 @@ pub struct Spec {
     pub domainname: Option<String>,
     pub mounts: Vec<Mount>,
     pub annotations: Vec<(String, String)>,
+    pub hooks: Hooks,
     pub linux: Linux,
+}
+
+/// One hook: a program run at a point of the lifecycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, miniserde::Serialize, miniserde::Deserialize)]
+pub struct Hook {
+    pub path: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// Seconds.
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, miniserde::Serialize, miniserde::Deserialize)]
+pub struct Hooks {
+    pub prestart: Vec<Hook>,
+    pub create_runtime: Vec<Hook>,
+    pub create_container: Vec<Hook>,
+    pub start_container: Vec<Hook>,
+    pub poststart: Vec<Hook>,
+    pub poststop: Vec<Hook>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -170,10 +191,8 @@ pub fn parse(text: &str) -> Result<Spec> {
     if let Some(l) = doc.get("linux")? {
         spec.linux = parse_linux(&l)?;
     }
-    for section in ["hooks"] {
-        if doc.get(section)?.is_some() {
-            spec.linux.unsupported.push(section.to_string());
-        }
+    if let Some(h) = doc.get("hooks")? {
+        spec.hooks = parse_hooks(&h)?;
     }
     Ok(spec)
 }
@@ -184,6 +203,43 @@ pub fn load_process(path: &Path) -> Result<Process> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {shown}"))?;
     let value = json::parse(&text, &shown)?;
     parse_process(&Node::new(&value, "")).map_err(|e| e.wrap(&shown))
+}
+
+fn parse_hooks(h: &Node) -> Result<Hooks> {
+    let list = |key: &str| -> Result<Vec<Hook>> {
+        let Some(items) = h.get(key)? else {
+            return Ok(Vec::new());
+        };
+        items
+            .items()?
+            .iter()
+            .map(|item| {
+                let hook = Hook {
+                    path: item.need("path")?.string()?,
+                    args: opt_strings(item, "args")?,
+                    env: opt_strings(item, "env")?,
+                    timeout: item.get("timeout")?.map(|t| t.u64()).transpose()?,
+                };
+                if !hook.path.starts_with('/') {
+                    return Err(item
+                        .need("path")?
+                        .invalid(format!("{:?} is not an absolute path", hook.path)));
+                }
+                if hook.timeout == Some(0) {
+                    return Err(item.need("timeout")?.invalid("must be greater than zero"));
+                }
+                Ok(hook)
+            })
+            .collect()
+    };
+    Ok(Hooks {
+        prestart: list("prestart")?,
+        create_runtime: list("createRuntime")?,
+        create_container: list("createContainer")?,
+        start_container: list("startContainer")?,
+        poststart: list("poststart")?,
+        poststop: list("poststop")?,
+    })
 }
 
 fn opt_bool(n: &Node, key: &str) -> Result<bool> {

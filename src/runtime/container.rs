@@ -45,6 +45,9 @@ pub struct State {
     pub own_pid_ns: bool,
     /// The container's cgroup, one directory per hierarchy.
     pub cgroup: Vec<crate::cgroups::Dir>,
+    /// Hooks that run after create has returned.
+    pub poststart: Vec<crate::oci::spec::Hook>,
+    pub poststop: Vec<crate::oci::spec::Hook>,
 }
 
 /// The directory that holds every container's state (`--root`).

@@ -42,6 +42,8 @@ pub(crate) struct InitChannel(OwnedFd);
 
 const MSG_MAPS_WRITTEN: &[u8] = b"maps";
 const MSG_RELEASE: &[u8] = b"go";
+const MSG_HOOKS: &[u8] = b"hooks";
+const MSG_RESUME: &[u8] = b"resume";
 const MSG_READY: &[u8] = b"ready";
 const MSG_ERROR: &[u8] = b"error:";
 
@@ -73,6 +75,22 @@ fn send(fd: &OwnedFd, msg: &[u8]) -> Result<()> {
 impl ParentChannel {
     fn maps_written(&self) -> Result<()> {
         send(&self.0, MSG_MAPS_WRITTEN)
+    }
+
+    /// Wait for the init to reach the point where runtime hooks run.
+    fn wait_hooks_point(&self) -> Result<()> {
+        let msg = recv(&self.0)?;
+        if msg == MSG_HOOKS {
+            Ok(())
+        } else if let Some(text) = msg.strip_prefix(MSG_ERROR) {
+            Err(Error::new(String::from_utf8_lossy(text).into_owned()))
+        } else {
+            Err(Error::new("container init exited before it was ready"))
+        }
+    }
+
+    fn resume(&self) -> Result<()> {
+        send(&self.0, MSG_RESUME)
     }
 
     /// Let an exec'd child go on (it is in its cgroups now).
@@ -111,6 +129,15 @@ impl InitChannel {
             _ => Err(Error::new("runtime went away before writing the id maps")),
         }
     }
+    /// Mounts are done: let the runtime run its hooks, and wait for it.
+    pub(crate) fn hooks_point(&self) -> Result<()> {
+        send(&self.0, MSG_HOOKS)?;
+        match recv(&self.0)?.as_slice() {
+            MSG_RESUME => Ok(()),
+            _ => Err(Error::new("runtime went away while running hooks")),
+        }
+    }
+
     pub(crate) fn wait_release(&self) -> Result<()> {
         match recv(&self.0)?.as_slice() {
             MSG_RELEASE => Ok(()),
@@ -410,6 +437,9 @@ fn spawn(
                 joins: init_joins,
                 new_userns,
                 container_id: &opts.id,
+                bundle_str: &bundle.to_string_lossy(),
+                annotations: spec.annotations.iter().cloned().collect(),
+                host_pid: 0,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
@@ -440,6 +470,23 @@ fn spawn(
                 // The init may have failed first: its error says more.
                 return Err(fail(parent.wait_ready().err().unwrap_or(e)));
             }
+            if !(spec.hooks.prestart.is_empty() && spec.hooks.create_runtime.is_empty()) {
+                parent.wait_hooks_point().map_err(fail)?;
+                let annotations: std::collections::BTreeMap<String, String> =
+                    spec.annotations.iter().cloned().collect();
+                let bundle_s = bundle.to_string_lossy();
+                let hook_state = super::hooks::HookState {
+                    id: &opts.id,
+                    status: "creating",
+                    pid,
+                    bundle: &bundle_s,
+                    annotations: &annotations,
+                };
+                super::hooks::run("prestart", &spec.hooks.prestart, &hook_state).map_err(fail)?;
+                super::hooks::run("createRuntime", &spec.hooks.create_runtime, &hook_state)
+                    .map_err(fail)?;
+                parent.resume().map_err(fail)?;
+            }
             parent.wait_ready().map_err(fail)?;
             let state = State {
                 id: opts.id.clone(),
@@ -454,6 +501,8 @@ fn spawn(
                     .namespace(ns::Kind::Pid)
                     .is_some_and(|n| n.path.is_none()),
                 cgroup: cgroup.dirs.clone(),
+                poststart: spec.hooks.poststart.clone(),
+                poststop: spec.hooks.poststop.clone(),
             };
             let container = Container {
                 dir: dir.to_path_buf(),
@@ -511,12 +560,22 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     conn.read_to_end(&mut reply)
         .with_context(|| format!("start container {id}"))?;
     match reply.split_first() {
-        Some((0, [])) => Ok(()),
-        Some((0, why)) => Err(Error::new(String::from_utf8_lossy(why).into_owned())),
-        _ => Err(Error::new(format!(
-            "start container {id}: its init died before it could exec"
-        ))),
+        Some((0, [])) => {}
+        Some((0, why)) => return Err(Error::new(String::from_utf8_lossy(why).into_owned())),
+        _ => crate::bail!("start container {id}: its init died before it could exec"),
     }
+    // A failing poststart hook is a warning; the container runs on.
+    let hook_state = super::hooks::HookState {
+        id,
+        status: "running",
+        pid: c.state.pid,
+        bundle: &c.state.bundle,
+        annotations: &c.state.annotations,
+    };
+    if let Err(e) = super::hooks::run("poststart", &c.state.poststart, &hook_state) {
+        eprintln!("warning: {e}");
+    }
+    Ok(())
 }
 
 /// The init's side of the start handshake: block until `start` connects,

@@ -3,8 +3,8 @@
 //! ready or the first error over its channel, then waits for `start`.
 
 use super::create::{wait_for_start, InitChannel};
-use super::rootfs;
 use super::user_process;
+use super::{hooks, rootfs};
 use crate::error::{Context, Result};
 use crate::oci::spec::{Process, Spec};
 use crate::sys::{ns, process, signal, user};
@@ -15,6 +15,10 @@ use std::path::Path;
 
 pub(crate) struct InitContext<'a> {
     pub container_id: &'a str,
+    pub bundle_str: &'a str,
+    /// Filled in by the init itself, first thing.
+    pub host_pid: i32,
+    pub annotations: std::collections::BTreeMap<String, String>,
     pub spec: &'a Spec,
     pub process: &'a Process,
     pub rootfs: &'a Path,
@@ -33,8 +37,9 @@ pub(crate) struct InitContext<'a> {
 }
 
 /// Entry point in the cloned child. Never returns.
-pub(crate) fn main(ctx: InitContext) -> ! {
+pub(crate) fn main(mut ctx: InitContext) -> ! {
     process::child_panics_exit();
+    ctx.host_pid = host_pid();
     let exec = match prepare(&ctx) {
         Ok(exec) => exec,
         Err(e) => {
@@ -50,7 +55,14 @@ pub(crate) fn main(ctx: InitContext) -> ! {
         Ok(c) => c,
         Err(_) => process::exit_now(1),
     };
-    drop(ctx.exec_listener);
+    if let Err(e) = hooks::run(
+        "startContainer",
+        &ctx.spec.hooks.start_container,
+        &hook_state(&ctx, "created"),
+    ) {
+        let _ = conn.write_all(e.message().as_bytes());
+        process::exit_now(1);
+    }
     signal::reset_dispositions();
     let e = match signal::unblock_all() {
         Ok(()) => process::execve(&exec.path, &exec.args, &exec.env),
@@ -58,6 +70,33 @@ pub(crate) fn main(ctx: InitContext) -> ! {
     };
     let _ = conn.write_all(format!("exec {}: {}", exec.path, e).as_bytes());
     process::exit_now(1)
+}
+
+/// Our pid in the runtime's pid namespace (the outermost NSpid entry),
+/// read while /proc is still the host's.
+fn host_pid() -> i32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("NSpid:")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn hook_state<'a>(ctx: &'a InitContext, status: &'a str) -> hooks::HookState<'a> {
+    hooks::HookState {
+        id: ctx.container_id,
+        status,
+        pid: ctx.host_pid,
+        bundle: ctx.bundle_str,
+        annotations: &ctx.annotations,
+    }
 }
 
 fn prepare(ctx: &InitContext) -> Result<user_process::Exec> {
@@ -89,6 +128,17 @@ fn prepare(ctx: &InitContext) -> Result<user_process::Exec> {
         proc.terminal,
         &ctx.cgroups,
     )?;
+    let hooks = &ctx.spec.hooks;
+    if !(hooks.prestart.is_empty() && hooks.create_runtime.is_empty()) {
+        ctx.channel.hooks_point()?;
+    }
+    if !hooks.create_container.is_empty() {
+        hooks::run(
+            "createContainer",
+            &hooks.create_container,
+            &hook_state(ctx, "creating"),
+        )?;
+    }
     rootfs::enter(ctx.rootfs, ctx.no_pivot)?;
     if let Some(name) = ctx.spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         rustix::system::sethostname(name.as_bytes())

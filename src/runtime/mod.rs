@@ -13,6 +13,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod features;
+mod hooks;
 mod init;
 pub mod ops;
 pub mod ps;

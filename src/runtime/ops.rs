@@ -105,6 +105,16 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         }
     }
     c.cgroup().destroy()?;
+    let hook_state = super::hooks::HookState {
+        id,
+        status: "stopped",
+        pid: 0,
+        bundle: &c.state.bundle,
+        annotations: &c.state.annotations,
+    };
+    if let Err(e) = super::hooks::run("poststop", &c.state.poststop, &hook_state) {
+        eprintln!("warning: {e}");
+    }
     c.remove_dir()
 }
 

@@ -1,0 +1,104 @@
+//! Running OCI hooks: each gets the container's state JSON on stdin, its
+//! own args and env, and is killed at its timeout.
+
+use crate::error::{Context, Error, Result};
+use crate::json::Writer;
+use crate::oci::spec::Hook;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The state a hook reads on stdin (runtime-spec's state).
+pub struct HookState<'a> {
+    pub id: &'a str,
+    pub status: &'a str,
+    pub pid: i32,
+    pub bundle: &'a str,
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+impl HookState<'_> {
+    fn json(&self) -> String {
+        let mut w = Writer::compact();
+        w.begin_object();
+        w.key("ociVersion").str(super::OCI_VERSION);
+        w.key("id").str(self.id);
+        w.key("status").str(self.status);
+        if self.pid > 0 {
+            w.key("pid").num(self.pid);
+        }
+        w.key("bundle").str(self.bundle);
+        if !self.annotations.is_empty() {
+            w.key("annotations").object();
+            for (k, v) in self.annotations {
+                w.key(k).str(v);
+            }
+            w.end_object();
+        }
+        w.end_object();
+        w.finish()
+    }
+}
+
+/// Run hooks in order; the first failure stops the rest. `kind` names them
+/// in errors ("createRuntime").
+pub fn run(kind: &str, hooks: &[Hook], state: &HookState) -> Result<()> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let input = state.json();
+    for (i, hook) in hooks.iter().enumerate() {
+        run_one(hook, &input).map_err(|e| e.wrap(format!("hooks.{kind}[{i}] {}", hook.path)))?;
+    }
+    Ok(())
+}
+
+fn run_one(hook: &Hook, input: &str) -> Result<()> {
+    let mut cmd = Command::new(&hook.path);
+    if let Some((first, rest)) = hook.args.split_first() {
+        use std::os::unix::process::CommandExt;
+        cmd.arg0(first);
+        cmd.args(rest);
+    }
+    cmd.env_clear();
+    for kv in &hook.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("start")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook need not read its stdin; EPIPE is fine.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let deadline = hook
+        .timeout
+        .map(|t| Instant::now() + Duration::from_secs(t));
+    loop {
+        if let Some(status) = child.try_wait().context("wait")? {
+            if status.success() {
+                return Ok(());
+            }
+            let out = child
+                .wait_with_output()
+                .map(|o| o.stderr)
+                .unwrap_or_default();
+            let msg = String::from_utf8_lossy(&out);
+            let msg = msg.trim();
+            return Err(Error::new(format!(
+                "{status}{}{msg}",
+                if msg.is_empty() { "" } else { ": " }
+            )));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            crate::bail!("timed out after {}s", hook.timeout.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
