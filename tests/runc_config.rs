@@ -620,3 +620,89 @@ fn spec_output_runs() {
     out.ok();
     assert_eq!(out.stdout, "spec-ok\n");
 }
+
+#[test]
+fn default_mounts_inside() {
+    let ctx = Ctx::new("defmounts");
+    let out = ctx.run_sh("cat /proc/self/mounts");
+    out.ok();
+    let find = |dest: &str| -> (String, Vec<String>) {
+        let l = out
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(1) == Some(dest))
+            .unwrap_or_else(|| panic!("{dest} mounted: {}", out.stdout));
+        let f: Vec<&str> = l.split(' ').collect();
+        (
+            f[2].to_string(),
+            f[3].split(',').map(String::from).collect(),
+        )
+    };
+    let has = |opts: &[String], o: &str| opts.iter().any(|x| x == o);
+    let (t, o) = find("/proc");
+    assert_eq!(t, "proc");
+    assert!(has(&o, "rw"), "{o:?}");
+    let (t, o) = find("/dev");
+    assert_eq!(t, "tmpfs");
+    assert!(has(&o, "nosuid") && has(&o, "mode=755"), "{o:?}");
+    let (t, o) = find("/dev/pts");
+    assert_eq!(t, "devpts");
+    assert!(
+        has(&o, "noexec") && has(&o, "ptmxmode=666") && has(&o, "gid=5"),
+        "{o:?}"
+    );
+    let (t, o) = find("/dev/shm");
+    assert_eq!(t, "tmpfs");
+    assert!(has(&o, "nodev") && has(&o, "noexec"), "{o:?}");
+    let (t, _) = find("/dev/mqueue");
+    assert_eq!(t, "mqueue");
+    let (t, o) = find("/sys");
+    assert_eq!(t, "sysfs");
+    assert!(has(&o, "ro"), "/sys is read-only: {o:?}");
+    let (t, o) = find("/");
+    assert!(has(&o, "ro"), "root ({t}) is read-only: {o:?}");
+}
+
+#[test]
+fn extra_device_created() {
+    let ctx = Ctx::new("device");
+    let mut c = ctx.config();
+    c.set(
+        "linux.devices",
+        js(r#"[{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":438,"uid":0,"gid":0}]"#),
+    )
+    .sh("stat -c '%F %t:%T %a' /dev/fuse");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "character special file a:e5 666\n");
+}
+
+#[test]
+fn home_from_passwd() {
+    // With no HOME in env, the runtime sets it from the rootfs' /etc/passwd.
+    let ctx = Ctx::new("home");
+    let mut c = ctx.config();
+    c.sh("echo $HOME");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "/root\n");
+    c.set("process.user", js(r#"{"uid":1000,"gid":1000}"#));
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "/home/user\n");
+}
+
+#[test]
+fn no_new_privileges_off() {
+    let ctx = Ctx::new("nnpoff");
+    let mut c = ctx.config();
+    c.set(
+        "process.noNewPrivileges",
+        miniserde::json::Value::Bool(false),
+    )
+    .sh("grep NoNewPrivs /proc/self/status");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "NoNewPrivs:\t0\n");
+}

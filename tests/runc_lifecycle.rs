@@ -567,3 +567,131 @@ fn pid_one_inside() {
         out.stdout
     );
 }
+
+#[test]
+fn run_preserve_fds() {
+    let ctx = Ctx::new("preservefds");
+    let file = ctx.path("fd3.txt");
+    fs::write(&file, "through fd 3\n").unwrap();
+    let mut c = ctx.config();
+    c.sh("cat <&3");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt_with_fd3(&file, &["run", "--preserve-fds", "1", "--bundle", &b, &id]);
+    out.ok();
+    assert_eq!(out.stdout, "through fd 3\n");
+    ctx.assert_gone(&id);
+
+    // Without --preserve-fds the descriptor is not passed on.
+    let mut c = ctx.config();
+    c.sh("if [ -e /proc/self/fd/3 ]; then echo leaked; else echo closed; fi");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let out = ctx.rt_with_fd3(&file, &["run", "--bundle", &b, &id]);
+    out.ok();
+    assert_eq!(out.stdout, "closed\n");
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn run_no_pivot_and_no_new_keyring() {
+    let ctx = Ctx::new("nopivot");
+    let mut c = ctx.config();
+    c.sh("echo $$; ls /bin/busybox");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    for flag in ["--no-pivot", "--no-new-keyring"] {
+        let id = ctx.id();
+        let out = ctx.rt(&["run", flag, "--bundle", &b, &id]);
+        out.ok();
+        assert_eq!(out.stdout, "1\n/bin/busybox\n", "with {flag}");
+        ctx.assert_gone(&id);
+    }
+}
+
+#[test]
+fn kill_all_stops_every_process() {
+    let ctx = Ctx::new("killall");
+    let mut c = ctx.config();
+    // A shell with children: signal handling aside, SIGKILL to all of them.
+    c.sh("sleep 1000 & sleep 1000 & wait");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let deadline = Instant::now() + T;
+    loop {
+        let out = ctx.rt(&["ps", "-f", "json", &id]);
+        out.ok();
+        if out.stdout.matches(',').count() >= 2 {
+            break; // three pids
+        }
+        assert!(
+            Instant::now() < deadline,
+            "children never started: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = ctx.rt(&["ps", "-f", "json", &id]);
+    let v: miniserde::json::Value = miniserde::json::from_str(&out.stdout).unwrap();
+    let pids: Vec<i32> = as_array(Some(&v))
+        .unwrap()
+        .iter()
+        .filter_map(|p| as_u64(Some(p)))
+        .map(|p| p as i32)
+        .collect();
+    for &p in &pids {
+        ctx.track_pid(p);
+    }
+    ctx.rt(&["kill", "--all", &id, "KILL"]).ok();
+    ctx.wait_status(&id, "stopped", T);
+    let deadline = Instant::now() + T;
+    while pids.iter().any(|&p| proc_cmdline(p).contains("sleep")) {
+        assert!(
+            Instant::now() < deadline,
+            "kill --all left processes: {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn init_killed_from_outside_is_stopped() {
+    let ctx = Ctx::new("extkill");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let pid = ctx.pid_of(&id);
+    // SAFETY: the container init this test started, alive (state says so).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    ctx.wait_status(&id, "stopped", T);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn global_debug_and_log_flags_accepted() {
+    let ctx = Ctx::new("globalflags");
+    let root = ctx.root.to_str().unwrap().to_string();
+    let log = ctx.path("log.txt");
+    let log = log.to_str().unwrap();
+    ctx.rt_noroot(&["--debug", "--root", &root, "list"]).ok();
+    ctx.rt_noroot(&[
+        "--log",
+        log,
+        "--log-format",
+        "text",
+        "--root",
+        &root,
+        "list",
+        "-q",
+    ])
+    .ok();
+    ctx.rt_noroot(&["--log-format=json", "--root", &root, "list", "--quiet"])
+        .ok();
+}

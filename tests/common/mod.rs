@@ -666,6 +666,35 @@ impl Ctx {
         .wait(CMD_TIMEOUT)
     }
 
+    /// Run the runtime (with `--root`) with `file` open for reading on fd 3
+    /// (through the host's /bin/sh, so no pre_exec code is needed).
+    #[track_caller]
+    pub fn rt_with_fd3(&self, file: &Path, args: &[&str]) -> Out {
+        let (inner, shown, out, err) = self.command(args, true);
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("exec 3<\"$1\"; shift; exec \"$@\"")
+            .arg("sh")
+            .arg(file)
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env("SKIFF_TEST_MARK", &self.mark)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).expect("stdout file"))
+            .stderr(fs::File::create(&err).expect("stderr file"));
+        let shown = format!("{shown} 3<{}", file.display());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+        Bg {
+            child,
+            cmd: shown,
+            out,
+            err,
+        }
+        .wait(CMD_TIMEOUT)
+    }
+
     #[track_caller]
     pub fn spawn(&self, args: &[&str]) -> Bg {
         let (mut cmd, shown, out, err) = self.command(args, true);
