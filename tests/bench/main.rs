@@ -191,7 +191,11 @@ fn run_once(rt: &Rt, bundle: &Path, id: &str, errfile: &Path, dog: &Watchdog) ->
         } else {
             format!("signal {}", libc::WTERMSIG(status))
         };
-        format!("{how}: {line}")
+        if line.is_empty() {
+            format!("{how}, nothing on stderr")
+        } else {
+            format!("{how}: {line}")
+        }
     };
     RunResult {
         ok,
@@ -287,7 +291,8 @@ fn main() {
         fs::create_dir_all(&root).unwrap();
         let mut rt = Rt {
             name: name.clone(),
-            version: version_of(&exe),
+            // skiff answers --version under its own name
+            version: version_of(if name == "skiff" { &binary } else { &exe }),
             exe,
             binary,
             root,
@@ -498,7 +503,7 @@ fn render(opts: &Opts, rts: &[Rt], elapsed: Duration) -> String {
             .find(|r| r.name == "crun" && !r.wall_ms.is_empty());
         let mut t = String::from("\nTargets for skiff: ");
         if sk.wall_ms.is_empty() {
-            t.push_str("not measured (skiff failed to run).");
+            t.push_str("not measured (skiff failed to run); ");
         } else if let Some(c) = crun {
             let sm = percentile(&sorted(&sk.wall_ms), 50.0);
             let cm = percentile(&sorted(&c.wall_ms), 50.0);
