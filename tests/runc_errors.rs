@@ -231,15 +231,16 @@ fn missing_arguments() {
         vec!["delete"],
         vec!["create"],
     ] {
-        let out = ctx.rt(&args);
-        assert_eq!(
-            out.code(),
-            Some(1),
-            "`{args:?}` without an id: {} {}",
-            out.stdout,
-            out.stderr
-        );
+        // runc: exit 1, usage on stdout, one error line on stderr.
+        ctx.rt(&args).fails();
     }
+    // An unknown command is refused too (runc exits 3 for it).
+    let out = ctx.rt(&["no-such-command"]);
+    assert!(
+        !out.status.success() && !out.stderr.trim().is_empty(),
+        "unknown command: {}",
+        out.stderr
+    );
 }
 
 #[test]

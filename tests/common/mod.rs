@@ -836,6 +836,9 @@ impl Ctx {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
             let found = self.leftovers_now();
+            if std::env::var_os("SKIFF_TEST_DEBUG").is_some() {
+                eprintln!("leftovers at {:?}: {found:?}", Instant::now());
+            }
             if found.is_empty() || Instant::now() >= deadline {
                 return found;
             }
