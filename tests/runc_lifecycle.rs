@@ -211,6 +211,21 @@ fn state_json_fields() {
     assert_eq!(as_str(ann.get("other")), Some("2"), "{raw}");
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
+
+    // Without annotations runc omits the key; it must never be null.
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let st = ctx.state(&id);
+    match jget(&st, "annotations") {
+        None | Some(miniserde::json::Value::Object(_)) => {}
+        Some(other) => panic!(
+            "annotations must be absent or an object, got {}",
+            to_json(other)
+        ),
+    }
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
 }
 
 fn looks_like_rfc3339(s: &str) -> bool {

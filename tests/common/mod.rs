@@ -9,6 +9,32 @@
 //! files. When the `Ctx` is dropped it checks that nothing was left behind
 //! (state dirs, mounts under the test dir, container processes, cgroups named
 //! after the container) and then cleans up by force, also after a panic.
+//!
+//! Environment: `SKIFF_TEST_RUNTIME=/path` picks the runtime;
+//! `SKIFF_TEST_KEEP=1` keeps each test's dir under $TMPDIR/skiff-tests;
+//! `SKIFF_TEST_DEBUG=1` traces the leftover checks.
+//!
+//! What Debian's runc 1.1.5 does (the behaviour these tests pin down):
+//! - `state ID`: 2-space indented JSON, no trailing newline, keys in the
+//!   order ociVersion, id, pid, status, bundle, rootfs, created
+//!   (RFC 3339 with nanoseconds, UTC `Z`), annotations (omitted when the
+//!   config has none), owner (`""`). A stopped container has `"pid": 0`.
+//! - `list`: tab-aligned `ID PID STATUS BUNDLE CREATED OWNER` (owner `root`
+//!   here); `list -f json`: one line, the same objects as `state` but owner
+//!   `"root"`, and `null` when there are no containers; `list -q`: ids.
+//! - `ps -f json ID`: `[pid,...]` and a newline; `ps ID` runs `ps -ef`.
+//! - `--pid-file`: the pid without a newline.
+//! - Errors: exit 1, `time="..." level=error msg="..."` on stderr (with
+//!   `--log F --log-format json` the line goes to F as
+//!   `{"level":"error","msg":"...","time":"..."}` and stderr gets only the
+//!   message). Unknown id: `container does not exist`. Bad signal:
+//!   `unknown signal "FOO"`. Running container without --force: `cannot
+//!   delete container ID that is not stopped: running`. Kill of a stopped
+//!   container: `container not running`. Missing arguments: exit 1, usage
+//!   on stdout. Unknown command: exit 3. `delete --force` of an unknown id:
+//!   exit 0, silent.
+//! - `run` exits with the process's status, 128+n for signal n; a created
+//!   container may be killed and deleted without --force.
 #![allow(dead_code)]
 
 use miniserde::json::{self, Array, Number, Object, Value};
