@@ -706,3 +706,28 @@ fn no_new_privileges_off() {
     out.ok();
     assert_eq!(out.stdout, "NoNewPrivs:\t0\n");
 }
+
+#[test]
+fn seccomp_filter_denies_syscall() {
+    let ctx = Ctx::new("seccomp");
+    let mut c = ctx.config();
+    c.set(
+        "linux.seccomp",
+        js(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+              "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#),
+    )
+    .mount("/tmp", "tmpfs", "tmpfs", &["size=1m"])
+    .sh("mkdir /tmp/d && echo made; touch /tmp/f && echo touched; grep Seccomp: /proc/self/status");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(
+        out.stdout, "touched\nSeccomp:\t2\n",
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "stderr: {}",
+        out.stderr
+    );
+}
