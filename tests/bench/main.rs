@@ -312,6 +312,44 @@ fn main() {
 
     let dog = Watchdog::start();
     let errfile = work.join("stderr");
+
+    // Sanity check: each runtime really runs the container (a process that
+    // exits 3 makes `run` exit 3) before its timings count.
+    let check = work.join("check-bundle");
+    fs::create_dir_all(&check).unwrap();
+    let mut ccfg = common::Config::base();
+    ccfg.sh("exit 3").set(
+        "root.path",
+        common::jstr(bundle.join("rootfs").to_str().unwrap()),
+    );
+    fs::write(check.join("config.json"), ccfg.to_json()).unwrap();
+    for rt in rts.iter_mut().filter(|r| r.gave_up.is_none()) {
+        let id = format!("bench-check-{}", rt.name.replace('/', "_"));
+        let mut cmd = Command::new(&rt.exe);
+        cmd.arg("--root")
+            .arg(&rt.root)
+            .args(["run", "-b"])
+            .arg(&check)
+            .arg(&id);
+        let out = cmd.stdin(Stdio::null()).output();
+        let code = out.as_ref().ok().and_then(|o| o.status.code());
+        if code != Some(3) {
+            let err = out
+                .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+                .unwrap_or_else(|e| e.to_string());
+            let why =
+                format!("sanity run of a container that exits 3: runtime exited {code:?}; {err}");
+            eprintln!("bench: {}: {why}", rt.name);
+            rt.gave_up = Some(why);
+            let _ = Command::new(&rt.exe)
+                .arg("--root")
+                .arg(&rt.root)
+                .args(["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
     let total = opts.warmup + opts.iterations;
     eprintln!(
         "bench: {} warm-up + {} measured rounds of `run /bin/true`, interleaved: {}",
