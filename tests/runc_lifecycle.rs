@@ -434,13 +434,10 @@ fn delete_created_container_without_force() {
     let id = ctx.id();
     ctx.create(&id).ok();
     let pid = ctx.pid_of(&id);
+    let start = proc_starttime(pid).expect("init exists");
     ctx.delete(&id).ok();
     ctx.assert_gone(&id);
-    let deadline = Instant::now() + T;
-    while proc_starttime(pid).is_some() && !proc_cmdline(pid).is_empty() {
-        assert!(Instant::now() < deadline, "init {pid} survived delete");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(wait_gone(pid, start, T), "init {pid} survived delete");
 }
 
 #[test]
@@ -660,15 +657,15 @@ fn kill_all_stops_every_process() {
     for &p in &pids {
         ctx.track_pid(p);
     }
+    let starts: Vec<(i32, u64)> = pids
+        .iter()
+        .filter_map(|&p| Some((p, proc_starttime(p)?)))
+        .collect();
+    assert_eq!(starts.len(), 3, "three live processes: {pids:?}");
     ctx.rt(&["kill", "--all", &id, "KILL"]).ok();
     ctx.wait_status(&id, "stopped", T);
-    let deadline = Instant::now() + T;
-    while pids.iter().any(|&p| proc_cmdline(p).contains("sleep")) {
-        assert!(
-            Instant::now() < deadline,
-            "kill --all left processes: {pids:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+    for &(p, st) in &starts {
+        assert!(wait_gone(p, st, T), "kill --all left process {p}");
     }
     ctx.delete(&id).ok();
     ctx.assert_gone(&id);

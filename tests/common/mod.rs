@@ -1019,6 +1019,18 @@ pub fn process_alive(pid: i32, starttime: u64) -> bool {
         && !matches!(proc_state(pid), Some('Z') | Some('X') | None)
 }
 
+/// Wait until the process (pid + start time) is gone; false on timeout.
+pub fn wait_gone(pid: i32, starttime: u64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while process_alive(pid, starttime) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 pub fn proc_cmdline(pid: i32) -> String {
     fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
