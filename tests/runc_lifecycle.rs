@@ -707,3 +707,68 @@ fn global_debug_and_log_flags_accepted() {
     ctx.rt_noroot(&["--log-format=json", "--root", &root, "list", "--quiet"])
         .ok();
 }
+
+#[test]
+fn containerd_shim_style_invocation() {
+    // The argument shapes containerd's runc shim uses, global flags first,
+    // with the JSON log it reads errors from.
+    let ctx = Ctx::new("shimstyle");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    let root = ctx.root.to_str().unwrap().to_string();
+    let log = ctx.bundle.join("log.json");
+    let log = log.to_str().unwrap().to_string();
+    let pidfile = ctx.bundle.join("init.pid");
+    let pidfile = pidfile.to_str().unwrap().to_string();
+    let b = ctx.bundle_str();
+    let g = [
+        "--root",
+        root.as_str(),
+        "--log",
+        log.as_str(),
+        "--log-format",
+        "json",
+    ];
+    let with = |args: &[&str]| -> Vec<String> {
+        g.iter().chain(args.iter()).map(|s| s.to_string()).collect()
+    };
+    let run = |args: &[&str]| {
+        let v = with(args);
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        ctx.rt_noroot(&refs)
+    };
+    run(&["create", "--bundle", &b, "--pid-file", &pidfile, &id]).ok();
+    let pid: i32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    ctx.track_pid(pid);
+    run(&["start", &id]).ok();
+    let out = run(&["state", &id]);
+    out.ok();
+    assert!(out.stdout.contains("\"running\""), "{}", out.stdout);
+    let out = run(&["ps", "--format", "json", &id]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), format!("[{pid}]"));
+    run(&["kill", "--all", &id, "9"]).ok();
+    ctx.wait_status(&id, "stopped", T);
+    run(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+
+    // A failing create leaves its error as the last JSON line of the log.
+    let mut c = ctx.config();
+    c.args(&["/no/such/binary"]);
+    ctx.write_config(&c);
+    let id = ctx.id();
+    run(&["create", "--bundle", &b, "--pid-file", &pidfile, &id]).fails();
+    let text = fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().expect("log lines");
+    let v: miniserde::json::Value = miniserde::json::from_str(last).expect("JSON log line");
+    assert_eq!(as_str(jget(&v, "level")), Some("error"), "{last}");
+    assert!(
+        as_str(jget(&v, "msg")).is_some_and(|m| !m.is_empty()),
+        "{last}"
+    );
+    ctx.assert_gone(&id);
+}
