@@ -321,3 +321,25 @@ fn log_file_json() {
     );
     assert!(as_str(jget(&v, "time")).is_some(), "{last}");
 }
+
+#[test]
+fn unknown_mount_type() {
+    // A mount that cannot be made fails the create, after mounts may
+    // already have been made: nothing may stay behind.
+    let ctx = Ctx::new("badmount");
+    let mut c = ctx.config();
+    c.mount("/weird", "nosuchfs", "none", &[]).args(&["true"]);
+    ctx.write_config(&c);
+    create_and_run_fail(&ctx, &ctx.bundle_str());
+}
+
+#[test]
+fn bind_mount_of_missing_source() {
+    let ctx = Ctx::new("badbind");
+    let missing = ctx.path("no-such-source");
+    let mut c = ctx.config();
+    c.mount("/data", "bind", missing.to_str().unwrap(), &["rbind"])
+        .args(&["true"]);
+    ctx.write_config(&c);
+    create_and_run_fail(&ctx, &ctx.bundle_str());
+}
