@@ -772,3 +772,42 @@ fn containerd_shim_style_invocation() {
     );
     ctx.assert_gone(&id);
 }
+
+#[test]
+fn skiff_multicall_forms() {
+    // skiff only: `skiff runc ARGS` is the same applet as a `runc` symlink.
+    if !is_skiff() {
+        eprintln!("skipped: only meaningful for skiff");
+        return;
+    }
+    let ctx = Ctx::new("multicall");
+    let skiff = std::path::PathBuf::from(env!("CARGO_BIN_EXE_skiff"));
+    let out = std::process::Command::new(&skiff)
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == "runc"));
+    let mut c = ctx.config();
+    c.sh("echo multicall");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let out = std::process::Command::new(&skiff)
+        .args(["runc", "--root"])
+        .arg(&ctx.root)
+        .args(["run", "--bundle"])
+        .arg(&ctx.bundle)
+        .arg(&id)
+        .env("SKIFF_TEST_MARK", &ctx.mark)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "multicall\n");
+    ctx.assert_gone(&id);
+}
