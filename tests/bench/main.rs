@@ -337,8 +337,10 @@ fn main() {
             let err = out
                 .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
                 .unwrap_or_else(|e| e.to_string());
-            let why =
-                format!("sanity run of a container that exits 3: runtime exited {code:?}; {err}");
+            let why = format!(
+                "sanity run of a container that exits 3: runtime exited {}; {err}",
+                code.map_or("by a signal".to_string(), |c| c.to_string())
+            );
             eprintln!("bench: {}: {why}", rt.name);
             rt.gave_up = Some(why);
             let _ = Command::new(&rt.exe)
