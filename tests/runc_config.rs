@@ -620,3 +620,283 @@ fn spec_output_runs() {
     out.ok();
     assert_eq!(out.stdout, "spec-ok\n");
 }
+
+#[test]
+fn default_mounts_inside() {
+    let ctx = Ctx::new("defmounts");
+    let out = ctx.run_sh("cat /proc/self/mounts");
+    out.ok();
+    let find = |dest: &str| -> (String, Vec<String>) {
+        let l = out
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(1) == Some(dest))
+            .unwrap_or_else(|| panic!("{dest} mounted: {}", out.stdout));
+        let f: Vec<&str> = l.split(' ').collect();
+        (
+            f[2].to_string(),
+            f[3].split(',').map(String::from).collect(),
+        )
+    };
+    let has = |opts: &[String], o: &str| opts.iter().any(|x| x == o);
+    let (t, o) = find("/proc");
+    assert_eq!(t, "proc");
+    assert!(has(&o, "rw"), "{o:?}");
+    let (t, o) = find("/dev");
+    assert_eq!(t, "tmpfs");
+    assert!(has(&o, "nosuid") && has(&o, "mode=755"), "{o:?}");
+    let (t, o) = find("/dev/pts");
+    assert_eq!(t, "devpts");
+    assert!(
+        has(&o, "noexec") && has(&o, "ptmxmode=666") && has(&o, "gid=5"),
+        "{o:?}"
+    );
+    let (t, o) = find("/dev/shm");
+    assert_eq!(t, "tmpfs");
+    assert!(has(&o, "nodev") && has(&o, "noexec"), "{o:?}");
+    let (t, _) = find("/dev/mqueue");
+    assert_eq!(t, "mqueue");
+    let (t, o) = find("/sys");
+    assert_eq!(t, "sysfs");
+    assert!(has(&o, "ro"), "/sys is read-only: {o:?}");
+    let (t, o) = find("/");
+    assert!(has(&o, "ro"), "root ({t}) is read-only: {o:?}");
+    // The cgroup mount: runc on this v1/v2 hybrid mounts a tmpfs there with
+    // one read-only cgroup mount per hierarchy.
+    find("/sys/fs/cgroup");
+    let cgroup_mounts: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| matches!(l.split(' ').nth(2), Some("cgroup" | "cgroup2")))
+        .collect();
+    assert!(!cgroup_mounts.is_empty(), "{}", out.stdout);
+    for l in cgroup_mounts {
+        let opts = l.split(' ').nth(3).unwrap_or("");
+        assert!(
+            opts.split(',').any(|o| o == "ro"),
+            "cgroup mount is read-only: {l}"
+        );
+    }
+}
+
+#[test]
+fn extra_device_created() {
+    let ctx = Ctx::new("device");
+    let mut c = ctx.config();
+    c.set(
+        "linux.devices",
+        js(r#"[{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":438,"uid":0,"gid":0}]"#),
+    )
+    .sh("stat -c '%F %t:%T %a' /dev/fuse");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "character special file a:e5 666\n");
+}
+
+#[test]
+fn home_from_passwd() {
+    // With no HOME in env, the runtime sets it from the rootfs' /etc/passwd.
+    let ctx = Ctx::new("home");
+    let mut c = ctx.config();
+    c.sh("echo $HOME");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "/root\n");
+    c.set("process.user", js(r#"{"uid":1000,"gid":1000}"#));
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "/home/user\n");
+}
+
+#[test]
+fn no_new_privileges_off() {
+    let ctx = Ctx::new("nnpoff");
+    let mut c = ctx.config();
+    c.set(
+        "process.noNewPrivileges",
+        miniserde::json::Value::Bool(false),
+    )
+    .sh("grep NoNewPrivs /proc/self/status");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "NoNewPrivs:\t0\n");
+}
+
+#[test]
+fn seccomp_filter_denies_syscall() {
+    let ctx = Ctx::new("seccomp");
+    let mut c = ctx.config();
+    c.set(
+        "linux.seccomp",
+        js(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+              "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#),
+    )
+    .mount("/tmp", "tmpfs", "tmpfs", &["size=1m"])
+    .sh("mkdir /tmp/d && echo made; touch /tmp/f && echo touched; grep Seccomp: /proc/self/status");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(
+        out.stdout, "touched\nSeccomp:\t2\n",
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "stderr: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bind_mount_noexec() {
+    let ctx = Ctx::new("noexecbind");
+    let bin = host_dir(&ctx, "bin");
+    fs::copy(ctx.rootfs().join("bin/busybox"), ctx.path("bin/busybox")).unwrap();
+    let mut c = ctx.config();
+    c.mount("/hostbin", "bind", &bin, &["bind", "noexec"])
+        .mount("/hostbin2", "bind", &bin, &["bind"])
+        .sh("/hostbin2/busybox echo exec-ok; /hostbin/busybox echo noexec-broken; true");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "exec-ok\n", "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("Permission denied"),
+        "stderr: {}",
+        out.stderr
+    );
+}
+
+/// `mount(8)` on the host, for propagation set-up.
+fn host_mount(args: &[&str]) {
+    let st = std::process::Command::new("mount")
+        .args(args)
+        .status()
+        .expect("run mount");
+    assert!(st.success(), "mount {args:?} failed");
+}
+
+#[test]
+fn bind_mount_propagation_rslave() {
+    // A host mount made under a shared source after the container started
+    // shows up inside with `rslave`, and not with the default (private).
+    let ctx = Ctx::new("propagation");
+    let src = host_dir(&ctx, "prop");
+    host_mount(&["--bind", &src, &src]);
+    host_mount(&["--make-shared", &src]);
+    fs::create_dir(ctx.path("prop/sub")).unwrap();
+    let mut c = ctx.config();
+    c.mount("/slave", "bind", &src, &["rbind", "rslave"])
+        .mount("/private", "bind", &src, &["rbind", "rprivate"])
+        .sh(
+            "echo ready > /slave/ready; while [ ! -e /slave/go ]; do sleep 0.02; done; \
+             cat /slave/sub/seen 2>&1; cat /private/sub/seen 2>&1; \
+             grep -E ' /(slave|private) ' /proc/self/mountinfo",
+        );
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let bg = ctx.spawn(&["run", "--bundle", &b, &id]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ctx.path("prop/ready").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let sub = ctx.path("prop/sub");
+    let sub = sub.to_str().unwrap();
+    host_mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs", sub]);
+    fs::write(ctx.path("prop/sub/seen"), "propagated\n").unwrap();
+    fs::write(ctx.path("prop/go"), "").unwrap();
+    let out = bg.wait(std::time::Duration::from_secs(10));
+    // Undo the host mounts before the leftover check.
+    for m in [sub, src.as_str()] {
+        let st = std::process::Command::new("umount")
+            .arg(m)
+            .status()
+            .unwrap();
+        assert!(st.success(), "umount {m}");
+    }
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"propagated"),
+        "rslave sees new host mounts: {}",
+        out.stdout
+    );
+    assert_ne!(
+        lines.get(1),
+        Some(&"propagated"),
+        "rprivate does not: {}",
+        out.stdout
+    );
+    let slave = lines.iter().find(|l| l.contains(" /slave ")).unwrap();
+    assert!(
+        slave.contains("master:"),
+        "/slave is a slave mount: {slave}"
+    );
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn cgroup_resources_applied() {
+    let ctx = Ctx::new("cgroups");
+    let id = ctx.id();
+    let mut c = ctx.config();
+    c.set("linux.cgroupsPath", jstr(&format!("/{id}")))
+        .set("linux.resources.pids", js(r#"{"limit":42}"#))
+        .set("linux.resources.memory", js(r#"{"limit":67108864}"#))
+        .sh("cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; exec sleep 1000");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    let out = ctx.rt(&["run", "--detach", "--bundle", &b, &id]);
+    out.ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    let pid = ctx.pid_of(&id);
+    // Seen from the host: the container's cgroups carry the limits.
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let pids_path = cg
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            ctrl.split(',')
+                .any(|c| c == "pids")
+                .then(|| path.to_string())
+        })
+        .expect("a pids cgroup");
+    let max = fs::read_to_string(format!("/sys/fs/cgroup/pids{pids_path}/pids.max")).unwrap();
+    assert_eq!(max.trim(), "42");
+    let mem_path = cg
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            ctrl.split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
+        })
+        .expect("a memory cgroup");
+    let mem = fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory{mem_path}/memory.limit_in_bytes"
+    ))
+    .unwrap();
+    assert_eq!(mem.trim(), "67108864");
+    assert!(
+        pids_path.ends_with(&id),
+        "cgroupsPath honoured: {pids_path}"
+    );
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/pids{pids_path}")).exists(),
+        "cgroup removed"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/sys/fs/cgroup/memory{mem_path}")).exists(),
+        "memory cgroup removed"
+    );
+}

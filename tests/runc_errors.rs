@@ -231,15 +231,16 @@ fn missing_arguments() {
         vec!["delete"],
         vec!["create"],
     ] {
-        let out = ctx.rt(&args);
-        assert_eq!(
-            out.code(),
-            Some(1),
-            "`{args:?}` without an id: {} {}",
-            out.stdout,
-            out.stderr
-        );
+        // runc: exit 1, usage on stdout, one error line on stderr.
+        ctx.rt(&args).fails();
     }
+    // An unknown command is refused too (runc exits 3 for it).
+    let out = ctx.rt(&["no-such-command"]);
+    assert!(
+        !out.status.success() && !out.stderr.trim().is_empty(),
+        "unknown command: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -319,4 +320,26 @@ fn log_file_json() {
         "{last}"
     );
     assert!(as_str(jget(&v, "time")).is_some(), "{last}");
+}
+
+#[test]
+fn unknown_mount_type() {
+    // A mount that cannot be made fails the create, after mounts may
+    // already have been made: nothing may stay behind.
+    let ctx = Ctx::new("badmount");
+    let mut c = ctx.config();
+    c.mount("/weird", "nosuchfs", "none", &[]).args(&["true"]);
+    ctx.write_config(&c);
+    create_and_run_fail(&ctx, &ctx.bundle_str());
+}
+
+#[test]
+fn bind_mount_of_missing_source() {
+    let ctx = Ctx::new("badbind");
+    let missing = ctx.path("no-such-source");
+    let mut c = ctx.config();
+    c.mount("/data", "bind", missing.to_str().unwrap(), &["rbind"])
+        .args(&["true"]);
+    ctx.write_config(&c);
+    create_and_run_fail(&ctx, &ctx.bundle_str());
 }

@@ -211,6 +211,21 @@ fn state_json_fields() {
     assert_eq!(as_str(ann.get("other")), Some("2"), "{raw}");
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
+
+    // Without annotations runc omits the key; it must never be null.
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let st = ctx.state(&id);
+    match jget(&st, "annotations") {
+        None | Some(miniserde::json::Value::Object(_)) => {}
+        Some(other) => panic!(
+            "annotations must be absent or an object, got {}",
+            to_json(other)
+        ),
+    }
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
 }
 
 fn looks_like_rfc3339(s: &str) -> bool {
@@ -419,13 +434,10 @@ fn delete_created_container_without_force() {
     let id = ctx.id();
     ctx.create(&id).ok();
     let pid = ctx.pid_of(&id);
+    let start = proc_starttime(pid).expect("init exists");
     ctx.delete(&id).ok();
     ctx.assert_gone(&id);
-    let deadline = Instant::now() + T;
-    while proc_starttime(pid).is_some() && !proc_cmdline(pid).is_empty() {
-        assert!(Instant::now() < deadline, "init {pid} survived delete");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(wait_gone(pid, start, T), "init {pid} survived delete");
 }
 
 #[test]
@@ -566,4 +578,236 @@ fn pid_one_inside() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn run_preserve_fds() {
+    let ctx = Ctx::new("preservefds");
+    let file = ctx.path("fd3.txt");
+    fs::write(&file, "through fd 3\n").unwrap();
+    let mut c = ctx.config();
+    c.sh("cat <&3");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt_with_fd3(&file, &["run", "--preserve-fds", "1", "--bundle", &b, &id]);
+    out.ok();
+    assert_eq!(out.stdout, "through fd 3\n");
+    ctx.assert_gone(&id);
+
+    // Without --preserve-fds the descriptor is not passed on.
+    let mut c = ctx.config();
+    c.sh("if [ -e /proc/self/fd/3 ]; then echo leaked; else echo closed; fi");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let out = ctx.rt_with_fd3(&file, &["run", "--bundle", &b, &id]);
+    out.ok();
+    assert_eq!(out.stdout, "closed\n");
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn run_no_pivot_and_no_new_keyring() {
+    let ctx = Ctx::new("nopivot");
+    let mut c = ctx.config();
+    c.sh("echo $$; ls /bin/busybox");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    for flag in ["--no-pivot", "--no-new-keyring"] {
+        let id = ctx.id();
+        let out = ctx.rt(&["run", flag, "--bundle", &b, &id]);
+        out.ok();
+        assert_eq!(out.stdout, "1\n/bin/busybox\n", "with {flag}");
+        ctx.assert_gone(&id);
+    }
+}
+
+#[test]
+fn kill_all_stops_every_process() {
+    let ctx = Ctx::new("killall");
+    let mut c = ctx.config();
+    // A shell with children: signal handling aside, SIGKILL to all of them.
+    c.sh("sleep 1000 & sleep 1000 & wait");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let deadline = Instant::now() + T;
+    loop {
+        let out = ctx.rt(&["ps", "-f", "json", &id]);
+        out.ok();
+        if out.stdout.matches(',').count() >= 2 {
+            break; // three pids
+        }
+        assert!(
+            Instant::now() < deadline,
+            "children never started: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = ctx.rt(&["ps", "-f", "json", &id]);
+    let v: miniserde::json::Value = miniserde::json::from_str(&out.stdout).unwrap();
+    let pids: Vec<i32> = as_array(Some(&v))
+        .unwrap()
+        .iter()
+        .filter_map(|p| as_u64(Some(p)))
+        .map(|p| p as i32)
+        .collect();
+    for &p in &pids {
+        ctx.track_pid(p);
+    }
+    let starts: Vec<(i32, u64)> = pids
+        .iter()
+        .filter_map(|&p| Some((p, proc_starttime(p)?)))
+        .collect();
+    assert_eq!(starts.len(), 3, "three live processes: {pids:?}");
+    ctx.rt(&["kill", "--all", &id, "KILL"]).ok();
+    ctx.wait_status(&id, "stopped", T);
+    for &(p, st) in &starts {
+        assert!(wait_gone(p, st, T), "kill --all left process {p}");
+    }
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn init_killed_from_outside_is_stopped() {
+    let ctx = Ctx::new("extkill");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let pid = ctx.pid_of(&id);
+    // SAFETY: the container init this test started, alive (state says so).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    ctx.wait_status(&id, "stopped", T);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn global_debug_and_log_flags_accepted() {
+    let ctx = Ctx::new("globalflags");
+    let root = ctx.root.to_str().unwrap().to_string();
+    let log = ctx.path("log.txt");
+    let log = log.to_str().unwrap();
+    ctx.rt_noroot(&["--debug", "--root", &root, "list"]).ok();
+    ctx.rt_noroot(&[
+        "--log",
+        log,
+        "--log-format",
+        "text",
+        "--root",
+        &root,
+        "list",
+        "-q",
+    ])
+    .ok();
+    ctx.rt_noroot(&["--log-format=json", "--root", &root, "list", "--quiet"])
+        .ok();
+}
+
+#[test]
+fn containerd_shim_style_invocation() {
+    // The argument shapes containerd's runc shim uses, global flags first,
+    // with the JSON log it reads errors from.
+    let ctx = Ctx::new("shimstyle");
+    ctx.write_config(&sleeper(&ctx));
+    let id = ctx.id();
+    let root = ctx.root.to_str().unwrap().to_string();
+    let log = ctx.bundle.join("log.json");
+    let log = log.to_str().unwrap().to_string();
+    let pidfile = ctx.bundle.join("init.pid");
+    let pidfile = pidfile.to_str().unwrap().to_string();
+    let b = ctx.bundle_str();
+    let g = [
+        "--root",
+        root.as_str(),
+        "--log",
+        log.as_str(),
+        "--log-format",
+        "json",
+    ];
+    let with = |args: &[&str]| -> Vec<String> {
+        g.iter().chain(args.iter()).map(|s| s.to_string()).collect()
+    };
+    let run = |args: &[&str]| {
+        let v = with(args);
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        ctx.rt_noroot(&refs)
+    };
+    run(&["create", "--bundle", &b, "--pid-file", &pidfile, &id]).ok();
+    let pid: i32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    ctx.track_pid(pid);
+    run(&["start", &id]).ok();
+    let out = run(&["state", &id]);
+    out.ok();
+    assert!(out.stdout.contains("\"running\""), "{}", out.stdout);
+    let out = run(&["ps", "--format", "json", &id]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), format!("[{pid}]"));
+    run(&["kill", "--all", &id, "9"]).ok();
+    ctx.wait_status(&id, "stopped", T);
+    run(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+
+    // A failing create leaves its error as the last JSON line of the log.
+    let mut c = ctx.config();
+    c.args(&["/no/such/binary"]);
+    ctx.write_config(&c);
+    let id = ctx.id();
+    run(&["create", "--bundle", &b, "--pid-file", &pidfile, &id]).fails();
+    let text = fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().expect("log lines");
+    let v: miniserde::json::Value = miniserde::json::from_str(last).expect("JSON log line");
+    assert_eq!(as_str(jget(&v, "level")), Some("error"), "{last}");
+    assert!(
+        as_str(jget(&v, "msg")).is_some_and(|m| !m.is_empty()),
+        "{last}"
+    );
+    ctx.assert_gone(&id);
+}
+
+#[test]
+fn skiff_multicall_forms() {
+    // skiff only: `skiff runc ARGS` is the same applet as a `runc` symlink.
+    if !is_skiff() {
+        eprintln!("skipped: only meaningful for skiff");
+        return;
+    }
+    let ctx = Ctx::new("multicall");
+    let skiff = std::path::PathBuf::from(env!("CARGO_BIN_EXE_skiff"));
+    let out = std::process::Command::new(&skiff)
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == "runc"));
+    let mut c = ctx.config();
+    c.sh("echo multicall");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let out = std::process::Command::new(&skiff)
+        .args(["runc", "--root"])
+        .arg(&ctx.root)
+        .args(["run", "--bundle"])
+        .arg(&ctx.bundle)
+        .arg(&id)
+        .env("SKIFF_TEST_MARK", &ctx.mark)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "multicall\n");
+    ctx.assert_gone(&id);
 }

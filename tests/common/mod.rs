@@ -9,6 +9,32 @@
 //! files. When the `Ctx` is dropped it checks that nothing was left behind
 //! (state dirs, mounts under the test dir, container processes, cgroups named
 //! after the container) and then cleans up by force, also after a panic.
+//!
+//! Environment: `SKIFF_TEST_RUNTIME=/path` picks the runtime;
+//! `SKIFF_TEST_KEEP=1` keeps each test's dir under $TMPDIR/skiff-tests;
+//! `SKIFF_TEST_DEBUG=1` traces the leftover checks.
+//!
+//! What Debian's runc 1.1.5 does (the behaviour these tests pin down):
+//! - `state ID`: 2-space indented JSON, no trailing newline, keys in the
+//!   order ociVersion, id, pid, status, bundle, rootfs, created
+//!   (RFC 3339 with nanoseconds, UTC `Z`), annotations (omitted when the
+//!   config has none), owner (`""`). A stopped container has `"pid": 0`.
+//! - `list`: tab-aligned `ID PID STATUS BUNDLE CREATED OWNER` (owner `root`
+//!   here); `list -f json`: one line, the same objects as `state` but owner
+//!   `"root"`, and `null` when there are no containers; `list -q`: ids.
+//! - `ps -f json ID`: `[pid,...]` and a newline; `ps ID` runs `ps -ef`.
+//! - `--pid-file`: the pid without a newline.
+//! - Errors: exit 1, `time="..." level=error msg="..."` on stderr (with
+//!   `--log F --log-format json` the line goes to F as
+//!   `{"level":"error","msg":"...","time":"..."}` and stderr gets only the
+//!   message). Unknown id: `container does not exist`. Bad signal:
+//!   `unknown signal "FOO"`. Running container without --force: `cannot
+//!   delete container ID that is not stopped: running`. Kill of a stopped
+//!   container: `container not running`. Missing arguments: exit 1, usage
+//!   on stdout. Unknown command: exit 3. `delete --force` of an unknown id:
+//!   exit 0, silent.
+//! - `run` exits with the process's status, 128+n for signal n; a created
+//!   container may be killed and deleted without --force.
 #![allow(dead_code)]
 
 use miniserde::json::{self, Array, Number, Object, Value};
@@ -666,6 +692,35 @@ impl Ctx {
         .wait(CMD_TIMEOUT)
     }
 
+    /// Run the runtime (with `--root`) with `file` open for reading on fd 3
+    /// (through the host's /bin/sh, so no pre_exec code is needed).
+    #[track_caller]
+    pub fn rt_with_fd3(&self, file: &Path, args: &[&str]) -> Out {
+        let (inner, shown, out, err) = self.command(args, true);
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("exec 3<\"$1\"; shift; exec \"$@\"")
+            .arg("sh")
+            .arg(file)
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env("SKIFF_TEST_MARK", &self.mark)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).expect("stdout file"))
+            .stderr(fs::File::create(&err).expect("stderr file"));
+        let shown = format!("{shown} 3<{}", file.display());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+        Bg {
+            child,
+            cmd: shown,
+            out,
+            err,
+        }
+        .wait(CMD_TIMEOUT)
+    }
+
     #[track_caller]
     pub fn spawn(&self, args: &[&str]) -> Bg {
         let (mut cmd, shown, out, err) = self.command(args, true);
@@ -807,6 +862,9 @@ impl Ctx {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
             let found = self.leftovers_now();
+            if std::env::var_os("SKIFF_TEST_DEBUG").is_some() {
+                eprintln!("leftovers at {:?}: {found:?}", Instant::now());
+            }
             if found.is_empty() || Instant::now() >= deadline {
                 return found;
             }
@@ -959,6 +1017,18 @@ fn proc_state(pid: i32) -> Option<char> {
 pub fn process_alive(pid: i32, starttime: u64) -> bool {
     proc_starttime(pid) == Some(starttime)
         && !matches!(proc_state(pid), Some('Z') | Some('X') | None)
+}
+
+/// Wait until the process (pid + start time) is gone; false on timeout.
+pub fn wait_gone(pid: i32, starttime: u64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while process_alive(pid, starttime) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 pub fn proc_cmdline(pid: i32) -> String {
