@@ -452,7 +452,9 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(()) => {
-                    eprintln!("{}", early.output.trim_end());
+                    // One line, as every other error: argh spreads some over two.
+                    let msg: Vec<&str> = early.output.split_whitespace().collect();
+                    eprintln!("{}", msg.join(" "));
                     ExitCode::from(1)
                 }
             };
