@@ -51,9 +51,22 @@ const APPLETS: &[Applet] = &[
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn not_yet(name: &str, _args: Vec<String>) -> ExitCode {
-    eprintln!("{name}: this applet is not implemented yet in skiff {VERSION}");
-    ExitCode::from(2)
+/// A reserved applet name: answers --version and --help, refuses the rest.
+fn not_yet(name: &str, args: Vec<String>) -> ExitCode {
+    match args.first().map(String::as_str) {
+        Some("--version" | "-v") => {
+            println!("{name} (skiff {VERSION}): not implemented yet");
+            ExitCode::SUCCESS
+        }
+        Some("--help" | "-h") => {
+            println!("{name}: reserved applet of skiff {VERSION}; not implemented yet");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{name}: this applet is not implemented yet in skiff {VERSION}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn lookup(name: &str) -> Option<&'static Applet> {
