@@ -297,11 +297,11 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     // Without a pid namespace of its own, the waiting init is visible to
     // other containers' processes: let it be a sealed copy of us, not the
     // host's binary (CVE-2019-5736). This re-execs the whole command.
-    if !spec
+    let own_pid_ns = spec
         .linux
         .namespace(ns::Kind::Pid)
-        .is_some_and(|n| n.path.is_none())
-    {
+        .is_some_and(|n| n.path.is_none());
+    if !own_pid_ns {
         crate::sys::exe::ensure_sealed()?;
     }
     let cgroup = Cgroup::for_container(spec.linux.cgroups_path.as_deref(), &opts.id)?;
