@@ -6,6 +6,7 @@
 //! tagged with the controllers of its hierarchy; that list is what the
 //! state file keeps, so later commands need no discovery.
 
+pub mod device_filter;
 mod files;
 pub mod stats;
 
@@ -248,6 +249,10 @@ impl Cgroup {
                 if v2_has_controllers {
                     files::apply_v2(Path::new(&d.path), res)?;
                 }
+                // On a hybrid host the v1 devices controller does this.
+                if !devices.is_empty() && is_unified() {
+                    attach_device_filter(Path::new(&d.path), devices)?;
+                }
             } else {
                 for c in d.controllers.split(',') {
                     files::apply_v1(c, Path::new(&d.path), res, devices)?;
@@ -341,6 +346,13 @@ impl Cgroup {
     pub fn oom_kills(&self) -> u64 {
         files::oom_kills(self)
     }
+}
+
+/// Restrict device access of a cgroup v2 directory to `rules`.
+pub fn attach_device_filter(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
+    let fd = crate::sys::fs::open_root(&dir.to_string_lossy())?;
+    crate::sys::bpf::attach_device_filter(&fd, &device_filter::program(rules))
+        .map_err(|e| e.wrap(format!("linux.resources.devices: cgroup {}", dir.display())))
 }
 
 fn create_cpuset(dir: &Path) -> Result<()> {

@@ -2,6 +2,7 @@
 //! crate's `unsafe` lives under this module; callers above it decide what
 //! to do and when.
 
+pub mod bpf;
 pub mod caps;
 pub mod exe;
 pub mod fs;
