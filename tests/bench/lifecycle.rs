@@ -30,7 +30,45 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Give up on a runtime after this many failures in a row.
 const MAX_FAILS_IN_A_ROW: u32 = 5;
 
+/// What one sample measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// `run` of /bin/true: create + start + wait + delete.
+    Run,
+    /// The same with memory and pids limits and the containers' default
+    /// seccomp profile.
+    Limits,
+    /// `exec` of /bin/true in a running container.
+    Exec,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Run => "run",
+            Scenario::Limits => "limits",
+            Scenario::Exec => "exec",
+        }
+    }
+    fn describe(self) -> &'static str {
+        match self {
+            Scenario::Run => "`<runtime> --root R run -b BUNDLE ID` of `/bin/true` with the busybox bundle (config = `runc spec` with terminal off)",
+            Scenario::Limits => "`<runtime> --root R run -b BUNDLE ID` of `/bin/true`, the config adding a 256 MB memory limit, a pids limit of 1024 and the seccomp profile of /usr/share/containers/seccomp.json (Debian's golang-github-containers-common: docker's default profile)",
+            Scenario::Exec => "`<runtime> --root R exec ID /bin/true` in a running busybox container (one per runtime, started before the rounds)",
+        }
+    }
+    /// The doc section's marker name (the first one predates scenarios).
+    fn marker(self) -> &'static str {
+        match self {
+            Scenario::Run => "lifecycle",
+            Scenario::Limits => "limits",
+            Scenario::Exec => "exec",
+        }
+    }
+}
+
 struct Opts {
+    scenario: Scenario,
     iterations: usize,
     warmup: usize,
     runtimes: Vec<String>,
@@ -46,6 +84,7 @@ fn parse_opts() -> Opts {
             .unwrap_or(d)
     };
     let mut o = Opts {
+        scenario: Scenario::Run,
         iterations: env_n("ITERATIONS", 200),
         warmup: env_n("WARMUP", 20),
         runtimes: vec!["skiff".into(), "crun".into(), "runc".into()],
@@ -65,6 +104,14 @@ fn parse_opts() -> Opts {
             "--runtimes" => o.runtimes = val().split(',').map(String::from).collect(),
             "--out" => o.out = PathBuf::from(val()),
             "--no-write" => o.write = false,
+            "--scenario" => {
+                o.scenario = match val().as_str() {
+                    "run" => Scenario::Run,
+                    "limits" => Scenario::Limits,
+                    "exec" => Scenario::Exec,
+                    other => panic!("--scenario {other:?}: use run, limits or exec"),
+                }
+            }
             // cargo bench passes --bench; ignore what we do not know.
             _ => {}
         }
@@ -145,15 +192,22 @@ fn tv(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
 
-fn run_once(rt: &Rt, bundle: &Path, id: &str, errfile: &Path, dog: &Watchdog) -> RunResult {
+fn run_once(
+    rt: &Rt,
+    scenario: Scenario,
+    bundle: &Path,
+    id: &str,
+    errfile: &Path,
+    dog: &Watchdog,
+) -> RunResult {
     let mut cmd = Command::new(&rt.exe);
-    cmd.arg("--root")
-        .arg(&rt.root)
-        .arg("run")
-        .arg("-b")
-        .arg(bundle)
-        .arg(id)
-        .stdin(Stdio::null())
+    cmd.arg("--root").arg(&rt.root);
+    if scenario == Scenario::Exec {
+        cmd.args(["exec", &exec_target(rt), "/bin/true"]);
+    } else {
+        cmd.arg("run").arg("-b").arg(bundle).arg(id);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(errfile).expect("stderr file"));
     let t0 = Instant::now();
@@ -204,6 +258,11 @@ fn run_once(rt: &Rt, bundle: &Path, id: &str, errfile: &Path, dog: &Watchdog) ->
         maxrss_kb: ru.ru_maxrss as u64,
         err,
     }
+}
+
+/// The long-running container `exec` goes into.
+fn exec_target(rt: &Rt) -> String {
+    format!("bench-exec-target-{}", rt.name.replace('/', "_"))
 }
 
 fn version_of(exe: &Path) -> String {
@@ -257,7 +316,26 @@ fn main() {
     let bundle = work.join("bundle");
     common::copy_tree(common::busybox_rootfs(), &bundle.join("rootfs")).expect("copy rootfs");
     let mut cfg = common::Config::base();
-    cfg.args(&["/bin/true"]);
+    match opts.scenario {
+        Scenario::Run => {
+            cfg.args(&["/bin/true"]);
+        }
+        Scenario::Limits => {
+            let profile = "/usr/share/containers/seccomp.json";
+            let text = fs::read_to_string(profile).unwrap_or_else(|e| {
+                panic!("{profile}: {e} (apt-get install golang-github-containers-common)")
+            });
+            cfg.args(&["/bin/true"])
+                .set(
+                    "linux.resources",
+                    common::js(r#"{"memory":{"limit":268435456},"pids":{"limit":1024}}"#),
+                )
+                .set("linux.seccomp", common::js(&text));
+        }
+        Scenario::Exec => {
+            cfg.args(&["/bin/sleep", "1000000"]);
+        }
+    }
     fs::write(bundle.join("config.json"), cfg.to_json()).unwrap();
 
     let skiff_bin = std::env::var_os("SKIFF_BENCH_BIN")
@@ -352,11 +430,34 @@ fn main() {
                 .status();
         }
     }
+    if opts.scenario == Scenario::Exec {
+        for rt in rts.iter_mut().filter(|r| r.gave_up.is_none()) {
+            let ok = Command::new(&rt.exe)
+                .arg("--root")
+                .arg(&rt.root)
+                .args(["run", "-d", "-b"])
+                .arg(&bundle)
+                .arg(exec_target(rt))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                rt.gave_up = Some("could not start the container to exec into".into());
+            }
+        }
+    }
     let total = opts.warmup + opts.iterations;
     eprintln!(
-        "bench: {} warm-up + {} measured rounds of `run /bin/true`, interleaved: {}",
+        "bench: {} warm-up + {} measured rounds of `{} /bin/true`, interleaved: {}",
         opts.warmup,
         opts.iterations,
+        if opts.scenario == Scenario::Exec {
+            "exec"
+        } else {
+            "run"
+        },
         opts.runtimes.join(", ")
     );
     let started = Instant::now();
@@ -370,7 +471,7 @@ fn main() {
                 continue;
             }
             let id = format!("bench-{}-{round}", rt.name.replace('/', "_"));
-            let r = run_once(rt, &bundle, &id, &errfile, &dog);
+            let r = run_once(rt, opts.scenario, &bundle, &id, &errfile, &dog);
             if r.ok {
                 rt.fails_in_a_row = 0;
                 if measured {
@@ -402,6 +503,17 @@ fn main() {
     }
     let elapsed = started.elapsed();
 
+    if opts.scenario == Scenario::Exec {
+        for rt in &rts {
+            let _ = Command::new(&rt.exe)
+                .arg("--root")
+                .arg(&rt.root)
+                .args(["delete", "--force", &exec_target(rt)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
     // Nothing may be left behind by any runtime.
     for rt in &rts {
         if let Ok(rd) = fs::read_dir(&rt.root) {
@@ -428,7 +540,7 @@ fn main() {
     let report = render(&opts, &rts, elapsed);
     println!("{report}");
     if opts.write {
-        write_doc(&opts.out, &report);
+        write_doc(&opts.out, opts.scenario, &report);
         eprintln!("bench: wrote {}", opts.out.display());
     }
 }
@@ -461,12 +573,16 @@ fn render(opts: &Opts, rts: &[Rt], elapsed: Duration) -> String {
     };
     s.push_str(&format!(
         "Command: `{env}make bench`, i.e. `scripts/bench` (cgroup set-up, then \
-         `cargo bench --bench lifecycle -- --iterations {} --warmup {} --runtimes {}`)",
+         `cargo bench --bench lifecycle -- --scenario {} --iterations {} --warmup {} --runtimes {}`)",
+        opts.scenario.name(),
         opts.iterations,
         opts.warmup,
         opts.runtimes.join(",")
     ));
-    s.push_str("; each sample is one `<runtime> --root R run -b BUNDLE ID` of `/bin/true` with the busybox bundle (config = `runc spec` with terminal off).\n\n");
+    s.push_str(&format!(
+        "; each sample is one {}.\n\n",
+        opts.scenario.describe()
+    ));
     s.push_str("| runtime | version | median ms | p90 ms | vs crun (median) | CPU ms (median) | peak RSS (median / max) | binary size | runs ok / failed |\n");
     s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut notes: Vec<String> = Vec::new();
@@ -611,16 +727,18 @@ fn utc_now() -> String {
     )
 }
 
-const BEGIN: &str =
-    "<!-- bench:lifecycle:begin (generated by `make bench`; edits inside are overwritten) -->";
-const END: &str = "<!-- bench:lifecycle:end -->";
-
-/// Replace the generated section of docs/benchmarks.md, keeping the rest.
-fn write_doc(path: &Path, report: &str) {
+/// Replace the scenario's generated section of docs/benchmarks.md, keeping
+/// the rest.
+fn write_doc(path: &Path, scenario: Scenario, report: &str) {
+    let name = scenario.marker();
+    let begin = format!(
+        "<!-- bench:{name}:begin (generated by `make bench`; edits inside are overwritten) -->"
+    );
+    let end = format!("<!-- bench:{name}:end -->");
     let old = fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{BEGIN}\n{report}{END}");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if e > b => format!("{}{}{}", &old[..b], section, &old[e + END.len()..]),
+    let section = format!("{begin}\n{report}{end}");
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{}{}", &old[..b], section, &old[e + end.len()..]),
         _ if old.trim().is_empty() => format!(
             "# Benchmarks\n\n## Container lifecycle: `run` of /bin/true\n\n\
              skiff against crun and runc on the same bundle, interleaved in one run \
