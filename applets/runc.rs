@@ -28,8 +28,10 @@ struct Runc {
     #[argh(switch)]
     #[allow(dead_code)]
     debug: bool,
-    /// use systemd to manage cgroups (not supported: an error if used)
+    /// accepted; skiff manages cgroups itself, and a systemd-style
+    /// cgroupsPath (slice:prefix:name) is refused with a clear error
     #[argh(switch)]
+    #[allow(dead_code)]
     systemd_cgroup: bool,
     /// rootless mode: true, false or auto (accepted for compatibility)
     #[argh(option)]
@@ -488,11 +490,6 @@ fn dispatch(cli: Runc) -> Result<u8> {
             v = env!("CARGO_PKG_VERSION")
         ));
         return Ok(0);
-    }
-    if cli.systemd_cgroup {
-        return Err(Error::new(
-            "--systemd-cgroup: systemd cgroup management is not supported by skiff (no systemd)",
-        ));
     }
     let root = StateRoot::new(&cli.root);
     let Some(command) = cli.command else {
