@@ -23,8 +23,10 @@ install: build
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/skiff
 	for a in $(APPLETS); do ln -sf skiff $(DESTDIR)$(PREFIX)/bin/$$a; done
 
+# The tests themselves build in the dev profile (fast to compile) and drive
+# the static release binary, the product.
 test: build test-deps
-	cargo test --release --target $(TARGET) -- --test-threads=2
+	SKIFF_TEST_BIN=$(abspath $(BIN)) cargo test --target $(TARGET) -- --test-threads=2
 
 lint:
 	cargo fmt --check

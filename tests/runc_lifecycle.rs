@@ -781,7 +781,7 @@ fn skiff_multicall_forms() {
         return;
     }
     let ctx = Ctx::new("multicall");
-    let skiff = std::path::PathBuf::from(env!("CARGO_BIN_EXE_skiff"));
+    let skiff = common::skiff_binary();
     let out = std::process::Command::new(&skiff)
         .arg("--list")
         .output()

@@ -64,6 +64,16 @@ pub struct Runtime {
     pub skiff: bool,
 }
 
+/// The skiff binary under test: `SKIFF_TEST_BIN` (`make test` points it at
+/// the static release build) or the one cargo built with the tests.
+pub fn skiff_binary() -> PathBuf {
+    match std::env::var_os("SKIFF_TEST_BIN") {
+        Some(p) if !p.is_empty() => fs::canonicalize(&p)
+            .unwrap_or_else(|e| panic!("SKIFF_TEST_BIN={}: {e}", Path::new(&p).display())),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_skiff")),
+    }
+}
+
 pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| match std::env::var_os("SKIFF_TEST_RUNTIME") {
@@ -75,7 +85,7 @@ pub fn runtime() -> &'static Runtime {
             Runtime { path, skiff }
         }
         _ => {
-            let exe = PathBuf::from(env!("CARGO_BIN_EXE_skiff"));
+            let exe = skiff_binary();
             let dir = exe.parent().expect("exe dir").join("skiff-test-bin");
             fs::create_dir_all(&dir).expect("create skiff-test-bin");
             let link = dir.join("runc");
