@@ -457,47 +457,21 @@ fn spawn(
             })
         }
         Ok((process::Forked::Parent(pid), born_in_v2)) => {
-            if let Some(ns) = &own_pid_ns {
-                ns.restore()?;
-            }
-            signal::restore(&saved_mask)?;
             drop(child);
             drop(listener);
             drop(console);
-            let fail = |e: Error| -> Error {
+            let restored = match &own_pid_ns {
+                Some(ns) => ns.restore(),
+                None => Ok(()),
+            }
+            .and_then(|_| signal::restore(&saved_mask));
+            let brought_up = restored
+                .and_then(|_| bring_up(pid, born_in_v2, &parent, spec, bundle, opts, cgroup));
+            if let Err(e) = brought_up {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
-                e
-            };
-            if new_userns {
-                write_id_maps(pid, spec).map_err(fail)?;
-                parent.maps_written().map_err(fail)?;
+                return Err(e);
             }
-            // The init prepares its rootfs meanwhile; it cannot exec before
-            // `start`, which comes after we return, so it runs its user's
-            // process inside the cgroup.
-            if let Err(e) = cgroup.join(pid, born_in_v2) {
-                // The init may have failed first: its error says more.
-                return Err(fail(parent.wait_ready().err().unwrap_or(e)));
-            }
-            if !(spec.hooks.prestart.is_empty() && spec.hooks.create_runtime.is_empty()) {
-                parent.wait_hooks_point().map_err(fail)?;
-                let annotations: std::collections::BTreeMap<String, String> =
-                    spec.annotations.iter().cloned().collect();
-                let bundle_s = bundle.to_string_lossy();
-                let hook_state = super::hooks::HookState {
-                    id: &opts.id,
-                    status: "creating",
-                    pid,
-                    bundle: &bundle_s,
-                    annotations: &annotations,
-                };
-                super::hooks::run("prestart", &spec.hooks.prestart, &hook_state).map_err(fail)?;
-                super::hooks::run("createRuntime", &spec.hooks.create_runtime, &hook_state)
-                    .map_err(fail)?;
-                parent.resume().map_err(fail)?;
-            }
-            parent.wait_ready().map_err(fail)?;
             let state = State {
                 id: opts.id.clone(),
                 pid,
@@ -518,7 +492,11 @@ fn spawn(
                 dir: dir.to_path_buf(),
                 state,
             };
-            container.save().map_err(fail)?;
+            if let Err(e) = container.save() {
+                let _ = process::kill(pid, libc::SIGKILL);
+                let _ = process::wait_pid(pid, false);
+                return Err(e);
+            }
             Ok(container)
         }
         Err(e) => {
@@ -526,6 +504,49 @@ fn spawn(
             Err(e)
         }
     }
+}
+
+/// The runtime's part while the init prepares: id maps, cgroups, runtime
+/// hooks, then wait until the init is ready or has failed.
+fn bring_up(
+    pid: process::Pid,
+    born_in_v2: bool,
+    parent: &ParentChannel,
+    spec: &Spec,
+    bundle: &Path,
+    opts: &CreateOptions,
+    cgroup: &Cgroup,
+) -> Result<()> {
+    if spec
+        .linux
+        .namespace(ns::Kind::User)
+        .is_some_and(|n| n.path.is_none())
+    {
+        write_id_maps(pid, spec)?;
+        parent.maps_written()?;
+    }
+    // The init prepares its rootfs meanwhile; it cannot exec before `start`,
+    // which comes after we return, so its user's process runs in the cgroup.
+    if let Err(e) = cgroup.join(pid, born_in_v2) {
+        // The init may have failed first: its error says more.
+        return Err(parent.wait_ready().err().unwrap_or(e));
+    }
+    if !(spec.hooks.prestart.is_empty() && spec.hooks.create_runtime.is_empty()) {
+        parent.wait_hooks_point()?;
+        let annotations = spec.annotations.iter().cloned().collect();
+        let bundle_s = bundle.to_string_lossy();
+        let hook_state = super::hooks::HookState {
+            id: &opts.id,
+            status: "creating",
+            pid,
+            bundle: &bundle_s,
+            annotations: &annotations,
+        };
+        super::hooks::run("prestart", &spec.hooks.prestart, &hook_state)?;
+        super::hooks::run("createRuntime", &spec.hooks.create_runtime, &hook_state)?;
+        parent.resume()?;
+    }
+    parent.wait_ready()
 }
 
 fn write_id_maps(pid: process::Pid, spec: &Spec) -> Result<()> {
