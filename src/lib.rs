@@ -2,8 +2,10 @@
 //! a thin front-end over the modules here.
 
 pub mod error;
+pub mod image;
 pub mod json;
 pub mod oci;
+pub mod registry;
 pub mod runtime;
 pub mod sys;
 pub mod time;

@@ -1,0 +1,6 @@
+//! OCI images: digests, documents, the content store, layer unpacking,
+//! layouts and runtime bundles.
+
+pub mod digest;
+pub mod oci;
+pub mod store;
