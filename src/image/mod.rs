@@ -4,3 +4,4 @@
 pub mod digest;
 pub mod oci;
 pub mod store;
+pub mod unpack;
