@@ -2,6 +2,7 @@
 //! busybox; invoked as `skiff`, the first argument names it.
 
 mod args;
+mod fetch;
 mod runc;
 
 use std::ffi::OsString;
@@ -21,7 +22,7 @@ const APPLETS: &[Applet] = &[
     Applet { name: "ctr", summary: "client for the container daemon", entry: not_yet },
     Applet { name: "containerd-shim", summary: "containerd shim v2", entry: not_yet },
     Applet { name: "containerd-shim-skiff-v2", summary: "containerd shim v2", entry: not_yet },
-    Applet { name: "skiff-fetch", summary: "pull images and make bundles", entry: not_yet },
+    Applet { name: "skiff-fetch", summary: "pull images and make bundles", entry: fetch::main },
 ];
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,6 +2,9 @@
 //! layouts and runtime bundles.
 
 pub mod digest;
+pub mod bundle;
+pub mod layout;
 pub mod oci;
+pub mod pull;
 pub mod store;
 pub mod unpack;

@@ -454,6 +454,11 @@ impl Rootfs {
         Ok(r)
     }
 
+    /// Where the tree is being built (until [`Rootfs::finish`]).
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
     pub fn apply(&self, tar_stream: impl Read, layer: &str) -> Result<()> {
         self.extractor.as_ref().expect("extractor").apply(tar_stream, layer)
     }
