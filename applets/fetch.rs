@@ -139,7 +139,17 @@ struct RmCmd {
 
 const FLAGS: Flags = Flags {
     options: &[
-        "store", "layout", "rootfs", "bundle", "parallel", "platform", "tls-verify", "ca", "user", "auth-file", "mirror",
+        "store",
+        "layout",
+        "rootfs",
+        "bundle",
+        "parallel",
+        "platform",
+        "tls-verify",
+        "ca",
+        "user",
+        "auth-file",
+        "mirror",
     ],
     switches: &["plain-http", "quiet"],
 };
@@ -182,7 +192,16 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
 /// Write to stdout; a closed pipe ends the program quietly.
 fn say(s: &str) {
     let mut out = std::io::stdout().lock();
-    let r = out.write_all(s.as_bytes()).and_then(|()| if s.ends_with('\n') { Ok(()) } else { out.write_all(b"\n") }).and_then(|()| out.flush());
+    let r = out
+        .write_all(s.as_bytes())
+        .and_then(|()| {
+            if s.ends_with('\n') {
+                Ok(())
+            } else {
+                out.write_all(b"\n")
+            }
+        })
+        .and_then(|()| out.flush());
     if let Err(e) = r {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
@@ -200,20 +219,38 @@ struct RegistryFlags<'a> {
 }
 
 fn client_options(f: RegistryFlags) -> Result<Options> {
-    let tls_verify = match f.tls_verify.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let tls_verify = match f
+        .tls_verify
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("true" | "1" | "t") => true,
         Some("false" | "0" | "f") => false,
-        Some(other) => return Err(Error::new(format!("--tls-verify: expected true or false, got {other:?}"))),
+        Some(other) => {
+            return Err(Error::new(format!(
+                "--tls-verify: expected true or false, got {other:?}"
+            )))
+        }
     };
-    let mut mirrors = f.mirror.iter().map(|m| Mirror::parse(m)).collect::<Result<Vec<_>>>()?;
-    let mirrors_file = std::env::var_os("SKIFF_MIRRORS_FILE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(MIRRORS_FILE));
+    let mut mirrors = f
+        .mirror
+        .iter()
+        .map(|m| Mirror::parse(m))
+        .collect::<Result<Vec<_>>>()?;
+    let mirrors_file = std::env::var_os("SKIFF_MIRRORS_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(MIRRORS_FILE));
     if mirrors_file.exists() {
         mirrors.extend(Mirror::read_file(&mirrors_file)?);
     }
     let auth_file = match f.auth_file {
         Some(p) => {
             if !p.exists() {
-                return Err(Error::new(format!("auth file {}: does not exist", p.display())));
+                return Err(Error::new(format!(
+                    "auth file {}: does not exist",
+                    p.display()
+                )));
             }
             Some(p.clone())
         }
@@ -251,7 +288,9 @@ fn cmd_pull(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
         return Err(Error::new("a command after -- needs --bundle"));
     }
     if p.rootfs.is_some() && p.bundle.is_some() {
-        return Err(Error::new("--rootfs and --bundle exclude each other (the bundle has its own rootfs)"));
+        return Err(Error::new(
+            "--rootfs and --bundle exclude each other (the bundle has its own rootfs)",
+        ));
     }
     let rootfs_dir = match (&p.rootfs, &p.bundle) {
         (Some(r), _) => Some(r.clone()),
@@ -271,7 +310,12 @@ fn cmd_pull(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
             &store,
             &client,
             &reference,
-            &PullOptions { platform: platform.clone(), parallel: p.parallel, observer: &progress, rootfs: rootfs.as_ref() },
+            &PullOptions {
+                platform: platform.clone(),
+                parallel: p.parallel,
+                observer: &progress,
+                rootfs: rootfs.as_ref(),
+            },
         );
         progress.stop.store(true, Ordering::SeqCst);
         if let Some(h) = painter {
@@ -284,8 +328,10 @@ fn cmd_pull(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
     if let Some(bundle_dir) = &p.bundle {
         let rootfs = rootfs.expect("rootfs for a bundle");
         let cfg = &pulled.config;
-        let args = bundle::command(cfg, command.as_deref()).map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
-        let user = bundle::resolve_user(rootfs.path(), &cfg.user).map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
+        let args = bundle::command(cfg, command.as_deref())
+            .map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
+        let user = bundle::resolve_user(rootfs.path(), &cfg.user)
+            .map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
         let text = bundle::config_json(&args, &bundle::environment(cfg), &cfg.working_dir, &user);
         rootfs.finish()?;
         skiff::image::store::write_atomic(&bundle_dir.join("config.json"), text.as_bytes())?;
@@ -294,7 +340,10 @@ fn cmd_pull(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
     }
     let m = &pulled.resolved.manifest;
     if let Some(dir) = &p.layout {
-        let name = reference.tag.clone().unwrap_or_else(|| reference.to_string());
+        let name = reference
+            .tag
+            .clone()
+            .unwrap_or_else(|| reference.to_string());
         let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(m.layers.iter()).collect();
         layout::write(dir, &store, &pulled.resolved.descriptor, &blobs, &name)
             .map_err(|e| e.wrap(format!("layout {}", dir.display())))?;
@@ -304,7 +353,13 @@ fn cmd_pull(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
         say(&format!(
             "{reference}: {} ({}, {} layers, {})",
             pulled.resolved.descriptor.digest,
-            pulled.resolved.descriptor.platform.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "unknown platform".into()),
+            pulled
+                .resolved
+                .descriptor
+                .platform
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "unknown platform".into()),
             m.layers.len(),
             human(total)
         ));
@@ -327,23 +382,37 @@ fn cmd_inspect(i: InspectCmd) -> Result<()> {
     let inner = || -> Result<String> {
         let r = pull::resolve(&client, &reference, &platform)?;
         let m = &r.manifest;
-        let cfg_bytes = client.blob_bytes(&m.config).with_context(|| format!("fetch config {}", m.config.digest))?;
+        let cfg_bytes = client
+            .blob_bytes(&m.config)
+            .with_context(|| format!("fetch config {}", m.config.digest))?;
         let cfg = oci::parse_config(&cfg_bytes, &format!("config {}", m.config.digest))?;
         let mut s = String::new();
         let mut line = |k: &str, v: &str| s.push_str(&format!("{k:<12}{v}\n"));
         line("Reference:", &reference.to_string());
         if let Some(list) = &r.index {
-            let plats: Vec<String> = list.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect();
+            let plats: Vec<String> = list
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect();
             line("Platforms:", &plats.join(", "));
         }
-        line("Manifest:", &format!("{} ({}, {} bytes)", r.descriptor.digest, m.media_type, r.descriptor.size));
+        line(
+            "Manifest:",
+            &format!(
+                "{} ({}, {} bytes)",
+                r.descriptor.digest, m.media_type, r.descriptor.size
+            ),
+        );
         line("Platform:", &cfg.platform.to_string());
         if let Some(c) = &cfg.created {
             line("Created:", c);
         }
-        line("Config:", &format!("{} ({} bytes)", m.config.digest, m.config.size));
-        line("Entrypoint:", &skiff::json::quote(&format!("{:?}", cfg.entrypoint)).trim_matches('"').replace("\\\"", "\""));
-        line("Cmd:", &format!("{:?}", cfg.cmd));
+        line(
+            "Config:",
+            &format!("{} ({} bytes)", m.config.digest, m.config.size),
+        );
+        line("Entrypoint:", &json_list(&cfg.entrypoint));
+        line("Cmd:", &json_list(&cfg.cmd));
         line("WorkingDir:", &cfg.working_dir);
         line("User:", &cfg.user);
         for (n, e) in cfg.env.iter().enumerate() {
@@ -352,13 +421,26 @@ fn cmd_inspect(i: InspectCmd) -> Result<()> {
         let total: u64 = m.layers.iter().map(|l| l.size).sum();
         line("Layers:", &format!("{} ({})", m.layers.len(), human(total)));
         for l in &m.layers {
-            s.push_str(&format!("  {}  {:>10}  {}\n", l.digest, l.size, l.media_type));
+            s.push_str(&format!(
+                "  {}  {:>10}  {}\n",
+                l.digest, l.size, l.media_type
+            ));
         }
         Ok(s)
     };
     let s = inner().map_err(|e| e.wrap(format!("inspect {reference}")))?;
     say(&s);
     Ok(())
+}
+
+fn json_list(v: &[String]) -> String {
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|s| skiff::json::quote(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn cmd_ls(l: LsCmd) -> Result<()> {
@@ -369,24 +451,46 @@ fn cmd_ls(l: LsCmd) -> Result<()> {
         Err(e) => return Err(e),
     };
     let images = store.images()?;
-    let mut rows = vec![["REFERENCE".to_string(), "PLATFORM".into(), "DIGEST".into(), "SIZE".into()]];
+    let mut rows = vec![[
+        "REFERENCE".to_string(),
+        "PLATFORM".into(),
+        "DIGEST".into(),
+        "SIZE".into(),
+    ]];
     for d in &images {
         let name = d.annotation(REF_NAME).unwrap_or("").to_string();
         if l.quiet {
             say(&name);
             continue;
         }
-        let size = image_size(&store, d).map(human).unwrap_or_else(|| "-".into());
-        let plat = d.platform.as_ref().map(|p| p.to_string()).unwrap_or_default();
+        let size = image_size(&store, d)
+            .map(human)
+            .unwrap_or_else(|| "-".into());
+        let plat = d
+            .platform
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
         rows.push([name, plat, d.digest.to_string(), size]);
     }
     if l.quiet {
         return Ok(());
     }
-    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     let mut s = String::new();
     for r in &rows {
-        s.push_str(&format!("{:<w0$}  {:<w1$}  {:<w2$}  {}\n", r[0], r[1], r[2], r[3], w0 = widths[0], w1 = widths[1], w2 = widths[2]));
+        s.push_str(&format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        ));
     }
     say(&s);
     Ok(())
@@ -395,7 +499,9 @@ fn cmd_ls(l: LsCmd) -> Result<()> {
 fn image_size(store: &Store, d: &Descriptor) -> Option<u64> {
     let data = store.read(d).ok()?;
     match oci::parse_document(&data, &d.media_type, "").ok()? {
-        oci::Document::Manifest(m) => Some(m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>()),
+        oci::Document::Manifest(m) => {
+            Some(m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
+        }
         _ => None,
     }
 }
@@ -409,7 +515,10 @@ fn cmd_rm(r: RmCmd) -> Result<()> {
     for name in &r.references {
         let reference = Reference::parse(name)?;
         if !store.remove(&reference.to_string())? {
-            return Err(Error::new(format!("rm {reference}: no such image in {}", root.display())));
+            return Err(Error::new(format!(
+                "rm {reference}: no such image in {}",
+                root.display()
+            )));
         }
         say(&reference.to_string());
     }
@@ -451,13 +560,24 @@ struct LayerState {
 
 impl Progress {
     fn new(quiet: bool) -> Progress {
-        Progress { tty: !quiet && std::io::stderr().is_terminal(), quiet, stop: AtomicBool::new(false), layers: Mutex::new(Vec::new()) }
+        Progress {
+            tty: !quiet && std::io::stderr().is_terminal(),
+            quiet,
+            stop: AtomicBool::new(false),
+            layers: Mutex::new(Vec::new()),
+        }
     }
 
     fn with<T>(&self, i: usize, f: impl FnOnce(&mut LayerState) -> T) -> T {
         let mut l = self.layers.lock().unwrap_or_else(|p| p.into_inner());
         while l.len() <= i {
-            l.push(LayerState { digest: None, total: 0, done: 0, started: None, status: "waiting" });
+            l.push(LayerState {
+                digest: None,
+                total: 0,
+                done: 0,
+                started: None,
+                status: "waiting",
+            });
         }
         f(&mut l[i])
     }
@@ -466,20 +586,36 @@ impl Progress {
         let mut lines = 0;
         loop {
             let stopping = self.stop.load(Ordering::SeqCst);
-            let snapshot = self.layers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let snapshot = self
+                .layers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let mut s = String::new();
             if lines > 0 {
                 s.push_str(&format!("\x1b[{lines}A"));
             }
             for l in &snapshot {
-                let name = l.digest.as_ref().map(|d| format!("{}:{}", d.algorithm().name(), d.short())).unwrap_or_default();
+                let name = l
+                    .digest
+                    .as_ref()
+                    .map(|d| format!("{}:{}", d.algorithm().name(), d.short()))
+                    .unwrap_or_default();
                 let speed = match l.started {
                     Some(t) if t.elapsed().as_secs_f64() > 0.05 && l.status == "downloading" => {
-                        format!(" {}/s", human((l.done as f64 / t.elapsed().as_secs_f64()) as u64))
+                        format!(
+                            " {}/s",
+                            human((l.done as f64 / t.elapsed().as_secs_f64()) as u64)
+                        )
                     }
                     _ => String::new(),
                 };
-                s.push_str(&format!("\r\x1b[K{name}  {:<12} {:>10} / {:<10}{speed}\n", l.status, human(l.done), human(l.total)));
+                s.push_str(&format!(
+                    "\r\x1b[K{name}  {:<12} {:>10} / {:<10}{speed}\n",
+                    l.status,
+                    human(l.done),
+                    human(l.total)
+                ));
             }
             lines = snapshot.len();
             let _ = std::io::stderr().write_all(s.as_bytes());
@@ -507,7 +643,12 @@ impl Observer for Progress {
             l.status = "downloading";
         });
         if offset > 0 {
-            self.line(format!("{}: resuming at {} of {}", desc.digest, human(offset), human(desc.size)));
+            self.line(format!(
+                "{}: resuming at {} of {}",
+                desc.digest,
+                human(offset),
+                human(desc.size)
+            ));
         }
     }
     fn bytes(&self, i: usize, n: u64) {
@@ -520,7 +661,16 @@ impl Observer for Progress {
             l.done = desc.size;
             l.status = if present { "present" } else { "done" };
         });
-        self.line(format!("{}: {} ({})", desc.digest, if present { "already present" } else { "downloaded" }, human(desc.size)));
+        self.line(format!(
+            "{}: {} ({})",
+            desc.digest,
+            if present {
+                "already present"
+            } else {
+                "downloaded"
+            },
+            human(desc.size)
+        ));
     }
     fn unpacked(&self, i: usize, desc: &Descriptor) {
         self.with(i, |l| l.status = "unpacked");

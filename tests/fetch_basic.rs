@@ -12,11 +12,21 @@ use std::process::Command;
 use support::*;
 
 fn busybox_image() -> ImageSpec {
-    ImageSpec::new(vec![Layer { entries: busybox_entries(), comp: Comp::Gzip }])
+    ImageSpec::new(vec![Layer {
+        entries: busybox_entries(),
+        comp: Comp::Gzip,
+    }])
 }
 
 /// Push one image built from `images` as `repo:tag`; returns its layer digests.
-fn publish(reg: &Registry, work: &TempDir, repo: &str, tag: &str, images: &[ImageSpec], extra: &[&str]) -> Vec<Digest> {
+fn publish(
+    reg: &Registry,
+    work: &TempDir,
+    repo: &str,
+    tag: &str,
+    images: &[ImageSpec],
+    extra: &[&str],
+) -> Vec<Digest> {
     let layout = work.join(&format!("src-{repo}-{tag}"));
     let layers = write_layout(&layout, tag, images);
     push(&layout, tag, &format!("{}/{repo}:{tag}", reg.host()), extra);
@@ -37,54 +47,127 @@ fn pull_single_layer_to_rootfs() {
     let work = TempDir::new("basic");
     let mut img = busybox_image();
     img.layers[0].entries.extend([
-        Entry::File { path: "srv/owned".into(), data: b"x".to_vec(), mode: 0o4750, uid: 1234, gid: 5678 },
-        Entry::Fifo { path: "srv/fifo".into() },
-        Entry::Char { path: "srv/null".into(), major: 1, minor: 3 },
+        Entry::File {
+            path: "srv/owned".into(),
+            data: b"x".to_vec(),
+            mode: 0o4750,
+            uid: 1234,
+            gid: 5678,
+        },
+        Entry::Fifo {
+            path: "srv/fifo".into(),
+        },
+        Entry::Char {
+            path: "srv/null".into(),
+            major: 1,
+            minor: 3,
+        },
         symlink("srv/link", "../bin/busybox"),
-        Entry::CapFile { path: "srv/capped".into(), data: b"c".to_vec(), cap: vec![1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] },
+        Entry::CapFile {
+            path: "srv/capped".into(),
+            data: b"c".to_vec(),
+            cap: vec![1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        },
     ]);
     let layers = publish(&reg, &work, "bb", "v1", &[img], &["--preserve-digests"]);
     let r = format!("{}/bb:v1", reg.host());
-    let o = ok(fetch(&["pull", "--plain-http", "--store", &work.s("store"), "--rootfs", &work.s("rootfs"), &r]));
-    assert!(stdout(&o).contains(&format!("{r}: sha256:")), "{}", stdout(&o));
-    assert!(stderr(&o).contains("downloaded"), "plain progress lines: {}", stderr(&o));
+    let o = ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "--store",
+        &work.s("store"),
+        "--rootfs",
+        &work.s("rootfs"),
+        &r,
+    ]));
+    assert!(
+        stdout(&o).contains(&format!("{r}: sha256:")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("downloaded"),
+        "plain progress lines: {}",
+        stderr(&o)
+    );
     let root = work.join("rootfs");
     let bb = fs::metadata(root.join("bin/busybox")).unwrap();
     assert_eq!(bb.permissions().mode() & 0o7777, 0o755);
-    assert_eq!(fs::metadata(root.join("bin/sh")).unwrap().ino(), bb.ino(), "hardlinks share the inode");
+    assert_eq!(
+        fs::metadata(root.join("bin/sh")).unwrap().ino(),
+        bb.ino(),
+        "hardlinks share the inode"
+    );
     let owned = fs::metadata(root.join("srv/owned")).unwrap();
-    assert_eq!((owned.uid(), owned.gid(), owned.mode() & 0o7777), (1234, 5678, 0o4750));
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
+        (1234, 5678, 0o4750)
+    );
     assert_eq!(owned.mtime(), 1_600_000_000);
-    assert!(fs::symlink_metadata(root.join("srv/fifo")).unwrap().file_type().is_fifo_like());
+    assert!(fs::symlink_metadata(root.join("srv/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo_like());
     let null = fs::symlink_metadata(root.join("srv/null")).unwrap();
     assert_eq!(null.rdev(), libc::makedev(1, 3));
-    assert_eq!(fs::read_link(root.join("srv/link")).unwrap().to_str(), Some("../bin/busybox"));
-    let cap = Command::new("getfattr").args(["--absolute-names", "-n", "security.capability", "-e", "hex"]).arg(root.join("srv/capped")).output();
-    if let Ok(cap) = cap {
-        if cap.status.success() {
-            assert!(String::from_utf8_lossy(&cap.stdout).contains("0x0100000200040000"), "{}", String::from_utf8_lossy(&cap.stdout));
-        }
-    }
+    assert_eq!(
+        fs::read_link(root.join("srv/link")).unwrap().to_str(),
+        Some("../bin/busybox")
+    );
+    let mut cap = [0u8; 64];
+    let n = rustix::fs::getxattr(root.join("srv/capped"), "security.capability", &mut cap[..])
+        .expect("security.capability set");
+    assert_eq!(
+        &cap[..n],
+        &[1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
     // The blobs are in the store, verified; nothing is left in ingest.
     for d in &layers {
-        assert!(work.join(&format!("store/blobs/sha256/{}", d.hex())).exists());
+        assert!(work
+            .join(&format!("store/blobs/sha256/{}", d.hex()))
+            .exists());
     }
     assert_eq!(fs::read_dir(work.join("store/ingest")).unwrap().count(), 0);
 
     // A second pull finds everything present; a non-empty target is refused.
-    let o = ok(fetch(&["pull", "--plain-http", "--store", &work.s("store"), &r]));
+    let o = ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "--store",
+        &work.s("store"),
+        &r,
+    ]));
     assert!(stderr(&o).contains("already present"), "{}", stderr(&o));
-    fails(pull(&work, &["--rootfs", &work.s("rootfs")], &r), "exists and is not empty");
+    fails(
+        pull(&work, &["--rootfs", &work.s("rootfs")], &r),
+        "exists and is not empty",
+    );
 
     // ls and rm.
     let o = ok(fetch(&["ls", "--store", &work.s("store")]));
-    assert!(stdout(&o).contains(&r) && stdout(&o).contains("linux/amd64"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&r) && stdout(&o).contains("linux/amd64"),
+        "{}",
+        stdout(&o)
+    );
     let o = ok(fetch(&["ls", "-q", "--store", &work.s("store")]));
     assert_eq!(stdout(&o).trim(), r);
     ok(fetch(&["rm", "--store", &work.s("store"), &r]));
-    assert_eq!(stdout(&ok(fetch(&["ls", "-q", "--store", &work.s("store")]))).trim(), "");
-    assert_eq!(fs::read_dir(work.join("store/blobs/sha256")).unwrap().count(), 0, "rm collects the blobs");
-    fails(fetch(&["rm", "--store", &work.s("store"), &r]), "no such image");
+    assert_eq!(
+        stdout(&ok(fetch(&["ls", "-q", "--store", &work.s("store")]))).trim(),
+        ""
+    );
+    assert_eq!(
+        fs::read_dir(work.join("store/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0,
+        "rm collects the blobs"
+    );
+    fails(
+        fetch(&["rm", "--store", &work.s("store"), &r]),
+        "no such image",
+    );
 }
 
 trait FifoLike {
@@ -99,14 +182,26 @@ impl FifoLike for fs::FileType {
 struct RuncContainer(String);
 impl Drop for RuncContainer {
     fn drop(&mut self) {
-        let _ = Command::new("runc").args(["delete", "-f", &self.0]).output();
+        let _ = Command::new("runc")
+            .args(["delete", "-f", &self.0])
+            .output();
     }
 }
 
 fn runc_run(bundle: &std::path::Path, id: &str) -> String {
     let _guard = RuncContainer(id.to_string());
-    let o = Command::new("runc").args(["run", "-b"]).arg(bundle).arg(id).output().expect("runc");
-    assert!(o.status.success(), "runc run failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    let o = Command::new("runc")
+        .args(["run", "-b"])
+        .arg(bundle)
+        .arg(id)
+        .output()
+        .expect("runc");
+    assert!(
+        o.status.success(),
+        "runc run failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -127,13 +222,28 @@ fn bundle_runs_with_runc() {
     assert!(cfg.contains("\"terminal\": false"), "{cfg}");
     assert!(cfg.contains("\"GREETING=hello\""));
     assert!(cfg.contains("\"cwd\": \"/tmp\""));
-    assert!(cfg.contains("\"uid\": 33") && cfg.contains("\"gid\": 34"), "{cfg}");
+    assert!(
+        cfg.contains("\"uid\": 33") && cfg.contains("\"gid\": 34"),
+        "{cfg}"
+    );
     let id = format!("skiff-fetch-{}-1", std::process::id());
     assert_eq!(runc_run(&work.join("b1"), &id).trim(), "entry from-cmd");
 
     // Arguments after -- replace Cmd, keep the Entrypoint.
     let (store, b2) = (work.s("store"), work.s("b2"));
-    ok(fetch(&["pull", "--plain-http", "-q", "--store", &store, "--bundle", &b2, &r, "--", "over", "ride"]));
+    ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "-q",
+        "--store",
+        &store,
+        "--bundle",
+        &b2,
+        &r,
+        "--",
+        "over",
+        "ride",
+    ]));
     let id = format!("skiff-fetch-{}-3", std::process::id());
     assert_eq!(runc_run(&work.join("b2"), &id).trim(), "entry over ride");
 }
@@ -149,7 +259,20 @@ fn bundle_command_override_and_env() {
     let r = format!("{}/bb:sh", reg.host());
     let store = work.s("store");
     let bundle = work.s("b");
-    ok(fetch(&["pull", "--plain-http", "-q", "--store", &store, "--bundle", &bundle, &r, "--", "sh", "-c", "echo $GREETING; pwd; id -u"]));
+    ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "-q",
+        "--store",
+        &store,
+        "--bundle",
+        &bundle,
+        &r,
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; pwd; id -u",
+    ]));
     let id = format!("skiff-fetch-{}-2", std::process::id());
     assert_eq!(runc_run(&work.join("b"), &id), "hello\n/etc\n0\n");
 }
@@ -162,19 +285,37 @@ fn layout_and_inspect() {
     let r = format!("{}/bb:v2", reg.host());
     ok(pull(&work, &["--layout", &work.s("oci")], &r));
     // skopeo reads our layout back.
-    let out = run(Command::new("skopeo").args(["inspect", "--raw"]).arg(format!("oci:{}:v2", work.s("oci"))));
-    assert!(out.contains("application/vnd.oci.image.manifest.v1+json") || out.contains("layers"), "{out}");
+    let out = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:v2", work.s("oci"))));
+    assert!(
+        out.contains("application/vnd.oci.image.manifest.v1+json") || out.contains("layers"),
+        "{out}"
+    );
     let o = ok(fetch(&["inspect", "--plain-http", &r]));
     let s = stdout(&o);
-    assert!(s.contains("Platform:   linux/amd64") && s.contains("Cmd:") && s.contains("Layers:     1"), "{s}");
-    fails(fetch(&["inspect", "--plain-http", &format!("{}/bb:nope", reg.host())]), "404");
+    assert!(
+        s.contains("Platform:   linux/amd64") && s.contains("Cmd:") && s.contains("Layers:     1"),
+        "{s}"
+    );
+    fails(
+        fetch(&[
+            "inspect",
+            "--plain-http",
+            &format!("{}/bb:nope", reg.host()),
+        ]),
+        "404",
+    );
 }
 
 #[test]
 fn multi_layer_whiteouts_and_hardlinks() {
     let reg = Registry::start(RegistryConfig::default());
     let work = TempDir::new("multi");
-    let base = Layer { entries: busybox_entries(), comp: Comp::Gzip };
+    let base = Layer {
+        entries: busybox_entries(),
+        comp: Comp::Gzip,
+    };
     let l2 = Layer {
         entries: vec![
             dir("data/"),
@@ -201,18 +342,44 @@ fn multi_layer_whiteouts_and_hardlinks() {
         ],
         comp: Comp::Zstd,
     };
-    publish(&reg, &work, "multi", "v1", &[ImageSpec::new(vec![base, l2, l3])], &["--preserve-digests"]);
+    publish(
+        &reg,
+        &work,
+        "multi",
+        "v1",
+        &[ImageSpec::new(vec![base, l2, l3])],
+        &["--preserve-digests"],
+    );
     let r = format!("{}/multi:v1", reg.host());
     ok(pull(&work, &["--rootfs", &work.s("root")], &r));
     let root = work.join("root");
-    assert!(!root.join("data/a").exists(), "whiteout removes a lower file");
+    assert!(
+        !root.join("data/a").exists(),
+        "whiteout removes a lower file"
+    );
     assert_eq!(read(&root.join("data/b")), "b2");
-    assert_eq!(fs::metadata(root.join("data/b")).unwrap().ino(), fs::metadata(root.join("data/b-link")).unwrap().ino());
-    assert!(root.join("data/sub").is_dir() && fs::read_dir(root.join("data/sub")).unwrap().count() == 0);
-    assert!(!root.join("opq/lower").exists(), "opaque dir hides the lower layer");
-    assert_eq!(read(&root.join("opq/upper")), "upper", "opaque keeps the same layer's entries");
+    assert_eq!(
+        fs::metadata(root.join("data/b")).unwrap().ino(),
+        fs::metadata(root.join("data/b-link")).unwrap().ino()
+    );
+    assert!(
+        root.join("data/sub").is_dir() && fs::read_dir(root.join("data/sub")).unwrap().count() == 0
+    );
+    assert!(
+        !root.join("opq/lower").exists(),
+        "opaque dir hides the lower layer"
+    );
+    assert_eq!(
+        read(&root.join("opq/upper")),
+        "upper",
+        "opaque keeps the same layer's entries"
+    );
     assert!(!root.join("top").exists());
-    assert_eq!(read(&root.join("top-link")), "top", "the other link survives");
+    assert_eq!(
+        read(&root.join("top-link")),
+        "top",
+        "the other link survives"
+    );
 }
 
 #[test]
@@ -220,7 +387,10 @@ fn multi_arch_index_platform_selection() {
     let reg = Registry::start(RegistryConfig::default());
     let work = TempDir::new("arch");
     let mk = |arch: &str, variant: Option<&str>, marker: &str| {
-        let mut img = ImageSpec::new(vec![Layer { entries: vec![file("arch", marker)], comp: Comp::Gzip }]);
+        let mut img = ImageSpec::new(vec![Layer {
+            entries: vec![file("arch", marker)],
+            comp: Comp::Gzip,
+        }]);
         img.arch = arch.into();
         img.variant = variant.map(String::from);
         img
@@ -230,14 +400,24 @@ fn multi_arch_index_platform_selection() {
         &work,
         "multi",
         "arch",
-        &[mk("amd64", None, "amd64"), mk("arm64", Some("v8"), "arm64"), mk("arm", Some("v7"), "armv7"), mk("arm", Some("v6"), "armv6")],
+        &[
+            mk("amd64", None, "amd64"),
+            mk("arm64", Some("v8"), "arm64"),
+            mk("arm", Some("v7"), "armv7"),
+            mk("arm", Some("v6"), "armv6"),
+        ],
         &["--all", "--preserve-digests"],
     );
     let r = format!("{}/multi:arch", reg.host());
-    for (i, (plat, want)) in
-        [("linux/amd64", "amd64"), ("linux/arm64", "arm64"), ("linux/arm/v7", "armv7"), ("linux/arm/v6", "armv6"), ("linux/arm/v8", "armv7")]
-            .iter()
-            .enumerate()
+    for (i, (plat, want)) in [
+        ("linux/amd64", "amd64"),
+        ("linux/arm64", "arm64"),
+        ("linux/arm/v7", "armv7"),
+        ("linux/arm/v6", "armv6"),
+        ("linux/arm/v8", "armv7"),
+    ]
+    .iter()
+    .enumerate()
     {
         let dir = work.s(&format!("r{i}"));
         ok(pull(&work, &["--platform", plat, "--rootfs", &dir], &r));
@@ -245,24 +425,54 @@ fn multi_arch_index_platform_selection() {
     }
     ok(pull(&work, &["--rootfs", &work.s("host")], &r));
     assert_eq!(read(&work.join("host/arch")), "amd64");
-    fails(pull(&work, &["--platform", "linux/s390x"], &r), "no manifest for platform linux/s390x");
-    fails(pull(&work, &["--platform", "linux"], &r), "invalid platform");
-    let o = ok(fetch(&["inspect", "--plain-http", "--platform", "linux/arm64", &r]));
-    assert!(stdout(&o).contains("Platforms:  linux/amd64, linux/arm64/v8, linux/arm/v7, linux/arm/v6"), "{}", stdout(&o));
+    fails(
+        pull(&work, &["--platform", "linux/s390x"], &r),
+        "no manifest for platform linux/s390x",
+    );
+    fails(
+        pull(&work, &["--platform", "linux"], &r),
+        "invalid platform",
+    );
+    let o = ok(fetch(&[
+        "inspect",
+        "--plain-http",
+        "--platform",
+        "linux/arm64",
+        &r,
+    ]));
+    assert!(
+        stdout(&o).contains("Platforms:  linux/amd64, linux/arm64/v8, linux/arm/v7, linux/arm/v6"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn docker_schema2_and_zstd() {
     let reg = Registry::start(RegistryConfig::default());
     let work = TempDir::new("schema2");
-    publish(&reg, &work, "docker", "v1", &[busybox_image()], &["--format", "v2s2"]);
+    publish(
+        &reg,
+        &work,
+        "docker",
+        "v1",
+        &[busybox_image()],
+        &["--format", "v2s2"],
+    );
     let r = format!("{}/docker:v1", reg.host());
     let o = ok(fetch(&["inspect", "--plain-http", &r]));
-    assert!(stdout(&o).contains("application/vnd.docker.distribution.manifest.v2+json"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{}",
+        stdout(&o)
+    );
     ok(pull(&work, &["--rootfs", &work.s("d")], &r));
     assert!(work.join("d/bin/busybox").exists());
 
-    let zimg = ImageSpec::new(vec![Layer { entries: busybox_entries(), comp: Comp::Zstd }]);
+    let zimg = ImageSpec::new(vec![Layer {
+        entries: busybox_entries(),
+        comp: Comp::Zstd,
+    }]);
     publish(&reg, &work, "zstd", "v1", &[zimg], &["--preserve-digests"]);
     let r = format!("{}/zstd:v1", reg.host());
     let o = ok(fetch(&["inspect", "--plain-http", &r]));
@@ -275,33 +485,69 @@ fn docker_schema2_and_zstd() {
 fn corrupted_blob_is_rejected_and_not_stored() {
     let reg = Registry::start(RegistryConfig::default());
     let work = TempDir::new("corrupt");
-    let img = ImageSpec::new(vec![Layer { entries: vec![file("a", &"x".repeat(100_000))], comp: Comp::None }]);
+    let img = ImageSpec::new(vec![Layer {
+        entries: vec![file("a", &"x".repeat(100_000))],
+        comp: Comp::None,
+    }]);
     let layers = publish(&reg, &work, "bad", "v1", &[img], &["--preserve-digests"]);
     let blob = reg.blob_file(&layers[0]);
     let mut data = fs::read(&blob).unwrap();
     data[5000] ^= 0xff;
     fs::write(&blob, &data).unwrap();
     let r = format!("{}/bad:v1", reg.host());
-    let e = fails(pull(&work, &["--rootfs", &work.s("root")], &r), "digest mismatch");
+    let e = fails(
+        pull(&work, &["--rootfs", &work.s("root")], &r),
+        "digest mismatch",
+    );
     assert!(e.contains(&layers[0].to_string()), "names the blob: {e}");
-    assert!(!work.join(&format!("store/blobs/sha256/{}", layers[0].hex())).exists());
+    assert!(!work
+        .join(&format!("store/blobs/sha256/{}", layers[0].hex()))
+        .exists());
     assert!(!work.join("root").exists(), "no partial rootfs");
-    assert_eq!(fs::read_dir(work.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(), 0);
+    assert_eq!(
+        fs::read_dir(work.path())
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("partial"))
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn resume_uses_range() {
     let reg = Registry::start(RegistryConfig::default());
     let work = TempDir::new("resume");
-    let big: String = (0..400_000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
-    let img = ImageSpec::new(vec![Layer { entries: vec![file("big", &big)], comp: Comp::None }]);
+    let big: String = (0..400_000)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    let img = ImageSpec::new(vec![Layer {
+        entries: vec![file("big", &big)],
+        comp: Comp::None,
+    }]);
     let layers = publish(&reg, &work, "res", "v1", &[img], &["--preserve-digests"]);
     // An interrupted earlier pull left the first half in ingest.
     let data = fs::read(reg.blob_file(&layers[0])).unwrap();
     fs::create_dir_all(work.join("store/ingest")).unwrap();
-    fs::write(work.join(&format!("store/ingest/sha256-{}", layers[0].hex())), &data[..data.len() / 2]).unwrap();
+    fs::write(
+        work.join(&format!("store/ingest/sha256-{}", layers[0].hex())),
+        &data[..data.len() / 2],
+    )
+    .unwrap();
     let r = format!("{}/res:v1", reg.host());
-    let o = ok(fetch(&["pull", "--plain-http", "--store", &work.s("store"), "--rootfs", &work.s("root"), &r]));
+    let o = ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "--store",
+        &work.s("store"),
+        "--rootfs",
+        &work.s("root"),
+        &r,
+    ]));
     assert!(stderr(&o).contains("resuming at"), "{}", stderr(&o));
     assert_eq!(read(&work.join("root/big")), big);
 
@@ -310,7 +556,11 @@ fn resume_uses_range() {
     ok(fetch(&["rm", "--store", &work.s("store"), &r]));
     let mut bad = data[..data.len() / 2].to_vec();
     bad[10] ^= 1;
-    fs::write(work.join(&format!("store/ingest/sha256-{}", layers[0].hex())), &bad).unwrap();
+    fs::write(
+        work.join(&format!("store/ingest/sha256-{}", layers[0].hex())),
+        &bad,
+    )
+    .unwrap();
     ok(pull(&work, &["--rootfs", &work.s("root2")], &r));
     assert_eq!(read(&work.join("root2/big")), big);
 }
@@ -320,32 +570,64 @@ fn mirror_fallback() {
     let upstream = Registry::start(RegistryConfig::default());
     let mirror = Registry::start(RegistryConfig::default());
     let work = TempDir::new("mirror");
-    let img = || ImageSpec::new(vec![Layer { entries: vec![file("from", "x")], comp: Comp::Gzip }]);
+    let img = || {
+        ImageSpec::new(vec![Layer {
+            entries: vec![file("from", "x")],
+            comp: Comp::Gzip,
+        }])
+    };
     publish(&upstream, &work, "m", "v1", &[img()], &[]);
     let r = format!("{}/m:v1", upstream.host());
     // A dead mirror first: the pull falls back to upstream.
     let dead = format!("{}=http://127.0.0.1:{}", upstream.host(), free_port());
-    ok(pull(&work, &["--mirror", &dead, "--rootfs", &work.s("a")], &r));
+    ok(pull(
+        &work,
+        &["--mirror", &dead, "--rootfs", &work.s("a")],
+        &r,
+    ));
     // A mirror that has the image serves it even when upstream is down.
     publish(&mirror, &work, "m", "v2", &[img()], &[]);
     let down = format!("127.0.0.1:{}", free_port());
     let m = format!("{down}=http://{}", mirror.host());
-    ok(pull(&work, &["--mirror", &m, "--rootfs", &work.s("b")], &format!("{down}/m:v2")));
+    ok(pull(
+        &work,
+        &["--mirror", &m, "--rootfs", &work.s("b")],
+        &format!("{down}/m:v2"),
+    ));
     // Both down: the error says so.
-    let e = fails(pull(&work, &["--mirror", &format!("{down}=http://127.0.0.1:{}", free_port())], &format!("{down}/m:v2")), "Connection refused");
+    let e = fails(
+        pull(
+            &work,
+            &[
+                "--mirror",
+                &format!("{down}=http://127.0.0.1:{}", free_port()),
+            ],
+            &format!("{down}/m:v2"),
+        ),
+        "Connection refused",
+    );
     assert!(e.contains("mirrors failed"), "{e}");
 }
 
 #[test]
 fn bad_references_and_unreachable_registries() {
     let work = TempDir::new("errors");
-    fails(pull(&work, &[], "Busybox"), "invalid reference \"Busybox\": repository name must be lowercase");
+    fails(
+        pull(&work, &[], "Busybox"),
+        "invalid reference \"Busybox\": repository name must be lowercase",
+    );
     fails(pull(&work, &[], "busybox@sha256:123"), "invalid digest");
     fails(pull(&work, &[], "a//b"), "invalid reference");
     let port = free_port();
-    let e = fails(pull(&work, &[], &format!("127.0.0.1:{port}/x:y")), "Connection refused");
+    let e = fails(
+        pull(&work, &[], &format!("127.0.0.1:{port}/x:y")),
+        "Connection refused",
+    );
     assert!(e.contains(&format!("pull 127.0.0.1:{port}/x:y")), "{e}");
-    fails(fetch(&["pull", "--store", &work.s("s"), "--tls-verify=maybe", "x"]), "--tls-verify");
+    fails(
+        fetch(&["pull", "--store", &work.s("s"), "--tls-verify=maybe", "x"]),
+        "--tls-verify",
+    );
     let o = fetch(&["pull", "--store", &work.s("s")]);
     assert_eq!(o.status.code(), Some(2), "usage error: {}", stderr(&o));
     let o = fetch(&["ls", "--store", &work.s("never")]);

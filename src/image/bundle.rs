@@ -27,7 +27,9 @@ pub fn command(config: &ImageConfig, args: Option<&[String]>) -> Result<Vec<Stri
         None => out.extend(config.cmd.iter().cloned()),
     }
     if out.is_empty() {
-        return Err(Error::new("the image has no Entrypoint or Cmd: give a command after --"));
+        return Err(Error::new(
+            "the image has no Entrypoint or Cmd: give a command after --",
+        ));
     }
     Ok(out)
 }
@@ -42,10 +44,25 @@ pub fn environment(config: &ImageConfig) -> Vec<String> {
 
 /// Read a file of the rootfs, resolving symlinks inside it only.
 fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
-    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
-    let fd = rustix::fs::openat2(&root, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS).ok()?;
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = rustix::fs::openat2(
+        &root,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
     let mut s = String::new();
-    std::fs::File::from(fd).take(16 << 20).read_to_string(&mut s).ok()?;
+    std::fs::File::from(fd)
+        .take(16 << 20)
+        .read_to_string(&mut s)
+        .ok()?;
     Some(s)
 }
 
@@ -63,21 +80,29 @@ pub fn resolve_user_in(passwd: &str, group: &str, spec: &str) -> Result<User> {
         None => (spec, None),
     };
     let u = if u.is_empty() { "0" } else { u };
-    let pw: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
+    let pw: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
     let entry = match u.parse::<u32>() {
         Ok(uid) => pw.iter().find(|f| f[2].parse::<u32>().ok() == Some(uid)),
-        Err(_) => Some(
-            pw.iter()
-                .find(|f| f[0] == u)
-                .ok_or_else(|| Error::new(format!("user {u:?}: no such user in the image's /etc/passwd")))?,
-        ),
+        Err(_) => Some(pw.iter().find(|f| f[0] == u).ok_or_else(|| {
+            Error::new(format!(
+                "user {u:?}: no such user in the image's /etc/passwd"
+            ))
+        })?),
     };
     let uid = match u.parse::<u32>() {
         Ok(n) => n,
         Err(_) => entry.and_then(|f| f[2].parse().ok()).unwrap_or(0),
     };
     let name = entry.map(|f| f[0]);
-    let groups: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 3).collect();
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 3)
+        .collect();
     let gid = match g {
         Some(g) if !g.is_empty() => match g.parse::<u32>() {
             Ok(n) => n,
@@ -85,7 +110,11 @@ pub fn resolve_user_in(passwd: &str, group: &str, spec: &str) -> Result<User> {
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| Error::new(format!("group {g:?}: no such group in the image's /etc/group")))?,
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "group {g:?}: no such group in the image's /etc/group"
+                    ))
+                })?,
         },
         _ => entry.and_then(|f| f[3].parse().ok()).unwrap_or(0),
     };
@@ -104,7 +133,11 @@ pub fn resolve_user_in(passwd: &str, group: &str, spec: &str) -> Result<User> {
             }
         }
     }
-    Ok(User { uid, gid, additional_gids })
+    Ok(User {
+        uid,
+        gid,
+        additional_gids,
+    })
 }
 
 /// The config.json text.
@@ -145,16 +178,34 @@ pub fn config_json(args: &[String], env: &[String], cwd: &str, user: &User) -> S
     }
     w.end_object();
     w.key("rlimits").array();
-    w.object().key("type").str("RLIMIT_NOFILE").key("hard").num(1024).key("soft").num(1024).end_object();
+    w.object()
+        .key("type")
+        .str("RLIMIT_NOFILE")
+        .key("hard")
+        .num(1024)
+        .key("soft")
+        .num(1024)
+        .end_object();
     w.end_array();
     w.key("noNewPrivileges").bool(true);
     w.end_object();
-    w.key("root").object().key("path").str("rootfs").key("readonly").bool(true).end_object();
+    w.key("root")
+        .object()
+        .key("path")
+        .str("rootfs")
+        .key("readonly")
+        .bool(true)
+        .end_object();
     w.key("hostname").str("runc");
     w.key("mounts").array();
     let mount = |w: &mut Writer, dest: &str, typ: &str, src: &str, opts: &[&str]| {
         w.object();
-        w.key("destination").str(dest).key("type").str(typ).key("source").str(src);
+        w.key("destination")
+            .str(dest)
+            .key("type")
+            .str(typ)
+            .key("source")
+            .str(src);
         if !opts.is_empty() {
             w.key("options");
             strs(w, opts);
@@ -162,17 +213,65 @@ pub fn config_json(args: &[String], env: &[String], cwd: &str, user: &User) -> S
         w.end_object();
     };
     mount(&mut w, "/proc", "proc", "proc", &[]);
-    mount(&mut w, "/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]);
-    mount(&mut w, "/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]);
-    mount(&mut w, "/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]);
-    mount(&mut w, "/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]);
-    mount(&mut w, "/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]);
-    mount(&mut w, "/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]);
+    mount(
+        &mut w,
+        "/dev",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "strictatime", "mode=755", "size=65536k"],
+    );
+    mount(
+        &mut w,
+        "/dev/pts",
+        "devpts",
+        "devpts",
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ],
+    );
+    mount(
+        &mut w,
+        "/dev/shm",
+        "tmpfs",
+        "shm",
+        &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    );
+    mount(
+        &mut w,
+        "/dev/mqueue",
+        "mqueue",
+        "mqueue",
+        &["nosuid", "noexec", "nodev"],
+    );
+    mount(
+        &mut w,
+        "/sys",
+        "sysfs",
+        "sysfs",
+        &["nosuid", "noexec", "nodev", "ro"],
+    );
+    mount(
+        &mut w,
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["nosuid", "noexec", "nodev", "relatime", "ro"],
+    );
     w.end_array();
     w.key("linux").object();
     w.key("resources").object();
     w.key("devices").array();
-    w.object().key("allow").bool(false).key("access").str("rwm").end_object();
+    w.object()
+        .key("allow")
+        .bool(false)
+        .key("access")
+        .str("rwm")
+        .end_object();
     w.end_array();
     w.end_object();
     w.key("namespaces").array();
@@ -197,7 +296,16 @@ pub fn config_json(args: &[String], env: &[String], cwd: &str, user: &User) -> S
         ],
     );
     w.key("readonlyPaths");
-    strs(&mut w, &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]);
+    strs(
+        &mut w,
+        &[
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+        ],
+    );
     w.end_object();
     w.end_object();
     let mut s = w.finish();
@@ -215,27 +323,105 @@ mod tests {
     #[test]
     fn resolves_users_like_docker() {
         let r = |s| resolve_user_in(PASSWD, GROUP, s).unwrap();
-        assert_eq!(r(""), User { uid: 0, gid: 0, additional_gids: vec![10] });
-        assert_eq!(r("www"), User { uid: 33, gid: 34, additional_gids: vec![10, 50] });
-        assert_eq!(r("33"), User { uid: 33, gid: 34, additional_gids: vec![10, 50] });
-        assert_eq!(r("1000"), User { uid: 1000, gid: 0, additional_gids: vec![] });
-        assert_eq!(r("www:staff"), User { uid: 33, gid: 50, additional_gids: vec![] });
-        assert_eq!(r("5:7"), User { uid: 5, gid: 7, additional_gids: vec![] });
-        assert!(resolve_user_in(PASSWD, GROUP, "nobody").unwrap_err().message().contains("no such user"));
-        assert!(resolve_user_in(PASSWD, GROUP, "www:nogroup").unwrap_err().message().contains("no such group"));
+        assert_eq!(
+            r(""),
+            User {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![10]
+            }
+        );
+        assert_eq!(
+            r("www"),
+            User {
+                uid: 33,
+                gid: 34,
+                additional_gids: vec![10, 50]
+            }
+        );
+        assert_eq!(
+            r("33"),
+            User {
+                uid: 33,
+                gid: 34,
+                additional_gids: vec![10, 50]
+            }
+        );
+        assert_eq!(
+            r("1000"),
+            User {
+                uid: 1000,
+                gid: 0,
+                additional_gids: vec![]
+            }
+        );
+        assert_eq!(
+            r("www:staff"),
+            User {
+                uid: 33,
+                gid: 50,
+                additional_gids: vec![]
+            }
+        );
+        assert_eq!(
+            r("5:7"),
+            User {
+                uid: 5,
+                gid: 7,
+                additional_gids: vec![]
+            }
+        );
+        assert!(resolve_user_in(PASSWD, GROUP, "nobody")
+            .unwrap_err()
+            .message()
+            .contains("no such user"));
+        assert!(resolve_user_in(PASSWD, GROUP, "www:nogroup")
+            .unwrap_err()
+            .message()
+            .contains("no such group"));
     }
 
     #[test]
     fn command_and_env() {
-        let c = ImageConfig { entrypoint: vec!["/bin/app".into()], cmd: vec!["--serve".into()], ..Default::default() };
+        let c = ImageConfig {
+            entrypoint: vec!["/bin/app".into()],
+            cmd: vec!["--serve".into()],
+            ..Default::default()
+        };
         assert_eq!(command(&c, None).unwrap(), ["/bin/app", "--serve"]);
-        assert_eq!(command(&c, Some(&["x".to_string()])).unwrap(), ["/bin/app", "x"]);
+        assert_eq!(
+            command(&c, Some(&["x".to_string()])).unwrap(),
+            ["/bin/app", "x"]
+        );
         assert!(command(&ImageConfig::default(), None).is_err());
         assert_eq!(environment(&ImageConfig::default()), [DEFAULT_PATH]);
-        let j = config_json(&["sh".into()], &[DEFAULT_PATH.into()], "", &User { uid: 0, gid: 0, additional_gids: vec![] });
+        let j = config_json(
+            &["sh".into()],
+            &[DEFAULT_PATH.into()],
+            "",
+            &User {
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![],
+            },
+        );
         let v = crate::json::parse(&j, "config.json").unwrap();
         let n = crate::json::Node::new(&v, "");
-        assert!(!n.need("process").unwrap().need("terminal").unwrap().bool().unwrap());
-        assert_eq!(n.need("process").unwrap().need("cwd").unwrap().str().unwrap(), "/");
+        assert!(!n
+            .need("process")
+            .unwrap()
+            .need("terminal")
+            .unwrap()
+            .bool()
+            .unwrap());
+        assert_eq!(
+            n.need("process")
+                .unwrap()
+                .need("cwd")
+                .unwrap()
+                .str()
+                .unwrap(),
+            "/"
+        );
     }
 }

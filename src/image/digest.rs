@@ -47,24 +47,39 @@ impl Digest {
         let algo = match algo {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            _ => return Err(Error::new(format!("invalid digest {s:?}: unsupported algorithm {algo:?}"))),
+            _ => {
+                return Err(Error::new(format!(
+                    "invalid digest {s:?}: unsupported algorithm {algo:?}"
+                )))
+            }
         };
-        if hex.len() != algo.hex_len() || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if hex.len() != algo.hex_len()
+            || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(Error::new(format!(
                 "invalid digest {s:?}: expected {} lowercase hex digits",
                 algo.hex_len()
             )));
         }
-        Ok(Digest { algo, hex: hex.to_string() })
+        Ok(Digest {
+            algo,
+            hex: hex.to_string(),
+        })
     }
 
     /// The SHA-256 digest of `data`.
     pub fn of(data: &[u8]) -> Digest {
-        Digest::from_ring(Algorithm::Sha256, ring::digest::digest(&ring::digest::SHA256, data))
+        Digest::from_ring(
+            Algorithm::Sha256,
+            ring::digest::digest(&ring::digest::SHA256, data),
+        )
     }
 
     fn from_ring(algo: Algorithm, d: ring::digest::Digest) -> Digest {
-        Digest { algo, hex: to_hex(d.as_ref()) }
+        Digest {
+            algo,
+            hex: to_hex(d.as_ref()),
+        }
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -105,7 +120,9 @@ pub fn verify_bytes(data: &[u8], digest: &Digest, size: u64) -> Result<()> {
     }
     let got = Digest::from_ring(digest.algo, ring::digest::digest(digest.algo.ring(), data));
     if &got != digest {
-        return Err(Error::new(format!("blob {digest}: digest mismatch: content hashes to {got}")));
+        return Err(Error::new(format!(
+            "blob {digest}: digest mismatch: content hashes to {got}"
+        )));
     }
     Ok(())
 }
@@ -188,7 +205,13 @@ mod tests {
     fn parses_and_rejects() {
         assert_eq!(Digest::parse(EMPTY).unwrap().to_string(), EMPTY);
         assert_eq!(Digest::of(b""), Digest::parse(EMPTY).unwrap());
-        for bad in ["sha256", "md5:abcd", "sha256:ABC", &EMPTY.to_uppercase(), &EMPTY[..70]] {
+        for bad in [
+            "sha256",
+            "md5:abcd",
+            "sha256:ABC",
+            &EMPTY.to_uppercase(),
+            &EMPTY[..70],
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
         }
     }
@@ -203,7 +226,11 @@ mod tests {
 
         let mut v = Verifier::new(Vec::new(), &d, 5);
         v.write_all(b"hellO").unwrap();
-        assert!(v.finish().unwrap_err().message().contains("digest mismatch"));
+        assert!(v
+            .finish()
+            .unwrap_err()
+            .message()
+            .contains("digest mismatch"));
 
         let mut v = Verifier::new(Vec::new(), &d, 5);
         assert!(v.write_all(b"hello!").is_err());

@@ -9,7 +9,13 @@ use std::path::Path;
 
 /// Copy (hardlink when possible) the image's blobs from the store and name
 /// the manifest `ref_name` in the layout's index.
-pub fn write(dir: &Path, store: &Store, manifest: &Descriptor, blobs: &[&Descriptor], ref_name: &str) -> Result<()> {
+pub fn write(
+    dir: &Path,
+    store: &Store,
+    manifest: &Descriptor,
+    blobs: &[&Descriptor],
+    ref_name: &str,
+) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("create layout {}", dir.display()))?;
     store::init_layout(dir)?;
     for d in blobs.iter().copied().chain(std::iter::once(manifest)) {
@@ -23,10 +29,12 @@ pub fn write(dir: &Path, store: &Store, manifest: &Descriptor, blobs: &[&Descrip
         let tmp = alg_dir.join(format!(".{}.tmp-{}", d.digest.hex(), std::process::id()));
         let _ = fs::remove_file(&tmp);
         if fs::hard_link(&src, &tmp).is_err() {
-            fs::copy(&src, &tmp).with_context(|| format!("copy blob {} into {}", d.digest, dir.display()))?;
+            fs::copy(&src, &tmp)
+                .with_context(|| format!("copy blob {} into {}", d.digest, dir.display()))?;
             fs::File::open(&tmp)?.sync_all()?;
         }
-        fs::rename(&tmp, &dest).with_context(|| format!("write blob {} into {}", d.digest, dir.display()))?;
+        fs::rename(&tmp, &dest)
+            .with_context(|| format!("write blob {} into {}", d.digest, dir.display()))?;
     }
     let index = dir.join("index.json");
     let mut list = store::read_index(&index)?;

@@ -1,8 +1,8 @@
 //! OCI images: digests, documents, the content store, layer unpacking,
 //! layouts and runtime bundles.
 
-pub mod digest;
 pub mod bundle;
+pub mod digest;
 pub mod layout;
 pub mod oci;
 pub mod pull;

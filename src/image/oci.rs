@@ -58,10 +58,16 @@ impl Platform {
     pub fn parse(s: &str) -> Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
-            return Err(Error::new(format!("invalid platform {s:?}: expected OS/ARCH[/VARIANT]")));
+            return Err(Error::new(format!(
+                "invalid platform {s:?}: expected OS/ARCH[/VARIANT]"
+            )));
         }
         let (architecture, variant) = normalize_arch(parts[1], parts.get(2).copied().unwrap_or(""));
-        Ok(Platform { os: parts[0].to_ascii_lowercase(), architecture, variant })
+        Ok(Platform {
+            os: parts[0].to_ascii_lowercase(),
+            architecture,
+            variant,
+        })
     }
 
     /// The platform this binary runs on.
@@ -78,7 +84,11 @@ impl Platform {
         };
         let variant = if arch == "arm" { "v7" } else { "" };
         let (architecture, variant) = normalize_arch(arch, variant);
-        Platform { os: "linux".into(), architecture, variant }
+        Platform {
+            os: "linux".into(),
+            architecture,
+            variant,
+        }
     }
 
     /// How well `candidate` serves this (requested) platform: None when it
@@ -116,11 +126,19 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
     match arch.as_str() {
         "i386" => ("386".into(), String::new()),
         "x86_64" | "x86-64" | "amd64" => {
-            let v = if variant == "v1" { String::new() } else { variant };
+            let v = if variant == "v1" {
+                String::new()
+            } else {
+                variant
+            };
             ("amd64".into(), v)
         }
         "aarch64" | "arm64" => {
-            let v = if variant.is_empty() || variant == "8" { "v8".into() } else { variant };
+            let v = if variant.is_empty() || variant == "8" {
+                "v8".into()
+            } else {
+                variant
+            };
             ("arm64".into(), v)
         }
         "armhf" => ("arm".into(), "v7".into()),
@@ -141,7 +159,10 @@ fn normalize_arch(arch: &str, variant: &str) -> (String, String) {
 fn compatible_variants(arch: &str, variant: &str) -> Vec<String> {
     let ladder: &[&str] = match arch {
         "arm" => &["v8", "v7", "v6", "v5"],
-        "arm64" => &["v9.5", "v9.4", "v9.3", "v9.2", "v9.1", "v9", "v8.9", "v8.8", "v8.7", "v8.6", "v8.5", "v8.4", "v8.3", "v8.2", "v8.1", "v8"],
+        "arm64" => &[
+            "v9.5", "v9.4", "v9.3", "v9.2", "v9.1", "v9", "v8.9", "v8.8", "v8.7", "v8.6", "v8.5",
+            "v8.4", "v8.3", "v8.2", "v8.1", "v8",
+        ],
         "amd64" => &["v4", "v3", "v2", ""],
         _ => &[],
     };
@@ -168,21 +189,36 @@ impl Descriptor {
             Some(p) => Some(Platform {
                 os: p.need("os")?.string()?,
                 architecture: p.need("architecture")?.string()?,
-                variant: p.get("variant")?.map(|v| v.string()).transpose()?.unwrap_or_default(),
+                variant: p
+                    .get("variant")?
+                    .map(|v| v.string())
+                    .transpose()?
+                    .unwrap_or_default(),
             }),
             None => None,
         };
         Ok(Descriptor {
-            media_type: n.get("mediaType")?.map(|v| v.string()).transpose()?.unwrap_or_default(),
+            media_type: n
+                .get("mediaType")?
+                .map(|v| v.string())
+                .transpose()?
+                .unwrap_or_default(),
             digest,
             size: n.need("size")?.u64()?,
             platform,
-            annotations: n.get("annotations")?.map(|a| a.string_map()).transpose()?.unwrap_or_default(),
+            annotations: n
+                .get("annotations")?
+                .map(|a| a.string_map())
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.annotations
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn write(&self, w: &mut Writer) {
@@ -227,13 +263,19 @@ pub struct Manifest {
 /// Parse a manifest or index; `content_type` is the server's (may be empty),
 /// `what` names it for errors.
 pub fn parse_document(data: &[u8], content_type: &str, what: &str) -> Result<Document> {
-    let text = std::str::from_utf8(data).map_err(|_| Error::new(format!("{what}: not UTF-8 JSON")))?;
+    let text =
+        std::str::from_utf8(data).map_err(|_| Error::new(format!("{what}: not UTF-8 JSON")))?;
     let v = json::parse(text, what)?;
     let root = Node::new(&v, "");
     let inner = |root: &Node| -> Result<Document> {
         let media_type = match root.get("mediaType")? {
             Some(m) => m.string()?,
-            None => content_type.split(';').next().unwrap_or("").trim().to_string(),
+            None => content_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
         };
         let is_index = match media_type.as_str() {
             OCI_INDEX | DOCKER_LIST => true,
@@ -243,17 +285,36 @@ pub fn parse_document(data: &[u8], content_type: &str, what: &str) -> Result<Doc
             | "application/vnd.docker.distribution.manifest.v1+prettyjws" => {
                 return Err(Error::new("Docker schema 1 manifests are not supported"))
             }
-            other => return Err(Error::new(format!("unsupported manifest media type {other:?}"))),
+            other => {
+                return Err(Error::new(format!(
+                    "unsupported manifest media type {other:?}"
+                )))
+            }
         };
         if is_index {
             let list = root.need("manifests")?.items()?;
-            Ok(Document::Index(list.iter().map(Descriptor::from_node).collect::<Result<_>>()?))
+            Ok(Document::Index(
+                list.iter()
+                    .map(Descriptor::from_node)
+                    .collect::<Result<_>>()?,
+            ))
         } else {
             let config = Descriptor::from_node(&root.need("config")?)?;
             let layers = root.need("layers")?.items()?;
-            let layers = layers.iter().map(Descriptor::from_node).collect::<Result<Vec<_>>>()?;
-            let media_type = if media_type.is_empty() { OCI_MANIFEST.to_string() } else { media_type };
-            Ok(Document::Manifest(Manifest { media_type, config, layers }))
+            let layers = layers
+                .iter()
+                .map(Descriptor::from_node)
+                .collect::<Result<Vec<_>>>()?;
+            let media_type = if media_type.is_empty() {
+                OCI_MANIFEST.to_string()
+            } else {
+                media_type
+            };
+            Ok(Document::Manifest(Manifest {
+                media_type,
+                config,
+                layers,
+            }))
         }
     };
     inner(&root).map_err(|e| e.wrap(what))
@@ -263,7 +324,12 @@ pub fn parse_document(data: &[u8], content_type: &str, what: &str) -> Result<Doc
 pub fn select_platform<'a>(list: &'a [Descriptor], want: &Platform) -> Option<&'a Descriptor> {
     list.iter()
         .filter(|d| !d.media_type.contains("attestation"))
-        .filter_map(|d| d.platform.as_ref().and_then(|p| want.rank(p)).map(|r| (r, d)))
+        .filter_map(|d| {
+            d.platform
+                .as_ref()
+                .and_then(|p| want.rank(p))
+                .map(|r| (r, d))
+        })
         .min_by_key(|(r, _)| *r)
         .map(|(_, d)| d)
 }
@@ -282,15 +348,22 @@ pub struct ImageConfig {
 }
 
 pub fn parse_config(data: &[u8], what: &str) -> Result<ImageConfig> {
-    let text = std::str::from_utf8(data).map_err(|_| Error::new(format!("{what}: not UTF-8 JSON")))?;
+    let text =
+        std::str::from_utf8(data).map_err(|_| Error::new(format!("{what}: not UTF-8 JSON")))?;
     let v = json::parse(text, what)?;
     let root = Node::new(&v, "");
     let inner = || -> Result<ImageConfig> {
         let opt_str = |n: &Node, k: &str| -> Result<String> {
-            Ok(n.get(k)?.map(|v| v.string()).transpose()?.unwrap_or_default())
+            Ok(n.get(k)?
+                .map(|v| v.string())
+                .transpose()?
+                .unwrap_or_default())
         };
         let opt_list = |n: &Node, k: &str| -> Result<Vec<String>> {
-            Ok(n.get(k)?.map(|v| v.strings()).transpose()?.unwrap_or_default())
+            Ok(n.get(k)?
+                .map(|v| v.strings())
+                .transpose()?
+                .unwrap_or_default())
         };
         let mut c = ImageConfig {
             platform: Platform {
@@ -326,7 +399,13 @@ mod tests {
 
     fn desc(plat: &str) -> Descriptor {
         let d = Digest::of(plat.as_bytes());
-        Descriptor { media_type: OCI_MANIFEST.into(), digest: d, size: 1, platform: Some(p(plat)), annotations: vec![] }
+        Descriptor {
+            media_type: OCI_MANIFEST.into(),
+            digest: d,
+            size: 1,
+            platform: Some(p(plat)),
+            annotations: vec![],
+        }
     }
 
     #[test]
@@ -341,8 +420,16 @@ mod tests {
 
     #[test]
     fn selects_platform_like_containerd() {
-        let list = vec![desc("linux/arm/v6"), desc("linux/arm64"), desc("linux/amd64"), desc("linux/arm/v7"), desc("windows/amd64")];
-        let pick = |want: &str| select_platform(&list, &p(want)).map(|d| d.platform.clone().unwrap().to_string());
+        let list = vec![
+            desc("linux/arm/v6"),
+            desc("linux/arm64"),
+            desc("linux/amd64"),
+            desc("linux/arm/v7"),
+            desc("windows/amd64"),
+        ];
+        let pick = |want: &str| {
+            select_platform(&list, &p(want)).map(|d| d.platform.clone().unwrap().to_string())
+        };
         assert_eq!(pick("linux/amd64").as_deref(), Some("linux/amd64"));
         assert_eq!(pick("linux/arm64/v8").as_deref(), Some("linux/arm64/v8"));
         assert_eq!(pick("linux/arm/v7").as_deref(), Some("linux/arm/v7"));
@@ -365,14 +452,24 @@ mod tests {
             Document::Manifest(m) => assert_eq!(m.layers.len(), 1),
             _ => panic!(),
         }
-        let i = format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#);
+        let i = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+        );
         match parse_document(i.as_bytes(), OCI_INDEX, "index").unwrap() {
             Document::Index(l) => assert_eq!(l[0].platform.as_ref().unwrap().architecture, "amd64"),
             _ => panic!(),
         }
         let bad = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:zz","size":1},"layers":[]}"#;
         let e = parse_document(bad.as_bytes(), "", "manifest m").unwrap_err();
-        assert!(e.message().starts_with("manifest m: config.digest: invalid digest"), "{}", e.message());
-        assert_eq!(layer_compression("application/vnd.oci.image.layer.v1.tar+zstd"), Some(Compression::Zstd));
+        assert!(
+            e.message()
+                .starts_with("manifest m: config.digest: invalid digest"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(
+            layer_compression("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
     }
 }

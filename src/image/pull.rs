@@ -39,8 +39,13 @@ pub struct Resolved {
 
 /// Resolve `reference` to the manifest for `platform`.
 pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> Result<Resolved> {
-    let (data, ctype) = client.manifest(&reference.object()).context("fetch manifest")?;
-    let top_digest = reference.digest.clone().unwrap_or_else(|| Digest::of(&data));
+    let (data, ctype) = client
+        .manifest(&reference.object())
+        .context("fetch manifest")?;
+    let top_digest = reference
+        .digest
+        .clone()
+        .unwrap_or_else(|| Digest::of(&data));
     match oci::parse_document(&data, &ctype, &format!("manifest {top_digest}"))? {
         Document::Manifest(m) => Ok(Resolved {
             reference: reference.clone(),
@@ -57,14 +62,25 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
         }),
         Document::Index(list) => {
             let chosen = oci::select_platform(&list, platform).ok_or_else(|| {
-                let have: Vec<String> = list.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect();
-                Error::new(format!("no manifest for platform {platform} in index {top_digest} (it has: {})", have.join(", ")))
+                let have: Vec<String> = list
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                    .collect();
+                Error::new(format!(
+                    "no manifest for platform {platform} in index {top_digest} (it has: {})",
+                    have.join(", ")
+                ))
             })?;
             let (mdata, mctype) = client
                 .manifest(&chosen.digest.to_string())
                 .with_context(|| format!("fetch manifest {} for {platform}", chosen.digest))?;
-            crate::image::digest::verify_bytes(&mdata, &chosen.digest, chosen.size).context("manifest")?;
-            let ctype = if chosen.media_type.is_empty() { mctype } else { chosen.media_type.clone() };
+            crate::image::digest::verify_bytes(&mdata, &chosen.digest, chosen.size)
+                .context("manifest")?;
+            let ctype = if chosen.media_type.is_empty() {
+                mctype
+            } else {
+                chosen.media_type.clone()
+            };
             match oci::parse_document(&mdata, &ctype, &format!("manifest {}", chosen.digest))? {
                 Document::Manifest(m) => Ok(Resolved {
                     reference: reference.clone(),
@@ -77,7 +93,10 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
                     manifest: m,
                     index: Some(list),
                 }),
-                Document::Index(_) => Err(Error::new(format!("manifest {}: nested index is not supported", chosen.digest))),
+                Document::Index(_) => Err(Error::new(format!(
+                    "manifest {}: nested index is not supported",
+                    chosen.digest
+                ))),
             }
         }
     }
@@ -90,7 +109,10 @@ pub fn check_platform(config: &ImageConfig, want: &Platform, reference: &Referen
         return Ok(());
     }
     if want.rank(&config.platform).is_none() {
-        return Err(Error::new(format!("{reference}: image is for {}, not the requested {want}", config.platform)));
+        return Err(Error::new(format!(
+            "{reference}: image is for {}, not the requested {want}",
+            config.platform
+        )));
     }
     Ok(())
 }
@@ -111,18 +133,28 @@ pub struct Pulled {
 }
 
 /// Pull `reference` into `store` and record it in the store's index.
-pub fn pull(store: &Store, client: &Client, reference: &Reference, opts: &PullOptions) -> Result<Pulled> {
+pub fn pull(
+    store: &Store,
+    client: &Client,
+    reference: &Reference,
+    opts: &PullOptions,
+) -> Result<Pulled> {
     let mut resolved = resolve(client, reference, &opts.platform)?;
     let m = &resolved.manifest;
     for l in &m.layers {
         if oci::layer_compression(&l.media_type).is_none() {
-            return Err(Error::new(format!("layer {}: unsupported media type {:?}", l.digest, l.media_type)));
+            return Err(Error::new(format!(
+                "layer {}: unsupported media type {:?}",
+                l.digest, l.media_type
+            )));
         }
     }
     let config_bytes = if store.has(&m.config) {
         store.read(&m.config)?
     } else {
-        let b = client.blob_bytes(&m.config).with_context(|| format!("fetch config {}", m.config.digest))?;
+        let b = client
+            .blob_bytes(&m.config)
+            .with_context(|| format!("fetch config {}", m.config.digest))?;
         store.put(&m.config, &b)?;
         b
     };
@@ -145,12 +177,21 @@ pub fn pull(store: &Store, client: &Client, reference: &Reference, opts: &PullOp
     desc.annotations = vec![(REF_NAME.to_string(), reference.to_string())];
     store.tag(&desc)?;
     resolved.descriptor.platform = desc.platform.clone();
-    Ok(Pulled { resolved, config, config_bytes })
+    Ok(Pulled {
+        resolved,
+        config,
+        config_bytes,
+    })
 }
 
 /// Download the layers with up to `opts.parallel` threads; unpack them in
 /// order into `opts.rootfs` as soon as each one (and all before it) is in.
-fn fetch_layers(store: &Store, client: &Client, layers: &[Descriptor], opts: &PullOptions) -> Result<()> {
+fn fetch_layers(
+    store: &Store,
+    client: &Client,
+    layers: &[Descriptor],
+    opts: &PullOptions,
+) -> Result<()> {
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, Result<()>)>();
@@ -210,9 +251,11 @@ fn fetch_layers(store: &Store, client: &Client, layers: &[Descriptor], opts: &Pu
 /// Unpack one stored layer into the rootfs.
 pub fn apply_layer(store: &Store, rootfs: &Rootfs, layer: &Descriptor) -> Result<()> {
     let path = store.blob_path(&layer.digest);
-    let file = std::fs::File::open(&path).with_context(|| format!("open layer {}", layer.digest))?;
+    let file =
+        std::fs::File::open(&path).with_context(|| format!("open layer {}", layer.digest))?;
     let declared = oci::layer_compression(&layer.media_type).unwrap_or(oci::Compression::None);
-    let reader = unpack::decompressor(file, declared).with_context(|| format!("layer {}", layer.digest))?;
+    let reader =
+        unpack::decompressor(file, declared).with_context(|| format!("layer {}", layer.digest))?;
     rootfs.apply(reader, &layer.digest.to_string())
 }
 
@@ -220,7 +263,14 @@ const ATTEMPTS: usize = 3;
 
 /// Fetch one blob into the store, resuming a partial download with Range,
 /// retrying a broken transfer.
-fn download(store: &Store, client: &Client, i: usize, desc: &Descriptor, obs: &dyn Observer, abort: &AtomicBool) -> Result<()> {
+fn download(
+    store: &Store,
+    client: &Client,
+    i: usize,
+    desc: &Descriptor,
+    obs: &dyn Observer,
+    abort: &AtomicBool,
+) -> Result<()> {
     if store.has(desc) {
         obs.done(i, desc, true);
         return Ok(());
@@ -276,7 +326,10 @@ fn download(store: &Store, client: &Client, i: usize, desc: &Descriptor, obs: &d
         let copied = copied.and_then(|()| {
             let got = ingest.offset();
             if got < desc.size {
-                Err(Error::new(format!("transfer ended early at {got} of {} bytes", desc.size)))
+                Err(Error::new(format!(
+                    "transfer ended early at {got} of {} bytes",
+                    desc.size
+                )))
             } else {
                 Ok(())
             }

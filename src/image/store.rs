@@ -20,9 +20,12 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
-        let s = Store { root: root.to_path_buf() };
+        let s = Store {
+            root: root.to_path_buf(),
+        };
         for d in ["blobs/sha256", "blobs/sha512", "ingest"] {
-            fs::create_dir_all(root.join(d)).with_context(|| format!("create store {}", root.join(d).display()))?;
+            fs::create_dir_all(root.join(d))
+                .with_context(|| format!("create store {}", root.join(d).display()))?;
         }
         init_layout(root)?;
         Ok(s)
@@ -31,9 +34,14 @@ impl Store {
     /// Open an existing store without creating anything.
     pub fn open_existing(root: &Path) -> Result<Store> {
         if !root.join("index.json").exists() {
-            return Err(Error::new(format!("store {}: no index.json (nothing pulled yet)", root.display())));
+            return Err(Error::new(format!(
+                "store {}: no index.json (nothing pulled yet)",
+                root.display()
+            )));
         }
-        Ok(Store { root: root.to_path_buf() })
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -41,22 +49,31 @@ impl Store {
     }
 
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs").join(d.algorithm().name()).join(d.hex())
+        self.root
+            .join("blobs")
+            .join(d.algorithm().name())
+            .join(d.hex())
     }
 
     fn ingest_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("ingest").join(format!("{}-{}", d.algorithm().name(), d.hex()))
+        self.root
+            .join("ingest")
+            .join(format!("{}-{}", d.algorithm().name(), d.hex()))
     }
 
     /// Is the blob present (with the expected size)?
     pub fn has(&self, desc: &Descriptor) -> bool {
-        fs::symlink_metadata(self.blob_path(&desc.digest)).is_ok_and(|m| m.is_file() && m.len() == desc.size)
+        fs::symlink_metadata(self.blob_path(&desc.digest))
+            .is_ok_and(|m| m.is_file() && m.len() == desc.size)
     }
 
     /// Read a small blob (manifest, config) and check it again.
     pub fn read(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         if desc.size > oci::MAX_DOCUMENT {
-            return Err(Error::new(format!("blob {}: {} bytes is too large to read into memory", desc.digest, desc.size)));
+            return Err(Error::new(format!(
+                "blob {}: {} bytes is too large to read into memory",
+                desc.digest, desc.size
+            )));
         }
         let path = self.blob_path(&desc.digest);
         let data = fs::read(&path).with_context(|| format!("read blob {}", desc.digest))?;
@@ -70,7 +87,11 @@ impl Store {
         if self.has(desc) {
             return Ok(());
         }
-        let tmp = self.root.join("ingest").join(format!("put-{}-{}", std::process::id(), desc.digest.hex()));
+        let tmp = self.root.join("ingest").join(format!(
+            "put-{}-{}",
+            std::process::id(),
+            desc.digest.hex()
+        ));
         let res = (|| -> Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(data)?;
@@ -89,9 +110,19 @@ impl Store {
     pub fn ingest(&self, desc: &Descriptor) -> Result<Ingest> {
         let path = self.ingest_path(&desc.digest);
         let what = || format!("ingest blob {}", desc.digest);
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).with_context(what)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(what)?;
         flock(&file, FlockOperation::LockExclusive).with_context(what)?;
-        let mut verifier = Verifier::new(file.try_clone().with_context(what)?, &desc.digest, desc.size);
+        let mut verifier = Verifier::new(
+            file.try_clone().with_context(what)?,
+            &desc.digest,
+            desc.size,
+        );
         let have = file.metadata().with_context(what)?.len();
         if have > desc.size {
             file.set_len(0).with_context(what)?;
@@ -114,7 +145,13 @@ impl Store {
         file.set_len(offset).with_context(what)?;
         file.seek(SeekFrom::Start(offset)).with_context(what)?;
         // The verifier writes through its own handle; move it to the end too.
-        Ok(Ingest { path, dest: self.blob_path(&desc.digest), verifier, _lock: file, digest: desc.digest.clone() })
+        Ok(Ingest {
+            path,
+            dest: self.blob_path(&desc.digest),
+            verifier,
+            _lock: file,
+            digest: desc.digest.clone(),
+        })
     }
 
     /// Forget a partial download.
@@ -126,8 +163,14 @@ impl Store {
 
     fn lock(&self) -> Result<File> {
         let p = self.root.join("lock");
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&p).with_context(|| format!("open {}", p.display()))?;
-        flock(&f, FlockOperation::LockExclusive).with_context(|| format!("lock {}", p.display()))?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("open {}", p.display()))?;
+        flock(&f, FlockOperation::LockExclusive)
+            .with_context(|| format!("lock {}", p.display()))?;
         Ok(f)
     }
 
@@ -138,7 +181,10 @@ impl Store {
 
     /// Find an image by its reference name.
     pub fn find(&self, reference: &str) -> Result<Option<Descriptor>> {
-        Ok(self.images()?.into_iter().find(|d| d.annotation(REF_NAME) == Some(reference)))
+        Ok(self
+            .images()?
+            .into_iter()
+            .find(|d| d.annotation(REF_NAME) == Some(reference)))
     }
 
     /// Record `desc` (which must carry a ref.name annotation) in the index,
@@ -190,10 +236,14 @@ impl Store {
         }
         for alg in ["sha256", "sha512"] {
             let dir = self.root.join("blobs").join(alg);
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let Ok(d) = Digest::parse(&format!("{alg}:{name}")) else { continue };
+                let Ok(d) = Digest::parse(&format!("{alg}:{name}")) else {
+                    continue;
+                };
                 if !keep.contains(&d) {
                     fs::remove_file(e.path()).with_context(|| format!("remove blob {d}"))?;
                 }
@@ -225,7 +275,13 @@ impl Ingest {
     /// Verify, fsync and move into place. On a mismatch the partial file is
     /// removed: it can never become valid.
     pub fn commit(self) -> Result<()> {
-        let Ingest { path, dest, verifier, _lock, digest } = self;
+        let Ingest {
+            path,
+            dest,
+            verifier,
+            _lock,
+            digest,
+        } = self;
         let file = match verifier.finish() {
             Ok(f) => f,
             Err(e) => {
@@ -271,7 +327,12 @@ pub fn read_index(path: &Path) -> Result<Vec<Descriptor>> {
     let root = Node::new(&v, "");
     let list = root.get("manifests").map_err(|e| e.wrap(&what))?;
     match list {
-        Some(l) => l.items()?.iter().map(Descriptor::from_node).collect::<Result<_>>().map_err(|e| e.wrap(&what)),
+        Some(l) => l
+            .items()?
+            .iter()
+            .map(Descriptor::from_node)
+            .collect::<Result<_>>()
+            .map_err(|e| e.wrap(&what)),
         None => Ok(Vec::new()),
     }
 }
@@ -294,7 +355,10 @@ pub fn write_index(path: &Path, list: &[Descriptor]) -> Result<()> {
 
 /// write-temp, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| -> Result<()> {
         let mut f = File::create(&tmp)?;
@@ -347,7 +411,11 @@ mod tests {
         let bad = desc(b"other");
         let mut i = s.ingest(&bad).unwrap();
         i.writer().write_all(b"OTHER").unwrap();
-        assert!(i.commit().unwrap_err().message().contains("digest mismatch"));
+        assert!(i
+            .commit()
+            .unwrap_err()
+            .message()
+            .contains("digest mismatch"));
         assert!(!s.has(&bad));
         assert!(!s.ingest_path(&bad.digest).exists());
 

@@ -9,7 +9,8 @@
 use crate::error::{Error, Result};
 use crate::image::oci::Compression;
 use rustix::fs::{
-    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
+    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid,
+    XattrFlags,
 };
 use rustix::io::Errno;
 use std::collections::HashSet;
@@ -76,7 +77,10 @@ pub fn whiteout(base: &str) -> Whiteout<'_> {
 }
 
 /// Decompress by the magic bytes (media types are not always honest).
-pub fn decompressor<'a, R: Read + 'a>(reader: R, declared: Compression) -> io::Result<Box<dyn Read + 'a>> {
+pub fn decompressor<'a, R: Read + 'a>(
+    reader: R,
+    declared: Compression,
+) -> io::Result<Box<dyn Read + 'a>> {
     let mut br = BufReader::with_capacity(256 << 10, reader);
     let head = br.fill_buf()?;
     let kind = if head.starts_with(&[0x1f, 0x8b]) {
@@ -102,7 +106,13 @@ fn resolve() -> ResolveFlags {
 /// Open a directory inside the root (`""` is the root itself).
 fn open_dir(root: BorrowedFd, path: &str) -> rustix::io::Result<OwnedFd> {
     let p = if path.is_empty() { "." } else { path };
-    rfs::openat2(root, p, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), resolve())
+    rfs::openat2(
+        root,
+        p,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        resolve(),
+    )
 }
 
 fn lstat(dir: BorrowedFd, name: &str) -> rustix::io::Result<Option<rfs::Stat>> {
@@ -124,7 +134,12 @@ fn remove_all(dir: BorrowedFd, name: &str) -> rustix::io::Result<()> {
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(e) => return Err(e),
     }
-    let fd = rfs::openat(dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     for child in children(fd.as_fd())? {
         remove_all(fd.as_fd(), &child)?;
     }
@@ -132,7 +147,12 @@ fn remove_all(dir: BorrowedFd, name: &str) -> rustix::io::Result<()> {
 }
 
 fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<String>> {
-    let fd = rfs::openat(dir, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rfs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let mut out = Vec::new();
     for e in rfs::Dir::read_from(&fd)? {
         let e = e?;
@@ -157,9 +177,16 @@ struct DirTime {
 
 impl Extractor {
     pub fn new(root: &Path) -> Result<Extractor> {
-        let fd = rfs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::from(e).wrap(format!("open {}", root.display())))?;
-        Ok(Extractor { root: fd, euid_root: rustix::process::geteuid().is_root() })
+        let fd = rfs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::from(e).wrap(format!("open {}", root.display())))?;
+        Ok(Extractor {
+            root: fd,
+            euid_root: rustix::process::geteuid().is_root(),
+        })
     }
 
     /// Apply one (decompressed) layer tar stream. `layer` names it in errors.
@@ -167,9 +194,12 @@ impl Extractor {
         let mut archive = tar::Archive::new(tar_stream);
         let mut touched: HashSet<String> = HashSet::new();
         let mut dir_times: Vec<DirTime> = Vec::new();
-        let entries = archive.entries().map_err(|e| Error::from(e).wrap(format!("layer {layer}")))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::from(e).wrap(format!("layer {layer}")))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
+            let mut entry =
+                entry.map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
             let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             self.entry(&mut entry, &raw_name, &mut touched, &mut dir_times)
                 .map_err(|e| e.wrap(format!("layer {layer}: entry {raw_name:?}")))?;
@@ -178,8 +208,19 @@ impl Extractor {
         for d in dir_times.iter().rev() {
             let (parent, base) = split(&d.path);
             if let Ok(pfd) = open_dir(self.root.as_fd(), parent) {
-                let t = Timespec { tv_sec: d.mtime as i64, tv_nsec: 0 };
-                let _ = rfs::utimensat(&pfd, base, &Timestamps { last_access: t, last_modification: t }, AtFlags::SYMLINK_NOFOLLOW);
+                let t = Timespec {
+                    tv_sec: d.mtime as i64,
+                    tv_nsec: 0,
+                };
+                let _ = rfs::utimensat(
+                    &pfd,
+                    base,
+                    &Timestamps {
+                        last_access: t,
+                        last_modification: t,
+                    },
+                    AtFlags::SYMLINK_NOFOLLOW,
+                );
             }
         }
         Ok(())
@@ -195,7 +236,13 @@ impl Extractor {
         let comps = clean_path(raw_name).map_err(Error::new)?;
         let hdr = entry.header().clone();
         let kind = hdr.entry_type();
-        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         if comps.is_empty() {
@@ -213,7 +260,9 @@ impl Extractor {
                     Err(Errno::NOENT) => return Ok(()),
                     Err(e) => return Err(Error::from(e).wrap("open parent directory")),
                 };
-                return self.prune(pfd.as_fd(), parent, touched).map_err(|e| Error::from(e).wrap("opaque whiteout"));
+                return self
+                    .prune(pfd.as_fd(), parent, touched)
+                    .map_err(|e| Error::from(e).wrap("opaque whiteout"));
             }
             Whiteout::Remove(name) => {
                 if name.is_empty() || name == "." || name == ".." {
@@ -251,7 +300,12 @@ impl Extractor {
                 }
                 None => rfs::mkdirat(pfd, base, Mode::from_raw_mode(0o700))?,
             }
-            let fd = rfs::openat(pfd, base, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let fd = rfs::openat(
+                pfd,
+                base,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
             self.own(&fd, uid, gid)?;
             rfs::fchmod(&fd, mode)?;
             self.xattrs(&fd, entry)?;
@@ -268,15 +322,25 @@ impl Extractor {
             }
         }
         let times = {
-            let t = Timespec { tv_sec: mtime as i64, tv_nsec: 0 };
-            Timestamps { last_access: t, last_modification: t }
+            let t = Timespec {
+                tv_sec: mtime as i64,
+                tv_nsec: 0,
+            };
+            Timestamps {
+                last_access: t,
+                last_modification: t,
+            }
         };
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let fd = rfs::openat(
                     pfd,
                     base,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?;
                 let mut file = File::from(fd);
@@ -287,24 +351,38 @@ impl Extractor {
                 rfs::futimens(&file, &times)?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| Error::new("symlink without a target"))?;
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Error::new("symlink without a target"))?;
                 let target = String::from_utf8_lossy(&target).into_owned();
                 rfs::symlinkat(target.as_str(), pfd, base)?;
                 if self.euid_root {
-                    rfs::chownat(pfd, base, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW)?;
+                    rfs::chownat(
+                        pfd,
+                        base,
+                        Some(Uid::from_raw(uid)),
+                        Some(Gid::from_raw(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )?;
                 }
                 rfs::utimensat(pfd, base, &times, AtFlags::SYMLINK_NOFOLLOW)?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| Error::new("hardlink without a target"))?;
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Error::new("hardlink without a target"))?;
                 let target = String::from_utf8_lossy(&target).into_owned();
-                let tcomps = clean_path(&target).map_err(|why| Error::new(format!("hardlink target {target:?}: {why}")))?;
+                let tcomps = clean_path(&target)
+                    .map_err(|why| Error::new(format!("hardlink target {target:?}: {why}")))?;
                 if tcomps.is_empty() {
-                    return Err(Error::new(format!("hardlink target {target:?}: is the root")));
+                    return Err(Error::new(format!(
+                        "hardlink target {target:?}: is the root"
+                    )));
                 }
                 let tpath = tcomps.join("/");
                 let (tparent, tbase) = split(&tpath);
-                let tfd = open_dir(root, tparent).map_err(|e| Error::from(e).wrap(format!("hardlink target {target:?}")))?;
+                let tfd = open_dir(root, tparent)
+                    .map_err(|e| Error::from(e).wrap(format!("hardlink target {target:?}")))?;
                 rfs::linkat(&tfd, tbase, pfd, base, AtFlags::empty())
                     .map_err(|e| Error::from(e).wrap(format!("hardlink to {target:?}")))?;
             }
@@ -314,13 +392,29 @@ impl Extractor {
                 } else {
                     let major = hdr.device_major().map_err(Error::from)?.unwrap_or(0);
                     let minor = hdr.device_minor().map_err(Error::from)?.unwrap_or(0);
-                    let ft = if kind == tar::EntryType::Char { FileType::CharacterDevice } else { FileType::BlockDevice };
+                    let ft = if kind == tar::EntryType::Char {
+                        FileType::CharacterDevice
+                    } else {
+                        FileType::BlockDevice
+                    };
                     (ft, rfs::makedev(major, minor))
                 };
-                rfs::mknodat(pfd, base, ft, Mode::from_raw_mode(0o600), dev).map_err(|e| Error::from(e).wrap("mknod"))?;
-                let fd = rfs::openat(pfd, base, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                rfs::mknodat(pfd, base, ft, Mode::from_raw_mode(0o600), dev)
+                    .map_err(|e| Error::from(e).wrap("mknod"))?;
+                let fd = rfs::openat(
+                    pfd,
+                    base,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 if self.euid_root {
-                    rfs::chownat(pfd, base, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW)?;
+                    rfs::chownat(
+                        pfd,
+                        base,
+                        Some(Uid::from_raw(uid)),
+                        Some(Gid::from_raw(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )?;
                 }
                 rfs::chmodat(pfd, base, mode, AtFlags::empty())?;
                 drop(fd);
@@ -341,12 +435,16 @@ impl Extractor {
     fn make_dirs(&self, path: &str, depth: u32) -> Result<OwnedFd> {
         let root = self.root.as_fd();
         if depth > 40 {
-            return Err(Error::new(format!("{path:?}: too many levels of symbolic links")));
+            return Err(Error::new(format!(
+                "{path:?}: too many levels of symbolic links"
+            )));
         }
         match open_dir(root, path) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
-            Err(Errno::NOTDIR) => return Err(Error::new(format!("parent {path:?} is not a directory"))),
+            Err(Errno::NOTDIR) => {
+                return Err(Error::new(format!("parent {path:?} is not a directory")))
+            }
             Err(e) => return Err(Error::from(e).wrap(format!("open parent {path:?}"))),
         }
         let mut fd = open_dir(root, "")?;
@@ -360,17 +458,27 @@ impl Extractor {
                         Ok(()) => {}
                         Err(Errno::EXIST) => {
                             // A dangling symlink: create its target, inside the root.
-                            let target = rfs::readlinkat(&fd, comp, Vec::new())
-                                .map_err(|e| Error::from(e).wrap(format!("read symlink {next:?}")))?;
+                            let target = rfs::readlinkat(&fd, comp, Vec::new()).map_err(|e| {
+                                Error::from(e).wrap(format!("read symlink {next:?}"))
+                            })?;
                             let target = target.to_string_lossy().into_owned();
-                            let joined = if target.starts_with('/') { target } else { format!("{cur}/{target}") };
+                            let joined = if target.starts_with('/') {
+                                target
+                            } else {
+                                format!("{cur}/{target}")
+                            };
                             self.make_dirs(&clean_clamped(&joined), depth + 1)?;
                         }
-                        Err(e) => return Err(Error::from(e).wrap(format!("create directory {next:?}"))),
+                        Err(e) => {
+                            return Err(Error::from(e).wrap(format!("create directory {next:?}")))
+                        }
                     }
-                    open_dir(root, &next).map_err(|e| Error::from(e).wrap(format!("open {next:?}")))?
+                    open_dir(root, &next)
+                        .map_err(|e| Error::from(e).wrap(format!("open {next:?}")))?
                 }
-                Err(Errno::NOTDIR) => return Err(Error::new(format!("parent {next:?} is not a directory"))),
+                Err(Errno::NOTDIR) => {
+                    return Err(Error::new(format!("parent {next:?} is not a directory")))
+                }
                 Err(e) => return Err(Error::from(e).wrap(format!("open {next:?}"))),
             };
             cur = next;
@@ -380,13 +488,23 @@ impl Extractor {
 
     /// Opaque whiteout: remove what lower layers put in `dir`, keeping what
     /// this layer already wrote.
-    fn prune(&self, dir: BorrowedFd, dir_path: &str, touched: &HashSet<String>) -> rustix::io::Result<()> {
+    fn prune(
+        &self,
+        dir: BorrowedFd,
+        dir_path: &str,
+        touched: &HashSet<String>,
+    ) -> rustix::io::Result<()> {
         for child in children(dir)? {
             let p = join(dir_path, &child);
             if !touched.contains(&p) {
                 remove_all(dir, &child)?;
             } else if lstat(dir, &child)?.is_some_and(|s| is_dir(&s)) {
-                let sub = rfs::openat(dir, child.as_str(), OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let sub = rfs::openat(
+                    dir,
+                    child.as_str(),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 self.prune(sub.as_fd(), &p, touched)?;
             }
         }
@@ -395,7 +513,8 @@ impl Extractor {
 
     fn own(&self, fd: impl AsFd, uid: u32, gid: u32) -> Result<()> {
         if self.euid_root {
-            rfs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(|e| Error::from(e).wrap("chown"))?;
+            rfs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|e| Error::from(e).wrap("chown"))?;
         }
         Ok(())
     }
@@ -403,12 +522,19 @@ impl Extractor {
     /// security.capability from PAX `SCHILY.xattr.*`, set after chown/chmod
     /// (chown clears it).
     fn xattrs<R: Read>(&self, fd: impl AsFd, entry: &mut tar::Entry<R>) -> Result<()> {
-        let Ok(Some(exts)) = entry.pax_extensions() else { return Ok(()) };
+        let Ok(Some(exts)) = entry.pax_extensions() else {
+            return Ok(());
+        };
         for ext in exts.flatten() {
             let Ok(key) = ext.key() else { continue };
             if key == "SCHILY.xattr.security.capability" {
-                rfs::fsetxattr(&fd, "security.capability", ext.value_bytes(), XattrFlags::empty())
-                    .map_err(|e| Error::from(e).wrap("set security.capability"))?;
+                rfs::fsetxattr(
+                    &fd,
+                    "security.capability",
+                    ext.value_bytes(),
+                    XattrFlags::empty(),
+                )
+                .map_err(|e| Error::from(e).wrap("set security.capability"))?;
             }
         }
         Ok(())
@@ -442,13 +568,25 @@ impl Rootfs {
     /// `dest` must not exist or be an empty directory.
     pub fn create(dest: &Path) -> Result<Rootfs> {
         check_empty_target(dest)?;
-        let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::from(e).wrap(format!("create {}", parent.display())))?;
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "rootfs".into());
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::from(e).wrap(format!("create {}", parent.display())))?;
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rootfs".into());
         let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp).map_err(|e| Error::from(e).wrap(format!("create {}", tmp.display())))?;
-        let mut r = Rootfs { tmp: tmp.clone(), dest: dest.to_path_buf(), extractor: None };
+        std::fs::create_dir(&tmp)
+            .map_err(|e| Error::from(e).wrap(format!("create {}", tmp.display())))?;
+        let mut r = Rootfs {
+            tmp: tmp.clone(),
+            dest: dest.to_path_buf(),
+            extractor: None,
+        };
         rfs::chmod(&tmp, Mode::from_raw_mode(0o755))?;
         r.extractor = Some(Extractor::new(&tmp)?);
         Ok(r)
@@ -460,16 +598,21 @@ impl Rootfs {
     }
 
     pub fn apply(&self, tar_stream: impl Read, layer: &str) -> Result<()> {
-        self.extractor.as_ref().expect("extractor").apply(tar_stream, layer)
+        self.extractor
+            .as_ref()
+            .expect("extractor")
+            .apply(tar_stream, layer)
     }
 
     pub fn finish(mut self) -> Result<()> {
         self.extractor = None;
         if self.dest.exists() {
-            std::fs::remove_dir(&self.dest).map_err(|e| Error::from(e).wrap(format!("replace {}", self.dest.display())))?;
+            std::fs::remove_dir(&self.dest)
+                .map_err(|e| Error::from(e).wrap(format!("replace {}", self.dest.display())))?;
         }
-        std::fs::rename(&self.tmp, &self.dest)
-            .map_err(|e| Error::from(e).wrap(format!("move rootfs into {}", self.dest.display())))?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| {
+            Error::from(e).wrap(format!("move rootfs into {}", self.dest.display()))
+        })?;
         self.tmp = PathBuf::new();
         Ok(())
     }
@@ -489,7 +632,10 @@ pub fn check_empty_target(dest: &Path) -> Result<()> {
     match std::fs::read_dir(dest) {
         Ok(mut it) => {
             if it.next().is_some() {
-                return Err(Error::new(format!("{}: exists and is not empty", dest.display())));
+                return Err(Error::new(format!(
+                    "{}: exists and is not empty",
+                    dest.display()
+                )));
             }
             Ok(())
         }
@@ -525,7 +671,11 @@ mod tests {
         for (name, kind, data) in entries {
             let mut h = tar::Header::new_ustar();
             h.set_entry_type(*kind);
-            h.set_mode(if *kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+            h.set_mode(if *kind == tar::EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
             h.set_mtime(1_000_000);
             h.set_uid(0);
             h.set_gid(0);
@@ -574,12 +724,29 @@ mod tests {
             "one",
         )
         .unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("usr/lib/x.so")).unwrap(), "so");
-        assert_eq!(std::fs::read_to_string(root.join("etc/passwd")).unwrap(), "pw");
-        assert_eq!(std::fs::read_to_string(root.join("outside")).unwrap(), "bad");
-        assert_eq!(std::fs::read_to_string(base.join("outside")).unwrap(), "keep");
+        assert_eq!(
+            std::fs::read_to_string(root.join("usr/lib/x.so")).unwrap(),
+            "so"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/passwd")).unwrap(),
+            "pw"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("outside")).unwrap(),
+            "bad"
+        );
+        assert_eq!(
+            std::fs::read_to_string(base.join("outside")).unwrap(),
+            "keep"
+        );
         x.apply(
-            &tar_of(&[("a/new", Regular, "n"), ("a/.wh..wh..opq", Regular, ""), ("a/.wh.new", Regular, ""), (".wh.gone", Regular, "")])[..],
+            &tar_of(&[
+                ("a/new", Regular, "n"),
+                ("a/.wh..wh..opq", Regular, ""),
+                ("a/.wh.new", Regular, ""),
+                (".wh.gone", Regular, ""),
+            ])[..],
             "two",
         )
         .unwrap();
@@ -589,9 +756,15 @@ mod tests {
         assert!(!root.join("gone").exists());
         for bad in [("../x", Regular, "x"), ("a/../../x", Regular, "x")] {
             let e = x.apply(&tar_of(&[bad])[..], "three").unwrap_err();
-            assert!(e.message().contains("climbs out of the root"), "{}", e.message());
+            assert!(
+                e.message().contains("climbs out of the root"),
+                "{}",
+                e.message()
+            );
         }
-        let e = x.apply(&tar_of(&[("h2", Link, "../../outside")])[..], "four").unwrap_err();
+        let e = x
+            .apply(&tar_of(&[("h2", Link, "../../outside")])[..], "four")
+            .unwrap_err();
         assert!(e.message().contains("climbs out"), "{}", e.message());
         std::fs::remove_dir_all(&base).unwrap();
     }

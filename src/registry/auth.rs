@@ -15,13 +15,22 @@ impl Credentials {
     /// `USER[:PASS]`.
     pub fn parse(s: &str) -> Credentials {
         match s.split_once(':') {
-            Some((u, p)) => Credentials { user: u.into(), password: p.into() },
-            None => Credentials { user: s.into(), password: String::new() },
+            Some((u, p)) => Credentials {
+                user: u.into(),
+                password: p.into(),
+            },
+            None => Credentials {
+                user: s.into(),
+                password: String::new(),
+            },
         }
     }
 
     pub fn basic_header(&self) -> String {
-        format!("Basic {}", base64_encode(format!("{}:{}", self.user, self.password).as_bytes()))
+        format!(
+            "Basic {}",
+            base64_encode(format!("{}:{}", self.user, self.password).as_bytes())
+        )
     }
 }
 
@@ -29,7 +38,11 @@ impl Credentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 impl Challenge {
@@ -38,15 +51,24 @@ impl Challenge {
         let h = header.trim();
         let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
         let params = parse_params(rest);
-        let get = |k: &str| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
+        };
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => Ok(Challenge::Basic),
             "bearer" => Ok(Challenge::Bearer {
-                realm: get("realm").ok_or_else(|| Error::new(format!("bearer challenge without a realm: {header:?}")))?,
+                realm: get("realm").ok_or_else(|| {
+                    Error::new(format!("bearer challenge without a realm: {header:?}"))
+                })?,
                 service: get("service"),
                 scope: get("scope"),
             }),
-            _ => Err(Error::new(format!("unsupported authentication scheme in {header:?}"))),
+            _ => Err(Error::new(format!(
+                "unsupported authentication scheme in {header:?}"
+            ))),
         }
     }
 }
@@ -112,9 +134,13 @@ pub fn lookup_auth_file(path: &Path, host: &str) -> Result<Option<Credentials>> 
     let v = json::parse(&text, &what)?;
     let root = Node::new(&v, "");
     let inner = || -> Result<Option<Credentials>> {
-        let Some(auths) = root.get("auths")? else { return Ok(None) };
+        let Some(auths) = root.get("auths")? else {
+            return Ok(None);
+        };
         for (key, entry) in auths.entries()? {
-            let k = key.trim_start_matches("https://").trim_start_matches("http://");
+            let k = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
             let k = k.split('/').next().unwrap_or(k);
             let matches = k == host
                 || (host == "docker.io" || host == "registry-1.docker.io")
@@ -132,7 +158,10 @@ pub fn lookup_auth_file(path: &Path, host: &str) -> Result<Option<Credentials>> 
                 return Ok(Some(Credentials::parse(&s)));
             }
             if let (Some(u), Some(p)) = (entry.get("username")?, entry.get("password")?) {
-                return Ok(Some(Credentials { user: u.string()?, password: p.string()? }));
+                return Ok(Some(Credentials {
+                    user: u.string()?,
+                    password: p.string()?,
+                }));
             }
         }
         Ok(None)
@@ -145,7 +174,10 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -194,8 +226,20 @@ mod tests {
 
     #[test]
     fn base64_round_trips() {
-        for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar", "user:pa:ss"] {
-            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).unwrap(), s.as_bytes());
+        for s in [
+            "",
+            "f",
+            "fo",
+            "foo",
+            "foob",
+            "fooba",
+            "foobar",
+            "user:pa:ss",
+        ] {
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
         }
         assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
         assert!(base64_decode("a*b").is_none());
@@ -211,7 +255,10 @@ mod tests {
                 scope: Some("repository:library/busybox:pull".into())
             }
         );
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry Realm""#).unwrap(), Challenge::Basic);
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#).unwrap(),
+            Challenge::Basic
+        );
         assert!(Challenge::parse("Bearer service=x").is_err());
         assert!(Challenge::parse("Negotiate").is_err());
     }
@@ -224,10 +271,19 @@ mod tests {
             r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},"127.0.0.1:5000":{"auth":"YTpi"},"bad:1":{"auth":"!!"}}}"#,
         )
         .unwrap();
-        assert_eq!(lookup_auth_file(&p, "docker.io").unwrap(), Some(Credentials::parse("user:pass")));
-        assert_eq!(lookup_auth_file(&p, "127.0.0.1:5000").unwrap(), Some(Credentials::parse("a:b")));
+        assert_eq!(
+            lookup_auth_file(&p, "docker.io").unwrap(),
+            Some(Credentials::parse("user:pass"))
+        );
+        assert_eq!(
+            lookup_auth_file(&p, "127.0.0.1:5000").unwrap(),
+            Some(Credentials::parse("a:b"))
+        );
         assert_eq!(lookup_auth_file(&p, "other").unwrap(), None);
-        assert!(lookup_auth_file(&p, "bad:1").unwrap_err().message().contains("auths.bad:1.auth: not valid base64"));
+        assert!(lookup_auth_file(&p, "bad:1")
+            .unwrap_err()
+            .message()
+            .contains("auths.bad:1.auth: not valid base64"));
         std::fs::remove_file(&p).unwrap();
     }
 }

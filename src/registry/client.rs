@@ -42,18 +42,28 @@ impl Mirror {
             .split_once('=')
             .filter(|(h, u)| !h.is_empty() && !u.is_empty())
             .ok_or_else(|| Error::new(format!("invalid mirror {s:?}: expected HOST=URL")))?;
-        let host = if h == "index.docker.io" || h == "registry-1.docker.io" { "docker.io" } else { h };
-        Ok(Mirror { host: host.to_string(), url: u.trim_end_matches('/').to_string() })
+        let host = if h == "index.docker.io" || h == "registry-1.docker.io" {
+            "docker.io"
+        } else {
+            h
+        };
+        Ok(Mirror {
+            host: host.to_string(),
+            url: u.trim_end_matches('/').to_string(),
+        })
     }
 
     /// Mirrors from a file: one `HOST=URL` per line, `#` comments.
     pub fn read_file(path: &std::path::Path) -> Result<Vec<Mirror>> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("read mirrors file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read mirrors file {}", path.display()))?;
         text.lines()
             .enumerate()
             .map(|(i, l)| (i, l.split('#').next().unwrap_or("").trim()))
             .filter(|(_, l)| !l.is_empty())
-            .map(|(i, l)| Mirror::parse(l).map_err(|e| e.wrap(format!("{}:{}", path.display(), i + 1))))
+            .map(|(i, l)| {
+                Mirror::parse(l).map_err(|e| e.wrap(format!("{}:{}", path.display(), i + 1)))
+            })
             .collect()
     }
 }
@@ -96,9 +106,25 @@ impl Client {
         };
         let mut endpoints = Vec::new();
         for m in opts.mirrors.iter().filter(|m| m.host == reference.domain) {
-            let base = if m.url.contains("://") { m.url.clone() } else { format!("{scheme}://{}", m.url) };
-            let host = base.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("").to_string();
-            endpoints.push(Endpoint { base, credentials: creds_for(&host)?, authorization: Mutex::new(None), mirror: true });
+            let base = if m.url.contains("://") {
+                m.url.clone()
+            } else {
+                format!("{scheme}://{}", m.url)
+            };
+            let host = base
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            endpoints.push(Endpoint {
+                base,
+                credentials: creds_for(&host)?,
+                authorization: Mutex::new(None),
+                mirror: true,
+            });
         }
         endpoints.push(Endpoint {
             base: format!("{scheme}://{}", reference.api_host()),
@@ -106,7 +132,11 @@ impl Client {
             authorization: Mutex::new(None),
             mirror: false,
         });
-        Ok(Client { agent, repository: reference.repository.clone(), endpoints })
+        Ok(Client {
+            agent,
+            repository: reference.repository.clone(),
+            endpoints,
+        })
     }
 
     /// GET a manifest or index by tag or digest. Returns the bytes and the
@@ -133,7 +163,10 @@ impl Client {
     /// GET a small blob (config) and verify it.
     pub fn blob_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         if desc.size > oci::MAX_DOCUMENT {
-            return Err(Error::new(format!("blob {}: {} bytes is too large for a config", desc.digest, desc.size)));
+            return Err(Error::new(format!(
+                "blob {}: {} bytes is too large for a config",
+                desc.digest, desc.size
+            )));
         }
         let mut s = self.blob(&desc.digest, 0)?;
         let mut data = Vec::with_capacity(desc.size as usize);
@@ -151,13 +184,22 @@ impl Client {
         let resp = self.get(&path, None, (offset > 0).then_some(offset))?;
         let partial = resp.response.status().as_u16() == 206;
         if partial {
-            let start = header(&resp.response, "content-range")
-                .and_then(|r| r.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|s| s.parse::<u64>().ok()));
+            let start = header(&resp.response, "content-range").and_then(|r| {
+                r.strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.parse::<u64>().ok())
+            });
             if start != Some(offset) {
-                return Err(Error::new(format!("GET {}: server answered a different range than bytes={offset}-", resp.url)));
+                return Err(Error::new(format!(
+                    "GET {}: server answered a different range than bytes={offset}-",
+                    resp.url
+                )));
             }
         }
-        Ok(BlobStream { reader: Box::new(resp.response.into_body().into_reader()), partial })
+        Ok(BlobStream {
+            reader: Box::new(resp.response.into_body().into_reader()),
+            partial,
+        })
     }
 
     /// GET `path` from the mirrors, then the upstream registry.
@@ -172,14 +214,23 @@ impl Client {
                     if mirror_errors.is_empty() {
                         return Err(e);
                     }
-                    return Err(e.wrap(format!("mirrors failed ({}), and upstream", mirror_errors.join("; "))));
+                    return Err(e.wrap(format!(
+                        "mirrors failed ({}), and upstream",
+                        mirror_errors.join("; ")
+                    )));
                 }
             }
         }
         Err(Error::new("no registry endpoint"))
     }
 
-    fn send(&self, url: &str, accept: Option<&str>, range: Option<u64>, authorization: Option<&str>) -> Result<Response<Body>> {
+    fn send(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<u64>,
+        authorization: Option<&str>,
+    ) -> Result<Response<Body>> {
         let mut req = self.agent.get(url);
         if let Some(a) = accept {
             req = req.header("Accept", a);
@@ -190,27 +241,50 @@ impl Client {
         if let Some(a) = authorization {
             req = req.header("Authorization", a);
         }
-        req.call().map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))
+        req.call()
+            .map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))
     }
 
-    fn request(&self, ep: &Endpoint, url: &str, accept: Option<&str>, range: Option<u64>) -> Result<Fetched> {
-        let current = ep.authorization.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    fn request(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<u64>,
+    ) -> Result<Fetched> {
+        let current = ep
+            .authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut resp = self.send(url, accept, range, current.as_deref())?;
         if resp.status().as_u16() == 401 {
-            let challenge = header(&resp, "www-authenticate")
-                .ok_or_else(|| Error::new(format!("GET {url}: 401 Unauthorized without a WWW-Authenticate challenge")))?;
+            let challenge = header(&resp, "www-authenticate").ok_or_else(|| {
+                Error::new(format!(
+                    "GET {url}: 401 Unauthorized without a WWW-Authenticate challenge"
+                ))
+            })?;
             let challenge = Challenge::parse(&challenge).with_context(|| format!("GET {url}"))?;
-            let authorization = self.authorize(ep, &challenge).with_context(|| format!("GET {url}"))?;
+            let authorization = self
+                .authorize(ep, &challenge)
+                .with_context(|| format!("GET {url}"))?;
             resp = self.send(url, accept, range, Some(&authorization))?;
             if resp.status().as_u16() == 401 {
-                let why = if ep.credentials.is_some() { "credentials rejected" } else { "authentication required (pass --user or --auth-file)" };
+                let why = if ep.credentials.is_some() {
+                    "credentials rejected"
+                } else {
+                    "authentication required (pass --user or --auth-file)"
+                };
                 return Err(Error::new(format!("GET {url}: 401 Unauthorized: {why}")));
             }
             *ep.authorization.lock().unwrap_or_else(|p| p.into_inner()) = Some(authorization);
         }
         let status = resp.status().as_u16();
         match status {
-            200..=299 => Ok(Fetched { response: resp, url: url.to_string() }),
+            200..=299 => Ok(Fetched {
+                response: resp,
+                url: url.to_string(),
+            }),
             416 => Err(Error::new(format!("GET {url}: 416 Range Not Satisfiable"))),
             _ => {
                 let detail = error_detail(&mut resp);
@@ -225,10 +299,18 @@ impl Client {
         match challenge {
             Challenge::Basic => match &ep.credentials {
                 Some(c) => Ok(c.basic_header()),
-                None => Err(Error::new("401 Unauthorized: the registry wants basic auth (pass --user or --auth-file)")),
+                None => Err(Error::new(
+                    "401 Unauthorized: the registry wants basic auth (pass --user or --auth-file)",
+                )),
             },
-            Challenge::Bearer { realm, service, scope } => {
-                let scope = scope.clone().unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = scope
+                    .clone()
+                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
                 let mut url = realm.clone();
                 url.push(if url.contains('?') { '&' } else { '?' });
                 if let Some(s) = service {
@@ -236,18 +318,24 @@ impl Client {
                 }
                 url.push_str(&format!("scope={}", auth::query_escape(&scope)));
                 let basic = ep.credentials.as_ref().map(Credentials::basic_header);
-                let mut resp = self.send(&url, Some("application/json"), None, basic.as_deref()).context("get token")?;
+                let mut resp = self
+                    .send(&url, Some("application/json"), None, basic.as_deref())
+                    .context("get token")?;
                 let status = resp.status().as_u16();
                 if status != 200 {
                     let detail = error_detail(&mut resp);
-                    return Err(Error::new(format!("get token from {realm}: HTTP {status}{detail}")));
+                    return Err(Error::new(format!(
+                        "get token from {realm}: HTTP {status}{detail}"
+                    )));
                 }
                 let body = resp
                     .body_mut()
                     .with_config()
                     .limit(1 << 20)
                     .read_to_vec()
-                    .map_err(|e| Error::new(format!("get token from {realm}: {}", ureq_message(&e))))?;
+                    .map_err(|e| {
+                        Error::new(format!("get token from {realm}: {}", ureq_message(&e)))
+                    })?;
                 let text = String::from_utf8_lossy(&body);
                 let v = json::parse(&text, &format!("token response from {realm}"))?;
                 let root = Node::new(&v, "");
@@ -255,7 +343,9 @@ impl Client {
                     Some(t) => t.string()?,
                     None => root
                         .get("access_token")?
-                        .ok_or_else(|| Error::new(format!("token response from {realm}: no token")))?
+                        .ok_or_else(|| {
+                            Error::new(format!("token response from {realm}: no token"))
+                        })?
                         .string()?,
                 };
                 Ok(format!("Bearer {token}"))
@@ -270,20 +360,35 @@ struct Fetched {
 }
 
 fn header(resp: &Response<Body>, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The first error message of a distribution-spec error body, if any.
 fn error_detail(resp: &mut Response<Body>) -> String {
-    let Ok(body) = resp.body_mut().with_config().limit(64 << 10).read_to_vec() else { return String::new() };
+    let Ok(body) = resp.body_mut().with_config().limit(64 << 10).read_to_vec() else {
+        return String::new();
+    };
     let text = String::from_utf8_lossy(&body);
-    let Ok(v) = json::parse(&text, "") else { return String::new() };
+    let Ok(v) = json::parse(&text, "") else {
+        return String::new();
+    };
     let root = Node::new(&v, "");
     let msg = (|| -> Result<String> {
         let errs = root.need("errors")?.items()?;
         let first = errs.first().ok_or_else(|| Error::new(""))?;
-        let code = first.get("code")?.map(|c| c.string()).transpose()?.unwrap_or_default();
-        let message = first.get("message")?.map(|c| c.string()).transpose()?.unwrap_or_default();
+        let code = first
+            .get("code")?
+            .map(|c| c.string())
+            .transpose()?
+            .unwrap_or_default();
+        let message = first
+            .get("message")?
+            .map(|c| c.string())
+            .transpose()?
+            .unwrap_or_default();
         Ok(format!("{code}: {message}"))
     })();
     msg.map(|m| format!(" ({m})")).unwrap_or_default()
@@ -292,7 +397,9 @@ fn error_detail(resp: &mut Response<Body>) -> String {
 /// ureq's messages without its "io: " prefixes.
 fn ureq_message(e: &ureq::Error) -> String {
     match e {
-        ureq::Error::Io(io) => Error::from(std::io::Error::new(io.kind(), io.to_string())).message().to_string(),
+        ureq::Error::Io(io) => Error::from(std::io::Error::new(io.kind(), io.to_string()))
+            .message()
+            .to_string(),
         ureq::Error::HostNotFound => "host not found".into(),
         other => other.to_string(),
     }
@@ -321,11 +428,21 @@ fn make_agent(opts: &Options) -> Result<ureq::Agent> {
             }
         }
         if roots.len() == before {
-            return Err(Error::new(format!("CA file {}: no PEM certificates in it", ca.display())));
+            return Err(Error::new(format!(
+                "CA file {}: no PEM certificates in it",
+                ca.display()
+            )));
         }
     }
-    let root_certs = if roots.is_empty() { RootCerts::WebPki } else { RootCerts::new_with_certs(&roots) };
-    let tls = TlsConfig::builder().root_certs(root_certs).disable_verification(!opts.tls_verify).build();
+    let root_certs = if roots.is_empty() {
+        RootCerts::WebPki
+    } else {
+        RootCerts::new_with_certs(&roots)
+    };
+    let tls = TlsConfig::builder()
+        .root_certs(root_certs)
+        .disable_verification(!opts.tls_verify)
+        .build();
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
@@ -346,7 +463,10 @@ mod tests {
     fn mirror_parse() {
         assert_eq!(
             Mirror::parse("docker.io=http://127.0.0.1:5000/").unwrap(),
-            Mirror { host: "docker.io".into(), url: "http://127.0.0.1:5000".into() }
+            Mirror {
+                host: "docker.io".into(),
+                url: "http://127.0.0.1:5000".into()
+            }
         );
         assert!(Mirror::parse("nohost").is_err());
         assert!(Mirror::parse("=x").is_err());

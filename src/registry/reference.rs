@@ -67,7 +67,10 @@ fn parse(s: &str) -> std::result::Result<Reference, String> {
         return Err("empty reference".into());
     }
     let (rest, digest) = match s.split_once('@') {
-        Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| e.message().to_string())?)),
+        Some((r, d)) => (
+            r,
+            Some(Digest::parse(d).map_err(|e| e.message().to_string())?),
+        ),
         None => (s, None),
     };
     // The tag follows the last ':' after the last '/' (a ':' before it is a port).
@@ -86,13 +89,20 @@ fn parse(s: &str) -> std::result::Result<Reference, String> {
     }
     let (domain, path) = match name.split_once('/') {
         Some((first, path))
-            if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') =>
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.starts_with('[') =>
         {
             (first.to_string(), path.to_string())
         }
         _ => (DOCKER_HUB.to_string(), name.to_string()),
     };
-    let domain = if domain == "index.docker.io" { DOCKER_HUB.to_string() } else { domain };
+    let domain = if domain == "index.docker.io" {
+        DOCKER_HUB.to_string()
+    } else {
+        domain
+    };
     if !valid_domain(&domain) {
         return Err(format!("invalid registry host {domain:?}"));
     }
@@ -117,7 +127,12 @@ fn parse(s: &str) -> std::result::Result<Reference, String> {
         (None, Some(_)) => None,
         (None, None) => Some("latest".to_string()),
     };
-    Ok(Reference { domain, repository, tag, digest })
+    Ok(Reference {
+        domain,
+        repository,
+        tag,
+        digest,
+    })
 }
 
 /// `[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*`
@@ -155,13 +170,20 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
 fn valid_domain(d: &str) -> bool {
     let (host, port) = if let Some(rest) = d.strip_prefix('[') {
-        let Some((h, p)) = rest.split_once(']') else { return false };
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        let Some((h, p)) = rest.split_once(']') else {
+            return false;
+        };
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         match p {
@@ -208,15 +230,27 @@ mod tests {
         assert_eq!(norm("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("user/app"), "docker.io/user/app:latest");
-        assert_eq!(norm("index.docker.io/library/alpine"), "docker.io/library/alpine:latest");
+        assert_eq!(
+            norm("index.docker.io/library/alpine"),
+            "docker.io/library/alpine:latest"
+        );
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
         assert_eq!(norm("localhost:5000/a/b:v1"), "localhost:5000/a/b:v1");
         assert_eq!(norm("127.0.0.1:5000/app:v1"), "127.0.0.1:5000/app:v1");
         assert_eq!(norm("[::1]:5000/app"), "[::1]:5000/app:latest");
         assert_eq!(norm("quay.io/coreos/etcd"), "quay.io/coreos/etcd:latest");
-        assert_eq!(norm(&format!("busybox@{D}")), format!("docker.io/library/busybox@{D}"));
-        assert_eq!(norm(&format!("busybox:1@{D}")), format!("docker.io/library/busybox:1@{D}"));
-        assert_eq!(norm("a__b/c-d--e/f.g_h"), "docker.io/a__b/c-d--e/f.g_h:latest");
+        assert_eq!(
+            norm(&format!("busybox@{D}")),
+            format!("docker.io/library/busybox@{D}")
+        );
+        assert_eq!(
+            norm(&format!("busybox:1@{D}")),
+            format!("docker.io/library/busybox:1@{D}")
+        );
+        assert_eq!(
+            norm("a__b/c-d--e/f.g_h"),
+            "docker.io/a__b/c-d--e/f.g_h:latest"
+        );
     }
 
     #[test]

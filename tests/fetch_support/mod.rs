@@ -21,10 +21,18 @@ pub fn skiff_bin() -> PathBuf {
 pub fn fetch(args: &[&str]) -> Output {
     let mut cmd = Command::new(skiff_bin());
     cmd.arg("skiff-fetch").args(args);
-    for v in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"] {
+    for v in [
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
         cmd.env_remove(v);
     }
-    cmd.env("HOME", "/nonexistent").env("SKIFF_MIRRORS_FILE", "/nonexistent");
+    cmd.env("HOME", "/nonexistent")
+        .env("SKIFF_MIRRORS_FILE", "/nonexistent");
     cmd.output().expect("run skiff")
 }
 
@@ -37,16 +45,33 @@ pub fn stdout(o: &Output) -> String {
 
 #[track_caller]
 pub fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "command failed: {}\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "command failed: {}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
 #[track_caller]
 pub fn fails(o: Output, needle: &str) -> String {
     let e = stderr(&o);
-    assert!(!o.status.success(), "command should have failed; stdout: {}", stdout(&o));
-    assert!(e.contains(needle), "stderr does not contain {needle:?}: {e}");
-    assert_eq!(e.trim_end().lines().count(), 1, "error should be one line: {e}");
+    assert!(
+        !o.status.success(),
+        "command should have failed; stdout: {}",
+        stdout(&o)
+    );
+    assert!(
+        e.contains(needle),
+        "stderr does not contain {needle:?}: {e}"
+    );
+    assert_eq!(
+        e.trim_end().lines().count(),
+        1,
+        "error should be one line: {e}"
+    );
     e
 }
 
@@ -59,7 +84,8 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("skiff-fetch-test-{tag}-{}-{n}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("skiff-fetch-test-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
         TempDir(p)
@@ -82,13 +108,21 @@ impl Drop for TempDir {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[track_caller]
 pub fn run(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -121,13 +155,20 @@ impl Registry {
         let mut ca = None;
         if cfg.tls {
             let (c, cert, key) = make_tls(&dir);
-            yaml.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
             ca = Some(c);
         }
         if let Some((u, p)) = &cfg.htpasswd {
             let line = run(Command::new("htpasswd").args(["-Bbn", u, p]));
             fs::write(dir.join("htpasswd"), line).unwrap();
-            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: skiff-test\n    path: {}\n", dir.s("htpasswd")));
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: skiff-test\n    path: {}\n",
+                dir.s("htpasswd")
+            ));
         }
         if let Some((realm, service, issuer, bundle)) = &cfg.token {
             yaml.push_str(&format!(
@@ -145,10 +186,19 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let r = Registry { child, port, dir, ca };
+        let r = Registry {
+            child,
+            port,
+            dir,
+            ca,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start: {}", fs::read_to_string(r.dir.join("registry.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "registry did not start: {}",
+                fs::read_to_string(r.dir.join("registry.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         r
@@ -160,7 +210,11 @@ impl Registry {
 
     /// The file holding blob `d` in the registry's storage.
     pub fn blob_file(&self, d: &Digest) -> PathBuf {
-        self.dir.join(&format!("data/docker/registry/v2/blobs/sha256/{}/{}/data", &d.hex()[..2], d.hex()))
+        self.dir.join(&format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{}/data",
+            &d.hex()[..2],
+            d.hex()
+        ))
     }
 
     pub fn log(&self) -> String {
@@ -179,14 +233,56 @@ impl Drop for Registry {
 pub fn make_tls(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
     let d = dir.path();
     let s = |n: &str| d.join(n).to_string_lossy().into_owned();
-    run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=skiff test CA"])
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=skiff test CA",
+        ])
         .args(["-keyout", &s("ca.key"), "-out", &s("ca.pem")])
-        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
-    run(Command::new("openssl").args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
         .args(["-keyout", &s("server.key"), "-out", &s("server.csr")]));
     fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-    run(Command::new("openssl").args(["x509", "-req", "-days", "2", "-in", &s("server.csr"), "-CA", &s("ca.pem"), "-CAkey", &s("ca.key")])
-        .args(["-CAcreateserial", "-out", &s("server.pem"), "-extfile", &s("ext.cnf")]));
+    run(Command::new("openssl")
+        .args([
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &s("server.csr"),
+            "-CA",
+            &s("ca.pem"),
+            "-CAkey",
+            &s("ca.key"),
+        ])
+        .args([
+            "-CAcreateserial",
+            "-out",
+            &s("server.pem"),
+            "-extfile",
+            &s("ext.cnf"),
+        ]));
     (d.join("ca.pem"), d.join("server.pem"), d.join("server.key"))
 }
 
@@ -194,27 +290,67 @@ pub fn make_tls(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
 
 #[derive(Clone)]
 pub enum Entry {
-    File { path: String, data: Vec<u8>, mode: u32, uid: u64, gid: u64 },
-    Dir { path: String, mode: u32 },
-    Symlink { path: String, target: String },
-    Hardlink { path: String, target: String },
-    Fifo { path: String },
-    Char { path: String, major: u32, minor: u32 },
+    File {
+        path: String,
+        data: Vec<u8>,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Hardlink {
+        path: String,
+        target: String,
+    },
+    Fifo {
+        path: String,
+    },
+    Char {
+        path: String,
+        major: u32,
+        minor: u32,
+    },
     /// A file carrying a security.capability PAX xattr.
-    CapFile { path: String, data: Vec<u8>, cap: Vec<u8> },
+    CapFile {
+        path: String,
+        data: Vec<u8>,
+        cap: Vec<u8>,
+    },
 }
 
 pub fn file(path: &str, data: &str) -> Entry {
-    Entry::File { path: path.into(), data: data.as_bytes().to_vec(), mode: 0o644, uid: 0, gid: 0 }
+    Entry::File {
+        path: path.into(),
+        data: data.as_bytes().to_vec(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    }
 }
 pub fn dir(path: &str) -> Entry {
-    Entry::Dir { path: path.into(), mode: 0o755 }
+    Entry::Dir {
+        path: path.into(),
+        mode: 0o755,
+    }
 }
 pub fn symlink(path: &str, target: &str) -> Entry {
-    Entry::Symlink { path: path.into(), target: target.into() }
+    Entry::Symlink {
+        path: path.into(),
+        target: target.into(),
+    }
 }
 pub fn hardlink(path: &str, target: &str) -> Entry {
-    Entry::Hardlink { path: path.into(), target: target.into() }
+    Entry::Hardlink {
+        path: path.into(),
+        target: target.into(),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -235,7 +371,13 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
         h.set_mode(0o644);
         h.set_size(0);
         let (path, data): (&str, &[u8]) = match e {
-            Entry::File { path, data, mode, uid, gid } => {
+            Entry::File {
+                path,
+                data,
+                mode,
+                uid,
+                gid,
+            } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(*mode);
                 h.set_uid(*uid);
@@ -249,7 +391,11 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
                 (path, &[])
             }
             Entry::Symlink { path, target } | Entry::Hardlink { path, target } => {
-                h.set_entry_type(if matches!(e, Entry::Symlink { .. }) { tar::EntryType::Symlink } else { tar::EntryType::Link });
+                h.set_entry_type(if matches!(e, Entry::Symlink { .. }) {
+                    tar::EntryType::Symlink
+                } else {
+                    tar::EntryType::Link
+                });
                 h.set_mode(0o777);
                 let raw = &mut h.as_old_mut().linkname;
                 raw.fill(0);
@@ -268,7 +414,8 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
                 (path, &[])
             }
             Entry::CapFile { path, data, cap } => {
-                b.append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())]).unwrap();
+                b.append_pax_extensions([("SCHILY.xattr.security.capability", cap.as_slice())])
+                    .unwrap();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(0o755);
                 h.set_size(data.len() as u64);
@@ -328,7 +475,13 @@ impl ImageSpec {
 }
 
 fn json_list(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| skiff::json::quote(s)).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|s| skiff::json::quote(s))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// A blob written to a layout: (media type, digest, size).
@@ -343,18 +496,26 @@ fn put_blob(layout: &Path, data: &[u8], media_type: &str) -> Written {
     let dir = layout.join("blobs/sha256");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join(d.hex()), data).unwrap();
-    Written { media_type: media_type.into(), digest: d, size: data.len() as u64 }
+    Written {
+        media_type: media_type.into(),
+        digest: d,
+        size: data.len() as u64,
+    }
 }
 
 fn desc_json(w: &Written, platform: Option<(&str, Option<&str>)>) -> String {
     let plat = match platform {
         Some((arch, var)) => format!(
             r#","platform":{{"architecture":"{arch}","os":"linux"{}}}"#,
-            var.map(|v| format!(r#","variant":"{v}""#)).unwrap_or_default()
+            var.map(|v| format!(r#","variant":"{v}""#))
+                .unwrap_or_default()
         ),
         None => String::new(),
     };
-    format!(r#"{{"mediaType":"{}","digest":"{}","size":{}{plat}}}"#, w.media_type, w.digest, w.size)
+    format!(
+        r#"{{"mediaType":"{}","digest":"{}","size":{}{plat}}}"#,
+        w.media_type, w.digest, w.size
+    )
 }
 
 /// Write an image's blobs into `layout`; returns the manifest blob and the
@@ -375,21 +536,40 @@ pub fn write_image(layout: &Path, img: &ImageSpec) -> (Written, Vec<Digest>) {
     let config = format!(
         r#"{{"architecture":"{}",{}"os":"linux","created":"2024-01-01T00:00:00Z","config":{{"Env":{},"Entrypoint":{},"Cmd":{},"WorkingDir":{},"User":{}}},"rootfs":{{"type":"layers","diff_ids":{}}}}}"#,
         img.arch,
-        img.variant.as_ref().map(|v| format!(r#""variant":"{v}","#)).unwrap_or_default(),
+        img.variant
+            .as_ref()
+            .map(|v| format!(r#""variant":"{v}","#))
+            .unwrap_or_default(),
         json_list(&img.env),
-        if img.entrypoint.is_empty() { "null".into() } else { json_list(&img.entrypoint) },
+        if img.entrypoint.is_empty() {
+            "null".into()
+        } else {
+            json_list(&img.entrypoint)
+        },
         json_list(&img.cmd),
         skiff::json::quote(&img.workdir),
         skiff::json::quote(&img.user),
         json_list(&diff_ids)
     );
-    let cfg = put_blob(layout, config.as_bytes(), "application/vnd.oci.image.config.v1+json");
+    let cfg = put_blob(
+        layout,
+        config.as_bytes(),
+        "application/vnd.oci.image.config.v1+json",
+    );
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{}]}}"#,
         desc_json(&cfg, None),
-        layer_descs.iter().map(|l| desc_json(l, None)).collect::<Vec<_>>().join(",")
+        layer_descs
+            .iter()
+            .map(|l| desc_json(l, None))
+            .collect::<Vec<_>>()
+            .join(",")
     );
-    let m = put_blob(layout, manifest.as_bytes(), "application/vnd.oci.image.manifest.v1+json");
+    let m = put_blob(
+        layout,
+        manifest.as_bytes(),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
     (m, layer_descs.into_iter().map(|l| l.digest).collect())
 }
 
@@ -397,7 +577,11 @@ pub fn write_image(layout: &Path, img: &ImageSpec) -> (Written, Vec<Digest>) {
 /// directly; several become a multi-platform index.
 pub fn write_layout(layout: &Path, tag: &str, images: &[ImageSpec]) -> Vec<Digest> {
     fs::create_dir_all(layout).unwrap();
-    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let mut layers = Vec::new();
     let top = if images.len() == 1 {
         let (m, l) = write_image(layout, &images[0]);
@@ -410,19 +594,36 @@ pub fn write_layout(layout: &Path, tag: &str, images: &[ImageSpec]) -> Vec<Diges
             layers.extend(l);
             list.push(desc_json(&m, Some((&img.arch, img.variant.as_deref()))));
         }
-        let index = format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#, list.join(","));
-        put_blob(layout, index.as_bytes(), "application/vnd.oci.image.index.v1+json")
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            list.join(",")
+        );
+        put_blob(
+            layout,
+            index.as_bytes(),
+            "application/vnd.oci.image.index.v1+json",
+        )
     };
     let d = desc_json(&top, None);
-    let d = d.trim_end_matches('}').to_string() + &format!(r#","annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}"#);
-    fs::write(layout.join("index.json"), format!(r#"{{"schemaVersion":2,"manifests":[{d}]}}"#)).unwrap();
+    let d = d.trim_end_matches('}').to_string()
+        + &format!(r#","annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}"#);
+    fs::write(
+        layout.join("index.json"),
+        format!(r#"{{"schemaVersion":2,"manifests":[{d}]}}"#),
+    )
+    .unwrap();
     layers
 }
 
 /// Push an OCI layout's `tag` to `dest` (`host:port/repo:tag`).
 pub fn push(layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     let mut cmd = Command::new("skopeo");
-    cmd.args(["--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]);
+    cmd.args([
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+    ]);
     cmd.args(extra);
     cmd.arg(format!("oci:{}:{tag}", layout.display()));
     cmd.arg(format!("docker://{dest}"));
@@ -439,11 +640,22 @@ pub fn busybox_entries() -> Vec<Entry> {
         dir("bin/"),
         dir("etc/"),
         dir("tmp/"),
-        Entry::File { path: "bin/busybox".into(), data: bb, mode: 0o755, uid: 0, gid: 0 },
-        file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nwww:x:33:34:www:/var/www:/bin/sh\n"),
+        Entry::File {
+            path: "bin/busybox".into(),
+            data: bb,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        },
+        file(
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nwww:x:33:34:www:/var/www:/bin/sh\n",
+        ),
         file("etc/group", "root:x:0:\nwheel:x:10:root,www\nweb:x:34:\n"),
     ];
-    for applet in ["sh", "echo", "cat", "ls", "id", "pwd", "env", "true", "stat"] {
+    for applet in [
+        "sh", "echo", "cat", "ls", "id", "pwd", "env", "true", "stat",
+    ] {
         e.push(hardlink(&format!("bin/{applet}"), "bin/busybox"));
     }
     e
@@ -452,6 +664,205 @@ pub fn busybox_entries() -> Vec<Entry> {
 /// Read a whole file, panicking with its name.
 pub fn read(p: &Path) -> String {
     let mut s = String::new();
-    fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).read_to_string(&mut s).unwrap();
+    fs::File::open(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .read_to_string(&mut s)
+        .unwrap();
     s
+}
+
+// ---- a token server for the registry's token auth -----------------------------
+
+pub struct TokenServer {
+    pub port: u16,
+    pub dir: TempDir,
+    pub service: String,
+    pub issuer: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// How many token requests carried the expected Basic credentials.
+    pub authed: std::sync::Arc<AtomicUsize>,
+}
+
+fn b64url(data: &[u8]) -> String {
+    skiff::registry::auth::base64_encode(data)
+        .replace('+', "-")
+        .replace('/', "_")
+        .trim_end_matches('=')
+        .to_string()
+}
+
+impl TokenServer {
+    /// Issue tokens signed by a key made here; with `creds`, only to
+    /// requests with those Basic credentials.
+    pub fn start(creds: Option<(String, String)>) -> TokenServer {
+        let dir = TempDir::new("token");
+        let (key, cert) = (dir.join("token.key"), dir.join("token.pem"));
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=skiff token",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap()
+            .stdout;
+        let x5c = skiff::registry::auth::base64_encode(&der);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let authed = std::sync::Arc::new(AtomicUsize::new(0));
+        let (service, issuer) = ("skiff-registry".to_string(), "skiff-issuer".to_string());
+        let thread = {
+            let (stop, authed, service, issuer, key) = (
+                stop.clone(),
+                authed.clone(),
+                service.clone(),
+                issuer.clone(),
+                key.clone(),
+            );
+            let want = creds.map(|(u, p)| {
+                format!(
+                    "Basic {}",
+                    skiff::registry::auth::base64_encode(format!("{u}:{p}").as_bytes())
+                )
+            });
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let (mut s, _) = match listener.accept() {
+                        Ok(c) => c,
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    };
+                    s.set_nonblocking(false).unwrap();
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let req = String::from_utf8_lossy(&buf).into_owned();
+                    let auth = req
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("Authorization: ")
+                                .or_else(|| l.strip_prefix("authorization: "))
+                        })
+                        .map(str::trim);
+                    if let Some(w) = &want {
+                        if auth != Some(w.as_str()) {
+                            let _ = s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                            continue;
+                        }
+                        authed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let target = req.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut access = Vec::new();
+                    for kv in target.split('?').nth(1).unwrap_or("").split('&') {
+                        if let Some(v) = kv.strip_prefix("scope=") {
+                            let v = v
+                                .replace("%3A", ":")
+                                .replace("%2F", "/")
+                                .replace("%2C", ",");
+                            let parts: Vec<&str> = v.split(':').collect();
+                            if parts.len() == 3 {
+                                let actions: Vec<String> =
+                                    parts[2].split(',').map(|a| format!("\"{a}\"")).collect();
+                                access.push(format!(
+                                    r#"{{"type":"{}","name":"{}","actions":[{}]}}"#,
+                                    parts[0],
+                                    parts[1],
+                                    actions.join(",")
+                                ));
+                            }
+                        }
+                    }
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    let header = format!(r#"{{"alg":"RS256","typ":"JWT","x5c":["{x5c}"]}}"#);
+                    let claims = format!(
+                        r#"{{"iss":"{issuer}","sub":"test","aud":"{service}","exp":{},"nbf":{},"iat":{now},"jti":"{now}-{}","access":[{}]}}"#,
+                        now + 600,
+                        now - 60,
+                        access.len(),
+                        access.join(",")
+                    );
+                    let signing = format!(
+                        "{}.{}",
+                        b64url(header.as_bytes()),
+                        b64url(claims.as_bytes())
+                    );
+                    let mut child = Command::new("openssl")
+                        .args(["dgst", "-sha256", "-sign"])
+                        .arg(&key)
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    child
+                        .stdin
+                        .take()
+                        .unwrap()
+                        .write_all(signing.as_bytes())
+                        .unwrap();
+                    let sig = child.wait_with_output().unwrap().stdout;
+                    let token = format!("{signing}.{}", b64url(&sig));
+                    let body = format!(r#"{{"token":"{token}","expires_in":600}}"#);
+                    let _ = s.write_all(
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+                    );
+                }
+            })
+        };
+        TokenServer {
+            port,
+            dir,
+            service,
+            issuer,
+            stop,
+            thread: Some(thread),
+            authed,
+        }
+    }
+
+    pub fn registry_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            token: Some((
+                format!("http://127.0.0.1:{}/token", self.port),
+                self.service.clone(),
+                self.issuer.clone(),
+                self.dir.join("token.pem"),
+            )),
+            ..Default::default()
+        }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
