@@ -566,6 +566,61 @@ fn resume_uses_range() {
 }
 
 #[test]
+fn interrupted_transfer_resumes() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("cut");
+    let big: Vec<u8> = (0..600_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let img = ImageSpec::new(vec![Layer {
+        entries: vec![Entry::File {
+            path: "big".into(),
+            data: big.clone(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }],
+        comp: Comp::None,
+    }]);
+    let layers = publish(&reg, &work, "cut", "v1", &[img], &["--preserve-digests"]);
+    // Every blob transfer breaks: the pull fails, keeping what it got.
+    let proxy = CutProxy::start(reg.port, 100_000, 100);
+    let r = format!("127.0.0.1:{}/cut:v1", proxy.port);
+    let e = fails(pull(&work, &[], &r), "transfer");
+    assert!(e.contains(&layers[0].to_string()), "{e}");
+    let partial = work.join(&format!("store/ingest/sha256-{}", layers[0].hex()));
+    let kept = fs::metadata(&partial).expect("partial download kept").len();
+    assert!(kept > 0);
+    assert!(
+        !proxy.ranges.lock().unwrap().is_empty(),
+        "retries within the run resume with Range"
+    );
+    drop(proxy);
+    // One break, then the next run resumes where the last one stopped.
+    let proxy = CutProxy::start(reg.port, 0, 0);
+    let r = format!("127.0.0.1:{}/cut:v1", proxy.port);
+    let o = ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "--store",
+        &work.s("store"),
+        "--rootfs",
+        &work.s("root"),
+        &r,
+    ]));
+    assert!(stderr(&o).contains("resuming at"), "{}", stderr(&o));
+    let ranges = proxy.ranges.lock().unwrap().clone();
+    assert!(
+        ranges
+            .iter()
+            .any(|h| h.ends_with(&format!("bytes={kept}-"))),
+        "{ranges:?} (kept {kept})"
+    );
+    assert_eq!(fs::read(work.join("root/big")).unwrap(), big);
+    assert!(!partial.exists());
+}
+
+#[test]
 fn mirror_fallback() {
     let upstream = Registry::start(RegistryConfig::default());
     let mirror = Registry::start(RegistryConfig::default());

@@ -866,3 +866,100 @@ impl Drop for TokenServer {
         }
     }
 }
+
+// ---- a proxy that breaks blob transfers ------------------------------------------
+
+/// Forwards HTTP/1.1 requests to a registry; the first `cuts` blob responses
+/// are cut after `keep` bytes. Records every Range header it sees.
+pub struct CutProxy {
+    pub port: u16,
+    pub ranges: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub cuts: std::sync::Arc<AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CutProxy {
+    pub fn start(upstream: u16, keep: usize, cuts: usize) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ranges = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let cuts = std::sync::Arc::new(AtomicUsize::new(cuts));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (ranges, cuts, stop) = (ranges.clone(), cuts.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((mut client, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    client.set_nonblocking(false).unwrap();
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match client.read(&mut b) {
+                            Ok(1) => head.push(b[0]),
+                            _ => break,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let mut lines: Vec<&str> =
+                        text.split("\r\n").filter(|l| !l.is_empty()).collect();
+                    let is_blob = lines.first().is_some_and(|l| l.contains("/blobs/"));
+                    if let Some(r) = lines
+                        .iter()
+                        .find(|l| l.to_ascii_lowercase().starts_with("range:"))
+                    {
+                        ranges.lock().unwrap().push(r.to_string());
+                    }
+                    lines.retain(|l| !l.to_ascii_lowercase().starts_with("connection:"));
+                    let req = format!("{}\r\nConnection: close\r\n\r\n", lines.join("\r\n"));
+                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        continue;
+                    };
+                    up.write_all(req.as_bytes()).unwrap();
+                    let cut = is_blob
+                        && cuts
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
+                            .is_ok();
+                    let mut sent = 0usize;
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match up.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let n = if cut {
+                            n.min(keep.saturating_sub(sent))
+                        } else {
+                            n
+                        };
+                        if n == 0 || client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                }
+            })
+        };
+        CutProxy {
+            port,
+            ranges,
+            cuts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
