@@ -274,6 +274,16 @@ fn platform(p: &Option<String>) -> Result<Platform> {
 }
 
 fn cmd_pull(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
+    // A bundle directory this pull creates goes again if the pull fails.
+    let made_bundle = p.bundle.as_ref().filter(|b| !b.exists()).cloned();
+    let r = pull_inner(p, command);
+    if let (Err(_), Some(b)) = (&r, made_bundle) {
+        let _ = std::fs::remove_dir(b);
+    }
+    r
+}
+
+fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
     let reference = Reference::parse(&p.reference)?;
     let opts = client_options(RegistryFlags {
         plain_http: p.plain_http,

@@ -504,6 +504,8 @@ fn corrupted_blob_is_rejected_and_not_stored() {
         .join(&format!("store/blobs/sha256/{}", layers[0].hex()))
         .exists());
     assert!(!work.join("root").exists(), "no partial rootfs");
+    fails(pull(&work, &["--bundle", &work.s("bundle")], &r), "digest mismatch");
+    assert!(!work.join("bundle").exists(), "no partial bundle");
     assert_eq!(
         fs::read_dir(work.path())
             .unwrap()
