@@ -179,30 +179,55 @@ impl FifoLike for fs::FileType {
     }
 }
 
-struct RuncContainer(String);
+struct RuncContainer(Vec<String>, String);
 impl Drop for RuncContainer {
     fn drop(&mut self) {
-        let _ = Command::new("runc")
-            .args(["delete", "-f", &self.0])
+        let _ = Command::new(&self.0[0])
+            .args(&self.0[1..])
+            .args(["delete", "-f", &self.1])
             .output();
     }
 }
 
-fn runc_run(bundle: &std::path::Path, id: &str) -> String {
-    let _guard = RuncContainer(id.to_string());
-    let o = Command::new("runc")
-        .args(["run", "-b"])
-        .arg(bundle)
-        .arg(id)
+/// The runtimes to run bundles with: Debian's runc, and skiff's own runc
+/// applet once it answers `--version`.
+fn runtimes() -> Vec<Vec<String>> {
+    let mut v = vec![vec!["runc".to_string()]];
+    let skiff = skiff_bin().to_string_lossy().into_owned();
+    if Command::new(&skiff)
+        .args(["runc", "--version"])
         .output()
-        .expect("runc");
-    assert!(
-        o.status.success(),
-        "runc run failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+        .is_ok_and(|o| o.status.success())
+    {
+        v.push(vec![skiff, "runc".into()]);
+    }
+    v
+}
+
+/// Run the bundle with every runtime; each must print the same.
+fn runc_run(bundle: &std::path::Path, id: &str) -> String {
+    let mut outputs = Vec::new();
+    for rt in runtimes() {
+        let _guard = RuncContainer(rt.clone(), id.to_string());
+        let o = Command::new(&rt[0])
+            .args(&rt[1..])
+            .args(["run", "-b"])
+            .arg(bundle)
+            .arg(id)
+            .output()
+            .expect("runc");
+        assert!(
+            o.status.success(),
+            "{rt:?} run failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        outputs.push((rt, String::from_utf8_lossy(&o.stdout).into_owned()));
+    }
+    for (rt, out) in &outputs[1..] {
+        assert_eq!(out, &outputs[0].1, "{rt:?} differs from runc");
+    }
+    outputs.remove(0).1
 }
 
 #[test]
@@ -504,7 +529,10 @@ fn corrupted_blob_is_rejected_and_not_stored() {
         .join(&format!("store/blobs/sha256/{}", layers[0].hex()))
         .exists());
     assert!(!work.join("root").exists(), "no partial rootfs");
-    fails(pull(&work, &["--bundle", &work.s("bundle")], &r), "digest mismatch");
+    fails(
+        pull(&work, &["--bundle", &work.s("bundle")], &r),
+        "digest mismatch",
+    );
     assert!(!work.join("bundle").exists(), "no partial bundle");
     assert_eq!(
         fs::read_dir(work.path())
