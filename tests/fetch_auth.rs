@@ -146,6 +146,18 @@ fn htpasswd_basic_auth() {
         ]),
         "auth file",
     );
+    // The default: ~/.docker/config.json.
+    std::fs::create_dir_all(work.join("home/.docker")).unwrap();
+    std::fs::copy(
+        work.join("config.json"),
+        work.join("home/.docker/config.json"),
+    )
+    .unwrap();
+    let home = work.s("home");
+    ok(fetch_env(
+        &["pull", "-q", "--store", &work.s("store3"), "--ca", &ca, &r],
+        &[("HOME", &home)],
+    ));
 }
 
 #[test]

@@ -679,6 +679,31 @@ fn mirror_fallback() {
         &["--mirror", &m, "--rootfs", &work.s("b")],
         &format!("{down}/m:v2"),
     ));
+    // Mirrors from a file.
+    fs::write(work.join("mirrors"), format!("# test mirrors\n\n{m}\n")).unwrap();
+    let (store, c) = (work.s("store"), work.s("c"));
+    let mirrors_file = work.s("mirrors");
+    ok(fetch_env(
+        &[
+            "pull",
+            "--plain-http",
+            "-q",
+            "--store",
+            &store,
+            "--rootfs",
+            &c,
+            &format!("{down}/m:v2"),
+        ],
+        &[("SKIFF_MIRRORS_FILE", &mirrors_file)],
+    ));
+    fs::write(work.join("mirrors"), "nonsense\n").unwrap();
+    fails(
+        fetch_env(
+            &["pull", "--plain-http", "-q", "--store", &store, "x"],
+            &[("SKIFF_MIRRORS_FILE", &mirrors_file)],
+        ),
+        ":1: invalid mirror",
+    );
     // Both down: the error says so.
     let e = fails(
         pull(

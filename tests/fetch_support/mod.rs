@@ -19,6 +19,11 @@ pub fn skiff_bin() -> PathBuf {
 
 /// Run `skiff skiff-fetch ARGS…`.
 pub fn fetch(args: &[&str]) -> Output {
+    fetch_env(args, &[])
+}
+
+/// Run `skiff skiff-fetch ARGS…` with extra environment variables.
+pub fn fetch_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(skiff_bin());
     cmd.arg("skiff-fetch").args(args);
     for v in [
@@ -32,7 +37,11 @@ pub fn fetch(args: &[&str]) -> Output {
         cmd.env_remove(v);
     }
     cmd.env("HOME", "/nonexistent")
-        .env("SKIFF_MIRRORS_FILE", "/nonexistent");
+        .env("SKIFF_MIRRORS_FILE", "/nonexistent")
+        .env_remove("DOCKER_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.output().expect("run skiff")
 }
 
