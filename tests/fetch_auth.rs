@@ -216,3 +216,71 @@ fn token_auth_anonymous_and_with_credentials() {
     ]));
     assert_eq!(read(&work.join("b/hello")), "world");
 }
+
+#[test]
+fn blob_redirect_to_another_host_drops_authorization() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("redirect");
+    write_layout(&work.join("src"), "v1", &[small_image()]);
+    push(
+        &work.join("src"),
+        "v1",
+        &format!("{}/redir:v1", reg.host()),
+        &[],
+    );
+    let rport = reg.port;
+    // The "storage" host: serves blobs, records what it was sent.
+    let storage = Front::start(move |_| Action::Forward(rport));
+    let sport = storage.port;
+    // The registry front: wants basic auth, redirects blobs to storage.
+    let want = format!(
+        "Basic {}",
+        skiff::registry::auth::base64_encode(b"carol:pw")
+    );
+    let front = Front::start(move |req| {
+        if req.header("authorization") != Some(want.as_str()) {
+            return Action::Respond(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"front\"\r\nContent-Length: 0\r\n\r\n".into(),
+            );
+        }
+        let path = req
+            .line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        if path.contains("/blobs/") {
+            return Action::Respond(format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://localhost:{sport}{path}\r\nContent-Length: 0\r\n\r\n"
+            ));
+        }
+        Action::Forward(rport)
+    });
+    let r = format!("127.0.0.1:{}/redir:v1", front.port);
+    ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "-q",
+        "--store",
+        &work.s("store"),
+        "--user",
+        "carol:pw",
+        "--rootfs",
+        &work.s("a"),
+        &r,
+    ]));
+    assert_eq!(read(&work.join("a/hello")), "world");
+    let seen = storage.seen();
+    assert!(
+        seen.len() >= 2,
+        "config and layer came from storage: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|s| s.header("authorization").is_none()),
+        "authorization leaked: {seen:?}"
+    );
+    assert!(front
+        .seen()
+        .iter()
+        .any(|s| s.header("authorization").is_some()));
+}

@@ -972,3 +972,118 @@ impl Drop for CutProxy {
         }
     }
 }
+
+// ---- a scriptable HTTP front ------------------------------------------------------------
+
+/// What a [`Front`] does with one request.
+pub enum Action {
+    /// Pass it to the registry on this port.
+    Forward(u16),
+    /// Answer with this raw HTTP response.
+    Respond(String),
+}
+
+/// A request as the front saw it: the request line and the headers.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct Front {
+    pub port: u16,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Front {
+    pub fn start(handler: impl Fn(&Seen) -> Action + Send + 'static) -> Front {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((mut client, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    client.set_nonblocking(false).unwrap();
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match client.read(&mut b) {
+                            Ok(1) => head.push(b[0]),
+                            _ => break,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+                    let line = lines.next().unwrap_or("").to_string();
+                    let headers: Vec<(String, String)> = lines
+                        .filter_map(|l| {
+                            l.split_once(':')
+                                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        })
+                        .collect();
+                    let req = Seen { line, headers };
+                    seen.lock().unwrap().push(req.clone());
+                    match handler(&req) {
+                        Action::Respond(r) => {
+                            let _ = client.write_all(r.as_bytes());
+                        }
+                        Action::Forward(up) => {
+                            let mut out = format!("{}\r\n", req.line);
+                            for (k, v) in &req.headers {
+                                if !k.eq_ignore_ascii_case("connection")
+                                    && !k.eq_ignore_ascii_case("authorization")
+                                {
+                                    out.push_str(&format!("{k}: {v}\r\n"));
+                                }
+                            }
+                            out.push_str("Connection: close\r\n\r\n");
+                            let Ok(mut up) = TcpStream::connect(("127.0.0.1", up)) else {
+                                continue;
+                            };
+                            up.write_all(out.as_bytes()).unwrap();
+                            let _ = std::io::copy(&mut up, &mut client);
+                        }
+                    }
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                }
+            })
+        };
+        Front {
+            port,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
