@@ -284,7 +284,15 @@ impl Extractor {
 
         let pfd = self.make_parents(parent)?;
         let pfd = pfd.as_fd();
-        touched.insert(path.clone());
+        // The entry and its ancestors now belong to this layer: an opaque
+        // whiteout later in the layer must keep them.
+        let mut prefix = path.as_str();
+        while touched.insert(prefix.to_string()) {
+            match prefix.rfind('/') {
+                Some(i) => prefix = &prefix[..i],
+                None => break,
+            }
+        }
         let mode = Mode::from_raw_mode(hdr.mode().map_err(Error::from)? & 0o7777);
         let uid = hdr.uid().unwrap_or(0) as u32;
         let gid = hdr.gid().unwrap_or(0) as u32;
@@ -743,6 +751,7 @@ mod tests {
         x.apply(
             &tar_of(&[
                 ("a/new", Regular, "n"),
+                ("a/deep/er/file", Regular, "d"),
                 ("a/.wh..wh..opq", Regular, ""),
                 ("a/.wh.new", Regular, ""),
                 (".wh.gone", Regular, ""),
@@ -753,6 +762,10 @@ mod tests {
         assert!(!root.join("a/b").exists());
         assert!(!root.join("a/keep").exists());
         assert!(root.join("a/new").exists());
+        assert_eq!(
+            std::fs::read_to_string(root.join("a/deep/er/file")).unwrap(),
+            "d"
+        );
         assert!(!root.join("gone").exists());
         for bad in [("../x", Regular, "x"), ("a/../../x", Regular, "x")] {
             let e = x.apply(&tar_of(&[bad])[..], "three").unwrap_err();
