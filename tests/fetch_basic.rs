@@ -319,6 +319,25 @@ fn layout_and_inspect() {
     );
     let o = ok(fetch(&["inspect", "--plain-http", &r]));
     let s = stdout(&o);
+    // Pull by digest, and by tag plus digest.
+    let digest = s
+        .lines()
+        .find_map(|l| l.strip_prefix("Manifest:   "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let by_digest = format!("{}/bb@{digest}", reg.host());
+    ok(pull(&work, &["--rootfs", &work.s("d1")], &by_digest));
+    ok(pull(
+        &work,
+        &["--rootfs", &work.s("d2")],
+        &format!("{}/bb:v2@{digest}", reg.host()),
+    ));
+    assert!(work.join("d1/bin/busybox").exists() && work.join("d2/bin/busybox").exists());
+    let wrong = format!("{}/bb@sha256:{}", reg.host(), "0".repeat(64));
+    fails(pull(&work, &[], &wrong), "manifest");
     assert!(
         s.contains("Platform:   linux/amd64") && s.contains("Cmd:") && s.contains("Layers:     1"),
         "{s}"
@@ -742,4 +761,52 @@ fn bad_references_and_unreachable_registries() {
     assert_eq!(o.status.code(), Some(2), "usage error: {}", stderr(&o));
     let o = fetch(&["ls", "--store", &work.s("never")]);
     assert!(o.status.success() && stdout(&o).is_empty());
+}
+
+#[test]
+fn concurrent_pulls_share_the_store() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("concurrent");
+    let big: String = (0..2_000_000)
+        .map(|i| char::from(b'a' + (i * 13 % 26) as u8))
+        .collect();
+    let img = ImageSpec::new(vec![
+        Layer {
+            entries: busybox_entries(),
+            comp: Comp::Gzip,
+        },
+        Layer {
+            entries: vec![file("big", &big)],
+            comp: Comp::None,
+        },
+    ]);
+    publish(&reg, &work, "conc", "v1", &[img], &[]);
+    let r = format!("{}/conc:v1", reg.host());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let (store, root, r) = (work.s("store"), work.s(&format!("root{i}")), r.clone());
+            std::thread::spawn(move || {
+                fetch(&[
+                    "pull",
+                    "--plain-http",
+                    "-q",
+                    "--store",
+                    &store,
+                    "--rootfs",
+                    &root,
+                    &r,
+                ])
+            })
+        })
+        .collect();
+    for h in handles {
+        ok(h.join().unwrap());
+    }
+    for i in 0..4 {
+        assert_eq!(read(&work.join(&format!("root{i}/big"))), big);
+    }
+    assert_eq!(
+        stdout(&ok(fetch(&["ls", "-q", "--store", &work.s("store")]))).trim(),
+        r
+    );
 }

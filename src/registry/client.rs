@@ -401,7 +401,14 @@ fn ureq_message(e: &ureq::Error) -> String {
             .message()
             .to_string(),
         ureq::Error::HostNotFound => "host not found".into(),
-        other => other.to_string(),
+        other => {
+            let m = other.to_string();
+            if m.contains("InvalidContentType") {
+                format!("{m} (not a TLS server: a plain-HTTP registry needs --plain-http)")
+            } else {
+                m
+            }
+        }
     }
 }
 
