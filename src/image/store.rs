@@ -395,7 +395,14 @@ mod tests {
 
     #[test]
     fn ingest_verifies_resumes_and_tags() {
+        struct Cleanup(PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
         let root = tmpdir("ingest");
+        let _cleanup = Cleanup(root.clone());
         let s = Store::open(&root).unwrap();
         let d = desc(b"hello world");
         let mut i = s.ingest(&d).unwrap();

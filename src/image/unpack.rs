@@ -709,8 +709,15 @@ mod tests {
     #[test]
     fn applies_whiteouts_links_and_stays_inside() {
         use tar::EntryType::*;
+        struct Cleanup(std::path::PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
         let base = std::env::temp_dir().join(format!("skiff-unpack-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
+        let _cleanup = Cleanup(base.clone());
         let root = base.join("root");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(base.join("outside"), "keep").unwrap();
