@@ -300,6 +300,23 @@ fn bundle_command_override_and_env() {
     ]));
     let id = format!("skiff-fetch-{}-2", std::process::id());
     assert_eq!(runc_run(&work.join("b"), &id), "hello\n/etc\n0\n");
+    // The root is writable, as with docker run.
+    let (b2, id2) = (work.s("w"), format!("skiff-fetch-{}-4", std::process::id()));
+    ok(fetch(&[
+        "pull",
+        "--plain-http",
+        "-q",
+        "--store",
+        &store,
+        "--bundle",
+        &b2,
+        &r,
+        "--",
+        "sh",
+        "-c",
+        "echo hi > /tmp/x && cat /tmp/x",
+    ]));
+    assert_eq!(runc_run(&work.join("w"), &id2), "hi\n");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! A runtime bundle from an image: `config.json` shaped like `runc spec`'s
-//! default (terminal off), with the image's command, environment, working
+//! default (terminal off, root writable), with the image's command, environment, working
 //! directory and user, so `runc run -b DIR id` runs it as `docker run` would.
 
 use crate::error::{Error, Result};
@@ -193,8 +193,10 @@ pub fn config_json(args: &[String], env: &[String], cwd: &str, user: &User) -> S
         .object()
         .key("path")
         .str("rootfs")
+        // Writable, as `docker run` gives it (runc spec says true): the
+        // rootfs is this bundle's own copy.
         .key("readonly")
-        .bool(true)
+        .bool(false)
         .end_object();
     w.key("hostname").str("runc");
     w.key("mounts").array();
