@@ -565,6 +565,8 @@ struct LayerState {
     total: u64,
     done: u64,
     started: Option<Instant>,
+    /// Bytes already there when the transfer started (resume).
+    resumed: u64,
     status: &'static str,
 }
 
@@ -586,6 +588,7 @@ impl Progress {
                 total: 0,
                 done: 0,
                 started: None,
+                resumed: 0,
                 status: "waiting",
             });
         }
@@ -594,6 +597,7 @@ impl Progress {
 
     fn paint_loop(&self) {
         let mut lines = 0;
+        let begun = Instant::now();
         loop {
             let stopping = self.stop.load(Ordering::SeqCst);
             let snapshot = self
@@ -605,7 +609,10 @@ impl Progress {
             if lines > 0 {
                 s.push_str(&format!("\x1b[{lines}A"));
             }
+            let (mut done, mut total) = (0, 0);
             for l in &snapshot {
+                done += l.done;
+                total += l.total;
                 let name = l
                     .digest
                     .as_ref()
@@ -613,21 +620,33 @@ impl Progress {
                     .unwrap_or_default();
                 let speed = match l.started {
                     Some(t) if t.elapsed().as_secs_f64() > 0.05 && l.status == "downloading" => {
-                        format!(
-                            " {}/s",
-                            human((l.done as f64 / t.elapsed().as_secs_f64()) as u64)
-                        )
+                        let rate =
+                            l.done.saturating_sub(l.resumed) as f64 / t.elapsed().as_secs_f64();
+                        format!(" {}/s", human(rate as u64))
                     }
                     _ => String::new(),
                 };
+                let width = 20;
+                let filled = (l.done * width)
+                    .checked_div(l.total)
+                    .unwrap_or(0)
+                    .min(width) as usize;
                 s.push_str(&format!(
-                    "\r\x1b[K{name}  {:<12} {:>10} / {:<10}{speed}\n",
+                    "\r\x1b[K{name}  {:<11} |{}{}| {:>10} / {:<10}{speed}\n",
                     l.status,
+                    "+".repeat(filled),
+                    " ".repeat(width as usize - filled),
                     human(l.done),
                     human(l.total)
                 ));
             }
-            lines = snapshot.len();
+            s.push_str(&format!(
+                "\r\x1b[Kelapsed: {:.1} s  total: {} / {}\n",
+                begun.elapsed().as_secs_f64(),
+                human(done),
+                human(total)
+            ));
+            lines = snapshot.len() + 1;
             let _ = std::io::stderr().write_all(s.as_bytes());
             if stopping {
                 break;
@@ -649,6 +668,7 @@ impl Observer for Progress {
             l.digest = Some(desc.digest.clone());
             l.total = desc.size;
             l.done = offset;
+            l.resumed = offset;
             l.started = Some(Instant::now());
             l.status = "downloading";
         });
