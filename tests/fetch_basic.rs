@@ -54,6 +54,11 @@ fn pull_single_layer_to_rootfs() {
             uid: 1234,
             gid: 5678,
         },
+        Entry::PaxOwned {
+            path: "srv/big-ids".into(),
+            uid: 3_000_000,
+            gid: 4_000_000,
+        },
         Entry::Fifo {
             path: "srv/fifo".into(),
         },
@@ -104,6 +109,8 @@ fn pull_single_layer_to_rootfs() {
         (1234, 5678, 0o4750)
     );
     assert_eq!(owned.mtime(), 1_600_000_000);
+    let big = fs::metadata(root.join("srv/big-ids")).unwrap();
+    assert_eq!((big.uid(), big.gid()), (3_000_000, 4_000_000));
     assert!(fs::symlink_metadata(root.join("srv/fifo"))
         .unwrap()
         .file_type()

@@ -294,10 +294,30 @@ impl Extractor {
             }
         }
         let mode = Mode::from_raw_mode(hdr.mode().map_err(Error::from)? & 0o7777);
-        let uid = hdr.uid().unwrap_or(0) as u32;
-        let gid = hdr.gid().unwrap_or(0) as u32;
+        let mut uid = hdr.uid().unwrap_or(0) as u32;
+        let mut gid = hdr.gid().unwrap_or(0) as u32;
+        // PAX records carry ids too large for the header.
+        if let Ok(Some(exts)) = entry.pax_extensions() {
+            for ext in exts.flatten() {
+                let value = ext.value().ok().and_then(|v| v.parse::<u32>().ok());
+                match (ext.key(), value) {
+                    (Ok("uid"), Some(v)) => uid = v,
+                    (Ok("gid"), Some(v)) => gid = v,
+                    _ => {}
+                }
+            }
+        }
         let mtime = hdr.mtime().unwrap_or(0);
         let existing = lstat(pfd, base)?;
+        if kind == tar::EntryType::Link {
+            // A link to itself: nothing to do (and removing it first would lose it).
+            let target = entry
+                .link_name_bytes()
+                .map(|t| String::from_utf8_lossy(&t).into_owned());
+            if target.as_deref().map(clean_path) == Some(Ok(comps.clone())) {
+                return Ok(());
+            }
+        }
 
         if kind == tar::EntryType::Directory {
             match existing {
@@ -735,6 +755,7 @@ mod tests {
                 ("a/keep", Regular, "k"),
                 ("gone", Regular, "g"),
                 ("hl", Link, "lib/x.so"),
+                ("hl", Link, "./hl"),
             ])[..],
             "one",
         )
@@ -754,6 +775,11 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(base.join("outside")).unwrap(),
             "keep"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("hl")).unwrap(),
+            "so",
+            "a self-link keeps the file"
         );
         x.apply(
             &tar_of(&[

@@ -326,6 +326,12 @@ pub enum Entry {
         major: u32,
         minor: u32,
     },
+    /// A file whose owner is given by PAX records only.
+    PaxOwned {
+        path: String,
+        uid: u32,
+        gid: u32,
+    },
     /// A file carrying a security.capability PAX xattr.
     CapFile {
         path: String,
@@ -420,6 +426,13 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
                 h.set_device_major(*major).unwrap();
                 h.set_device_minor(*minor).unwrap();
                 h.set_mode(0o666);
+                (path, &[])
+            }
+            Entry::PaxOwned { path, uid, gid } => {
+                let (u, g) = (uid.to_string(), gid.to_string());
+                b.append_pax_extensions([("uid", u.as_bytes()), ("gid", g.as_bytes())])
+                    .unwrap();
+                h.set_entry_type(tar::EntryType::Regular);
                 (path, &[])
             }
             Entry::CapFile { path, data, cap } => {
