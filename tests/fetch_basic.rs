@@ -577,6 +577,45 @@ fn corrupted_blob_is_rejected_and_not_stored() {
         "digest mismatch",
     );
     assert!(!work.join("bundle").exists(), "no partial bundle");
+
+    // A corrupt gzip stream: extraction fails midway, the verdict is still
+    // the digest mismatch, and nothing is left.
+    let big: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    let img = ImageSpec::new(vec![
+        Layer {
+            entries: busybox_entries(),
+            comp: Comp::Gzip,
+        },
+        Layer {
+            entries: vec![file("b", &big)],
+            comp: Comp::Gzip,
+        },
+    ]);
+    let layers = publish(&reg, &work, "badgz", "v1", &[img], &["--preserve-digests"]);
+    for d in &layers {
+        let blob = reg.blob_file(d);
+        let mut data = fs::read(&blob).unwrap();
+        let at = data.len() / 2;
+        data[at] ^= 0x55;
+        fs::write(&blob, &data).unwrap();
+    }
+    let r = format!("{}/badgz:v1", reg.host());
+    let e = fails(
+        pull(&work, &["--rootfs", &work.s("gz")], &r),
+        "digest mismatch",
+    );
+    assert!(
+        e.contains(&layers[0].to_string()) || e.contains(&layers[1].to_string()),
+        "{e}"
+    );
+    assert!(!work.join("gz").exists(), "no partial rootfs");
+    for d in &layers {
+        assert!(!work
+            .join(&format!("store/blobs/sha256/{}", d.hex()))
+            .exists());
+    }
     assert_eq!(
         fs::read_dir(work.path())
             .unwrap()

@@ -5,11 +5,11 @@
 use crate::error::{Context, Error, Result};
 use crate::image::digest::Digest;
 use crate::image::oci::{self, Descriptor, Document, ImageConfig, Manifest, Platform, REF_NAME};
-use crate::image::store::Store;
+use crate::image::store::{Ingest, Store};
 use crate::image::unpack::{self, Rootfs};
 use crate::registry::{Client, Reference};
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 /// Told about layer transfers, for a progress display.
@@ -184,68 +184,231 @@ pub fn pull(
     })
 }
 
-/// Download the layers with up to `opts.parallel` threads; unpack them in
-/// order into `opts.rootfs` as soon as each one (and all before it) is in.
+/// Download the layers with up to `opts.parallel` transfers at once. With a
+/// rootfs, the layers are unpacked in order: the next layer to unpack, when
+/// no worker has started it yet, streams from the registry straight into
+/// extraction while it is stored and verified; the others are unpacked from
+/// the store as soon as they (and all before them) are in. The rootfs is a
+/// temporary tree until the pull succeeds, so a layer that fails to verify
+/// after it was extracted leaves nothing behind.
 fn fetch_layers(
     store: &Store,
     client: &Client,
     layers: &[Descriptor],
     opts: &PullOptions,
 ) -> Result<()> {
-    let next = AtomicUsize::new(0);
+    let claimed: Vec<AtomicBool> = layers.iter().map(|_| AtomicBool::new(false)).collect();
     let abort = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, Result<()>)>();
-    let workers = opts.parallel.clamp(1, 8).min(layers.len().max(1));
+    let parallel = opts.parallel.clamp(1, 8);
+    // With a rootfs the main thread streams one layer itself.
+    let workers = if opts.rootfs.is_some() {
+        parallel - 1
+    } else {
+        parallel
+    };
+    let workers = workers.min(layers.len());
+    let claim = |i: usize| {
+        claimed[i]
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    };
     std::thread::scope(|s| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, abort) = (&next, &abort);
-            s.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= layers.len() || abort.load(Ordering::SeqCst) {
-                    break;
-                }
-                let r = download(store, client, i, &layers[i], opts.observer, abort)
-                    .with_context(|| format!("layer {}", layers[i].digest));
-                let failed = r.is_err();
-                let _ = tx.send((i, r));
-                if failed {
-                    break;
+            let (abort, claim) = (&abort, &claim);
+            s.spawn(move || {
+                for (i, layer) in layers.iter().enumerate() {
+                    if abort.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if !claim(i) {
+                        continue;
+                    }
+                    let r = download(store, client, i, layer, opts.observer, abort)
+                        .with_context(|| format!("layer {}", layer.digest));
+                    let failed = r.is_err();
+                    let _ = tx.send((i, r));
+                    if failed {
+                        break;
+                    }
                 }
             });
         }
         drop(tx);
         let mut ready = vec![false; layers.len()];
-        let mut applied = 0;
         let mut first_err: Option<Error> = None;
-        for (i, r) in rx {
-            match r {
-                Ok(()) => ready[i] = true,
-                Err(e) => {
-                    abort.store(true, Ordering::SeqCst);
-                    if first_err.is_none() {
-                        first_err = Some(e);
-                    }
+        let fail = |e: Error, first_err: &mut Option<Error>| {
+            abort.store(true, Ordering::SeqCst);
+            first_err.get_or_insert(e);
+        };
+        // Take one worker report; false when no more can come.
+        let receive = |ready: &mut Vec<bool>, first_err: &mut Option<Error>| -> bool {
+            match rx.recv() {
+                Ok((i, Ok(()))) => {
+                    ready[i] = true;
+                    true
                 }
+                Ok((_, Err(e))) => {
+                    abort.store(true, Ordering::SeqCst);
+                    first_err.get_or_insert(e);
+                    true
+                }
+                Err(_) => false,
             }
-            while first_err.is_none() && applied < layers.len() && ready[applied] {
-                if let Some(rootfs) = opts.rootfs {
-                    if let Err(e) = apply_layer(store, rootfs, &layers[applied]) {
-                        abort.store(true, Ordering::SeqCst);
-                        first_err = Some(e);
+        };
+        for i in 0..layers.len() {
+            if first_err.is_some() {
+                break;
+            }
+            let Some(rootfs) = opts.rootfs else {
+                // Nothing to unpack: just wait for the workers.
+                while !ready[i] && first_err.is_none() {
+                    if !receive(&mut ready, &mut first_err) {
                         break;
                     }
-                    opts.observer.unpacked(applied, &layers[applied]);
                 }
-                applied += 1;
+                continue;
+            };
+            if claim(i) {
+                let r = stream_layer(store, client, i, &layers[i], opts.observer, &abort, rootfs);
+                if let Err(e) = r {
+                    fail(e, &mut first_err);
+                    break;
+                }
+            } else {
+                while !ready[i] && first_err.is_none() {
+                    if !receive(&mut ready, &mut first_err) {
+                        break;
+                    }
+                }
+                if first_err.is_some() {
+                    break;
+                }
+                if !ready[i] {
+                    fail(Error::new("layer download stopped early"), &mut first_err);
+                    break;
+                }
+                if let Err(e) = apply_layer(store, rootfs, &layers[i]) {
+                    fail(e, &mut first_err);
+                    break;
+                }
             }
+            opts.observer.unpacked(i, &layers[i]);
         }
+        if first_err.is_none() && opts.rootfs.is_none() && ready.iter().any(|r| !r) {
+            first_err = Some(Error::new("layer download stopped early"));
+        }
+        // Let the workers see an abort and finish; collect a late error.
+        while receive(&mut ready, &mut first_err) {}
         match first_err {
             Some(e) => Err(e),
-            None if applied == layers.len() => Ok(()),
-            None => Err(Error::new("layer download stopped early")),
+            None => Ok(()),
         }
     })
+}
+
+/// Hashes and stores what it reads from the registry, and hands it on.
+struct Tee<'a> {
+    inner: &'a mut (dyn Read + Send),
+    ingest: &'a mut Ingest,
+    obs: &'a dyn Observer,
+    i: usize,
+    abort: &'a AtomicBool,
+    /// Reading from the registry failed (worth a resumed retry).
+    transfer_failed: bool,
+    /// Storing failed (too much data, disk): not worth a retry.
+    store_error: Option<String>,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.abort.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("aborted"));
+        }
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.transfer_failed = true;
+                return Err(std::io::Error::other(format!("transfer interrupted: {e}")));
+            }
+        };
+        if let Err(e) = self.ingest.writer().write_all(&buf[..n]) {
+            self.store_error = Some(e.to_string());
+            return Err(e);
+        }
+        self.obs.bytes(self.i, n as u64);
+        Ok(n)
+    }
+}
+
+/// Download a layer and extract it while it arrives; verified at the end.
+fn stream_layer(
+    store: &Store,
+    client: &Client,
+    i: usize,
+    desc: &Descriptor,
+    obs: &dyn Observer,
+    abort: &AtomicBool,
+    rootfs: &Rootfs,
+) -> Result<()> {
+    // Extraction errors name the layer already; name it on the others.
+    let named = |e: Error| e.wrap(format!("layer {}", desc.digest));
+    let fallback = || -> Result<()> {
+        download(store, client, i, desc, obs, abort).map_err(named)?;
+        apply_layer(store, rootfs, desc)
+    };
+    if store.has(desc) {
+        obs.done(i, desc, true);
+        return apply_layer(store, rootfs, desc);
+    }
+    let mut ingest = store.ingest(desc).map_err(named)?;
+    if store.has(desc) || ingest.offset() > 0 {
+        // Stored meanwhile, or an earlier pull left part of it: resume
+        // the plain way.
+        drop(ingest);
+        return fallback();
+    }
+    let mut stream = client.blob(&desc.digest, 0).map_err(named)?;
+    obs.start(i, desc, 0);
+    let declared = oci::layer_compression(&desc.media_type).unwrap_or(oci::Compression::None);
+    let mut tee = Tee {
+        inner: &mut *stream.reader,
+        ingest: &mut ingest,
+        obs,
+        i,
+        abort,
+        transfer_failed: false,
+        store_error: None,
+    };
+    let applied = unpack::decompressor(&mut tee, declared)
+        .map_err(Error::from)
+        .and_then(|reader| rootfs.apply(reader, &desc.digest.to_string()));
+    // The tar may end before the blob does (padding, compression trailer).
+    let drained = if tee.transfer_failed || tee.store_error.is_some() {
+        Ok(0)
+    } else {
+        std::io::copy(&mut tee, &mut std::io::sink())
+    };
+    if abort.load(Ordering::SeqCst) {
+        return Err(named(Error::new("aborted")));
+    }
+    if let Some(e) = tee.store_error.take() {
+        return Err(named(Error::new(e)));
+    }
+    if tee.transfer_failed || drained.is_err() || ingest.offset() < desc.size {
+        // Keep what arrived; finish with Range, then apply the layer again
+        // from the store (applying a layer twice gives the same tree).
+        drop(ingest);
+        return fallback();
+    }
+    // A corrupt blob shows as a digest mismatch rather than as whatever
+    // the extraction made of it.
+    ingest.commit().map_err(named)?;
+    applied?;
+    obs.done(i, desc, false);
+    Ok(())
 }
 
 /// Unpack one stored layer into the rootfs.

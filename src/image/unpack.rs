@@ -194,6 +194,8 @@ impl Extractor {
         let mut archive = tar::Archive::new(tar_stream);
         let mut touched: HashSet<String> = HashSet::new();
         let mut dir_times: Vec<DirTime> = Vec::new();
+        // Large writes: std's io::copy uses 8 KiB.
+        let mut buf = vec![0u8; 256 << 10];
         let entries = archive
             .entries()
             .map_err(|e| Error::from(e).wrap(format!("layer {layer}")))?;
@@ -201,8 +203,14 @@ impl Extractor {
             let mut entry =
                 entry.map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
             let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            self.entry(&mut entry, &raw_name, &mut touched, &mut dir_times)
-                .map_err(|e| e.wrap(format!("layer {layer}: entry {raw_name:?}")))?;
+            self.entry(
+                &mut entry,
+                &raw_name,
+                &mut touched,
+                &mut dir_times,
+                &mut buf,
+            )
+            .map_err(|e| e.wrap(format!("layer {layer}: entry {raw_name:?}")))?;
         }
         // Directory times last: creating children changed them.
         for d in dir_times.iter().rev() {
@@ -232,6 +240,7 @@ impl Extractor {
         raw_name: &str,
         touched: &mut HashSet<String>,
         dir_times: &mut Vec<DirTime>,
+        buf: &mut [u8],
     ) -> Result<()> {
         let comps = clean_path(raw_name).map_err(Error::new)?;
         let hdr = entry.header().clone();
@@ -372,7 +381,7 @@ impl Extractor {
                     Mode::from_raw_mode(0o600),
                 )?;
                 let mut file = File::from(fd);
-                io::copy(entry, &mut file).map_err(|e| Error::from(e).wrap("write"))?;
+                copy(entry, &mut file, buf).map_err(|e| Error::from(e).wrap("write"))?;
                 self.own(&file, uid, gid)?;
                 rfs::fchmod(&file, mode)?;
                 self.xattrs(&file, entry)?;
@@ -566,6 +575,29 @@ impl Extractor {
             }
         }
         Ok(())
+    }
+}
+
+fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Write;
+    loop {
+        // Fill the buffer as far as the source allows before writing.
+        let mut filled = 0;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..filled])?;
+        if filled < buf.len() {
+            return Ok(());
+        }
     }
 }
 
