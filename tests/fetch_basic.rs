@@ -873,3 +873,38 @@ fn concurrent_pulls_share_the_store() {
         r
     );
 }
+
+#[test]
+fn docker_hub_names_through_a_mirror() {
+    // Any request that would leave for docker.io goes to a dead proxy on
+    // loopback instead (with a proxy, the client resolves no names).
+    let env = [
+        ("ALL_PROXY", "http://127.0.0.1:1"),
+        ("NO_PROXY", "127.0.0.1"),
+    ];
+    let mirror = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("hub");
+    publish(&mirror, &work, "library/bb", "hub", &[busybox_image()], &[]);
+    let m = format!("docker.io=http://{}", mirror.host());
+    let (store, root) = (work.s("store"), work.s("root"));
+    ok(fetch_env(
+        &[
+            "pull", "-q", "--store", &store, "--mirror", &m, "--rootfs", &root, "bb:hub",
+        ],
+        &env,
+    ));
+    assert!(work.join("root/bin/busybox").exists());
+    let listed = stdout(&ok(fetch(&["ls", "-q", "--store", &store])));
+    assert_eq!(listed.trim(), "docker.io/library/bb:hub");
+    // Not on the mirror: the fallback goes to registry-1.docker.io (here:
+    // the dead proxy) and says so.
+    let e = fails(
+        fetch_env(
+            &["pull", "-q", "--store", &store, "--mirror", &m, "bb:other"],
+            &env,
+        ),
+        "registry-1.docker.io",
+    );
+    assert!(e.contains("mirrors failed") && e.contains("404"), "{e}");
+    ok(fetch(&["rm", "--store", &store, "bb:hub"]));
+}
