@@ -908,3 +908,55 @@ fn docker_hub_names_through_a_mirror() {
     assert!(e.contains("mirrors failed") && e.contains("404"), "{e}");
     ok(fetch(&["rm", "--store", &store, "bb:hub"]));
 }
+
+#[test]
+fn rm_keeps_blobs_other_images_use() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("gc");
+    let base = || Layer {
+        entries: busybox_entries(),
+        comp: Comp::Gzip,
+    };
+    let a = publish(
+        &reg,
+        &work,
+        "gc",
+        "a",
+        &[ImageSpec::new(vec![
+            base(),
+            Layer {
+                entries: vec![file("a", "a")],
+                comp: Comp::Gzip,
+            },
+        ])],
+        &["--preserve-digests"],
+    );
+    let b = publish(
+        &reg,
+        &work,
+        "gc",
+        "b",
+        &[ImageSpec::new(vec![
+            base(),
+            Layer {
+                entries: vec![file("b", "b")],
+                comp: Comp::Gzip,
+            },
+        ])],
+        &["--preserve-digests"],
+    );
+    assert_eq!(a[0], b[0], "the base layer is shared");
+    let (ra, rb) = (
+        format!("{}/gc:a", reg.host()),
+        format!("{}/gc:b", reg.host()),
+    );
+    ok(pull(&work, &[], &ra));
+    ok(pull(&work, &[], &rb));
+    let blob = |d: &Digest| work.join(&format!("store/blobs/sha256/{}", d.hex()));
+    ok(fetch(&["rm", "--store", &work.s("store"), &ra]));
+    assert!(
+        blob(&a[0]).exists() && blob(&b[1]).exists(),
+        "b's blobs stay"
+    );
+    assert!(!blob(&a[1]).exists(), "a's own layer goes");
+}
