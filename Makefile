@@ -34,6 +34,7 @@ lint:
 
 bench: build test-deps
 	scripts/bench
+	scripts/bench-pull
 
 clean:
 	cargo clean

@@ -2,6 +2,7 @@
 //! busybox; invoked as `skiff`, the first argument names it.
 
 mod args;
+mod fetch;
 mod output;
 mod runc;
 
@@ -45,7 +46,7 @@ const APPLETS: &[Applet] = &[
     Applet {
         name: "skiff-fetch",
         summary: "pull images and make bundles",
-        entry: not_yet,
+        entry: fetch::main,
     },
 ];
 

@@ -3,8 +3,10 @@
 
 pub mod cgroups;
 pub mod error;
+pub mod image;
 pub mod json;
 pub mod oci;
+pub mod registry;
 pub mod runtime;
 pub mod sys;
 pub mod time;

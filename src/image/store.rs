@@ -1,0 +1,436 @@
+//! The local content store, itself an OCI image layout: `blobs/<alg>/<hex>`
+//! holds verified blobs only; `ingest/` holds partial downloads (kept for
+//! resume); `index.json` names the pulled images. A blob enters `blobs/`
+//! by write-temp, fsync, rename, after its digest and size were checked.
+
+use crate::error::{Context, Error, Result};
+use crate::image::digest::{self, Digest, Verifier};
+use crate::image::oci::{self, Descriptor, Document, REF_NAME};
+use crate::json::{self, Node, Writer};
+use rustix::fs::{flock, FlockOperation};
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let s = Store {
+            root: root.to_path_buf(),
+        };
+        for d in ["blobs/sha256", "blobs/sha512", "ingest"] {
+            fs::create_dir_all(root.join(d))
+                .with_context(|| format!("create store {}", root.join(d).display()))?;
+        }
+        init_layout(root)?;
+        Ok(s)
+    }
+
+    /// Open an existing store without creating anything.
+    pub fn open_existing(root: &Path) -> Result<Store> {
+        if !root.join("index.json").exists() {
+            return Err(Error::new(format!(
+                "store {}: no index.json (nothing pulled yet)",
+                root.display()
+            )));
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(d.algorithm().name())
+            .join(d.hex())
+    }
+
+    fn ingest_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("ingest")
+            .join(format!("{}-{}", d.algorithm().name(), d.hex()))
+    }
+
+    /// Is the blob present (with the expected size)?
+    pub fn has(&self, desc: &Descriptor) -> bool {
+        fs::symlink_metadata(self.blob_path(&desc.digest))
+            .is_ok_and(|m| m.is_file() && m.len() == desc.size)
+    }
+
+    /// Read a small blob (manifest, config) and check it again.
+    pub fn read(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        if desc.size > oci::MAX_DOCUMENT {
+            return Err(Error::new(format!(
+                "blob {}: {} bytes is too large to read into memory",
+                desc.digest, desc.size
+            )));
+        }
+        let path = self.blob_path(&desc.digest);
+        let data = fs::read(&path).with_context(|| format!("read blob {}", desc.digest))?;
+        digest::verify_bytes(&data, &desc.digest, desc.size)?;
+        Ok(data)
+    }
+
+    /// Store an in-memory blob after checking it.
+    pub fn put(&self, desc: &Descriptor, data: &[u8]) -> Result<()> {
+        digest::verify_bytes(data, &desc.digest, desc.size)?;
+        if self.has(desc) {
+            return Ok(());
+        }
+        let tmp = self.root.join("ingest").join(format!(
+            "put-{}-{}",
+            std::process::id(),
+            desc.digest.hex()
+        ));
+        let res = (|| -> Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, self.blob_path(&desc.digest))?;
+            sync_dir(&self.blob_path(&desc.digest))
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.with_context(|| format!("store blob {}", desc.digest))
+    }
+
+    /// Start (or resume) writing a blob. Holds an exclusive lock on the
+    /// partial file so two pulls do not write the same blob at once.
+    pub fn ingest(&self, desc: &Descriptor) -> Result<Ingest> {
+        let path = self.ingest_path(&desc.digest);
+        let what = || format!("ingest blob {}", desc.digest);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(what)?;
+        flock(&file, FlockOperation::LockExclusive).with_context(what)?;
+        let mut verifier = Verifier::new(
+            file.try_clone().with_context(what)?,
+            &desc.digest,
+            desc.size,
+        );
+        let have = file.metadata().with_context(what)?.len();
+        if have > desc.size {
+            file.set_len(0).with_context(what)?;
+        } else if have > 0 {
+            // Hash what an earlier, interrupted pull left.
+            let mut buf = vec![0u8; 256 << 10];
+            let mut left = have;
+            file.seek(SeekFrom::Start(0)).with_context(what)?;
+            while left > 0 {
+                let want = left.min(buf.len() as u64) as usize;
+                let n = file.read(&mut buf[..want]).with_context(what)?;
+                if n == 0 {
+                    break;
+                }
+                verifier.absorb(&buf[..n]);
+                left -= n as u64;
+            }
+        }
+        let offset = verifier.written();
+        file.set_len(offset).with_context(what)?;
+        file.seek(SeekFrom::Start(offset)).with_context(what)?;
+        // The verifier writes through its own handle; move it to the end too.
+        Ok(Ingest {
+            path,
+            dest: self.blob_path(&desc.digest),
+            verifier,
+            _lock: file,
+            digest: desc.digest.clone(),
+        })
+    }
+
+    /// Forget a partial download.
+    pub fn discard_partial(&self, d: &Digest) {
+        let _ = fs::remove_file(self.ingest_path(d));
+    }
+
+    // ---- the image index -------------------------------------------------
+
+    fn lock(&self) -> Result<File> {
+        let p = self.root.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .with_context(|| format!("open {}", p.display()))?;
+        flock(&f, FlockOperation::LockExclusive)
+            .with_context(|| format!("lock {}", p.display()))?;
+        Ok(f)
+    }
+
+    /// The images in the store: manifest descriptors named by reference.
+    pub fn images(&self) -> Result<Vec<Descriptor>> {
+        read_index(&self.root.join("index.json"))
+    }
+
+    /// Find an image by its reference name.
+    pub fn find(&self, reference: &str) -> Result<Option<Descriptor>> {
+        Ok(self
+            .images()?
+            .into_iter()
+            .find(|d| d.annotation(REF_NAME) == Some(reference)))
+    }
+
+    /// Record `desc` (which must carry a ref.name annotation) in the index,
+    /// replacing an entry of the same name.
+    pub fn tag(&self, desc: &Descriptor) -> Result<()> {
+        let _l = self.lock()?;
+        let name = desc.annotation(REF_NAME).unwrap_or_default();
+        let mut list = self.images()?;
+        list.retain(|d| d.annotation(REF_NAME) != Some(name));
+        list.push(desc.clone());
+        write_index(&self.root.join("index.json"), &list)
+    }
+
+    /// Remove an image by reference, then delete blobs no image uses.
+    /// Returns false when no image had that name.
+    pub fn remove(&self, reference: &str) -> Result<bool> {
+        let _l = self.lock()?;
+        let mut list = self.images()?;
+        let before = list.len();
+        list.retain(|d| d.annotation(REF_NAME) != Some(reference));
+        if list.len() == before {
+            return Ok(false);
+        }
+        write_index(&self.root.join("index.json"), &list)?;
+        self.gc(&list)?;
+        Ok(true)
+    }
+
+    /// Delete every blob not reachable from `roots`.
+    fn gc(&self, roots: &[Descriptor]) -> Result<()> {
+        let mut keep: HashSet<Digest> = HashSet::new();
+        let mut todo: Vec<Descriptor> = roots.to_vec();
+        while let Some(d) = todo.pop() {
+            if !keep.insert(d.digest.clone()) || !self.has(&d) {
+                continue;
+            }
+            if d.size > oci::MAX_DOCUMENT || oci::layer_compression(&d.media_type).is_some() {
+                continue;
+            }
+            let Ok(data) = self.read(&d) else { continue };
+            match oci::parse_document(&data, &d.media_type, "") {
+                Ok(Document::Index(list)) => todo.extend(list),
+                Ok(Document::Manifest(m)) => {
+                    keep.insert(m.config.digest.clone());
+                    keep.extend(m.layers.iter().map(|l| l.digest.clone()));
+                }
+                Err(_) => {}
+            }
+        }
+        for alg in ["sha256", "sha512"] {
+            let dir = self.root.join("blobs").join(alg);
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Ok(d) = Digest::parse(&format!("{alg}:{name}")) else {
+                    continue;
+                };
+                if !keep.contains(&d) {
+                    fs::remove_file(e.path()).with_context(|| format!("remove blob {d}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A blob being written into the store.
+pub struct Ingest {
+    path: PathBuf,
+    dest: PathBuf,
+    verifier: Verifier<File>,
+    _lock: File,
+    digest: Digest,
+}
+
+impl Ingest {
+    /// Bytes already present (resume from here).
+    pub fn offset(&self) -> u64 {
+        self.verifier.written()
+    }
+
+    pub fn writer(&mut self) -> &mut Verifier<File> {
+        &mut self.verifier
+    }
+
+    /// Verify, fsync and move into place. On a mismatch the partial file is
+    /// removed: it can never become valid.
+    pub fn commit(self) -> Result<()> {
+        let Ingest {
+            path,
+            dest,
+            verifier,
+            _lock,
+            digest,
+        } = self;
+        let file = match verifier.finish() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        let what = || format!("store blob {digest}");
+        file.sync_all().with_context(what)?;
+        fs::rename(&path, &dest).with_context(what)?;
+        sync_dir(&dest).with_context(what)
+    }
+}
+
+fn sync_dir(file_in_dir: &Path) -> Result<()> {
+    if let Some(dir) = file_in_dir.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Create `oci-layout` and an empty `index.json` when absent.
+pub fn init_layout(root: &Path) -> Result<()> {
+    let layout = root.join("oci-layout");
+    if !layout.exists() {
+        write_atomic(&layout, b"{\"imageLayoutVersion\":\"1.0.0\"}")?;
+    }
+    let index = root.join("index.json");
+    if !index.exists() {
+        write_index(&index, &[])?;
+    }
+    Ok(())
+}
+
+pub fn read_index(path: &Path) -> Result<Vec<Descriptor>> {
+    let what = path.display().to_string();
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::from(e).wrap(format!("read {what}"))),
+    };
+    let v = json::parse(&text, &what)?;
+    let root = Node::new(&v, "");
+    let list = root.get("manifests").map_err(|e| e.wrap(&what))?;
+    match list {
+        Some(l) => l
+            .items()?
+            .iter()
+            .map(Descriptor::from_node)
+            .collect::<Result<_>>()
+            .map_err(|e| e.wrap(&what)),
+        None => Ok(Vec::new()),
+    }
+}
+
+pub fn write_index(path: &Path, list: &[Descriptor]) -> Result<()> {
+    let mut w = Writer::pretty();
+    w.begin_object();
+    w.key("schemaVersion").num(2);
+    w.key("mediaType").str(oci::OCI_INDEX);
+    w.key("manifests").array();
+    for d in list {
+        d.write(&mut w);
+    }
+    w.end_array();
+    w.end_object();
+    let mut text = w.finish();
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// write-temp, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| -> Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("skiff-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    fn desc(data: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            digest: Digest::of(data),
+            size: data.len() as u64,
+            platform: None,
+            annotations: vec![(REF_NAME.into(), "x/y:z".into())],
+        }
+    }
+
+    #[test]
+    fn ingest_verifies_resumes_and_tags() {
+        struct Cleanup(PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+        let root = tmpdir("ingest");
+        let _cleanup = Cleanup(root.clone());
+        let s = Store::open(&root).unwrap();
+        let d = desc(b"hello world");
+        let mut i = s.ingest(&d).unwrap();
+        i.writer().write_all(b"hello").unwrap();
+        drop(i);
+        assert!(!s.has(&d));
+        let mut i = s.ingest(&d).unwrap();
+        assert_eq!(i.offset(), 5);
+        i.writer().write_all(b" world").unwrap();
+        i.commit().unwrap();
+        assert!(s.has(&d));
+
+        let bad = desc(b"other");
+        let mut i = s.ingest(&bad).unwrap();
+        i.writer().write_all(b"OTHER").unwrap();
+        assert!(i
+            .commit()
+            .unwrap_err()
+            .message()
+            .contains("digest mismatch"));
+        assert!(!s.has(&bad));
+        assert!(!s.ingest_path(&bad.digest).exists());
+
+        s.tag(&d).unwrap();
+        assert_eq!(s.find("x/y:z").unwrap().unwrap().digest, d.digest);
+        assert!(s.remove("x/y:z").unwrap());
+        assert!(!s.has(&d));
+        assert!(!s.remove("x/y:z").unwrap());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

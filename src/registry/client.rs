@@ -1,0 +1,481 @@
+//! OCI distribution-spec client over HTTP/1.1 (ureq, blocking): manifests
+//! and blobs, bearer-token and basic auth, mirrors with fallback.
+
+use crate::error::{Context, Error, Result};
+use crate::image::digest::{self, Digest};
+use crate::image::oci::{self, Descriptor};
+use crate::json::{self, Node};
+use crate::registry::auth::{self, Challenge, Credentials};
+use crate::registry::reference::Reference;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+use ureq::http::Response;
+use ureq::Body;
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub plain_http: bool,
+    /// false: accept any certificate (`--tls-verify=false`).
+    pub tls_verify: bool,
+    /// Extra CA certificates (PEM) trusted besides the system bundle.
+    pub ca_files: Vec<PathBuf>,
+    /// `--user`: used for every host of this pull.
+    pub credentials: Option<Credentials>,
+    pub auth_file: Option<PathBuf>,
+    pub mirrors: Vec<Mirror>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// The registry this mirrors (`docker.io`, `host:port`).
+    pub host: String,
+    /// Base URL (`http://127.0.0.1:5001`); without a scheme, https.
+    pub url: String,
+}
+
+impl Mirror {
+    /// `HOST=URL`.
+    pub fn parse(s: &str) -> Result<Mirror> {
+        let (h, u) = s
+            .split_once('=')
+            .filter(|(h, u)| !h.is_empty() && !u.is_empty())
+            .ok_or_else(|| Error::new(format!("invalid mirror {s:?}: expected HOST=URL")))?;
+        let host = if h == "index.docker.io" || h == "registry-1.docker.io" {
+            "docker.io"
+        } else {
+            h
+        };
+        Ok(Mirror {
+            host: host.to_string(),
+            url: u.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Mirrors from a file: one `HOST=URL` per line, `#` comments.
+    pub fn read_file(path: &std::path::Path) -> Result<Vec<Mirror>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read mirrors file {}", path.display()))?;
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| (i, l.split('#').next().unwrap_or("").trim()))
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(i, l)| {
+                Mirror::parse(l).map_err(|e| e.wrap(format!("{}:{}", path.display(), i + 1)))
+            })
+            .collect()
+    }
+}
+
+struct Endpoint {
+    /// `scheme://host[/prefix]`, no trailing slash.
+    base: String,
+    credentials: Option<Credentials>,
+    /// The Authorization header value that worked last.
+    authorization: Mutex<Option<String>>,
+    mirror: bool,
+}
+
+/// A client for one repository.
+pub struct Client {
+    agent: ureq::Agent,
+    repository: String,
+    endpoints: Vec<Endpoint>,
+}
+
+/// A blob response being read.
+pub struct BlobStream {
+    pub reader: Box<dyn Read + Send>,
+    /// The server honoured the Range request: the body starts at the offset.
+    pub partial: bool,
+}
+
+impl Client {
+    pub fn new(opts: &Options, reference: &Reference) -> Result<Client> {
+        let agent = make_agent(opts)?;
+        let scheme = if opts.plain_http { "http" } else { "https" };
+        let creds_for = |host: &str| -> Result<Option<Credentials>> {
+            if let Some(c) = &opts.credentials {
+                return Ok(Some(c.clone()));
+            }
+            match &opts.auth_file {
+                Some(f) => auth::lookup_auth_file(f, host),
+                None => Ok(None),
+            }
+        };
+        let mut endpoints = Vec::new();
+        for m in opts.mirrors.iter().filter(|m| m.host == reference.domain) {
+            let base = if m.url.contains("://") {
+                m.url.clone()
+            } else {
+                format!("{scheme}://{}", m.url)
+            };
+            let host = base
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            endpoints.push(Endpoint {
+                base,
+                credentials: creds_for(&host)?,
+                authorization: Mutex::new(None),
+                mirror: true,
+            });
+        }
+        endpoints.push(Endpoint {
+            base: format!("{scheme}://{}", reference.api_host()),
+            credentials: creds_for(&reference.domain)?,
+            authorization: Mutex::new(None),
+            mirror: false,
+        });
+        Ok(Client {
+            agent,
+            repository: reference.repository.clone(),
+            endpoints,
+        })
+    }
+
+    /// GET a manifest or index by tag or digest. Returns the bytes and the
+    /// media type; checks the bytes when `object` is a digest.
+    pub fn manifest(&self, object: &str) -> Result<(Vec<u8>, String)> {
+        let path = format!("/v2/{}/manifests/{object}", self.repository);
+        let resp = self.get(&path, Some(oci::MANIFEST_ACCEPT), None)?;
+        let url = resp.url.clone();
+        let mut resp = resp.response;
+        let ctype = header(&resp, "content-type").unwrap_or_default();
+        let data = resp
+            .body_mut()
+            .with_config()
+            .limit(oci::MAX_DOCUMENT)
+            .read_to_vec()
+            .map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))?;
+        if object.contains(':') {
+            let d = Digest::parse(object)?;
+            digest::verify_bytes(&data, &d, data.len() as u64).context("manifest")?;
+        }
+        Ok((data, ctype))
+    }
+
+    /// GET a small blob (config) and verify it.
+    pub fn blob_bytes(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        if desc.size > oci::MAX_DOCUMENT {
+            return Err(Error::new(format!(
+                "blob {}: {} bytes is too large for a config",
+                desc.digest, desc.size
+            )));
+        }
+        let mut s = self.blob(&desc.digest, 0)?;
+        let mut data = Vec::with_capacity(desc.size as usize);
+        (&mut s.reader)
+            .take(desc.size + 1)
+            .read_to_end(&mut data)
+            .with_context(|| format!("read blob {}", desc.digest))?;
+        digest::verify_bytes(&data, &desc.digest, desc.size)?;
+        Ok(data)
+    }
+
+    /// Open a blob for streaming, from `offset` (a Range request) when > 0.
+    pub fn blob(&self, d: &Digest, offset: u64) -> Result<BlobStream> {
+        let path = format!("/v2/{}/blobs/{d}", self.repository);
+        let resp = self.get(&path, None, (offset > 0).then_some(offset))?;
+        let partial = resp.response.status().as_u16() == 206;
+        if partial {
+            let start = header(&resp.response, "content-range").and_then(|r| {
+                r.strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.parse::<u64>().ok())
+            });
+            if start != Some(offset) {
+                return Err(Error::new(format!(
+                    "GET {}: server answered a different range than bytes={offset}-",
+                    resp.url
+                )));
+            }
+        }
+        Ok(BlobStream {
+            reader: Box::new(resp.response.into_body().into_reader()),
+            partial,
+        })
+    }
+
+    /// GET `path` from the mirrors, then the upstream registry.
+    fn get(&self, path: &str, accept: Option<&str>, range: Option<u64>) -> Result<Fetched> {
+        let mut mirror_errors = Vec::new();
+        for ep in &self.endpoints {
+            let url = format!("{}{path}", ep.base);
+            match self.request(ep, &url, accept, range) {
+                Ok(r) => return Ok(r),
+                Err(e) if ep.mirror => mirror_errors.push(e.message().to_string()),
+                Err(e) => {
+                    if mirror_errors.is_empty() {
+                        return Err(e);
+                    }
+                    return Err(e.wrap(format!(
+                        "mirrors failed ({}), and upstream",
+                        mirror_errors.join("; ")
+                    )));
+                }
+            }
+        }
+        Err(Error::new("no registry endpoint"))
+    }
+
+    fn send(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<u64>,
+        authorization: Option<&str>,
+    ) -> Result<Response<Body>> {
+        let mut req = self.agent.get(url);
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        if let Some(off) = range {
+            req = req.header("Range", format!("bytes={off}-"));
+        }
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        req.call()
+            .map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))
+    }
+
+    fn request(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        accept: Option<&str>,
+        range: Option<u64>,
+    ) -> Result<Fetched> {
+        let current = ep
+            .authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut resp = self.send(url, accept, range, current.as_deref())?;
+        if resp.status().as_u16() == 401 {
+            let challenge = header(&resp, "www-authenticate").ok_or_else(|| {
+                Error::new(format!(
+                    "GET {url}: 401 Unauthorized without a WWW-Authenticate challenge"
+                ))
+            })?;
+            let challenge = Challenge::parse(&challenge).with_context(|| format!("GET {url}"))?;
+            let authorization = self
+                .authorize(ep, &challenge)
+                .with_context(|| format!("GET {url}"))?;
+            resp = self.send(url, accept, range, Some(&authorization))?;
+            if resp.status().as_u16() == 401 {
+                let why = if ep.credentials.is_some() {
+                    "credentials rejected"
+                } else {
+                    "authentication required (pass --user or --auth-file)"
+                };
+                return Err(Error::new(format!("GET {url}: 401 Unauthorized: {why}")));
+            }
+            *ep.authorization.lock().unwrap_or_else(|p| p.into_inner()) = Some(authorization);
+        }
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => Ok(Fetched {
+                response: resp,
+                url: url.to_string(),
+            }),
+            416 => Err(Error::new(format!("GET {url}: 416 Range Not Satisfiable"))),
+            _ => {
+                let detail = error_detail(&mut resp);
+                let reason = resp.status().canonical_reason().unwrap_or("");
+                Err(Error::new(format!("GET {url}: {status} {reason}{detail}")))
+            }
+        }
+    }
+
+    /// Work out the Authorization header for a challenge.
+    fn authorize(&self, ep: &Endpoint, challenge: &Challenge) -> Result<String> {
+        match challenge {
+            Challenge::Basic => match &ep.credentials {
+                Some(c) => Ok(c.basic_header()),
+                None => Err(Error::new(
+                    "401 Unauthorized: the registry wants basic auth (pass --user or --auth-file)",
+                )),
+            },
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = scope
+                    .clone()
+                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+                let mut url = realm.clone();
+                url.push(if url.contains('?') { '&' } else { '?' });
+                if let Some(s) = service {
+                    url.push_str(&format!("service={}&", auth::query_escape(s)));
+                }
+                url.push_str(&format!("scope={}", auth::query_escape(&scope)));
+                let basic = ep.credentials.as_ref().map(Credentials::basic_header);
+                let mut resp = self
+                    .send(&url, Some("application/json"), None, basic.as_deref())
+                    .context("get token")?;
+                let status = resp.status().as_u16();
+                if status != 200 {
+                    let detail = error_detail(&mut resp);
+                    return Err(Error::new(format!(
+                        "get token from {realm}: HTTP {status}{detail}"
+                    )));
+                }
+                let body = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(1 << 20)
+                    .read_to_vec()
+                    .map_err(|e| {
+                        Error::new(format!("get token from {realm}: {}", ureq_message(&e)))
+                    })?;
+                let text = String::from_utf8_lossy(&body);
+                let v = json::parse(&text, &format!("token response from {realm}"))?;
+                let root = Node::new(&v, "");
+                let token = match root.get("token")? {
+                    Some(t) => t.string()?,
+                    None => root
+                        .get("access_token")?
+                        .ok_or_else(|| {
+                            Error::new(format!("token response from {realm}: no token"))
+                        })?
+                        .string()?,
+                };
+                Ok(format!("Bearer {token}"))
+            }
+        }
+    }
+}
+
+struct Fetched {
+    response: Response<Body>,
+    url: String,
+}
+
+fn header(resp: &Response<Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The first error message of a distribution-spec error body, if any.
+fn error_detail(resp: &mut Response<Body>) -> String {
+    let Ok(body) = resp.body_mut().with_config().limit(64 << 10).read_to_vec() else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&body);
+    let Ok(v) = json::parse(&text, "") else {
+        return String::new();
+    };
+    let root = Node::new(&v, "");
+    let msg = (|| -> Result<String> {
+        let errs = root.need("errors")?.items()?;
+        let first = errs.first().ok_or_else(|| Error::new(""))?;
+        let code = first
+            .get("code")?
+            .map(|c| c.string())
+            .transpose()?
+            .unwrap_or_default();
+        let message = first
+            .get("message")?
+            .map(|c| c.string())
+            .transpose()?
+            .unwrap_or_default();
+        Ok(format!("{code}: {message}"))
+    })();
+    msg.map(|m| format!(" ({m})")).unwrap_or_default()
+}
+
+/// ureq's messages without its "io: " prefixes.
+fn ureq_message(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => Error::from(std::io::Error::new(io.kind(), io.to_string()))
+            .message()
+            .to_string(),
+        ureq::Error::HostNotFound => "host not found".into(),
+        other => {
+            let m = other.to_string();
+            if m.contains("InvalidContentType") {
+                format!("{m} (not a TLS server: a plain-HTTP registry needs --plain-http)")
+            } else {
+                m
+            }
+        }
+    }
+}
+
+fn make_agent(opts: &Options) -> Result<ureq::Agent> {
+    use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
+    let mut roots = Vec::new();
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    if let Ok(data) = std::fs::read(&system) {
+        roots.extend(parse_pem(&data).filter_map(|i| match i {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        }));
+    }
+    for ca in &opts.ca_files {
+        let data = std::fs::read(ca).with_context(|| format!("read CA file {}", ca.display()))?;
+        let before = roots.len();
+        for item in parse_pem(&data) {
+            match item {
+                Ok(PemItem::Certificate(c)) => roots.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(Error::new(format!("CA file {}: {e}", ca.display()))),
+            }
+        }
+        if roots.len() == before {
+            return Err(Error::new(format!(
+                "CA file {}: no PEM certificates in it",
+                ca.display()
+            )));
+        }
+    }
+    let root_certs = if roots.is_empty() {
+        RootCerts::WebPki
+    } else {
+        RootCerts::new_with_certs(&roots)
+    };
+    let tls = TlsConfig::builder()
+        .root_certs(root_certs)
+        .disable_verification(!opts.tls_verify)
+        .build();
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+        .max_redirects(10)
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(config.new_agent())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_parse() {
+        assert_eq!(
+            Mirror::parse("docker.io=http://127.0.0.1:5000/").unwrap(),
+            Mirror {
+                host: "docker.io".into(),
+                url: "http://127.0.0.1:5000".into()
+            }
+        );
+        assert!(Mirror::parse("nohost").is_err());
+        assert!(Mirror::parse("=x").is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! Hostile layers: nothing outside the target is created, changed, linked
+//! or removed; what cannot be honoured safely fails naming the entry and
+//! leaves no partial rootfs.
+
+#[path = "fetch_support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use support::*;
+
+struct Outside {
+    dir: std::path::PathBuf,
+}
+
+impl Outside {
+    fn new(work: &TempDir) -> Outside {
+        let dir = work.join("outside");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("victim"), "precious").unwrap();
+        fs::write(dir.join("sub/victim"), "precious").unwrap();
+        fs::set_permissions(dir.join("victim"), fs::Permissions::from_mode(0o600)).unwrap();
+        Outside { dir }
+    }
+    fn s(&self) -> String {
+        self.dir.to_string_lossy().into_owned()
+    }
+    #[track_caller]
+    fn check(&self, case: &str) {
+        let v = fs::metadata(self.dir.join("victim"))
+            .unwrap_or_else(|_| panic!("{case}: victim removed"));
+        assert_eq!(read(&self.dir.join("victim")), "precious", "{case}");
+        assert_eq!(
+            v.permissions().mode() & 0o7777,
+            0o600,
+            "{case}: mode changed"
+        );
+        assert_eq!(v.nlink(), 1, "{case}: victim was hardlinked");
+        assert_eq!(read(&self.dir.join("sub/victim")), "precious", "{case}");
+        let names: Vec<String> = fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "{case}: something was created outside: {names:?}"
+        );
+        assert!(!Path::new("/pwned").exists(), "{case}: /pwned");
+    }
+}
+
+fn no_partial(work: &TempDir, target: &str, case: &str) {
+    assert!(!work.join(target).exists(), "{case}: partial rootfs left");
+    let left: Vec<_> = fs::read_dir(work.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{case}: temporary tree left");
+}
+
+#[test]
+fn hostile_layers() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("hostile");
+    let out = Outside::new(&work);
+    let o = out.s();
+    let climbs = "../".repeat(12);
+    // (case, entries, Some(error) or None when it must succeed, checks on success)
+    let cases: Vec<(&str, Vec<Entry>, Option<&str>)> = vec![
+        (
+            "dotdot",
+            vec![file(
+                &format!("{climbs}{}/pwned", o.trim_start_matches('/')),
+                "x",
+            )],
+            Some("path climbs out of the root"),
+        ),
+        (
+            "dotdot-mid",
+            vec![dir("a/"), file("a/../../pwned", "x")],
+            Some("path climbs out of the root"),
+        ),
+        (
+            "absolute",
+            vec![file(&format!("{o}/pwned"), "x"), file("/pwned", "x")],
+            None,
+        ),
+        (
+            "symlink-parent-abs",
+            vec![
+                symlink("evil", &o),
+                file("evil/pwned", "x"),
+                file("evil/victim", "mine"),
+            ],
+            None,
+        ),
+        (
+            "symlink-parent-rel",
+            vec![
+                symlink("up", &climbs),
+                file(&format!("up/{}/victim", o.trim_start_matches('/')), "mine"),
+            ],
+            None,
+        ),
+        (
+            "symlink-chain",
+            vec![
+                dir("d/"),
+                symlink("d/l1", "../l2"),
+                symlink("l2", &o),
+                file("d/l1/sub/victim", "mine"),
+            ],
+            None,
+        ),
+        (
+            "symlink-final",
+            vec![symlink("f", &format!("{o}/victim")), file("f", "replaced")],
+            None,
+        ),
+        (
+            "dir-over-symlink",
+            vec![
+                symlink("d", &o),
+                Entry::Dir {
+                    path: "d/".into(),
+                    mode: 0o777,
+                },
+            ],
+            None,
+        ),
+        (
+            "hardlink-dotdot",
+            vec![hardlink(
+                "hl",
+                &format!("{climbs}{}/victim", o.trim_start_matches('/')),
+            )],
+            Some("climbs out of the root"),
+        ),
+        (
+            "hardlink-abs",
+            vec![hardlink("hl", &format!("{o}/victim"))],
+            Some("hardlink target"),
+        ),
+        (
+            "hardlink-via-symlink",
+            vec![symlink("s", &o), hardlink("hl", "s/victim")],
+            Some("hardlink target"),
+        ),
+        (
+            "whiteout-dotdot",
+            vec![file(
+                &format!("{climbs}{}/.wh.victim", o.trim_start_matches('/')),
+                "",
+            )],
+            Some("climbs out of the root"),
+        ),
+        (
+            "whiteout-via-symlink",
+            vec![
+                symlink("w", &o),
+                file("w/.wh.victim", ""),
+                file("w/sub/.wh..wh..opq", ""),
+            ],
+            None,
+        ),
+        (
+            "opaque-via-symlink",
+            vec![symlink("w", &o), file("w/.wh..wh..opq", "")],
+            None,
+        ),
+        (
+            "whiteout-dotdot-name",
+            vec![file(".wh...", "")],
+            Some("invalid whiteout name"),
+        ),
+    ];
+    for (i, (case, entries, err)) in cases.into_iter().enumerate() {
+        let tag = format!("t{i}");
+        let layout = work.join(&format!("layout-{i}"));
+        // A benign first layer, then the hostile one.
+        write_layout(
+            &layout,
+            &tag,
+            &[ImageSpec::new(vec![
+                Layer {
+                    entries: vec![dir("etc/"), file("etc/hostname", "box")],
+                    comp: Comp::Gzip,
+                },
+                Layer {
+                    entries,
+                    comp: Comp::Gzip,
+                },
+            ])],
+        );
+        push(
+            &layout,
+            &tag,
+            &format!("{}/hostile:{tag}", reg.host()),
+            &["--preserve-digests"],
+        );
+        let target = format!("root-{i}");
+        let r = format!("{}/hostile:{tag}", reg.host());
+        let res = fetch(&[
+            "pull",
+            "--plain-http",
+            "-q",
+            "--store",
+            &work.s("store"),
+            "--rootfs",
+            &work.s(&target),
+            &r,
+        ]);
+        match err {
+            Some(why) => {
+                let e = fails(res, why);
+                assert!(e.contains("entry \""), "{case}: names the entry: {e}");
+                no_partial(&work, &target, case);
+            }
+            None => {
+                assert!(res.status.success(), "{case}: {}", stderr(&res));
+                assert_eq!(read(&work.join(&format!("{target}/etc/hostname"))), "box");
+            }
+        }
+        out.check(case);
+        // Where the in-root cases landed.
+        let t = work.join(&target);
+        let inner = t.join(o.trim_start_matches('/'));
+        match case {
+            "absolute" => assert!(
+                inner.join("pwned").exists() && t.join("pwned").exists(),
+                "{case}"
+            ),
+            "symlink-parent-abs" => assert_eq!(read(&inner.join("victim")), "mine", "{case}"),
+            "symlink-parent-rel" => assert_eq!(read(&inner.join("victim")), "mine", "{case}"),
+            "symlink-chain" => assert_eq!(read(&inner.join("sub/victim")), "mine", "{case}"),
+            "symlink-final" => assert_eq!(read(&t.join("f")), "replaced", "{case}"),
+            "dir-over-symlink" => assert!(
+                fs::symlink_metadata(t.join("d")).unwrap().is_dir(),
+                "{case}"
+            ),
+            _ => {}
+        }
+    }
+}
