@@ -190,22 +190,12 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
 }
 
 /// Write to stdout; a closed pipe ends the program quietly.
+/// A line on stdout (a newline added when missing).
 fn say(s: &str) {
-    let mut out = std::io::stdout().lock();
-    let r = out
-        .write_all(s.as_bytes())
-        .and_then(|()| {
-            if s.ends_with('\n') {
-                Ok(())
-            } else {
-                out.write_all(b"\n")
-            }
-        })
-        .and_then(|()| out.flush());
-    if let Err(e) = r {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if s.ends_with('\n') {
+        crate::output::print(s);
+    } else {
+        crate::output::print(&format!("{s}\n"));
     }
 }
 
