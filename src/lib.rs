@@ -5,6 +5,7 @@ pub mod error;
 pub mod json;
 pub mod oci;
 pub mod runtime;
+pub mod seccomp;
 pub mod sys;
 pub mod time;
 

@@ -1,0 +1,365 @@
+//! Seccomp: the OCI `linux.seccomp` section, parsed into a [`Profile`] and
+//! compiled by [`compile`] into a classic BPF [`Program`] that
+//! `sys::seccomp::install` loads. No libseccomp: the syscall tables are
+//! generated facts (`table.rs`), the compiler is ours (`bpf.rs`).
+//!
+//! Semantics follow runc with libseccomp, so profiles written for Docker,
+//! podman and containerd behave the same:
+//! - the native architecture (x86_64) is always filtered; `architectures`
+//!   adds i386 (`SCMP_ARCH_X86`) and x32 (`SCMP_ARCH_X32`); other known
+//!   architectures are accepted and ignored (no task on this host can have
+//!   them). A syscall from an architecture not in the filter kills the
+//!   thread (libseccomp's default "bad arch" action), and on x86_64 that
+//!   includes x32 syscalls (`nr & 0x40000000`) when x32 is not listed;
+//! - syscall names unknown on every architecture are skipped (runc logs
+//!   them at debug level; they are kept in [`Profile::unknown_syscalls`]);
+//! - a rule whose action equals the default action is dropped;
+//! - `errnoRet` of a rule defaults to EPERM (runc does not fall back to
+//!   `defaultErrnoRet`, which only applies to `defaultAction`); SCMP_ACT_TRACE
+//!   uses `errnoRet` (default EPERM) as its message value;
+//! - several `args` in one rule must all hold (AND), except that when two
+//!   of them name the same argument index each becomes a rule of its own
+//!   (OR), as runc does; several rules for one syscall are tried in profile
+//!   order, an unconditional rule taking precedence over conditional ones;
+//! - comparisons are unsigned over 64 bits on x86_64 and over the low 32
+//!   bits on i386 and x32 (libseccomp's argument width for those ABIs);
+//! - syscalls numbered above the highest one the profile names (per
+//!   architecture) return ENOSYS unless the default action allows them,
+//!   runc's "-ENOSYS stub", so that programs fall back from syscalls newer
+//!   than the profile instead of failing with EPERM.
+
+mod bpf;
+mod table;
+
+pub use bpf::{compile, Program, SockFilter};
+
+use crate::error::Result;
+use crate::json::Node;
+
+/// AUDIT_ARCH_X86_64 (EM_X86_64 | 64BIT | LE).
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// AUDIT_ARCH_I386 (EM_386 | LE).
+pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+/// x32 syscalls are x86_64 syscalls with this bit set in the number.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// SECCOMP_FILTER_FLAG_* values for seccomp(2).
+pub const FLAG_TSYNC: u32 = 1;
+pub const FLAG_LOG: u32 = 2;
+pub const FLAG_SPEC_ALLOW: u32 = 4;
+
+/// What the filter does with a syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    KillThread,
+    KillProcess,
+    Trap,
+    Errno(u16),
+    Trace(u16),
+    Allow,
+    Log,
+}
+
+impl Action {
+    /// The SECCOMP_RET_* value the filter returns.
+    pub fn ret(self) -> u32 {
+        match self {
+            Action::KillThread => 0x0000_0000,
+            Action::KillProcess => 0x8000_0000,
+            Action::Trap => 0x0003_0000,
+            Action::Errno(e) => 0x0005_0000 | e as u32,
+            Action::Trace(m) => 0x7ff0_0000 | m as u32,
+            Action::Log => 0x7ffc_0000,
+            Action::Allow => 0x7fff_0000,
+        }
+    }
+
+    /// Actions that let the syscall run (runc adds no ENOSYS stub then).
+    fn permissive(self) -> bool {
+        matches!(self, Action::Allow | Action::Log | Action::Trace(_))
+    }
+}
+
+/// The x86 ABIs a filter can see on an x86_64 kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Arch {
+    X86_64,
+    I386,
+    X32,
+}
+
+impl Arch {
+    /// This ABI's number for a syscall name, if it has one (x32 numbers
+    /// include [`X32_SYSCALL_BIT`]).
+    pub fn syscall(self, name: &str) -> Option<u32> {
+        let i = table::SYSCALLS.binary_search_by(|e| e.0.cmp(name)).ok()?;
+        let (_, x86_64, i386, x32) = table::SYSCALLS[i];
+        let n = match self {
+            Arch::X86_64 => x86_64,
+            Arch::I386 => i386,
+            Arch::X32 => x32,
+        };
+        match (n, self) {
+            (table::NONE, _) => None,
+            (n, Arch::X32) => Some(n as u32 | X32_SYSCALL_BIT),
+            (n, _) => Some(n as u32),
+        }
+    }
+
+    /// Whether syscall arguments are compared over 64 bits (x86_64) or only
+    /// their low 32 bits (i386, x32), as libseccomp does.
+    fn wide_args(self) -> bool {
+        self == Arch::X86_64
+    }
+}
+
+/// A comparison operator of a rule argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Ne,
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+    /// `(arg & value) == value_two`
+    MaskedEq,
+}
+
+/// One argument condition: `args[index] <op> value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Arg {
+    pub index: u8,
+    pub op: Op,
+    pub value: u64,
+    pub value_two: u64,
+}
+
+impl Arg {
+    /// Evaluate on an argument value (64-bit unsigned semantics).
+    pub fn holds(&self, arg: u64) -> bool {
+        match self.op {
+            Op::Ne => arg != self.value,
+            Op::Lt => arg < self.value,
+            Op::Le => arg <= self.value,
+            Op::Eq => arg == self.value,
+            Op::Ge => arg >= self.value,
+            Op::Gt => arg > self.value,
+            Op::MaskedEq => arg & self.value == self.value_two,
+        }
+    }
+}
+
+/// One rule: these syscalls, when all `args` hold, get `action`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Known syscall names (names no table knows are dropped at parse).
+    pub names: Vec<String>,
+    pub action: Action,
+    pub args: Vec<Arg>,
+}
+
+/// A parsed `linux.seccomp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub default_action: Action,
+    /// The x86 ABIs filtered, sorted; always holds [`Arch::X86_64`].
+    pub architectures: Vec<Arch>,
+    /// SECCOMP_FILTER_FLAG_* bits for seccomp(2).
+    pub flags: u32,
+    pub rules: Vec<Rule>,
+    /// Syscall names that no table knows; skipped, as runc does (with a
+    /// debug log).
+    pub unknown_syscalls: Vec<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            default_action: Action::Allow,
+            architectures: vec![Arch::X86_64],
+            flags: 0,
+            rules: Vec::new(),
+            unknown_syscalls: Vec::new(),
+        }
+    }
+}
+
+/// Architecture names libseccomp knows that can never appear on an x86_64
+/// host: accepted and ignored.
+const FOREIGN_ARCHES: &[&str] = &[
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
+];
+
+/// Parse the `linux.seccomp` node of config.json. Errors name the field,
+/// e.g. `linux.seccomp.syscalls[3].action: unknown action "SCMP_ACT_FOO"`.
+pub fn parse(node: &Node) -> Result<Profile> {
+    node.object()?;
+    let default_errno = node
+        .get("defaultErrnoRet")?
+        .map(|n| errno(&n))
+        .transpose()?;
+    let default_action = action(&node.need("defaultAction")?, default_errno)?;
+    let mut profile = Profile {
+        default_action,
+        ..Profile::default()
+    };
+    if let Some(arches) = node.get("architectures")? {
+        for item in arches.items()? {
+            let arch = match item.str()? {
+                "SCMP_ARCH_X86_64" | "SCMP_ARCH_NATIVE" => Arch::X86_64,
+                "SCMP_ARCH_X86" => Arch::I386,
+                "SCMP_ARCH_X32" => Arch::X32,
+                name if FOREIGN_ARCHES.contains(&name) => continue,
+                name => return Err(item.invalid(format!("unknown architecture {name:?}"))),
+            };
+            if !profile.architectures.contains(&arch) {
+                profile.architectures.push(arch);
+            }
+        }
+        profile.architectures.sort();
+    }
+    if let Some(flags) = node.get("flags")? {
+        for item in flags.items()? {
+            profile.flags |= match item.str()? {
+                "SECCOMP_FILTER_FLAG_TSYNC" => FLAG_TSYNC,
+                "SECCOMP_FILTER_FLAG_LOG" => FLAG_LOG,
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => FLAG_SPEC_ALLOW,
+                name => return Err(item.invalid(format!("unsupported flag {name:?}"))),
+            };
+        }
+    }
+    if let Some(rules) = node.get("syscalls")? {
+        for item in rules.items()? {
+            parse_rule(&item, &mut profile)?;
+        }
+    }
+    Ok(profile)
+}
+
+fn parse_rule(item: &Node, profile: &mut Profile) -> Result<()> {
+    item.object()?;
+    let names_node = item.need("names")?;
+    let names = names_node.strings()?;
+    if names.is_empty() {
+        return Err(names_node.invalid("must name at least one syscall"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err(
+                Node::new(names_node.value, format!("{}[{i}]", names_node.path))
+                    .invalid("empty string is not a syscall name"),
+            );
+        }
+    }
+    let errno_ret = item.get("errnoRet")?.map(|n| errno(&n)).transpose()?;
+    let action = action(&item.need("action")?, errno_ret)?;
+    let mut args = Vec::new();
+    if let Some(list) = item.get("args")? {
+        for a in list.items()? {
+            a.object()?;
+            let index_node = a.need("index")?;
+            let index = index_node.u32()?;
+            if index > 5 {
+                return Err(
+                    index_node.invalid(format!("{index} is not an argument index (0 to 5)"))
+                );
+            }
+            let op_node = a.need("op")?;
+            let op = match op_node.str()? {
+                "SCMP_CMP_NE" => Op::Ne,
+                "SCMP_CMP_LT" => Op::Lt,
+                "SCMP_CMP_LE" => Op::Le,
+                "SCMP_CMP_EQ" => Op::Eq,
+                "SCMP_CMP_GE" => Op::Ge,
+                "SCMP_CMP_GT" => Op::Gt,
+                "SCMP_CMP_MASKED_EQ" => Op::MaskedEq,
+                other => return Err(op_node.invalid(format!("unknown operator {other:?}"))),
+            };
+            let value = a.get("value")?.map_or(Ok(0), |n| n.u64())?;
+            let value_two = a.get("valueTwo")?.map_or(Ok(0), |n| n.u64())?;
+            args.push(Arg {
+                index: index as u8,
+                op,
+                value,
+                value_two,
+            });
+        }
+    }
+    let mut known = Vec::new();
+    for name in names {
+        if [Arch::X86_64, Arch::I386, Arch::X32]
+            .iter()
+            .any(|a| a.syscall(&name).is_some())
+        {
+            known.push(name);
+        } else if !profile.unknown_syscalls.contains(&name) {
+            profile.unknown_syscalls.push(name);
+        }
+    }
+    if known.is_empty() {
+        return Ok(());
+    }
+    // runc: when two conditions test the same argument, each condition
+    // becomes a rule of its own.
+    let repeated = (0..args.len()).any(|i| args[..i].iter().any(|b| b.index == args[i].index));
+    if repeated {
+        for arg in args {
+            profile.rules.push(Rule {
+                names: known.clone(),
+                action,
+                args: vec![arg],
+            });
+        }
+    } else {
+        profile.rules.push(Rule {
+            names: known,
+            action,
+            args,
+        });
+    }
+    Ok(())
+}
+
+fn errno(n: &Node) -> Result<u16> {
+    let v = n.u32()?;
+    u16::try_from(v).map_err(|_| n.invalid(format!("{v} is out of range for an errno")))
+}
+
+fn action(n: &Node, errno_ret: Option<u16>) -> Result<Action> {
+    Ok(match n.str()? {
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
+        "SCMP_ACT_TRAP" => Action::Trap,
+        "SCMP_ACT_ERRNO" => Action::Errno(errno_ret.unwrap_or(libc::EPERM as u16)),
+        "SCMP_ACT_TRACE" => Action::Trace(errno_ret.unwrap_or(libc::EPERM as u16)),
+        "SCMP_ACT_ALLOW" => Action::Allow,
+        "SCMP_ACT_LOG" => Action::Log,
+        "SCMP_ACT_NOTIFY" => {
+            return Err(n.invalid("SCMP_ACT_NOTIFY is not supported by this build"))
+        }
+        other => return Err(n.invalid(format!("unknown action {other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests;
