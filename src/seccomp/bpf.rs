@@ -391,63 +391,72 @@ impl Compiler {
 /// at `domain_start` and sorted.
 fn ranges(profile: &Profile, arch: Arch, stub: bool, domain_start: u32) -> Vec<(u32, Target)> {
     let default = profile.default_action;
-    let mut per_nr: HashMap<u32, (Option<Action>, Checks)> = HashMap::new();
+    // Per syscall number (table numbers are below 1024 on every ABI; the
+    // x32 bit is the domain start): the first unconditional action and the
+    // conditional rules in order.
+    let mut slot = [u16::MAX; 1024];
+    let mut entries: Vec<(Option<Action>, Checks)> = Vec::new();
     let mut max = None;
+    let mut add = |nr: u32, action: Action, args: &[Arg]| {
+        let i = (nr - domain_start) as usize;
+        if slot[i] == u16::MAX {
+            slot[i] = entries.len() as u16;
+            entries.push((None, Vec::new()));
+        }
+        let entry = &mut entries[slot[i] as usize];
+        if args.is_empty() {
+            entry.0.get_or_insert(action);
+        } else if entry.0.is_none() {
+            entry.1.push((action, args.to_vec()));
+        }
+    };
     for rule in &profile.rules {
-        for name in &rule.names {
-            let Some(nr) = arch.syscall(name) else {
-                continue;
-            };
-            max = max.max(Some(nr));
+        for sc in &rule.syscalls {
+            let nr = sc.number(arch);
+            max = max.max(nr);
             if rule.action == default {
                 continue;
             }
-            let entry = per_nr.entry(nr).or_default();
-            if rule.args.is_empty() {
-                entry.0.get_or_insert(rule.action);
-            } else {
-                entry.1.push((rule.action, rule.args.clone()));
+            if arch == Arch::I386 {
+                if let Some((mux, sub)) = sc.i386_mux() {
+                    add(mux, rule.action, &super::mux_args(&rule.args, sub));
+                }
+            }
+            if let Some(nr) = nr {
+                add(nr, rule.action, &rule.args);
             }
         }
     }
-    let mut nrs: Vec<(u32, Target)> = per_nr
-        .into_iter()
-        .map(|(nr, (uncond, checks))| {
-            let t = match uncond {
-                Some(a) => Target::Ret(a),
-                None => Target::Checks(arch.wide_args(), checks),
-            };
-            (nr, t)
-        })
-        .collect();
-    nrs.sort_by_key(|(nr, _)| *nr);
     let mut out: Vec<(u32, Target)> = vec![(domain_start, Target::Ret(default))];
-    let push = |start: u32, t: Target, out: &mut Vec<(u32, Target)>| {
-        if out.last().is_some_and(|(_, last)| *last == t) {
-            return;
+    for (i, s) in slot.iter().enumerate() {
+        if *s == u16::MAX {
+            continue;
         }
-        if out.last().is_some_and(|(s, _)| *s == start) {
-            out.pop();
-            if out.last().is_some_and(|(_, last)| *last == t) {
-                return;
-            }
-        }
-        out.push((start, t));
-    };
-    for (nr, t) in nrs {
-        push(nr, t, &mut out);
-        if nr < u32::MAX {
-            push(nr + 1, Target::Ret(default), &mut out);
-        }
+        let (uncond, checks) = std::mem::take(&mut entries[*s as usize]);
+        let t = match uncond {
+            Some(a) => Target::Ret(a),
+            None => Target::Checks(arch.wide_args(), checks),
+        };
+        let nr = domain_start + i as u32;
+        push_range(&mut out, nr, t);
+        push_range(&mut out, nr + 1, Target::Ret(default));
     }
     if let (true, Some(max)) = (stub, max) {
-        if max < u32::MAX {
-            // Everything above the highest named syscall: ENOSYS.
-            debug_assert!(out.last().is_some_and(|(s, _)| *s <= max + 1));
-            push(max + 1, Target::Ret(Action::Errno(ENOSYS)), &mut out);
-        }
+        // Everything above the highest named syscall: ENOSYS.
+        push_range(&mut out, max + 1, Target::Ret(Action::Errno(ENOSYS)));
     }
     out
+}
+
+/// Set the target from `start` on (`start` is at or after the last range).
+fn push_range(out: &mut Vec<(u32, Target)>, start: u32, t: Target) {
+    if out.last().is_some_and(|(s, _)| *s == start) {
+        out.pop();
+    }
+    if out.last().is_some_and(|(_, last)| *last == t) {
+        return;
+    }
+    out.push((start, t));
 }
 
 /// Compile a profile into a BPF program.
@@ -525,4 +534,37 @@ pub fn compile(profile: &Profile) -> Result<Program> {
         filter: c.asm.assemble()?,
         flags: profile.flags,
     })
+}
+
+/// A readable listing of a program, one instruction per line (for debug
+/// logs and tests): `  12: jge #0x53 jt 14 jf 20`.
+pub fn disassemble(filter: &[SockFilter]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (i, ins) in filter.iter().enumerate() {
+        let next = i + 1;
+        let (jt, jf) = (next + ins.jt as usize, next + ins.jf as usize);
+        let _ = match ins.code {
+            LD_W_ABS => match ins.k {
+                OFF_NR => writeln!(out, "{i:4}: ld nr"),
+                OFF_ARCH => writeln!(out, "{i:4}: ld arch"),
+                k if k >= 16 => writeln!(
+                    out,
+                    "{i:4}: ld args[{}].{}",
+                    (k - 16) / 8,
+                    if k % 8 == 0 { "lo" } else { "hi" }
+                ),
+                k => writeln!(out, "{i:4}: ld [{k}]"),
+            },
+            ALU_AND_K => writeln!(out, "{i:4}: and #{:#x}", ins.k),
+            JA => writeln!(out, "{i:4}: ja {}", next + ins.k as usize),
+            JEQ_K => writeln!(out, "{i:4}: jeq #{:#x} jt {jt} jf {jf}", ins.k),
+            JGT_K => writeln!(out, "{i:4}: jgt #{:#x} jt {jt} jf {jf}", ins.k),
+            JGE_K => writeln!(out, "{i:4}: jge #{:#x} jt {jt} jf {jf}", ins.k),
+            JSET_K => writeln!(out, "{i:4}: jset #{:#x} jt {jt} jf {jf}", ins.k),
+            RET_K => writeln!(out, "{i:4}: ret #{:#x}", ins.k),
+            c => writeln!(out, "{i:4}: ??? code {c:#x} k {:#x}", ins.k),
+        };
+    }
+    out
 }

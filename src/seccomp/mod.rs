@@ -21,6 +21,8 @@
 //!   of them name the same argument index each becomes a rule of its own
 //!   (OR), as runc does; several rules for one syscall are tried in profile
 //!   order, an unconditional rule taking precedence over conditional ones;
+//! - on i386, rules for socket and SysV IPC calls also filter socketcall(2)
+//!   and ipc(2) with arg0 == the subcall, as libseccomp does;
 //! - comparisons are unsigned over 64 bits on x86_64 and over the low 32
 //!   bits on i386 and x32 (libseccomp's argument width for those ABIs);
 //! - syscalls numbered above the highest one the profile names (per
@@ -31,7 +33,7 @@
 mod bpf;
 mod table;
 
-pub use bpf::{compile, Program, SockFilter};
+pub use bpf::{compile, disassemble, Program, SockFilter};
 
 use crate::error::Result;
 use crate::json::Node;
@@ -92,18 +94,7 @@ impl Arch {
     /// This ABI's number for a syscall name, if it has one (x32 numbers
     /// include [`X32_SYSCALL_BIT`]).
     pub fn syscall(self, name: &str) -> Option<u32> {
-        let i = table::SYSCALLS.binary_search_by(|e| e.0.cmp(name)).ok()?;
-        let (_, x86_64, i386, x32) = table::SYSCALLS[i];
-        let n = match self {
-            Arch::X86_64 => x86_64,
-            Arch::I386 => i386,
-            Arch::X32 => x32,
-        };
-        match (n, self) {
-            (table::NONE, _) => None,
-            (n, Arch::X32) => Some(n as u32 | X32_SYSCALL_BIT),
-            (n, _) => Some(n as u32),
-        }
+        Syscall::from_name(name)?.number(self)
     }
 
     /// Whether syscall arguments are compared over 64 bits (x86_64) or only
@@ -111,6 +102,102 @@ impl Arch {
     fn wide_args(self) -> bool {
         self == Arch::X86_64
     }
+}
+
+/// A syscall the tables know, by its index in them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Syscall(u16);
+
+impl Syscall {
+    pub fn from_name(name: &str) -> Option<Syscall> {
+        let i = table::SYSCALLS.binary_search_by(|e| e.0.cmp(name)).ok()?;
+        Some(Syscall(i as u16))
+    }
+
+    pub fn name(self) -> &'static str {
+        table::SYSCALLS[self.0 as usize].0
+    }
+
+    /// Its number on an ABI, if that ABI has it (x32 numbers include
+    /// [`X32_SYSCALL_BIT`]).
+    pub fn number(self, arch: Arch) -> Option<u32> {
+        let (_, x86_64, i386, x32) = table::SYSCALLS[self.0 as usize];
+        let n = match arch {
+            Arch::X86_64 => x86_64,
+            Arch::I386 => i386,
+            Arch::X32 => x32,
+        };
+        match (n, arch) {
+            (table::NONE, _) => None,
+            (n, Arch::X32) => Some(n as u32 | X32_SYSCALL_BIT),
+            (n, _) => Some(n as u32),
+        }
+    }
+}
+
+/// i386's multiplexed calls: (name, socketcall(2) or ipc(2) number, the
+/// subcall in arg0). Like libseccomp, a rule for one of these on i386 also
+/// filters the multiplexer with `arg0 == subcall` when the call has no
+/// direct number there or its direct number is in 359..=373 (socket) or
+/// 393..=402 (SysV IPC).
+const I386_MUX: &[(&str, u32, u32)] = &[
+    ("accept", 102, 5),
+    ("accept4", 102, 18),
+    ("bind", 102, 2),
+    ("connect", 102, 3),
+    ("getpeername", 102, 7),
+    ("getsockname", 102, 6),
+    ("getsockopt", 102, 15),
+    ("listen", 102, 4),
+    ("msgctl", 117, 14),
+    ("msgget", 117, 13),
+    ("msgrcv", 117, 12),
+    ("msgsnd", 117, 11),
+    ("recvfrom", 102, 12),
+    ("recvmmsg", 102, 19),
+    ("recvmsg", 102, 17),
+    ("semctl", 117, 3),
+    ("semget", 117, 2),
+    ("semop", 117, 1),
+    ("semtimedop", 117, 4),
+    ("sendmmsg", 102, 20),
+    ("sendmsg", 102, 16),
+    ("sendto", 102, 11),
+    ("setsockopt", 102, 14),
+    ("shmat", 117, 21),
+    ("shmctl", 117, 24),
+    ("shmdt", 117, 22),
+    ("shmget", 117, 23),
+    ("shutdown", 102, 13),
+    ("socket", 102, 1),
+    ("socketpair", 102, 8),
+];
+
+impl Syscall {
+    /// On i386: the multiplexer number and subcall this syscall is also
+    /// filtered as (see [`I386_MUX`]).
+    pub(crate) fn i386_mux(self) -> Option<(u32, u32)> {
+        match self.number(Arch::I386) {
+            Some(n) if !(359..=373).contains(&n) && !(393..=402).contains(&n) => None,
+            _ => {
+                let i = I386_MUX.binary_search_by(|e| e.0.cmp(self.name())).ok()?;
+                Some((I386_MUX[i].1, I386_MUX[i].2))
+            }
+        }
+    }
+}
+
+/// `args` for the multiplexer: arg0 is the subcall (replacing a condition
+/// on arg0, as libseccomp does).
+pub(crate) fn mux_args(args: &[Arg], sub: u32) -> Vec<Arg> {
+    let mut out = vec![Arg {
+        index: 0,
+        op: Op::Eq,
+        value: sub as u64,
+        value_two: 0,
+    }];
+    out.extend(args.iter().filter(|a| a.index != 0));
+    out
 }
 
 /// A comparison operator of a rule argument.
@@ -153,8 +240,8 @@ impl Arg {
 /// One rule: these syscalls, when all `args` hold, get `action`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    /// Known syscall names (names no table knows are dropped at parse).
-    pub names: Vec<String>,
+    /// The syscalls (names no table knows are dropped at parse).
+    pub syscalls: Vec<Syscall>,
     pub action: Action,
     pub args: Vec<Arg>,
 }
@@ -259,17 +346,16 @@ pub fn parse(node: &Node) -> Result<Profile> {
 fn parse_rule(item: &Node, profile: &mut Profile) -> Result<()> {
     item.object()?;
     let names_node = item.need("names")?;
-    let names = names_node.strings()?;
+    let mut names = Vec::new();
+    for n in names_node.items()? {
+        let name = n.str()?;
+        if name.is_empty() {
+            return Err(n.invalid("empty string is not a syscall name"));
+        }
+        names.push(name);
+    }
     if names.is_empty() {
         return Err(names_node.invalid("must name at least one syscall"));
-    }
-    for (i, name) in names.iter().enumerate() {
-        if name.is_empty() {
-            return Err(
-                Node::new(names_node.value, format!("{}[{i}]", names_node.path))
-                    .invalid("empty string is not a syscall name"),
-            );
-        }
     }
     let errno_ret = item.get("errnoRet")?.map(|n| errno(&n)).transpose()?;
     let action = action(&item.need("action")?, errno_ret)?;
@@ -307,13 +393,10 @@ fn parse_rule(item: &Node, profile: &mut Profile) -> Result<()> {
     }
     let mut known = Vec::new();
     for name in names {
-        if [Arch::X86_64, Arch::I386, Arch::X32]
-            .iter()
-            .any(|a| a.syscall(&name).is_some())
-        {
-            known.push(name);
-        } else if !profile.unknown_syscalls.contains(&name) {
-            profile.unknown_syscalls.push(name);
+        if let Some(sc) = Syscall::from_name(name) {
+            known.push(sc);
+        } else if !profile.unknown_syscalls.iter().any(|u| u == name) {
+            profile.unknown_syscalls.push(name.to_string());
         }
     }
     if known.is_empty() {
@@ -325,14 +408,14 @@ fn parse_rule(item: &Node, profile: &mut Profile) -> Result<()> {
     if repeated {
         for arg in args {
             profile.rules.push(Rule {
-                names: known.clone(),
+                syscalls: known.clone(),
                 action,
                 args: vec![arg],
             });
         }
     } else {
         profile.rules.push(Rule {
-            names: known,
+            syscalls: known,
             action,
             args,
         });

@@ -112,16 +112,32 @@ fn reference(p: &Profile, d: &Data) -> u32 {
     let mut max = None;
     let (mut uncond, mut cond) = (None, None);
     for r in &p.rules {
-        for n in &r.names {
-            let Some(nr) = arch.syscall(n) else { continue };
-            max = max.max(Some(nr));
-            if nr != d.nr || r.action == p.default_action {
+        for sc in &r.syscalls {
+            let direct = sc.number(arch);
+            max = max.max(direct);
+            if r.action == p.default_action {
                 continue;
             }
-            if r.args.is_empty() {
-                uncond = uncond.or(Some(r.action));
-            } else if cond.is_none() && r.args.iter().all(holds) {
-                cond = Some(r.action);
+            // (number, conditions): the direct call, and on i386 the
+            // multiplexer with arg0 == subcall.
+            let mut forms = Vec::new();
+            if arch == Arch::I386 {
+                if let Some((mux, sub)) = sc.i386_mux() {
+                    forms.push((mux, mux_args(&r.args, sub)));
+                }
+            }
+            if let Some(nr) = direct {
+                forms.push((nr, r.args.clone()));
+            }
+            for (nr, args) in forms {
+                if nr != d.nr {
+                    continue;
+                }
+                if args.is_empty() {
+                    uncond = uncond.or(Some(r.action));
+                } else if cond.is_none() && args.iter().all(holds) {
+                    cond = Some(r.action);
+                }
             }
         }
     }
@@ -165,6 +181,11 @@ fn check(p: &Profile, cases: &[(Data, u32)]) {
 #[test]
 fn tables_are_sorted_and_right() {
     assert!(table::SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(I386_MUX.windows(2).all(|w| w[0].0 < w[1].0));
+    // The compiler's per-number slots assume numbers below 1024.
+    assert!(table::SYSCALLS.iter().all(|e| [e.1, e.2, e.3]
+        .iter()
+        .all(|n| *n == table::NONE || *n < 1024)));
     assert_eq!(nr("read"), 0);
     assert_eq!(nr("mkdir"), 83);
     assert_eq!(nr("clone3"), 435);
@@ -238,6 +259,10 @@ fn parse_errors_name_the_field() {
         "linux.seccomp.syscalls[1].names: must name at least one syscall"
     );
     assert_eq!(
+        parse_err(&rule(r#"{"names":["read",""],"action":"SCMP_ACT_ERRNO"}"#)),
+        "linux.seccomp.syscalls[1].names[1]: empty string is not a syscall name"
+    );
+    assert_eq!(
         parse_err(&rule(r#"{"names":"read","action":"SCMP_ACT_ERRNO"}"#)),
         "linux.seccomp.syscalls[1].names: expected an array, found a string"
     );
@@ -273,7 +298,8 @@ fn parses_actions_flags_arches_and_skips_unknown_names() {
     assert_eq!(p.flags, FLAG_LOG | FLAG_SPEC_ALLOW | FLAG_TSYNC);
     assert_eq!(p.unknown_syscalls, ["no_such_call", "only_unknown"]);
     assert_eq!(p.rules.len(), 7);
-    assert_eq!(p.rules[0].names, ["read", "write"]);
+    let names: Vec<&str> = p.rules[0].syscalls.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["read", "write"]);
     let actions: Vec<Action> = p.rules.iter().map(|r| r.action).collect();
     assert_eq!(
         actions,
@@ -350,6 +376,14 @@ fn architectures() {
             (x86(i386_mkdir, AUDIT_ARCH_I386), errno(5)),
             (x86(nr("mkdir"), AUDIT_ARCH_I386), ALLOW), // 83 is setgroups32 on i386
             (x86(102, AUDIT_ARCH_I386), errno(6)),
+            (
+                Data {
+                    nr: 102,
+                    arch: AUDIT_ARCH_I386,
+                    args: [1, 0, 0, 0, 0, 0],
+                },
+                errno(6),
+            ),
             (x86(102, AUDIT_ARCH_X86_64), ALLOW),
             (x86(x32_mkdir, AUDIT_ARCH_X86_64), errno(5)),
             (x86(X32_SYSCALL_BIT | 512, AUDIT_ARCH_X86_64), errno(7)),
@@ -532,7 +566,8 @@ fn rule_order_and_precedence() {
         ]}"#,
     );
     // The two conditions on one argument became two rules (runc's OR).
-    assert_eq!(p.rules.iter().filter(|r| r.names == ["close"]).count(), 2);
+    let close = Syscall::from_name("close").unwrap();
+    assert_eq!(p.rules.iter().filter(|r| r.syscalls == [close]).count(), 2);
     let d = |name: &str, a0: u64| Data::x86_64(nr(name), [a0, 0, 0, 0, 0, 0]);
     check(
         &p,
@@ -673,8 +708,8 @@ fn random_data(rng: &mut Rng, p: &Profile) -> Data {
         1 => rng.next() as u32,
         _ => {
             let r = &p.rules[rng.below(p.rules.len() as u64) as usize];
-            let name = &r.names[rng.below(r.names.len() as u64) as usize];
-            abi.syscall(name).unwrap_or(0)
+            let sc = r.syscalls[rng.below(r.syscalls.len() as u64) as usize];
+            sc.number(abi).unwrap_or(0)
         }
     };
     let mut args = [0u64; 6];
@@ -790,20 +825,23 @@ fn default_profile_compiles_small_and_fast() {
     };
     let text = std::fs::read_to_string("/usr/share/containers/seccomp.json").unwrap();
     let prog = compile(&p).unwrap();
-    let runs = 200;
-    let t = std::time::Instant::now();
+    // The fastest of many runs: these machines are shared.
+    let runs = 500;
+    let mut compile_time = std::time::Duration::MAX;
     for _ in 0..runs {
+        let t = std::time::Instant::now();
         std::hint::black_box(compile(std::hint::black_box(&p)).unwrap());
+        compile_time = compile_time.min(t.elapsed());
     }
-    let compile_time = t.elapsed() / runs;
-    let t = std::time::Instant::now();
-    for _ in 0..runs {
+    let mut parse_time = std::time::Duration::MAX;
+    for _ in 0..runs / 5 {
+        let t = std::time::Instant::now();
         let v = json::parse(&text, "seccomp.json").unwrap();
         std::hint::black_box(parse(&Node::new(&v, "linux.seccomp")).unwrap());
+        parse_time = parse_time.min(t.elapsed());
     }
-    let parse_time = t.elapsed() / runs;
     eprintln!(
-        "containers default profile: {} rules, {} instructions; compile {compile_time:?}, JSON+parse {parse_time:?} per run ({} build)",
+        "containers default profile: {} rules, {} instructions; compile {compile_time:?}, JSON+parse {parse_time:?} (fastest run) ({} build)",
         p.rules.len(),
         prog.filter.len(),
         if cfg!(debug_assertions) { "debug" } else { "release" }
@@ -838,5 +876,54 @@ fn default_profile_compiles_small_and_fast() {
             &Data::x86_64(nr("personality"), [9, 0, 0, 0, 0, 0])
         ),
         errno(38)
+    );
+}
+
+#[test]
+fn listing_of_a_small_program() {
+    let p = profile(
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"],"syscalls":[
+        {"names":["read","write","close"],"action":"SCMP_ACT_ALLOW"},
+        {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":8,"op":"SCMP_CMP_EQ"}]}]}"#,
+    );
+    let listing = disassemble(&compile(&p).unwrap().filter);
+    eprintln!("{listing}");
+    assert!(
+        listing.starts_with("   0: ld arch\n   1: jeq #0xc000003e"),
+        "{listing}"
+    );
+}
+#[test]
+fn i386_socketcall_and_ipc_are_filtered_like_their_direct_calls() {
+    let p = profile(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86"],"syscalls":[
+        {"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":8,"args":[
+            {"index":0,"value":16,"op":"SCMP_CMP_EQ"},{"index":2,"value":9,"op":"SCMP_CMP_EQ"}]},
+        {"names":["accept","shmget"],"action":"SCMP_ACT_ERRNO","errnoRet":9},
+        {"names":["recvmmsg"],"action":"SCMP_ACT_ERRNO","errnoRet":10}]}"#,
+    );
+    let i386 = |nr, args| Data {
+        nr,
+        arch: AUDIT_ARCH_I386,
+        args,
+    };
+    check(
+        &p,
+        &[
+            (i386(359, [16, 3, 9, 0, 0, 0]), errno(8)),
+            (i386(359, [16, 3, 0, 0, 0, 0]), ALLOW),
+            // socketcall(SYS_SOCKET, ...): arg0 is the subcall; the other
+            // conditions stay on their indexes (as libseccomp does).
+            (i386(102, [1, 0, 9, 0, 0, 0]), errno(8)),
+            (i386(102, [1, 0, 0, 0, 0, 0]), ALLOW),
+            (i386(102, [2, 0, 9, 0, 0, 0]), ALLOW),
+            (i386(102, [5, 0, 0, 0, 0, 0]), errno(9)), // accept: only through socketcall
+            (i386(117, [23, 0, 0, 0, 0, 0]), errno(9)), // ipc(SHMGET)
+            (i386(395, [0; 6]), errno(9)),             // shmget
+            (i386(117, [21, 0, 0, 0, 0, 0]), ALLOW),
+            (i386(337, [0; 6]), errno(10)), // recvmmsg: direct only (not in 359..=373)
+            (i386(102, [19, 0, 0, 0, 0, 0]), ALLOW),
+            (Data::x86_64(nr("accept"), [0; 6]), errno(9)),
+        ],
     );
 }

@@ -43,5 +43,10 @@ pub fn install(prog: &Program) -> Result<()> {
             Error::from(e)
         )));
     }
+    if ret > 0 {
+        // With SECCOMP_FILTER_FLAG_TSYNC: the id of a thread that could not
+        // be synchronized; nothing was installed.
+        crate::bail!("seccomp: install filter: thread {ret} could not be synchronized (TSYNC)");
+    }
     Ok(())
 }
