@@ -209,7 +209,7 @@ type Checks = Vec<(Action, Vec<Arg>)>;
 type BlockKey = (bool, Vec<(u32, Vec<Arg>)>);
 
 /// Where a syscall number leads.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Ret(Action),
     Checks(bool, Checks),
