@@ -9,7 +9,8 @@
 //!   ret KILL_THREAD                      (an architecture not in the filter)
 //! x86_64:
 //!   ld  nr
-//!   jset 0x40000000 → x32 | jge 0x40000000 → ret KILL_THREAD (x32 not listed)
+//!   jset 0x40000000 → x32 | jge 0x40000000 → ret KILL_THREAD (x32 not
+//!                                             listed; nr -1 → default)
 //!   <search tree over nr>                (then x32:, i386: likewise)
 //! <argument-check blocks>               (shared between syscalls and ABIs)
 //! <one ret per distinct action>
@@ -442,7 +443,10 @@ fn ranges(profile: &Profile, arch: Arch, stub: bool, domain_start: u32) -> Vec<(
         push_range(&mut out, nr + 1, Target::Ret(default));
     }
     if let (true, Some(max)) = (stub, max) {
-        // Everything above the highest named syscall: ENOSYS.
+        // Everything above the highest named syscall: ENOSYS, before any
+        // rule (runc's stub runs first; only i386's socketcall and ipc can
+        // have rules up there).
+        out.retain(|(start, _)| *start <= max + 1);
         push_range(&mut out, max + 1, Target::Ret(Action::Errno(ENOSYS)));
     }
     out
@@ -496,7 +500,12 @@ pub fn compile(profile: &Profile) -> Result<Program> {
     if has(Arch::X32) {
         c.asm.jmp(JSET_K, X32_SYSCALL_BIT, sec_x32, body_64);
     } else {
-        c.asm.jmp(JGE_K, X32_SYSCALL_BIT, bad_arch, body_64);
+        // x32 is a bad arch, except nr -1 (a tracer skipping the syscall),
+        // which libseccomp lets through to the default action.
+        let high = c.asm.label();
+        c.asm.jmp(JGE_K, X32_SYSCALL_BIT, high, body_64);
+        c.asm.here(high);
+        c.asm.jmp(JEQ_K, u32::MAX, default, bad_arch);
     }
     let mut sections = vec![(body_64, Arch::X86_64, 0)];
     if has(Arch::X32) {

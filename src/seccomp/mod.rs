@@ -10,7 +10,8 @@
 //!   architectures are accepted and ignored (no task on this host can have
 //!   them). A syscall from an architecture not in the filter kills the
 //!   thread (libseccomp's default "bad arch" action), and on x86_64 that
-//!   includes x32 syscalls (`nr & 0x40000000`) when x32 is not listed;
+//!   includes x32 syscalls (`nr >= 0x40000000`, except -1) when x32 is not
+//!   listed;
 //! - syscall names unknown on every architecture are skipped (runc logs
 //!   them at debug level; they are kept in [`Profile::unknown_syscalls`]);
 //! - a rule whose action equals the default action is dropped;
