@@ -21,7 +21,11 @@
 //! - several `args` in one rule must all hold (AND), except that when two
 //!   of them name the same argument index each becomes a rule of its own
 //!   (OR), as runc does; several rules for one syscall are tried in profile
-//!   order, an unconditional rule taking precedence over conditional ones;
+//!   order, the first unconditional one taking precedence over all others
+//!   (as in libseccomp). Where conditional rules with *different* actions
+//!   overlap, libseccomp's choice follows the shape of its decision tree
+//!   (and it refuses some such profiles with EEXIST); ours is the first
+//!   matching rule in profile order;
 //! - on i386, rules for socket and SysV IPC calls also filter socketcall(2)
 //!   and ipc(2) with arg0 == the subcall, as libseccomp does;
 //! - comparisons are unsigned over 64 bits on x86_64 and over the low 32
@@ -29,7 +33,13 @@
 //! - syscalls numbered above the highest one the profile names (per
 //!   architecture) return ENOSYS unless the default action allows them,
 //!   runc's "-ENOSYS stub", so that programs fall back from syscalls newer
-//!   than the profile instead of failing with EPERM.
+//!   than the profile instead of failing with EPERM. Like runc's stub it
+//!   comes before the rules (which matters only for i386's socketcall and
+//!   ipc).
+//!
+//! The unit tests check compiled programs in a BPF interpreter against a
+//! direct evaluation of the profile and, when python3-seccomp is installed,
+//! against libseccomp's programs for the same profiles.
 
 mod bpf;
 mod table;
