@@ -87,7 +87,7 @@ fn killed_by(status: i32) -> i32 {
 #[test]
 fn errno_rule_blocks_only_its_syscall() {
     let prog = compile(
-        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_TSYNC"],"syscalls":[
         {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":38},
         {"names":["rmdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
     );
