@@ -6,10 +6,17 @@ use crate::seccomp::Program;
 
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
 
+// The pointer cast below relies on identical layouts.
+const _: () = assert!(
+    std::mem::size_of::<crate::seccomp::SockFilter>() == std::mem::size_of::<libc::sock_filter>()
+        && std::mem::align_of::<crate::seccomp::SockFilter>()
+            == std::mem::align_of::<libc::sock_filter>()
+);
+
 /// Install `prog` with its flags. The caller either has set no_new_privs
 /// (`process::set_no_new_privs`) or holds CAP_SYS_ADMIN; the filter then
 /// applies to this thread (all threads with SECCOMP_FILTER_FLAG_TSYNC) and
-/// to everything it execs. Allocates nothing.
+/// to everything it execs. Allocates nothing unless it fails.
 pub fn install(prog: &Program) -> Result<()> {
     let len = prog.filter.len();
     if len == 0 || len > u16::MAX as usize {
