@@ -8,6 +8,7 @@ pub mod json;
 pub mod oci;
 pub mod registry;
 pub mod runtime;
+pub mod seccomp;
 pub mod sys;
 pub mod time;
 

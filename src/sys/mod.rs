@@ -11,6 +11,7 @@ pub mod mount;
 pub mod ns;
 pub mod process;
 pub mod pty;
+pub mod seccomp;
 pub mod signal;
 pub mod sock;
 pub mod user;
