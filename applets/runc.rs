@@ -537,20 +537,7 @@ fn dispatch(cli: Runc) -> Result<u8> {
             .map(|_| 0)
         }
         Command::Features(_) => {
-            print(&format!(
-                "{}\n",
-                runtime::features::features_json(
-                    &[
-                        "prestart",
-                        "createRuntime",
-                        "createContainer",
-                        "startContainer",
-                        "poststart",
-                        "poststop"
-                    ],
-                    None
-                )
-            ));
+            print(&format!("{}\n", runtime::features::json()));
             Ok(0)
         }
     }

@@ -724,7 +724,6 @@ fn no_new_privileges_off() {
 }
 
 #[test]
-#[ignore = "until linux.seccomp is wired into the init (seccomp branch)"]
 fn seccomp_filter_denies_syscall() {
     let ctx = Ctx::new("seccomp");
     let mut c = ctx.config();

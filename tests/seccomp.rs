@@ -523,7 +523,6 @@ fn default_profile_without_audit_write_refuses_audit_sockets() {
 // Through the runtime
 
 #[test]
-#[ignore = "needs the runtime to apply linux.seccomp"]
 fn container_with_the_default_profile() {
     let Some(profile) = containers_profile_for(BASE_CAPS) else {
         return;
@@ -544,7 +543,6 @@ fn container_with_the_default_profile() {
 }
 
 #[test]
-#[ignore = "needs the runtime to apply linux.seccomp"]
 fn container_with_a_custom_errno_rule() {
     let ctx = Ctx::new("seccomp-mkdir");
     // With no_new_privs the filter goes on right before exec; without, it
@@ -575,7 +573,6 @@ fn container_with_a_custom_errno_rule() {
 }
 
 #[test]
-#[ignore = "needs the runtime to apply linux.seccomp"]
 fn container_rejects_a_bad_profile() {
     let ctx = Ctx::new("seccomp-bad");
     let mut c = ctx.config();

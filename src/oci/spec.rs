@@ -132,6 +132,7 @@ pub struct Linux {
     pub devices: Vec<Device>,
     pub cgroups_path: Option<String>,
     pub resources: Option<super::resources::Resources>,
+    pub seccomp: Option<crate::seccomp::Profile>,
     /// Present sections this build does not apply yet, by field path.
     pub unsupported: Vec<String>,
 }
@@ -470,6 +471,9 @@ fn parse_linux(l: &Node) -> Result<Linux> {
             });
         }
     }
+    if let Some(sc) = l.get("seccomp")? {
+        linux.seccomp = Some(crate::seccomp::parse(&sc)?);
+    }
     if let Some(r) = l.get("resources")? {
         linux.resources = Some(super::resources::parse(&r)?);
     }
@@ -479,7 +483,7 @@ fn parse_linux(l: &Node) -> Result<Linux> {
         .transpose()?
         .filter(|s| !s.is_empty());
     for (key, _) in l.entries()? {
-        if matches!(key, "seccomp" | "intelRdt" | "personality") {
+        if matches!(key, "intelRdt" | "personality") {
             linux.unsupported.push(format!("linux.{key}"));
         }
     }

@@ -425,6 +425,14 @@ fn spawn(
         .fold(0, |a, b| a | b);
     let new_userns = new_flags & ns::Kind::User.clone_flag() != 0;
     let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
+    // Compiled here, so a bad profile fails create before any clone.
+    let seccomp = spec
+        .linux
+        .seccomp
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| e.wrap("linux.seccomp"))?;
     let (parent, child) = channel()?;
     let rootfs = spec.rootfs(bundle);
     let v2_fd = match cgroup.v2_dir() {
@@ -454,6 +462,7 @@ fn spawn(
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 cgroups: cgroup_binds,
+                seccomp: seccomp.as_ref(),
             })
         }
         Ok((process::Forked::Parent(pid), born_in_v2)) => {

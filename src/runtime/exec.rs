@@ -134,6 +134,15 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     // Never enter a container as a binary it could rewrite (CVE-2019-5736).
     crate::sys::exe::ensure_sealed()?;
     let namespaces = init_namespaces(&c)?;
+    // The container's filter applies to every process that enters it.
+    let base = spec::load(Path::new(&c.state.bundle))?;
+    let seccomp = base
+        .linux
+        .seccomp
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| e.wrap("linux.seccomp"))?;
     let (console, own_end) = match &opts.console_socket {
         Some(p) => (
             Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
@@ -172,6 +181,7 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
                 &proc,
                 console.as_ref(),
                 opts.preserve_fds,
+                seccomp.as_ref(),
             );
             child.fail(&err);
             process::exit_now(1);
@@ -218,6 +228,7 @@ fn child_main(
     proc: &Process,
     console: Option<&UnixStream>,
     preserve_fds: u32,
+    seccomp: Option<&crate::seccomp::Program>,
 ) -> Error {
     let run = || -> Result<user_process::Exec> {
         process::set_parent_death_signal(libc::SIGKILL)?;
@@ -230,7 +241,7 @@ fn child_main(
             let pty = user_process::open_pty()?;
             user_process::attach_console(pty, Some(socket), proc)?;
         }
-        let exec = user_process::finish(proc, preserve_fds)?;
+        let exec = user_process::finish(proc, preserve_fds, seccomp)?;
         process::set_parent_death_signal(0)?;
         signal::reset_dispositions();
         signal::unblock_all()?;

@@ -44,7 +44,44 @@ const MOUNT_OPTIONS: &[&str] = &[
     "unbindable",
 ];
 
-pub fn features_json(hooks: &[&str], seccomp: Option<(&[&str], &[&str], &[&str])>) -> String {
+pub const HOOKS: &[&str] = &[
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+const SECCOMP_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+const SECCOMP_OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+const SECCOMP_ARCHS: &[&str] = &["SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"];
+
+/// What this build does.
+pub fn json() -> String {
+    features_json(
+        HOOKS,
+        Some((SECCOMP_ACTIONS, SECCOMP_OPERATORS, SECCOMP_ARCHS)),
+    )
+}
+
+fn features_json(hooks: &[&str], seccomp: Option<(&[&str], &[&str], &[&str])>) -> String {
     let mut w = Writer::pretty();
     w.begin_object();
     w.key("ociVersionMin").str("1.0.0");

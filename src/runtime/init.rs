@@ -32,6 +32,8 @@ pub(crate) struct InitContext<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The compiled linux.seccomp, if any.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
     /// Host cgroups to show under `cgroup` mounts.
     pub cgroups: Vec<rootfs::CgroupBind>,
 }
@@ -65,10 +67,10 @@ pub(crate) fn main(mut ctx: InitContext) -> ! {
     }
     signal::reset_dispositions();
     let e = match signal::unblock_all() {
-        Ok(()) => process::execve(&exec.path, &exec.args, &exec.env),
+        Ok(()) => exec.run(),
         Err(e) => e,
     };
-    let _ = conn.write_all(format!("exec {}: {}", exec.path, e).as_bytes());
+    let _ = conn.write_all(e.message().as_bytes());
     process::exit_now(1)
 }
 
@@ -99,7 +101,7 @@ fn hook_state<'a>(ctx: &'a InitContext, status: &'a str) -> hooks::HookState<'a>
     }
 }
 
-fn prepare(ctx: &InitContext) -> Result<user_process::Exec> {
+fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
     process::set_parent_death_signal(libc::SIGKILL)?;
     if ctx.new_userns {
         ctx.channel.wait_maps_written()?;
@@ -152,7 +154,7 @@ fn prepare(ctx: &InitContext) -> Result<user_process::Exec> {
     if let Some(pty) = console {
         user_process::attach_console(pty, ctx.console.as_ref(), proc)?;
     }
-    let exec = user_process::finish(proc, ctx.preserve_fds)?;
+    let exec = user_process::finish(proc, ctx.preserve_fds, ctx.seccomp)?;
     process::set_parent_death_signal(0)?;
     Ok(exec)
 }

@@ -13,10 +13,25 @@ use std::path::Path;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What to exec once started.
-pub(crate) struct Exec {
+pub(crate) struct Exec<'a> {
     pub path: String,
     pub args: Vec<String>,
     pub env: Vec<String>,
+    /// A seccomp filter still to install, as late as possible: right before
+    /// execve (when no_new_privs lets an unprivileged process install it).
+    pub late_seccomp: Option<&'a crate::seccomp::Program>,
+}
+
+impl Exec<'_> {
+    /// Install the late filter, if any, and execve. Returns only on failure.
+    pub fn run(&self) -> Error {
+        if let Some(prog) = self.late_seccomp {
+            if let Err(e) = crate::sys::seccomp::install(prog) {
+                return e.wrap("linux.seccomp: install the filter");
+            }
+        }
+        process::execve(&self.path, &self.args, &self.env).wrap(format!("exec {}", self.path))
+    }
 }
 
 /// A new pty from the devpts of the mount namespace we are in.
@@ -34,7 +49,15 @@ pub(crate) fn open_pty() -> Result<rootfs::Console> {
 /// Everything between a ready filesystem and exec: rlimits, user and
 /// capabilities, cwd, umask, no_new_privs, and which file to run. Fds from 3
 /// on are closed at exec except the `preserve_fds` first ones.
-pub(crate) fn finish(proc: &Process, preserve_fds: u32) -> Result<Exec> {
+///
+/// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, so it goes
+/// in before the user and capabilities change (runc's order); with it, the
+/// filter waits for the moment before execve.
+pub(crate) fn finish<'a>(
+    proc: &Process,
+    preserve_fds: u32,
+    seccomp: Option<&'a crate::seccomp::Program>,
+) -> Result<Exec<'a>> {
     for r in &proc.rlimits {
         process::set_rlimit(r.resource, r.soft, r.hard)
             .with_context(|| format!("process.rlimits: set {} to {}/{}", r.name, r.soft, r.hard))?;
@@ -43,6 +66,13 @@ pub(crate) fn finish(proc: &Process, preserve_fds: u32) -> Result<Exec> {
     // chdir before dropping privileges (the new user may not reach it through
     // the path), and again after if that failed.
     let early_cwd = rustix::process::chdir(proc.cwd.as_str());
+    let late_seccomp = match seccomp {
+        Some(prog) if !proc.no_new_privileges => {
+            crate::sys::seccomp::install(prog).context("linux.seccomp: install the filter")?;
+            None
+        }
+        other => other,
+    };
     change_user(proc)?;
     if early_cwd.is_err() {
         rustix::process::chdir(proc.cwd.as_str())
@@ -61,6 +91,7 @@ pub(crate) fn finish(proc: &Process, preserve_fds: u32) -> Result<Exec> {
         path,
         args: proc.args.clone(),
         env,
+        late_seccomp,
     })
 }
 
