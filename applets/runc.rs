@@ -606,7 +606,7 @@ fn spec(c: SpecCmd) -> Result<()> {
     if path.exists() {
         return Err(Error::new("File config.json exists. Remove it first."));
     }
-    let text = runtime::spec_default::default_spec(
+    let text = skiff::oci::default_config::default_spec(
         c.rootless,
         rustix::process::getuid().as_raw(),
         rustix::process::getgid().as_raw(),

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::image::oci::ImageConfig;
-use crate::json::Writer;
+use crate::oci::default_config;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::io::Read;
 use std::path::Path;
@@ -140,177 +140,22 @@ pub fn resolve_user_in(passwd: &str, group: &str, spec: &str) -> Result<User> {
     })
 }
 
-/// The config.json text.
+/// The config.json text: `runc spec`'s defaults with the image's process,
+/// no terminal, and a writable root as `docker run` gives it (the rootfs
+/// is this bundle's own copy).
 pub fn config_json(args: &[String], env: &[String], cwd: &str, user: &User) -> String {
-    let mut w = Writer::pretty();
-    let strs = |w: &mut Writer, list: &[&str]| {
-        w.array();
-        for s in list {
-            w.str(s);
-        }
-        w.end_array();
-    };
-    w.begin_object();
-    w.key("ociVersion").str("1.0.2-dev");
-    w.key("process").object();
-    w.key("terminal").bool(false);
-    w.key("user").object();
-    w.key("uid").num(user.uid);
-    w.key("gid").num(user.gid);
-    if !user.additional_gids.is_empty() {
-        w.key("additionalGids").array();
-        for g in &user.additional_gids {
-            w.num(g);
-        }
-        w.end_array();
-    }
-    w.end_object();
-    w.key("args");
-    strs(&mut w, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    w.key("env");
-    strs(&mut w, &env.iter().map(String::as_str).collect::<Vec<_>>());
-    w.key("cwd").str(if cwd.is_empty() { "/" } else { cwd });
-    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
-    w.key("capabilities").object();
-    for set in ["bounding", "effective", "permitted", "ambient"] {
-        w.key(set);
-        strs(&mut w, &caps);
-    }
-    w.end_object();
-    w.key("rlimits").array();
-    w.object()
-        .key("type")
-        .str("RLIMIT_NOFILE")
-        .key("hard")
-        .num(1024)
-        .key("soft")
-        .num(1024)
-        .end_object();
-    w.end_array();
-    w.key("noNewPrivileges").bool(true);
-    w.end_object();
-    w.key("root")
-        .object()
-        .key("path")
-        .str("rootfs")
-        // Writable, as `docker run` gives it (runc spec says true): the
-        // rootfs is this bundle's own copy.
-        .key("readonly")
-        .bool(false)
-        .end_object();
-    w.key("hostname").str("runc");
-    w.key("mounts").array();
-    let mount = |w: &mut Writer, dest: &str, typ: &str, src: &str, opts: &[&str]| {
-        w.object();
-        w.key("destination")
-            .str(dest)
-            .key("type")
-            .str(typ)
-            .key("source")
-            .str(src);
-        if !opts.is_empty() {
-            w.key("options");
-            strs(w, opts);
-        }
-        w.end_object();
-    };
-    mount(&mut w, "/proc", "proc", "proc", &[]);
-    mount(
-        &mut w,
-        "/dev",
-        "tmpfs",
-        "tmpfs",
-        &["nosuid", "strictatime", "mode=755", "size=65536k"],
-    );
-    mount(
-        &mut w,
-        "/dev/pts",
-        "devpts",
-        "devpts",
-        &[
-            "nosuid",
-            "noexec",
-            "newinstance",
-            "ptmxmode=0666",
-            "mode=0620",
-            "gid=5",
-        ],
-    );
-    mount(
-        &mut w,
-        "/dev/shm",
-        "tmpfs",
-        "shm",
-        &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-    );
-    mount(
-        &mut w,
-        "/dev/mqueue",
-        "mqueue",
-        "mqueue",
-        &["nosuid", "noexec", "nodev"],
-    );
-    mount(
-        &mut w,
-        "/sys",
-        "sysfs",
-        "sysfs",
-        &["nosuid", "noexec", "nodev", "ro"],
-    );
-    mount(
-        &mut w,
-        "/sys/fs/cgroup",
-        "cgroup",
-        "cgroup",
-        &["nosuid", "noexec", "nodev", "relatime", "ro"],
-    );
-    w.end_array();
-    w.key("linux").object();
-    w.key("resources").object();
-    w.key("devices").array();
-    w.object()
-        .key("allow")
-        .bool(false)
-        .key("access")
-        .str("rwm")
-        .end_object();
-    w.end_array();
-    w.end_object();
-    w.key("namespaces").array();
-    for ns in ["pid", "network", "ipc", "uts", "mount"] {
-        w.object().key("type").str(ns).end_object();
-    }
-    w.end_array();
-    w.key("maskedPaths");
-    strs(
-        &mut w,
-        &[
-            "/proc/acpi",
-            "/proc/asound",
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/latency_stats",
-            "/proc/timer_list",
-            "/proc/timer_stats",
-            "/proc/sched_debug",
-            "/sys/firmware",
-            "/proc/scsi",
-        ],
-    );
-    w.key("readonlyPaths");
-    strs(
-        &mut w,
-        &[
-            "/proc/bus",
-            "/proc/fs",
-            "/proc/irq",
-            "/proc/sys",
-            "/proc/sysrq-trigger",
-        ],
-    );
-    w.end_object();
-    w.end_object();
-    let mut s = w.finish();
+    let mut s = default_config::render(&default_config::Template {
+        terminal: false,
+        args: args.to_vec(),
+        env: env.to_vec(),
+        cwd: cwd.to_string(),
+        uid: user.uid,
+        gid: user.gid,
+        additional_gids: user.additional_gids.clone(),
+        readonly_root: false,
+        indent: "  ",
+        ..default_config::Template::default()
+    });
     s.push('\n');
     s
 }

@@ -18,7 +18,6 @@ mod init;
 pub mod ops;
 pub mod ps;
 mod rootfs;
-pub mod spec_default;
 pub mod tty;
 mod user_process;
 

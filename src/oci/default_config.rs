@@ -1,5 +1,5 @@
-//! The config.json that `runc spec` writes: same fields, values and order
-//! (tab-indented, as runc writes it).
+//! The default config.json: what `runc spec` writes (same fields, values
+//! and order), and the base of the bundles skiff-fetch makes from images.
 
 use crate::json::Writer;
 
@@ -35,27 +35,80 @@ fn mount(w: &mut Writer, dest: &str, kind: &str, source: &str, options: &[&str])
     w.end_object();
 }
 
+/// What varies between the default configs we write.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Map this host uid/gid to root in a user namespace, and leave out
+    /// what an unprivileged user cannot have.
+    pub rootless: Option<(u32, u32)>,
+    pub terminal: bool,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub readonly_root: bool,
+    /// runc writes tabs.
+    pub indent: &'static str,
+}
+
+impl Default for Template {
+    /// `runc spec`'s values.
+    fn default() -> Self {
+        Template {
+            rootless: None,
+            terminal: true,
+            args: vec!["sh".into()],
+            env: vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                "TERM=xterm".into(),
+            ],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: Vec::new(),
+            readonly_root: true,
+            indent: "\t",
+        }
+    }
+}
+
 /// The default spec; `rootless` maps the calling user to root in a user
 /// namespace and drops what an unprivileged user cannot have.
 pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> String {
-    let mut w = Writer::indented("\t");
+    render(&Template {
+        rootless: rootless.then_some((uid, gid)),
+        ..Template::default()
+    })
+}
+
+/// The config.json text for `t`.
+pub fn render(t: &Template) -> String {
+    let rootless = t.rootless.is_some();
+    let mut w = Writer::indented(t.indent);
     w.begin_object();
-    w.key("ociVersion").str(super::OCI_VERSION);
+    w.key("ociVersion").str(crate::runtime::OCI_VERSION);
     w.key("process").object();
-    w.key("terminal").bool(true);
+    w.key("terminal").bool(t.terminal);
     w.key("user")
         .object()
         .key("uid")
-        .num(0)
+        .num(t.uid)
         .key("gid")
-        .num(0)
-        .end_object();
-    w.key("args").strings(&["sh"]);
-    w.key("env").strings(&[
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "TERM=xterm",
-    ]);
-    w.key("cwd").str("/");
+        .num(t.gid);
+    if !t.additional_gids.is_empty() {
+        w.key("additionalGids").array();
+        for g in &t.additional_gids {
+            w.num(g);
+        }
+        w.end_array();
+    }
+    w.end_object();
+    w.key("args").strings(&t.args);
+    w.key("env").strings(&t.env);
+    w.key("cwd")
+        .str(if t.cwd.is_empty() { "/" } else { &t.cwd });
     w.key("capabilities").object();
     for set in ["bounding", "effective", "permitted", "ambient"] {
         w.key(set).strings(CAPS);
@@ -76,7 +129,7 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> String {
         .key("path")
         .str("rootfs")
         .key("readonly")
-        .bool(true)
+        .bool(t.readonly_root)
         .end_object();
     w.key("hostname").str("runc");
     w.key("mounts").array();
@@ -147,7 +200,7 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> String {
     }
     w.end_array();
     w.key("linux").object();
-    if rootless {
+    if let Some((uid, gid)) = t.rootless {
         for (key, host) in [("uidMappings", uid), ("gidMappings", gid)] {
             w.key(key).array().object();
             w.key("containerID")
