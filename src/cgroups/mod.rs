@@ -221,6 +221,13 @@ impl Cgroup {
         self.dirs.iter().find(|d| d.is_v2())
     }
 
+    /// An fd of the v2 directory, for clone3's CLONE_INTO_CGROUP.
+    pub fn open_v2_dir(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        self.v2_dir()
+            .map(|d| crate::sys::fs::open_root(&d.path))
+            .transpose()
+    }
+
     /// Make every directory (and missing parents). cpuset parents are
     /// filled from their own parents, as a new cpuset starts empty and would
     /// refuse any process.

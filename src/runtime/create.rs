@@ -4,6 +4,7 @@
 
 use super::container::{self, Container, State, StateRoot};
 use super::init::{self, InitContext};
+use super::tty;
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::oci::resources;
@@ -319,17 +320,10 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
             &device_rules(&spec),
         )
         .map_err(|e| e.wrap("linux.resources"))?;
-    let (console, own_end) = match &opts.console_socket {
-        Some(p) => (
-            Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
-            None,
-        ),
-        None if spec.process.as_ref().is_some_and(|p| p.terminal) => {
-            let (a, b) = UnixStream::pair().context("socketpair for the console")?;
-            (Some(a), Some(b))
-        }
-        None => (None, None),
-    };
+    let (console, own_end) = tty::console_endpoints(
+        opts.console_socket.as_deref(),
+        spec.process.as_ref().is_some_and(|p| p.terminal),
+    )?;
     let container = spawn(&dir, &bundle, &spec, opts, console, &cgroup)?;
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
@@ -426,19 +420,10 @@ fn spawn(
     let new_userns = new_flags & ns::Kind::User.clone_flag() != 0;
     let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
     // Compiled here, so a bad profile fails create before any clone.
-    let seccomp = spec
-        .linux
-        .seccomp
-        .as_ref()
-        .map(crate::seccomp::compile)
-        .transpose()
-        .map_err(|e| e.wrap("linux.seccomp"))?;
+    let seccomp = super::user_process::compile_seccomp(spec)?;
     let (parent, child) = channel()?;
     let rootfs = spec.rootfs(bundle);
-    let v2_fd = match cgroup.v2_dir() {
-        Some(d) => Some(crate::sys::fs::open_root(&d.path)?),
-        None => None,
-    };
+    let v2_fd = cgroup.open_v2_dir()?;
     let saved_mask = signal::block_all()?;
     let forked = process::clone_into_cgroup(new_flags, v2_fd.as_ref());
     match forked {

@@ -136,29 +136,10 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     let namespaces = init_namespaces(&c)?;
     // The container's filter applies to every process that enters it.
     let base = spec::load(Path::new(&c.state.bundle))?;
-    let seccomp = base
-        .linux
-        .seccomp
-        .as_ref()
-        .map(crate::seccomp::compile)
-        .transpose()
-        .map_err(|e| e.wrap("linux.seccomp"))?;
-    let (console, own_end) = match &opts.console_socket {
-        Some(p) => (
-            Some(UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?),
-            None,
-        ),
-        None if proc.terminal => {
-            let (a, b) = UnixStream::pair().context("socketpair for the console")?;
-            (Some(a), Some(b))
-        }
-        None => (None, None),
-    };
+    let seccomp = super::user_process::compile_seccomp(&base)?;
+    let (console, own_end) = tty::console_endpoints(opts.console_socket.as_deref(), proc.terminal)?;
     let cgroup = c.cgroup();
-    let v2_fd = match cgroup.v2_dir() {
-        Some(d) => Some(crate::sys::fs::open_root(&d.path)?),
-        None => None,
-    };
+    let v2_fd = cgroup.open_v2_dir()?;
     // The pid namespace applies to our next child only.
     let own_pid_ns = ns::PidNsReturn::save()?;
     let mut in_container = Vec::new();

@@ -9,6 +9,27 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::thread::JoinHandle;
 
+/// Where a new process's pty master goes: the console socket at `path`, or
+/// (with a terminal and no socket) a socketpair whose other end the runtime
+/// keeps to relay the terminal itself. Returns (the process's end, ours).
+pub(crate) fn console_endpoints(
+    path: Option<&str>,
+    terminal: bool,
+) -> Result<(Option<UnixStream>, Option<UnixStream>)> {
+    match path {
+        Some(p) => {
+            let s =
+                UnixStream::connect(p).with_context(|| format!("connect to console socket {p}"))?;
+            Ok((Some(s), None))
+        }
+        None if terminal => {
+            let (a, b) = UnixStream::pair().context("socketpair for the console")?;
+            Ok((Some(a), Some(b)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
 pub struct Relay {
     master: File,
     output: Option<JoinHandle<()>>,

@@ -34,6 +34,19 @@ impl Exec<'_> {
     }
 }
 
+/// The container's seccomp filter, compiled (in the runtime, so that a bad
+/// profile fails before any process is made).
+pub(crate) fn compile_seccomp(
+    spec: &crate::oci::spec::Spec,
+) -> Result<Option<crate::seccomp::Program>> {
+    spec.linux
+        .seccomp
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| e.wrap("linux.seccomp"))
+}
+
 /// A new pty from the devpts of the mount namespace we are in.
 pub(crate) fn open_pty() -> Result<rootfs::Console> {
     let master = rustix::fs::open(
