@@ -44,6 +44,7 @@ pub(crate) struct InitChannel(OwnedFd);
 const MSG_MAPS_WRITTEN: &[u8] = b"maps";
 const MSG_RELEASE: &[u8] = b"go";
 const MSG_HOOKS: &[u8] = b"hooks";
+const MSG_PID: &[u8] = b"pid:";
 const MSG_RESUME: &[u8] = b"resume";
 const MSG_READY: &[u8] = b"ready";
 const MSG_ERROR: &[u8] = b"error:";
@@ -76,6 +77,20 @@ fn send(fd: &OwnedFd, msg: &[u8]) -> Result<()> {
 impl ParentChannel {
     fn maps_written(&self) -> Result<()> {
         send(&self.0, MSG_MAPS_WRITTEN)
+    }
+
+    /// The init's pid, as the intermediate process that cloned it tells it.
+    fn recv_init_pid(&self) -> Result<process::Pid> {
+        let msg = recv(&self.0)?;
+        if let Some(n) = msg.strip_prefix(MSG_PID) {
+            if let Some(pid) = std::str::from_utf8(n).ok().and_then(|n| n.parse().ok()) {
+                return Ok(pid);
+            }
+        }
+        match msg.strip_prefix(MSG_ERROR) {
+            Some(text) => Err(Error::new(String::from_utf8_lossy(text).into_owned())),
+            None => Err(Error::new("container init exited before it was ready")),
+        }
     }
 
     /// Wait for the init to reach the point where runtime hooks run.
@@ -130,6 +145,11 @@ impl InitChannel {
             _ => Err(Error::new("runtime went away before writing the id maps")),
         }
     }
+    /// Tell the runtime the pid of the init we cloned.
+    pub(crate) fn send_init_pid(&self, pid: process::Pid) -> Result<()> {
+        send(&self.0, format!("pid:{pid}").as_bytes())
+    }
+
     /// Mounts are done: let the runtime run its hooks, and wait for it.
     pub(crate) fn hooks_point(&self) -> Result<()> {
         send(&self.0, MSG_HOOKS)?;
@@ -210,15 +230,6 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
         && spec.linux.namespace(ns::Kind::Uts).is_none()
     {
         crate::bail!("hostname: unable to set a hostname without a private UTS namespace");
-    }
-    if spec
-        .linux
-        .namespace(ns::Kind::User)
-        .is_some_and(|n| n.path.is_some())
-    {
-        crate::bail!(
-            "linux.namespaces: joining a user namespace by path is not supported by this build yet"
-        );
     }
     check_sysctls(&spec)?;
     match (process.terminal, &opts.console_socket) {
@@ -398,16 +409,19 @@ fn spawn(
     // the clone, while we still hold every privilege; the mount namespace
     // is joined by the init, since we still need our own view of the files.
     let mut init_joins = Vec::new();
+    let mut join_user = None;
     let own_pid_ns = joins
         .iter()
         .any(|(k, _)| *k == ns::Kind::Pid)
         .then(ns::PidNsReturn::save)
         .transpose()?;
     for (kind, fd) in joins {
-        if kind == ns::Kind::Mount {
-            init_joins.push((kind, fd));
-        } else {
-            ns::enter(&fd, kind)?;
+        match kind {
+            ns::Kind::Mount => init_joins.push((kind, fd)),
+            // Joined by an intermediate process, so that the namespaces the
+            // init creates belong to that user namespace (see below).
+            ns::Kind::User => join_user = Some(fd),
+            _ => ns::enter(&fd, kind)?,
         }
     }
     let new_flags: u64 = spec
@@ -417,7 +431,13 @@ fn spawn(
         .filter(|n| n.path.is_none())
         .map(|n| n.kind.clone_flag())
         .fold(0, |a, b| a | b);
-    let new_userns = new_flags & ns::Kind::User.clone_flag() != 0;
+    let userns = if new_flags & ns::Kind::User.clone_flag() != 0 {
+        init::UserNs::New
+    } else if join_user.is_some() {
+        init::UserNs::Joined
+    } else {
+        init::UserNs::Host
+    };
     let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
     // Compiled here, so a bad profile fails create before any clone.
     let seccomp = super::user_process::compile_seccomp(spec)?;
@@ -425,10 +445,35 @@ fn spawn(
     let rootfs = spec.rootfs(bundle);
     let v2_fd = cgroup.open_v2_dir()?;
     let saved_mask = signal::block_all()?;
-    let forked = process::clone_into_cgroup(new_flags, v2_fd.as_ref());
+    // With a user namespace to join, an intermediate child joins it and
+    // clones the init; we adopt the init when the intermediate exits.
+    let (clone_flags, intermediate) = match &join_user {
+        Some(_) => {
+            process::set_child_subreaper()?;
+            (0, true)
+        }
+        None => (new_flags, false),
+    };
+    let forked = process::clone_into_cgroup(clone_flags, v2_fd.as_ref());
     match forked {
         Ok((process::Forked::Child, _)) => {
             drop(parent);
+            if let Some(user) = &join_user {
+                process::child_panics_exit();
+                let cloned =
+                    ns::enter(user, ns::Kind::User).and_then(|_| process::clone_process(new_flags));
+                match cloned {
+                    Ok(process::Forked::Parent(pid)) => {
+                        let code = i32::from(child.send_init_pid(pid).is_err());
+                        process::exit_now(code);
+                    }
+                    Ok(process::Forked::Child) => {}
+                    Err(e) => {
+                        child.fail(&e);
+                        process::exit_now(1);
+                    }
+                }
+            }
             init::main(InitContext {
                 spec,
                 process,
@@ -438,7 +483,7 @@ fn spawn(
                 exec_listener: listener,
                 console,
                 joins: init_joins,
-                new_userns,
+                userns,
                 container_id: &opts.id,
                 bundle_str: &bundle.to_string_lossy(),
                 annotations: spec.annotations.iter().cloned().collect(),
@@ -450,7 +495,7 @@ fn spawn(
                 seccomp: seccomp.as_ref(),
             })
         }
-        Ok((process::Forked::Parent(pid), born_in_v2)) => {
+        Ok((process::Forked::Parent(first), born_in_v2)) => {
             drop(child);
             drop(listener);
             drop(console);
@@ -459,6 +504,13 @@ fn spawn(
                 None => Ok(()),
             }
             .and_then(|_| signal::restore(&saved_mask));
+            let pid = if intermediate {
+                let init_pid = parent.recv_init_pid();
+                let _ = process::wait_pid(first, false);
+                init_pid?
+            } else {
+                first
+            };
             let brought_up = restored
                 .and_then(|_| bring_up(pid, born_in_v2, &parent, spec, bundle, opts, cgroup));
             if let Err(e) = brought_up {
@@ -511,13 +563,14 @@ fn bring_up(
     opts: &CreateOptions,
     cgroup: &Cgroup,
 ) -> Result<()> {
-    if spec
-        .linux
-        .namespace(ns::Kind::User)
-        .is_some_and(|n| n.path.is_none())
-    {
-        write_id_maps(pid, spec)?;
-        parent.maps_written()?;
+    match spec.linux.namespace(ns::Kind::User) {
+        Some(n) if n.path.is_none() => {
+            write_id_maps(pid, spec)?;
+            parent.maps_written()?;
+        }
+        // A joined one: the init waits for word that we know its pid.
+        Some(_) => parent.release()?,
+        None => {}
     }
     // The init prepares its rootfs meanwhile; it cannot exec before `start`,
     // which comes after we return, so its user's process runs in the cgroup.

@@ -13,6 +13,17 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
+/// The init's user namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserNs {
+    /// The runtime's own.
+    Host,
+    /// Made by the clone; the runtime writes its id maps.
+    New,
+    /// Joined by path (through an intermediate process).
+    Joined,
+}
+
 pub(crate) struct InitContext<'a> {
     pub container_id: &'a str,
     pub bundle_str: &'a str,
@@ -28,7 +39,7 @@ pub(crate) struct InitContext<'a> {
     pub console: Option<UnixStream>,
     /// Namespaces the init joins itself (the mount namespace).
     pub joins: Vec<(ns::Kind, OwnedFd)>,
-    pub new_userns: bool,
+    pub userns: UserNs,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -103,9 +114,13 @@ fn hook_state<'a>(ctx: &'a InitContext, status: &'a str) -> hooks::HookState<'a>
 
 fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
     process::set_parent_death_signal(libc::SIGKILL)?;
-    if ctx.new_userns {
-        ctx.channel.wait_maps_written()?;
-        // Become root of the new namespace (host root maps to nothing here).
+    match ctx.userns {
+        UserNs::Host => {}
+        UserNs::New => ctx.channel.wait_maps_written()?,
+        UserNs::Joined => ctx.channel.wait_release()?,
+    }
+    if ctx.userns != UserNs::Host {
+        // Become root of the namespace (host root maps to nothing there).
         user::set_gid(0).context("become root in the user namespace")?;
         user::set_uid(0).context("become root in the user namespace")?;
     }
@@ -126,7 +141,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
         ctx.spec,
         ctx.rootfs,
         ctx.bundle,
-        ctx.new_userns,
+        ctx.userns != UserNs::Host,
         proc.terminal,
         &ctx.cgroups,
     )?;
