@@ -1416,8 +1416,9 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
         .filter_map(|l| {
             let (left, right) = l.split_once(" - ")?;
             let fstype = right.split(' ').next()?;
+            let mp = left.split(' ').nth(4)?;
             (fstype == "cgroup" || fstype == "cgroup2")
-                .then(|| PathBuf::from(unescape_mountinfo(left.split(' ').nth(4)?)))
+                .then(|| PathBuf::from(unescape_mountinfo(mp)))
         })
         .collect();
     out.dedup();
