@@ -42,7 +42,8 @@ fn append_bytes(b: &mut tar::Builder<fs::File>, name: &str, data: &[u8]) {
     h.set_mode(0o644);
     h.set_mtime(0);
     h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, name, data).expect("append to image tar");
+    b.append_data(&mut h, name, data)
+        .expect("append to image tar");
 }
 
 /// An OCI image layout tar (oci-layout, index.json, blobs) of `rootfs` as
@@ -259,12 +260,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             for id in self.ctr(&["task", "ls", "-q"]).stdout.split_whitespace() {
                 self.ctr(&["task", "kill", "-s", "KILL", id]);
                 wait_until(Duration::from_secs(5), || {
-                    self.task_status(id)
-                        .is_none_or(|(_, s)| s == "STOPPED")
+                    self.task_status(id).is_none_or(|(_, s)| s == "STOPPED")
                 });
                 self.ctr(&["task", "delete", "-f", id]);
             }
-            for id in self.ctr(&["container", "ls", "-q"]).stdout.split_whitespace() {
+            for id in self
+                .ctr(&["container", "ls", "-q"])
+                .stdout
+                .split_whitespace()
+            {
                 self.ctr(&["container", "delete", id]);
             }
             // SAFETY: kill(2) on containerd, our own unreaped child.
@@ -300,7 +304,11 @@ impl Drop for Containerd<'_> {
 #[test]
 fn containerd_runs_skiff_as_its_runc() {
     let ctx = Ctx::new("dropin");
-    if Command::new("containerd").arg("--version").output().is_err() {
+    if Command::new("containerd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: no containerd here (scripts/ensure-deps test installs it)");
         return;
     }
@@ -328,7 +336,11 @@ fn containerd_runs_skiff_as_its_runc() {
     ])
     .ok();
     let images = ctd.ctr(&["images", "ls", "-q"]);
-    assert!(images.stdout.lines().any(|l| l == IMAGE), "{}", images.stdout);
+    assert!(
+        images.stdout.lines().any(|l| l == IMAGE),
+        "{}",
+        images.stdout
+    );
 
     // run --rm: output and exit status.
     let out = ctd.ctr(&[
@@ -399,7 +411,9 @@ fn containerd_runs_skiff_as_its_runc() {
     ctd.wait_task_status("c2", "PAUSED");
     let freezer = cgroup_dir(pid, "freezer").unwrap();
     assert_eq!(
-        fs::read_to_string(freezer.join("freezer.state")).unwrap().trim(),
+        fs::read_to_string(freezer.join("freezer.state"))
+            .unwrap()
+            .trim(),
         "FROZEN"
     );
     ctd.ctr(&["task", "resume", "c2"]).ok();

@@ -272,33 +272,35 @@ fn dir_is_empty(p: &Path) -> bool {
         .unwrap_or(true)
 }
 
+/// The rootfs's /etc is an absolute symlink (as `etc -> /etc` in the
+/// brief's attack, but pointing at a host dir of this test, so that a
+/// runtime that follows it on the host does no harm): bind mounts onto
+/// /etc/x must land in the rootfs.
 #[test]
 fn bind_mount_through_absolute_symlink_lands_in_rootfs() {
     let ctx = Ctx::new("symlinkbind");
     let (host, inside) = twin_dirs(&ctx, "hostetc");
-    // rootfs/etc2 -> /<test dir>/hostetc: on the host that is a real dir of
-    // the test; inside the rootfs, rootfs/<test dir>/hostetc.
-    symlink(&host, ctx.rootfs().join("etc2")).unwrap();
+    // rootfs/etc -> /<test dir>/hostetc: on the host that is a real dir of
+    // the test; inside the rootfs it is rootfs/<test dir>/hostetc, which
+    // gets the rootfs's /etc files.
+    fs::remove_dir(&inside).unwrap();
+    fs::rename(ctx.rootfs().join("etc"), &inside).unwrap();
+    symlink(&host, ctx.rootfs().join("etc")).unwrap();
     let src = ctx.path("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("file"), "from the host\n").unwrap();
     let srcfile = ctx.path("srcfile");
     fs::write(&srcfile, "a file\n").unwrap();
     let mut c = ctx.config();
-    c.mount("/etc2/x", "bind", src.to_str().unwrap(), &["bind", "ro"])
-        .mount(
-            "/etc2/f",
-            "bind",
-            srcfile.to_str().unwrap(),
-            &["bind", "ro"],
-        )
+    c.mount("/etc/x", "bind", src.to_str().unwrap(), &["bind", "ro"])
+        .mount("/etc/f", "bind", srcfile.to_str().unwrap(), &["bind", "ro"])
         .sh(&format!(
-            "cat /etc2/x/file {}/x/file /etc2/f",
+            "cat /etc/x/file {}/x/file /etc/f; id -un",
             host.display()
         ));
     let out = ctx.run_config(&c);
     out.ok();
-    assert_eq!(out.stdout, "from the host\nfrom the host\na file\n");
+    assert_eq!(out.stdout, "from the host\nfrom the host\na file\nroot\n");
     assert!(
         dir_is_empty(&host),
         "the host side of the symlink was touched: {:?}",
@@ -309,6 +311,7 @@ fn bind_mount_through_absolute_symlink_lands_in_rootfs() {
             .collect::<Vec<_>>()
     );
     assert!(inside.join("x").is_dir(), "mount point made in the rootfs");
+    assert!(inside.join("f").is_file(), "mount point made in the rootfs");
 }
 
 #[test]
