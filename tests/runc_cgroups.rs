@@ -632,8 +632,20 @@ fn update_changes_limits_of_a_running_container() {
     );
     assert_eq!(read_trim(&dir("pids").join("pids.max")), "30");
 
+    // Bad input: refused, nothing changes.
+    let out = ctx.rt(&["update", "--memory", "lots", &id]);
+    assert!(!out.status.success(), "--memory lots refused");
+    let f = ctx.path("bad.json");
+    fs::write(&f, "{not json").unwrap();
+    let out = ctx.rt(&["update", "--resources", f.to_str().unwrap(), &id]);
+    assert!(!out.status.success(), "bad JSON refused");
+    assert_eq!(read_trim(&dir("pids").join("pids.max")), "30");
+
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
+    // update of a container that is gone fails.
+    let out = ctx.rt(&["update", "--pids-limit", "9", &id]);
+    assert!(!out.status.success(), "update of a deleted container");
 }
 
 #[test]
@@ -764,6 +776,23 @@ fn events_stats_shape() {
         "{}",
         out.stdout
     );
+    // Without --stats: a stats line every interval.
+    let bg = ctx.spawn(&["events", "--interval", "200ms", &id]);
+    let stats_lines = |text: &str| {
+        text.lines()
+            .filter(|l| {
+                json::from_str::<Value>(l).is_ok_and(|v| as_str(jget(&v, "type")) == Some("stats"))
+            })
+            .count()
+    };
+    let streamed = wait_until(T, || stats_lines(&bg.stdout_so_far()) >= 3);
+    let text = bg.stdout_so_far();
+    drop(bg);
+    assert!(streamed, "three stats events within {T:?}: {text}");
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = json::from_str(l).unwrap_or_else(|_| panic!("a JSON line: {l}"));
+        check_stats_shape(&v, &id, l);
+    }
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
     // events of a container that is gone fails.

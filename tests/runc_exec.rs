@@ -439,6 +439,48 @@ fn exec_in_stopped_container_fails() {
 }
 
 #[test]
+fn exec_usage_errors() {
+    let ctx = Ctx::new("execusage");
+    let (id, _) = start_sleeper(&ctx, ctx.config());
+    // -t -d without a console socket.
+    let out = ctx.rt(&["exec", "-t", "-d", &id, "true"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("console socket"), "{}", out.stderr);
+    // A console socket without -t.
+    let sock = ConsoleSocket::new(&ctx);
+    let out = ctx.rt(&[
+        "exec",
+        "-d",
+        "--console-socket",
+        &sock.path_str(),
+        &id,
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("console socket"), "{}", out.stderr);
+    // No command.
+    let out = ctx.rt(&["exec", &id]);
+    assert!(!out.status.success());
+    // An unknown capability (skiff checked alone: runc 1.1.5 runs the
+    // process anyway).
+    if is_skiff() {
+        let out = ctx.rt(&["exec", "--cap", "CAP_NO_SUCH", &id, "true"]);
+        out.fails();
+        assert!(out.stderr.contains("CAP_NO_SUCH"), "{}", out.stderr);
+    }
+    // None of them started anything.
+    let out = ctx.rt(&["ps", "-f", "json", &id]);
+    out.ok();
+    assert_eq!(
+        out.stdout.matches(',').count(),
+        0,
+        "only the init: {}",
+        out.stdout
+    );
+    finish(&ctx, &id);
+}
+
+#[test]
 fn exec_preserve_fds() {
     let ctx = Ctx::new("execfds");
     let (id, _) = start_sleeper(&ctx, ctx.config());

@@ -435,3 +435,53 @@ fn host_sysctl_is_refused_with_its_key() {
     );
     ctx.assert_gone(&id);
 }
+
+/// Values the kernel refuses (a CPU that is not there, a huge page size
+/// that does not exist) fail `run` with an error naming the file, and
+/// leave no cgroup behind (the harness checks).
+#[test]
+fn impossible_resources_are_refused_clearly() {
+    let ctx = Ctx::new("badres");
+    let mut c = ctx.config();
+    c.set("linux.resources.cpu", js(r#"{"cpus":"999"}"#))
+        .sh("echo ran");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt(&["run", "--bundle", &b, &id]);
+    assert_ne!(out.code(), Some(0));
+    assert!(!out.stdout.contains("ran"));
+    if is_skiff() {
+        out.fails();
+    }
+    assert!(
+        out.stderr.contains("cpuset.cpus"),
+        "the error names the file: {}",
+        out.stderr
+    );
+    ctx.assert_gone(&id);
+
+    if !cgroup_mount("hugetlb").is_some_and(|m| m.join("hugetlb.2MB.limit_in_bytes").exists()) {
+        eprintln!("hugetlb is not a v1 hierarchy here: page sizes not checked");
+        return;
+    }
+    let mut c = ctx.config();
+    c.set(
+        "linux.resources.hugepageLimits",
+        js(r#"[{"pageSize":"3MB","limit":6291456}]"#),
+    )
+    .sh("echo ran");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let out = ctx.rt(&["run", "--bundle", &b, &id]);
+    assert_ne!(out.code(), Some(0));
+    if is_skiff() {
+        out.fails();
+    }
+    assert!(
+        out.stderr.contains("3MB"),
+        "the error names the page size: {}",
+        out.stderr
+    );
+    ctx.assert_gone(&id);
+}
