@@ -142,19 +142,44 @@ fn exec_cannot_overwrite_the_runtime_binary() {
     // the sealed copy (skiff checked alone; runc 1.1.5 clones itself only
     // for `runc init`).
     let bg = ctx.spawn_at(&rt, Some(&ctx.root), &["exec", &attack.id, "sleep", "1"]);
+    let exe_link = format!("/proc/{}/exe", bg.pid());
     let mut exe = String::new();
     wait_until(T, || {
-        exe = fs::read_link(format!("/proc/{}/exe", bg.pid()))
+        exe = fs::read_link(&exe_link)
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        exe.starts_with("/memfd:")
+        // (runc 1.1.5's `exec` process runs from its file: no need to wait)
+        exe.starts_with("/memfd:") || (!is_skiff() && !exe.is_empty())
     });
+    // What the attack would do, done as root on the host: open the image
+    // and write to it. The seals forbid it.
+    let seals = fs::File::open(&exe_link).ok().map(|f| {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl(F_GET_SEALS) on a file we hold open.
+        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) }
+    });
+    // Only ever at a memfd: never at a file.
+    let wrote = if exe.starts_with("/memfd:") {
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&exe_link)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"))
+    } else {
+        Err(std::io::Error::other("not a memfd"))
+    };
     bg.wait(T).ok();
     if is_skiff() {
         assert!(
             exe.starts_with("/memfd:skiff-sealed"),
             "the runtime of `exec` runs from a sealed memfd: exe -> {exe}"
         );
+        let want = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+        assert_eq!(
+            seals.map(|s| s & want),
+            Some(want),
+            "seals of the runtime's image: {seals:?}"
+        );
+        assert!(wrote.is_err(), "writing to the sealed image must fail");
     }
     std::thread::sleep(Duration::from_millis(500));
     let log = attack.finish(&ctx);
