@@ -568,3 +568,69 @@ fn kill_all_reaches_exec_processes() {
     ctx.delete(&id).ok();
     ctx.assert_gone(&id);
 }
+
+/// Without a pid namespace of its own, a container's exec'd processes do
+/// not die with its init: `delete --force` must kill them (they are in its
+/// cgroup), and `kill --all` must reach them.
+#[test]
+fn exec_in_shared_pid_namespace_is_cleaned_up() {
+    let ctx = Ctx::new("execnopidns");
+    let mut c = ctx.config();
+    c.remove_namespace("pid");
+    let (id, _) = start_sleeper(&ctx, c);
+    let exec_pid = |name: &str| -> i32 {
+        let pf = ctx.path(name);
+        ctx.rt(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pf.to_str().unwrap(),
+            &id,
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        let pid = read_pid_file(&ctx, name);
+        ctx.track_pid(pid);
+        pid
+    };
+    let a = exec_pid("a.pid");
+    let a_st = proc_starttime(a).unwrap();
+    assert_eq!(
+        fs::read_link(format!("/proc/{a}/ns/pid")).unwrap(),
+        fs::read_link("/proc/self/ns/pid").unwrap(),
+        "the host's pid namespace"
+    );
+    ctx.rt(&["kill", "--all", &id, "KILL"]).ok();
+    assert!(
+        wait_gone(a, a_st, T),
+        "kill --all reached the exec'd process"
+    );
+    ctx.wait_status(&id, "stopped", T);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+
+    let mut c = ctx.config();
+    c.remove_namespace("pid");
+    let (id2, _) = start_sleeper(&ctx, c);
+    let pf = ctx.path("b.pid");
+    ctx.rt(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id2,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let b = read_pid_file(&ctx, "b.pid");
+    ctx.track_pid(b);
+    let b_st = proc_starttime(b).unwrap();
+    ctx.rt(&["delete", "--force", &id2]).ok();
+    assert!(
+        wait_gone(b, b_st, T),
+        "delete --force killed the exec'd process"
+    );
+    ctx.assert_gone(&id2);
+}

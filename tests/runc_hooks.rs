@@ -513,3 +513,57 @@ fn features_shape() {
         }
     }
 }
+
+/// A foreground `run` runs poststop when it deletes the container.
+#[test]
+fn run_runs_poststop() {
+    let ctx = Ctx::new("hookrun");
+    let out_dir = ctx.path("hookout");
+    fs::create_dir(&out_dir).unwrap();
+    let host_dir = out_dir.to_str().unwrap().to_string();
+    let mut c = ctx.config();
+    for kind in ["createRuntime", "poststart", "poststop"] {
+        c.push(
+            &format!("hooks.{kind}"),
+            hook("/bin/busybox", kind, &host_dir, "EXTRA=1"),
+        );
+    }
+    c.sh("echo ran");
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert_eq!(out.stdout, "ran\n");
+    let mut o = order(&out_dir);
+    if !is_skiff() {
+        // runc 1.1.5 runs poststart at create, before the process.
+        o.retain(|h| h != "poststart");
+    } else {
+        assert!(o.contains(&"poststart".to_string()), "{o:?}");
+        o.retain(|h| h != "poststart");
+    }
+    assert_eq!(o, ["createRuntime", "poststop"]);
+    let s = seen(&out_dir, "poststop").unwrap();
+    assert_eq!(
+        as_str(jget(&s.state, "status")),
+        Some("stopped"),
+        "{}",
+        s.raw
+    );
+}
+
+/// A hook whose program does not exist fails create, naming the hook.
+#[test]
+fn missing_hook_program_fails_create() {
+    let ctx = Ctx::new("hookmissing");
+    let mut c = ctx.config();
+    c.push(
+        "hooks.createRuntime",
+        js(r#"{"path":"/no/such/hook","args":["hook"]}"#),
+    )
+    .sh("exec sleep 1000");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let out = ctx.create(&id);
+    out.fails();
+    assert!(out.stderr.contains("/no/such/hook"), "{}", out.stderr);
+    ctx.assert_gone(&id);
+}
