@@ -634,3 +634,32 @@ fn exec_in_shared_pid_namespace_is_cleaned_up() {
     );
     ctx.assert_gone(&id2);
 }
+
+#[test]
+fn exec_bad_cwd_fails_clearly() {
+    let ctx = Ctx::new("execcwd");
+    let (id, _) = start_sleeper(&ctx, ctx.config());
+    let out = ctx.rt(&["exec", "--cwd", "/nonexistent", &id, "pwd"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    if is_skiff() {
+        // runc 1.1.5 exits 255.
+        out.fails();
+    }
+    assert!(out.stderr.contains("/nonexistent"), "{}", out.stderr);
+    assert_eq!(ctx.status(&id), "running");
+    finish(&ctx, &id);
+}
+
+/// `-e NAME` without `=`: runc refuses ("invalid environment variable").
+#[test]
+#[ignore = "BUG: exec -e without '=' (e.g. -e BAD) is silently dropped and the process runs; runc 1.1.5 refuses it: invalid environment variable \"BAD\""]
+fn exec_env_without_equals_is_refused() {
+    let ctx = Ctx::new("execbadenv");
+    let (id, _) = start_sleeper(&ctx, ctx.config());
+    let out = ctx.rt(&["exec", "-e", "BAD", &id, "echo", "ran"]);
+    assert!(!out.status.success(), "exec -e BAD refused: {}", out.stdout);
+    assert!(!out.stdout.contains("ran"));
+    assert!(out.stderr.contains("BAD"), "{}", out.stderr);
+    finish(&ctx, &id);
+}
