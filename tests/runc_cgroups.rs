@@ -365,8 +365,9 @@ fn memory_limit_oom_kills() {
     assert_eq!(read_trim(&memcg.join("memory.limit_in_bytes")), "33554432");
     go(pid);
     let out = run.wait(Duration::from_secs(30));
+    // (which process the OOM killer picks, tail or the shell, may vary:
+    // either way the container's status is 137)
     out.exit(137);
-    assert!(out.stderr.contains("Killed"), "stderr: {:?}", out.stderr);
     ctx.assert_gone(&id);
 }
 
