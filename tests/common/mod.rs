@@ -1291,3 +1291,212 @@ pub fn write_pty(master: &OwnedFd, data: &[u8]) {
 pub fn exit_signal(st: &ExitStatus) -> Option<i32> {
     st.signal()
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the cgroup, exec, hooks, hardening and containerd tests
+
+impl Ctx {
+    /// Spawn `runtime` (a binary other than the one under test: a per-test
+    /// copy of skiff, or runc to compare with) with `args`; `root`, when
+    /// given, is passed as `--root`.
+    #[track_caller]
+    pub fn spawn_at(&self, runtime: &Path, root: Option<&Path>, args: &[&str]) -> Bg {
+        let n = self.n.fetch_add(1, Ordering::Relaxed);
+        let out = self.dir.join(format!("cmd{n}.out"));
+        let err = self.dir.join(format!("cmd{n}.err"));
+        let mut cmd = Command::new(runtime);
+        let mut shown = runtime.display().to_string();
+        if let Some(r) = root {
+            cmd.arg("--root").arg(r);
+            shown.push_str(&format!(" --root {}", r.display()));
+        }
+        for a in args {
+            shown.push(' ');
+            shown.push_str(a);
+        }
+        cmd.args(args)
+            .env("SKIFF_TEST_MARK", &self.mark)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).expect("stdout file"))
+            .stderr(fs::File::create(&err).expect("stderr file"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+        Bg {
+            child,
+            cmd: shown,
+            out,
+            err,
+        }
+    }
+
+    /// [`Ctx::spawn_at`] and wait.
+    #[track_caller]
+    pub fn rt_at(&self, runtime: &Path, root: Option<&Path>, args: &[&str]) -> Out {
+        self.spawn_at(runtime, root, args).wait(CMD_TIMEOUT)
+    }
+
+    /// Run the runtime under test (with `--root`) with stdin read from
+    /// `input`.
+    #[track_caller]
+    pub fn rt_stdin(&self, input: &Path, args: &[&str]) -> Out {
+        let (mut cmd, shown, out, err) = self.command(args, true);
+        cmd.stdin(fs::File::open(input).expect("open stdin file"));
+        let shown = format!("{shown} <{}", input.display());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+        Bg {
+            child,
+            cmd: shown,
+            out,
+            err,
+        }
+        .wait(CMD_TIMEOUT)
+    }
+
+    /// A private copy of the runtime under test in the test dir (for tests
+    /// that try to overwrite the runtime binary: a failure must not destroy
+    /// the real build). For skiff: `DIR/bin/skiff` and a `runc` symlink to
+    /// it, which is returned along with the copy itself.
+    pub fn runtime_copy(&self) -> (PathBuf, PathBuf) {
+        let real = fs::canonicalize(&runtime().path).expect("canonicalize runtime");
+        let bin = self.dir.join("bin");
+        fs::create_dir_all(&bin).expect("create bin dir");
+        let name = real.file_name().expect("runtime file name");
+        let copy = bin.join(name);
+        fs::copy(&real, &copy).expect("copy the runtime binary");
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod copy");
+        let link = bin.join("runc");
+        if link != copy {
+            symlink(&copy, &link).expect("symlink runc -> copy");
+        }
+        (link, copy)
+    }
+}
+
+/// The cgroup of `pid` in the v1 hierarchy holding `controller` (or, for
+/// `controller == ""`, the cgroup v2 line), from /proc/PID/cgroup.
+pub fn proc_cgroup(pid: i32, controller: &str) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        hit.then(|| path.to_string())
+    })
+}
+
+/// Where the hierarchy holding `controller` is mounted (v1), or the
+/// cgroup2 mount for `controller == ""`.
+pub fn cgroup_mount(controller: &str) -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mp = left.split(' ').nth(4)?;
+        let mut r = right.split(' ');
+        let fstype = r.next()?;
+        let opts = r.nth(1)?;
+        let hit = if controller.is_empty() {
+            fstype == "cgroup2"
+        } else {
+            fstype == "cgroup" && opts.split(',').any(|o| o == controller)
+        };
+        hit.then(|| PathBuf::from(unescape_mountinfo(mp)))
+    })
+}
+
+/// The host directory of `pid`'s cgroup for `controller` (see
+/// [`proc_cgroup`], [`cgroup_mount`]).
+pub fn cgroup_dir(pid: i32, controller: &str) -> Option<PathBuf> {
+    let mount = cgroup_mount(controller)?;
+    let path = proc_cgroup(pid, controller)?;
+    Some(mount.join(path.trim_start_matches('/')))
+}
+
+/// Every cgroup hierarchy mount point (v1 and v2).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            let mp = left.split(' ').nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| PathBuf::from(unescape_mountinfo(mp)))
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Removes cgroup directories a test made (or made the runtime make) under
+/// every hierarchy when dropped, deepest first: `rel` paths are relative to
+/// each hierarchy's root.
+pub struct CgroupDirs {
+    pub rel: Vec<String>,
+}
+
+impl CgroupDirs {
+    /// Where `rel` exists now, in any hierarchy.
+    pub fn existing(rel: &str) -> Vec<PathBuf> {
+        cgroup_mounts()
+            .into_iter()
+            .map(|m| m.join(rel.trim_start_matches('/')))
+            .filter(|p| p.is_dir())
+            .collect()
+    }
+}
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        let mut rel = self.rel.clone();
+        rel.sort_by_key(|r| std::cmp::Reverse(r.len()));
+        for r in &rel {
+            for p in CgroupDirs::existing(r) {
+                for _ in 0..100 {
+                    if fs::remove_dir(&p).is_ok() || !p.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+/// Poll `f` until it is true; false on timeout.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The state letter of /proc/PID/stat (R, S, D, T, Z, ...).
+pub fn proc_state_of(pid: i32) -> Option<char> {
+    proc_state(pid)
+}
+
+/// The pids of the direct children of `pid` (from /proc/PID/task/*/children).
+pub fn proc_children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            let s = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    out
+}
