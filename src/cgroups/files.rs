@@ -260,45 +260,76 @@ pub fn io_max_lines(r: &Resources) -> Vec<String> {
         .collect()
 }
 
-/// cgroup v2: every setting.
-pub(super) fn apply_v2(dir: &Path, r: &Resources) -> Result<()> {
+/// cgroup v2: every setting whose controller this cgroup has. On a hybrid
+/// host (`strict` false) the others are v1's business; on a unified host a
+/// setting whose controller is missing is an error.
+pub(super) fn apply_v2(dir: &Path, r: &Resources, strict: bool) -> Result<()> {
+    let enabled = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let usable = |controller: &str, what: &str, asked: bool| -> Result<bool> {
+        if !asked {
+            return Ok(false);
+        }
+        if enabled.split_whitespace().any(|c| c == controller) {
+            return Ok(true);
+        }
+        if strict {
+            crate::bail!(
+                "linux.resources.{what}: the {controller} controller is not available in cgroup {}",
+                dir.display()
+            );
+        }
+        Ok(false)
+    };
     let m = &r.memory;
-    if let Some(l) = m.limit {
-        write(dir, "memory.max", limit_value(l))?;
-    }
-    if let Some(v) = swap_max(m.limit, m.swap) {
-        if exists(dir, "memory.swap.max") {
-            write(dir, "memory.swap.max", v)?;
+    if usable("memory", "memory", m.limit.is_some() || m.swap.is_some() || m.reservation.is_some())? {
+        if let Some(l) = m.limit {
+            write(dir, "memory.max", limit_value(l))?;
+        }
+        if let Some(v) = swap_max(m.limit, m.swap) {
+            if exists(dir, "memory.swap.max") {
+                write(dir, "memory.swap.max", v)?;
+            }
+        }
+        if let Some(res) = m.reservation {
+            write(dir, "memory.low", limit_value(res))?;
         }
     }
-    if let Some(res) = m.reservation {
-        write(dir, "memory.low", limit_value(res))?;
+    let cpu_max_line = cpu_max(r.cpu.quota, r.cpu.period);
+    if usable("cpu", "cpu", r.cpu.shares.is_some_and(|s| s > 0) || cpu_max_line.is_some())? {
+        if let Some(s) = r.cpu.shares.filter(|s| *s > 0) {
+            write(dir, "cpu.weight", shares_to_weight(s))?;
+        }
+        if let Some(line) = cpu_max_line {
+            write(dir, "cpu.max", line)?;
+        }
     }
-    if let Some(s) = r.cpu.shares.filter(|s| *s > 0) {
-        write(dir, "cpu.weight", shares_to_weight(s))?;
+    if usable("cpuset", "cpu", r.cpu.cpus.is_some() || r.cpu.mems.is_some())? {
+        if let Some(c) = &r.cpu.cpus {
+            write(dir, "cpuset.cpus", c)?;
+        }
+        if let Some(mm) = &r.cpu.mems {
+            write(dir, "cpuset.mems", mm)?;
+        }
     }
-    if let Some(line) = cpu_max(r.cpu.quota, r.cpu.period) {
-        write(dir, "cpu.max", line)?;
+    if usable("pids", "pids", r.pids_limit.is_some())? {
+        match r.pids_limit {
+            Some(n) if n > 0 => write(dir, "pids.max", n)?,
+            _ => write(dir, "pids.max", "max")?,
+        }
     }
-    if let Some(c) = &r.cpu.cpus {
-        write(dir, "cpuset.cpus", c)?;
+    let io_lines = io_max_lines(r);
+    if usable("io", "blockIO", r.block_io.weight.is_some() || !io_lines.is_empty())? {
+        if let Some(w) = r.block_io.weight {
+            write(dir, "io.weight", blkio_to_io_weight(w))?;
+        }
+        for line in io_lines {
+            write(dir, "io.max", line)?;
+        }
     }
-    if let Some(mm) = &r.cpu.mems {
-        write(dir, "cpuset.mems", mm)?;
-    }
-    match r.pids_limit {
-        Some(n) if n > 0 => write(dir, "pids.max", n)?,
-        Some(_) => write(dir, "pids.max", "max")?,
-        None => {}
-    }
-    if let Some(w) = r.block_io.weight {
-        write(dir, "io.weight", blkio_to_io_weight(w))?;
-    }
-    for line in io_max_lines(r) {
-        write(dir, "io.max", line)?;
-    }
-    for (size, limit) in &r.hugepage_limits {
-        write(dir, &format!("hugetlb.{size}.max"), limit)?;
+    if usable("hugetlb", "hugepageLimits", !r.hugepage_limits.is_empty())? {
+        for (size, limit) in &r.hugepage_limits {
+            write(dir, &format!("hugetlb.{size}.max"), limit)?;
+        }
     }
     for (file, value) in &r.unified {
         if file.contains('/') {
@@ -307,20 +338,6 @@ pub(super) fn apply_v2(dir: &Path, r: &Resources) -> Result<()> {
         write(dir, file, value).map_err(|e| e.wrap("linux.resources.unified"))?;
     }
     Ok(())
-}
-
-/// Does this v2 hierarchy have any controller at all (a hybrid host's v2
-/// mount has none)?
-pub(super) fn v2_has_controllers(dir: &Path) -> bool {
-    let mut p = dir;
-    while let Some(parent) = p.parent() {
-        if parent.join("cgroup.controllers").exists() {
-            p = parent;
-        } else {
-            break;
-        }
-    }
-    std::fs::read_to_string(p.join("cgroup.controllers")).is_ok_and(|s| !s.trim().is_empty())
 }
 
 /// Enable, from the root down to our parent, every controller the root has.

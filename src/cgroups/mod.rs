@@ -248,16 +248,12 @@ impl Cgroup {
 
     /// Apply resources and device rules to every hierarchy.
     pub fn apply(&self, res: &Resources, devices: &[DeviceRule]) -> Result<()> {
-        let v2_has_controllers = self
-            .v2_dir()
-            .is_some_and(|d| files::v2_has_controllers(Path::new(&d.path)));
+        let unified = is_unified();
         for d in &self.dirs {
             if d.is_v2() {
-                if v2_has_controllers {
-                    files::apply_v2(Path::new(&d.path), res)?;
-                }
+                files::apply_v2(Path::new(&d.path), res, unified)?;
                 // On a hybrid host the v1 devices controller does this.
-                if !devices.is_empty() && is_unified() {
+                if !devices.is_empty() && unified {
                     attach_device_filter(Path::new(&d.path), devices)?;
                 }
             } else {
