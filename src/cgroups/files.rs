@@ -281,7 +281,11 @@ pub(super) fn apply_v2(dir: &Path, r: &Resources, strict: bool) -> Result<()> {
         Ok(false)
     };
     let m = &r.memory;
-    if usable("memory", "memory", m.limit.is_some() || m.swap.is_some() || m.reservation.is_some())? {
+    if usable(
+        "memory",
+        "memory",
+        m.limit.is_some() || m.swap.is_some() || m.reservation.is_some(),
+    )? {
         if let Some(l) = m.limit {
             write(dir, "memory.max", limit_value(l))?;
         }
@@ -295,7 +299,11 @@ pub(super) fn apply_v2(dir: &Path, r: &Resources, strict: bool) -> Result<()> {
         }
     }
     let cpu_max_line = cpu_max(r.cpu.quota, r.cpu.period);
-    if usable("cpu", "cpu", r.cpu.shares.is_some_and(|s| s > 0) || cpu_max_line.is_some())? {
+    if usable(
+        "cpu",
+        "cpu",
+        r.cpu.shares.is_some_and(|s| s > 0) || cpu_max_line.is_some(),
+    )? {
         if let Some(s) = r.cpu.shares.filter(|s| *s > 0) {
             write(dir, "cpu.weight", shares_to_weight(s))?;
         }
@@ -303,7 +311,11 @@ pub(super) fn apply_v2(dir: &Path, r: &Resources, strict: bool) -> Result<()> {
             write(dir, "cpu.max", line)?;
         }
     }
-    if usable("cpuset", "cpu", r.cpu.cpus.is_some() || r.cpu.mems.is_some())? {
+    if usable(
+        "cpuset",
+        "cpu",
+        r.cpu.cpus.is_some() || r.cpu.mems.is_some(),
+    )? {
         if let Some(c) = &r.cpu.cpus {
             write(dir, "cpuset.cpus", c)?;
         }
@@ -318,7 +330,11 @@ pub(super) fn apply_v2(dir: &Path, r: &Resources, strict: bool) -> Result<()> {
         }
     }
     let io_lines = io_max_lines(r);
-    if usable("io", "blockIO", r.block_io.weight.is_some() || !io_lines.is_empty())? {
+    if usable(
+        "io",
+        "blockIO",
+        r.block_io.weight.is_some() || !io_lines.is_empty(),
+    )? {
         if let Some(w) = r.block_io.weight {
             write(dir, "io.weight", blkio_to_io_weight(w))?;
         }

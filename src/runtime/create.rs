@@ -305,17 +305,12 @@ fn device_rules(spec: &Spec) -> Vec<resources::DeviceRule> {
 
 /// `runc create`: leave an init that has done everything but exec.
 pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
+    // The init waits for `start` in the container's namespaces as a clone
+    // of us: anything that can see it there (an exec'd process, a container
+    // sharing its pid namespace) must not reach the host's binary through
+    // /proc/PID/exe (CVE-2019-5736). This re-execs the whole command.
+    crate::sys::exe::ensure_sealed()?;
     let (bundle, spec) = validate(opts)?;
-    // Without a pid namespace of its own, the waiting init is visible to
-    // other containers' processes: let it be a sealed copy of us, not the
-    // host's binary (CVE-2019-5736). This re-execs the whole command.
-    let own_pid_ns = spec
-        .linux
-        .namespace(ns::Kind::Pid)
-        .is_some_and(|n| n.path.is_none());
-    if !own_pid_ns {
-        crate::sys::exe::ensure_sealed()?;
-    }
     let cgroup = Cgroup::for_container(spec.linux.cgroups_path.as_deref(), &opts.id)?;
     let dir = root.create_dir(&opts.id)?;
     let mut undo = Undo {
