@@ -164,7 +164,10 @@ struct UpdateCmd {
     /// memory reservation (soft limit)
     #[argh(option)]
     memory_reservation: Option<String>,
-    /// relative CPU weight
+    /// relative CPU weight (runc's name)
+    #[argh(option)]
+    cpu_share: Option<u64>,
+    /// the same as --cpu-share
     #[argh(option)]
     cpu_shares: Option<u64>,
     /// CPU CFS quota in microseconds
@@ -373,6 +376,29 @@ const FLAGS: Flags = Flags {
         "pid-file",
         "preserve-fds",
         "format",
+        "process",
+        "env",
+        "cwd",
+        "user",
+        "additional-gids",
+        "cap",
+        "apparmor",
+        "process-label",
+        "resources",
+        "memory",
+        "memory-swap",
+        "memory-reservation",
+        "cpu-share",
+        "cpu-shares",
+        "cpu-quota",
+        "cpu-period",
+        "cpu-rt-period",
+        "cpu-rt-runtime",
+        "cpuset-cpus",
+        "cpuset-mems",
+        "pids-limit",
+        "blkio-weight",
+        "interval",
     ],
     switches: &[
         "debug",
@@ -387,6 +413,10 @@ const FLAGS: Flags = Flags {
         "all",
         "force",
         "help",
+        "tty",
+        "no-new-privs",
+        "ignore-paused",
+        "stats",
     ],
 };
 
@@ -814,7 +844,7 @@ impl UpdateCmd {
         if let Some(m) = &self.memory_reservation {
             r.memory.reservation = Some(parse_bytes("memory-reservation", m)?);
         }
-        r.cpu.shares = self.cpu_shares.or(r.cpu.shares);
+        r.cpu.shares = self.cpu_share.or(self.cpu_shares).or(r.cpu.shares);
         r.cpu.quota = self.cpu_quota.or(r.cpu.quota);
         r.cpu.period = self.cpu_period.or(r.cpu.period);
         r.cpu.realtime_period = self.cpu_rt_period.or(r.cpu.realtime_period);

@@ -653,7 +653,6 @@ fn exec_bad_cwd_fails_clearly() {
 
 /// `-e NAME` without `=`: runc refuses ("invalid environment variable").
 #[test]
-#[ignore = "BUG: exec -e without '=' (e.g. -e BAD) is silently dropped and the process runs; runc 1.1.5 refuses it: invalid environment variable \"BAD\""]
 fn exec_env_without_equals_is_refused() {
     let ctx = Ctx::new("execbadenv");
     let (id, _) = start_sleeper(&ctx, ctx.config());

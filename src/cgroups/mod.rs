@@ -345,6 +345,26 @@ impl Cgroup {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// An eventfd the kernel signals at each OOM in this cgroup, and when
+    /// the cgroup is removed (cgroup v1 memory controller only).
+    pub fn oom_eventfd(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsRawFd;
+        let dir = Path::new(&self.dirs.iter().find(|d| d.has("memory"))?.path).to_path_buf();
+        let efd = crate::sys::eventfd::new().ok()?;
+        let control = std::fs::File::open(dir.join("memory.oom_control")).ok()?;
+        let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
+        std::fs::write(dir.join("cgroup.event_control"), line).ok()?;
+        Some(efd)
+    }
+
+    /// Does the memory cgroup still exist?
+    pub fn memory_dir_exists(&self) -> bool {
+        self.dirs
+            .iter()
+            .find(|d| d.has("memory"))
+            .is_some_and(|d| Path::new(&d.path).join("cgroup.event_control").exists())
+    }
+
     /// Has the OOM killer killed anything in this cgroup?
     pub fn oom_kills(&self) -> u64 {
         files::oom_kills(self)

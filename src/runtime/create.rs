@@ -278,7 +278,8 @@ fn check_sysctls(spec: &Spec) -> Result<()> {
 }
 
 /// The device cgroup rules: the config's, then the defaults every
-/// container gets, then access to each device the config creates.
+/// container gets (as runc: devices the config creates get no rule of
+/// their own, so a config's deny rule stands).
 fn device_rules(spec: &Spec) -> Vec<resources::DeviceRule> {
     let mut rules = spec
         .linux
@@ -287,19 +288,6 @@ fn device_rules(spec: &Spec) -> Vec<resources::DeviceRule> {
         .map(|r| r.devices.clone())
         .unwrap_or_default();
     rules.extend(resources::default_device_rules());
-    rules.extend(
-        spec.linux
-            .devices
-            .iter()
-            .filter(|d| d.kind != 'p')
-            .map(|d| resources::DeviceRule {
-                allow: true,
-                kind: if d.kind == 'b' { 'b' } else { 'c' },
-                major: Some(i64::from(d.major)),
-                minor: Some(i64::from(d.minor)),
-                access: "rwm".into(),
-            }),
-    );
     rules
 }
 

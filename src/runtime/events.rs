@@ -1,66 +1,17 @@
 //! `runc events`: stats and OOM notices as JSON lines, runc's shapes.
 
 use super::container::{StateRoot, Status};
-use crate::cgroups::stats::Stats;
 use crate::error::Result;
 use crate::json::Writer;
 use std::time::Duration;
 
-fn stats_json(id: &str, s: &Stats) -> String {
+fn stats_json(id: &str, cg: &crate::cgroups::Cgroup) -> String {
     let mut w = Writer::compact();
     w.begin_object();
     w.key("type").str("stats");
     w.key("id").str(id);
-    w.key("data").object();
-    w.key("cpu").object();
-    w.key("usage").object();
-    w.key("total").num(s.cpu_total_ns);
-    w.key("percpu").array();
-    for v in &s.cpu_percpu_ns {
-        w.num(v);
-    }
-    w.end_array();
-    w.key("kernel").num(s.cpu_kernel_ns);
-    w.key("user").num(s.cpu_user_ns);
-    w.end_object();
-    w.key("throttling").object();
-    w.key("periods").num(s.periods);
-    w.key("throttledPeriods").num(s.throttled_periods);
-    w.key("throttledTime").num(s.throttled_time_ns);
-    w.end_object();
-    w.end_object();
-    w.key("memory").object();
-    w.key("usage").object();
-    w.key("limit")
-        .num(s.memory_limit)
-        .key("usage")
-        .num(s.memory_usage);
-    w.key("max")
-        .num(s.memory_max_usage)
-        .key("failcnt")
-        .num(s.memory_failcnt);
-    w.end_object();
-    w.key("swap")
-        .object()
-        .key("usage")
-        .num(s.swap_usage)
-        .end_object();
-    w.key("raw").object();
-    for (k, v) in &s.memory_stat {
-        w.key(k).num(v);
-    }
-    w.end_object();
-    w.end_object();
-    w.key("pids")
-        .object()
-        .key("current")
-        .num(s.pids_current)
-        .key("limit")
-        .num(s.pids_limit)
-        .end_object();
-    w.key("blkio").object().end_object();
-    w.key("hugetlb").object().end_object();
-    w.end_object();
+    w.key("data");
+    cg.write_stats(&mut w);
     w.end_object();
     w.finish()
 }
@@ -89,26 +40,51 @@ pub fn events(
     }
     let cg = c.cgroup();
     if once {
-        emit(&stats_json(id, &cg.stats()));
+        emit(&stats_json(id, &cg));
         return Ok(());
     }
+    // cgroup v1 tells of each OOM through an eventfd at once (so an OOM
+    // kill is reported even when the cgroup is removed right after);
+    // elsewhere the oom_kill counter is polled.
+    let oom_fd = cg.oom_eventfd();
     let mut ooms = cg.oom_kills();
     let tick = Duration::from_millis(100).min(interval);
     let mut since_stats = Duration::ZERO;
+    let mut dead_since = None;
     loop {
-        std::thread::sleep(tick);
+        match &oom_fd {
+            Some(fd) => {
+                if crate::sys::eventfd::wait(fd, tick.as_millis() as i32) {
+                    if !cg.memory_dir_exists() {
+                        return Ok(());
+                    }
+                    emit(&oom_json(id));
+                }
+            }
+            None => {
+                std::thread::sleep(tick);
+                let now = cg.oom_kills();
+                if now > ooms {
+                    ooms = now;
+                    emit(&oom_json(id));
+                }
+            }
+        }
         since_stats += tick;
-        let now = cg.oom_kills();
-        if now > ooms {
-            ooms = now;
-            emit(&oom_json(id));
-        }
         if !c.init_alive() {
-            return Ok(());
+            // A pending OOM notice is read within one tick of the death;
+            // after that a stopped container has nothing more to tell.
+            let since = *dead_since.get_or_insert_with(std::time::Instant::now);
+            if oom_fd.is_none()
+                || !cg.memory_dir_exists()
+                || since.elapsed() > Duration::from_millis(500)
+            {
+                return Ok(());
+            }
         }
-        if since_stats >= interval {
+        if since_stats >= interval && c.init_alive() {
             since_stats = Duration::ZERO;
-            emit(&stats_json(id, &cg.stats()));
+            emit(&stats_json(id, &cg));
         }
     }
 }

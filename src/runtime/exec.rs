@@ -55,7 +55,12 @@ fn build_process(c: &Container, opts: &ExecOptions) -> Result<Process> {
     if let Some(cwd) = &opts.cwd {
         p.cwd = cwd.clone();
     }
-    p.env.extend(opts.env.iter().cloned());
+    for kv in &opts.env {
+        if !kv.contains('=') {
+            crate::bail!("invalid environment variable {kv:?}: use KEY=VALUE");
+        }
+        p.env.push(kv.clone());
+    }
     if let Some(u) = &opts.user {
         let (uid, gid) = u
             .split_once(':')

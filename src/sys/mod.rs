@@ -4,6 +4,7 @@
 
 pub mod bpf;
 pub mod caps;
+pub mod eventfd;
 pub mod exe;
 pub mod fs;
 pub mod keyring;
