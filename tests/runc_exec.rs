@@ -662,3 +662,45 @@ fn exec_env_without_equals_is_refused() {
     assert!(out.stderr.contains("BAD"), "{}", out.stderr);
     finish(&ctx, &id);
 }
+
+#[test]
+fn delete_kills_what_outlives_the_init() {
+    // Without a pid namespace, a detached exec'd process survives its
+    // init; `delete` of the then stopped container must end it and remove
+    // the cgroup (as runc does).
+    let ctx = Ctx::new("outlive");
+    let mut c = ctx.config();
+    c.remove_namespace("pid");
+    let (id, init) = start_sleeper(&ctx, c);
+    let pf = ctx.path("exec.pid");
+    ctx.rt(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let straggler = read_pid_file(&ctx, "exec.pid");
+    ctx.track_pid(straggler);
+    // SAFETY: signalling the init pid this test started.
+    unsafe { libc::kill(init, libc::SIGKILL) };
+    wait_until(Duration::from_secs(10), || {
+        ctx.rt(&["state", &id]).stdout.contains("\"stopped\"")
+    });
+    assert!(
+        proc_starttime(straggler).is_some(),
+        "the exec'd process outlived the init"
+    );
+    ctx.rt(&["delete", &id]).ok();
+    wait_until(Duration::from_secs(10), || {
+        proc_starttime(straggler).is_none()
+    });
+    assert!(
+        proc_starttime(straggler).is_none(),
+        "delete killed pid {straggler}"
+    );
+    ctx.assert_gone(&id);
+}

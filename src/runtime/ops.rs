@@ -36,43 +36,46 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     }
 }
 
-/// SIGKILL every process of the container and wait until the init is gone.
+/// SIGKILL every process of the container and wait until the init is gone
+/// (what is left in the cgroup too, even once the init has died).
 fn kill_and_wait(c: &Container) -> Result<()> {
-    let pidfd = match process::pidfd_open(c.state.pid) {
-        Ok(fd) if c.init_alive() => fd,
-        _ => return Ok(()),
-    };
+    let init = process::pidfd_open(c.state.pid)
+        .ok()
+        .filter(|_| c.init_alive());
     let cgroup = c.cgroup();
-    if !c.state.own_pid_ns || !c.state.cgroup.is_empty() {
-        for pid in ps::pids(c)? {
-            if pid != c.state.pid {
-                let _ = process::kill(pid, libc::SIGKILL);
-            }
+    for pid in ps::pids(c)?.into_iter().chain(cgroup.procs()) {
+        if pid != c.state.pid {
+            let _ = process::kill(pid, libc::SIGKILL);
         }
+    }
+    if let Some(pidfd) = &init {
+        // In its own pid namespace, the init's death takes every other process.
+        let _ = process::pidfd_send_signal(pidfd, libc::SIGKILL);
     }
     if cgroup.is_frozen() {
         // A frozen process cannot act on its SIGKILL until thawed.
         let _ = cgroup.set_frozen(false);
     }
-    // In its own pid namespace, the init's death takes every other process.
-    let _ = process::pidfd_send_signal(&pidfd, libc::SIGKILL);
-    if !process::pidfd_wait(&pidfd, 10_000) {
-        crate::bail!(
-            "container {}: init {} did not die after SIGKILL",
-            c.id(),
-            c.state.pid
-        );
+    if let Some(pidfd) = &init {
+        if !process::pidfd_wait(pidfd, 10_000) {
+            crate::bail!(
+                "container {}: init {} did not die after SIGKILL",
+                c.id(),
+                c.state.pid
+            );
+        }
+        // A zombie counts as stopped; our own child is reaped here.
+        let _ = process::wait_pid(c.state.pid, true);
     }
-    // A zombie counts as stopped; our own child is reaped here.
-    let _ = process::wait_pid(c.state.pid, true);
     Ok(())
 }
 
 /// `runc delete`.
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
+    super::container::validate_id(id)?;
     let c = match root.load(id) {
         Ok(c) => c,
-        Err(e)
+        Err(_)
             if force
                 && !root
                     .path()
@@ -80,20 +83,16 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
                     .join(super::container::STATE_FILE)
                     .exists() =>
         {
-            // Nothing to delete; a leftover dir without state goes too.
+            // Nothing to delete (runc: success); a leftover dir without
+            // state goes too.
             let _ = std::fs::remove_dir_all(root.path().join(id));
-            return if e.message().starts_with("invalid container id") {
-                Err(e)
-            } else {
-                Ok(())
-            };
+            return Ok(());
         }
         Err(e) => return Err(e),
     };
     let _lock = c.lock()?;
     match c.status() {
-        Status::Stopped => {}
-        Status::Created => kill_and_wait(&c)?,
+        Status::Stopped | Status::Created => kill_and_wait(&c)?,
         status @ (Status::Running | Status::Paused) => {
             if !force {
                 crate::bail!(
