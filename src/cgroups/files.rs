@@ -455,6 +455,93 @@ mod tests {
     use super::*;
     use crate::oci::resources::BlockIo;
 
+    /// A scratch directory standing in for a v2 cgroup with `controllers`.
+    struct FakeCgroup(std::path::PathBuf);
+    impl FakeCgroup {
+        fn new(name: &str, controllers: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("skiff-fake-cg-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
+            std::fs::write(dir.join("memory.swap.max"), "max").unwrap();
+            FakeCgroup(dir)
+        }
+        fn read(&self, file: &str) -> String {
+            std::fs::read_to_string(self.0.join(file)).unwrap_or_else(|_| "<none>".into())
+        }
+    }
+    impl Drop for FakeCgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn resources() -> Resources {
+        let v = crate::json::parse(
+            r#"{"memory":{"limit":104857600,"swap":209715200,"reservation":52428800},
+                "cpu":{"shares":1024,"quota":50000,"period":100000,"cpus":"0-1","mems":"0"},
+                "pids":{"limit":64},
+                "blockIO":{"weight":500,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1048576}]},
+                "hugepageLimits":[{"pageSize":"2MB","limit":0}],
+                "unified":{"memory.high":"96M"}}"#,
+            "r",
+        )
+        .unwrap();
+        crate::oci::resources::parse(&crate::json::Node::new(&v, "linux.resources")).unwrap()
+    }
+
+    #[test]
+    fn v2_files_written() {
+        let cg = FakeCgroup::new("all", "cpuset cpu io memory hugetlb pids");
+        apply_v2(&cg.0, &resources(), true).unwrap();
+        for (file, want) in [
+            ("memory.max", "104857600"),
+            ("memory.swap.max", "104857600"),
+            ("memory.low", "52428800"),
+            ("cpu.weight", "39"),
+            ("cpu.max", "50000 100000"),
+            ("cpuset.cpus", "0-1"),
+            ("cpuset.mems", "0"),
+            ("pids.max", "64"),
+            ("io.weight", "4950"),
+            ("io.max", "8:0 rbps=1048576"),
+            ("hugetlb.2MB.max", "0"),
+            ("memory.high", "96M"),
+        ] {
+            assert_eq!(cg.read(file), want, "{file}");
+        }
+    }
+
+    #[test]
+    fn v2_missing_controllers() {
+        // Hybrid host: the v1 hierarchies take what cgroup2 lacks.
+        let cg = FakeCgroup::new("hybrid", "hugetlb");
+        apply_v2(&cg.0, &resources(), false).unwrap();
+        assert_eq!(cg.read("memory.max"), "<none>");
+        assert_eq!(cg.read("pids.max"), "<none>");
+        assert_eq!(cg.read("hugetlb.2MB.max"), "0");
+        // Unified host: a limit the cgroup cannot enforce is an error.
+        let cg = FakeCgroup::new("strict", "cpu pids");
+        let e = apply_v2(&cg.0, &resources(), true).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("linux.resources.memory: the memory controller is not available"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v2_freeze_writes_and_waits() {
+        let cg = FakeCgroup::new("freeze", "");
+        std::fs::write(cg.0.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        v2_freeze(&cg.0, true).unwrap();
+        assert_eq!(cg.read("cgroup.freeze"), "1");
+        std::fs::write(cg.0.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        v2_freeze(&cg.0, false).unwrap();
+        assert_eq!(cg.read("cgroup.freeze"), "0");
+    }
+
     #[test]
     fn v2_mapping() {
         assert_eq!(shares_to_weight(1024), 39);
