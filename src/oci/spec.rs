@@ -75,8 +75,6 @@ pub struct Capabilities {
     pub inheritable: caps::Set,
     pub permitted: caps::Set,
     pub ambient: caps::Set,
-    /// Names this build does not know; runc ignores them with a warning.
-    pub unknown: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -282,12 +280,16 @@ fn parse_process(p: &Node) -> Result<Process> {
         };
     }
     if let Some(c) = p.get("capabilities")? {
+        // The spec: a value that cannot be mapped MUST be an error.
         let set_of = |key: &str| -> Result<caps::Set> {
             let mut set = caps::Set::default();
-            for n in opt_strings(&c, key)?
-                .iter()
-                .filter_map(|name| caps::from_name(name))
-            {
+            let Some(list) = c.get(key)? else {
+                return Ok(set);
+            };
+            for item in list.items()? {
+                let name = item.str()?;
+                let n = caps::from_name(name)
+                    .ok_or_else(|| item.invalid(format!("unknown capability {name:?}")))?;
                 set.insert(n);
             }
             Ok(set)
@@ -298,7 +300,6 @@ fn parse_process(p: &Node) -> Result<Process> {
             inheritable: set_of("inheritable")?,
             permitted: set_of("permitted")?,
             ambient: set_of("ambient")?,
-            unknown: unknown_cap_names(&c)?,
         });
     }
     if let Some(r) = p.get("rlimits")? {
@@ -326,24 +327,6 @@ fn parse_process(p: &Node) -> Result<Process> {
         return Err(p.invalid("args must not be empty"));
     }
     Ok(proc)
-}
-
-fn unknown_cap_names(c: &Node) -> Result<Vec<String>> {
-    let mut unknown = Vec::new();
-    for key in [
-        "bounding",
-        "effective",
-        "inheritable",
-        "permitted",
-        "ambient",
-    ] {
-        for name in opt_strings(c, key)? {
-            if caps::from_name(&name).is_none() && !unknown.contains(&name) {
-                unknown.push(name);
-            }
-        }
-    }
-    Ok(unknown)
 }
 
 // The constants are i32 on musl and u32 on glibc.

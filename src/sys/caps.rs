@@ -136,6 +136,14 @@ pub fn set(effective: Set, permitted: Set, inheritable: Set) -> Result<()> {
         inheritable: u32,
     }
     const VERSION_3: u32 = 0x2008_0522;
+    // Capabilities newer than this kernel cannot be had; leave them out
+    // rather than fail (as runc does).
+    let known = Set((1u64 << (last_cap() + 1)).wrapping_sub(1));
+    let (effective, permitted, inheritable) = (
+        Set(effective.0 & known.0),
+        Set(permitted.0 & known.0),
+        Set(inheritable.0 & known.0),
+    );
     let mut header = Header {
         version: VERSION_3,
         pid: 0,
