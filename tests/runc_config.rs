@@ -900,3 +900,30 @@ fn cgroup_resources_applied() {
         "memory cgroup removed"
     );
 }
+
+#[test]
+fn rootfs_propagation_shared() {
+    // pivot_root refuses a shared parent mount, so the runtime must make the
+    // rootfs's parent private first; the container's / then carries the
+    // configured propagation (skiff checked alone: runc 1.1.5 leaves / private).
+    let ctx = Ctx::new("rshared");
+    let mut c = ctx.config();
+    c.set("linux.rootfsPropagation", jstr("rshared"));
+    c.sh("awk '$5 == \"/\" {print $7}' /proc/self/mountinfo");
+    let out = ctx.run_config(&c);
+    out.ok();
+    if is_skiff() {
+        assert!(
+            out.stdout.starts_with("shared:"),
+            "propagation of / inside: {:?}",
+            out.stdout
+        );
+    }
+    // The host's / keeps its own propagation.
+    let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = host
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or("");
+    assert!(!root.contains("shared:"), "host / became shared: {root}");
+}

@@ -56,6 +56,12 @@ pub(crate) fn prepare(
         .as_deref()
         .map_or(m::MS_SLAVE | m::MS_REC, propagation_flags);
     m::mount("", "/", "", prop, "").context("set propagation of /")?;
+    if prop & m::MS_SHARED != 0 {
+        // pivot_root refuses a shared parent: make the mount holding the
+        // rootfs private (its own propagation comes back after the pivot).
+        m::mount("", &mount_point_of(rootfs)?, "", m::MS_PRIVATE, "")
+            .context("make the rootfs's parent mount private")?;
+    }
     let rootfs_s = rootfs.to_string_lossy();
     m::mount(&rootfs_s, &rootfs_s, "", m::MS_BIND | m::MS_REC, "")
         .with_context(|| format!("bind mount rootfs {rootfs_s}"))?;
@@ -76,6 +82,26 @@ pub(crate) fn prepare(
         return open_console(&root).map(Some);
     }
     Ok(None)
+}
+
+/// The mount point of the mount that holds `path` (the longest mount point
+/// in mountinfo that is a prefix of it).
+fn mount_point_of(path: &Path) -> Result<String> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let path = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| {
+            *mp == "/"
+                || path == *mp
+                || path
+                    .strip_prefix(*mp)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|mp| mp.len())
+        .map(str::to_string)
+        .ok_or_else(|| Error::new(format!("no mount holds {path}")))
 }
 
 fn clean(p: &str) -> &str {
