@@ -927,3 +927,17 @@ fn rootfs_propagation_shared() {
         .unwrap_or("");
     assert!(!root.contains("shared:"), "host / became shared: {root}");
 }
+
+#[test]
+fn personality_linux32() {
+    // linux.personality (skiff checked alone: runc 1.1.5 ignores it).
+    let ctx = Ctx::new("persona");
+    let mut c = ctx.config();
+    c.set("linux.personality", js(r#"{"domain":"LINUX32"}"#));
+    c.args(&["uname", "-m"]);
+    let out = ctx.run_config(&c);
+    out.ok();
+    if is_skiff() {
+        assert_eq!(out.stdout.trim(), "i686");
+    }
+}

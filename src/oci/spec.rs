@@ -131,6 +131,8 @@ pub struct Linux {
     pub cgroups_path: Option<String>,
     pub resources: Option<super::resources::Resources>,
     pub seccomp: Option<crate::seccomp::Profile>,
+    /// linux.personality's domain as personality(2) takes it.
+    pub personality: Option<u64>,
     /// Present sections this build does not apply yet, by field path.
     pub unsupported: Vec<String>,
 }
@@ -454,6 +456,23 @@ fn parse_linux(l: &Node) -> Result<Linux> {
             });
         }
     }
+    if let Some(p) = l.get("personality")? {
+        let domain = p.need("domain")?;
+        linux.personality = Some(match domain.str()? {
+            "LINUX" => 0x0000,
+            "LINUX32" => 0x0008,
+            other => {
+                return Err(domain.invalid(format!(
+                    "unknown personality domain {other:?}: use LINUX or LINUX32"
+                )))
+            }
+        });
+        if p.get("flags")?
+            .is_some_and(|f| f.items().is_ok_and(|i| !i.is_empty()))
+        {
+            return Err(p.invalid("flags: personality flags are not supported (as in runc)"));
+        }
+    }
     if let Some(sc) = l.get("seccomp")? {
         linux.seccomp = Some(crate::seccomp::parse(&sc)?);
     }
@@ -466,7 +485,7 @@ fn parse_linux(l: &Node) -> Result<Linux> {
         .transpose()?
         .filter(|s| !s.is_empty());
     for (key, _) in l.entries()? {
-        if matches!(key, "intelRdt" | "personality") {
+        if matches!(key, "intelRdt") {
             linux.unsupported.push(format!("linux.{key}"));
         }
     }

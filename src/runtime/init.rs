@@ -169,6 +169,9 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
     if let Some(pty) = console {
         user_process::attach_console(pty, ctx.console.as_ref(), proc)?;
     }
+    if let Some(persona) = ctx.spec.linux.personality {
+        process::set_personality(persona).context("linux.personality")?;
+    }
     let exec = user_process::finish(proc, ctx.preserve_fds, ctx.seccomp)?;
     process::set_parent_death_signal(0)?;
     Ok(exec)

@@ -350,3 +350,11 @@ pub fn state_letter(pid: Pid) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 2..].chars().next()
 }
+
+/// personality(2).
+pub fn set_personality(persona: u64) -> Result<()> {
+    // SAFETY: personality takes one integer and changes only this process.
+    check(unsafe { libc::personality(persona as libc::c_ulong) } as libc::c_long)
+        .context("personality")?;
+    Ok(())
+}
