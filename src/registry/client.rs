@@ -224,6 +224,9 @@ impl Client {
         Err(Error::new("no registry endpoint"))
     }
 
+    /// One GET, retried a few times (with backoff, or the server's
+    /// Retry-After up to 5 s) when the registry says it is overloaded or a
+    /// gateway failed (429, 502, 503, 504).
     fn send(
         &self,
         url: &str,
@@ -231,18 +234,33 @@ impl Client {
         range: Option<u64>,
         authorization: Option<&str>,
     ) -> Result<Response<Body>> {
-        let mut req = self.agent.get(url);
-        if let Some(a) = accept {
-            req = req.header("Accept", a);
+        const RETRIES: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            let mut req = self.agent.get(url);
+            if let Some(a) = accept {
+                req = req.header("Accept", a);
+            }
+            if let Some(off) = range {
+                req = req.header("Range", format!("bytes={off}-"));
+            }
+            if let Some(a) = authorization {
+                req = req.header("Authorization", a);
+            }
+            let resp = req
+                .call()
+                .map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))?;
+            let transient = matches!(resp.status().as_u16(), 429 | 502 | 503 | 504);
+            if !transient || attempt == RETRIES {
+                return Ok(resp);
+            }
+            let backoff = std::time::Duration::from_millis(250 << attempt);
+            let wait = header(&resp, "retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(backoff, |secs| std::time::Duration::from_secs(secs.min(5)));
+            std::thread::sleep(wait);
+            attempt += 1;
         }
-        if let Some(off) = range {
-            req = req.header("Range", format!("bytes={off}-"));
-        }
-        if let Some(a) = authorization {
-            req = req.header("Authorization", a);
-        }
-        req.call()
-            .map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))
     }
 
     fn request(
