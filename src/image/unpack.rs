@@ -638,7 +638,9 @@ impl Rootfs {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rootfs".into());
-        let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let prefix = format!(".{name}.partial-");
+        remove_abandoned(parent, &prefix);
+        let tmp = parent.join(format!("{prefix}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir(&tmp)
             .map_err(|e| Error::from(e).wrap(format!("create {}", tmp.display())))?;
@@ -687,6 +689,27 @@ impl Drop for Rootfs {
     }
 }
 
+/// Remove the temporary trees of pulls that were killed before they could
+/// clean up (`PREFIX<pid>` whose process is gone).
+fn remove_abandoned(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() as i32 && !crate::sys::process::alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Refuse to unpack over something that is there already.
 pub fn check_empty_target(dest: &Path) -> Result<()> {
     match std::fs::read_dir(dest) {
@@ -706,6 +729,33 @@ pub fn check_empty_target(dest: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn abandoned_partial_trees_are_swept() {
+        let parent = std::env::temp_dir().join(format!("skiff-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&parent);
+        std::fs::create_dir_all(&parent).unwrap();
+        // A pid that is surely gone: a child we started and reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = std::os::unix::process::parent_id();
+        for pid in [dead, live] {
+            std::fs::create_dir_all(parent.join(format!(".rootfs.partial-{pid}/etc"))).unwrap();
+        }
+        let r = Rootfs::create(&parent.join("rootfs")).unwrap();
+        assert!(
+            !parent.join(format!(".rootfs.partial-{dead}")).exists(),
+            "a dead pull's tree is removed"
+        );
+        assert!(
+            parent.join(format!(".rootfs.partial-{live}")).exists(),
+            "a running pull's tree stays"
+        );
+        drop(r);
+        let _ = std::fs::remove_dir_all(&parent);
+    }
+
     use super::*;
 
     #[test]
