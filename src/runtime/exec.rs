@@ -234,9 +234,8 @@ fn child_main(
         Ok(exec)
     };
     match run() {
-        Ok(exec) => {
-            process::execve(&exec.path, &exec.args, &exec.env).wrap(format!("exec {}", exec.path))
-        }
+        // Installs the late seccomp filter (with no_new_privs) first.
+        Ok(exec) => exec.run(),
         Err(e) => e,
     }
 }

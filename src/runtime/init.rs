@@ -113,11 +113,18 @@ fn hook_state<'a>(ctx: &'a InitContext, status: &'a str) -> hooks::HookState<'a>
 }
 
 fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
-    process::set_parent_death_signal(libc::SIGKILL)?;
     match ctx.userns {
-        UserNs::Host => {}
-        UserNs::New => ctx.channel.wait_maps_written()?,
-        UserNs::Joined => ctx.channel.wait_release()?,
+        UserNs::Host => process::set_parent_death_signal(libc::SIGKILL)?,
+        UserNs::New => {
+            process::set_parent_death_signal(libc::SIGKILL)?;
+            ctx.channel.wait_maps_written()?;
+        }
+        // Our parent is the intermediate, which exits: only once the
+        // runtime has adopted us may its death be ours.
+        UserNs::Joined => {
+            ctx.channel.wait_release()?;
+            process::set_parent_death_signal(libc::SIGKILL)?;
+        }
     }
     if ctx.userns != UserNs::Host {
         // Become root of the namespace (host root maps to nothing there).

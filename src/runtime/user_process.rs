@@ -162,10 +162,11 @@ fn home_of(uid: u32) -> Option<String> {
 
 fn change_user(proc: &Process) -> Result<()> {
     let u = &proc.user;
-    if let Some(c) = &proc.capabilities {
-        caps::limit_bounding(c.bounding).context("process.capabilities.bounding")?;
-        caps::set_keep_caps(true)?;
-    }
+    // No capabilities section means no capabilities (as runc and crun).
+    let none = crate::oci::spec::Capabilities::default();
+    let c = proc.capabilities.as_ref().unwrap_or(&none);
+    caps::limit_bounding(c.bounding).context("process.capabilities.bounding")?;
+    caps::set_keep_caps(true)?;
     // setgroups is refused in a user namespace whose setgroups is "deny";
     // an empty list there is what the kernel already has.
     if let Err(e) = user::set_groups(&u.additional_gids) {
@@ -175,11 +176,9 @@ fn change_user(proc: &Process) -> Result<()> {
     }
     user::set_gid(u.gid).context("process.user.gid")?;
     user::set_uid(u.uid).context("process.user.uid")?;
-    if let Some(c) = &proc.capabilities {
-        caps::set_keep_caps(false)?;
-        caps::set(c.effective, c.permitted, c.inheritable).context("process.capabilities")?;
-        caps::raise_ambient(c.ambient);
-    }
+    caps::set_keep_caps(false)?;
+    caps::set(c.effective, c.permitted, c.inheritable).context("process.capabilities")?;
+    caps::raise_ambient(c.ambient);
     Ok(())
 }
 

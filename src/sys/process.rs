@@ -13,39 +13,16 @@ pub enum Forked {
     Child,
 }
 
-/// clone(2) with namespace flags and fork semantics (the child continues on
-/// a copy of the stack). One call makes every new namespace at once, the
-/// child being pid 1 of a new pid namespace when asked.
+/// clone3(2) with namespace flags and fork semantics (the child continues
+/// on a copy of the stack); given a cgroup v2 directory fd, also
+/// CLONE_INTO_CGROUP: the child is born in that cgroup, which spares the
+/// RCU grace period a later write to cgroup.procs would wait for. One call
+/// makes every new namespace at once, the child being pid 1 of a new pid
+/// namespace when asked. Returns whether the child was born in the cgroup.
 ///
 /// The caller must be single-threaded. In the child, libc's cached thread
 /// id is stale, so the child must leave only through [`exit_now`] or exec,
 /// never through abort or a panic (see [`child_panics_exit`]).
-pub fn clone_process(ns_flags: u64) -> Result<Forked> {
-    let flags = ns_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-    // SAFETY: a NULL stack makes clone behave like fork: the child gets a
-    // copy-on-write copy of our address space. The process is single-threaded
-    // (documented precondition), so no lock is held by another thread.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
-        )
-    };
-    match check(ret).context("clone")? {
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid as Pid)),
-    }
-}
-
-/// clone3(2) with namespace flags and, given a cgroup v2 directory fd,
-/// CLONE_INTO_CGROUP: the child is born in that cgroup, which spares the
-/// RCU grace period a later write to cgroup.procs would wait for.
-/// Same preconditions as [`clone_process`]. Falls back to clone(2) (and
-/// reports `false`) where clone3 or CLONE_INTO_CGROUP is refused.
 pub fn clone_into_cgroup(ns_flags: u64, cgroup: Option<&OwnedFd>) -> Result<(Forked, bool)> {
     #[repr(C)]
     #[derive(Default)]
@@ -63,36 +40,73 @@ pub fn clone_into_cgroup(ns_flags: u64, cgroup: Option<&OwnedFd>) -> Result<(For
         cgroup: u64,
     }
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-    let Some(cg) = cgroup else {
-        return Ok((clone_process(ns_flags)?, false));
+    let clone3 = |flags: u64, cg: u64| -> libc::c_long {
+        let args = CloneArgs {
+            flags,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: cg,
+            ..CloneArgs::default()
+        };
+        // SAFETY: a zero stack gives fork semantics (the child runs on a
+        // copy of our stack); args is a valid clone_args of the size we
+        // pass; the caller is single-threaded.
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        }
     };
-    let args = CloneArgs {
-        flags: ns_flags | CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cg.as_raw_fd() as u64,
-        ..CloneArgs::default()
+    let mut born_in_cgroup = cgroup.is_some();
+    let mut ret = match cgroup {
+        Some(cg) => clone3(ns_flags | CLONE_INTO_CGROUP, cg.as_raw_fd() as u64),
+        None => clone3(ns_flags, 0),
     };
-    // SAFETY: a zero stack gives fork semantics, as with clone_process; args
-    // is a valid clone_args of the size we pass.
+    if ret < 0 && cgroup.is_some() {
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        if matches!(errno, Some(libc::EINVAL | libc::EOPNOTSUPP | libc::E2BIG)) {
+            // Some cgroups refuse CLONE_INTO_CGROUP: join by writing instead.
+            born_in_cgroup = false;
+            ret = clone3(ns_flags, 0);
+        }
+    }
+    if ret < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        return Ok((clone_legacy(ns_flags)?, false));
+    }
+    match check(ret).context("clone3")? {
+        0 => Ok((Forked::Child, born_in_cgroup)),
+        pid => Ok((Forked::Parent(pid as Pid), born_in_cgroup)),
+    }
+}
+
+/// [`clone_into_cgroup`] without a cgroup.
+pub fn clone_process(ns_flags: u64) -> Result<Forked> {
+    clone_into_cgroup(ns_flags, None).map(|(f, _)| f)
+}
+
+/// clone(2), for kernels without clone3 (before 5.3).
+fn clone_legacy(ns_flags: u64) -> Result<Forked> {
+    // CLONE_NEWTIME shares clone(2)'s exit-signal byte: only clone3 has it.
+    if ns_flags & 0xff != 0 {
+        crate::bail!("clone: this kernel has no clone3, which a time namespace needs");
+    }
+    let flags = ns_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a NULL stack makes clone behave like fork; the caller is
+    // single-threaded (documented precondition).
     let ret = unsafe {
         libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
         )
     };
-    match ret {
-        0 => Ok((Forked::Child, true)),
-        pid if pid > 0 => Ok((Forked::Parent(pid as Pid), true)),
-        _ => {
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::E2BIG) => {
-                    Ok((clone_process(ns_flags)?, false))
-                }
-                _ => Err(crate::Error::from(e).wrap("clone3 into cgroup")),
-            }
-        }
+    match check(ret).context("clone")? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as Pid)),
     }
 }
 
