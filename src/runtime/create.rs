@@ -393,18 +393,17 @@ fn spawn(
     // is joined by the init, since we still need our own view of the files.
     let mut init_joins = Vec::new();
     let mut join_user = None;
-    let own_pid_ns = joins
-        .iter()
-        .any(|(k, _)| *k == ns::Kind::Pid)
-        .then(ns::PidNsReturn::save)
-        .transpose()?;
+    let mut own_namespaces = ns::Return::default();
     for (kind, fd) in joins {
         match kind {
             ns::Kind::Mount => init_joins.push((kind, fd)),
             // Joined by an intermediate process, so that the namespaces the
             // init creates belong to that user namespace (see below).
             ns::Kind::User => join_user = Some(fd),
-            _ => ns::enter(&fd, kind)?,
+            _ => {
+                own_namespaces.save(kind)?;
+                ns::enter(&fd, kind)?;
+            }
         }
     }
     let new_flags: u64 = spec
@@ -482,11 +481,9 @@ fn spawn(
             drop(child);
             drop(listener);
             drop(console);
-            let restored = match &own_pid_ns {
-                Some(ns) => ns.restore(),
-                None => Ok(()),
-            }
-            .and_then(|_| signal::restore(&saved_mask));
+            let restored = own_namespaces
+                .restore()
+                .and_then(|_| signal::restore(&saved_mask));
             let pid = if intermediate {
                 let init_pid = parent.recv_init_pid();
                 let _ = process::wait_pid(first, false);

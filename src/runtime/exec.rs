@@ -146,7 +146,8 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     let cgroup = c.cgroup();
     let v2_fd = cgroup.open_v2_dir()?;
     // The pid namespace applies to our next child only.
-    let own_pid_ns = ns::PidNsReturn::save()?;
+    let mut own_pid_ns = ns::Return::default();
+    own_pid_ns.save(ns::Kind::Pid)?;
     let mut in_container = Vec::new();
     for (kind, fd) in namespaces {
         if kind == ns::Kind::Pid {

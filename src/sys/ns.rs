@@ -83,22 +83,32 @@ pub fn unshare(flags: u64) -> Result<()> {
     Ok(())
 }
 
-/// Our own pid namespace, to come back to after a clone made in another
-/// one: until then this process cannot even start a thread.
-pub struct PidNsReturn(OwnedFd);
+/// The namespaces we had before joining others, to come back to after a
+/// clone: until then this process runs in the container's network, uts...
+/// namespaces (hooks would too), and in a foreign pid namespace it cannot
+/// even start a thread.
+#[derive(Default)]
+pub struct Return(Vec<(Kind, OwnedFd)>);
 
-impl PidNsReturn {
-    pub fn save() -> Result<Self> {
+impl Return {
+    /// Remember our own namespace of `kind` (before joining another).
+    pub fn save(&mut self, kind: Kind) -> Result<()> {
+        let path = format!("/proc/self/ns/{}", kind.proc_name());
         let fd = rustix::fs::open(
-            "/proc/self/ns/pid",
+            path.as_str(),
             rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
-        .context("open /proc/self/ns/pid")?;
-        Ok(PidNsReturn(fd))
+        .with_context(|| format!("open {path}"))?;
+        self.0.push((kind, fd));
+        Ok(())
     }
 
+    /// Go back to every saved namespace.
     pub fn restore(&self) -> Result<()> {
-        enter(&self.0, Kind::Pid)
+        for (kind, fd) in &self.0 {
+            enter(fd, *kind)?;
+        }
+        Ok(())
     }
 }
