@@ -145,6 +145,11 @@ impl Linux {
 
 /// Read and parse `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec> {
+    load_with_text(bundle).map(|(spec, _)| spec)
+}
+
+/// [`load`], also returning the text that was parsed.
+pub fn load_with_text(bundle: &Path) -> Result<(Spec, String)> {
     let path = bundle.join("config.json");
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -157,7 +162,8 @@ pub fn load(bundle: &Path) -> Result<Spec> {
             Error::from(e).wrap(format!("read {shown}"))
         }
     })?;
-    parse(&text).map_err(|e| e.wrap(&shown))
+    let spec = parse(&text).map_err(|e| e.wrap(&shown))?;
+    Ok((spec, text))
 }
 
 /// Parse config.json text.

@@ -9,6 +9,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
+/// A copy of the config.json the container was created from.
+pub const CONFIG_FILE: &str = "config.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -170,6 +172,16 @@ pub fn lock_dir(dir: &Path) -> Result<Lock> {
 impl Container {
     pub fn id(&self) -> &str {
         &self.state.id
+    }
+
+    /// The config the container was created from (its own copy; the
+    /// bundle's for containers made before skiff kept one).
+    pub fn spec(&self) -> Result<crate::oci::spec::Spec> {
+        if self.dir.join(CONFIG_FILE).exists() {
+            crate::oci::spec::load(&self.dir)
+        } else {
+            crate::oci::spec::load(Path::new(&self.state.bundle))
+        }
     }
 
     pub fn cgroup(&self) -> crate::cgroups::Cgroup {

@@ -203,10 +203,10 @@ impl Drop for Undo {
 
 /// Everything that does not need the state dir yet: config, rootfs and
 /// option checks, so a bad input leaves nothing behind.
-fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
+fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec, String)> {
     container::validate_id(&opts.id)?;
     let bundle = spec::bundle_dir(&opts.bundle)?;
-    let spec = spec::load(&bundle)?;
+    let (spec, text) = spec::load_with_text(&bundle)?;
     if let Some(section) = spec.linux.unsupported.first() {
         crate::bail!(
             "{}: {section}: not supported by this build yet",
@@ -241,7 +241,7 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec)> {
         }
         _ => {}
     }
-    Ok((bundle, spec))
+    Ok((bundle, spec, text))
 }
 
 /// A sysctl may only be set when the namespace it belongs to is the
@@ -298,13 +298,15 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     // sharing its pid namespace) must not reach the host's binary through
     // /proc/PID/exe (CVE-2019-5736). This re-execs the whole command.
     crate::sys::exe::ensure_sealed()?;
-    let (bundle, spec) = validate(opts)?;
+    let (bundle, spec, config_text) = validate(opts)?;
     let cgroup = Cgroup::for_container(spec.linux.cgroups_path.as_deref(), &opts.id)?;
     let dir = root.create_dir(&opts.id)?;
     let mut undo = Undo {
         dir: Some(dir.clone()),
         cgroup: None,
     };
+    // The config as created: exec applies it, whatever the bundle holds later.
+    container::write_replace(&dir.join(container::CONFIG_FILE), config_text.as_bytes())?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
     let no_resources = resources::Resources::default();

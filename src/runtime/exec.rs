@@ -35,12 +35,11 @@ pub struct ExecOptions {
 
 /// The process to run: --process's file, or the container's own process
 /// with the command line and flags applied (as runc does).
-fn build_process(c: &Container, opts: &ExecOptions) -> Result<Process> {
+fn build_process(base: &spec::Spec, opts: &ExecOptions) -> Result<Process> {
     let mut p = match &opts.process_file {
         Some(f) => spec::load_process(Path::new(f))?,
         None => {
-            let base = spec::load(Path::new(&c.state.bundle))?;
-            let mut p = base.process.unwrap_or_default();
+            let mut p = base.process.clone().unwrap_or_default();
             if opts.args.is_empty() {
                 crate::bail!("exec: no command given (use ARGS or --process)");
             }
@@ -97,8 +96,7 @@ fn build_process(c: &Container, opts: &ExecOptions) -> Result<Process> {
 }
 
 /// The namespaces of the container's init that its config made its own.
-fn init_namespaces(c: &Container) -> Result<Vec<(ns::Kind, OwnedFd)>> {
-    let base = spec::load(Path::new(&c.state.bundle))?;
+fn init_namespaces(c: &Container, base: &spec::Spec) -> Result<Vec<(ns::Kind, OwnedFd)>> {
     let mut out = Vec::new();
     // The user namespace first: joining it grants the rights over the others.
     let mut kinds: Vec<ns::Kind> = base.linux.namespaces.iter().map(|n| n.kind).collect();
@@ -118,6 +116,9 @@ fn init_namespaces(c: &Container) -> Result<Vec<(ns::Kind, OwnedFd)>> {
 
 /// `runc exec`. Returns the exit status (0 when detached).
 pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
+    // Never enter a container as a binary it could rewrite (CVE-2019-5736).
+    // This re-execs the whole command.
+    crate::sys::exe::ensure_sealed()?;
     let c = root.load(&opts.id)?;
     match c.status() {
         Status::Stopped => crate::bail!("cannot exec in a stopped container"),
@@ -126,7 +127,8 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
         }
         _ => {}
     }
-    let proc = build_process(&c, opts)?;
+    let base = c.spec()?;
+    let proc = build_process(&base, opts)?;
     match (proc.terminal, &opts.console_socket, opts.detach) {
         (true, None, true) => {
             crate::bail!("cannot allocate tty if runc will detach without setting console socket")
@@ -136,11 +138,8 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
         }
         _ => {}
     }
-    // Never enter a container as a binary it could rewrite (CVE-2019-5736).
-    crate::sys::exe::ensure_sealed()?;
-    let namespaces = init_namespaces(&c)?;
+    let namespaces = init_namespaces(&c, &base)?;
     // The container's filter applies to every process that enters it.
-    let base = spec::load(Path::new(&c.state.bundle))?;
     let seccomp = super::user_process::compile_seccomp(&base)?;
     let (console, own_end) = tty::console_endpoints(opts.console_socket.as_deref(), proc.terminal)?;
     let cgroup = c.cgroup();
