@@ -55,6 +55,10 @@ pub fn run(kind: &str, hooks: &[Hook], state: &HookState) -> Result<()> {
 }
 
 fn run_one(hook: &Hook, input: &str) -> Result<()> {
+    // The clock starts before anything that could block.
+    let deadline = hook
+        .timeout
+        .and_then(|t| Instant::now().checked_add(Duration::from_secs(t)));
     let mut cmd = Command::new(&hook.path);
     if let Some((first, rest)) = hook.args.split_first() {
         use std::os::unix::process::CommandExt;
@@ -68,31 +72,38 @@ fn run_one(hook: &Hook, input: &str) -> Result<()> {
         }
     }
     cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().context("start")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook need not read its stdin; EPIPE is fine.
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let deadline = hook
-        .timeout
-        .map(|t| Instant::now() + Duration::from_secs(t));
-    loop {
-        if let Some(status) = child.try_wait().context("wait")? {
-            if status.success() {
-                return Ok(());
+    // Threads feed stdin and drain stderr, so a hook that reads nothing or
+    // writes much can neither block us nor itself.
+    let stdin = child.stdin.take();
+    let input = input.to_string();
+    let feeder = std::thread::spawn(move || {
+        if let Some(mut stdin) = stdin {
+            // A hook need not read its stdin; EPIPE is fine.
+            let _ = stdin.write_all(input.as_bytes());
+        }
+    });
+    let stderr = child.stderr.take();
+    let drainer = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut stderr) = stderr {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stderr, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                // The start of it is what explains a failure.
+                let room = 4096usize.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
             }
-            let out = child
-                .wait_with_output()
-                .map(|o| o.stderr)
-                .unwrap_or_default();
-            let msg = String::from_utf8_lossy(&out);
-            let msg = msg.trim();
-            return Err(Error::new(format!(
-                "{status}{}{msg}",
-                if msg.is_empty() { "" } else { ": " }
-            )));
+        }
+        kept
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().context("wait")? {
+            break status;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
@@ -100,5 +111,21 @@ fn run_one(hook: &Hook, input: &str) -> Result<()> {
             crate::bail!("timed out after {}s", hook.timeout.unwrap_or(0));
         }
         std::thread::sleep(Duration::from_millis(2));
+    };
+    let _ = feeder.join();
+    // The hook may have left a child holding stderr open: do not wait on it.
+    let msg = if drainer.is_finished() {
+        drainer.join().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if status.success() {
+        return Ok(());
     }
+    let msg = String::from_utf8_lossy(&msg);
+    let msg = msg.trim();
+    Err(Error::new(format!(
+        "{status}{}{msg}",
+        if msg.is_empty() { "" } else { ": " }
+    )))
 }
