@@ -289,9 +289,23 @@ impl Cgroup {
             .or_else(|| self.v2_dir())
             .or_else(|| self.dirs.first());
         let Some(d) = pick else { return Vec::new() };
-        let text = std::fs::read_to_string(d.file("cgroup.procs")).unwrap_or_default();
-        let mut pids: Vec<Pid> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        // Sub-cgroups made inside the container count too.
+        let mut pids = Vec::new();
+        let mut todo = vec![PathBuf::from(&d.path)];
+        while let Some(dir) = todo.pop() {
+            let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<Pid>().ok()));
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                todo.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
         pids.sort_unstable();
+        pids.dedup();
         pids
     }
 
@@ -324,6 +338,8 @@ impl Cgroup {
     pub fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for d in &self.dirs {
+            // Sub-cgroups made inside the container go first, deepest first.
+            remove_children(Path::new(&d.path));
             let mut tries = 0;
             loop {
                 match std::fs::remove_dir(&d.path) {
@@ -376,6 +392,18 @@ pub fn attach_device_filter(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
     let fd = crate::sys::fs::open_root(&dir.to_string_lossy())?;
     crate::sys::bpf::attach_device_filter(&fd, &device_filter::program(rules))
         .map_err(|e| e.wrap(format!("linux.resources.devices: cgroup {}", dir.display())))
+}
+
+fn remove_children(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_children(&e.path());
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
 }
 
 fn create_cpuset(dir: &Path) -> Result<()> {

@@ -264,7 +264,12 @@ impl Container {
 /// Replace a file so that readers see the old or the new contents, never a
 /// torn one (write a temp file, rename it over). Not durable across a crash.
 pub fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A hidden name beside it: `x.pid` must not clobber an `x.tmp`.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, data).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))

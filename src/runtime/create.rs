@@ -244,6 +244,19 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec, String)> {
     Ok((bundle, spec, text))
 }
 
+/// --preserve-fds N: fds 3 .. 3+N-1 must all be open.
+pub(crate) fn check_preserved_fds(n: u32) -> Result<()> {
+    if n > 1 << 20 {
+        crate::bail!("--preserve-fds {n}: too many");
+    }
+    for fd in 3..3 + n as i32 {
+        if !process::fd_is_open(fd) {
+            crate::bail!("--preserve-fds {n}: fd {fd} is not open");
+        }
+    }
+    Ok(())
+}
+
 /// A sysctl may only be set when the namespace it belongs to is the
 /// container's own; anything else would change the host.
 fn check_sysctls(spec: &Spec) -> Result<()> {
@@ -300,15 +313,25 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     crate::sys::exe::ensure_sealed()?;
     let (bundle, spec, config_text) = validate(opts)?;
     let cgroup = Cgroup::for_container(spec.linux.cgroups_path.as_deref(), &opts.id)?;
+    // Sharing a cgroup would let one container's delete kill the other's
+    // processes (runc refuses too).
+    if let Some(pid) = cgroup.procs().first() {
+        crate::bail!(
+            "container's cgroup is not empty: {} holds pid {pid} (another container?)",
+            cgroup.dirs.first().map_or("", |d| d.path.as_str())
+        );
+    }
+    if opts.preserve_fds > 0 {
+        check_preserved_fds(opts.preserve_fds)?;
+    }
     let dir = root.create_dir(&opts.id)?;
     let mut undo = Undo {
         dir: Some(dir.clone()),
-        cgroup: None,
+        cgroup: Some(cgroup.clone()),
     };
     // The config as created: exec applies it, whatever the bundle holds later.
     container::write_replace(&dir.join(container::CONFIG_FILE), config_text.as_bytes())?;
     cgroup.create()?;
-    undo.cgroup = Some(cgroup.clone());
     let no_resources = resources::Resources::default();
     cgroup
         .apply(

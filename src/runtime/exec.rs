@@ -129,6 +129,9 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     }
     let base = c.spec()?;
     let proc = build_process(&base, opts)?;
+    if opts.preserve_fds > 0 {
+        super::create::check_preserved_fds(opts.preserve_fds)?;
+    }
     match (proc.terminal, &opts.console_socket, opts.detach) {
         (true, None, true) => {
             crate::bail!("cannot allocate tty if runc will detach without setting console socket")

@@ -233,7 +233,8 @@ pub fn pause(root: &StateRoot, id: &str) -> Result<()> {
     let c = root.load(id)?;
     let _lock = c.lock()?;
     match c.status() {
-        Status::Running => c.cgroup().set_frozen(true),
+        // runc pauses a created container too.
+        Status::Running | Status::Created => c.cgroup().set_frozen(true),
         Status::Paused => crate::bail!("container {id} is already paused"),
         _ => crate::bail!("container not running"),
     }

@@ -372,3 +372,9 @@ pub fn set_personality(persona: u64) -> Result<()> {
         .context("personality")?;
     Ok(())
 }
+
+/// Is `fd` an open descriptor of this process?
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on an integer only reads descriptor flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
