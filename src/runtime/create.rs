@@ -125,6 +125,14 @@ impl ParentChannel {
         }
     }
 
+    /// An error the init has already sent, if any (does not wait).
+    fn pending_error(&self) -> Option<Error> {
+        let mut buf = vec![0u8; 8192];
+        let (n, _) = rustix::net::recv(&self.0, &mut buf, rustix::net::RecvFlags::DONTWAIT).ok()?;
+        let text = buf[..n].strip_prefix(MSG_ERROR)?;
+        Some(Error::new(String::from_utf8_lossy(text).into_owned()))
+    }
+
     /// Wait for the init to be ready; its error if it failed.
     fn wait_ready(&self) -> Result<()> {
         let msg = recv(&self.0)?;
@@ -580,8 +588,8 @@ fn bring_up(
     // The init prepares its rootfs meanwhile; it cannot exec before `start`,
     // which comes after we return, so its user's process runs in the cgroup.
     if let Err(e) = cgroup.join(pid, born_in_v2) {
-        // The init may have failed first: its error says more.
-        return Err(parent.wait_ready().err().unwrap_or(e));
+        // The init may have failed first (and be gone): its error says more.
+        return Err(parent.pending_error().unwrap_or(e));
     }
     if !(spec.hooks.prestart.is_empty() && spec.hooks.create_runtime.is_empty()) {
         parent.wait_hooks_point()?;

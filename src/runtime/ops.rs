@@ -158,14 +158,25 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
-    let relay = match &created.console {
-        Some(sock) => Some(tty::start(sock)?),
-        None => None,
-    };
-    let exit = wait_forwarding(created.container.state.pid, relay.as_ref())?;
-    if let Some(r) = relay {
-        r.finish();
+    let waited = match &created.console {
+        Some(sock) => tty::start(sock).map(Some),
+        None => Ok(None),
     }
+    .and_then(|relay| {
+        let exit = wait_forwarding(created.container.state.pid, relay.as_ref());
+        if let Some(r) = relay {
+            r.finish();
+        }
+        exit
+    });
+    let exit = match waited {
+        Ok(exit) => exit,
+        Err(e) => {
+            let _ = delete(root, id, true);
+            restore(&saved);
+            return Err(e);
+        }
+    };
     restore(&saved);
     if !opts.keep {
         delete(root, id, true)?;
