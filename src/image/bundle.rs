@@ -50,12 +50,26 @@ fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
         Mode::empty(),
     )
     .ok()?;
+    // Resolve without opening (O_PATH), and read only a regular file: the
+    // image could have made it a FIFO (a hang) or a device node (opened
+    // on the host).
     let fd = rustix::fs::openat2(
         &root,
         path,
-        OFlags::RDONLY | OFlags::CLOEXEC,
+        OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
+    // Reopen that very inode (the magic link cannot be swapped under us).
+    let fd = rustix::fs::open(
+        crate::sys::fs::proc_path(&fd).as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
     )
     .ok()?;
     let mut s = String::new();
@@ -162,6 +176,33 @@ pub fn config_json(args: &[String], env: &[String], cwd: &str, user: &User) -> S
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn reads_only_regular_files_of_the_rootfs() {
+        let root = std::env::temp_dir().join(format!("skiff-readinroot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/group"), "root:x:0:\n").unwrap();
+        std::os::unix::fs::symlink("/usr/lib/group", root.join("etc/group")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("etc/passwd").as_path(),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // A FIFO would block a plain open forever.
+        assert_eq!(read_in_root(&root, "etc/passwd"), None);
+        // An absolute symlink resolves inside the root.
+        assert_eq!(
+            read_in_root(&root, "etc/group").as_deref(),
+            Some("root:x:0:\n")
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     use super::*;
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\nwww:x:33:34::/var/www:/bin/sh\n";
