@@ -95,8 +95,10 @@ impl Client {
     pub fn new(opts: &Options, reference: &Reference) -> Result<Client> {
         let agent = make_agent(opts)?;
         let scheme = if opts.plain_http { "http" } else { "https" };
-        let creds_for = |host: &str| -> Result<Option<Credentials>> {
-            if let Some(c) = &opts.credentials {
+        // --user is for the registry named in the reference; a mirror gets
+        // only what the auth file holds for its own host.
+        let creds_for = |host: &str, upstream: bool| -> Result<Option<Credentials>> {
+            if let Some(c) = opts.credentials.as_ref().filter(|_| upstream) {
                 return Ok(Some(c.clone()));
             }
             match &opts.auth_file {
@@ -121,14 +123,14 @@ impl Client {
                 .to_string();
             endpoints.push(Endpoint {
                 base,
-                credentials: creds_for(&host)?,
+                credentials: creds_for(&host, false)?,
                 authorization: Mutex::new(None),
                 mirror: true,
             });
         }
         endpoints.push(Endpoint {
             base: format!("{scheme}://{}", reference.api_host()),
-            credentials: creds_for(&reference.domain)?,
+            credentials: creds_for(&reference.domain, true)?,
             authorization: Mutex::new(None),
             mirror: false,
         });
