@@ -477,6 +477,9 @@ fn make_agent(opts: &Options) -> Result<ureq::Agent> {
         .max_redirects(10)
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
+        // A body that stops flowing is a failed transfer (resumed, retried
+        // or tried at the next endpoint), not a pull that hangs forever.
+        .timeout_per_read(Some(Duration::from_secs(60)))
         .user_agent(concat!("skiff/", env!("CARGO_PKG_VERSION")))
         .build();
     Ok(config.new_agent())
