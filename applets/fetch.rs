@@ -325,19 +325,9 @@ fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
     })
     .map_err(|e| e.wrap(format!("pull {reference}")))?;
 
-    if let Some(bundle_dir) = &p.bundle {
-        let rootfs = rootfs.expect("rootfs for a bundle");
-        let cfg = &pulled.config;
-        let args = bundle::command(cfg, command.as_deref())
-            .map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
-        let user = bundle::resolve_user(rootfs.path(), &cfg.user)
-            .map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
-        let text = bundle::config_json(&args, &bundle::environment(cfg), &cfg.working_dir, &user);
-        rootfs.finish()?;
-        skiff::image::store::write_atomic(&bundle_dir.join("config.json"), text.as_bytes())?;
-    } else if let Some(rootfs) = rootfs {
-        rootfs.finish()?;
-    }
+    // Everything that can still fail comes before the rootfs moves into
+    // place: a failed pull leaves no finished rootfs, no bundle without
+    // its config.
     let m = &pulled.resolved.manifest;
     if let Some(dir) = &p.layout {
         let name = reference
@@ -347,6 +337,23 @@ fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
         let blobs: Vec<&Descriptor> = std::iter::once(&m.config).chain(m.layers.iter()).collect();
         layout::write(dir, &store, &pulled.resolved.descriptor, &blobs, &name)
             .map_err(|e| e.wrap(format!("layout {}", dir.display())))?;
+    }
+    if let Some(bundle_dir) = &p.bundle {
+        let rootfs = rootfs.expect("rootfs for a bundle");
+        let cfg = &pulled.config;
+        let args = bundle::command(cfg, command.as_deref())
+            .map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
+        let user = bundle::resolve_user(rootfs.path(), &cfg.user)
+            .map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
+        let text = bundle::config_json(&args, &bundle::environment(cfg), &cfg.working_dir, &user);
+        let config = bundle_dir.join("config.json");
+        skiff::image::store::write_atomic(&config, text.as_bytes())?;
+        if let Err(e) = rootfs.finish() {
+            let _ = std::fs::remove_file(&config);
+            return Err(e);
+        }
+    } else if let Some(rootfs) = rootfs {
+        rootfs.finish()?;
     }
     if !p.quiet {
         let total: u64 = m.layers.iter().map(|l| l.size).sum();
