@@ -28,11 +28,12 @@ pub fn write(
         let src = store.blob_path(&d.digest);
         let tmp = alg_dir.join(format!(".{}.tmp-{}", d.digest.hex(), std::process::id()));
         let _ = fs::remove_file(&tmp);
-        if fs::hard_link(&src, &tmp).is_err() {
-            fs::copy(&src, &tmp)
-                .with_context(|| format!("copy blob {} into {}", d.digest, dir.display()))?;
-            fs::File::open(&tmp)?.sync_all()?;
-        }
+        // A copy, not a hard link: a write to the layout must never change
+        // a verified blob of the store (copy_file_range makes it cheap, and
+        // a reflink where the filesystem can).
+        fs::copy(&src, &tmp)
+            .with_context(|| format!("copy blob {} into {}", d.digest, dir.display()))?;
+        fs::File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, &dest)
             .with_context(|| format!("write blob {} into {}", d.digest, dir.display()))?;
     }

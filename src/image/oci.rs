@@ -320,10 +320,15 @@ pub fn parse_document(data: &[u8], content_type: &str, what: &str) -> Result<Doc
     inner(&root).map_err(|e| e.wrap(what))
 }
 
-/// Pick the manifest for `want` from an index.
+/// Pick the manifest for `want` from an index. An entry that names no
+/// platform is taken only when none matches (as containerd does; the
+/// image config's platform is checked after).
 pub fn select_platform<'a>(list: &'a [Descriptor], want: &Platform) -> Option<&'a Descriptor> {
-    list.iter()
-        .filter(|d| !d.media_type.contains("attestation"))
+    let candidates = || {
+        list.iter()
+            .filter(|d| !d.media_type.contains("attestation"))
+    };
+    candidates()
         .filter_map(|d| {
             d.platform
                 .as_ref()
@@ -332,6 +337,7 @@ pub fn select_platform<'a>(list: &'a [Descriptor], want: &Platform) -> Option<&'
         })
         .min_by_key(|(r, _)| *r)
         .map(|(_, d)| d)
+        .or_else(|| candidates().find(|d| d.platform.is_none()))
 }
 
 /// The parts of the image config that matter to run it.
@@ -439,6 +445,12 @@ mod tests {
         assert_eq!(pick("linux/amd64/v3").as_deref(), Some("linux/amd64"));
         assert_eq!(pick("linux/s390x"), None);
         assert_eq!(pick("windows/amd64").as_deref(), Some("windows/amd64"));
+        // An entry without a platform serves only when nothing matches.
+        let mut bare = desc("linux/amd64");
+        bare.platform = None;
+        let list = vec![desc("linux/arm64"), bare];
+        assert!(select_platform(&list, &p("linux/amd64")).is_some_and(|d| d.platform.is_none()));
+        assert!(select_platform(&list, &p("linux/arm64")).is_some_and(|d| d.platform.is_some()));
     }
 
     #[test]
