@@ -458,7 +458,19 @@ fn download(
                 }
             }
         }
-        let mut stream = client.blob(&desc.digest, offset)?;
+        let mut stream = match client.blob(&desc.digest, offset) {
+            Ok(s) => s,
+            Err(e) => {
+                // A partial the server will not resume from is useless.
+                if offset > 0 && e.message().contains(" 416 ") {
+                    drop(ingest);
+                    store.discard_partial(&desc.digest);
+                }
+                // Connection resets and server errors: try again.
+                last = Some(e);
+                continue;
+            }
+        };
         let offset = if offset > 0 && !stream.partial {
             // The server ignored Range: start over.
             drop(ingest);
