@@ -436,6 +436,11 @@ fn containerd_runs_skiff_as_its_runc() {
         let dirs = CgroupDirs::existing(&format!("/{ns}/{id}"));
         assert!(dirs.is_empty(), "cgroups left: {dirs:?}");
     }
+    // containerd's namespace parent (/NS) stays behind, as with runc:
+    // remove it when empty (rmdir refuses otherwise).
+    for hierarchy in cgroup_mounts() {
+        let _ = fs::remove_dir(hierarchy.join(&ns));
+    }
     let mounts: Vec<String> = mounts_under(&ctd.dir)
         .into_iter()
         .filter(|m| m.contains("/c1/") || m.contains("/c2/") || m.ends_with("/rootfs"))
