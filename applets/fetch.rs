@@ -264,13 +264,33 @@ fn platform(p: &Option<String>) -> Result<Platform> {
 }
 
 fn cmd_pull(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
-    // A bundle directory this pull creates goes again if the pull fails.
+    // A bundle directory, or a store, that this pull creates goes again if
+    // the pull fails (a store only while it holds nothing).
     let made_bundle = p.bundle.as_ref().filter(|b| !b.exists()).cloned();
+    let store_dir = p
+        .store
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE));
+    let made_store = !store_dir.exists();
     let r = pull_inner(p, command);
-    if let (Err(_), Some(b)) = (&r, made_bundle) {
-        let _ = std::fs::remove_dir(b);
+    if r.is_err() {
+        if let Some(b) = made_bundle {
+            let _ = std::fs::remove_dir(b);
+        }
+        if made_store && store_holds_nothing(&store_dir) {
+            let _ = std::fs::remove_dir_all(&store_dir);
+        }
     }
     r
+}
+
+/// No blob and no partial download in a store dir.
+fn store_holds_nothing(dir: &Path) -> bool {
+    ["blobs/sha256", "blobs/sha512", "ingest"]
+        .iter()
+        .all(|sub| {
+            std::fs::read_dir(dir.join(sub)).map_or(true, |mut entries| entries.next().is_none())
+        })
 }
 
 fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {

@@ -89,8 +89,10 @@ fn user_credentials_stay_with_the_upstream_registry() {
         &format!("{upstream}=http://{mirror}"),
         &format!("{upstream}/t/img:x"),
     ]);
+    let store_left = store.exists();
     let _ = std::fs::remove_dir_all(&store);
     assert!(!out.status.success());
+    assert!(!store_left, "a failed first pull leaves no store behind");
     let heads = heads.lock().unwrap();
     assert!(!heads.is_empty(), "the mirror was asked first");
     for h in heads.iter() {
