@@ -113,7 +113,12 @@ fn run_one(hook: &Hook, input: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(2));
     };
     let _ = feeder.join();
-    // The hook may have left a child holding stderr open: do not wait on it.
+    // The rest of stderr arrives at once, unless the hook left a child
+    // holding the pipe open: wait for it, but not forever.
+    let until = Instant::now() + Duration::from_secs(2);
+    while !drainer.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let msg = if drainer.is_finished() {
         drainer.join().unwrap_or_default()
     } else {
