@@ -32,6 +32,36 @@ impl Algorithm {
     }
 }
 
+/// A reader that hashes everything read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    algo: Algorithm,
+    ctx: ring::digest::Context,
+}
+
+impl<R: std::io::Read> HashingReader<R> {
+    pub fn new(inner: R, algo: Algorithm) -> Self {
+        HashingReader {
+            inner,
+            algo,
+            ctx: ring::digest::Context::new(algo.ring()),
+        }
+    }
+
+    /// The digest of what was read.
+    pub fn finish(self) -> Digest {
+        Digest::from_ring(self.algo, self.ctx.finish())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.ctx.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// A validated digest: a known algorithm and its lowercase hex encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {

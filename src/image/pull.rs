@@ -168,7 +168,16 @@ pub fn pull(
             m.layers.len()
         )));
     }
-    fetch_layers(store, client, &m.layers, opts)?;
+    let diff_ids = config
+        .diff_ids
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Digest::parse(d)
+                .map_err(|e| e.wrap(format!("config {}: rootfs.diff_ids[{i}]", m.config.digest)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    fetch_layers(store, client, &m.layers, &diff_ids, opts)?;
     store.put(&resolved.descriptor, &resolved.manifest_bytes)?;
     let mut desc = resolved.descriptor.clone();
     if !config.platform.os.is_empty() {
@@ -195,6 +204,7 @@ fn fetch_layers(
     store: &Store,
     client: &Client,
     layers: &[Descriptor],
+    diff_ids: &[Digest],
     opts: &PullOptions,
 ) -> Result<()> {
     let claimed: Vec<AtomicBool> = layers.iter().map(|_| AtomicBool::new(false)).collect();
@@ -271,7 +281,16 @@ fn fetch_layers(
                 continue;
             };
             if claim(i) {
-                let r = stream_layer(store, client, i, &layers[i], opts.observer, &abort, rootfs);
+                let r = stream_layer(
+                    store,
+                    client,
+                    i,
+                    &layers[i],
+                    diff_ids.get(i),
+                    opts.observer,
+                    &abort,
+                    rootfs,
+                );
                 if let Err(e) = r {
                     fail(e, &mut first_err);
                     break;
@@ -289,7 +308,7 @@ fn fetch_layers(
                     fail(Error::new("layer download stopped early"), &mut first_err);
                     break;
                 }
-                if let Err(e) = apply_layer(store, rootfs, &layers[i]) {
+                if let Err(e) = apply_layer(store, rootfs, &layers[i], diff_ids.get(i)) {
                     fail(e, &mut first_err);
                     break;
                 }
@@ -344,11 +363,13 @@ impl Read for Tee<'_> {
 }
 
 /// Download a layer and extract it while it arrives; verified at the end.
+#[allow(clippy::too_many_arguments)]
 fn stream_layer(
     store: &Store,
     client: &Client,
     i: usize,
     desc: &Descriptor,
+    diff_id: Option<&Digest>,
     obs: &dyn Observer,
     abort: &AtomicBool,
     rootfs: &Rootfs,
@@ -357,11 +378,11 @@ fn stream_layer(
     let named = |e: Error| e.wrap(format!("layer {}", desc.digest));
     let fallback = || -> Result<()> {
         download(store, client, i, desc, obs, abort).map_err(named)?;
-        apply_layer(store, rootfs, desc)
+        apply_layer(store, rootfs, desc, diff_id)
     };
     if store.has(desc) {
         obs.done(i, desc, true);
-        return apply_layer(store, rootfs, desc);
+        return apply_layer(store, rootfs, desc, diff_id);
     }
     let mut ingest = store.ingest(desc).map_err(named)?;
     if store.has(desc) || ingest.offset() > 0 {
@@ -384,7 +405,7 @@ fn stream_layer(
     };
     let applied = unpack::decompressor(&mut tee, declared)
         .map_err(Error::from)
-        .and_then(|reader| rootfs.apply(reader, &desc.digest.to_string()));
+        .and_then(|reader| rootfs.apply_verified(reader, &desc.digest.to_string(), diff_id));
     // The tar may end before the blob does (padding, compression trailer).
     let drained = if tee.transfer_failed || tee.store_error.is_some() {
         Ok(0)
@@ -412,14 +433,19 @@ fn stream_layer(
 }
 
 /// Unpack one stored layer into the rootfs.
-pub fn apply_layer(store: &Store, rootfs: &Rootfs, layer: &Descriptor) -> Result<()> {
+pub fn apply_layer(
+    store: &Store,
+    rootfs: &Rootfs,
+    layer: &Descriptor,
+    diff_id: Option<&Digest>,
+) -> Result<()> {
     let path = store.blob_path(&layer.digest);
     let file =
         std::fs::File::open(&path).with_context(|| format!("open layer {}", layer.digest))?;
     let declared = oci::layer_compression(&layer.media_type).unwrap_or(oci::Compression::None);
     let reader =
         unpack::decompressor(file, declared).with_context(|| format!("layer {}", layer.digest))?;
-    rootfs.apply(reader, &layer.digest.to_string())
+    rootfs.apply_verified(reader, &layer.digest.to_string(), diff_id)
 }
 
 const ATTEMPTS: usize = 3;

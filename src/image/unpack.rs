@@ -7,6 +7,7 @@
 //! single name that is never followed. OCI whiteouts apply to lower layers.
 
 use crate::error::{Error, Result};
+use crate::image::digest::Digest;
 use crate::image::oci::Compression;
 use rustix::fs::{
     self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid,
@@ -666,6 +667,31 @@ impl Rootfs {
             .apply(tar_stream, layer)
     }
 
+    /// [`Rootfs::apply`], checking that the uncompressed layer is the one
+    /// the image config names (its diff_id), as containerd does.
+    pub fn apply_verified(
+        &self,
+        tar_stream: impl Read,
+        layer: &str,
+        diff_id: Option<&Digest>,
+    ) -> Result<()> {
+        let Some(want) = diff_id else {
+            return self.apply(tar_stream, layer);
+        };
+        let mut hashed = crate::image::digest::HashingReader::new(tar_stream, want.algorithm());
+        self.apply(&mut hashed, layer)?;
+        // The tar ends before its stream may (end-of-archive padding).
+        std::io::copy(&mut hashed, &mut std::io::sink())
+            .map_err(|e| Error::from(e).wrap(format!("layer {layer}: read")))?;
+        let got = hashed.finish();
+        if &got != want {
+            crate::bail!(
+                "layer {layer}: uncompressed content is {got}, not the config's diff_id {want}"
+            );
+        }
+        Ok(())
+    }
+
     pub fn finish(mut self) -> Result<()> {
         self.extractor = None;
         if self.dest.exists() {
@@ -729,6 +755,31 @@ pub fn check_empty_target(dest: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn diff_id_is_checked_on_the_uncompressed_stream() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "f", &b"abc"[..]).unwrap();
+        let layer = b.into_inner().unwrap();
+        let right = Digest::of(&layer);
+        let wrong = Digest::of(b"something else");
+        let base = std::env::temp_dir().join(format!("skiff-diffid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let ok = Rootfs::create(&base.join("a")).unwrap();
+        ok.apply_verified(&layer[..], "l", Some(&right)).unwrap();
+        let bad = Rootfs::create(&base.join("b")).unwrap();
+        let e = bad
+            .apply_verified(&layer[..], "l", Some(&wrong))
+            .unwrap_err();
+        assert!(e.message().contains("not the config's diff_id"), "{e}");
+        drop((ok, bad));
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn abandoned_partial_trees_are_swept() {
