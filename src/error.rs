@@ -1,28 +1,77 @@
 //! One error type for the whole crate: a message that reads
-//! `what: which thing: cause`, built up with [`Context`] as it travels.
+//! `what: which thing: cause`, built up with [`Context`] as it travels, and a
+//! [`Kind`] a caller can branch on (a shim maps it to a ttrpc/gRPC code).
 
 use std::fmt;
+
+/// What kind of failure an error is, for callers that must branch on it
+/// (containerd branches on NotFound, AlreadyExists, FailedPrecondition...).
+/// The kind survives [`Error::wrap`] and [`Context`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Anything not classified below.
+    #[default]
+    Other,
+    /// The thing named (container, process, file, blob) does not exist.
+    NotFound,
+    /// The thing to be made exists already.
+    AlreadyExists,
+    /// The request is malformed: a bad id, flag, field or value.
+    InvalidArgument,
+    /// The thing is in the wrong state for this (e.g. delete of a running
+    /// container without force).
+    FailedPrecondition,
+    /// Not implemented (yet, or on this host).
+    Unimplemented,
+    /// A time limit ran out.
+    DeadlineExceeded,
+    /// Permission denied.
+    PermissionDenied,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     msg: String,
+    kind: Kind,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(msg: impl Into<String>) -> Self {
-        Error { msg: msg.into() }
+        Error {
+            msg: msg.into(),
+            kind: Kind::Other,
+        }
+    }
+
+    /// An error of a given kind.
+    pub fn of(kind: Kind, msg: impl Into<String>) -> Self {
+        Error {
+            msg: msg.into(),
+            kind,
+        }
     }
 
     pub fn message(&self) -> &str {
         &self.msg
     }
 
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The same error, classified as `kind`.
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// Prefix the message with what was being done when it happened.
     pub fn wrap(self, what: impl fmt::Display) -> Self {
         Error {
             msg: format!("{what}: {}", self.msg),
+            kind: self.kind,
         }
     }
 }
@@ -37,7 +86,17 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::new(io_message(&e))
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            K::NotFound => Kind::NotFound,
+            K::AlreadyExists => Kind::AlreadyExists,
+            K::PermissionDenied => Kind::PermissionDenied,
+            K::InvalidInput | K::InvalidData => Kind::InvalidArgument,
+            K::TimedOut => Kind::DeadlineExceeded,
+            K::Unsupported => Kind::Unimplemented,
+            _ => Kind::Other,
+        };
+        Error::of(kind, io_message(&e))
     }
 }
 
@@ -60,6 +119,15 @@ fn io_message(e: &std::io::Error) -> String {
 #[macro_export]
 macro_rules! err {
     ($($arg:tt)*) => { $crate::error::Error::new(format!($($arg)*)) };
+}
+
+/// Build an [`Error`] of a [`Kind`] from a format string:
+/// `err_kind!(NotFound, "container {id} does not exist")`.
+#[macro_export]
+macro_rules! err_kind {
+    ($kind:ident, $($arg:tt)*) => {
+        $crate::error::Error::of($crate::error::Kind::$kind, format!($($arg)*))
+    };
 }
 
 /// Return early with an [`Error`] built from a format string.
@@ -91,9 +159,11 @@ mod tests {
     fn context_prefixes_and_drops_os_error_suffix() {
         let e: Result<()> =
             Err(std::io::Error::from_raw_os_error(libc::ENOENT)).context("open /x/config.json");
+        let e = e.unwrap_err();
         assert_eq!(
-            e.unwrap_err().message(),
+            e.message(),
             "open /x/config.json: No such file or directory"
         );
+        assert_eq!(e.kind(), Kind::NotFound, "the kind survives the context");
     }
 }

@@ -12,4 +12,4 @@ pub mod seccomp;
 pub mod sys;
 pub mod time;
 
-pub use error::{Context, Error, Result};
+pub use error::{Context, Error, Kind, Result};

@@ -69,9 +69,10 @@ pub fn validate_id(id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::new(format!(
+        Err(crate::err_kind!(
+            InvalidArgument,
             "invalid container id {id:?}: use letters, digits and _+-. only"
-        )))
+        ))
     }
 }
 
@@ -101,9 +102,10 @@ impl StateRoot {
                 let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711));
                 Ok(dir)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(Error::new(format!("container with id exists: {id}")))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(crate::err_kind!(
+                AlreadyExists,
+                "container with id exists: {id}"
+            )),
             Err(e) => Err(Error::from(e).wrap(format!("create state dir {}", dir.display()))),
         }
     }
@@ -135,7 +137,7 @@ impl StateRoot {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::new(format!("container does not exist: {id}")))
+                return Err(crate::err_kind!(NotFound, "container does not exist: {id}"))
             }
             Err(e) => return Err(Error::from(e).wrap(format!("read {}", path.display()))),
         };

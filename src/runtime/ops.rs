@@ -14,7 +14,10 @@ fn signal_init(c: &Container, sig: i32) -> Result<()> {
     let pidfd =
         process::pidfd_open(c.state.pid).with_context(|| format!("signal container {}", c.id()))?;
     if !c.init_alive() {
-        crate::bail!("container not running");
+        return Err(crate::err_kind!(
+            FailedPrecondition,
+            "container not running"
+        ));
     }
     process::pidfd_send_signal(&pidfd, sig).with_context(|| format!("signal container {}", c.id()))
 }
@@ -24,7 +27,10 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     let c = root.load(id)?;
     let _lock = c.lock()?;
     if c.status() == Status::Stopped {
-        crate::bail!("container not running");
+        return Err(crate::err_kind!(
+            FailedPrecondition,
+            "container not running"
+        ));
     }
     if all {
         for pid in ps::pids(&c)? {
@@ -95,10 +101,11 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         Status::Stopped | Status::Created => kill_and_wait(&c)?,
         status @ (Status::Running | Status::Paused) => {
             if !force {
-                crate::bail!(
+                return Err(crate::err_kind!(
+                    FailedPrecondition,
                     "cannot delete container {id} that is not stopped: {}",
                     status.as_str()
-                );
+                ));
             }
             kill_and_wait(&c)?;
         }
@@ -246,8 +253,18 @@ pub fn pause(root: &StateRoot, id: &str) -> Result<()> {
     match c.status() {
         // runc pauses a created container too.
         Status::Running | Status::Created => c.cgroup().set_frozen(true),
-        Status::Paused => crate::bail!("container {id} is already paused"),
-        _ => crate::bail!("container not running"),
+        Status::Paused => {
+            return Err(crate::err_kind!(
+                FailedPrecondition,
+                "container {id} is already paused"
+            ))
+        }
+        _ => {
+            return Err(crate::err_kind!(
+                FailedPrecondition,
+                "container not running"
+            ))
+        }
     }
 }
 
@@ -257,7 +274,7 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
     let _lock = c.lock()?;
     match c.status() {
         Status::Paused => c.cgroup().set_frozen(false),
-        _ => crate::bail!("container not paused"),
+        _ => return Err(crate::err_kind!(FailedPrecondition, "container not paused")),
     }
 }
 
@@ -266,7 +283,10 @@ pub fn update(root: &StateRoot, id: &str, res: &crate::oci::resources::Resources
     let c = root.load(id)?;
     let _lock = c.lock()?;
     if c.status() == Status::Stopped {
-        crate::bail!("container not running");
+        return Err(crate::err_kind!(
+            FailedPrecondition,
+            "container not running"
+        ));
     }
     c.cgroup().apply(res, &[])
 }
