@@ -253,18 +253,14 @@ pub fn pause(root: &StateRoot, id: &str) -> Result<()> {
     match c.status() {
         // runc pauses a created container too.
         Status::Running | Status::Created => c.cgroup().set_frozen(true),
-        Status::Paused => {
-            return Err(crate::err_kind!(
-                FailedPrecondition,
-                "container {id} is already paused"
-            ))
-        }
-        _ => {
-            return Err(crate::err_kind!(
-                FailedPrecondition,
-                "container not running"
-            ))
-        }
+        Status::Paused => Err(crate::err_kind!(
+            FailedPrecondition,
+            "container {id} is already paused"
+        )),
+        _ => Err(crate::err_kind!(
+            FailedPrecondition,
+            "container not running"
+        )),
     }
 }
 
@@ -274,7 +270,7 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
     let _lock = c.lock()?;
     match c.status() {
         Status::Paused => c.cgroup().set_frozen(false),
-        _ => return Err(crate::err_kind!(FailedPrecondition, "container not paused")),
+        _ => Err(crate::err_kind!(FailedPrecondition, "container not paused")),
     }
 }
 
