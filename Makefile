@@ -28,7 +28,7 @@ install: build
 test: build test-deps
 	SKIFF_TEST_BIN=$(abspath $(BIN)) cargo test --target $(TARGET) -- --test-threads=2
 
-lint:
+lint: deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
