@@ -118,7 +118,9 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         bundle: &c.state.bundle,
         annotations: &c.state.annotations,
     };
-    if let Err(e) = super::hooks::run("poststop", &c.state.poststop, &hook_state) {
+    // A failing poststop hook is a warning; the others run and the
+    // container is deleted.
+    for e in super::hooks::run_all("poststop", &c.state.poststop, &hook_state) {
         eprintln!("warning: {e}");
     }
     c.remove_dir()
@@ -284,5 +286,19 @@ pub fn update(root: &StateRoot, id: &str, res: &crate::oci::resources::Resources
             "container not running"
         ));
     }
-    c.cgroup().apply(res, &[])
+    // Device rules change only when the update gives some (runc's update
+    // never changes them); they then replace the config's, and a v1 cgroup
+    // gets only the rules that differ (cgroups::files::v1_devices).
+    let devices = if res.devices.is_empty() {
+        Vec::new()
+    } else {
+        if crate::cgroups::is_unified() {
+            return Err(crate::err_kind!(
+                Unimplemented,
+                "update: linux.resources.devices on cgroup v2 is not supported yet"
+            ));
+        }
+        super::create::with_default_device_rules(&res.devices)
+    };
+    c.cgroup().apply(res, &devices)
 }
