@@ -419,3 +419,42 @@ fn update_of_device_rules_is_minimal() {
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
 }
+
+// ---------------------------------------------------------------------------
+// delete
+
+/// `delete` without --force of a container that is not stopped fails and
+/// changes nothing (runtime spec), created and paused ones included: the
+/// created one still starts afterwards.
+#[test]
+fn delete_without_force_leaves_a_live_container_alone() {
+    let ctx = Ctx::new("delalone");
+    let mut c = ctx.config();
+    c.args(&["sleep", "1000"]);
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let out = ctx.delete(&id);
+    if !is_skiff() {
+        // runc 1.1.5 deletes a created container without --force.
+        out.ok();
+        ctx.assert_gone(&id);
+        return;
+    }
+    out.fails();
+    assert!(
+        out.stderr.contains("not stopped: created"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(ctx.status(&id), "created");
+    ctx.start(&id).ok();
+    assert_eq!(ctx.status(&id), "running");
+    ctx.rt(&["pause", &id]).ok();
+    let out = ctx.delete(&id);
+    out.fails();
+    assert!(out.stderr.contains("not stopped: paused"), "{}", out.stderr);
+    assert_eq!(ctx.status(&id), "paused");
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
