@@ -54,22 +54,25 @@ fn profile_without_close_range() -> Value {
     ))
 }
 
-/// `run` with the old profile, with and without no_new_privs (the filter
-/// goes in at different points): the fd sweep must not need close_range
+/// `run` with the old profile, with and without no_new_privs (without it,
+/// installing the filter needs CAP_SYS_ADMIN, also for a non-root user),
+/// as root and as another user: the fd sweep must not need close_range
 /// under the filter.
 #[test]
 fn old_profile_without_close_range_runs() {
     let ctx = Ctx::new("oldprofile");
-    for nnp in [true, false] {
+    for (nnp, uid) in [(true, 0), (false, 0), (false, 1000)] {
         let mut c = ctx.config();
         c.set("process.noNewPrivileges", Value::Bool(nnp))
+            .set("process.user.uid", jnum(uid))
+            .set("process.user.gid", jnum(uid))
             .set("linux.seccomp", profile_without_close_range())
-            .sh("echo ran; grep Seccomp: /proc/self/status");
+            .sh("echo ran $(id -u); grep Seccomp: /proc/self/status");
         let out = ctx.run_config(&c);
         out.ok();
         assert!(
-            out.stdout.starts_with("ran\nSeccomp:\t2"),
-            "nnp {nnp}: {:?} {:?}",
+            out.stdout.starts_with(&format!("ran {uid}\nSeccomp:\t2")),
+            "nnp {nnp} uid {uid}: {:?} {:?}",
             out.stdout,
             out.stderr
         );
@@ -89,9 +92,25 @@ fn old_profile_without_close_range_exec() {
         let id = ctx.id();
         ctx.create(&id).ok();
         ctx.start(&id).ok();
-        let out = ctx.rt(&["exec", &id, "sh", "-c", "echo exec-ran"]);
-        out.ok();
-        assert_eq!(out.stdout, "exec-ran\n", "nnp {nnp}: {}", out.stderr);
+        for user in ["0:0", "1000:1000"] {
+            let out = ctx.rt(&[
+                "exec",
+                "--user",
+                user,
+                &id,
+                "sh",
+                "-c",
+                "echo exec-ran $(id -u)",
+            ]);
+            out.ok();
+            let uid = user.split(':').next().unwrap();
+            assert_eq!(
+                out.stdout,
+                format!("exec-ran {uid}\n"),
+                "nnp {nnp}: {}",
+                out.stderr
+            );
+        }
         ctx.rt(&["delete", "--force", &id]).ok();
         ctx.assert_gone(&id);
     }
@@ -245,8 +264,12 @@ fn hooks_see_the_spec_status() {
             fs::read_to_string(out_dir.join(kind)).unwrap_or_else(|e| panic!("{kind} ran: {e}"));
         let state = js(&text);
         let want = match kind {
+            // runc 1.1.5 runs poststart during create.
+            "poststart" if !is_skiff() => "created",
             "poststart" => "running",
             "poststop" => "stopped",
+            // runc 1.1.5 says "creating" before startContainer.
+            "prestart" | "createRuntime" | "createContainer" if !is_skiff() => "creating",
             _ => "created",
         };
         assert_eq!(as_str(jget(&state, "status")), Some(want), "{kind}: {text}");
@@ -275,6 +298,12 @@ fn failing_poststart_and_poststop_leave_the_other_hooks_to_run() {
     }
     ctx.write_config(&c);
     let id = ctx.id();
+    if !is_skiff() {
+        // runc 1.1.5 runs poststart during create, and fails it.
+        ctx.create(&id).fails();
+        ctx.assert_gone(&id);
+        return;
+    }
     ctx.create(&id).ok();
     let out = ctx.start(&id);
     out.ok();
