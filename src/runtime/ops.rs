@@ -293,16 +293,13 @@ pub fn update(root: &StateRoot, id: &str, res: &crate::oci::resources::Resources
     }
     // Device rules change only when the update gives some (runc's update
     // never changes them); they then replace the config's, and a v1 cgroup
-    // gets only the rules that differ (cgroups::files::v1_devices).
-    let devices = if res.devices.is_empty() {
+    // gets only the rules that differ (cgroups::files::v1_devices), so the
+    // whole resources that containerd's CRI sends back change nothing. On
+    // cgroup v2 they are ignored, as runc ignores them: a second device
+    // program would only narrow what the first allows.
+    let devices = if res.devices.is_empty() || crate::cgroups::is_unified() {
         Vec::new()
     } else {
-        if crate::cgroups::is_unified() {
-            return Err(crate::err_kind!(
-                Unimplemented,
-                "update: linux.resources.devices on cgroup v2 is not supported yet"
-            ));
-        }
         super::create::with_default_device_rules(&res.devices)
     };
     c.cgroup().apply(res, &devices)
