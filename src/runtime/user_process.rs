@@ -190,13 +190,14 @@ fn change_user(
     user::set_gid(u.gid).context("process.user.gid")?;
     user::set_uid(u.uid).context("process.user.uid")?;
     caps::set_keep_caps(false)?;
-    let admin = caps::from_name("CAP_SYS_ADMIN").expect("a known capability");
+    const CAP_SYS_ADMIN: u32 = 21;
     let final_caps = (c.effective, c.permitted, c.inheritable);
     let (mut effective, mut permitted) = (c.effective, c.permitted);
-    let keep_admin = keep_admin && !(effective.contains(admin) && permitted.contains(admin));
+    let keep_admin =
+        keep_admin && !(effective.contains(CAP_SYS_ADMIN) && permitted.contains(CAP_SYS_ADMIN));
     if keep_admin {
-        effective.insert(admin);
-        permitted.insert(admin);
+        effective.insert(CAP_SYS_ADMIN);
+        permitted.insert(CAP_SYS_ADMIN);
     }
     caps::set(effective, permitted, c.inheritable).context("process.capabilities")?;
     caps::raise_ambient(c.ambient);
