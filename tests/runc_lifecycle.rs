@@ -428,14 +428,34 @@ fn delete_refuses_running_without_force() {
 
 #[test]
 fn delete_created_container_without_force() {
-    // runc deletes a created (never started) container without --force.
+    // runc 1.1.5 (and crun) delete a created (never started) container
+    // without --force; the runtime spec says deleting a container that is
+    // not stopped MUST fail, and skiff follows it: the container is left
+    // as it was, and --force deletes it.
     let ctx = Ctx::new("delcreated");
     ctx.write_config(&sleeper(&ctx));
     let id = ctx.id();
     ctx.create(&id).ok();
     let pid = ctx.pid_of(&id);
     let start = proc_starttime(pid).expect("init exists");
-    ctx.delete(&id).ok();
+    if is_skiff() {
+        let out = ctx.delete(&id);
+        out.fails();
+        assert!(
+            out.stderr.contains("that is not stopped: created"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(
+            ctx.status(&id),
+            "created",
+            "a refused delete changes nothing"
+        );
+        assert!(process_alive(pid, start), "the init lives on");
+        ctx.rt(&["delete", "--force", &id]).ok();
+    } else {
+        ctx.delete(&id).ok();
+    }
     ctx.assert_gone(&id);
     assert!(wait_gone(pid, start, T), "init {pid} survived delete");
 }

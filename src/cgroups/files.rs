@@ -74,19 +74,46 @@ pub(super) fn apply_v1(
             }
             Ok(())
         }
-        "devices" => {
-            for rule in devices {
-                let file = if rule.allow {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                write(dir, file, rule.v1_line())?;
-            }
-            Ok(())
-        }
+        "devices" if !devices.is_empty() => v1_devices(dir, devices),
         _ => Ok(()),
     }
+}
+
+/// Bring a v1 devices cgroup to what `rules` allow, writing only the rules
+/// that differ from what it allows now (so that `update` never denies a
+/// running container its devices for a moment), then check the result.
+fn v1_devices(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
+    use super::device_rules::DeviceAccess;
+    let target = DeviceAccess::from_rules(rules).map_err(|e| e.wrap("linux.resources.devices"))?;
+    let list = |what: &str| -> Result<DeviceAccess> {
+        let path = dir.join("devices.list");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{what}: read {}", path.display()))?;
+        DeviceAccess::from_list(&text).map_err(|e| e.wrap(path.display()))
+    };
+    let current = list("linux.resources.devices")?;
+    for rule in current.transition(&target) {
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        write(dir, file, rule.v1_line())?;
+    }
+    // In allow-all mode only the mode can be read back.
+    let now = list("linux.resources.devices: check")?;
+    let same = if target.allows_by_default() {
+        now.allows_by_default()
+    } else {
+        now == target
+    };
+    if !same {
+        crate::bail!(
+            "linux.resources.devices: {} does not hold the rules written",
+            dir.join("devices.list").display()
+        );
+    }
+    Ok(())
 }
 
 fn v1_memory(dir: &Path, r: &Resources) -> Result<()> {

@@ -7,6 +7,7 @@
 //! state file keeps, so later commands need no discovery.
 
 pub mod device_filter;
+mod device_rules;
 mod files;
 pub mod stats;
 

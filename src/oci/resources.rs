@@ -209,8 +209,11 @@ pub fn parse(r: &Node) -> Result<Resources> {
                 .map(|v| v.string())
                 .transpose()?
                 .unwrap_or_else(|| "rwm".into());
-            if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-                return Err(rule.invalid(format!("access {access:?}: use letters of rwm")));
+            // Letters other than r, w and m are ignored, as runc ignores
+            // them (it takes "rwa" as "rw"); an empty access is refused, as
+            // runc refuses it.
+            if access.is_empty() {
+                return Err(rule.invalid("access \"\": give letters of rwm"));
             }
             res.devices.push(DeviceRule {
                 allow: rule.need("allow")?.bool()?,

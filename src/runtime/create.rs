@@ -302,14 +302,21 @@ fn check_sysctls(spec: &Spec) -> Result<()> {
 /// container gets (as runc: devices the config creates get no rule of
 /// their own, so a config's deny rule stands).
 fn device_rules(spec: &Spec) -> Vec<resources::DeviceRule> {
-    let mut rules = spec
-        .linux
-        .resources
-        .as_ref()
-        .map(|r| r.devices.clone())
-        .unwrap_or_default();
-    rules.extend(resources::default_device_rules());
-    rules
+    with_default_device_rules(
+        spec.linux
+            .resources
+            .as_ref()
+            .map_or(&[][..], |r| &r.devices),
+    )
+}
+
+/// `rules`, then the defaults every container gets.
+pub(crate) fn with_default_device_rules(
+    rules: &[resources::DeviceRule],
+) -> Vec<resources::DeviceRule> {
+    let mut all = rules.to_vec();
+    all.extend(resources::default_device_rules());
+    all
 }
 
 /// `runc create`: leave an init that has done everything but exec.
@@ -597,7 +604,7 @@ fn bring_up(
         let bundle_s = bundle.to_string_lossy();
         let hook_state = super::hooks::HookState {
             id: &opts.id,
-            status: "creating",
+            status: "created",
             pid,
             bundle: &bundle_s,
             annotations: &annotations,
@@ -655,7 +662,8 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         Some((0, why)) => return Err(Error::new(String::from_utf8_lossy(why).into_owned())),
         _ => crate::bail!("start container {id}: its init died before it could exec"),
     }
-    // A failing poststart hook is a warning; the container runs on.
+    // A failing poststart hook is a warning; the others and the container
+    // run on.
     let hook_state = super::hooks::HookState {
         id,
         status: "running",
@@ -663,7 +671,7 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         bundle: &c.state.bundle,
         annotations: &c.state.annotations,
     };
-    if let Err(e) = super::hooks::run("poststart", &c.state.poststart, &hook_state) {
+    for e in super::hooks::run_all("poststart", &c.state.poststart, &hook_state) {
         eprintln!("warning: {e}");
     }
     Ok(())

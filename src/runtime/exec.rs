@@ -236,9 +236,9 @@ fn child_main(
         signal::unblock_all()?;
         Ok(exec)
     };
-    match run() {
-        // Installs the late seccomp filter (with no_new_privs) first.
-        Ok(exec) => exec.run(),
+    // The seccomp filter goes in last: then only execve.
+    match run().and_then(|exec| exec.lock_down().map(|()| exec)) {
+        Ok(exec) => exec.exec(),
         Err(e) => e,
     }
 }

@@ -54,6 +54,25 @@ pub fn run(kind: &str, hooks: &[Hook], state: &HookState) -> Result<()> {
     Ok(())
 }
 
+/// Run every hook in order, whatever the earlier ones did (the spec makes
+/// a failing poststart or poststop hook a warning: the rest and the
+/// lifecycle go on). Returns the failures, for the caller to report.
+pub fn run_all(kind: &str, hooks: &[Hook], state: &HookState) -> Vec<Error> {
+    if hooks.is_empty() {
+        return Vec::new();
+    }
+    let input = state.json();
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, hook)| {
+            run_one(hook, &input)
+                .err()
+                .map(|e| e.wrap(format!("hooks.{kind}[{i}] {}", hook.path)))
+        })
+        .collect()
+}
+
 fn run_one(hook: &Hook, input: &str) -> Result<()> {
     // The clock starts before anything that could block.
     let deadline = hook

@@ -68,17 +68,20 @@ pub(crate) fn main(mut ctx: InitContext) -> ! {
         Ok(c) => c,
         Err(_) => process::exit_now(1),
     };
-    if let Err(e) = hooks::run(
-        "startContainer",
-        &ctx.spec.hooks.start_container,
-        &hook_state(&ctx, "created"),
-    ) {
-        let _ = conn.write_all(e.message().as_bytes());
-        process::exit_now(1);
-    }
     signal::reset_dispositions();
-    let e = match signal::unblock_all() {
-        Ok(()) => exec.run(),
+    // The seccomp filter goes in last, and startContainer hooks run under
+    // it (as runc runs them): then only execve.
+    let ready = signal::unblock_all()
+        .and_then(|()| exec.lock_down())
+        .and_then(|()| {
+            hooks::run(
+                "startContainer",
+                &ctx.spec.hooks.start_container,
+                &hook_state(&ctx, "created"),
+            )
+        });
+    let e = match ready {
+        Ok(()) => exec.exec(),
         Err(e) => e,
     };
     let _ = conn.write_all(e.message().as_bytes());
@@ -160,7 +163,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
         hooks::run(
             "createContainer",
             &hooks.create_container,
-            &hook_state(ctx, "creating"),
+            &hook_state(ctx, "created"),
         )?;
     }
     rootfs::enter(ctx.rootfs, ctx.no_pivot)?;

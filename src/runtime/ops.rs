@@ -97,18 +97,23 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let _lock = c.lock()?;
+    // The runtime spec: deleting a container that is not stopped MUST be
+    // an error, and a created one is not stopped. runc and crun delete a
+    // created container anyway; we follow the spec. containerd 1.6 is not
+    // affected (tried with its runc shim and ctr): its client refuses to
+    // delete a created task ("task must be stopped before deletion"), and
+    // `ctr t rm -f` kills first (`kill --all ID 9`), then deletes the
+    // stopped container, then `delete --force`.
     match c.status() {
-        Status::Stopped | Status::Created => kill_and_wait(&c)?,
-        status @ (Status::Running | Status::Paused) => {
-            if !force {
-                return Err(crate::err_kind!(
-                    FailedPrecondition,
-                    "cannot delete container {id} that is not stopped: {}",
-                    status.as_str()
-                ));
-            }
-            kill_and_wait(&c)?;
+        Status::Stopped => kill_and_wait(&c)?,
+        status if !force => {
+            return Err(crate::err_kind!(
+                FailedPrecondition,
+                "cannot delete container {id} that is not stopped: {}",
+                status.as_str()
+            ));
         }
+        _ => kill_and_wait(&c)?,
     }
     c.cgroup().destroy()?;
     let hook_state = super::hooks::HookState {
@@ -118,7 +123,9 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         bundle: &c.state.bundle,
         annotations: &c.state.annotations,
     };
-    if let Err(e) = super::hooks::run("poststop", &c.state.poststop, &hook_state) {
+    // A failing poststop hook is a warning; the others run and the
+    // container is deleted.
+    for e in super::hooks::run_all("poststop", &c.state.poststop, &hook_state) {
         eprintln!("warning: {e}");
     }
     c.remove_dir()
@@ -284,5 +291,16 @@ pub fn update(root: &StateRoot, id: &str, res: &crate::oci::resources::Resources
             "container not running"
         ));
     }
-    c.cgroup().apply(res, &[])
+    // Device rules change only when the update gives some (runc's update
+    // never changes them); they then replace the config's, and a v1 cgroup
+    // gets only the rules that differ (cgroups::files::v1_devices), so the
+    // whole resources that containerd's CRI sends back change nothing. On
+    // cgroup v2 they are ignored, as runc ignores them: a second device
+    // program would only narrow what the first allows.
+    let devices = if res.devices.is_empty() || crate::cgroups::is_unified() {
+        Vec::new()
+    } else {
+        super::create::with_default_device_rules(&res.devices)
+    };
+    c.cgroup().apply(res, &devices)
 }

@@ -17,19 +17,31 @@ pub(crate) struct Exec<'a> {
     pub path: String,
     pub args: Vec<String>,
     pub env: Vec<String>,
-    /// A seccomp filter still to install, as late as possible: right before
-    /// execve (when no_new_privs lets an unprivileged process install it).
-    pub late_seccomp: Option<&'a crate::seccomp::Program>,
+    /// The seccomp filter, installed by [`Exec::lock_down`].
+    seccomp: Option<&'a crate::seccomp::Program>,
+    /// The capabilities to end with, when CAP_SYS_ADMIN was kept only to
+    /// install the filter (effective, permitted, inheritable).
+    final_caps: Option<(caps::Set, caps::Set, caps::Set)>,
 }
 
 impl Exec<'_> {
-    /// Install the late filter, if any, and execve. Returns only on failure.
-    pub fn run(&self) -> Error {
-        if let Some(prog) = self.late_seccomp {
-            if let Err(e) = crate::sys::seccomp::install(prog) {
-                return e.wrap("linux.seccomp: install the filter");
-            }
+    /// Install the seccomp filter, then drop the CAP_SYS_ADMIN kept for it.
+    /// The filter is the last thing the runtime does for itself (a profile
+    /// need only allow what the container's process needs, as profiles
+    /// older than the runtime's syscalls do): after it come only that one
+    /// capset, the startContainer hooks and execve.
+    pub fn lock_down(&self) -> Result<()> {
+        if let Some(prog) = self.seccomp {
+            crate::sys::seccomp::install(prog).context("linux.seccomp: install the filter")?;
         }
+        if let Some((effective, permitted, inheritable)) = self.final_caps {
+            caps::set(effective, permitted, inheritable).context("process.capabilities")?;
+        }
+        Ok(())
+    }
+
+    /// execve. Returns only on failure.
+    pub fn exec(&self) -> Error {
         process::execve(&self.path, &self.args, &self.env).wrap(format!("exec {}", self.path))
     }
 }
@@ -59,13 +71,13 @@ pub(crate) fn open_pty() -> Result<rootfs::Console> {
     Ok(rootfs::Console { master, slave })
 }
 
-/// Everything between a ready filesystem and exec: rlimits, user and
-/// capabilities, cwd, umask, no_new_privs, and which file to run. Fds from 3
-/// on are closed at exec except the `preserve_fds` first ones.
+/// Everything between a ready filesystem and exec but the seccomp filter
+/// ([`Exec::lock_down`]): rlimits, user and capabilities, cwd, umask,
+/// no_new_privs, which file to run, and fds from 3 on marked close-on-exec
+/// except the `preserve_fds` first ones.
 ///
-/// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, so it goes
-/// in before the user and capabilities change (runc's order); with it, the
-/// filter waits for the moment before execve.
+/// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: when the
+/// process is not to have it, it stays effective until the filter is in.
 pub(crate) fn finish<'a>(
     proc: &Process,
     preserve_fds: u32,
@@ -79,14 +91,8 @@ pub(crate) fn finish<'a>(
     // chdir before dropping privileges (the new user may not reach it through
     // the path), and again after if that failed.
     let early_cwd = rustix::process::chdir(proc.cwd.as_str());
-    let late_seccomp = match seccomp {
-        Some(prog) if !proc.no_new_privileges => {
-            crate::sys::seccomp::install(prog).context("linux.seccomp: install the filter")?;
-            None
-        }
-        other => other,
-    };
-    change_user(proc)?;
+    let keep_admin = seccomp.is_some() && !proc.no_new_privileges;
+    let final_caps = change_user(proc, keep_admin)?;
     if early_cwd.is_err() {
         rustix::process::chdir(proc.cwd.as_str())
             .with_context(|| format!("process.cwd: chdir {}", proc.cwd))?;
@@ -104,7 +110,8 @@ pub(crate) fn finish<'a>(
         path,
         args: proc.args.clone(),
         env,
-        late_seccomp,
+        seccomp,
+        final_caps,
     })
 }
 
@@ -160,7 +167,13 @@ fn home_of(uid: u32) -> Option<String> {
     })
 }
 
-fn change_user(proc: &Process) -> Result<()> {
+/// Become the process's user with its capabilities. With `keep_admin`,
+/// CAP_SYS_ADMIN stays effective (for the seccomp filter still to come) and
+/// the capabilities to set once it is in are returned.
+fn change_user(
+    proc: &Process,
+    keep_admin: bool,
+) -> Result<Option<(caps::Set, caps::Set, caps::Set)>> {
     let u = &proc.user;
     // No capabilities section means no capabilities (as runc and crun).
     let none = crate::oci::spec::Capabilities::default();
@@ -177,9 +190,18 @@ fn change_user(proc: &Process) -> Result<()> {
     user::set_gid(u.gid).context("process.user.gid")?;
     user::set_uid(u.uid).context("process.user.uid")?;
     caps::set_keep_caps(false)?;
-    caps::set(c.effective, c.permitted, c.inheritable).context("process.capabilities")?;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let final_caps = (c.effective, c.permitted, c.inheritable);
+    let (mut effective, mut permitted) = (c.effective, c.permitted);
+    let keep_admin =
+        keep_admin && !(effective.contains(CAP_SYS_ADMIN) && permitted.contains(CAP_SYS_ADMIN));
+    if keep_admin {
+        effective.insert(CAP_SYS_ADMIN);
+        permitted.insert(CAP_SYS_ADMIN);
+    }
+    caps::set(effective, permitted, c.inheritable).context("process.capabilities")?;
     caps::raise_ambient(c.ambient);
-    Ok(())
+    Ok(keep_admin.then_some(final_caps))
 }
 
 /// Find args[0] as execve would through the container's PATH, so a missing

@@ -75,12 +75,16 @@ pub fn from_name(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == full).map(|i| i as u32)
 }
 
-/// The highest capability this kernel knows.
+/// The highest capability this kernel knows (read once: a capset under a
+/// container's seccomp filter must not need to open files).
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(NAMES.len() as u32 - 1)
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(NAMES.len() as u32 - 1)
+    })
 }
 
 /// Drop from the bounding set every capability not in `keep`.

@@ -277,6 +277,11 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout_ms: i32) -> bool {
 
 /// Mark every fd at or above `first` close-on-exec, so the container's
 /// process inherits only stdio and the fds it was given.
+///
+/// close_range(2) does it in one call, but a seccomp filter we run under
+/// (profiles older than close_range refuse it with EPERM) or an old kernel
+/// (ENOSYS; EINVAL before CLOSE_RANGE_CLOEXEC, 5.11) may not have it: then
+/// each fd listed in /proc/self/fd is marked by itself.
 pub fn cloexec_from(first: RawFd) -> Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
     let ret = unsafe {
@@ -287,7 +292,48 @@ pub fn cloexec_from(first: RawFd) -> Result<()> {
             libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
         )
     };
-    check(ret).context("close_range")?;
+    if ret == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::ENOSYS | libc::EINVAL) => cloexec_listed(first)
+            .map_err(|walk| walk.wrap(format!("close_range: {e}; mark fds close-on-exec"))),
+        _ => Err(crate::Error::from(e).wrap("close_range")),
+    }
+}
+
+/// [`cloexec_from`] one fd at a time, as /proc/self/fd lists them.
+fn cloexec_listed(first: RawFd) -> Result<()> {
+    // The directory's own fd is in the listing; it is close-on-exec already.
+    let dir = std::fs::read_dir("/proc/self/fd").context("list /proc/self/fd")?;
+    for entry in dir {
+        let entry = entry.context("list /proc/self/fd")?;
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if fd < first {
+            continue;
+        }
+        // SAFETY: fcntl on an integer fd only reads or sets its flags;
+        // failure is reported through errno.
+        let ret = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags == -1 {
+                -1
+            } else {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC)
+            }
+        };
+        // An fd closed since the listing (the directory's own) is fine.
+        if ret == -1 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+            return Err(super::last_error().wrap(format!("set close-on-exec on fd {fd}")));
+        }
+    }
     Ok(())
 }
 

@@ -1,0 +1,489 @@
+//! What configs written by other tools and the runtime spec's MUSTs ask of
+//! the `runc` applet, where runc 1.1 and skiff used to differ:
+//! - an older seccomp profile (default ERRNO, no close_range) runs, for
+//!   the init and for exec, and the fd sweep survives a refused close_range;
+//! - startContainer hooks run under the container's seccomp filter;
+//! - hooks get the spec's status, and a failing poststart or poststop hook
+//!   leaves the others to run;
+//! - device rules take what runc takes in `access`, and `update` of device
+//!   rules changes only what differs.
+//!
+//! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test
+//! --test runc_spec_compat`.
+
+mod common;
+
+use common::*;
+use miniserde::json::Value;
+use std::fs;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Seccomp profiles older than the runtime
+
+/// A profile as spec generators and older docker releases write it:
+/// default SCMP_ACT_ERRNO, every x86_64 syscall up to the landlock ones
+/// (444-446) allowed, except close_range (436), which they predate.
+fn profile_without_close_range() -> Value {
+    let table = include_str!("../src/seccomp/table.rs");
+    let mut names = Vec::new();
+    for line in table.lines() {
+        // ("name", x86_64, i386, x32),
+        let Some(rest) = line.trim().strip_prefix("(\"") else {
+            continue;
+        };
+        let Some((name, nums)) = rest.split_once("\", ") else {
+            continue;
+        };
+        let nr = nums.split(',').next().unwrap_or("").trim();
+        if let Ok(nr) = nr.parse::<u32>() {
+            if nr <= 446 && name != "close_range" {
+                names.push(format!("\"{name}\""));
+            }
+        }
+    }
+    assert!(names.len() > 300, "syscall table parsed: {}", names.len());
+    assert!(names.iter().any(|n| n == "\"landlock_restrict_self\""));
+    js(&format!(
+        r#"{{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,
+            "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+            "syscalls":[{{"names":[{}],"action":"SCMP_ACT_ALLOW"}}]}}"#,
+        names.join(",")
+    ))
+}
+
+/// `run` with the old profile, with and without no_new_privs (without it,
+/// installing the filter needs CAP_SYS_ADMIN, also for a non-root user),
+/// as root and as another user: the fd sweep must not need close_range
+/// under the filter.
+#[test]
+fn old_profile_without_close_range_runs() {
+    let ctx = Ctx::new("oldprofile");
+    for (nnp, uid) in [(true, 0), (false, 0), (false, 1000)] {
+        let mut c = ctx.config();
+        c.set("process.noNewPrivileges", Value::Bool(nnp))
+            .set("process.user.uid", jnum(uid))
+            .set("process.user.gid", jnum(uid))
+            .set("linux.seccomp", profile_without_close_range())
+            .sh("echo ran $(id -u); grep Seccomp: /proc/self/status");
+        let out = ctx.run_config(&c);
+        out.ok();
+        assert!(
+            out.stdout.starts_with(&format!("ran {uid}\nSeccomp:\t2")),
+            "nnp {nnp} uid {uid}: {:?} {:?}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+/// `exec` into a container whose config has the old profile.
+#[test]
+fn old_profile_without_close_range_exec() {
+    let ctx = Ctx::new("oldprofexec");
+    for nnp in [true, false] {
+        let mut c = ctx.config();
+        c.set("process.noNewPrivileges", Value::Bool(nnp))
+            .set("linux.seccomp", profile_without_close_range())
+            .args(&["sleep", "1000"]);
+        ctx.write_config(&c);
+        let id = ctx.id();
+        ctx.create(&id).ok();
+        ctx.start(&id).ok();
+        for user in ["0:0", "1000:1000"] {
+            let out = ctx.rt(&[
+                "exec",
+                "--user",
+                user,
+                &id,
+                "sh",
+                "-c",
+                "echo exec-ran $(id -u)",
+            ]);
+            out.ok();
+            let uid = user.split(':').next().unwrap();
+            assert_eq!(
+                out.stdout,
+                format!("exec-ran {uid}\n"),
+                "nnp {nnp}: {}",
+                out.stderr
+            );
+        }
+        ctx.rt(&["delete", "--force", &id]).ok();
+        ctx.assert_gone(&id);
+    }
+}
+
+/// The fd sweep under a filter that refuses close_range (the runtime
+/// itself run under an older profile): it falls back to /proc/self/fd and
+/// still marks every fd close-on-exec.
+#[test]
+fn fd_sweep_survives_a_refused_close_range() {
+    let profile = js(r#"{"defaultAction":"SCMP_ACT_ALLOW",
+        "syscalls":[{"names":["close_range"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#);
+    let text = to_json(&profile);
+    let v = skiff::json::parse(&text, "profile").unwrap();
+    let p = skiff::seccomp::parse(&skiff::json::Node::new(&v, "linux.seccomp")).unwrap();
+    let prog = skiff::seccomp::compile(&p).unwrap();
+    // SAFETY: the child makes syscalls and leaves with _exit; musl's fork
+    // leaves its allocator usable in the child, which cloexec_from's
+    // fallback needs to list /proc/self/fd.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: plain syscalls in the forked child, which ends with _exit.
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                libc::_exit(101);
+            }
+            // An fd without close-on-exec, above the stdio ones.
+            let fd = libc::fcntl(1, libc::F_DUPFD, 40);
+            if fd < 0 || libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0 {
+                libc::_exit(102);
+            }
+            if skiff::sys::seccomp::install(&prog).is_err() {
+                libc::_exit(100);
+            }
+            // close_range is refused now.
+            if libc::syscall(libc::SYS_close_range, 3, u32::MAX, 4) != -1 {
+                libc::_exit(103);
+            }
+            if skiff::sys::process::cloexec_from(3).is_err() {
+                libc::_exit(104);
+            }
+            if libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC == 0 {
+                libc::_exit(105);
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status:#x} (exit {}: 104 = the sweep failed, 105 = fd left open)",
+        libc::WEXITSTATUS(status)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Hooks
+
+/// A hook running the host's busybox sh with `script` ($1 = `dir`).
+fn hook(script: &str, dir: &str) -> Value {
+    js(&format!(
+        r#"{{"path":"/bin/busybox","args":["sh","-c",{},"hook","{dir}"]}}"#,
+        to_json(&jstr(script))
+    ))
+}
+
+/// startContainer hooks run after the seccomp filter is in (as runc runs
+/// them), with and without no_new_privs.
+#[test]
+fn start_container_hooks_run_under_seccomp() {
+    let ctx = Ctx::new("hookseccomp");
+    let out_dir = ctx.path("hookout");
+    fs::create_dir(&out_dir).unwrap();
+    fs::create_dir(ctx.rootfs().join("hookout")).unwrap();
+    for nnp in [true, false] {
+        let mut c = ctx.config();
+        c.mount(
+            "/hookout",
+            "bind",
+            out_dir.to_str().unwrap(),
+            &["rbind", "rw"],
+        )
+        .set("process.noNewPrivileges", Value::Bool(nnp))
+        .set(
+            "linux.seccomp",
+            js(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}"#),
+        )
+        .push(
+            "hooks.startContainer",
+            hook(
+                "grep Seccomp: /proc/self/status > $1/seccomp; mkdir $1/made 2>/dev/null; echo mkdir=$? >> $1/seccomp",
+                "/hookout",
+            ),
+        )
+        .sh("true");
+        let _ = fs::remove_file(out_dir.join("seccomp"));
+        ctx.run_config(&c).ok();
+        let seen = fs::read_to_string(out_dir.join("seccomp")).expect("the hook ran");
+        assert_eq!(
+            seen, "Seccomp:\t2\nmkdir=1\n",
+            "nnp {nnp}: the filter holds in the hook"
+        );
+        assert!(!out_dir.join("made").exists());
+    }
+}
+
+/// The status on each hook's stdin is the spec's: `created` up to
+/// startContainer, `running` for poststart, `stopped` for poststop.
+#[test]
+fn hooks_see_the_spec_status() {
+    let ctx = Ctx::new("hookstatus");
+    let out_dir = ctx.path("hookout");
+    fs::create_dir(&out_dir).unwrap();
+    fs::create_dir(ctx.rootfs().join("hookout")).unwrap();
+    let host = out_dir.to_str().unwrap().to_string();
+    let mut c = ctx.config();
+    c.mount("/hookout", "bind", &host, &["rbind", "rw"])
+        .sh("exec sleep 1000");
+    let kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    for kind in kinds {
+        let dir = if kind == "startContainer" {
+            "/hookout"
+        } else {
+            &host
+        };
+        c.push(
+            &format!("hooks.{kind}"),
+            hook(&format!("cat > $1/{kind}"), dir),
+        );
+    }
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    ctx.delete(&id).ok();
+    ctx.assert_gone(&id);
+    for kind in kinds {
+        let text =
+            fs::read_to_string(out_dir.join(kind)).unwrap_or_else(|e| panic!("{kind} ran: {e}"));
+        let state = js(&text);
+        let want = match kind {
+            // runc 1.1.5 runs poststart during create.
+            "poststart" if !is_skiff() => "created",
+            "poststart" => "running",
+            "poststop" => "stopped",
+            // runc 1.1.5 says "creating" before startContainer.
+            "prestart" | "createRuntime" | "createContainer" if !is_skiff() => "creating",
+            _ => "created",
+        };
+        assert_eq!(as_str(jget(&state, "status")), Some(want), "{kind}: {text}");
+    }
+}
+
+/// A failing poststart or poststop hook is a warning: the hooks after it
+/// still run, and so does the lifecycle.
+#[test]
+fn failing_poststart_and_poststop_leave_the_other_hooks_to_run() {
+    let ctx = Ctx::new("hookrest");
+    let out_dir = ctx.path("hookout");
+    fs::create_dir(&out_dir).unwrap();
+    let host = out_dir.to_str().unwrap().to_string();
+    let mut c = ctx.config();
+    c.sh("exec sleep 1000");
+    for kind in ["poststart", "poststop"] {
+        c.push(
+            &format!("hooks.{kind}"),
+            hook(&format!("echo {kind}-broke >&2; exit 2"), &host),
+        )
+        .push(
+            &format!("hooks.{kind}"),
+            hook(&format!("echo ran > $1/{kind}"), &host),
+        );
+    }
+    ctx.write_config(&c);
+    let id = ctx.id();
+    if !is_skiff() {
+        // runc 1.1.5 runs poststart during create, and fails it.
+        ctx.create(&id).fails();
+        ctx.assert_gone(&id);
+        return;
+    }
+    ctx.create(&id).ok();
+    let out = ctx.start(&id);
+    out.ok();
+    assert!(out.stderr.contains("poststart-broke"), "{}", out.stderr);
+    assert_eq!(ctx.status(&id), "running");
+    assert!(
+        out_dir.join("poststart").exists(),
+        "the second poststart hook ran"
+    );
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    let out = ctx.delete(&id);
+    out.ok();
+    assert!(out.stderr.contains("poststop-broke"), "{}", out.stderr);
+    assert!(
+        out_dir.join("poststop").exists(),
+        "the second poststop hook ran"
+    );
+    ctx.assert_gone(&id);
+}
+
+// ---------------------------------------------------------------------------
+// Device cgroup rules
+
+/// The v1 devices cgroup of a running container's init.
+fn devices_list(pid: i32) -> Option<String> {
+    let dir = cgroup_dir(pid, "devices")?;
+    fs::read_to_string(dir.join("devices.list")).ok()
+}
+
+fn devices_v1() -> bool {
+    cgroup_mount("devices").is_some()
+}
+
+/// A prerequisite is missing: say so, and fail in CI.
+fn missing(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("prerequisite missing: {what}");
+    }
+    eprintln!("skipped: {what}");
+}
+
+/// A detached container running `sleep`, with the given device rules.
+fn sleeper_with_devices(ctx: &Ctx, rules: &str) -> (String, i32) {
+    let mut c = ctx.config();
+    c.set("linux.resources.devices", js(rules))
+        .writable_rootfs()
+        .args(&["sleep", "1000"]);
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let pid = ctx.pid_of(&id);
+    (id, pid)
+}
+
+/// `access` takes what runc takes: letters other than r, w and m are
+/// ignored ("rwa" is "rw"), in create and in update.
+#[test]
+fn device_access_ignores_unknown_letters() {
+    if !devices_v1() {
+        missing("a cgroup v1 devices controller");
+        return;
+    }
+    let ctx = Ctx::new("devaccess");
+    let (id, pid) = sleeper_with_devices(
+        &ctx,
+        r#"[{"allow":false,"access":"rwm"},
+            {"allow":true,"type":"c","major":4,"minor":1,"access":"rwa"},
+            {"allow":true,"type":"b","major":7,"minor":0,"access":"xr"}]"#,
+    );
+    let list = devices_list(pid).expect("devices.list");
+    assert!(list.contains("c 4:1 rw\n"), "{list}");
+    assert!(list.contains("b 7:0 r\n"), "{list}");
+    assert!(list.contains("c 1:3 rwm\n"), "{list}");
+    let out = ctx.rt(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo x > /dev/null && echo null-ok",
+    ]);
+    out.ok();
+    assert_eq!(out.stdout, "null-ok\n");
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+/// `update` with device rules changes what differs and nothing else: the
+/// rules added appear, those dropped go, the defaults stay, and a process
+/// using /dev/null all along never sees it denied (no "deny all" first).
+#[test]
+fn update_of_device_rules_is_minimal() {
+    if !devices_v1() {
+        missing("a cgroup v1 devices controller");
+        return;
+    }
+    let ctx = Ctx::new("devupdate");
+    let mut c = ctx.config();
+    c.set(
+        "linux.resources.devices",
+        js(r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":237,"access":"rwm"}]"#),
+    )
+    .writable_rootfs()
+    .sh("while :; do echo x > /dev/null || echo denied >> /denied; done");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.start(&id).ok();
+    let pid = ctx.pid_of(&id);
+    let before = devices_list(pid).expect("devices.list");
+    assert!(before.contains("c 10:237 rwm\n"), "{before}");
+    let res = ctx.path("res.json");
+    let rules = [
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":4,"minor":1,"access":"rw"}]}"#,
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":237,"access":"rwm"}]}"#,
+    ];
+    for i in 0..30 {
+        fs::write(&res, rules[i % 2]).unwrap();
+        ctx.rt(&["update", "-r", res.to_str().unwrap(), &id]).ok();
+    }
+    fs::write(&res, rules[0]).unwrap();
+    ctx.rt(&["update", "-r", res.to_str().unwrap(), &id]).ok();
+    let after = devices_list(pid).expect("devices.list");
+    if is_skiff() {
+        assert!(after.contains("c 4:1 rw\n"), "added: {after}");
+        assert!(!after.contains("c 10:237"), "dropped: {after}");
+        assert!(after.contains("c 1:3 rwm\n"), "defaults kept: {after}");
+    } else {
+        // runc's update never changes device rules.
+        assert_eq!(after, before);
+    }
+    let denied = ctx.rootfs().join("denied");
+    assert!(
+        !denied.exists(),
+        "/dev/null was denied {} time(s) during the updates",
+        fs::read_to_string(&denied)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    );
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+// ---------------------------------------------------------------------------
+// delete
+
+/// `delete` without --force of a container that is not stopped fails and
+/// changes nothing (runtime spec), created and paused ones included: the
+/// created one still starts afterwards.
+#[test]
+fn delete_without_force_leaves_a_live_container_alone() {
+    let ctx = Ctx::new("delalone");
+    let mut c = ctx.config();
+    c.args(&["sleep", "1000"]);
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let out = ctx.delete(&id);
+    if !is_skiff() {
+        // runc 1.1.5 deletes a created container without --force.
+        out.ok();
+        ctx.assert_gone(&id);
+        return;
+    }
+    out.fails();
+    assert!(
+        out.stderr.contains("not stopped: created"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(ctx.status(&id), "created");
+    ctx.start(&id).ok();
+    assert_eq!(ctx.status(&id), "running");
+    ctx.rt(&["pause", &id]).ok();
+    let out = ctx.delete(&id);
+    out.fails();
+    assert!(out.stderr.contains("not stopped: paused"), "{}", out.stderr);
+    assert_eq!(ctx.status(&id), "paused");
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
