@@ -1285,3 +1285,323 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    struct Tmp(PathBuf);
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p = std::env::temp_dir().join(format!("skiff-{tag}-{}", std::process::id()));
+            let _ = remove_tree(&p);
+            std::fs::create_dir_all(p.join("root")).unwrap();
+            Tmp(p)
+        }
+        fn root(&self) -> PathBuf {
+            self.0.join("root")
+        }
+    }
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = remove_tree(&self.0);
+        }
+    }
+
+    /// One ustar header, its name and link name written raw.
+    fn header(name: &[u8], kind: tar::EntryType, size: u64, link: &[u8]) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000);
+        h.set_size(size);
+        let old = h.as_old_mut();
+        old.name.fill(0);
+        old.name[..name.len()].copy_from_slice(name);
+        old.linkname.fill(0);
+        old.linkname[..link.len()].copy_from_slice(link);
+        h.set_cksum();
+        h
+    }
+
+    fn tar_with(entries: &[(tar::Header, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (h, data) in entries {
+            b.append(h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn non_utf8_names_and_targets_are_kept_byte_for_byte() {
+        use tar::EntryType::*;
+        let t = Tmp::new("bytes");
+        let x = Extractor::new(&t.root()).unwrap();
+        let layer = tar_with(&[
+            (header(b"a\xff", Regular, 1, b""), b"1"),
+            (header(b"a\xfe", Regular, 1, b""), b"2"),
+            (header(b"l\xff", Symlink, 0, b"t\xfe\xff"), b""),
+            (header(b"d\xc3/f", Regular, 1, b""), b"3"),
+        ]);
+        x.apply(&layer[..], "l").unwrap();
+        let root = t.root();
+        let p = |b: &[u8]| root.join(std::ffi::OsStr::from_bytes(b));
+        assert_eq!(std::fs::read(p(b"a\xff")).unwrap(), b"1");
+        assert_eq!(std::fs::read(p(b"a\xfe")).unwrap(), b"2", "no collision");
+        assert_eq!(
+            std::fs::read_link(p(b"l\xff")).unwrap().as_os_str().as_bytes(),
+            b"t\xfe\xff"
+        );
+        assert_eq!(std::fs::read(p(b"d\xc3/f")).unwrap(), b"3");
+        // A whiteout of a non-UTF-8 name removes that name only.
+        x.apply(
+            &tar_with(&[(header(b".wh.a\xff", Regular, 0, b""), b"")])[..],
+            "w",
+        )
+        .unwrap();
+        assert!(!p(b"a\xff").exists());
+        assert!(p(b"a\xfe").exists());
+    }
+
+    #[test]
+    fn bad_ids_are_errors_not_root() {
+        use tar::EntryType::*;
+        let t = Tmp::new("ids");
+        let x = Extractor::new(&t.root()).unwrap();
+        let mut garbage = header(b"f", Regular, 0, b"");
+        garbage.as_old_mut().uid = *b"zz12345\0";
+        garbage.set_cksum();
+        let e = x.apply(&tar_with(&[(garbage, b"")])[..], "l").unwrap_err();
+        assert!(e.message().contains("uid field \"zz12345\""), "{e}");
+        let mut huge = header(b"g", Regular, 0, b"");
+        huge.set_gid(1 << 40);
+        huge.set_cksum();
+        let e = x.apply(&tar_with(&[(huge, b"")])[..], "l").unwrap_err();
+        assert!(e.message().contains("gid 1099511627776 is out of range"), "{e}");
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("uid", &b"-1"[..])]).unwrap();
+        b.append(&header(b"p", Regular, 0, b""), &b""[..]).unwrap();
+        let e = x.apply(&b.into_inner().unwrap()[..], "l").unwrap_err();
+        assert!(e.message().contains("PAX uid \"-1\" is not a valid id"), "{e}");
+        // An empty field is 0, as other unpackers read it.
+        let mut empty = header(b"e", Regular, 0, b"");
+        empty.as_old_mut().uid = [0; 8];
+        empty.set_cksum();
+        x.apply(&tar_with(&[(empty, b"")])[..], "l").unwrap();
+    }
+
+    #[test]
+    fn names_links_and_depth_are_bounded() {
+        use tar::EntryType::*;
+        let t = Tmp::new("names");
+        let small = Limits {
+            max_path: 20,
+            max_link: 10,
+            max_depth: 4,
+            ..limits()
+        };
+        let x = Extractor::with_limits(&t.root(), small).unwrap();
+        let long = vec![b'n'; 21];
+        let e = x
+            .apply(&tar_with(&[(header(&long, Regular, 0, b""), b"")])[..], "l")
+            .unwrap_err();
+        assert!(e.message().contains("name of 21 bytes"), "{e}");
+        let e = x
+            .apply(
+                &tar_with(&[(header(b"s", Symlink, 0, b"0123456789a"), b"")])[..],
+                "l",
+            )
+            .unwrap_err();
+        assert!(e.message().contains("link target of 11 bytes"), "{e}");
+        let e = x
+            .apply(&tar_with(&[(header(b"a/b/c/d/e", Regular, 0, b""), b"")])[..], "l")
+            .unwrap_err();
+        assert!(e.message().contains("name of 5 components"), "{e}");
+        x.apply(&tar_with(&[(header(b"a/b/c/d", Regular, 0, b""), b"")])[..], "l")
+            .unwrap();
+    }
+
+    #[test]
+    fn entries_are_counted_across_layers() {
+        use tar::EntryType::*;
+        let t = Tmp::new("count");
+        let x = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_entries: 3,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let two = tar_with(&[
+            (header(b"a", Regular, 0, b""), b""),
+            (header(b"b", Regular, 0, b""), b""),
+        ]);
+        x.apply(&two[..], "one").unwrap();
+        let e = x.apply(&two[..], "two").unwrap_err();
+        assert!(e.message().contains("more than 3 entries"), "{e}");
+    }
+
+    /// An endless source of one byte, counting what was taken from it.
+    struct Endless<'a>(u8, &'a Cell<u64>);
+    impl Read for Endless<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            buf.fill(self.0);
+            self.1.set(self.1.get() + buf.len() as u64);
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_huge_pax_header_fails_after_reading_a_bounded_amount() {
+        let t = Tmp::new("pax");
+        let x = Extractor::new(&t.root()).unwrap();
+        let mut h = header(b"pax", tar::EntryType::XHeader, 1 << 30, b"");
+        h.set_cksum();
+        let taken = Cell::new(0);
+        let stream = io::Cursor::new(h.as_bytes().to_vec()).chain(Endless(b'a', &taken));
+        let e = x.apply(stream, "l").unwrap_err();
+        assert!(e.message().contains("PAX/GNU extension records"), "{e}");
+        assert!(taken.get() < 4 << 20, "read {} bytes", taken.get());
+        // The same for a GNU long name.
+        let mut h = header(b"././@LongLink", tar::EntryType::GNULongName, 1 << 30, b"");
+        h.set_cksum();
+        let taken = Cell::new(0);
+        let stream = io::Cursor::new(h.as_bytes().to_vec()).chain(Endless(b'a', &taken));
+        let e = x.apply(stream, "l").unwrap_err();
+        assert!(e.message().contains("PAX/GNU extension records"), "{e}");
+        assert!(taken.get() < 4 << 20, "read {} bytes", taken.get());
+    }
+
+    #[test]
+    fn a_gzip_bomb_fails_fast() {
+        use std::io::Write;
+        let t = Tmp::new("bomb");
+        // 1 TiB of zeros claimed by the header, a few KiB compressed:
+        // refused on the header, before any of it is written.
+        let x = Extractor::new(&t.root()).unwrap();
+        let h = header(b"big", tar::EntryType::Regular, 1 << 40, b"");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(h.as_bytes()).unwrap();
+        gz.write_all(&vec![0u8; 8 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 64 << 10);
+        let started = std::time::Instant::now();
+        let reader = decompressor(&bomb[..], Compression::Gzip).unwrap();
+        let e = x.apply(reader, "l").unwrap_err();
+        assert!(e.message().contains("uncompressed bytes (the limit)"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(!t.root().join("big").exists(), "nothing written");
+        // Many entries that are each small, with a small limit: the total
+        // is what counts.
+        let y = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..8 {
+            let name = format!("f{i}");
+            let h = header(name.as_bytes(), tar::EntryType::Regular, 256 << 10, b"");
+            b.append(&h, &vec![0u8; 256 << 10][..]).unwrap();
+        }
+        let layer = b.into_inner().unwrap();
+        let e = y.apply(&layer[..], "l").unwrap_err();
+        assert!(e.message().contains("over 1048576 uncompressed bytes"), "{e}");
+    }
+
+    #[test]
+    fn trailing_data_after_the_archive_counts_too() {
+        let t = Tmp::new("trailing");
+        let r = Rootfs::with_limits(
+            &t.0.join("rootfs"),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let mut layer = tar_with(&[(header(b"f", tar::EntryType::Regular, 1, b""), b"x")]);
+        let want = Digest::of(&layer);
+        let taken = Cell::new(0);
+        let stream = io::Cursor::new(std::mem::take(&mut layer)).chain(Endless(1, &taken));
+        let e = r.apply_verified(stream, "l", Some(&want)).unwrap_err();
+        assert!(e.message().contains("uncompressed bytes (the limit)"), "{e}");
+        assert!(taken.get() < 4 << 20);
+    }
+
+    #[test]
+    fn deep_trees_are_removed_without_a_descriptor_per_level() {
+        let t = Tmp::new("deep");
+        // Deeper than RLIMIT_NOFILE and than PATH_MAX allows in one path.
+        let mut fd = rfs::open(&t.root(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        for _ in 0..3000 {
+            rfs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            let f = rfs::openat(&fd, "f", OFlags::CREATE | OFlags::WRONLY, Mode::from_raw_mode(0o644)).unwrap();
+            drop(f);
+            fd = rfs::openat(&fd, "d", OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        }
+        drop(fd);
+        let root = rfs::open(&t.0, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        remove_all(root.as_fd(), b"root").unwrap();
+        assert!(!t.root().exists());
+    }
+
+    #[test]
+    fn an_opaque_whiteout_over_a_deep_tree_prunes_it() {
+        use tar::EntryType::*;
+        let t = Tmp::new("prune");
+        let x = Extractor::new(&t.root()).unwrap();
+        let deep = "d/".repeat(300);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(Regular);
+        h.set_mode(0o644);
+        h.set_size(0);
+        // A GNU long name: deeper than a ustar header holds.
+        b.append_data(&mut h, format!("top/{deep}f"), &b""[..])
+            .unwrap();
+        b.append(&header(b"top/keep/k", Regular, 0, b""), &b""[..])
+            .unwrap();
+        x.apply(&b.into_inner().unwrap()[..], "one").unwrap();
+        assert!(t.root().join(format!("top/{deep}f")).exists());
+        x.apply(
+            &tar_with(&[
+                (header(b"top/keep/new", Regular, 0, b""), b""),
+                (header(b"top/.wh..wh..opq", Regular, 0, b""), b""),
+            ])[..],
+            "two",
+        )
+        .unwrap();
+        assert!(!t.root().join("top/d").exists());
+        assert!(!t.root().join("top/keep/k").exists());
+        assert!(t.root().join("top/keep/new").exists());
+    }
+
+    #[test]
+    fn a_rootfs_is_built_where_other_users_cannot_reach_it() {
+        let t = Tmp::new("private");
+        let r = Rootfs::create(&t.0.join("new/rootfs")).unwrap();
+        let above = r.path().parent().unwrap();
+        assert_eq!(std::fs::metadata(above).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(t.0.join("new")).unwrap().mode() & 0o777,
+            0o700,
+            "a parent made for the rootfs is private"
+        );
+        r.finish().unwrap();
+        assert!(t.0.join("new/rootfs").is_dir());
+        let left: Vec<_> = std::fs::read_dir(t.0.join("new")).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the rootfs is left");
+    }
+}
