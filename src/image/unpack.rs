@@ -898,7 +898,6 @@ fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<()> {
     }
 }
 
-
 fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|b| *b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -1149,7 +1148,10 @@ mod tests {
     #[test]
     fn cleans_paths() {
         assert_eq!(clean_path(b"./a//b/./c/").unwrap(), [b"a", b"b", b"c"]);
-        assert_eq!(clean_path(b"/etc/passwd").unwrap(), [&b"etc"[..], b"passwd"]);
+        assert_eq!(
+            clean_path(b"/etc/passwd").unwrap(),
+            [&b"etc"[..], b"passwd"]
+        );
         assert_eq!(clean_path(b"a/../b").unwrap(), [b"b"]);
         assert!(clean_path(b"./").unwrap().is_empty());
         assert!(clean_path(b"../x").is_err());
@@ -1356,7 +1358,10 @@ mod hostile_tests {
         assert_eq!(std::fs::read(p(b"a\xff")).unwrap(), b"1");
         assert_eq!(std::fs::read(p(b"a\xfe")).unwrap(), b"2", "no collision");
         assert_eq!(
-            std::fs::read_link(p(b"l\xff")).unwrap().as_os_str().as_bytes(),
+            std::fs::read_link(p(b"l\xff"))
+                .unwrap()
+                .as_os_str()
+                .as_bytes(),
             b"t\xfe\xff"
         );
         assert_eq!(std::fs::read(p(b"d\xc3/f")).unwrap(), b"3");
@@ -1384,12 +1389,18 @@ mod hostile_tests {
         huge.set_gid(1 << 40);
         huge.set_cksum();
         let e = x.apply(&tar_with(&[(huge, b"")])[..], "l").unwrap_err();
-        assert!(e.message().contains("gid 1099511627776 is out of range"), "{e}");
+        assert!(
+            e.message().contains("gid 1099511627776 is out of range"),
+            "{e}"
+        );
         let mut b = tar::Builder::new(Vec::new());
         b.append_pax_extensions([("uid", &b"-1"[..])]).unwrap();
         b.append(&header(b"p", Regular, 0, b""), &b""[..]).unwrap();
         let e = x.apply(&b.into_inner().unwrap()[..], "l").unwrap_err();
-        assert!(e.message().contains("PAX uid \"-1\" is not a valid id"), "{e}");
+        assert!(
+            e.message().contains("PAX uid \"-1\" is not a valid id"),
+            "{e}"
+        );
         // An empty field is 0, as other unpackers read it.
         let mut empty = header(b"e", Regular, 0, b"");
         empty.as_old_mut().uid = [0; 8];
@@ -1421,11 +1432,17 @@ mod hostile_tests {
             .unwrap_err();
         assert!(e.message().contains("link target of 11 bytes"), "{e}");
         let e = x
-            .apply(&tar_with(&[(header(b"a/b/c/d/e", Regular, 0, b""), b"")])[..], "l")
+            .apply(
+                &tar_with(&[(header(b"a/b/c/d/e", Regular, 0, b""), b"")])[..],
+                "l",
+            )
             .unwrap_err();
         assert!(e.message().contains("name of 5 components"), "{e}");
-        x.apply(&tar_with(&[(header(b"a/b/c/d", Regular, 0, b""), b"")])[..], "l")
-            .unwrap();
+        x.apply(
+            &tar_with(&[(header(b"a/b/c/d", Regular, 0, b""), b"")])[..],
+            "l",
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1496,7 +1513,10 @@ mod hostile_tests {
         let started = std::time::Instant::now();
         let reader = decompressor(&bomb[..], Compression::Gzip).unwrap();
         let e = x.apply(reader, "l").unwrap_err();
-        assert!(e.message().contains("uncompressed bytes (the limit)"), "{e}");
+        assert!(
+            e.message().contains("uncompressed bytes (the limit)"),
+            "{e}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         assert!(!t.root().join("big").exists(), "nothing written");
         // Many entries that are each small, with a small limit: the total
@@ -1517,7 +1537,10 @@ mod hostile_tests {
         }
         let layer = b.into_inner().unwrap();
         let e = y.apply(&layer[..], "l").unwrap_err();
-        assert!(e.message().contains("over 1048576 uncompressed bytes"), "{e}");
+        assert!(
+            e.message().contains("over 1048576 uncompressed bytes"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1536,18 +1559,32 @@ mod hostile_tests {
         let taken = Cell::new(0);
         let stream = io::Cursor::new(std::mem::take(&mut layer)).chain(Endless(1, &taken));
         let e = r.apply_verified(stream, "l", Some(&want)).unwrap_err();
-        assert!(e.message().contains("uncompressed bytes (the limit)"), "{e}");
+        assert!(
+            e.message().contains("uncompressed bytes (the limit)"),
+            "{e}"
+        );
         assert!(taken.get() < 4 << 20);
     }
 
     #[test]
     fn deep_trees_are_removed_without_a_descriptor_per_level() {
         let t = Tmp::new("deep");
-        // Deeper than RLIMIT_NOFILE and than PATH_MAX allows in one path.
+        // Deeper than we may hold descriptors (RLIMIT_NOFILE), and than
+        // PATH_MAX allows in one path.
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(1 << 20);
+        let depth = nofile.clamp(3000, 100_000) + 100;
         let mut fd = rfs::open(&t.root(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        for _ in 0..3000 {
+        for _ in 0..depth {
             rfs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
-            let f = rfs::openat(&fd, "f", OFlags::CREATE | OFlags::WRONLY, Mode::from_raw_mode(0o644)).unwrap();
+            let f = rfs::openat(
+                &fd,
+                "f",
+                OFlags::CREATE | OFlags::WRONLY,
+                Mode::from_raw_mode(0o644),
+            )
+            .unwrap();
             drop(f);
             fd = rfs::openat(&fd, "d", OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
         }
