@@ -26,9 +26,10 @@ fn sha256(p: &Path) -> Vec<u8> {
 }
 
 /// The attacker: a container in the host's pid namespace (so it sees every
-/// process) that watches for processes running the runtime's binary
-/// (`$VICTIM`, the copy's path) or a sealed copy of it (`/memfd:...`),
-/// opens their /proc/PID/exe read-only as soon as it may (it may only
+/// process) that watches for processes running the runtime's binary,
+/// however /proc names it (`$VICTIM`, the copy's path; `/memfd:...` for a
+/// sealed copy; `/` for a detached read-only mount of it): any whose
+/// image is `$VICTIM_SIZE` bytes. It logs "found" for each, opens their /proc/PID/exe read-only as soon as it may (it may only
 /// once their capabilities are no more than its own: when they are about
 /// to become a container process), and then keeps trying to write
 /// through /proc/self/fd/N, which succeeds once nobody executes the file
@@ -47,12 +48,13 @@ while [ ! -e /dev/shm/stop ]; do
     # readlink, like open, works only once the target's capabilities are
     # a subset of ours.
     exe=$(readlink $d/exe 2>/dev/null) || continue
-    case "$exe" in
-      "$VICTIM"|/memfd:*) ;;
-      *) continue ;;
-    esac
+    if [ "$exe" != "$VICTIM" ]; then
+      size=$(stat -L -c %s $d/exe 2>/dev/null) || continue
+      [ "$size" = "$VICTIM_SIZE" ] || continue
+    fi
     seen="$seen$p "
     n=$((n+1))
+    echo "found $exe of $p" >> /dev/shm/log
     (
       exec 3< $d/exe 2>/dev/null || exit 0
       echo "opened $exe of $p" >> /dev/shm/log
@@ -82,8 +84,10 @@ struct Attack {
 /// Start the attacker container with the runtime `rt` (the copy).
 fn start_attacker(ctx: &Ctx, rt: &Path, victim: &Path) -> Attack {
     let mut c = ctx.config();
+    let size = fs::metadata(victim).unwrap().len();
     c.remove_namespace("pid")
         .env(&format!("VICTIM={}", victim.display()))
+        .env(&format!("VICTIM_SIZE={size}"))
         .sh(ATTACKER);
     ctx.write_config(&c);
     let id = ctx.id();
@@ -185,11 +189,68 @@ fn exec_cannot_overwrite_the_runtime_binary() {
         );
         assert!(wrote.is_err(), "writing to the sealed image must fail");
     }
+    if is_skiff() {
+        runtime_image_in_container(&ctx, &rt, &attack);
+    }
     std::thread::sleep(Duration::from_millis(500));
     let log = attack.finish(&ctx);
     eprintln!("attacker log:\n{log}");
+    if is_skiff() {
+        assert!(
+            log.contains("opened"),
+            "the attacker must have found and opened the runtime's image: {log}"
+        );
+    }
     assert!(!log.contains("WROTE"), "the attacker wrote: {log}");
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
+}
+
+/// The CVE's own trick: a program of the container that is the runtime's
+/// `/proc/self/exe`, so `exec` runs the runtime's image inside the
+/// container. Here it is skiff's `skiff-fetch ls` on a store whose
+/// index.json is a FIFO, so it stays until released: the attacker finds
+/// it, opens its image, and tries to write it once it has exited.
+fn runtime_image_in_container(ctx: &Ctx, rt: &Path, attack: &Attack) {
+    let prepare = "mkdir -p /dev/shm/st && mkfifo /dev/shm/st/index.json && \
+                   ln -sf /proc/self/exe /dev/shm/skiff-fetch";
+    ctx.rt_at(
+        rt,
+        Some(&ctx.root),
+        &["exec", &attack.id, "sh", "-c", prepare],
+    )
+    .ok();
+    let held = ctx.spawn_at(
+        rt,
+        Some(&ctx.root),
+        &[
+            "exec",
+            &attack.id,
+            "/dev/shm/skiff-fetch",
+            "ls",
+            "--store",
+            "/dev/shm/st",
+        ],
+    );
+    let opened = wait_until(T, || attack.log().contains("opened"));
+    // Release it: a writer for the FIFO (an empty index).
+    ctx.rt_at(
+        rt,
+        Some(&ctx.root),
+        &[
+            "exec",
+            &attack.id,
+            "sh",
+            "-c",
+            "echo '{}' > /dev/shm/st/index.json",
+        ],
+    )
+    .ok();
+    held.wait(T).ok();
+    assert!(
+        opened,
+        "the attacker found no runtime image in the container: {}",
+        attack.log()
+    );
 }
 
 /// The same attack on `create`: the container's init waits for `start`
@@ -226,6 +287,10 @@ fn create_cannot_overwrite_the_runtime_binary() {
     }
     let log = attack.finish(&ctx);
     eprintln!("attacker log:\n{log}");
+    assert!(
+        log.contains("opened"),
+        "the attacker must have found and opened a created init's image: {log}"
+    );
     assert!(!log.contains("WROTE"), "the attacker wrote: {log}");
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
 }
@@ -238,7 +303,9 @@ fn exec_into_created_container_cannot_overwrite_runtime() {
     let (rt, copy) = ctx.runtime_copy();
     let before = sha256(&copy);
     let mut c = ctx.config();
-    c.sh("sleep 3");
+    // Long enough to outlive the writer's attempts: the log is read
+    // through the init's root.
+    c.sh("sleep 30");
     ctx.write_config(&c);
     let id = ctx.id();
     let b = ctx.bundle_str();
@@ -272,12 +339,16 @@ fn exec_into_created_container_cannot_overwrite_runtime() {
     std::thread::sleep(Duration::from_millis(300));
     ctx.rt_at(&rt, Some(&ctx.root), &["start", &id]).ok();
     let log_path = format!("/proc/{init}/root/dev/shm/log");
-    wait_until(Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(20), || {
         fs::read_to_string(&log_path).is_ok_and(|l| l.contains("end"))
     });
     let log = fs::read_to_string(&log_path).unwrap_or_default();
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
+    assert!(
+        log.contains("opened"),
+        "the attacker must have opened the init's image: {log}"
+    );
     assert!(!log.contains("WROTE"), "the attacker wrote: {log}");
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
 }
