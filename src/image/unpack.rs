@@ -1575,7 +1575,7 @@ mod hostile_tests {
             .current
             .unwrap_or(1 << 20);
         let depth = nofile.clamp(3000, 100_000) + 100;
-        let mut fd = rfs::open(&t.root(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let mut fd = rfs::open(t.root(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
         for _ in 0..depth {
             rfs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
             let f = rfs::openat(
