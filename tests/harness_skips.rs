@@ -45,9 +45,12 @@ fn probe_applies() {
 #[test]
 fn missing_prerequisites_fail_under_ci() {
     let ci = probe("probe_require", Some("true"));
-    let err = String::from_utf8_lossy(&ci.stdout).into_owned()
-        + &String::from_utf8_lossy(&ci.stderr);
-    assert!(!ci.status.success(), "CI=true: a missing prerequisite fails: {err}");
+    let err =
+        String::from_utf8_lossy(&ci.stdout).into_owned() + &String::from_utf8_lossy(&ci.stderr);
+    assert!(
+        !ci.status.success(),
+        "CI=true: a missing prerequisite fails: {err}"
+    );
     assert!(err.contains("missing prerequisite"), "{err}");
     assert!(err.contains("a prerequisite that is never there"), "{err}");
     for env in [None, Some("false")] {

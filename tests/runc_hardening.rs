@@ -253,6 +253,64 @@ fn runtime_image_in_container(ctx: &Ctx, rt: &Path, attack: &Attack) {
     );
 }
 
+/// A memfd that merely has the sealed copy's name is no protection: the
+/// runtime started from an unsealed memfd called `skiff-sealed` must still
+/// re-execute itself from a read-only view (it checks the seals and mount
+/// flags of the file it runs, not its name).
+#[test]
+fn an_unsealed_memfd_named_like_the_sealed_copy_is_not_trusted() {
+    if !applies(is_skiff(), "skiff's own re-exec") {
+        return;
+    }
+    let ctx = Ctx::new("fakeseal");
+    let mut c = ctx.config();
+    c.sh("sleep 30");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.rt(&["start", &id]).ok();
+    // The impostor: a writable memfd, reached through a `runc` symlink so
+    // that skiff dispatches on the name.
+    let flags = rustix::fs::MemfdFlags::CLOEXEC;
+    let memfd = rustix::fs::memfd_create("skiff-sealed", flags).unwrap();
+    let mut f = fs::File::from(memfd);
+    std::io::copy(&mut fs::File::open(&runtime().path).unwrap(), &mut f).unwrap();
+    let link = ctx.path("fake/runc");
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        let target = format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
+        symlink(target, &link).unwrap();
+    }
+    let bg = ctx.spawn_at(&link, Some(&ctx.root), &["exec", &id, "sleep", "2"]);
+    let exe_link = format!("/proc/{}/exe", bg.pid());
+    let mut seen = PathBuf::new();
+    let protected = || {
+        if let Ok(p) = fs::read_link(&exe_link) {
+            seen = p;
+        }
+        let Ok(exe) = fs::File::open(&exe_link) else {
+            return false;
+        };
+        let sealed = rustix::fs::fcntl_get_seals(&exe)
+            .is_ok_and(|s| s.contains(rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::GROW));
+        sealed
+            || rustix::fs::fstatvfs(&exe)
+                .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    };
+    let ok = wait_until(T, protected);
+    let exe = seen;
+    bg.wait(T).ok();
+    drop(f);
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+    assert!(
+        ok,
+        "the runtime kept running from a writable image: exe -> {}",
+        exe.display()
+    );
+}
+
 /// The same attack on `create`: the container's init waits for `start`
 /// with its capabilities already dropped. If its image is the runtime's
 /// binary itself, a process that sees it (here: one in the host's pid
