@@ -645,3 +645,114 @@ fn impossible_resources_are_refused_clearly() {
     );
     ctx.assert_gone(&id);
 }
+
+/// Limits no kernel takes, or that would silently become others (a
+/// negative limit read as none, memory+swap below memory clamped), are
+/// refused before anything runs, naming the field; `update` too.
+#[test]
+fn impossible_limits_are_refused_naming_the_field() {
+    if !applies(is_skiff(), "skiff's messages") {
+        return;
+    }
+    let ctx = Ctx::new("badlimits");
+    let b = ctx.bundle_str();
+    for (resources, field) in [
+        (
+            r#"{"memory":{"limit":268435456,"swap":134217728}}"#,
+            "linux.resources.memory.swap",
+        ),
+        (r#"{"memory":{"limit":-5}}"#, "linux.resources.memory.limit"),
+        (
+            r#"{"cpu":{"quota":500,"period":100000}}"#,
+            "linux.resources.cpu.quota",
+        ),
+        (
+            r#"{"cpu":{"quota":50000,"period":10}}"#,
+            "linux.resources.cpu.period",
+        ),
+        (r#"{"cpu":{"quota":-20}}"#, "linux.resources.cpu.quota"),
+    ] {
+        let mut c = ctx.config();
+        c.set("linux.resources", js(resources)).sh("echo ran");
+        ctx.write_config(&c);
+        let id = ctx.id();
+        let out = ctx.rt(&["run", "--bundle", &b, &id]);
+        assert_ne!(out.code(), Some(0), "{resources}");
+        assert!(!out.stdout.contains("ran"), "{resources}");
+        assert!(
+            out.stderr.contains(field),
+            "{resources}: the error names {field}: {}",
+            out.stderr
+        );
+        ctx.assert_gone(&id);
+    }
+    // `update` of a running container: refused, the limits unchanged.
+    let mut c = ctx.config();
+    c.set("linux.resources.memory", js(r#"{"limit":67108864}"#))
+        .sh("sleep 30");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.rt(&["start", &id]).ok();
+    let out = ctx.rt(&["update", "--memory", "256m", "--memory-swap", "128m", &id]);
+    assert_ne!(out.code(), Some(0));
+    assert!(out.stderr.contains("memory.swap"), "{}", out.stderr);
+    let pid = ctx.pid_of(&id);
+    if let Some(dir) = cgroup_mount("memory")
+        .and_then(|m| proc_cgroup(pid, "memory").map(|p| m.join(p.trim_start_matches('/'))))
+    {
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .unwrap()
+                .trim(),
+            "67108864",
+            "the refused update changed nothing"
+        );
+    }
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+/// config.json and state.json are read up to a bound: a huge one is an
+/// error naming the file, not an allocation of its size.
+#[test]
+fn oversized_config_and_state_are_refused_naming_the_file() {
+    if !applies(is_skiff(), "skiff's limits") {
+        return;
+    }
+    let ctx = Ctx::new("bigfiles");
+    let b = ctx.bundle_str();
+    let config = ctx.bundle.join("config.json");
+    let mut text = fs::read_to_string(&config).unwrap();
+    // Valid JSON, 17 MiB: whitespace after the object.
+    text.push_str(&" ".repeat(17 << 20));
+    fs::write(&config, &text).unwrap();
+    let id = ctx.id();
+    let out = ctx.rt(&["run", "--bundle", &b, &id]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr.contains("config.json") && out.stderr.contains("larger than"),
+        "{}",
+        out.stderr
+    );
+    ctx.assert_gone(&id);
+    // A state.json grown past 1 MiB.
+    let mut c = ctx.config();
+    c.sh("sleep 30");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let state = ctx.root.join(&id).join("state.json");
+    let saved = fs::read_to_string(&state).unwrap();
+    fs::write(&state, saved.clone() + &" ".repeat(2 << 20)).unwrap();
+    let out = ctx.rt(&["state", &id]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr.contains("state.json") && out.stderr.contains("larger than"),
+        "{}",
+        out.stderr
+    );
+    fs::write(&state, saved).unwrap();
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
