@@ -1566,22 +1566,28 @@ mod hostile_tests {
         assert!(taken.get() < 4 << 20);
     }
 
+    /// Run by [`deep_trees_are_removed_without_a_descriptor_per_level`]
+    /// under a small RLIMIT_NOFILE: remove the tree it names.
+    #[test]
+    #[ignore = "run by deep_trees_are_removed_without_a_descriptor_per_level"]
+    fn remove_named_tree() {
+        if let Some(p) = std::env::var_os("SKIFF_REMOVE_TREE") {
+            remove_tree(Path::new(&p)).unwrap();
+        }
+    }
+
     #[test]
     fn deep_trees_are_removed_without_a_descriptor_per_level() {
         let t = Tmp::new("deep");
-        // Deeper than we may hold descriptors (RLIMIT_NOFILE), and than
-        // PATH_MAX allows in one path.
-        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-            .current
-            .unwrap_or(1 << 20);
-        let depth = nofile.clamp(3000, 100_000) + 100;
+        // Deeper than PATH_MAX allows in one path, and far deeper than the
+        // descriptors the removal may hold (below).
         let mut fd = rfs::open(t.root(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        for _ in 0..depth {
+        for _ in 0..3000 {
             rfs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
             let f = rfs::openat(
                 &fd,
                 "f",
-                OFlags::CREATE | OFlags::WRONLY,
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o644),
             )
             .unwrap();
@@ -1589,8 +1595,25 @@ mod hostile_tests {
             fd = rfs::openat(&fd, "d", OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
         }
         drop(fd);
-        let root = rfs::open(&t.0, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        remove_all(root.as_fd(), b"root").unwrap();
+        // In a process of this test binary that may open 64 files.
+        let out = std::process::Command::new("prlimit")
+            .arg("--nofile=64")
+            .arg("--")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "image::unpack::hostile_tests::remove_named_tree",
+                "--exact",
+                "--ignored",
+            ])
+            .env("SKIFF_REMOVE_TREE", t.root())
+            .output()
+            .expect("run prlimit (util-linux)");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!t.root().exists());
     }
 
