@@ -13,6 +13,7 @@ use skiff::registry::auth::{self, Credentials};
 use skiff::registry::{Client, Mirror, Options, Reference};
 use skiff::{Context, Error, Result};
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +84,33 @@ struct PullCmd {
     #[argh(switch, short = 'q')]
     /// print nothing but errors
     quiet: bool,
+    #[argh(option)]
+    /// unpack at most N uncompressed bytes, all layers together
+    max_bytes: Option<u64>,
+    #[argh(option)]
+    /// unpack at most N tar entries, all layers together
+    max_entries: Option<u64>,
+    #[argh(option)]
+    /// refuse entry names (and link targets) longer than N bytes
+    max_path: Option<usize>,
+    #[argh(option)]
+    /// refuse entry names of more than N components
+    max_depth: Option<usize>,
+}
+
+impl PullCmd {
+    /// The unpack limits: the defaults, with what the flags change.
+    fn limits(&self) -> unpack::Limits {
+        let d = unpack::Limits::default();
+        unpack::Limits {
+            max_bytes: self.max_bytes.unwrap_or(d.max_bytes),
+            max_entries: self.max_entries.unwrap_or(d.max_entries),
+            max_path: self.max_path.unwrap_or(d.max_path),
+            max_link: self.max_path.unwrap_or(d.max_link),
+            max_depth: self.max_depth.unwrap_or(d.max_depth),
+            ..d
+        }
+    }
 }
 
 #[derive(FromArgs)]
@@ -150,6 +178,10 @@ const FLAGS: Flags = Flags {
         "user",
         "auth-file",
         "mirror",
+        "max-bytes",
+        "max-entries",
+        "max-path",
+        "max-depth",
     ],
     switches: &["plain-http", "quiet"],
 };
@@ -320,9 +352,19 @@ fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
     if let Some(dir) = &rootfs_dir {
         unpack::check_empty_target(dir)?;
     }
+    // The bundle holds the rootfs: private (0700), so the image's setuid
+    // files, file capabilities and device nodes are out of other users'
+    // reach (as containerd keeps its bundles).
+    if let Some(b) = &p.bundle {
+        unpack::create_private_dirs(b)?;
+    }
     let store = Store::open(p.store.as_deref().unwrap_or(Path::new(DEFAULT_STORE)))?;
     let client = Client::new(&opts, &reference)?;
-    let rootfs = rootfs_dir.as_deref().map(Rootfs::create).transpose()?;
+    let limits = p.limits();
+    let rootfs = rootfs_dir
+        .as_deref()
+        .map(|d| Rootfs::with_limits(d, limits))
+        .transpose()?;
     let progress = Progress::new(p.quiet);
     let pulled = std::thread::scope(|s| {
         let painter = progress.tty.then(|| s.spawn(|| progress.paint_loop()));
@@ -366,6 +408,8 @@ fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
         let user = bundle::resolve_user(rootfs.path(), &cfg.user)
             .map_err(|e| e.wrap(format!("bundle {}", bundle_dir.display())))?;
         let text = bundle::config_json(&args, &bundle::environment(cfg), &cfg.working_dir, &user);
+        std::fs::set_permissions(bundle_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("bundle {}", bundle_dir.display()))?;
         let config = bundle_dir.join("config.json");
         skiff::image::store::write_atomic(&config, text.as_bytes())?;
         if let Err(e) = rootfs.finish() {

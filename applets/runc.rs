@@ -853,6 +853,7 @@ impl UpdateCmd {
         r.cpu.mems = self.cpuset_mems.clone().or(r.cpu.mems);
         r.pids_limit = self.pids_limit.or(r.pids_limit);
         r.block_io.weight = self.blkio_weight.or(r.block_io.weight);
+        r.validate("")?;
         Ok(r)
     }
 }

@@ -304,12 +304,8 @@ impl Drop for Containerd<'_> {
 #[test]
 fn containerd_runs_skiff_as_its_runc() {
     let ctx = Ctx::new("dropin");
-    if Command::new("containerd")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no containerd here (scripts/ensure-deps test installs it)");
+    let has_containerd = Command::new("containerd").arg("--version").output().is_ok();
+    if !require(has_containerd, "containerd") {
         return;
     }
     let runc = fs::canonicalize(runtime().path.parent().unwrap())

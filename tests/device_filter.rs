@@ -3,6 +3,9 @@
 //! open. Runs wherever a cgroup2 hierarchy is mounted (this host: hybrid,
 //! at /sys/fs/cgroup/unified).
 
+#[path = "common/require.rs"]
+mod require;
+
 use skiff::cgroups::attach_device_filter;
 use skiff::oci::resources::DeviceRule;
 use std::path::{Path, PathBuf};
@@ -58,14 +61,17 @@ fn open_in_cgroup(cg: &Path, dev: &str) -> i32 {
 
 #[test]
 fn v2_device_filter_allows_only_the_listed_devices() {
-    if rustix::process::geteuid().as_raw() != 0 {
-        eprintln!("skipped: needs root");
+    if !require::applies(rustix::process::geteuid().as_raw() == 0, "needs root") {
         return;
     }
-    let Some(root) = v2_root() else {
-        eprintln!("skipped: no cgroup2 hierarchy is mounted on this host");
+    let root = v2_root();
+    if !require::applies(
+        root.is_some(),
+        "no cgroup2 hierarchy is mounted on this host",
+    ) {
         return;
-    };
+    }
+    let root = root.unwrap();
     let cg = TestCgroup(root.join(format!("skiff-devfilter-{}", std::process::id())));
     std::fs::create_dir(&cg.0).expect("create test cgroup");
     let rules = vec![

@@ -245,3 +245,71 @@ fn hostile_layers() {
         }
     }
 }
+
+/// The unpack limits are flags; an image over them fails naming the
+/// limit and leaves nothing; a bundle is private (0700).
+#[test]
+fn unpack_limits_and_private_bundles() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("limits");
+    let layout = work.join("layout");
+    // 2 MiB of zeros: a few KiB once compressed.
+    let zeros = Entry::File {
+        path: "zeros".into(),
+        data: vec![0; 2 << 20],
+        mode: 0o4755,
+        uid: 0,
+        gid: 0,
+    };
+    write_layout(
+        &layout,
+        "big",
+        &[ImageSpec::new(vec![Layer {
+            entries: vec![dir("etc/"), file("etc/hostname", "box"), zeros],
+            comp: Comp::Gzip,
+        }])],
+    );
+    let r = format!("{}/limits:big", reg.host());
+    push(&layout, "big", &r, &["--preserve-digests"]);
+    let pull = |extra: &[&str], bundle: &str| {
+        let store = work.s("store");
+        let bundle = work.s(bundle);
+        let mut args = vec!["pull", "--plain-http", "-q", "--store", &store];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--bundle", &bundle, &r]);
+        fetch(&args)
+    };
+    let e = fails(
+        pull(&["--max-bytes", "1048576"], "b1"),
+        "uncompressed bytes (the limit)",
+    );
+    assert!(e.contains("1048576"), "{e}");
+    assert!(!work.join("b1").exists(), "no bundle left");
+    let e = fails(pull(&["--max-entries", "2"], "b2"), "more than 2 entries");
+    assert!(e.contains("limit"), "{e}");
+    fails(
+        pull(&["--max-path", "5"], "b3"),
+        "longer than the limit of 5",
+    );
+    fails(
+        pull(&["--max-depth", "1"], "b4"),
+        "deeper than the limit of 1",
+    );
+    ok(pull(&[], "b5"));
+    let mode = fs::metadata(work.join("b5")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "the bundle above the rootfs is private");
+    assert_eq!(
+        fs::metadata(work.join("b5/rootfs/zeros"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o4755
+    );
+    // An existing bundle directory is made private too.
+    fs::create_dir(work.join("b6")).unwrap();
+    fs::set_permissions(work.join("b6"), fs::Permissions::from_mode(0o755)).unwrap();
+    ok(pull(&[], "b6"));
+    let mode = fs::metadata(work.join("b6")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+}

@@ -491,8 +491,8 @@ fn cpu_quota_throttles() {
 #[test]
 fn device_cgroup_allows_and_denies() {
     let ctx = Ctx::new("devices");
-    if !Path::new("/dev/loop-control").exists() || !Path::new("/dev/kmsg").exists() {
-        eprintln!("skipped: needs /dev/loop-control and /dev/kmsg on the host");
+    let devices = Path::new("/dev/loop-control").exists() && Path::new("/dev/kmsg").exists();
+    if !applies(devices, "needs /dev/loop-control and /dev/kmsg on the host") {
         return;
     }
     let mut c = ctx.config();
@@ -863,8 +863,9 @@ fn key_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
 #[test]
 fn events_stats_keys_match_runc() {
     let runc = Path::new("/usr/sbin/runc");
-    if !is_skiff() || !runc.exists() {
-        eprintln!("skipped: compares skiff with /usr/sbin/runc");
+    if !applies(is_skiff(), "compares skiff with /usr/sbin/runc")
+        || !require(runc.exists(), "/usr/sbin/runc (package runc)")
+    {
         return;
     }
     let ctx = Ctx::new("statsrunc");
@@ -936,19 +937,20 @@ fn cgroup_mount_shows_own_cgroup() {
 #[test]
 fn cgroup_v2_resources() {
     let ctx = Ctx::new("cgv2");
-    let Some(v2) = cgroup_mount("") else {
-        eprintln!("skipped: no cgroup2 hierarchy is mounted");
+    let v2 = cgroup_mount("");
+    if !applies(v2.is_some(), "no cgroup2 hierarchy is mounted") {
         return;
-    };
+    }
+    let v2 = v2.unwrap();
     let controllers = fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
     let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
-    if !(has("memory") && has("pids")) {
-        eprintln!(
-            "skipped: the cgroup2 hierarchy at {} has controllers {:?}, not memory and pids \
-             (a hybrid host with v1 controllers); nothing of linux.resources goes to v2 here",
-            v2.display(),
-            controllers.trim()
-        );
+    let why = format!(
+        "the cgroup2 hierarchy at {} has controllers {:?}, not memory and pids \
+         (a hybrid host with v1 controllers); nothing of linux.resources goes to v2 here",
+        v2.display(),
+        controllers.trim()
+    );
+    if !applies(has("memory") && has("pids"), &why) {
         return;
     }
     let id = ctx.id();

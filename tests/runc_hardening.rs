@@ -26,9 +26,10 @@ fn sha256(p: &Path) -> Vec<u8> {
 }
 
 /// The attacker: a container in the host's pid namespace (so it sees every
-/// process) that watches for processes running the runtime's binary
-/// (`$VICTIM`, the copy's path) or a sealed copy of it (`/memfd:...`),
-/// opens their /proc/PID/exe read-only as soon as it may (it may only
+/// process) that watches for processes running the runtime's binary,
+/// however /proc names it (`$VICTIM`, the copy's path; `/memfd:...` for a
+/// sealed copy; `/` for a detached read-only mount of it): any whose
+/// image is `$VICTIM_SIZE` bytes. It logs "found" for each, opens their /proc/PID/exe read-only as soon as it may (it may only
 /// once their capabilities are no more than its own: when they are about
 /// to become a container process), and then keeps trying to write
 /// through /proc/self/fd/N, which succeeds once nobody executes the file
@@ -47,12 +48,13 @@ while [ ! -e /dev/shm/stop ]; do
     # readlink, like open, works only once the target's capabilities are
     # a subset of ours.
     exe=$(readlink $d/exe 2>/dev/null) || continue
-    case "$exe" in
-      "$VICTIM"|/memfd:*) ;;
-      *) continue ;;
-    esac
+    if [ "$exe" != "$VICTIM" ]; then
+      size=$(stat -L -c %s $d/exe 2>/dev/null) || continue
+      [ "$size" = "$VICTIM_SIZE" ] || continue
+    fi
     seen="$seen$p "
     n=$((n+1))
+    echo "found $exe of $p" >> /dev/shm/log
     (
       exec 3< $d/exe 2>/dev/null || exit 0
       echo "opened $exe of $p" >> /dev/shm/log
@@ -82,8 +84,10 @@ struct Attack {
 /// Start the attacker container with the runtime `rt` (the copy).
 fn start_attacker(ctx: &Ctx, rt: &Path, victim: &Path) -> Attack {
     let mut c = ctx.config();
+    let size = fs::metadata(victim).unwrap().len();
     c.remove_namespace("pid")
         .env(&format!("VICTIM={}", victim.display()))
+        .env(&format!("VICTIM_SIZE={size}"))
         .sh(ATTACKER);
     ctx.write_config(&c);
     let id = ctx.id();
@@ -185,11 +189,126 @@ fn exec_cannot_overwrite_the_runtime_binary() {
         );
         assert!(wrote.is_err(), "writing to the sealed image must fail");
     }
+    if is_skiff() {
+        runtime_image_in_container(&ctx, &rt, &attack);
+    }
     std::thread::sleep(Duration::from_millis(500));
     let log = attack.finish(&ctx);
     eprintln!("attacker log:\n{log}");
+    if is_skiff() {
+        assert!(
+            log.contains("opened"),
+            "the attacker must have found and opened the runtime's image: {log}"
+        );
+    }
     assert!(!log.contains("WROTE"), "the attacker wrote: {log}");
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
+}
+
+/// The CVE's own trick: a program of the container that is the runtime's
+/// `/proc/self/exe`, so `exec` runs the runtime's image inside the
+/// container. Here it is skiff's `skiff-fetch ls` on a store whose
+/// index.json is a FIFO, so it stays until released: the attacker finds
+/// it, opens its image, and tries to write it once it has exited.
+fn runtime_image_in_container(ctx: &Ctx, rt: &Path, attack: &Attack) {
+    let prepare = "mkdir -p /dev/shm/st && mkfifo /dev/shm/st/index.json && \
+                   ln -sf /proc/self/exe /dev/shm/skiff-fetch";
+    ctx.rt_at(
+        rt,
+        Some(&ctx.root),
+        &["exec", &attack.id, "sh", "-c", prepare],
+    )
+    .ok();
+    let held = ctx.spawn_at(
+        rt,
+        Some(&ctx.root),
+        &[
+            "exec",
+            &attack.id,
+            "/dev/shm/skiff-fetch",
+            "ls",
+            "--store",
+            "/dev/shm/st",
+        ],
+    );
+    let opened = wait_until(T, || attack.log().contains("opened"));
+    // Release it: a writer for the FIFO (an empty index).
+    ctx.rt_at(
+        rt,
+        Some(&ctx.root),
+        &[
+            "exec",
+            &attack.id,
+            "sh",
+            "-c",
+            "echo '{}' > /dev/shm/st/index.json",
+        ],
+    )
+    .ok();
+    held.wait(T).ok();
+    assert!(
+        opened,
+        "the attacker found no runtime image in the container: {}",
+        attack.log()
+    );
+}
+
+/// A memfd that merely has the sealed copy's name is no protection: the
+/// runtime started from an unsealed memfd called `skiff-sealed` must still
+/// re-execute itself from a read-only view (it checks the seals and mount
+/// flags of the file it runs, not its name).
+#[test]
+fn an_unsealed_memfd_named_like_the_sealed_copy_is_not_trusted() {
+    if !applies(is_skiff(), "skiff's own re-exec") {
+        return;
+    }
+    let ctx = Ctx::new("fakeseal");
+    let mut c = ctx.config();
+    c.sh("sleep 30");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.rt(&["start", &id]).ok();
+    // The impostor: a writable memfd, reached through a `runc` symlink so
+    // that skiff dispatches on the name.
+    let flags = rustix::fs::MemfdFlags::CLOEXEC;
+    let memfd = rustix::fs::memfd_create("skiff-sealed", flags).unwrap();
+    let mut f = fs::File::from(memfd);
+    std::io::copy(&mut fs::File::open(&runtime().path).unwrap(), &mut f).unwrap();
+    let link = ctx.path("fake/runc");
+    fs::create_dir_all(link.parent().unwrap()).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        let target = format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
+        symlink(target, &link).unwrap();
+    }
+    let bg = ctx.spawn_at(&link, Some(&ctx.root), &["exec", &id, "sleep", "2"]);
+    let exe_link = format!("/proc/{}/exe", bg.pid());
+    let mut seen = PathBuf::new();
+    let protected = || {
+        if let Ok(p) = fs::read_link(&exe_link) {
+            seen = p;
+        }
+        let Ok(exe) = fs::File::open(&exe_link) else {
+            return false;
+        };
+        let sealed = rustix::fs::fcntl_get_seals(&exe)
+            .is_ok_and(|s| s.contains(rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::GROW));
+        sealed
+            || rustix::fs::fstatvfs(&exe)
+                .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    };
+    let ok = wait_until(T, protected);
+    let exe = seen;
+    bg.wait(T).ok();
+    drop(f);
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+    assert!(
+        ok,
+        "the runtime kept running from a writable image: exe -> {}",
+        exe.display()
+    );
 }
 
 /// The same attack on `create`: the container's init waits for `start`
@@ -226,6 +345,10 @@ fn create_cannot_overwrite_the_runtime_binary() {
     }
     let log = attack.finish(&ctx);
     eprintln!("attacker log:\n{log}");
+    assert!(
+        log.contains("opened"),
+        "the attacker must have found and opened a created init's image: {log}"
+    );
     assert!(!log.contains("WROTE"), "the attacker wrote: {log}");
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
 }
@@ -238,7 +361,9 @@ fn exec_into_created_container_cannot_overwrite_runtime() {
     let (rt, copy) = ctx.runtime_copy();
     let before = sha256(&copy);
     let mut c = ctx.config();
-    c.sh("sleep 3");
+    // Long enough to outlive the writer's attempts: the log is read
+    // through the init's root.
+    c.sh("sleep 30");
     ctx.write_config(&c);
     let id = ctx.id();
     let b = ctx.bundle_str();
@@ -261,9 +386,17 @@ fn exec_into_created_container_cannot_overwrite_runtime() {
                i=$((i+1)); sleep 0.01; done; echo end >> /dev/shm/log",
         ],
     );
-    if !out.status.success() {
-        // runc 1.1.5 refuses exec into a created container.
-        eprintln!("exec into a created container refused: {}", out.stderr);
+    // skiff allows exec into a created container (as current runc does):
+    // a refusal would make this test see nothing.
+    assert!(
+        out.status.success() || !is_skiff(),
+        "exec into a created container: {}",
+        out.stderr
+    );
+    if !applies(
+        out.status.success(),
+        "this runtime refuses exec into a created container (runc 1.1.5)",
+    ) {
         ctx.rt(&["delete", "--force", &id]).ok();
         ctx.assert_gone(&id);
         assert_eq!(sha256(&copy), before);
@@ -272,12 +405,16 @@ fn exec_into_created_container_cannot_overwrite_runtime() {
     std::thread::sleep(Duration::from_millis(300));
     ctx.rt_at(&rt, Some(&ctx.root), &["start", &id]).ok();
     let log_path = format!("/proc/{init}/root/dev/shm/log");
-    wait_until(Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(20), || {
         fs::read_to_string(&log_path).is_ok_and(|l| l.contains("end"))
     });
     let log = fs::read_to_string(&log_path).unwrap_or_default();
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
+    assert!(
+        log.contains("opened"),
+        "the attacker must have opened the init's image: {log}"
+    );
     assert!(!log.contains("WROTE"), "the attacker wrote: {log}");
     assert_eq!(sha256(&copy), before, "the runtime binary was modified");
 }
@@ -488,8 +625,12 @@ fn impossible_resources_are_refused_clearly() {
     );
     ctx.assert_gone(&id);
 
-    if !cgroup_mount("hugetlb").is_some_and(|m| m.join("hugetlb.2MB.limit_in_bytes").exists()) {
-        eprintln!("hugetlb is not a v1 hierarchy here: page sizes not checked");
+    let hugetlb =
+        cgroup_mount("hugetlb").is_some_and(|m| m.join("hugetlb.2MB.limit_in_bytes").exists());
+    if !applies(
+        hugetlb,
+        "hugetlb is not a v1 hierarchy here: page sizes not checked",
+    ) {
         return;
     }
     let mut c = ctx.config();
@@ -510,5 +651,116 @@ fn impossible_resources_are_refused_clearly() {
         "the error names the page size: {}",
         out.stderr
     );
+    ctx.assert_gone(&id);
+}
+
+/// Limits no kernel takes, or that would silently become others (a
+/// negative limit read as none, memory+swap below memory clamped), are
+/// refused before anything runs, naming the field; `update` too.
+#[test]
+fn impossible_limits_are_refused_naming_the_field() {
+    if !applies(is_skiff(), "skiff's messages") {
+        return;
+    }
+    let ctx = Ctx::new("badlimits");
+    let b = ctx.bundle_str();
+    for (resources, field) in [
+        (
+            r#"{"memory":{"limit":268435456,"swap":134217728}}"#,
+            "linux.resources.memory.swap",
+        ),
+        (r#"{"memory":{"limit":-5}}"#, "linux.resources.memory.limit"),
+        (
+            r#"{"cpu":{"quota":500,"period":100000}}"#,
+            "linux.resources.cpu.quota",
+        ),
+        (
+            r#"{"cpu":{"quota":50000,"period":10}}"#,
+            "linux.resources.cpu.period",
+        ),
+        (r#"{"cpu":{"quota":-20}}"#, "linux.resources.cpu.quota"),
+    ] {
+        let mut c = ctx.config();
+        c.set("linux.resources", js(resources)).sh("echo ran");
+        ctx.write_config(&c);
+        let id = ctx.id();
+        let out = ctx.rt(&["run", "--bundle", &b, &id]);
+        assert_ne!(out.code(), Some(0), "{resources}");
+        assert!(!out.stdout.contains("ran"), "{resources}");
+        assert!(
+            out.stderr.contains(field),
+            "{resources}: the error names {field}: {}",
+            out.stderr
+        );
+        ctx.assert_gone(&id);
+    }
+    // `update` of a running container: refused, the limits unchanged.
+    let mut c = ctx.config();
+    c.set("linux.resources.memory", js(r#"{"limit":67108864}"#))
+        .sh("sleep 30");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    ctx.rt(&["start", &id]).ok();
+    let out = ctx.rt(&["update", "--memory", "256m", "--memory-swap", "128m", &id]);
+    assert_ne!(out.code(), Some(0));
+    assert!(out.stderr.contains("memory.swap"), "{}", out.stderr);
+    let pid = ctx.pid_of(&id);
+    if let Some(dir) = cgroup_mount("memory")
+        .and_then(|m| proc_cgroup(pid, "memory").map(|p| m.join(p.trim_start_matches('/'))))
+    {
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.limit_in_bytes"))
+                .unwrap()
+                .trim(),
+            "67108864",
+            "the refused update changed nothing"
+        );
+    }
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+/// config.json and state.json are read up to a bound: a huge one is an
+/// error naming the file, not an allocation of its size.
+#[test]
+fn oversized_config_and_state_are_refused_naming_the_file() {
+    if !applies(is_skiff(), "skiff's limits") {
+        return;
+    }
+    let ctx = Ctx::new("bigfiles");
+    let b = ctx.bundle_str();
+    let config = ctx.bundle.join("config.json");
+    let mut text = fs::read_to_string(&config).unwrap();
+    // Valid JSON, 17 MiB: whitespace after the object.
+    text.push_str(&" ".repeat(17 << 20));
+    fs::write(&config, &text).unwrap();
+    let id = ctx.id();
+    let out = ctx.rt(&["run", "--bundle", &b, &id]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr.contains("config.json") && out.stderr.contains("larger than"),
+        "{}",
+        out.stderr
+    );
+    ctx.assert_gone(&id);
+    // A state.json grown past 1 MiB.
+    let mut c = ctx.config();
+    c.sh("sleep 30");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    ctx.create(&id).ok();
+    let state = ctx.root.join(&id).join("state.json");
+    let saved = fs::read_to_string(&state).unwrap();
+    fs::write(&state, saved.clone() + &" ".repeat(2 << 20)).unwrap();
+    let out = ctx.rt(&["state", &id]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr.contains("state.json") && out.stderr.contains("larger than"),
+        "{}",
+        out.stderr
+    );
+    fs::write(&state, saved).unwrap();
+    ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
 }

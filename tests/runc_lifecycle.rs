@@ -796,8 +796,7 @@ fn containerd_shim_style_invocation() {
 #[test]
 fn skiff_multicall_forms() {
     // skiff only: `skiff runc ARGS` is the same applet as a `runc` symlink.
-    if !is_skiff() {
-        eprintln!("skipped: only meaningful for skiff");
+    if !applies(is_skiff(), "only meaningful for skiff") {
         return;
     }
     let ctx = Ctx::new("multicall");

@@ -260,8 +260,10 @@ fn ia32_available() -> bool {
 
 #[test]
 fn i386_syscalls_use_i386_numbers() {
-    if !ia32_available() {
-        eprintln!("int 0x80 (ia32 emulation) is not available on this kernel: skipped");
+    if !common::applies(
+        ia32_available(),
+        "int 0x80 (ia32 emulation) is not available on this kernel",
+    ) {
         return;
     }
     let rules = r#""syscalls":[{"names":["getpid"],"action":"SCMP_ACT_ERRNO","errnoRet":42},
@@ -350,8 +352,15 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 /// The containers profile as podman writes it into config.json for a
 /// process with bounding set `caps` on amd64: archMap becomes
 /// architectures, rules whose includes/excludes do not fit are dropped.
+/// None (the test skips; a failure under CI=true) when the profile is missing.
+#[track_caller]
 fn containers_profile_for(caps: &[&str]) -> Option<Value> {
-    let text = std::fs::read_to_string(CONTAINERS_PROFILE).ok()?;
+    let text = std::fs::read_to_string(CONTAINERS_PROFILE).ok();
+    let what = format!("{CONTAINERS_PROFILE} (package golang-github-containers-common)");
+    if !common::require(text.is_some(), &what) {
+        return None;
+    }
+    let text = text.unwrap();
     let v = js(&text);
     let has_cap = |c: &String| caps.contains(&c.as_str());
     let kernel_at_least = |min: &str| {
@@ -405,12 +414,7 @@ fn containers_profile_for(caps: &[&str]) -> Option<Value> {
 const BASE_CAPS: &[&str] = &["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
 fn containers_program() -> Option<Program> {
-    let Some(v) = containers_profile_for(BASE_CAPS) else {
-        eprintln!(
-            "{CONTAINERS_PROFILE} missing (install golang-github-containers-common): skipped"
-        );
-        return None;
-    };
+    let v = containers_profile_for(BASE_CAPS)?;
     let p = seccomp::parse(&Node::new(&v, "linux.seccomp")).unwrap();
     let t = std::time::Instant::now();
     let prog = seccomp::compile(&p).unwrap();

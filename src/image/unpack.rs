@@ -5,6 +5,12 @@
 //! `RESOLVE_IN_ROOT`, so symlinks are followed as if chrooted in the target,
 //! and the entry itself is made with an `*at` call on that parent and a
 //! single name that is never followed. OCI whiteouts apply to lower layers.
+//!
+//! Names and link targets are bytes, kept as the layer has them (a tar
+//! name need not be UTF-8, and two different names must stay two files).
+//! What one image may unpack is bounded by [`Limits`]: a small compressed
+//! layer can expand without end, and the tar crate keeps PAX and GNU
+//! long-name records in memory.
 
 use crate::error::{Error, Result};
 use crate::image::digest::Digest;
@@ -14,23 +20,66 @@ use rustix::fs::{
     XattrFlags,
 };
 use rustix::io::Errno;
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-const WHITEOUT: &str = ".wh.";
-const OPAQUE: &str = ".wh..wh..opq";
+const WHITEOUT: &[u8] = b".wh.";
+const OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// What one image may unpack to. The defaults are far above any real
+/// image; they stop a hostile or broken layer before it fills the disk or
+/// the memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Uncompressed tar bytes, all layers together.
+    pub max_bytes: u64,
+    /// Tar entries, all layers together.
+    pub max_entries: u64,
+    /// Bytes in one entry's name.
+    pub max_path: usize,
+    /// Bytes in one link target.
+    pub max_link: usize,
+    /// Components in one entry's name.
+    pub max_depth: usize,
+    /// Bytes of headers and PAX/GNU extension records before one entry
+    /// (the tar crate holds them in memory).
+    pub max_metadata: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 256 << 30,
+            max_entries: 16 << 20,
+            max_path: 4096,
+            max_link: 4096,
+            max_depth: 512,
+            max_metadata: 1 << 20,
+        }
+    }
+}
+
+/// A name for messages: printable, and two different names never print
+/// the same.
+pub fn show(name: &[u8]) -> String {
+    name.escape_ascii().to_string()
+}
 
 /// Clean a layer path: drop `/`, `.` and empty components; `..` pops one.
 /// Returns the components, or an error when `..` would climb above the root.
-pub fn clean_path(name: &str) -> std::result::Result<Vec<&str>, &'static str> {
+pub fn clean_path(name: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
     let mut out = Vec::new();
-    for c in name.split('/') {
+    for c in name.split(|b| *b == b'/') {
         match c {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 if out.pop().is_none() {
                     return Err("path climbs out of the root");
                 }
@@ -43,18 +92,18 @@ pub fn clean_path(name: &str) -> std::result::Result<Vec<&str>, &'static str> {
 
 /// Clean a path as the kernel resolves it under RESOLVE_IN_ROOT: `..` at
 /// the root stays at the root.
-fn clean_clamped(name: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in name.split('/') {
+fn clean_clamped(name: &[u8]) -> Vec<u8> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for c in name.split(|b| *b == b'/') {
         match c {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 out.pop();
             }
             c => out.push(c),
         }
     }
-    out.join("/")
+    out.join(&b'/')
 }
 
 /// What a cleaned entry name means for whiteouts.
@@ -62,12 +111,12 @@ fn clean_clamped(name: &str) -> String {
 pub enum Whiteout<'a> {
     None,
     /// Remove `name` in the parent.
-    Remove(&'a str),
+    Remove(&'a [u8]),
     /// Remove everything the lower layers put in the parent.
     Opaque,
 }
 
-pub fn whiteout(base: &str) -> Whiteout<'_> {
+pub fn whiteout(base: &[u8]) -> Whiteout<'_> {
     if base == OPAQUE {
         Whiteout::Opaque
     } else if let Some(n) = base.strip_prefix(WHITEOUT) {
@@ -105,8 +154,8 @@ fn resolve() -> ResolveFlags {
 }
 
 /// Open a directory inside the root (`""` is the root itself).
-fn open_dir(root: BorrowedFd, path: &str) -> rustix::io::Result<OwnedFd> {
-    let p = if path.is_empty() { "." } else { path };
+fn open_dir(root: BorrowedFd, path: &[u8]) -> rustix::io::Result<OwnedFd> {
+    let p: &[u8] = if path.is_empty() { b"." } else { path };
     rfs::openat2(
         root,
         p,
@@ -116,7 +165,7 @@ fn open_dir(root: BorrowedFd, path: &str) -> rustix::io::Result<OwnedFd> {
     )
 }
 
-fn lstat(dir: BorrowedFd, name: &str) -> rustix::io::Result<Option<rfs::Stat>> {
+fn lstat(dir: BorrowedFd, name: &[u8]) -> rustix::io::Result<Option<rfs::Stat>> {
     match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(s) => Ok(Some(s)),
         Err(Errno::NOENT) => Ok(None),
@@ -128,26 +177,124 @@ fn is_dir(st: &rfs::Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::Directory
 }
 
-/// Remove `name` in `dir`, recursively, without following symlinks.
-fn remove_all(dir: BorrowedFd, name: &str) -> rustix::io::Result<()> {
+fn open_subdir(dir: BorrowedFd, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// One directory on the way down of [`remove_all`]: its name in its
+/// parent, its identity (to recognise the parent again when climbing back
+/// through `..`), and the subdirectories still to remove.
+struct Level {
+    name: Vec<u8>,
+    id: (u64, u64),
+    pending: Vec<Vec<u8>>,
+}
+
+/// Unlink everything in `dir` but subdirectories, which are returned.
+fn clear_files(dir: BorrowedFd, name: Vec<u8>) -> rustix::io::Result<Level> {
+    let st = rfs::fstat(dir)?;
+    let mut pending = Vec::new();
+    for child in children(dir)? {
+        match rfs::unlinkat(dir, &child[..], AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(Errno::ISDIR) | Err(Errno::PERM) => pending.push(child),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Level {
+        name,
+        id: (st.st_dev, st.st_ino),
+        pending,
+    })
+}
+
+/// Remove `name` in `dir`, and everything below it, without following
+/// symlinks. No recursion: the walk holds one directory open at a time and
+/// climbs back through `..` (checked to be the directory it came from), so
+/// a tree of any depth costs memory for names, not stack or descriptors.
+pub fn remove_all(dir: BorrowedFd, name: &[u8]) -> rustix::io::Result<()> {
     match rfs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => return Ok(()),
         Err(Errno::ISDIR) | Err(Errno::PERM) => {}
         Err(e) => return Err(e),
     }
-    let fd = rfs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for child in children(fd.as_fd())? {
-        remove_all(fd.as_fd(), &child)?;
+    let mut cur = open_subdir(dir, name)?;
+    let mut stack = vec![clear_files(cur.as_fd(), name.to_vec())?];
+    while let Some(top) = stack.last_mut() {
+        if let Some(child) = top.pending.pop() {
+            match open_subdir(cur.as_fd(), &child) {
+                Ok(fd) => {
+                    cur = fd;
+                    stack.push(clear_files(cur.as_fd(), child)?);
+                }
+                Err(Errno::NOENT) => {}
+                Err(Errno::NOTDIR) | Err(Errno::LOOP) => {
+                    match rfs::unlinkat(cur.as_fd(), &child[..], AtFlags::empty()) {
+                        Ok(()) | Err(Errno::NOENT) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        let done = stack.pop().expect("a level");
+        let parent = match stack.last() {
+            Some(p) => {
+                let up = rfs::openat(
+                    cur.as_fd(),
+                    "..",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let st = rfs::fstat(&up)?;
+                if (st.st_dev, st.st_ino) != p.id {
+                    // Moved while we were below it: stop rather than guess.
+                    return Err(Errno::STALE);
+                }
+                cur = up;
+                cur.as_fd()
+            }
+            None => dir,
+        };
+        match rfs::unlinkat(parent, &done.name[..], AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e),
+        }
     }
-    rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+    Ok(())
 }
 
-fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<String>> {
+/// [`remove_all`] by path; a missing path is not an error.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name() else {
+        return Err(io::Error::other(format!(
+            "{}: not a removable path",
+            path.display()
+        )));
+    };
+    let pfd = match rfs::open(
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    remove_all(pfd.as_fd(), name.as_bytes()).map_err(io::Error::from)
+}
+
+fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<Vec<u8>>> {
     let fd = rfs::openat(
         dir,
         ".",
@@ -157,27 +304,92 @@ fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<String>> {
     let mut out = Vec::new();
     for e in rfs::Dir::read_from(&fd)? {
         let e = e?;
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n != "." && n != ".." {
-            out.push(n);
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            out.push(n.to_vec());
         }
     }
     Ok(out)
+}
+
+/// What the tar reader has consumed, shared between the reader (which
+/// enforces the limits) and the loop over entries (which says when the
+/// crate is reading headers and extension records).
+struct Gauge {
+    total: Cell<u64>,
+    /// Where the current run of metadata started, while the crate reads it.
+    metadata_from: Cell<Option<u64>>,
+    limits: Limits,
+}
+
+/// The decompressed layer, counted against [`Gauge`].
+struct Metered<'g, R> {
+    inner: R,
+    gauge: &'g Gauge,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let g = self.gauge;
+        let n = self.inner.read(buf)?;
+        let total = g.total.get() + n as u64;
+        g.total.set(total);
+        if total > g.limits.max_bytes {
+            return Err(io::Error::other(format!(
+                "the image's layers hold more than {} uncompressed bytes (the limit)",
+                g.limits.max_bytes
+            )));
+        }
+        if let Some(from) = g.metadata_from.get() {
+            if total - from > g.limits.max_metadata {
+                return Err(io::Error::other(format!(
+                    "more than {} bytes of tar headers and PAX/GNU extension records \
+                     for one entry (the limit)",
+                    g.limits.max_metadata
+                )));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Applies layers to one root directory.
 pub struct Extractor {
     root: OwnedFd,
     euid_root: bool,
+    limits: Limits,
+    /// Uncompressed bytes and entries of the layers applied so far.
+    bytes: AtomicU64,
+    entries: AtomicU64,
 }
 
 struct DirTime {
-    path: String,
+    path: Vec<u8>,
     mtime: u64,
+}
+
+/// A u32 id from a tar header: an empty field (NULs or spaces, as some
+/// writers leave it) is 0, as in Go's archive/tar; a field that is not a
+/// number, or one out of range, is an error, never root.
+fn id_value(what: &str, field: &[u8], v: std::result::Result<u64, io::Error>) -> Result<u32> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        return Ok(0);
+    }
+    let v = v.map_err(|_| {
+        Error::new(format!(
+            "{what} field \"{}\" is not a number",
+            show(field.split(|b| *b == 0).next().unwrap_or_default())
+        ))
+    })?;
+    u32::try_from(v).map_err(|_| Error::new(format!("{what} {v} is out of range")))
 }
 
 impl Extractor {
     pub fn new(root: &Path) -> Result<Extractor> {
+        Self::with_limits(root, Limits::default())
+    }
+
+    pub fn with_limits(root: &Path, limits: Limits) -> Result<Extractor> {
         let fd = rfs::open(
             root,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -187,31 +399,65 @@ impl Extractor {
         Ok(Extractor {
             root: fd,
             euid_root: rustix::process::geteuid().is_root(),
+            limits,
+            bytes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
         })
+    }
+
+    /// Uncompressed bytes still allowed.
+    fn bytes_left(&self) -> u64 {
+        self.limits
+            .max_bytes
+            .saturating_sub(self.bytes.load(Ordering::Relaxed))
     }
 
     /// Apply one (decompressed) layer tar stream. `layer` names it in errors.
     pub fn apply(&self, tar_stream: impl Read, layer: &str) -> Result<()> {
-        let mut archive = tar::Archive::new(tar_stream);
-        let mut touched: HashSet<String> = HashSet::new();
+        let gauge = Gauge {
+            total: Cell::new(self.bytes.load(Ordering::Relaxed)),
+            metadata_from: Cell::new(None),
+            limits: self.limits,
+        };
+        let r = self.apply_metered(tar_stream, layer, &gauge);
+        self.bytes.store(gauge.total.get(), Ordering::Relaxed);
+        r
+    }
+
+    fn apply_metered(&self, tar_stream: impl Read, layer: &str, gauge: &Gauge) -> Result<()> {
+        let mut archive = tar::Archive::new(Metered {
+            inner: tar_stream,
+            gauge,
+        });
+        let mut touched: HashSet<Vec<u8>> = HashSet::new();
         let mut dir_times: Vec<DirTime> = Vec::new();
         // Large writes: std's io::copy uses 8 KiB.
         let mut buf = vec![0u8; 256 << 10];
-        let entries = archive
+        let mut entries = archive
             .entries()
             .map_err(|e| Error::from(e).wrap(format!("layer {layer}")))?;
-        for entry in entries {
+        loop {
+            // Between entries the crate reads headers and extension records
+            // into memory: bound that run.
+            gauge.metadata_from.set(Some(gauge.total.get()));
+            let next = entries.next();
+            gauge.metadata_from.set(None);
+            let Some(entry) = next else { break };
             let mut entry =
                 entry.map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
-            let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let raw_name = entry.path_bytes().into_owned();
             self.entry(
                 &mut entry,
                 &raw_name,
+                gauge,
                 &mut touched,
                 &mut dir_times,
                 &mut buf,
             )
-            .map_err(|e| e.wrap(format!("layer {layer}: entry {raw_name:?}")))?;
+            .map_err(|e| e.wrap(format!("layer {layer}: entry \"{}\"", show(&raw_name))))?;
+            // Data the entry did not use is read now, counted as data.
+            io::copy(&mut entry, &mut io::sink())
+                .map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
         }
         // Directory times last: creating children changed them.
         for d in dir_times.iter().rev() {
@@ -235,15 +481,67 @@ impl Extractor {
         Ok(())
     }
 
+    /// Refuse an entry over the limits before anything of it is written.
+    fn check_limits<R: Read>(
+        &self,
+        entry: &tar::Entry<R>,
+        raw_name: &[u8],
+        depth: usize,
+        gauge: &Gauge,
+    ) -> Result<()> {
+        let l = &self.limits;
+        let n = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+        if n > l.max_entries {
+            crate::bail!(
+                "the image's layers hold more than {} entries (the limit)",
+                l.max_entries
+            );
+        }
+        if raw_name.len() > l.max_path {
+            crate::bail!(
+                "name of {} bytes is longer than the limit of {}",
+                raw_name.len(),
+                l.max_path
+            );
+        }
+        if depth > l.max_depth {
+            crate::bail!(
+                "name of {depth} components is deeper than the limit of {}",
+                l.max_depth
+            );
+        }
+        if let Some(link) = entry.link_name_bytes() {
+            if link.len() > l.max_link {
+                crate::bail!(
+                    "link target of {} bytes is longer than the limit of {}",
+                    link.len(),
+                    l.max_link
+                );
+            }
+        }
+        let left = l.max_bytes.saturating_sub(gauge.total.get());
+        if entry.size() > left {
+            crate::bail!(
+                "{} bytes of content would take the image's layers over {} uncompressed \
+                 bytes (the limit)",
+                entry.size(),
+                l.max_bytes
+            );
+        }
+        Ok(())
+    }
+
     fn entry<R: Read>(
         &self,
         entry: &mut tar::Entry<R>,
-        raw_name: &str,
-        touched: &mut HashSet<String>,
+        raw_name: &[u8],
+        gauge: &Gauge,
+        touched: &mut HashSet<Vec<u8>>,
         dir_times: &mut Vec<DirTime>,
         buf: &mut [u8],
     ) -> Result<()> {
         let comps = clean_path(raw_name).map_err(Error::new)?;
+        self.check_limits(entry, raw_name, comps.len(), gauge)?;
         let hdr = entry.header().clone();
         let kind = hdr.entry_type();
         if matches!(
@@ -259,23 +557,18 @@ impl Extractor {
             // The root itself ("./"): keep the target's own metadata.
             return Ok(());
         }
-        let path = comps.join("/");
+        let path = comps.join(&b'/');
         let (parent, base) = split(&path);
         let root = self.root.as_fd();
 
         match whiteout(base) {
             Whiteout::Opaque => {
-                let pfd = match open_dir(root, parent) {
-                    Ok(fd) => fd,
-                    Err(Errno::NOENT) => return Ok(()),
-                    Err(e) => return Err(Error::from(e).wrap("open parent directory")),
-                };
                 return self
-                    .prune(pfd.as_fd(), parent, touched)
+                    .prune(parent, touched)
                     .map_err(|e| Error::from(e).wrap("opaque whiteout"));
             }
             Whiteout::Remove(name) => {
-                if name.is_empty() || name == "." || name == ".." {
+                if name.is_empty() || name == b"." || name == b".." {
                     return Err(Error::new("invalid whiteout name"));
                 }
                 let pfd = match open_dir(root, parent) {
@@ -296,24 +589,39 @@ impl Extractor {
         let pfd = pfd.as_fd();
         // The entry and its ancestors now belong to this layer: an opaque
         // whiteout later in the layer must keep them.
-        let mut prefix = path.as_str();
-        while touched.insert(prefix.to_string()) {
-            match prefix.rfind('/') {
+        let mut prefix: &[u8] = &path;
+        while touched.insert(prefix.to_vec()) {
+            match prefix.iter().rposition(|b| *b == b'/') {
                 Some(i) => prefix = &prefix[..i],
                 None => break,
             }
         }
         let mode = Mode::from_raw_mode(hdr.mode().map_err(Error::from)? & 0o7777);
-        let mut uid = hdr.uid().unwrap_or(0) as u32;
-        let mut gid = hdr.gid().unwrap_or(0) as u32;
-        // PAX records carry ids too large for the header.
+        // The crate has applied PAX uid/gid records it could parse; one it
+        // could not is an error here, not a silent fall back to the header.
+        let mut uid = id_value("uid", &hdr.as_old().uid, hdr.uid())?;
+        let mut gid = id_value("gid", &hdr.as_old().gid, hdr.gid())?;
         if let Ok(Some(exts)) = entry.pax_extensions() {
-            for ext in exts.flatten() {
-                let value = ext.value().ok().and_then(|v| v.parse::<u32>().ok());
-                match (ext.key(), value) {
-                    (Ok("uid"), Some(v)) => uid = v,
-                    (Ok("gid"), Some(v)) => gid = v,
-                    _ => {}
+            for ext in exts {
+                let ext = ext.map_err(|e| Error::from(e).wrap("PAX record"))?;
+                let key = ext.key_bytes();
+                if key != b"uid" && key != b"gid" {
+                    continue;
+                }
+                let value = std::str::from_utf8(ext.value_bytes())
+                    .ok()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .ok_or_else(|| {
+                        Error::new(format!(
+                            "PAX {} \"{}\" is not a valid id",
+                            show(key),
+                            show(ext.value_bytes())
+                        ))
+                    })?;
+                if key == b"uid" {
+                    uid = value;
+                } else {
+                    gid = value;
                 }
             }
         }
@@ -321,9 +629,7 @@ impl Extractor {
         let existing = lstat(pfd, base)?;
         if kind == tar::EntryType::Link {
             // A link to itself: nothing to do (and removing it first would lose it).
-            let target = entry
-                .link_name_bytes()
-                .map(|t| String::from_utf8_lossy(&t).into_owned());
+            let target = entry.link_name_bytes();
             if target.as_deref().map(clean_path) == Some(Ok(comps.clone())) {
                 return Ok(());
             }
@@ -338,12 +644,7 @@ impl Extractor {
                 }
                 None => rfs::mkdirat(pfd, base, Mode::from_raw_mode(0o700))?,
             }
-            let fd = rfs::openat(
-                pfd,
-                base,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
+            let fd = open_subdir(pfd, base)?;
             self.own(&fd, uid, gid)?;
             rfs::fchmod(&fd, mode)?;
             self.xattrs(&fd, entry)?;
@@ -392,8 +693,7 @@ impl Extractor {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| Error::new("symlink without a target"))?;
-                let target = String::from_utf8_lossy(&target).into_owned();
-                rfs::symlinkat(target.as_str(), pfd, base)?;
+                rfs::symlinkat(&target[..], pfd, base)?;
                 if self.euid_root {
                     rfs::chownat(
                         pfd,
@@ -409,20 +709,20 @@ impl Extractor {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| Error::new("hardlink without a target"))?;
-                let target = String::from_utf8_lossy(&target).into_owned();
+                let shown = show(&target);
                 let tcomps = clean_path(&target)
-                    .map_err(|why| Error::new(format!("hardlink target {target:?}: {why}")))?;
+                    .map_err(|why| Error::new(format!("hardlink target \"{shown}\": {why}")))?;
                 if tcomps.is_empty() {
                     return Err(Error::new(format!(
-                        "hardlink target {target:?}: is the root"
+                        "hardlink target \"{shown}\": is the root"
                     )));
                 }
-                let tpath = tcomps.join("/");
+                let tpath = tcomps.join(&b'/');
                 let (tparent, tbase) = split(&tpath);
                 let tfd = open_dir(root, tparent)
-                    .map_err(|e| Error::from(e).wrap(format!("hardlink target {target:?}")))?;
+                    .map_err(|e| Error::from(e).wrap(format!("hardlink target \"{shown}\"")))?;
                 rfs::linkat(&tfd, tbase, pfd, base, AtFlags::empty())
-                    .map_err(|e| Error::from(e).wrap(format!("hardlink to {target:?}")))?;
+                    .map_err(|e| Error::from(e).wrap(format!("hardlink to \"{shown}\"")))?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let (ft, dev) = if kind == tar::EntryType::Fifo {
@@ -466,28 +766,24 @@ impl Extractor {
     /// Open `parent` in the root, creating missing directories one at a time.
     /// A dangling symlink on the way is followed inside the root and its
     /// target created (`evil -> /etc` makes `<root>/etc`).
-    fn make_parents(&self, parent: &str) -> Result<OwnedFd> {
+    fn make_parents(&self, parent: &[u8]) -> Result<OwnedFd> {
         self.make_dirs(parent, 0)
     }
 
-    fn make_dirs(&self, path: &str, depth: u32) -> Result<OwnedFd> {
+    fn make_dirs(&self, path: &[u8], depth: u32) -> Result<OwnedFd> {
         let root = self.root.as_fd();
         if depth > 40 {
-            return Err(Error::new(format!(
-                "{path:?}: too many levels of symbolic links"
-            )));
+            crate::bail!("\"{}\": too many levels of symbolic links", show(path));
         }
         match open_dir(root, path) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
-            Err(Errno::NOTDIR) => {
-                return Err(Error::new(format!("parent {path:?} is not a directory")))
-            }
-            Err(e) => return Err(Error::from(e).wrap(format!("open parent {path:?}"))),
+            Err(Errno::NOTDIR) => crate::bail!("parent \"{}\" is not a directory", show(path)),
+            Err(e) => return Err(Error::from(e).wrap(format!("open parent \"{}\"", show(path)))),
         }
-        let mut fd = open_dir(root, "")?;
-        let mut cur = String::new();
-        for comp in path.split('/') {
+        let mut fd = open_dir(root, b"")?;
+        let mut cur = Vec::new();
+        for comp in path.split(|b| *b == b'/') {
             let next = join(&cur, comp);
             fd = match open_dir(root, &next) {
                 Ok(f) => f,
@@ -497,53 +793,53 @@ impl Extractor {
                         Err(Errno::EXIST) => {
                             // A dangling symlink: create its target, inside the root.
                             let target = rfs::readlinkat(&fd, comp, Vec::new()).map_err(|e| {
-                                Error::from(e).wrap(format!("read symlink {next:?}"))
+                                Error::from(e).wrap(format!("read symlink \"{}\"", show(&next)))
                             })?;
-                            let target = target.to_string_lossy().into_owned();
-                            let joined = if target.starts_with('/') {
-                                target
+                            let target = target.as_bytes();
+                            let joined = if target.starts_with(b"/") {
+                                target.to_vec()
                             } else {
-                                format!("{cur}/{target}")
+                                [&cur[..], b"/", target].concat()
                             };
                             self.make_dirs(&clean_clamped(&joined), depth + 1)?;
                         }
                         Err(e) => {
-                            return Err(Error::from(e).wrap(format!("create directory {next:?}")))
+                            return Err(Error::from(e)
+                                .wrap(format!("create directory \"{}\"", show(&next))))
                         }
                     }
                     open_dir(root, &next)
-                        .map_err(|e| Error::from(e).wrap(format!("open {next:?}")))?
+                        .map_err(|e| Error::from(e).wrap(format!("open \"{}\"", show(&next))))?
                 }
                 Err(Errno::NOTDIR) => {
-                    return Err(Error::new(format!("parent {next:?} is not a directory")))
+                    crate::bail!("parent \"{}\" is not a directory", show(&next))
                 }
-                Err(e) => return Err(Error::from(e).wrap(format!("open {next:?}"))),
+                Err(e) => return Err(Error::from(e).wrap(format!("open \"{}\"", show(&next)))),
             };
             cur = next;
         }
         Ok(fd)
     }
 
-    /// Opaque whiteout: remove what lower layers put in `dir`, keeping what
-    /// this layer already wrote.
-    fn prune(
-        &self,
-        dir: BorrowedFd,
-        dir_path: &str,
-        touched: &HashSet<String>,
-    ) -> rustix::io::Result<()> {
-        for child in children(dir)? {
-            let p = join(dir_path, &child);
-            if !touched.contains(&p) {
-                remove_all(dir, &child)?;
-            } else if lstat(dir, &child)?.is_some_and(|s| is_dir(&s)) {
-                let sub = rfs::openat(
-                    dir,
-                    child.as_str(),
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                self.prune(sub.as_fd(), &p, touched)?;
+    /// Opaque whiteout: remove what lower layers put in `dir_path`, keeping
+    /// what this layer already wrote. Walks with an explicit stack of paths
+    /// (each at most as long as an entry's name), not by recursion.
+    fn prune(&self, dir_path: &[u8], touched: &HashSet<Vec<u8>>) -> rustix::io::Result<()> {
+        let root = self.root.as_fd();
+        let mut stack = vec![dir_path.to_vec()];
+        while let Some(path) = stack.pop() {
+            let dir = match open_dir(root, &path) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) | Err(Errno::NOTDIR) => continue,
+                Err(e) => return Err(e),
+            };
+            for child in children(dir.as_fd())? {
+                let p = join(&path, &child);
+                if !touched.contains(&p) {
+                    remove_all(dir.as_fd(), &child)?;
+                } else if lstat(dir.as_fd(), &child)?.is_some_and(|s| is_dir(&s)) {
+                    stack.push(p);
+                }
             }
         }
         Ok(())
@@ -602,24 +898,29 @@ fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<()> {
     }
 }
 
-fn split(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
+fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|b| *b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("", path),
+        None => (b"", path),
     }
 }
 
-fn join(a: &str, b: &str) -> String {
+fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
     if a.is_empty() {
-        b.to_string()
+        b.to_vec()
     } else {
-        format!("{a}/{b}")
+        [a, b"/", b].concat()
     }
 }
 
 /// A rootfs built in a temporary sibling directory and moved into place by
 /// [`Rootfs::finish`]; dropped unfinished, the temporary tree is removed.
+///
+/// The tree is built inside a private (0700) staging directory: until it
+/// is finished, its setuid files, file capabilities and device nodes are
+/// out of other host users' reach.
 pub struct Rootfs {
+    staging: PathBuf,
     tmp: PathBuf,
     dest: PathBuf,
     extractor: Option<Extractor>,
@@ -628,30 +929,41 @@ pub struct Rootfs {
 impl Rootfs {
     /// `dest` must not exist or be an empty directory.
     pub fn create(dest: &Path) -> Result<Rootfs> {
+        Self::with_limits(dest, Limits::default())
+    }
+
+    /// [`Rootfs::create`], bounded by `limits` instead of the defaults.
+    /// A parent directory that must be made is made 0700.
+    pub fn with_limits(dest: &Path, limits: Limits) -> Result<Rootfs> {
         check_empty_target(dest)?;
         let parent = dest
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::from(e).wrap(format!("create {}", parent.display())))?;
+        create_private_dirs(parent)?;
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rootfs".into());
         let prefix = format!(".{name}.partial-");
         remove_abandoned(parent, &prefix);
-        let tmp = parent.join(format!("{prefix}{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp)
-            .map_err(|e| Error::from(e).wrap(format!("create {}", tmp.display())))?;
+        let staging = parent.join(format!("{prefix}{}", std::process::id()));
+        let _ = remove_tree(&staging);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(|e| Error::from(e).wrap(format!("create {}", staging.display())))?;
+        let tmp = staging.join("rootfs");
         let mut r = Rootfs {
+            staging,
             tmp: tmp.clone(),
             dest: dest.to_path_buf(),
             extractor: None,
         };
+        std::fs::create_dir(&tmp)
+            .map_err(|e| Error::from(e).wrap(format!("create {}", tmp.display())))?;
         rfs::chmod(&tmp, Mode::from_raw_mode(0o755))?;
-        r.extractor = Some(Extractor::new(&tmp)?);
+        r.extractor = Some(Extractor::with_limits(&tmp, limits)?);
         Ok(r)
     }
 
@@ -660,11 +972,12 @@ impl Rootfs {
         &self.tmp
     }
 
+    fn extractor(&self) -> &Extractor {
+        self.extractor.as_ref().expect("extractor")
+    }
+
     pub fn apply(&self, tar_stream: impl Read, layer: &str) -> Result<()> {
-        self.extractor
-            .as_ref()
-            .expect("extractor")
-            .apply(tar_stream, layer)
+        self.extractor().apply(tar_stream, layer)
     }
 
     /// [`Rootfs::apply`], checking that the uncompressed layer is the one
@@ -680,9 +993,22 @@ impl Rootfs {
         };
         let mut hashed = crate::image::digest::HashingReader::new(tar_stream, want.algorithm());
         self.apply(&mut hashed, layer)?;
-        // The tar ends before its stream may (end-of-archive padding).
-        std::io::copy(&mut hashed, &mut std::io::sink())
+        // The tar ends before its stream may (end-of-archive padding); what
+        // follows counts against the same limit, or a bomb appended after
+        // the end of the archive would be hashed without end.
+        let left = self.extractor().bytes_left();
+        let trailing = std::io::copy(&mut (&mut hashed).take(left + 1), &mut std::io::sink())
             .map_err(|e| Error::from(e).wrap(format!("layer {layer}: read")))?;
+        if trailing > left {
+            crate::bail!(
+                "layer {layer}: the image's layers hold more than {} uncompressed bytes \
+                 (the limit)",
+                self.extractor().limits.max_bytes
+            );
+        }
+        self.extractor()
+            .bytes
+            .fetch_add(trailing, Ordering::Relaxed);
         let got = hashed.finish();
         if &got != want {
             crate::bail!(
@@ -701,6 +1027,7 @@ impl Rootfs {
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| {
             Error::from(e).wrap(format!("move rootfs into {}", self.dest.display()))
         })?;
+        let _ = std::fs::remove_dir(&self.staging);
         self.tmp = PathBuf::new();
         Ok(())
     }
@@ -710,9 +1037,18 @@ impl Drop for Rootfs {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
             self.extractor = None;
-            let _ = std::fs::remove_dir_all(&self.tmp);
+            let _ = remove_tree(&self.staging);
         }
     }
+}
+
+/// `create_dir_all`, with the directories it makes private (0700).
+pub fn create_private_dirs(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::from(e).wrap(format!("create {}", dir.display())))
 }
 
 /// Remove the temporary trees of pulls that were killed before they could
@@ -731,7 +1067,7 @@ fn remove_abandoned(parent: &Path, prefix: &str) {
             continue;
         };
         if pid != std::process::id() as i32 && !crate::sys::process::alive(pid) {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = remove_tree(&entry.path());
         }
     }
 }
@@ -811,20 +1147,23 @@ mod tests {
 
     #[test]
     fn cleans_paths() {
-        assert_eq!(clean_path("./a//b/./c/").unwrap(), ["a", "b", "c"]);
-        assert_eq!(clean_path("/etc/passwd").unwrap(), ["etc", "passwd"]);
-        assert_eq!(clean_path("a/../b").unwrap(), ["b"]);
-        assert!(clean_path("./").unwrap().is_empty());
-        assert!(clean_path("../x").is_err());
-        assert!(clean_path("a/../../x").is_err());
-        assert!(clean_path("/..").is_err());
+        assert_eq!(clean_path(b"./a//b/./c/").unwrap(), [b"a", b"b", b"c"]);
+        assert_eq!(
+            clean_path(b"/etc/passwd").unwrap(),
+            [&b"etc"[..], b"passwd"]
+        );
+        assert_eq!(clean_path(b"a/../b").unwrap(), [b"b"]);
+        assert!(clean_path(b"./").unwrap().is_empty());
+        assert!(clean_path(b"../x").is_err());
+        assert!(clean_path(b"a/../../x").is_err());
+        assert!(clean_path(b"/..").is_err());
     }
 
     #[test]
     fn whiteout_names() {
-        assert_eq!(whiteout(".wh..wh..opq"), Whiteout::Opaque);
-        assert_eq!(whiteout(".wh.foo"), Whiteout::Remove("foo"));
-        assert_eq!(whiteout("foo.wh."), Whiteout::None);
+        assert_eq!(whiteout(b".wh..wh..opq"), Whiteout::Opaque);
+        assert_eq!(whiteout(b".wh.foo"), Whiteout::Remove(b"foo"));
+        assert_eq!(whiteout(b"foo.wh."), Whiteout::None);
     }
 
     fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
@@ -946,5 +1285,383 @@ mod tests {
             .unwrap_err();
         assert!(e.message().contains("climbs out"), "{}", e.message());
         std::fs::remove_dir_all(&base).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    struct Tmp(PathBuf);
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p = std::env::temp_dir().join(format!("skiff-{tag}-{}", std::process::id()));
+            let _ = remove_tree(&p);
+            std::fs::create_dir_all(p.join("root")).unwrap();
+            Tmp(p)
+        }
+        fn root(&self) -> PathBuf {
+            self.0.join("root")
+        }
+    }
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = remove_tree(&self.0);
+        }
+    }
+
+    /// One ustar header, its name and link name written raw.
+    fn header(name: &[u8], kind: tar::EntryType, size: u64, link: &[u8]) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000);
+        h.set_size(size);
+        let old = h.as_old_mut();
+        old.name.fill(0);
+        old.name[..name.len()].copy_from_slice(name);
+        old.linkname.fill(0);
+        old.linkname[..link.len()].copy_from_slice(link);
+        h.set_cksum();
+        h
+    }
+
+    fn tar_with(entries: &[(tar::Header, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (h, data) in entries {
+            b.append(h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn non_utf8_names_and_targets_are_kept_byte_for_byte() {
+        use tar::EntryType::*;
+        let t = Tmp::new("bytes");
+        let x = Extractor::new(&t.root()).unwrap();
+        let layer = tar_with(&[
+            (header(b"a\xff", Regular, 1, b""), b"1"),
+            (header(b"a\xfe", Regular, 1, b""), b"2"),
+            (header(b"l\xff", Symlink, 0, b"t\xfe\xff"), b""),
+            (header(b"d\xc3/f", Regular, 1, b""), b"3"),
+        ]);
+        x.apply(&layer[..], "l").unwrap();
+        let root = t.root();
+        let p = |b: &[u8]| root.join(std::ffi::OsStr::from_bytes(b));
+        assert_eq!(std::fs::read(p(b"a\xff")).unwrap(), b"1");
+        assert_eq!(std::fs::read(p(b"a\xfe")).unwrap(), b"2", "no collision");
+        assert_eq!(
+            std::fs::read_link(p(b"l\xff"))
+                .unwrap()
+                .as_os_str()
+                .as_bytes(),
+            b"t\xfe\xff"
+        );
+        assert_eq!(std::fs::read(p(b"d\xc3/f")).unwrap(), b"3");
+        // A whiteout of a non-UTF-8 name removes that name only.
+        x.apply(
+            &tar_with(&[(header(b".wh.a\xff", Regular, 0, b""), b"")])[..],
+            "w",
+        )
+        .unwrap();
+        assert!(!p(b"a\xff").exists());
+        assert!(p(b"a\xfe").exists());
+    }
+
+    #[test]
+    fn bad_ids_are_errors_not_root() {
+        use tar::EntryType::*;
+        let t = Tmp::new("ids");
+        let x = Extractor::new(&t.root()).unwrap();
+        let mut garbage = header(b"f", Regular, 0, b"");
+        garbage.as_old_mut().uid = *b"zz12345\0";
+        garbage.set_cksum();
+        let e = x.apply(&tar_with(&[(garbage, b"")])[..], "l").unwrap_err();
+        assert!(e.message().contains("uid field \"zz12345\""), "{e}");
+        let mut huge = header(b"g", Regular, 0, b"");
+        huge.set_gid(1 << 40);
+        huge.set_cksum();
+        let e = x.apply(&tar_with(&[(huge, b"")])[..], "l").unwrap_err();
+        assert!(
+            e.message().contains("gid 1099511627776 is out of range"),
+            "{e}"
+        );
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("uid", &b"-1"[..])]).unwrap();
+        b.append(&header(b"p", Regular, 0, b""), &b""[..]).unwrap();
+        let e = x.apply(&b.into_inner().unwrap()[..], "l").unwrap_err();
+        assert!(
+            e.message().contains("PAX uid \"-1\" is not a valid id"),
+            "{e}"
+        );
+        // An empty field is 0, as other unpackers read it.
+        let mut empty = header(b"e", Regular, 0, b"");
+        empty.as_old_mut().uid = [0; 8];
+        empty.set_cksum();
+        x.apply(&tar_with(&[(empty, b"")])[..], "l").unwrap();
+    }
+
+    #[test]
+    fn names_links_and_depth_are_bounded() {
+        use tar::EntryType::*;
+        let t = Tmp::new("names");
+        let small = Limits {
+            max_path: 20,
+            max_link: 10,
+            max_depth: 4,
+            ..limits()
+        };
+        let x = Extractor::with_limits(&t.root(), small).unwrap();
+        let long = vec![b'n'; 21];
+        let e = x
+            .apply(&tar_with(&[(header(&long, Regular, 0, b""), b"")])[..], "l")
+            .unwrap_err();
+        assert!(e.message().contains("name of 21 bytes"), "{e}");
+        let e = x
+            .apply(
+                &tar_with(&[(header(b"s", Symlink, 0, b"0123456789a"), b"")])[..],
+                "l",
+            )
+            .unwrap_err();
+        assert!(e.message().contains("link target of 11 bytes"), "{e}");
+        let e = x
+            .apply(
+                &tar_with(&[(header(b"a/b/c/d/e", Regular, 0, b""), b"")])[..],
+                "l",
+            )
+            .unwrap_err();
+        assert!(e.message().contains("name of 5 components"), "{e}");
+        x.apply(
+            &tar_with(&[(header(b"a/b/c/d", Regular, 0, b""), b"")])[..],
+            "l",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn entries_are_counted_across_layers() {
+        use tar::EntryType::*;
+        let t = Tmp::new("count");
+        let x = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_entries: 3,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let two = tar_with(&[
+            (header(b"a", Regular, 0, b""), b""),
+            (header(b"b", Regular, 0, b""), b""),
+        ]);
+        x.apply(&two[..], "one").unwrap();
+        let e = x.apply(&two[..], "two").unwrap_err();
+        assert!(e.message().contains("more than 3 entries"), "{e}");
+    }
+
+    /// An endless source of one byte, counting what was taken from it.
+    struct Endless<'a>(u8, &'a Cell<u64>);
+    impl Read for Endless<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            buf.fill(self.0);
+            self.1.set(self.1.get() + buf.len() as u64);
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn a_huge_pax_header_fails_after_reading_a_bounded_amount() {
+        let t = Tmp::new("pax");
+        let x = Extractor::new(&t.root()).unwrap();
+        let mut h = header(b"pax", tar::EntryType::XHeader, 1 << 30, b"");
+        h.set_cksum();
+        let taken = Cell::new(0);
+        let stream = io::Cursor::new(h.as_bytes().to_vec()).chain(Endless(b'a', &taken));
+        let e = x.apply(stream, "l").unwrap_err();
+        assert!(e.message().contains("PAX/GNU extension records"), "{e}");
+        assert!(taken.get() < 4 << 20, "read {} bytes", taken.get());
+        // The same for a GNU long name.
+        let mut h = header(b"././@LongLink", tar::EntryType::GNULongName, 1 << 30, b"");
+        h.set_cksum();
+        let taken = Cell::new(0);
+        let stream = io::Cursor::new(h.as_bytes().to_vec()).chain(Endless(b'a', &taken));
+        let e = x.apply(stream, "l").unwrap_err();
+        assert!(e.message().contains("PAX/GNU extension records"), "{e}");
+        assert!(taken.get() < 4 << 20, "read {} bytes", taken.get());
+    }
+
+    #[test]
+    fn a_gzip_bomb_fails_fast() {
+        use std::io::Write;
+        let t = Tmp::new("bomb");
+        // 1 TiB of zeros claimed by the header, a few KiB compressed:
+        // refused on the header, before any of it is written.
+        let x = Extractor::new(&t.root()).unwrap();
+        let h = header(b"big", tar::EntryType::Regular, 1 << 40, b"");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(h.as_bytes()).unwrap();
+        gz.write_all(&vec![0u8; 8 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 64 << 10);
+        let started = std::time::Instant::now();
+        let reader = decompressor(&bomb[..], Compression::Gzip).unwrap();
+        let e = x.apply(reader, "l").unwrap_err();
+        assert!(
+            e.message().contains("uncompressed bytes (the limit)"),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(!t.root().join("big").exists(), "nothing written");
+        // Many entries that are each small, with a small limit: the total
+        // is what counts.
+        let y = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..8 {
+            let name = format!("f{i}");
+            let h = header(name.as_bytes(), tar::EntryType::Regular, 256 << 10, b"");
+            b.append(&h, &vec![0u8; 256 << 10][..]).unwrap();
+        }
+        let layer = b.into_inner().unwrap();
+        let e = y.apply(&layer[..], "l").unwrap_err();
+        assert!(
+            e.message().contains("over 1048576 uncompressed bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn trailing_data_after_the_archive_counts_too() {
+        let t = Tmp::new("trailing");
+        let r = Rootfs::with_limits(
+            &t.0.join("rootfs"),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let mut layer = tar_with(&[(header(b"f", tar::EntryType::Regular, 1, b""), b"x")]);
+        let want = Digest::of(&layer);
+        let taken = Cell::new(0);
+        let stream = io::Cursor::new(std::mem::take(&mut layer)).chain(Endless(1, &taken));
+        let e = r.apply_verified(stream, "l", Some(&want)).unwrap_err();
+        assert!(
+            e.message().contains("uncompressed bytes (the limit)"),
+            "{e}"
+        );
+        assert!(taken.get() < 4 << 20);
+    }
+
+    /// Run by [`deep_trees_are_removed_without_a_descriptor_per_level`]
+    /// under a small RLIMIT_NOFILE: remove the tree it names.
+    #[test]
+    #[ignore = "run by deep_trees_are_removed_without_a_descriptor_per_level"]
+    fn remove_named_tree() {
+        if let Some(p) = std::env::var_os("SKIFF_REMOVE_TREE") {
+            remove_tree(Path::new(&p)).unwrap();
+        }
+    }
+
+    #[test]
+    fn deep_trees_are_removed_without_a_descriptor_per_level() {
+        let t = Tmp::new("deep");
+        // Deeper than PATH_MAX allows in one path, and far deeper than the
+        // descriptors the removal may hold (below).
+        let mut fd = rfs::open(t.root(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        for _ in 0..3000 {
+            rfs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            let f = rfs::openat(
+                &fd,
+                "f",
+                OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .unwrap();
+            drop(f);
+            fd = rfs::openat(&fd, "d", OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        }
+        drop(fd);
+        // In a process of this test binary that may open 64 files.
+        let out = std::process::Command::new("prlimit")
+            .arg("--nofile=64")
+            .arg("--")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "image::unpack::hostile_tests::remove_named_tree",
+                "--exact",
+                "--ignored",
+            ])
+            .env("SKIFF_REMOVE_TREE", t.root())
+            .output()
+            .expect("run prlimit (util-linux)");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!t.root().exists());
+    }
+
+    #[test]
+    fn an_opaque_whiteout_over_a_deep_tree_prunes_it() {
+        use tar::EntryType::*;
+        let t = Tmp::new("prune");
+        let x = Extractor::new(&t.root()).unwrap();
+        let deep = "d/".repeat(300);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(Regular);
+        h.set_mode(0o644);
+        h.set_size(0);
+        // A GNU long name: deeper than a ustar header holds.
+        b.append_data(&mut h, format!("top/{deep}f"), &b""[..])
+            .unwrap();
+        b.append(&header(b"top/keep/k", Regular, 0, b""), &b""[..])
+            .unwrap();
+        x.apply(&b.into_inner().unwrap()[..], "one").unwrap();
+        assert!(t.root().join(format!("top/{deep}f")).exists());
+        x.apply(
+            &tar_with(&[
+                (header(b"top/keep/new", Regular, 0, b""), b""),
+                (header(b"top/.wh..wh..opq", Regular, 0, b""), b""),
+            ])[..],
+            "two",
+        )
+        .unwrap();
+        assert!(!t.root().join("top/d").exists());
+        assert!(!t.root().join("top/keep/k").exists());
+        assert!(t.root().join("top/keep/new").exists());
+    }
+
+    #[test]
+    fn a_rootfs_is_built_where_other_users_cannot_reach_it() {
+        let t = Tmp::new("private");
+        let r = Rootfs::create(&t.0.join("new/rootfs")).unwrap();
+        let above = r.path().parent().unwrap();
+        assert_eq!(std::fs::metadata(above).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(t.0.join("new")).unwrap().mode() & 0o777,
+            0o700,
+            "a parent made for the rootfs is private"
+        );
+        r.finish().unwrap();
+        assert!(t.0.join("new/rootfs").is_dir());
+        let left: Vec<_> = std::fs::read_dir(t.0.join("new")).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the rootfs is left");
     }
 }

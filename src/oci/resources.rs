@@ -227,7 +227,123 @@ pub fn parse(r: &Node) -> Result<Resources> {
     if let Some(u) = r.get("unified")? {
         res.unified = u.string_map()?;
     }
+    if let Some((keys, why)) = res.impossible() {
+        let mut node = r.need(keys[0])?;
+        for k in &keys[1..] {
+            node = node.need(k)?;
+        }
+        return Err(node.invalid(why));
+    }
     Ok(res)
+}
+
+/// The kernel's bounds on the CFS period and the smallest quota (1 ms).
+const CFS_PERIOD_US: std::ops::RangeInclusive<u64> = 1000..=1_000_000;
+const CFS_MIN_QUOTA_US: i64 = 1000;
+
+impl Resources {
+    /// Refuse values no kernel takes, or that would silently become other
+    /// values (a negative limit read as "no limit", memory+swap below
+    /// memory clamped to no swap): an error naming the field, under `at`
+    /// (e.g. `linux.resources`; "" for the fields alone).
+    pub fn validate(&self, at: &str) -> Result<()> {
+        match self.impossible() {
+            None => Ok(()),
+            Some((keys, why)) => {
+                let field = keys.join(".");
+                Err(crate::error::Error::of(
+                    crate::error::Kind::InvalidArgument,
+                    if at.is_empty() {
+                        format!("{field}: {why}")
+                    } else {
+                        format!("{at}.{field}: {why}")
+                    },
+                ))
+            }
+        }
+    }
+
+    /// The first impossible value: its JSON keys and why.
+    fn impossible(&self) -> Option<(Vec<&'static str>, String)> {
+        let m = &self.memory;
+        let c = &self.cpu;
+        let neg = |v: Option<i64>| v.filter(|v| *v < -1);
+        let negative = |v: i64| format!("{v} is negative (only -1, no limit, is allowed)");
+        for (key, v) in [
+            ("limit", m.limit),
+            ("reservation", m.reservation),
+            ("swap", m.swap),
+        ] {
+            if let Some(v) = neg(v) {
+                return Some((vec!["memory", key], negative(v)));
+            }
+        }
+        if let (Some(limit), Some(swap)) = (m.limit, m.swap) {
+            if limit > 0 && swap > 0 && swap < limit {
+                return Some((
+                    vec!["memory", "swap"],
+                    format!("memory+swap ({swap}) is less than memory.limit ({limit})"),
+                ));
+            }
+            if limit == -1 && swap > 0 {
+                return Some((
+                    vec!["memory", "swap"],
+                    format!("memory+swap ({swap}) is limited but memory.limit is not (-1)"),
+                ));
+            }
+        }
+        if let Some(q) = neg(c.quota) {
+            return Some((vec!["cpu", "quota"], negative(q)));
+        }
+        if let Some(q) = c.quota.filter(|q| (1..CFS_MIN_QUOTA_US).contains(q)) {
+            return Some((
+                vec!["cpu", "quota"],
+                format!("{q} is below the kernel's minimum of {CFS_MIN_QUOTA_US} (1 ms)"),
+            ));
+        }
+        if let Some(p) = c.period.filter(|p| *p != 0 && !CFS_PERIOD_US.contains(p)) {
+            return Some((
+                vec!["cpu", "period"],
+                format!(
+                    "{p} is not between {} and {} (microseconds)",
+                    CFS_PERIOD_US.start(),
+                    CFS_PERIOD_US.end()
+                ),
+            ));
+        }
+        if let Some(r) = neg(c.realtime_runtime) {
+            return Some((vec!["cpu", "realtimeRuntime"], negative(r)));
+        }
+        if let (Some(r), Some(p)) = (c.realtime_runtime, c.realtime_period) {
+            if r > 0 && p > 0 && r as u64 > p {
+                return Some((
+                    vec!["cpu", "realtimeRuntime"],
+                    format!("{r} is more than realtimePeriod ({p})"),
+                ));
+            }
+        }
+        let b = &self.block_io;
+        for (key, list) in [
+            ("throttleReadBpsDevice", &b.throttle_read_bps),
+            ("throttleWriteBpsDevice", &b.throttle_write_bps),
+            ("throttleReadIOPSDevice", &b.throttle_read_iops),
+            ("throttleWriteIOPSDevice", &b.throttle_write_iops),
+        ] {
+            if let Some(t) = list.iter().find(|t| t.major < 0 || t.minor < 0) {
+                return Some((
+                    vec!["blockIO", key],
+                    format!("device {}:{} is not a device number", t.major, t.minor),
+                ));
+            }
+        }
+        if let Some(d) = b.weight_device.iter().find(|d| d.0 < 0 || d.1 < 0) {
+            return Some((
+                vec!["blockIO", "weightDevice"],
+                format!("device {}:{} is not a device number", d.0, d.1),
+            ));
+        }
+        None
+    }
 }
 
 /// The rules every container gets after the config's own (runc's list):
@@ -281,6 +397,94 @@ mod tests {
                 .unwrap_err()
                 .message(),
             "linux.resources.memory.swappiness: 300 is not between 0 and 100"
+        );
+    }
+
+    #[test]
+    fn impossible_limits_name_the_field() {
+        let err = |text: &str| {
+            let v = crate::json::parse(text, "r").unwrap();
+            parse(&Node::new(&v, "linux.resources"))
+                .unwrap_err()
+                .message()
+                .to_string()
+        };
+        let cases = [
+            (
+                r#"{"memory":{"limit":200000000,"swap":100000000}}"#,
+                "linux.resources.memory.swap: memory+swap (100000000) is less than memory.limit (200000000)",
+            ),
+            (
+                r#"{"memory":{"limit":-1,"swap":100000000}}"#,
+                "linux.resources.memory.swap: memory+swap (100000000) is limited but memory.limit is not (-1)",
+            ),
+            (
+                r#"{"memory":{"limit":-5}}"#,
+                "linux.resources.memory.limit: -5 is negative (only -1, no limit, is allowed)",
+            ),
+            (
+                r#"{"memory":{"reservation":-2}}"#,
+                "linux.resources.memory.reservation: -2 is negative",
+            ),
+            (
+                r#"{"memory":{"swap":-7}}"#,
+                "linux.resources.memory.swap: -7 is negative",
+            ),
+            (
+                r#"{"cpu":{"quota":-3}}"#,
+                "linux.resources.cpu.quota: -3 is negative",
+            ),
+            (
+                r#"{"cpu":{"quota":500,"period":100000}}"#,
+                "linux.resources.cpu.quota: 500 is below the kernel's minimum of 1000",
+            ),
+            (
+                r#"{"cpu":{"quota":50000,"period":100}}"#,
+                "linux.resources.cpu.period: 100 is not between 1000 and 1000000",
+            ),
+            (
+                r#"{"cpu":{"period":2000000}}"#,
+                "linux.resources.cpu.period: 2000000 is not between",
+            ),
+            (
+                r#"{"cpu":{"realtimeRuntime":-9}}"#,
+                "linux.resources.cpu.realtimeRuntime: -9 is negative",
+            ),
+            (
+                r#"{"cpu":{"realtimeRuntime":2000,"realtimePeriod":1000}}"#,
+                "linux.resources.cpu.realtimeRuntime: 2000 is more than realtimePeriod (1000)",
+            ),
+            (
+                r#"{"blockIO":{"throttleReadBpsDevice":[{"major":-1,"minor":0,"rate":1}]}}"#,
+                "linux.resources.blockIO.throttleReadBpsDevice: device -1:0 is not a device number",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = err(text);
+            assert!(got.starts_with(want), "{text}: {got}");
+        }
+        // What is fine stays fine: -1 everywhere, swap = memory, no swap
+        // limit, the kernel's bounds themselves.
+        let v = crate::json::parse(
+            r#"{"memory":{"limit":100,"swap":100,"reservation":-1},
+                "cpu":{"quota":1000,"period":1000000,"realtimeRuntime":-1,"realtimePeriod":1000}}"#,
+            "r",
+        )
+        .unwrap();
+        parse(&Node::new(&v, "linux.resources")).unwrap();
+        let v = crate::json::parse(
+            r#"{"memory":{"limit":-1,"swap":-1},"cpu":{"quota":-1}}"#,
+            "r",
+        )
+        .unwrap();
+        let r = parse(&Node::new(&v, "linux.resources")).unwrap();
+        r.validate("").unwrap();
+        let mut r = r;
+        r.memory.limit = Some(300);
+        r.memory.swap = Some(200);
+        assert_eq!(
+            r.validate("").unwrap_err().message(),
+            "memory.swap: memory+swap (200) is less than memory.limit (300)"
         );
     }
 }

@@ -143,6 +143,29 @@ impl Linux {
     }
 }
 
+/// The largest config.json (or process.json) we read: far above any real
+/// one (runc's own are a few KiB), and a bound on what a bad bundle costs.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Read a whole text file of at most `limit` bytes; a larger one is an
+/// `ErrorKind::FileTooLarge` error saying so (nothing beyond the limit is
+/// read).
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {limit} bytes (the limit)"),
+        ));
+    }
+    String::from_utf8(data)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
 /// Read and parse `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec> {
     load_with_text(bundle).map(|(spec, _)| spec)
@@ -152,7 +175,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 pub fn load_with_text(bundle: &Path) -> Result<(Spec, String)> {
     let path = bundle.join("config.json");
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = read_bounded(&path, MAX_CONFIG_BYTES).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::new(format!(
                 "{shown}: no such file (is {} an OCI bundle?)",
@@ -207,7 +230,7 @@ pub fn parse(text: &str) -> Result<Spec> {
 /// Read a process.json (`runc exec --process`).
 pub fn load_process(path: &Path) -> Result<Process> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).with_context(|| format!("read {shown}"))?;
+    let text = read_bounded(path, MAX_CONFIG_BYTES).with_context(|| format!("read {shown}"))?;
     let value = json::parse(&text, &shown)?;
     parse_process(&Node::new(&value, "")).map_err(|e| e.wrap(&shown))
 }

@@ -9,6 +9,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
+/// The largest state.json we read (ours are a few KiB).
+pub const MAX_STATE_BYTES: u64 = 1 << 20;
 /// A copy of the config.json the container was created from.
 pub const CONFIG_FILE: &str = "config.json";
 
@@ -134,7 +136,8 @@ impl StateRoot {
         validate_id(id)?;
         let dir = self.container_dir(id);
         let path = dir.join(STATE_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        // state.json is ours and small; a huge one is corrupt, not read.
+        let text = match crate::oci::spec::read_bounded(&path, MAX_STATE_BYTES) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(crate::err_kind!(NotFound, "container does not exist: {id}"))

@@ -440,10 +440,8 @@ fn spawn(
             // Joined by an intermediate process, so that the namespaces the
             // init creates belong to that user namespace (see below).
             ns::Kind::User => join_user = Some(fd),
-            _ => {
-                own_namespaces.save(kind)?;
-                ns::enter(&fd, kind)?;
-            }
+            // Left on every way out of this function: the guard's drop.
+            _ => own_namespaces.enter(&fd, kind)?,
         }
     }
     let new_flags: u64 = spec

@@ -148,12 +148,12 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     let cgroup = c.cgroup();
     let v2_fd = cgroup.open_v2_dir()?;
     // The pid namespace applies to our next child only.
+    // Left again on every way out of this function: the guard's drop.
     let mut own_pid_ns = ns::Return::default();
-    own_pid_ns.save(ns::Kind::Pid)?;
     let mut in_container = Vec::new();
     for (kind, fd) in namespaces {
         if kind == ns::Kind::Pid {
-            ns::enter(&fd, kind)?;
+            own_pid_ns.enter(&fd, kind)?;
         } else {
             in_container.push((kind, fd));
         }

@@ -10,20 +10,34 @@
 use super::check;
 use crate::error::{Context, Result};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const MEMFD_NAME: &str = "skiff-sealed";
 
-/// Is our binary already out of reach of writers (a sealed memfd, or any
-/// read-only mount)?
+/// Is our binary already out of reach of writers? Judged by the file we
+/// run from, not by its name: a memfd named like ours but unsealed, or a
+/// file whose path merely looks safe, does not count.
 pub fn is_sealed() -> bool {
-    let memfd = std::fs::read_link("/proc/self/exe").is_ok_and(|p| {
-        p.to_string_lossy()
-            .starts_with(&format!("/memfd:{MEMFD_NAME}"))
-    });
-    memfd
-        || rustix::fs::statvfs("/proc/self/exe")
-            .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    rustix::fs::open(
+        "/proc/self/exe",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .is_ok_and(|fd| is_write_protected(fd.as_fd()))
+}
+
+/// Can nobody write the file behind `fd`: a memfd sealed against writes
+/// and size changes (F_GET_SEALS), or a file on a read-only mount
+/// (fstatvfs ST_RDONLY)?
+pub fn is_write_protected(fd: BorrowedFd) -> bool {
+    use rustix::fs::SealFlags;
+    let needed = SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK;
+    // Files that cannot carry seals answer EINVAL.
+    if rustix::fs::fcntl_get_seals(fd).is_ok_and(|s| s.contains(needed)) {
+        return true;
+    }
+    rustix::fs::fstatvfs(fd)
+        .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// A detached read-only bind mount of our binary, as an fd of the file.
@@ -95,6 +109,10 @@ pub fn ensure_sealed() -> Result<()> {
         return Ok(());
     }
     let exe = readonly_view().or_else(|_| sealed_copy())?;
+    // What is about to run must be the protected file itself.
+    if !is_write_protected(exe.as_fd()) {
+        crate::bail!("the view of our binary to re-exec from is writable");
+    }
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.into_encoded_bytes()).unwrap_or_default())
         .collect();
@@ -124,4 +142,47 @@ pub fn ensure_sealed() -> Result<()> {
         )
     };
     Err(super::last_error().wrap("re-exec from the read-only binary"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn memfd(name: &str) -> std::fs::File {
+        let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+        let fd = rustix::fs::memfd_create(name, flags).unwrap();
+        let mut f = std::fs::File::from(fd);
+        f.write_all(b"image").unwrap();
+        f
+    }
+
+    #[test]
+    fn protection_is_judged_by_the_file_not_its_name() {
+        // Named like our sealed copy, but writable.
+        let unsealed = memfd(MEMFD_NAME);
+        assert!(!is_write_protected(unsealed.as_fd()));
+        // Sealed against writes only: it could still grow.
+        let partly = memfd("other");
+        rustix::fs::fcntl_add_seals(&partly, rustix::fs::SealFlags::WRITE).unwrap();
+        assert!(!is_write_protected(partly.as_fd()));
+        let sealed = memfd("any-name");
+        rustix::fs::fcntl_add_seals(
+            &sealed,
+            rustix::fs::SealFlags::WRITE
+                | rustix::fs::SealFlags::GROW
+                | rustix::fs::SealFlags::SHRINK,
+        )
+        .unwrap();
+        assert!(is_write_protected(sealed.as_fd()));
+        // A file on a writable mount; our own sealed copy; the view.
+        let tmp = std::env::temp_dir().join(format!("skiff-exe-{}", std::process::id()));
+        let plain = std::fs::File::create(&tmp).unwrap();
+        let _ = std::fs::remove_file(&tmp);
+        assert!(!is_write_protected(plain.as_fd()));
+        assert!(is_write_protected(sealed_copy().unwrap().as_fd()));
+        if let Ok(view) = readonly_view() {
+            assert!(is_write_protected(view.as_fd()));
+        }
+    }
 }

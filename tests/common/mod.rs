@@ -37,6 +37,10 @@
 //!   container may be killed and deleted without --force.
 #![allow(dead_code)]
 
+mod require;
+#[allow(unused_imports)]
+pub use require::{applies, in_ci, require};
+
 use miniserde::json::{self, Array, Number, Object, Value};
 use std::collections::BTreeSet;
 use std::fs;

@@ -4,6 +4,11 @@
 //! and directory made here is cleaned up by a Drop guard.
 #![allow(dead_code)]
 
+#[path = "../common/require.rs"]
+mod require;
+#[allow(unused_imports)]
+pub use require::{applies, in_ci, require};
+
 use skiff::image::digest::Digest;
 use std::fs;
 use std::io::{Read, Write};
@@ -160,6 +165,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(cfg: RegistryConfig) -> Registry {
+        // Every fetch test needs it: missing, they fail (in CI and out),
+        // saying what to install.
+        tool("/usr/bin/docker-registry", "docker-registry");
+        tool("/usr/bin/skopeo", "skopeo");
         let dir = TempDir::new("registry");
         let port = free_port();
         let mut yaml = format!(
@@ -640,6 +649,18 @@ pub fn write_layout(layout: &Path, tag: &str, images: &[ImageSpec]) -> Vec<Diges
     )
     .unwrap();
     layers
+}
+
+/// A tool the fetch tests cannot do without: missing, the test fails
+/// naming the package (`make test` installs it).
+#[track_caller]
+pub fn tool(path: &str, package: &str) {
+    if !require(
+        Path::new(path).exists(),
+        &format!("{path} (package {package})"),
+    ) {
+        panic!("{path} is missing: install {package} (make test does)");
+    }
 }
 
 /// Push an OCI layout's `tag` to `dest` (`host:port/repo:tag`).
