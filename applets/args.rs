@@ -1,7 +1,9 @@
 //! Normalize argv before argh sees it. runc (Go's flag package) accepts
 //! `--flag=value`, `-flag value` and `--switch=true`; argh accepts only
-//! `--flag value`. The rewrite stops at `--` and after `stop_after`
-//! positionals (the start of a container's own command line).
+//! `--flag value`. `-h` is `--help`. The rewrite stops at `--` and after
+//! `stop_after` positionals (the start of a container's own command line,
+//! or of ps's arguments): what follows is passed on behind a `--`, so argh
+//! takes it as positionals even when it looks like flags.
 
 pub struct Flags<'a> {
     /// Long names that take a value.
@@ -27,6 +29,9 @@ pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) ->
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
         if stop_after.is_some_and(|n| positionals >= n) || arg == "--" {
+            if arg != "--" && arg.starts_with('-') {
+                out.push("--".to_string());
+            }
             out.push(arg);
             out.extend(iter);
             break;
@@ -42,6 +47,10 @@ pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) ->
             None => (body, None),
         };
         let single_dash_short = !arg.starts_with("--") && name.len() == 1;
+        if single_dash_short && name == "h" && value.is_none() {
+            out.push("--help".to_string());
+            continue;
+        }
         if single_dash_short {
             // `-b=dir` is Go-legal too.
             match value {
@@ -124,5 +133,24 @@ mod tests {
             ["exec", "id", "sh", "-root=x"]
         );
         assert_eq!(n(&["--", "--root=x"], None), ["--", "--root=x"]);
+        // Arguments that look like flags are marked as positionals.
+        assert_eq!(
+            n(&["ps", "id", "-e", "-x"], Some(2)),
+            ["ps", "id", "--", "-e", "-x"]
+        );
+        assert_eq!(
+            n(&["ps", "id", "--", "-e"], Some(2)),
+            ["ps", "id", "--", "-e"]
+        );
+    }
+
+    #[test]
+    fn short_h_is_help() {
+        assert_eq!(n(&["-h"], None), ["--help"]);
+        assert_eq!(n(&["kill", "-h"], None), ["kill", "--help"]);
+        assert_eq!(
+            n(&["exec", "id", "ls", "-h"], Some(2)),
+            ["exec", "id", "ls", "-h"]
+        );
     }
 }

@@ -377,6 +377,12 @@ fn exec_into_a_sub_cgroup() {
         let ctrl = ctrls.split(',').next().unwrap_or("");
         if let Some(dir) = cgroup_dir(pid, ctrl) {
             fs::create_dir_all(dir.join("sub")).unwrap();
+            // A new cpuset starts empty and takes no process.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = fs::read_to_string(dir.join(f)) {
+                    fs::write(dir.join("sub").join(f), v.trim()).unwrap();
+                }
+            }
         }
     }
     let sleeper = |flag: &str, pidfile: &str| {

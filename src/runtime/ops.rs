@@ -23,16 +23,29 @@ fn signal_init(c: &Container, sig: i32) -> Result<()> {
 }
 
 /// `runc kill`.
+///
+/// `all` signals every process of the container. A container that has
+/// stopped is an error, except with `all` (runc: nothing left to signal is
+/// success then). SIGKILL reaches every process when the container shares
+/// the host's pid namespace, with or without `all` (as current runc: the
+/// kernel does it only when the init is pid 1 of its own namespace).
 pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     let c = root.load(id)?;
     let _lock = c.lock()?;
+    crate::log::debug!(
+        "kill container {id}: signal {sig}{}",
+        if all { " to all" } else { "" }
+    );
     if c.status() == Status::Stopped {
+        if all {
+            return Ok(());
+        }
         return Err(crate::err_kind!(
             FailedPrecondition,
             "container not running"
         ));
     }
-    if all {
+    if all || (sig == libc::SIGKILL && !c.state.own_pid_ns) {
         for pid in ps::pids(&c)? {
             let _ = process::kill(pid, sig);
         }
@@ -97,6 +110,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let _lock = c.lock()?;
+    crate::log::debug!("delete container {id} ({})", c.status().as_str());
     match c.status() {
         Status::Stopped | Status::Created => kill_and_wait(&c)?,
         status @ (Status::Running | Status::Paused) => {
@@ -165,6 +179,7 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
+    crate::log::debug!("run {id}: waiting for init {}", created.container.state.pid);
     let waited = match &created.console {
         Some(sock) => tty::start(sock).map(Some),
         None => Ok(None),
@@ -185,6 +200,7 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
         }
     };
     restore(&saved);
+    crate::log::debug!("run {id}: init exited with status {}", exit.status());
     if !opts.keep {
         delete(root, id, true)?;
     }
@@ -284,5 +300,6 @@ pub fn update(root: &StateRoot, id: &str, res: &crate::oci::resources::Resources
             "container not running"
         ));
     }
+    crate::log::debug!("update container {id}: resources {res:?}");
     c.cgroup().apply(res, &[])
 }
