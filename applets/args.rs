@@ -24,6 +24,17 @@ impl Flags<'_> {
 /// Rewrite `args` for argh. `stop_after` counts positionals (subcommand names
 /// included) after which nothing more is touched.
 pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) -> Vec<String> {
+    normalize_with_shorts(args, flags, "", stop_after)
+}
+
+/// [`normalize`], knowing which one-letter flags take a value
+/// (`short_options`), so that value is not counted as a positional.
+pub fn normalize_with_shorts(
+    args: Vec<String>,
+    flags: &Flags,
+    short_options: &str,
+    stop_after: Option<usize>,
+) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut positionals = 0;
     let mut iter = args.into_iter();
@@ -58,7 +69,13 @@ pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) ->
                     out.push(format!("-{name}"));
                     out.push(v.to_string());
                 }
-                None => out.push(arg),
+                None => {
+                    let takes_value = short_options.contains(name);
+                    out.push(arg);
+                    if takes_value {
+                        out.extend(iter.next());
+                    }
+                }
             }
             continue;
         }
@@ -130,7 +147,7 @@ mod tests {
     fn leaves_the_container_command_alone() {
         assert_eq!(
             n(&["exec", "id", "sh", "-root=x"], Some(3)),
-            ["exec", "id", "sh", "-root=x"]
+            ["exec", "id", "sh", "--", "-root=x"]
         );
         assert_eq!(n(&["--", "--root=x"], None), ["--", "--root=x"]);
         // Arguments that look like flags are marked as positionals.
@@ -141,6 +158,22 @@ mod tests {
         assert_eq!(
             n(&["ps", "id", "--", "-e"], Some(2)),
             ["ps", "id", "--", "-e"]
+        );
+    }
+
+    #[test]
+    fn values_of_short_options_are_not_positionals() {
+        let n = |args: &[&str]| {
+            normalize_with_shorts(
+                args.iter().map(|s| s.to_string()).collect(),
+                &F,
+                "e",
+                Some(2),
+            )
+        };
+        assert_eq!(
+            n(&["exec", "-e", "A=b c", "-e", "X=y", "id", "-x"]),
+            ["exec", "-e", "A=b c", "-e", "X=y", "id", "--", "-x"]
         );
     }
 

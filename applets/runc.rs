@@ -2,7 +2,7 @@
 //! output formats and exit codes live here; every decision is in the
 //! library.
 
-use crate::args::{normalize, Flags};
+use crate::args::{normalize_with_shorts, Flags};
 use crate::output::print;
 use argh::FromArgs;
 use skiff::runtime::{self, create::CreateOptions, ops, ps, StateRoot};
@@ -424,6 +424,9 @@ const FLAGS: Flags = Flags {
     ],
 };
 
+/// The one-letter flags that take a value (-b DIR, -e K=V, -u UID, ...).
+const SHORT_OPTIONS: &str = "bcefgmpru";
+
 /// The command names, for runc's message about an unknown one.
 const COMMANDS: &[&str] = &[
     "spec", "create", "start", "run", "state", "list", "ps", "kill", "delete", "exec", "pause",
@@ -511,7 +514,7 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
         _ => args,
     };
     let stop = matches!(first_positional.as_deref(), Some("exec" | "ps")).then_some(2);
-    let args = normalize(args, &FLAGS, stop);
+    let args = normalize_with_shorts(args, &FLAGS, SHORT_OPTIONS, stop);
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let cli = match Runc::from_args(&["runc"], &strs) {
         Ok(cli) => cli,
@@ -588,21 +591,21 @@ fn dispatch(cli: Runc) -> std::result::Result<u8, Failure> {
 fn run_command(root: &StateRoot, command: Command) -> Result<u8> {
     match command {
         Command::Spec(c) => spec(c).map(|_| 0),
-        Command::Create(c) => runtime::create::create(&root, &c.options()).map(|_| 0),
-        Command::Start(c) => runtime::create::start(&root, &c.id).map(|_| 0),
+        Command::Create(c) => runtime::create::create(root, &c.options()).map(|_| 0),
+        Command::Start(c) => runtime::create::start(root, &c.id).map(|_| 0),
         Command::Run(c) => {
-            let status = ops::run(&root, &c.options())?;
+            let status = ops::run(root, &c.options())?;
             Ok(status.clamp(0, 255) as u8)
         }
         Command::State(c) => {
-            let (container, status) = ops::state(&root, &c.id)?;
+            let (container, status) = ops::state(root, &c.id)?;
             let mut w = json::Writer::pretty();
             container.to_json(status, "", &mut w);
             print(&w.finish());
             Ok(0)
         }
-        Command::List(c) => list(&root, c).map(|_| 0),
-        Command::Ps(c) => ps_cmd(&root, c).map(|_| 0),
+        Command::List(c) => list(root, c).map(|_| 0),
+        Command::Ps(c) => ps_cmd(root, c).map(|_| 0),
         Command::Kill(c) => {
             // A number is taken as it is (0 included), as runc does.
             let sig = c
@@ -612,19 +615,19 @@ fn run_command(root: &StateRoot, command: Command) -> Result<u8> {
                 .filter(|n| (0..=64).contains(n))
                 .or_else(|| skiff::sys::signal::parse(&c.signal))
                 .ok_or_else(|| Error::new(format!("unknown signal {:?}", c.signal)))?;
-            ops::kill(&root, &c.id, sig, c.all).map(|_| 0)
+            ops::kill(root, &c.id, sig, c.all).map(|_| 0)
         }
-        Command::Delete(c) => ops::delete(&root, &c.id, c.force).map(|_| 0),
+        Command::Delete(c) => ops::delete(root, &c.id, c.force).map(|_| 0),
         Command::Exec(_) => unreachable!("exec is dispatched above"),
-        Command::Pause(c) => ops::pause(&root, &c.id).map(|_| 0),
-        Command::Resume(c) => ops::resume(&root, &c.id).map(|_| 0),
+        Command::Pause(c) => ops::pause(root, &c.id).map(|_| 0),
+        Command::Resume(c) => ops::resume(root, &c.id).map(|_| 0),
         Command::Update(c) => {
             let res = c.resources()?;
-            ops::update(&root, &c.id, &res).map(|_| 0)
+            ops::update(root, &c.id, &res).map(|_| 0)
         }
         Command::Events(c) => {
             let interval = parse_duration(&c.interval)?;
-            runtime::events::events(&root, &c.id, c.stats, interval, |line| {
+            runtime::events::events(root, &c.id, c.stats, interval, |line| {
                 print(&format!("{line}\n"))
             })
             .map(|_| 0)

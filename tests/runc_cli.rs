@@ -517,7 +517,9 @@ fn a_frozen_cgroup_is_refused() {
     if let Some(m) = cgroup_mount("freezer") {
         cases.push((m, "freezer.state", "FROZEN", "THAWED"));
     }
-    if let Some(m) = cgroup_mount("") {
+    // runc 1.1-1.3 look at the v1 freezer only, and hang on a hybrid
+    // host's frozen v2 cgroup.
+    if let Some(m) = cgroup_mount("").filter(|_| is_skiff() || cases.is_empty()) {
         cases.push((m, "cgroup.freeze", "1", "0"));
     }
     if cases.is_empty() {
