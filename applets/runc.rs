@@ -508,6 +508,13 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
         // `runc help [COMMAND]`, as urfave/cli has it.
         Some("help") => help_args(args),
         Some(cmd) if !COMMANDS.contains(&cmd) => {
+            // The global flags still say where the message goes.
+            let globals: Vec<String> = args.iter().take_while(|a| *a != cmd).cloned().collect();
+            let globals = normalize_with_shorts(globals, &FLAGS, SHORT_OPTIONS, None);
+            let strs: Vec<&str> = globals.iter().map(String::as_str).collect();
+            if let Ok(cli) = Runc::from_args(&["runc"], &strs) {
+                let _ = init_log(&cli);
+            }
             report(&format!("No help topic for '{cmd}'"));
             return ExitCode::from(3);
         }
