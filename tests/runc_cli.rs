@@ -1,6 +1,7 @@
 //! runc's command-line habits, as a new user meets them: help everywhere,
 //! unknown commands, `--debug` and `--log`, exec's exit codes, `kill -a`
-//! on a stopped container, `ps` arguments, `update --memory -1`, unified
+//! on a stopped container, SIGKILL of a paused one, `ps` arguments,
+//! `update --memory -1`, unified
 //! resources on a v1 host, `exec --cgroup`, the owner of a console, and a
 //! cgroup that is frozen before the container exists.
 //!
@@ -217,6 +218,18 @@ fn kill_all_signal_zero_on_stopped_container() {
     let out = ctx.kill(&id, "0");
     out.fails();
     assert!(out.stderr.contains("not running"), "{:?}", out.stderr);
+    finish(&ctx, &id);
+}
+
+/// A frozen process cannot act on SIGKILL: kill thaws the cgroup after
+/// sending it (as runc does).
+#[test]
+fn sigkill_ends_a_paused_container() {
+    let ctx = Ctx::new("clikillpaused");
+    let (id, _) = start_sleeper(&ctx, ctx.config());
+    ctx.rt(&["pause", &id]).ok();
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
     finish(&ctx, &id);
 }
 

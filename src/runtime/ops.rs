@@ -49,10 +49,14 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
         for pid in ps::pids(&c)? {
             let _ = process::kill(pid, sig);
         }
-        Ok(())
     } else {
-        signal_init(&c, sig)
+        signal_init(&c, sig)?;
     }
+    // A frozen process acts on SIGKILL only once thawed (runc thaws too).
+    if sig == libc::SIGKILL && c.cgroup().is_frozen() {
+        c.cgroup().set_frozen(false)?;
+    }
+    Ok(())
 }
 
 /// SIGKILL every process of the container and wait until the init is gone
