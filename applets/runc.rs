@@ -583,7 +583,6 @@ fn dispatch(cli: Runc) -> std::result::Result<u8, Failure> {
         return Ok(0);
     };
     if let Command::Exec(c) = command {
-        skiff::log::debug!("exec in container {}", c.id);
         return match runtime::exec::exec(&root, &c.options()) {
             Ok(status) => Ok(status.clamp(0, 255) as u8),
             Err(e) => Err(Failure {

@@ -1,9 +1,8 @@
 //! runc's command-line habits, as a new user meets them: help everywhere,
 //! unknown commands, `--debug` and `--log`, exec's exit codes, `kill -a`
 //! on a stopped container, SIGKILL of a paused one, `ps` arguments,
-//! `update --memory -1`, unified
-//! resources on a v1 host, `exec --cgroup`, the owner of a console, and a
-//! cgroup that is frozen before the container exists.
+//! `update --memory -1`, unified resources on a v1 host, `exec --cgroup`,
+//! the owner of a console, and a cgroup frozen before the container exists.
 //!
 //! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test --test runc_cli`.
 
