@@ -507,6 +507,12 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
     let args = match first_positional.as_deref() {
         // `runc help [COMMAND]`, as urfave/cli has it.
         Some("help") => help_args(args),
+        Some(cmd @ ("checkpoint" | "restore")) => {
+            report(&format!(
+                "runc {cmd}: not supported by skiff (it has no CRIU support)"
+            ));
+            return ExitCode::from(1);
+        }
         Some(cmd) if !COMMANDS.contains(&cmd) => {
             // The global flags still say where the message goes.
             let globals: Vec<String> = args.iter().take_while(|a| *a != cmd).cloned().collect();

@@ -82,6 +82,12 @@ fn help_everywhere_and_unknown_commands() {
         "runc's message for an unknown command: {:?}",
         out.stderr
     );
+    // runc's commands that skiff lacks say so.
+    if is_skiff() {
+        let out = ctx.rt(&["checkpoint", "x"]);
+        out.fails();
+        assert!(out.stderr.contains("not supported"), "{:?}", out.stderr);
+    }
 }
 
 /// The `level=debug` lines of a text log.
