@@ -1,7 +1,9 @@
 //! Normalize argv before argh sees it. runc (Go's flag package) accepts
 //! `--flag=value`, `-flag value` and `--switch=true`; argh accepts only
-//! `--flag value`. The rewrite stops at `--` and after `stop_after`
-//! positionals (the start of a container's own command line).
+//! `--flag value`. `-h` is `--help`. The rewrite stops at `--` and after
+//! `stop_after` positionals (the start of a container's own command line,
+//! or of ps's arguments): what follows is passed on behind a `--`, so argh
+//! takes it as positionals even when it looks like flags.
 
 pub struct Flags<'a> {
     /// Long names that take a value.
@@ -22,11 +24,25 @@ impl Flags<'_> {
 /// Rewrite `args` for argh. `stop_after` counts positionals (subcommand names
 /// included) after which nothing more is touched.
 pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) -> Vec<String> {
+    normalize_with_shorts(args, flags, "", stop_after)
+}
+
+/// [`normalize`], knowing which one-letter flags take a value
+/// (`short_options`), so that value is not counted as a positional.
+pub fn normalize_with_shorts(
+    args: Vec<String>,
+    flags: &Flags,
+    short_options: &str,
+    stop_after: Option<usize>,
+) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut positionals = 0;
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
         if stop_after.is_some_and(|n| positionals >= n) || arg == "--" {
+            if arg != "--" && arg.starts_with('-') {
+                out.push("--".to_string());
+            }
             out.push(arg);
             out.extend(iter);
             break;
@@ -42,6 +58,10 @@ pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) ->
             None => (body, None),
         };
         let single_dash_short = !arg.starts_with("--") && name.len() == 1;
+        if single_dash_short && name == "h" && value.is_none() {
+            out.push("--help".to_string());
+            continue;
+        }
         if single_dash_short {
             // `-b=dir` is Go-legal too.
             match value {
@@ -49,7 +69,13 @@ pub fn normalize(args: Vec<String>, flags: &Flags, stop_after: Option<usize>) ->
                     out.push(format!("-{name}"));
                     out.push(v.to_string());
                 }
-                None => out.push(arg),
+                None => {
+                    let takes_value = short_options.contains(name);
+                    out.push(arg);
+                    if takes_value {
+                        out.extend(iter.next());
+                    }
+                }
             }
             continue;
         }
@@ -121,8 +147,43 @@ mod tests {
     fn leaves_the_container_command_alone() {
         assert_eq!(
             n(&["exec", "id", "sh", "-root=x"], Some(3)),
-            ["exec", "id", "sh", "-root=x"]
+            ["exec", "id", "sh", "--", "-root=x"]
         );
         assert_eq!(n(&["--", "--root=x"], None), ["--", "--root=x"]);
+        // Arguments that look like flags are marked as positionals.
+        assert_eq!(
+            n(&["ps", "id", "-e", "-x"], Some(2)),
+            ["ps", "id", "--", "-e", "-x"]
+        );
+        assert_eq!(
+            n(&["ps", "id", "--", "-e"], Some(2)),
+            ["ps", "id", "--", "-e"]
+        );
+    }
+
+    #[test]
+    fn values_of_short_options_are_not_positionals() {
+        let n = |args: &[&str]| {
+            normalize_with_shorts(
+                args.iter().map(|s| s.to_string()).collect(),
+                &F,
+                "e",
+                Some(2),
+            )
+        };
+        assert_eq!(
+            n(&["exec", "-e", "A=b c", "-e", "X=y", "id", "-x"]),
+            ["exec", "-e", "A=b c", "-e", "X=y", "id", "--", "-x"]
+        );
+    }
+
+    #[test]
+    fn short_h_is_help() {
+        assert_eq!(n(&["-h"], None), ["--help"]);
+        assert_eq!(n(&["kill", "-h"], None), ["kill", "--help"]);
+        assert_eq!(
+            n(&["exec", "id", "ls", "-h"], Some(2)),
+            ["exec", "id", "ls", "-h"]
+        );
     }
 }

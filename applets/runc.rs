@@ -2,12 +2,11 @@
 //! output formats and exit codes live here; every decision is in the
 //! library.
 
-use crate::args::{normalize, Flags};
+use crate::args::{normalize_with_shorts, Flags};
 use crate::output::print;
 use argh::FromArgs;
 use skiff::runtime::{self, create::CreateOptions, ops, ps, StateRoot};
 use skiff::{json, Error, Result};
-use std::io::Write;
 use std::process::ExitCode;
 
 const DEFAULT_ROOT: &str = "/run/skiff/runc";
@@ -117,6 +116,10 @@ struct ExecCmd {
     /// exec even when the container is paused
     #[argh(switch)]
     ignore_paused: bool,
+    /// run the process in an existing sub-cgroup of the container's:
+    /// PATH, or CONTROLLER[,CONTROLLER]:PATH on cgroup v1 (repeatable)
+    #[argh(option)]
+    cgroup: Vec<String>,
     /// set the apparmor profile (accepted; no AppArmor here)
     #[argh(option)]
     #[allow(dead_code)]
@@ -399,6 +402,7 @@ const FLAGS: Flags = Flags {
         "pids-limit",
         "blkio-weight",
         "interval",
+        "cgroup",
     ],
     switches: &[
         "debug",
@@ -420,60 +424,110 @@ const FLAGS: Flags = Flags {
     ],
 };
 
-/// Where errors go: the log file in its format, and a plain line on stderr;
-/// without --log, one logrus-style line on stderr (as runc does).
-struct Logger {
-    file: Option<String>,
-    json: bool,
+/// The one-letter flags that take a value (-b DIR, -e K=V, -u UID, ...).
+const SHORT_OPTIONS: &str = "bcefgmpru";
+
+/// The command names, for runc's message about an unknown one.
+const COMMANDS: &[&str] = &[
+    "spec", "create", "start", "run", "state", "list", "ps", "kill", "delete", "exec", "pause",
+    "resume", "update", "events", "features",
+];
+
+/// What a command's failure exits with: exec's own failures are 255 (as
+/// runc's), so they cannot be mistaken for the process's status.
+struct Failure {
+    error: Error,
+    code: u8,
 }
 
-impl Logger {
-    fn line(&self, level: &str, msg: &str) -> String {
-        let (secs, _) = skiff::time::now();
-        let time = skiff::time::rfc3339_nano(secs, 0);
-        if self.json {
-            let mut w = json::Writer::compact();
-            w.begin_object();
-            w.key("level")
-                .str(level)
-                .key("msg")
-                .str(msg)
-                .key("time")
-                .str(&time);
-            w.end_object();
-            w.finish()
-        } else {
-            format!(
-                "time={} level={level} msg={}",
-                json::quote(&time),
-                json::quote(msg)
-            )
-        }
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, code: 1 }
     }
+}
 
-    fn error(&self, msg: &str) {
-        match &self.file {
-            Some(path) => {
-                let line = self.line("error", msg);
-                if let Ok(mut f) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                {
-                    let _ = writeln!(f, "{line}");
-                }
-                eprintln!("{msg}");
-            }
-            None => eprintln!("{}", self.line("error", msg)),
-        }
+/// Errors go to the log (runc's logrus line); when the log is a file, the
+/// plain message goes to stderr too (as runc's).
+fn report(msg: &str) {
+    if !skiff::log::enabled(skiff::log::Level::Error) {
+        // No log set up yet (bad flags): runc's shape on stderr.
+        let line = skiff::log::format_line(
+            skiff::log::Format::Text,
+            &skiff::time::rfc3339_nano(skiff::time::now().0, 0),
+            skiff::log::Level::Error,
+            msg,
+            None,
+        );
+        eprint!("{line}");
+        return;
     }
+    skiff::log::error!("{msg}");
+    if !skiff::log::to_stderr() {
+        eprintln!("{msg}");
+    }
+}
+
+/// Set up the log once: `--log` (else stderr), `--log-format`, `--debug`.
+fn init_log(cli: &Runc) -> Result<()> {
+    let format = match cli.log_format.as_str() {
+        "text" | "" => skiff::log::Format::Text,
+        "json" => skiff::log::Format::Json,
+        other => {
+            return Err(Error::new(format!(
+                "invalid log-format {other:?}: use text or json"
+            )))
+        }
+    };
+    let file = match &cli.log {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o644)
+                .open(path)
+                .map_err(|e| Error::from(e).wrap(format!("open log file {path}")))?;
+            Some(std::os::fd::OwnedFd::from(f))
+        }
+        None => None,
+    };
+    let level = if cli.debug {
+        skiff::log::Level::Debug
+    } else {
+        skiff::log::Level::Warn
+    };
+    skiff::log::init(file, format, level);
+    Ok(())
 }
 
 pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
-    // exec's command line after the container id is the container's own.
+    // exec's command line after the container id is the container's own,
+    // and so are ps's arguments (for ps(1)).
     let first_positional = first_positional(&args);
-    let stop = (first_positional.as_deref() == Some("exec")).then_some(2);
-    let args = normalize(args, &FLAGS, stop);
+    let args = match first_positional.as_deref() {
+        // `runc help [COMMAND]`, as urfave/cli has it.
+        Some("help") => help_args(args),
+        Some(cmd @ ("checkpoint" | "restore")) => {
+            report(&format!(
+                "runc {cmd}: not supported by skiff (it has no CRIU support)"
+            ));
+            return ExitCode::from(1);
+        }
+        Some(cmd) if !COMMANDS.contains(&cmd) => {
+            // The global flags still say where the message goes.
+            let globals: Vec<String> = args.iter().take_while(|a| *a != cmd).cloned().collect();
+            let globals = normalize_with_shorts(globals, &FLAGS, SHORT_OPTIONS, None);
+            let strs: Vec<&str> = globals.iter().map(String::as_str).collect();
+            if let Ok(cli) = Runc::from_args(&["runc"], &strs) {
+                let _ = init_log(&cli);
+            }
+            report(&format!("No help topic for '{cmd}'"));
+            return ExitCode::from(3);
+        }
+        _ => args,
+    };
+    let stop = matches!(first_positional.as_deref(), Some("exec" | "ps")).then_some(2);
+    let args = normalize_with_shorts(args, &FLAGS, SHORT_OPTIONS, stop);
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let cli = match Runc::from_args(&["runc"], &strs) {
         Ok(cli) => cli,
@@ -492,27 +546,35 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
             };
         }
     };
-    let logger = Logger {
-        file: cli.log.clone(),
-        json: cli.log_format == "json",
-    };
-    if cli.log_format != "text" && cli.log_format != "json" {
-        logger.error(&format!(
-            "invalid log-format {:?}: use text or json",
-            cli.log_format
-        ));
+    if let Err(e) = init_log(&cli) {
+        report(e.message());
         return ExitCode::from(1);
     }
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            logger.error(e.message());
-            ExitCode::from(1)
+        Err(f) => {
+            report(f.error.message());
+            ExitCode::from(f.code)
         }
     }
 }
 
-fn dispatch(cli: Runc) -> Result<u8> {
+/// `help` / `help CMD` as `--help` / `CMD --help` (global flags kept).
+fn help_args(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut seen_help = false;
+    for a in args {
+        if !seen_help && a == "help" {
+            seen_help = true;
+            continue;
+        }
+        out.push(a);
+    }
+    out.push("--help".to_string());
+    out
+}
+
+fn dispatch(cli: Runc) -> std::result::Result<u8, Failure> {
     if cli.version {
         print(&format!(
             "runc version {v}+skiff\ncommit: skiff {v}\nspec: {}\n",
@@ -526,42 +588,58 @@ fn dispatch(cli: Runc) -> Result<u8> {
         print(&format!("{}\n", usage()));
         return Ok(0);
     };
+    if let Command::Exec(c) = command {
+        return match runtime::exec::exec(&root, &c.options()) {
+            Ok(status) => Ok(status.clamp(0, 255) as u8),
+            Err(e) => Err(Failure {
+                error: e.wrap("exec failed"),
+                code: 255,
+            }),
+        };
+    }
+    Ok(run_command(&root, command)?)
+}
+
+fn run_command(root: &StateRoot, command: Command) -> Result<u8> {
     match command {
         Command::Spec(c) => spec(c).map(|_| 0),
-        Command::Create(c) => runtime::create::create(&root, &c.options()).map(|_| 0),
-        Command::Start(c) => runtime::create::start(&root, &c.id).map(|_| 0),
+        Command::Create(c) => runtime::create::create(root, &c.options()).map(|_| 0),
+        Command::Start(c) => runtime::create::start(root, &c.id).map(|_| 0),
         Command::Run(c) => {
-            let status = ops::run(&root, &c.options())?;
+            let status = ops::run(root, &c.options())?;
             Ok(status.clamp(0, 255) as u8)
         }
         Command::State(c) => {
-            let (container, status) = ops::state(&root, &c.id)?;
+            let (container, status) = ops::state(root, &c.id)?;
             let mut w = json::Writer::pretty();
             container.to_json(status, "", &mut w);
             print(&w.finish());
             Ok(0)
         }
-        Command::List(c) => list(&root, c).map(|_| 0),
-        Command::Ps(c) => ps_cmd(&root, c).map(|_| 0),
+        Command::List(c) => list(root, c).map(|_| 0),
+        Command::Ps(c) => ps_cmd(root, c).map(|_| 0),
         Command::Kill(c) => {
-            let sig = skiff::sys::signal::parse(&c.signal)
+            // A number is taken as it is (0 included), as runc does.
+            let sig = c
+                .signal
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (0..=64).contains(n))
+                .or_else(|| skiff::sys::signal::parse(&c.signal))
                 .ok_or_else(|| Error::new(format!("unknown signal {:?}", c.signal)))?;
-            ops::kill(&root, &c.id, sig, c.all).map(|_| 0)
+            ops::kill(root, &c.id, sig, c.all).map(|_| 0)
         }
-        Command::Delete(c) => ops::delete(&root, &c.id, c.force).map(|_| 0),
-        Command::Exec(c) => {
-            let status = runtime::exec::exec(&root, &c.options())?;
-            Ok(status.clamp(0, 255) as u8)
-        }
-        Command::Pause(c) => ops::pause(&root, &c.id).map(|_| 0),
-        Command::Resume(c) => ops::resume(&root, &c.id).map(|_| 0),
+        Command::Delete(c) => ops::delete(root, &c.id, c.force).map(|_| 0),
+        Command::Exec(_) => unreachable!("exec is dispatched above"),
+        Command::Pause(c) => ops::pause(root, &c.id).map(|_| 0),
+        Command::Resume(c) => ops::resume(root, &c.id).map(|_| 0),
         Command::Update(c) => {
             let res = c.resources()?;
-            ops::update(&root, &c.id, &res).map(|_| 0)
+            ops::update(root, &c.id, &res).map(|_| 0)
         }
         Command::Events(c) => {
             let interval = parse_duration(&c.interval)?;
-            runtime::events::events(&root, &c.id, c.stats, interval, |line| {
+            runtime::events::events(root, &c.id, c.stats, interval, |line| {
                 print(&format!("{line}\n"))
             })
             .map(|_| 0)
@@ -766,6 +844,7 @@ impl ExecCmd {
             no_new_privs: self.no_new_privs,
             preserve_fds: self.preserve_fds,
             ignore_paused: self.ignore_paused,
+            sub_cgroups: self.cgroup.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod error;
 pub mod image;
 pub mod json;
+pub mod log;
 pub mod oci;
 pub mod registry;
 pub mod runtime;

@@ -119,7 +119,13 @@ fn v1_devices(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
 fn v1_memory(dir: &Path, r: &Resources) -> Result<()> {
     let m = &r.memory;
     let has_swap_file = exists(dir, "memory.memsw.limit_in_bytes");
-    match (m.limit, m.swap.filter(|_| has_swap_file)) {
+    // No limit on memory and nothing said of swap: no limit on either (as
+    // runc), or the old memory+swap limit would refuse the new memory one.
+    let swap = match (m.limit, m.swap) {
+        (Some(-1), None) => Some(-1),
+        (_, swap) => swap,
+    };
+    match (m.limit, swap.filter(|_| has_swap_file)) {
         (Some(limit), Some(swap)) => {
             // The kernel wants memory <= memory+swap at every moment: raise
             // the larger one first.
@@ -239,6 +245,8 @@ pub fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String> {
 /// The v2 `memory.swap.max` value: OCI's swap is memory+swap.
 pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Option<String> {
     match (limit, swap) {
+        // Memory unlimited and swap unsaid: swap unlimited too (runc's rule).
+        (Some(-1), None) => Some("max".into()),
         (_, None) => None,
         (_, Some(-1)) => Some("max".into()),
         (Some(l), Some(s)) if l > 0 => Some((s - l).max(0).to_string()),
@@ -583,6 +591,8 @@ mod tests {
         assert_eq!(cpu_max(None, None), None);
         assert_eq!(swap_max(Some(100), Some(300)).as_deref(), Some("200"));
         assert_eq!(swap_max(Some(100), Some(-1)).as_deref(), Some("max"));
+        assert_eq!(swap_max(Some(-1), None).as_deref(), Some("max"));
+        assert_eq!(swap_max(Some(100), None), None);
         let r = Resources {
             block_io: BlockIo {
                 throttle_read_bps: vec![Throttle {

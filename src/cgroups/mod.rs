@@ -38,6 +38,14 @@ impl Dir {
     fn file(&self, name: &str) -> PathBuf {
         Path::new(&self.path).join(name)
     }
+    /// For logs: the controllers, or "v2".
+    fn label(&self) -> &str {
+        if self.is_v2() {
+            "v2"
+        } else {
+            &self.controllers
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -167,6 +175,32 @@ fn clean_path(p: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// `base` joined with `add`, which must stay below `base` ("." and "a/.."
+/// name `base` itself, as in runc).
+fn sub_path(base: &str, add: &str) -> Result<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in add.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(crate::err_kind!(
+                        InvalidArgument,
+                        "{add} is not a sub cgroup path"
+                    ));
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = base.trim_end_matches('/').to_string();
+    for p in parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    Ok(out)
+}
+
 impl Cgroup {
     /// The cgroup a container gets: `cgroups_path` absolute (from each
     /// hierarchy's root) or relative (to this process's own cgroup), or
@@ -218,6 +252,57 @@ impl Cgroup {
         Ok(Cgroup { dirs })
     }
 
+    /// `exec --cgroup`: this cgroup with directories moved down to existing
+    /// sub-cgroups, as runc takes the flag: one `PATH` for every hierarchy,
+    /// or `CONTROLLER[,CONTROLLER]:PATH` (repeatable) for v1 hierarchies.
+    pub fn with_sub_cgroups(&self, args: &[String]) -> Result<Cgroup> {
+        let mut out = self.clone();
+        if args.is_empty() {
+            return Ok(out);
+        }
+        let mut by_controller: Vec<(&str, &str)> = Vec::new();
+        for arg in args {
+            let Some((ctrls, path)) = arg.split_once(':') else {
+                if args.len() != 1 {
+                    crate::bail!("invalid --cgroup argument: {arg} (missing <controller>: prefix)");
+                }
+                for d in &mut out.dirs {
+                    d.path = sub_path(&d.path, arg)?;
+                }
+                return Ok(out);
+            };
+            for ctrl in ctrls.split(',') {
+                if ctrl.is_empty() {
+                    crate::bail!("invalid --cgroup argument: {arg} (empty <controller> prefix)");
+                }
+                if by_controller.iter().any(|(c, _)| *c == ctrl) {
+                    crate::bail!(
+                        "invalid --cgroup argument(s): controller {ctrl} specified multiple times"
+                    );
+                }
+                by_controller.push((ctrl, path));
+            }
+        }
+        for (ctrl, path) in &by_controller {
+            let i = self
+                .dirs
+                .iter()
+                .position(|d| !d.is_v2() && d.has(ctrl))
+                .ok_or_else(|| {
+                    crate::err_kind!(InvalidArgument, "--cgroup: unknown controller {ctrl}")
+                })?;
+            let moved = sub_path(&self.dirs[i].path, path)?;
+            if out.dirs[i].path != self.dirs[i].path && out.dirs[i].path != moved {
+                crate::bail!(
+                    "--cgroup: controllers of hierarchy {} given different paths",
+                    self.dirs[i].controllers
+                );
+            }
+            out.dirs[i].path = moved;
+        }
+        Ok(out)
+    }
+
     pub fn v2_dir(&self) -> Option<&Dir> {
         self.dirs.iter().find(|d| d.is_v2())
     }
@@ -234,6 +319,7 @@ impl Cgroup {
     /// refuse any process.
     pub fn create(&self) -> Result<()> {
         for d in &self.dirs {
+            crate::log::debug!("cgroup {}: {}", d.label(), d.path);
             if d.has("cpuset") {
                 create_cpuset(Path::new(&d.path))?;
             } else {
@@ -250,6 +336,14 @@ impl Cgroup {
     /// Apply resources and device rules to every hierarchy.
     pub fn apply(&self, res: &Resources, devices: &[DeviceRule]) -> Result<()> {
         let unified = is_unified();
+        // Raw v2 files make no sense where the controllers are v1's (runc
+        // refuses too, rather than write them to the bare v2 hierarchy).
+        if !unified && !res.unified.is_empty() {
+            return Err(crate::err_kind!(
+                InvalidArgument,
+                "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1 (this host's controllers are in cgroup v1 hierarchies)"
+            ));
+        }
         for d in &self.dirs {
             if d.is_v2() {
                 files::apply_v2(Path::new(&d.path), res, unified)?;
@@ -322,6 +416,25 @@ impl Cgroup {
             return files::v2_freeze(Path::new(&d.path), frozen);
         }
         crate::bail!("pause: no freezer cgroup is available on this host")
+    }
+
+    /// A directory of this cgroup that is frozen now (the v1 freezer, or
+    /// cgroup.freeze of v2, which exists on hybrid hosts too): a process
+    /// moved in would stop at once.
+    pub fn frozen_dir(&self) -> Option<&str> {
+        self.dirs
+            .iter()
+            .find(|d| {
+                let (file, frozen) = if d.is_v2() {
+                    ("cgroup.freeze", "1")
+                } else if d.has("freezer") {
+                    ("freezer.state", "FROZEN")
+                } else {
+                    return false;
+                };
+                std::fs::read_to_string(d.file(file)).is_ok_and(|s| s.trim() == frozen)
+            })
+            .map(|d| d.path.as_str())
     }
 
     pub fn is_frozen(&self) -> bool {
@@ -443,6 +556,49 @@ mod tests {
     fn rejects_climbing_paths() {
         assert!(clean_path("/a/../b").is_err());
         assert_eq!(clean_path("/a//b/").unwrap(), "a/b");
+    }
+
+    #[test]
+    fn sub_cgroups() {
+        let dir = |controllers: &str, path: &str| Dir {
+            controllers: controllers.into(),
+            mount: String::new(),
+            path: path.into(),
+        };
+        let cg = Cgroup {
+            dirs: vec![
+                dir("cpu,cpuacct", "/c/x"),
+                dir("memory", "/m/x"),
+                dir("", "/u/x"),
+            ],
+        };
+        let paths = |args: &[&str]| -> Result<Vec<String>> {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            Ok(cg
+                .with_sub_cgroups(&args)?
+                .dirs
+                .into_iter()
+                .map(|d| d.path)
+                .collect())
+        };
+        assert_eq!(
+            paths(&["a/b"]).unwrap(),
+            ["/c/x/a/b", "/m/x/a/b", "/u/x/a/b"]
+        );
+        assert_eq!(paths(&["a/../b"]).unwrap(), ["/c/x/b", "/m/x/b", "/u/x/b"]);
+        assert_eq!(
+            paths(&["memory:s", "cpu,cpuacct:t"]).unwrap(),
+            ["/c/x/t", "/m/x/s", "/u/x"]
+        );
+        for bad in [&["../y"][..], &["a/../../y"], &["/../y"]] {
+            let e = paths(bad).unwrap_err();
+            assert!(e.message().ends_with("is not a sub cgroup path"), "{e}");
+        }
+        assert!(paths(&["a", "b"]).is_err());
+        assert!(paths(&["memory:a", "memory:b"]).is_err());
+        assert!(paths(&[":a"]).is_err());
+        assert!(paths(&["blkio:a"]).is_err());
+        assert!(paths(&["cpu:a", "cpuacct:b"]).is_err());
     }
 
     #[test]

@@ -327,6 +327,7 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     // /proc/PID/exe (CVE-2019-5736). This re-execs the whole command.
     crate::sys::exe::ensure_sealed()?;
     let (bundle, spec, config_text) = validate(opts)?;
+    crate::log::debug!("create {}: bundle {}", opts.id, bundle.display());
     let cgroup = Cgroup::for_container(spec.linux.cgroups_path.as_deref(), &opts.id)?;
     // Sharing a cgroup would let one container's delete kill the other's
     // processes (runc refuses too).
@@ -335,6 +336,10 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
             "container's cgroup is not empty: {} holds pid {pid} (another container?)",
             cgroup.dirs.first().map_or("", |d| d.path.as_str())
         );
+    }
+    // Its processes would stop as they move in, and create would hang.
+    if let Some(dir) = cgroup.frozen_dir() {
+        crate::bail!("container's cgroup unexpectedly frozen: {dir} (thaw or remove it)");
     }
     if opts.preserve_fds > 0 {
         check_preserved_fds(opts.preserve_fds)?;
@@ -359,6 +364,11 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
         spec.process.as_ref().is_some_and(|p| p.terminal),
     )?;
     let container = spawn(&dir, &bundle, &spec, opts, console, &cgroup)?;
+    crate::log::debug!(
+        "create {}: init {} ready, waiting for start",
+        opts.id,
+        container.state.pid
+    );
     if let Some(pid_file) = &opts.pid_file {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
             let _ = process::kill(container.state.pid, libc::SIGKILL);
@@ -641,6 +651,7 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             crate::bail!("cannot start an already running container")
         }
     }
+    crate::log::debug!("start {id}: release init {}", c.state.pid);
     let sock_path = c.dir.join(super::EXEC_SOCKET);
     let dirfd = crate::sys::fs::open_root(&c.dir.to_string_lossy())?;
     let mut conn = UnixStream::connect(format!(

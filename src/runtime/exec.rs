@@ -31,6 +31,9 @@ pub struct ExecOptions {
     pub no_new_privs: bool,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups of the container's to run in, as runc takes
+    /// them (`PATH`, or `CONTROLLER[,CONTROLLER]:PATH` per v1 hierarchy).
+    pub sub_cgroups: Vec<String>,
 }
 
 /// The process to run: --process's file, or the container's own process
@@ -129,6 +132,7 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     }
     let base = c.spec()?;
     let proc = build_process(&base, opts)?;
+    let cgroup = c.cgroup().with_sub_cgroups(&opts.sub_cgroups)?;
     if opts.preserve_fds > 0 {
         super::create::check_preserved_fds(opts.preserve_fds)?;
     }
@@ -145,7 +149,6 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     // The container's filter applies to every process that enters it.
     let seccomp = super::user_process::compile_seccomp(&base)?;
     let (console, own_end) = tty::console_endpoints(opts.console_socket.as_deref(), proc.terminal)?;
-    let cgroup = c.cgroup();
     let v2_fd = cgroup.open_v2_dir()?;
     // The pid namespace applies to our next child only.
     // Left again on every way out of this function: the guard's drop.
@@ -185,6 +188,11 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
                 let _ = signal::restore(&saved);
                 e
             };
+            crate::log::debug!(
+                "exec: process {pid} in container {}: {:?}",
+                opts.id,
+                proc.args
+            );
             cgroup.join(pid, born_in_v2).map_err(fail)?;
             parent.release().map_err(fail)?;
             // The channel closes at exec; a message means it failed.
@@ -192,6 +200,7 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
             if let Some(f) = &opts.pid_file {
                 super::create::write_pid_file(f, pid).map_err(fail)?;
             }
+            crate::log::debug!("exec: process {pid} started");
             if opts.detach {
                 signal::restore(&saved)?;
                 return Ok(0);
@@ -205,6 +214,7 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
                 r.finish();
             }
             signal::restore(&saved)?;
+            crate::log::debug!("exec: process {pid} exited with status {}", exit.status());
             Ok(exit.status())
         }
     }

@@ -49,6 +49,7 @@ pub fn run(kind: &str, hooks: &[Hook], state: &HookState) -> Result<()> {
     }
     let input = state.json();
     for (i, hook) in hooks.iter().enumerate() {
+        crate::log::debug!("hooks.{kind}[{i}]: run {}", hook.path);
         run_one(hook, &input).map_err(|e| e.wrap(format!("hooks.{kind}[{i}] {}", hook.path)))?;
     }
     Ok(())

@@ -23,23 +23,40 @@ fn signal_init(c: &Container, sig: i32) -> Result<()> {
 }
 
 /// `runc kill`.
+///
+/// `all` signals every process of the container. A container that has
+/// stopped is an error, except with `all` (runc: nothing left to signal is
+/// success then). SIGKILL reaches every process when the container shares
+/// the host's pid namespace, with or without `all` (as current runc: the
+/// kernel does it only when the init is pid 1 of its own namespace).
 pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     let c = root.load(id)?;
     let _lock = c.lock()?;
+    crate::log::debug!(
+        "kill container {id}: signal {sig}{}",
+        if all { " to all" } else { "" }
+    );
     if c.status() == Status::Stopped {
+        if all {
+            return Ok(());
+        }
         return Err(crate::err_kind!(
             FailedPrecondition,
             "container not running"
         ));
     }
-    if all {
+    if all || (sig == libc::SIGKILL && !c.state.own_pid_ns) {
         for pid in ps::pids(&c)? {
             let _ = process::kill(pid, sig);
         }
-        Ok(())
     } else {
-        signal_init(&c, sig)
+        signal_init(&c, sig)?;
     }
+    // A frozen process acts on SIGKILL only once thawed (runc thaws too).
+    if sig == libc::SIGKILL && c.cgroup().is_frozen() {
+        c.cgroup().set_frozen(false)?;
+    }
+    Ok(())
 }
 
 /// SIGKILL every process of the container and wait until the init is gone
@@ -104,6 +121,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     // delete a created task ("task must be stopped before deletion"), and
     // `ctr t rm -f` kills first (`kill --all ID 9`), then deletes the
     // stopped container, then `delete --force`.
+    crate::log::debug!("delete container {id} ({})", c.status().as_str());
     match c.status() {
         Status::Stopped => kill_and_wait(&c)?,
         status if !force => {
@@ -172,6 +190,7 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
     if opts.detach {
         return Ok(0);
     }
+    crate::log::debug!("run {id}: waiting for init {}", created.container.state.pid);
     let waited = match &created.console {
         Some(sock) => tty::start(sock).map(Some),
         None => Ok(None),
@@ -192,6 +211,7 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
         }
     };
     restore(&saved);
+    crate::log::debug!("run {id}: init exited with status {}", exit.status());
     if !opts.keep {
         delete(root, id, true)?;
     }
@@ -291,6 +311,7 @@ pub fn update(root: &StateRoot, id: &str, res: &crate::oci::resources::Resources
             "container not running"
         ));
     }
+    crate::log::debug!("update container {id}: resources {res:?}");
     // Device rules change only when the update gives some (runc's update
     // never changes them); they then replace the config's, and a v1 cgroup
     // gets only the rules that differ (cgroups::files::v1_devices), so the

@@ -137,6 +137,7 @@ pub(crate) fn attach_console(
     if let Some((rows, cols)) = proc.console_size {
         pty::set_size(&pty.master, rows, cols)?;
     }
+    pty::give_to(&pty.slave, proc.user.uid)?;
     sock::send_fd(socket, b"/dev/ptmx", pty.master.as_raw_fd())
         .context("send the pty master to the console socket")?;
     for fd in 0..3 {

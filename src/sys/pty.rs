@@ -34,6 +34,30 @@ pub fn open_peer(master: &OwnedFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Give the pty slave to the process's user, so it can use its terminal
+/// (reopen /dev/tty, chmod it, run `mesg`). The group stays what devpts gave
+/// (its gid= option, tty), as runc leaves it. Like runc, an owner the
+/// current user namespace cannot map (EINVAL, EPERM) or a read-only devpts
+/// is not an error: the terminal stays as it is.
+pub fn give_to(slave: &OwnedFd, uid: u32) -> Result<()> {
+    if uid == u32::MAX {
+        // -1 means "leave unchanged" to the kernel, not a user.
+        return Ok(());
+    }
+    let owner = rustix::fs::Uid::from_raw(uid);
+    match rustix::fs::fchown(slave, Some(owner), None) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e == rustix::io::Errno::INVAL
+                || e == rustix::io::Errno::PERM
+                || e == rustix::io::Errno::ROFS =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(crate::Error::from(e).wrap("terminal: give the pty to the process's user")),
+    }
+}
+
 /// The window size of a terminal, if `fd` is one.
 pub fn size(fd: impl AsFd) -> Option<(u16, u16)> {
     rustix::termios::tcgetwinsize(fd)

@@ -1,0 +1,567 @@
+//! runc's command-line habits, as a new user meets them: help everywhere,
+//! unknown commands, `--debug` and `--log`, exec's exit codes, `kill -a`
+//! on a stopped container, SIGKILL of a paused one, `ps` arguments,
+//! `update --memory -1`, unified resources on a v1 host, `exec --cgroup`,
+//! the owner of a console, and a cgroup frozen before the container exists.
+//!
+//! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test --test runc_cli`.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A missing prerequisite: say why; under CI it is a failure.
+fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("prerequisite missing (CI=true): {why}");
+    }
+    eprintln!("skipped: {why}");
+}
+
+/// `run -d` a `sleep 1000` container from `c`; returns the id and the pid.
+#[track_caller]
+fn start_sleeper(ctx: &Ctx, mut c: Config) -> (String, i32) {
+    c.sh("exec sleep 1000");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    ctx.rt(&["run", "-d", "--bundle", &b, &id]).ok();
+    let pid = ctx.pid_of(&id);
+    ctx.track_pid(pid);
+    (id, pid)
+}
+
+#[track_caller]
+fn finish(ctx: &Ctx, id: &str) {
+    ctx.rt(&["delete", "--force", id]).ok();
+    ctx.assert_gone(id);
+}
+
+#[track_caller]
+fn read_pid_file(ctx: &Ctx, name: &str) -> i32 {
+    let s = fs::read_to_string(ctx.path(name)).expect("pid file");
+    s.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pid file {s:?}"))
+}
+
+const COMMANDS: &[&str] = &[
+    "create", "delete", "events", "exec", "kill", "list", "pause", "ps", "resume", "run", "spec",
+    "start", "state", "update", "features",
+];
+
+#[test]
+fn help_everywhere_and_unknown_commands() {
+    let ctx = Ctx::new("clihelp");
+    for flag in ["--help", "-h"] {
+        let out = ctx.rt(&[flag]);
+        out.ok();
+        assert!(
+            out.stdout.to_lowercase().contains("usage") && out.stdout.contains("exec"),
+            "`runc {flag}` prints the usage with the commands: {:?}",
+            out.stdout
+        );
+        for cmd in COMMANDS {
+            let out = ctx.rt(&[cmd, flag]);
+            out.ok();
+            assert!(
+                out.stdout.to_lowercase().contains("usage") && out.stdout.contains(cmd),
+                "`runc {cmd} {flag}` prints its usage: {:?}",
+                out.stdout
+            );
+        }
+    }
+    let out = ctx.rt(&["frobnicate", "x"]);
+    out.exit(3);
+    assert!(
+        out.stderr.contains("No help topic for 'frobnicate'"),
+        "runc's message for an unknown command: {:?}",
+        out.stderr
+    );
+    // runc's commands that skiff lacks say so.
+    if is_skiff() {
+        let out = ctx.rt(&["checkpoint", "x"]);
+        out.fails();
+        assert!(out.stderr.contains("not supported"), "{:?}", out.stderr);
+    }
+}
+
+/// The `level=debug` lines of a text log.
+fn debug_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains("level=debug")).collect()
+}
+
+#[test]
+fn debug_logs_to_stderr_or_log_file() {
+    let ctx = Ctx::new("clidebug");
+    let mut c = ctx.config();
+    c.sh("echo hi");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    let root = ctx.root.to_str().unwrap().to_string();
+
+    // To stderr, in text.
+    let id = ctx.id();
+    let out = ctx.rt(&["--debug", "run", "--bundle", &b, &id]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "hi");
+    let lines = debug_lines(&out.stderr);
+    assert!(
+        lines.len() >= 2,
+        "--debug writes debug lines to stderr: {:?}",
+        out.stderr
+    );
+    for l in &lines {
+        assert!(
+            l.starts_with("time=\"") && l.contains(" msg=\""),
+            "logrus text shape: {l:?}"
+        );
+    }
+
+    // Without --debug: nothing.
+    let id = ctx.id();
+    let out = ctx.rt(&["run", "--bundle", &b, &id]);
+    out.ok();
+    assert!(debug_lines(&out.stderr).is_empty(), "{:?}", out.stderr);
+
+    // To --log, as JSON: one object per line; stderr stays quiet.
+    let log = ctx.path("debug.json");
+    let id = ctx.id();
+    let out = ctx.rt_noroot(&[
+        "--root",
+        &root,
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        &b,
+        &id,
+    ]);
+    out.ok();
+    assert!(
+        !out.stderr.contains("level=debug") && !out.stderr.contains("\"debug\""),
+        "debug lines go to the log file only: {:?}",
+        out.stderr
+    );
+    let text = fs::read_to_string(&log).expect("the log file");
+    let mut debug = 0;
+    for l in text.lines() {
+        let v: miniserde::json::Value =
+            miniserde::json::from_str(l).unwrap_or_else(|_| panic!("log line is not JSON: {l:?}"));
+        assert!(as_str(jget(&v, "msg")).is_some(), "{l:?}");
+        assert!(as_str(jget(&v, "time")).is_some(), "{l:?}");
+        if as_str(jget(&v, "level")) == Some("debug") {
+            debug += 1;
+        }
+    }
+    assert!(debug >= 2, "debug lines in the JSON log: {text:?}");
+
+    // To --log, as text.
+    let log = ctx.path("debug.txt");
+    let id = ctx.id();
+    ctx.rt_noroot(&[
+        "--root",
+        &root,
+        "--log",
+        log.to_str().unwrap(),
+        "--debug",
+        "run",
+        "--bundle",
+        &b,
+        &id,
+    ])
+    .ok();
+    let text = fs::read_to_string(&log).expect("the log file");
+    assert!(debug_lines(&text).len() >= 2, "{text:?}");
+}
+
+#[test]
+fn exec_runtime_failures_exit_255() {
+    let ctx = Ctx::new("cliexec255");
+    let (id, _) = start_sleeper(&ctx, ctx.config());
+    // The process's own status passes through.
+    ctx.rt(&["exec", &id, "sh", "-c", "exit 7"]).exit(7);
+    ctx.rt(&["exec", &id, "sh", "-c", "exit 255"]).exit(255);
+
+    let out = ctx.rt(&["exec", "--pid-file", "/nonexistent-dir/p", &id, "true"]);
+    out.exit(255);
+    assert!(!out.stderr.is_empty());
+    ctx.rt(&["exec", &id, "/nonexistent-binary"]).exit(255);
+
+    ctx.rt(&["pause", &id]).ok();
+    let out = ctx.rt(&["exec", &id, "true"]);
+    out.exit(255);
+    assert!(out.stderr.contains("paused"), "{:?}", out.stderr);
+    ctx.rt(&["resume", &id]).ok();
+
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    let out = ctx.rt(&["exec", &id, "true"]);
+    out.exit(255);
+    assert!(!out.stderr.is_empty());
+    finish(&ctx, &id);
+}
+
+#[test]
+fn kill_all_signal_zero_on_stopped_container() {
+    let ctx = Ctx::new("clikill0");
+    let (id, _) = start_sleeper(&ctx, ctx.config());
+    // Signal 0 only checks that the init is there.
+    ctx.kill(&id, "0").ok();
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    ctx.rt(&["kill", "-a", &id, "0"]).ok();
+    ctx.rt(&["kill", "--all", &id, "KILL"]).ok();
+    // Without --all, a stopped container is an error.
+    let out = ctx.kill(&id, "0");
+    out.fails();
+    assert!(out.stderr.contains("not running"), "{:?}", out.stderr);
+    finish(&ctx, &id);
+}
+
+/// A frozen process cannot act on SIGKILL: kill thaws the cgroup after
+/// sending it (as runc does).
+#[test]
+fn sigkill_ends_a_paused_container() {
+    let ctx = Ctx::new("clikillpaused");
+    let (id, _) = start_sleeper(&ctx, ctx.config());
+    ctx.rt(&["pause", &id]).ok();
+    ctx.kill(&id, "KILL").ok();
+    ctx.wait_status(&id, "stopped", T);
+    finish(&ctx, &id);
+}
+
+#[test]
+fn ps_passes_its_arguments_to_ps() {
+    let ctx = Ctx::new("clips");
+    let (id, pid) = start_sleeper(&ctx, ctx.config());
+    let rows = |out: &str, pid_col: usize| -> Vec<i32> {
+        out.lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(pid_col)?.parse().ok())
+            .collect()
+    };
+
+    let out = ctx.rt(&["ps", &id, "-e", "-x"]);
+    out.ok();
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header.first(), Some(&"PID"), "ps -e -x: {:?}", out.stdout);
+    assert!(header.contains(&"STAT"), "ps -e -x: {:?}", out.stdout);
+    assert_eq!(
+        rows(&out.stdout, 0),
+        [pid],
+        "only the container: {:?}",
+        out.stdout
+    );
+
+    // A `--` before ps's arguments is not passed on (runc passes it, and
+    // procps then fails).
+    if is_skiff() {
+        let out = ctx.rt(&["ps", &id, "--", "-o", "pid,comm"]);
+        out.ok();
+        let mut lines = out.stdout.lines();
+        assert_eq!(
+            lines
+                .next()
+                .map(|h| h.split_whitespace().collect::<Vec<_>>()),
+            Some(vec!["PID", "COMMAND"]),
+            "{:?}",
+            out.stdout
+        );
+        assert_eq!(rows(&out.stdout, 0), [pid], "{:?}", out.stdout);
+        assert!(out.stdout.contains("sleep"), "{:?}", out.stdout);
+    }
+    finish(&ctx, &id);
+}
+
+/// The directory of `pid`'s cgroup for `controller` (v1), or for "" the v2 one.
+fn dir_of(pid: i32, controller: &str) -> std::path::PathBuf {
+    cgroup_dir(pid, controller).unwrap_or_else(|| panic!("no {controller:?} cgroup for pid {pid}"))
+}
+
+#[test]
+fn update_memory_minus_one_removes_the_limit() {
+    let ctx = Ctx::new("climem");
+    let mut c = ctx.config();
+    c.set(
+        "linux.resources.memory",
+        js(r#"{"limit": 104857600, "swap": 209715200}"#),
+    );
+    let (id, pid) = start_sleeper(&ctx, c);
+    ctx.rt(&["update", "--memory", "-1", &id]).ok();
+    if let Some(dir) = cgroup_dir(pid, "memory") {
+        let read = |f: &str| -> u64 {
+            fs::read_to_string(dir.join(f))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        assert!(read("memory.limit_in_bytes") > 1 << 60, "memory unlimited");
+        if dir.join("memory.memsw.limit_in_bytes").exists() {
+            assert!(
+                read("memory.memsw.limit_in_bytes") > 1 << 60,
+                "swap unlimited"
+            );
+        }
+        // And a limit can be set again.
+        ctx.rt(&["update", "--memory", "64m", &id]).ok();
+        assert_eq!(read("memory.limit_in_bytes"), 64 << 20);
+    } else {
+        let dir = dir_of(pid, "");
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
+        assert_eq!(read("memory.max"), "max");
+        if dir.join("memory.swap.max").exists() {
+            assert_eq!(read("memory.swap.max"), "max");
+        }
+    }
+    finish(&ctx, &id);
+}
+
+#[test]
+fn unified_resources_on_a_v1_host_are_invalid() {
+    let unified_host = fs::read_to_string("/proc/self/cgroup")
+        .map(|s| s.lines().all(|l| l.starts_with("0::")))
+        .unwrap_or(false);
+    if unified_host {
+        skip("the host is cgroup v2 only; this is about v1 and hybrid hosts");
+        return;
+    }
+    let ctx = Ctx::new("cliunified");
+    let (id, pid) = start_sleeper(&ctx, ctx.config());
+    let res = ctx.path("res.json");
+    fs::write(&res, r#"{"unified": {"cgroup.max.descendants": "5"}}"#).unwrap();
+    let out = ctx.rt(&["update", "-r", res.to_str().unwrap(), &id]);
+    out.fails();
+    assert!(
+        out.stderr.contains("invalid configuration"),
+        "{:?}",
+        out.stderr
+    );
+    if let Some(v2) = cgroup_dir(pid, "") {
+        if let Ok(v) = fs::read_to_string(v2.join("cgroup.max.descendants")) {
+            assert_eq!(v.trim(), "max", "nothing written in {}", v2.display());
+        }
+    }
+    finish(&ctx, &id);
+
+    // At create too, leaving nothing behind.
+    let mut c = ctx.config();
+    c.set(
+        "linux.resources.unified",
+        js(r#"{"cgroup.max.descendants": "5"}"#),
+    );
+    let out = ctx.run_config(&c);
+    out.fails();
+    assert!(
+        out.stderr.contains("invalid configuration"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+/// Every cgroup of `pid` as (controllers, path) from /proc/PID/cgroup.
+fn cgroups_of(pid: i32) -> Vec<(String, String)> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            Some((c.to_string(), p.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn exec_into_a_sub_cgroup() {
+    let ctx = Ctx::new("clicgexec");
+    let (id, pid) = start_sleeper(&ctx, ctx.config());
+    // A "sub" cgroup below the container's, in every hierarchy.
+    for (ctrls, _) in cgroups_of(pid) {
+        let ctrl = ctrls.split(',').next().unwrap_or("");
+        if let Some(dir) = cgroup_dir(pid, ctrl) {
+            fs::create_dir_all(dir.join("sub")).unwrap();
+            // A new cpuset starts empty and takes no process.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = fs::read_to_string(dir.join(f)) {
+                    fs::write(dir.join("sub").join(f), v.trim()).unwrap();
+                }
+            }
+        }
+    }
+    let sleeper = |flag: &str, pidfile: &str| {
+        let pf = ctx.path(pidfile);
+        ctx.rt(&[
+            "exec",
+            "-d",
+            "--cgroup",
+            flag,
+            "--pid-file",
+            pf.to_str().unwrap(),
+            &id,
+            "sleep",
+            "100",
+        ])
+        .ok();
+        let p = read_pid_file(&ctx, pidfile);
+        ctx.track_pid(p);
+        p
+    };
+
+    // One path: every hierarchy.
+    let p = sleeper("sub", "all.pid");
+    let init_cgroups = cgroups_of(pid);
+    for (ctrls, path) in cgroups_of(p) {
+        let init_path = &init_cgroups.iter().find(|(c, _)| *c == ctrls).unwrap().1;
+        assert_eq!(
+            path,
+            format!("{}/sub", init_path.trim_end_matches('/')),
+            "cgroup {ctrls:?} of the exec'd process"
+        );
+    }
+
+    // controller:path, on a v1 hierarchy: that one only.
+    if cgroup_mount("memory").is_some() && cgroup_mount("pids").is_some() {
+        let p = sleeper("memory:sub", "mem.pid");
+        let mine = cgroups_of(p);
+        let of = |list: &[(String, String)], c: &str| {
+            list.iter()
+                .find(|(cs, _)| cs.split(',').any(|x| x == c))
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert!(of(&mine, "memory").ends_with("/sub"), "{mine:?}");
+        assert_eq!(of(&mine, "pids"), of(&init_cgroups, "pids"), "{mine:?}");
+    }
+
+    for bad in ["../x", "sub/../../x"] {
+        let out = ctx.rt(&["exec", "--cgroup", bad, &id, "true"]);
+        out.exit(255);
+        assert!(
+            out.stderr.contains("not a sub cgroup path"),
+            "--cgroup {bad}: {:?}",
+            out.stderr
+        );
+    }
+    finish(&ctx, &id);
+}
+
+#[test]
+fn console_is_owned_by_the_process_user() {
+    let ctx = Ctx::new("clitty");
+    let mut c = ctx.config();
+    c.set("process.terminal", js("true"));
+    c.set("process.user", js(r#"{"uid": 1000, "gid": 1000}"#));
+    c.sh("stat -c owner=%u:%g -L /proc/self/fd/0; exec sleep 1000");
+    ctx.write_config(&c);
+    let sock = ConsoleSocket::new(&ctx);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    ctx.rt(&[
+        "run",
+        "-d",
+        "--console-socket",
+        &sock.path_str(),
+        "--bundle",
+        &b,
+        &id,
+    ])
+    .ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    let master = sock.receive_master(T);
+    let text = read_pty(&master, T, |s| s.contains("owner=") && s.contains('\n'));
+    // runc changes the owner, and keeps the group devpts gave (gid=5: tty).
+    assert!(text.contains("owner=1000:5"), "run: {text:?}");
+    drop(master);
+
+    let out = ctx.rt(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        &sock.path_str(),
+        "-u",
+        "1001:1001",
+        &id,
+        "sh",
+        "-c",
+        "stat -c owner=%u:%g -L /proc/self/fd/0; sleep 1",
+    ]);
+    out.ok();
+    let master = sock.receive_master(T);
+    let text = read_pty(&master, T, |s| s.contains("owner=") && s.contains('\n'));
+    assert!(text.contains("owner=1001:5"), "exec: {text:?}");
+    finish(&ctx, &id);
+}
+
+/// Thaws and removes a cgroup the test made frozen.
+struct FrozenCgroup {
+    dir: std::path::PathBuf,
+    file: &'static str,
+    thawed: &'static str,
+}
+
+impl Drop for FrozenCgroup {
+    fn drop(&mut self) {
+        let _ = fs::write(self.dir.join(self.file), self.thawed);
+        for _ in 0..100 {
+            if fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn a_frozen_cgroup_is_refused() {
+    let ctx = Ctx::new("clifrozen");
+    let mut cases = Vec::new();
+    if let Some(m) = cgroup_mount("freezer") {
+        cases.push((m, "freezer.state", "FROZEN", "THAWED"));
+    }
+    // runc 1.1-1.3 look at the v1 freezer only, and hang on a hybrid
+    // host's frozen v2 cgroup.
+    if let Some(m) = cgroup_mount("").filter(|_| is_skiff() || cases.is_empty()) {
+        cases.push((m, "cgroup.freeze", "1", "0"));
+    }
+    if cases.is_empty() {
+        skip("no freezer: neither a v1 freezer hierarchy nor cgroup2 is mounted");
+        return;
+    }
+    for (mount, file, frozen, thawed) in cases {
+        let id = ctx.id();
+        let dir = mount.join(&id);
+        fs::create_dir(&dir).unwrap();
+        let guard = FrozenCgroup { dir, file, thawed };
+        fs::write(guard.dir.join(file), frozen).unwrap();
+        let mut c = ctx.config();
+        c.set("linux.cgroupsPath", js(&format!("\"/{id}\"")));
+        c.sh("exec sleep 1000");
+        ctx.write_config(&c);
+        let b = ctx.bundle_str();
+        let started = Instant::now();
+        let out = ctx.rt(&["run", "-d", "--bundle", &b, &id]);
+        out.fails();
+        assert!(started.elapsed() < T, "refused quickly, not after a hang");
+        assert!(out.stderr.contains("frozen"), "{file}: {:?}", out.stderr);
+        assert!(guard.dir.exists(), "a cgroup it did not make is left alone");
+        ctx.assert_gone(&id);
+        drop(guard);
+    }
+}
