@@ -4,6 +4,7 @@
 
 use super::container::{self, Container, State, StateRoot};
 use super::init::{self, InitContext};
+use super::mount_sources::MountSources;
 use super::tty;
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
@@ -231,9 +232,7 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec, String)> {
     if !rootfs.is_dir() {
         crate::bail!("rootfs {}: no such directory", rootfs.display());
     }
-    if spec.linux.namespace(ns::Kind::Mount).is_none() {
-        crate::bail!("linux.namespaces: a mount namespace is required");
-    }
+    super::rootfs::check_shared_mount_ns(&spec)?;
     if spec.hostname.as_deref().is_some_and(|h| !h.is_empty())
         && spec.linux.namespace(ns::Kind::Uts).is_none()
     {
@@ -454,6 +453,12 @@ fn spawn(
         init::UserNs::Host
     };
     let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
+    // Opened while we are still the host's root (see mount_sources).
+    let mount_sources = if userns == init::UserNs::Host {
+        MountSources::default()
+    } else {
+        MountSources::open(spec, bundle)?
+    };
     // Compiled here, so a bad profile fails create before any clone.
     let seccomp = super::user_process::compile_seccomp(spec)?;
     let (parent, child) = channel()?;
@@ -507,6 +512,7 @@ fn spawn(
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 cgroups: cgroup_binds,
+                mount_sources,
                 seccomp: seccomp.as_ref(),
             })
         }

@@ -111,6 +111,9 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         }
     }
     c.cgroup().destroy()?;
+    if let Ok(spec) = c.spec() {
+        super::rootfs::release_shared(&spec, std::path::Path::new(&c.state.rootfs))?;
+    }
     let hook_state = super::hooks::HookState {
         id,
         status: "stopped",
