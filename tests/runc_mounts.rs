@@ -24,9 +24,7 @@ fn with_userns(c: &mut Config) -> &mut Config {
 /// The fields of the /proc/self/mountinfo line of mount point `mp` in
 /// `text` (the last one: the mount on top).
 fn mountinfo_line<'a>(text: &'a str, mp: &str) -> Option<&'a str> {
-    text.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(mp))
-        .next_back()
+    text.lines().rfind(|l| l.split(' ').nth(4) == Some(mp))
 }
 
 /// The per-mount options (ro/rw, nosuid, ...) of mount point `mp`.
