@@ -355,6 +355,7 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
             let _ = process::kill(container.state.pid, libc::SIGKILL);
             let _ = process::wait_pid(container.state.pid, false);
+            let _ = super::rootfs::release_shared(&spec, &spec.rootfs(&bundle));
         })?;
     }
     undo.disarm();
@@ -535,6 +536,7 @@ fn spawn(
             if let Err(e) = brought_up {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
+                let _ = super::rootfs::release_shared(spec, &rootfs);
                 return Err(e);
             }
             let state = State {
@@ -560,6 +562,7 @@ fn spawn(
             if let Err(e) = container.save() {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
+                let _ = super::rootfs::release_shared(spec, &rootfs);
                 return Err(e);
             }
             Ok(container)

@@ -165,20 +165,18 @@ fn is_below(path: &str, dir: &str) -> bool {
 /// The mount point of the mount that holds `path` (the longest mount point
 /// in mountinfo that is a prefix of it).
 fn mount_point_of(path: &Path) -> Result<String> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let path = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
+    m::mount_table()?
+        .into_iter()
+        .map(|(mp, ..)| mp)
         .filter(|mp| {
-            *mp == "/"
+            mp == "/"
                 || path == *mp
                 || path
-                    .strip_prefix(*mp)
+                    .strip_prefix(mp.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
         })
         .max_by_key(|mp| mp.len())
-        .map(str::to_string)
         .ok_or_else(|| Error::new(format!("no mount holds {path}")))
 }
 
@@ -592,51 +590,11 @@ pub(crate) fn release_shared(spec: &Spec, rootfs: &Path) -> Result<()> {
         return Ok(());
     };
     let path = canonical.to_string_lossy();
-    let mounted = mount_table()?.iter().any(|(mp, ..)| *mp == path);
+    let mounted = m::mount_table()?.iter().any(|(mp, ..)| *mp == path);
     if mounted {
         m::umount(&path, m::MNT_DETACH)?;
     }
     Ok(())
-}
-
-/// The mount points of our mount namespace, unescaped, with the type and
-/// root of each: (mount point, fstype, root).
-fn mount_table() -> Result<Vec<(String, String, String)>> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            Some((
-                unescape(f.get(4)?),
-                f.get(sep + 1)?.to_string(),
-                unescape(f.get(3)?),
-            ))
-        })
-        .collect())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(field: &str) -> String {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let digit = |k: usize| u32::from(b[i + k] - b'0');
-            out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Make the rootfs our `/`.
@@ -674,7 +632,7 @@ fn hide_host_pseudo_filesystems(rootfs: &Path) -> Result<()> {
                 .strip_prefix(rootfs.as_ref())
                 .is_some_and(|r| r.starts_with('/'))
     };
-    let mut targets: Vec<String> = mount_table()?
+    let mut targets: Vec<String> = m::mount_table()?
         .into_iter()
         .filter(|(mp, fstype, root)| {
             (fstype == "proc" || fstype == "sysfs") && root == "/" && !inside(mp)
@@ -725,12 +683,15 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Open a masked or read-only path, refusing one reached through a
-/// symbolic link: with an image's `/proc -> /etc` the mask would land on
-/// the image's files and the real procfs (if any) would stay unmasked.
-/// None when there is nothing at `p`.
+/// Open a masked or read-only path, refusing one whose top directory
+/// (`/proc`, `/sys`) is a symbolic link: with an image's `/proc -> /etc`
+/// the mask would land on the image's files and the real procfs (if any)
+/// would stay unmasked. Below it, links inside the filesystem (such as
+/// /proc/net) are followed, confined to the rootfs. None when there is
+/// nothing at `p`.
 fn open_restricted(root: &OwnedFd, p: &str) -> Result<Option<OwnedFd>> {
-    if sysfs::symlink_on_path(root, p) {
+    let top = p.split('/').find(|c| !c.is_empty()).unwrap_or(".");
+    if sysfs::symlink_on_path(root, top) {
         crate::bail!(
             "a symbolic link on the path: the procfs (and sysfs) must be mounted on an \
              ordinary directory"
@@ -762,5 +723,19 @@ fn mask_path(root: &OwnedFd, p: &str) -> Result<()> {
         m::mount("tmpfs", &target, "tmpfs", m::MS_RDONLY, "")
     } else {
         m::mount("/dev/null", &target, "", m::MS_BIND, "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below() {
+        assert!(is_below("/dev/pts", "/dev"));
+        assert!(is_below("/dev/pts/", "/dev/"));
+        assert!(!is_below("/dev", "/dev"));
+        assert!(!is_below("/devices", "/dev"));
+        assert!(is_below("/x", "/"));
     }
 }

@@ -303,6 +303,46 @@ pub fn attach(tree: impl AsFd, target: impl AsFd) -> Result<()> {
     .context("move_mount")
 }
 
+/// The mounts of our mount namespace (/proc/self/mountinfo), unescaped:
+/// (mount point, fstype, root in its filesystem) of each.
+pub fn mount_table() -> Result<Vec<(String, String, String)>> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some((
+                unescape(f.get(4)?),
+                f.get(sep + 1)?.to_string(),
+                unescape(f.get(3)?),
+            ))
+        })
+        .collect())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let digit = |k: usize| u32::from(b[i + k] - b'0');
+            out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// umount2(2).
 pub fn umount(target: &str, flags: i32) -> Result<()> {
     let tgt = cstring(target)?;
@@ -351,5 +391,27 @@ mod tests {
         let o = parse_options(&words(&["rbind", "ro", "rw"]));
         assert_eq!(o.flags, MS_BIND | MS_REC);
         assert_eq!(o.clear, MS_RDONLY);
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape("/plain\\"), "/plain\\");
+    }
+
+    #[test]
+    fn recursive_words_become_attributes() {
+        let o = parse_options(&words(&["rbind", "ro", "rro", "rnosuid", "nosymfollow"]));
+        assert_eq!(o.flags, MS_BIND | MS_REC | MS_RDONLY);
+        assert_eq!(o.recursive.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        assert_eq!(o.recursive.clear, 0);
+        assert_eq!(o.single.set, MOUNT_ATTR_NOSYMFOLLOW);
+        assert!(o.unsupported.is_empty() && o.data.is_empty());
+        // The last word wins; an access-time mode replaces the whole field.
+        let o = parse_options(&words(&["rro", "rrw", "rnoatime", "rstrictatime"]));
+        assert_eq!(o.recursive.set, MOUNT_ATTR_STRICTATIME);
+        assert_eq!(o.recursive.clear, MOUNT_ATTR_RDONLY | MOUNT_ATTR__ATIME);
+        let o = parse_options(&words(&["ridmap", "ratime"]));
+        assert_eq!(o.unsupported, words(&["ridmap", "ratime"]));
     }
 }
