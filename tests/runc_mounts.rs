@@ -119,6 +119,16 @@ fn no_mount_namespace_shares_the_runtime_namespace() {
     );
     // The container's mounts went with it.
     assert_eq!(mounts_under(&ctx.dir), Vec::<String>::new());
+
+    // A create that fails after the mounts were made takes them away too.
+    c.set("hooks", js(r#"{"createRuntime":[{"path":"/bin/false"}]}"#));
+    let out = ctx.run_config(&c);
+    out.fails();
+    if !is_skiff() {
+        // RUNC DIFFERS: runc leaves them behind.
+        detach_all(&ctx.rootfs());
+    }
+    assert_eq!(mounts_under(&ctx.dir), Vec::<String>::new());
 }
 
 #[test]
