@@ -222,6 +222,57 @@ fn recursive_read_only_binds() {
     assert_eq!(fs::read_dir(src.join("sub")).unwrap().count(), 1);
 }
 
+/// The runtime, run under a seccomp filter that answers ENOSYS to
+/// mount_setattr, as a kernel before 5.12 would.
+#[test]
+fn recursive_read_only_without_mount_setattr_is_a_clear_error() {
+    use std::os::unix::process::CommandExt;
+    let ctx = Ctx::new("rronosys");
+    let v = skiff::json::parse(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mount_setattr"],
+            "action":"SCMP_ACT_ERRNO","errnoRet":38}]}"#,
+        "profile",
+    )
+    .unwrap();
+    let profile = skiff::seccomp::parse(&skiff::json::Node::new(&v, "linux.seccomp")).unwrap();
+    let prog = skiff::seccomp::compile(&profile).unwrap();
+    let src = ctx.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut c = ctx.config();
+    c.mount("/mnt", "bind", src.to_str().unwrap(), &["rbind", "rro"])
+        .args(&["true"]);
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let mut cmd = std::process::Command::new(&runtime().path);
+    cmd.arg("--root")
+        .arg(&ctx.root)
+        .args(["run", "--bundle", &ctx.bundle_str(), &id])
+        .env("SKIFF_TEST_MARK", &ctx.mark)
+        .stdin(std::process::Stdio::null());
+    // SAFETY: between fork and exec the child only calls prctl and
+    // seccomp(2) through `install`, which allocates nothing on success.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            skiff::sys::seccomp::install(&prog).map_err(|e| std::io::Error::other(e.to_string()))
+        });
+    }
+    let out = cmd.output().expect("run the runtime");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rro without mount_setattr ran");
+    if is_skiff() {
+        assert!(
+            stderr.contains("mounts[")
+                && stderr.contains("/mnt")
+                && stderr.contains("mount_setattr: not supported by this kernel"),
+            "{stderr}"
+        );
+    }
+    ctx.assert_gone(&id);
+}
+
 #[test]
 fn read_only_dev_with_mounts_below() {
     let ctx = Ctx::new("rodev");
