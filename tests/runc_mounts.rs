@@ -446,3 +446,27 @@ fn no_pivot_keeps_a_fresh_procfs_out_of_reach() {
         );
     }
 }
+
+#[test]
+fn features_list_the_mount_options_that_work() {
+    let ctx = Ctx::new("mountfeatures");
+    let out = ctx.rt_noroot(&["features"]);
+    out.ok();
+    let v = js(&out.stdout);
+    let listed: Vec<&str> = as_array(jget(&v, "mountOptions"))
+        .expect("mountOptions")
+        .iter()
+        .filter_map(|x| as_str(Some(x)))
+        .collect();
+    for word in [
+        "rro",
+        "rrw",
+        "rnosuid",
+        "rnodev",
+        "rnoexec",
+        "rnoatime",
+        "nosymfollow",
+    ] {
+        assert!(listed.contains(&word), "{word} missing from {listed:?}");
+    }
+}

@@ -92,6 +92,11 @@ const ATTR_WORDS: &[(&str, bool, bool, u64)] = &[
     ("rrelatime", true, true, MOUNT_ATTR_RELATIME),
     ("rnoatime", true, true, MOUNT_ATTR_NOATIME),
     ("rstrictatime", true, true, MOUNT_ATTR_STRICTATIME),
+    // The access time is one mode: leaving one goes back to the default
+    // (relatime), and "no relatime" means every access.
+    ("ratime", true, true, MOUNT_ATTR_RELATIME),
+    ("rnostrictatime", true, true, MOUNT_ATTR_RELATIME),
+    ("rnorelatime", true, true, MOUNT_ATTR_STRICTATIME),
     ("rnosymfollow", true, true, MOUNT_ATTR_NOSYMFOLLOW),
     ("rsymfollow", true, false, MOUNT_ATTR_NOSYMFOLLOW),
     ("nosymfollow", false, true, MOUNT_ATTR_NOSYMFOLLOW),
@@ -170,11 +175,7 @@ pub fn parse_options(words: &[String]) -> Options {
             continue;
         }
         match w.as_str() {
-            // ratime, rnorelatime, rnostrictatime clear a mode without
-            // naming the one to take its place.
-            "idmap" | "ridmap" | "tmpcopyup" | "ratime" | "rnorelatime" | "rnostrictatime" => {
-                o.unsupported.push(w.clone())
-            }
+            "idmap" | "ridmap" | "tmpcopyup" => o.unsupported.push(w.clone()),
             _ => data.push(w),
         }
     }
@@ -411,7 +412,10 @@ mod tests {
         let o = parse_options(&words(&["rro", "rrw", "rnoatime", "rstrictatime"]));
         assert_eq!(o.recursive.set, MOUNT_ATTR_STRICTATIME);
         assert_eq!(o.recursive.clear, MOUNT_ATTR_RDONLY | MOUNT_ATTR__ATIME);
-        let o = parse_options(&words(&["ridmap", "ratime"]));
-        assert_eq!(o.unsupported, words(&["ridmap", "ratime"]));
+        let o = parse_options(&words(&["rnoatime", "ratime"]));
+        assert_eq!(o.recursive.set, MOUNT_ATTR_RELATIME);
+        assert_eq!(o.recursive.clear, MOUNT_ATTR__ATIME);
+        let o = parse_options(&words(&["ridmap", "tmpcopyup"]));
+        assert_eq!(o.unsupported, words(&["ridmap", "tmpcopyup"]));
     }
 }
