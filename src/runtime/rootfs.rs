@@ -112,11 +112,14 @@ fn populate(
             cgroups,
             source: sources.get(i),
             // Whatever goes below a read-only mount (or into /dev) must be
-            // made before it turns read-only.
-            defer_read_only: clean(&mnt.destination) == "/dev"
-                || spec.mounts[i + 1..]
-                    .iter()
-                    .any(|later| is_below(&later.destination, &mnt.destination)),
+            // made before it turns read-only. Not for procfs and sysfs: in
+            // a user namespace the kernel may allow them only read-only
+            // (when the visible one is), and their directories exist.
+            defer_read_only: !matches!(mnt.kind.as_str(), "proc" | "sysfs")
+                && (clean(&mnt.destination) == "/dev"
+                    || spec.mounts[i + 1..]
+                        .iter()
+                        .any(|later| is_below(&later.destination, &mnt.destination))),
         };
         let later =
             mount_one(&ctx, mnt).map_err(|e| e.wrap(format!("mounts[{i}] {}", mnt.destination)))?;
