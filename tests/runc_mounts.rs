@@ -417,8 +417,17 @@ fn no_pivot_keeps_a_fresh_procfs_out_of_reach() {
         .set("process.user", js(r#"{"uid":1000,"gid":1000}"#))
         .sh("unshare -Urmpf sh -c 'id -u; mount -t proc none /proc && echo MOUNTED'; true");
     let b = ctx.bundle_str();
-    for no_pivot in [false, true] {
-        ctx.write_config(&c);
+    let plain = c.clone();
+    let mut in_userns = c.clone();
+    with_userns(&mut in_userns);
+    for (no_pivot, c) in [
+        (false, &plain),
+        (true, &plain),
+        (false, &in_userns),
+        (true, &in_userns),
+    ] {
+        let userns = std::ptr::eq(c, &in_userns);
+        ctx.write_config(c);
         let id = ctx.id();
         let mut args = vec!["run", "--bundle", b.as_str()];
         if no_pivot {
@@ -430,18 +439,18 @@ fn no_pivot_keeps_a_fresh_procfs_out_of_reach() {
         out.ok();
         assert!(
             out.stdout.starts_with("0\n"),
-            "no_pivot={no_pivot}: the nested user namespace was not made: {} {}",
+            "no_pivot={no_pivot} userns={userns}: the nested user namespace was not made: {} {}",
             out.stdout,
             out.stderr
         );
         assert!(
             !out.stdout.contains("MOUNTED"),
-            "no_pivot={no_pivot}: a fresh procfs was mounted: {}",
+            "no_pivot={no_pivot} userns={userns}: a fresh procfs was mounted: {}",
             out.stdout
         );
         assert!(
             out.stderr.contains("permission denied"),
-            "no_pivot={no_pivot}: {}",
+            "no_pivot={no_pivot} userns={userns}: {}",
             out.stderr
         );
     }
