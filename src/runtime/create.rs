@@ -4,6 +4,7 @@
 
 use super::container::{self, Container, State, StateRoot};
 use super::init::{self, InitContext};
+use super::mount_sources::MountSources;
 use super::tty;
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
@@ -231,9 +232,7 @@ fn validate(opts: &CreateOptions) -> Result<(PathBuf, Spec, String)> {
     if !rootfs.is_dir() {
         crate::bail!("rootfs {}: no such directory", rootfs.display());
     }
-    if spec.linux.namespace(ns::Kind::Mount).is_none() {
-        crate::bail!("linux.namespaces: a mount namespace is required");
-    }
+    super::rootfs::check_shared_mount_ns(&spec)?;
     if spec.hostname.as_deref().is_some_and(|h| !h.is_empty())
         && spec.linux.namespace(ns::Kind::Uts).is_none()
     {
@@ -373,6 +372,7 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
             let _ = process::kill(container.state.pid, libc::SIGKILL);
             let _ = process::wait_pid(container.state.pid, false);
+            let _ = super::rootfs::release_shared(&spec, &spec.rootfs(&bundle));
         })?;
     }
     undo.disarm();
@@ -469,6 +469,12 @@ fn spawn(
         init::UserNs::Host
     };
     let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
+    // Opened while we are still the host's root (see mount_sources).
+    let mount_sources = if userns == init::UserNs::Host {
+        MountSources::default()
+    } else {
+        MountSources::open(spec, bundle)?
+    };
     // Compiled here, so a bad profile fails create before any clone.
     let seccomp = super::user_process::compile_seccomp(spec)?;
     let (parent, child) = channel()?;
@@ -522,6 +528,7 @@ fn spawn(
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 cgroups: cgroup_binds,
+                mount_sources,
                 seccomp: seccomp.as_ref(),
             })
         }
@@ -544,6 +551,7 @@ fn spawn(
             if let Err(e) = brought_up {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
+                let _ = super::rootfs::release_shared(spec, &rootfs);
                 return Err(e);
             }
             let state = State {
@@ -569,6 +577,7 @@ fn spawn(
             if let Err(e) = container.save() {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
+                let _ = super::rootfs::release_shared(spec, &rootfs);
                 return Err(e);
             }
             Ok(container)

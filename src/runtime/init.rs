@@ -3,6 +3,7 @@
 //! ready or the first error over its channel, then waits for `start`.
 
 use super::create::{wait_for_start, InitChannel};
+use super::mount_sources::MountSources;
 use super::user_process;
 use super::{hooks, rootfs};
 use crate::error::{Context, Result};
@@ -47,6 +48,8 @@ pub(crate) struct InitContext<'a> {
     pub seccomp: Option<&'a crate::seccomp::Program>,
     /// Host cgroups to show under `cgroup` mounts.
     pub cgroups: Vec<rootfs::CgroupBind>,
+    /// Bind sources the runtime opened for a container in a user namespace.
+    pub mount_sources: MountSources,
 }
 
 /// Entry point in the cloned child. Never returns.
@@ -154,6 +157,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
         ctx.userns != UserNs::Host,
         proc.terminal,
         &ctx.cgroups,
+        &ctx.mount_sources,
     )?;
     let hooks = &ctx.spec.hooks;
     if !(hooks.prestart.is_empty() && hooks.create_runtime.is_empty()) {
@@ -166,7 +170,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
             &hook_state(ctx, "created"),
         )?;
     }
-    rootfs::enter(ctx.rootfs, ctx.no_pivot)?;
+    rootfs::enter(ctx.spec, ctx.rootfs, ctx.no_pivot)?;
     if let Some(name) = ctx.spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         rustix::system::sethostname(name.as_bytes())
             .with_context(|| format!("hostname: set {name:?}"))?;

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod features;
 mod hooks;
 mod init;
+mod mount_sources;
 pub mod ops;
 pub mod ps;
 mod rootfs;

@@ -134,6 +134,9 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
         _ => kill_and_wait(&c)?,
     }
     c.cgroup().destroy()?;
+    if let Ok(spec) = c.spec() {
+        super::rootfs::release_shared(&spec, std::path::Path::new(&c.state.rootfs))?;
+    }
     let hook_state = super::hooks::HookState {
         id,
         status: "stopped",

@@ -40,6 +40,13 @@ fn propagation_flags(name: &str) -> Flags {
     }
 }
 
+/// Does the container have a mount namespace of its own? Without one it
+/// shares the runtime's: its mounts are made there (as runc makes them),
+/// nothing of the host's propagation is changed, and the init chroots.
+pub(crate) fn own_mount_ns(spec: &Spec) -> bool {
+    spec.linux.namespace(crate::sys::ns::Kind::Mount).is_some()
+}
+
 /// Everything before pivot_root. Runs in the init, in its new mount
 /// namespace, still seeing the host's files.
 pub(crate) fn prepare(
@@ -49,26 +56,76 @@ pub(crate) fn prepare(
     userns: bool,
     terminal: bool,
     cgroups: &[CgroupBind],
+    sources: &MountSources,
 ) -> Result<Option<Console>> {
-    let prop = spec
-        .linux
-        .rootfs_propagation
-        .as_deref()
-        .map_or(m::MS_SLAVE | m::MS_REC, propagation_flags);
-    m::mount("", "/", "", prop, "").context("set propagation of /")?;
-    if prop & m::MS_SHARED != 0 {
-        // pivot_root refuses a shared parent: make the mount holding the
-        // rootfs private (its own propagation comes back after the pivot).
-        m::mount("", &mount_point_of(rootfs)?, "", m::MS_PRIVATE, "")
-            .context("make the rootfs's parent mount private")?;
+    let own_ns = own_mount_ns(spec);
+    if own_ns {
+        let requested = spec
+            .linux
+            .rootfs_propagation
+            .as_deref()
+            .map_or(m::MS_SLAVE | m::MS_REC, propagation_flags);
+        // An unbindable tree would refuse the rootfs bind below: cut
+        // propagation to the host now and make the container's root
+        // unbindable in finish(), once it is its own.
+        let prop = if requested & m::MS_UNBINDABLE != 0 {
+            m::MS_SLAVE | m::MS_REC
+        } else {
+            requested
+        };
+        m::mount("", "/", "", prop, "").context("set propagation of /")?;
+        if prop & m::MS_SHARED != 0 {
+            // pivot_root refuses a shared parent: make the mount holding the
+            // rootfs private (its own propagation comes back after the pivot).
+            m::mount("", &mount_point_of(rootfs)?, "", m::MS_PRIVATE, "")
+                .context("make the rootfs's parent mount private")?;
+        }
     }
     let rootfs_s = rootfs.to_string_lossy();
     m::mount(&rootfs_s, &rootfs_s, "", m::MS_BIND | m::MS_REC, "")
         .with_context(|| format!("bind mount rootfs {rootfs_s}"))?;
-    let root = sysfs::open_root(&rootfs_s)?;
+    let made = populate(spec, rootfs, bundle, userns, terminal, cgroups, sources);
+    if made.is_err() && !own_ns {
+        // In the runtime's namespace nothing goes away with the init.
+        let _ = m::umount(&rootfs_s, m::MNT_DETACH);
+    }
+    made
+}
+
+/// The config's mounts, /dev and the console, on the bound rootfs.
+fn populate(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    userns: bool,
+    terminal: bool,
+    cgroups: &[CgroupBind],
+    sources: &MountSources,
+) -> Result<Option<Console>> {
+    let root = sysfs::open_root(&rootfs.to_string_lossy())?;
+    let mut read_only_later = Vec::new();
     for (i, mnt) in spec.mounts.iter().enumerate() {
-        mount_one(&root, bundle, mnt, userns, cgroups)
-            .map_err(|e| e.wrap(format!("mounts[{i}] {}", mnt.destination)))?;
+        let ctx = MountCtx {
+            root: &root,
+            bundle,
+            userns,
+            cgroups,
+            source: sources.get(i),
+            // Whatever goes below a read-only mount (or into /dev) must be
+            // made before it turns read-only. Not for procfs and sysfs: in
+            // a user namespace the kernel may allow them only read-only
+            // (when the visible one is), and their directories exist.
+            defer_read_only: !matches!(mnt.kind.as_str(), "proc" | "sysfs")
+                && (clean(&mnt.destination) == "/dev"
+                    || spec.mounts[i + 1..]
+                        .iter()
+                        .any(|later| is_below(&later.destination, &mnt.destination))),
+        };
+        let later =
+            mount_one(&ctx, mnt).map_err(|e| e.wrap(format!("mounts[{i}] {}", mnt.destination)))?;
+        if let Some(flags) = later {
+            read_only_later.push((i, flags));
+        }
     }
     let dev_is_bound = spec
         .mounts
@@ -78,29 +135,51 @@ pub(crate) fn prepare(
         make_devices(&root, &spec.linux.devices, userns)?;
         make_dev_links(&root, spec)?;
     }
-    if terminal {
-        return open_console(&root).map(Some);
+    let console = if terminal {
+        Some(open_console(&root)?)
+    } else {
+        None
+    };
+    // The deepest first: a remount cannot reach under a mount on top.
+    for (i, flags) in read_only_later.into_iter().rev() {
+        let mnt = &spec.mounts[i];
+        let dest = reopen(&root, &mnt.destination)?;
+        remount_bind(&sysfs::proc_path(&dest), flags).map_err(|e| {
+            e.wrap(format!(
+                "mounts[{i}] {}: remount read-only",
+                mnt.destination
+            ))
+        })?;
     }
-    Ok(None)
+    Ok(console)
+}
+
+/// Is `path` strictly below `dir` (both absolute, in the container)?
+fn is_below(path: &str, dir: &str) -> bool {
+    let dir = clean(dir);
+    let path = clean(path);
+    if dir == "/" {
+        return path != "/";
+    }
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The mount point of the mount that holds `path` (the longest mount point
 /// in mountinfo that is a prefix of it).
 fn mount_point_of(path: &Path) -> Result<String> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let path = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
+    m::mount_table()?
+        .into_iter()
+        .map(|(mp, ..)| mp)
         .filter(|mp| {
-            *mp == "/"
+            mp == "/"
                 || path == *mp
                 || path
-                    .strip_prefix(*mp)
+                    .strip_prefix(mp.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
         })
         .max_by_key(|mp| mp.len())
-        .map(str::to_string)
         .ok_or_else(|| Error::new(format!("no mount holds {path}")))
 }
 
@@ -113,9 +192,7 @@ fn clean(p: &str) -> &str {
     }
 }
 
-fn is_bind(mnt: &Mount) -> bool {
-    mnt.kind == "bind" || mnt.options.iter().any(|o| o == "bind" || o == "rbind")
-}
+use super::mount_sources::{is_bind, MountSources};
 
 /// Resolve the destination again after something was mounted on it, so
 /// the fd names the new mount and not the directory underneath.
@@ -123,13 +200,22 @@ fn reopen(root: &OwnedFd, dest: &str) -> Result<OwnedFd> {
     sysfs::open_in_root(root, dest, OFlags::PATH).with_context(|| format!("resolve {dest}"))
 }
 
-fn mount_one(
-    root: &OwnedFd,
-    bundle: &Path,
-    mnt: &Mount,
+/// What one mount needs besides its config entry.
+struct MountCtx<'a> {
+    root: &'a OwnedFd,
+    bundle: &'a Path,
     userns: bool,
-    cgroups: &[CgroupBind],
-) -> Result<()> {
+    cgroups: &'a [CgroupBind],
+    /// The source tree the runtime cloned for a bind mount.
+    source: Option<&'a OwnedFd>,
+    /// Leave the mount writable; the caller remounts it read-only later.
+    defer_read_only: bool,
+}
+
+/// Make one mount. Returns the remount flags still to apply when its
+/// read-only remount is deferred.
+fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
+    let root = ctx.root;
     let opts = m::parse_options(&mnt.options);
     if !opts.unsupported.is_empty() {
         crate::bail!(
@@ -137,36 +223,41 @@ fn mount_one(
             opts.unsupported.join(",")
         );
     }
+    let mut later = None;
     if is_bind(mnt) {
-        let src = if mnt.source.starts_with('/') {
-            Path::new(&mnt.source).to_path_buf()
-        } else {
-            bundle.join(&mnt.source)
-        };
-        let meta =
-            std::fs::metadata(&src).with_context(|| format!("bind source {}", src.display()))?;
-        let leaf = if meta.is_dir() { Leaf::Dir } else { Leaf::File };
-        let dest = sysfs::ensure_in_root(root, &mnt.destination, leaf, 0o755)?;
-        m::mount(
-            &src.to_string_lossy(),
-            &sysfs::proc_path(&dest),
-            "",
-            m::MS_BIND | (opts.flags & m::MS_REC),
-            "",
-        )
-        .with_context(|| format!("bind {}", src.display()))?;
+        bind_one(ctx, mnt, &opts)?;
         let dest = reopen(root, &mnt.destination)?;
         let extra = opts.flags & m::BIND_REMOUNT_FLAGS;
-        if extra != 0 {
+        if extra & m::MS_RDONLY != 0 && ctx.defer_read_only {
+            later = Some(extra);
+            if extra & !m::MS_RDONLY != 0 {
+                remount_bind(&sysfs::proc_path(&dest), extra & !m::MS_RDONLY)?;
+            }
+        } else if extra != 0 {
             remount_bind(&sysfs::proc_path(&dest), extra)?;
         }
-        return set_propagation(&dest, &opts.propagation);
+        set_attrs(&dest, &opts)?;
+        set_propagation(&dest, &opts.propagation)?;
+        return Ok(later);
     }
     if mnt.kind == "cgroup" || mnt.kind == "cgroup2" {
-        return mount_cgroup(root, mnt, &opts, cgroups);
+        mount_cgroup(root, mnt, &opts, ctx.cgroups)?;
+        set_attrs(&reopen(root, &mnt.destination)?, &opts)?;
+        return Ok(None);
     }
     if mnt.kind.is_empty() {
         crate::bail!("type is required for a mount that is not a bind mount");
+    }
+    if mnt.kind == "proc" || mnt.kind == "sysfs" {
+        // A symlink here would put the filesystem somewhere else in the
+        // rootfs (an image's /proc -> /etc): masks would miss it.
+        if sysfs::symlink_on_path(root, &mnt.destination) {
+            crate::bail!(
+                "filesystem {:?} must be mounted on ordinary directory (the procfs and sysfs \
+                 may not be mounted over a symbolic link)",
+                mnt.kind
+            );
+        }
     }
     let dest = sysfs::ensure_in_root(root, &mnt.destination, Leaf::Dir, 0o755)?;
     let source = if mnt.source.is_empty() {
@@ -175,19 +266,65 @@ fn mount_one(
         &mnt.source
     };
     let target = sysfs::proc_path(&dest);
-    match m::mount(source, &target, &mnt.kind, opts.flags, &opts.data) {
+    let mut flags = opts.flags;
+    if flags & m::MS_RDONLY != 0 && ctx.defer_read_only {
+        flags &= !m::MS_RDONLY;
+        later = Some(opts.flags & m::BIND_REMOUNT_FLAGS);
+    }
+    match m::mount(source, &target, &mnt.kind, flags, &opts.data) {
         Ok(()) => {}
         // A user namespace that does not own the network namespace may not
         // mount sysfs: show the host's, as runc does.
-        Err(e) if mnt.kind == "sysfs" && userns => {
+        Err(e) if mnt.kind == "sysfs" && ctx.userns => {
             m::mount("/sys", &target, "", m::MS_BIND | m::MS_REC, "")
                 .map_err(|_| e.wrap(format!("mount {} on {}", mnt.kind, mnt.destination)))?;
             let dest = reopen(root, &mnt.destination)?;
-            remount_bind(&sysfs::proc_path(&dest), opts.flags & m::BIND_REMOUNT_FLAGS)?;
+            remount_bind(&sysfs::proc_path(&dest), flags & m::BIND_REMOUNT_FLAGS)?;
         }
         Err(e) => return Err(e.wrap(format!("mount {} {}", mnt.kind, fs_hint(&opts.data)))),
     }
-    set_propagation(&reopen(root, &mnt.destination)?, &opts.propagation)
+    let dest = reopen(root, &mnt.destination)?;
+    set_attrs(&dest, &opts)?;
+    set_propagation(&dest, &opts.propagation)?;
+    Ok(later)
+}
+
+/// Bind the source of `mnt` on its destination: the tree the runtime
+/// cloned when there is one, else the source path.
+fn bind_one(ctx: &MountCtx, mnt: &Mount, opts: &m::Options) -> Result<()> {
+    let src = super::mount_sources::source_path(ctx.bundle, mnt);
+    let is_dir = match ctx.source {
+        Some(tree) => sysfs::is_dir(tree),
+        None => std::fs::metadata(&src)
+            .with_context(|| format!("bind source {}", src.display()))?
+            .is_dir(),
+    };
+    let leaf = if is_dir { Leaf::Dir } else { Leaf::File };
+    let dest = sysfs::ensure_in_root(ctx.root, &mnt.destination, leaf, 0o755)?;
+    match ctx.source {
+        Some(tree) => m::attach(tree, &dest).with_context(|| format!("bind {}", src.display())),
+        None => m::mount(
+            &src.to_string_lossy(),
+            &sysfs::proc_path(&dest),
+            "",
+            m::MS_BIND | (opts.flags & m::MS_REC),
+            "",
+        )
+        .with_context(|| format!("bind {}", src.display())),
+    }
+}
+
+/// The option words that mount(2) cannot say (`rro`, `nosymfollow`, ...),
+/// through mount_setattr(2).
+fn set_attrs(dest: &OwnedFd, opts: &m::Options) -> Result<()> {
+    if !opts.recursive.is_empty() {
+        m::set_attrs(dest, opts.recursive, true)
+            .context("apply recursive mount options (rro, rnosuid, ...)")?;
+    }
+    if !opts.single.is_empty() {
+        m::set_attrs(dest, opts.single, false).context("apply mount option nosymfollow")?;
+    }
+    Ok(())
 }
 
 fn fs_hint(data: &str) -> String {
@@ -425,10 +562,53 @@ fn open_console(root: &OwnedFd) -> Result<Console> {
     Ok(Console { master, slave })
 }
 
+/// A container that shares the runtime's mount namespace cannot have
+/// masked or read-only paths: they would be made on the host's view.
+pub(crate) fn check_shared_mount_ns(spec: &Spec) -> Result<()> {
+    if own_mount_ns(spec) {
+        return Ok(());
+    }
+    for (field, paths) in [
+        ("linux.maskedPaths", &spec.linux.masked_paths),
+        ("linux.readonlyPaths", &spec.linux.readonly_paths),
+    ] {
+        if !paths.is_empty() {
+            return Err(crate::err_kind!(
+                InvalidArgument,
+                "{field}: unable to restrict sys entries without a private mount namespace"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// After the container of a shared mount namespace is gone: take its
+/// mounts away from the runtime's namespace (the rootfs bind that holds
+/// them all). runc leaves them behind.
+pub(crate) fn release_shared(spec: &Spec, rootfs: &Path) -> Result<()> {
+    if own_mount_ns(spec) {
+        return Ok(());
+    }
+    let Ok(canonical) = std::fs::canonicalize(rootfs) else {
+        return Ok(());
+    };
+    let path = canonical.to_string_lossy();
+    let mounted = m::mount_table()?.iter().any(|(mp, ..)| *mp == path);
+    if mounted {
+        m::umount(&path, m::MNT_DETACH)?;
+    }
+    Ok(())
+}
+
 /// Make the rootfs our `/`.
-pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+pub(crate) fn enter(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<()> {
     rustix::process::chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
-    if no_pivot {
+    if !own_mount_ns(spec) {
+        // The runtime's namespace is the host's: neither pivot_root nor a
+        // move may touch it.
+        m::chroot(".")?;
+    } else if no_pivot {
+        hide_host_pseudo_filesystems(rootfs)?;
         m::mount(&rootfs.to_string_lossy(), "/", "", m::MS_MOVE, "").context("move rootfs to /")?;
         m::chroot(".")?;
     } else {
@@ -441,6 +621,45 @@ pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     rustix::process::chdir("/").context("chdir /")
 }
 
+/// Without pivot_root the host's tree stays in the container's mount
+/// namespace, under the moved rootfs. The kernel lets a user namespace
+/// mount a fresh procfs or sysfs when the namespace holds a fully visible
+/// one (mnt_too_revealing): the host's, unmasked, would do, and a process
+/// of the container could mount an unmasked /proc. Take them away (cover
+/// them where they cannot be unmounted), as runc does.
+fn hide_host_pseudo_filesystems(rootfs: &Path) -> Result<()> {
+    let rootfs = rootfs.to_string_lossy();
+    let inside = |mp: &str| {
+        mp == rootfs
+            || mp
+                .strip_prefix(rootfs.as_ref())
+                .is_some_and(|r| r.starts_with('/'))
+    };
+    let mut targets: Vec<String> = m::mount_table()?
+        .into_iter()
+        .filter(|(mp, fstype, root)| {
+            (fstype == "proc" || fstype == "sysfs") && root == "/" && !inside(mp)
+        })
+        .map(|(mp, ..)| mp)
+        .collect();
+    // Deepest first, so a parent's detach does not hide a child from us.
+    targets.sort_by_key(|mp| std::cmp::Reverse(mp.len()));
+    targets.dedup();
+    for mp in targets {
+        // Never let the unmount reach the host.
+        match m::mount("", &mp, "", m::MS_SLAVE | m::MS_REC, "") {
+            Ok(()) => {}
+            Err(_) if !Path::new(&mp).exists() => continue,
+            Err(e) => return Err(e.wrap(format!("make {mp} a slave mount"))),
+        }
+        if m::umount(&mp, m::MNT_DETACH).is_err() {
+            m::mount("tmpfs", &mp, "tmpfs", m::MS_RDONLY, "size=0")
+                .with_context(|| format!("cover the host's {mp}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Everything after pivot_root that needs the container's /proc: sysctls,
 /// read-only and masked paths, rootfs propagation, a read-only root.
 pub(crate) fn finish(spec: &Spec) -> Result<()> {
@@ -448,14 +667,18 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         std::fs::write(&path, value).with_context(|| format!("linux.sysctl: set {key}"))?;
     }
+    let root = sysfs::open_root("/")?;
     for p in &spec.linux.readonly_paths {
-        readonly_path(p).with_context(|| format!("linux.readonlyPaths: {p}"))?;
+        readonly_path(&root, p).with_context(|| format!("linux.readonlyPaths: {p}"))?;
     }
     for p in &spec.linux.masked_paths {
-        mask_path(p).with_context(|| format!("linux.maskedPaths: {p}"))?;
+        mask_path(&root, p).with_context(|| format!("linux.maskedPaths: {p}"))?;
     }
     if let Some(prop) = &spec.linux.rootfs_propagation {
-        m::mount("", "/", "", propagation_flags(prop), "").context("linux.rootfsPropagation")?;
+        if own_mount_ns(spec) {
+            m::mount("", "/", "", propagation_flags(prop), "")
+                .context("linux.rootfsPropagation")?;
+        }
     }
     if spec.root.readonly {
         remount_bind("/", m::MS_RDONLY).context("root.readonly: remount / read-only")?;
@@ -463,21 +686,59 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn readonly_path(p: &str) -> Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-        Ok(_) => {}
+/// Open a masked or read-only path, refusing one whose top directory
+/// (`/proc`, `/sys`) is a symbolic link: with an image's `/proc -> /etc`
+/// the mask would land on the image's files and the real procfs (if any)
+/// would stay unmasked. Below it, links inside the filesystem (such as
+/// /proc/net) are followed, confined to the rootfs. None when there is
+/// nothing at `p`.
+fn open_restricted(root: &OwnedFd, p: &str) -> Result<Option<OwnedFd>> {
+    let top = p.split('/').find(|c| !c.is_empty()).unwrap_or(".");
+    if sysfs::symlink_on_path(root, top) {
+        crate::bail!(
+            "a symbolic link on the path: the procfs (and sysfs) must be mounted on an \
+             ordinary directory"
+        );
     }
-    m::mount(p, p, "", m::MS_BIND | m::MS_REC, "")?;
-    remount_bind(p, m::MS_RDONLY | m::MS_REC)
+    match sysfs::open_in_root(root, p, OFlags::PATH) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
-fn mask_path(p: &str) -> Result<()> {
-    match std::fs::metadata(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e.into()),
-        Ok(meta) if meta.is_dir() => m::mount("tmpfs", p, "tmpfs", m::MS_RDONLY, ""),
-        Ok(_) => m::mount("/dev/null", p, "", m::MS_BIND, ""),
+fn readonly_path(root: &OwnedFd, p: &str) -> Result<()> {
+    let Some(fd) = open_restricted(root, p)? else {
+        return Ok(());
+    };
+    let target = sysfs::proc_path(&fd);
+    m::mount(&target, &target, "", m::MS_BIND | m::MS_REC, "")?;
+    let fd = reopen(root, p)?;
+    remount_bind(&sysfs::proc_path(&fd), m::MS_RDONLY | m::MS_REC)
+}
+
+fn mask_path(root: &OwnedFd, p: &str) -> Result<()> {
+    let Some(fd) = open_restricted(root, p)? else {
+        return Ok(());
+    };
+    let target = sysfs::proc_path(&fd);
+    if sysfs::is_dir(&fd) {
+        m::mount("tmpfs", &target, "tmpfs", m::MS_RDONLY, "")
+    } else {
+        m::mount("/dev/null", &target, "", m::MS_BIND, "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below() {
+        assert!(is_below("/dev/pts", "/dev"));
+        assert!(is_below("/dev/pts/", "/dev/"));
+        assert!(!is_below("/dev", "/dev"));
+        assert!(!is_below("/devices", "/dev"));
+        assert!(is_below("/x", "/"));
     }
 }

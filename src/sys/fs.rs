@@ -120,3 +120,21 @@ pub fn mknodat(
 pub fn write_file(path: &str, contents: &str) -> Result<()> {
     std::fs::write(path, contents).with_context(|| format!("write {path}"))
 }
+
+/// Does the way to `rel` inside `root` pass through a symbolic link (the
+/// last component included)? A path that does not exist yet has none.
+pub fn symlink_on_path(root: impl AsFd, rel: &str) -> bool {
+    let rel = rel.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    let how = IN_ROOT.union(ResolveFlags::NO_SYMLINKS);
+    matches!(
+        rustix::fs::openat2(
+            root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            how
+        ),
+        Err(rustix::io::Errno::LOOP)
+    )
+}

@@ -1,7 +1,8 @@
 //! mount(2) and friends, and the mapping of mount option words to flags.
 
 use super::{check, cstring};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Kind, Result};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub use libc::{
     MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME,
@@ -23,9 +24,84 @@ pub struct Options {
     pub propagation: Vec<Flags>,
     /// Filesystem-specific options, comma-joined.
     pub data: String,
+    /// Mount attributes for mount_setattr(2) on the whole tree (`rro`, ...).
+    pub recursive: Attrs,
+    /// Mount attributes for mount_setattr(2) on the mount alone
+    /// (`nosymfollow`, which mount(2) flags cannot say on every kernel).
+    pub single: Attrs,
     /// `idmap`/`ridmap` and the like that this build does not do.
     pub unsupported: Vec<String>,
 }
+
+/// Mount attributes (MOUNT_ATTR_*) to set and to clear with mount_setattr(2).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Attrs {
+    pub set: u64,
+    pub clear: u64,
+}
+
+impl Attrs {
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clear == 0
+    }
+
+    fn add(&mut self, set: bool, attr: u64) {
+        if attr & MOUNT_ATTR__ATIME != 0 || attr == MOUNT_ATTR_RELATIME {
+            // The access-time modes are one field: setting one replaces it.
+            self.clear |= MOUNT_ATTR__ATIME;
+            self.set &= !MOUNT_ATTR__ATIME;
+            if set {
+                self.set |= attr;
+            }
+            return;
+        }
+        if set {
+            self.set |= attr;
+            self.clear &= !attr;
+        } else {
+            self.clear |= attr;
+            self.set &= !attr;
+        }
+    }
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// The option words that become mount attributes: (word, recursive?, set?,
+/// attribute).
+const ATTR_WORDS: &[(&str, bool, bool, u64)] = &[
+    ("rro", true, true, MOUNT_ATTR_RDONLY),
+    ("rrw", true, false, MOUNT_ATTR_RDONLY),
+    ("rnosuid", true, true, MOUNT_ATTR_NOSUID),
+    ("rsuid", true, false, MOUNT_ATTR_NOSUID),
+    ("rnodev", true, true, MOUNT_ATTR_NODEV),
+    ("rdev", true, false, MOUNT_ATTR_NODEV),
+    ("rnoexec", true, true, MOUNT_ATTR_NOEXEC),
+    ("rexec", true, false, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", true, true, MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", true, false, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", true, true, MOUNT_ATTR_RELATIME),
+    ("rnoatime", true, true, MOUNT_ATTR_NOATIME),
+    ("rstrictatime", true, true, MOUNT_ATTR_STRICTATIME),
+    // The access time is one mode: leaving one goes back to the default
+    // (relatime), and "no relatime" means every access.
+    ("ratime", true, true, MOUNT_ATTR_RELATIME),
+    ("rnostrictatime", true, true, MOUNT_ATTR_RELATIME),
+    ("rnorelatime", true, true, MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", true, true, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, false, MOUNT_ATTR_NOSYMFOLLOW),
+    ("nosymfollow", false, true, MOUNT_ATTR_NOSYMFOLLOW),
+    ("symfollow", false, false, MOUNT_ATTR_NOSYMFOLLOW),
+];
 
 /// Sort OCI mount option words (the words of fstab(5)/mount(8)).
 pub fn parse_options(words: &[String]) -> Options {
@@ -90,13 +166,16 @@ pub fn parse_options(words: &[String]) -> Options {
             o.propagation.push(p);
             continue;
         }
-        match w.as_str() {
-            "idmap" | "ridmap" | "tmpcopyup" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev"
-            | "rdev" | "rnoexec" | "rexec" | "rnoatime" | "ratime" | "rrelatime"
-            | "rnorelatime" | "rstrictatime" | "rnostrictatime" | "rnodiratime" | "rdiratime"
-            | "rnosymfollow" | "rsymfollow" | "nosymfollow" | "symfollow" => {
-                o.unsupported.push(w.clone())
+        if let Some(&(_, recursive, set, attr)) = ATTR_WORDS.iter().find(|a| a.0 == w) {
+            if recursive {
+                o.recursive.add(set, attr);
+            } else {
+                o.single.add(set, attr);
             }
+            continue;
+        }
+        match w.as_str() {
+            "idmap" | "ridmap" | "tmpcopyup" => o.unsupported.push(w.clone()),
             _ => data.push(w),
         }
     }
@@ -140,6 +219,129 @@ pub fn mount(source: &str, target: &str, fstype: &str, flags: Flags, data: &str)
     };
     check(ret as libc::c_long)?;
     Ok(())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) on the mount `target` names (an O_PATH fd of its
+/// root), and with `recursive` on every mount below it too.
+pub fn set_attrs(target: impl AsFd, attrs: Attrs, recursive: bool) -> Result<()> {
+    let attr = MountAttr {
+        attr_set: attrs.set,
+        attr_clr: attrs.clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let empty = c"";
+    // SAFETY: the fd is open for the whole call, the path is a
+    // NUL-terminated string, and `attr` is a mount_attr of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            target.as_fd().as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == -1 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSYS) {
+            return Err(Error::of(
+                Kind::Unimplemented,
+                "mount_setattr: not supported by this kernel (Linux 5.12 or later is needed)",
+            ));
+        }
+        return Err(Error::from(e).wrap("mount_setattr"));
+    }
+    Ok(())
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at
+/// `path` (and of the mounts below it with `recursive`), to be attached
+/// later with [`attach`], from another mount namespace or user namespace
+/// where `path` itself may be out of reach.
+pub fn clone_tree(path: &str, recursive: bool) -> Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    rustix::mount::open_tree(rustix::fs::CWD, path, flags).map_err(|e| {
+        if e == rustix::io::Errno::NOSYS {
+            Error::of(
+                Kind::Unimplemented,
+                "open_tree: not supported by this kernel (Linux 5.2 or later is needed)",
+            )
+        } else {
+            Error::from(e)
+        }
+    })
+}
+
+/// move_mount(2): attach a detached tree from [`clone_tree`] on `target`
+/// (an O_PATH fd).
+pub fn attach(tree: impl AsFd, target: impl AsFd) -> Result<()> {
+    use rustix::mount::MoveMountFlags;
+    rustix::mount::move_mount(
+        tree,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .context("move_mount")
+}
+
+/// The mounts of our mount namespace (/proc/self/mountinfo), unescaped:
+/// (mount point, fstype, root in its filesystem) of each.
+pub fn mount_table() -> Result<Vec<(String, String, String)>> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some((
+                unescape(f.get(4)?),
+                f.get(sep + 1)?.to_string(),
+                unescape(f.get(3)?),
+            ))
+        })
+        .collect())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let digit = |k: usize| u32::from(b[i + k] - b'0');
+            out.push((digit(1) * 64 + digit(2) * 8 + digit(3)) as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// umount2(2).
@@ -190,5 +392,30 @@ mod tests {
         let o = parse_options(&words(&["rbind", "ro", "rw"]));
         assert_eq!(o.flags, MS_BIND | MS_REC);
         assert_eq!(o.clear, MS_RDONLY);
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape("/plain\\"), "/plain\\");
+    }
+
+    #[test]
+    fn recursive_words_become_attributes() {
+        let o = parse_options(&words(&["rbind", "ro", "rro", "rnosuid", "nosymfollow"]));
+        assert_eq!(o.flags, MS_BIND | MS_REC | MS_RDONLY);
+        assert_eq!(o.recursive.set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID);
+        assert_eq!(o.recursive.clear, 0);
+        assert_eq!(o.single.set, MOUNT_ATTR_NOSYMFOLLOW);
+        assert!(o.unsupported.is_empty() && o.data.is_empty());
+        // The last word wins; an access-time mode replaces the whole field.
+        let o = parse_options(&words(&["rro", "rrw", "rnoatime", "rstrictatime"]));
+        assert_eq!(o.recursive.set, MOUNT_ATTR_STRICTATIME);
+        assert_eq!(o.recursive.clear, MOUNT_ATTR_RDONLY | MOUNT_ATTR__ATIME);
+        let o = parse_options(&words(&["rnoatime", "ratime"]));
+        assert_eq!(o.recursive.set, MOUNT_ATTR_RELATIME);
+        assert_eq!(o.recursive.clear, MOUNT_ATTR__ATIME);
+        let o = parse_options(&words(&["ridmap", "tmpcopyup"]));
+        assert_eq!(o.unsupported, words(&["ridmap", "tmpcopyup"]));
     }
 }
