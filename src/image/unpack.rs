@@ -165,10 +165,23 @@ fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// How whiteout entries are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhiteoutMode {
+    /// Apply them: remove what lower layers put there (one flat rootfs).
+    #[default]
+    Apply,
+    /// Keep them as overlayfs markers in a directory that holds this layer
+    /// alone (an overlay snapshot): a 0/0 character device per removed
+    /// name, `trusted.overlay.opaque=y` on an opaque directory.
+    Overlay,
+}
+
 /// Applies layers to one root directory.
 pub struct Extractor {
     root: OwnedFd,
     euid_root: bool,
+    whiteouts: WhiteoutMode,
 }
 
 struct DirTime {
@@ -187,7 +200,13 @@ impl Extractor {
         Ok(Extractor {
             root: fd,
             euid_root: rustix::process::geteuid().is_root(),
+            whiteouts: WhiteoutMode::Apply,
         })
+    }
+
+    pub fn with_whiteouts(mut self, mode: WhiteoutMode) -> Extractor {
+        self.whiteouts = mode;
+        self
     }
 
     /// Apply one (decompressed) layer tar stream. `layer` names it in errors.
@@ -263,6 +282,9 @@ impl Extractor {
         let (parent, base) = split(&path);
         let root = self.root.as_fd();
 
+        if self.whiteouts == WhiteoutMode::Overlay && whiteout(base) != Whiteout::None {
+            return self.overlay_marker(parent, base, touched);
+        }
         match whiteout(base) {
             Whiteout::Opaque => {
                 let pfd = match open_dir(root, parent) {
@@ -576,6 +598,46 @@ impl Extractor {
             }
         }
         Ok(())
+    }
+}
+
+impl Extractor {
+    /// [`WhiteoutMode::Overlay`]: write the marker overlayfs reads instead
+    /// of removing anything.
+    fn overlay_marker(&self, parent: &str, base: &str, touched: &HashSet<String>) -> Result<()> {
+        let pfd = self.make_parents(parent)?;
+        match whiteout(base) {
+            Whiteout::Opaque => {
+                let p = if parent.is_empty() { "." } else { parent };
+                let dir = rfs::openat2(
+                    self.root.as_fd(),
+                    p,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    resolve(),
+                )?;
+                rfs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+                    .map_err(|e| Error::from(e).wrap("set trusted.overlay.opaque"))
+            }
+            Whiteout::Remove(name) => {
+                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                    return Err(Error::new("invalid whiteout name"));
+                }
+                if touched.contains(&join(parent, name)) {
+                    return Ok(());
+                }
+                remove_all(pfd.as_fd(), name)?;
+                rfs::mknodat(
+                    &pfd,
+                    name,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(|e| Error::from(e).wrap("make whiteout device"))
+            }
+            Whiteout::None => Ok(()),
+        }
     }
 }
 

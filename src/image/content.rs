@@ -1,0 +1,146 @@
+//! What the daemon needs from the content store beyond skiff-fetch's use:
+//! listing and deleting blobs and partial ingests (for `ctr content ls` and
+//! garbage collection), and walking an image's documents (index →
+//! manifests → config and layers).
+
+use crate::error::{Context, Error, Result};
+use crate::image::digest::Digest;
+use crate::image::oci::{self, Descriptor, Document, Manifest, Platform};
+use crate::image::store::Store;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+/// A stored blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub modified: i64,
+}
+
+/// Every verified blob in the store.
+pub fn list_blobs(store: &Store) -> Result<Vec<BlobInfo>> {
+    let mut out = Vec::new();
+    for alg in ["sha256", "sha512"] {
+        let dir = store.root().join("blobs").join(alg);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::from(e).wrap(format!("list {}", dir.display()))),
+        };
+        for e in entries {
+            let e = e.with_context(|| format!("list {}", dir.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Anything not named by a digest is not a blob (a stray file).
+            let Ok(digest) = Digest::parse(&format!("{alg}:{name}")) else {
+                continue;
+            };
+            let m = e
+                .metadata()
+                .with_context(|| format!("stat blob {digest}"))?;
+            if m.is_file() {
+                out.push(BlobInfo {
+                    digest,
+                    size: m.len(),
+                    modified: m.mtime(),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|a| a.digest.to_string());
+    Ok(out)
+}
+
+/// Delete a blob; NotFound when it is not there.
+pub fn delete_blob(store: &Store, digest: &Digest) -> Result<()> {
+    let p = store.blob_path(digest);
+    match fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(crate::err_kind!(
+            NotFound,
+            "content {digest}: not found"
+        )),
+        Err(e) => Err(Error::from(e).wrap(format!("delete blob {digest}"))),
+    }
+}
+
+/// Names of partial downloads (`ingest/`), with their sizes so far.
+pub fn list_ingests(store: &Store) -> Result<Vec<(String, u64)>> {
+    let dir = store.root().join("ingest");
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::from(e).wrap(format!("list {}", dir.display()))),
+    };
+    for e in entries.flatten() {
+        if let Ok(m) = e.metadata() {
+            out.push((e.file_name().to_string_lossy().into_owned(), m.len()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Is this descriptor a document (index, manifest) whose children matter?
+fn is_document(d: &Descriptor) -> bool {
+    matches!(
+        d.media_type.as_str(),
+        oci::OCI_INDEX | oci::OCI_MANIFEST | oci::DOCKER_LIST | oci::DOCKER_MANIFEST
+    )
+}
+
+/// The blobs a document refers to directly: an index's manifests, a
+/// manifest's config and layers. Other blobs (and documents not in the
+/// store) have none.
+pub fn children(store: &Store, d: &Descriptor) -> Result<Vec<Descriptor>> {
+    if !is_document(d) || !store.has(d) {
+        return Ok(Vec::new());
+    }
+    let data = store.read(d)?;
+    Ok(
+        match oci::parse_document(&data, &d.media_type, &d.digest.to_string())? {
+            Document::Index(list) => list,
+            Document::Manifest(m) => {
+                let mut v = vec![m.config];
+                v.extend(m.layers);
+                v
+            }
+        },
+    )
+}
+
+/// The manifest an image target names: the target itself, or the entry of
+/// an index (nested indexes followed) for `platform`.
+pub fn resolve_manifest(
+    store: &Store,
+    target: &Descriptor,
+    platform: &Platform,
+) -> Result<(Descriptor, Manifest)> {
+    let mut desc = target.clone();
+    for _ in 0..8 {
+        let data = store
+            .read(&desc)
+            .with_context(|| format!("image document {}", desc.digest))?;
+        match oci::parse_document(&data, &desc.media_type, &desc.digest.to_string())? {
+            Document::Manifest(m) => return Ok((desc, m)),
+            Document::Index(list) => {
+                desc = oci::select_platform(&list, platform).cloned().ok_or_else(|| {
+                    crate::err_kind!(
+                        NotFound,
+                        "image index {}: no manifest for platform {}/{}",
+                        desc.digest,
+                        platform.os,
+                        platform.architecture
+                    )
+                })?;
+            }
+        }
+    }
+    Err(crate::err_kind!(
+        InvalidArgument,
+        "image {}: indexes nested too deep",
+        target.digest
+    ))
+}

@@ -1,0 +1,226 @@
+//! Unpack a stored image into committed snapshots, one per layer, named by
+//! chain id (containerd's rule: the first layer's chain id is its diff_id,
+//! then `sha256(parent_chain_id + " " + diff_id)`), so images sharing
+//! layers share snapshots; then prepare a container's writable snapshot.
+//!
+//! A layer goes into a temporary active snapshot, is checked against its
+//! diff_id, and is committed under its chain id; a failed layer leaves
+//! nothing. A parallel unpack of the same layer loses the commit race
+//! harmlessly (AlreadyExists: its copy is dropped). The image's config blob
+//! gets `containerd.io/gc.ref.snapshot.<snapshotter>=<top chain id>` so
+//! garbage collection keeps the chain while the image exists; a `lease`
+//! protects the snapshots while the unpack runs.
+
+use super::{Kind as SnapKind, Mount, Snapshotter};
+use crate::error::{Context, Error, Result};
+use crate::image::content;
+use crate::image::digest::{Digest, HashingReader};
+use crate::image::oci::{self, Descriptor, Platform};
+use crate::image::store::Store;
+use crate::image::unpack::{decompressor, Extractor};
+use crate::metadata::record::Labels;
+use crate::metadata::{snapshot_key, Db, Resource, LABEL_GC_REF_SNAPSHOT};
+use crate::{err_kind, Kind};
+
+/// Label on a committed layer snapshot: the chain id it holds.
+pub const LABEL_SNAPSHOT_REF: &str = "containerd.io/snapshot.ref";
+
+/// The chain ids of a list of diff_ids.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(parent) => Digest::of(format!("{parent} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// What an unpack produced.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The top layer's chain id: the parent of a container's snapshot
+    /// (empty for an image without layers).
+    pub chain_id: String,
+    pub config: Descriptor,
+    /// Layers unpacked now (the others were there already).
+    pub applied: usize,
+}
+
+/// Unpack the image `target` (a manifest or an index) from `store` into
+/// `snapshots`, in namespace `ns`. `lease`, when given, is made to hold
+/// every snapshot touched.
+pub fn unpack_image(
+    store: &Store,
+    snapshots: &Snapshotter,
+    db: &Db,
+    ns: &str,
+    target: &Descriptor,
+    lease: Option<&str>,
+) -> Result<Unpacked> {
+    let what = || format!("unpack image {}", target.digest);
+    let (_, manifest) =
+        content::resolve_manifest(store, target, &Platform::host()).with_context(what)?;
+    let config_bytes = store.read(&manifest.config).with_context(what)?;
+    let config = oci::parse_config(&config_bytes, &manifest.config.digest.to_string())
+        .with_context(what)?;
+    if config.diff_ids.len() != manifest.layers.len() {
+        return Err(err_kind!(
+            InvalidArgument,
+            "image config {} names {} diff_ids for {} layers",
+            manifest.config.digest,
+            config.diff_ids.len(),
+            manifest.layers.len()
+        ))
+        .with_context(what);
+    }
+    let diff_ids = config
+        .diff_ids
+        .iter()
+        .map(|d| Digest::parse(d).map_err(|e| e.with_kind(Kind::InvalidArgument)))
+        .collect::<Result<Vec<_>>>()
+        .with_context(what)?;
+    let chains = chain_ids(&diff_ids);
+    let sn = snapshots.driver().name();
+    let mut parent = String::new();
+    let mut applied = 0;
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        let chain = chains[i].to_string();
+        let key = snapshot_key(ns, &chain);
+        if let Some(l) = lease {
+            db.add_lease_resource(
+                ns,
+                l,
+                Resource {
+                    id: chain.clone(),
+                    kind: format!("snapshots/{sn}"),
+                },
+            )?;
+        }
+        match snapshots.stat(&key) {
+            Ok(info) if info.kind == SnapKind::Committed => {}
+            Ok(info) => {
+                return Err(err_kind!(
+                    FailedPrecondition,
+                    "snapshot {key} exists but is {}",
+                    info.kind.name()
+                ))
+                .with_context(what)
+            }
+            Err(e) if e.kind() == Kind::NotFound => {
+                if apply_layer(snapshots, store, &key, &parent, layer, &diff_ids[i], &chain)
+                    .with_context(what)?
+                {
+                    applied += 1;
+                }
+            }
+            Err(e) => return Err(e.wrap(what())),
+        }
+        parent = key;
+    }
+    let top = chains.last().map(|c| c.to_string()).unwrap_or_default();
+    if !top.is_empty() {
+        db.add_content_label(
+            ns,
+            &manifest.config.digest,
+            &format!("{LABEL_GC_REF_SNAPSHOT}{sn}"),
+            &top,
+        )
+        .with_context(what)?;
+    }
+    Ok(Unpacked {
+        chain_id: top,
+        config: manifest.config,
+        applied,
+    })
+}
+
+/// Apply one layer as the committed snapshot `key` on `parent`. Returns
+/// false when a parallel unpack committed it first.
+fn apply_layer(
+    snapshots: &Snapshotter,
+    store: &Store,
+    key: &str,
+    parent: &str,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    chain: &str,
+) -> Result<bool> {
+    let tmp = format!(
+        "{key}.extract-{}-{}",
+        std::process::id(),
+        crate::metadata::record::now_nanos()
+    );
+    snapshots.prepare(&tmp, parent, Labels::new())?;
+    let res = (|| -> Result<()> {
+        let (dir, mode) = snapshots.apply_target(&tmp)?;
+        let file = std::fs::File::open(store.blob_path(&layer.digest))
+            .with_context(|| format!("open layer {}", layer.digest))?;
+        let declared = oci::layer_compression(&layer.media_type).unwrap_or(oci::Compression::None);
+        let reader = decompressor(file, declared)
+            .map_err(Error::from)
+            .with_context(|| format!("layer {}", layer.digest))?;
+        let mut hashed = HashingReader::new(reader, diff_id.algorithm());
+        Extractor::new(&dir)?
+            .with_whiteouts(mode)
+            .apply(&mut hashed, &layer.digest.to_string())?;
+        // The tar may end before its stream does (padding).
+        std::io::copy(&mut hashed, &mut std::io::sink())
+            .with_context(|| format!("layer {}: read", layer.digest))?;
+        let got = hashed.finish();
+        if &got != diff_id {
+            return Err(err_kind!(
+                InvalidArgument,
+                "layer {}: uncompressed content is {got}, not the config's diff_id {diff_id}",
+                layer.digest
+            ));
+        }
+        let mut labels = Labels::new();
+        labels.insert(LABEL_SNAPSHOT_REF.to_string(), chain.to_string());
+        snapshots.commit(key, &tmp, labels)
+    })();
+    match res {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = snapshots.remove(&tmp);
+            if e.kind() == Kind::AlreadyExists && snapshots.stat(key).is_ok() {
+                return Ok(false);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Prepare the writable snapshot `key` of a container on an unpacked image
+/// (`chain_id` from [`unpack_image`]) in namespace `ns`.
+pub fn prepare_container(
+    snapshots: &Snapshotter,
+    ns: &str,
+    key: &str,
+    chain_id: &str,
+    labels: Labels,
+) -> Result<Vec<Mount>> {
+    let parent = if chain_id.is_empty() {
+        String::new()
+    } else {
+        snapshot_key(ns, chain_id)
+    };
+    snapshots.prepare(&snapshot_key(ns, key), &parent, labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_containerd() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        assert_eq!(c[1], Digest::of(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+    }
+}
