@@ -20,7 +20,7 @@ pub mod native;
 pub mod overlay;
 pub mod unpack;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Kind as ErrorKind, Result};
 use crate::image::unpack::WhiteoutMode;
 use crate::metadata::record::{now_nanos, Labels};
 use crate::err_kind;
