@@ -57,10 +57,9 @@ pub fn delete_blob(store: &Store, digest: &Digest) -> Result<()> {
     let p = store.blob_path(digest);
     match fs::remove_file(&p) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(crate::err_kind!(
-            NotFound,
-            "content {digest}: not found"
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(crate::err_kind!(NotFound, "content {digest}: not found"))
+        }
         Err(e) => Err(Error::from(e).wrap(format!("delete blob {digest}"))),
     }
 }
@@ -126,15 +125,17 @@ pub fn resolve_manifest(
         match oci::parse_document(&data, &desc.media_type, &desc.digest.to_string())? {
             Document::Manifest(m) => return Ok((desc, m)),
             Document::Index(list) => {
-                desc = oci::select_platform(&list, platform).cloned().ok_or_else(|| {
-                    crate::err_kind!(
-                        NotFound,
-                        "image index {}: no manifest for platform {}/{}",
-                        desc.digest,
-                        platform.os,
-                        platform.architecture
-                    )
-                })?;
+                desc = oci::select_platform(&list, platform)
+                    .cloned()
+                    .ok_or_else(|| {
+                        crate::err_kind!(
+                            NotFound,
+                            "image index {}: no manifest for platform {}/{}",
+                            desc.digest,
+                            platform.os,
+                            platform.architecture
+                        )
+                    })?;
             }
         }
     }

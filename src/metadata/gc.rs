@@ -15,8 +15,8 @@
 //! its children), content labels of swept blobs, expired leases, and
 //! snapshot directories no record owns.
 
-use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
 use super::{record, LABEL_GC_ROOT};
+use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
 use crate::error::{Context, Result};
 use crate::image::content;
 use crate::image::digest::Digest;

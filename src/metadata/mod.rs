@@ -379,7 +379,10 @@ impl Db {
         let old = self.container(ns, &c.id)?;
         c.created = old.created;
         c.updated = now_nanos();
-        record::write(&self.container_path(ns, &c.id), encode_container(&c).as_bytes())?;
+        record::write(
+            &self.container_path(ns, &c.id),
+            encode_container(&c).as_bytes(),
+        )?;
         Ok(c)
     }
 
@@ -456,11 +459,9 @@ impl Db {
     // ---- content labels ----------------------------------------------------------
 
     fn content_path(&self, ns: &str, d: &Digest) -> PathBuf {
-        self.ns_dir(ns).join("content").join(format!(
-            "{}-{}.json",
-            d.algorithm().name(),
-            d.hex()
-        ))
+        self.ns_dir(ns)
+            .join("content")
+            .join(format!("{}-{}.json", d.algorithm().name(), d.hex()))
     }
 
     /// The labels of a blob in a namespace (none when never labelled).

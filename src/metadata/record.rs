@@ -134,8 +134,7 @@ pub fn read_labels(n: &Node) -> Result<Labels> {
 
 /// Bytes (a protobuf Any, an OCI spec) as base64 in a JSON string.
 pub fn write_bytes(w: &mut Writer, key: &str, data: &[u8]) {
-    w.key(key)
-        .str(&crate::registry::auth::base64_encode(data));
+    w.key(key).str(&crate::registry::auth::base64_encode(data));
 }
 
 pub fn read_bytes(n: &Node, key: &str) -> Result<Vec<u8>> {

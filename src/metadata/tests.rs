@@ -47,12 +47,16 @@ fn kind<T: std::fmt::Debug>(r: Result<T>) -> Kind {
 fn namespaces_images_containers_leases_round_trip() {
     let tmp = Scratch::new("rt");
     let db = Db::open(&tmp.0).unwrap();
-    db.create_namespace("default", labels(&[("a", "1")])).unwrap();
+    db.create_namespace("default", labels(&[("a", "1")]))
+        .unwrap();
     assert_eq!(
         kind(db.create_namespace("default", Labels::new())),
         Kind::AlreadyExists
     );
-    assert_eq!(kind(db.create_namespace("bad/ns", Labels::new())), Kind::InvalidArgument);
+    assert_eq!(
+        kind(db.create_namespace("bad/ns", Labels::new())),
+        Kind::InvalidArgument
+    );
     assert_eq!(kind(db.namespace("other")), Kind::NotFound);
 
     let target = desc(b"manifest", oci::OCI_MANIFEST);
@@ -65,7 +69,10 @@ fn namespaces_images_containers_leases_round_trip() {
     };
     let made = db.create_image("default", img.clone()).unwrap();
     assert!(made.created > 0);
-    assert_eq!(kind(db.create_image("default", img.clone())), Kind::AlreadyExists);
+    assert_eq!(
+        kind(db.create_image("default", img.clone())),
+        Kind::AlreadyExists
+    );
     assert_eq!(db.image("default", &img.name).unwrap(), made);
     assert_eq!(kind(db.image("default", "nope")), Kind::NotFound);
 
@@ -96,17 +103,25 @@ fn namespaces_images_containers_leases_round_trip() {
         },
     );
     let made_c = db.create_container("default", c.clone()).unwrap();
-    assert_eq!(kind(db.create_container("default", c.clone())), Kind::AlreadyExists);
+    assert_eq!(
+        kind(db.create_container("default", c.clone())),
+        Kind::AlreadyExists
+    );
     c.id = "bad id".into();
-    assert_eq!(kind(db.create_container("default", c)), Kind::InvalidArgument);
+    assert_eq!(
+        kind(db.create_container("default", c)),
+        Kind::InvalidArgument
+    );
 
     db.create_lease("default", "pull-1", Labels::new()).unwrap();
     let r = Resource {
         id: target.digest.to_string(),
         kind: "content".into(),
     };
-    db.add_lease_resource("default", "pull-1", r.clone()).unwrap();
-    db.add_lease_resource("default", "pull-1", r.clone()).unwrap();
+    db.add_lease_resource("default", "pull-1", r.clone())
+        .unwrap();
+    db.add_lease_resource("default", "pull-1", r.clone())
+        .unwrap();
     db.add_content_label("default", &target.digest, "containerd.io/gc.root", "x")
         .unwrap();
 
@@ -119,7 +134,10 @@ fn namespaces_images_containers_leases_round_trip() {
     // Everything loads again from disk.
     drop(db);
     let db = Db::open(&tmp.0).unwrap();
-    assert_eq!(db.namespace("default").unwrap().labels, labels(&[("a", "1")]));
+    assert_eq!(
+        db.namespace("default").unwrap().labels,
+        labels(&[("a", "1")])
+    );
     assert_eq!(db.images("default").unwrap(), vec![made]);
     assert_eq!(db.container("default", "c1").unwrap(), made_c);
     assert_eq!(db.lease("default", "pull-1").unwrap().resources, vec![r]);
@@ -195,12 +213,24 @@ fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
     // The image's chain: two committed layers, referenced from the config.
     sn.prepare(&snapshot_key("default", "l1-a"), "", Labels::new())
         .unwrap();
-    sn.commit(&snapshot_key("default", "l1"), &snapshot_key("default", "l1-a"), Labels::new())
-        .unwrap();
-    sn.prepare(&snapshot_key("default", "l2-a"), &snapshot_key("default", "l1"), Labels::new())
-        .unwrap();
-    sn.commit(&snapshot_key("default", "l2"), &snapshot_key("default", "l2-a"), Labels::new())
-        .unwrap();
+    sn.commit(
+        &snapshot_key("default", "l1"),
+        &snapshot_key("default", "l1-a"),
+        Labels::new(),
+    )
+    .unwrap();
+    sn.prepare(
+        &snapshot_key("default", "l2-a"),
+        &snapshot_key("default", "l1"),
+        Labels::new(),
+    )
+    .unwrap();
+    sn.commit(
+        &snapshot_key("default", "l2"),
+        &snapshot_key("default", "l2-a"),
+        Labels::new(),
+    )
+    .unwrap();
     db.add_content_label(
         "default",
         &config.digest,
@@ -209,8 +239,12 @@ fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
     )
     .unwrap();
     // A container's snapshot, and one nobody references.
-    sn.prepare(&snapshot_key("default", "ctr"), &snapshot_key("default", "l2"), Labels::new())
-        .unwrap();
+    sn.prepare(
+        &snapshot_key("default", "ctr"),
+        &snapshot_key("default", "l2"),
+        Labels::new(),
+    )
+    .unwrap();
     db.create_container(
         "default",
         Container {
@@ -225,8 +259,12 @@ fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
         },
     )
     .unwrap();
-    sn.prepare(&snapshot_key("default", "stray"), &snapshot_key("default", "l1"), Labels::new())
-        .unwrap();
+    sn.prepare(
+        &snapshot_key("default", "stray"),
+        &snapshot_key("default", "l1"),
+        Labels::new(),
+    )
+    .unwrap();
 
     db.create_lease("default", "pull", Labels::new()).unwrap();
     db.add_lease_resource(
@@ -274,7 +312,10 @@ fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
         assert!(store.has(d), "{} was collected", d.digest);
     }
     assert!(!store.has(&garbage));
-    assert!(db.content_labels("default", &garbage.digest).unwrap().is_empty());
+    assert!(db
+        .content_labels("default", &garbage.digest)
+        .unwrap()
+        .is_empty());
     for k in ["l1", "l2", "ctr"] {
         sn.stat(&snapshot_key("default", k)).unwrap();
     }

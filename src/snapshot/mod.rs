@@ -20,10 +20,10 @@ pub mod native;
 pub mod overlay;
 pub mod unpack;
 
-use crate::error::{Context, Error, Kind as ErrorKind, Result};
+use crate::err_kind;
+use crate::error::{Context, Error, Result};
 use crate::image::unpack::WhiteoutMode;
 use crate::metadata::record::{now_nanos, Labels};
-use crate::err_kind;
 use meta::{Record, Table};
 pub use mount::Mount;
 use std::fs;
@@ -297,11 +297,7 @@ impl Snapshotter {
                     .into_iter()
                     .map(|id| self.fs_dir(id))
                     .collect();
-                Ok(vec![overlay::mount(
-                    &self.dir(rec.id),
-                    &lowers,
-                    read_only,
-                )])
+                Ok(vec![overlay::mount(&self.dir(rec.id), &lowers, read_only)])
             }
         }
     }
@@ -358,11 +354,8 @@ impl Snapshotter {
                 return Err(not_found(key)).with_context(what);
             }
             if t.has_children(key) {
-                return Err(err_kind!(
-                    FailedPrecondition,
-                    "snapshot {key} has children"
-                ))
-                .with_context(what);
+                return Err(err_kind!(FailedPrecondition, "snapshot {key} has children"))
+                    .with_context(what);
             }
             t.delete(key).with_context(what)?.expect("checked above")
         };

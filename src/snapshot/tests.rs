@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::image::unpack::Extractor;
+use crate::Kind as ErrorKind;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 /// A scratch directory, removed on drop (after its mounts are gone).
@@ -105,18 +106,37 @@ fn overlay_lifecycle_and_errors() {
         "an active snapshot cannot be a parent"
     );
     assert_eq!(e(s.mounts("base")), ErrorKind::FailedPrecondition);
-    assert_eq!(e(s.commit("base", "child", Labels::new())), ErrorKind::AlreadyExists);
-    assert_eq!(e(s.commit("y", "base", Labels::new())), ErrorKind::FailedPrecondition);
-    assert_eq!(e(s.remove("base")), ErrorKind::FailedPrecondition, "has a child");
+    assert_eq!(
+        e(s.commit("base", "child", Labels::new())),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        e(s.commit("y", "base", Labels::new())),
+        ErrorKind::FailedPrecondition
+    );
+    assert_eq!(
+        e(s.remove("base")),
+        ErrorKind::FailedPrecondition,
+        "has a child"
+    );
     assert_eq!(e(s.remove("nope")), ErrorKind::NotFound);
 
     let v = s.view("v", "base", Labels::new()).unwrap();
-    assert_eq!(v, vec![Mount::bind(&s.fs_dir(s.lock().get("base").unwrap().id), true)]);
+    assert_eq!(
+        v,
+        vec![Mount::bind(
+            &s.fs_dir(s.lock().get("base").unwrap().id),
+            true
+        )]
+    );
     {
         let target = tmp.0.join("view");
         let _mnt = Mounted::new(&v, &target);
         assert_eq!(fs::read_to_string(target.join("hello")).unwrap(), "base");
-        assert!(fs::write(target.join("new"), "x").is_err(), "a view is read-only");
+        assert!(
+            fs::write(target.join("new"), "x").is_err(),
+            "a view is read-only"
+        );
     }
 
     let names: Vec<String> = s.list().into_iter().map(|i| i.name).collect();
@@ -230,7 +250,11 @@ fn overlay_whiteout_mode_writes_markers() {
         let mut h = tar::Header::new_ustar();
         h.set_path(path).unwrap();
         h.set_entry_type(kind);
-        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_size(data.len() as u64);
         h.set_cksum();
         b.append(&h, data).unwrap();

@@ -64,8 +64,8 @@ pub fn unpack_image(
     let (_, manifest) =
         content::resolve_manifest(store, target, &Platform::host()).with_context(what)?;
     let config_bytes = store.read(&manifest.config).with_context(what)?;
-    let config = oci::parse_config(&config_bytes, &manifest.config.digest.to_string())
-        .with_context(what)?;
+    let config =
+        oci::parse_config(&config_bytes, &manifest.config.digest.to_string()).with_context(what)?;
     if config.diff_ids.len() != manifest.layers.len() {
         return Err(err_kind!(
             InvalidArgument,
