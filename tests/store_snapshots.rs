@@ -81,6 +81,47 @@ fn names_in(p: &Path) -> Vec<String> {
     v
 }
 
+/// What the three layers make, seen through a container's mount.
+fn assert_merged_view(rootfs: &Path) {
+    assert!(!rootfs.join("doomed").exists(), "whiteout of layer 2");
+    assert_eq!(
+        names_in(&rootfs.join("etc/app")),
+        ["new"],
+        "opaque directory"
+    );
+    assert_eq!(names_in(&rootfs.join("keep")), ["b"], "whiteout of layer 3");
+    assert_eq!(fs::read_to_string(rootfs.join("l2")).unwrap(), "2");
+    assert_eq!(fs::read_to_string(rootfs.join("l3")).unwrap(), "3");
+    assert!(rootfs.join("bin/busybox").is_file());
+}
+
+/// The native snapshotter applies the whiteouts in its copies.
+#[test]
+fn native_image_unpacks_with_applied_whiteouts() {
+    let ctx = Ctx::new("store-native");
+    let root = ctx.path("store");
+    write_layout(&root.join("content"), "t:1", &[ImageSpec::new(layers())]);
+    let store = Store::open(&root.join("content")).unwrap();
+    let t1 = store.find("t:1").unwrap().expect("image t:1 in the store");
+    let db = Db::open(&root.join("meta")).unwrap();
+    let sn = Snapshotter::open(&root.join("native"), Driver::Native).unwrap();
+    let u = unpack_image(&store, &sn, &db, "default", &t1, None).unwrap();
+    assert_eq!(u.applied, 3);
+    let mounts = prepare_container(&sn, "default", "c", &u.chain_id, Labels::new()).unwrap();
+    assert_eq!(mounts[0].kind, "bind");
+    let target = ctx.path("mnt");
+    {
+        let _m = Mounted::new(&mounts, &target);
+        assert_merged_view(&target);
+    }
+    // skiff-fetch's index.json still names t:1: GC keeps its blobs; the
+    // snapshots (no image record, container or lease) go.
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert!(r.blobs.is_empty(), "{r:?}");
+    assert_eq!(r.snapshots.len(), 4, "{r:?}");
+    assert!(names_in(&root.join("native/snapshots")).is_empty());
+}
+
 #[test]
 fn overlay_image_unpacks_mounts_runs_and_is_collected() {
     let ctx = Ctx::new("store-snap");
@@ -178,15 +219,7 @@ fn overlay_image_unpacks_mounts_runs_and_is_collected() {
     fs::remove_dir_all(&rootfs).unwrap();
     {
         let _m = Mounted::new(&mounts, &rootfs);
-        assert!(!rootfs.join("doomed").exists(), "whiteout of layer 2");
-        assert_eq!(
-            names_in(&rootfs.join("etc/app")),
-            ["new"],
-            "opaque directory"
-        );
-        assert_eq!(names_in(&rootfs.join("keep")), ["b"], "whiteout of layer 3");
-        assert_eq!(fs::read_to_string(rootfs.join("l2")).unwrap(), "2");
-        assert!(rootfs.join("bin/busybox").is_file());
+        assert_merged_view(&rootfs);
 
         let mut c = ctx.config();
         c.writable_rootfs();

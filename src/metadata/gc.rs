@@ -133,7 +133,7 @@ impl Marks<'_> {
 
 /// The media type of a stored blob when it is a document we can walk.
 fn sniff_media_type(store: &Store, d: &Digest, size: u64) -> String {
-    if size == 0 || size > crate::image::oci::MAX_DOCUMENT {
+    if size == 0 || size > crate::image::oci::MAX_DOCUMENT || !looks_like_json(store, d) {
         return String::new();
     }
     let desc = Descriptor {
@@ -159,7 +159,26 @@ fn sniff_media_type(store: &Store, d: &Digest, size: u64) -> String {
     }
 }
 
+/// Does the blob start like a JSON object? (Saves reading and hashing a
+/// whole layer to learn it is not a document.)
+fn looks_like_json(store: &Store, d: &Digest) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(store.blob_path(d))
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{')
+}
+
 /// Collect garbage in the content store and the snapshotters.
+///
+/// Whatever is being made must already be reachable when a collection
+/// runs: a pull holds a lease naming its blobs and snapshots before it
+/// writes them, and a container's record exists before its snapshot is
+/// prepared (or a lease holds the snapshot), as with containerd.
 pub fn collect(db: &Db, store: &Store, snapshotters: &[&Snapshotter]) -> Result<Report> {
     let _l = db.lock()?;
     let mut report = Report::default();

@@ -40,12 +40,12 @@
 pub mod gc;
 pub mod record;
 
+use crate::err_kind;
 use crate::error::{Context, Error, Result};
 use crate::image::digest::Digest;
 use crate::image::oci::Descriptor;
 use crate::json::{Node, Writer};
 use crate::snapshot::Snapshotter;
-use crate::{err_kind, Kind};
 use record::{check_identifier, now_nanos, Labels};
 use rustix::fs::{flock, FlockOperation};
 use std::collections::BTreeMap;
@@ -181,10 +181,7 @@ impl Db {
     // ---- namespaces --------------------------------------------------------
 
     pub fn namespaces(&self) -> Result<Vec<Namespace>> {
-        record::list(&self.root.join("namespaces"))?
-            .iter()
-            .map(|p| load(p, decode_namespace))
-            .collect()
+        load_all(&self.root.join("namespaces"), decode_namespace)
     }
 
     pub fn namespace(&self, ns: &str) -> Result<Namespace> {
@@ -272,10 +269,7 @@ impl Db {
 
     pub fn images(&self, ns: &str) -> Result<Vec<Image>> {
         check_identifier("namespace", ns)?;
-        let mut v: Vec<Image> = record::list(&self.ns_dir(ns).join("images"))?
-            .iter()
-            .map(|p| load(p, decode_image))
-            .collect::<Result<_>>()?;
+        let mut v: Vec<Image> = load_all(&self.ns_dir(ns).join("images"), decode_image)?;
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
@@ -334,10 +328,7 @@ impl Db {
 
     pub fn containers(&self, ns: &str) -> Result<Vec<Container>> {
         check_identifier("namespace", ns)?;
-        record::list(&self.ns_dir(ns).join("containers"))?
-            .iter()
-            .map(|p| load(p, decode_container))
-            .collect()
+        load_all(&self.ns_dir(ns).join("containers"), decode_container)
     }
 
     pub fn container(&self, ns: &str, id: &str) -> Result<Container> {
@@ -400,10 +391,7 @@ impl Db {
 
     pub fn leases(&self, ns: &str) -> Result<Vec<Lease>> {
         check_identifier("namespace", ns)?;
-        record::list(&self.ns_dir(ns).join("leases"))?
-            .iter()
-            .map(|p| load(p, decode_lease))
-            .collect()
+        load_all(&self.ns_dir(ns).join("leases"), decode_lease)
     }
 
     pub fn lease(&self, ns: &str, id: &str) -> Result<Lease> {
@@ -475,10 +463,7 @@ impl Db {
     /// Every labelled blob of a namespace.
     pub fn all_content_labels(&self, ns: &str) -> Result<Vec<(Digest, Labels)>> {
         check_identifier("namespace", ns)?;
-        record::list(&self.ns_dir(ns).join("content"))?
-            .iter()
-            .map(|p| load(p, decode_content))
-            .collect()
+        load_all(&self.ns_dir(ns).join("content"), decode_content)
     }
 
     /// Replace a blob's labels; empty labels remove the record.
@@ -524,14 +509,15 @@ fn read_one<T>(path: &Path, decode: fn(&Node) -> Result<T>) -> Result<Option<T>>
     }
 }
 
-fn load<T>(path: &Path, decode: fn(&Node) -> Result<T>) -> Result<T> {
-    // Listed a moment ago: gone now means removed meanwhile.
-    read_one(path, decode)?.ok_or_else(|| {
-        Error::of(
-            Kind::NotFound,
-            format!("{}: removed while listing", path.display()),
-        )
-    })
+/// Every record in `dir`; one removed while listing is skipped.
+fn load_all<T>(dir: &Path, decode: fn(&Node) -> Result<T>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for p in record::list(dir)? {
+        if let Some(v) = read_one(&p, decode)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 // ---- encodings ------------------------------------------------------------------

@@ -2,6 +2,7 @@ use super::*;
 use crate::image::oci;
 use crate::image::store::Store;
 use crate::snapshot::Driver;
+use crate::Kind;
 
 struct Scratch(PathBuf);
 

@@ -14,6 +14,7 @@ use crate::error::{Context, Result};
 use crate::json::{Node, Writer};
 use crate::metadata::record;
 use std::collections::{HashMap, HashSet};
+
 use std::path::{Path, PathBuf};
 
 /// A snapshot as stored: its directory id and its info.
@@ -28,9 +29,9 @@ pub struct Record {
 pub struct Table {
     dir: PathBuf,
     by_key: HashMap<String, Record>,
-    /// Ids handed out to snapshots still being built (directory made, no
-    /// record yet): not orphans.
-    reserved: HashSet<u64>,
+    /// Snapshots still being built (directory made, no record yet), with
+    /// their parent's key: not orphans, and their parent must stay.
+    reserved: HashMap<u64, String>,
     next_id: u64,
 }
 
@@ -51,7 +52,7 @@ impl Table {
         Ok(Table {
             dir: dir.to_path_buf(),
             by_key,
-            reserved: HashSet::new(),
+            reserved: HashMap::new(),
             next_id: max + 1,
         })
     }
@@ -64,15 +65,17 @@ impl Table {
         self.by_key.values()
     }
 
+    /// Has `key` children, made or being made?
     pub fn has_children(&self, key: &str) -> bool {
         self.by_key.values().any(|r| r.info.parent == key)
+            || self.reserved.values().any(|p| p == key)
     }
 
-    /// A fresh id for a snapshot about to be built.
-    pub fn reserve(&mut self) -> u64 {
+    /// A fresh id for a snapshot about to be built on `parent`.
+    pub fn reserve(&mut self, parent: &str) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.reserved.insert(id);
+        self.reserved.insert(id, parent.to_string());
         id
     }
 
@@ -106,7 +109,7 @@ impl Table {
         dir_ids
             .iter()
             .copied()
-            .filter(|id| !owned.contains(id) && !self.reserved.contains(id))
+            .filter(|id| !owned.contains(id) && !self.reserved.contains_key(id))
             .collect()
     }
 

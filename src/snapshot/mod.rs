@@ -217,7 +217,7 @@ impl Snapshotter {
                 }
                 Some(p.id)
             };
-            (t.reserve(), parent_id)
+            (t.reserve(parent), parent_id)
         };
         let built = self.build_dir(kind, id, parent_id);
         let now = now_nanos();
