@@ -139,7 +139,7 @@ impl Db {
     pub fn open(root: &Path) -> Result<Db> {
         for d in ["namespaces", "ns"] {
             let p = root.join(d);
-            fs::create_dir_all(&p).with_context(|| format!("create {}", p.display()))?;
+            record::create_dir(&p)?;
             record::sweep_temporaries(&p);
         }
         let db = Db {
@@ -216,6 +216,7 @@ impl Db {
     /// have been created first (as in containerd).
     fn ensure_namespace(&self, ns: &str) -> Result<PathBuf> {
         check_identifier("namespace", ns)?;
+        record::create_dir(&self.ns_dir(ns))?;
         if !self.ns_path(ns).exists() {
             let n = Namespace {
                 name: ns.to_string(),
@@ -292,7 +293,7 @@ impl Db {
                 image.name
             ));
         }
-        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        record::create_dir(&dir)?;
         image.created = now_nanos();
         image.updated = image.created;
         record::write(&path, encode_image(&image).as_bytes())?;
@@ -357,7 +358,7 @@ impl Db {
                 c.id
             ));
         }
-        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        record::create_dir(&dir)?;
         c.created = now_nanos();
         c.updated = c.created;
         record::write(&path, encode_container(&c).as_bytes())?;
@@ -409,7 +410,7 @@ impl Db {
         if path.exists() {
             return Err(err_kind!(AlreadyExists, "lease {id:?}: already exists"));
         }
-        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        record::create_dir(&dir)?;
         let lease = Lease {
             id: id.to_string(),
             labels,
@@ -474,7 +475,7 @@ impl Db {
         if labels.is_empty() {
             return record::remove(&path);
         }
-        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        record::create_dir(&dir)?;
         record::write(&path, encode_content(d, &labels).as_bytes())
     }
 

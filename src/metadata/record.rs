@@ -90,6 +90,23 @@ pub fn sweep_temporaries(dir: &Path) {
     }
 }
 
+/// Create a directory (and missing parents), durably: each new entry's
+/// parent is synced, so a record written inside survives a power cut too.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(p)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(Error::from(e).wrap(format!("create {}", dir.display()))),
+    }
+    sync_dir(parent(dir))
+}
+
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())

@@ -39,7 +39,7 @@ impl Table {
     /// Load every record in `dir`. `existing_ids` are the directory ids
     /// present, so a new id never reuses an orphan's directory.
     pub fn load(dir: &Path, existing_ids: &[u64]) -> Result<Table> {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        record::create_dir(dir)?;
         record::sweep_temporaries(dir);
         let mut by_key = HashMap::new();
         let mut max = existing_ids.iter().copied().max().unwrap_or(0);

@@ -23,7 +23,7 @@ pub mod unpack;
 use crate::err_kind;
 use crate::error::{Context, Error, Result};
 use crate::image::unpack::WhiteoutMode;
-use crate::metadata::record::{now_nanos, Labels};
+use crate::metadata::record::{self, now_nanos, Labels};
 use meta::{Record, Table};
 pub use mount::Mount;
 use std::fs;
@@ -123,7 +123,7 @@ impl Snapshotter {
             ));
         }
         let snaps = root.join("snapshots");
-        fs::create_dir_all(&snaps).with_context(|| format!("create {}", snaps.display()))?;
+        record::create_dir(&snaps)?;
         let ids = dir_ids(&snaps)?;
         let table = Table::load(&root.join("metadata"), &ids)?;
         let s = Snapshotter {
@@ -266,7 +266,18 @@ impl Snapshotter {
                 None => mkdir_mode(&fs_dir, 0o755)?,
             },
         }
-        Ok(())
+        // The directory must be on disk before a record names it.
+        record::sync_dir(&self.root.join("snapshots"))
+    }
+
+    /// Flush a snapshot's files to disk: done before a layer is committed,
+    /// so a power cut cannot leave a committed layer with lost contents
+    /// (the filesystem is synced as a whole; a per-file fsync would cost
+    /// more on layers of many small files).
+    pub fn sync(&self, key: &str) -> Result<()> {
+        let id = self.lock().get(key).ok_or_else(|| not_found(key))?.id;
+        let dir = fs::File::open(self.dir(id)).with_context(|| format!("sync snapshot {key}"))?;
+        rustix::fs::syncfs(&dir).with_context(|| format!("sync snapshot {key}"))
     }
 
     /// How to mount an active snapshot or a view.

@@ -39,3 +39,22 @@ fn lowerdir(lowers: &[PathBuf]) -> String {
     let list: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
     format!("lowerdir={}", list.join(":"))
 }
+
+/// Can an overlay with an upper dir be mounted on the filesystem holding
+/// `dir` (the snapshotter root)? Tried for real, since overlayfs refuses
+/// some upper filesystems (another overlay, some FUSE) and may be absent
+/// from the kernel: the daemon then falls back to `native`.
+pub fn supported(dir: &Path) -> bool {
+    let probe = dir.join(format!(".overlay-probe-{}", std::process::id()));
+    let ok = (|| -> crate::Result<()> {
+        for d in ["lower", "fs", "work", "merged"] {
+            std::fs::create_dir_all(probe.join(d))?;
+        }
+        let m = mount(&probe, &[probe.join("lower")], false);
+        m.mount(&probe.join("merged"))?;
+        super::mount::unmount(&probe.join("merged"))
+    })()
+    .is_ok();
+    let _ = std::fs::remove_dir_all(&probe);
+    ok
+}

@@ -156,6 +156,16 @@ fn overlay_lifecycle_and_errors() {
 }
 
 #[test]
+fn overlay_is_supported_here_and_the_probe_leaves_nothing() {
+    let tmp = Scratch::new("probe");
+    assert!(
+        overlay::supported(&tmp.0),
+        "overlayfs works on this machine"
+    );
+    assert_eq!(fs::read_dir(&tmp.0).unwrap().count(), 0);
+}
+
+#[test]
 fn open_removes_orphan_directories() {
     let tmp = Scratch::new("orphan");
     let root = tmp.0.join("sn");

@@ -177,6 +177,7 @@ fn apply_layer(
                 layer.digest
             ));
         }
+        snapshots.sync(&tmp)?;
         let mut labels = Labels::new();
         labels.insert(LABEL_SNAPSHOT_REF.to_string(), chain.to_string());
         snapshots.commit(key, &tmp, labels)
