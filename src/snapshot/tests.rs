@@ -185,18 +185,16 @@ fn open_removes_orphan_directories() {
     assert_eq!(fs::read_dir(root.join("snapshots")).unwrap().count(), 2);
 }
 
-/// 150 layers: the lower dirs alone are over 6 KB of mount options, past
-/// mount(2)'s one page.
-#[test]
-fn overlay_mounts_a_150_layer_chain() {
-    let tmp = Scratch::new("deep");
-    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+/// A chain of 150 layers, each with its own file and a shared `top`, and
+/// the mounts of an active snapshot on it: the lower dirs alone are over
+/// 6 KB of mount options, past mount(2)'s one page.
+fn deep_chain(s: &Snapshotter) -> Vec<Mount> {
     let mut parent = String::new();
     for i in 0..150 {
         let key = format!("extract-{i}");
         s.prepare(&key, &parent, Labels::new()).unwrap();
-        write_in(&s, &key, &format!("layer{i}"), "x");
-        write_in(&s, &key, "top", &i.to_string());
+        write_in(s, &key, &format!("layer{i}"), "x");
+        write_in(s, &key, "top", &i.to_string());
         let name = format!("sha256:{i:064}");
         s.commit(&name, &key, Labels::new()).unwrap();
         parent = name;
@@ -204,13 +202,46 @@ fn overlay_mounts_a_150_layer_chain() {
     let m = s.prepare("container", &parent, Labels::new()).unwrap();
     let data: usize = m[0].options.iter().map(|o| o.len() + 1).sum();
     assert!(data > 4096, "the test must exceed one page ({data} bytes)");
-    let target = tmp.0.join("mnt");
-    let _mnt = Mounted::new(&m, &target);
+    m
+}
+
+fn check_deep_view(target: &Path) {
     for i in 0..150 {
         assert!(target.join(format!("layer{i}")).exists(), "layer{i}");
     }
     assert_eq!(fs::read_to_string(target.join("top")).unwrap(), "149");
     fs::write(target.join("written"), "w").unwrap();
+}
+
+#[test]
+fn overlay_mounts_a_150_layer_chain() {
+    let tmp = Scratch::new("deep");
+    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let m = deep_chain(&s);
+    let target = tmp.0.join("mnt");
+    let _mnt = Mounted::new(&m, &target);
+    check_deep_view(&target);
+}
+
+/// Both ways past the page limit, each on its own: `lowerdir+` (new
+/// kernels) and lower dirs named through an fd (any kernel).
+#[test]
+fn overlay_long_options_both_ways() {
+    let tmp = Scratch::new("deep2");
+    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let m = deep_chain(&s);
+    let target = tmp.0.join("mnt");
+    fs::create_dir_all(&target).unwrap();
+    let t = target.display().to_string();
+    for (how, res) in [
+        ("fsconfig", m[0].mount_overlay_fsconfig(&t)),
+        ("compact", m[0].mount_overlay_compact(&t)),
+    ] {
+        res.unwrap_or_else(|e| panic!("{how}: {e}"));
+        let _mnt = Mounted(target.clone());
+        check_deep_view(&target);
+        fs::remove_file(target.join("written")).unwrap();
+    }
 }
 
 #[test]
