@@ -392,3 +392,31 @@ fn kill_9_during_commit_and_remove_leaves_a_loadable_store() {
 fn store(root: &Path) -> Store {
     Store::open(&root.join("content")).unwrap()
 }
+
+/// Two unpacks of one image at once: each layer is applied by one of them
+/// (the other's copy loses the commit race and is dropped), both end on
+/// the same chain, and no temporary snapshot is left.
+#[test]
+fn concurrent_unpacks_share_layers() {
+    let ctx = Ctx::new("store-race");
+    let root = ctx.path("store");
+    write_layout(&root.join("content"), "t:1", &[ImageSpec::new(layers())]);
+    let store = Store::open(&root.join("content")).unwrap();
+    let t1 = store.find("t:1").unwrap().expect("image t:1 in the store");
+    let db = Db::open(&root.join("meta")).unwrap();
+    let sn = Snapshotter::open(&root.join("overlayfs"), Driver::Overlay).unwrap();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let run = || unpack_image(&store, &sn, &db, "default", &t1, None).unwrap();
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    assert_eq!(results[0].chain_id, results[1].chain_id);
+    assert_eq!(results[0].applied + results[1].applied, 3, "{results:?}");
+    let all = sn.list();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.iter().all(|i| i.kind == Kind::Committed));
+    assert_eq!(names_in(&root.join("overlayfs/snapshots")).len(), 3);
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.snapshots.len(), 3);
+}
