@@ -420,3 +420,63 @@ fn concurrent_unpacks_share_layers() {
     let r = gc::collect(&db, &store, &[&sn]).unwrap();
     assert_eq!(r.snapshots.len(), 3);
 }
+
+/// Collections running all through an unpack do not take what its lease
+/// holds: the layer being extracted, the layers committed so far, the blobs.
+#[test]
+fn gc_during_an_unpack_spares_what_its_lease_holds() {
+    let ctx = Ctx::new("store-gcrace");
+    let root = ctx.path("store");
+    write_layout(&root.join("content"), "t:1", &[ImageSpec::new(layers())]);
+    let store = Store::open(&root.join("content")).unwrap();
+    let t1 = store.find("t:1").unwrap().expect("image t:1 in the store");
+    skiff::image::store::write_index(&root.join("content/index.json"), &[]).unwrap();
+    let db = Db::open(&root.join("meta")).unwrap();
+    let sn = Snapshotter::open(&root.join("overlayfs"), Driver::Overlay).unwrap();
+    db.create_lease("default", "pull", Labels::new()).unwrap();
+    for d in skiff::image::content::list_blobs(&store).unwrap() {
+        db.add_lease_resource(
+            "default",
+            "pull",
+            skiff::metadata::Resource {
+                id: d.digest.to_string(),
+                kind: "content".into(),
+            },
+        )
+        .unwrap();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (u, collections) = std::thread::scope(|s| {
+        let gc_loop = s.spawn(|| {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = gc::collect(&db, &store, &[&sn]).unwrap();
+                assert!(r.blobs.is_empty() && r.snapshots.is_empty(), "{r:?}");
+                n += 1;
+            }
+            n
+        });
+        let u = unpack_image(&store, &sn, &db, "default", &t1, Some("pull"));
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (u, gc_loop.join().unwrap())
+    });
+    let u = u.unwrap();
+    assert!(collections > 1, "the collections ran during the unpack");
+    assert_eq!(u.applied, 3);
+    assert_eq!(sn.list().len(), 3);
+    // The extraction snapshots left the lease again; the layers stay in it.
+    let held = db.lease("default", "pull").unwrap().resources;
+    assert_eq!(
+        held.iter()
+            .filter(|r| r.kind == "snapshots/overlayfs")
+            .count(),
+        3,
+        "{held:?}"
+    );
+    db.delete_lease("default", "pull").unwrap();
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.snapshots.len(), 3);
+    assert!(skiff::image::content::list_blobs(&store)
+        .unwrap()
+        .is_empty());
+}

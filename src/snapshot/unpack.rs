@@ -84,21 +84,19 @@ pub fn unpack_image(
         .with_context(what)?;
     let chains = chain_ids(&diff_ids);
     let sn = snapshots.driver().name();
+    let target_cx = Target {
+        store,
+        snapshots,
+        db,
+        ns,
+        lease,
+    };
     let mut parent = String::new();
     let mut applied = 0;
     for (i, layer) in manifest.layers.iter().enumerate() {
         let chain = chains[i].to_string();
         let key = snapshot_key(ns, &chain);
-        if let Some(l) = lease {
-            db.add_lease_resource(
-                ns,
-                l,
-                Resource {
-                    id: chain.clone(),
-                    kind: format!("snapshots/{sn}"),
-                },
-            )?;
-        }
+        target_cx.hold(&chain).with_context(what)?;
         match snapshots.stat(&key) {
             Ok(info) if info.kind == SnapKind::Committed => {}
             Ok(info) => {
@@ -110,7 +108,8 @@ pub fn unpack_image(
                 .with_context(what)
             }
             Err(e) if e.kind() == Kind::NotFound => {
-                if apply_layer(snapshots, store, &key, &parent, layer, &diff_ids[i], &chain)
+                if target_cx
+                    .apply_layer(&parent, layer, &diff_ids[i], &chain)
                     .with_context(what)?
                 {
                     applied += 1;
@@ -137,60 +136,107 @@ pub fn unpack_image(
     })
 }
 
-/// Apply one layer as the committed snapshot `key` on `parent`. Returns
-/// false when a parallel unpack committed it first.
-fn apply_layer(
-    snapshots: &Snapshotter,
-    store: &Store,
-    key: &str,
-    parent: &str,
-    layer: &Descriptor,
-    diff_id: &Digest,
-    chain: &str,
-) -> Result<bool> {
-    let tmp = format!(
-        "{key}.extract-{}-{}",
-        std::process::id(),
-        crate::metadata::record::now_nanos()
-    );
-    snapshots.prepare(&tmp, parent, Labels::new())?;
-    let res = (|| -> Result<()> {
-        let (dir, mode) = snapshots.apply_target(&tmp)?;
-        let file = std::fs::File::open(store.blob_path(&layer.digest))
-            .with_context(|| format!("open layer {}", layer.digest))?;
-        let declared = oci::layer_compression(&layer.media_type).unwrap_or(oci::Compression::None);
-        let reader = decompressor(file, declared)
-            .map_err(Error::from)
-            .with_context(|| format!("layer {}", layer.digest))?;
-        let mut hashed = HashingReader::new(reader, diff_id.algorithm());
-        Extractor::new(&dir)?
-            .with_whiteouts(mode)
-            .apply(&mut hashed, &layer.digest.to_string())?;
-        // The tar may end before its stream does (padding).
-        std::io::copy(&mut hashed, &mut std::io::sink())
-            .with_context(|| format!("layer {}: read", layer.digest))?;
-        let got = hashed.finish();
-        if &got != diff_id {
-            return Err(err_kind!(
-                InvalidArgument,
-                "layer {}: uncompressed content is {got}, not the config's diff_id {diff_id}",
-                layer.digest
-            ));
+/// Where and for whom layers are applied.
+struct Target<'a> {
+    store: &'a Store,
+    snapshots: &'a Snapshotter,
+    db: &'a Db,
+    ns: &'a str,
+    lease: Option<&'a str>,
+}
+
+impl Target<'_> {
+    fn lease_resource(&self, id: &str) -> Resource {
+        Resource {
+            id: id.to_string(),
+            kind: format!("snapshots/{}", self.snapshots.driver().name()),
         }
-        snapshots.sync(&tmp)?;
-        let mut labels = Labels::new();
-        labels.insert(LABEL_SNAPSHOT_REF.to_string(), chain.to_string());
-        snapshots.commit(key, &tmp, labels)
-    })();
-    match res {
-        Ok(()) => Ok(true),
-        Err(e) => {
-            let _ = snapshots.remove(&tmp);
-            if e.kind() == Kind::AlreadyExists && snapshots.stat(key).is_ok() {
-                return Ok(false);
+    }
+
+    /// Let the lease (if any) hold the snapshot `id` (namespace-relative).
+    fn hold(&self, id: &str) -> Result<()> {
+        match self.lease {
+            Some(l) => self
+                .db
+                .add_lease_resource(self.ns, l, self.lease_resource(id)),
+            None => Ok(()),
+        }
+    }
+
+    fn release(&self, id: &str) {
+        if let Some(l) = self.lease {
+            let _ = self
+                .db
+                .delete_lease_resource(self.ns, l, &self.lease_resource(id));
+        }
+    }
+
+    /// Apply one layer as the committed snapshot `chain` on `parent` (a
+    /// snapshotter key). Returns false when a parallel unpack committed it
+    /// first.
+    fn apply_layer(
+        &self,
+        parent: &str,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain: &str,
+    ) -> Result<bool> {
+        let snapshots = self.snapshots;
+        let key = snapshot_key(self.ns, chain);
+        let tmp_id = format!(
+            "{chain}.extract-{}-{}",
+            std::process::id(),
+            crate::metadata::record::now_nanos()
+        );
+        let tmp = snapshot_key(self.ns, &tmp_id);
+        // Held before it exists, so a collection cannot take it half made.
+        self.hold(&tmp_id)?;
+        if let Err(e) = snapshots.prepare(&tmp, parent, Labels::new()) {
+            self.release(&tmp_id);
+            return Err(e);
+        }
+        let res = (|| -> Result<()> {
+            let (dir, mode) = snapshots.apply_target(&tmp)?;
+            let file = std::fs::File::open(self.store.blob_path(&layer.digest))
+                .with_context(|| format!("open layer {}", layer.digest))?;
+            let declared =
+                oci::layer_compression(&layer.media_type).unwrap_or(oci::Compression::None);
+            let reader = decompressor(file, declared)
+                .map_err(Error::from)
+                .with_context(|| format!("layer {}", layer.digest))?;
+            let mut hashed = HashingReader::new(reader, diff_id.algorithm());
+            Extractor::new(&dir)?
+                .with_whiteouts(mode)
+                .apply(&mut hashed, &layer.digest.to_string())?;
+            // The tar may end before its stream does (padding).
+            std::io::copy(&mut hashed, &mut std::io::sink())
+                .with_context(|| format!("layer {}: read", layer.digest))?;
+            let got = hashed.finish();
+            if &got != diff_id {
+                return Err(err_kind!(
+                    InvalidArgument,
+                    "layer {}: uncompressed content is {got}, not the config's diff_id {diff_id}",
+                    layer.digest
+                ));
             }
-            Err(e)
-        }
+            snapshots.sync(&tmp)?;
+            let mut labels = Labels::new();
+            labels.insert(LABEL_SNAPSHOT_REF.to_string(), chain.to_string());
+            snapshots.commit(&key, &tmp, labels)
+        })();
+        let res = match res {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let _ = snapshots.remove(&tmp);
+                if e.kind() == Kind::AlreadyExists && snapshots.stat(&key).is_ok() {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        };
+        self.release(&tmp_id);
+        res
     }
 }
 
