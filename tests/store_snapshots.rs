@@ -297,9 +297,33 @@ fn crash_child() {
         )
         .unwrap();
         sn.commit(&name, &key, Labels::new()).unwrap();
+        // Images and leases (holding nothing, so GC's answer stays the
+        // containers' snapshots) are written and removed as well.
+        let lease = format!("l-{pid}-{i}");
+        let image = format!("example.com/img:{pid}-{i}");
+        db.create_lease("default", &lease, Labels::new()).unwrap();
+        db.create_image(
+            "default",
+            Image {
+                name: image.clone(),
+                target: skiff::image::oci::Descriptor {
+                    media_type: skiff::image::oci::OCI_MANIFEST.into(),
+                    digest: skiff::image::digest::Digest::of(id.as_bytes()),
+                    size: 1,
+                    platform: None,
+                    annotations: Vec::new(),
+                },
+                labels: Labels::new(),
+                created: 0,
+                updated: 0,
+            },
+        )
+        .unwrap();
+        db.delete_lease("default", &lease).unwrap();
         if i % 3 != 0 {
             db.delete_container("default", &id).unwrap();
             sn.remove(&name).unwrap();
+            db.delete_image("default", &image).unwrap();
         }
     }
 }
@@ -342,6 +366,8 @@ fn kill_9_during_commit_and_remove_leaves_a_loadable_store() {
         let db = Db::open(&root.join("meta"))
             .unwrap_or_else(|e| panic!("round {round}: metadata does not load: {e}"));
         let containers = db.containers("default").unwrap();
+        db.images("default").unwrap();
+        db.leases("default").unwrap();
         // ...every directory has its record and no temporary is left.
         assert_eq!(
             names_in(&root.join("sn/snapshots")).len(),
@@ -351,6 +377,8 @@ fn kill_9_during_commit_and_remove_leaves_a_loadable_store() {
         for d in [
             root.join("sn/metadata"),
             root.join("meta/ns/default/containers"),
+            root.join("meta/ns/default/images"),
+            root.join("meta/ns/default/leases"),
         ] {
             if d.exists() {
                 assert!(

@@ -120,6 +120,30 @@ pub struct Resource {
     pub kind: String,
 }
 
+impl Resource {
+    /// containerd's resource types: `content` (a digest), `ingests` (a
+    /// ref), `snapshots/<snapshotter>` (a key).
+    fn check(&self) -> Result<()> {
+        let ok = match self.kind.as_str() {
+            "content" => Digest::parse(&self.id).is_ok(),
+            "ingests" => !self.id.is_empty(),
+            k => k
+                .strip_prefix("snapshots/")
+                .is_some_and(|sn| !sn.is_empty() && !self.id.is_empty()),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(err_kind!(
+                InvalidArgument,
+                "lease resource {:?} of type {:?}: invalid",
+                self.id,
+                self.kind
+            ))
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub id: String,
@@ -192,6 +216,7 @@ impl Db {
 
     pub fn create_namespace(&self, ns: &str, labels: Labels) -> Result<Namespace> {
         check_identifier("namespace", ns)?;
+        record::check_labels(&format!("namespace {ns}"), &labels)?;
         let _l = self.lock()?;
         if self.ns_path(ns).exists() {
             return Err(err_kind!(AlreadyExists, "namespace {ns}: already exists"));
@@ -205,6 +230,7 @@ impl Db {
     }
 
     pub fn set_namespace_labels(&self, ns: &str, labels: Labels) -> Result<Namespace> {
+        record::check_labels(&format!("namespace {ns}"), &labels)?;
         let _l = self.lock()?;
         let mut n = self.namespace(ns)?;
         n.labels = labels;
@@ -283,6 +309,7 @@ impl Db {
 
     pub fn create_image(&self, ns: &str, mut image: Image) -> Result<Image> {
         check_image_name(&image.name)?;
+        record::check_labels(&format!("image {:?}", image.name), &image.labels)?;
         let _l = self.lock()?;
         let dir = self.ensure_namespace(ns)?.join("images");
         let path = self.image_path(ns, &image.name);
@@ -302,6 +329,7 @@ impl Db {
 
     /// Replace an image's target and labels (it must exist).
     pub fn update_image(&self, ns: &str, mut image: Image) -> Result<Image> {
+        record::check_labels(&format!("image {:?}", image.name), &image.labels)?;
         let _l = self.lock()?;
         let old = self.image(ns, &image.name)?;
         image.created = old.created;
@@ -341,6 +369,7 @@ impl Db {
 
     pub fn create_container(&self, ns: &str, mut c: Container) -> Result<Container> {
         check_identifier("container id", &c.id)?;
+        record::check_labels(&format!("container {:?}", c.id), &c.labels)?;
         if c.runtime.name.is_empty() {
             return Err(err_kind!(
                 InvalidArgument,
@@ -367,6 +396,7 @@ impl Db {
 
     /// Replace a container's record, keeping its creation time.
     pub fn update_container(&self, ns: &str, mut c: Container) -> Result<Container> {
+        record::check_labels(&format!("container {:?}", c.id), &c.labels)?;
         let _l = self.lock()?;
         let old = self.container(ns, &c.id)?;
         c.created = old.created;
@@ -404,6 +434,7 @@ impl Db {
 
     pub fn create_lease(&self, ns: &str, id: &str, labels: Labels) -> Result<Lease> {
         check_identifier("lease id", id)?;
+        record::check_labels(&format!("lease {id:?}"), &labels)?;
         let _l = self.lock()?;
         let dir = self.ensure_namespace(ns)?.join("leases");
         let path = self.lease_path(ns, id);
@@ -428,6 +459,7 @@ impl Db {
     }
 
     pub fn add_lease_resource(&self, ns: &str, id: &str, r: Resource) -> Result<()> {
+        r.check()?;
         let _l = self.lock()?;
         let mut lease = self.lease(ns, id)?;
         if !lease.resources.contains(&r) {
@@ -469,6 +501,7 @@ impl Db {
 
     /// Replace a blob's labels; empty labels remove the record.
     pub fn set_content_labels(&self, ns: &str, d: &Digest, labels: Labels) -> Result<()> {
+        record::check_labels(&format!("content {d}"), &labels)?;
         let _l = self.lock()?;
         let dir = self.ensure_namespace(ns)?.join("content");
         let path = self.content_path(ns, d);

@@ -168,6 +168,24 @@ pub fn now_nanos() -> u64 {
     s as u64 * 1_000_000_000 + n as u64
 }
 
+/// containerd's limit on one label: key and value together at most 4096
+/// bytes, and a key is not empty.
+pub fn check_labels(what: &str, labels: &Labels) -> Result<()> {
+    for (k, v) in labels {
+        if k.is_empty() {
+            return Err(crate::err_kind!(InvalidArgument, "{what}: empty label key"));
+        }
+        if k.len() + v.len() > 4096 {
+            return Err(crate::err_kind!(
+                InvalidArgument,
+                "{what}: label {:?}: key and value longer than 4096 bytes",
+                &k[..k.len().min(64)]
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// containerd's identifier rule for namespaces, containers, leases:
 /// alphanumerics separated by single `.`, `_` or `-`, at most 76 bytes.
 pub fn check_identifier(what: &str, id: &str) -> Result<()> {

@@ -127,6 +127,21 @@ fn namespaces_images_containers_leases_round_trip() {
         .unwrap();
 
     assert_eq!(
+        kind(db.add_lease_resource(
+            "default",
+            "pull-1",
+            Resource {
+                id: "not-a-digest".into(),
+                kind: "content".into()
+            }
+        )),
+        Kind::InvalidArgument
+    );
+    assert_eq!(
+        kind(db.create_lease("default", "big", labels(&[("k", &"v".repeat(4096))]))),
+        Kind::InvalidArgument
+    );
+    assert_eq!(
         kind(db.delete_namespace("default", &[])),
         Kind::FailedPrecondition,
         "a namespace in use cannot go"

@@ -172,6 +172,7 @@ impl Snapshotter {
 
     /// Replace a snapshot's labels.
     pub fn set_labels(&self, key: &str, labels: Labels) -> Result<Info> {
+        record::check_labels(&format!("snapshot {key}"), &labels)?;
         let mut t = self.lock();
         let mut rec = t.get(key).cloned().ok_or_else(|| not_found(key))?;
         rec.info.labels = labels;
@@ -198,6 +199,7 @@ impl Snapshotter {
         if key.is_empty() {
             return Err(err_kind!(InvalidArgument, "empty key"));
         }
+        record::check_labels("labels", &labels)?;
         let (id, parent_id) = {
             let mut t = self.lock();
             if t.get(key).is_some() {
@@ -333,6 +335,7 @@ impl Snapshotter {
         if name.is_empty() {
             return Err(err_kind!(InvalidArgument, "empty name")).with_context(what);
         }
+        record::check_labels("labels", &labels).with_context(what)?;
         let mut t = self.lock();
         if t.get(name).is_some() {
             return Err(err_kind!(AlreadyExists, "snapshot {name} already exists"))
