@@ -13,7 +13,7 @@ use skiff::image::store::Store;
 use skiff::metadata::record::Labels;
 use skiff::metadata::{gc, snapshot_key, Container, Db, Image, Runtime};
 use skiff::snapshot::mount::{mount_all, unmount, Mount};
-use skiff::snapshot::unpack::{prepare_container, unpack_image};
+use skiff::snapshot::unpack::{prepare_container, unpack_image, unpacked_chain};
 use skiff::snapshot::{Driver, Kind, Snapshotter};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -166,7 +166,18 @@ fn overlay_image_unpacks_mounts_runs_and_is_collected() {
         )
         .unwrap();
     }
+    assert_eq!(
+        unpacked_chain(&store, &sn, "default", &t1).unwrap(),
+        None,
+        "not unpacked yet"
+    );
     let u1 = unpack_image(&store, &sn, &db, "default", &t1, Some("pull")).unwrap();
+    assert_eq!(
+        unpacked_chain(&store, &sn, "default", &t1)
+            .unwrap()
+            .as_deref(),
+        Some(u1.chain_id.as_str())
+    );
     assert_eq!(u1.applied, 3);
     let u2 = unpack_image(&store, &sn, &db, "default", &t2, Some("pull")).unwrap();
     assert_eq!(u2.applied, 1, "the shared layers are reused");

@@ -68,6 +68,13 @@ pub fn snapshot_key(ns: &str, key: &str) -> String {
     format!("{ns}/{key}")
 }
 
+/// The namespace and the namespace's own key of a snapshotter key made by
+/// [`snapshot_key`]; None for keys made otherwise.
+pub fn split_snapshot_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once('/')
+        .filter(|(ns, _)| check_identifier("namespace", ns).is_ok())
+}
+
 /// A protobuf `Any` kept as it came (runtime options, the OCI spec,
 /// container extensions).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -108,6 +108,10 @@ pub struct Snapshotter {
     root: PathBuf,
     driver: Driver,
     table: Mutex<Table>,
+    /// An exclusive flock on `<root>/lock` for as long as this is open:
+    /// one process owns a snapshotter (its orphan sweep would otherwise
+    /// take another process's snapshots in the making).
+    _owner: fs::File,
 }
 
 impl Snapshotter {
@@ -124,12 +128,14 @@ impl Snapshotter {
         }
         let snaps = root.join("snapshots");
         record::create_dir(&snaps)?;
+        let owner = lock_owner(root)?;
         let ids = dir_ids(&snaps)?;
         let table = Table::load(&root.join("metadata"), &ids)?;
         let s = Snapshotter {
             root: root.to_path_buf(),
             driver,
             table: Mutex::new(table),
+            _owner: owner,
         };
         s.remove_orphans()?;
         Ok(s)
@@ -426,6 +432,26 @@ impl Snapshotter {
             Driver::Native => WhiteoutMode::Apply,
         };
         Ok((self.fs_dir(rec.id), mode))
+    }
+}
+
+fn lock_owner(root: &Path) -> Result<fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let p = root.join("lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .with_context(|| format!("open {}", p.display()))?;
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(err_kind!(
+            FailedPrecondition,
+            "snapshotter {}: in use by another process",
+            root.display()
+        )),
+        Err(e) => Err(Error::from(e).wrap(format!("lock {}", p.display()))),
     }
 }
 

@@ -177,6 +177,11 @@ fn open_removes_orphan_directories() {
     fs::create_dir_all(root.join("snapshots/77/fs")).unwrap();
     fs::create_dir_all(root.join("snapshots/junk")).unwrap();
     let s = Snapshotter::open(&root, Driver::Overlay).unwrap();
+    assert_eq!(
+        e(Snapshotter::open(&root, Driver::Overlay).map(|_| ())),
+        ErrorKind::FailedPrecondition,
+        "one owner at a time"
+    );
     assert!(!root.join("snapshots/77").exists());
     assert!(!root.join("snapshots/junk").exists());
     assert_eq!(s.list().len(), 1);

@@ -49,6 +49,59 @@ pub struct Unpacked {
     pub applied: usize,
 }
 
+/// An image's layers with their diff_ids and chain ids.
+struct Layers {
+    manifest: oci::Manifest,
+    diff_ids: Vec<Digest>,
+    chains: Vec<Digest>,
+}
+
+fn layers_of(store: &Store, target: &Descriptor) -> Result<Layers> {
+    let (_, manifest) = content::resolve_manifest(store, target, &Platform::host())?;
+    let config_bytes = store.read(&manifest.config)?;
+    let config = oci::parse_config(&config_bytes, &manifest.config.digest.to_string())?;
+    if config.diff_ids.len() != manifest.layers.len() {
+        return Err(err_kind!(
+            InvalidArgument,
+            "image config {} names {} diff_ids for {} layers",
+            manifest.config.digest,
+            config.diff_ids.len(),
+            manifest.layers.len()
+        ));
+    }
+    let diff_ids = config
+        .diff_ids
+        .iter()
+        .map(|d| Digest::parse(d).map_err(|e| e.with_kind(Kind::InvalidArgument)))
+        .collect::<Result<Vec<_>>>()?;
+    let chains = chain_ids(&diff_ids);
+    Ok(Layers {
+        manifest,
+        diff_ids,
+        chains,
+    })
+}
+
+/// Is the image `target` unpacked in `snapshots` for namespace `ns`? Its
+/// top chain id then names a committed snapshot (and, through parents,
+/// all the others). Returns that chain id when it is.
+pub fn unpacked_chain(
+    store: &Store,
+    snapshots: &Snapshotter,
+    ns: &str,
+    target: &Descriptor,
+) -> Result<Option<String>> {
+    let layers = layers_of(store, target).with_context(|| format!("image {}", target.digest))?;
+    let Some(top) = layers.chains.last() else {
+        return Ok(Some(String::new()));
+    };
+    let top = top.to_string();
+    Ok(match snapshots.stat(&snapshot_key(ns, &top)) {
+        Ok(info) if info.kind == SnapKind::Committed => Some(top),
+        _ => None,
+    })
+}
+
 /// Unpack the image `target` (a manifest or an index) from `store` into
 /// `snapshots`, in namespace `ns`. `lease`, when given, is made to hold
 /// every snapshot touched.
@@ -61,28 +114,11 @@ pub fn unpack_image(
     lease: Option<&str>,
 ) -> Result<Unpacked> {
     let what = || format!("unpack image {}", target.digest);
-    let (_, manifest) =
-        content::resolve_manifest(store, target, &Platform::host()).with_context(what)?;
-    let config_bytes = store.read(&manifest.config).with_context(what)?;
-    let config =
-        oci::parse_config(&config_bytes, &manifest.config.digest.to_string()).with_context(what)?;
-    if config.diff_ids.len() != manifest.layers.len() {
-        return Err(err_kind!(
-            InvalidArgument,
-            "image config {} names {} diff_ids for {} layers",
-            manifest.config.digest,
-            config.diff_ids.len(),
-            manifest.layers.len()
-        ))
-        .with_context(what);
-    }
-    let diff_ids = config
-        .diff_ids
-        .iter()
-        .map(|d| Digest::parse(d).map_err(|e| e.with_kind(Kind::InvalidArgument)))
-        .collect::<Result<Vec<_>>>()
-        .with_context(what)?;
-    let chains = chain_ids(&diff_ids);
+    let Layers {
+        manifest,
+        diff_ids,
+        chains,
+    } = layers_of(store, target).with_context(what)?;
     let sn = snapshots.driver().name();
     let target_cx = Target {
         store,
