@@ -270,6 +270,7 @@ const CHILD_ENV: &str = "SKIFF_STORE_CRASH_CHILD";
 /// Not a test of its own: the body of the child that the crash test kills.
 /// It loops over prepare/commit/remove and metadata writes until killed.
 #[test]
+#[ignore = "the child process of kill_9_during_commit_and_remove_leaves_a_loadable_store"]
 fn crash_child() {
     let Some(root) = std::env::var_os(CHILD_ENV) else {
         return;
@@ -356,7 +357,7 @@ fn kill_9_during_commit_and_remove_leaves_a_loadable_store() {
     let exe = std::env::current_exe().unwrap();
     for round in 0..15 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "crash_child", "--ignored", "--test-threads=1"])
             .env(CHILD_ENV, &root)
             .env("SKIFF_TEST_MARK", &ctx.mark)
             .stdout(Stdio::null())
