@@ -145,3 +145,100 @@ pub fn resolve_manifest(
         target.digest
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Kind;
+
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn put(store: &Store, data: &[u8], media_type: &str) -> Descriptor {
+        let d = Descriptor {
+            media_type: media_type.into(),
+            digest: Digest::of(data),
+            size: data.len() as u64,
+            platform: None,
+            annotations: Vec::new(),
+        };
+        store.put(&d, data).unwrap();
+        d
+    }
+
+    fn desc_json(d: &Descriptor, platform: &str) -> String {
+        format!(
+            r#"{{"mediaType":"{}","digest":"{}","size":{}{platform}}}"#,
+            d.media_type, d.digest, d.size
+        )
+    }
+
+    #[test]
+    fn lists_deletes_and_walks_an_index() {
+        let root = std::env::temp_dir().join(format!("skiff-content-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let _s = Scratch(root.clone());
+        let store = Store::open(&root).unwrap();
+        let layer = put(&store, b"layer", "application/vnd.oci.image.layer.v1.tar");
+        let config = put(&store, b"{}", oci::OCI_CONFIG);
+        let manifest = put(
+            &store,
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{}","config":{},"layers":[{}]}}"#,
+                oci::OCI_MANIFEST,
+                desc_json(&config, ""),
+                desc_json(&layer, "")
+            )
+            .as_bytes(),
+            oci::OCI_MANIFEST,
+        );
+        let host = Platform::host();
+        let plat = format!(
+            r#","platform":{{"architecture":"{}","os":"{}"}}"#,
+            host.architecture, host.os
+        );
+        let other = r#","platform":{"architecture":"s390x","os":"linux"}"#;
+        let index = put(
+            &store,
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{},{}]}}"#,
+                oci::OCI_INDEX,
+                desc_json(&config, other),
+                desc_json(&manifest, &plat)
+            )
+            .as_bytes(),
+            oci::OCI_INDEX,
+        );
+
+        let (found, m) = resolve_manifest(&store, &index, &host).unwrap();
+        assert_eq!(found.digest, manifest.digest, "the host's entry is chosen");
+        assert_eq!(m.layers[0].digest, layer.digest);
+        let kids: Vec<Digest> = children(&store, &manifest)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.digest)
+            .collect();
+        assert_eq!(kids, [config.digest.clone(), layer.digest.clone()]);
+        assert!(
+            children(&store, &layer).unwrap().is_empty(),
+            "a layer has none"
+        );
+
+        assert_eq!(list_blobs(&store).unwrap().len(), 4);
+        delete_blob(&store, &layer.digest).unwrap();
+        assert_eq!(
+            delete_blob(&store, &layer.digest).unwrap_err().kind(),
+            Kind::NotFound
+        );
+        assert!(list_blobs(&store)
+            .unwrap()
+            .iter()
+            .all(|b| b.digest != layer.digest));
+        fs::write(root.join("ingest/partial"), b"abc").unwrap();
+        assert_eq!(list_ingests(&store).unwrap(), [("partial".to_string(), 3)]);
+    }
+}
