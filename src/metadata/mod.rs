@@ -75,6 +75,23 @@ pub fn split_snapshot_key(key: &str) -> Option<(&str, &str)> {
         .filter(|(ns, _)| check_identifier("namespace", ns).is_ok())
 }
 
+/// The snapshots of namespace `ns`, named as the namespace sees them
+/// (prefix dropped from name and parent), sorted by name.
+pub fn namespace_snapshots(snapshots: &Snapshotter, ns: &str) -> Vec<crate::snapshot::Info> {
+    let prefix = snapshot_key(ns, "");
+    snapshots
+        .list()
+        .into_iter()
+        .filter_map(|mut i| {
+            i.name = i.name.strip_prefix(&prefix)?.to_string();
+            if let Some(p) = i.parent.strip_prefix(&prefix) {
+                i.parent = p.to_string();
+            }
+            Some(i)
+        })
+        .collect()
+}
+
 /// A protobuf `Any` kept as it came (runtime options, the OCI spec,
 /// container extensions).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -180,10 +180,19 @@ fn namespace_with_snapshots_is_not_deleted() {
     db.create_namespace("ns1", Labels::new()).unwrap();
     sn.prepare(&snapshot_key("ns1", "k"), "", Labels::new())
         .unwrap();
+    sn.prepare(&snapshot_key("ns10", "k"), "", Labels::new())
+        .unwrap();
     assert_eq!(
         kind(db.delete_namespace("ns1", &[&sn])),
         Kind::FailedPrecondition
     );
+    let seen: Vec<String> = namespace_snapshots(&sn, "ns1")
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(seen, ["k"], "ns10's snapshot is not ns1's");
+    assert_eq!(split_snapshot_key("ns1/a/b"), Some(("ns1", "a/b")));
+    assert_eq!(split_snapshot_key("bad..ns/a"), None);
     sn.remove(&snapshot_key("ns1", "k")).unwrap();
     db.delete_namespace("ns1", &[&sn]).unwrap();
 }
