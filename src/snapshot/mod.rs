@@ -279,9 +279,11 @@ impl Snapshotter {
     }
 
     /// Flush a snapshot's files to disk: done before a layer is committed,
-    /// so a power cut cannot leave a committed layer with lost contents
-    /// (the filesystem is synced as a whole; a per-file fsync would cost
-    /// more on layers of many small files).
+    /// so a power cut cannot leave a committed layer with empty files that
+    /// no re-pull repairs (containerd's known failure; it made syncfs an
+    /// opt-in, `image_pull_with_sync_fs`; edge hosts lose power, so here it
+    /// is the default). The filesystem is synced as a whole: a per-file
+    /// fsync costs more on layers of many small files.
     pub fn sync(&self, key: &str) -> Result<()> {
         let id = self.lock().get(key).ok_or_else(|| not_found(key))?.id;
         let dir = fs::File::open(self.dir(id)).with_context(|| format!("sync snapshot {key}"))?;
