@@ -82,6 +82,34 @@ pub fn list_ingests(store: &Store) -> Result<Vec<(String, u64)>> {
     Ok(out)
 }
 
+/// Remove what a killed writer left in `ingest/`: [`Store::put`]'s
+/// temporaries (`put-<pid>-<hex>`) whose process is gone. Resumable
+/// partial downloads (named by digest) are kept. Returns how many went.
+pub fn remove_abandoned_puts(store: &Store) -> usize {
+    let Ok(entries) = fs::read_dir(store.root().join("ingest")) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("put-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() as i32
+            && !crate::sys::process::alive(pid)
+            && fs::remove_file(e.path()).is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Is this descriptor a document (index, manifest) whose children matter?
 fn is_document(d: &Descriptor) -> bool {
     matches!(
@@ -240,5 +268,13 @@ mod tests {
             .all(|b| b.digest != layer.digest));
         fs::write(root.join("ingest/partial"), b"abc").unwrap();
         assert_eq!(list_ingests(&store).unwrap(), [("partial".to_string(), 3)]);
+        // A put by a process that died (pid_max is below 2^22) goes; ours
+        // and resumable partials stay.
+        fs::write(root.join("ingest/put-4194305-abc"), b"x").unwrap();
+        let mine = format!("put-{}-abc", std::process::id());
+        fs::write(root.join("ingest").join(&mine), b"x").unwrap();
+        assert_eq!(remove_abandoned_puts(&store), 1);
+        assert!(root.join("ingest").join(&mine).exists());
+        assert!(root.join("ingest/partial").exists());
     }
 }

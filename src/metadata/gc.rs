@@ -12,8 +12,9 @@
 //! unpacker puts one on the image config); a snapshot keeps its parents.
 //!
 //! Swept: blobs, snapshots (leaves first, since a parent cannot go before
-//! its children), content labels of swept blobs, expired leases, and
-//! snapshot directories no record owns.
+//! its children), content labels of swept blobs, expired leases, snapshot
+//! directories no record owns, and blob temporaries of dead writers.
+//! Resumable partial downloads in `ingest/` stay (a retried pull resumes).
 
 use super::{record, LABEL_GC_ROOT};
 use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
@@ -271,6 +272,7 @@ pub fn collect(db: &Db, store: &Store, snapshotters: &[&Snapshotter]) -> Result<
         s.remove_orphans().context("garbage collection")?;
     }
 
+    content::remove_abandoned_puts(store);
     // Sweep blobs, and the labels of blobs that are gone.
     for b in content::list_blobs(store)? {
         if !m.content.contains(&b.digest) {
