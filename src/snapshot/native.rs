@@ -49,7 +49,7 @@ fn copy(from: &Path, to: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> Res
             let target = fs::read_link(from).with_context(|| from.display().to_string())?;
             std::os::unix::fs::symlink(&target, to).with_context(|| to.display().to_string())?;
         }
-        FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+        FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo | FileType::Socket => {
             rfs::mknodat(rfs::CWD, to, ft, Mode::from_raw_mode(0o600), m.rdev()).map_err(err)?;
         }
         other => {

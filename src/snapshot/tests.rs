@@ -260,6 +260,7 @@ fn native_copies_the_parent_tree() {
     fs::write(dir.join("d/f"), "data").unwrap();
     fs::hard_link(dir.join("d/f"), dir.join("link")).unwrap();
     std::os::unix::fs::symlink("d/f", dir.join("sym")).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(dir.join("sock")).unwrap());
     rustix::fs::chmod(dir.join("d/f"), rustix::fs::Mode::from_raw_mode(0o4711)).unwrap();
     rustix::fs::chown(
         dir.join("d/f"),
@@ -280,6 +281,10 @@ fn native_copies_the_parent_tree() {
         "hard links stay links"
     );
     assert_eq!(fs::read_link(copy.join("sym")).unwrap(), Path::new("d/f"));
+    assert!(fs::symlink_metadata(copy.join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
     let target = tmp.0.join("mnt");
     let _mnt = Mounted::new(&m, &target);
     fs::write(target.join("new"), "n").unwrap();
