@@ -6,10 +6,12 @@ pub mod error;
 pub mod image;
 pub mod json;
 pub mod log;
+pub mod metadata;
 pub mod oci;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;
+pub mod snapshot;
 pub mod sys;
 pub mod time;
 

@@ -2,6 +2,7 @@
 //! layouts and runtime bundles.
 
 pub mod bundle;
+pub mod content;
 pub mod digest;
 pub mod layout;
 pub mod oci;

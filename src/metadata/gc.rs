@@ -1,0 +1,353 @@
+//! Garbage collection: mark what is reachable, sweep the rest.
+//!
+//! Roots, in every namespace: images (their target), containers (their
+//! snapshot), leases that have not expired (`containerd.io/gc.expire`) with
+//! the content and snapshots they hold, and content or snapshots labelled
+//! `containerd.io/gc.root`; also the images in the content store's own
+//! `index.json` (what skiff-fetch pulled into the shared store).
+//! Edges: a document blob (index, manifest) keeps what it names (read from
+//! the store, so images pulled without labels are safe); a blob's labels
+//! `containerd.io/gc.ref.content*` keep content and
+//! `containerd.io/gc.ref.snapshot.<snapshotter>` keep a snapshot (the
+//! unpacker puts one on the image config); a snapshot keeps its parents.
+//!
+//! Swept: blobs, snapshots (leaves first, since a parent cannot go before
+//! its children), content labels of swept blobs, expired leases, snapshot
+//! directories no record owns, and blob temporaries of dead writers.
+//! Resumable partial downloads in `ingest/` stay (a retried pull resumes).
+
+use super::{record, LABEL_GC_ROOT};
+use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
+use crate::error::{Context, Result};
+use crate::image::content;
+use crate::image::digest::Digest;
+use crate::image::oci::Descriptor;
+use crate::image::store::Store;
+use crate::snapshot::Snapshotter;
+use crate::Kind;
+use std::collections::HashSet;
+
+/// What a collection removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub blobs: Vec<Digest>,
+    /// (snapshotter, key)
+    pub snapshots: Vec<(String, String)>,
+    /// (namespace, lease id)
+    pub expired_leases: Vec<(String, String)>,
+}
+
+enum Item {
+    /// A blob reached in a namespace (its labels are looked up there).
+    Content(Option<String>, Descriptor),
+    Snapshot(String, String),
+}
+
+struct Marks<'a> {
+    db: &'a Db,
+    store: &'a Store,
+    content: HashSet<Digest>,
+    /// Blobs whose children and labels were followed, per namespace.
+    walked: HashSet<(Option<String>, Digest)>,
+    snapshots: HashSet<(String, String)>,
+    todo: Vec<Item>,
+}
+
+impl Marks<'_> {
+    fn digest(&mut self, ns: Option<&str>, d: Digest) {
+        // A bare digest: size and type unknown; children are found when
+        // the blob is a document the store holds.
+        let size = std::fs::metadata(self.store.blob_path(&d))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let media_type = sniff_media_type(self.store, &d, size);
+        self.todo.push(Item::Content(
+            ns.map(str::to_string),
+            Descriptor {
+                media_type,
+                digest: d,
+                size,
+                platform: None,
+                annotations: Vec::new(),
+            },
+        ));
+    }
+
+    fn run(&mut self, snapshotters: &[&Snapshotter]) -> Result<()> {
+        while let Some(item) = self.todo.pop() {
+            match item {
+                Item::Content(ns, d) => {
+                    self.content.insert(d.digest.clone());
+                    if !self.walked.insert((ns.clone(), d.digest.clone())) {
+                        continue;
+                    }
+                    if let Some(ns) = &ns {
+                        self.labels_of(ns, &d.digest)?;
+                    }
+                    {
+                        // A document that cannot be read or parsed keeps
+                        // nothing more; the blob itself is kept.
+                        if let Ok(kids) = content::children(self.store, &d) {
+                            for k in kids {
+                                self.todo.push(Item::Content(ns.clone(), k));
+                            }
+                        }
+                    }
+                }
+                Item::Snapshot(sn, key) => {
+                    if !self.snapshots.insert((sn.clone(), key.clone())) {
+                        continue;
+                    }
+                    let Some(s) = snapshotters.iter().find(|s| s.driver().name() == sn) else {
+                        continue;
+                    };
+                    if let Ok(info) = s.stat(&key) {
+                        if !info.parent.is_empty() {
+                            self.todo.push(Item::Snapshot(sn, info.parent));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Follow a blob's gc.ref labels in a namespace.
+    fn labels_of(&mut self, ns: &str, d: &Digest) -> Result<()> {
+        for (k, v) in self.db.content_labels(ns, d)? {
+            if let Some(sn) = k.strip_prefix(LABEL_GC_REF_SNAPSHOT) {
+                let key = (sn.to_string(), snapshot_key(ns, &v));
+                if !self.snapshots.contains(&key) {
+                    self.todo.push(Item::Snapshot(key.0, key.1));
+                }
+            } else if k.starts_with(LABEL_GC_REF_CONTENT) {
+                if let Ok(r) = Digest::parse(&v) {
+                    if !self.walked.contains(&(Some(ns.to_string()), r.clone())) {
+                        self.digest(Some(ns), r);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The media type of a stored blob when it is a document we can walk.
+fn sniff_media_type(store: &Store, d: &Digest, size: u64) -> String {
+    if size == 0 || size > crate::image::oci::MAX_DOCUMENT || !looks_like_json(store, d) {
+        return String::new();
+    }
+    let desc = Descriptor {
+        media_type: String::new(),
+        digest: d.clone(),
+        size,
+        platform: None,
+        annotations: Vec::new(),
+    };
+    let Ok(data) = store.read(&desc) else {
+        return String::new();
+    };
+    let Ok(text) = std::str::from_utf8(&data) else {
+        return String::new();
+    };
+    let Ok(v) = crate::json::parse(text, "") else {
+        return String::new();
+    };
+    let n = crate::json::Node::new(&v, "");
+    match n.get("mediaType") {
+        Ok(Some(m)) => m.string().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Does the blob start like a JSON object? (Saves reading and hashing a
+/// whole layer to learn it is not a document.)
+fn looks_like_json(store: &Store, d: &Digest) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(store.blob_path(d))
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{')
+}
+
+/// Collect garbage in the content store and the snapshotters.
+///
+/// Whatever is being made must already be reachable when a collection
+/// runs: a pull holds a lease naming its blobs and snapshots before it
+/// writes them, and a container's record exists before its snapshot is
+/// prepared (or a lease holds the snapshot), as with containerd.
+pub fn collect(db: &Db, store: &Store, snapshotters: &[&Snapshotter]) -> Result<Report> {
+    let _l = db.lock()?;
+    let mut report = Report::default();
+    let mut m = Marks {
+        db,
+        store,
+        content: HashSet::new(),
+        walked: HashSet::new(),
+        snapshots: HashSet::new(),
+        todo: Vec::new(),
+    };
+    for d in store.images()? {
+        m.todo.push(Item::Content(None, d));
+    }
+    let now = crate::time::now().0;
+    for ns in db.namespaces()? {
+        let ns = ns.name;
+        for lease in db.leases(&ns)? {
+            if lease
+                .labels
+                .get(LABEL_GC_EXPIRE)
+                .and_then(|t| parse_rfc3339(t))
+                .is_some_and(|t| t <= now)
+            {
+                record::remove(&db.lease_path(&ns, &lease.id))?;
+                report.expired_leases.push((ns.clone(), lease.id));
+                continue;
+            }
+            for r in lease.resources {
+                if r.kind == "content" {
+                    if let Ok(d) = Digest::parse(&r.id) {
+                        m.digest(Some(&ns), d);
+                    }
+                } else if let Some(sn) = r.kind.strip_prefix("snapshots/") {
+                    m.todo
+                        .push(Item::Snapshot(sn.to_string(), snapshot_key(&ns, &r.id)));
+                }
+            }
+        }
+        for image in db.images(&ns)? {
+            m.todo.push(Item::Content(Some(ns.clone()), image.target));
+        }
+        for c in db.containers(&ns)? {
+            if !c.snapshot_key.is_empty() {
+                m.todo.push(Item::Snapshot(
+                    c.snapshotter.clone(),
+                    snapshot_key(&ns, &c.snapshot_key),
+                ));
+            }
+        }
+        for (d, labels) in db.all_content_labels(&ns)? {
+            if labels.contains_key(LABEL_GC_ROOT) {
+                m.digest(Some(&ns), d);
+            }
+        }
+    }
+    for s in snapshotters {
+        for info in s.list() {
+            if info.labels.contains_key(LABEL_GC_ROOT) {
+                m.todo
+                    .push(Item::Snapshot(s.driver().name().to_string(), info.name));
+            }
+        }
+    }
+    m.run(snapshotters)?;
+
+    // Sweep snapshots, leaves first.
+    for s in snapshotters {
+        let sn = s.driver().name().to_string();
+        loop {
+            let mut progress = false;
+            for info in s.list() {
+                if m.snapshots.contains(&(sn.clone(), info.name.clone())) {
+                    continue;
+                }
+                match s.remove(&info.name) {
+                    Ok(()) => {
+                        report.snapshots.push((sn.clone(), info.name));
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == Kind::FailedPrecondition => {}
+                    Err(e) if e.kind() == Kind::NotFound => {}
+                    Err(e) => return Err(e.wrap("garbage collection")),
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        s.remove_orphans().context("garbage collection")?;
+    }
+
+    content::remove_abandoned_puts(store);
+    // Sweep blobs, and the labels of blobs that are gone.
+    for b in content::list_blobs(store)? {
+        if !m.content.contains(&b.digest) {
+            content::delete_blob(store, &b.digest).context("garbage collection")?;
+            report.blobs.push(b.digest);
+        }
+    }
+    for ns in db.namespaces()? {
+        for (d, _) in db.all_content_labels(&ns.name)? {
+            if !m.content.contains(&d) {
+                record::remove(&db.content_path(&ns.name, &d))?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`Z` or `±hh:mm`).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") => {
+            let oh = rest.get(1..3)?.parse::<i64>().ok()?;
+            let om = rest.get(4..6)?.parse::<i64>().ok()?;
+            let o = oh * 3600 + om * 60;
+            if rest.starts_with('-') {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rfc3339;
+
+    #[test]
+    fn rfc3339_round_trips_with_time_module() {
+        for secs in [0i64, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            let s = crate::time::rfc3339_nano(secs, 123_000_000);
+            assert_eq!(parse_rfc3339(&s), Some(secs), "{s}");
+        }
+        assert_eq!(
+            parse_rfc3339("1970-01-01T01:00:00+01:00"),
+            Some(0),
+            "offsets count"
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! Snapshotter tests on the real kernel: overlay mounts are mounted and
+//! read back. They need root (as all of skiff's tests).
+
+use super::*;
+use crate::image::unpack::Extractor;
+use crate::Kind as ErrorKind;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+/// A scratch directory, removed on drop (after its mounts are gone).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!(
+            "skiff-snap-{tag}-{}-{}",
+            std::process::id(),
+            now_nanos()
+        ));
+        fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Unmounts on drop, also when an assertion failed.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn new(mounts: &[Mount], target: &Path) -> Mounted {
+        fs::create_dir_all(target).unwrap();
+        mount::mount_all(mounts, target).unwrap();
+        Mounted(target.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = mount::unmount(&self.0);
+    }
+}
+
+fn write_in(s: &Snapshotter, key: &str, name: &str, data: &str) {
+    let (dir, _) = s.apply_target(key).unwrap();
+    fs::write(dir.join(name), data).unwrap();
+}
+
+fn labels(kv: &[(&str, &str)]) -> Labels {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn e<T: std::fmt::Debug>(r: Result<T>) -> ErrorKind {
+    r.unwrap_err().kind()
+}
+
+#[test]
+fn overlay_lifecycle_and_errors() {
+    let tmp = Scratch::new("life");
+    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+
+    let m = s.prepare("base-a", "", Labels::new()).unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].kind, "bind", "a snapshot with no parent is a bind");
+    write_in(&s, "base-a", "hello", "base");
+    write_in(&s, "base-a", "gone", "x");
+    s.commit("base", "base-a", labels(&[("l", "1")])).unwrap();
+    let info = s.stat("base").unwrap();
+    assert_eq!(info.kind, Kind::Committed);
+    assert_eq!(info.labels.get("l").map(String::as_str), Some("1"));
+    assert_eq!(s.stat("base-a").unwrap_err().kind(), ErrorKind::NotFound);
+
+    let m = s.prepare("child", "base", Labels::new()).unwrap();
+    assert_eq!(m[0].kind, "overlay");
+    assert!(m[0].options.iter().any(|o| o.starts_with("lowerdir=")));
+    {
+        let _mnt = Mounted::new(&m, &tmp.0.join("mnt"));
+        let root = tmp.0.join("mnt");
+        assert_eq!(fs::read_to_string(root.join("hello")).unwrap(), "base");
+        fs::write(root.join("hello"), "changed").unwrap();
+        fs::remove_file(root.join("gone")).unwrap();
+    }
+    // The change went to the upper dir, the lower layer is untouched.
+    let (upper, _) = s.apply_target("child").unwrap();
+    assert_eq!(fs::read_to_string(upper.join("hello")).unwrap(), "changed");
+    let wh = fs::symlink_metadata(upper.join("gone")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    assert!(s.usage("child").unwrap().inodes >= 3);
+
+    assert_eq!(
+        e(s.prepare("child", "base", Labels::new())),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        e(s.prepare("x", "missing", Labels::new())),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        e(s.prepare("x", "child", Labels::new())),
+        ErrorKind::FailedPrecondition,
+        "an active snapshot cannot be a parent"
+    );
+    assert_eq!(e(s.mounts("base")), ErrorKind::FailedPrecondition);
+    assert_eq!(
+        e(s.commit("base", "child", Labels::new())),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        e(s.commit("y", "base", Labels::new())),
+        ErrorKind::FailedPrecondition
+    );
+    assert_eq!(
+        e(s.remove("base")),
+        ErrorKind::FailedPrecondition,
+        "has a child"
+    );
+    assert_eq!(e(s.remove("nope")), ErrorKind::NotFound);
+
+    let v = s.view("v", "base", Labels::new()).unwrap();
+    assert_eq!(
+        v,
+        vec![Mount::bind(
+            &s.fs_dir(s.lock().get("base").unwrap().id),
+            true
+        )]
+    );
+    {
+        let target = tmp.0.join("view");
+        let _mnt = Mounted::new(&v, &target);
+        assert_eq!(fs::read_to_string(target.join("hello")).unwrap(), "base");
+        assert!(
+            fs::write(target.join("new"), "x").is_err(),
+            "a view is read-only"
+        );
+    }
+
+    let names: Vec<String> = s.list().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, ["base", "child", "v"]);
+    s.set_labels("child", labels(&[("a", "b")])).unwrap();
+
+    // Everything survives a reopen.
+    drop(s);
+    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    assert_eq!(s.stat("child").unwrap().labels, labels(&[("a", "b")]));
+    assert_eq!(s.stat("child").unwrap().parent, "base");
+    s.remove("child").unwrap();
+    s.remove("v").unwrap();
+    s.remove("base").unwrap();
+    assert!(s.list().is_empty());
+    assert_eq!(fs::read_dir(tmp.0.join("sn/snapshots")).unwrap().count(), 0);
+}
+
+#[test]
+fn overlay_is_supported_here_and_the_probe_leaves_nothing() {
+    let tmp = Scratch::new("probe");
+    assert!(
+        overlay::supported(&tmp.0),
+        "overlayfs works on this machine"
+    );
+    assert_eq!(fs::read_dir(&tmp.0).unwrap().count(), 0);
+}
+
+#[test]
+fn open_removes_orphan_directories() {
+    let tmp = Scratch::new("orphan");
+    let root = tmp.0.join("sn");
+    let s = Snapshotter::open(&root, Driver::Overlay).unwrap();
+    s.prepare("keep", "", Labels::new()).unwrap();
+    drop(s);
+    // What a crash between "make the directory" and "write the record"
+    // (or a remove between its two steps) leaves.
+    fs::create_dir_all(root.join("snapshots/77/fs")).unwrap();
+    fs::create_dir_all(root.join("snapshots/junk")).unwrap();
+    let s = Snapshotter::open(&root, Driver::Overlay).unwrap();
+    assert_eq!(
+        e(Snapshotter::open(&root, Driver::Overlay).map(|_| ())),
+        ErrorKind::FailedPrecondition,
+        "one owner at a time"
+    );
+    assert!(!root.join("snapshots/77").exists());
+    assert!(!root.join("snapshots/junk").exists());
+    assert_eq!(s.list().len(), 1);
+    // New ids do not collide with the kept one.
+    s.prepare("next", "", Labels::new()).unwrap();
+    assert_eq!(fs::read_dir(root.join("snapshots")).unwrap().count(), 2);
+}
+
+/// A chain of 150 layers, each with its own file and a shared `top`, and
+/// the mounts of an active snapshot on it: the lower dirs alone are over
+/// 6 KB of mount options, past mount(2)'s one page.
+fn deep_chain(s: &Snapshotter) -> Vec<Mount> {
+    let mut parent = String::new();
+    for i in 0..150 {
+        let key = format!("extract-{i}");
+        s.prepare(&key, &parent, Labels::new()).unwrap();
+        write_in(s, &key, &format!("layer{i}"), "x");
+        write_in(s, &key, "top", &i.to_string());
+        let name = format!("sha256:{i:064}");
+        s.commit(&name, &key, Labels::new()).unwrap();
+        parent = name;
+    }
+    let m = s.prepare("container", &parent, Labels::new()).unwrap();
+    let data: usize = m[0].options.iter().map(|o| o.len() + 1).sum();
+    assert!(data > 4096, "the test must exceed one page ({data} bytes)");
+    m
+}
+
+fn check_deep_view(target: &Path) {
+    for i in 0..150 {
+        assert!(target.join(format!("layer{i}")).exists(), "layer{i}");
+    }
+    assert_eq!(fs::read_to_string(target.join("top")).unwrap(), "149");
+    fs::write(target.join("written"), "w").unwrap();
+}
+
+#[test]
+fn overlay_mounts_a_150_layer_chain() {
+    let tmp = Scratch::new("deep");
+    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let m = deep_chain(&s);
+    let target = tmp.0.join("mnt");
+    let _mnt = Mounted::new(&m, &target);
+    check_deep_view(&target);
+}
+
+/// Both ways past the page limit, each on its own: `lowerdir+` (new
+/// kernels) and lower dirs named through an fd (any kernel).
+#[test]
+fn overlay_long_options_both_ways() {
+    let tmp = Scratch::new("deep2");
+    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let m = deep_chain(&s);
+    let target = tmp.0.join("mnt");
+    fs::create_dir_all(&target).unwrap();
+    let t = target.display().to_string();
+    for (how, res) in [
+        ("fsconfig", m[0].mount_overlay_fsconfig(&t)),
+        ("compact", m[0].mount_overlay_compact(&t)),
+    ] {
+        res.unwrap_or_else(|e| panic!("{how}: {e}"));
+        let _mnt = Mounted(target.clone());
+        check_deep_view(&target);
+        fs::remove_file(target.join("written")).unwrap();
+    }
+}
+
+#[test]
+fn native_copies_the_parent_tree() {
+    let tmp = Scratch::new("native");
+    let s = Snapshotter::open(&tmp.0.join("sn"), Driver::Native).unwrap();
+    s.prepare("a", "", Labels::new()).unwrap();
+    let (dir, mode) = s.apply_target("a").unwrap();
+    assert_eq!(mode, WhiteoutMode::Apply);
+    fs::create_dir(dir.join("d")).unwrap();
+    fs::write(dir.join("d/f"), "data").unwrap();
+    fs::hard_link(dir.join("d/f"), dir.join("link")).unwrap();
+    std::os::unix::fs::symlink("d/f", dir.join("sym")).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(dir.join("sock")).unwrap());
+    rustix::fs::chmod(dir.join("d/f"), rustix::fs::Mode::from_raw_mode(0o4711)).unwrap();
+    rustix::fs::chown(
+        dir.join("d/f"),
+        Some(rustix::fs::Uid::from_raw(1000)),
+        Some(rustix::fs::Gid::from_raw(1001)),
+    )
+    .unwrap();
+    rustix::fs::chmod(dir.join("d/f"), rustix::fs::Mode::from_raw_mode(0o4711)).unwrap();
+    s.commit("A", "a", Labels::new()).unwrap();
+    let m = s.prepare("b", "A", Labels::new()).unwrap();
+    assert_eq!(m[0].kind, "bind");
+    let (copy, _) = s.apply_target("b").unwrap();
+    let f = fs::symlink_metadata(copy.join("d/f")).unwrap();
+    assert_eq!((f.uid(), f.gid(), f.mode() & 0o7777), (1000, 1001, 0o4711));
+    assert_eq!(
+        f.ino(),
+        fs::symlink_metadata(copy.join("link")).unwrap().ino(),
+        "hard links stay links"
+    );
+    assert_eq!(fs::read_link(copy.join("sym")).unwrap(), Path::new("d/f"));
+    assert!(fs::symlink_metadata(copy.join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    let target = tmp.0.join("mnt");
+    let _mnt = Mounted::new(&m, &target);
+    fs::write(target.join("new"), "n").unwrap();
+    assert!(copy.join("new").exists());
+    assert!(!dir.join("new").exists(), "the parent is a separate copy");
+}
+
+/// Overlay whiteout mode: markers instead of removals.
+#[test]
+fn overlay_whiteout_mode_writes_markers() {
+    let tmp = Scratch::new("wh");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    add("etc/", tar::EntryType::Directory, b"");
+    add("etc/.wh.passwd", tar::EntryType::Regular, b"");
+    add("opt/.wh..wh..opq", tar::EntryType::Regular, b"");
+    add("opt/new", tar::EntryType::Regular, b"n");
+    let layer = b.into_inner().unwrap();
+    let dir = tmp.0.join("layer");
+    fs::create_dir(&dir).unwrap();
+    Extractor::new(&dir)
+        .unwrap()
+        .with_whiteouts(WhiteoutMode::Overlay)
+        .apply(&layer[..], "l")
+        .unwrap();
+    let wh = fs::symlink_metadata(dir.join("etc/passwd")).unwrap();
+    assert!(wh.file_type().is_char_device());
+    assert_eq!(wh.rdev(), 0);
+    let mut v = [0u8; 4];
+    let n = rustix::fs::getxattr(dir.join("opt"), "trusted.overlay.opaque", &mut v[..]).unwrap();
+    assert_eq!(&v[..n], b"y");
+    assert_eq!(fs::read_to_string(dir.join("opt/new")).unwrap(), "n");
+    assert!(!dir.join("opt/.wh..wh..opq").exists());
+}
