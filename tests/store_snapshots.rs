@@ -4,6 +4,9 @@
 //! runc applet, GC respects leases and then removes everything; and the
 //! snapshot and metadata stores survive `kill -9` at random points.
 
+// Both harnesses carry the one skip helper (tests/common/require.rs).
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 mod fetch_support;
 

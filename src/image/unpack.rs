@@ -312,7 +312,6 @@ fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-<<<<<<< HEAD
 /// What the tar reader has consumed, shared between the reader (which
 /// enforces the limits) and the loop over entries (which says when the
 /// crate is reading headers and extension records).
@@ -352,7 +351,8 @@ impl<R: Read> Read for Metered<'_, R> {
         }
         Ok(n)
     }
-=======
+}
+
 /// How whiteout entries are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhiteoutMode {
@@ -363,21 +363,17 @@ pub enum WhiteoutMode {
     /// alone (an overlay snapshot): a 0/0 character device per removed
     /// name, `trusted.overlay.opaque=y` on an opaque directory.
     Overlay,
->>>>>>> daemon-store
 }
 
 /// Applies layers to one root directory.
 pub struct Extractor {
     root: OwnedFd,
     euid_root: bool,
-<<<<<<< HEAD
+    whiteouts: WhiteoutMode,
     limits: Limits,
     /// Uncompressed bytes and entries of the layers applied so far.
     bytes: AtomicU64,
     entries: AtomicU64,
-=======
-    whiteouts: WhiteoutMode,
->>>>>>> daemon-store
 }
 
 struct DirTime {
@@ -416,11 +412,16 @@ impl Extractor {
         Ok(Extractor {
             root: fd,
             euid_root: rustix::process::geteuid().is_root(),
-<<<<<<< HEAD
+            whiteouts: WhiteoutMode::Apply,
             limits,
             bytes: AtomicU64::new(0),
             entries: AtomicU64::new(0),
         })
+    }
+
+    pub fn with_whiteouts(mut self, mode: WhiteoutMode) -> Extractor {
+        self.whiteouts = mode;
+        self
     }
 
     /// Uncompressed bytes still allowed.
@@ -428,15 +429,6 @@ impl Extractor {
         self.limits
             .max_bytes
             .saturating_sub(self.bytes.load(Ordering::Relaxed))
-=======
-            whiteouts: WhiteoutMode::Apply,
-        })
-    }
-
-    pub fn with_whiteouts(mut self, mode: WhiteoutMode) -> Extractor {
-        self.whiteouts = mode;
-        self
->>>>>>> daemon-store
     }
 
     /// Apply one (decompressed) layer tar stream. `layer` names it in errors.
@@ -905,46 +897,6 @@ impl Extractor {
     }
 }
 
-impl Extractor {
-    /// [`WhiteoutMode::Overlay`]: write the marker overlayfs reads instead
-    /// of removing anything.
-    fn overlay_marker(&self, parent: &str, base: &str, touched: &HashSet<String>) -> Result<()> {
-        let pfd = self.make_parents(parent)?;
-        match whiteout(base) {
-            Whiteout::Opaque => {
-                let p = if parent.is_empty() { "." } else { parent };
-                let dir = rfs::openat2(
-                    self.root.as_fd(),
-                    p,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    resolve(),
-                )?;
-                rfs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                    .map_err(|e| Error::from(e).wrap("set trusted.overlay.opaque"))
-            }
-            Whiteout::Remove(name) => {
-                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-                    return Err(Error::new("invalid whiteout name"));
-                }
-                if touched.contains(&join(parent, name)) {
-                    return Ok(());
-                }
-                remove_all(pfd.as_fd(), name)?;
-                rfs::mknodat(
-                    &pfd,
-                    name,
-                    FileType::CharacterDevice,
-                    Mode::empty(),
-                    rfs::makedev(0, 0),
-                )
-                .map_err(|e| Error::from(e).wrap("make whiteout device"))
-            }
-            Whiteout::None => Ok(()),
-        }
-    }
-}
-
 fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<()> {
     use std::io::Write;
     loop {
@@ -964,6 +916,45 @@ fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<()> {
         to.write_all(&buf[..filled])?;
         if filled < buf.len() {
             return Ok(());
+        }
+    }
+}
+
+impl Extractor {
+    /// [`WhiteoutMode::Overlay`]: write the marker overlayfs reads instead
+    /// of removing anything.
+    fn overlay_marker(&self, parent: &[u8], base: &[u8], touched: &HashSet<Vec<u8>>) -> Result<()> {
+        let pfd = self.make_parents(parent)?;
+        match whiteout(base) {
+            Whiteout::Opaque => {
+                // The made parents are O_PATH fds, which take no xattrs.
+                let dir = rfs::openat(
+                    &pfd,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                rfs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+                    .map_err(|e| Error::from(e).wrap("set trusted.overlay.opaque"))
+            }
+            Whiteout::Remove(name) => {
+                if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+                    return Err(Error::new("invalid whiteout name"));
+                }
+                if touched.contains(&join(parent, name)) {
+                    return Ok(());
+                }
+                remove_all(pfd.as_fd(), name).map_err(|e| Error::from(e).wrap("whiteout"))?;
+                rfs::mknodat(
+                    &pfd,
+                    name,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(|e| Error::from(e).wrap("make whiteout device"))
+            }
+            Whiteout::None => Ok(()),
         }
     }
 }
