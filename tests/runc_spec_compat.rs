@@ -169,6 +169,80 @@ fn fd_sweep_survives_a_refused_close_range() {
     );
 }
 
+/// A field of /proc/PID/status.
+fn status_field(pid: i32, field: &str) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+fn cap_bits(names: &[&str]) -> u64 {
+    names
+        .iter()
+        .map(|n| 1u64 << skiff::sys::caps::from_name(n).expect("a capability name"))
+        .fold(0, |a, b| a | b)
+}
+
+/// (CapEff, CapPrm, Seccomp) of a process, as the kernel reports them.
+fn privileges(pid: i32) -> (u64, u64, String) {
+    let hex = |f: &str| u64::from_str_radix(&status_field(pid, f), 16).expect(f);
+    (hex("CapEff"), hex("CapPrm"), status_field(pid, "Seccomp"))
+}
+
+/// With a seccomp filter and no_new_privs off, the filter needs
+/// CAP_SYS_ADMIN to go in: the created init (waiting for `start`) must
+/// already be under the filter and hold only its configured capabilities,
+/// not a CAP_SYS_ADMIN kept for the filter; so must the process after
+/// `start`. As root and as another user.
+#[test]
+fn created_init_is_under_seccomp_without_extra_capabilities() {
+    let ctx = Ctx::new("createdcaps");
+    let granted = ["CAP_CHOWN", "CAP_KILL", "CAP_SYS_PTRACE"];
+    for uid in [0u64, 1000] {
+        let mut c = ctx.config();
+        for set in ["bounding", "effective", "permitted", "inheritable"] {
+            c.set(&format!("process.capabilities.{set}"), jarr_str(&granted));
+        }
+        c.set("process.capabilities.ambient", jarr_str(&["CAP_KILL"]))
+            .set("process.noNewPrivileges", Value::Bool(false))
+            .set("process.user.uid", jnum(uid))
+            .set("process.user.gid", jnum(uid))
+            .set(
+                "linux.seccomp",
+                js(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["kexec_load"],"action":"SCMP_ACT_ERRNO"}]}"#),
+            )
+            .args(&["sleep", "1000"]);
+        ctx.write_config(&c);
+        let id = ctx.id();
+        ctx.create(&id).ok();
+        let pid = ctx.pid_of(&id);
+        let all = cap_bits(&granted);
+        assert_eq!(
+            privileges(pid),
+            (all, all, "2".to_string()),
+            "uid {uid}: the created init (CapEff, CapPrm, Seccomp)"
+        );
+        ctx.start(&id).ok();
+        // After execve the kernel's rules: root keeps its bounding set, any
+        // other user only its ambient capabilities.
+        let after = if uid == 0 {
+            all
+        } else {
+            cap_bits(&["CAP_KILL"])
+        };
+        assert_eq!(
+            privileges(pid),
+            (after, after, "2".to_string()),
+            "uid {uid}: the started process (CapEff, CapPrm, Seccomp)"
+        );
+        ctx.rt(&["delete", "--force", &id]).ok();
+        ctx.assert_gone(&id);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Hooks
 

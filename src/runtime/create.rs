@@ -463,6 +463,8 @@ fn spawn(
     let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
     // Compiled here, so a bad profile fails create before any clone.
     let seccomp = super::user_process::compile_seccomp(spec)?;
+    // Read here, not in the child (see caps::last_cap).
+    let last_cap = crate::sys::caps::last_cap();
     let (parent, child) = channel()?;
     let rootfs = spec.rootfs(bundle);
     let v2_fd = cgroup.open_v2_dir()?;
@@ -515,6 +517,7 @@ fn spawn(
                 preserve_fds: opts.preserve_fds,
                 cgroups: cgroup_binds,
                 seccomp: seccomp.as_ref(),
+                last_cap,
             })
         }
         Ok((process::Forked::Parent(first), born_in_v2)) => {
@@ -679,7 +682,11 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
 
 /// The init's side of the start handshake: block until `start` connects,
 /// acknowledge, and return the connection so an exec failure can be told.
-pub(crate) fn wait_for_start(listener: &UnixListener) -> Result<UnixStream> {
+/// Only a locked-down init waits (see `user_process::Exec::lock_down`).
+pub(crate) fn wait_for_start(
+    listener: &UnixListener,
+    _locked: &super::user_process::LockedExec,
+) -> Result<UnixStream> {
     let (mut conn, _) = listener.accept().context("wait for start")?;
     conn.write_all(&[0]).context("acknowledge start")?;
     Ok(conn)
