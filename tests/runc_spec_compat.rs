@@ -243,6 +243,74 @@ fn created_init_is_under_seccomp_without_extra_capabilities() {
     }
 }
 
+/// The fd sweep's fallback must not trust a /proc that is not procfs: in
+/// `exec` it runs in the container's mount namespace, where a process with
+/// CAP_SYS_ADMIN could have put anything over /proc. Here /proc is a tmpfs
+/// with an empty `self/fd`: the sweep must fail, not leave fds unmarked.
+#[test]
+fn fd_sweep_refuses_a_proc_that_is_not_procfs() {
+    let profile = js(r#"{"defaultAction":"SCMP_ACT_ALLOW",
+        "syscalls":[{"names":["close_range"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#);
+    let text = to_json(&profile);
+    let v = skiff::json::parse(&text, "profile").unwrap();
+    let p = skiff::seccomp::parse(&skiff::json::Node::new(&v, "linux.seccomp")).unwrap();
+    let prog = skiff::seccomp::compile(&p).unwrap();
+    let tmpfs = c"tmpfs";
+    let proc_dir = c"/proc";
+    let fake_fd = c"/proc/self/fd";
+    // SAFETY: see fd_sweep_survives_a_refused_close_range.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: plain syscalls in the forked child, which ends with _exit;
+        // the mount namespace it changes is its own.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    tmpfs.as_ptr(),
+                    proc_dir.as_ptr(),
+                    tmpfs.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mkdir(c"/proc/self".as_ptr(), 0o755) != 0
+                || libc::mkdir(fake_fd.as_ptr(), 0o755) != 0
+            {
+                libc::_exit(101);
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                libc::_exit(101);
+            }
+            let fd = libc::fcntl(1, libc::F_DUPFD, 40);
+            if fd < 0 || skiff::sys::seccomp::install(&prog).is_err() {
+                libc::_exit(101);
+            }
+            let swept = skiff::sys::process::cloexec_from(3);
+            let marked = libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0;
+            libc::_exit(match (swept.is_ok(), marked) {
+                (false, _) => 0,
+                (true, true) => 102,
+                (true, false) => 103,
+            });
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status:#x} (exit {}: 103 = the sweep trusted the fake /proc and left an fd open)",
+        libc::WEXITSTATUS(status)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Hooks
 
