@@ -250,6 +250,14 @@ impl Cgroup {
     /// Apply resources and device rules to every hierarchy.
     pub fn apply(&self, res: &Resources, devices: &[DeviceRule]) -> Result<()> {
         let unified = is_unified();
+        // Device rules are worked out, and refused if they must be, before
+        // anything is written: a refused update changes nothing.
+        let mut device_plans = Vec::new();
+        if !devices.is_empty() {
+            for d in self.dirs.iter().filter(|d| d.has("devices")) {
+                device_plans.push((d, files::DevicePlan::new(Path::new(&d.path), devices)?));
+            }
+        }
         for d in &self.dirs {
             if d.is_v2() {
                 files::apply_v2(Path::new(&d.path), res, unified)?;
@@ -258,8 +266,12 @@ impl Cgroup {
                     attach_device_filter(Path::new(&d.path), devices)?;
                 }
             } else {
+                let plan = device_plans
+                    .iter()
+                    .find(|(dir, _)| std::ptr::eq(*dir, d))
+                    .map(|(_, plan)| plan);
                 for c in d.controllers.split(',') {
-                    files::apply_v1(c, Path::new(&d.path), res, devices)?;
+                    files::apply_v1(c, Path::new(&d.path), res, plan)?;
                 }
             }
         }
