@@ -452,9 +452,19 @@ impl Logger {
     }
 
     fn error(&self, msg: &str) {
+        self.log("error", msg);
+    }
+
+    /// What went wrong without stopping the command (failed poststart and
+    /// poststop hooks).
+    fn warning(&self, msg: &str) {
+        self.log("warning", msg);
+    }
+
+    fn log(&self, level: &str, msg: &str) {
         match &self.file {
             Some(path) => {
-                let line = self.line("error", msg);
+                let line = self.line(level, msg);
                 if let Ok(mut f) = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -464,7 +474,7 @@ impl Logger {
                 }
                 eprintln!("{msg}");
             }
-            None => eprintln!("{}", self.line("error", msg)),
+            None => eprintln!("{}", self.line(level, msg)),
         }
     }
 }
@@ -503,7 +513,7 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
         ));
         return ExitCode::from(1);
     }
-    match dispatch(cli) {
+    match dispatch(cli, &logger) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             logger.error(e.message());
@@ -512,7 +522,12 @@ pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
     }
 }
 
-fn dispatch(cli: Runc) -> Result<u8> {
+fn dispatch(cli: Runc, logger: &Logger) -> Result<u8> {
+    let warn = |warnings: Vec<Error>| {
+        for w in warnings {
+            logger.warning(w.message());
+        }
+    };
     if cli.version {
         print(&format!(
             "runc version {v}+skiff\ncommit: skiff {v}\nspec: {}\n",
@@ -529,10 +544,14 @@ fn dispatch(cli: Runc) -> Result<u8> {
     match command {
         Command::Spec(c) => spec(c).map(|_| 0),
         Command::Create(c) => runtime::create::create(&root, &c.options()).map(|_| 0),
-        Command::Start(c) => runtime::create::start(&root, &c.id).map(|_| 0),
+        Command::Start(c) => runtime::create::start(&root, &c.id).map(|w| {
+            warn(w);
+            0
+        }),
         Command::Run(c) => {
-            let status = ops::run(&root, &c.options())?;
-            Ok(status.clamp(0, 255) as u8)
+            let exit = ops::run(&root, &c.options())?;
+            warn(exit.warnings);
+            Ok(exit.status.clamp(0, 255) as u8)
         }
         Command::State(c) => {
             let (container, status) = ops::state(&root, &c.id)?;
@@ -548,7 +567,10 @@ fn dispatch(cli: Runc) -> Result<u8> {
                 .ok_or_else(|| Error::new(format!("unknown signal {:?}", c.signal)))?;
             ops::kill(&root, &c.id, sig, c.all).map(|_| 0)
         }
-        Command::Delete(c) => ops::delete(&root, &c.id, c.force).map(|_| 0),
+        Command::Delete(c) => ops::delete(&root, &c.id, c.force).map(|w| {
+            warn(w);
+            0
+        }),
         Command::Exec(c) => {
             let status = runtime::exec::exec(&root, &c.options())?;
             Ok(status.clamp(0, 255) as u8)

@@ -612,8 +612,14 @@ fn bring_up(
             bundle: &bundle_s,
             annotations: &annotations,
         };
-        super::hooks::run("prestart", &spec.hooks.prestart, &hook_state)?;
-        super::hooks::run("createRuntime", &spec.hooks.create_runtime, &hook_state)?;
+        use super::hooks::{run, OnFailure::Stop};
+        run("prestart", &spec.hooks.prestart, &hook_state, Stop)?;
+        run(
+            "createRuntime",
+            &spec.hooks.create_runtime,
+            &hook_state,
+            Stop,
+        )?;
         parent.resume()?;
     }
     parent.wait_ready()
@@ -635,8 +641,9 @@ fn write_id_maps(pid: process::Pid, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// `runc start`: release a created container's init into exec.
-pub fn start(root: &StateRoot, id: &str) -> Result<()> {
+/// `runc start`: release a created container's init into exec. Returns
+/// the warnings: failed poststart hooks, which leave the container running.
+pub fn start(root: &StateRoot, id: &str) -> Result<Vec<Error>> {
     let c = root.load(id)?;
     let _lock = c.lock()?;
     match c.status() {
@@ -674,10 +681,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         bundle: &c.state.bundle,
         annotations: &c.state.annotations,
     };
-    for e in super::hooks::run_all("poststart", &c.state.poststart, &hook_state) {
-        eprintln!("warning: {e}");
-    }
-    Ok(())
+    super::hooks::run(
+        "poststart",
+        &c.state.poststart,
+        &hook_state,
+        super::hooks::OnFailure::Warn,
+    )
 }
 
 /// The init's side of the start handshake: block until `start` connects,

@@ -84,8 +84,9 @@ pub(crate) fn main(mut ctx: InitContext) -> ! {
         "startContainer",
         &ctx.spec.hooks.start_container,
         &hook_state(&ctx, "created"),
+        hooks::OnFailure::Stop,
     ) {
-        Ok(()) => exec.exec(),
+        Ok(_) => exec.exec(),
         Err(e) => e,
     };
     let _ = conn.write_all(e.message().as_bytes());
@@ -168,6 +169,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
             "createContainer",
             &hooks.create_container,
             &hook_state(ctx, "created"),
+            hooks::OnFailure::Stop,
         )?;
     }
     rootfs::enter(ctx.rootfs, ctx.no_pivot)?;
