@@ -1,12 +1,16 @@
 //! What configs written by other tools and the runtime spec's MUSTs ask of
 //! the `runc` applet, where runc 1.1 and skiff used to differ:
 //! - an older seccomp profile (default ERRNO, no close_range) runs, for
-//!   the init and for exec, and the fd sweep survives a refused close_range;
+//!   the init and for exec, and the fd sweep survives a refused close_range
+//!   (and refuses a /proc that is not procfs);
+//! - the created init waits for `start` under its seccomp filter, with only
+//!   its configured capabilities;
 //! - startContainer hooks run under the container's seccomp filter;
 //! - hooks get the spec's status, and a failing poststart or poststop hook
 //!   leaves the others to run;
 //! - device rules take what runc takes in `access`, and `update` of device
-//!   rules changes only what differs.
+//!   rules changes only what differs, leaves a privileged container with
+//!   sub-cgroups alone, and writes nothing when it refuses.
 //!
 //! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test
 //! --test runc_spec_compat`.
