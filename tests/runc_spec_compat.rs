@@ -230,6 +230,15 @@ fn created_init_is_under_seccomp_without_extra_capabilities() {
             "uid {uid}: the created init (CapEff, CapPrm, Seccomp)"
         );
         ctx.start(&id).ok();
+        // runc's start may return before its init has exec'd.
+        let deadline = std::time::Instant::now() + T;
+        while !proc_cmdline(pid).starts_with("sleep") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the init never exec'd"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // After execve the kernel's rules: root keeps its bounding set, any
         // other user only its ambient capabilities.
         let after = if uid == 0 {
