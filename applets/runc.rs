@@ -600,14 +600,26 @@ fn dispatch(cli: Runc) -> std::result::Result<u8, Failure> {
     Ok(run_command(&root, command)?)
 }
 
+/// What went wrong without stopping the command (failed poststart and
+/// poststop hooks) goes to the log as runc's `level=warning` lines.
+fn warn(warnings: Vec<Error>) {
+    for w in warnings {
+        skiff::log::warn!("{}", w.message());
+    }
+}
+
 fn run_command(root: &StateRoot, command: Command) -> Result<u8> {
     match command {
         Command::Spec(c) => spec(c).map(|_| 0),
         Command::Create(c) => runtime::create::create(root, &c.options()).map(|_| 0),
-        Command::Start(c) => runtime::create::start(root, &c.id).map(|_| 0),
+        Command::Start(c) => runtime::create::start(root, &c.id).map(|w| {
+            warn(w);
+            0
+        }),
         Command::Run(c) => {
-            let status = ops::run(root, &c.options())?;
-            Ok(status.clamp(0, 255) as u8)
+            let exit = ops::run(root, &c.options())?;
+            warn(exit.warnings);
+            Ok(exit.status.clamp(0, 255) as u8)
         }
         Command::State(c) => {
             let (container, status) = ops::state(root, &c.id)?;
@@ -629,7 +641,10 @@ fn run_command(root: &StateRoot, command: Command) -> Result<u8> {
                 .ok_or_else(|| Error::new(format!("unknown signal {:?}", c.signal)))?;
             ops::kill(root, &c.id, sig, c.all).map(|_| 0)
         }
-        Command::Delete(c) => ops::delete(root, &c.id, c.force).map(|_| 0),
+        Command::Delete(c) => ops::delete(root, &c.id, c.force).map(|w| {
+            warn(w);
+            0
+        }),
         Command::Exec(_) => unreachable!("exec is dispatched above"),
         Command::Pause(c) => ops::pause(root, &c.id).map(|_| 0),
         Command::Resume(c) => ops::resume(root, &c.id).map(|_| 0),

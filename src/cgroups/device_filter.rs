@@ -5,7 +5,7 @@
 //! Semantics: the last rule that matches a request decides; no match denies
 //! (configs start with "deny all", as runc's do).
 
-use crate::oci::resources::DeviceRule;
+use crate::oci::resources::{self, DeviceRule};
 
 /// One eBPF instruction (struct bpf_insn).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +29,9 @@ const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
 /// bpf_cgroup_dev_ctx: access_type (access << 16 | type), major, minor.
 pub const DEV_BLOCK: i32 = 1;
 pub const DEV_CHAR: i32 = 2;
-pub const ACC_MKNOD: i32 = 1;
-pub const ACC_READ: i32 = 2;
-pub const ACC_WRITE: i32 = 4;
+pub const ACC_MKNOD: i32 = resources::ACCESS_MKNOD as i32;
+pub const ACC_READ: i32 = resources::ACCESS_READ as i32;
+pub const ACC_WRITE: i32 = resources::ACCESS_WRITE as i32;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
@@ -40,17 +40,6 @@ fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
         off,
         imm,
     }
-}
-
-fn access_mask(access: &str) -> i32 {
-    access.chars().fold(0, |m, c| {
-        m | match c {
-            'r' => ACC_READ,
-            'w' => ACC_WRITE,
-            'm' => ACC_MKNOD,
-            _ => 0,
-        }
-    })
 }
 
 /// The program for `rules`.
@@ -86,7 +75,7 @@ pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
             }
             _ => {}
         }
-        let acc = access_mask(&rule.access);
+        let acc = i32::from(rule.access_bits());
         if acc != ACC_READ | ACC_WRITE | ACC_MKNOD {
             // Anything asked for beyond the rule's letters fails the match.
             block.push(insn(MOV64_X, 6, 3, 0, 0));

@@ -1,196 +1,328 @@
-//! What a cgroup v1 devices controller allows, worked out from rule lists
-//! and from `devices.list`, and the fewest rules that take a cgroup from
-//! what it allows to what it should: a running container must not lose
-//! /dev/null for a moment because `update` wrote "deny all" first.
+//! The v1 devices cgroup as the kernel keeps it, and the writes that take
+//! one from what it allows now to what it should allow.
 //!
-//! The model is the kernel's: a default (allow or deny everything) and
-//! exceptions, each a (type, major, minor) with a set of r/w/m; a rule of
-//! type `a` resets both. Letters other than r, w and m in a rule's access
-//! are ignored, as runc ignores them ("rwa" is "rw").
+//! The kernel keeps a policy for every device (allow or deny) and a set of
+//! exceptions, each a group of devices (`c 1:3`, `b 8:*`) with the access
+//! bits for which the policy is reversed. Writing `a` to devices.allow or
+//! devices.deny sets the policy and empties the set (refused with EINVAL
+//! once the cgroup has children). A line written to the file opposite the
+//! policy adds bits to the exception naming exactly those devices; one
+//! written to the policy's own file takes bits from exactly that exception,
+//! never from a wider one. `devices.list` shows the exceptions under a deny
+//! policy, and only `a *:* rwm` under an allow policy.
+//!
+//! A config's rule list is read for what it means rather than replayed: a
+//! rule that gives a group of devices back to the policy takes the bits
+//! from every exception inside the group, and one that would have to cut a
+//! hole in a wider exception cannot be expressed and is refused. The writes
+//! then follow from the difference of two states, gains before losses, so
+//! that moving an exception from `c 4:1` to `c 4:*` never denies 4:1.
 
 use crate::error::Result;
-use crate::oci::resources::DeviceRule;
+use crate::oci::resources::{self, DeviceRule};
 use std::collections::BTreeMap;
+use std::fmt;
 
-const READ: u8 = 1;
-const WRITE: u8 = 2;
-const MKNOD: u8 = 4;
+/// What the cgroup does with a device no exception names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Allow,
+    Deny,
+}
 
-/// The r/w/m bits of an access string; other letters count for nothing.
-pub fn access_bits(access: &str) -> u8 {
-    access.chars().fold(0, |bits, c| {
-        bits | match c {
-            'r' => READ,
-            'w' => WRITE,
-            'm' => MKNOD,
-            _ => 0,
+impl Policy {
+    /// The file that moves devices towards this policy.
+    fn file(self) -> &'static str {
+        match self {
+            Policy::Allow => "devices.allow",
+            Policy::Deny => "devices.deny",
         }
-    })
-}
-
-fn access_string(bits: u8) -> String {
-    [(READ, 'r'), (WRITE, 'w'), (MKNOD, 'm')]
-        .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .map(|(_, c)| *c)
-        .collect()
-}
-
-/// Which devices an exception is about: type `b` or `c`, None = any.
-type Device = (char, Option<i64>, Option<i64>);
-
-/// What a devices cgroup allows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceAccess {
-    /// Everything is allowed except the exceptions (else: denied except).
-    default_allow: bool,
-    exceptions: BTreeMap<Device, u8>,
-}
-
-impl DeviceAccess {
-    /// The access `rules` give a cgroup that starts denying everything.
-    pub fn from_rules(rules: &[DeviceRule]) -> Result<Self> {
-        let mut access = DeviceAccess::default();
-        for rule in rules {
-            access.apply(rule)?;
+    }
+    fn opposite(self) -> Policy {
+        match self {
+            Policy::Allow => Policy::Deny,
+            Policy::Deny => Policy::Allow,
         }
-        Ok(access)
+    }
+}
+
+/// A group of devices: a type (`b` or `c`) and numbers, None for any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Devices {
+    kind: char,
+    major: Option<i64>,
+    minor: Option<i64>,
+}
+
+impl Devices {
+    /// Every device of `other` is one of ours.
+    fn covers(&self, other: &Devices) -> bool {
+        let within = |ours: Option<i64>, theirs: Option<i64>| ours.is_none() || ours == theirs;
+        self.kind == other.kind
+            && within(self.major, other.major)
+            && within(self.minor, other.minor)
     }
 
-    /// What a v1 cgroup's `devices.list` says it allows. In allow-all mode
-    /// the file shows only `a *:* rwm`: the deny exceptions, if any, cannot
-    /// be known.
-    pub fn from_list(list: &str) -> Result<Self> {
-        let mut access = DeviceAccess::default();
-        for line in list.lines().filter(|l| !l.trim().is_empty()) {
-            let bad = || crate::err!("devices.list: unexpected line {line:?}");
-            let mut fields = line.split_whitespace();
-            let (Some(kind), Some(numbers), Some(perms)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                return Err(bad());
-            };
-            let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
-            let number = |n: &str| -> Result<Option<i64>> {
-                if n == "*" {
-                    Ok(None)
-                } else {
-                    n.parse().map(Some).map_err(|_| bad())
-                }
-            };
-            let kind = match kind {
-                "a" => 'a',
-                "b" => 'b',
-                "c" => 'c',
-                _ => return Err(bad()),
-            };
-            access.apply(&DeviceRule {
-                allow: true,
-                kind,
-                major: number(major)?,
-                minor: number(minor)?,
-                access: perms.to_string(),
-            })?;
-        }
-        Ok(access)
+    /// Some device is both ours and `other`'s.
+    fn overlaps(&self, other: &Devices) -> bool {
+        let meet = |a: Option<i64>, b: Option<i64>| a.is_none() || b.is_none() || a == b;
+        self.kind == other.kind && meet(self.major, other.major) && meet(self.minor, other.minor)
     }
+}
 
-    /// One rule, as the kernel applies it to a v1 cgroup.
-    pub fn apply(&mut self, rule: &DeviceRule) -> Result<()> {
-        if rule.kind == 'a' {
-            *self = DeviceAccess {
-                default_allow: rule.allow,
-                exceptions: BTreeMap::new(),
-            };
-            return Ok(());
-        }
-        let device = (rule.kind, rule.major, rule.minor);
-        let bits = access_bits(&rule.access);
-        if rule.allow != self.default_allow {
-            if bits != 0 {
-                *self.exceptions.entry(device).or_insert(0) |= bits;
-            }
-            return Ok(());
-        }
-        // Taking an exception back: the kernel only takes back an exception
-        // for exactly this device, and would silently leave a wildcard one
-        // that covers it in force. Refuse that, as runc does.
-        let (kind, major, minor) = device;
-        for wider in [(kind, None, minor), (kind, major, None), (kind, None, None)] {
-            if wider == device {
-                continue;
-            }
-            if let Some(wide_bits) = self.exceptions.get(&wider) {
-                if wide_bits & bits != 0 {
-                    crate::bail!(
-                        "device rule {:?}: a v1 devices cgroup cannot make an exception \
-                         inside the wider rule {:?} {}",
-                        rule.v1_line(),
-                        wider,
-                        access_string(*wide_bits)
-                    );
-                }
-            }
-        }
-        if let Some(have) = self.exceptions.get_mut(&device) {
-            *have &= !bits;
-            if *have == 0 {
-                self.exceptions.remove(&device);
+impl fmt::Display for Devices {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let number = |n: Option<i64>| n.map_or_else(|| "*".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "{} {}:{}",
+            self.kind,
+            number(self.major),
+            number(self.minor)
+        )
+    }
+}
+
+/// Access bits (resources::ACCESS_*).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Access(u8);
+
+impl Access {
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    fn without(self, other: Access) -> Access {
+        Access(self.0 & !other.0)
+    }
+    fn shares(self, other: Access) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (bit, letter) in [
+            (resources::ACCESS_READ, 'r'),
+            (resources::ACCESS_WRITE, 'w'),
+            (resources::ACCESS_MKNOD, 'm'),
+        ] {
+            if self.0 & bit != 0 {
+                write!(f, "{letter}")?;
             }
         }
         Ok(())
     }
+}
 
-    /// The fewest rules that take a cgroup allowing `self` to `target`.
-    /// Only a change of default, or a start in allow-all mode (whose deny
-    /// exceptions cannot be read back), needs the disruptive reset.
-    pub fn transition(&self, target: &DeviceAccess) -> Vec<DeviceRule> {
-        let rule = |(kind, major, minor): Device, bits: u8, allow: bool| DeviceRule {
-            allow,
-            kind,
-            major,
-            minor,
-            access: access_string(bits),
-        };
-        let mut rules = Vec::new();
-        let empty = BTreeMap::new();
-        let old = if self.default_allow || self.default_allow != target.default_allow {
-            rules.push(DeviceRule {
-                allow: target.default_allow,
-                kind: 'a',
-                major: None,
-                minor: None,
-                access: "rwm".into(),
-            });
-            &empty
-        } else {
-            &self.exceptions
-        };
-        for (device, bits) in old {
-            let dropped = bits & !target.exceptions.get(device).copied().unwrap_or(0);
-            if dropped != 0 {
-                rules.push(rule(*device, dropped, target.default_allow));
-            }
+/// What a v1 devices cgroup allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCgroup {
+    policy: Policy,
+    exceptions: BTreeMap<Devices, Access>,
+}
+
+/// One line for devices.allow or devices.deny.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub file: &'static str,
+    pub line: String,
+}
+
+impl fmt::Display for Write {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} < {}", self.file, self.line)
+    }
+}
+
+/// The writes that take a cgroup from one state to another, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub writes: Vec<Write>,
+    /// The first write sets the policy (`a`), emptying the exceptions:
+    /// the kernel refuses it while the cgroup has children.
+    pub resets: bool,
+}
+
+impl DeviceCgroup {
+    fn with_policy(policy: Policy) -> Self {
+        DeviceCgroup {
+            policy,
+            exceptions: BTreeMap::new(),
         }
-        for (device, bits) in &target.exceptions {
-            let gained = bits & !old.get(device).copied().unwrap_or(0);
-            if gained != 0 {
-                rules.push(rule(*device, gained, !target.default_allow));
-            }
-        }
-        rules
     }
 
-    /// Allow-all mode (whose `devices.list` cannot show its exceptions).
-    pub fn allows_by_default(&self) -> bool {
-        self.default_allow
+    /// What `rules` mean, read in order from "deny everything".
+    pub fn from_rules(rules: &[DeviceRule]) -> Result<Self> {
+        let mut cgroup = Self::with_policy(Policy::Deny);
+        for rule in rules {
+            cgroup.apply(rule)?;
+        }
+        Ok(cgroup)
+    }
+
+    /// What a cgroup's `devices.list` shows. Under an allow policy that is
+    /// only the policy: its exceptions cannot be read back.
+    pub fn from_list(list: &str) -> Result<Self> {
+        let mut cgroup = Self::with_policy(Policy::Deny);
+        for line in list.lines().filter(|l| !l.trim().is_empty()) {
+            let bad = || crate::err!("devices.list: unexpected line {line:?}");
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [kind, numbers, letters] = fields[..] else {
+                return Err(bad());
+            };
+            let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+            let number = |n: &str| match n {
+                "*" => Ok(None),
+                n => n.parse().map(Some).map_err(|_| bad()),
+            };
+            let devices = Devices {
+                kind: match kind {
+                    "a" => {
+                        cgroup = Self::with_policy(Policy::Allow);
+                        continue;
+                    }
+                    "b" => 'b',
+                    "c" => 'c',
+                    _ => return Err(bad()),
+                },
+                major: number(major)?,
+                minor: number(minor)?,
+            };
+            cgroup.add_exception(devices, Access(resources::access_bits(letters)));
+        }
+        Ok(cgroup)
+    }
+
+    /// One rule of a config.
+    fn apply(&mut self, rule: &DeviceRule) -> Result<()> {
+        let policy = if rule.allow {
+            Policy::Allow
+        } else {
+            Policy::Deny
+        };
+        if rule.kind == 'a' {
+            *self = Self::with_policy(policy);
+            return Ok(());
+        }
+        let devices = Devices {
+            kind: rule.kind,
+            major: rule.major,
+            minor: rule.minor,
+        };
+        let access = Access(rule.access_bits());
+        if policy != self.policy {
+            self.add_exception(devices, access);
+            return Ok(());
+        }
+        // Back to the policy: every exception inside the group loses these
+        // bits; one that reaches outside it would keep part of the group.
+        let keeping = self.exceptions.iter().find(|(other, bits)| {
+            bits.shares(access) && other.overlaps(&devices) && !devices.covers(other)
+        });
+        if let Some((other, bits)) = keeping {
+            let verb = if rule.allow { "allow" } else { "deny" };
+            crate::bail!(
+                "device rule `{verb} {devices} {access}`: a v1 devices cgroup cannot take \
+                 {devices} out of the wider exception `{other} {bits}` before it"
+            );
+        }
+        for (other, bits) in self.exceptions.iter_mut() {
+            if devices.covers(other) {
+                *bits = bits.without(access);
+            }
+        }
+        self.exceptions.retain(|_, bits| !bits.is_empty());
+        Ok(())
+    }
+
+    fn add_exception(&mut self, devices: Devices, access: Access) {
+        if !access.is_empty() {
+            let bits = self.exceptions.entry(devices).or_default();
+            bits.0 |= access.0;
+        }
+    }
+
+    /// Whether `devices.list` shows all of this (a deny policy).
+    pub fn is_listed_whole(&self) -> bool {
+        self.policy == Policy::Deny
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The writes that take a cgroup allowing `self` to allow `target`.
+    ///
+    /// Under an allow policy on both sides, with no exception wanted,
+    /// nothing is written: the exceptions the cgroup may have (hidden from
+    /// devices.list) could only deny more, and a reset would be refused
+    /// anyway once the container has made sub-cgroups. Any other start
+    /// from an allow policy, or a change of policy, resets first.
+    pub fn plan_to(&self, target: &DeviceCgroup) -> Plan {
+        let empty = BTreeMap::new();
+        let (have, resets) = match (self.policy, target.policy) {
+            (Policy::Allow, Policy::Allow) if target.exceptions.is_empty() => {
+                return Plan::default()
+            }
+            (Policy::Deny, Policy::Deny) => (&self.exceptions, false),
+            _ => (&empty, true),
+        };
+        let mut writes = Vec::new();
+        if resets {
+            writes.push(Write {
+                file: target.policy.file(),
+                line: "a".into(),
+            });
+        }
+        let mut write = |policy: Policy, devices: &Devices, access: Access| {
+            if !access.is_empty() {
+                writes.push(Write {
+                    file: policy.file(),
+                    line: format!("{devices} {access}"),
+                });
+            }
+        };
+        let wanted = |set: &BTreeMap<Devices, Access>, devices| {
+            set.get(devices).copied().unwrap_or_default()
+        };
+        // Gains first: the kernel takes bits only from the exception named
+        // exactly, so a wider one added first covers the narrower one's
+        // devices while it goes.
+        for (devices, want) in &target.exceptions {
+            write(
+                target.policy.opposite(),
+                devices,
+                want.without(wanted(have, devices)),
+            );
+        }
+        for (devices, had) in have {
+            write(
+                target.policy,
+                devices,
+                had.without(wanted(&target.exceptions, devices)),
+            );
+        }
+        Plan { writes, resets }
+    }
+}
+
+impl fmt::Display for DeviceCgroup {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.policy {
+            Policy::Allow => write!(f, "allow all")?,
+            Policy::Deny => write!(f, "deny all")?,
+        }
+        if !self.exceptions.is_empty() {
+            write!(f, " but {} exception(s)", self.exceptions.len())?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::resources::default_device_rules;
+    use crate::oci::resources::{access_bits, default_device_rules};
 
     fn r(allow: bool, kind: char, major: Option<i64>, minor: Option<i64>, a: &str) -> DeviceRule {
         DeviceRule {
@@ -202,10 +334,17 @@ mod tests {
         }
     }
 
-    fn lines(rules: &[DeviceRule]) -> Vec<String> {
-        rules
+    fn lines(plan: &Plan) -> Vec<String> {
+        plan.writes
             .iter()
-            .map(|r| format!("{} {}", if r.allow { "allow" } else { "deny" }, r.v1_line()))
+            .map(|w| {
+                let verb = if w.file == "devices.allow" {
+                    "allow"
+                } else {
+                    "deny"
+                };
+                format!("{verb} {}", w.line)
+            })
             .collect()
     }
 
@@ -216,51 +355,94 @@ mod tests {
         rules
     }
 
-    /// What the kernel would list for `access` (allow-deny mode only).
-    fn list_of(access: &DeviceAccess) -> String {
-        let n = |x: Option<i64>| x.map_or("*".into(), |x| x.to_string());
-        access
+    fn privileged_rules() -> Vec<DeviceRule> {
+        let mut rules = vec![r(true, 'a', None, None, "rwm")];
+        rules.extend(default_device_rules());
+        rules
+    }
+
+    /// What the kernel would list for `cgroup`.
+    fn list_of(cgroup: &DeviceCgroup) -> String {
+        if cgroup.policy == Policy::Allow {
+            return "a *:* rwm\n".into();
+        }
+        cgroup
             .exceptions
             .iter()
-            .map(|((k, ma, mi), bits)| {
-                format!("{k} {}:{} {}\n", n(*ma), n(*mi), access_string(*bits))
-            })
+            .map(|(devices, bits)| format!("{devices} {bits}\n"))
             .collect()
+    }
+
+    /// `cgroup` after the kernel took `plan`'s writes (its semantics, as
+    /// the module's comment gives them), to check that a plan arrives.
+    fn kernel_after(cgroup: &DeviceCgroup, plan: &Plan) -> DeviceCgroup {
+        let mut cg = cgroup.clone();
+        for w in &plan.writes {
+            let policy = if w.file == "devices.allow" {
+                Policy::Allow
+            } else {
+                Policy::Deny
+            };
+            if w.line == "a" {
+                cg = DeviceCgroup::with_policy(policy);
+                continue;
+            }
+            let parsed = DeviceCgroup::from_list(&w.line).unwrap();
+            let (devices, bits) = parsed.exceptions.into_iter().next().unwrap();
+            if policy != cg.policy {
+                cg.add_exception(devices, bits);
+            } else if let Some(have) = cg.exceptions.get_mut(&devices) {
+                *have = have.without(bits);
+                if have.is_empty() {
+                    cg.exceptions.remove(&devices);
+                }
+            }
+        }
+        cg
     }
 
     #[test]
     fn unknown_access_letters_are_ignored() {
-        assert_eq!(access_bits("rwa"), READ | WRITE);
-        assert_eq!(access_bits("mxr"), READ | MKNOD);
-        let a = DeviceAccess::from_rules(&[r(true, 'c', Some(4), Some(1), "rwa")]).unwrap();
+        assert_eq!(
+            access_bits("rwa"),
+            resources::ACCESS_READ | resources::ACCESS_WRITE
+        );
+        assert_eq!(
+            access_bits("mxr"),
+            resources::ACCESS_READ | resources::ACCESS_MKNOD
+        );
+        let a = DeviceCgroup::from_rules(&[r(true, 'c', Some(4), Some(1), "rwa")]).unwrap();
         assert_eq!(list_of(&a), "c 4:1 rw\n");
         // Letters that mean nothing make a rule that does nothing.
-        let a = DeviceAccess::from_rules(&[r(true, 'c', Some(4), Some(1), "xa")]).unwrap();
-        assert_eq!(a, DeviceAccess::default());
+        let a = DeviceCgroup::from_rules(&[r(true, 'c', Some(4), Some(1), "xa")]).unwrap();
+        assert_eq!(a, DeviceCgroup::with_policy(Policy::Deny));
     }
 
     #[test]
     fn a_fresh_cgroup_is_reset_then_given_its_exceptions() {
-        let fresh = DeviceAccess::from_list("a *:* rwm\n").unwrap();
-        assert!(fresh.allows_by_default());
-        let target = DeviceAccess::from_rules(&container_rules(&[])).unwrap();
-        let t = lines(&fresh.transition(&target));
+        let fresh = DeviceCgroup::from_list("a *:* rwm\n").unwrap();
+        assert_eq!(fresh.policy(), Policy::Allow);
+        let target = DeviceCgroup::from_rules(&container_rules(&[])).unwrap();
+        let plan = fresh.plan_to(&target);
+        assert!(plan.resets);
+        let t = lines(&plan);
         assert_eq!(t[0], "deny a");
         assert!(t.contains(&"allow c 1:3 rwm".to_string()), "{t:?}");
         assert_eq!(t.len(), 1 + 11, "{t:?}");
+        assert_eq!(kernel_after(&fresh, &plan), target);
     }
 
     #[test]
     fn the_same_rules_again_write_nothing() {
-        let target = DeviceAccess::from_rules(&container_rules(&[])).unwrap();
-        let current = DeviceAccess::from_list(&list_of(&target)).unwrap();
+        let target = DeviceCgroup::from_rules(&container_rules(&[])).unwrap();
+        let current = DeviceCgroup::from_list(&list_of(&target)).unwrap();
         assert_eq!(current, target);
-        assert!(current.transition(&target).is_empty());
+        assert_eq!(current.plan_to(&target), Plan::default());
     }
 
     #[test]
     fn adding_and_removing_a_few_touches_only_those() {
-        let before = DeviceAccess::from_rules(&container_rules(&[r(
+        let before = DeviceCgroup::from_rules(&container_rules(&[r(
             true,
             'c',
             Some(10),
@@ -268,48 +450,109 @@ mod tests {
             "rwm",
         )]))
         .unwrap();
-        let after = DeviceAccess::from_rules(&container_rules(&[
+        let after = DeviceCgroup::from_rules(&container_rules(&[
             r(true, 'c', Some(4), Some(1), "rw"),
             r(true, 'b', Some(8), None, "r"),
         ]))
         .unwrap();
-        let current = DeviceAccess::from_list(&list_of(&before)).unwrap();
+        let current = DeviceCgroup::from_list(&list_of(&before)).unwrap();
+        let plan = current.plan_to(&after);
+        assert!(!plan.resets);
         assert_eq!(
-            lines(&current.transition(&after)),
-            ["deny c 10:237 rwm", "allow b 8:* r", "allow c 4:1 rw"]
+            lines(&plan),
+            ["allow b 8:* r", "allow c 4:1 rw", "deny c 10:237 rwm"]
         );
+        assert_eq!(kernel_after(&current, &plan), after);
         // Narrowing an exception takes back only the letters dropped.
         let narrower =
-            DeviceAccess::from_rules(&container_rules(&[r(true, 'c', Some(10), Some(237), "r")]))
+            DeviceCgroup::from_rules(&container_rules(&[r(true, 'c', Some(10), Some(237), "r")]))
                 .unwrap();
-        assert_eq!(lines(&current.transition(&narrower)), ["deny c 10:237 wm"]);
+        assert_eq!(lines(&current.plan_to(&narrower)), ["deny c 10:237 wm"]);
     }
 
     #[test]
-    fn a_change_of_default_resets() {
-        let current = DeviceAccess::from_rules(&container_rules(&[])).unwrap();
-        let target = DeviceAccess::from_rules(&[
+    fn a_wider_exception_is_added_before_the_narrower_one_goes() {
+        let before =
+            DeviceCgroup::from_rules(&container_rules(&[r(true, 'c', Some(4), Some(1), "rw")]))
+                .unwrap();
+        let after =
+            DeviceCgroup::from_rules(&container_rules(&[r(true, 'c', Some(4), None, "rw")]))
+                .unwrap();
+        let plan = before.plan_to(&after);
+        assert_eq!(lines(&plan), ["allow c 4:* rw", "deny c 4:1 rw"]);
+        assert_eq!(kernel_after(&before, &plan), after);
+        // And the way back.
+        let plan = after.plan_to(&before);
+        assert_eq!(lines(&plan), ["allow c 4:1 rw", "deny c 4:* rw"]);
+        assert_eq!(kernel_after(&after, &plan), before);
+    }
+
+    #[test]
+    fn a_change_of_policy_resets() {
+        let current = DeviceCgroup::from_rules(&container_rules(&[])).unwrap();
+        let target = DeviceCgroup::from_rules(&[
             r(true, 'a', None, None, "rwm"),
             r(false, 'c', Some(1), Some(11), "rwm"),
         ])
         .unwrap();
-        assert_eq!(
-            lines(&current.transition(&target)),
-            ["allow a", "deny c 1:11 rwm"]
-        );
+        let plan = current.plan_to(&target);
+        assert!(plan.resets);
+        assert_eq!(lines(&plan), ["allow a", "deny c 1:11 rwm"]);
+        let plan = target.plan_to(&current);
+        assert!(plan.resets);
+        assert_eq!(plan.writes[0].line, "a");
+        assert_eq!(plan.writes[0].file, "devices.deny");
     }
 
     #[test]
-    fn a_hole_in_a_wildcard_exception_is_refused() {
-        let e = DeviceAccess::from_rules(&[
+    fn allow_all_to_allow_all_writes_nothing() {
+        // A privileged container's cgroup, as devices.list shows it, given
+        // its rules again (containerd's CRI sends them on every update).
+        let current = DeviceCgroup::from_list("a *:* rwm\n").unwrap();
+        let target = DeviceCgroup::from_rules(&privileged_rules()).unwrap();
+        assert_eq!(target.policy(), Policy::Allow);
+        assert_eq!(current.plan_to(&target), Plan::default());
+        // With an exception wanted, the hidden ones must go: a reset.
+        let mut narrower = privileged_rules();
+        narrower.push(r(false, 'c', Some(1), Some(1), "rwm"));
+        let target = DeviceCgroup::from_rules(&narrower).unwrap();
+        assert!(current.plan_to(&target).resets);
+    }
+
+    #[test]
+    fn a_rule_back_to_the_policy_takes_bits_from_the_exceptions_inside_it() {
+        let cg = DeviceCgroup::from_rules(&[
+            r(false, 'a', None, None, "rwm"),
+            r(true, 'c', Some(1), Some(3), "rwm"),
+            r(true, 'c', Some(1), Some(5), "r"),
+            r(false, 'c', Some(1), None, "w"),
+        ])
+        .unwrap();
+        assert_eq!(list_of(&cg), "c 1:3 rm\nc 1:5 r\n");
+    }
+
+    #[test]
+    fn a_hole_in_a_wider_exception_is_refused() {
+        let e = DeviceCgroup::from_rules(&[
             r(false, 'a', None, None, "rwm"),
             r(true, 'c', Some(1), None, "rw"),
             r(false, 'c', Some(1), Some(3), "w"),
         ])
         .unwrap_err();
-        assert!(e.to_string().contains("wider rule"), "{e}");
-        // A deny that does not overlap the wildcard's letters is fine.
-        DeviceAccess::from_rules(&[
+        assert_eq!(
+            e.to_string(),
+            "device rule `deny c 1:3 w`: a v1 devices cgroup cannot take c 1:3 out of \
+             the wider exception `c 1:* rw` before it"
+        );
+        // An exception that only crosses the group is as wide.
+        DeviceCgroup::from_rules(&[
+            r(false, 'a', None, None, "rwm"),
+            r(true, 'c', None, Some(3), "r"),
+            r(false, 'c', Some(1), None, "r"),
+        ])
+        .unwrap_err();
+        // A deny that does not overlap the wider exception's letters is fine.
+        DeviceCgroup::from_rules(&[
             r(false, 'a', None, None, "rwm"),
             r(true, 'c', None, None, "m"),
             r(false, 'c', Some(1), Some(3), "rw"),

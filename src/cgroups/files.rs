@@ -1,5 +1,6 @@
 //! Which file takes which resource, for cgroup v1 and v2.
 
+use super::device_rules::{DeviceCgroup, Plan};
 use super::Cgroup;
 use crate::error::{Context, Result};
 use crate::oci::resources::{DeviceRule, Resources, Throttle};
@@ -20,7 +21,7 @@ pub(super) fn apply_v1(
     controller: &str,
     dir: &Path,
     r: &Resources,
-    devices: &[DeviceRule],
+    devices: Option<&DevicePlan>,
 ) -> Result<()> {
     match controller {
         "memory" => v1_memory(dir, r),
@@ -74,46 +75,80 @@ pub(super) fn apply_v1(
             }
             Ok(())
         }
-        "devices" if !devices.is_empty() => v1_devices(dir, devices),
+        "devices" => devices.map_or(Ok(()), |plan| plan.carry_out(dir)),
         _ => Ok(()),
     }
 }
 
-/// Bring a v1 devices cgroup to what `rules` allow, writing only the rules
-/// that differ from what it allows now (so that `update` never denies a
-/// running container its devices for a moment), then check the result.
-fn v1_devices(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
-    use super::device_rules::DeviceAccess;
-    let target = DeviceAccess::from_rules(rules).map_err(|e| e.wrap("linux.resources.devices"))?;
-    let list = |what: &str| -> Result<DeviceAccess> {
-        let path = dir.join("devices.list");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{what}: read {}", path.display()))?;
-        DeviceAccess::from_list(&text).map_err(|e| e.wrap(path.display()))
-    };
-    let current = list("linux.resources.devices")?;
-    for rule in current.transition(&target) {
-        let file = if rule.allow {
-            "devices.allow"
+/// What to write to a v1 devices cgroup to bring it to what the rules
+/// allow: only what differs from what it allows now (so that `update`
+/// never denies a running container its devices for a moment), worked out
+/// and checked before anything of the update is written.
+pub(super) struct DevicePlan {
+    target: DeviceCgroup,
+    plan: Plan,
+}
+
+fn devices_list(dir: &Path) -> Result<DeviceCgroup> {
+    let path = dir.join("devices.list");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    DeviceCgroup::from_list(&text).map_err(|e| e.wrap(path.display()))
+}
+
+/// Sub-cgroups of `dir` (made by the container, or by its systemd).
+fn has_children(dir: &Path) -> Result<bool> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("list {}", dir.display()))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+impl DevicePlan {
+    /// Refuses rules that a v1 cgroup cannot express, and a change that
+    /// needs resetting the rules of a cgroup with children (the kernel
+    /// would refuse it half-way).
+    pub(super) fn new(dir: &Path, rules: &[DeviceRule]) -> Result<Self> {
+        let what = "linux.resources.devices";
+        let target = DeviceCgroup::from_rules(rules).map_err(|e| e.wrap(what))?;
+        let current = devices_list(dir).map_err(|e| e.wrap(what))?;
+        let plan = current.plan_to(&target);
+        if plan.resets && has_children(dir).map_err(|e| e.wrap(what))? {
+            crate::bail!(
+                "{what}: {} has sub-cgroups, and going from {current} to {target} needs `{}` \
+                 first, which the kernel refuses in a cgroup with children",
+                dir.display(),
+                plan.writes[0]
+            );
+        }
+        Ok(DevicePlan { target, plan })
+    }
+
+    /// Write the plan, then check that the kernel holds the rules.
+    fn carry_out(&self, dir: &Path) -> Result<()> {
+        let what = "linux.resources.devices";
+        for w in &self.plan.writes {
+            write(dir, w.file, &w.line).map_err(|e| e.wrap(what))?;
+        }
+        let now = devices_list(dir).map_err(|e| e.wrap(what))?;
+        // Under an allow policy only the policy shows.
+        let holds = if self.target.is_listed_whole() {
+            now == self.target
         } else {
-            "devices.deny"
+            now.policy() == self.target.policy()
         };
-        write(dir, file, rule.v1_line())?;
+        if !holds {
+            crate::bail!(
+                "{what}: {} does not hold the rules written",
+                dir.join("devices.list").display()
+            );
+        }
+        Ok(())
     }
-    // In allow-all mode only the mode can be read back.
-    let now = list("linux.resources.devices: check")?;
-    let same = if target.allows_by_default() {
-        now.allows_by_default()
-    } else {
-        now == target
-    };
-    if !same {
-        crate::bail!(
-            "linux.resources.devices: {} does not hold the rules written",
-            dir.join("devices.list").display()
-        );
-    }
-    Ok(())
 }
 
 fn v1_memory(dir: &Path, r: &Resources) -> Result<()> {

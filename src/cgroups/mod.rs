@@ -344,6 +344,14 @@ impl Cgroup {
                 "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1 (this host's controllers are in cgroup v1 hierarchies)"
             ));
         }
+        // Device rules are worked out, and refused if they must be, before
+        // anything is written: a refused update changes nothing.
+        let mut device_plans = Vec::new();
+        if !devices.is_empty() {
+            for d in self.dirs.iter().filter(|d| d.has("devices")) {
+                device_plans.push((d, files::DevicePlan::new(Path::new(&d.path), devices)?));
+            }
+        }
         for d in &self.dirs {
             if d.is_v2() {
                 files::apply_v2(Path::new(&d.path), res, unified)?;
@@ -352,8 +360,12 @@ impl Cgroup {
                     attach_device_filter(Path::new(&d.path), devices)?;
                 }
             } else {
+                let plan = device_plans
+                    .iter()
+                    .find(|(dir, _)| std::ptr::eq(*dir, d))
+                    .map(|(_, plan)| plan);
                 for c in d.controllers.split(',') {
-                    files::apply_v1(c, Path::new(&d.path), res, devices)?;
+                    files::apply_v1(c, Path::new(&d.path), res, plan)?;
                 }
             }
         }

@@ -69,7 +69,31 @@ pub struct DeviceRule {
     pub access: String,
 }
 
+/// Device access bits as the kernel numbers them, in the v1 devices
+/// cgroup and in the v2 device program alike.
+pub const ACCESS_MKNOD: u8 = 1;
+pub const ACCESS_READ: u8 = 2;
+pub const ACCESS_WRITE: u8 = 4;
+
+/// The access bits of `letters`. Letters other than r, w and m count for
+/// nothing, as runc ignores them ("rwa" is "rw").
+pub fn access_bits(letters: &str) -> u8 {
+    letters.chars().fold(0, |bits, c| {
+        bits | match c {
+            'r' => ACCESS_READ,
+            'w' => ACCESS_WRITE,
+            'm' => ACCESS_MKNOD,
+            _ => 0,
+        }
+    })
+}
+
 impl DeviceRule {
+    /// The rule's access bits (see [`access_bits`]).
+    pub fn access_bits(&self) -> u8 {
+        access_bits(&self.access)
+    }
+
     /// The line the v1 devices.allow/devices.deny files take: `c 1:3 rwm`.
     pub fn v1_line(&self) -> String {
         let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());

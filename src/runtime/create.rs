@@ -477,6 +477,8 @@ fn spawn(
     };
     // Compiled here, so a bad profile fails create before any clone.
     let seccomp = super::user_process::compile_seccomp(spec)?;
+    // Read here, not in the child (see caps::last_cap).
+    let last_cap = crate::sys::caps::last_cap();
     let (parent, child) = channel()?;
     let rootfs = spec.rootfs(bundle);
     let v2_fd = cgroup.open_v2_dir()?;
@@ -530,6 +532,7 @@ fn spawn(
                 cgroups: cgroup_binds,
                 mount_sources,
                 seccomp: seccomp.as_ref(),
+                last_cap,
             })
         }
         Ok((process::Forked::Parent(first), born_in_v2)) => {
@@ -626,8 +629,14 @@ fn bring_up(
             bundle: &bundle_s,
             annotations: &annotations,
         };
-        super::hooks::run("prestart", &spec.hooks.prestart, &hook_state)?;
-        super::hooks::run("createRuntime", &spec.hooks.create_runtime, &hook_state)?;
+        use super::hooks::{run, OnFailure::Stop};
+        run("prestart", &spec.hooks.prestart, &hook_state, Stop)?;
+        run(
+            "createRuntime",
+            &spec.hooks.create_runtime,
+            &hook_state,
+            Stop,
+        )?;
         parent.resume()?;
     }
     parent.wait_ready()
@@ -649,8 +658,9 @@ fn write_id_maps(pid: process::Pid, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// `runc start`: release a created container's init into exec.
-pub fn start(root: &StateRoot, id: &str) -> Result<()> {
+/// `runc start`: release a created container's init into exec. Returns
+/// the warnings: failed poststart hooks, which leave the container running.
+pub fn start(root: &StateRoot, id: &str) -> Result<Vec<Error>> {
     let c = root.load(id)?;
     let _lock = c.lock()?;
     match c.status() {
@@ -689,15 +699,21 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
         bundle: &c.state.bundle,
         annotations: &c.state.annotations,
     };
-    for e in super::hooks::run_all("poststart", &c.state.poststart, &hook_state) {
-        eprintln!("warning: {e}");
-    }
-    Ok(())
+    super::hooks::run(
+        "poststart",
+        &c.state.poststart,
+        &hook_state,
+        super::hooks::OnFailure::Warn,
+    )
 }
 
 /// The init's side of the start handshake: block until `start` connects,
 /// acknowledge, and return the connection so an exec failure can be told.
-pub(crate) fn wait_for_start(listener: &UnixListener) -> Result<UnixStream> {
+/// Only a locked-down init waits (see `user_process::Exec::lock_down`).
+pub(crate) fn wait_for_start(
+    listener: &UnixListener,
+    _locked: &super::user_process::LockedExec,
+) -> Result<UnixStream> {
     let (mut conn, _) = listener.accept().context("wait for start")?;
     conn.write_all(&[0]).context("acknowledge start")?;
     Ok(conn)

@@ -148,6 +148,8 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     let namespaces = init_namespaces(&c, &base)?;
     // The container's filter applies to every process that enters it.
     let seccomp = super::user_process::compile_seccomp(&base)?;
+    // Read here, not in the child (see caps::last_cap).
+    let last_cap = caps::last_cap();
     let (console, own_end) = tty::console_endpoints(opts.console_socket.as_deref(), proc.terminal)?;
     let v2_fd = cgroup.open_v2_dir()?;
     // The pid namespace applies to our next child only.
@@ -174,6 +176,7 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
                 console.as_ref(),
                 opts.preserve_fds,
                 seccomp.as_ref(),
+                last_cap,
             );
             child.fail(&err);
             process::exit_now(1);
@@ -228,6 +231,7 @@ fn child_main(
     console: Option<&UnixStream>,
     preserve_fds: u32,
     seccomp: Option<&crate::seccomp::Program>,
+    last_cap: u32,
 ) -> Error {
     let run = || -> Result<user_process::Exec> {
         process::set_parent_death_signal(libc::SIGKILL)?;
@@ -240,14 +244,14 @@ fn child_main(
             let pty = user_process::open_pty()?;
             user_process::attach_console(pty, Some(socket), proc)?;
         }
-        let exec = user_process::finish(proc, preserve_fds, seccomp)?;
+        let exec = user_process::finish(proc, preserve_fds, seccomp, last_cap)?;
         process::set_parent_death_signal(0)?;
         signal::reset_dispositions();
         signal::unblock_all()?;
         Ok(exec)
     };
     // The seccomp filter goes in last: then only execve.
-    match run().and_then(|exec| exec.lock_down().map(|()| exec)) {
+    match run().and_then(user_process::Exec::lock_down) {
         Ok(exec) => exec.exec(),
         Err(e) => e,
     }

@@ -41,37 +41,42 @@ impl HookState<'_> {
     }
 }
 
-/// Run hooks in order; the first failure stops the rest. `kind` names them
-/// in errors ("createRuntime").
-pub fn run(kind: &str, hooks: &[Hook], state: &HookState) -> Result<()> {
+/// What a failing hook means for the hooks after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The first failure stops the rest and is the error (prestart up to
+    /// startContainer: the lifecycle stops too).
+    Stop,
+    /// Every hook runs, and the failures come back as warnings for the
+    /// caller to report (poststart and poststop: the spec makes a failure
+    /// there a warning, and the lifecycle goes on).
+    Warn,
+}
+
+/// Run hooks in order; `kind` names them in errors ("createRuntime").
+/// Returns the warnings (none with [`OnFailure::Stop`]).
+pub fn run(
+    kind: &str,
+    hooks: &[Hook],
+    state: &HookState,
+    on_failure: OnFailure,
+) -> Result<Vec<Error>> {
+    let mut warnings = Vec::new();
     if hooks.is_empty() {
-        return Ok(());
+        return Ok(warnings);
     }
     let input = state.json();
     for (i, hook) in hooks.iter().enumerate() {
         crate::log::debug!("hooks.{kind}[{i}]: run {}", hook.path);
-        run_one(hook, &input).map_err(|e| e.wrap(format!("hooks.{kind}[{i}] {}", hook.path)))?;
+        if let Err(e) = run_one(hook, &input) {
+            let e = e.wrap(format!("hooks.{kind}[{i}] {}", hook.path));
+            match on_failure {
+                OnFailure::Stop => return Err(e),
+                OnFailure::Warn => warnings.push(e),
+            }
+        }
     }
-    Ok(())
-}
-
-/// Run every hook in order, whatever the earlier ones did (the spec makes
-/// a failing poststart or poststop hook a warning: the rest and the
-/// lifecycle go on). Returns the failures, for the caller to report.
-pub fn run_all(kind: &str, hooks: &[Hook], state: &HookState) -> Vec<Error> {
-    if hooks.is_empty() {
-        return Vec::new();
-    }
-    let input = state.json();
-    hooks
-        .iter()
-        .enumerate()
-        .filter_map(|(i, hook)| {
-            run_one(hook, &input)
-                .err()
-                .map(|e| e.wrap(format!("hooks.{kind}[{i}] {}", hook.path)))
-        })
-        .collect()
+    Ok(warnings)
 }
 
 fn run_one(hook: &Hook, input: &str) -> Result<()> {

@@ -46,6 +46,8 @@ pub(crate) struct InitContext<'a> {
     pub preserve_fds: u32,
     /// The compiled linux.seccomp, if any.
     pub seccomp: Option<&'a crate::seccomp::Program>,
+    /// The kernel's highest capability, read by the runtime.
+    pub last_cap: u32,
     /// Host cgroups to show under `cgroup` mounts.
     pub cgroups: Vec<rootfs::CgroupBind>,
     /// Bind sources the runtime opened for a container in a user namespace.
@@ -56,7 +58,17 @@ pub(crate) struct InitContext<'a> {
 pub(crate) fn main(mut ctx: InitContext) -> ! {
     process::child_panics_exit();
     ctx.host_pid = host_pid();
-    let exec = match prepare(&ctx) {
+    // The created container waits for `start` already locked down: under
+    // its seccomp filter, with only the capabilities its config gives (an
+    // `exec` into it meanwhile must find nothing more to take). Signals are
+    // reset before, so that what remains under the filter is the start
+    // handshake, the startContainer hooks (as runc runs them) and execve.
+    let locked = prepare(&ctx).and_then(|exec| {
+        signal::reset_dispositions();
+        signal::unblock_all()?;
+        exec.lock_down()
+    });
+    let exec = match locked {
         Ok(exec) => exec,
         Err(e) => {
             ctx.channel.fail(&e);
@@ -67,24 +79,17 @@ pub(crate) fn main(mut ctx: InitContext) -> ! {
         let _ = writeln!(std::io::stderr(), "container init: {e}");
         process::exit_now(1);
     }
-    let mut conn = match wait_for_start(&ctx.exec_listener) {
+    let mut conn = match wait_for_start(&ctx.exec_listener, &exec) {
         Ok(c) => c,
         Err(_) => process::exit_now(1),
     };
-    signal::reset_dispositions();
-    // The seccomp filter goes in last, and startContainer hooks run under
-    // it (as runc runs them): then only execve.
-    let ready = signal::unblock_all()
-        .and_then(|()| exec.lock_down())
-        .and_then(|()| {
-            hooks::run(
-                "startContainer",
-                &ctx.spec.hooks.start_container,
-                &hook_state(&ctx, "created"),
-            )
-        });
-    let e = match ready {
-        Ok(()) => exec.exec(),
+    let e = match hooks::run(
+        "startContainer",
+        &ctx.spec.hooks.start_container,
+        &hook_state(&ctx, "created"),
+        hooks::OnFailure::Stop,
+    ) {
+        Ok(_) => exec.exec(),
         Err(e) => e,
     };
     let _ = conn.write_all(e.message().as_bytes());
@@ -168,6 +173,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
             "createContainer",
             &hooks.create_container,
             &hook_state(ctx, "created"),
+            hooks::OnFailure::Stop,
         )?;
     }
     rootfs::enter(ctx.spec, ctx.rootfs, ctx.no_pivot)?;
@@ -186,7 +192,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
     if let Some(persona) = ctx.spec.linux.personality {
         process::set_personality(persona).context("linux.personality")?;
     }
-    let exec = user_process::finish(proc, ctx.preserve_fds, ctx.seccomp)?;
+    let exec = user_process::finish(proc, ctx.preserve_fds, ctx.seccomp, ctx.last_cap)?;
     process::set_parent_death_signal(0)?;
     Ok(exec)
 }

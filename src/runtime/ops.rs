@@ -5,7 +5,7 @@ use super::container::{Container, StateRoot, Status};
 use super::create::{create, start, CreateOptions};
 use super::ps;
 use super::tty;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::sys::{process, signal};
 
 /// Send `sig` to the init through a pidfd taken after checking it is still
@@ -93,8 +93,9 @@ fn kill_and_wait(c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// `runc delete`.
-pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
+/// `runc delete`. Returns the warnings: failed poststop hooks, which do
+/// not stop the delete.
+pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
     super::container::validate_id(id)?;
     let c = match root.load(id) {
         Ok(c) => c,
@@ -109,7 +110,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
             // Nothing to delete (runc: success); a leftover dir without
             // state goes too.
             let _ = std::fs::remove_dir_all(root.path().join(id));
-            return Ok(());
+            return Ok(Vec::new());
         }
         Err(e) => return Err(e),
     };
@@ -146,10 +147,14 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     };
     // A failing poststop hook is a warning; the others run and the
     // container is deleted.
-    for e in super::hooks::run_all("poststop", &c.state.poststop, &hook_state) {
-        eprintln!("warning: {e}");
-    }
-    c.remove_dir()
+    let warnings = super::hooks::run(
+        "poststop",
+        &c.state.poststop,
+        &hook_state,
+        super::hooks::OnFailure::Warn,
+    )?;
+    c.remove_dir()?;
+    Ok(warnings)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -159,10 +164,18 @@ pub struct RunOptions {
     pub keep: bool,
 }
 
+/// How `run` ended.
+#[derive(Debug)]
+pub struct RunExit {
+    /// The container's exit status (128+n for signal n); 0 when detached.
+    pub status: i32,
+    /// Failed poststart and poststop hooks, which did not stop the run.
+    pub warnings: Vec<Error>,
+}
+
 /// `runc run`: create and start; unless detached, forward signals to the
-/// init, wait for it, delete the container (unless `keep`) and return the
-/// exit status (128+n for signal n).
-pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
+/// init, wait for it, and delete the container (unless `keep`).
+pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<RunExit> {
     let id = &opts.create.id;
     // Blocked from before the clone, so no signal slips between the init's
     // birth and the forwarding loop; the init unblocks them before exec.
@@ -185,13 +198,19 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
             return Err(e);
         }
     };
-    if let Err(e) = start(root, id) {
-        let _ = delete(root, id, true);
-        restore(&saved);
-        return Err(e);
-    }
+    let mut warnings = match start(root, id) {
+        Ok(warnings) => warnings,
+        Err(e) => {
+            let _ = delete(root, id, true);
+            restore(&saved);
+            return Err(e);
+        }
+    };
     if opts.detach {
-        return Ok(0);
+        return Ok(RunExit {
+            status: 0,
+            warnings,
+        });
     }
     crate::log::debug!("run {id}: waiting for init {}", created.container.state.pid);
     let waited = match &created.console {
@@ -216,9 +235,12 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<i32> {
     restore(&saved);
     crate::log::debug!("run {id}: init exited with status {}", exit.status());
     if !opts.keep {
-        delete(root, id, true)?;
+        warnings.extend(delete(root, id, true)?);
     }
-    Ok(exit.status())
+    Ok(RunExit {
+        status: exit.status(),
+        warnings,
+    })
 }
 
 /// With every signal blocked, wait for our child `pid` and pass it every

@@ -12,37 +12,64 @@ use std::path::Path;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// What to exec once started.
+/// Which file to run, with what.
+struct Target {
+    path: String,
+    args: Vec<String>,
+    env: Vec<String>,
+}
+
+/// A process ready to run the user's program but for the last step that
+/// closes the door behind the runtime: the seccomp filter, and dropping
+/// the CAP_SYS_ADMIN kept to install it. Only [`Exec::lock_down`] turns it
+/// into something that can exec, so no path can exec, or wait for `start`
+/// (which needs a [`LockedExec`]), with the runtime's privileges still held.
 pub(crate) struct Exec<'a> {
-    pub path: String,
-    pub args: Vec<String>,
-    pub env: Vec<String>,
-    /// The seccomp filter, installed by [`Exec::lock_down`].
+    target: Target,
+    /// The seccomp filter to install.
     seccomp: Option<&'a crate::seccomp::Program>,
     /// The capabilities to end with, when CAP_SYS_ADMIN was kept only to
-    /// install the filter (effective, permitted, inheritable).
-    final_caps: Option<(caps::Set, caps::Set, caps::Set)>,
+    /// install the filter.
+    final_caps: Option<FinalCaps>,
 }
+
+/// effective, permitted, inheritable, and the kernel's last capability.
+#[derive(Clone, Copy)]
+struct FinalCaps {
+    effective: caps::Set,
+    permitted: caps::Set,
+    inheritable: caps::Set,
+    last_cap: u32,
+}
+
+/// A process with only the privileges the config gives it, under its
+/// seccomp filter: what is left is execve (and, for the init, the start
+/// handshake and startContainer hooks, which the config's profile must
+/// allow as it allows the container's own process).
+pub(crate) struct LockedExec(Target);
 
 impl Exec<'_> {
     /// Install the seccomp filter, then drop the CAP_SYS_ADMIN kept for it.
-    /// The filter is the last thing the runtime does for itself (a profile
-    /// need only allow what the container's process needs, as profiles
-    /// older than the runtime's syscalls do): after it come only that one
-    /// capset, the startContainer hooks and execve.
-    pub fn lock_down(&self) -> Result<()> {
+    /// Nothing the runtime needs for itself may come after (a profile need
+    /// only allow what the container's process needs, as profiles older
+    /// than the runtime's syscalls do): reset signals before this.
+    pub fn lock_down(self) -> Result<LockedExec> {
         if let Some(prog) = self.seccomp {
             crate::sys::seccomp::install(prog).context("linux.seccomp: install the filter")?;
         }
-        if let Some((effective, permitted, inheritable)) = self.final_caps {
-            caps::set(effective, permitted, inheritable).context("process.capabilities")?;
+        if let Some(c) = self.final_caps {
+            caps::set(c.effective, c.permitted, c.inheritable, c.last_cap)
+                .context("process.capabilities")?;
         }
-        Ok(())
+        Ok(LockedExec(self.target))
     }
+}
 
+impl LockedExec {
     /// execve. Returns only on failure.
-    pub fn exec(&self) -> Error {
-        process::execve(&self.path, &self.args, &self.env).wrap(format!("exec {}", self.path))
+    pub fn exec(self) -> Error {
+        let t = &self.0;
+        process::execve(&t.path, &t.args, &t.env).wrap(format!("exec {}", t.path))
     }
 }
 
@@ -74,7 +101,8 @@ pub(crate) fn open_pty() -> Result<rootfs::Console> {
 /// Everything between a ready filesystem and exec but the seccomp filter
 /// ([`Exec::lock_down`]): rlimits, user and capabilities, cwd, umask,
 /// no_new_privs, which file to run, and fds from 3 on marked close-on-exec
-/// except the `preserve_fds` first ones.
+/// except the `preserve_fds` first ones. `last_cap` is the kernel's highest
+/// capability, read by the runtime before it cloned us.
 ///
 /// Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: when the
 /// process is not to have it, it stays effective until the filter is in.
@@ -82,6 +110,7 @@ pub(crate) fn finish<'a>(
     proc: &Process,
     preserve_fds: u32,
     seccomp: Option<&'a crate::seccomp::Program>,
+    last_cap: u32,
 ) -> Result<Exec<'a>> {
     for r in &proc.rlimits {
         process::set_rlimit(r.resource, r.soft, r.hard)
@@ -92,7 +121,7 @@ pub(crate) fn finish<'a>(
     // the path), and again after if that failed.
     let early_cwd = rustix::process::chdir(proc.cwd.as_str());
     let keep_admin = seccomp.is_some() && !proc.no_new_privileges;
-    let final_caps = change_user(proc, keep_admin)?;
+    let final_caps = change_user(proc, keep_admin, last_cap)?;
     if early_cwd.is_err() {
         rustix::process::chdir(proc.cwd.as_str())
             .with_context(|| format!("process.cwd: chdir {}", proc.cwd))?;
@@ -107,9 +136,11 @@ pub(crate) fn finish<'a>(
         process::clear_cloexec(fd)?;
     }
     Ok(Exec {
-        path,
-        args: proc.args.clone(),
-        env,
+        target: Target {
+            path,
+            args: proc.args.clone(),
+            env,
+        },
         seccomp,
         final_caps,
     })
@@ -171,15 +202,12 @@ fn home_of(uid: u32) -> Option<String> {
 /// Become the process's user with its capabilities. With `keep_admin`,
 /// CAP_SYS_ADMIN stays effective (for the seccomp filter still to come) and
 /// the capabilities to set once it is in are returned.
-fn change_user(
-    proc: &Process,
-    keep_admin: bool,
-) -> Result<Option<(caps::Set, caps::Set, caps::Set)>> {
+fn change_user(proc: &Process, keep_admin: bool, last_cap: u32) -> Result<Option<FinalCaps>> {
     let u = &proc.user;
     // No capabilities section means no capabilities (as runc and crun).
     let none = crate::oci::spec::Capabilities::default();
     let c = proc.capabilities.as_ref().unwrap_or(&none);
-    caps::limit_bounding(c.bounding).context("process.capabilities.bounding")?;
+    caps::limit_bounding(c.bounding, last_cap).context("process.capabilities.bounding")?;
     caps::set_keep_caps(true)?;
     // setgroups is refused in a user namespace whose setgroups is "deny";
     // an empty list there is what the kernel already has.
@@ -191,16 +219,20 @@ fn change_user(
     user::set_gid(u.gid).context("process.user.gid")?;
     user::set_uid(u.uid).context("process.user.uid")?;
     caps::set_keep_caps(false)?;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let final_caps = (c.effective, c.permitted, c.inheritable);
+    let final_caps = FinalCaps {
+        effective: c.effective,
+        permitted: c.permitted,
+        inheritable: c.inheritable,
+        last_cap,
+    };
     let (mut effective, mut permitted) = (c.effective, c.permitted);
-    let keep_admin =
-        keep_admin && !(effective.contains(CAP_SYS_ADMIN) && permitted.contains(CAP_SYS_ADMIN));
+    let admin = caps::CAP_SYS_ADMIN;
+    let keep_admin = keep_admin && !(effective.contains(admin) && permitted.contains(admin));
     if keep_admin {
-        effective.insert(CAP_SYS_ADMIN);
-        permitted.insert(CAP_SYS_ADMIN);
+        effective.insert(admin);
+        permitted.insert(admin);
     }
-    caps::set(effective, permitted, c.inheritable).context("process.capabilities")?;
+    caps::set(effective, permitted, c.inheritable, last_cap).context("process.capabilities")?;
     caps::raise_ambient(c.ambient);
     Ok(keep_admin.then_some(final_caps))
 }

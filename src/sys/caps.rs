@@ -48,6 +48,10 @@ pub const NAMES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// The capability that installing a seccomp filter without no_new_privs
+/// needs (capability.h).
+pub const CAP_SYS_ADMIN: u32 = 21;
+
 /// A set of capabilities as a bit mask.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Set(pub u64);
@@ -75,21 +79,21 @@ pub fn from_name(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == full).map(|i| i as u32)
 }
 
-/// The highest capability this kernel knows (read once: a capset under a
-/// container's seccomp filter must not need to open files).
+/// The highest capability this kernel knows. The runtime reads it before
+/// it clones a container's process and passes it down: the child may be
+/// in the container's mount namespace, under its seccomp filter, or forked
+/// from a multi-threaded caller, none of which should decide it.
 pub fn last_cap() -> u32 {
-    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *LAST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(NAMES.len() as u32 - 1)
-    })
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(NAMES.len() as u32 - 1)
 }
 
-/// Drop from the bounding set every capability not in `keep`.
-pub fn limit_bounding(keep: Set) -> Result<()> {
-    for cap in 0..=last_cap() {
+/// Drop from the bounding set every capability up to `last_cap` (from
+/// [`last_cap`]) not in `keep`.
+pub fn limit_bounding(keep: Set, last_cap: u32) -> Result<()> {
+    for cap in 0..=last_cap {
         if keep.contains(cap) {
             continue;
         }
@@ -125,8 +129,9 @@ pub fn set_keep_caps(keep: bool) -> Result<()> {
     rustix::thread::set_keep_capabilities(keep).context("set keep-capabilities")
 }
 
-/// capset(2) for this thread.
-pub fn set(effective: Set, permitted: Set, inheritable: Set) -> Result<()> {
+/// capset(2) for this thread; capabilities above `last_cap` (from
+/// [`last_cap`]) are left out.
+pub fn set(effective: Set, permitted: Set, inheritable: Set, last_cap: u32) -> Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -142,7 +147,7 @@ pub fn set(effective: Set, permitted: Set, inheritable: Set) -> Result<()> {
     const VERSION_3: u32 = 0x2008_0522;
     // Capabilities newer than this kernel cannot be had; leave them out
     // rather than fail (as runc does).
-    let known = Set((1u64 << (last_cap() + 1)).wrapping_sub(1));
+    let known = Set((1u64 << (last_cap + 1)).wrapping_sub(1));
     let (effective, permitted, inheritable) = (
         Set(effective.0 & known.0),
         Set(permitted.0 & known.0),

@@ -303,15 +303,34 @@ pub fn cloexec_from(first: RawFd) -> Result<()> {
     }
 }
 
-/// [`cloexec_from`] one fd at a time, as /proc/self/fd lists them.
+/// [`cloexec_from`] one fd at a time, as /proc/self/fd lists them. In
+/// `exec` this runs in the container's mount namespace, whose /proc the
+/// container may have covered with something else (CAP_SYS_ADMIN): a
+/// listing that is not procfs's could leave fds unmarked, so it is refused.
 fn cloexec_listed(first: RawFd) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let fd_dir = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open /proc/self/fd")?;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let fs = rustix::fs::fstatfs(&fd_dir).context("statfs /proc/self/fd")?;
+    if fs.f_type as i64 != PROC_SUPER_MAGIC {
+        crate::bail!(
+            "/proc/self/fd is not on procfs (filesystem type {:#x}): its list of fds cannot be trusted",
+            fs.f_type
+        );
+    }
     // The directory's own fd is in the listing; it is close-on-exec already.
-    let dir = std::fs::read_dir("/proc/self/fd").context("list /proc/self/fd")?;
+    let dir = rustix::fs::Dir::read_from(&fd_dir).context("list /proc/self/fd")?;
     for entry in dir {
         let entry = entry.context("list /proc/self/fd")?;
         let Some(fd) = entry
             .file_name()
             .to_str()
+            .ok()
             .and_then(|n| n.parse::<RawFd>().ok())
         else {
             continue;
