@@ -10,7 +10,14 @@
 //! where they fail (`apt-get install protobuf-compiler`).
 
 use prost::Message;
-use skiff::proto::ttrpc::{Request, Response};
+use skiff::proto::events::{self, Envelope, ForwardRequest, TaskExit};
+use skiff::proto::options::{RuncOptions, RuntimeOptions};
+use skiff::proto::task::{
+    self, CreateTaskRequest, DeleteResponse, ExecProcessRequest, StateResponse, UpdateTaskRequest,
+    WaitResponse,
+};
+use skiff::proto::ttrpc::{KeyValue, Request, Response};
+use skiff::proto::types::{Any, Mount, RpcStatus, Timestamp};
 use skiff::ttrpc::{
     self, frame, Client, Code, RequestContext, Server, Service, ShutdownHandle, Status,
 };
@@ -23,6 +30,428 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// Wire format against protoc
+
+/// The reference schema: field numbers and types as in containerd's files
+/// (runtime/v2/task/shim.proto @1.6, api/types/mount.proto,
+/// api/types/task/task.proto, api/events/task.proto,
+/// api/services/ttrpc/events/v1/events.proto, runtime/v2/runc/options/
+/// oci.proto + 2.x additions, pkg/runtimeoptions/v1/api.proto), ttrpc's
+/// request.proto and google/rpc/status.proto. Any and Timestamp are
+/// declared here with the well-known types' numbers, so that no include
+/// path is needed.
+const SCHEMA: &str = r#"
+syntax = "proto3";
+package ref;
+
+message Any { string type_url = 1; bytes value = 2; }
+message Timestamp { int64 seconds = 1; int32 nanos = 2; }
+message Mount { string type = 1; string source = 2; string target = 3; repeated string options = 4; }
+enum Status { UNKNOWN = 0; CREATED = 1; RUNNING = 2; STOPPED = 3; PAUSED = 4; PAUSING = 5; }
+
+message CreateTaskRequest {
+  string id = 1; string bundle = 2; repeated Mount rootfs = 3; bool terminal = 4;
+  string stdin = 5; string stdout = 6; string stderr = 7; string checkpoint = 8;
+  string parent_checkpoint = 9; Any options = 10;
+}
+message StateResponse {
+  string id = 1; string bundle = 2; uint32 pid = 3; Status status = 4; string stdin = 5;
+  string stdout = 6; string stderr = 7; bool terminal = 8; uint32 exit_status = 9;
+  Timestamp exited_at = 10; string exec_id = 11;
+}
+message WaitResponse { uint32 exit_status = 1; Timestamp exited_at = 2; }
+message DeleteResponse { uint32 pid = 1; uint32 exit_status = 2; Timestamp exited_at = 3; }
+message ExecProcessRequest {
+  string id = 1; string exec_id = 2; bool terminal = 3; string stdin = 4; string stdout = 5;
+  string stderr = 6; Any spec = 7;
+}
+message UpdateTaskRequest { string id = 1; Any resources = 2; map<string, string> annotations = 3; }
+
+message TaskExit {
+  string container_id = 1; string id = 2; uint32 pid = 3; uint32 exit_status = 4;
+  Timestamp exited_at = 5;
+}
+message Envelope { Timestamp timestamp = 1; string namespace = 2; string topic = 3; Any event = 4; }
+message ForwardRequest { Envelope envelope = 1; }
+
+message RuncOptions {
+  bool no_pivot_root = 1; bool no_new_keyring = 2; string shim_cgroup = 3; uint32 io_uid = 4;
+  uint32 io_gid = 5; string binary_name = 6; string root = 7; string criu_path = 8;
+  bool systemd_cgroup = 9; string criu_image_path = 10; string criu_work_path = 11;
+  string task_api_address = 12; uint32 task_api_version = 13;
+}
+message RuntimeOptions { string type_url = 1; string config_path = 2; bytes config_body = 3; }
+
+message RpcStatus { int32 code = 1; string message = 2; repeated Any details = 3; }
+message KeyValue { string key = 1; string value = 2; }
+message Request {
+  string service = 1; string method = 2; bytes payload = 3; int64 timeout_nano = 4;
+  repeated KeyValue metadata = 5;
+}
+message Response { RpcStatus status = 1; bytes payload = 2; }
+"#;
+
+/// protoc and a directory holding the schema; None (after saying why)
+/// when protoc is missing outside CI.
+struct Protoc {
+    dir: TempDir,
+}
+
+impl Protoc {
+    fn get() -> Option<Protoc> {
+        let found = Command::new("protoc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !require(
+            found,
+            "protoc not found (apt-get install protobuf-compiler)",
+        ) {
+            return None;
+        }
+        let dir = TempDir::new("proto");
+        std::fs::write(dir.0.join("ref.proto"), SCHEMA).unwrap();
+        Some(Protoc { dir })
+    }
+
+    fn run(&self, mode: &str, message: &str, input: &[u8]) -> Vec<u8> {
+        let mut child = Command::new("protoc")
+            .arg(format!("--{mode}=ref.{message}"))
+            .arg("-I.")
+            .arg("ref.proto")
+            .current_dir(&self.dir.0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "protoc --{mode}={message}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The bytes protoc makes of a text-format message.
+    fn encode(&self, message: &str, text: &str) -> Vec<u8> {
+        self.run("encode", message, text.as_bytes())
+    }
+
+    /// protoc's text rendering of bytes.
+    fn decode(&self, message: &str, bytes: &[u8]) -> String {
+        String::from_utf8(self.run("decode", message, bytes)).unwrap()
+    }
+
+    /// Our encoding of `ours` must be protoc's of `text`, byte for byte, and
+    /// protoc's bytes must decode to `ours`.
+    fn check<M: Message + Default + PartialEq + std::fmt::Debug>(
+        &self,
+        message: &str,
+        ours: &M,
+        text: &str,
+    ) -> Vec<u8> {
+        let reference = self.encode(message, text);
+        assert_eq!(
+            ours.encode_to_vec(),
+            reference,
+            "{message}: our bytes differ from protoc's for\n{text}"
+        );
+        assert_eq!(
+            &M::decode(&reference[..]).unwrap(),
+            ours,
+            "{message}: decoding protoc's bytes"
+        );
+        reference
+    }
+}
+
+/// Bytes as a text-format string literal.
+fn text_bytes(b: &[u8]) -> String {
+    b.iter().map(|c| format!("\\{c:03o}")).collect()
+}
+
+#[test]
+fn wire_create_task_request_with_rootfs_and_options() {
+    let Some(p) = Protoc::get() else { return };
+    let runc = RuncOptions {
+        binary_name: "/usr/bin/crun".into(),
+        root: "/run/skiff-runc".into(),
+        systemd_cgroup: true,
+        io_uid: 1000,
+        ..Default::default()
+    };
+    let ours = CreateTaskRequest {
+        id: "c1".into(),
+        bundle: "/run/containerd/io.containerd.runtime.v2.task/default/c1".into(),
+        rootfs: vec![
+            Mount {
+                r#type: "overlay".into(),
+                source: "overlay".into(),
+                target: String::new(),
+                options: vec![
+                    "lowerdir=/a:/b".into(),
+                    "upperdir=/u".into(),
+                    "workdir=/w".into(),
+                ],
+            },
+            Mount {
+                r#type: "bind".into(),
+                source: "/src".into(),
+                target: "/dst".into(),
+                options: vec!["rbind".into()],
+            },
+        ],
+        terminal: true,
+        stdin: "/run/containerd/fifo/1/c1-stdin".into(),
+        stdout: "/run/containerd/fifo/1/c1-stdout".into(),
+        stderr: String::new(),
+        checkpoint: "/cp".into(),
+        parent_checkpoint: "/pcp".into(),
+        options: Some(events::any("containerd.runc.v1.Options", &runc)),
+    };
+    let runc_bytes = p.check(
+        "RuncOptions",
+        &runc,
+        r#"io_uid: 1000 binary_name: "/usr/bin/crun" root: "/run/skiff-runc" systemd_cgroup: true"#,
+    );
+    let text = format!(
+        r#"id: "c1" bundle: "/run/containerd/io.containerd.runtime.v2.task/default/c1"
+        rootfs {{ type: "overlay" source: "overlay" options: "lowerdir=/a:/b" options: "upperdir=/u" options: "workdir=/w" }}
+        rootfs {{ type: "bind" source: "/src" target: "/dst" options: "rbind" }}
+        terminal: true stdin: "/run/containerd/fifo/1/c1-stdin" stdout: "/run/containerd/fifo/1/c1-stdout"
+        checkpoint: "/cp" parent_checkpoint: "/pcp"
+        options {{ type_url: "containerd.runc.v1.Options" value: "{}" }}"#,
+        text_bytes(&runc_bytes)
+    );
+    p.check("CreateTaskRequest", &ours, &text);
+    // Defaults are not on the wire at all (proto3).
+    assert!(CreateTaskRequest::default().encode_to_vec().is_empty());
+}
+
+#[test]
+fn wire_state_wait_delete_exec_update() {
+    let Some(p) = Protoc::get() else { return };
+    let at = Timestamp {
+        seconds: 1_700_000_123,
+        nanos: 456_789,
+    };
+    let state = StateResponse {
+        id: "c1".into(),
+        bundle: "/b".into(),
+        pid: 4242,
+        status: task::status::STOPPED,
+        stdin: "/i".into(),
+        stdout: "/o".into(),
+        stderr: "/e".into(),
+        terminal: true,
+        exit_status: 137,
+        exited_at: Some(at),
+        exec_id: "e1".into(),
+    };
+    p.check(
+        "StateResponse",
+        &state,
+        r#"id: "c1" bundle: "/b" pid: 4242 status: STOPPED stdin: "/i" stdout: "/o" stderr: "/e"
+        terminal: true exit_status: 137 exited_at { seconds: 1700000123 nanos: 456789 } exec_id: "e1""#,
+    );
+    let running = StateResponse {
+        id: "c1".into(),
+        pid: 7,
+        status: task::status::RUNNING,
+        ..Default::default()
+    };
+    p.check(
+        "StateResponse",
+        &running,
+        r#"id: "c1" pid: 7 status: RUNNING"#,
+    );
+
+    let wait = WaitResponse {
+        exit_status: 3,
+        exited_at: Some(at),
+    };
+    p.check(
+        "WaitResponse",
+        &wait,
+        "exit_status: 3 exited_at { seconds: 1700000123 nanos: 456789 }",
+    );
+    // A zero exit still carries its time: an empty Timestamp is present.
+    let zero = WaitResponse {
+        exit_status: 0,
+        exited_at: Some(Timestamp::default()),
+    };
+    p.check("WaitResponse", &zero, "exited_at { }");
+    // Before 1970 (Go's zero time, what containerd sends for "never").
+    let go_zero = DeleteResponse {
+        pid: 1,
+        exit_status: 255,
+        exited_at: Some(Timestamp {
+            seconds: -62_135_596_800,
+            nanos: 0,
+        }),
+    };
+    p.check(
+        "DeleteResponse",
+        &go_zero,
+        "pid: 1 exit_status: 255 exited_at { seconds: -62135596800 }",
+    );
+
+    let exec = ExecProcessRequest {
+        id: "c1".into(),
+        exec_id: "sh".into(),
+        terminal: false,
+        stdin: String::new(),
+        stdout: "/o".into(),
+        stderr: "/e".into(),
+        spec: Some(Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+            value: br#"{"args":["sh"]}"#.to_vec(),
+        }),
+    };
+    p.check(
+        "ExecProcessRequest",
+        &exec,
+        r#"id: "c1" exec_id: "sh" stdout: "/o" stderr: "/e"
+        spec { type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process" value: "{\"args\":[\"sh\"]}" }"#,
+    );
+    let update = UpdateTaskRequest {
+        id: "c1".into(),
+        resources: None,
+        annotations: [("a".to_string(), "1".to_string()), ("b".into(), "2".into())].into(),
+    };
+    p.check(
+        "UpdateTaskRequest",
+        &update,
+        r#"id: "c1" annotations { key: "a" value: "1" } annotations { key: "b" value: "2" }"#,
+    );
+}
+
+#[test]
+fn wire_forward_request_with_task_exit() {
+    let Some(p) = Protoc::get() else { return };
+    let exit = TaskExit {
+        container_id: "c1".into(),
+        id: "c1".into(),
+        pid: 4242,
+        exit_status: 1,
+        exited_at: Some(Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 1,
+        }),
+    };
+    let exit_bytes = p.check(
+        "TaskExit",
+        &exit,
+        r#"container_id: "c1" id: "c1" pid: 4242 exit_status: 1 exited_at { seconds: 1700000000 nanos: 1 }"#,
+    );
+    let fwd = ForwardRequest {
+        envelope: Some(Envelope {
+            timestamp: Some(Timestamp {
+                seconds: 1_700_000_001,
+                nanos: 0,
+            }),
+            namespace: "default".into(),
+            topic: events::topic::TASK_EXIT.into(),
+            event: Some(events::any(events::TASK_EXIT, &exit)),
+        }),
+    };
+    let text = format!(
+        r#"envelope {{ timestamp {{ seconds: 1700000001 }} namespace: "default" topic: "/tasks/exit"
+        event {{ type_url: "containerd.events.TaskExit" value: "{}" }} }}"#,
+        text_bytes(&exit_bytes)
+    );
+    p.check("ForwardRequest", &fwd, &text);
+    // And protoc reads ours back as the same event.
+    let decoded = p.decode("TaskExit", &fwd.envelope.unwrap().event.unwrap().value);
+    assert!(
+        decoded.contains("exit_status: 1") && decoded.contains("pid: 4242"),
+        "{decoded}"
+    );
+}
+
+#[test]
+fn wire_ttrpc_request_and_response_with_status() {
+    let Some(p) = Protoc::get() else { return };
+    let req = Request {
+        service: task::SERVICE_V2.into(),
+        method: "State".into(),
+        payload: vec![0x0a, 2, b'c', b'1'],
+        timeout_nano: 2_000_000_000,
+        metadata: vec![KeyValue {
+            key: "containerd-namespace-ttrpc".into(),
+            value: "k8s.io".into(),
+        }],
+    };
+    p.check(
+        "Request",
+        &req,
+        r#"service: "containerd.task.v2.Task" method: "State" payload: "\n\002c1" timeout_nano: 2000000000
+        metadata { key: "containerd-namespace-ttrpc" value: "k8s.io" }"#,
+    );
+    let failed = Response {
+        status: Some(RpcStatus {
+            code: Code::FailedPrecondition as i32,
+            message: "task must be stopped before deletion: running".into(),
+            details: vec![Any {
+                type_url: "x".into(),
+                value: vec![1],
+            }],
+        }),
+        payload: Vec::new(),
+    };
+    p.check(
+        "Response",
+        &failed,
+        r#"status { code: 9 message: "task must be stopped before deletion: running" details { type_url: "x" value: "\001" } }"#,
+    );
+    let ok = Response {
+        status: None,
+        payload: b"\x08\x07".to_vec(),
+    };
+    p.check("Response", &ok, r#"payload: "\010\007""#);
+}
+
+#[test]
+fn wire_runtime_options() {
+    let Some(p) = Protoc::get() else { return };
+    let all = RuncOptions {
+        no_pivot_root: true,
+        no_new_keyring: true,
+        shim_cgroup: "/shim".into(),
+        io_uid: 1,
+        io_gid: 2,
+        binary_name: "runc".into(),
+        root: "/run/r".into(),
+        criu_path: "/criu".into(),
+        systemd_cgroup: true,
+        criu_image_path: "/img".into(),
+        criu_work_path: "/work".into(),
+        task_api_address: "unix:///t".into(),
+        task_api_version: 3,
+    };
+    p.check(
+        "RuncOptions",
+        &all,
+        r#"no_pivot_root: true no_new_keyring: true shim_cgroup: "/shim" io_uid: 1 io_gid: 2
+        binary_name: "runc" root: "/run/r" criu_path: "/criu" systemd_cgroup: true
+        criu_image_path: "/img" criu_work_path: "/work" task_api_address: "unix:///t" task_api_version: 3"#,
+    );
+    // What ctr 1.6 sends with --runtime-config-path (SHIM-PROTOCOL.md, LIVE).
+    let rt = RuntimeOptions {
+        config_path: "/etc/skiff/config.toml".into(),
+        ..Default::default()
+    };
+    p.check(
+        "RuntimeOptions",
+        &rt,
+        r#"config_path: "/etc/skiff/config.toml""#,
+    );
+}
 
 // ---------------------------------------------------------------------------
 // Server and client
