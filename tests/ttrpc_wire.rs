@@ -810,14 +810,27 @@ fn oversize_frames_get_resource_exhausted_and_the_connection_survives() {
 fn a_malformed_frame_closes_only_its_connection() {
     let srv = TestServer::start(|_| {});
     let other = srv.client();
+    // A length no ttrpc peer sends: the stream cannot be followed further.
     let mut s = srv.raw();
-    frame::write_frame(&mut s, 1, 9, 0, b"what").unwrap();
+    let absurd = frame::Header {
+        length: u32::MAX,
+        stream_id: 1,
+        kind: frame::TYPE_REQUEST,
+        flags: 0,
+    };
+    s.write_all(&absurd.encode()).unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(
         s.read(&mut buf).unwrap(),
         0,
         "server closed the bad connection"
     );
+    // A frame type from a later ttrpc is ignored, as ttrpc does.
+    let mut s = srv.raw();
+    frame::write_frame(&mut s, 1, 9, 0, b"future").unwrap();
+    send_raw(&mut s, 3, TEST_SERVICE, "Echo", b"3");
+    let (id, r) = read_raw(&mut s);
+    assert_eq!((id, r.status, r.payload.as_slice()), (3, None, &b"3"[..]));
     // A request that is not a ttrpc Request: answered, not fatal.
     let mut s = srv.raw();
     frame::write_frame(&mut s, 1, frame::TYPE_REQUEST, 0, &[0x0a, 50, 1]).unwrap();

@@ -319,6 +319,8 @@ impl State {
                 // End of stream: in-flight answers still go out (their
                 // threads hold the connection until they have written).
                 Ok(None) => return,
+                // Truncated, or a length not worth reading through: the
+                // stream cannot be resynchronised.
                 Err(_) => break,
             };
             match h.kind {
@@ -333,13 +335,14 @@ impl State {
                         Err(e) => conn.respond_status(
                             h.stream_id,
                             Code::InvalidArgument,
-                            format!("unmarshal request: {e}"),
+                            format!("unmarshal request error: {e}"),
                         ),
                     }
                 }
-                // No streams are served: stray data or responses are dropped.
-                frame::TYPE_DATA | TYPE_RESPONSE => {}
-                _ => break, // not ttrpc: give up on this connection only
+                // No streams are served, so stray data or responses have
+                // nothing to go to; unknown types are ignored, as ttrpc
+                // does for compatibility with later versions.
+                _ => {}
             }
         }
         let _ = conn.stream.shutdown(std::net::Shutdown::Both);
