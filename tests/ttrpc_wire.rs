@@ -17,7 +17,7 @@ use skiff::proto::task::{
     WaitResponse,
 };
 use skiff::proto::ttrpc::{KeyValue, Request, Response};
-use skiff::proto::types::{Any, Mount, RpcStatus, Timestamp};
+use skiff::proto::types::{Any, Descriptor, Mount, Platform, RpcStatus, Timestamp};
 use skiff::ttrpc::{
     self, frame, Client, Code, RequestContext, Server, Service, ShutdownHandle, Status,
 };
@@ -91,6 +91,16 @@ message Request {
   repeated KeyValue metadata = 5;
 }
 message Response { RpcStatus status = 1; bytes payload = 2; }
+
+message Descriptor { string media_type = 1; string digest = 2; int64 size = 3; map<string, string> annotations = 5; }
+message Platform { string os = 1; string architecture = 2; string variant = 3; }
+message Process {
+  string container_id = 1; string id = 2; uint32 pid = 3; Status status = 4; string stdin = 5;
+  string stdout = 6; string stderr = 7; bool terminal = 8; uint32 exit_status = 9;
+  Timestamp exited_at = 10;
+}
+// A later StateRequest, with fields this one does not know.
+message StateRequestLater { string id = 1; string exec_id = 2; string future = 15; repeated int64 more = 99; Any extra = 1000; }
 "#;
 
 /// protoc and a directory holding the schema; None (after saying why)
@@ -451,6 +461,63 @@ fn wire_runtime_options() {
         &rt,
         r#"config_path: "/etc/skiff/config.toml""#,
     );
+}
+
+#[test]
+fn wire_shared_types_and_unknown_fields() {
+    let Some(p) = Protoc::get() else { return };
+    let desc = Descriptor {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        digest: "sha256:0123".into(),
+        size: 7023,
+        annotations: [(
+            "org.opencontainers.image.ref.name".to_string(),
+            "latest".to_string(),
+        )]
+        .into(),
+    };
+    p.check(
+        "Descriptor",
+        &desc,
+        r#"media_type: "application/vnd.oci.image.manifest.v1+json" digest: "sha256:0123" size: 7023
+        annotations { key: "org.opencontainers.image.ref.name" value: "latest" }"#,
+    );
+    let plat = Platform {
+        os: "linux".into(),
+        architecture: "arm64".into(),
+        variant: "v8".into(),
+    };
+    p.check(
+        "Platform",
+        &plat,
+        r#"os: "linux" architecture: "arm64" variant: "v8""#,
+    );
+    let proc_ = task::Process {
+        container_id: "c".into(),
+        id: "e".into(),
+        pid: 9,
+        status: task::status::PAUSED,
+        exit_status: 2,
+        exited_at: Some(Timestamp {
+            seconds: 5,
+            nanos: 6,
+        }),
+        ..Default::default()
+    };
+    p.check(
+        "Process",
+        &proc_,
+        r#"container_id: "c" id: "e" pid: 9 status: PAUSED exit_status: 2 exited_at { seconds: 5 nanos: 6 }"#,
+    );
+    // Fields a later containerd adds are skipped, not an error.
+    let later = p.encode(
+        "StateRequestLater",
+        r#"id: "c1" future: "x" more: [1, -2, 300] exec_id: "e1" extra { type_url: "t" }"#,
+    );
+    let ours = task::StateRequest::decode(&later[..]).unwrap();
+    assert_eq!((ours.id.as_str(), ours.exec_id.as_str()), ("c1", "e1"));
+    // Truncated input is an error, not a partial message.
+    assert!(task::StateRequest::decode(&later[..later.len() - 1]).is_err());
 }
 
 // ---------------------------------------------------------------------------
