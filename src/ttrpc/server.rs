@@ -323,26 +323,24 @@ impl State {
                 // stream cannot be resynchronised.
                 Err(_) => break,
             };
-            match h.kind {
-                TYPE_REQUEST => {
-                    if let Err(why) = check_stream_id(&h, last_stream) {
-                        conn.respond_status(h.stream_id, Code::InvalidArgument, why);
-                        continue;
-                    }
-                    last_stream = h.stream_id;
-                    match Request::decode(&data[..]) {
-                        Ok(req) => self.dispatch(conn, h.stream_id, req),
-                        Err(e) => conn.respond_status(
-                            h.stream_id,
-                            Code::InvalidArgument,
-                            format!("unmarshal request error: {e}"),
-                        ),
-                    }
-                }
-                // No streams are served, so stray data or responses have
-                // nothing to go to; unknown types are ignored, as ttrpc
-                // does for compatibility with later versions.
-                _ => {}
+            // No streams are served, so stray data or responses have
+            // nothing to go to; unknown types are ignored, as ttrpc does
+            // for compatibility with later versions.
+            if h.kind != TYPE_REQUEST {
+                continue;
+            }
+            if let Err(why) = check_stream_id(&h, last_stream) {
+                conn.respond_status(h.stream_id, Code::InvalidArgument, why);
+                continue;
+            }
+            last_stream = h.stream_id;
+            match Request::decode(&data[..]) {
+                Ok(req) => self.dispatch(conn, h.stream_id, req),
+                Err(e) => conn.respond_status(
+                    h.stream_id,
+                    Code::InvalidArgument,
+                    format!("unmarshal request error: {e}"),
+                ),
             }
         }
         let _ = conn.stream.shutdown(std::net::Shutdown::Both);
