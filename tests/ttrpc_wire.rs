@@ -4,10 +4,12 @@
 //!   of a .proto the test writes (field numbers from containerd's files);
 //! - server and client over real unix sockets, also driven with raw frames
 //!   to check what a ttrpc v1.2 peer sees (codes, stream id rules,
-//!   oversize frames, peer uid).
+//!   oversize frames, peer uid);
+//! - the client against containerd 1.6's own ttrpc server (Go ttrpc
+//!   v1.1.1): events forwarded as a shim does, read back with `ctr events`.
 //!
-//! Without protoc the wire tests print why and pass, except under CI=true
-//! where they fail (`apt-get install protobuf-compiler`).
+//! Without protoc (or containerd) those tests print why and pass, except
+//! under CI=true where they fail (`scripts/ensure-deps test`).
 
 use prost::Message;
 use skiff::proto::events::{self, Envelope, ForwardRequest, TaskExit};
@@ -1074,6 +1076,246 @@ fn uid_probe_child() {
         Err(_) => Code::Unavailable as i32,
     };
     println!("PROBE code={code}");
+}
+
+// ---------------------------------------------------------------------------
+// Against the real thing: containerd 1.6's own ttrpc server (Go ttrpc
+// v1.1.1), which takes a shim's events.
+
+/// A private containerd (root, state and sockets in a temp dir, CRI off),
+/// stopped by its pid on drop.
+struct Containerd {
+    dir: TempDir,
+    child: std::process::Child,
+}
+
+impl Containerd {
+    fn start() -> Option<Containerd> {
+        let found = Command::new("containerd")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !require(found, "containerd not found (scripts/ensure-deps test)") {
+            return None;
+        }
+        if !require(
+            rustix::process::geteuid().is_root(),
+            "containerd needs root",
+        ) {
+            return None;
+        }
+        let dir = TempDir::new("containerd");
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{d}/c.sock\"\n",
+            d = dir.0.display()
+        );
+        std::fs::write(dir.0.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.0.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.0.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let ctd = Containerd { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ctd.ttrpc_address().exists() || !ctd.grpc_address().exists() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up: {}",
+                std::fs::read_to_string(ctd.dir.0.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(ctd)
+    }
+
+    fn grpc_address(&self) -> PathBuf {
+        self.dir.0.join("c.sock")
+    }
+
+    /// Where containerd serves ttrpc (what a shim gets as TTRPC_ADDRESS).
+    fn ttrpc_address(&self) -> PathBuf {
+        self.dir.0.join("c.sock.ttrpc")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ctr events` on a containerd, killed on drop; what it printed so far.
+struct CtrEvents {
+    child: std::process::Child,
+    out: PathBuf,
+}
+
+impl CtrEvents {
+    fn start(ctd: &Containerd) -> CtrEvents {
+        let out = ctd.dir.0.join("events.out");
+        let child = Command::new("ctr")
+            .arg("-a")
+            .arg(ctd.grpc_address())
+            .arg("events")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        CtrEvents { child, out }
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            if text.contains(needle) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for CtrEvents {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward(ns: &str, topic: &str, type_name: &str, event: &impl Message) -> ForwardRequest {
+    ForwardRequest {
+        envelope: Some(Envelope {
+            timestamp: Some(Timestamp::now()),
+            namespace: ns.into(),
+            topic: topic.into(),
+            event: Some(events::any(type_name, event)),
+        }),
+    }
+}
+
+#[test]
+fn client_forwards_events_to_a_real_containerd() {
+    let Some(ctd) = Containerd::start() else {
+        return;
+    };
+    let events_out = CtrEvents::start(&ctd);
+    let c = Arc::new(Client::connect(ctd.ttrpc_address().to_str().unwrap()).unwrap());
+    let ns = "skiff-ttrpc-test";
+    // ctr events subscribes asynchronously: forward a probe until it shows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probe = events::TaskOom {
+        container_id: "probe".into(),
+    };
+    loop {
+        ttrpc::call::<_, skiff::proto::types::Empty>(
+            &c,
+            events::EVENTS_SERVICE,
+            events::FORWARD_METHOD,
+            &forward(ns, events::topic::TASK_OOM, events::TASK_OOM, &probe),
+            Some(Duration::from_secs(5)),
+        )
+        .expect("containerd takes the probe event");
+        if std::fs::read_to_string(&events_out.out).is_ok_and(|t| t.contains("\"probe\"")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ctr events never showed the probe"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let exit = TaskExit {
+        container_id: "c1".into(),
+        id: "c1".into(),
+        pid: 4242,
+        exit_status: 7,
+        exited_at: Some(Timestamp::now()),
+    };
+    let _: skiff::proto::types::Empty = ttrpc::call(
+        &c,
+        events::EVENTS_SERVICE,
+        events::FORWARD_METHOD,
+        &forward(ns, events::topic::TASK_EXIT, events::TASK_EXIT, &exit),
+        Some(Duration::from_secs(5)),
+    )
+    .expect("containerd takes the event");
+
+    // Many at once on one connection (Go answers them as they finish).
+    let workers: Vec<_> = (0..8u32)
+        .map(|i| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let ev = events::TaskStart {
+                    container_id: format!("w{i}"),
+                    pid: 100 + i,
+                };
+                ttrpc::call::<_, skiff::proto::types::Empty>(
+                    &c,
+                    events::EVENTS_SERVICE,
+                    events::FORWARD_METHOD,
+                    &forward(ns, events::topic::TASK_START, events::TASK_START, &ev),
+                    Some(Duration::from_secs(5)),
+                )
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap().expect("concurrent forward");
+    }
+
+    let text = events_out.wait_for("\"container_id\":\"w7\"");
+    assert!(
+        text.contains("/tasks/exit")
+            && text.contains("\"container_id\":\"c1\"")
+            && text.contains("\"pid\":4242")
+            && text.contains("\"exit_status\":7"),
+        "ctr events did not show our TaskExit:\n{text}"
+    );
+    for i in 0..8 {
+        assert!(
+            text.contains(&format!("\"container_id\":\"w{i}\"")),
+            "TaskStart w{i} missing:\n{text}"
+        );
+    }
+
+    // Go's answers to what it refuses.
+    let mut no_time = forward(ns, events::topic::TASK_EXIT, events::TASK_EXIT, &exit);
+    no_time.envelope.as_mut().unwrap().timestamp = None;
+    let e = ttrpc::call::<_, skiff::proto::types::Empty>(
+        &c,
+        events::EVENTS_SERVICE,
+        events::FORWARD_METHOD,
+        &no_time,
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument, "{e}");
+    let e = c
+        .call("no.such.Service", "X", vec![], None, &[])
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Status::new(Code::Unimplemented, "service no.such.Service")
+    );
+    let e = c
+        .call(events::EVENTS_SERVICE, "Nope", vec![], None, &[])
+        .unwrap_err();
+    assert_eq!(e, Status::new(Code::Unimplemented, "method Nope"));
 }
 
 // ---------------------------------------------------------------------------
