@@ -572,6 +572,7 @@ impl Service for Probe {
                 None => Vec::new(),
             }),
             "Big" => Ok(vec![7u8; frame::MAX_DATA + 10]),
+            "Panic" => panic!("probe handler panics on purpose"),
             "Fail" => Err(skiff::err_kind!(NotFound, "container x: not found").into()),
             "Shutdown" => {
                 if let Some(h) = self.shutdown.lock().unwrap().as_ref() {
@@ -982,6 +983,33 @@ fn shutdown_from_a_handler_still_answers_it() {
     r.unwrap();
     assert!(t0.elapsed() < Duration::from_secs(3));
     assert!(Client::connect(&srv.addr).is_err());
+}
+
+#[test]
+fn a_panicking_handler_is_answered_internal() {
+    let srv = TestServer::start(|_| {});
+    let c = srv.client();
+    let e = c
+        .call(
+            TEST_SERVICE,
+            "Panic",
+            vec![],
+            Some(Duration::from_secs(10)),
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(e.code, Code::Internal, "{e}");
+    assert_eq!(echo(&c, b"alive").unwrap(), b"alive");
+}
+
+#[test]
+fn shutdown_before_serve_returns_at_once() {
+    let listener = ttrpc::listen(&unique_addr()).unwrap();
+    let server = Server::new();
+    server.shutdown_handle().shutdown();
+    let t0 = Instant::now();
+    server.serve(listener).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(1));
 }
 
 #[test]

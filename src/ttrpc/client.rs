@@ -4,8 +4,7 @@
 
 use super::addr::{connect_stream, NoSignalWriter};
 use super::frame::{self, Frame, MAX_DATA, TYPE_REQUEST, TYPE_RESPONSE};
-use super::server::lock;
-use super::{short_type_name, Code, Status};
+use super::{lock, short_type_name, Code, Status};
 use crate::proto::ttrpc::{KeyValue, Request, Response};
 use prost::Message;
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 
 use super::addr::{peer_uid, NoSignalWriter};
 use super::frame::{self, Frame, Header, MAX_DATA, TYPE_REQUEST, TYPE_RESPONSE};
-use super::{Code, Service, Status};
+use super::{lock, Code, Service, Status};
 use crate::proto::ttrpc::{Request, Response};
 use prost::Message;
 use rustix::event::{PollFd, PollFlags};
@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Stack of a connection's reader thread: it only reads frames and decodes
@@ -378,7 +378,17 @@ impl State {
         let spawned = std::thread::Builder::new()
             .stack_size(self.handler_stack)
             .spawn(move || {
-                let result = service.call(&ctx, &method, &payload);
+                // With panic=abort (release) a panic ends the process; in
+                // a test build the caller still gets an answer.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    service.call(&ctx, &method, &payload)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Status::new(
+                        Code::Internal,
+                        format!("method {method}: handler panicked"),
+                    ))
+                });
                 guard.conn.respond(stream_id, result);
                 drop(guard);
             });
@@ -451,9 +461,4 @@ impl Drop for InFlight {
             self.state.idle.notify_all();
         }
     }
-}
-
-/// A poisoned lock only means a handler panicked: the data is still usable.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
