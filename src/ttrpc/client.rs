@@ -4,22 +4,57 @@
 
 use super::addr::{connect_stream, NoSignalWriter};
 use super::frame::{self, Frame, MAX_DATA, TYPE_REQUEST, TYPE_RESPONSE};
-use super::{lock, short_type_name, Code, Status};
+use super::{lock, short_type_name, take_entry, Code, Status};
 use crate::proto::ttrpc::{KeyValue, Request, Response};
 use prost::Message;
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const READER_STACK: usize = 64 << 10;
 /// A server that stops reading for this long fails the call (Unavailable).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Reply = Result<Vec<u8>, Status>;
+
+/// Where the reader thread leaves one call's answer (a mutex and a condvar
+/// weigh less in the binary than a channel).
+#[derive(Default)]
+struct Slot {
+    reply: Mutex<Option<Reply>>,
+    ready: Condvar,
+}
+
+impl Slot {
+    fn put(&self, reply: Reply) {
+        *lock(&self.reply) = Some(reply);
+        self.ready.notify_one();
+    }
+
+    /// The answer, or None if `timeout` passed first.
+    fn take(&self, timeout: Option<Duration>) -> Option<Reply> {
+        let end = timeout.map(|t| Instant::now() + t);
+        let mut reply = lock(&self.reply);
+        loop {
+            if let Some(r) = reply.take() {
+                return Some(r);
+            }
+            reply = match end {
+                None => self.ready.wait(reply).unwrap_or_else(|p| p.into_inner()),
+                Some(end) => {
+                    let left = end.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    let waited = self.ready.wait_timeout(reply, left);
+                    waited.unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+    }
+}
 
 /// A client on one connection; calls from many threads may be in flight
 /// at once (stream ids 1,3,5,…; a reader thread matches responses).
@@ -38,7 +73,7 @@ struct Inner {
 
 #[derive(Default)]
 struct Calls {
-    waiting: HashMap<u32, SyncSender<Reply>>,
+    waiting: Vec<(u32, Arc<Slot>)>,
     /// Why the connection is gone, once it is.
     closed: Option<String>,
 }
@@ -103,28 +138,24 @@ impl Client {
                 ),
             ));
         }
-        let (tx, rx) = sync_channel(1);
+        let slot = Arc::new(Slot::default());
         let id = self
             .inner
-            .send(&req, tx)
+            .send(&req, slot.clone())
             .map_err(|why| Status::new(Code::Unavailable, format!("{service}/{method}: {why}")))?;
-        let reply = match timeout {
-            Some(t) => rx.recv_timeout(t),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match reply {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => {
-                lock(&self.inner.calls).waiting.remove(&id);
+        match slot.take(timeout) {
+            Some(Err(s)) if s.code == Code::Unavailable => Err(Status::new(
+                Code::Unavailable,
+                format!("{service}/{method}: {}", s.message),
+            )),
+            Some(reply) => reply,
+            None => {
+                take_entry(&mut lock(&self.inner.calls).waiting, &id);
                 Err(Status::new(
                     Code::DeadlineExceeded,
                     format!("{service}/{method}: no answer within {timeout:?}"),
                 ))
             }
-            Err(RecvTimeoutError::Disconnected) => Err(Status::new(
-                Code::Unavailable,
-                format!("{service}/{method}: connection closed"),
-            )),
         }
     }
 }
@@ -139,9 +170,9 @@ impl Drop for Client {
 }
 
 impl Inner {
-    /// Take the next stream id, register `tx` for its answer and write the
-    /// request; the stream id, or why it could not go out.
-    fn send(&self, req: &[u8], tx: SyncSender<Reply>) -> Result<u32, String> {
+    /// Take the next stream id, register `slot` for its answer and write
+    /// the request; the stream id, or why it could not go out.
+    fn send(&self, req: &[u8], slot: Arc<Slot>) -> Result<u32, String> {
         let mut next = lock(&self.send);
         let id = *next;
         {
@@ -149,11 +180,11 @@ impl Inner {
             if let Some(why) = &calls.closed {
                 return Err(why.clone());
             }
-            calls.waiting.insert(id, tx);
+            calls.waiting.push((id, slot));
         }
         let buf = frame::encode_frame(id, TYPE_REQUEST, 0, req).map_err(|e| e.to_string())?;
         if let Err(e) = NoSignalWriter(&self.stream).write_all(&buf) {
-            lock(&self.calls).waiting.remove(&id);
+            take_entry(&mut lock(&self.calls).waiting, &id);
             // A partial frame leaves the stream unusable for everyone.
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
             return Err(format!("send request: {e}"));
@@ -169,13 +200,13 @@ impl Inner {
             match frame::read_frame(&mut &self.stream) {
                 Ok(Some(Frame::Message(h, data))) if h.kind == TYPE_RESPONSE => {
                     let reply = decode_response(&data);
-                    if let Some(tx) = lock(&self.calls).waiting.remove(&h.stream_id) {
-                        let _ = tx.send(reply);
+                    if let Some(slot) = take_entry(&mut lock(&self.calls).waiting, &h.stream_id) {
+                        slot.put(reply);
                     }
                 }
                 Ok(Some(Frame::TooLarge(h))) if h.kind == TYPE_RESPONSE => {
-                    if let Some(tx) = lock(&self.calls).waiting.remove(&h.stream_id) {
-                        let _ = tx.send(Err(Status::new(
+                    if let Some(slot) = take_entry(&mut lock(&self.calls).waiting, &h.stream_id) {
+                        slot.put(Err(Status::new(
                             Code::ResourceExhausted,
                             format!(
                                 "response length {} exceed maximum message size of {MAX_DATA}",
@@ -190,8 +221,8 @@ impl Inner {
             }
         };
         let mut calls = lock(&self.calls);
-        for (_, tx) in calls.waiting.drain() {
-            let _ = tx.send(Err(Status::new(Code::Unavailable, why.clone())));
+        for (_, slot) in calls.waiting.drain(..) {
+            slot.put(Err(Status::new(Code::Unavailable, why.clone())));
         }
         calls.closed = Some(why);
     }

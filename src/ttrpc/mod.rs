@@ -177,6 +177,14 @@ pub(crate) fn short_type_name<T>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
+/// Remove and return the value under `key` from a short list of pairs
+/// (services, connections, calls in flight: a few each, so a scan beats a
+/// hash map, also in binary size).
+pub(crate) fn take_entry<K: PartialEq, V>(list: &mut Vec<(K, V)>, key: &K) -> Option<V> {
+    let i = list.iter().position(|(k, _)| k == key)?;
+    Some(list.swap_remove(i).1)
+}
+
 /// A poisoned lock only means a handler panicked: the data is still usable.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

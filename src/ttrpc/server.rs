@@ -4,11 +4,10 @@
 
 use super::addr::{peer_uid, NoSignalWriter};
 use super::frame::{self, Frame, Header, MAX_DATA, TYPE_REQUEST, TYPE_RESPONSE};
-use super::{lock, Code, Service, Status};
+use super::{lock, take_entry, Code, Service, Status};
 use crate::proto::ttrpc::{Request, Response};
 use prost::Message;
 use rustix::event::{PollFd, PollFlags};
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -80,7 +79,7 @@ impl ShutdownHandle {
 }
 
 pub struct Server {
-    services: HashMap<String, Arc<dyn Service>>,
+    services: Vec<(String, Arc<dyn Service>)>,
     allow_uid: Option<u32>,
     handler_stack: usize,
     grace: Duration,
@@ -96,7 +95,7 @@ impl Default for Server {
 impl Server {
     pub fn new() -> Server {
         Server {
-            services: HashMap::new(),
+            services: Vec::new(),
             allow_uid: None,
             handler_stack: HANDLER_STACK,
             grace: Duration::from_secs(1),
@@ -109,7 +108,8 @@ impl Server {
 
     /// Serve `service` under `name` (e.g. "containerd.task.v2.Task").
     pub fn register(&mut self, name: &str, service: Arc<dyn Service>) {
-        self.services.insert(name.to_string(), service);
+        take_entry(&mut self.services, &name.to_string());
+        self.services.push((name.to_string(), service));
     }
 
     /// Only peers with this uid may talk (SO_PEERCRED); None = anyone.
@@ -145,7 +145,7 @@ impl Server {
         let state = Arc::new(State {
             services: self.services.clone(),
             handler_stack: self.handler_stack,
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Vec::new()),
             next_conn: AtomicUsize::new(0),
             in_flight: Mutex::new(0),
             idle: Condvar::new(),
@@ -213,9 +213,9 @@ impl Server {
 
 /// What the connections of one `serve` share.
 struct State {
-    services: HashMap<String, Arc<dyn Service>>,
+    services: Vec<(String, Arc<dyn Service>)>,
     handler_stack: usize,
-    conns: Mutex<HashMap<usize, Arc<Conn>>>,
+    conns: Mutex<Vec<(usize, Arc<Conn>)>>,
     next_conn: AtomicUsize,
     /// Requests being handled or answered, over all connections.
     in_flight: Mutex<usize>,
@@ -280,18 +280,18 @@ impl State {
             in_flight: AtomicUsize::new(0),
         });
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        lock(&self.conns).insert(id, conn.clone());
+        lock(&self.conns).push((id, conn.clone()));
         let state = self.clone();
         let spawned = std::thread::Builder::new()
             .name("ttrpc-conn".into())
             .stack_size(READER_STACK)
             .spawn(move || {
                 state.read_requests(&conn);
-                lock(&state.conns).remove(&id);
+                take_entry(&mut lock(&state.conns), &id);
             });
         if spawned.is_err() {
             // The closure (and its Arc) is gone: closing is all we can do.
-            if let Some(conn) = lock(&self.conns).remove(&id) {
+            if let Some(conn) = take_entry(&mut lock(&self.conns), &id) {
                 let _ = conn.stream.shutdown(std::net::Shutdown::Both);
             }
         }
@@ -348,7 +348,8 @@ impl State {
 
     /// Run one request on its own thread.
     fn dispatch(self: &Arc<Self>, conn: &Arc<Conn>, stream_id: u32, req: Request) {
-        let Some(service) = self.services.get(&req.service).cloned() else {
+        let found = self.services.iter().find(|(name, _)| *name == req.service);
+        let Some(service) = found.map(|(_, s)| s.clone()) else {
             conn.respond_status(
                 stream_id,
                 Code::Unimplemented,
@@ -419,7 +420,7 @@ impl State {
 
     /// Close every connection: their readers see the end and exit.
     fn close_all(&self) {
-        for conn in lock(&self.conns).values() {
+        for (_, conn) in lock(&self.conns).iter() {
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
         }
     }
