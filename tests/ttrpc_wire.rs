@@ -699,6 +699,7 @@ fn code_of(r: &Response) -> i32 {
 fn calls_round_trip_with_metadata_and_errors() {
     let srv = TestServer::start(|_| {});
     let c = srv.client();
+    assert!(!c.is_closed());
     let md = [(
         "containerd-namespace-ttrpc".to_string(),
         "default".to_string(),
@@ -962,6 +963,7 @@ fn client_calls_fail_unavailable_when_the_server_goes() {
     let e = pending.join().unwrap().unwrap_err();
     assert_eq!(e.code, Code::Unavailable, "{e}");
     assert_eq!(echo(&c, b"x").unwrap_err().code, Code::Unavailable);
+    assert!(c.is_closed());
     assert!(Client::connect(&addr).is_err(), "no longer accepting");
 }
 

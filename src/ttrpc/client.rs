@@ -103,6 +103,12 @@ impl Client {
         })
     }
 
+    /// Whether the connection is gone (every call would fail Unavailable):
+    /// time to connect again.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.calls).closed.is_some()
+    }
+
     /// Call `service`/`method` with an encoded request; the encoded answer,
     /// or the server's status. A transport failure is Unavailable; no
     /// answer within `timeout` is DeadlineExceeded (the server is told the

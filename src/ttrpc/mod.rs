@@ -6,6 +6,31 @@
 //! frames) and a short-lived thread per request, all with small stacks, so
 //! an idle shim holds a few pages per connection. Messages are the prost
 //! structs of [`crate::proto`].
+//!
+//! ```no_run
+//! use skiff::proto::task::{StateRequest, StateResponse, SERVICE_V2};
+//! use skiff::ttrpc::{self, Code, RequestContext, Server, Service, Status};
+//! use std::sync::Arc;
+//!
+//! struct Task;
+//! impl Service for Task {
+//!     fn call(&self, _: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+//!         match method {
+//!             "State" => ttrpc::unary(payload, |r: StateRequest| {
+//!                 Err::<StateResponse, _>(Status::new(Code::NotFound, format!("{}: not found", r.id)))
+//!             }),
+//!             _ => Err(ttrpc::unknown_method(method)),
+//!         }
+//!     }
+//! }
+//!
+//! let mut server = Server::new();
+//! server.register(SERVICE_V2, Arc::new(Task));
+//! server.allow_uid(Some(0));
+//! // server.shutdown_handle() (cloned into the Task) makes serve return.
+//! server.serve(ttrpc::listen("unix:///run/containerd/s/abc")?)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 mod addr;
 mod client;
@@ -121,6 +146,12 @@ impl From<Error> for Status {
             Kind::PermissionDenied => Code::PermissionDenied,
         };
         Status::new(code, e.message())
+    }
+}
+
+impl From<std::io::Error> for Status {
+    fn from(e: std::io::Error) -> Status {
+        Status::from(Error::from(e))
     }
 }
 
