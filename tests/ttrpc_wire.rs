@@ -5,8 +5,10 @@
 //! - server and client over real unix sockets, also driven with raw frames
 //!   to check what a ttrpc v1.2 peer sees (codes, stream id rules,
 //!   oversize frames, peer uid);
-//! - the client against containerd 1.6's own ttrpc server (Go ttrpc
-//!   v1.1.1): events forwarded as a shim does, read back with `ctr events`.
+//! - against containerd 1.6 (Go ttrpc v1.1.1): the client forwards events
+//!   as a shim does (read back with `ctr events`); the server, behind a
+//!   script posing as a shim binary, takes `ctr run --rm` through Create,
+//!   Connect, Start, Wait, State, Delete and Shutdown.
 //!
 //! Without protoc (or containerd) those tests print why and pass, except
 //! under CI=true where they fail (`scripts/ensure-deps test`).
@@ -1346,6 +1348,206 @@ fn client_forwards_events_to_a_real_containerd() {
         .call(events::EVENTS_SERVICE, "Nope", vec![], None, &[])
         .unwrap_err();
     assert_eq!(e, Status::new(Code::Unimplemented, "method Nope"));
+}
+
+/// A fake task service: just enough of `containerd.task.v2.Task` for
+/// `ctr run --rm` to go through, recording what containerd asked.
+#[derive(Default)]
+struct FakeTask {
+    calls: Mutex<Vec<String>>,
+    /// Whether the "process" exited, and a condvar to wait for it.
+    exited: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl FakeTask {
+    fn set_exited(exited: &(Mutex<bool>, std::sync::Condvar)) {
+        *exited.0.lock().unwrap() = true;
+        exited.1.notify_all();
+    }
+}
+
+const FAKE_PID: u32 = 4242;
+const FAKE_EXIT: u32 = 3;
+
+impl Service for FakeTask {
+    fn call(&self, _: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        self.calls.lock().unwrap().push(method.to_string());
+        let exited_at = Some(Timestamp::now());
+        match method {
+            "Create" => ttrpc::unary(payload, |r: CreateTaskRequest| {
+                self.calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("Create id={} bundle={}", r.id, r.bundle));
+                Ok(task::CreateTaskResponse { pid: FAKE_PID })
+            }),
+            "Start" => ttrpc::unary(payload, |_: task::StartRequest| {
+                // The "process" exits a little later: Wait blocks meanwhile.
+                let exited = self.exited.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    FakeTask::set_exited(&exited);
+                });
+                Ok(task::StartResponse { pid: FAKE_PID })
+            }),
+            "Connect" => ttrpc::unary(payload, |_: task::ConnectRequest| {
+                Ok(task::ConnectResponse {
+                    shim_pid: std::process::id(),
+                    task_pid: FAKE_PID,
+                    version: "fake".into(),
+                })
+            }),
+            "State" => ttrpc::unary(payload, |r: task::StateRequest| {
+                let exited = *self.exited.0.lock().unwrap();
+                Ok(StateResponse {
+                    id: r.id,
+                    pid: FAKE_PID,
+                    status: if exited {
+                        task::status::STOPPED
+                    } else {
+                        task::status::CREATED
+                    },
+                    exit_status: if exited { FAKE_EXIT } else { 0 },
+                    exited_at: if exited { exited_at } else { None },
+                    ..Default::default()
+                })
+            }),
+            "Wait" => ttrpc::unary(payload, |_: task::WaitRequest| {
+                let exited = self.exited.0.lock().unwrap();
+                let (exited, _) = self
+                    .exited
+                    .1
+                    .wait_timeout_while(exited, Duration::from_secs(20), |e| !*e)
+                    .unwrap();
+                if !*exited {
+                    return Err(Status::new(Code::DeadlineExceeded, "never started"));
+                }
+                Ok(WaitResponse {
+                    exit_status: FAKE_EXIT,
+                    exited_at,
+                })
+            }),
+            "Kill" => ttrpc::unary(payload, |_: task::KillRequest| {
+                FakeTask::set_exited(&self.exited);
+                Ok(skiff::proto::types::Empty {})
+            }),
+            "Delete" => ttrpc::unary(payload, |_: task::DeleteRequest| {
+                Ok(DeleteResponse {
+                    pid: FAKE_PID,
+                    exit_status: FAKE_EXIT,
+                    exited_at,
+                })
+            }),
+            "Shutdown" => ttrpc::unary(payload, |_: task::ShutdownRequest| {
+                Ok(skiff::proto::types::Empty {})
+            }),
+            _ => Err(ttrpc::unknown_method(method)),
+        }
+    }
+}
+
+/// The server against containerd 1.6's ttrpc client: `ctr run --rm` with
+/// a "shim" that is a script printing our socket's address, so containerd
+/// drives the whole task lifecycle over our server (Wait in flight while
+/// other calls come and go) and ctr exits with our Wait's status.
+#[test]
+fn server_runs_a_task_lifecycle_for_a_real_containerd() {
+    let Some(ctd) = Containerd::start() else {
+        return;
+    };
+    let sock = ctd.dir.0.join("fake-shim.sock");
+    let listener = ttrpc::listen(sock.to_str().unwrap()).unwrap();
+    let fake = Arc::new(FakeTask::default());
+    let mut server = Server::new();
+    server.register(task::SERVICE_V2, fake.clone());
+    server.allow_uid(Some(0));
+    let handle = server.shutdown_handle();
+    let serving = std::thread::spawn(move || server.serve(listener));
+    struct StopOnDrop(ShutdownHandle);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.shutdown();
+        }
+    }
+    let _stop = StopOnDrop(handle.clone());
+
+    // `start` prints the address; `delete` prints an empty DeleteResponse.
+    let shim = ctd.dir.0.join("fake-shim");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\nfor a; do last=$a; done\n[ \"$last\" = start ] && echo unix://{}\nexit 0\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rootfs = ctd.dir.0.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+
+    let mut ctr = Command::new("ctr")
+        .arg("-a")
+        .arg(ctd.grpc_address())
+        .args([
+            "-n",
+            "skiff-ttrpc-test",
+            "run",
+            "--rm",
+            "--rootfs",
+            "--runtime",
+        ])
+        .arg(&shim)
+        .arg(&rootfs)
+        .args(["fake1", "/bin/true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = ctr.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = ctr.kill();
+            let _ = ctr.wait();
+            panic!(
+                "ctr run did not finish; calls: {:?}",
+                fake.calls.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = ctr.wait_with_output().unwrap();
+    let calls = fake.calls.lock().unwrap().clone();
+    assert_eq!(
+        status.code(),
+        Some(FAKE_EXIT as i32),
+        "ctr run: {}\ncalls: {calls:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let create = calls
+        .iter()
+        .find(|c| c.starts_with("Create id="))
+        .expect("Create");
+    assert!(
+        create.starts_with("Create id=fake1 bundle=/")
+            && create.ends_with("/skiff-ttrpc-test/fake1"),
+        "{create}"
+    );
+    for m in ["Start", "Wait", "Delete"] {
+        assert!(calls.iter().any(|c| c == m), "no {m} in {calls:?}");
+    }
+    let pos = |m: &str| calls.iter().position(|c| c == m).unwrap();
+    assert!(
+        pos("Create") < pos("Start") && pos("Start") < pos("Delete"),
+        "{calls:?}"
+    );
+
+    handle.shutdown();
+    serving.join().unwrap().unwrap();
 }
 
 // ---------------------------------------------------------------------------
