@@ -135,7 +135,9 @@ impl Server {
     /// Serve on `listener` (blocking) until a ShutdownHandle fires; each
     /// connection gets a reader thread, each request a short-lived thread
     /// with a small stack; responses go out through one writer per
-    /// connection (out of order as they complete).
+    /// connection (out of order as they complete). A server serves once:
+    /// after a shutdown, `serve` returns at once. The listener is closed
+    /// on return; a socket file stays for the caller to remove.
     pub fn serve(&self, listener: UnixListener) -> io::Result<()> {
         let wake = Arc::new(rustix::event::eventfd(
             0,
