@@ -103,6 +103,11 @@ message Process {
   string stdout = 6; string stderr = 7; bool terminal = 8; uint32 exit_status = 9;
   Timestamp exited_at = 10;
 }
+message Namespace { string name = 1; map<string, string> labels = 2; }
+message FieldMask { repeated string paths = 1; }
+message UpdateNamespaceRequest { Namespace namespace = 1; FieldMask update_mask = 2; }
+message PublishRequest { string topic = 1; Any event = 2; }
+message VersionResponse { string version = 1; string revision = 2; }
 // A later StateRequest, with fields this one does not know.
 message StateRequestLater { string id = 1; string exec_id = 2; string future = 15; repeated int64 more = 99; Any extra = 1000; }
 "#;
@@ -522,6 +527,56 @@ fn wire_shared_types_and_unknown_fields() {
     assert_eq!((ours.id.as_str(), ours.exec_id.as_str()), ("c1", "e1"));
     // Truncated input is an error, not a partial message.
     assert!(task::StateRequest::decode(&later[..later.len() - 1]).is_err());
+}
+
+#[test]
+fn wire_daemon_services() {
+    use skiff::proto::services::{events as ev, namespaces as ns, version, FieldMask};
+    let Some(p) = Protoc::get() else { return };
+    let update = ns::UpdateNamespaceRequest {
+        namespace: Some(ns::Namespace {
+            name: "k8s.io".into(),
+            labels: [
+                ("a".to_string(), "1".to_string()),
+                (
+                    "containerd.io/defaults/snapshotter".into(),
+                    "overlayfs".into(),
+                ),
+            ]
+            .into(),
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["labels.a".into()],
+        }),
+    };
+    p.check(
+        "UpdateNamespaceRequest",
+        &update,
+        r#"namespace { name: "k8s.io" labels { key: "a" value: "1" }
+        labels { key: "containerd.io/defaults/snapshotter" value: "overlayfs" } }
+        update_mask { paths: "labels.a" }"#,
+    );
+    let publish = ev::PublishRequest {
+        topic: "/tasks/oom".into(),
+        event: Some(Any {
+            type_url: events::TASK_OOM.into(),
+            value: vec![0x0a, 1, b'c'],
+        }),
+    };
+    p.check(
+        "PublishRequest",
+        &publish,
+        r#"topic: "/tasks/oom" event { type_url: "containerd.events.TaskOOM" value: "\n\001c" }"#,
+    );
+    let v = version::VersionResponse {
+        version: "1.6.20".into(),
+        revision: "skiff".into(),
+    };
+    p.check(
+        "VersionResponse",
+        &v,
+        r#"version: "1.6.20" revision: "skiff""#,
+    );
 }
 
 // ---------------------------------------------------------------------------
