@@ -23,7 +23,8 @@ use skiff::proto::task::{
 use skiff::proto::ttrpc::{KeyValue, Request, Response};
 use skiff::proto::types::{Any, Descriptor, Mount, Platform, RpcStatus, Timestamp};
 use skiff::ttrpc::{
-    self, frame, Client, Code, RequestContext, Server, Service, ShutdownHandle, Status,
+    self, frame, Client, Code, RequestContext, Server, ServerStream, Service, ShutdownHandle,
+    Status,
 };
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -593,6 +594,8 @@ struct Probe {
     release: Mutex<Option<mpsc::Receiver<()>>>,
     shutdown: Mutex<Option<ShutdownHandle>>,
     calls: AtomicUsize,
+    /// Streaming handlers that returned.
+    streams_done: AtomicUsize,
 }
 
 impl Service for Probe {
@@ -632,6 +635,50 @@ impl Service for Probe {
                     h.shutdown();
                 }
                 Ok(Vec::new())
+            }
+            _ => Err(ttrpc::unknown_method(method)),
+        }
+    }
+
+    fn call_stream(
+        &self,
+        _: &RequestContext,
+        method: &str,
+        stream: &ServerStream,
+    ) -> Result<(), Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let result = self.run_stream(method, stream);
+        self.streams_done.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+}
+
+impl Probe {
+    fn run_stream(&self, method: &str, stream: &ServerStream) -> Result<(), Status> {
+        match method {
+            // Server streaming: the request names how many messages.
+            "Count" => {
+                let req = stream.recv().expect("the request comes first");
+                let n = if req.is_empty() {
+                    3 // an empty request still arrives (as an empty message)
+                } else {
+                    u32::from_be_bytes(req.try_into().unwrap())
+                };
+                for i in 0..n {
+                    stream.send(&i.to_be_bytes())?;
+                }
+                Ok(())
+            }
+            // Both ways: every message comes back until the client closes.
+            "EchoStream" => {
+                while let Some(msg) = stream.recv() {
+                    stream.send(&msg)?;
+                }
+                Ok(())
+            }
+            "FailStream" => {
+                stream.send(b"one")?;
+                Err(Status::new(Code::NotFound, "gone"))
             }
             _ => Err(ttrpc::unknown_method(method)),
         }
@@ -1089,6 +1136,116 @@ fn listen_on_a_path_and_leave_it_to_the_caller() {
     t.join().unwrap().unwrap();
 }
 
+#[test]
+fn server_streams_every_message_then_ends() {
+    let srv = TestServer::start(|_| {});
+    let c = srv.client();
+    let t = Some(Duration::from_secs(10));
+    let st = c
+        .stream(
+            TEST_SERVICE,
+            "Count",
+            100u32.to_be_bytes().to_vec(),
+            false,
+            &[],
+        )
+        .unwrap();
+    for i in 0..100u32 {
+        assert_eq!(st.recv(t).unwrap(), Some(i.to_be_bytes().to_vec()));
+    }
+    assert_eq!(st.recv(t).unwrap(), None, "the end");
+    assert_eq!(st.recv(t).unwrap(), None, "stays ended");
+    // An empty request (e.g. SubscribeRequest{}) still reaches the handler.
+    let st = c.stream(TEST_SERVICE, "Count", vec![], false, &[]).unwrap();
+    let got: Vec<_> = std::iter::from_fn(|| st.recv(t).unwrap()).collect();
+    assert_eq!(got.len(), 3);
+    // An error ends the stream after what was sent.
+    let st = c
+        .stream(TEST_SERVICE, "FailStream", vec![], false, &[])
+        .unwrap();
+    assert_eq!(st.recv(t).unwrap(), Some(b"one".to_vec()));
+    assert_eq!(st.recv(t).unwrap_err(), Status::new(Code::NotFound, "gone"));
+    // Unknown streaming method; a client without client_streams cannot send.
+    let st = c.stream(TEST_SERVICE, "Nope", vec![], false, &[]).unwrap();
+    assert_eq!(
+        st.recv(t).unwrap_err(),
+        Status::new(Code::Unimplemented, "method Nope")
+    );
+    assert_eq!(st.send(b"x").unwrap_err().code, Code::FailedPrecondition);
+}
+
+#[test]
+fn bidirectional_streams_interleave_with_unary_calls() {
+    let srv = TestServer::start(|_| {});
+    let c = Arc::new(srv.client());
+    let t = Some(Duration::from_secs(10));
+    let a = c
+        .stream(TEST_SERVICE, "EchoStream", vec![], true, &[])
+        .unwrap();
+    let b = c
+        .stream(TEST_SERVICE, "EchoStream", b"first".to_vec(), true, &[])
+        .unwrap();
+    assert_eq!(
+        b.recv(t).unwrap(),
+        Some(b"first".to_vec()),
+        "the request's payload"
+    );
+    for i in 0..20u8 {
+        a.send(&[i]).unwrap();
+        b.send(&[100 + i]).unwrap();
+        assert_eq!(echo(&c, &[i, i]).unwrap(), [i, i], "unary calls meanwhile");
+        assert_eq!(a.recv(t).unwrap(), Some(vec![i]));
+        assert_eq!(b.recv(t).unwrap(), Some(vec![100 + i]));
+    }
+    a.close_send().unwrap();
+    assert_eq!(a.recv(t).unwrap(), None, "the server ends after our end");
+    // Dropping an open stream closes our side: the handler finishes.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.probe.streams_done.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped stream's handler still runs"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(echo(&c, b"end").unwrap(), b"end");
+}
+
+#[test]
+fn raw_peer_sees_ttrpc_stream_frames() {
+    let srv = TestServer::start(|_| {});
+    let mut s = srv.raw();
+    let req = Request {
+        service: TEST_SERVICE.into(),
+        method: "Count".into(),
+        payload: 2u32.to_be_bytes().to_vec(),
+        ..Default::default()
+    };
+    let rc = frame::FLAG_REMOTE_CLOSED;
+    frame::write_frame(&mut s, 1, frame::TYPE_REQUEST, rc, &req.encode_to_vec()).unwrap();
+    for (flags, data) in [
+        (0, vec![0, 0, 0, 0]),
+        (0, vec![0, 0, 0, 1]),
+        (rc | frame::FLAG_NO_DATA, vec![]),
+    ] {
+        match frame::read_frame(&mut s).unwrap() {
+            Some(frame::Frame::Message(h, d)) => {
+                assert_eq!(
+                    (h.stream_id, h.kind, h.flags, d),
+                    (1, frame::TYPE_DATA, flags, data)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Data for a stream that is not open is refused as ttrpc does.
+    frame::write_frame(&mut s, 9, frame::TYPE_DATA, 0, b"stray").unwrap();
+    let (id, r) = read_raw(&mut s);
+    assert_eq!((id, code_of(&r)), (9, Code::InvalidArgument as i32));
+    assert_eq!(r.status.unwrap().message, "StreamID is no longer active");
+}
+
 /// Peer uid check: a child running as nobody (65534) is cut off by a
 /// server that allows only root, and served by one that allows nobody.
 #[test]
@@ -1268,11 +1425,14 @@ impl CtrEvents {
         CtrEvents { child, out }
     }
 
-    fn wait_for(&self, needle: &str) -> String {
+    /// What ctr printed once it shows every one of `needles` (events are
+    /// delivered asynchronously and not in the order they were forwarded
+    /// from several threads), or after 10 s.
+    fn wait_for(&self, needles: &[String]) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-            if text.contains(needle) || Instant::now() > deadline {
+            if needles.iter().all(|n| text.contains(n.as_str())) || Instant::now() > deadline {
                 return text;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -1368,7 +1528,11 @@ fn client_forwards_events_to_a_real_containerd() {
         w.join().unwrap().expect("concurrent forward");
     }
 
-    let text = events_out.wait_for("\"container_id\":\"w7\"");
+    let mut expected: Vec<String> = (0..8)
+        .map(|i| format!("\"container_id\":\"w{i}\""))
+        .collect();
+    expected.push("\"exit_status\":7".into());
+    let text = events_out.wait_for(&expected);
     assert!(
         text.contains("/tasks/exit")
             && text.contains("\"container_id\":\"c1\"")

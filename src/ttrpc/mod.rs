@@ -5,7 +5,10 @@
 //! No async runtime: a server runs a thread per connection (reading
 //! frames) and a short-lived thread per request, all with small stacks, so
 //! an idle shim holds a few pages per connection. Messages are the prost
-//! structs of [`crate::proto`].
+//! structs of [`crate::proto`]. Unary calls are what containerd's task and
+//! event services use; streams (ttrpc 1.2: [`Service::call_stream`],
+//! [`Client::stream`]) are there for the daemon's Subscribe and content
+//! transfers.
 //!
 //! ```no_run
 //! use skiff::proto::task::{StateRequest, StateResponse, SERVICE_V2};
@@ -36,10 +39,11 @@ mod addr;
 mod client;
 pub mod frame;
 mod server;
+mod stream;
 
 pub use addr::{connect_stream, listen};
-pub use client::{call, Client};
-pub use server::{RequestContext, Server, ShutdownHandle};
+pub use client::{call, Client, ClientStream};
+pub use server::{RequestContext, Server, ServerStream, ShutdownHandle};
 
 use crate::error::{Error, Kind};
 use std::fmt;
@@ -180,6 +184,20 @@ pub trait Service: Send + Sync + 'static {
     /// An unknown method is `Status::new(Code::Unimplemented, format!("method {method}"))`
     /// (see [`unknown_method`]).
     fn call(&self, ctx: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status>;
+
+    /// A streaming method (ttrpc 1.2: containerd's Events.Subscribe,
+    /// Content.Read/Write): [`ServerStream::recv`] gives the request's
+    /// payload, then what the client streams; [`ServerStream::send`]
+    /// streams back. Ok ends the stream normally, Err with that status.
+    fn call_stream(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        stream: &ServerStream,
+    ) -> Result<(), Status> {
+        let _ = (ctx, stream);
+        Err(unknown_method(method))
+    }
 }
 
 /// The status ttrpc answers an unknown method with.

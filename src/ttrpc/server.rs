@@ -3,7 +3,11 @@
 //! else; answers go out as each request finishes, out of order.
 
 use super::addr::{peer_uid, NoSignalWriter};
-use super::frame::{self, Frame, Header, MAX_DATA, TYPE_REQUEST, TYPE_RESPONSE};
+use super::frame::{
+    self, Frame, Header, FLAG_NO_DATA, FLAG_REMOTE_CLOSED, FLAG_REMOTE_OPEN, MAX_DATA, TYPE_DATA,
+    TYPE_REQUEST, TYPE_RESPONSE,
+};
+use super::stream::Inbox;
 use super::{lock, take_entry, Code, Service, Status};
 use crate::proto::ttrpc::{Request, Response};
 use prost::Message;
@@ -229,9 +233,22 @@ struct Conn {
     /// One writer at a time, so frames never interleave.
     write_lock: Mutex<()>,
     in_flight: AtomicUsize,
+    /// Streams whose client side is still open, by stream id.
+    streams: Mutex<Vec<(u32, Arc<Inbox>)>>,
 }
 
 impl Conn {
+    /// Write one frame; a peer that cannot take it is cut off.
+    fn send_frame(&self, stream_id: u32, kind: u8, flags: u8, data: &[u8]) -> io::Result<()> {
+        let buf = frame::encode_frame(stream_id, kind, flags, data)?;
+        let _guard = lock(&self.write_lock);
+        let sent = NoSignalWriter(&self.stream).write_all(&buf);
+        if sent.is_err() {
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
+        sent
+    }
+
     /// Send one response frame; a peer that cannot take it is cut off.
     fn respond(&self, stream_id: u32, result: Result<Vec<u8>, Status>) {
         let resp = match result {
@@ -259,13 +276,7 @@ impl Conn {
             }
             .encode_to_vec();
         }
-        let sent = frame::encode_frame(stream_id, TYPE_RESPONSE, 0, &data).and_then(|buf| {
-            let _guard = lock(&self.write_lock);
-            NoSignalWriter(&self.stream).write_all(&buf)
-        });
-        if sent.is_err() {
-            let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        }
+        let _ = self.send_frame(stream_id, TYPE_RESPONSE, 0, &data);
     }
 
     fn respond_status(&self, stream_id: u32, code: Code, message: impl Into<String>) {
@@ -280,6 +291,7 @@ impl State {
             stream,
             write_lock: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
+            streams: Mutex::new(Vec::new()),
         });
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         lock(&self.conns).push((id, conn.clone()));
@@ -306,7 +318,15 @@ impl State {
             let (h, data) = match frame::read_frame(&mut &conn.stream) {
                 Ok(Some(Frame::Message(h, data))) => (h, data),
                 Ok(Some(Frame::TooLarge(h))) => {
-                    if h.kind == TYPE_REQUEST {
+                    if h.kind == TYPE_DATA {
+                        if let Some(inbox) = take_entry(&mut lock(&conn.streams), &h.stream_id) {
+                            inbox.finish(Err(Status::new(
+                                Code::ResourceExhausted,
+                                "stream message exceeds the maximum message size",
+                            )));
+                        }
+                    }
+                    if h.kind == TYPE_REQUEST || h.kind == TYPE_DATA {
                         conn.respond_status(
                             h.stream_id,
                             Code::ResourceExhausted,
@@ -320,7 +340,10 @@ impl State {
                 }
                 // End of stream: in-flight answers still go out (their
                 // threads hold the connection until they have written).
-                Ok(None) => return,
+                Ok(None) => {
+                    close_streams(conn);
+                    return;
+                }
                 // Truncated, or a length not worth reading through: the
                 // stream cannot be resynchronised.
                 Err(_) => break,
@@ -328,6 +351,10 @@ impl State {
             // No streams are served, so stray data or responses have
             // nothing to go to; unknown types are ignored, as ttrpc does
             // for compatibility with later versions.
+            if h.kind == TYPE_DATA {
+                stream_data(conn, &h, data);
+                continue;
+            }
             if h.kind != TYPE_REQUEST {
                 continue;
             }
@@ -337,7 +364,7 @@ impl State {
             }
             last_stream = h.stream_id;
             match Request::decode(&data[..]) {
-                Ok(req) => self.dispatch(conn, h.stream_id, req),
+                Ok(req) => self.dispatch(conn, &h, req),
                 Err(e) => conn.respond_status(
                     h.stream_id,
                     Code::InvalidArgument,
@@ -345,11 +372,14 @@ impl State {
                 ),
             }
         }
+        close_streams(conn);
         let _ = conn.stream.shutdown(std::net::Shutdown::Both);
     }
 
-    /// Run one request on its own thread.
-    fn dispatch(self: &Arc<Self>, conn: &Arc<Conn>, stream_id: u32, req: Request) {
+    /// Run one request on its own thread: a unary call, or a stream when
+    /// the request carries a stream flag.
+    fn dispatch(self: &Arc<Self>, conn: &Arc<Conn>, h: &Header, req: Request) {
+        let stream_id = h.stream_id;
         let found = self.services.iter().find(|(name, _)| *name == req.service);
         let Some(service) = found.map(|(_, s)| s.clone()) else {
             conn.respond_status(
@@ -378,21 +408,37 @@ impl State {
                 .then(|| Instant::now() + Duration::from_nanos(req.timeout_nano as u64)),
         };
         let (method, payload) = (req.method, req.payload);
+        let stream = (h.flags & (FLAG_REMOTE_CLOSED | FLAG_REMOTE_OPEN) != 0)
+            .then(|| open_stream(conn, h, payload.clone()));
         let spawned = std::thread::Builder::new()
             .stack_size(self.handler_stack)
             .spawn(move || {
                 // With panic=abort (release) a panic ends the process; in
                 // a test build the caller still gets an answer.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    service.call(&ctx, &method, &payload)
-                }))
-                .unwrap_or_else(|_| {
+                let run = std::panic::AssertUnwindSafe(|| match &stream {
+                    None => service.call(&ctx, &method, &payload).map(Some),
+                    Some(s) => service.call_stream(&ctx, &method, s).map(|()| None),
+                });
+                let result = std::panic::catch_unwind(run).unwrap_or_else(|_| {
                     Err(Status::new(
                         Code::Internal,
                         format!("method {method}: handler panicked"),
                     ))
                 });
-                guard.conn.respond(stream_id, result);
+                if let Some(s) = &stream {
+                    take_entry(&mut lock(&guard.conn.streams), &stream_id);
+                    s.inbox.finish(Ok(()));
+                }
+                match result {
+                    Ok(Some(answer)) => guard.conn.respond(stream_id, Ok(answer)),
+                    // The end of a stream that went well: an empty data
+                    // frame flagged remote-closed, as ttrpc sends it.
+                    Ok(None) => {
+                        let flags = FLAG_REMOTE_CLOSED | FLAG_NO_DATA;
+                        let _ = guard.conn.send_frame(stream_id, TYPE_DATA, flags, &[]);
+                    }
+                    Err(status) => guard.conn.respond(stream_id, Err(status)),
+                }
                 drop(guard);
             });
         if let Err(e) = spawned {
@@ -425,6 +471,82 @@ impl State {
         for (_, conn) in lock(&self.conns).iter() {
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+/// A stream for a request flagged remote-closed (the client only
+/// listens) or remote-open (the client streams too).
+fn open_stream(conn: &Arc<Conn>, h: &Header, payload: Vec<u8>) -> ServerStream {
+    let inbox = Arc::new(Inbox::default());
+    let client_streams = h.flags & FLAG_REMOTE_OPEN != 0;
+    // The request's payload is the first message, even when empty (an
+    // empty message encodes to nothing), unless the client streams and
+    // sent none.
+    if !client_streams || !payload.is_empty() {
+        inbox.push(payload);
+    }
+    if client_streams {
+        lock(&conn.streams).push((h.stream_id, inbox.clone()));
+    } else {
+        inbox.finish(Ok(()));
+    }
+    ServerStream {
+        conn: conn.clone(),
+        id: h.stream_id,
+        inbox,
+    }
+}
+
+/// The client is gone: its open streams end (their handlers' recv sees
+/// the end).
+fn close_streams(conn: &Conn) {
+    for (_, inbox) in lock(&conn.streams).drain(..) {
+        inbox.finish(Ok(()));
+    }
+}
+
+/// A data frame from the client for one of its open streams.
+fn stream_data(conn: &Conn, h: &Header, data: Vec<u8>) {
+    let found = lock(&conn.streams)
+        .iter()
+        .find(|(id, _)| *id == h.stream_id)
+        .map(|(_, inbox)| inbox.clone());
+    let Some(inbox) = found else {
+        conn.respond_status(
+            h.stream_id,
+            Code::InvalidArgument,
+            "StreamID is no longer active",
+        );
+        return;
+    };
+    if h.flags & FLAG_NO_DATA == 0 {
+        inbox.push(data);
+    }
+    if h.flags & FLAG_REMOTE_CLOSED != 0 {
+        take_entry(&mut lock(&conn.streams), &h.stream_id);
+        inbox.finish(Ok(()));
+    }
+}
+
+/// A handler's side of a streaming call.
+pub struct ServerStream {
+    conn: Arc<Conn>,
+    id: u32,
+    inbox: Arc<Inbox>,
+}
+
+impl ServerStream {
+    /// The next message from the client (the request's payload first);
+    /// None once the client closed its side.
+    pub fn recv(&self) -> Option<Vec<u8>> {
+        self.inbox.next(None).and_then(|r| r.ok().flatten())
+    }
+
+    /// Send one message to the client; Unavailable once it is gone.
+    pub fn send(&self, msg: &[u8]) -> Result<(), Status> {
+        self.conn
+            .send_frame(self.id, TYPE_DATA, 0, msg)
+            .map_err(|e| Status::new(Code::Unavailable, format!("stream {}: {e}", self.id)))
     }
 }
 
