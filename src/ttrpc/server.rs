@@ -407,9 +407,9 @@ impl State {
             deadline: (req.timeout_nano > 0)
                 .then(|| Instant::now() + Duration::from_nanos(req.timeout_nano as u64)),
         };
-        let (method, payload) = (req.method, req.payload);
+        let (method, mut payload) = (req.method, req.payload);
         let stream = (h.flags & (FLAG_REMOTE_CLOSED | FLAG_REMOTE_OPEN) != 0)
-            .then(|| open_stream(conn, h, payload.clone()));
+            .then(|| open_stream(conn, h, std::mem::take(&mut payload)));
         let spawned = std::thread::Builder::new()
             .stack_size(self.handler_stack)
             .spawn(move || {
@@ -442,6 +442,7 @@ impl State {
                 drop(guard);
             });
         if let Err(e) = spawned {
+            take_entry(&mut lock(&conn.streams), &stream_id);
             conn.respond_status(
                 stream_id,
                 Code::ResourceExhausted,
