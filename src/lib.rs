@@ -8,11 +8,13 @@ pub mod json;
 pub mod log;
 pub mod metadata;
 pub mod oci;
+pub mod proto;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;
 pub mod snapshot;
 pub mod sys;
 pub mod time;
+pub mod ttrpc;
 
 pub use error::{Context, Error, Kind, Result};
