@@ -565,3 +565,119 @@ fn a_frozen_cgroup_is_refused() {
         drop(guard);
     }
 }
+
+/// `--debug` without `--log`: the runtime's lines go to the runtime's
+/// stderr, never to the container's console, even those the init writes
+/// after the console became its stdio (a startContainer hook's).
+#[test]
+fn debug_lines_stay_off_the_console() {
+    let ctx = Ctx::new("clidebugtty");
+    let mut c = ctx.config();
+    c.set("process.terminal", js("true"));
+    c.sh("echo APP; exec sleep 1000");
+    c.push(
+        "hooks.startContainer",
+        js(r#"{"path": "/bin/busybox", "args": ["true"]}"#),
+    );
+    ctx.write_config(&c);
+    let sock = ConsoleSocket::new(&ctx);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt(&[
+        "--debug",
+        "run",
+        "-d",
+        "--console-socket",
+        &sock.path_str(),
+        "--bundle",
+        &b,
+        &id,
+    ]);
+    out.ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    let master = sock.receive_master(T);
+    let text = read_pty(&master, T, |s| s.contains("APP"));
+    assert!(
+        text.contains("APP"),
+        "the process wrote to its console: {text:?}"
+    );
+    assert!(
+        !text.contains("level=") && !text.contains("msg="),
+        "no runtime log line on the console: {text:?}"
+    );
+    if is_skiff() {
+        assert!(
+            out.stderr.contains("hooks.startContainer[0]"),
+            "the init's debug lines go to the runtime's stderr: {:?}",
+            out.stderr
+        );
+    }
+    drop(master);
+    finish(&ctx, &id);
+}
+
+/// With a terminal, `create` holds none of its caller's pipes once it has
+/// exited (go-runc reads its stderr to the end), even under `--debug`; the
+/// init's later lines go to `start`'s log instead.
+#[test]
+fn create_with_a_terminal_lets_go_of_stderr() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let ctx = Ctx::new("clidebugcreate");
+    let mut c = ctx.config();
+    c.set("process.terminal", js("true"));
+    c.sh("echo APP; exec sleep 1000");
+    c.push(
+        "hooks.startContainer",
+        js(r#"{"path": "/bin/busybox", "args": ["true"]}"#),
+    );
+    ctx.write_config(&c);
+    let sock = ConsoleSocket::new(&ctx);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let mut child = Command::new(&runtime().path)
+        .arg("--root")
+        .arg(&ctx.root)
+        .args(["--debug", "create", "--console-socket"])
+        .arg(sock.path_str())
+        .args(["--bundle", &b, &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn create");
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let status = child.wait().expect("wait for create");
+    // Before anything can fail: the init is ours to clean up.
+    if let Ok(pid) = std::panic::catch_unwind(|| ctx.pid_of(&id)) {
+        ctx.track_pid(pid);
+    }
+    assert!(status.success(), "create: {status:?}");
+    let text = rx
+        .recv_timeout(T)
+        .expect("create's stderr reaches its end once create has exited");
+    if is_skiff() {
+        assert!(text.contains("level=debug"), "{text:?}");
+    }
+    let master = sock.receive_master(T);
+    let out = ctx.rt(&["--debug", "start", &id]);
+    out.ok();
+    let console = read_pty(&master, T, |s| s.contains("APP"));
+    assert!(console.contains("APP"), "{console:?}");
+    assert!(!console.contains("level="), "{console:?}");
+    if is_skiff() {
+        assert!(
+            out.stderr.contains("hooks.startContainer[0]"),
+            "the init's last lines go to start's stderr: {:?}",
+            out.stderr
+        );
+    }
+    drop(master);
+    finish(&ctx, &id);
+}
