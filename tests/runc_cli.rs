@@ -24,10 +24,15 @@ fn skip(why: &str) {
 
 /// `run -d` a `sleep 1000` container from `c`; returns the id and the pid.
 #[track_caller]
-fn start_sleeper(ctx: &Ctx, mut c: Config) -> (String, i32) {
+fn start_sleeper(ctx: &Ctx, c: Config) -> (String, i32) {
+    start_sleeper_as(ctx, c, ctx.id())
+}
+
+/// [`start_sleeper`] with a given id.
+#[track_caller]
+fn start_sleeper_as(ctx: &Ctx, mut c: Config, id: String) -> (String, i32) {
     c.sh("exec sleep 1000");
     ctx.write_config(&c);
-    let id = ctx.id();
     let b = ctx.bundle_str();
     ctx.rt(&["run", "-d", "--bundle", &b, &id]).ok();
     let pid = ctx.pid_of(&id);
@@ -679,5 +684,155 @@ fn create_with_a_terminal_lets_go_of_stderr() {
         );
     }
     drop(master);
+    finish(&ctx, &id);
+}
+
+/// `kill -a` on a stopped container still signals what is left in its
+/// cgroup (runc does; containerd's shim kills a shared pid namespace's
+/// leftovers this way once the init has exited).
+#[test]
+fn kill_all_reaches_leftovers_of_a_stopped_container() {
+    let ctx = Ctx::new("clikillleft");
+    let id = ctx.id();
+    let mut c = ctx.config();
+    c.remove_namespace("pid");
+    c.set("linux.cgroupsPath", js(&format!("\"/{id}\"")));
+    c.sh("sleep 1001 & sleep 1");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    ctx.rt(&["run", "-d", "--bundle", &b, &id]).ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    ctx.wait_status(&id, "stopped", T);
+    let leftovers: Vec<(i32, u64)> = cgroups_named(&id)
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|pid| Some((pid, proc_starttime(pid)?)))
+        .collect();
+    for (pid, _) in &leftovers {
+        ctx.track_pid(*pid);
+    }
+    let sleeper = leftovers
+        .iter()
+        .find(|(pid, _)| proc_cmdline(*pid).contains("1001"))
+        .copied();
+    let Some((pid, start)) = sleeper else {
+        finish(&ctx, &id);
+        panic!("the background sleep outlives the init in the cgroup: {leftovers:?}");
+    };
+    ctx.rt(&["kill", "-a", &id, "KILL"]).ok();
+    let gone = wait_gone(pid, start, T);
+    finish(&ctx, &id);
+    assert!(gone, "kill -a signals the leftover {pid} in the cgroup");
+}
+
+/// A parent cgroup made by a test, removed from every hierarchy on drop.
+/// Made before the `Ctx`, so it goes after the Ctx has cleaned up the
+/// containers in it.
+struct ParentCgroup {
+    name: String,
+}
+
+impl ParentCgroup {
+    fn new() -> ParentCgroup {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ParentCgroup {
+            name: format!("skiffpar{}-{n}", std::process::id()),
+        }
+    }
+}
+
+impl Drop for ParentCgroup {
+    fn drop(&mut self) {
+        if let Some(m) = cgroup_mount("freezer") {
+            let _ = fs::write(m.join(&self.name).join("freezer.state"), "THAWED");
+        }
+        for mount in cgroup_mounts() {
+            let _ = fs::remove_dir(mount.join(&self.name));
+        }
+    }
+}
+
+/// Thaws a v1 freezer cgroup on drop (before the Ctx kills what is in it).
+struct Thaw(std::path::PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = fs::write(self.0.join("freezer.state"), "THAWED");
+    }
+}
+
+/// A frozen parent freezes the container's new cgroup: refused, and what
+/// create made is removed (runc 1.1 hangs here).
+#[test]
+fn a_frozen_parent_cgroup_is_refused() {
+    let parent = ParentCgroup::new();
+    let ctx = Ctx::new("clifrozenpar");
+    let Some(mount) = cgroup_mount("freezer") else {
+        skip("no v1 freezer hierarchy");
+        return;
+    };
+    let id = ctx.id();
+    let pdir = mount.join(&parent.name);
+    fs::create_dir(&pdir).unwrap();
+    let thaw = Thaw(pdir.clone());
+    fs::write(pdir.join("freezer.state"), "FROZEN").unwrap();
+    let mut c = ctx.config();
+    c.set(
+        "linux.cgroupsPath",
+        js(&format!("\"/{}/{id}\"", parent.name)),
+    );
+    c.sh("exec sleep 1000");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    let started = Instant::now();
+    let out = ctx.spawn(&["run", "-d", "--bundle", &b, &id]).wait(T);
+    if out.status.success() {
+        ctx.track_pid(ctx.pid_of(&id));
+        drop(thaw);
+        finish(&ctx, &id);
+        panic!("run -d in a frozen parent succeeded");
+    }
+    assert!(started.elapsed() < T, "refused quickly, not after a hang");
+    assert!(out.stderr.contains("frozen"), "{:?}", out.stderr);
+    assert!(
+        !pdir.join(&id).exists(),
+        "the cgroup create made is removed"
+    );
+    assert!(pdir.exists(), "the parent it did not make is left alone");
+    ctx.assert_gone(&id);
+}
+
+/// SIGKILL is delivered even when the thaw after it fails (a frozen parent
+/// keeps the container frozen): kill succeeds, with a warning.
+#[test]
+fn kill_succeeds_when_the_thaw_fails() {
+    let parent = ParentCgroup::new();
+    let ctx = Ctx::new("clikillthaw");
+    let Some(mount) = cgroup_mount("freezer") else {
+        skip("no v1 freezer hierarchy");
+        return;
+    };
+    let id = ctx.id();
+    let mut c = ctx.config();
+    c.set(
+        "linux.cgroupsPath",
+        js(&format!("\"/{}/{id}\"", parent.name)),
+    );
+    let (id, _) = start_sleeper_as(&ctx, c, id);
+    let thaw = Thaw(mount.join(&parent.name));
+    fs::write(thaw.0.join("freezer.state"), "FROZEN").unwrap();
+    let out = ctx.kill(&id, "KILL");
+    drop(thaw);
+    out.ok();
+    if is_skiff() {
+        assert!(out.stderr.contains("level=warning"), "{:?}", out.stderr);
+    }
+    ctx.wait_status(&id, "stopped", T);
     finish(&ctx, &id);
 }

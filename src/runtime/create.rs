@@ -349,6 +349,13 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     // The config as created: exec applies it, whatever the bundle holds later.
     container::write_replace(&dir.join(container::CONFIG_FILE), config_text.as_bytes())?;
     cgroup.create()?;
+    // A frozen parent freezes the new cgroup too (checked only now: a cgroup
+    // inherits the state when it is made).
+    if let Some(dir) = cgroup.frozen_dir() {
+        crate::bail!(
+            "container's cgroup {dir} is frozen by a frozen parent cgroup (thaw the parent)"
+        );
+    }
     let no_resources = resources::Resources::default();
     cgroup
         .apply(
