@@ -54,14 +54,38 @@ fn read_pid_file(ctx: &Ctx, name: &str) -> i32 {
         .unwrap_or_else(|_| panic!("pid file {s:?}"))
 }
 
-const COMMANDS: &[&str] = &[
+/// Commands every runtime here must have (and list in its help).
+const REQUIRED_COMMANDS: &[&str] = &[
     "create", "delete", "events", "exec", "kill", "list", "pause", "ps", "resume", "run", "spec",
-    "start", "state", "update", "features",
+    "start", "state", "update",
 ];
+
+/// The command names a global usage text lists (argh's "Commands:" or
+/// urfave/cli's "COMMANDS:" section; "help, h" is one entry).
+fn listed_commands(usage: &str) -> Vec<String> {
+    usage
+        .lines()
+        .skip_while(|l| !l.trim().eq_ignore_ascii_case("commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        // A wrapped description continues far more indented.
+        .filter(|l| l.len() - l.trim_start().len() <= 4)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|w| w.trim_end_matches(',').to_string())
+        .filter(|w| w != "help")
+        .collect()
+}
 
 #[test]
 fn help_everywhere_and_unknown_commands() {
     let ctx = Ctx::new("clihelp");
+    let commands = listed_commands(&ctx.rt(&["--help"]).stdout);
+    for cmd in REQUIRED_COMMANDS {
+        assert!(
+            commands.iter().any(|c| c == cmd),
+            "`runc --help` lists {cmd}: {commands:?}"
+        );
+    }
     for flag in ["--help", "-h"] {
         let out = ctx.rt(&[flag]);
         out.ok();
@@ -70,7 +94,7 @@ fn help_everywhere_and_unknown_commands() {
             "`runc {flag}` prints the usage with the commands: {:?}",
             out.stdout
         );
-        for cmd in COMMANDS {
+        for cmd in &commands {
             let out = ctx.rt(&[cmd, flag]);
             out.ok();
             assert!(
@@ -86,6 +110,26 @@ fn help_everywhere_and_unknown_commands() {
         out.stderr.contains("No help topic for 'frobnicate'"),
         "runc's message for an unknown command: {:?}",
         out.stderr
+    );
+    // `help TOPIC` for no command: the same.
+    let out = ctx.rt(&["help", "frobnicate"]);
+    out.exit(3);
+    assert!(
+        out.stderr.contains("No help topic for 'frobnicate'"),
+        "runc's message for an unknown help topic: {:?}",
+        out.stderr
+    );
+    let out = ctx.rt(&["help", "delete"]);
+    out.ok();
+    assert!(out.stdout.contains("delete"), "{:?}", out.stdout);
+    // delete's -f is a switch (list's and ps's take a value): -h after it
+    // is still help.
+    let out = ctx.rt(&["delete", "-f", "-h"]);
+    out.ok();
+    assert!(
+        out.stdout.to_lowercase().contains("usage") && out.stdout.contains("delete"),
+        "{:?}",
+        out.stdout
     );
     // runc's commands that skiff lacks say so.
     if is_skiff() {
