@@ -797,7 +797,23 @@ impl Drop for ParentCgroup {
             let _ = fs::write(m.join(&self.name).join("freezer.state"), "THAWED");
         }
         for mount in cgroup_mounts() {
-            let _ = fs::remove_dir(mount.join(&self.name));
+            let dir = mount.join(&self.name);
+            // A child cgroup empties a moment after its processes died.
+            for _ in 0..100 {
+                let children: Vec<_> = fs::read_dir(&dir)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.path())
+                            .filter(|p| p.is_dir())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if children.iter().all(|c| fs::remove_dir(c).is_ok()) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = fs::remove_dir(&dir);
         }
     }
 }
@@ -815,6 +831,10 @@ impl Drop for Thaw {
 /// create made is removed (runc 1.1 hangs here).
 #[test]
 fn a_frozen_parent_cgroup_is_refused() {
+    if !is_skiff() {
+        eprintln!("runc 1.1 hangs in a frozen parent cgroup: skiff only");
+        return;
+    }
     let parent = ParentCgroup::new();
     let ctx = Ctx::new("clifrozenpar");
     let Some(mount) = cgroup_mount("freezer") else {
