@@ -615,6 +615,19 @@ fn a_frozen_cgroup_is_refused() {
     }
 }
 
+/// The fds a process has open, in order.
+fn open_fds(pid: i32) -> Vec<i32> {
+    let mut fds: Vec<i32> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort_unstable();
+    fds
+}
+
 /// `--debug` without `--log`: the runtime's lines go to the runtime's
 /// stderr, never to the container's console, even those the init writes
 /// after the console became its stdio (a startContainer hook's).
@@ -653,6 +666,12 @@ fn debug_lines_stay_off_the_console() {
     assert!(
         !text.contains("level=") && !text.contains("msg="),
         "no runtime log line on the console: {text:?}"
+    );
+    // The log's copy of stderr was close-on-exec.
+    assert_eq!(
+        open_fds(ctx.pid_of(&id)),
+        [0, 1, 2],
+        "the container's process inherits only stdio"
     );
     if is_skiff() {
         assert!(
@@ -719,6 +738,7 @@ fn create_with_a_terminal_lets_go_of_stderr() {
     out.ok();
     let console = read_pty(&master, T, |s| s.contains("APP"));
     assert!(console.contains("APP"), "{console:?}");
+    assert_eq!(open_fds(ctx.pid_of(&id)), [0, 1, 2]);
     assert!(!console.contains("level="), "{console:?}");
     if is_skiff() {
         assert!(
