@@ -920,3 +920,38 @@ fn kill_succeeds_when_the_thaw_fails() {
     ctx.wait_status(&id, "stopped", T);
     finish(&ctx, &id);
 }
+
+/// `--preserve-fds` cannot hand the container the runtime's own log (opened
+/// at the lowest free fd when the caller passed fewer fds than it said).
+#[test]
+fn preserve_fds_never_passes_the_log() {
+    let ctx = Ctx::new("clipreservelog");
+    if !is_skiff() {
+        eprintln!("runc does not check that preserved fds are open: skiff only");
+        return;
+    }
+    let mut c = ctx.config();
+    c.sh("echo ran");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    let root = ctx.root.to_str().unwrap().to_string();
+    for log in [true, false] {
+        let path = ctx.path("preserve.log");
+        let path = path.to_str().unwrap();
+        let mut args = vec!["--root", &root];
+        if log {
+            args.extend(["--log", path]);
+        }
+        let id = ctx.id();
+        args.extend(["run", "--preserve-fds", "1", "--bundle", &b, &id]);
+        let out = ctx.rt_noroot(&args);
+        out.fails();
+        assert!(!out.stdout.contains("ran"), "{:?}", out.stdout);
+        assert!(
+            out.stderr.contains("fd 3 is not open"),
+            "log file {log}: {:?}",
+            out.stderr
+        );
+        ctx.assert_gone(&id);
+    }
+}
