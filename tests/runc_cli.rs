@@ -1,8 +1,11 @@
 //! runc's command-line habits, as a new user meets them: help everywhere,
-//! unknown commands, `--debug` and `--log`, exec's exit codes, `kill -a`
-//! on a stopped container, SIGKILL of a paused one, `ps` arguments,
-//! `update --memory -1`, unified resources on a v1 host, `exec --cgroup`,
-//! the owner of a console, and a cgroup frozen before the container exists.
+//! unknown commands and help topics, `--debug` and `--log` (never on the
+//! container's console, never inherited, never holding create's stderr),
+//! exec's exit codes, `kill -a` on a stopped container (and its cgroup's
+//! leftovers), SIGKILL of a paused one, `ps` arguments, `update --memory
+//! -1`, unified resources on a v1 host, `exec --cgroup`, the owner of a
+//! console, and a cgroup frozen before the container exists (or by its
+//! parent).
 //!
 //! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test --test runc_cli`.
 
