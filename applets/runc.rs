@@ -23,7 +23,7 @@ struct Runc {
     /// set the log format: text (default) or json
     #[argh(option, default = "String::from(\"text\")")]
     log_format: String,
-    /// enable debug logging (accepted; skiff logs only errors)
+    /// enable debug logging
     #[argh(switch)]
     #[allow(dead_code)]
     debug: bool,
@@ -424,14 +424,37 @@ const FLAGS: Flags = Flags {
     ],
 };
 
-/// The one-letter flags that take a value (-b DIR, -e K=V, -u UID, ...).
-const SHORT_OPTIONS: &str = "bcefgmpru";
+/// The one-letter flags of `command` that take a value (-b DIR, -e K=V,
+/// -u UID, ...): `-f` takes one for list and ps, and is a switch for delete.
+fn short_options(command: Option<&str>) -> &'static str {
+    match command {
+        Some("exec") => "cegpu",
+        Some("update") => "mr",
+        Some("spec" | "create" | "run") => "b",
+        Some("list" | "ps") => "f",
+        _ => "",
+    }
+}
 
-/// The command names, for runc's message about an unknown one.
-const COMMANDS: &[&str] = &[
-    "spec", "create", "start", "run", "state", "list", "ps", "kill", "delete", "exec", "pause",
-    "resume", "update", "events", "features",
-];
+/// Is `name` one of our commands (as argh knows them)?
+fn is_command(name: &str) -> bool {
+    <Command as argh::SubCommands>::COMMANDS
+        .iter()
+        .any(|c| c.name == name)
+}
+
+/// runc's answer to an unknown command or help topic: exit 3, through the
+/// log the global flags ask for.
+fn no_help_topic(args: &[String], topic: &str) -> ExitCode {
+    let globals: Vec<String> = args.iter().take_while(|a| *a != topic).cloned().collect();
+    let globals = normalize_with_shorts(globals, &FLAGS, "", None);
+    let strs: Vec<&str> = globals.iter().map(String::as_str).collect();
+    if let Ok(cli) = Runc::from_args(&["runc"], &strs) {
+        let _ = init_log(&cli);
+    }
+    report(&format!("No help topic for '{topic}'"));
+    ExitCode::from(3)
+}
 
 /// What a command's failure exits with: exec's own failures are 255 (as
 /// runc's), so they cannot be mistaken for the process's status.
@@ -503,31 +526,29 @@ fn init_log(cli: &Runc) -> Result<()> {
 pub fn main(_name: &str, args: Vec<String>) -> ExitCode {
     // exec's command line after the container id is the container's own,
     // and so are ps's arguments (for ps(1)).
-    let first_positional = first_positional(&args);
-    let args = match first_positional.as_deref() {
+    let first = first_positional(&args);
+    let args = match first.as_deref() {
         // `runc help [COMMAND]`, as urfave/cli has it.
-        Some("help") => help_args(args),
+        Some("help") => {
+            let args = help_args(args);
+            match first_positional(&args) {
+                Some(topic) if !is_command(&topic) => return no_help_topic(&args, &topic),
+                _ => args,
+            }
+        }
         Some(cmd @ ("checkpoint" | "restore")) => {
             report(&format!(
                 "runc {cmd}: not supported by skiff (it has no CRIU support)"
             ));
             return ExitCode::from(1);
         }
-        Some(cmd) if !COMMANDS.contains(&cmd) => {
-            // The global flags still say where the message goes.
-            let globals: Vec<String> = args.iter().take_while(|a| *a != cmd).cloned().collect();
-            let globals = normalize_with_shorts(globals, &FLAGS, SHORT_OPTIONS, None);
-            let strs: Vec<&str> = globals.iter().map(String::as_str).collect();
-            if let Ok(cli) = Runc::from_args(&["runc"], &strs) {
-                let _ = init_log(&cli);
-            }
-            report(&format!("No help topic for '{cmd}'"));
-            return ExitCode::from(3);
-        }
+        // The global flags still say where the message goes.
+        Some(cmd) if !is_command(cmd) => return no_help_topic(&args, cmd),
         _ => args,
     };
-    let stop = matches!(first_positional.as_deref(), Some("exec" | "ps")).then_some(2);
-    let args = normalize_with_shorts(args, &FLAGS, SHORT_OPTIONS, stop);
+    let command = first_positional(&args);
+    let stop = matches!(command.as_deref(), Some("exec" | "ps")).then_some(2);
+    let args = normalize_with_shorts(args, &FLAGS, short_options(command.as_deref()), stop);
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let cli = match Runc::from_args(&["runc"], &strs) {
         Ok(cli) => cli,

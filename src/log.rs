@@ -6,9 +6,14 @@
 //!
 //! A disabled level costs one atomic load: the message is not formatted and
 //! nothing is allocated.
+//!
+//! Lines go to a copy of the sink made at [`init`], never to "fd 2 now": a
+//! container's init is a clone of the runtime, and once its console is
+//! attached its fd 2 is the container's, not the runtime's. The copy is
+//! close-on-exec, so neither hooks nor the container inherit it.
 
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -40,8 +45,11 @@ pub enum Format {
 }
 
 struct Sink {
-    /// None: stderr.
-    file: Option<OwnedFd>,
+    /// The log file, or a close-on-exec copy of stderr as it was at
+    /// [`init`]; None if stderr was closed then.
+    fd: Option<OwnedFd>,
+    /// No log file: the lines go to (the copy of) stderr.
+    to_stderr: bool,
     format: Format,
     /// Name the emitting module and source line (runc does under --debug).
     caller: bool,
@@ -51,14 +59,20 @@ struct Sink {
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(0);
 static SINK: OnceLock<Sink> = OnceLock::new();
 
-/// Where lines go (`file`, else stderr), in which format, and the most
-/// verbose level written. The first call wins; later calls return false.
-/// The file should be opened for appending and close-on-exec.
+/// Where lines go (`file`, else stderr as it is now), in which format, and
+/// the most verbose level written. The first call wins; later calls return
+/// false. The file should be opened for appending and close-on-exec.
 pub fn init(file: Option<OwnedFd>, format: Format, max: Level) -> bool {
+    if SINK.get().is_some() {
+        return false;
+    }
     let caller = max >= Level::Debug;
+    let to_stderr = file.is_none();
+    let fd = file.or_else(|| rustix::io::fcntl_dupfd_cloexec(std::io::stderr().as_fd(), 3).ok());
     let set = SINK
         .set(Sink {
-            file,
+            fd,
+            to_stderr,
             format,
             caller,
         })
@@ -69,6 +83,30 @@ pub fn init(file: Option<OwnedFd>, format: Format, max: Level) -> bool {
     set
 }
 
+/// From now on, write this process's lines to (a close-on-exec copy of)
+/// `to`; with None, to nowhere, and the old sink is closed. For a
+/// container's init: once its creator may have exited, it must not keep the
+/// creator's stderr open (a caller reading that to its end would wait for
+/// `start`), and its last lines belong to whoever runs `start`. Does nothing
+/// when there is no sink.
+pub fn redirect(to: Option<BorrowedFd>) -> crate::Result<()> {
+    let Some(sink) = sink_fd() else {
+        return Ok(());
+    };
+    match to {
+        Some(fd) => crate::sys::process::dup_onto_cloexec(fd, sink),
+        None => {
+            // The read end of a pipe nobody writes: lines written to it
+            // fail (EBADF) and nothing is held open.
+            let (read, _write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| {
+                    crate::Error::from(std::io::Error::from(e)).wrap("log: close the sink")
+                })?;
+            crate::sys::process::dup_onto_cloexec(read.as_fd(), sink)
+        }
+    }
+}
+
 /// Would a line at `level` be written?
 #[inline]
 pub fn enabled(level: Level) -> bool {
@@ -77,7 +115,13 @@ pub fn enabled(level: Level) -> bool {
 
 /// Do lines go to stderr (no log file)?
 pub fn to_stderr() -> bool {
-    SINK.get().is_none_or(|s| s.file.is_none())
+    SINK.get().is_none_or(|s| s.to_stderr)
+}
+
+/// The descriptor lines are written to, if any: not the caller's to hand on
+/// (a `--preserve-fds` range must not include it).
+pub fn sink_fd() -> Option<RawFd> {
+    SINK.get()?.fd.as_ref().map(AsRawFd::as_raw_fd)
 }
 
 /// Where a line was emitted (filled in by the macros).
@@ -100,10 +144,9 @@ pub fn write(level: Level, caller: Caller, args: fmt::Arguments) {
     let caller = sink.caller.then_some(caller);
     let line = format_line(sink.format, &time, level, &msg, caller);
     // One write per line, so lines of concurrent writers do not interleave.
-    let _ = match &sink.file {
-        Some(fd) => rustix::io::write(fd, line.as_bytes()),
-        None => rustix::io::write(std::io::stderr().as_fd(), line.as_bytes()),
-    };
+    if let Some(fd) = &sink.fd {
+        let _ = rustix::io::write(fd, line.as_bytes());
+    }
 }
 
 /// One line in `format`, newline included: logrus's text fields in its

@@ -1,8 +1,11 @@
 //! runc's command-line habits, as a new user meets them: help everywhere,
-//! unknown commands, `--debug` and `--log`, exec's exit codes, `kill -a`
-//! on a stopped container, SIGKILL of a paused one, `ps` arguments,
-//! `update --memory -1`, unified resources on a v1 host, `exec --cgroup`,
-//! the owner of a console, and a cgroup frozen before the container exists.
+//! unknown commands and help topics, `--debug` and `--log` (never on the
+//! container's console, never inherited, never holding create's stderr),
+//! exec's exit codes, `kill -a` on a stopped container (and its cgroup's
+//! leftovers), SIGKILL of a paused one, `ps` arguments, `update --memory
+//! -1`, unified resources on a v1 host, `exec --cgroup`, the owner of a
+//! console, and a cgroup frozen before the container exists (or by its
+//! parent).
 //!
 //! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test --test runc_cli`.
 
@@ -24,10 +27,15 @@ fn skip(why: &str) {
 
 /// `run -d` a `sleep 1000` container from `c`; returns the id and the pid.
 #[track_caller]
-fn start_sleeper(ctx: &Ctx, mut c: Config) -> (String, i32) {
+fn start_sleeper(ctx: &Ctx, c: Config) -> (String, i32) {
+    start_sleeper_as(ctx, c, ctx.id())
+}
+
+/// [`start_sleeper`] with a given id.
+#[track_caller]
+fn start_sleeper_as(ctx: &Ctx, mut c: Config, id: String) -> (String, i32) {
     c.sh("exec sleep 1000");
     ctx.write_config(&c);
-    let id = ctx.id();
     let b = ctx.bundle_str();
     ctx.rt(&["run", "-d", "--bundle", &b, &id]).ok();
     let pid = ctx.pid_of(&id);
@@ -49,14 +57,38 @@ fn read_pid_file(ctx: &Ctx, name: &str) -> i32 {
         .unwrap_or_else(|_| panic!("pid file {s:?}"))
 }
 
-const COMMANDS: &[&str] = &[
+/// Commands every runtime here must have (and list in its help).
+const REQUIRED_COMMANDS: &[&str] = &[
     "create", "delete", "events", "exec", "kill", "list", "pause", "ps", "resume", "run", "spec",
-    "start", "state", "update", "features",
+    "start", "state", "update",
 ];
+
+/// The command names a global usage text lists (argh's "Commands:" or
+/// urfave/cli's "COMMANDS:" section; "help, h" is one entry).
+fn listed_commands(usage: &str) -> Vec<String> {
+    usage
+        .lines()
+        .skip_while(|l| !l.trim().eq_ignore_ascii_case("commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        // A wrapped description continues far more indented.
+        .filter(|l| l.len() - l.trim_start().len() <= 4)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|w| w.trim_end_matches(',').to_string())
+        .filter(|w| w != "help")
+        .collect()
+}
 
 #[test]
 fn help_everywhere_and_unknown_commands() {
     let ctx = Ctx::new("clihelp");
+    let commands = listed_commands(&ctx.rt(&["--help"]).stdout);
+    for cmd in REQUIRED_COMMANDS {
+        assert!(
+            commands.iter().any(|c| c == cmd),
+            "`runc --help` lists {cmd}: {commands:?}"
+        );
+    }
     for flag in ["--help", "-h"] {
         let out = ctx.rt(&[flag]);
         out.ok();
@@ -65,7 +97,7 @@ fn help_everywhere_and_unknown_commands() {
             "`runc {flag}` prints the usage with the commands: {:?}",
             out.stdout
         );
-        for cmd in COMMANDS {
+        for cmd in &commands {
             let out = ctx.rt(&[cmd, flag]);
             out.ok();
             assert!(
@@ -81,6 +113,26 @@ fn help_everywhere_and_unknown_commands() {
         out.stderr.contains("No help topic for 'frobnicate'"),
         "runc's message for an unknown command: {:?}",
         out.stderr
+    );
+    // `help TOPIC` for no command: the same.
+    let out = ctx.rt(&["help", "frobnicate"]);
+    out.exit(3);
+    assert!(
+        out.stderr.contains("No help topic for 'frobnicate'"),
+        "runc's message for an unknown help topic: {:?}",
+        out.stderr
+    );
+    let out = ctx.rt(&["help", "delete"]);
+    out.ok();
+    assert!(out.stdout.contains("delete"), "{:?}", out.stdout);
+    // delete's -f is a switch (list's and ps's take a value): -h after it
+    // is still help.
+    let out = ctx.rt(&["delete", "-f", "-h"]);
+    out.ok();
+    assert!(
+        out.stdout.to_lowercase().contains("usage") && out.stdout.contains("delete"),
+        "{:?}",
+        out.stdout
     );
     // runc's commands that skiff lacks say so.
     if is_skiff() {
@@ -563,5 +615,346 @@ fn a_frozen_cgroup_is_refused() {
         assert!(guard.dir.exists(), "a cgroup it did not make is left alone");
         ctx.assert_gone(&id);
         drop(guard);
+    }
+}
+
+/// The fds a process has open, in order.
+fn open_fds(pid: i32) -> Vec<i32> {
+    let mut fds: Vec<i32> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort_unstable();
+    fds
+}
+
+/// `--debug` without `--log`: the runtime's lines go to the runtime's
+/// stderr, never to the container's console, even those the init writes
+/// after the console became its stdio (a startContainer hook's).
+#[test]
+fn debug_lines_stay_off_the_console() {
+    let ctx = Ctx::new("clidebugtty");
+    let mut c = ctx.config();
+    c.set("process.terminal", js("true"));
+    c.sh("echo APP; exec sleep 1000");
+    c.push(
+        "hooks.startContainer",
+        js(r#"{"path": "/bin/busybox", "args": ["true"]}"#),
+    );
+    ctx.write_config(&c);
+    let sock = ConsoleSocket::new(&ctx);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt(&[
+        "--debug",
+        "run",
+        "-d",
+        "--console-socket",
+        &sock.path_str(),
+        "--bundle",
+        &b,
+        &id,
+    ]);
+    out.ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    let master = sock.receive_master(T);
+    let text = read_pty(&master, T, |s| s.contains("APP"));
+    assert!(
+        text.contains("APP"),
+        "the process wrote to its console: {text:?}"
+    );
+    assert!(
+        !text.contains("level=") && !text.contains("msg="),
+        "no runtime log line on the console: {text:?}"
+    );
+    // The log's copy of stderr was close-on-exec.
+    assert_eq!(
+        open_fds(ctx.pid_of(&id)),
+        [0, 1, 2],
+        "the container's process inherits only stdio"
+    );
+    if is_skiff() {
+        assert!(
+            out.stderr.contains("hooks.startContainer[0]"),
+            "the init's debug lines go to the runtime's stderr: {:?}",
+            out.stderr
+        );
+    }
+    drop(master);
+    finish(&ctx, &id);
+}
+
+/// With a terminal, `create` holds none of its caller's pipes once it has
+/// exited (go-runc reads its stderr to the end), even under `--debug`; the
+/// init's later lines go to `start`'s log instead.
+#[test]
+fn create_with_a_terminal_lets_go_of_stderr() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let ctx = Ctx::new("clidebugcreate");
+    let mut c = ctx.config();
+    c.set("process.terminal", js("true"));
+    c.sh("echo APP; exec sleep 1000");
+    c.push(
+        "hooks.startContainer",
+        js(r#"{"path": "/bin/busybox", "args": ["true"]}"#),
+    );
+    ctx.write_config(&c);
+    let sock = ConsoleSocket::new(&ctx);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let mut child = Command::new(&runtime().path)
+        .arg("--root")
+        .arg(&ctx.root)
+        .args(["--debug", "create", "--console-socket"])
+        .arg(sock.path_str())
+        .args(["--bundle", &b, &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn create");
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let status = child.wait().expect("wait for create");
+    // Before anything can fail: the init is ours to clean up.
+    if let Ok(pid) = std::panic::catch_unwind(|| ctx.pid_of(&id)) {
+        ctx.track_pid(pid);
+    }
+    assert!(status.success(), "create: {status:?}");
+    let text = rx
+        .recv_timeout(T)
+        .expect("create's stderr reaches its end once create has exited");
+    if is_skiff() {
+        assert!(text.contains("level=debug"), "{text:?}");
+    }
+    let master = sock.receive_master(T);
+    let out = ctx.rt(&["--debug", "start", &id]);
+    out.ok();
+    let console = read_pty(&master, T, |s| s.contains("APP"));
+    assert!(console.contains("APP"), "{console:?}");
+    assert_eq!(open_fds(ctx.pid_of(&id)), [0, 1, 2]);
+    assert!(!console.contains("level="), "{console:?}");
+    if is_skiff() {
+        assert!(
+            out.stderr.contains("hooks.startContainer[0]"),
+            "the init's last lines go to start's stderr: {:?}",
+            out.stderr
+        );
+    }
+    drop(master);
+    finish(&ctx, &id);
+}
+
+/// `kill -a` on a stopped container still signals what is left in its
+/// cgroup (runc does; containerd's shim kills a shared pid namespace's
+/// leftovers this way once the init has exited).
+#[test]
+fn kill_all_reaches_leftovers_of_a_stopped_container() {
+    let ctx = Ctx::new("clikillleft");
+    let id = ctx.id();
+    let mut c = ctx.config();
+    c.remove_namespace("pid");
+    c.set("linux.cgroupsPath", js(&format!("\"/{id}\"")));
+    c.sh("sleep 1001 & sleep 1");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    ctx.rt(&["run", "-d", "--bundle", &b, &id]).ok();
+    ctx.track_pid(ctx.pid_of(&id));
+    ctx.wait_status(&id, "stopped", T);
+    let leftovers: Vec<(i32, u64)> = cgroups_named(&id)
+        .iter()
+        .filter_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|pid| Some((pid, proc_starttime(pid)?)))
+        .collect();
+    for (pid, _) in &leftovers {
+        ctx.track_pid(*pid);
+    }
+    let sleeper = leftovers
+        .iter()
+        .find(|(pid, _)| proc_cmdline(*pid).contains("1001"))
+        .copied();
+    let Some((pid, start)) = sleeper else {
+        finish(&ctx, &id);
+        panic!("the background sleep outlives the init in the cgroup: {leftovers:?}");
+    };
+    ctx.rt(&["kill", "-a", &id, "KILL"]).ok();
+    let gone = wait_gone(pid, start, T);
+    finish(&ctx, &id);
+    assert!(gone, "kill -a signals the leftover {pid} in the cgroup");
+}
+
+/// A parent cgroup made by a test, removed from every hierarchy on drop.
+/// Made before the `Ctx`, so it goes after the Ctx has cleaned up the
+/// containers in it.
+struct ParentCgroup {
+    name: String,
+}
+
+impl ParentCgroup {
+    fn new() -> ParentCgroup {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ParentCgroup {
+            name: format!("skiffpar{}-{n}", std::process::id()),
+        }
+    }
+}
+
+impl Drop for ParentCgroup {
+    fn drop(&mut self) {
+        if let Some(m) = cgroup_mount("freezer") {
+            let _ = fs::write(m.join(&self.name).join("freezer.state"), "THAWED");
+        }
+        for mount in cgroup_mounts() {
+            let dir = mount.join(&self.name);
+            // A child cgroup empties a moment after its processes died.
+            for _ in 0..100 {
+                let children: Vec<_> = fs::read_dir(&dir)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.path())
+                            .filter(|p| p.is_dir())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if children.iter().all(|c| fs::remove_dir(c).is_ok()) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = fs::remove_dir(&dir);
+        }
+    }
+}
+
+/// Thaws a v1 freezer cgroup on drop (before the Ctx kills what is in it).
+struct Thaw(std::path::PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = fs::write(self.0.join("freezer.state"), "THAWED");
+    }
+}
+
+/// A frozen parent freezes the container's new cgroup: refused, and what
+/// create made is removed (runc 1.1 hangs here).
+#[test]
+fn a_frozen_parent_cgroup_is_refused() {
+    if !is_skiff() {
+        eprintln!("runc 1.1 hangs in a frozen parent cgroup: skiff only");
+        return;
+    }
+    let parent = ParentCgroup::new();
+    let ctx = Ctx::new("clifrozenpar");
+    let Some(mount) = cgroup_mount("freezer") else {
+        skip("no v1 freezer hierarchy");
+        return;
+    };
+    let id = ctx.id();
+    let pdir = mount.join(&parent.name);
+    fs::create_dir(&pdir).unwrap();
+    let thaw = Thaw(pdir.clone());
+    fs::write(pdir.join("freezer.state"), "FROZEN").unwrap();
+    let mut c = ctx.config();
+    c.set(
+        "linux.cgroupsPath",
+        js(&format!("\"/{}/{id}\"", parent.name)),
+    );
+    c.sh("exec sleep 1000");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    let started = Instant::now();
+    let out = ctx.spawn(&["run", "-d", "--bundle", &b, &id]).wait(T);
+    if out.status.success() {
+        ctx.track_pid(ctx.pid_of(&id));
+        drop(thaw);
+        finish(&ctx, &id);
+        panic!("run -d in a frozen parent succeeded");
+    }
+    assert!(started.elapsed() < T, "refused quickly, not after a hang");
+    assert!(out.stderr.contains("frozen"), "{:?}", out.stderr);
+    assert!(
+        !pdir.join(&id).exists(),
+        "the cgroup create made is removed"
+    );
+    assert!(pdir.exists(), "the parent it did not make is left alone");
+    ctx.assert_gone(&id);
+}
+
+/// SIGKILL is delivered even when the thaw after it fails (a frozen parent
+/// keeps the container frozen): kill succeeds, with a warning.
+#[test]
+fn kill_succeeds_when_the_thaw_fails() {
+    let parent = ParentCgroup::new();
+    let ctx = Ctx::new("clikillthaw");
+    let Some(mount) = cgroup_mount("freezer") else {
+        skip("no v1 freezer hierarchy");
+        return;
+    };
+    let id = ctx.id();
+    let mut c = ctx.config();
+    c.set(
+        "linux.cgroupsPath",
+        js(&format!("\"/{}/{id}\"", parent.name)),
+    );
+    let (id, _) = start_sleeper_as(&ctx, c, id);
+    let thaw = Thaw(mount.join(&parent.name));
+    fs::write(thaw.0.join("freezer.state"), "FROZEN").unwrap();
+    let out = ctx.kill(&id, "KILL");
+    drop(thaw);
+    out.ok();
+    if is_skiff() {
+        assert!(out.stderr.contains("level=warning"), "{:?}", out.stderr);
+    }
+    ctx.wait_status(&id, "stopped", T);
+    finish(&ctx, &id);
+}
+
+/// `--preserve-fds` cannot hand the container the runtime's own log (opened
+/// at the lowest free fd when the caller passed fewer fds than it said).
+#[test]
+fn preserve_fds_never_passes_the_log() {
+    let ctx = Ctx::new("clipreservelog");
+    if !is_skiff() {
+        eprintln!("runc does not check that preserved fds are open: skiff only");
+        return;
+    }
+    let mut c = ctx.config();
+    c.sh("echo ran");
+    ctx.write_config(&c);
+    let b = ctx.bundle_str();
+    let root = ctx.root.to_str().unwrap().to_string();
+    for log in [true, false] {
+        let path = ctx.path("preserve.log");
+        let path = path.to_str().unwrap();
+        let mut args = vec!["--root", &root];
+        if log {
+            args.extend(["--log", path]);
+        }
+        let id = ctx.id();
+        args.extend(["run", "--preserve-fds", "1", "--bundle", &b, &id]);
+        let out = ctx.rt_noroot(&args);
+        out.fails();
+        assert!(!out.stdout.contains("ran"), "{:?}", out.stdout);
+        assert!(
+            out.stderr.contains("fd 3 is not open"),
+            "log file {log}: {:?}",
+            out.stderr
+        );
+        ctx.assert_gone(&id);
     }
 }

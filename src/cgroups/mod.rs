@@ -430,21 +430,25 @@ impl Cgroup {
         crate::bail!("pause: no freezer cgroup is available on this host")
     }
 
-    /// A directory of this cgroup that is frozen now (the v1 freezer, or
-    /// cgroup.freeze of v2, which exists on hybrid hosts too): a process
+    /// A directory of this cgroup that is frozen now, by itself or by a
+    /// parent (the v1 freezer's state, or v2's cgroup.freeze and the
+    /// `frozen` of cgroup.events; v2 exists on hybrid hosts too): a process
     /// moved in would stop at once.
     pub fn frozen_dir(&self) -> Option<&str> {
+        let read = |d: &Dir, file: &str| std::fs::read_to_string(d.file(file));
         self.dirs
             .iter()
             .find(|d| {
-                let (file, frozen) = if d.is_v2() {
-                    ("cgroup.freeze", "1")
+                if d.is_v2() {
+                    read(d, "cgroup.freeze").is_ok_and(|s| s.trim() == "1")
+                        || read(d, "cgroup.events")
+                            .is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"))
                 } else if d.has("freezer") {
-                    ("freezer.state", "FROZEN")
+                    // FREEZING too: on its way (a parent is being frozen).
+                    read(d, "freezer.state").is_ok_and(|s| s.trim() != "THAWED")
                 } else {
-                    return false;
-                };
-                std::fs::read_to_string(d.file(file)).is_ok_and(|s| s.trim() == frozen)
+                    false
+                }
             })
             .map(|d| d.path.as_str())
     }

@@ -12,7 +12,7 @@ use crate::oci::resources;
 use crate::oci::spec::{self, Spec};
 use crate::sys::{ns, process, signal, sock};
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -260,6 +260,10 @@ pub(crate) fn check_preserved_fds(n: u32) -> Result<()> {
         if !process::fd_is_open(fd) {
             crate::bail!("--preserve-fds {n}: fd {fd} is not open");
         }
+        // Opened by the runtime itself after fd was found free.
+        if crate::log::sink_fd() == Some(fd) {
+            crate::bail!("--preserve-fds {n}: fd {fd} is not open (it is the runtime's log)");
+        }
     }
     Ok(())
 }
@@ -351,6 +355,13 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
     // The config as created: exec applies it, whatever the bundle holds later.
     container::write_replace(&dir.join(container::CONFIG_FILE), config_text.as_bytes())?;
     cgroup.create()?;
+    // A frozen parent freezes the new cgroup too (checked only now: a cgroup
+    // inherits the state when it is made).
+    if let Some(dir) = cgroup.frozen_dir() {
+        crate::bail!(
+            "container's cgroup {dir} is frozen by a frozen parent cgroup (thaw the parent)"
+        );
+    }
     let no_resources = resources::Resources::default();
     cgroup
         .apply(
@@ -680,6 +691,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Vec<Error>> {
     ))
     .with_context(|| format!("start container {id}: connect {}", sock_path.display()))?;
     let _ = std::fs::remove_file(&sock_path);
+    // The init's last lines (startContainer hooks) go to our log.
+    match crate::log::sink_fd() {
+        Some(fd) => sock::send_fd(&conn, &[0], fd),
+        None => conn.write_all(&[0]).map_err(Error::from),
+    }
+    .with_context(|| format!("start container {id}"))?;
     // The init answers with one byte when it is released, then execs (which
     // closes its end) or writes why exec failed.
     let mut reply = Vec::new();
@@ -708,13 +725,18 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Vec<Error>> {
 }
 
 /// The init's side of the start handshake: block until `start` connects,
-/// acknowledge, and return the connection so an exec failure can be told.
-/// Only a locked-down init waits (see `user_process::Exec::lock_down`).
+/// take its log sink as ours, acknowledge, and return the connection so an
+/// exec failure can be told. Only a locked-down init waits (see
+/// `user_process::Exec::lock_down`).
 pub(crate) fn wait_for_start(
     listener: &UnixListener,
     _locked: &super::user_process::LockedExec,
 ) -> Result<UnixStream> {
     let (mut conn, _) = listener.accept().context("wait for start")?;
+    let (_, log) = sock::recv_fd(&conn, &mut [0u8; 1]).context("wait for start")?;
+    if let Some(log) = log {
+        crate::log::redirect(Some(log.as_fd()))?;
+    }
     conn.write_all(&[0]).context("acknowledge start")?;
     Ok(conn)
 }

@@ -79,6 +79,8 @@ pub(crate) fn main(mut ctx: InitContext) -> ! {
         let _ = writeln!(std::io::stderr(), "container init: {e}");
         process::exit_now(1);
     }
+    // Our creator may exit now: its stderr is not ours to keep open.
+    let _ = crate::log::redirect(None);
     let mut conn = match wait_for_start(&ctx.exec_listener, &exec) {
         Ok(c) => c,
         Err(_) => process::exit_now(1),

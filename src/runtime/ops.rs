@@ -25,8 +25,9 @@ fn signal_init(c: &Container, sig: i32) -> Result<()> {
 /// `runc kill`.
 ///
 /// `all` signals every process of the container. A container that has
-/// stopped is an error, except with `all` (runc: nothing left to signal is
-/// success then). SIGKILL reaches every process when the container shares
+/// stopped is an error, except with `all`: then what is left in its cgroup
+/// (a shared pid namespace's orphans) is signalled, and nothing left is
+/// success (as runc; containerd's shim relies on it). SIGKILL reaches every process when the container shares
 /// the host's pid namespace, with or without `all` (as current runc: the
 /// kernel does it only when the init is pid 1 of its own namespace).
 pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
@@ -38,6 +39,11 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     );
     if c.status() == Status::Stopped {
         if all {
+            // Each may exit meanwhile (ESRCH): nothing to report then.
+            for pid in c.cgroup().procs() {
+                let _ = process::kill(pid, sig);
+            }
+            thaw_for_sigkill(&c, sig);
             return Ok(());
         }
         return Err(crate::err_kind!(
@@ -52,11 +58,18 @@ pub fn kill(root: &StateRoot, id: &str, sig: i32, all: bool) -> Result<()> {
     } else {
         signal_init(&c, sig)?;
     }
-    // A frozen process acts on SIGKILL only once thawed (runc thaws too).
-    if sig == libc::SIGKILL && c.cgroup().is_frozen() {
-        c.cgroup().set_frozen(false)?;
-    }
+    thaw_for_sigkill(&c, sig);
     Ok(())
+}
+
+/// A frozen process acts on SIGKILL only once thawed (runc thaws too). The
+/// signal is delivered either way: a failed thaw is a warning.
+fn thaw_for_sigkill(c: &Container, sig: i32) {
+    if sig == libc::SIGKILL && c.cgroup().is_frozen() {
+        if let Err(e) = c.cgroup().set_frozen(false) {
+            crate::log::warn!("kill container {}: thaw after SIGKILL: {e}", c.id());
+        }
+    }
 }
 
 /// SIGKILL every process of the container and wait until the init is gone

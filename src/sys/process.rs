@@ -3,7 +3,7 @@
 use super::{check, cstring, last_error};
 use crate::error::{Context, Result};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub type Pid = i32;
 
@@ -369,6 +369,17 @@ pub fn dup2(from: RawFd, to: RawFd) -> Result<()> {
     // SAFETY: dup2 on integer fds; failure is reported through errno.
     check(unsafe { libc::dup2(from, to) } as libc::c_long)
         .with_context(|| format!("dup2 {from} to {to}"))?;
+    Ok(())
+}
+
+/// Make `to` a close-on-exec duplicate of `from` (dup3 with O_CLOEXEC),
+/// closing what `to` referred to before. For an fd this process owns whose
+/// number others hold on to (the log sink).
+pub fn dup_onto_cloexec(from: BorrowedFd, to: RawFd) -> Result<()> {
+    // SAFETY: dup3 on integer fds; failure is reported through errno. The
+    // caller owns `to`, which stays open (now naming `from`'s file).
+    check(unsafe { libc::dup3(from.as_raw_fd(), to, libc::O_CLOEXEC) } as libc::c_long)
+        .with_context(|| format!("dup3 {} onto {to}", from.as_raw_fd()))?;
     Ok(())
 }
 
