@@ -744,7 +744,7 @@ fn oversized_config_and_state_are_refused_naming_the_file() {
         out.stderr
     );
     ctx.assert_gone(&id);
-    // A state.json grown past 1 MiB.
+    // A state.json grown past its bound (the config's, plus 1 MiB).
     let mut c = ctx.config();
     c.sh("sleep 30");
     ctx.write_config(&c);
@@ -752,7 +752,7 @@ fn oversized_config_and_state_are_refused_naming_the_file() {
     ctx.create(&id).ok();
     let state = ctx.root.join(&id).join("state.json");
     let saved = fs::read_to_string(&state).unwrap();
-    fs::write(&state, saved.clone() + &" ".repeat(2 << 20)).unwrap();
+    fs::write(&state, saved.clone() + &" ".repeat(18 << 20)).unwrap();
     let out = ctx.rt(&["state", &id]);
     assert_ne!(out.code(), Some(0));
     assert!(
@@ -761,6 +761,30 @@ fn oversized_config_and_state_are_refused_naming_the_file() {
         out.stderr
     );
     fs::write(&state, saved).unwrap();
+    ctx.rt(&["delete", "--force", &id]).ok();
+    ctx.assert_gone(&id);
+}
+
+/// state.json copies the config's annotations: a config within its own
+/// bound with a 2 MiB annotation runs, and deletes, leaving nothing (it
+/// once exited 1 with a state it could not read and a live init).
+#[test]
+fn a_large_annotation_runs_and_deletes() {
+    let ctx = Ctx::new("bigannot");
+    let mut c = ctx.config();
+    c.set("annotations", js("{}"))
+        .set("annotations.big", jstr(&"a".repeat(2 << 20)))
+        .sh("sleep 30");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    ctx.rt(&["run", "-d", "--bundle", &b, &id]).ok();
+    let state = ctx.state(&id);
+    assert_eq!(
+        as_str(jget(&state, "annotations.big")).map(str::len),
+        Some(2 << 20),
+        "the state shows the annotation"
+    );
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
 }
