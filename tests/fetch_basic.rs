@@ -732,6 +732,51 @@ fn interrupted_transfer_resumes() {
     assert!(!partial.exists());
 }
 
+/// A layer whose streamed apply breaks with the transfer is applied again
+/// from the store: what the broken attempt read must not count against
+/// the unpack limits a second time (it was a false "more than N bytes").
+#[test]
+fn a_retried_layer_is_counted_once() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("recount");
+    let big: Vec<u8> = (0..600_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let img = ImageSpec::new(vec![Layer {
+        entries: vec![Entry::File {
+            path: "big".into(),
+            data: big.clone(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }],
+        comp: Comp::None,
+    }]);
+    publish(
+        &reg,
+        &work,
+        "recount",
+        "v1",
+        &[img],
+        &["--preserve-digests"],
+    );
+    // The layer's first transfer breaks after 400 kB (the config, the
+    // first blob, is smaller); the layer is 600 kB, within the limit
+    // once, not twice.
+    let proxy = CutProxy::start(reg.port, 400_000, 2);
+    let r = format!("127.0.0.1:{}/recount:v1", proxy.port);
+    ok(pull(
+        &work,
+        &["--rootfs", &work.s("root"), "--max-bytes", "700000"],
+        &r,
+    ));
+    assert_eq!(fs::read(work.join("root/big")).unwrap(), big);
+    assert!(
+        !proxy.ranges.lock().unwrap().is_empty(),
+        "the transfer broke and was resumed"
+    );
+}
+
 #[test]
 fn mirror_fallback() {
     let upstream = Registry::start(RegistryConfig::default());

@@ -28,7 +28,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -316,7 +316,12 @@ fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<Vec<u8>>> {
 /// enforces the limits) and the loop over entries (which says when the
 /// crate is reading headers and extension records).
 struct Gauge {
+    /// Bytes read from the tar stream (headers and data).
     total: Cell<u64>,
+    entries: Cell<u64>,
+    /// The content sizes entries declare (a sparse file's holes are never
+    /// read, so never metered).
+    declared: Cell<u64>,
     /// Where the current run of metadata started, while the crate reads it.
     metadata_from: Cell<Option<u64>>,
     limits: Limits,
@@ -353,14 +358,25 @@ impl<R: Read> Read for Metered<'_, R> {
     }
 }
 
+/// What the layers applied so far have used of the [`Limits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Uncompressed bytes read.
+    pub bytes: u64,
+    pub entries: u64,
+    /// Content bytes the entries declared.
+    pub declared: u64,
+}
+
 /// Applies layers to one root directory.
 pub struct Extractor {
     root: OwnedFd,
     euid_root: bool,
     limits: Limits,
-    /// Uncompressed bytes and entries of the layers applied so far.
-    bytes: AtomicU64,
-    entries: AtomicU64,
+    /// Layers are applied one at a time (they stack in order). An apply
+    /// adds what it used when it ends, so a second one at the same time
+    /// would check its limits against a stale total but lose no count.
+    counts: Mutex<Counts>,
 }
 
 struct DirTime {
@@ -400,27 +416,54 @@ impl Extractor {
             root: fd,
             euid_root: rustix::process::geteuid().is_root(),
             limits,
-            bytes: AtomicU64::new(0),
-            entries: AtomicU64::new(0),
+            counts: Mutex::new(Counts::default()),
         })
+    }
+
+    fn lock_counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        // The counts are plain numbers: a panic elsewhere cannot leave
+        // them half-written.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the layers applied so far have used.
+    pub fn counts(&self) -> Counts {
+        *self.lock_counts()
+    }
+
+    /// Go back to `counts` (saved by [`Extractor::counts`]), before a
+    /// layer whose apply failed is applied again: counting it twice would
+    /// be a false limit error.
+    pub fn rewind(&self, counts: Counts) {
+        *self.lock_counts() = counts;
     }
 
     /// Uncompressed bytes still allowed.
     fn bytes_left(&self) -> u64 {
-        self.limits
-            .max_bytes
-            .saturating_sub(self.bytes.load(Ordering::Relaxed))
+        self.limits.max_bytes.saturating_sub(self.counts().bytes)
+    }
+
+    /// Count `n` uncompressed bytes read outside an apply.
+    fn add_bytes(&self, n: u64) {
+        let mut c = self.lock_counts();
+        c.bytes = c.bytes.saturating_add(n);
     }
 
     /// Apply one (decompressed) layer tar stream. `layer` names it in errors.
     pub fn apply(&self, tar_stream: impl Read, layer: &str) -> Result<()> {
+        let start = self.counts();
         let gauge = Gauge {
-            total: Cell::new(self.bytes.load(Ordering::Relaxed)),
+            total: Cell::new(start.bytes),
+            entries: Cell::new(start.entries),
+            declared: Cell::new(start.declared),
             metadata_from: Cell::new(None),
             limits: self.limits,
         };
         let r = self.apply_metered(tar_stream, layer, &gauge);
-        self.bytes.store(gauge.total.get(), Ordering::Relaxed);
+        let mut c = self.lock_counts();
+        c.bytes += gauge.total.get() - start.bytes;
+        c.entries += gauge.entries.get() - start.entries;
+        c.declared += gauge.declared.get() - start.declared;
         r
     }
 
@@ -490,7 +533,8 @@ impl Extractor {
         gauge: &Gauge,
     ) -> Result<()> {
         let l = &self.limits;
-        let n = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = gauge.entries.get() + 1;
+        gauge.entries.set(n);
         if n > l.max_entries {
             crate::bail!(
                 "the image's layers hold more than {} entries (the limit)",
@@ -519,7 +563,16 @@ impl Extractor {
                 );
             }
         }
-        let left = l.max_bytes.saturating_sub(gauge.total.get());
+        // The tar crate makes a GNU sparse file's holes up as zeros that
+        // are never read from the layer, so never metered: refused here,
+        // before any of it is read (they were never unpacked either).
+        if entry.header().entry_type() == tar::EntryType::GNUSparse {
+            crate::bail!("GNU sparse files are not supported");
+        }
+        // Every entry's content counts, even one that is skipped.
+        let left = l
+            .max_bytes
+            .saturating_sub(gauge.total.get().max(gauge.declared.get()));
         if entry.size() > left {
             crate::bail!(
                 "{} bytes of content would take the image's layers over {} uncompressed \
@@ -528,6 +581,7 @@ impl Extractor {
                 l.max_bytes
             );
         }
+        gauge.declared.set(gauge.declared.get() + entry.size());
         Ok(())
     }
 
@@ -980,6 +1034,16 @@ impl Rootfs {
         self.extractor().apply(tar_stream, layer)
     }
 
+    /// See [`Extractor::counts`].
+    pub fn counts(&self) -> Counts {
+        self.extractor().counts()
+    }
+
+    /// See [`Extractor::rewind`].
+    pub fn rewind(&self, counts: Counts) {
+        self.extractor().rewind(counts)
+    }
+
     /// [`Rootfs::apply`], checking that the uncompressed layer is the one
     /// the image config names (its diff_id), as containerd does.
     pub fn apply_verified(
@@ -1006,9 +1070,7 @@ impl Rootfs {
                 self.extractor().limits.max_bytes
             );
         }
-        self.extractor()
-            .bytes
-            .fetch_add(trailing, Ordering::Relaxed);
+        self.extractor().add_bytes(trailing);
         let got = hashed.finish();
         if &got != want {
             crate::bail!(
@@ -1464,6 +1526,78 @@ mod hostile_tests {
         x.apply(&two[..], "one").unwrap();
         let e = x.apply(&two[..], "two").unwrap_err();
         assert!(e.message().contains("more than 3 entries"), "{e}");
+    }
+
+    /// A GNU sparse entry named `name`: one hole of `hole` bytes, no data.
+    fn sparse(name: &[u8], hole: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_size(0);
+        h.set_mode(0o644);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(hole);
+        gnu.sparse[0].set_length(0);
+        gnu.set_real_size(hole);
+        h.set_cksum();
+        h
+    }
+
+    /// The tar crate makes a sparse file's holes up as zeros never read
+    /// from the layer: entries skipped early ("./", whiteouts) drained
+    /// them past the byte limit. Sparse entries are refused, naming the
+    /// entry, before anything of them is read.
+    #[test]
+    fn sparse_entries_cannot_get_around_the_byte_limit() {
+        let t = Tmp::new("sparse");
+        let x = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        for name in [&b"./"[..], b".wh.x", b"f"] {
+            let holes: Vec<_> = (0..20)
+                .map(|_| (sparse(name, 512 << 10), &b""[..]))
+                .collect();
+            let e = x.apply(&tar_with(&holes)[..], "l").unwrap_err();
+            assert!(
+                e.message().contains("GNU sparse files are not supported")
+                    && e.message().contains(&format!("entry \"{}\"", show(name))),
+                "{e}"
+            );
+        }
+    }
+
+    /// Content an entry declares counts against the byte limit even when
+    /// it is never read: across entries, not only one at a time.
+    #[test]
+    fn declared_sizes_add_up_against_the_byte_limit() {
+        use tar::EntryType::*;
+        let t = Tmp::new("declared");
+        let x = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let data = vec![7u8; 300 << 10];
+        let files: Vec<_> = (0..3)
+            .map(|i| {
+                (
+                    header(format!("f{i}").as_bytes(), Regular, data.len() as u64, b""),
+                    &data[..],
+                )
+            })
+            .collect();
+        x.apply(&tar_with(&files)[..], "one").unwrap();
+        assert_eq!(x.counts().declared, 900 << 10);
+        let e = x.apply(&tar_with(&files[..1])[..], "two").unwrap_err();
+        assert!(e.message().contains("(the limit)"), "{e}");
     }
 
     /// An endless source of one byte, counting what was taken from it.
