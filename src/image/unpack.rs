@@ -21,7 +21,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -51,6 +51,9 @@ pub struct Limits {
     /// Bytes of headers and PAX/GNU extension records before one entry
     /// (the tar crate holds them in memory).
     pub max_metadata: u64,
+    /// Bytes of names one layer's apply keeps in memory (what it made,
+    /// for opaque whiteouts; its directories, to set their times last).
+    pub max_names: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +65,7 @@ impl Default for Limits {
             max_link: 4096,
             max_depth: 512,
             max_metadata: 1 << 20,
+            max_names: 256 << 20,
         }
     }
 }
@@ -379,9 +383,64 @@ pub struct Extractor {
     counts: Mutex<Counts>,
 }
 
-struct DirTime {
-    path: Vec<u8>,
-    mtime: u64,
+/// What one layer's apply remembers about its own entries, by path (an
+/// entry repeated is one), its names' bytes bounded by
+/// [`Limits::max_names`].
+#[derive(Default)]
+struct LayerIndex {
+    /// Every path the layer made and its ancestors: an opaque whiteout
+    /// later in the layer must keep them.
+    touched: HashSet<Vec<u8>>,
+    /// The layer's directories and their mtimes, set last (creating
+    /// children changes them). In reverse order a descendant comes before
+    /// its ancestors.
+    dir_times: BTreeMap<Vec<u8>, u64>,
+    name_bytes: u64,
+    max_names: u64,
+}
+
+impl LayerIndex {
+    fn new(max_names: u64) -> Self {
+        LayerIndex {
+            max_names,
+            ..Default::default()
+        }
+    }
+
+    fn charge(&mut self, name: &[u8]) -> Result<()> {
+        self.name_bytes += name.len() as u64;
+        if self.name_bytes > self.max_names {
+            crate::bail!(
+                "the layer's entries have more than {} bytes of distinct names (the limit)",
+                self.max_names
+            );
+        }
+        Ok(())
+    }
+
+    /// Remember `path` and its ancestors as made by this layer.
+    fn touch(&mut self, path: &[u8]) -> Result<()> {
+        let mut prefix = path;
+        while !self.touched.contains(prefix) {
+            self.charge(prefix)?;
+            self.touched.insert(prefix.to_vec());
+            match prefix.iter().rposition(|b| *b == b'/') {
+                Some(i) => prefix = &prefix[..i],
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_time(&mut self, path: Vec<u8>, mtime: u64) -> Result<()> {
+        if let Some(t) = self.dir_times.get_mut(&path) {
+            *t = mtime;
+            return Ok(());
+        }
+        self.charge(&path)?;
+        self.dir_times.insert(path, mtime);
+        Ok(())
+    }
 }
 
 /// A u32 id from a tar header: an empty field (NULs or spaces, as some
@@ -459,7 +518,8 @@ impl Extractor {
             metadata_from: Cell::new(None),
             limits: self.limits,
         };
-        let r = self.apply_metered(tar_stream, layer, &gauge);
+        let mut index = LayerIndex::new(self.limits.max_names);
+        let r = self.apply_metered(tar_stream, layer, &gauge, &mut index);
         let mut c = self.lock_counts();
         c.bytes += gauge.total.get() - start.bytes;
         c.entries += gauge.entries.get() - start.entries;
@@ -467,13 +527,17 @@ impl Extractor {
         r
     }
 
-    fn apply_metered(&self, tar_stream: impl Read, layer: &str, gauge: &Gauge) -> Result<()> {
+    fn apply_metered(
+        &self,
+        tar_stream: impl Read,
+        layer: &str,
+        gauge: &Gauge,
+        index: &mut LayerIndex,
+    ) -> Result<()> {
         let mut archive = tar::Archive::new(Metered {
             inner: tar_stream,
             gauge,
         });
-        let mut touched: HashSet<Vec<u8>> = HashSet::new();
-        let mut dir_times: Vec<DirTime> = Vec::new();
         // Large writes: std's io::copy uses 8 KiB.
         let mut buf = vec![0u8; 256 << 10];
         let mut entries = archive
@@ -489,25 +553,18 @@ impl Extractor {
             let mut entry =
                 entry.map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
             let raw_name = entry.path_bytes().into_owned();
-            self.entry(
-                &mut entry,
-                &raw_name,
-                gauge,
-                &mut touched,
-                &mut dir_times,
-                &mut buf,
-            )
-            .map_err(|e| e.wrap(format!("layer {layer}: entry \"{}\"", show(&raw_name))))?;
+            self.entry(&mut entry, &raw_name, gauge, index, &mut buf)
+                .map_err(|e| e.wrap(format!("layer {layer}: entry \"{}\"", show(&raw_name))))?;
             // Data the entry did not use is read now, counted as data.
             io::copy(&mut entry, &mut io::sink())
                 .map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
         }
         // Directory times last: creating children changed them.
-        for d in dir_times.iter().rev() {
-            let (parent, base) = split(&d.path);
+        for (path, mtime) in index.dir_times.iter().rev() {
+            let (parent, base) = split(path);
             if let Ok(pfd) = open_dir(self.root.as_fd(), parent) {
                 let t = Timespec {
-                    tv_sec: d.mtime as i64,
+                    tv_sec: *mtime as i64,
                     tv_nsec: 0,
                 };
                 let _ = rfs::utimensat(
@@ -590,8 +647,7 @@ impl Extractor {
         entry: &mut tar::Entry<R>,
         raw_name: &[u8],
         gauge: &Gauge,
-        touched: &mut HashSet<Vec<u8>>,
-        dir_times: &mut Vec<DirTime>,
+        index: &mut LayerIndex,
         buf: &mut [u8],
     ) -> Result<()> {
         let comps = clean_path(raw_name).map_err(Error::new)?;
@@ -618,7 +674,7 @@ impl Extractor {
         match whiteout(base) {
             Whiteout::Opaque => {
                 return self
-                    .prune(parent, touched)
+                    .prune(parent, &index.touched)
                     .map_err(|e| Error::from(e).wrap("opaque whiteout"));
             }
             Whiteout::Remove(name) => {
@@ -631,7 +687,7 @@ impl Extractor {
                     Err(e) => return Err(Error::from(e).wrap("open parent directory")),
                 };
                 let target = join(parent, name);
-                if touched.contains(&target) {
+                if index.touched.contains(&target) {
                     return Ok(());
                 }
                 return remove_all(pfd.as_fd(), name).map_err(|e| Error::from(e).wrap("whiteout"));
@@ -643,13 +699,7 @@ impl Extractor {
         let pfd = pfd.as_fd();
         // The entry and its ancestors now belong to this layer: an opaque
         // whiteout later in the layer must keep them.
-        let mut prefix: &[u8] = &path;
-        while touched.insert(prefix.to_vec()) {
-            match prefix.iter().rposition(|b| *b == b'/') {
-                Some(i) => prefix = &prefix[..i],
-                None => break,
-            }
-        }
+        index.touch(&path)?;
         let mode = Mode::from_raw_mode(hdr.mode().map_err(Error::from)? & 0o7777);
         // The crate has applied PAX uid/gid records it could parse; one it
         // could not is an error here, not a silent fall back to the header.
@@ -702,7 +752,7 @@ impl Extractor {
             self.own(&fd, uid, gid)?;
             rfs::fchmod(&fd, mode)?;
             self.xattrs(&fd, entry)?;
-            dir_times.push(DirTime { path, mtime });
+            index.dir_time(path, mtime)?;
             return Ok(());
         }
 
@@ -1598,6 +1648,55 @@ mod hostile_tests {
         assert_eq!(x.counts().declared, 900 << 10);
         let e = x.apply(&tar_with(&files[..1])[..], "two").unwrap_err();
         assert!(e.message().contains("(the limit)"), "{e}");
+    }
+
+    /// What a layer's apply keeps per entry is keyed by path: one long
+    /// directory repeated many times is stored once (it was stored once
+    /// per entry), and distinct names past the budget are an error.
+    #[test]
+    fn names_kept_in_memory_are_deduplicated_and_bounded() {
+        use tar::EntryType::*;
+        let t = Tmp::new("index");
+        let small = Limits {
+            max_names: 64 << 10,
+            ..limits()
+        };
+        let x = Extractor::with_limits(&t.root(), small).unwrap();
+        // 16 components of 200 bytes: a 3.2 kB name, 300 times (960 kB).
+        let long = vec![vec![b'd'; 200]; 16].join(&b'/');
+        // Names past the header's 100 bytes: GNU long-name records.
+        let dirs = |names: &[Vec<u8>]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for name in names {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, std::ffi::OsStr::from_bytes(name), &b""[..])
+                    .unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let layer = dirs(&vec![long.clone(); 300]);
+        let gauge = Gauge {
+            total: Cell::new(0),
+            entries: Cell::new(0),
+            declared: Cell::new(0),
+            metadata_from: Cell::new(None),
+            limits: small,
+        };
+        let mut index = LayerIndex::new(small.max_names);
+        x.apply_metered(&layer[..], "l", &gauge, &mut index)
+            .unwrap();
+        assert_eq!(index.dir_times.len(), 1);
+        assert_eq!(index.touched.len(), 16, "the path and its ancestors");
+        assert!(index.name_bytes < 2 * 16 * long.len() as u64);
+        // Distinct names: refused once past the budget.
+        let many: Vec<_> = (0..100)
+            .map(|i| [&long[..], format!("/{i}").as_bytes()].concat())
+            .collect();
+        let e = x.apply(&dirs(&many)[..], "many").unwrap_err();
+        assert!(e.message().contains("bytes of distinct names"), "{e}");
     }
 
     /// An endless source of one byte, counting what was taken from it.
