@@ -313,3 +313,50 @@ fn unpack_limits_and_private_bundles() {
     let mode = fs::metadata(work.join("b6")).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
 }
+
+/// `--rootfs DIR` where other users could reach DIR (every directory
+/// above it open to them) is refused, leaving nothing, unless
+/// `--allow-shared-parent`; below a 0700 directory, or one the pull
+/// makes (0700), it is unpacked.
+#[test]
+fn a_rootfs_other_users_could_reach_is_refused() {
+    let reg = Registry::start(RegistryConfig::default());
+    let work = TempDir::new("shared");
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let layout = work.join("layout");
+    write_layout(
+        &layout,
+        "v1",
+        &[ImageSpec::new(vec![Layer {
+            entries: vec![dir("etc/"), file("etc/hostname", "box")],
+            comp: Comp::Gzip,
+        }])],
+    );
+    let r = format!("{}/shared:v1", reg.host());
+    push(&layout, "v1", &r, &["--preserve-digests"]);
+    let pull = |extra: &[&str], rootfs: &Path| {
+        let store = work.s("store");
+        let rootfs = rootfs.to_string_lossy().into_owned();
+        let mut args = vec!["pull", "--plain-http", "-q", "--store", &store];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--rootfs", &rootfs, &r]);
+        fetch(&args)
+    };
+    let open = work.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+    let e = fails(pull(&[], &open.join("root")), "--allow-shared-parent");
+    assert!(e.contains("other users can reach it"), "{e}");
+    let left: Vec<_> = fs::read_dir(&open).unwrap().flatten().collect();
+    assert!(left.is_empty(), "nothing left: {left:?}");
+    ok(pull(&["--allow-shared-parent"], &open.join("root")));
+    assert_eq!(read(&open.join("root/etc/hostname")), "box");
+    // Below a private directory, or one the pull makes.
+    let closed = work.join("closed");
+    fs::create_dir(&closed).unwrap();
+    fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).unwrap();
+    ok(pull(&[], &closed.join("root")));
+    ok(pull(&[], &work.join("new/root")));
+    let mode = fs::metadata(work.join("new")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+}

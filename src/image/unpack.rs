@@ -1154,6 +1154,35 @@ impl Drop for Rootfs {
     }
 }
 
+/// Whether users other than root and us could reach `dest` once it is
+/// made: no directory above it is closed to them (owned by us or root,
+/// with no search permission for group or others). A parent that does
+/// not exist yet counts as closed: [`Rootfs`] makes it 0700.
+pub fn reachable_by_others(dest: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let abs = if dest.is_absolute() {
+        dest.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dest)
+    };
+    let Some(parent) = abs.parent() else {
+        return Ok(true);
+    };
+    let parent = match std::fs::canonicalize(parent) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::from(e).wrap(parent.display())),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for dir in parent.ancestors() {
+        let st = std::fs::metadata(dir).map_err(|e| Error::from(e).wrap(dir.display()))?;
+        if st.mode() & 0o011 == 0 && (st.uid() == me || st.uid() == 0) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// `create_dir_all`, with the directories it makes private (0700).
 pub fn create_private_dirs(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new()

@@ -13,6 +13,7 @@ use skiff::image::digest::Digest;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,6 +108,8 @@ impl TempDir {
             std::env::temp_dir().join(format!("skiff-fetch-test-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).unwrap();
+        // Private, as skiff-fetch wants above a --rootfs.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o700)).unwrap();
         TempDir(p)
     }
     pub fn path(&self) -> &Path {
