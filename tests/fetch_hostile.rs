@@ -63,7 +63,9 @@ fn no_partial(work: &TempDir, target: &str, case: &str) {
 
 #[test]
 fn hostile_layers() {
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
     let work = TempDir::new("hostile");
     let out = Outside::new(&work);
     let o = out.s();
@@ -250,7 +252,9 @@ fn hostile_layers() {
 /// limit and leaves nothing; a bundle is private (0700).
 #[test]
 fn unpack_limits_and_private_bundles() {
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
     let work = TempDir::new("limits");
     let layout = work.join("layout");
     // 2 MiB of zeros: a few KiB once compressed.
@@ -320,7 +324,9 @@ fn unpack_limits_and_private_bundles() {
 /// makes (0700), it is unpacked.
 #[test]
 fn a_rootfs_other_users_could_reach_is_refused() {
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
     let work = TempDir::new("shared");
     fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let layout = work.join("layout");
@@ -359,4 +365,44 @@ fn a_rootfs_other_users_could_reach_is_refused() {
     ok(pull(&[], &work.join("new/root")));
     let mode = fs::metadata(work.join("new")).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
+}
+
+#[test]
+#[ignore = "run by a_missing_tool_is_a_skip_outside_ci"]
+fn probe_tool() {
+    if std::env::var_os("SKIFF_SKIP_PROBE").is_none() {
+        return;
+    }
+    if !tool("/nonexistent/skiff-tool", "skiff-tool-package") {
+        return;
+    }
+    unreachable!("a missing tool was found");
+}
+
+/// The fetch tests' tools follow the one skip rule: missing, a printed
+/// skip, and a failure under CI=true (it panicked everywhere).
+#[test]
+fn a_missing_tool_is_a_skip_outside_ci() {
+    let probe = |ci: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["probe_tool", "--exact", "--ignored", "--nocapture"])
+            .env("SKIFF_SKIP_PROBE", "1")
+            .env_remove("CI");
+        if let Some(v) = ci {
+            cmd.env("CI", v);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (passed, text) = probe(None);
+    assert!(passed, "outside CI: a skip: {text}");
+    assert!(
+        text.contains("skipped at") && text.contains("skiff-tool-package"),
+        "{text}"
+    );
+    let (passed, text) = probe(Some("true"));
+    assert!(!passed, "CI=true: a failure: {text}");
+    assert!(text.contains("skiff-tool-package"), "{text}");
 }
