@@ -823,3 +823,30 @@ fn a_large_annotation_runs_and_deletes() {
     ctx.rt(&["delete", "--force", &id]).ok();
     ctx.assert_gone(&id);
 }
+
+/// `update --resources FILE|-` reads at most a config's bound: a larger
+/// file (valid JSON, padded) is an error naming it, not read whole.
+#[test]
+fn update_resources_are_read_up_to_a_bound() {
+    if !applies(is_skiff(), "skiff's limits") {
+        return;
+    }
+    let ctx = Ctx::new("bigres");
+    let file = ctx.path("resources.json");
+    fs::write(&file, format!("{{}}{}", " ".repeat(17 << 20))).unwrap();
+    let f = file.to_string_lossy().into_owned();
+    let out = ctx.rt(&["update", "--resources", &f, "no-such-container"]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr.contains(&f) && out.stderr.contains("larger than"),
+        "{}",
+        out.stderr
+    );
+    let out = ctx.rt_stdin(&file, &["update", "--resources", "-", "no-such-container"]);
+    assert_ne!(out.code(), Some(0));
+    assert!(
+        out.stderr.contains("stdin") && out.stderr.contains("larger than"),
+        "{}",
+        out.stderr
+    );
+}

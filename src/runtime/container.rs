@@ -139,7 +139,7 @@ impl StateRoot {
         let dir = self.container_dir(id);
         let path = dir.join(STATE_FILE);
         // state.json is ours and small; a huge one is corrupt, not read.
-        let text = match crate::oci::spec::read_bounded(&path, MAX_STATE_BYTES) {
+        let text = match crate::fsutil::read_bounded(&path, MAX_STATE_BYTES) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(crate::err_kind!(NotFound, "container does not exist: {id}"))
