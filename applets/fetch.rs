@@ -49,9 +49,14 @@ struct PullCmd {
     /// also write an OCI image layout into DIR
     #[argh(option)]
     layout: Option<PathBuf>,
-    /// unpack the image into DIR (must be absent or empty)
+    /// unpack the image into DIR (absent or empty; a directory above it
+    /// must be closed to other users, e.g. 0700: see --allow-shared-parent)
     #[argh(option)]
     rootfs: Option<PathBuf>,
+    /// let --rootfs DIR be reachable by other users (its setuid files and
+    /// device nodes too)
+    #[argh(switch)]
+    allow_shared_parent: bool,
     /// write a runtime bundle: DIR/rootfs and DIR/config.json
     #[argh(option)]
     bundle: Option<PathBuf>,
@@ -351,6 +356,20 @@ fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
     };
     if let Some(dir) = &rootfs_dir {
         unpack::check_empty_target(dir)?;
+    }
+    // An image's setuid files, file capabilities and device nodes must
+    // not be reachable by other host users (containerd keeps rootfs in
+    // 0700 directories; a bundle is made 0700 below).
+    if let Some(dir) = &p.rootfs {
+        if !p.allow_shared_parent && unpack::reachable_by_others(dir)? {
+            return Err(Error::new(format!(
+                "--rootfs {}: other users can reach it (no directory above it is closed \
+                 to them), and with it the image's setuid files and device nodes: unpack \
+                 below a directory only its owner can enter (0700), or pass \
+                 --allow-shared-parent",
+                dir.display()
+            )));
+        }
     }
     // The bundle holds the rootfs: private (0700), so the image's setuid
     // files, file capabilities and device nodes are out of other users'

@@ -938,11 +938,13 @@ impl UpdateCmd {
         use skiff::oci::resources;
         let mut r = match self.resources.as_deref() {
             Some(path) => {
+                // No larger than a config.json, whose section it is.
+                let limit = skiff::oci::spec::MAX_CONFIG_BYTES;
                 let text = if path == "-" {
-                    std::io::read_to_string(std::io::stdin())
+                    skiff::fsutil::read_bounded_from(std::io::stdin(), limit)
                         .map_err(|e| Error::from(e).wrap("read resources from stdin"))?
                 } else {
-                    std::fs::read_to_string(path)
+                    skiff::fsutil::read_bounded(std::path::Path::new(path), limit)
                         .map_err(|e| Error::from(e).wrap(format!("read {path}")))?
                 };
                 let value = json::parse(&text, path)?;

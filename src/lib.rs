@@ -3,6 +3,7 @@
 
 pub mod cgroups;
 pub mod error;
+pub mod fsutil;
 pub mod image;
 pub mod json;
 pub mod log;

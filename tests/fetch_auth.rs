@@ -15,10 +15,12 @@ fn small_image() -> ImageSpec {
 
 #[test]
 fn tls_with_ca() {
-    let reg = Registry::start(RegistryConfig {
+    let Some(reg) = Registry::start(RegistryConfig {
         tls: true,
         ..Default::default()
-    });
+    }) else {
+        return;
+    };
     let work = TempDir::new("tls");
     write_layout(&work.join("src"), "v1", &[small_image()]);
     push(
@@ -68,11 +70,13 @@ fn tls_with_ca() {
 
 #[test]
 fn htpasswd_basic_auth() {
-    let reg = Registry::start(RegistryConfig {
+    let Some(reg) = Registry::start(RegistryConfig {
         tls: true,
         htpasswd: Some(("alice".into(), "s3cret".into())),
         ..Default::default()
-    });
+    }) else {
+        return;
+    };
     let work = TempDir::new("basic-auth");
     write_layout(&work.join("src"), "v1", &[small_image()]);
     push(
@@ -164,7 +168,9 @@ fn htpasswd_basic_auth() {
 fn token_auth_anonymous_and_with_credentials() {
     // Anonymous tokens.
     let tokens = TokenServer::start(None);
-    let reg = Registry::start(tokens.registry_config());
+    let Some(reg) = Registry::start(tokens.registry_config()) else {
+        return;
+    };
     let work = TempDir::new("token");
     write_layout(&work.join("src"), "v1", &[small_image()]);
     push(
@@ -190,7 +196,9 @@ fn token_auth_anonymous_and_with_credentials() {
 
     // Tokens only for bob.
     let tokens = TokenServer::start(Some(("bob".into(), "pw".into())));
-    let reg = Registry::start(tokens.registry_config());
+    let Some(reg) = Registry::start(tokens.registry_config()) else {
+        return;
+    };
     push(
         &work.join("src"),
         "v1",
@@ -219,7 +227,9 @@ fn token_auth_anonymous_and_with_credentials() {
 
 #[test]
 fn blob_redirect_to_another_host_drops_authorization() {
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
     let work = TempDir::new("redirect");
     write_layout(&work.join("src"), "v1", &[small_image()]);
     push(

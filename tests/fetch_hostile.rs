@@ -63,7 +63,9 @@ fn no_partial(work: &TempDir, target: &str, case: &str) {
 
 #[test]
 fn hostile_layers() {
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
     let work = TempDir::new("hostile");
     let out = Outside::new(&work);
     let o = out.s();
@@ -250,7 +252,9 @@ fn hostile_layers() {
 /// limit and leaves nothing; a bundle is private (0700).
 #[test]
 fn unpack_limits_and_private_bundles() {
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
     let work = TempDir::new("limits");
     let layout = work.join("layout");
     // 2 MiB of zeros: a few KiB once compressed.
@@ -312,4 +316,93 @@ fn unpack_limits_and_private_bundles() {
     ok(pull(&[], "b6"));
     let mode = fs::metadata(work.join("b6")).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
+}
+
+/// `--rootfs DIR` where other users could reach DIR (every directory
+/// above it open to them) is refused, leaving nothing, unless
+/// `--allow-shared-parent`; below a 0700 directory, or one the pull
+/// makes (0700), it is unpacked.
+#[test]
+fn a_rootfs_other_users_could_reach_is_refused() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("shared");
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let layout = work.join("layout");
+    write_layout(
+        &layout,
+        "v1",
+        &[ImageSpec::new(vec![Layer {
+            entries: vec![dir("etc/"), file("etc/hostname", "box")],
+            comp: Comp::Gzip,
+        }])],
+    );
+    let r = format!("{}/shared:v1", reg.host());
+    push(&layout, "v1", &r, &["--preserve-digests"]);
+    let pull = |extra: &[&str], rootfs: &Path| {
+        let store = work.s("store");
+        let rootfs = rootfs.to_string_lossy().into_owned();
+        let mut args = vec!["pull", "--plain-http", "-q", "--store", &store];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--rootfs", &rootfs, &r]);
+        fetch(&args)
+    };
+    let open = work.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+    let e = fails(pull(&[], &open.join("root")), "--allow-shared-parent");
+    assert!(e.contains("other users can reach it"), "{e}");
+    let left: Vec<_> = fs::read_dir(&open).unwrap().flatten().collect();
+    assert!(left.is_empty(), "nothing left: {left:?}");
+    ok(pull(&["--allow-shared-parent"], &open.join("root")));
+    assert_eq!(read(&open.join("root/etc/hostname")), "box");
+    // Below a private directory, or one the pull makes.
+    let closed = work.join("closed");
+    fs::create_dir(&closed).unwrap();
+    fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).unwrap();
+    ok(pull(&[], &closed.join("root")));
+    ok(pull(&[], &work.join("new/root")));
+    let mode = fs::metadata(work.join("new")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+#[ignore = "run by a_missing_tool_is_a_skip_outside_ci"]
+fn probe_tool() {
+    if std::env::var_os("SKIFF_SKIP_PROBE").is_none() {
+        return;
+    }
+    if !tool("/nonexistent/skiff-tool", "skiff-tool-package") {
+        return;
+    }
+    unreachable!("a missing tool was found");
+}
+
+/// The fetch tests' tools follow the one skip rule: missing, a printed
+/// skip, and a failure under CI=true (it panicked everywhere).
+#[test]
+fn a_missing_tool_is_a_skip_outside_ci() {
+    let probe = |ci: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["probe_tool", "--exact", "--ignored", "--nocapture"])
+            .env("SKIFF_SKIP_PROBE", "1")
+            .env_remove("CI");
+        if let Some(v) = ci {
+            cmd.env("CI", v);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (passed, text) = probe(None);
+    assert!(passed, "outside CI: a skip: {text}");
+    assert!(
+        text.contains("skipped at") && text.contains("skiff-tool-package"),
+        "{text}"
+    );
+    let (passed, text) = probe(Some("true"));
+    assert!(!passed, "CI=true: a failure: {text}");
+    assert!(text.contains("skiff-tool-package"), "{text}");
 }

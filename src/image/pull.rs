@@ -376,8 +376,12 @@ fn stream_layer(
 ) -> Result<()> {
     // Extraction errors name the layer already; name it on the others.
     let named = |e: Error| e.wrap(format!("layer {}", desc.digest));
+    // A layer applied again after a failed transfer must not count twice
+    // against the unpack limits.
+    let before = rootfs.counts();
     let fallback = || -> Result<()> {
         download(store, client, i, desc, obs, abort).map_err(named)?;
+        rootfs.rewind(before);
         apply_layer(store, rootfs, desc, diff_id)
     };
     if store.has(desc) {

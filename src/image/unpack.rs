@@ -21,14 +21,14 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -51,6 +51,9 @@ pub struct Limits {
     /// Bytes of headers and PAX/GNU extension records before one entry
     /// (the tar crate holds them in memory).
     pub max_metadata: u64,
+    /// Bytes of names one layer's apply keeps in memory (what it made,
+    /// for opaque whiteouts; its directories, to set their times last).
+    pub max_names: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +65,7 @@ impl Default for Limits {
             max_link: 4096,
             max_depth: 512,
             max_metadata: 1 << 20,
+            max_names: 256 << 20,
         }
     }
 }
@@ -316,7 +320,12 @@ fn children(dir: BorrowedFd) -> rustix::io::Result<Vec<Vec<u8>>> {
 /// enforces the limits) and the loop over entries (which says when the
 /// crate is reading headers and extension records).
 struct Gauge {
+    /// Bytes read from the tar stream (headers and data).
     total: Cell<u64>,
+    entries: Cell<u64>,
+    /// The content sizes entries declare (a sparse file's holes are never
+    /// read, so never metered).
+    declared: Cell<u64>,
     /// Where the current run of metadata started, while the crate reads it.
     metadata_from: Cell<Option<u64>>,
     limits: Limits,
@@ -365,20 +374,86 @@ pub enum WhiteoutMode {
     Overlay,
 }
 
+/// What the layers applied so far have used of the [`Limits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Uncompressed bytes read.
+    pub bytes: u64,
+    pub entries: u64,
+    /// Content bytes the entries declared.
+    pub declared: u64,
+}
+
 /// Applies layers to one root directory.
 pub struct Extractor {
     root: OwnedFd,
     euid_root: bool,
     whiteouts: WhiteoutMode,
     limits: Limits,
-    /// Uncompressed bytes and entries of the layers applied so far.
-    bytes: AtomicU64,
-    entries: AtomicU64,
+    /// Layers are applied one at a time (they stack in order). An apply
+    /// adds what it used when it ends, so a second one at the same time
+    /// would check its limits against a stale total but lose no count.
+    counts: Mutex<Counts>,
 }
 
-struct DirTime {
-    path: Vec<u8>,
-    mtime: u64,
+/// What one layer's apply remembers about its own entries, by path (an
+/// entry repeated is one), its names' bytes bounded by
+/// [`Limits::max_names`].
+#[derive(Default)]
+struct LayerIndex {
+    /// Every path the layer made and its ancestors: an opaque whiteout
+    /// later in the layer must keep them.
+    touched: HashSet<Vec<u8>>,
+    /// The layer's directories and their mtimes, set last (creating
+    /// children changes them). In reverse order a descendant comes before
+    /// its ancestors.
+    dir_times: BTreeMap<Vec<u8>, u64>,
+    name_bytes: u64,
+    max_names: u64,
+}
+
+impl LayerIndex {
+    fn new(max_names: u64) -> Self {
+        LayerIndex {
+            max_names,
+            ..Default::default()
+        }
+    }
+
+    fn charge(&mut self, name: &[u8]) -> Result<()> {
+        self.name_bytes += name.len() as u64;
+        if self.name_bytes > self.max_names {
+            crate::bail!(
+                "the layer's entries have more than {} bytes of distinct names (the limit)",
+                self.max_names
+            );
+        }
+        Ok(())
+    }
+
+    /// Remember `path` and its ancestors as made by this layer.
+    fn touch(&mut self, path: &[u8]) -> Result<()> {
+        let mut prefix = path;
+        while !self.touched.contains(prefix) {
+            self.charge(prefix)?;
+            self.touched.insert(prefix.to_vec());
+            match prefix.iter().rposition(|b| *b == b'/') {
+                Some(i) => prefix = &prefix[..i],
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_time(&mut self, path: Vec<u8>, mtime: u64) -> Result<()> {
+        if let Some(t) = self.dir_times.get_mut(&path) {
+            *t = mtime;
+            return Ok(());
+        }
+        self.charge(&path)?;
+        self.dir_times.insert(path, mtime);
+        Ok(())
+    }
 }
 
 /// A u32 id from a tar header: an empty field (NULs or spaces, as some
@@ -414,8 +489,7 @@ impl Extractor {
             euid_root: rustix::process::geteuid().is_root(),
             whiteouts: WhiteoutMode::Apply,
             limits,
-            bytes: AtomicU64::new(0),
-            entries: AtomicU64::new(0),
+            counts: Mutex::new(Counts::default()),
         })
     }
 
@@ -424,32 +498,65 @@ impl Extractor {
         self
     }
 
+    fn lock_counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        // The counts are plain numbers: a panic elsewhere cannot leave
+        // them half-written.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the layers applied so far have used.
+    pub fn counts(&self) -> Counts {
+        *self.lock_counts()
+    }
+
+    /// Go back to `counts` (saved by [`Extractor::counts`]), before a
+    /// layer whose apply failed is applied again: counting it twice would
+    /// be a false limit error.
+    pub fn rewind(&self, counts: Counts) {
+        *self.lock_counts() = counts;
+    }
+
     /// Uncompressed bytes still allowed.
     fn bytes_left(&self) -> u64 {
-        self.limits
-            .max_bytes
-            .saturating_sub(self.bytes.load(Ordering::Relaxed))
+        self.limits.max_bytes.saturating_sub(self.counts().bytes)
+    }
+
+    /// Count `n` uncompressed bytes read outside an apply.
+    fn add_bytes(&self, n: u64) {
+        let mut c = self.lock_counts();
+        c.bytes = c.bytes.saturating_add(n);
     }
 
     /// Apply one (decompressed) layer tar stream. `layer` names it in errors.
     pub fn apply(&self, tar_stream: impl Read, layer: &str) -> Result<()> {
+        let start = self.counts();
         let gauge = Gauge {
-            total: Cell::new(self.bytes.load(Ordering::Relaxed)),
+            total: Cell::new(start.bytes),
+            entries: Cell::new(start.entries),
+            declared: Cell::new(start.declared),
             metadata_from: Cell::new(None),
             limits: self.limits,
         };
-        let r = self.apply_metered(tar_stream, layer, &gauge);
-        self.bytes.store(gauge.total.get(), Ordering::Relaxed);
+        let mut index = LayerIndex::new(self.limits.max_names);
+        let r = self.apply_metered(tar_stream, layer, &gauge, &mut index);
+        let mut c = self.lock_counts();
+        c.bytes += gauge.total.get() - start.bytes;
+        c.entries += gauge.entries.get() - start.entries;
+        c.declared += gauge.declared.get() - start.declared;
         r
     }
 
-    fn apply_metered(&self, tar_stream: impl Read, layer: &str, gauge: &Gauge) -> Result<()> {
+    fn apply_metered(
+        &self,
+        tar_stream: impl Read,
+        layer: &str,
+        gauge: &Gauge,
+        index: &mut LayerIndex,
+    ) -> Result<()> {
         let mut archive = tar::Archive::new(Metered {
             inner: tar_stream,
             gauge,
         });
-        let mut touched: HashSet<Vec<u8>> = HashSet::new();
-        let mut dir_times: Vec<DirTime> = Vec::new();
         // Large writes: std's io::copy uses 8 KiB.
         let mut buf = vec![0u8; 256 << 10];
         let mut entries = archive
@@ -465,25 +572,18 @@ impl Extractor {
             let mut entry =
                 entry.map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
             let raw_name = entry.path_bytes().into_owned();
-            self.entry(
-                &mut entry,
-                &raw_name,
-                gauge,
-                &mut touched,
-                &mut dir_times,
-                &mut buf,
-            )
-            .map_err(|e| e.wrap(format!("layer {layer}: entry \"{}\"", show(&raw_name))))?;
+            self.entry(&mut entry, &raw_name, gauge, index, &mut buf)
+                .map_err(|e| e.wrap(format!("layer {layer}: entry \"{}\"", show(&raw_name))))?;
             // Data the entry did not use is read now, counted as data.
             io::copy(&mut entry, &mut io::sink())
                 .map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
         }
         // Directory times last: creating children changed them.
-        for d in dir_times.iter().rev() {
-            let (parent, base) = split(&d.path);
+        for (path, mtime) in index.dir_times.iter().rev() {
+            let (parent, base) = split(path);
             if let Ok(pfd) = open_dir(self.root.as_fd(), parent) {
                 let t = Timespec {
-                    tv_sec: d.mtime as i64,
+                    tv_sec: *mtime as i64,
                     tv_nsec: 0,
                 };
                 let _ = rfs::utimensat(
@@ -509,7 +609,8 @@ impl Extractor {
         gauge: &Gauge,
     ) -> Result<()> {
         let l = &self.limits;
-        let n = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = gauge.entries.get() + 1;
+        gauge.entries.set(n);
         if n > l.max_entries {
             crate::bail!(
                 "the image's layers hold more than {} entries (the limit)",
@@ -538,7 +639,16 @@ impl Extractor {
                 );
             }
         }
-        let left = l.max_bytes.saturating_sub(gauge.total.get());
+        // The tar crate makes a GNU sparse file's holes up as zeros that
+        // are never read from the layer, so never metered: refused here,
+        // before any of it is read (they were never unpacked either).
+        if entry.header().entry_type() == tar::EntryType::GNUSparse {
+            crate::bail!("GNU sparse files are not supported");
+        }
+        // Every entry's content counts, even one that is skipped.
+        let left = l
+            .max_bytes
+            .saturating_sub(gauge.total.get().max(gauge.declared.get()));
         if entry.size() > left {
             crate::bail!(
                 "{} bytes of content would take the image's layers over {} uncompressed \
@@ -547,6 +657,7 @@ impl Extractor {
                 l.max_bytes
             );
         }
+        gauge.declared.set(gauge.declared.get() + entry.size());
         Ok(())
     }
 
@@ -555,8 +666,7 @@ impl Extractor {
         entry: &mut tar::Entry<R>,
         raw_name: &[u8],
         gauge: &Gauge,
-        touched: &mut HashSet<Vec<u8>>,
-        dir_times: &mut Vec<DirTime>,
+        index: &mut LayerIndex,
         buf: &mut [u8],
     ) -> Result<()> {
         let comps = clean_path(raw_name).map_err(Error::new)?;
@@ -581,12 +691,12 @@ impl Extractor {
         let root = self.root.as_fd();
 
         if self.whiteouts == WhiteoutMode::Overlay && whiteout(base) != Whiteout::None {
-            return self.overlay_marker(parent, base, touched);
+            return self.overlay_marker(parent, base, &index.touched);
         }
         match whiteout(base) {
             Whiteout::Opaque => {
                 return self
-                    .prune(parent, touched)
+                    .prune(parent, &index.touched)
                     .map_err(|e| Error::from(e).wrap("opaque whiteout"));
             }
             Whiteout::Remove(name) => {
@@ -599,7 +709,7 @@ impl Extractor {
                     Err(e) => return Err(Error::from(e).wrap("open parent directory")),
                 };
                 let target = join(parent, name);
-                if touched.contains(&target) {
+                if index.touched.contains(&target) {
                     return Ok(());
                 }
                 return remove_all(pfd.as_fd(), name).map_err(|e| Error::from(e).wrap("whiteout"));
@@ -611,13 +721,7 @@ impl Extractor {
         let pfd = pfd.as_fd();
         // The entry and its ancestors now belong to this layer: an opaque
         // whiteout later in the layer must keep them.
-        let mut prefix: &[u8] = &path;
-        while touched.insert(prefix.to_vec()) {
-            match prefix.iter().rposition(|b| *b == b'/') {
-                Some(i) => prefix = &prefix[..i],
-                None => break,
-            }
-        }
+        index.touch(&path)?;
         let mode = Mode::from_raw_mode(hdr.mode().map_err(Error::from)? & 0o7777);
         // The crate has applied PAX uid/gid records it could parse; one it
         // could not is an error here, not a silent fall back to the header.
@@ -670,7 +774,7 @@ impl Extractor {
             self.own(&fd, uid, gid)?;
             rfs::fchmod(&fd, mode)?;
             self.xattrs(&fd, entry)?;
-            dir_times.push(DirTime { path, mtime });
+            index.dir_time(path, mtime)?;
             return Ok(());
         }
 
@@ -1041,6 +1145,16 @@ impl Rootfs {
         self.extractor().apply(tar_stream, layer)
     }
 
+    /// See [`Extractor::counts`].
+    pub fn counts(&self) -> Counts {
+        self.extractor().counts()
+    }
+
+    /// See [`Extractor::rewind`].
+    pub fn rewind(&self, counts: Counts) {
+        self.extractor().rewind(counts)
+    }
+
     /// [`Rootfs::apply`], checking that the uncompressed layer is the one
     /// the image config names (its diff_id), as containerd does.
     pub fn apply_verified(
@@ -1067,9 +1181,7 @@ impl Rootfs {
                 self.extractor().limits.max_bytes
             );
         }
-        self.extractor()
-            .bytes
-            .fetch_add(trailing, Ordering::Relaxed);
+        self.extractor().add_bytes(trailing);
         let got = hashed.finish();
         if &got != want {
             crate::bail!(
@@ -1101,6 +1213,35 @@ impl Drop for Rootfs {
             let _ = remove_tree(&self.staging);
         }
     }
+}
+
+/// Whether users other than root and us could reach `dest` once it is
+/// made: no directory above it is closed to them (owned by us or root,
+/// with no search permission for group or others). A parent that does
+/// not exist yet counts as closed: [`Rootfs`] makes it 0700.
+pub fn reachable_by_others(dest: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let abs = if dest.is_absolute() {
+        dest.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dest)
+    };
+    let Some(parent) = abs.parent() else {
+        return Ok(true);
+    };
+    let parent = match std::fs::canonicalize(parent) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::from(e).wrap(parent.display())),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for dir in parent.ancestors() {
+        let st = std::fs::metadata(dir).map_err(|e| Error::from(e).wrap(dir.display()))?;
+        if st.mode() & 0o011 == 0 && (st.uid() == me || st.uid() == 0) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// `create_dir_all`, with the directories it makes private (0700).
@@ -1525,6 +1666,127 @@ mod hostile_tests {
         x.apply(&two[..], "one").unwrap();
         let e = x.apply(&two[..], "two").unwrap_err();
         assert!(e.message().contains("more than 3 entries"), "{e}");
+    }
+
+    /// A GNU sparse entry named `name`: one hole of `hole` bytes, no data.
+    fn sparse(name: &[u8], hole: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_size(0);
+        h.set_mode(0o644);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(hole);
+        gnu.sparse[0].set_length(0);
+        gnu.set_real_size(hole);
+        h.set_cksum();
+        h
+    }
+
+    /// The tar crate makes a sparse file's holes up as zeros never read
+    /// from the layer: entries skipped early ("./", whiteouts) drained
+    /// them past the byte limit. Sparse entries are refused, naming the
+    /// entry, before anything of them is read.
+    #[test]
+    fn sparse_entries_cannot_get_around_the_byte_limit() {
+        let t = Tmp::new("sparse");
+        let x = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        for name in [&b"./"[..], b".wh.x", b"f"] {
+            let holes: Vec<_> = (0..20)
+                .map(|_| (sparse(name, 512 << 10), &b""[..]))
+                .collect();
+            let e = x.apply(&tar_with(&holes)[..], "l").unwrap_err();
+            assert!(
+                e.message().contains("GNU sparse files are not supported")
+                    && e.message().contains(&format!("entry \"{}\"", show(name))),
+                "{e}"
+            );
+        }
+    }
+
+    /// Content an entry declares counts against the byte limit even when
+    /// it is never read: across entries, not only one at a time.
+    #[test]
+    fn declared_sizes_add_up_against_the_byte_limit() {
+        use tar::EntryType::*;
+        let t = Tmp::new("declared");
+        let x = Extractor::with_limits(
+            &t.root(),
+            Limits {
+                max_bytes: 1 << 20,
+                ..limits()
+            },
+        )
+        .unwrap();
+        let data = vec![7u8; 300 << 10];
+        let files: Vec<_> = (0..3)
+            .map(|i| {
+                (
+                    header(format!("f{i}").as_bytes(), Regular, data.len() as u64, b""),
+                    &data[..],
+                )
+            })
+            .collect();
+        x.apply(&tar_with(&files)[..], "one").unwrap();
+        assert_eq!(x.counts().declared, 900 << 10);
+        let e = x.apply(&tar_with(&files[..1])[..], "two").unwrap_err();
+        assert!(e.message().contains("(the limit)"), "{e}");
+    }
+
+    /// What a layer's apply keeps per entry is keyed by path: one long
+    /// directory repeated many times is stored once (it was stored once
+    /// per entry), and distinct names past the budget are an error.
+    #[test]
+    fn names_kept_in_memory_are_deduplicated_and_bounded() {
+        use tar::EntryType::*;
+        let t = Tmp::new("index");
+        let small = Limits {
+            max_names: 64 << 10,
+            ..limits()
+        };
+        let x = Extractor::with_limits(&t.root(), small).unwrap();
+        // 16 components of 200 bytes: a 3.2 kB name, 300 times (960 kB).
+        let long = vec![vec![b'd'; 200]; 16].join(&b'/');
+        // Names past the header's 100 bytes: GNU long-name records.
+        let dirs = |names: &[Vec<u8>]| {
+            let mut b = tar::Builder::new(Vec::new());
+            for name in names {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, std::ffi::OsStr::from_bytes(name), &b""[..])
+                    .unwrap();
+            }
+            b.into_inner().unwrap()
+        };
+        let layer = dirs(&vec![long.clone(); 300]);
+        let gauge = Gauge {
+            total: Cell::new(0),
+            entries: Cell::new(0),
+            declared: Cell::new(0),
+            metadata_from: Cell::new(None),
+            limits: small,
+        };
+        let mut index = LayerIndex::new(small.max_names);
+        x.apply_metered(&layer[..], "l", &gauge, &mut index)
+            .unwrap();
+        assert_eq!(index.dir_times.len(), 1);
+        assert_eq!(index.touched.len(), 16, "the path and its ancestors");
+        assert!(index.name_bytes < 2 * 16 * long.len() as u64);
+        // Distinct names: refused once past the budget.
+        let many: Vec<_> = (0..100)
+            .map(|i| [&long[..], format!("/{i}").as_bytes()].concat())
+            .collect();
+        let e = x.apply(&dirs(&many)[..], "many").unwrap_err();
+        assert!(e.message().contains("bytes of distinct names"), "{e}");
     }
 
     /// An endless source of one byte, counting what was taken from it.

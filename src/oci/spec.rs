@@ -147,25 +147,6 @@ impl Linux {
 /// one (runc's own are a few KiB), and a bound on what a bad bundle costs.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
-/// Read a whole text file of at most `limit` bytes; a larger one is an
-/// `ErrorKind::FileTooLarge` error saying so (nothing beyond the limit is
-/// read).
-pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut data = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut data)?;
-    if data.len() as u64 > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("larger than {limit} bytes (the limit)"),
-        ));
-    }
-    String::from_utf8(data)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
-}
-
 /// Read and parse `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec> {
     load_with_text(bundle).map(|(spec, _)| spec)
@@ -175,7 +156,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 pub fn load_with_text(bundle: &Path) -> Result<(Spec, String)> {
     let path = bundle.join("config.json");
     let shown = path.display().to_string();
-    let text = read_bounded(&path, MAX_CONFIG_BYTES).map_err(|e| {
+    let text = crate::fsutil::read_bounded(&path, MAX_CONFIG_BYTES).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::new(format!(
                 "{shown}: no such file (is {} an OCI bundle?)",
@@ -230,7 +211,8 @@ pub fn parse(text: &str) -> Result<Spec> {
 /// Read a process.json (`runc exec --process`).
 pub fn load_process(path: &Path) -> Result<Process> {
     let shown = path.display().to_string();
-    let text = read_bounded(path, MAX_CONFIG_BYTES).with_context(|| format!("read {shown}"))?;
+    let text = crate::fsutil::read_bounded(path, MAX_CONFIG_BYTES)
+        .with_context(|| format!("read {shown}"))?;
     let value = json::parse(&text, &shown)?;
     parse_process(&Node::new(&value, "")).map_err(|e| e.wrap(&shown))
 }

@@ -9,8 +9,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
-/// The largest state.json we read (ours are a few KiB).
-pub const MAX_STATE_BYTES: u64 = 1 << 20;
+/// The largest state.json we write or read. Ours are a few KiB, but
+/// they copy the config's annotations and hooks, so a config at its own
+/// bound must still fit: that bound plus room for the rest.
+pub const MAX_STATE_BYTES: u64 = crate::oci::spec::MAX_CONFIG_BYTES + (1 << 20);
 /// A copy of the config.json the container was created from.
 pub const CONFIG_FILE: &str = "config.json";
 
@@ -137,7 +139,7 @@ impl StateRoot {
         let dir = self.container_dir(id);
         let path = dir.join(STATE_FILE);
         // state.json is ours and small; a huge one is corrupt, not read.
-        let text = match crate::oci::spec::read_bounded(&path, MAX_STATE_BYTES) {
+        let text = match crate::fsutil::read_bounded(&path, MAX_STATE_BYTES) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(crate::err_kind!(NotFound, "container does not exist: {id}"))
@@ -231,11 +233,18 @@ impl Container {
     /// Write state.json atomically. Not fsynced: runtime state lives in
     /// /run, which does not outlive the processes it describes, and an fsync
     /// on a disk-backed /run costs more than the rest of a container start.
+    /// Write state.json; one that [`StateRoot::load`] would refuse is
+    /// not written.
     pub fn save(&self) -> Result<()> {
-        write_replace(
-            &self.dir.join(STATE_FILE),
-            miniserde::json::to_string(&self.state).as_bytes(),
-        )
+        let path = self.dir.join(STATE_FILE);
+        let text = miniserde::json::to_string(&self.state);
+        if text.len() as u64 > MAX_STATE_BYTES {
+            crate::bail!(
+                "{}: state larger than {MAX_STATE_BYTES} bytes (the limit): annotations or hooks too large",
+                path.display()
+            );
+        }
+        write_replace(&path, text.as_bytes())
     }
 
     /// Remove the state dir.

@@ -165,7 +165,10 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
     }
     let (parent, child) = channel()?;
     let saved = signal::block_all()?;
-    match process::clone_into_cgroup(0, v2_fd.as_ref())? {
+    let forked = process::clone_into_cgroup(0, v2_fd.as_ref()).inspect_err(|_| {
+        let _ = signal::restore(&saved);
+    })?;
+    match forked {
         (process::Forked::Child, _) => {
             process::child_panics_exit();
             drop(parent);
@@ -182,7 +185,6 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
             process::exit_now(1);
         }
         (process::Forked::Parent(pid), born_in_v2) => {
-            own_pid_ns.restore()?;
             drop(child);
             drop(console);
             let fail = |e: Error| {
@@ -191,6 +193,8 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
                 let _ = signal::restore(&saved);
                 e
             };
+            // On failure the guard's drop tries once more, then aborts.
+            own_pid_ns.restore().map_err(fail)?;
             crate::log::debug!(
                 "exec: process {pid} in container {}: {:?}",
                 opts.id,
@@ -212,7 +216,9 @@ pub fn exec(root: &StateRoot, opts: &ExecOptions) -> Result<i32> {
                 Some(sock) => Some(tty::start(sock).map_err(fail)?),
                 None => None,
             };
-            let exit = super::ops::wait_forwarding(pid, relay.as_ref())?;
+            let exit = super::ops::wait_forwarding(pid, relay.as_ref()).inspect_err(|_| {
+                let _ = signal::restore(&saved);
+            })?;
             if let Some(r) = relay {
                 r.finish();
             }

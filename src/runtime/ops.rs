@@ -170,6 +170,14 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
     Ok(warnings)
 }
 
+/// Best effort, for a container `delete` could not remove: kill what
+/// it runs, remove its cgroup and state dir.
+fn discard(c: &Container) {
+    let _ = kill_and_wait(c);
+    let _ = c.cgroup().destroy();
+    let _ = c.remove_dir();
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
     pub create: CreateOptions,
@@ -214,7 +222,10 @@ pub fn run(root: &StateRoot, opts: &RunOptions) -> Result<RunExit> {
     let mut warnings = match start(root, id) {
         Ok(warnings) => warnings,
         Err(e) => {
-            let _ = delete(root, id, true);
+            if delete(root, id, true).is_err() {
+                // The state on disk may be what failed: undo from ours.
+                discard(&created.container);
+            }
             restore(&saved);
             return Err(e);
         }

@@ -101,22 +101,52 @@ fn sealed_copy() -> Result<OwnedFd> {
     Ok(memfd)
 }
 
+/// Set, to our pid, in the environment of the re-exec: the same process
+/// (execve keeps the pid) finding it knows it was re-executed already; a
+/// child that inherits it has another pid.
+const REEXEC_MARKER: &str = "_SKIFF_REEXEC_PID";
+
+/// Were we re-executed by [`ensure_sealed`] already (this very process)?
+fn reexeced_already(marker: Option<std::ffi::OsString>, pid: u32) -> bool {
+    marker.is_some_and(|m| m.to_str() == Some(pid.to_string().as_str()))
+}
+
+/// The file to re-exec from: the read-only view if it is one, else a
+/// sealed copy; checked write-protected either way (the view can turn out
+/// writable, e.g. where mount_setattr is filtered and answers success).
+fn protected_image(view: Result<OwnedFd>) -> Result<OwnedFd> {
+    match view {
+        Ok(fd) if is_write_protected(fd.as_fd()) => Ok(fd),
+        _ => {
+            let copy = sealed_copy()?;
+            if !is_write_protected(copy.as_fd()) {
+                crate::bail!("the sealed copy of our binary to re-exec from is writable");
+            }
+            Ok(copy)
+        }
+    }
+}
+
 /// Re-exec this very command line from a read-only view (or a sealed copy)
 /// of the binary, unless we already run from one. Returns only when already
-/// sealed.
+/// sealed. Re-executes at most once: a process that finds itself
+/// re-executed and still unprotected fails instead of looping.
 pub fn ensure_sealed() -> Result<()> {
     if is_sealed() {
         return Ok(());
     }
-    let exe = readonly_view().or_else(|_| sealed_copy())?;
-    // What is about to run must be the protected file itself.
-    if !is_write_protected(exe.as_fd()) {
-        crate::bail!("the view of our binary to re-exec from is writable");
+    if reexeced_already(std::env::var_os(REEXEC_MARKER), std::process::id()) {
+        crate::bail!(
+            "re-executed from a protected view of our binary, and still not running from one"
+        );
     }
+    let exe = protected_image(readonly_view())?;
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.into_encoded_bytes()).unwrap_or_default())
         .collect();
     let env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != REEXEC_MARKER)
+        .chain([(REEXEC_MARKER.into(), std::process::id().to_string().into())])
         .map(|(k, v)| {
             let mut kv = k.into_encoded_bytes();
             kv.push(b'=');
@@ -184,5 +214,28 @@ mod tests {
         if let Ok(view) = readonly_view() {
             assert!(is_write_protected(view.as_fd()));
         }
+    }
+
+    /// A view that turns out writable is replaced by the sealed copy (it
+    /// was an error).
+    #[test]
+    fn a_writable_view_falls_back_to_the_sealed_copy() {
+        let tmp = std::env::temp_dir().join(format!("skiff-view-{}", std::process::id()));
+        let writable = OwnedFd::from(std::fs::File::create(&tmp).unwrap());
+        let _ = std::fs::remove_file(&tmp);
+        let image = protected_image(Ok(writable)).unwrap();
+        assert!(is_write_protected(image.as_fd()));
+        assert!(rustix::fs::fcntl_get_seals(&image).is_ok(), "a memfd");
+        let image = protected_image(Err(crate::Error::new("no open_tree"))).unwrap();
+        assert!(is_write_protected(image.as_fd()));
+    }
+
+    /// The marker names the re-executed process itself: a child that
+    /// inherits it (another pid) may re-exec; the process itself may not.
+    #[test]
+    fn one_reexec_per_process() {
+        assert!(reexeced_already(Some("42".into()), 42));
+        assert!(!reexeced_already(Some("42".into()), 43));
+        assert!(!reexeced_already(None, 42));
     }
 }

@@ -91,10 +91,22 @@ pub fn unshare(flags: u64) -> Result<()> {
 /// shim or daemon calling the runtime library must never keep a thread
 /// there.
 ///
+/// If the drop cannot take the thread back, it aborts the process: a
+/// thread left in a container's namespaces must not go on (a shim or
+/// daemon worker would open its next socket or file inside the
+/// container), and a drop has no caller to report to. Call
+/// [`Return::restore`] first to get an error instead.
+///
+/// Not `Send`: namespaces belong to the thread that joined them, so the
+/// guard must be dropped on that thread.
+///
 /// A forked child that must stay in the joined namespaces leaves through
 /// exec or `exit_now`, which run no destructors.
 #[derive(Default)]
-pub struct Return(Vec<(Kind, OwnedFd)>);
+pub struct Return {
+    saved: Vec<(Kind, OwnedFd)>,
+    per_thread: std::marker::PhantomData<*const ()>,
+}
 
 impl Return {
     /// Remember this thread's own namespace of `kind` (before joining
@@ -108,7 +120,7 @@ impl Return {
             rustix::fs::Mode::empty(),
         )
         .with_context(|| format!("open {path}"))?;
-        self.0.push((kind, fd));
+        self.saved.push((kind, fd));
         Ok(())
     }
 
@@ -119,12 +131,13 @@ impl Return {
     }
 
     /// Go back to every saved namespace (the latest first). What could
-    /// not be restored stays saved, for the drop to try again.
+    /// not be restored stays saved, for the drop to try again (and abort
+    /// if it fails again).
     pub fn restore(&mut self) -> Result<()> {
-        while let Some((kind, fd)) = self.0.last() {
+        while let Some((kind, fd)) = self.saved.last() {
             enter(fd, *kind)
                 .with_context(|| format!("return to our {} namespace", kind.oci_name()))?;
-            self.0.pop();
+            self.saved.pop();
         }
         Ok(())
     }
@@ -132,10 +145,11 @@ impl Return {
 
 impl Drop for Return {
     fn drop(&mut self) {
-        // Nothing to report to: a failure here leaves the thread where it
-        // is, which restore() would have reported.
-        for (kind, fd) in self.0.iter().rev() {
-            let _ = enter(fd, *kind);
+        if let Err(e) = self.restore() {
+            // The one message this library writes itself: the process is
+            // about to end and there is no caller left to tell.
+            eprintln!("skiff: {e}: a thread cannot stay in a container's namespaces; aborting");
+            std::process::abort();
         }
     }
 }
@@ -163,6 +177,64 @@ mod tests {
         })
         .join()
         .unwrap()
+    }
+
+    /// Compiles only while `Return` is not `Send` (two impls would apply
+    /// to a `Send` type and the call below would be ambiguous).
+    #[allow(dead_code)]
+    fn return_is_not_send() {
+        trait AmbiguousIfSend<A> {
+            fn check() {}
+        }
+        impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+        impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+        <Return as AmbiguousIfSend<_>>::check();
+    }
+
+    /// Run in a child process by the test below: a guard whose saved
+    /// "namespace" is /dev/null cannot return, so its drop must abort.
+    #[test]
+    fn failed_return_child() {
+        if std::env::var_os("SKIFF_NS_ABORT_CHILD").is_none() {
+            return;
+        }
+        let null = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let mut back = Return::default();
+        back.saved.push((Kind::Network, null));
+        assert!(back.restore().is_err(), "setns into /dev/null fails");
+        drop(back);
+        // Reached only if the drop let the thread go on.
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn a_failed_return_aborts_the_process() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sys::ns::tests::failed_return_child",
+                "--nocapture",
+            ])
+            .env("SKIFF_NS_ABORT_CHILD", "1")
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "status {:?}, stderr: {stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains("return to our network namespace"),
+            "{stderr}"
+        );
     }
 
     fn join_then_fail(fd: &OwnedFd, joined: &mut u64) -> Result<()> {
