@@ -313,9 +313,11 @@ fn wait_for_file(file: &Path) {
 #[test]
 fn bind_sources_only_host_root_reaches_with_userns() {
     let ctx = Ctx::new("rootonlysrc");
+    // On a shared mount, whose peers must not reach into the container.
+    let _tmpfs = shared_tmpfs(&ctx.path("secretfs"));
     // A directory mode 0700 owned by the host's root: the container's ids
     // (100000...) cannot enter it.
-    let secret = ctx.path("secret");
+    let secret = ctx.path("secretfs/secret");
     fs::create_dir_all(secret.join("a")).unwrap();
     fs::create_dir_all(secret.join("b")).unwrap();
     fs::write(secret.join("a/f"), "A\n").unwrap();
@@ -357,6 +359,12 @@ fn bind_sources_only_host_root_reaches_with_userns() {
     ]);
     out.ok();
     assert_eq!(out.stdout, "A\nB\n0\n1\n2\n3\n", "stderr: {}", out.stderr);
+    let out = ctx.rt(&["exec", &id, "cat", "/proc/self/mountinfo"]);
+    out.ok();
+    for mp in ["/a", "/b"] {
+        let line = mountinfo_line(&out.stdout, mp).unwrap_or_default();
+        assert!(!line.is_empty() && !line.contains("shared:"), "{line}");
+    }
     ctx.kill(&id, "KILL").ok();
     ctx.wait_status(&id, "stopped", Duration::from_secs(10));
     ctx.delete(&id).ok();
@@ -477,5 +485,154 @@ fn features_list_the_mount_options_that_work() {
         "nosymfollow",
     ] {
         assert!(listed.contains(&word), "{word} missing from {listed:?}");
+    }
+}
+
+/// A tmpfs made a shared mount (this machine has none by default), so
+/// peers of it on the host would show what leaks out of a container.
+fn shared_tmpfs(at: &Path) -> HostTmpfs {
+    let t = HostTmpfs::mount(at);
+    sh_host(&format!("mount --make-shared {}", at.display()));
+    t
+}
+
+/// Run a shell command on the host; it must succeed.
+fn sh_host(script: &str) {
+    let st = std::process::Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .expect("run sh");
+    assert!(st.success(), "host: {script}");
+}
+
+#[test]
+fn read_only_host_bind_stays_read_only_in_userns() {
+    let ctx = Ctx::new("robindlock");
+    let src_fs = ctx.path("srcfs");
+    let _tmpfs = shared_tmpfs(&src_fs);
+    let src = src_fs.join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    // Writable for the container's root, were the mount writable.
+    std::os::unix::fs::chown(&src, Some(100000), Some(100000)).unwrap();
+    // The host's own read-only bind: a container root of a user namespace
+    // may not make it writable (the kernel locks it in a copy of the
+    // namespace).
+    sh_host(&format!(
+        "mount --bind {0} {0} && mount -o remount,bind,ro {0}",
+        src.display()
+    ));
+    let _ro = HostTmpfsBind(src.clone());
+    // The mapped root cannot create it in the host-owned rootfs.
+    fs::create_dir_all(ctx.rootfs().join("mnt")).unwrap();
+    let mut c = ctx.config();
+    with_userns(&mut c)
+        .caps(&["CAP_SYS_ADMIN"])
+        .mount("/mnt", "bind", src.to_str().unwrap(), &["rbind"])
+        .sh("mount -o remount,bind,rw /mnt && touch /mnt/pwned; \
+             grep ' /mnt ' /proc/self/mountinfo; true");
+    c.set(
+        "process.noNewPrivileges",
+        miniserde::json::Value::Bool(false),
+    );
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert!(
+        !src.join("pwned").exists(),
+        "the container made the host's read-only bind writable: {} {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("ermission denied") || out.stderr.contains("ead-only"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("shared:"), "{}", out.stdout);
+}
+
+/// A bind the test made on the host, detached on drop.
+struct HostTmpfsBind(PathBuf);
+
+impl Drop for HostTmpfsBind {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn mounts_inside_a_bind_of_a_shared_mount_stay_in_the_container() {
+    let ctx = Ctx::new("sharedsrc");
+    let src = ctx.path("src");
+    let _tmpfs = shared_tmpfs(&src);
+    fs::create_dir(src.join("sub")).unwrap();
+    std::os::unix::fs::chown(src.join("sub"), Some(100000), Some(100000)).unwrap();
+    fs::create_dir_all(ctx.rootfs().join("mnt")).unwrap();
+    let plain = {
+        let mut c = ctx.config();
+        c.caps(&["CAP_SYS_ADMIN"])
+            .mount("/mnt", "bind", src.to_str().unwrap(), &["rbind"])
+            .sh(
+                "mount -t tmpfs none /mnt/sub && grep ' /mnt ' /proc/self/mountinfo; \
+                 exec sleep 1000",
+            );
+        c.set(
+            "process.noNewPrivileges",
+            miniserde::json::Value::Bool(false),
+        );
+        c
+    };
+    let mut in_userns = plain.clone();
+    with_userns(&mut in_userns);
+    let b = ctx.bundle_str();
+    for (userns, c) in [(false, &plain), (true, &in_userns)] {
+        for no_pivot in [false, true] {
+            ctx.write_config(c);
+            let id = ctx.id();
+            let mut args = vec!["create", "--bundle", b.as_str()];
+            if no_pivot {
+                args.push("--no-pivot");
+            }
+            args.push(&id);
+            ctx.rt(&args).ok();
+            ctx.start(&id).ok();
+            let pid = ctx.pid_of(&id);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let inside = format!("/proc/{pid}/root/mnt/sub");
+            while !fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .unwrap_or_default()
+                .contains(" /mnt/sub ")
+            {
+                assert!(Instant::now() < deadline, "{inside} never mounted");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+            let mnt = mountinfo_line(&info, "/mnt")
+                .unwrap_or_default()
+                .to_string();
+            let leaked = mounts_under(&src);
+            ctx.kill(&id, "KILL").ok();
+            ctx.wait_status(&id, "stopped", Duration::from_secs(10));
+            ctx.delete(&id).ok();
+            ctx.assert_gone(&id);
+            let after = mounts_under(&src);
+            detach_all(&src.join("sub"));
+            assert_eq!(
+                leaked,
+                [src.to_str().unwrap()],
+                "userns={userns} no_pivot={no_pivot}: a mount of the container reached the host"
+            );
+            assert_eq!(
+                after,
+                [src.to_str().unwrap()],
+                "userns={userns} no_pivot={no_pivot}"
+            );
+            assert!(
+                !mnt.contains("shared:"),
+                "userns={userns} no_pivot={no_pivot}: {mnt}"
+            );
+        }
     }
 }

@@ -206,7 +206,7 @@ struct MountCtx<'a> {
     bundle: &'a Path,
     userns: bool,
     cgroups: &'a [CgroupBind],
-    /// The source tree the runtime cloned for a bind mount.
+    /// The source the runtime opened for a bind mount.
     source: Option<&'a OwnedFd>,
     /// Leave the mount writable; the caller remounts it read-only later.
     defer_read_only: bool,
@@ -289,29 +289,30 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
     Ok(later)
 }
 
-/// Bind the source of `mnt` on its destination: the tree the runtime
-/// cloned when there is one, else the source path.
+/// Bind the source of `mnt` on its destination: through the fd the
+/// runtime opened when there is one, else by the source path.
 fn bind_one(ctx: &MountCtx, mnt: &Mount, opts: &m::Options) -> Result<()> {
     let src = super::mount_sources::source_path(ctx.bundle, mnt);
     let is_dir = match ctx.source {
-        Some(tree) => sysfs::is_dir(tree),
+        Some(fd) => sysfs::is_dir(fd),
         None => std::fs::metadata(&src)
             .with_context(|| format!("bind source {}", src.display()))?
             .is_dir(),
     };
     let leaf = if is_dir { Leaf::Dir } else { Leaf::File };
     let dest = sysfs::ensure_in_root(ctx.root, &mnt.destination, leaf, 0o755)?;
-    match ctx.source {
-        Some(tree) => m::attach(tree, &dest).with_context(|| format!("bind {}", src.display())),
-        None => m::mount(
-            &src.to_string_lossy(),
-            &sysfs::proc_path(&dest),
-            "",
-            m::MS_BIND | (opts.flags & m::MS_REC),
-            "",
-        )
-        .with_context(|| format!("bind {}", src.display())),
-    }
+    let source = match ctx.source {
+        Some(fd) => sysfs::proc_path(fd),
+        None => src.to_string_lossy().into_owned(),
+    };
+    m::mount(
+        &source,
+        &sysfs::proc_path(&dest),
+        "",
+        m::MS_BIND | (opts.flags & m::MS_REC),
+        "",
+    )
+    .with_context(|| format!("bind {}", src.display()))
 }
 
 /// The option words that mount(2) cannot say (`rro`, `nosymfollow`, ...),

@@ -2,7 +2,7 @@
 
 use super::{check, cstring};
 use crate::error::{Context, Error, Kind, Result};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 
 pub use libc::{
     MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME,
@@ -266,42 +266,6 @@ pub fn set_attrs(target: impl AsFd, attrs: Attrs, recursive: bool) -> Result<()>
         return Err(Error::from(e).wrap("mount_setattr"));
     }
     Ok(())
-}
-
-/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at
-/// `path` (and of the mounts below it with `recursive`), to be attached
-/// later with [`attach`], from another mount namespace or user namespace
-/// where `path` itself may be out of reach.
-pub fn clone_tree(path: &str, recursive: bool) -> Result<OwnedFd> {
-    use rustix::mount::OpenTreeFlags;
-    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= OpenTreeFlags::AT_RECURSIVE;
-    }
-    rustix::mount::open_tree(rustix::fs::CWD, path, flags).map_err(|e| {
-        if e == rustix::io::Errno::NOSYS {
-            Error::of(
-                Kind::Unimplemented,
-                "open_tree: not supported by this kernel (Linux 5.2 or later is needed)",
-            )
-        } else {
-            Error::from(e)
-        }
-    })
-}
-
-/// move_mount(2): attach a detached tree from [`clone_tree`] on `target`
-/// (an O_PATH fd).
-pub fn attach(tree: impl AsFd, target: impl AsFd) -> Result<()> {
-    use rustix::mount::MoveMountFlags;
-    rustix::mount::move_mount(
-        tree,
-        "",
-        target,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
-    .context("move_mount")
 }
 
 /// The mounts of our mount namespace (/proc/self/mountinfo), unescaped:

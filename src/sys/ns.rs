@@ -112,3 +112,26 @@ impl Return {
         Ok(())
     }
 }
+
+/// Run `f` on a thread of its own that has joined the mount namespace
+/// behind `mnt_ns`: the thread first takes a private copy of the
+/// filesystem context (root, cwd), which setns(2) of a mount namespace
+/// needs in a process with other threads, so the caller's threads keep
+/// theirs. Files `f` opens stay open for the whole process.
+pub fn in_mount_ns<T: Send>(mnt_ns: &OwnedFd, f: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare(libc::CLONE_FS as u64).context("unshare the filesystem context")?;
+            enter(mnt_ns, Kind::Mount)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(crate::err!("mount namespace thread panicked")))
+    })
+}
+
+/// The inode of the namespace behind `fd` (two fds with the same inode
+/// name the same namespace).
+pub fn inode(fd: &OwnedFd) -> Result<u64> {
+    Ok(rustix::fs::fstat(fd).context("stat namespace")?.st_ino)
+}
