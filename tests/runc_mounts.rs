@@ -47,7 +47,7 @@ impl HostTmpfs {
                 "-t",
                 "tmpfs",
                 "-o",
-                "size=1m",
+                "size=64m",
                 "skiff-test",
                 at.to_str().unwrap(),
             ])
@@ -634,5 +634,139 @@ fn mounts_inside_a_bind_of_a_shared_mount_stay_in_the_container() {
                 "userns={userns} no_pivot={no_pivot}: {mnt}"
             );
         }
+    }
+}
+
+/// The id of the mount on top at `mp` in our mountinfo.
+fn top_mount_id(mp: &Path) -> Option<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo_line(&info, mp.to_str().unwrap()).map(|l| l.split(' ').next().unwrap().to_string())
+}
+
+#[test]
+fn no_mount_namespace_cleanup_takes_only_its_own_bind() {
+    let ctx = Ctx::new("nomntnsown");
+    let rootfs = ctx.rootfs();
+    // What a shim's snapshotter would have mounted there.
+    sh_host(&format!("mount --bind {0} {0}", rootfs.display()));
+    let _premounted = HostTmpfsBind(rootfs.clone());
+    let before = top_mount_id(&rootfs).expect("pre-existing mount");
+    let mut c = ctx.config();
+    c.remove_namespace("mount")
+        .remove("linux.maskedPaths")
+        .remove("linux.readonlyPaths");
+    let good = c.clone();
+
+    // A create that fails in the init, after the rootfs bind.
+    c.mount("/mnt", "skiff-bogus-fs", "none", &[]);
+    ctx.run_config(&c).fails();
+    if !is_skiff() {
+        // RUNC DIFFERS: runc leaves its bind behind.
+        while top_mount_id(&rootfs).as_ref() != Some(&before) {
+            sh_host(&format!("umount -l {}", rootfs.display()));
+        }
+    }
+    assert_eq!(top_mount_id(&rootfs), Some(before.clone()));
+
+    // A create that fails before the init has made anything.
+    let mut early = good.clone();
+    early.set("hooks", js(r#"{"createRuntime":[{"path":"/bin/false"}]}"#));
+    ctx.run_config(&early).fails();
+    if !is_skiff() {
+        while top_mount_id(&rootfs).as_ref() != Some(&before) {
+            sh_host(&format!("umount -l {}", rootfs.display()));
+        }
+    }
+    assert_eq!(top_mount_id(&rootfs), Some(before.clone()));
+
+    // Delete takes the container's bind away whatever the bundle holds
+    // now, and only while it is there.
+    let mut sleeper = good.clone();
+    sleeper.sh("exec sleep 1000");
+    for gone_first in [false, true] {
+        ctx.write_config(&sleeper);
+        let id = ctx.id();
+        ctx.create(&id).ok();
+        assert_ne!(top_mount_id(&rootfs), Some(before.clone()));
+        // The bundle's config no longer says "no mount namespace".
+        ctx.write_config(&ctx.config());
+        if gone_first {
+            sh_host(&format!("umount -l {}", rootfs.display()));
+        }
+        ctx.rt(&["delete", "--force", &id]).ok();
+        ctx.assert_gone(&id);
+        if !is_skiff() {
+            while top_mount_id(&rootfs).as_ref() != Some(&before) {
+                sh_host(&format!("umount -l {}", rootfs.display()));
+            }
+        }
+        assert_eq!(
+            top_mount_id(&rootfs),
+            Some(before.clone()),
+            "gone_first={gone_first}"
+        );
+    }
+}
+
+#[test]
+fn rootfs_on_a_shared_mount_leaks_nothing_to_the_host() {
+    let ctx = Ctx::new("sharedroot");
+    let fs_dir = ctx.path("shared");
+    let _tmpfs = shared_tmpfs(&fs_dir);
+    let rootfs = fs_dir.join("rootfs");
+    copy_tree(busybox_rootfs(), &rootfs).unwrap();
+    for prop in [
+        None,
+        Some("private"),
+        Some("rprivate"),
+        Some("slave"),
+        Some("rslave"),
+        Some("shared"),
+        Some("rshared"),
+        Some("unbindable"),
+        Some("runbindable"),
+    ] {
+        let mut c = ctx.config();
+        c.set("root.path", jstr(rootfs.to_str().unwrap()))
+            .sh("grep -c . /proc/self/mountinfo >/dev/null && echo ran");
+        if let Some(p) = prop {
+            c.set("linux.rootfsPropagation", jstr(p));
+        }
+        let out = ctx.run_config(&c);
+        let leaked = mounts_under(&fs_dir);
+        for m in leaked.iter().rev() {
+            if Path::new(m) != fs_dir {
+                detach_all(Path::new(m));
+            }
+        }
+        out.ok();
+        assert_eq!(out.stdout, "ran\n", "{prop:?}: {}", out.stderr);
+        assert_eq!(
+            leaked,
+            [fs_dir.to_str().unwrap()],
+            "{prop:?}: the container's mounts reached the host"
+        );
+    }
+}
+
+#[test]
+fn no_pivot_with_a_symlinked_rootfs_path() {
+    let ctx = Ctx::new("nopivotlink");
+    let link = ctx.path("rootfs-link");
+    symlink(ctx.rootfs(), &link).unwrap();
+    let mut c = ctx.config();
+    c.set("root.path", jstr(link.to_str().unwrap()))
+        .sh("cat /proc/self/mountinfo");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt(&["run", "--bundle", &b, "--no-pivot", &id]);
+    ctx.assert_gone(&id);
+    out.ok();
+    // The container's own procfs and sysfs were kept, not taken for the
+    // host's.
+    for (mp, fs_type) in [("/proc", " - proc "), ("/sys", " - sysfs ")] {
+        let line = mountinfo_line(&out.stdout, mp).unwrap_or_default();
+        assert!(line.contains(fs_type), "{mp}: {line:?} {}", out.stderr);
     }
 }

@@ -388,7 +388,9 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
             let _ = process::kill(container.state.pid, libc::SIGKILL);
             let _ = process::wait_pid(container.state.pid, false);
-            let _ = super::rootfs::release_shared(&spec, &spec.rootfs(&bundle));
+            if let Some(bind) = &container.state.rootfs_bind {
+                let _ = super::rootfs::detach_host_rootfs_bind(bind);
+            }
         })?;
     }
     undo.disarm();
@@ -491,6 +493,7 @@ fn spawn(
     let seccomp = super::user_process::compile_seccomp(spec)?;
     let (parent, child) = channel()?;
     let rootfs = spec.rootfs(bundle);
+    let bind_site = super::rootfs::HostBindSite::before_create(spec, &rootfs)?;
     let v2_fd = cgroup.open_v2_dir()?;
     let saved_mask = signal::block_all()?;
     // With a user namespace to join, an intermediate child joins it and
@@ -562,9 +565,19 @@ fn spawn(
             if let Err(e) = brought_up {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
-                let _ = super::rootfs::release_shared(spec, &rootfs);
+                if let Some(site) = &bind_site {
+                    let _ = site.undo();
+                }
                 return Err(e);
             }
+            let rootfs_bind = match bind_site.as_ref().map(|s| s.made()).transpose() {
+                Ok(bind) => bind.flatten(),
+                Err(e) => {
+                    let _ = process::kill(pid, libc::SIGKILL);
+                    let _ = process::wait_pid(pid, false);
+                    return Err(e);
+                }
+            };
             let state = State {
                 id: opts.id.clone(),
                 pid,
@@ -580,6 +593,7 @@ fn spawn(
                 cgroup: cgroup.dirs.clone(),
                 poststart: spec.hooks.poststart.clone(),
                 poststop: spec.hooks.poststop.clone(),
+                rootfs_bind,
             };
             let container = Container {
                 dir: dir.to_path_buf(),
@@ -588,7 +602,9 @@ fn spawn(
             if let Err(e) = container.save() {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
-                let _ = super::rootfs::release_shared(spec, &rootfs);
+                if let Some(bind) = &container.state.rootfs_bind {
+                    let _ = super::rootfs::detach_host_rootfs_bind(bind);
+                }
                 return Err(e);
             }
             Ok(container)

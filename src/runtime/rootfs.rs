@@ -4,6 +4,7 @@
 //! (openat2 RESOLVE_IN_ROOT) and mounted onto through its fd, so a symlink
 //! in the image can never send a mount to the host.
 
+use super::container::HostRootfsBind;
 use crate::error::{Context, Error, Result};
 use crate::oci::spec::{Device, Mount, Spec};
 use crate::sys::fs::{self as sysfs, Leaf};
@@ -74,22 +75,14 @@ pub(crate) fn prepare(
             requested
         };
         m::mount("", "/", "", prop, "").context("set propagation of /")?;
-        if prop & m::MS_SHARED != 0 {
-            // pivot_root refuses a shared parent: make the mount holding the
-            // rootfs private (its own propagation comes back after the pivot).
-            m::mount("", &mount_point_of(rootfs)?, "", m::MS_PRIVATE, "")
-                .context("make the rootfs's parent mount private")?;
-        }
+        make_rootfs_parent_private(rootfs)?;
     }
     let rootfs_s = rootfs.to_string_lossy();
     m::mount(&rootfs_s, &rootfs_s, "", m::MS_BIND | m::MS_REC, "")
         .with_context(|| format!("bind mount rootfs {rootfs_s}"))?;
-    let made = populate(spec, rootfs, bundle, userns, terminal, cgroups, sources);
-    if made.is_err() && !own_ns {
-        // In the runtime's namespace nothing goes away with the init.
-        let _ = m::umount(&rootfs_s, m::MNT_DETACH);
-    }
-    made
+    // Without a mount namespace of our own the runtime takes this bind
+    // away when create fails or at delete (HostBindSite).
+    populate(spec, rootfs, bundle, userns, terminal, cgroups, sources)
 }
 
 /// The config's mounts, /dev and the console, on the bound rootfs.
@@ -165,22 +158,27 @@ fn is_below(path: &str, dir: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The mount point of the mount that holds `path` (the longest mount point
-/// in mountinfo that is a prefix of it).
-fn mount_point_of(path: &Path) -> Result<String> {
-    let path = path.to_string_lossy();
-    m::mount_table()?
-        .into_iter()
-        .map(|(mp, ..)| mp)
-        .filter(|mp| {
-            mp == "/"
-                || path == *mp
-                || path
-                    .strip_prefix(mp.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
-        .max_by_key(|mp| mp.len())
-        .ok_or_else(|| Error::new(format!("no mount holds {path}")))
+/// A shared mount holding the rootfs (after a propagation value that left
+/// it shared: `shared`, or a non-recursive one over a shared mount other
+/// than `/`) would send the rootfs bind and every mount of the container to
+/// its peers on the host, and pivot_root refuses a shared parent. Make it
+/// private in our namespace, whatever the config asked for `/` (the
+/// container's own root gets its propagation after the pivot).
+fn make_rootfs_parent_private(rootfs: &Path) -> Result<()> {
+    let path = rootfs.to_string_lossy();
+    let id = m::mount_id_of(&path)?;
+    let Some(parent) = m::mount_table()?.into_iter().find(|mi| mi.id == id) else {
+        crate::bail!("no mount holds the rootfs {path}");
+    };
+    if parent.is_shared() {
+        m::mount("", &parent.mount_point, "", m::MS_PRIVATE, "").with_context(|| {
+            format!(
+                "make {}, the mount holding the rootfs, private",
+                parent.mount_point
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn clean(p: &str) -> &str {
@@ -583,22 +581,59 @@ pub(crate) fn check_shared_mount_ns(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// After the container of a shared mount namespace is gone: take its
-/// mounts away from the runtime's namespace (the rootfs bind that holds
-/// them all). runc leaves them behind.
-pub(crate) fn release_shared(spec: &Spec, rootfs: &Path) -> Result<()> {
-    if own_mount_ns(spec) {
-        return Ok(());
+/// Where the init of a container without a mount namespace binds its
+/// rootfs in the runtime's namespace: the rootfs's canonical path, and the
+/// mount the bind goes on top of (the one that path reaches before).
+pub(crate) struct HostBindSite {
+    path: String,
+    under: u64,
+}
+
+impl HostBindSite {
+    /// None for a container with a mount namespace of its own (its
+    /// mounts go away with it).
+    pub(crate) fn before_create(spec: &Spec, rootfs: &Path) -> Result<Option<HostBindSite>> {
+        if own_mount_ns(spec) {
+            return Ok(None);
+        }
+        let path = std::fs::canonicalize(rootfs)
+            .with_context(|| format!("rootfs {}", rootfs.display()))?
+            .to_string_lossy()
+            .into_owned();
+        let under = m::mount_id_of(&path)?;
+        Ok(Some(HostBindSite { path, under }))
     }
-    let Ok(canonical) = std::fs::canonicalize(rootfs) else {
-        return Ok(());
-    };
-    let path = canonical.to_string_lossy();
-    let mounted = m::mount_table()?.iter().any(|(mp, ..)| *mp == path);
-    if mounted {
-        m::umount(&path, m::MNT_DETACH)?;
+
+    /// The bind the init made, if it got that far: the mount at the path
+    /// whose parent is the one that was there before.
+    pub(crate) fn made(&self) -> Result<Option<HostRootfsBind>> {
+        Ok(m::mount_table()?
+            .into_iter()
+            .find(|mi| mi.mount_point == self.path && mi.parent == self.under)
+            .map(|mi| HostRootfsBind {
+                path: self.path.clone(),
+                mount_id: mi.id,
+            }))
     }
-    Ok(())
+
+    /// After a failed create: take away the bind the init made, if any.
+    pub(crate) fn undo(&self) -> Result<()> {
+        match self.made()? {
+            Some(bind) => detach_host_rootfs_bind(&bind),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Take a container's rootfs bind (and every mount of the container on
+/// it) out of the runtime's mount namespace, while it is still the mount
+/// on top at its path: never anything someone else mounted there. runc
+/// leaves them behind.
+pub(crate) fn detach_host_rootfs_bind(bind: &HostRootfsBind) -> Result<()> {
+    match m::mount_id_of(&bind.path) {
+        Ok(id) if id == bind.mount_id => m::umount(&bind.path, m::MNT_DETACH),
+        _ => Ok(()),
+    }
 }
 
 /// Make the rootfs our `/`.
@@ -629,6 +664,11 @@ pub(crate) fn enter(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// of the container could mount an unmasked /proc. Take them away (cover
 /// them where they cannot be unmounted), as runc does.
 fn hide_host_pseudo_filesystems(rootfs: &Path) -> Result<()> {
+    // mountinfo shows canonical paths: a rootfs reached through a symlink
+    // must be compared as the kernel shows it, or its own mounts would
+    // count as the host's.
+    let rootfs =
+        std::fs::canonicalize(rootfs).with_context(|| format!("rootfs {}", rootfs.display()))?;
     let rootfs = rootfs.to_string_lossy();
     let inside = |mp: &str| {
         mp == rootfs
@@ -636,16 +676,19 @@ fn hide_host_pseudo_filesystems(rootfs: &Path) -> Result<()> {
                 .strip_prefix(rootfs.as_ref())
                 .is_some_and(|r| r.starts_with('/'))
     };
-    let mut targets: Vec<String> = m::mount_table()?
+    // A set: the same mount point may be listed many times (stacked mounts).
+    let targets: std::collections::BTreeSet<String> = m::mount_table()?
         .into_iter()
-        .filter(|(mp, fstype, root)| {
-            (fstype == "proc" || fstype == "sysfs") && root == "/" && !inside(mp)
+        .filter(|mi| {
+            (mi.fs_type == "proc" || mi.fs_type == "sysfs")
+                && mi.root == "/"
+                && !inside(&mi.mount_point)
         })
-        .map(|(mp, ..)| mp)
+        .map(|mi| mi.mount_point)
         .collect();
     // Deepest first, so a parent's detach does not hide a child from us.
+    let mut targets: Vec<String> = targets.into_iter().collect();
     targets.sort_by_key(|mp| std::cmp::Reverse(mp.len()));
-    targets.dedup();
     for mp in targets {
         // Never let the unmount reach the host.
         match m::mount("", &mp, "", m::MS_SLAVE | m::MS_REC, "") {
