@@ -770,3 +770,27 @@ fn no_pivot_with_a_symlinked_rootfs_path() {
         assert!(line.contains(fs_type), "{mp}: {line:?} {}", out.stderr);
     }
 }
+
+#[test]
+fn recursively_read_only_dev_with_mounts_below() {
+    let ctx = Ctx::new("rrodev");
+    let mut c = ctx.config();
+    // rro waits, as ro does, until /dev/pts and the rest are made below.
+    c.push("mounts.1.options", jstr("rro")).sh(
+        "echo x > /dev/null && echo null-ok; touch /dev/new 2>/dev/null || echo dev-ro; \
+         test -c /dev/pts/ptmx && echo pts-ok; touch /dev/shm/x 2>/dev/null || echo shm-ro; \
+         grep ' /dev ' /proc/self/mountinfo",
+    );
+    let out = ctx.run_config(&c);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[..lines.len().saturating_sub(1)],
+        ["null-ok", "dev-ro", "pts-ok", "shm-ro"],
+        "stdout: {} stderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let dev = mount_options(&out.stdout, "/dev");
+    assert!(dev.iter().any(|o| o == "ro"), "{dev:?}");
+}

@@ -116,8 +116,8 @@ fn populate(
         };
         let later =
             mount_one(&ctx, mnt).map_err(|e| e.wrap(format!("mounts[{i}] {}", mnt.destination)))?;
-        if let Some(flags) = later {
-            read_only_later.push((i, flags));
+        if let Some(d) = later {
+            read_only_later.push((i, d));
         }
     }
     let dev_is_bound = spec
@@ -133,16 +133,18 @@ fn populate(
     } else {
         None
     };
-    // The deepest first: a remount cannot reach under a mount on top.
-    for (i, flags) in read_only_later.into_iter().rev() {
+    // In reverse config order: the mounts below another one (later in the
+    // config) turn read-only before the one they sit in. A remount changes
+    // its own mount only; recursive attributes (rro) reach every mount
+    // below, the config's later ones included.
+    for (i, d) in read_only_later.into_iter().rev() {
         let mnt = &spec.mounts[i];
         let dest = reopen(&root, &mnt.destination)?;
-        remount_bind(&sysfs::proc_path(&dest), flags).map_err(|e| {
-            e.wrap(format!(
-                "mounts[{i}] {}: remount read-only",
-                mnt.destination
-            ))
-        })?;
+        let wrap = |e: Error| e.wrap(format!("mounts[{i}] {}: make read-only", mnt.destination));
+        if let Some(flags) = d.remount {
+            remount_bind(&sysfs::proc_path(&dest), flags).map_err(wrap)?;
+        }
+        set_recursive_attrs(&dest, d.recursive).map_err(wrap)?;
     }
     Ok(console)
 }
@@ -210,9 +212,34 @@ struct MountCtx<'a> {
     defer_read_only: bool,
 }
 
-/// Make one mount. Returns the remount flags still to apply when its
-/// read-only remount is deferred.
-fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
+/// What turns a mount read-only once everything below it is made.
+struct Deferred {
+    /// Remount flags (with MS_RDONLY).
+    remount: Option<Flags>,
+    /// mount_setattr attributes for the mount and all below it (with rro).
+    recursive: m::Attrs,
+}
+
+/// What of `opts` waits until the end, if anything: a read-only remount
+/// (`remount`), and the recursive attributes when they make it read-only.
+fn deferral(ctx: &MountCtx, opts: &m::Options, remount: Option<Flags>) -> Option<Deferred> {
+    let rro = opts.recursive.set & m::MOUNT_ATTR_RDONLY != 0;
+    if !ctx.defer_read_only || (remount.is_none() && !rro) {
+        return None;
+    }
+    Some(Deferred {
+        remount,
+        recursive: if rro {
+            opts.recursive
+        } else {
+            m::Attrs::default()
+        },
+    })
+}
+
+/// Make one mount. Returns what is still to apply when its read-only
+/// remount or attributes are deferred.
+fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Deferred>> {
     let root = ctx.root;
     let opts = m::parse_options(&mnt.options);
     if !opts.unsupported.is_empty() {
@@ -221,26 +248,26 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
             opts.unsupported.join(",")
         );
     }
-    let mut later = None;
     if is_bind(mnt) {
         bind_one(ctx, mnt, &opts)?;
         let dest = reopen(root, &mnt.destination)?;
         let extra = opts.flags & m::BIND_REMOUNT_FLAGS;
-        if extra & m::MS_RDONLY != 0 && ctx.defer_read_only {
-            later = Some(extra);
-            if extra & !m::MS_RDONLY != 0 {
-                remount_bind(&sysfs::proc_path(&dest), extra & !m::MS_RDONLY)?;
-            }
-        } else if extra != 0 {
-            remount_bind(&sysfs::proc_path(&dest), extra)?;
+        let read_only = extra & m::MS_RDONLY != 0;
+        let later = deferral(ctx, &opts, read_only.then_some(extra));
+        let now = match &later {
+            Some(d) if d.remount.is_some() => extra & !m::MS_RDONLY,
+            _ => extra,
+        };
+        if now != 0 {
+            remount_bind(&sysfs::proc_path(&dest), now)?;
         }
-        set_attrs(&dest, &opts)?;
+        set_attrs(&dest, &opts, later.is_some())?;
         set_propagation(&dest, &opts.propagation)?;
         return Ok(later);
     }
     if mnt.kind == "cgroup" || mnt.kind == "cgroup2" {
         mount_cgroup(root, mnt, &opts, ctx.cgroups)?;
-        set_attrs(&reopen(root, &mnt.destination)?, &opts)?;
+        set_attrs(&reopen(root, &mnt.destination)?, &opts, false)?;
         return Ok(None);
     }
     if mnt.kind.is_empty() {
@@ -265,9 +292,14 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
     };
     let target = sysfs::proc_path(&dest);
     let mut flags = opts.flags;
-    if flags & m::MS_RDONLY != 0 && ctx.defer_read_only {
+    let read_only = flags & m::MS_RDONLY != 0;
+    let later = deferral(
+        ctx,
+        &opts,
+        read_only.then_some(opts.flags & m::BIND_REMOUNT_FLAGS),
+    );
+    if later.as_ref().is_some_and(|d| d.remount.is_some()) {
         flags &= !m::MS_RDONLY;
-        later = Some(opts.flags & m::BIND_REMOUNT_FLAGS);
     }
     match m::mount(source, &target, &mnt.kind, flags, &opts.data) {
         Ok(()) => {}
@@ -282,7 +314,7 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
         Err(e) => return Err(e.wrap(format!("mount {} {}", mnt.kind, fs_hint(&opts.data)))),
     }
     let dest = reopen(root, &mnt.destination)?;
-    set_attrs(&dest, &opts)?;
+    set_attrs(&dest, &opts, later.is_some())?;
     set_propagation(&dest, &opts.propagation)?;
     Ok(later)
 }
@@ -314,16 +346,22 @@ fn bind_one(ctx: &MountCtx, mnt: &Mount, opts: &m::Options) -> Result<()> {
 }
 
 /// The option words that mount(2) cannot say (`rro`, `nosymfollow`, ...),
-/// through mount_setattr(2).
-fn set_attrs(dest: &OwnedFd, opts: &m::Options) -> Result<()> {
-    if !opts.recursive.is_empty() {
-        m::set_attrs(dest, opts.recursive, true)
-            .context("apply recursive mount options (rro, rnosuid, ...)")?;
+/// through mount_setattr(2); the recursive ones not when `deferred`.
+fn set_attrs(dest: &OwnedFd, opts: &m::Options, deferred: bool) -> Result<()> {
+    if !deferred {
+        set_recursive_attrs(dest, opts.recursive)?;
     }
     if !opts.single.is_empty() {
         m::set_attrs(dest, opts.single, false).context("apply mount option nosymfollow")?;
     }
     Ok(())
+}
+
+fn set_recursive_attrs(dest: &OwnedFd, attrs: m::Attrs) -> Result<()> {
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    m::set_attrs(dest, attrs, true).context("apply recursive mount options (rro, rnosuid, ...)")
 }
 
 fn fs_hint(data: &str) -> String {
