@@ -794,3 +794,40 @@ fn recursively_read_only_dev_with_mounts_below() {
     let dev = mount_options(&out.stdout, "/dev");
     assert!(dev.iter().any(|o| o == "ro"), "{dev:?}");
 }
+
+#[test]
+fn joining_the_runtime_own_mount_namespace_is_refused() {
+    let ctx = Ctx::new("ownmntns");
+    if !is_skiff() {
+        // A runtime without the check would set up the rootfs (propagation,
+        // pivot_root) in this machine's own namespace.
+        eprintln!("not run against another runtime: it could pivot the host's root");
+        return;
+    }
+    let mut c = ctx.config();
+    // Our own namespace is the runtime's (it runs in it).
+    let own = format!("/proc/{}/ns/mnt", std::process::id());
+    let namespaces = as_array(c.get("linux.namespaces"))
+        .unwrap()
+        .iter()
+        .map(|n| {
+            if as_str(jget(n, "type")) == Some("mount") {
+                js(&format!(r#"{{"type":"mount","path":"{own}"}}"#))
+            } else {
+                n.clone()
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut arr = miniserde::json::Array::new();
+    arr.extend(namespaces);
+    c.set("linux.namespaces", miniserde::json::Value::Array(arr))
+        .sh("true");
+    let out = ctx.run_config(&c);
+    out.fails();
+    assert!(
+        out.stderr.contains("is the runtime's own mount namespace"),
+        "{}",
+        out.stderr
+    );
+    assert!(mounts_under(&ctx.dir).is_empty());
+}

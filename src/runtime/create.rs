@@ -440,6 +440,15 @@ fn open_ns_paths(spec: &Spec) -> Result<Vec<(ns::Kind, OwnedFd)>> {
                     kind.oci_name()
                 )
             })?;
+            if kind == ns::Kind::Mount && ns::is_own(&fd, kind)? {
+                // The init would set up the rootfs (propagation, pivot_root)
+                // in the host's view of the files.
+                return Err(crate::err_kind!(
+                    InvalidArgument,
+                    "linux.namespaces: mount namespace path {path} is the runtime's own mount \
+                     namespace (leave the mount namespace out of the config to share it)"
+                ));
+            }
             Ok((kind, fd))
         })
         .collect()

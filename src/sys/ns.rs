@@ -130,8 +130,10 @@ pub fn in_mount_ns<T: Send>(mnt_ns: &OwnedFd, f: impl FnOnce() -> T + Send) -> R
     })
 }
 
-/// The inode of the namespace behind `fd` (two fds with the same inode
-/// name the same namespace).
-pub fn inode(fd: &OwnedFd) -> Result<u64> {
-    Ok(rustix::fs::fstat(fd).context("stat namespace")?.st_ino)
+/// Is the namespace behind `fd` our own namespace of `kind`?
+pub fn is_own(fd: &OwnedFd, kind: Kind) -> Result<bool> {
+    let path = format!("/proc/self/ns/{}", kind.proc_name());
+    let ours = rustix::fs::stat(path.as_str()).with_context(|| format!("stat {path}"))?;
+    let theirs = rustix::fs::fstat(fd).context("stat namespace")?;
+    Ok(ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
 }
