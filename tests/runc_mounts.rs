@@ -668,7 +668,8 @@ fn no_mount_namespace_cleanup_takes_only_its_own_bind() {
     }
     assert_eq!(top_mount_id(&rootfs), Some(before.clone()));
 
-    // A create that fails before the init has made anything.
+    // A create that the runtime fails (a createRuntime hook), after the
+    // init's mounts.
     let mut early = good.clone();
     early.set("hooks", js(r#"{"createRuntime":[{"path":"/bin/false"}]}"#));
     ctx.run_config(&early).fails();

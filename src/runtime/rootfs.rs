@@ -276,7 +276,7 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Deferred>> {
     if mnt.kind == "proc" || mnt.kind == "sysfs" {
         // A symlink here would put the filesystem somewhere else in the
         // rootfs (an image's /proc -> /etc): masks would miss it.
-        if sysfs::symlink_on_path(root, &mnt.destination) {
+        if sysfs::symlink_on_path(root, &mnt.destination)? {
             crate::bail!(
                 "filesystem {:?} must be mounted on ordinary directory (the procfs and sysfs \
                  may not be mounted over a symbolic link)",
@@ -776,7 +776,7 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
 /// nothing at `p`.
 fn open_restricted(root: &OwnedFd, p: &str) -> Result<Option<OwnedFd>> {
     let top = p.split('/').find(|c| !c.is_empty()).unwrap_or(".");
-    if sysfs::symlink_on_path(root, top) {
+    if sysfs::symlink_on_path(root, top)? {
         crate::bail!(
             "a symbolic link on the path: the procfs (and sysfs) must be mounted on an \
              ordinary directory"
