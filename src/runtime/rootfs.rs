@@ -167,7 +167,10 @@ fn is_below(path: &str, dir: &str) -> bool {
 /// private in our namespace, whatever the config asked for `/` (the
 /// container's own root gets its propagation after the pivot).
 fn make_rootfs_parent_private(rootfs: &Path) -> Result<()> {
-    let path = rootfs.to_string_lossy();
+    // Through a symlink at its end, statx would name the link's mount.
+    let path =
+        std::fs::canonicalize(rootfs).with_context(|| format!("rootfs {}", rootfs.display()))?;
+    let path = path.to_string_lossy();
     let id = m::mount_id_of(&path)?;
     let Some(parent) = m::mount_table()?.into_iter().find(|mi| mi.id == id) else {
         crate::bail!("no mount holds the rootfs {path}");
