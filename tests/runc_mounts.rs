@@ -740,6 +740,11 @@ fn rootfs_on_a_shared_mount_leaks_nothing_to_the_host() {
                 detach_all(Path::new(m));
             }
         }
+        if !is_skiff() && prop == Some("runbindable") {
+            // RUNC DIFFERS: runc's rootfs bind fails (EINVAL) under a
+            // runbindable `/`.
+            continue;
+        }
         out.ok();
         assert_eq!(out.stdout, "ran\n", "{prop:?}: {}", out.stderr);
         assert_eq!(
@@ -763,6 +768,11 @@ fn no_pivot_with_a_symlinked_rootfs_path() {
     let b = ctx.bundle_str();
     let out = ctx.rt(&["run", "--bundle", &b, "--no-pivot", &id]);
     ctx.assert_gone(&id);
+    if !is_skiff() {
+        // RUNC DIFFERS: runc refuses a root.path with a symlink on it.
+        out.fails();
+        return;
+    }
     out.ok();
     // The container's own procfs and sysfs were kept, not taken for the
     // host's.
@@ -784,6 +794,10 @@ fn recursively_read_only_dev_with_mounts_below() {
     );
     let out = ctx.run_config(&c);
     out.ok();
+    if !is_skiff() {
+        // RUNC DIFFERS: runc 1.1 applies rro to bind mounts only.
+        return;
+    }
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines[..lines.len().saturating_sub(1)],
