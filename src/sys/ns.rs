@@ -130,9 +130,9 @@ pub fn in_mount_ns<T: Send>(mnt_ns: &OwnedFd, f: impl FnOnce() -> T + Send) -> R
     })
 }
 
-/// Is the namespace behind `fd` our own namespace of `kind`?
+/// Is the namespace behind `fd` the calling thread's namespace of `kind`?
 pub fn is_own(fd: &OwnedFd, kind: Kind) -> Result<bool> {
-    let path = format!("/proc/self/ns/{}", kind.proc_name());
+    let path = format!("/proc/thread-self/ns/{}", kind.proc_name());
     let ours = rustix::fs::stat(path.as_str()).with_context(|| format!("stat {path}"))?;
     let theirs = rustix::fs::fstat(fd).context("stat namespace")?;
     Ok(ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
