@@ -1,7 +1,10 @@
 //! Mount configs as other tools write them and as runc runs them: no
 //! mount namespace, every rootfsPropagation, recursive read-only binds, a
 //! read-only /dev with mounts below it, bind sources only the host's root
-//! can reach from a user namespace, procfs over a symlink, and --no-pivot.
+//! can reach from a user namespace, procfs over a symlink, and --no-pivot;
+//! and what must stay on the container's side of a shared mount (binds of
+//! it, a rootfs on it), host read-only binds that stay read-only, and the
+//! no-mount-namespace cleanup that takes only its own bind.
 //!
 //! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test --test runc_mounts`.
 
