@@ -1,7 +1,10 @@
 //! Mount configs as other tools write them and as runc runs them: no
 //! mount namespace, every rootfsPropagation, recursive read-only binds, a
 //! read-only /dev with mounts below it, bind sources only the host's root
-//! can reach from a user namespace, procfs over a symlink, and --no-pivot.
+//! can reach from a user namespace, procfs over a symlink, and --no-pivot;
+//! and what must stay on the container's side of a shared mount (binds of
+//! it, a rootfs on it), host read-only binds that stay read-only, and the
+//! no-mount-namespace cleanup that takes only its own bind.
 //!
 //! Run against Debian's runc: `SKIFF_TEST_RUNTIME=/usr/sbin/runc cargo test --test runc_mounts`.
 
@@ -47,7 +50,7 @@ impl HostTmpfs {
                 "-t",
                 "tmpfs",
                 "-o",
-                "size=1m",
+                "size=64m",
                 "skiff-test",
                 at.to_str().unwrap(),
             ])
@@ -313,9 +316,11 @@ fn wait_for_file(file: &Path) {
 #[test]
 fn bind_sources_only_host_root_reaches_with_userns() {
     let ctx = Ctx::new("rootonlysrc");
+    // On a shared mount, whose peers must not reach into the container.
+    let _tmpfs = shared_tmpfs(&ctx.path("secretfs"));
     // A directory mode 0700 owned by the host's root: the container's ids
     // (100000...) cannot enter it.
-    let secret = ctx.path("secret");
+    let secret = ctx.path("secretfs/secret");
     fs::create_dir_all(secret.join("a")).unwrap();
     fs::create_dir_all(secret.join("b")).unwrap();
     fs::write(secret.join("a/f"), "A\n").unwrap();
@@ -357,6 +362,12 @@ fn bind_sources_only_host_root_reaches_with_userns() {
     ]);
     out.ok();
     assert_eq!(out.stdout, "A\nB\n0\n1\n2\n3\n", "stderr: {}", out.stderr);
+    let out = ctx.rt(&["exec", &id, "cat", "/proc/self/mountinfo"]);
+    out.ok();
+    for mp in ["/a", "/b"] {
+        let line = mountinfo_line(&out.stdout, mp).unwrap_or_default();
+        assert!(!line.is_empty() && !line.contains("shared:"), "{line}");
+    }
     ctx.kill(&id, "KILL").ok();
     ctx.wait_status(&id, "stopped", Duration::from_secs(10));
     ctx.delete(&id).ok();
@@ -478,4 +489,363 @@ fn features_list_the_mount_options_that_work() {
     ] {
         assert!(listed.contains(&word), "{word} missing from {listed:?}");
     }
+}
+
+/// A tmpfs made a shared mount (this machine has none by default), so
+/// peers of it on the host would show what leaks out of a container.
+fn shared_tmpfs(at: &Path) -> HostTmpfs {
+    let t = HostTmpfs::mount(at);
+    sh_host(&format!("mount --make-shared {}", at.display()));
+    t
+}
+
+/// Run a shell command on the host; it must succeed.
+fn sh_host(script: &str) {
+    let st = std::process::Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .expect("run sh");
+    assert!(st.success(), "host: {script}");
+}
+
+#[test]
+fn read_only_host_bind_stays_read_only_in_userns() {
+    let ctx = Ctx::new("robindlock");
+    let src_fs = ctx.path("srcfs");
+    let _tmpfs = shared_tmpfs(&src_fs);
+    let src = src_fs.join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    // Writable for the container's root, were the mount writable.
+    std::os::unix::fs::chown(&src, Some(100000), Some(100000)).unwrap();
+    // The host's own read-only bind: a container root of a user namespace
+    // may not make it writable (the kernel locks it in a copy of the
+    // namespace).
+    sh_host(&format!(
+        "mount --bind {0} {0} && mount -o remount,bind,ro {0}",
+        src.display()
+    ));
+    let _ro = HostTmpfsBind(src.clone());
+    // The mapped root cannot create it in the host-owned rootfs.
+    fs::create_dir_all(ctx.rootfs().join("mnt")).unwrap();
+    let mut c = ctx.config();
+    with_userns(&mut c)
+        .caps(&["CAP_SYS_ADMIN"])
+        .mount("/mnt", "bind", src.to_str().unwrap(), &["rbind"])
+        .sh("mount -o remount,bind,rw /mnt && touch /mnt/pwned; \
+             grep ' /mnt ' /proc/self/mountinfo; true");
+    c.set(
+        "process.noNewPrivileges",
+        miniserde::json::Value::Bool(false),
+    );
+    let out = ctx.run_config(&c);
+    out.ok();
+    assert!(
+        !src.join("pwned").exists(),
+        "the container made the host's read-only bind writable: {} {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("ermission denied") || out.stderr.contains("ead-only"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("shared:"), "{}", out.stdout);
+}
+
+/// A bind the test made on the host, detached on drop.
+struct HostTmpfsBind(PathBuf);
+
+impl Drop for HostTmpfsBind {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn mounts_inside_a_bind_of_a_shared_mount_stay_in_the_container() {
+    let ctx = Ctx::new("sharedsrc");
+    let src = ctx.path("src");
+    let _tmpfs = shared_tmpfs(&src);
+    fs::create_dir(src.join("sub")).unwrap();
+    std::os::unix::fs::chown(src.join("sub"), Some(100000), Some(100000)).unwrap();
+    fs::create_dir_all(ctx.rootfs().join("mnt")).unwrap();
+    let plain = {
+        let mut c = ctx.config();
+        c.caps(&["CAP_SYS_ADMIN"])
+            .mount("/mnt", "bind", src.to_str().unwrap(), &["rbind"])
+            .sh(
+                "mount -t tmpfs none /mnt/sub && grep ' /mnt ' /proc/self/mountinfo; \
+                 exec sleep 1000",
+            );
+        c.set(
+            "process.noNewPrivileges",
+            miniserde::json::Value::Bool(false),
+        );
+        c
+    };
+    let mut in_userns = plain.clone();
+    with_userns(&mut in_userns);
+    let b = ctx.bundle_str();
+    for (userns, c) in [(false, &plain), (true, &in_userns)] {
+        for no_pivot in [false, true] {
+            ctx.write_config(c);
+            let id = ctx.id();
+            let mut args = vec!["create", "--bundle", b.as_str()];
+            if no_pivot {
+                args.push("--no-pivot");
+            }
+            args.push(&id);
+            ctx.rt(&args).ok();
+            ctx.start(&id).ok();
+            let pid = ctx.pid_of(&id);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let inside = format!("/proc/{pid}/root/mnt/sub");
+            while !fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .unwrap_or_default()
+                .contains(" /mnt/sub ")
+            {
+                assert!(Instant::now() < deadline, "{inside} never mounted");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+            let mnt = mountinfo_line(&info, "/mnt")
+                .unwrap_or_default()
+                .to_string();
+            let leaked = mounts_under(&src);
+            ctx.kill(&id, "KILL").ok();
+            ctx.wait_status(&id, "stopped", Duration::from_secs(10));
+            ctx.delete(&id).ok();
+            ctx.assert_gone(&id);
+            let after = mounts_under(&src);
+            detach_all(&src.join("sub"));
+            assert_eq!(
+                leaked,
+                [src.to_str().unwrap()],
+                "userns={userns} no_pivot={no_pivot}: a mount of the container reached the host"
+            );
+            assert_eq!(
+                after,
+                [src.to_str().unwrap()],
+                "userns={userns} no_pivot={no_pivot}"
+            );
+            assert!(
+                !mnt.contains("shared:"),
+                "userns={userns} no_pivot={no_pivot}: {mnt}"
+            );
+        }
+    }
+}
+
+/// The id of the mount on top at `mp` in our mountinfo.
+fn top_mount_id(mp: &Path) -> Option<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo_line(&info, mp.to_str().unwrap()).map(|l| l.split(' ').next().unwrap().to_string())
+}
+
+#[test]
+fn no_mount_namespace_cleanup_takes_only_its_own_bind() {
+    let ctx = Ctx::new("nomntnsown");
+    let rootfs = ctx.rootfs();
+    // What a shim's snapshotter would have mounted there.
+    sh_host(&format!("mount --bind {0} {0}", rootfs.display()));
+    let _premounted = HostTmpfsBind(rootfs.clone());
+    let before = top_mount_id(&rootfs).expect("pre-existing mount");
+    let mut c = ctx.config();
+    c.remove_namespace("mount")
+        .remove("linux.maskedPaths")
+        .remove("linux.readonlyPaths");
+    let good = c.clone();
+
+    // A create that fails in the init, after the rootfs bind.
+    c.mount("/mnt", "skiff-bogus-fs", "none", &[]);
+    ctx.run_config(&c).fails();
+    if !is_skiff() {
+        // RUNC DIFFERS: runc leaves its bind behind.
+        while top_mount_id(&rootfs).as_ref() != Some(&before) {
+            sh_host(&format!("umount -l {}", rootfs.display()));
+        }
+    }
+    assert_eq!(top_mount_id(&rootfs), Some(before.clone()));
+
+    // A create that the runtime fails (a createRuntime hook), after the
+    // init's mounts.
+    let mut early = good.clone();
+    early.set("hooks", js(r#"{"createRuntime":[{"path":"/bin/false"}]}"#));
+    ctx.run_config(&early).fails();
+    if !is_skiff() {
+        while top_mount_id(&rootfs).as_ref() != Some(&before) {
+            sh_host(&format!("umount -l {}", rootfs.display()));
+        }
+    }
+    assert_eq!(top_mount_id(&rootfs), Some(before.clone()));
+
+    // Delete takes the container's bind away whatever the bundle holds
+    // now, and only while it is there.
+    let mut sleeper = good.clone();
+    sleeper.sh("exec sleep 1000");
+    for gone_first in [false, true] {
+        ctx.write_config(&sleeper);
+        let id = ctx.id();
+        ctx.create(&id).ok();
+        assert_ne!(top_mount_id(&rootfs), Some(before.clone()));
+        // The bundle's config no longer says "no mount namespace".
+        ctx.write_config(&ctx.config());
+        if gone_first {
+            sh_host(&format!("umount -l {}", rootfs.display()));
+        }
+        ctx.rt(&["delete", "--force", &id]).ok();
+        ctx.assert_gone(&id);
+        if !is_skiff() {
+            while top_mount_id(&rootfs).as_ref() != Some(&before) {
+                sh_host(&format!("umount -l {}", rootfs.display()));
+            }
+        }
+        assert_eq!(
+            top_mount_id(&rootfs),
+            Some(before.clone()),
+            "gone_first={gone_first}"
+        );
+    }
+}
+
+#[test]
+fn rootfs_on_a_shared_mount_leaks_nothing_to_the_host() {
+    let ctx = Ctx::new("sharedroot");
+    let fs_dir = ctx.path("shared");
+    let _tmpfs = shared_tmpfs(&fs_dir);
+    let rootfs = fs_dir.join("rootfs");
+    copy_tree(busybox_rootfs(), &rootfs).unwrap();
+    for prop in [
+        None,
+        Some("private"),
+        Some("rprivate"),
+        Some("slave"),
+        Some("rslave"),
+        Some("shared"),
+        Some("rshared"),
+        Some("unbindable"),
+        Some("runbindable"),
+    ] {
+        let mut c = ctx.config();
+        c.set("root.path", jstr(rootfs.to_str().unwrap()))
+            .sh("grep -c . /proc/self/mountinfo >/dev/null && echo ran");
+        if let Some(p) = prop {
+            c.set("linux.rootfsPropagation", jstr(p));
+        }
+        let out = ctx.run_config(&c);
+        let leaked = mounts_under(&fs_dir);
+        for m in leaked.iter().rev() {
+            if Path::new(m) != fs_dir {
+                detach_all(Path::new(m));
+            }
+        }
+        if !is_skiff() && prop == Some("runbindable") {
+            // RUNC DIFFERS: runc's rootfs bind fails (EINVAL) under a
+            // runbindable `/`.
+            continue;
+        }
+        out.ok();
+        assert_eq!(out.stdout, "ran\n", "{prop:?}: {}", out.stderr);
+        assert_eq!(
+            leaked,
+            [fs_dir.to_str().unwrap()],
+            "{prop:?}: the container's mounts reached the host"
+        );
+    }
+}
+
+#[test]
+fn no_pivot_with_a_symlinked_rootfs_path() {
+    let ctx = Ctx::new("nopivotlink");
+    let link = ctx.path("rootfs-link");
+    symlink(ctx.rootfs(), &link).unwrap();
+    let mut c = ctx.config();
+    c.set("root.path", jstr(link.to_str().unwrap()))
+        .sh("cat /proc/self/mountinfo");
+    ctx.write_config(&c);
+    let id = ctx.id();
+    let b = ctx.bundle_str();
+    let out = ctx.rt(&["run", "--bundle", &b, "--no-pivot", &id]);
+    ctx.assert_gone(&id);
+    if !is_skiff() {
+        // RUNC DIFFERS: runc refuses a root.path with a symlink on it.
+        out.fails();
+        return;
+    }
+    out.ok();
+    // The container's own procfs and sysfs were kept, not taken for the
+    // host's.
+    for (mp, fs_type) in [("/proc", " - proc "), ("/sys", " - sysfs ")] {
+        let line = mountinfo_line(&out.stdout, mp).unwrap_or_default();
+        assert!(line.contains(fs_type), "{mp}: {line:?} {}", out.stderr);
+    }
+}
+
+#[test]
+fn recursively_read_only_dev_with_mounts_below() {
+    let ctx = Ctx::new("rrodev");
+    let mut c = ctx.config();
+    // rro waits, as ro does, until /dev/pts and the rest are made below.
+    c.push("mounts.1.options", jstr("rro")).sh(
+        "echo x > /dev/null && echo null-ok; touch /dev/new 2>/dev/null || echo dev-ro; \
+         test -c /dev/pts/ptmx && echo pts-ok; touch /dev/shm/x 2>/dev/null || echo shm-ro; \
+         grep ' /dev ' /proc/self/mountinfo",
+    );
+    let out = ctx.run_config(&c);
+    out.ok();
+    if !is_skiff() {
+        // RUNC DIFFERS: runc 1.1 applies rro to bind mounts only.
+        return;
+    }
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[..lines.len().saturating_sub(1)],
+        ["null-ok", "dev-ro", "pts-ok", "shm-ro"],
+        "stdout: {} stderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    let dev = mount_options(&out.stdout, "/dev");
+    assert!(dev.iter().any(|o| o == "ro"), "{dev:?}");
+}
+
+#[test]
+fn joining_the_runtime_own_mount_namespace_is_refused() {
+    let ctx = Ctx::new("ownmntns");
+    if !is_skiff() {
+        // A runtime without the check would set up the rootfs (propagation,
+        // pivot_root) in this machine's own namespace.
+        eprintln!("not run against another runtime: it could pivot the host's root");
+        return;
+    }
+    let mut c = ctx.config();
+    // Our own namespace is the runtime's (it runs in it).
+    let own = format!("/proc/{}/ns/mnt", std::process::id());
+    let namespaces = as_array(c.get("linux.namespaces"))
+        .unwrap()
+        .iter()
+        .map(|n| {
+            if as_str(jget(n, "type")) == Some("mount") {
+                js(&format!(r#"{{"type":"mount","path":"{own}"}}"#))
+            } else {
+                n.clone()
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut arr = miniserde::json::Array::new();
+    arr.extend(namespaces);
+    c.set("linux.namespaces", miniserde::json::Value::Array(arr))
+        .sh("true");
+    let out = ctx.run_config(&c);
+    out.fails();
+    assert!(
+        out.stderr.contains("is the runtime's own mount namespace"),
+        "{}",
+        out.stderr
+    );
+    assert!(mounts_under(&ctx.dir).is_empty());
 }

@@ -64,25 +64,20 @@ struct Hierarchy {
 /// Every cgroup hierarchy mounted here, from /proc/self/mountinfo and
 /// /proc/self/cgroup.
 fn hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let mounts = crate::sys::mount::mount_table()?;
     let membership =
         std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
     let mut out: Vec<Hierarchy> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let l: Vec<&str> = left.split(' ').collect();
-        let r: Vec<&str> = right.split(' ').collect();
-        if l.len() < 5 || r.len() < 3 || !(r[0] == "cgroup" || r[0] == "cgroup2") {
+    for m in mounts {
+        if !(m.fs_type == "cgroup" || m.fs_type == "cgroup2") {
             continue;
         }
-        let v2 = r[0] == "cgroup2";
+        let v2 = m.fs_type == "cgroup2";
         let mut ctrls: Vec<&str> = if v2 {
             Vec::new()
         } else {
-            r[2].split(',')
+            m.super_options
+                .split(',')
                 .filter(|o| is_controller_option(o))
                 .collect()
         };
@@ -106,8 +101,8 @@ fn hierarchies() -> Result<Vec<Hierarchy>> {
         }
         out.push(Hierarchy {
             controllers: key,
-            mount_point: unescape(l[4]),
-            mount_root: l[3].to_string(),
+            mount_point: m.mount_point,
+            mount_root: m.root,
             own,
         });
     }
@@ -130,25 +125,6 @@ fn is_controller_option(o: &str) -> bool {
         "favordynmods",
     ];
     !NOT.contains(&o) && !o.starts_with("release_agent=")
-}
-
-/// mountinfo escapes spaces and the like as \040.
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(n as char);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out
 }
 
 /// Is the host purely cgroup v2?
@@ -615,10 +591,5 @@ mod tests {
         assert!(paths(&[":a"]).is_err());
         assert!(paths(&["blkio:a"]).is_err());
         assert!(paths(&["cpu:a", "cpuacct:b"]).is_err());
-    }
-
-    #[test]
-    fn unescapes_mountinfo() {
-        assert_eq!(unescape("/sys/fs/cgroup/a\\040b"), "/sys/fs/cgroup/a b");
     }
 }

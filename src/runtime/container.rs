@@ -54,6 +54,18 @@ pub struct State {
     /// Hooks that run after create has returned.
     pub poststart: Vec<crate::oci::spec::Hook>,
     pub poststop: Vec<crate::oci::spec::Hook>,
+    /// Without a mount namespace: the rootfs bind the container's mounts
+    /// hang on, in the runtime's namespace, for delete to take away.
+    pub rootfs_bind: Option<HostRootfsBind>,
+}
+
+/// A mount made in the runtime's mount namespace, by its mountinfo id (a
+/// path alone could name a mount someone else put there).
+#[derive(Debug, Clone, PartialEq, Eq, miniserde::Serialize, miniserde::Deserialize)]
+pub struct HostRootfsBind {
+    /// Canonical mount point.
+    pub path: String,
+    pub mount_id: u64,
 }
 
 /// The directory that holds every container's state (`--root`).

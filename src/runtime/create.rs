@@ -4,7 +4,7 @@
 
 use super::container::{self, Container, State, StateRoot};
 use super::init::{self, InitContext};
-use super::mount_sources::MountSources;
+use super::mount_sources::{self, MountSources};
 use super::tty;
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
@@ -12,7 +12,7 @@ use crate::oci::resources;
 use crate::oci::spec::{self, Spec};
 use crate::sys::{ns, process, signal, sock};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +49,8 @@ const MSG_PID: &[u8] = b"pid:";
 const MSG_RESUME: &[u8] = b"resume";
 const MSG_READY: &[u8] = b"ready";
 const MSG_ERROR: &[u8] = b"error:";
+const MSG_SOURCE: &[u8] = b"source:";
+const MSG_SOURCES_DONE: &[u8] = b"sources";
 
 pub(crate) fn channel() -> Result<(ParentChannel, InitChannel)> {
     let (a, b) = sock::seqpacket_pair()?;
@@ -108,6 +110,17 @@ impl ParentChannel {
 
     fn resume(&self) -> Result<()> {
         send(&self.0, MSG_RESUME)
+    }
+
+    /// Pass the bind sources opened for the init, each with the index of
+    /// its mount in the config.
+    fn send_mount_sources(&self, sources: &[(usize, OwnedFd)]) -> Result<()> {
+        for (i, fd) in sources {
+            let mut msg = MSG_SOURCE.to_vec();
+            msg.extend_from_slice(i.to_string().as_bytes());
+            sock::send_fd(&self.0, &msg, fd.as_raw_fd())?;
+        }
+        send(&self.0, MSG_SOURCES_DONE)
     }
 
     /// Let an exec'd child go on (it is in its cgroups now).
@@ -172,6 +185,26 @@ impl InitChannel {
         match recv(&self.0)?.as_slice() {
             MSG_RELEASE => Ok(()),
             _ => Err(Error::new("runtime went away before releasing the process")),
+        }
+    }
+
+    /// The bind sources the runtime opened for us (see mount_sources).
+    pub(crate) fn recv_mount_sources(&self) -> Result<Vec<(usize, OwnedFd)>> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = [0u8; 64];
+            let (n, fd) = sock::recv_fd(&self.0, &mut buf)?;
+            let msg = &buf[..n];
+            if msg == MSG_SOURCES_DONE {
+                return Ok(out);
+            }
+            let index = msg
+                .strip_prefix(MSG_SOURCE)
+                .and_then(|i| std::str::from_utf8(i).ok()?.parse().ok());
+            match (index, fd) {
+                (Some(i), Some(fd)) => out.push((i, fd)),
+                _ => crate::bail!("runtime went away before passing the bind mount sources"),
+            }
         }
     }
 
@@ -383,7 +416,9 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Created> {
         write_pid_file(pid_file, container.state.pid).inspect_err(|_| {
             let _ = process::kill(container.state.pid, libc::SIGKILL);
             let _ = process::wait_pid(container.state.pid, false);
-            let _ = super::rootfs::release_shared(&spec, &spec.rootfs(&bundle));
+            if let Some(bind) = &container.state.rootfs_bind {
+                let _ = super::rootfs::detach_host_rootfs_bind(bind);
+            }
         })?;
     }
     undo.disarm();
@@ -433,6 +468,15 @@ fn open_ns_paths(spec: &Spec) -> Result<Vec<(ns::Kind, OwnedFd)>> {
                     kind.oci_name()
                 )
             })?;
+            if kind == ns::Kind::Mount && ns::is_own(&fd, kind)? {
+                // The init would set up the rootfs (propagation, pivot_root)
+                // in the host's view of the files.
+                return Err(crate::err_kind!(
+                    InvalidArgument,
+                    "linux.namespaces: mount namespace path {path} is the runtime's own mount \
+                     namespace (leave the mount namespace out of the config to share it)"
+                ));
+            }
             Ok((kind, fd))
         })
         .collect()
@@ -480,18 +524,13 @@ fn spawn(
         init::UserNs::Host
     };
     let cgroup_binds = super::rootfs::cgroup_binds(cgroup);
-    // Opened while we are still the host's root (see mount_sources).
-    let mount_sources = if userns == init::UserNs::Host {
-        MountSources::default()
-    } else {
-        MountSources::open(spec, bundle)?
-    };
     // Compiled here, so a bad profile fails create before any clone.
     let seccomp = super::user_process::compile_seccomp(spec)?;
     // Read here, not in the child (see caps::last_cap).
     let last_cap = crate::sys::caps::last_cap();
     let (parent, child) = channel()?;
     let rootfs = spec.rootfs(bundle);
+    let bind_site = super::rootfs::HostBindSite::before_create(spec, &rootfs)?;
     let v2_fd = cgroup.open_v2_dir()?;
     let saved_mask = signal::block_all()?;
     // With a user namespace to join, an intermediate child joins it and
@@ -541,7 +580,6 @@ fn spawn(
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds: opts.preserve_fds,
                 cgroups: cgroup_binds,
-                mount_sources,
                 seccomp: seccomp.as_ref(),
                 last_cap,
             })
@@ -565,9 +603,19 @@ fn spawn(
             if let Err(e) = brought_up {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
-                let _ = super::rootfs::release_shared(spec, &rootfs);
+                if let Some(site) = &bind_site {
+                    let _ = site.undo();
+                }
                 return Err(e);
             }
+            let rootfs_bind = match bind_site.as_ref().map(|s| s.made()).transpose() {
+                Ok(bind) => bind.flatten(),
+                Err(e) => {
+                    let _ = process::kill(pid, libc::SIGKILL);
+                    let _ = process::wait_pid(pid, false);
+                    return Err(e);
+                }
+            };
             let state = State {
                 id: opts.id.clone(),
                 pid,
@@ -583,6 +631,7 @@ fn spawn(
                 cgroup: cgroup.dirs.clone(),
                 poststart: spec.hooks.poststart.clone(),
                 poststop: spec.hooks.poststop.clone(),
+                rootfs_bind,
             };
             let container = Container {
                 dir: dir.to_path_buf(),
@@ -591,7 +640,9 @@ fn spawn(
             if let Err(e) = container.save() {
                 let _ = process::kill(pid, libc::SIGKILL);
                 let _ = process::wait_pid(pid, false);
-                let _ = super::rootfs::release_shared(spec, &rootfs);
+                if let Some(bind) = &container.state.rootfs_bind {
+                    let _ = super::rootfs::detach_host_rootfs_bind(bind);
+                }
                 return Err(e);
             }
             Ok(container)
@@ -623,6 +674,11 @@ fn bring_up(
         Some(_) => parent.release()?,
         None => {}
     }
+    if mount_sources::passed_to_init(spec) {
+        let mnt_ns = open_init_mount_ns(pid, spec)?;
+        let sources = MountSources::open_in(&mnt_ns, spec, bundle)?;
+        parent.send_mount_sources(&sources)?;
+    }
     // The init prepares its rootfs meanwhile; it cannot exec before `start`,
     // which comes after we return, so its user's process runs in the cgroup.
     if let Err(e) = cgroup.join(pid, born_in_v2) {
@@ -651,6 +707,25 @@ fn bring_up(
         parent.resume()?;
     }
     parent.wait_ready()
+}
+
+/// The mount namespace the init mounts in: the one it was cloned into, or
+/// the one the config names (which the init joins itself).
+fn open_init_mount_ns(pid: process::Pid, spec: &Spec) -> Result<OwnedFd> {
+    let path = match spec
+        .linux
+        .namespace(ns::Kind::Mount)
+        .and_then(|n| n.path.clone())
+    {
+        Some(path) => path,
+        None => format!("/proc/{pid}/ns/mnt"),
+    };
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .with_context(|| format!("open the container's mount namespace {path}"))
 }
 
 fn write_id_maps(pid: process::Pid, spec: &Spec) -> Result<()> {

@@ -3,7 +3,7 @@
 //! ready or the first error over its channel, then waits for `start`.
 
 use super::create::{wait_for_start, InitChannel};
-use super::mount_sources::MountSources;
+use super::mount_sources::{self, MountSources};
 use super::user_process;
 use super::{hooks, rootfs};
 use crate::error::{Context, Result};
@@ -50,8 +50,6 @@ pub(crate) struct InitContext<'a> {
     pub last_cap: u32,
     /// Host cgroups to show under `cgroup` mounts.
     pub cgroups: Vec<rootfs::CgroupBind>,
-    /// Bind sources the runtime opened for a container in a user namespace.
-    pub mount_sources: MountSources,
 }
 
 /// Entry point in the cloned child. Never returns.
@@ -139,6 +137,12 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
             process::set_parent_death_signal(libc::SIGKILL)?;
         }
     }
+    let mount_sources = if mount_sources::passed_to_init(ctx.spec) {
+        let received = ctx.channel.recv_mount_sources()?;
+        MountSources::from_received(ctx.spec.mounts.len(), received)
+    } else {
+        MountSources::default()
+    };
     if ctx.userns != UserNs::Host {
         // Become root of the namespace (host root maps to nothing there).
         user::set_gid(0).context("become root in the user namespace")?;
@@ -164,7 +168,7 @@ fn prepare<'a>(ctx: &InitContext<'a>) -> Result<user_process::Exec<'a>> {
         ctx.userns != UserNs::Host,
         proc.terminal,
         &ctx.cgroups,
-        &ctx.mount_sources,
+        &mount_sources,
     )?;
     let hooks = &ctx.spec.hooks;
     if !(hooks.prestart.is_empty() && hooks.create_runtime.is_empty()) {

@@ -148,8 +148,8 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
         _ => kill_and_wait(&c)?,
     }
     c.cgroup().destroy()?;
-    if let Ok(spec) = c.spec() {
-        super::rootfs::release_shared(&spec, std::path::Path::new(&c.state.rootfs))?;
+    if let Some(bind) = &c.state.rootfs_bind {
+        super::rootfs::detach_host_rootfs_bind(bind)?;
     }
     let hook_state = super::hooks::HookState {
         id,

@@ -4,6 +4,7 @@
 //! (openat2 RESOLVE_IN_ROOT) and mounted onto through its fd, so a symlink
 //! in the image can never send a mount to the host.
 
+use super::container::HostRootfsBind;
 use crate::error::{Context, Error, Result};
 use crate::oci::spec::{Device, Mount, Spec};
 use crate::sys::fs::{self as sysfs, Leaf};
@@ -74,22 +75,14 @@ pub(crate) fn prepare(
             requested
         };
         m::mount("", "/", "", prop, "").context("set propagation of /")?;
-        if prop & m::MS_SHARED != 0 {
-            // pivot_root refuses a shared parent: make the mount holding the
-            // rootfs private (its own propagation comes back after the pivot).
-            m::mount("", &mount_point_of(rootfs)?, "", m::MS_PRIVATE, "")
-                .context("make the rootfs's parent mount private")?;
-        }
+        make_rootfs_parent_private(rootfs)?;
     }
     let rootfs_s = rootfs.to_string_lossy();
     m::mount(&rootfs_s, &rootfs_s, "", m::MS_BIND | m::MS_REC, "")
         .with_context(|| format!("bind mount rootfs {rootfs_s}"))?;
-    let made = populate(spec, rootfs, bundle, userns, terminal, cgroups, sources);
-    if made.is_err() && !own_ns {
-        // In the runtime's namespace nothing goes away with the init.
-        let _ = m::umount(&rootfs_s, m::MNT_DETACH);
-    }
-    made
+    // Without a mount namespace of our own the runtime takes this bind
+    // away when create fails or at delete (HostBindSite).
+    populate(spec, rootfs, bundle, userns, terminal, cgroups, sources)
 }
 
 /// The config's mounts, /dev and the console, on the bound rootfs.
@@ -123,8 +116,8 @@ fn populate(
         };
         let later =
             mount_one(&ctx, mnt).map_err(|e| e.wrap(format!("mounts[{i}] {}", mnt.destination)))?;
-        if let Some(flags) = later {
-            read_only_later.push((i, flags));
+        if let Some(d) = later {
+            read_only_later.push((i, d));
         }
     }
     let dev_is_bound = spec
@@ -140,16 +133,18 @@ fn populate(
     } else {
         None
     };
-    // The deepest first: a remount cannot reach under a mount on top.
-    for (i, flags) in read_only_later.into_iter().rev() {
+    // In reverse config order: the mounts below another one (later in the
+    // config) turn read-only before the one they sit in. A remount changes
+    // its own mount only; recursive attributes (rro) reach every mount
+    // below, the config's later ones included.
+    for (i, d) in read_only_later.into_iter().rev() {
         let mnt = &spec.mounts[i];
         let dest = reopen(&root, &mnt.destination)?;
-        remount_bind(&sysfs::proc_path(&dest), flags).map_err(|e| {
-            e.wrap(format!(
-                "mounts[{i}] {}: remount read-only",
-                mnt.destination
-            ))
-        })?;
+        let wrap = |e: Error| e.wrap(format!("mounts[{i}] {}: make read-only", mnt.destination));
+        if let Some(flags) = d.remount {
+            remount_bind(&sysfs::proc_path(&dest), flags).map_err(wrap)?;
+        }
+        set_recursive_attrs(&dest, d.recursive).map_err(wrap)?;
     }
     Ok(console)
 }
@@ -165,22 +160,30 @@ fn is_below(path: &str, dir: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The mount point of the mount that holds `path` (the longest mount point
-/// in mountinfo that is a prefix of it).
-fn mount_point_of(path: &Path) -> Result<String> {
+/// A shared mount holding the rootfs (after a propagation value that left
+/// it shared: `shared`, or a non-recursive one over a shared mount other
+/// than `/`) would send the rootfs bind and every mount of the container to
+/// its peers on the host, and pivot_root refuses a shared parent. Make it
+/// private in our namespace, whatever the config asked for `/` (the
+/// container's own root gets its propagation after the pivot).
+fn make_rootfs_parent_private(rootfs: &Path) -> Result<()> {
+    // Through a symlink at its end, statx would name the link's mount.
+    let path =
+        std::fs::canonicalize(rootfs).with_context(|| format!("rootfs {}", rootfs.display()))?;
     let path = path.to_string_lossy();
-    m::mount_table()?
-        .into_iter()
-        .map(|(mp, ..)| mp)
-        .filter(|mp| {
-            mp == "/"
-                || path == *mp
-                || path
-                    .strip_prefix(mp.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
-        .max_by_key(|mp| mp.len())
-        .ok_or_else(|| Error::new(format!("no mount holds {path}")))
+    let id = m::mount_id_of(&path)?;
+    let Some(parent) = m::mount_table()?.into_iter().find(|mi| mi.id == id) else {
+        crate::bail!("no mount holds the rootfs {path}");
+    };
+    if parent.is_shared() {
+        m::mount("", &parent.mount_point, "", m::MS_PRIVATE, "").with_context(|| {
+            format!(
+                "make {}, the mount holding the rootfs, private",
+                parent.mount_point
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn clean(p: &str) -> &str {
@@ -206,15 +209,40 @@ struct MountCtx<'a> {
     bundle: &'a Path,
     userns: bool,
     cgroups: &'a [CgroupBind],
-    /// The source tree the runtime cloned for a bind mount.
+    /// The source the runtime opened for a bind mount.
     source: Option<&'a OwnedFd>,
     /// Leave the mount writable; the caller remounts it read-only later.
     defer_read_only: bool,
 }
 
-/// Make one mount. Returns the remount flags still to apply when its
-/// read-only remount is deferred.
-fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
+/// What turns a mount read-only once everything below it is made.
+struct Deferred {
+    /// Remount flags (with MS_RDONLY).
+    remount: Option<Flags>,
+    /// mount_setattr attributes for the mount and all below it (with rro).
+    recursive: m::Attrs,
+}
+
+/// What of `opts` waits until the end, if anything: a read-only remount
+/// (`remount`), and the recursive attributes when they make it read-only.
+fn deferral(ctx: &MountCtx, opts: &m::Options, remount: Option<Flags>) -> Option<Deferred> {
+    let rro = opts.recursive.set & m::MOUNT_ATTR_RDONLY != 0;
+    if !ctx.defer_read_only || (remount.is_none() && !rro) {
+        return None;
+    }
+    Some(Deferred {
+        remount,
+        recursive: if rro {
+            opts.recursive
+        } else {
+            m::Attrs::default()
+        },
+    })
+}
+
+/// Make one mount. Returns what is still to apply when its read-only
+/// remount or attributes are deferred.
+fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Deferred>> {
     let root = ctx.root;
     let opts = m::parse_options(&mnt.options);
     if !opts.unsupported.is_empty() {
@@ -223,26 +251,26 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
             opts.unsupported.join(",")
         );
     }
-    let mut later = None;
     if is_bind(mnt) {
         bind_one(ctx, mnt, &opts)?;
         let dest = reopen(root, &mnt.destination)?;
         let extra = opts.flags & m::BIND_REMOUNT_FLAGS;
-        if extra & m::MS_RDONLY != 0 && ctx.defer_read_only {
-            later = Some(extra);
-            if extra & !m::MS_RDONLY != 0 {
-                remount_bind(&sysfs::proc_path(&dest), extra & !m::MS_RDONLY)?;
-            }
-        } else if extra != 0 {
-            remount_bind(&sysfs::proc_path(&dest), extra)?;
+        let read_only = extra & m::MS_RDONLY != 0;
+        let later = deferral(ctx, &opts, read_only.then_some(extra));
+        let now = match &later {
+            Some(d) if d.remount.is_some() => extra & !m::MS_RDONLY,
+            _ => extra,
+        };
+        if now != 0 {
+            remount_bind(&sysfs::proc_path(&dest), now)?;
         }
-        set_attrs(&dest, &opts)?;
+        set_attrs(&dest, &opts, later.is_some())?;
         set_propagation(&dest, &opts.propagation)?;
         return Ok(later);
     }
     if mnt.kind == "cgroup" || mnt.kind == "cgroup2" {
         mount_cgroup(root, mnt, &opts, ctx.cgroups)?;
-        set_attrs(&reopen(root, &mnt.destination)?, &opts)?;
+        set_attrs(&reopen(root, &mnt.destination)?, &opts, false)?;
         return Ok(None);
     }
     if mnt.kind.is_empty() {
@@ -251,7 +279,7 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
     if mnt.kind == "proc" || mnt.kind == "sysfs" {
         // A symlink here would put the filesystem somewhere else in the
         // rootfs (an image's /proc -> /etc): masks would miss it.
-        if sysfs::symlink_on_path(root, &mnt.destination) {
+        if sysfs::symlink_on_path(root, &mnt.destination)? {
             crate::bail!(
                 "filesystem {:?} must be mounted on ordinary directory (the procfs and sysfs \
                  may not be mounted over a symbolic link)",
@@ -267,9 +295,14 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
     };
     let target = sysfs::proc_path(&dest);
     let mut flags = opts.flags;
-    if flags & m::MS_RDONLY != 0 && ctx.defer_read_only {
+    let read_only = flags & m::MS_RDONLY != 0;
+    let later = deferral(
+        ctx,
+        &opts,
+        read_only.then_some(opts.flags & m::BIND_REMOUNT_FLAGS),
+    );
+    if later.as_ref().is_some_and(|d| d.remount.is_some()) {
         flags &= !m::MS_RDONLY;
-        later = Some(opts.flags & m::BIND_REMOUNT_FLAGS);
     }
     match m::mount(source, &target, &mnt.kind, flags, &opts.data) {
         Ok(()) => {}
@@ -284,47 +317,54 @@ fn mount_one(ctx: &MountCtx, mnt: &Mount) -> Result<Option<Flags>> {
         Err(e) => return Err(e.wrap(format!("mount {} {}", mnt.kind, fs_hint(&opts.data)))),
     }
     let dest = reopen(root, &mnt.destination)?;
-    set_attrs(&dest, &opts)?;
+    set_attrs(&dest, &opts, later.is_some())?;
     set_propagation(&dest, &opts.propagation)?;
     Ok(later)
 }
 
-/// Bind the source of `mnt` on its destination: the tree the runtime
-/// cloned when there is one, else the source path.
+/// Bind the source of `mnt` on its destination: through the fd the
+/// runtime opened when there is one, else by the source path.
 fn bind_one(ctx: &MountCtx, mnt: &Mount, opts: &m::Options) -> Result<()> {
     let src = super::mount_sources::source_path(ctx.bundle, mnt);
     let is_dir = match ctx.source {
-        Some(tree) => sysfs::is_dir(tree),
+        Some(fd) => sysfs::is_dir(fd),
         None => std::fs::metadata(&src)
             .with_context(|| format!("bind source {}", src.display()))?
             .is_dir(),
     };
     let leaf = if is_dir { Leaf::Dir } else { Leaf::File };
     let dest = sysfs::ensure_in_root(ctx.root, &mnt.destination, leaf, 0o755)?;
-    match ctx.source {
-        Some(tree) => m::attach(tree, &dest).with_context(|| format!("bind {}", src.display())),
-        None => m::mount(
-            &src.to_string_lossy(),
-            &sysfs::proc_path(&dest),
-            "",
-            m::MS_BIND | (opts.flags & m::MS_REC),
-            "",
-        )
-        .with_context(|| format!("bind {}", src.display())),
-    }
+    let source = match ctx.source {
+        Some(fd) => sysfs::proc_path(fd),
+        None => src.to_string_lossy().into_owned(),
+    };
+    m::mount(
+        &source,
+        &sysfs::proc_path(&dest),
+        "",
+        m::MS_BIND | (opts.flags & m::MS_REC),
+        "",
+    )
+    .with_context(|| format!("bind {}", src.display()))
 }
 
 /// The option words that mount(2) cannot say (`rro`, `nosymfollow`, ...),
-/// through mount_setattr(2).
-fn set_attrs(dest: &OwnedFd, opts: &m::Options) -> Result<()> {
-    if !opts.recursive.is_empty() {
-        m::set_attrs(dest, opts.recursive, true)
-            .context("apply recursive mount options (rro, rnosuid, ...)")?;
+/// through mount_setattr(2); the recursive ones not when `deferred`.
+fn set_attrs(dest: &OwnedFd, opts: &m::Options, deferred: bool) -> Result<()> {
+    if !deferred {
+        set_recursive_attrs(dest, opts.recursive)?;
     }
     if !opts.single.is_empty() {
         m::set_attrs(dest, opts.single, false).context("apply mount option nosymfollow")?;
     }
     Ok(())
+}
+
+fn set_recursive_attrs(dest: &OwnedFd, attrs: m::Attrs) -> Result<()> {
+    if attrs.is_empty() {
+        return Ok(());
+    }
+    m::set_attrs(dest, attrs, true).context("apply recursive mount options (rro, rnosuid, ...)")
 }
 
 fn fs_hint(data: &str) -> String {
@@ -582,22 +622,59 @@ pub(crate) fn check_shared_mount_ns(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// After the container of a shared mount namespace is gone: take its
-/// mounts away from the runtime's namespace (the rootfs bind that holds
-/// them all). runc leaves them behind.
-pub(crate) fn release_shared(spec: &Spec, rootfs: &Path) -> Result<()> {
-    if own_mount_ns(spec) {
-        return Ok(());
+/// Where the init of a container without a mount namespace binds its
+/// rootfs in the runtime's namespace: the rootfs's canonical path, and the
+/// mount the bind goes on top of (the one that path reaches before).
+pub(crate) struct HostBindSite {
+    path: String,
+    under: u64,
+}
+
+impl HostBindSite {
+    /// None for a container with a mount namespace of its own (its
+    /// mounts go away with it).
+    pub(crate) fn before_create(spec: &Spec, rootfs: &Path) -> Result<Option<HostBindSite>> {
+        if own_mount_ns(spec) {
+            return Ok(None);
+        }
+        let path = std::fs::canonicalize(rootfs)
+            .with_context(|| format!("rootfs {}", rootfs.display()))?
+            .to_string_lossy()
+            .into_owned();
+        let under = m::mount_id_of(&path)?;
+        Ok(Some(HostBindSite { path, under }))
     }
-    let Ok(canonical) = std::fs::canonicalize(rootfs) else {
-        return Ok(());
-    };
-    let path = canonical.to_string_lossy();
-    let mounted = m::mount_table()?.iter().any(|(mp, ..)| *mp == path);
-    if mounted {
-        m::umount(&path, m::MNT_DETACH)?;
+
+    /// The bind the init made, if it got that far: the mount at the path
+    /// whose parent is the one that was there before.
+    pub(crate) fn made(&self) -> Result<Option<HostRootfsBind>> {
+        Ok(m::mount_table()?
+            .into_iter()
+            .find(|mi| mi.mount_point == self.path && mi.parent == self.under)
+            .map(|mi| HostRootfsBind {
+                path: self.path.clone(),
+                mount_id: mi.id,
+            }))
     }
-    Ok(())
+
+    /// After a failed create: take away the bind the init made, if any.
+    pub(crate) fn undo(&self) -> Result<()> {
+        match self.made()? {
+            Some(bind) => detach_host_rootfs_bind(&bind),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Take a container's rootfs bind (and every mount of the container on
+/// it) out of the runtime's mount namespace, while it is still the mount
+/// on top at its path: never anything someone else mounted there. runc
+/// leaves them behind.
+pub(crate) fn detach_host_rootfs_bind(bind: &HostRootfsBind) -> Result<()> {
+    match m::mount_id_of(&bind.path) {
+        Ok(id) if id == bind.mount_id => m::umount(&bind.path, m::MNT_DETACH),
+        _ => Ok(()),
+    }
 }
 
 /// Make the rootfs our `/`.
@@ -628,6 +705,11 @@ pub(crate) fn enter(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<()> {
 /// of the container could mount an unmasked /proc. Take them away (cover
 /// them where they cannot be unmounted), as runc does.
 fn hide_host_pseudo_filesystems(rootfs: &Path) -> Result<()> {
+    // mountinfo shows canonical paths: a rootfs reached through a symlink
+    // must be compared as the kernel shows it, or its own mounts would
+    // count as the host's.
+    let rootfs =
+        std::fs::canonicalize(rootfs).with_context(|| format!("rootfs {}", rootfs.display()))?;
     let rootfs = rootfs.to_string_lossy();
     let inside = |mp: &str| {
         mp == rootfs
@@ -635,16 +717,19 @@ fn hide_host_pseudo_filesystems(rootfs: &Path) -> Result<()> {
                 .strip_prefix(rootfs.as_ref())
                 .is_some_and(|r| r.starts_with('/'))
     };
-    let mut targets: Vec<String> = m::mount_table()?
+    // A set: the same mount point may be listed many times (stacked mounts).
+    let targets: std::collections::BTreeSet<String> = m::mount_table()?
         .into_iter()
-        .filter(|(mp, fstype, root)| {
-            (fstype == "proc" || fstype == "sysfs") && root == "/" && !inside(mp)
+        .filter(|mi| {
+            (mi.fs_type == "proc" || mi.fs_type == "sysfs")
+                && mi.root == "/"
+                && !inside(&mi.mount_point)
         })
-        .map(|(mp, ..)| mp)
+        .map(|mi| mi.mount_point)
         .collect();
     // Deepest first, so a parent's detach does not hide a child from us.
+    let mut targets: Vec<String> = targets.into_iter().collect();
     targets.sort_by_key(|mp| std::cmp::Reverse(mp.len()));
-    targets.dedup();
     for mp in targets {
         // Never let the unmount reach the host.
         match m::mount("", &mp, "", m::MS_SLAVE | m::MS_REC, "") {
@@ -694,7 +779,7 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
 /// nothing at `p`.
 fn open_restricted(root: &OwnedFd, p: &str) -> Result<Option<OwnedFd>> {
     let top = p.split('/').find(|c| !c.is_empty()).unwrap_or(".");
-    if sysfs::symlink_on_path(root, top) {
+    if sysfs::symlink_on_path(root, top)? {
         crate::bail!(
             "a symbolic link on the path: the procfs (and sysfs) must be mounted on an \
              ordinary directory"

@@ -123,18 +123,19 @@ pub fn write_file(path: &str, contents: &str) -> Result<()> {
 
 /// Does the way to `rel` inside `root` pass through a symbolic link (the
 /// last component included)? A path that does not exist yet has none.
-pub fn symlink_on_path(root: impl AsFd, rel: &str) -> bool {
+pub fn symlink_on_path(root: impl AsFd, rel: &str) -> Result<bool> {
     let rel = rel.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     let how = IN_ROOT.union(ResolveFlags::NO_SYMLINKS);
-    matches!(
-        rustix::fs::openat2(
-            root,
-            rel,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            how
-        ),
-        Err(rustix::io::Errno::LOOP)
-    )
+    match rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    ) {
+        Ok(_) | Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(false),
+        Err(rustix::io::Errno::LOOP) => Ok(true),
+        Err(e) => Err(crate::Error::from(e).wrap(format!("resolve /{rel}"))),
+    }
 }

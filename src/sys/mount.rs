@@ -2,7 +2,7 @@
 
 use super::{check, cstring};
 use crate::error::{Context, Error, Kind, Result};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 
 pub use libc::{
     MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME,
@@ -268,59 +268,66 @@ pub fn set_attrs(target: impl AsFd, attrs: Attrs, recursive: bool) -> Result<()>
     Ok(())
 }
 
-/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at
-/// `path` (and of the mounts below it with `recursive`), to be attached
-/// later with [`attach`], from another mount namespace or user namespace
-/// where `path` itself may be out of reach.
-pub fn clone_tree(path: &str, recursive: bool) -> Result<OwnedFd> {
-    use rustix::mount::OpenTreeFlags;
-    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= OpenTreeFlags::AT_RECURSIVE;
+/// One line of /proc/PID/mountinfo, paths unescaped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountInfo {
+    pub id: u64,
+    pub parent: u64,
+    /// The directory of the filesystem mounted here (`/` for a whole one).
+    pub root: String,
+    pub mount_point: String,
+    /// Per-mount options (`rw,nosuid,...`).
+    pub options: String,
+    /// The optional fields: `shared:N`, `master:N`, `unbindable`...
+    pub optional: Vec<String>,
+    pub fs_type: String,
+    pub source: String,
+    /// Per-superblock options (for cgroup v1: the controllers).
+    pub super_options: String,
+}
+
+impl MountInfo {
+    /// Does the mount propagate to (and receive from) peers?
+    pub fn is_shared(&self) -> bool {
+        self.optional.iter().any(|f| f.starts_with("shared:"))
     }
-    rustix::mount::open_tree(rustix::fs::CWD, path, flags).map_err(|e| {
-        if e == rustix::io::Errno::NOSYS {
-            Error::of(
-                Kind::Unimplemented,
-                "open_tree: not supported by this kernel (Linux 5.2 or later is needed)",
-            )
-        } else {
-            Error::from(e)
-        }
-    })
 }
 
-/// move_mount(2): attach a detached tree from [`clone_tree`] on `target`
-/// (an O_PATH fd).
-pub fn attach(tree: impl AsFd, target: impl AsFd) -> Result<()> {
-    use rustix::mount::MoveMountFlags;
-    rustix::mount::move_mount(
-        tree,
-        "",
-        target,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
-    .context("move_mount")
-}
-
-/// The mounts of our mount namespace (/proc/self/mountinfo), unescaped:
-/// (mount point, fstype, root in its filesystem) of each.
-pub fn mount_table() -> Result<Vec<(String, String, String)>> {
+/// The mounts of our mount namespace (/proc/self/mountinfo), in the
+/// kernel's order (a mount on top of another comes after it).
+pub fn mount_table() -> Result<Vec<MountInfo>> {
     let info =
         std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            Some((
-                unescape(f.get(4)?),
-                f.get(sep + 1)?.to_string(),
-                unescape(f.get(3)?),
-            ))
-        })
-        .collect())
+    Ok(parse_mountinfo(&info))
+}
+
+/// Parse mountinfo text; lines that do not parse are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines().filter_map(parse_mountinfo_line).collect()
+}
+
+fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
+    let (left, right) = line.split_once(" - ")?;
+    let mut l = left.split(' ');
+    let id = l.next()?.parse().ok()?;
+    let parent = l.next()?.parse().ok()?;
+    let _dev = l.next()?;
+    let root = unescape(l.next()?);
+    let mount_point = unescape(l.next()?);
+    let options = l.next()?.to_string();
+    let optional = l.filter(|f| !f.is_empty()).map(str::to_string).collect();
+    let mut r = right.split(' ');
+    Some(MountInfo {
+        id,
+        parent,
+        root,
+        mount_point,
+        options,
+        optional,
+        fs_type: r.next()?.to_string(),
+        source: unescape(r.next().unwrap_or("")),
+        super_options: r.next().unwrap_or("").to_string(),
+    })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -342,6 +349,27 @@ fn unescape(field: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The id of the mount that `path` reaches (the one on top at a mount
+/// point), as mountinfo numbers it.
+pub fn mount_id_of(path: &str) -> Result<u64> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let st = rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::MNT_ID,
+    )
+    .with_context(|| format!("statx {path}"))?;
+    if StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID) {
+        Ok(st.stx_mnt_id)
+    } else {
+        Err(Error::of(
+            Kind::Unimplemented,
+            "statx: no mount id from this kernel (Linux 5.8 or later is needed)",
+        ))
+    }
 }
 
 /// umount2(2).
@@ -392,6 +420,24 @@ mod tests {
         let o = parse_options(&words(&["rbind", "ro", "rw"]));
         assert_eq!(o.flags, MS_BIND | MS_REC);
         assert_eq!(o.clear, MS_RDONLY);
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let t = parse_mountinfo(
+            "36 35 98:0 /mnt1 /mnt\\0402 rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue\n\
+             37 36 0:5 / /x rw - tmpfs none rw\n\
+             garbage\n",
+        );
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].id, t[0].parent), (36, 35));
+        assert_eq!(t[0].root, "/mnt1");
+        assert_eq!(t[0].mount_point, "/mnt 2");
+        assert_eq!(t[0].optional, ["master:1", "shared:7"]);
+        assert!(t[0].is_shared());
+        assert_eq!(t[0].fs_type, "ext3");
+        assert_eq!(t[0].super_options, "rw,errors=continue");
+        assert!(t[1].optional.is_empty() && !t[1].is_shared());
     }
 
     #[test]

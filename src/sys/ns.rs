@@ -143,6 +143,31 @@ impl Return {
     }
 }
 
+/// Run `f` on a thread of its own that has joined the mount namespace
+/// behind `mnt_ns`: the thread first takes a private copy of the
+/// filesystem context (root, cwd), which setns(2) of a mount namespace
+/// needs in a process with other threads, so the caller's threads keep
+/// theirs. Files `f` opens stay open for the whole process.
+pub fn in_mount_ns<T: Send>(mnt_ns: &OwnedFd, f: impl FnOnce() -> T + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare(libc::CLONE_FS as u64).context("unshare the filesystem context")?;
+            enter(mnt_ns, Kind::Mount)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(crate::err!("mount namespace thread panicked")))
+    })
+}
+
+/// Is the namespace behind `fd` the calling thread's namespace of `kind`?
+pub fn is_own(fd: &OwnedFd, kind: Kind) -> Result<bool> {
+    let path = format!("/proc/thread-self/ns/{}", kind.proc_name());
+    let ours = rustix::fs::stat(path.as_str()).with_context(|| format!("stat {path}"))?;
+    let theirs = rustix::fs::fstat(fd).context("stat namespace")?;
+    Ok(ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
+}
+
 impl Drop for Return {
     fn drop(&mut self) {
         if let Err(e) = self.restore() {
