@@ -53,9 +53,10 @@ impl<S: AsFd> Write for NoSignalWriter<'_, S> {
     }
 }
 
-/// The uid of the process at the other end of a unix stream.
-pub(crate) fn peer_uid(s: &UnixStream) -> io::Result<u32> {
-    Ok(rustix::net::sockopt::socket_peercred(s)?.uid.as_raw())
+/// The (uid, gid) of the process at the other end of a unix stream.
+pub(crate) fn peer_cred(s: &UnixStream) -> io::Result<(u32, u32)> {
+    let cred = rustix::net::sockopt::socket_peercred(s)?;
+    Ok((cred.uid.as_raw(), cred.gid.as_raw()))
 }
 
 #[cfg(test)]
