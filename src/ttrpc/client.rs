@@ -205,6 +205,14 @@ impl Client {
     }
 }
 
+#[cfg(test)]
+impl Client {
+    /// Jump the stream ids ahead (to test what happens when they run out).
+    pub(crate) fn set_next_id(&self, id: u32) {
+        lock(&self.inner.turn).next_id = id;
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         let _ = self.inner.stream.shutdown(std::net::Shutdown::Both);
