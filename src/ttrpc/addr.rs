@@ -22,14 +22,15 @@ fn socket_addr(addr: &str) -> io::Result<SocketAddr> {
     .map_err(|e| io::Error::new(e.kind(), format!("socket address {addr:?}: {e}")))
 }
 
-/// Listen on `addr`. A path that exists is an error (AddrInUse): the
+/// Listen on `addr` (a bare path is a socket file). A path that exists is an error (AddrInUse): the
 /// caller decides whether a stale socket may be removed.
 pub fn listen(addr: &str) -> io::Result<UnixListener> {
     UnixListener::bind_addr(&socket_addr(addr)?)
         .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))
 }
 
-/// Connect a stream to `addr`.
+/// Connect a stream to `addr` (a bare path is a socket file; see
+/// [`super::Client::connect`] for how containerd reads one differently).
 pub fn connect_stream(addr: &str) -> io::Result<UnixStream> {
     UnixStream::connect_addr(&socket_addr(addr)?)
         .map_err(|e| io::Error::new(e.kind(), format!("connect to {addr}: {e}")))

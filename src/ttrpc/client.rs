@@ -100,6 +100,12 @@ struct Calls {
 
 impl Client {
     /// `addr` is a path, `unix:///path`, or `unix://@abstract` / `@abstract`.
+    ///
+    /// A bare path (`/run/x.sock`) is a socket file here. containerd 1.6
+    /// reads addresses differently: a shim's printed address without
+    /// `unix://` is dialled as an ABSTRACT socket of that name (its
+    /// `socket.path()` prefixes NUL when there is no `unix://` to trim). A
+    /// shim serving a file must therefore print `unix:///path`.
     pub fn connect(addr: &str) -> io::Result<Client> {
         Client::from_stream(connect_stream(addr)?)
     }

@@ -198,6 +198,9 @@ pub trait Service: Send + Sync + 'static {
     /// Content.Read/Write): [`ServerStream::recv`] gives the request's
     /// payload, then what the client streams; [`ServerStream::send`]
     /// streams back. Ok ends the stream normally, Err with that status.
+    /// A handler of a client-streaming call must keep reading: once 64
+    /// messages (or 8 MiB) wait unread, the connection's reader waits for
+    /// it, holding up the client's other calls on that connection.
     fn call_stream(
         &self,
         ctx: &RequestContext,
