@@ -640,6 +640,13 @@ impl Service for Probe {
                 None => Vec::new(),
             }),
             "Big" => Ok(vec![7u8; frame::MAX_DATA + 10]),
+            // Uses 600 KiB of stack (a handler deep in a parser, say).
+            "Deep" => {
+                let mut buf = [1u8; 600 << 10];
+                std::hint::black_box(&mut buf);
+                let sum: usize = buf.iter().map(|&b| b as usize).sum();
+                Ok((sum as u32).to_be_bytes().to_vec())
+            }
             "Gate" => {
                 self.gated.fetch_add(1, Ordering::SeqCst);
                 let (open, cv) = &self.gate;
@@ -2127,4 +2134,20 @@ fn a_call_timeout_covers_sending() {
         c.is_closed() || echo(&c, b"").is_err(),
         "a cut frame ends the connection"
     );
+}
+
+#[test]
+fn handlers_have_a_megabyte_of_stack_by_default() {
+    let srv = TestServer::start(|_| {});
+    let out = srv
+        .client()
+        .call(
+            TEST_SERVICE,
+            "Deep",
+            vec![],
+            Some(Duration::from_secs(10)),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(out, (600u32 << 10).to_be_bytes());
 }
