@@ -1976,6 +1976,38 @@ fn an_oversize_stream_message_cuts_that_stream_and_nothing_follows() {
     send_raw(&mut s, 3, TEST_SERVICE, "Echo", b"next");
     let (id, r) = read_raw(&mut s);
     assert_eq!((id, r.payload.as_slice()), (3, &b"next"[..]));
+
+    // The same for a stream only the server sends on, while it sends.
+    let mut s = srv.raw();
+    let mut req = 1_000_000u32.to_be_bytes().to_vec();
+    req.extend_from_slice(&1u32.to_be_bytes());
+    let req = Request {
+        service: TEST_SERVICE.into(),
+        method: "Fill".into(),
+        payload: req,
+        ..Default::default()
+    };
+    let rc = frame::FLAG_REMOTE_CLOSED;
+    frame::write_frame(&mut s, 1, frame::TYPE_REQUEST, rc, &req.encode_to_vec()).unwrap();
+    s.write_all(&header.encode()).unwrap();
+    s.write_all(&vec![0u8; len]).unwrap();
+    let mut data_frames = 0;
+    loop {
+        match frame::read_frame(&mut s).unwrap() {
+            Some(frame::Frame::Message(h, _)) if h.kind == frame::TYPE_DATA => data_frames += 1,
+            Some(frame::Frame::Message(h, d)) => {
+                assert_eq!((h.stream_id, h.kind), (1, frame::TYPE_RESPONSE));
+                let r = Response::decode(&d[..]).unwrap();
+                assert_eq!(code_of(&r), Code::ResourceExhausted as i32);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    send_raw(&mut s, 3, TEST_SERVICE, "Echo", b"after fill");
+    let (id, r) = read_raw(&mut s);
+    assert_eq!((id, r.payload.as_slice()), (3, &b"after fill"[..]));
+    assert!(data_frames < 1_000_000, "Fill was cut ({data_frames} sent)");
 }
 
 #[test]

@@ -286,7 +286,8 @@ struct Conn {
     /// One writer at a time, so frames never interleave.
     write_lock: Mutex<()>,
     in_flight: AtomicUsize,
-    /// Streams whose client side is still open, by stream id.
+    /// Streams whose handler runs, by stream id (the inbox ended once the
+    /// client closed its side, or at once if it does not stream).
     streams: Mutex<Vec<(u32, Arc<Inbox>)>>,
 }
 
@@ -390,8 +391,8 @@ impl State {
                     if h.kind == TYPE_DATA {
                         // The stream is cut: its handler's recv sees why,
                         // and nothing more of it goes out after this answer.
-                        if let Some(inbox) = take_entry(&mut lock(&conn.streams), &h.stream_id) {
-                            inbox.finish(Err(status.clone()));
+                        if let Some(inbox) = find_stream(conn, h.stream_id) {
+                            inbox.cut(status.clone());
                         }
                     }
                     if h.kind == TYPE_REQUEST || h.kind == TYPE_DATA {
@@ -543,11 +544,10 @@ fn open_stream(conn: &Arc<Conn>, h: &Header, payload: Vec<u8>) -> ServerStream {
     if !client_streams || !payload.is_empty() {
         inbox.push(payload);
     }
-    if client_streams {
-        lock(&conn.streams).push((h.stream_id, inbox.clone()));
-    } else {
+    if !client_streams {
         inbox.finish(Ok(()));
     }
+    lock(&conn.streams).push((h.stream_id, inbox.clone()));
     ServerStream {
         conn: conn.clone(),
         id: h.stream_id,
@@ -555,21 +555,26 @@ fn open_stream(conn: &Arc<Conn>, h: &Header, payload: Vec<u8>) -> ServerStream {
     }
 }
 
-/// The connection is gone: its open streams end with Unavailable (their
-/// handlers' recv sees that `why`, unlike a client's clean close).
+/// The connection is gone: its streams are cut off with Unavailable
+/// (their handlers' recv sees that `why`, unlike a client's clean close).
 fn close_streams(conn: &Conn, why: &str) {
     let open = std::mem::take(&mut *lock(&conn.streams));
     for (_, inbox) in open {
-        inbox.finish(Err(Status::new(Code::Unavailable, why)));
+        inbox.cut(Status::new(Code::Unavailable, why));
     }
+}
+
+fn find_stream(conn: &Conn, id: u32) -> Option<Arc<Inbox>> {
+    let streams = lock(&conn.streams);
+    streams
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, inbox)| inbox.clone())
 }
 
 /// A data frame from the client for one of its open streams.
 fn stream_data(conn: &Conn, h: &Header, data: Vec<u8>) {
-    let found = lock(&conn.streams)
-        .iter()
-        .find(|(id, _)| *id == h.stream_id)
-        .map(|(_, inbox)| inbox.clone());
+    let found = find_stream(conn, h.stream_id).filter(|inbox| !inbox.ended());
     let Some(inbox) = found else {
         conn.respond_status(
             h.stream_id,
@@ -582,7 +587,6 @@ fn stream_data(conn: &Conn, h: &Header, data: Vec<u8>) {
         inbox.push(data);
     }
     if h.flags & FLAG_REMOTE_CLOSED != 0 {
-        take_entry(&mut lock(&conn.streams), &h.stream_id);
         inbox.finish(Ok(()));
     }
 }

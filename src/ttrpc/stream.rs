@@ -32,6 +32,8 @@ struct InboxState {
     queue: VecDeque<Vec<u8>>,
     bytes: usize,
     end: Option<Result<(), Status>>,
+    /// Why the stream was cut off, if it was.
+    cut: Option<Status>,
 }
 
 impl InboxState {
@@ -71,10 +73,26 @@ impl Inbox {
         }
     }
 
-    /// The status the stream ended with, if it ended badly (cut off:
-    /// nothing more is to be sent on it).
+    /// Cut the stream off (the peer is gone or broke its rules): its
+    /// reader sees `why` unless the peer's side had ended already, and
+    /// nothing more is to be sent on it ([`failure`](Self::failure)).
+    pub(crate) fn cut(&self, why: Status) {
+        let mut s = lock(&self.state);
+        if s.cut.is_none() {
+            s.end.get_or_insert_with(|| Err(why.clone()));
+            s.cut = Some(why);
+            self.changed.notify_all();
+        }
+    }
+
+    /// Why the stream was cut off, if it was.
     pub(crate) fn failure(&self) -> Option<Status> {
-        lock(&self.state).end.clone()?.err()
+        lock(&self.state).cut.clone()
+    }
+
+    /// Whether the peer's side ended (or the stream was cut).
+    pub(crate) fn ended(&self) -> bool {
+        lock(&self.state).end.is_some()
     }
 
     /// The next message, `Ok(None)` at a normal end, the status of an
