@@ -596,6 +596,17 @@ struct Probe {
     calls: AtomicUsize,
     /// Streaming handlers that returned.
     streams_done: AtomicUsize,
+    /// Echo calls run.
+    echoes: AtomicUsize,
+    /// How each Collect/Hold stream ended: messages read, or the status.
+    stream_ends: Mutex<Vec<Result<usize, Status>>>,
+    /// Lets a Hold stream start reading.
+    hold: Mutex<Option<mpsc::Receiver<()>>>,
+    /// Messages Fill sent so far.
+    filled: AtomicUsize,
+    /// Gate calls waiting, and whether the gate is open.
+    gated: AtomicUsize,
+    gate: (Mutex<bool>, std::sync::Condvar),
 }
 
 impl Service for Probe {
@@ -603,6 +614,7 @@ impl Service for Probe {
         self.calls.fetch_add(1, Ordering::SeqCst);
         match method {
             "Echo" => {
+                self.echoes.fetch_add(1, Ordering::SeqCst);
                 let mut out = payload.to_vec();
                 for (k, v) in &ctx.metadata {
                     out.extend_from_slice(format!("|{k}={v}").as_bytes());
@@ -628,6 +640,25 @@ impl Service for Probe {
                 None => Vec::new(),
             }),
             "Big" => Ok(vec![7u8; frame::MAX_DATA + 10]),
+            // Uses 600 KiB of stack (a handler deep in a parser, say).
+            "Deep" => {
+                let mut buf = [1u8; 600 << 10];
+                std::hint::black_box(&mut buf);
+                let sum: usize = buf.iter().map(|&b| b as usize).sum();
+                Ok((sum as u32).to_be_bytes().to_vec())
+            }
+            "Gate" => {
+                self.gated.fetch_add(1, Ordering::SeqCst);
+                let (open, cv) = &self.gate;
+                let guard = open.lock().unwrap();
+                let (guard, _) = cv
+                    .wait_timeout_while(guard, Duration::from_secs(10), |open| !*open)
+                    .unwrap();
+                if !*guard {
+                    return Err(Status::new(Code::Internal, "gate never opened"));
+                }
+                Ok(b"through".to_vec())
+            }
             "Panic" => panic!("probe handler panics on purpose"),
             "Fail" => Err(skiff::err_kind!(NotFound, "container x: not found").into()),
             "Shutdown" => {
@@ -658,7 +689,7 @@ impl Probe {
         match method {
             // Server streaming: the request names how many messages.
             "Count" => {
-                let req = stream.recv().expect("the request comes first");
+                let req = stream.recv()?.expect("the request comes first");
                 let n = if req.is_empty() {
                     3 // an empty request still arrives (as an empty message)
                 } else {
@@ -671,11 +702,37 @@ impl Probe {
             }
             // Both ways: every message comes back until the client closes.
             "EchoStream" => {
-                while let Some(msg) = stream.recv() {
+                while let Some(msg) = stream.recv()? {
                     stream.send(&msg)?;
                 }
                 Ok(())
             }
+            // Reads until the end and records how the stream ended.
+            "Collect" => self.collect(stream),
+            // Collect, once the test lets it start reading.
+            "Hold" => {
+                let rx = self
+                    .hold
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .expect("one Hold at a time");
+                rx.recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| Status::new(Code::Internal, "never released"))?;
+                self.collect(stream)
+            }
+            // The request is (count, size): that many messages of that size.
+            "Fill" => {
+                let req = stream.recv()?.expect("the request comes first");
+                let n = u32::from_be_bytes(req[..4].try_into().unwrap());
+                let size = u32::from_be_bytes(req[4..8].try_into().unwrap());
+                for i in 0..n {
+                    stream.send(&vec![i as u8; size as usize])?;
+                    self.filled.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            }
+            "SendBig" => stream.send(&vec![1u8; frame::MAX_DATA + 1]),
             "FailStream" => {
                 stream.send(b"one")?;
                 Err(Status::new(Code::NotFound, "gone"))
@@ -686,6 +743,40 @@ impl Probe {
 }
 
 impl Probe {
+    fn collect(&self, stream: &ServerStream) -> Result<(), Status> {
+        let mut n = 0;
+        let end = loop {
+            match stream.recv() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => break Ok(n),
+                Err(e) => break Err(e),
+            }
+        };
+        self.stream_ends.lock().unwrap().push(end.clone());
+        end.map(|_| ())
+    }
+
+    /// Wait until `n` streams ended; how they did.
+    fn wait_stream_ends(&self, n: usize) -> Vec<Result<usize, Status>> {
+        wait_until("stream handlers to end", || {
+            self.stream_ends.lock().unwrap().len() >= n
+                && self.streams_done.load(Ordering::SeqCst) >= n
+        });
+        self.stream_ends.lock().unwrap().clone()
+    }
+
+    /// Arm Hold: the sender that lets it start reading.
+    fn arm_hold(&self) -> mpsc::Sender<()> {
+        let (tx, rx) = mpsc::channel();
+        *self.hold.lock().unwrap() = Some(rx);
+        tx
+    }
+
+    fn open_gate(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+
     /// Arm Block: (a receiver told when Block runs, a sender that lets it
     /// return).
     fn arm_block(&self) -> (mpsc::Receiver<()>, mpsc::Sender<()>) {
@@ -793,6 +884,35 @@ fn read_raw(s: &mut UnixStream) -> (u32, Response) {
 
 fn code_of(r: &Response) -> i32 {
     r.status.as_ref().map_or(0, |s| s.code)
+}
+
+/// Poll `ok` for up to 10 s (what a loaded machine may need).
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Open a stream on a raw connection: a request flagged remote-open (the
+/// client streams too).
+fn open_raw_stream(s: &mut UnixStream, stream_id: u32, method: &str, payload: &[u8]) {
+    let req = Request {
+        service: TEST_SERVICE.into(),
+        method: method.into(),
+        payload: payload.to_vec(),
+        ..Default::default()
+    };
+    let flags = frame::FLAG_REMOTE_OPEN;
+    frame::write_frame(
+        s,
+        stream_id,
+        frame::TYPE_REQUEST,
+        flags,
+        &req.encode_to_vec(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -1272,6 +1392,11 @@ fn only_the_allowed_uid_is_served() {
         "root is not nobody"
     );
     assert_eq!(root_only.probe.calls.load(Ordering::SeqCst), 1);
+    // uid and gid both count (containerd's same-user check).
+    let wrong_gid = TestServer::start(|s| s.allow_peer(65534, 0));
+    assert_eq!(probe_as_nobody(&wrong_gid.addr), Code::Unavailable as i32);
+    let nobody = TestServer::start(|s| s.allow_peer(65534, 65534));
+    assert_eq!(probe_as_nobody(&nobody.addr), 0);
 }
 
 /// Run `uid_probe_child` of this test binary as uid 65534: the code of
@@ -1804,4 +1929,257 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+#[test]
+fn stream_handlers_tell_a_clean_close_from_a_client_gone() {
+    let srv = TestServer::start(|_| {});
+    let c = srv.client();
+    let st = c
+        .stream(TEST_SERVICE, "Collect", b"first".to_vec(), true, &[])
+        .unwrap();
+    st.send(b"a").unwrap();
+    st.send(b"b").unwrap();
+    st.close_send().unwrap();
+    assert_eq!(st.recv(Some(Duration::from_secs(10))).unwrap(), None);
+    assert_eq!(srv.probe.wait_stream_ends(1), [Ok(3)], "a clean close");
+    // A peer that goes away mid-stream: the handler sees Unavailable.
+    let mut s = srv.raw();
+    open_raw_stream(&mut s, 1, "Collect", b"x");
+    frame::write_frame(&mut s, 1, frame::TYPE_DATA, 0, b"y").unwrap();
+    drop(s);
+    let ends = srv.probe.wait_stream_ends(2);
+    let gone = ends[1].as_ref().unwrap_err();
+    assert_eq!(gone.code, Code::Unavailable, "{gone}");
+}
+
+#[test]
+fn an_oversize_stream_message_cuts_that_stream_and_nothing_follows() {
+    let srv = TestServer::start(|_| {});
+    let mut s = srv.raw();
+    open_raw_stream(&mut s, 1, "Collect", b"x");
+    let len = frame::MAX_DATA + 1;
+    let header = frame::Header {
+        length: len as u32,
+        stream_id: 1,
+        kind: frame::TYPE_DATA,
+        flags: 0,
+    };
+    s.write_all(&header.encode()).unwrap();
+    s.write_all(&vec![0u8; len]).unwrap();
+    let (id, r) = read_raw(&mut s);
+    assert_eq!((id, code_of(&r)), (1, Code::ResourceExhausted as i32));
+    let ends = srv.probe.wait_stream_ends(1);
+    assert_eq!(ends[0].as_ref().unwrap_err().code, Code::ResourceExhausted);
+    // The handler returned its error: that must not go out after the
+    // answer above; the next frame is the answer to the next request.
+    send_raw(&mut s, 3, TEST_SERVICE, "Echo", b"next");
+    let (id, r) = read_raw(&mut s);
+    assert_eq!((id, r.payload.as_slice()), (3, &b"next"[..]));
+
+    // The same for a stream only the server sends on, while it sends.
+    let mut s = srv.raw();
+    let mut req = 1_000_000u32.to_be_bytes().to_vec();
+    req.extend_from_slice(&1u32.to_be_bytes());
+    let req = Request {
+        service: TEST_SERVICE.into(),
+        method: "Fill".into(),
+        payload: req,
+        ..Default::default()
+    };
+    let rc = frame::FLAG_REMOTE_CLOSED;
+    frame::write_frame(&mut s, 1, frame::TYPE_REQUEST, rc, &req.encode_to_vec()).unwrap();
+    s.write_all(&header.encode()).unwrap();
+    s.write_all(&vec![0u8; len]).unwrap();
+    let mut data_frames = 0;
+    loop {
+        match frame::read_frame(&mut s).unwrap() {
+            Some(frame::Frame::Message(h, _)) if h.kind == frame::TYPE_DATA => data_frames += 1,
+            Some(frame::Frame::Message(h, d)) => {
+                assert_eq!((h.stream_id, h.kind), (1, frame::TYPE_RESPONSE));
+                let r = Response::decode(&d[..]).unwrap();
+                assert_eq!(code_of(&r), Code::ResourceExhausted as i32);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    send_raw(&mut s, 3, TEST_SERVICE, "Echo", b"after fill");
+    let (id, r) = read_raw(&mut s);
+    assert_eq!((id, r.payload.as_slice()), (3, &b"after fill"[..]));
+    assert!(data_frames < 1_000_000, "Fill was cut ({data_frames} sent)");
+}
+
+#[test]
+fn an_oversize_stream_send_is_resource_exhausted() {
+    let srv = TestServer::start(|_| {});
+    let c = srv.client();
+    let st = c
+        .stream(TEST_SERVICE, "SendBig", vec![], false, &[])
+        .unwrap();
+    let e = st.recv(Some(Duration::from_secs(10))).unwrap_err();
+    assert_eq!(e.code, Code::ResourceExhausted, "{e}");
+    assert!(e.message.contains("exceed maximum message size"), "{e}");
+    assert_eq!(echo(&c, b"ok").unwrap(), b"ok", "the connection goes on");
+}
+
+const BIG_MSG: usize = 64 << 10;
+const BIG_COUNT: usize = 400;
+
+#[test]
+fn an_unread_client_stream_holds_the_sender_back() {
+    let srv = TestServer::start(|_| {});
+    let release = srv.probe.arm_hold();
+    let c = srv.client();
+    let st = Arc::new(c.stream(TEST_SERVICE, "Hold", vec![], true, &[]).unwrap());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let (st, sent) = (st.clone(), sent.clone());
+        std::thread::spawn(move || {
+            for _ in 0..BIG_COUNT {
+                st.send(&[9u8; BIG_MSG])?;
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+            st.close_send()
+        })
+    };
+    // 25 MiB the handler does not read: the server queues a bounded part,
+    // the sockets some more, then the sender waits.
+    std::thread::sleep(Duration::from_secs(1));
+    let early = sent.load(Ordering::SeqCst);
+    assert!(
+        early < BIG_COUNT / 2,
+        "{early} of {BIG_COUNT} went out unread"
+    );
+    release.send(()).unwrap();
+    sender.join().unwrap().unwrap();
+    assert_eq!(st.recv(Some(Duration::from_secs(10))).unwrap(), None);
+    assert_eq!(srv.probe.wait_stream_ends(1), [Ok(BIG_COUNT)]);
+}
+
+#[test]
+fn an_unread_server_stream_holds_the_handler_back() {
+    let srv = TestServer::start(|_| {});
+    let c = srv.client();
+    let mut req = (BIG_COUNT as u32).to_be_bytes().to_vec();
+    req.extend_from_slice(&(BIG_MSG as u32).to_be_bytes());
+    let st = c.stream(TEST_SERVICE, "Fill", req, false, &[]).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let early = srv.probe.filled.load(Ordering::SeqCst);
+    assert!(early < BIG_COUNT / 2, "{early} of {BIG_COUNT} sent unread");
+    for i in 0..BIG_COUNT {
+        let msg = st.recv(Some(Duration::from_secs(10))).unwrap().unwrap();
+        assert_eq!((msg.len(), msg[0]), (BIG_MSG, i as u8));
+    }
+    assert_eq!(st.recv(Some(Duration::from_secs(10))).unwrap(), None);
+}
+
+#[test]
+fn requests_still_queued_at_shutdown_are_not_run() {
+    let srv = TestServer::start(|s| s.set_shutdown_grace(Duration::from_millis(200)));
+    let release = srv.probe.arm_hold();
+    let probe = srv.probe.clone();
+    let mut s = srv.raw();
+    // A stream whose handler does not read: the server's reader soon
+    // waits for it, and what follows stays in the socket.
+    open_raw_stream(&mut s, 1, "Hold", b"");
+    for _ in 0..100 {
+        frame::write_frame(&mut s, 1, frame::TYPE_DATA, 0, b"m").unwrap();
+    }
+    send_raw(&mut s, 3, TEST_SERVICE, "Echo", b"late");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(probe.echoes.load(Ordering::SeqCst), 0, "Echo still queued");
+    let t0 = Instant::now();
+    drop(srv); // serve returns
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        probe.echoes.load(Ordering::SeqCst),
+        0,
+        "a request ran after serve returned"
+    );
+    release.send(()).unwrap();
+    let ends = probe.wait_stream_ends(1);
+    assert_eq!(ends[0].as_ref().unwrap_err().code, Code::Unavailable);
+}
+
+#[test]
+fn the_server_caps_requests_in_flight() {
+    let srv = TestServer::start(|s| s.set_max_in_flight(2));
+    let mut held: Vec<UnixStream> = (0..2)
+        .map(|_| {
+            let mut s = srv.raw();
+            send_raw(&mut s, 1, TEST_SERVICE, "Gate", b"");
+            s
+        })
+        .collect();
+    wait_until("two Gate calls", || {
+        srv.probe.gated.load(Ordering::SeqCst) == 2
+    });
+    let e = echo(&srv.client(), b"x").unwrap_err();
+    assert_eq!(e.code, Code::ResourceExhausted, "{e}");
+    srv.probe.open_gate();
+    for s in &mut held {
+        assert_eq!(read_raw(s).1.payload, b"through");
+    }
+    wait_until("the calls to end", || echo(&srv.client(), b"y").is_ok());
+}
+
+#[test]
+fn a_call_timeout_covers_sending() {
+    // A server that never reads: the listener's backlog takes the
+    // connection, the socket buffer a little data.
+    let addr = unique_addr();
+    let _listener = ttrpc::listen(&addr).unwrap();
+    let c = Arc::new(Client::connect(&addr).unwrap());
+    let big = vec![0u8; frame::MAX_DATA - 1000];
+    let t0 = Instant::now();
+    // A call waiting for the first one's write gives up at its deadline.
+    let second = {
+        let c = c.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let r = c.call(
+                TEST_SERVICE,
+                "Echo",
+                vec![],
+                Some(Duration::from_millis(200)),
+                &[],
+            );
+            (r, t0.elapsed())
+        })
+    };
+    let e = c
+        .call(TEST_SERVICE, "Echo", big, Some(Duration::from_secs(2)), &[])
+        .unwrap_err();
+    let took = t0.elapsed();
+    assert_eq!(e.code, Code::DeadlineExceeded, "{e}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let (r, second_took) = second.join().unwrap();
+    let e = r.unwrap_err();
+    assert_eq!(e.code, Code::DeadlineExceeded, "waiting for the first: {e}");
+    assert!(
+        second_took < Duration::from_millis(1500),
+        "took {second_took:?}"
+    );
+    assert!(
+        c.is_closed() || echo(&c, b"").is_err(),
+        "a cut frame ends the connection"
+    );
+}
+
+#[test]
+fn handlers_have_a_megabyte_of_stack_by_default() {
+    let srv = TestServer::start(|_| {});
+    let out = srv
+        .client()
+        .call(
+            TEST_SERVICE,
+            "Deep",
+            vec![],
+            Some(Duration::from_secs(10)),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(out, (600u32 << 10).to_be_bytes());
 }

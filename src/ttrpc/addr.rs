@@ -22,14 +22,15 @@ fn socket_addr(addr: &str) -> io::Result<SocketAddr> {
     .map_err(|e| io::Error::new(e.kind(), format!("socket address {addr:?}: {e}")))
 }
 
-/// Listen on `addr`. A path that exists is an error (AddrInUse): the
+/// Listen on `addr` (a bare path is a socket file). A path that exists is an error (AddrInUse): the
 /// caller decides whether a stale socket may be removed.
 pub fn listen(addr: &str) -> io::Result<UnixListener> {
     UnixListener::bind_addr(&socket_addr(addr)?)
         .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))
 }
 
-/// Connect a stream to `addr`.
+/// Connect a stream to `addr` (a bare path is a socket file; see
+/// [`super::Client::connect`] for how containerd reads one differently).
 pub fn connect_stream(addr: &str) -> io::Result<UnixStream> {
     UnixStream::connect_addr(&socket_addr(addr)?)
         .map_err(|e| io::Error::new(e.kind(), format!("connect to {addr}: {e}")))
@@ -53,9 +54,10 @@ impl<S: AsFd> Write for NoSignalWriter<'_, S> {
     }
 }
 
-/// The uid of the process at the other end of a unix stream.
-pub(crate) fn peer_uid(s: &UnixStream) -> io::Result<u32> {
-    Ok(rustix::net::sockopt::socket_peercred(s)?.uid.as_raw())
+/// The (uid, gid) of the process at the other end of a unix stream.
+pub(crate) fn peer_cred(s: &UnixStream) -> io::Result<(u32, u32)> {
+    let cred = rustix::net::sockopt::socket_peercred(s)?;
+    Ok((cred.uid.as_raw(), cred.gid.as_raw()))
 }
 
 #[cfg(test)]

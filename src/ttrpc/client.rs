@@ -8,7 +8,10 @@ use super::frame::{
     TYPE_REQUEST, TYPE_RESPONSE,
 };
 use super::stream::Inbox;
-use super::{lock, short_type_name, take_entry, Code, Status};
+use super::{
+    lock, short_type_name, take_entry, too_large, wait_for, Code, Status, READER_STACK,
+    WRITE_TIMEOUT,
+};
 use crate::proto::ttrpc::{KeyValue, Request, Response};
 use prost::Message;
 use std::io::{self, Write};
@@ -16,10 +19,6 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-const READER_STACK: usize = 64 << 10;
-/// A server that stops reading for this long fails the call (Unavailable).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Reply = Result<Vec<u8>, Status>;
 
@@ -37,26 +36,9 @@ impl Slot {
         self.ready.notify_one();
     }
 
-    /// The answer, or None if `timeout` passed first.
-    fn take(&self, timeout: Option<Duration>) -> Option<Reply> {
-        let end = timeout.map(|t| Instant::now() + t);
-        let mut reply = lock(&self.reply);
-        loop {
-            if let Some(r) = reply.take() {
-                return Some(r);
-            }
-            reply = match end {
-                None => self.ready.wait(reply).unwrap_or_else(|p| p.into_inner()),
-                Some(end) => {
-                    let left = end.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    let waited = self.ready.wait_timeout(reply, left);
-                    waited.unwrap_or_else(|p| p.into_inner()).0
-                }
-            };
-        }
+    /// The answer, or None if `deadline` passed first.
+    fn take(&self, deadline: Option<Instant>) -> Option<Reply> {
+        wait_for(&self.reply, &self.ready, deadline, Option::take)
     }
 }
 
@@ -70,9 +52,26 @@ pub struct Client {
 struct Inner {
     stream: UnixStream,
     /// Held while a stream id is taken and its request written, so ids go
-    /// out in increasing order (ttrpc v1.2 servers refuse anything else).
-    send: Mutex<u32>,
+    /// out in increasing order (ttrpc v1.2 servers refuse anything else)
+    /// and frames never interleave; waited for with a deadline.
+    turn: Mutex<Turn>,
+    turn_free: Condvar,
     calls: Mutex<Calls>,
+}
+
+struct Turn {
+    next_id: u32,
+    taken: bool,
+}
+
+/// The right to write on the connection, given back on drop.
+struct TurnGuard<'a>(&'a Inner);
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.turn).taken = false;
+        self.0.turn_free.notify_one();
+    }
 }
 
 /// Who waits for what comes on a stream id.
@@ -101,6 +100,12 @@ struct Calls {
 
 impl Client {
     /// `addr` is a path, `unix:///path`, or `unix://@abstract` / `@abstract`.
+    ///
+    /// A bare path (`/run/x.sock`) is a socket file here. containerd 1.6
+    /// reads addresses differently: a shim's printed address without
+    /// `unix://` is dialled as an ABSTRACT socket of that name (its
+    /// `socket.path()` prefixes NUL when there is no `unix://` to trim). A
+    /// shim serving a file must therefore print `unix:///path`.
     pub fn connect(addr: &str) -> io::Result<Client> {
         Client::from_stream(connect_stream(addr)?)
     }
@@ -110,7 +115,11 @@ impl Client {
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let inner = Arc::new(Inner {
             stream,
-            send: Mutex::new(1),
+            turn: Mutex::new(Turn {
+                next_id: 1,
+                taken: false,
+            }),
+            turn_free: Condvar::new(),
             calls: Mutex::new(Calls::default()),
         });
         let reader_inner = inner.clone();
@@ -127,7 +136,10 @@ impl Client {
     /// Open a streaming call (ttrpc 1.2): the request carries `payload`;
     /// with `client_streams` the client may send messages too
     /// ([`ClientStream::send`], ended by [`ClientStream::close_send`]),
-    /// otherwise only the server streams.
+    /// otherwise only the server streams. Read the stream or drop it: once
+    /// 64 messages (or 8 MiB) of it wait unread, the connection's reader
+    /// waits too, holding up every other answer on this client (and
+    /// then the server), as in Go ttrpc.
     pub fn stream(
         &self,
         service: &str,
@@ -145,8 +157,8 @@ impl Client {
         };
         let id = self
             .inner
-            .send(&req, flags, Waiter::Stream(inbox.clone()))
-            .map_err(|why| Status::new(Code::Unavailable, format!("{service}/{method}: {why}")))?;
+            .send(&req, flags, Waiter::Stream(inbox.clone()), None)
+            .map_err(|s| Status::new(s.code, format!("{service}/{method}: {}", s.message)))?;
         Ok(ClientStream {
             inner: self.inner.clone(),
             id,
@@ -164,7 +176,8 @@ impl Client {
 
     /// Call `service`/`method` with an encoded request; the encoded answer,
     /// or the server's status. A transport failure is Unavailable; no
-    /// answer within `timeout` is DeadlineExceeded (the server is told the
+    /// answer within `timeout` (counted from the call, so waiting to send
+    /// and sending count too) is DeadlineExceeded (the server is told the
     /// timeout too).
     pub fn call(
         &self,
@@ -174,13 +187,14 @@ impl Client {
         timeout: Option<Duration>,
         metadata: &[(String, String)],
     ) -> Result<Vec<u8>, Status> {
+        let deadline = timeout.map(|t| Instant::now() + t);
         let req = encode_request(service, method, payload, timeout, metadata)?;
         let slot = Arc::new(Slot::default());
         let id = self
             .inner
-            .send(&req, 0, Waiter::Call(slot.clone()))
-            .map_err(|why| Status::new(Code::Unavailable, format!("{service}/{method}: {why}")))?;
-        match slot.take(timeout) {
+            .send(&req, 0, Waiter::Call(slot.clone()), deadline)
+            .map_err(|s| Status::new(s.code, format!("{service}/{method}: {}", s.message)))?;
+        match slot.take(deadline) {
             Some(Err(s)) if s.code == Code::Unavailable => Err(Status::new(
                 Code::Unavailable,
                 format!("{service}/{method}: {}", s.message),
@@ -197,9 +211,23 @@ impl Client {
     }
 }
 
+#[cfg(test)]
+impl Client {
+    /// Jump the stream ids ahead (to test what happens when they run out).
+    pub(crate) fn set_next_id(&self, id: u32) {
+        lock(&self.inner.turn).next_id = id;
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
         let _ = self.inner.stream.shutdown(std::net::Shutdown::Both);
+        // A reader waiting for an unread stream to make room gives up.
+        for (_, waiter) in &lock(&self.inner.calls).waiting {
+            if let Waiter::Stream(inbox) = waiter {
+                inbox.finish(Err(Status::new(Code::Unavailable, "client closed")));
+            }
+        }
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
@@ -207,29 +235,103 @@ impl Drop for Client {
 }
 
 impl Inner {
+    /// Wait for the turn to write, at most until `deadline`.
+    fn take_turn(&self, deadline: Option<Instant>) -> Option<(TurnGuard<'_>, u32)> {
+        let id = wait_for(&self.turn, &self.turn_free, deadline, |t| {
+            (!t.taken).then(|| {
+                t.taken = true;
+                t.next_id
+            })
+        })?;
+        Some((TurnGuard(self), id))
+    }
+
     /// Take the next stream id, register `waiter` for what comes back and
-    /// write the request; the stream id, or why it could not go out.
-    fn send(&self, req: &[u8], flags: u8, waiter: Waiter) -> Result<u32, String> {
-        let mut next = lock(&self.send);
-        let id = *next;
+    /// write the request, all by `deadline`; the stream id, or why it
+    /// could not go out (DeadlineExceeded, or Unavailable).
+    fn send(
+        &self,
+        req: &[u8],
+        flags: u8,
+        waiter: Waiter,
+        deadline: Option<Instant>,
+    ) -> Result<u32, Status> {
+        // Encoded before anything is registered (the id is set below).
+        let mut buf = frame::encode_frame(0, TYPE_REQUEST, flags, req)
+            .map_err(|e| Status::new(Code::ResourceExhausted, e.to_string()))?;
+        let too_late = || {
+            Status::new(
+                Code::DeadlineExceeded,
+                "no turn to send before the deadline",
+            )
+        };
+        let (_turn, id) = self.take_turn(deadline).ok_or_else(too_late)?;
+        buf[4..8].copy_from_slice(&id.to_be_bytes());
         {
             let mut calls = lock(&self.calls);
             if let Some(why) = &calls.closed {
-                return Err(why.clone());
+                return Err(Status::new(Code::Unavailable, why.clone()));
             }
             calls.waiting.push((id, waiter));
         }
-        let buf = frame::encode_frame(id, TYPE_REQUEST, flags, req).map_err(|e| e.to_string())?;
-        if let Err(e) = NoSignalWriter(&self.stream).write_all(&buf) {
+        if let Err(e) = self.write_by(&buf, deadline) {
             take_entry(&mut lock(&self.calls).waiting, &id);
-            // A partial frame leaves the stream unusable for everyone.
-            let _ = self.stream.shutdown(std::net::Shutdown::Both);
-            return Err(format!("send request: {e}"));
+            return Err(e);
         }
-        // Odd ids; after 2^31 calls wrap to 1 again (servers then refuse, as
-        // ttrpc's own client would also run out).
-        *next = id.checked_add(2).unwrap_or(1);
+        match id.checked_add(2) {
+            Some(next) => lock(&self.turn).next_id = next,
+            // Odd ids are used up (2^31 calls): ids cannot start over (a
+            // server refuses them), so callers must connect again.
+            None => {
+                let mut calls = lock(&self.calls);
+                calls
+                    .closed
+                    .get_or_insert_with(|| "stream ids used up: connect again".into());
+            }
+        }
         Ok(id)
+    }
+
+    /// Write a whole frame by `deadline` (the caller holds the turn); a
+    /// frame cut short leaves the connection unusable, so it is closed.
+    fn write_by(&self, buf: &[u8], deadline: Option<Instant>) -> Result<(), Status> {
+        let mut written = 0;
+        while written < buf.len() {
+            let mut limit = WRITE_TIMEOUT;
+            if let Some(deadline) = deadline {
+                limit = limit.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            let sent = if limit.is_zero() {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                self.stream
+                    .set_write_timeout(Some(limit))
+                    .and_then(|()| NoSignalWriter(&self.stream).write(&buf[written..]))
+            };
+            match sent {
+                Ok(0) => return Err(self.cut(written, io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && limit < WRITE_TIMEOUT => {
+                    let cut = self.cut(written, e);
+                    return Err(Status::new(
+                        Code::DeadlineExceeded,
+                        format!("not sent before the deadline: {}", cut.message),
+                    ));
+                }
+                Err(e) => return Err(self.cut(written, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A write failed after `written` bytes of a frame: Unavailable, and
+    /// the connection closed unless nothing went out.
+    fn cut(&self, written: usize, e: io::Error) -> Status {
+        if written > 0 || e.kind() != io::ErrorKind::WouldBlock {
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
+        Status::new(Code::Unavailable, format!("send request: {e}"))
     }
 
     fn read_responses(&self) {
@@ -237,7 +339,9 @@ impl Inner {
             match frame::read_frame(&mut &self.stream) {
                 Ok(Some(Frame::Message(h, data))) if h.kind == TYPE_RESPONSE => {
                     let reply = decode_response(&data);
-                    match take_entry(&mut lock(&self.calls).waiting, &h.stream_id) {
+                    // Not under the calls lock: a push may wait for room.
+                    let waiter = take_entry(&mut lock(&self.calls).waiting, &h.stream_id);
+                    match waiter {
                         Some(Waiter::Call(slot)) => slot.put(reply),
                         // A response ends a stream: with an error, or with
                         // one last message.
@@ -257,14 +361,10 @@ impl Inner {
                     self.stream_data(h, data);
                 }
                 Ok(Some(Frame::TooLarge(h))) if h.kind == TYPE_RESPONSE || h.kind == TYPE_DATA => {
-                    if let Some(waiter) = take_entry(&mut lock(&self.calls).waiting, &h.stream_id) {
-                        waiter.end(Status::new(
-                            Code::ResourceExhausted,
-                            format!(
-                                "response length {} exceed maximum message size of {MAX_DATA}",
-                                h.length
-                            ),
-                        ));
+                    let waiter = take_entry(&mut lock(&self.calls).waiting, &h.stream_id);
+                    if let Some(waiter) = waiter {
+                        let why = too_large("response", h.length as usize);
+                        waiter.end(Status::new(Code::ResourceExhausted, why));
                     }
                 }
                 Ok(Some(_)) => {} // a type from a later ttrpc
@@ -281,35 +381,36 @@ impl Inner {
 
     /// A data frame of a stream: a message, and/or the server's end.
     fn stream_data(&self, h: frame::Header, data: Vec<u8>) {
-        let mut calls = lock(&self.calls);
-        let Some(inbox) = calls.waiting.iter().find_map(|(id, w)| match w {
-            Waiter::Stream(inbox) if *id == h.stream_id => Some(inbox.clone()),
-            _ => None,
-        }) else {
+        let found = lock(&self.calls)
+            .waiting
+            .iter()
+            .find_map(|(id, w)| match w {
+                Waiter::Stream(inbox) if *id == h.stream_id => Some(inbox.clone()),
+                _ => None,
+            });
+        let Some(inbox) = found else {
             return; // a stream we gave up on
         };
         if h.flags & FLAG_NO_DATA == 0 {
-            inbox.push(data);
+            inbox.push(data); // waits while the stream's queue is full
         }
         if h.flags & FLAG_REMOTE_CLOSED != 0 {
-            take_entry(&mut calls.waiting, &h.stream_id);
+            take_entry(&mut lock(&self.calls).waiting, &h.stream_id);
             inbox.finish(Ok(()));
         }
     }
 
     /// Write a data frame on stream `id`.
     fn send_data(&self, id: u32, flags: u8, msg: &[u8]) -> Result<(), Status> {
-        let unavailable = |e: String| Status::new(Code::Unavailable, format!("stream {id}: {e}"));
         let buf = frame::encode_frame(id, TYPE_DATA, flags, msg)
             .map_err(|e| Status::new(Code::ResourceExhausted, format!("stream {id}: {e}")))?;
-        let _order = lock(&self.send);
+        let unavailable = |e: String| Status::new(Code::Unavailable, format!("stream {id}: {e}"));
+        let _turn = self.take_turn(None);
         if let Some(why) = &lock(&self.calls).closed {
             return Err(unavailable(why.clone()));
         }
-        NoSignalWriter(&self.stream).write_all(&buf).map_err(|e| {
-            let _ = self.stream.shutdown(std::net::Shutdown::Both);
-            unavailable(e.to_string())
-        })
+        self.write_by(&buf, None)
+            .map_err(|s| unavailable(s.message))
     }
 }
 
@@ -338,10 +439,7 @@ fn encode_request(
     if req.len() > MAX_DATA {
         return Err(Status::new(
             Code::ResourceExhausted,
-            format!(
-                "{service}/{method}: message length {} exceed maximum message size of {MAX_DATA}",
-                req.len()
-            ),
+            format!("{service}/{method}: {}", too_large("message", req.len())),
         ));
     }
     Ok(req)
@@ -362,7 +460,8 @@ impl ClientStream {
     /// normally, the server's status when not; DeadlineExceeded if nothing
     /// came within `timeout`.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>, Status> {
-        self.inbox.next(timeout).unwrap_or_else(|| {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.inbox.next(deadline).unwrap_or_else(|| {
             Err(Status::new(
                 Code::DeadlineExceeded,
                 format!("stream {}: nothing within {timeout:?}", self.id),
@@ -402,6 +501,9 @@ impl Drop for ClientStream {
     /// side is closed, so the server's handler is not left waiting.
     fn drop(&mut self) {
         take_entry(&mut lock(&self.inner.calls).waiting, &self.id);
+        // The reader may wait for this stream to make room: it need not.
+        self.inbox
+            .finish(Err(Status::new(Code::Canceled, "stream dropped")));
         if self.client_streams && !*self.sent_close.get_mut() {
             let _ = self.close_send();
         }

@@ -107,10 +107,7 @@ pub fn encode_frame(stream_id: u32, kind: u8, flags: u8, data: &[u8]) -> io::Res
     if data.len() > MAX_DATA {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "message length {} exceeds the maximum message size of {MAX_DATA}",
-                data.len()
-            ),
+            super::too_large("message", data.len()),
         ));
     }
     let h = Header {

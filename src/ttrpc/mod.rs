@@ -47,6 +47,15 @@ pub use server::{RequestContext, Server, ServerStream, ShutdownHandle};
 
 use crate::error::{Error, Kind};
 use std::fmt;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Stack of a connection's reader thread (server and client): it only
+/// reads frames and decodes the ttrpc envelope.
+pub(crate) const READER_STACK: usize = 64 << 10;
+/// A peer that does not read for this long is cut off, so a writer never
+/// blocks forever on a full socket.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// gRPC status codes (numbers are gRPC's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +198,9 @@ pub trait Service: Send + Sync + 'static {
     /// Content.Read/Write): [`ServerStream::recv`] gives the request's
     /// payload, then what the client streams; [`ServerStream::send`]
     /// streams back. Ok ends the stream normally, Err with that status.
+    /// A handler of a client-streaming call must keep reading: once 64
+    /// messages (or 8 MiB) wait unread, the connection's reader waits for
+    /// it, holding up the client's other calls on that connection.
     fn call_stream(
         &self,
         ctx: &RequestContext,
@@ -234,8 +246,44 @@ pub(crate) fn take_entry<K: PartialEq, V>(list: &mut Vec<(K, V)>, key: &K) -> Op
     Some(list.swap_remove(i).1)
 }
 
+/// ttrpc's words for a message over [`frame::MAX_DATA`] (`what` is
+/// "message", "response", ...), as Go ttrpc's clients match them.
+pub(crate) fn too_large(what: &str, len: usize) -> String {
+    format!(
+        "{what} length {len} exceed maximum message size of {}",
+        frame::MAX_DATA
+    )
+}
+
+/// Wait on `ready` (signalled when `m` changes) until `check` gives a
+/// value; None once `deadline` passed first.
+pub(crate) fn wait_for<T, R>(
+    m: &Mutex<T>,
+    ready: &Condvar,
+    deadline: Option<Instant>,
+    mut check: impl FnMut(&mut T) -> Option<R>,
+) -> Option<R> {
+    let mut guard = lock(m);
+    loop {
+        if let Some(r) = check(&mut guard) {
+            return Some(r);
+        }
+        guard = match deadline {
+            None => ready.wait(guard).unwrap_or_else(|p| p.into_inner()),
+            Some(end) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                let waited = ready.wait_timeout(guard, left);
+                waited.unwrap_or_else(|p| p.into_inner()).0
+            }
+        };
+    }
+}
+
 /// A poisoned lock only means a handler panicked: the data is still usable.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -2,13 +2,15 @@
 //! thread per request, so a handler that blocks (Wait) holds up nothing
 //! else; answers go out as each request finishes, out of order.
 
-use super::addr::{peer_uid, NoSignalWriter};
+use super::addr::{peer_cred, NoSignalWriter};
 use super::frame::{
     self, Frame, Header, FLAG_NO_DATA, FLAG_REMOTE_CLOSED, FLAG_REMOTE_OPEN, MAX_DATA, TYPE_DATA,
     TYPE_REQUEST, TYPE_RESPONSE,
 };
 use super::stream::Inbox;
-use super::{lock, take_entry, Code, Service, Status};
+use super::{
+    lock, take_entry, too_large, wait_for, Code, Service, Status, READER_STACK, WRITE_TIMEOUT,
+};
 use crate::proto::ttrpc::{Request, Response};
 use prost::Message;
 use rustix::event::{PollFd, PollFlags};
@@ -19,18 +21,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Stack of a connection's reader thread: it only reads frames and decodes
-/// the ttrpc envelope.
-const READER_STACK: usize = 64 << 10;
-/// Default stack of a request's thread (only the pages a handler touches
-/// become resident).
-const HANDLER_STACK: usize = 256 << 10;
+/// Default stack of a request's thread: generous, since only the pages a
+/// handler touches become resident.
+const HANDLER_STACK: usize = 1 << 20;
 /// Requests one connection may have in flight before further ones are
-/// refused with ResourceExhausted (a thread each).
+/// refused with ResourceExhausted (a thread each) ...
 const MAX_IN_FLIGHT_PER_CONN: usize = 512;
-/// A peer that does not read its answers for this long is cut off, so a
-/// handler never blocks forever on a full socket.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// ... and all connections together (default of
+/// [`Server::set_max_in_flight`]).
+const MAX_IN_FLIGHT: usize = 1024;
+/// How long `serve` waits, after closing the connections, for their
+/// readers to exit.
+const READER_EXIT_WAIT: Duration = Duration::from_secs(1);
 
 /// What a handler knows of its request besides the payload.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +87,9 @@ impl ShutdownHandle {
 pub struct Server {
     services: Vec<(String, Arc<dyn Service>)>,
     allow_uid: Option<u32>,
+    allow_gid: Option<u32>,
     handler_stack: usize,
+    max_in_flight: usize,
     grace: Duration,
     signal: Arc<ShutdownSignal>,
 }
@@ -101,7 +105,9 @@ impl Server {
         Server {
             services: Vec::new(),
             allow_uid: None,
+            allow_gid: None,
             handler_stack: HANDLER_STACK,
+            max_in_flight: MAX_IN_FLIGHT,
             grace: Duration::from_secs(1),
             signal: Arc::new(ShutdownSignal {
                 requested: AtomicBool::new(false),
@@ -122,9 +128,30 @@ impl Server {
         self.allow_uid = uid;
     }
 
-    /// Stack size of each request's thread (default 256 KiB).
+    /// Only peers with this gid may talk; None = any. With
+    /// [`allow_uid`](Self::allow_uid) both must match.
+    pub fn allow_gid(&mut self, gid: Option<u32>) {
+        self.allow_gid = gid;
+    }
+
+    /// Only peers with this uid and gid may talk, as containerd's ttrpc
+    /// `UnixSocketRequireSameUser` handshake checks.
+    pub fn allow_peer(&mut self, uid: u32, gid: u32) {
+        self.allow_uid = Some(uid);
+        self.allow_gid = Some(gid);
+    }
+
+    /// Stack size of each request's thread (default 1 MiB, of which only
+    /// the touched pages cost memory).
     pub fn set_handler_stack_size(&mut self, bytes: usize) {
         self.handler_stack = bytes;
+    }
+
+    /// Requests in flight over all connections before further ones are
+    /// refused with ResourceExhausted (default 1024; each connection
+    /// also has at most 512).
+    pub fn set_max_in_flight(&mut self, n: usize) {
+        self.max_in_flight = n;
     }
 
     /// How long shutdown waits for in-flight requests (default 1 s).
@@ -151,17 +178,24 @@ impl Server {
         let state = Arc::new(State {
             services: self.services.clone(),
             handler_stack: self.handler_stack,
+            max_in_flight: self.max_in_flight,
+            closing: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
             next_conn: AtomicUsize::new(0),
-            in_flight: Mutex::new(0),
-            idle: Condvar::new(),
+            counts: Mutex::new(Counts::default()),
+            changed: Condvar::new(),
         });
         let result = self.accept_loop(&listener, &wake, &state);
         *lock(&self.signal.wake) = None;
-        // Stop accepting first: new connections are refused from here on.
+        // Stop accepting and dispatching first: new connections are
+        // refused, requests still coming in are answered Unavailable.
+        state.closing.store(true, Ordering::SeqCst);
         drop(listener);
-        state.wait_idle(self.grace);
+        state.wait_until(self.grace, |c| c.in_flight == 0);
         state.close_all();
+        // Readers see their connection's end and exit; none may dispatch
+        // anything after serve returned.
+        state.wait_until(READER_EXIT_WAIT, |c| c.readers == 0);
         result
     }
 
@@ -207,13 +241,21 @@ impl Server {
                     _ => return Err(e),
                 },
             };
-            if let Some(uid) = self.allow_uid {
-                if peer_uid(&stream).ok() != Some(uid) {
-                    continue; // dropped: closed at once
-                }
+            if !self.peer_allowed(&stream) {
+                continue; // dropped: closed at once
             }
             state.start_connection(stream);
         }
+    }
+
+    fn peer_allowed(&self, stream: &UnixStream) -> bool {
+        if self.allow_uid.is_none() && self.allow_gid.is_none() {
+            return true;
+        }
+        let Ok((uid, gid)) = peer_cred(stream) else {
+            return false;
+        };
+        self.allow_uid.is_none_or(|u| u == uid) && self.allow_gid.is_none_or(|g| g == gid)
     }
 }
 
@@ -221,11 +263,22 @@ impl Server {
 struct State {
     services: Vec<(String, Arc<dyn Service>)>,
     handler_stack: usize,
+    max_in_flight: usize,
+    /// Set when serve stops: nothing more is dispatched.
+    closing: AtomicBool,
     conns: Mutex<Vec<(usize, Arc<Conn>)>>,
     next_conn: AtomicUsize,
+    counts: Mutex<Counts>,
+    /// Signalled when a count drops.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Counts {
     /// Requests being handled or answered, over all connections.
-    in_flight: Mutex<usize>,
-    idle: Condvar,
+    in_flight: usize,
+    /// Connection reader threads still running.
+    readers: usize,
 }
 
 struct Conn {
@@ -233,20 +286,39 @@ struct Conn {
     /// One writer at a time, so frames never interleave.
     write_lock: Mutex<()>,
     in_flight: AtomicUsize,
-    /// Streams whose client side is still open, by stream id.
+    /// Streams whose handler runs, by stream id (the inbox ended once the
+    /// client closed its side, or at once if it does not stream).
     streams: Mutex<Vec<(u32, Arc<Inbox>)>>,
 }
 
 impl Conn {
     /// Write one frame; a peer that cannot take it is cut off.
     fn send_frame(&self, stream_id: u32, kind: u8, flags: u8, data: &[u8]) -> io::Result<()> {
+        self.send_on_stream(stream_id, kind, flags, data, None)
+            .map_err(|e| e.unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()))
+    }
+
+    /// Write one frame of a stream, unless the stream was cut off (checked
+    /// under the write lock, so nothing follows the cut's answer): Err(None)
+    /// then, Err(Some(e)) if the write failed.
+    fn send_on_stream(
+        &self,
+        stream_id: u32,
+        kind: u8,
+        flags: u8,
+        data: &[u8],
+        inbox: Option<&Inbox>,
+    ) -> Result<(), Option<io::Error>> {
         let buf = frame::encode_frame(stream_id, kind, flags, data)?;
         let _guard = lock(&self.write_lock);
+        if inbox.is_some_and(|i| i.failure().is_some()) {
+            return Err(None);
+        }
         let sent = NoSignalWriter(&self.stream).write_all(&buf);
         if sent.is_err() {
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
         }
-        sent
+        Ok(sent?)
     }
 
     /// Send one response frame; a peer that cannot take it is cut off.
@@ -263,13 +335,7 @@ impl Conn {
         };
         let mut data = resp.encode_to_vec();
         if data.len() > MAX_DATA {
-            let status = Status::new(
-                Code::ResourceExhausted,
-                format!(
-                    "response length {} exceed maximum message size of {MAX_DATA}",
-                    data.len()
-                ),
-            );
+            let status = Status::new(Code::ResourceExhausted, too_large("response", data.len()));
             data = Response {
                 status: Some(status.to_proto()),
                 payload: Vec::new(),
@@ -295,13 +361,13 @@ impl State {
         });
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         lock(&self.conns).push((id, conn.clone()));
-        let state = self.clone();
+        let reader = Reader::new(self.clone());
         let spawned = std::thread::Builder::new()
             .name("ttrpc-conn".into())
             .stack_size(READER_STACK)
             .spawn(move || {
-                state.read_requests(&conn);
-                take_entry(&mut lock(&state.conns), &id);
+                reader.0.read_requests(&conn);
+                take_entry(&mut lock(&reader.0.conns), &id);
             });
         if spawned.is_err() {
             // The closure (and its Arc) is gone: closing is all we can do.
@@ -318,39 +384,35 @@ impl State {
             let (h, data) = match frame::read_frame(&mut &conn.stream) {
                 Ok(Some(Frame::Message(h, data))) => (h, data),
                 Ok(Some(Frame::TooLarge(h))) => {
+                    let status = Status::new(
+                        Code::ResourceExhausted,
+                        too_large("message", h.length as usize),
+                    );
                     if h.kind == TYPE_DATA {
-                        if let Some(inbox) = take_entry(&mut lock(&conn.streams), &h.stream_id) {
-                            inbox.finish(Err(Status::new(
-                                Code::ResourceExhausted,
-                                "stream message exceeds the maximum message size",
-                            )));
+                        // The stream is cut: its handler's recv sees why,
+                        // and nothing more of it goes out after this answer.
+                        if let Some(inbox) = find_stream(conn, h.stream_id) {
+                            inbox.cut(status.clone());
                         }
                     }
                     if h.kind == TYPE_REQUEST || h.kind == TYPE_DATA {
-                        conn.respond_status(
-                            h.stream_id,
-                            Code::ResourceExhausted,
-                            format!(
-                                "message length {} exceed maximum message size of {MAX_DATA}",
-                                h.length
-                            ),
-                        );
+                        conn.respond(h.stream_id, Err(status));
                     }
                     continue;
                 }
                 // End of stream: in-flight answers still go out (their
                 // threads hold the connection until they have written).
                 Ok(None) => {
-                    close_streams(conn);
+                    close_streams(conn, "client gone");
                     return;
                 }
                 // Truncated, or a length not worth reading through: the
                 // stream cannot be resynchronised.
                 Err(_) => break,
             };
-            // No streams are served, so stray data or responses have
-            // nothing to go to; unknown types are ignored, as ttrpc does
-            // for compatibility with later versions.
+            // Data goes to the client's open streams; responses from a
+            // client have nothing to go to, and unknown types are ignored,
+            // as ttrpc does for compatibility with later versions.
             if h.kind == TYPE_DATA {
                 stream_data(conn, &h, data);
                 continue;
@@ -372,7 +434,7 @@ impl State {
                 ),
             }
         }
-        close_streams(conn);
+        close_streams(conn, "client gone");
         let _ = conn.stream.shutdown(std::net::Shutdown::Both);
     }
 
@@ -389,15 +451,14 @@ impl State {
             );
             return;
         };
-        if conn.in_flight.load(Ordering::SeqCst) >= MAX_IN_FLIGHT_PER_CONN {
-            conn.respond_status(
-                stream_id,
-                Code::ResourceExhausted,
-                format!("more than {MAX_IN_FLIGHT_PER_CONN} requests in flight"),
-            );
+        if self.closing.load(Ordering::SeqCst) {
+            conn.respond_status(stream_id, Code::Unavailable, "server is shutting down");
             return;
         }
-        let guard = InFlight::new(self.clone(), conn.clone());
+        let guard = match InFlight::new(self, conn) {
+            Ok(guard) => guard,
+            Err(why) => return conn.respond_status(stream_id, Code::ResourceExhausted, why),
+        };
         let ctx = RequestContext {
             metadata: req
                 .metadata
@@ -428,6 +489,9 @@ impl State {
                 if let Some(s) = &stream {
                     take_entry(&mut lock(&guard.conn.streams), &stream_id);
                     s.inbox.finish(Ok(()));
+                    if s.inbox.failure().is_some() {
+                        return; // cut off: its answer went out already
+                    }
                 }
                 match result {
                     Ok(Some(answer)) => guard.conn.respond(stream_id, Ok(answer)),
@@ -451,26 +515,20 @@ impl State {
         }
     }
 
-    /// Wait until no request is in flight, at most `grace`.
-    fn wait_idle(&self, grace: Duration) {
-        let end = Instant::now() + grace;
-        let mut n = lock(&self.in_flight);
-        while *n > 0 {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            n = match self.idle.wait_timeout(n, left) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
+    /// Wait until `done` holds for the counts, at most `limit`.
+    fn wait_until(&self, limit: Duration, mut done: impl FnMut(&Counts) -> bool) {
+        let deadline = Some(Instant::now() + limit);
+        wait_for(&self.counts, &self.changed, deadline, |c| {
+            done(c).then_some(())
+        });
     }
 
-    /// Close every connection: their readers see the end and exit.
+    /// Close every connection: their readers see the end and exit (also
+    /// one waiting for a stream's handler to read).
     fn close_all(&self) {
         for (_, conn) in lock(&self.conns).iter() {
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+            close_streams(conn, "server is shutting down");
         }
     }
 }
@@ -486,11 +544,10 @@ fn open_stream(conn: &Arc<Conn>, h: &Header, payload: Vec<u8>) -> ServerStream {
     if !client_streams || !payload.is_empty() {
         inbox.push(payload);
     }
-    if client_streams {
-        lock(&conn.streams).push((h.stream_id, inbox.clone()));
-    } else {
+    if !client_streams {
         inbox.finish(Ok(()));
     }
+    lock(&conn.streams).push((h.stream_id, inbox.clone()));
     ServerStream {
         conn: conn.clone(),
         id: h.stream_id,
@@ -498,20 +555,26 @@ fn open_stream(conn: &Arc<Conn>, h: &Header, payload: Vec<u8>) -> ServerStream {
     }
 }
 
-/// The client is gone: its open streams end (their handlers' recv sees
-/// the end).
-fn close_streams(conn: &Conn) {
-    for (_, inbox) in lock(&conn.streams).drain(..) {
-        inbox.finish(Ok(()));
+/// The connection is gone: its streams are cut off with Unavailable
+/// (their handlers' recv sees that `why`, unlike a client's clean close).
+fn close_streams(conn: &Conn, why: &str) {
+    let open = std::mem::take(&mut *lock(&conn.streams));
+    for (_, inbox) in open {
+        inbox.cut(Status::new(Code::Unavailable, why));
     }
+}
+
+fn find_stream(conn: &Conn, id: u32) -> Option<Arc<Inbox>> {
+    let streams = lock(&conn.streams);
+    streams
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, inbox)| inbox.clone())
 }
 
 /// A data frame from the client for one of its open streams.
 fn stream_data(conn: &Conn, h: &Header, data: Vec<u8>) {
-    let found = lock(&conn.streams)
-        .iter()
-        .find(|(id, _)| *id == h.stream_id)
-        .map(|(_, inbox)| inbox.clone());
+    let found = find_stream(conn, h.stream_id).filter(|inbox| !inbox.ended());
     let Some(inbox) = found else {
         conn.respond_status(
             h.stream_id,
@@ -524,7 +587,6 @@ fn stream_data(conn: &Conn, h: &Header, data: Vec<u8>) {
         inbox.push(data);
     }
     if h.flags & FLAG_REMOTE_CLOSED != 0 {
-        take_entry(&mut lock(&conn.streams), &h.stream_id);
         inbox.finish(Ok(()));
     }
 }
@@ -538,16 +600,32 @@ pub struct ServerStream {
 
 impl ServerStream {
     /// The next message from the client (the request's payload first);
-    /// None once the client closed its side.
-    pub fn recv(&self) -> Option<Vec<u8>> {
-        self.inbox.next(None).and_then(|r| r.ok().flatten())
+    /// `Ok(None)` once the client closed its side cleanly; Unavailable if
+    /// the client went away, ResourceExhausted if it sent a message over
+    /// the size limit (the stream is cut off then).
+    pub fn recv(&self) -> Result<Option<Vec<u8>>, Status> {
+        self.inbox.next(None).unwrap_or(Ok(None))
     }
 
-    /// Send one message to the client; Unavailable once it is gone.
+    /// Send one message to the client: ResourceExhausted if it is over the
+    /// size limit, Unavailable once the client is gone, the stream's
+    /// status once it was cut off.
     pub fn send(&self, msg: &[u8]) -> Result<(), Status> {
-        self.conn
-            .send_frame(self.id, TYPE_DATA, 0, msg)
-            .map_err(|e| Status::new(Code::Unavailable, format!("stream {}: {e}", self.id)))
+        if msg.len() > MAX_DATA {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!("stream {}: {}", self.id, too_large("message", msg.len())),
+            ));
+        }
+        let sent = self
+            .conn
+            .send_on_stream(self.id, TYPE_DATA, 0, msg, Some(&self.inbox));
+        sent.map_err(|e| match e {
+            Some(e) => Status::new(Code::Unavailable, format!("stream {}: {e}", self.id)),
+            None => self.inbox.failure().unwrap_or_else(|| {
+                Status::new(Code::Unavailable, format!("stream {}: cut off", self.id))
+            }),
+        })
     }
 }
 
@@ -571,20 +649,52 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn new(state: Arc<State>, conn: Arc<Conn>) -> InFlight {
-        *lock(&state.in_flight) += 1;
+    /// Count one more request, or say why not (its connection or the
+    /// server has too many in flight).
+    fn new(state: &Arc<State>, conn: &Arc<Conn>) -> Result<InFlight, String> {
+        let mut counts = lock(&state.counts);
+        if conn.in_flight.load(Ordering::SeqCst) >= MAX_IN_FLIGHT_PER_CONN {
+            return Err(format!(
+                "more than {MAX_IN_FLIGHT_PER_CONN} requests in flight on this connection"
+            ));
+        }
+        if counts.in_flight >= state.max_in_flight {
+            return Err(format!(
+                "more than {} requests in flight on this server",
+                state.max_in_flight
+            ));
+        }
+        counts.in_flight += 1;
         conn.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight { state, conn }
+        Ok(InFlight {
+            state: state.clone(),
+            conn: conn.clone(),
+        })
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.conn.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let mut n = lock(&self.state.in_flight);
-        *n -= 1;
-        if *n == 0 {
-            self.state.idle.notify_all();
-        }
+        lock(&self.state.counts).in_flight -= 1;
+        self.state.changed.notify_all();
+    }
+}
+
+/// Counts a connection's reader thread as running until it exits (also
+/// when its thread could not start).
+struct Reader(Arc<State>);
+
+impl Reader {
+    fn new(state: Arc<State>) -> Reader {
+        lock(&state.counts).readers += 1;
+        Reader(state)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        lock(&self.0.counts).readers -= 1;
+        self.0.changed.notify_all();
     }
 }

@@ -190,3 +190,67 @@ fn unary_decodes_runs_and_encodes() {
     .unwrap_err();
     assert_eq!(e.code, Code::NotFound);
 }
+
+struct Echo;
+
+impl Service for Echo {
+    fn call(&self, _: &RequestContext, _: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        Ok(payload.to_vec())
+    }
+}
+
+/// A server on a fresh abstract socket, shut down and joined on drop.
+struct EchoServer {
+    addr: String,
+    handle: ShutdownHandle,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl EchoServer {
+    fn start() -> EchoServer {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let addr = format!("@skiff-ttrpc-unit-{}-{n}", std::process::id());
+        let listener = listen(&addr).unwrap();
+        let mut server = Server::new();
+        server.register("echo", std::sync::Arc::new(Echo));
+        let handle = server.shutdown_handle();
+        let thread = Some(std::thread::spawn(move || server.serve(listener)));
+        EchoServer {
+            addr,
+            handle,
+            thread,
+        }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_client_whose_stream_ids_ran_out_is_closed() {
+    let srv = EchoServer::start();
+    let c = Client::connect(&srv.addr).unwrap();
+    let t = Some(std::time::Duration::from_secs(10));
+    c.set_next_id(u32::MAX - 2);
+    for last in [b"a", b"b"] {
+        assert_eq!(c.call("echo", "E", last.to_vec(), t, &[]).unwrap(), last);
+    }
+    // Ids would start over at 1, which the server refuses: the caller is
+    // told to connect again instead.
+    assert!(c.is_closed());
+    let e = c.call("echo", "E", b"c".to_vec(), t, &[]).unwrap_err();
+    assert_eq!(e.code, Code::Unavailable, "{e}");
+    assert!(e.message.contains("connect again"), "{e}");
+    let fresh = Client::connect(&srv.addr).unwrap();
+    assert_eq!(
+        fresh.call("echo", "E", b"d".to_vec(), t, &[]).unwrap(),
+        b"d"
+    );
+}
