@@ -9,6 +9,7 @@ pub mod oci;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;
+pub mod shim;
 pub mod sys;
 pub mod time;
 
