@@ -12,7 +12,10 @@ pub const SOCKET_DIR: &str = "/run/containerd/s";
 
 /// Annotations that put several containers in one shim: the runc shim's
 /// own group key, and the pod sandbox id that CRI sets.
-const GROUP_ANNOTATIONS: [&str; 2] = ["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"];
+const GROUP_ANNOTATIONS: [&str; 2] = [
+    "io.containerd.runc.v2.group",
+    "io.kubernetes.cri.sandbox-id",
+];
 
 /// `unix:///run/containerd/s/<hex sha256 of "ADDRESS/NS/ID">`, where ID is
 /// the group's id. Always under 108 bytes, whatever the names.
@@ -115,7 +118,10 @@ mod tests {
                 &ring::digest::SHA256,
                 b"/run/containerd/containerd.sock.ttrpc/default/c1",
             );
-            d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+            d.as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         };
         let a = socket_address("/run/containerd/containerd.sock.ttrpc", "default", "c1");
         assert_eq!(a, format!("unix:///run/containerd/s/{want}"));
@@ -130,14 +136,21 @@ mod tests {
             .unwrap();
         let hex = String::from_utf8_lossy(&out.stdout);
         let hex = hex.split_whitespace().next().unwrap();
-        assert_eq!(socket_address("/a.sock", "ns", "id"), format!("unix:///run/containerd/s/{hex}"));
+        assert_eq!(
+            socket_address("/a.sock", "ns", "id"),
+            format!("unix:///run/containerd/s/{hex}")
+        );
     }
 
     #[test]
     fn group_comes_from_the_annotations() {
         let dir = std::env::temp_dir().join(format!("skiff-shim-group-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.json"), r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1"}}"#,
+        )
+        .unwrap();
         assert_eq!(group_id(&dir, "c1").unwrap(), "pod1");
         std::fs::write(dir.join("config.json"), r#"{"ociVersion":"1.0.2"}"#).unwrap();
         assert_eq!(group_id(&dir, "c1").unwrap(), "c1");

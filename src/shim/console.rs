@@ -65,7 +65,10 @@ impl ConsoleSocket {
                 self.path.display()
             ));
         }
-        let (conn, _) = self.listener.accept().context("accept on the console socket")?;
+        let (conn, _) = self
+            .listener
+            .accept()
+            .context("accept on the console socket")?;
         let mut buf = [0u8; 256];
         let (_, fd) = crate::sys::sock::recv_fd(&conn, &mut buf)?;
         fd.ok_or_else(|| crate::err!("console socket: a message came without the pty master"))

@@ -113,11 +113,15 @@ impl Publisher {
             let env = {
                 let mut q = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
-                    if let Some(env) = q.items.front() {
+                    if let Some(env) = q.items.front().cloned() {
                         q.busy = true;
-                        break env.clone();
+                        break env;
                     }
-                    q = self.inner.changed.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q = self
+                        .inner
+                        .changed
+                        .wait(q)
+                        .unwrap_or_else(|e| e.into_inner());
                 }
             };
             match self.send(&mut client, &env) {
@@ -184,6 +188,7 @@ impl Publisher {
         let Some(event) = &env.event else {
             return Err(Retry::Never);
         };
+        let binary = super::runtime::find_executable(binary).map_err(|_| Retry::Never)?;
         let mut cmd = Command::new(binary);
         cmd.args(["--address", address, "publish", "--topic", &env.topic])
             .args(["--namespace", &env.namespace])

@@ -9,10 +9,15 @@
 
 pub mod address;
 pub mod console;
+pub mod daemon;
+pub mod events;
+pub mod metrics;
 pub mod options;
+pub mod process;
 pub mod reaper;
 pub mod rootfs;
 pub mod runtime;
+pub mod service;
 pub mod stdio;
 
 /// Stack size of the shim's threads: they copy bytes or wait; none recurses.

@@ -6,6 +6,8 @@
 
 use crate::error::{Context, Error, Result};
 use crate::json::{self, Node};
+use crate::proto::options::{RuncOptions, RuntimeOptions, RUNC_OPTIONS, RUNTIME_OPTIONS};
+use crate::proto::types::Any;
 use std::path::Path;
 
 /// What the shim needs to know to drive the runtime.
@@ -41,25 +43,41 @@ impl ShimOptions {
     /// `root` (also spelled `BinaryName`, `Root`, as containerd's runc
     /// shim reads the same file) and `systemd_cgroup`.
     pub fn from_config_file(path: &str) -> Result<ShimOptions> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("read runtime config {path}"))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read runtime config {path}"))?;
+        Self::from_config_text(&text, &format!("runtime config {path}"))
+    }
+
+    /// [`from_config_file`](Self::from_config_file) on text; `what` names
+    /// it in errors.
+    pub fn from_config_text(text: &str, what: &str) -> Result<ShimOptions> {
+        let path = what;
         let pairs = if text.trim_start().starts_with('{') {
-            json_pairs(&text)
+            json_pairs(text)
         } else {
-            toml_pairs(&text)
+            toml_pairs(text)
         }
-        .map_err(|e| e.wrap(format!("runtime config {path}")))?;
+        .map_err(|e| e.wrap(path))?;
         let mut o = ShimOptions::default();
         for (key, value) in pairs {
-            let bad = || crate::err_kind!(InvalidArgument, "runtime config {path}: {key}: {value:?} is not valid here");
+            let bad = || {
+                crate::err_kind!(
+                    InvalidArgument,
+                    "{path}: {key}: {value:?} is not valid here"
+                )
+            };
             match key.as_str() {
-                "binary_name" | "BinaryName" => o.binary_name = value.as_str().ok_or_else(bad)?.to_string(),
+                "binary_name" | "BinaryName" => {
+                    o.binary_name = value.as_str().ok_or_else(bad)?.to_string()
+                }
                 "root" | "Root" => o.root = value.as_str().ok_or_else(bad)?.to_string(),
-                "systemd_cgroup" | "SystemdCgroup" => o.systemd_cgroup = value.as_bool().ok_or_else(bad)?,
+                "systemd_cgroup" | "SystemdCgroup" => {
+                    o.systemd_cgroup = value.as_bool().ok_or_else(bad)?
+                }
                 _ => {
                     return Err(crate::err_kind!(
                         InvalidArgument,
-                        "runtime config {path}: unknown key {key:?} (known: binary_name, root, systemd_cgroup)"
+                        "{path}: unknown key {key:?} (known: binary_name, root, systemd_cgroup)"
                     ))
                 }
             }
@@ -91,14 +109,66 @@ impl ShimOptions {
         let v = json::parse(&text, &shown)?;
         let doc = Node::new(&v, &shown);
         let s = |k: &str| -> Result<String> {
-            Ok(doc.get(k)?.map(|n| n.string()).transpose()?.unwrap_or_default())
+            Ok(doc
+                .get(k)?
+                .map(|n| n.string())
+                .transpose()?
+                .unwrap_or_default())
         };
         Ok(ShimOptions {
             binary_name: s("binary_name")?,
             root: s("root")?,
-            systemd_cgroup: doc.get("systemd_cgroup")?.map(|n| n.bool()).transpose()?.unwrap_or(false),
+            systemd_cgroup: doc
+                .get("systemd_cgroup")?
+                .map(|n| n.bool())
+                .transpose()?
+                .unwrap_or(false),
             ..ShimOptions::default()
         })
+    }
+}
+
+/// The options containerd sent (`start`'s stdin or
+/// CreateTaskRequest.options): runc's Options, or runtimeoptions naming a
+/// config file (or carrying its text, containerd 2.x). None: the defaults.
+pub fn from_any(any: Option<&Any>) -> Result<ShimOptions> {
+    use prost::Message;
+    let Some(any) = any else {
+        return Ok(ShimOptions::default());
+    };
+    // The bare name, also under a `types.googleapis.com/`-style prefix.
+    let name = any.type_url.rsplit('/').next().unwrap_or("");
+    match name {
+        "" => Ok(ShimOptions::default()),
+        RUNC_OPTIONS => {
+            let o = RuncOptions::decode(&any.value[..])
+                .map_err(|e| crate::err_kind!(InvalidArgument, "options {RUNC_OPTIONS}: {e}"))?;
+            Ok(ShimOptions {
+                binary_name: o.binary_name,
+                root: o.root,
+                systemd_cgroup: o.systemd_cgroup,
+                no_pivot_root: o.no_pivot_root,
+                no_new_keyring: o.no_new_keyring,
+                io_uid: o.io_uid,
+                io_gid: o.io_gid,
+            })
+        }
+        RUNTIME_OPTIONS => {
+            let o = RuntimeOptions::decode(&any.value[..])
+                .map_err(|e| crate::err_kind!(InvalidArgument, "options {RUNTIME_OPTIONS}: {e}"))?;
+            if !o.config_path.is_empty() {
+                ShimOptions::from_config_file(&o.config_path)
+            } else if !o.config_body.is_empty() {
+                let text = String::from_utf8_lossy(&o.config_body);
+                ShimOptions::from_config_text(&text, "runtime config (inline)")
+            } else {
+                Ok(ShimOptions::default())
+            }
+        }
+        other => Err(crate::err_kind!(
+            InvalidArgument,
+            "runtime options of type {other:?}: this shim takes {RUNC_OPTIONS} or {RUNTIME_OPTIONS}"
+        )),
     }
 }
 
@@ -209,10 +279,16 @@ mod tests {
     fn bad_config_files_name_the_file_and_key() {
         let p = write("c.toml", "runtime = \"runc\"\n");
         let e = ShimOptions::from_config_file(&p).unwrap_err();
-        assert!(e.message().contains(&p) && e.message().contains("runtime"), "{e}");
+        assert!(
+            e.message().contains(&p) && e.message().contains("runtime"),
+            "{e}"
+        );
         let p = write("d.toml", "binary_name runc\n");
         let e = ShimOptions::from_config_file(&p).unwrap_err();
-        assert!(e.message().contains(&p) && e.message().contains("line 1"), "{e}");
+        assert!(
+            e.message().contains(&p) && e.message().contains("line 1"),
+            "{e}"
+        );
         let e = ShimOptions::from_config_file("/nonexistent/skiff.toml").unwrap_err();
         assert!(e.message().contains("/nonexistent/skiff.toml"), "{e}");
     }

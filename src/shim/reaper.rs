@@ -90,7 +90,11 @@ impl Reaper {
                 }
                 return r;
             }
-            st = self.inner.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self
+                .inner
+                .changed
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -116,7 +120,11 @@ fn reap_forever(inner: &Inner) {
     use rustix::io::Errno;
     use rustix::process::{wait, WaitOptions};
     loop {
-        let seen = inner.state.lock().unwrap_or_else(|e| e.into_inner()).spawned;
+        let seen = inner
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawned;
         match wait(WaitOptions::empty()) {
             Ok(Some((pid, status))) => {
                 let exit = match status.terminating_signal() {
@@ -180,11 +188,17 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains("1 passed"), "{text}");
     }
 
     #[test]
+    // The reaper waits for these children, not `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     fn checks() {
         if std::env::var_os("SKIFF_REAPER_CHECKS").is_none() {
             return;
@@ -195,7 +209,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(r.wait(child.id() as Pid).exit, Exit::Code(7));
         // A watcher hears of a death by signal.
-        let child = r.spawn(&mut Command::new("sleep").arg("100")).unwrap();
+        let child = r.spawn(Command::new("sleep").arg("100")).unwrap();
         let pid = child.id() as Pid;
         let (tx, rx) = mpsc::channel();
         r.watch(pid, move |re| tx.send(re.exit).unwrap());

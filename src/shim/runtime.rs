@@ -78,13 +78,25 @@ pub struct ExecArgs<'a> {
 }
 
 impl Runtime {
-    pub fn new(binary: Binary, root: String, systemd_cgroup: bool, reaper: Reaper) -> Runtime {
-        Runtime {
+    /// A named binary is looked up now (on PATH when it has no slash):
+    /// a missing runtime is a clear NotFound here, never a failed exec in
+    /// a child whose exit the reaper might take first.
+    pub fn new(
+        binary: Binary,
+        root: String,
+        systemd_cgroup: bool,
+        reaper: Reaper,
+    ) -> Result<Runtime> {
+        let binary = match binary {
+            Binary::Own => Binary::Own,
+            Binary::Named(n) => Binary::Named(find_executable(&n)?),
+        };
+        Ok(Runtime {
             binary,
             root,
             systemd_cgroup,
             reaper,
-        }
+        })
     }
 
     /// The name to show in messages.
@@ -178,8 +190,12 @@ impl Runtime {
 
     /// `update --resources -` with the linux.resources JSON on stdin.
     pub fn update(&self, id: &str, resources_json: &[u8], log: &Path) -> Result<()> {
-        self.run_captured(log, &["update", "--resources", "-", id], Some(resources_json))
-            .map(drop)
+        self.run_captured(
+            log,
+            &["update", "--resources", "-", id],
+            Some(resources_json),
+        )
+        .map(drop)
     }
 
     /// `ps --format json`: the pids of the container's processes.
@@ -236,8 +252,16 @@ impl Runtime {
 
     /// Run create/exec: the process inherits `stdio`, so we read nothing
     /// from it (a pipe would stay open as long as the container runs).
-    fn run_detached(&self, mut cmd: Command, stdio: ProcessStdio, log: &Path, verb: &str) -> Result<()> {
-        cmd.stdin(stdio.stdin).stdout(stdio.stdout).stderr(stdio.stderr);
+    fn run_detached(
+        &self,
+        mut cmd: Command,
+        stdio: ProcessStdio,
+        log: &Path,
+        verb: &str,
+    ) -> Result<()> {
+        cmd.stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
         let child = self.spawn(&mut cmd, verb)?;
         // Our copies of the container's ends close with `cmd`.
         drop(cmd);
@@ -296,8 +320,39 @@ pub fn last_error_in_log(log: &Path) -> Option<String> {
         if level != "error" && level != "fatal" {
             return None;
         }
-        Some(n.get("msg").ok()??.string().ok()?)
+        n.get("msg").ok()??.string().ok()
     })
+}
+
+/// `name` as a path if it has a slash, else the first executable of that
+/// name on PATH.
+pub fn find_executable(name: &str) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exe = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        if is_exe(Path::new(name)) {
+            return Ok(name.to_string());
+        }
+        return Err(crate::err_kind!(
+            NotFound,
+            "runtime binary {name}: no such executable"
+        ));
+    }
+    let path = std::env::var("PATH")
+        .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_exe(p))
+        .map(|p| p.display().to_string())
+        .ok_or_else(|| {
+            crate::err_kind!(
+                NotFound,
+                "runtime binary {name:?} not found on PATH ({path})"
+            )
+        })
 }
 
 fn read_pid_file(path: &Path) -> Result<Pid> {
@@ -340,8 +395,14 @@ mod tests {
 
     #[test]
     fn error_words_map_to_kinds() {
-        assert_eq!(kind_of("container with id exists: already exists"), Kind::AlreadyExists);
-        assert_eq!(kind_of("container is not running"), Kind::FailedPrecondition);
+        assert_eq!(
+            kind_of("container with id exists: already exists"),
+            Kind::AlreadyExists
+        );
+        assert_eq!(
+            kind_of("container is not running"),
+            Kind::FailedPrecondition
+        );
         assert_eq!(kind_of("something else"), Kind::Other);
     }
 }

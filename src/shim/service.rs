@@ -12,11 +12,11 @@ use super::reaper::{Reaped, Reaper};
 use super::rootfs::{self, RootfsMount};
 use super::runtime::{self, Binary, CreateArgs, ExecArgs, ProcessStdio, Runtime};
 use super::stdio::{ProcessIo, StdioSpec};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::proto::events as ev;
 use crate::proto::options::ProcessDetails;
 use crate::proto::task::{self as pb, status};
-use crate::proto::types::{Any, Empty, Timestamp};
+use crate::proto::types::{Empty, Timestamp};
 use crate::sys::process::Pid;
 use crate::ttrpc::{unary, Code, RequestContext, ShutdownHandle, Status as RpcStatus};
 use crate::{err_kind, Kind};
@@ -57,7 +57,13 @@ impl Container {
             .unwrap_or_else(|e| e.into_inner())
             .get(exec_id)
             .cloned()
-            .ok_or_else(|| err_kind!(NotFound, "exec {exec_id:?} of container {:?} does not exist", self.id))
+            .ok_or_else(|| {
+                err_kind!(
+                    NotFound,
+                    "exec {exec_id:?} of container {:?} does not exist",
+                    self.id
+                )
+            })
     }
 
     fn process(&self, exec_id: &str) -> Result<Arc<Process>> {
@@ -115,15 +121,28 @@ impl Shim {
     fn create(self: &Arc<Self>, r: pb::CreateTaskRequest) -> Result<pb::CreateTaskResponse> {
         check_id("container id", &r.id)?;
         if !r.checkpoint.is_empty() {
-            return Err(err_kind!(Unimplemented, "create {}: restoring a checkpoint is not supported", r.id));
+            return Err(err_kind!(
+                Unimplemented,
+                "create {}: restoring a checkpoint is not supported",
+                r.id
+            ));
         }
-        if self.containers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&r.id) {
-            return Err(err_kind!(AlreadyExists, "container {:?} already exists in this shim", r.id));
+        if self
+            .containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&r.id)
+        {
+            return Err(err_kind!(
+                AlreadyExists,
+                "container {:?} already exists in this shim",
+                r.id
+            ));
         }
         let bundle = PathBuf::from(&r.bundle);
         let opts = super::options::from_any(r.options.as_ref())?;
         opts.save(&bundle)?;
-        let runtime = runtime_for(&opts, &self.namespace, &self.reaper);
+        let runtime = runtime_for(&opts, &self.namespace, &self.reaper)?;
         let mounts: Vec<RootfsMount> = r
             .rootfs
             .iter()
@@ -216,7 +235,11 @@ impl Shim {
             // process is reported after its start, never before.
             let mut st = c.init.lock();
             if st.status != Status::Created || st.ended.is_some() {
-                return Err(err_kind!(FailedPrecondition, "container {} is not in the created state", c.id));
+                return Err(err_kind!(
+                    FailedPrecondition,
+                    "container {} is not in the created state",
+                    c.id
+                ));
             }
             c.runtime.start(&c.id, &c.log())?;
             st.status = Status::Running;
@@ -233,18 +256,29 @@ impl Shim {
         }
         let p = c.exec(&r.exec_id)?;
         if c.init.lock().ended.is_some() {
-            return Err(err_kind!(FailedPrecondition, "container {} has stopped", c.id));
+            return Err(err_kind!(
+                FailedPrecondition,
+                "container {} has stopped",
+                c.id
+            ));
         }
         let spec = {
             let mut st = p.lock();
             match (st.status, st.exec_spec.take()) {
                 (Status::Created, Some(spec)) => spec,
-                _ => return Err(err_kind!(FailedPrecondition, "exec {} was started already", r.exec_id)),
+                _ => {
+                    return Err(err_kind!(
+                        FailedPrecondition,
+                        "exec {} was started already",
+                        r.exec_id
+                    ))
+                }
             }
         };
         let process_json = c.bundle.join(format!(".exec-{}.json", r.exec_id));
         let pid_file = c.bundle.join(format!(".exec-{}.pid", r.exec_id));
-        std::fs::write(&process_json, &spec).with_context(|| format!("write {}", process_json.display()))?;
+        std::fs::write(&process_json, &spec)
+            .with_context(|| format!("write {}", process_json.display()))?;
         let made = launch(&c, &p.stdio, |stdio, console| {
             c.runtime.exec(
                 &ExecArgs {
@@ -334,7 +368,11 @@ impl Shim {
             ev::TASK_EXIT,
             &ev::TaskExit {
                 container_id: c.id.clone(),
-                id: if p.is_init() { c.id.clone() } else { p.exec_id.clone() },
+                id: if p.is_init() {
+                    c.id.clone()
+                } else {
+                    p.exec_id.clone()
+                },
                 pid: pid as u32,
                 exit_status: ended.status,
                 exited_at: Some(Timestamp::from(ended.at)),
@@ -351,11 +389,18 @@ impl Shim {
             let (pid, ended) = {
                 let st = p.lock();
                 if matches!(st.status, Status::Running | Status::Paused) {
-                    return Err(err_kind!(FailedPrecondition, "exec {} is still running: kill it first", r.exec_id));
+                    return Err(err_kind!(
+                        FailedPrecondition,
+                        "exec {} is still running: kill it first",
+                        r.exec_id
+                    ));
                 }
                 (st.pid, st.ended)
             };
-            c.execs.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.exec_id);
+            c.execs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&r.exec_id);
             return Ok(delete_response(pid, ended));
         }
         let (status, pid) = {
@@ -363,11 +408,17 @@ impl Shim {
             (st.status, st.pid)
         };
         if matches!(status, Status::Running | Status::Paused) {
-            return Err(err_kind!(FailedPrecondition, "container {} is still running: kill it first", c.id));
+            return Err(err_kind!(
+                FailedPrecondition,
+                "container {} is still running: kill it first",
+                c.id
+            ));
         }
         // Removes the runtime's state and cgroup; kills an init never started.
         match c.runtime.delete(&c.id, true, &c.log()) {
-            Err(e) if e.kind() != Kind::NotFound => return Err(e.wrap(format!("delete container {}", c.id))),
+            Err(e) if e.kind() != Kind::NotFound => {
+                return Err(e.wrap(format!("delete container {}", c.id)))
+            }
             _ => {}
         }
         let ended = if status == Status::Created {
@@ -379,7 +430,10 @@ impl Shim {
         if c.rootfs_mounted {
             rootfs::unmount_rootfs(&c.bundle);
         }
-        self.containers.lock().unwrap_or_else(|e| e.into_inner()).remove(&c.id);
+        self.containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&c.id);
         let _ = std::fs::remove_file(c.bundle.join("init.pid"));
         let resp = delete_response(pid, ended);
         self.publish(
@@ -407,7 +461,11 @@ impl Shim {
             (Status::Paused, _) => status::PAUSED,
         };
         Ok(pb::StateResponse {
-            id: if p.is_init() { c.id.clone() } else { p.exec_id.clone() },
+            id: if p.is_init() {
+                c.id.clone()
+            } else {
+                p.exec_id.clone()
+            },
             bundle: c.bundle.display().to_string(),
             pid: st.pid as u32,
             status,
@@ -436,9 +494,14 @@ impl Shim {
             c.runtime.kill(&c.id, sig, r.all, &c.log())?;
         } else {
             if status == Status::Created || pid <= 0 {
-                return Err(err_kind!(FailedPrecondition, "exec {} has not been started", r.exec_id));
+                return Err(err_kind!(
+                    FailedPrecondition,
+                    "exec {} has not been started",
+                    r.exec_id
+                ));
             }
-            crate::sys::process::kill(pid, sig).with_context(|| format!("kill exec {} (pid {pid})", r.exec_id))?;
+            crate::sys::process::kill(pid, sig)
+                .with_context(|| format!("kill exec {} (pid {pid})", r.exec_id))?;
         }
         Ok(Empty {})
     }
@@ -447,7 +510,11 @@ impl Shim {
         check_id("exec id", &r.exec_id)?;
         let c = self.container(&r.id)?;
         if c.init.lock().ended.is_some() {
-            return Err(err_kind!(FailedPrecondition, "container {} has stopped", c.id));
+            return Err(err_kind!(
+                FailedPrecondition,
+                "container {} has stopped",
+                c.id
+            ));
         }
         let spec = r
             .spec
@@ -458,7 +525,12 @@ impl Shim {
         {
             let mut execs = c.execs.lock().unwrap_or_else(|e| e.into_inner());
             if execs.contains_key(&r.exec_id) {
-                return Err(err_kind!(AlreadyExists, "exec {:?} already exists in container {}", r.exec_id, c.id));
+                return Err(err_kind!(
+                    AlreadyExists,
+                    "exec {:?} already exists in container {}",
+                    r.exec_id,
+                    c.id
+                ));
             }
             let p = Process::new(
                 &r.exec_id,
@@ -514,11 +586,20 @@ impl Shim {
         let c = self.container(id)?;
         let mut st = c.init.lock();
         if st.status != Status::Running || st.ended.is_some() {
-            return Err(err_kind!(FailedPrecondition, "container {id} is not running"));
+            return Err(err_kind!(
+                FailedPrecondition,
+                "container {id} is not running"
+            ));
         }
         c.runtime.pause(id, &c.log())?;
         st.status = Status::Paused;
-        self.publish(ev::topic::TASK_PAUSED, ev::TASK_PAUSED, &ev::TaskPaused { container_id: id.to_string() });
+        self.publish(
+            ev::topic::TASK_PAUSED,
+            ev::TASK_PAUSED,
+            &ev::TaskPaused {
+                container_id: id.to_string(),
+            },
+        );
         Ok(Empty {})
     }
 
@@ -526,13 +607,22 @@ impl Shim {
         let c = self.container(id)?;
         let mut st = c.init.lock();
         if st.status != Status::Paused {
-            return Err(err_kind!(FailedPrecondition, "container {id} is not paused"));
+            return Err(err_kind!(
+                FailedPrecondition,
+                "container {id} is not paused"
+            ));
         }
         c.runtime.resume(id, &c.log())?;
         if st.ended.is_none() {
             st.status = Status::Running;
         }
-        self.publish(ev::topic::TASK_RESUMED, ev::TASK_RESUMED, &ev::TaskResumed { container_id: id.to_string() });
+        self.publish(
+            ev::topic::TASK_RESUMED,
+            ev::TASK_RESUMED,
+            &ev::TaskResumed {
+                container_id: id.to_string(),
+            },
+        );
         Ok(Empty {})
     }
 
@@ -584,7 +674,9 @@ impl Shim {
         let c = self.container(&r.id)?;
         let json = c.runtime.stats(&c.id, &c.log())?;
         let metrics = super::metrics::from_runtime_stats(&json)?;
-        Ok(pb::StatsResponse { stats: Some(metrics) })
+        Ok(pb::StatsResponse {
+            stats: Some(metrics),
+        })
     }
 
     fn connect(&self, r: pb::ConnectRequest) -> Result<pb::ConnectResponse> {
@@ -600,7 +692,11 @@ impl Shim {
     }
 
     fn shutdown(&self, r: pb::ShutdownRequest) -> Result<Empty> {
-        let empty = self.containers.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        let empty = self
+            .containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
         if !empty && !r.now {
             return Ok(Empty {});
         }
@@ -612,7 +708,12 @@ impl Shim {
     fn exit(&self) {
         self.events.flush(Duration::from_secs(2));
         super::address::remove_socket(&self.address);
-        if let Some(h) = self.shutdown.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             h.shutdown();
         }
     }
@@ -669,7 +770,7 @@ fn launch(
     Ok((pid, io))
 }
 
-fn runtime_for(opts: &ShimOptions, namespace: &str, reaper: &Reaper) -> Runtime {
+fn runtime_for(opts: &ShimOptions, namespace: &str, reaper: &Reaper) -> Result<Runtime> {
     let binary = if opts.binary_name.is_empty() {
         Binary::Own
     } else {
@@ -685,7 +786,7 @@ fn runtime_for(opts: &ShimOptions, namespace: &str, reaper: &Reaper) -> Runtime 
 
 /// The runtime a bundle's saved options name (for `delete` after a crash).
 pub fn runtime_of_bundle(bundle: &Path, namespace: &str, reaper: &Reaper) -> Result<Runtime> {
-    Ok(runtime_for(&ShimOptions::load(bundle)?, namespace, reaper))
+    runtime_for(&ShimOptions::load(bundle)?, namespace, reaper)
 }
 
 /// Does the config give the container a pid namespace of its own?
@@ -726,7 +827,12 @@ fn rpc<T>(r: Result<T>) -> Result<T, RpcStatus> {
 }
 
 impl crate::ttrpc::Service for TaskService {
-    fn call(&self, _ctx: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, RpcStatus> {
+    fn call(
+        &self,
+        _ctx: &RequestContext,
+        method: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, RpcStatus> {
         let s = &self.0;
         match method {
             "State" => unary(payload, |r| rpc(s.state(r))),
@@ -736,9 +842,15 @@ impl crate::ttrpc::Service for TaskService {
             "Pids" => unary(payload, |r| rpc(s.pids(r))),
             "Pause" => unary(payload, |r: pb::PauseRequest| rpc(s.pause(&r.id))),
             "Resume" => unary(payload, |r: pb::ResumeRequest| rpc(s.resume(&r.id))),
-            "Checkpoint" => unary(payload, |_: pb::CheckpointTaskRequest| -> Result<Empty, RpcStatus> {
-                Err(RpcStatus::new(Code::Unimplemented, "checkpoint is not supported by this shim"))
-            }),
+            "Checkpoint" => unary(
+                payload,
+                |_: pb::CheckpointTaskRequest| -> Result<Empty, RpcStatus> {
+                    Err(RpcStatus::new(
+                        Code::Unimplemented,
+                        "checkpoint is not supported by this shim",
+                    ))
+                },
+            ),
             "Kill" => unary(payload, |r| rpc(s.kill(r))),
             "Exec" => unary(payload, |r| rpc(s.exec(r))),
             "ResizePty" => unary(payload, |r| rpc(s.resize_pty(r))),
@@ -752,11 +864,3 @@ impl crate::ttrpc::Service for TaskService {
         }
     }
 }
-
-#[allow(dead_code)]
-fn _assert_error_converts(e: Error) -> RpcStatus {
-    RpcStatus::from(e)
-}
-
-#[allow(dead_code)]
-fn _any_unused(_: Any) {}

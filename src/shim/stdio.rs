@@ -126,7 +126,11 @@ impl ProcessIo {
     /// Pipes for a process without a terminal: the container's ends, to
     /// pass to the runtime, and ours for [`ProcessIo::start_pipes`]. The
     /// container's ends belong to `uid`/`gid` when given (io_uid/io_gid).
-    pub fn pipes(spec: &StdioSpec, uid: Option<u32>, gid: Option<u32>) -> Result<(ProcessStdio, Pipes)> {
+    pub fn pipes(
+        spec: &StdioSpec,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<(ProcessStdio, Pipes)> {
         let out_dst = open_sink(&sink(&spec.stdout)?)?;
         let err_dst = open_sink(&sink(&spec.stderr)?)?;
         let mut ends = ProcessStdio::null();
@@ -238,7 +242,11 @@ impl ProcessIo {
                 "resize: the process has no terminal"
             ));
         };
-        crate::sys::pty::set_size(master, height.min(u16::MAX as u32) as u16, width.min(u16::MAX as u32) as u16)
+        crate::sys::pty::set_size(
+            master,
+            height.min(u16::MAX as u32) as u16,
+            width.min(u16::MAX as u32) as u16,
+        )
     }
 }
 
@@ -336,7 +344,14 @@ fn wait_readable(f: &File) -> bool {
 /// Ok(0) at end of file; a pty master's EIO (no slave left) is end of file.
 fn copy_some(src: &File, dst: &File) -> std::io::Result<usize> {
     use rustix::pipe::{splice, SpliceFlags};
-    match splice(src.as_fd(), None, dst.as_fd(), None, 1 << 16, SpliceFlags::MOVE) {
+    match splice(
+        src.as_fd(),
+        None,
+        dst.as_fd(),
+        None,
+        1 << 16,
+        SpliceFlags::MOVE,
+    ) {
         Ok(n) => return Ok(n),
         Err(rustix::io::Errno::INVAL) => {}
         Err(rustix::io::Errno::IO) => return Ok(0),
@@ -368,8 +383,14 @@ mod tests {
     #[test]
     fn uris_pick_a_sink() {
         assert_eq!(sink("").unwrap(), Sink::None);
-        assert_eq!(sink("/run/x/c-stdout").unwrap(), Sink::Fifo("/run/x/c-stdout".into()));
-        assert_eq!(sink("file:///var/log/c.log").unwrap(), Sink::File("/var/log/c.log".into()));
+        assert_eq!(
+            sink("/run/x/c-stdout").unwrap(),
+            Sink::Fifo("/run/x/c-stdout".into())
+        );
+        assert_eq!(
+            sink("file:///var/log/c.log").unwrap(),
+            Sink::File("/var/log/c.log".into())
+        );
         let e = sink("binary:///usr/bin/logger?x=1").unwrap_err();
         assert!(e.message().contains("binary://"), "{e}");
     }
