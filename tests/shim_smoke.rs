@@ -433,7 +433,17 @@ fn ctr_run_rm_through_the_skiff_shim() {
     assert!(ps.stdout.contains(&pid.to_string()), "{}", ps.stdout);
     let hwm = status_kb(shim, "VmHWM:").unwrap_or(0);
     let rss = status_kb(shim, "VmRSS:").unwrap_or(0);
-    eprintln!("shim {shim}: VmHWM {hwm} kB, VmRSS {rss} kB (one running container)");
+    let anon = status_kb(shim, "RssAnon:").unwrap_or(0);
+    let threads = status_kb(shim, "Threads:").unwrap_or(0);
+    eprintln!(
+        "shim {shim}: VmHWM {hwm} kB, VmRSS {rss} kB (anon {anon} kB), {threads} threads, one running container"
+    );
+    if std::env::var_os("SKIFF_SHIM_SMAPS").is_some() {
+        eprintln!(
+            "{}",
+            fs::read_to_string(format!("/proc/{shim}/smaps")).unwrap_or_default()
+        );
+    }
     ctd.ctr(&["task", "kill", "-s", "KILL", "r2"]).ok();
     ctd.wait_task_status("r2", "STOPPED");
     ctd.ctr(&["task", "delete", "r2"]).ok();
@@ -526,4 +536,66 @@ fn shim_command_line() {
         "{:?}",
         out.stdout
     );
+}
+
+#[test]
+fn events_in_order_and_oom() {
+    let ctx = Ctx::new("shim-events");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    let events_out = ctx.path("events.out");
+    let mut events = Command::new("ctr")
+        .args(["-a", &ctd.sock, "events"])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&events_out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // A shell that doubles a string until the OOM killer ends it.
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--memory-limit",
+        "16777216",
+        IMAGE,
+        "oom1",
+        "sh",
+        "-c",
+        "x=0123456789; while :; do x=$x$x; done",
+    ]);
+    assert_eq!(out.code, Some(137), "{} {}", out.stdout, out.stderr);
+    let ok = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(&events_out)
+            .unwrap_or_default()
+            .contains("/tasks/delete")
+    });
+    let _ = events.kill();
+    let _ = events.wait();
+    let text = fs::read_to_string(&events_out).unwrap_or_default();
+    assert!(ok, "no /tasks/delete event:\n{text}");
+    let topics: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(&ns))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("/tasks/")))
+        .collect();
+    let pos = |t: &str| topics.iter().position(|x| *x == t);
+    let (c, s, e, d) = (
+        pos("/tasks/create"),
+        pos("/tasks/start"),
+        pos("/tasks/exit"),
+        pos("/tasks/delete"),
+    );
+    assert!(c < s && s < e && e < d && c.is_some(), "order: {topics:?}");
+    assert!(pos("/tasks/oom").is_some(), "no oom event: {topics:?}");
+    ctd.stop();
 }

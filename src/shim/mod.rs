@@ -12,6 +12,7 @@ pub mod console;
 pub mod daemon;
 pub mod events;
 pub mod metrics;
+pub mod oom;
 pub mod options;
 pub mod process;
 pub mod reaper;

@@ -44,6 +44,7 @@ pub struct Container {
     rootfs_mounted: bool,
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
+    oom: Mutex<Option<super::oom::OomWatch>>,
 }
 
 impl Container {
@@ -169,6 +170,7 @@ impl Shim {
             rootfs_mounted: !mounts.is_empty(),
             init: Arc::new(Process::new("", stdio)),
             execs: Mutex::new(HashMap::new()),
+            oom: Mutex::new(None),
         };
         let pid_file = bundle.join("init.pid");
         let made = launch(&c, &c.init.stdio, |stdio, console| {
@@ -200,6 +202,20 @@ impl Shim {
             st.pid = pid;
             st.io = Some(io);
         }
+        let events = self.events.clone();
+        let cid = r.id.clone();
+        *c.oom.lock().unwrap_or_else(|e| e.into_inner()) =
+            super::oom::watch(&r.id, pid, move || {
+                events.publish(
+                    ev::topic::TASK_OOM,
+                    ev::any(
+                        ev::TASK_OOM,
+                        &ev::TaskOom {
+                            container_id: cid.clone(),
+                        },
+                    ),
+                )
+            });
         let c = Arc::new(c);
         self.containers
             .lock()
@@ -427,6 +443,7 @@ impl Shim {
         } else {
             c.init.lock().ended
         };
+        c.oom.lock().unwrap_or_else(|e| e.into_inner()).take();
         if c.rootfs_mounted {
             rootfs::unmount_rootfs(&c.bundle);
         }
