@@ -599,3 +599,111 @@ fn events_in_order_and_oom() {
     assert!(pos("/tasks/oom").is_some(), "no oom event: {topics:?}");
     ctd.stop();
 }
+
+#[test]
+fn terminal_through_the_console_socket() {
+    let ctx = Ctx::new("shim-tty");
+    if !have_containerd() {
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "script(1) is missing"
+        );
+        eprintln!("skipped: no script(1)");
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    // script(1) gives ctr a terminal; the container gets a pty of its own.
+    let inner = format!(
+        "ctr -a {} -n {ns} run -t --rm --runtime {RUNTIME} {IMAGE} t1 sh -c 'tty; stty size; exit 4'",
+        ctd.sock
+    );
+    let t0 = Instant::now();
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("COLUMNS", "100")
+        .env("LINES", "30")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    // The exit is reported once the pty's output is drained, not after a timeout.
+    assert!(
+        took < Duration::from_millis(1500),
+        "ctr run -t took {took:?}"
+    );
+    assert!(text.contains("/dev/pts/"), "{text}");
+    ctd.stop();
+}
+
+#[test]
+fn binary_and_file_loggers() {
+    let ctx = Ctx::new("shim-logger");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    // A logger as containerd's shims run it: fds 3 and 4 to read, fd 5 to close when ready.
+    let logger = ctx.path("logger.sh");
+    fs::write(
+        &logger,
+        "#!/bin/sh\ncat <&3 >\"$1.out\" 5>&- & cat <&4 >\"$1.err\" 5>&- & exec 5>&-\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE\" >\"$1.env\"\nwait\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&logger, fs::Permissions::from_mode(0o755)).unwrap();
+    let base = ctx.path("logged");
+    let uri = format!("binary://{}?{}", logger.display(), base.display());
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--log-uri",
+        &uri,
+        IMAGE,
+        "l1",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    out.ok();
+    let read =
+        |ext: &str| fs::read_to_string(format!("{}.{ext}", base.display())).unwrap_or_default();
+    assert_eq!(read("out"), "to-out\n");
+    assert_eq!(read("err"), "to-err\n");
+    assert_eq!(read("env"), format!("l1 {ns}\n"));
+    // file://: both streams appended to one file.
+    let file = ctx.path("c.log");
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--log-uri",
+        &format!("file://{}", file.display()),
+        IMAGE,
+        "l2",
+        "sh",
+        "-c",
+        "echo one; echo two >&2",
+    ]);
+    out.ok();
+    let text = fs::read_to_string(&file).unwrap_or_default();
+    assert!(text.contains("one\n") && text.contains("two\n"), "{text:?}");
+    ctd.stop();
+}

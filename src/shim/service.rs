@@ -6,6 +6,7 @@
 
 use super::console::ConsoleSocket;
 use super::events::Publisher;
+use super::logger::LoggerEnv;
 use super::options::ShimOptions;
 use super::process::{Ended, Process, Status};
 use super::reaper::{Reaped, Reaper};
@@ -173,19 +174,25 @@ impl Shim {
             oom: Mutex::new(None),
         };
         let pid_file = bundle.join("init.pid");
-        let made = launch(&c, &c.init.stdio, |stdio, console| {
-            c.runtime.create(
-                &CreateArgs {
-                    id: &r.id,
-                    bundle: &bundle,
-                    pid_file: &pid_file,
-                    console_socket: console,
-                    no_pivot: opts.no_pivot_root,
-                    no_new_keyring: opts.no_new_keyring,
-                },
-                stdio,
-            )
-        });
+        let made = launch(
+            &c,
+            &c.init.stdio,
+            &self.reaper,
+            &self.namespace,
+            |stdio, console| {
+                c.runtime.create(
+                    &CreateArgs {
+                        id: &r.id,
+                        bundle: &bundle,
+                        pid_file: &pid_file,
+                        console_socket: console,
+                        no_pivot: opts.no_pivot_root,
+                        no_new_keyring: opts.no_new_keyring,
+                    },
+                    stdio,
+                )
+            },
+        );
         let (pid, io) = match made {
             Ok(x) => x,
             Err(e) => {
@@ -295,18 +302,24 @@ impl Shim {
         let pid_file = c.bundle.join(format!(".exec-{}.pid", r.exec_id));
         std::fs::write(&process_json, &spec)
             .with_context(|| format!("write {}", process_json.display()))?;
-        let made = launch(&c, &p.stdio, |stdio, console| {
-            c.runtime.exec(
-                &ExecArgs {
-                    id: &c.id,
-                    process: &process_json,
-                    pid_file: &pid_file,
-                    console_socket: console,
-                },
-                &c.log(),
-                stdio,
-            )
-        });
+        let made = launch(
+            &c,
+            &p.stdio,
+            &self.reaper,
+            &self.namespace,
+            |stdio, console| {
+                c.runtime.exec(
+                    &ExecArgs {
+                        id: &c.id,
+                        process: &process_json,
+                        pid_file: &pid_file,
+                        console_socket: console,
+                    },
+                    &c.log(),
+                    stdio,
+                )
+            },
+        );
         let _ = std::fs::remove_file(&process_json);
         let _ = std::fs::remove_file(&pid_file);
         let (pid, io) = match made {
@@ -766,6 +779,8 @@ fn wait_ended(p: &Process, timeout: Duration) -> Option<Ended> {
 fn launch(
     c: &Container,
     spec: &StdioSpec,
+    reaper: &Reaper,
+    namespace: &str,
     run: impl FnOnce(ProcessStdio, Option<&Path>) -> Result<Pid>,
 ) -> Result<(Pid, ProcessIo)> {
     if spec.terminal {
@@ -781,7 +796,12 @@ fn launch(
         let io = ProcessIo::start_console(spec, master)?;
         return Ok((pid, io));
     }
-    let (ends, pipes) = ProcessIo::pipes(spec, c.io_uid, c.io_gid)?;
+    let logger = LoggerEnv {
+        reaper,
+        container_id: &c.id,
+        namespace,
+    };
+    let (ends, pipes) = ProcessIo::pipes(spec, c.io_uid, c.io_gid, &logger)?;
     let pid = run(ends, None)?;
     let io = ProcessIo::start_pipes(spec, pipes)?;
     Ok((pid, io))
