@@ -132,7 +132,46 @@ struct Containerd<'a> {
     n: std::cell::Cell<u32>,
 }
 
+/// containerd with our config, `containerd-shim-skiff-v2` first on its PATH.
+fn spawn_containerd(dir: &Path, mark: &str, append_log: bool) -> Child {
+    let path = format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(append_log)
+        .write(true)
+        .truncate(!append_log)
+        .open(dir.join("containerd.log"))
+        .unwrap();
+    Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("PATH", path)
+        .env("SKIFF_TEST_MARK", mark)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start containerd")
+}
+
 impl<'a> Containerd<'a> {
+    /// containerd dies (SIGKILL) and comes back with the same config.
+    fn kill9_and_restart(&mut self) {
+        let mut child = self.child.take().expect("containerd running");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.child = Some(spawn_containerd(&self.dir, &self.ctx.mark, true));
+        let deadline = Instant::now() + T;
+        while self.ctr(&["version"]).code != Some(0) {
+            assert!(Instant::now() < deadline, "containerd did not come back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn start(ctx: &'a Ctx) -> Containerd<'a> {
         let dir = ctx.path("ctd");
         fs::create_dir_all(&dir).unwrap();
@@ -157,22 +196,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         let bin = dir.join("bin");
         fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink(skiff_binary(), bin.join("containerd-shim-skiff-v2")).unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let log = fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .env("PATH", path)
-            .env("SKIFF_TEST_MARK", &ctx.mark)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        let child = spawn_containerd(&dir, &ctx.mark, false);
         let ctd = Containerd {
             ctx,
             dir,
@@ -705,5 +729,66 @@ fn binary_and_file_loggers() {
     out.ok();
     let text = fs::read_to_string(&file).unwrap_or_default();
     assert!(text.contains("one\n") && text.contains("two\n"), "{text:?}");
+    ctd.stop();
+}
+
+#[test]
+fn containerd_killed_and_restarted_while_a_task_runs() {
+    let ctx = Ctx::new("shim-restart");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    let logfile = ctx.path("r.log");
+    // A task that writes a line every 100 ms and ends on its own.
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--log-uri",
+        &format!("file://{}", logfile.display()),
+        IMAGE,
+        "k1",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 25 ]; do echo line$i; i=$((i+1)); sleep 0.1; done; exit 7",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("k1", "RUNNING");
+    ctx.track_pid(pid);
+    ctd.kill9_and_restart();
+    // Still known, and its exit (which happened while containerd was
+    // away or just back) is seen with its status.
+    let mut last = None;
+    let stopped = wait_until(T, || {
+        last = ctd.task_status("k1");
+        last.as_ref().is_some_and(|(_, s)| s == "STOPPED")
+    });
+    assert!(stopped, "task after restart: {last:?}");
+    let lines = fs::read_to_string(&logfile).unwrap_or_default();
+    assert!(
+        lines.contains("line0\n") && lines.contains("line24\n"),
+        "{lines}"
+    );
+    let del = ctd.ctr(&["task", "delete", "k1"]);
+    del.ok();
+    assert!(
+        del.stderr.contains("exit code 7"),
+        "{} {}",
+        del.stdout,
+        del.stderr
+    );
+    ctd.ctr(&["container", "delete", "k1"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shim left: {:?}",
+        shims_of(&ns)
+    );
     ctd.stop();
 }
