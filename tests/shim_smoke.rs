@@ -792,3 +792,151 @@ fn containerd_killed_and_restarted_while_a_task_runs() {
     );
     ctd.stop();
 }
+
+#[test]
+fn peer_runtime_metrics_pause_exec_ids_and_shared_pid_namespace() {
+    let ctx = Ctx::new("shim-more");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+
+    // Debian's runc named in a runtime config file (what ctr passes as
+    // runtimeoptions.v1.Options).
+    if Path::new("/usr/sbin/runc").exists() {
+        let conf = ctx.path("runc.toml");
+        fs::write(&conf, "binary_name = \"/usr/sbin/runc\"\n").unwrap();
+        let out = ctd.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            conf.to_str().unwrap(),
+            IMAGE,
+            "p1",
+            "sh",
+            "-c",
+            "echo via runc; exit 2",
+        ]);
+        assert_eq!(out.code, Some(2), "{} {}", out.stdout, out.stderr);
+        assert_eq!(out.stdout, "via runc\n");
+        // A config naming an unknown key fails with the file's name.
+        fs::write(&conf, "runtime = \"runc\"\n").unwrap();
+        let out = ctd.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            conf.to_str().unwrap(),
+            IMAGE,
+            "p2",
+            "true",
+        ]);
+        assert_ne!(out.code, Some(0));
+        assert!(
+            out.stderr.contains("runc.toml") && out.stderr.contains("runtime"),
+            "{}",
+            out.stderr
+        );
+        let _ = ctd.ctr(&["container", "delete", "p2"]);
+    }
+
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "m1",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("m1", "RUNNING");
+    ctx.track_pid(pid);
+    let metrics = ctd.ctr(&["task", "metrics", "m1"]);
+    metrics.ok();
+    assert!(
+        metrics.stdout.contains("memory") || metrics.stdout.contains("pids"),
+        "{}",
+        metrics.stdout
+    );
+    ctd.ctr(&["task", "pause", "m1"]).ok();
+    ctd.wait_task_status("m1", "PAUSED");
+    ctd.ctr(&["task", "resume", "m1"]).ok();
+    ctd.wait_task_status("m1", "RUNNING");
+    // A second exec with an id in use is refused.
+    ctd.ctr(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "x1",
+        "m1",
+        "sleep",
+        "100",
+    ])
+    .ok();
+    let dup = ctd.ctr(&["task", "exec", "-d", "--exec-id", "x1", "m1", "true"]);
+    assert_ne!(dup.code, Some(0));
+    assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
+    ctd.ctr(&["task", "kill", "-s", "KILL", "m1"]).ok();
+    ctd.wait_task_status("m1", "STOPPED");
+    ctd.ctr(&["task", "delete", "m1"]).ok();
+    ctd.ctr(&["container", "delete", "m1"]).ok();
+
+    // Without a pid namespace of its own, what the init leaves behind is
+    // killed when it exits (here: the host's pid namespace, through ours).
+    let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    let log = ctx.path("h1.log");
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--with-ns",
+        &host_pid_ns,
+        "--log-uri",
+        &format!("file://{}", log.display()),
+        IMAGE,
+        "h1",
+        "sh",
+        "-c",
+        "sleep 1000 & echo $!",
+    ])
+    .ok();
+    ctd.wait_task_status("h1", "STOPPED");
+    let orphan: i32 = fs::read_to_string(&log)
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("pid of the background sleep");
+    ctx.track_pid(orphan);
+    // Gone before containerd deletes the task (delete --force would kill it too).
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{orphan}"
+        ))
+        .exists()),
+        "the container's background process {orphan} outlived its init"
+    );
+    ctd.ctr(&["task", "delete", "h1"]).ok();
+    ctd.ctr(&["container", "delete", "h1"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shims left: {:?}",
+        shims_of(&ns)
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+    for hierarchy in cgroup_mounts() {
+        let _ = fs::remove_dir(hierarchy.join(&ns));
+    }
+    ctd.stop();
+}

@@ -46,6 +46,10 @@ pub struct Container {
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
     oom: Mutex<Option<super::oom::OomWatch>>,
+    /// The container's cgroup, read while its init lived: what is left in
+    /// it is killed when the init of a container without its own pid
+    /// namespace exits.
+    cgroup: Mutex<Option<crate::cgroups::Cgroup>>,
 }
 
 impl Container {
@@ -172,6 +176,7 @@ impl Shim {
             init: Arc::new(Process::new("", stdio)),
             execs: Mutex::new(HashMap::new()),
             oom: Mutex::new(None),
+            cgroup: Mutex::new(None),
         };
         let pid_file = bundle.join("init.pid");
         let made = launch(
@@ -209,20 +214,19 @@ impl Shim {
             st.pid = pid;
             st.io = Some(io);
         }
-        let events = self.events.clone();
-        let cid = r.id.clone();
-        *c.oom.lock().unwrap_or_else(|e| e.into_inner()) =
-            super::oom::watch(&r.id, pid, move || {
-                events.publish(
-                    ev::topic::TASK_OOM,
-                    ev::any(
-                        ev::TASK_OOM,
-                        &ev::TaskOom {
-                            container_id: cid.clone(),
-                        },
-                    ),
-                )
+        let cgroup = super::oom::cgroup_of(&r.id, pid);
+        if let Some(cg) = cgroup.clone() {
+            let events = self.events.clone();
+            let cid = r.id.clone();
+            let watch = super::oom::watch(cg, move || {
+                let oom = ev::TaskOom {
+                    container_id: cid.clone(),
+                };
+                events.publish(ev::topic::TASK_OOM, ev::any(ev::TASK_OOM, &oom))
             });
+            *c.oom.lock().unwrap_or_else(|e| e.into_inner()) = watch;
+        }
+        *c.cgroup.lock().unwrap_or_else(|e| e.into_inner()) = cgroup;
         let c = Arc::new(c);
         self.containers
             .lock()
@@ -378,8 +382,15 @@ impl Shim {
 
     fn finish_exit(&self, c: &Container, p: &Process, pid: Pid, reaped: Reaped) {
         if p.is_init() && !c.own_pid_ns {
-            // Nothing else ends the rest of the container's processes.
+            // Nothing else ends the rest of the container's processes. Not
+            // every runtime signals a container whose init is gone (skiff's
+            // refuses), so what is left in its cgroup is killed here too.
             let _ = c.runtime.kill(&c.id, libc::SIGKILL, true, &c.log());
+            if let Some(cg) = c.cgroup.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                for pid in cg.procs() {
+                    let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                }
+            }
         }
         let drain = p.lock().io.as_ref().map(|io| io.drain());
         if let Some(d) = drain {
