@@ -201,7 +201,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             ctx,
             dir,
             sock,
-            ns: format!("skiff-test-{}", std::process::id()),
+            ns: format!("skiff-{}-{}", ctx.name, std::process::id()),
             child: Some(child),
             n: std::cell::Cell::new(0),
         };

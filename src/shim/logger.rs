@@ -34,6 +34,8 @@ pub struct Logger {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub pid: Pid,
+    /// Before the logger started, for [`Reaper::watch`].
+    pub since: super::reaper::Mark,
 }
 
 /// `%XX` decoding of a URI component.
@@ -100,6 +102,7 @@ pub fn start(uri: &str, env: &LoggerEnv) -> Result<Logger> {
         .stdin(Stdio::from(out_r))
         .stdout(Stdio::from(err_r))
         .stderr(Stdio::from(ready_w));
+    let since = env.reaper.mark();
     let child = env
         .reaper
         .spawn(&mut cmd)
@@ -117,6 +120,7 @@ pub fn start(uri: &str, env: &LoggerEnv) -> Result<Logger> {
         stdout: out_w,
         stderr: err_w,
         pid,
+        since,
     })
 }
 

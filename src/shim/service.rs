@@ -9,7 +9,7 @@ use super::events::Publisher;
 use super::logger::LoggerEnv;
 use super::options::ShimOptions;
 use super::process::{Ended, Process, Status};
-use super::reaper::{Reaped, Reaper};
+use super::reaper::{Mark, Reaped, Reaper};
 use super::rootfs::{self, RootfsMount};
 use super::runtime::{self, Binary, CreateArgs, ExecArgs, ProcessStdio, Runtime};
 use super::stdio::{ProcessIo, StdioSpec};
@@ -179,6 +179,7 @@ impl Shim {
             cgroup: Mutex::new(None),
         };
         let pid_file = bundle.join("init.pid");
+        let since = self.reaper.mark();
         let made = launch(
             &c,
             &c.init.stdio,
@@ -251,7 +252,7 @@ impl Shim {
         );
         // The init waits for `start`; its exit (a kill before start
         // included) is watched from now on.
-        self.watch_exit(&c, &c.init, pid);
+        self.watch_exit(&c, &c.init, pid, since);
         Ok(pb::CreateTaskResponse { pid: pid as u32 })
     }
 
@@ -304,6 +305,7 @@ impl Shim {
         };
         let process_json = c.bundle.join(format!(".exec-{}.json", r.exec_id));
         let pid_file = c.bundle.join(format!(".exec-{}.pid", r.exec_id));
+        let since = self.reaper.mark();
         std::fs::write(&process_json, &spec)
             .with_context(|| format!("write {}", process_json.display()))?;
         let made = launch(
@@ -359,14 +361,14 @@ impl Shim {
         }
         // Watched after the start event went out, so the exit comes after
         // it (the reaper keeps an exit that came first).
-        self.watch_exit(&c, &p, pid);
+        self.watch_exit(&c, &p, pid, since);
         Ok(pb::StartResponse { pid: pid as u32 })
     }
 
     /// Report the exit of `pid` when it comes.
-    fn watch_exit(self: &Arc<Self>, c: &Arc<Container>, p: &Arc<Process>, pid: Pid) {
+    fn watch_exit(self: &Arc<Self>, c: &Arc<Container>, p: &Arc<Process>, pid: Pid, since: Mark) {
         let (shim, c, p) = (self.clone(), c.clone(), p.clone());
-        self.reaper.watch(pid, move |reaped| {
+        self.reaper.watch(pid, since, move |reaped| {
             // Off the reaper's thread: what follows runs the runtime (whose
             // exit the reaper must see) and waits for the output.
             let spawned = std::thread::Builder::new()

@@ -158,7 +158,9 @@ impl ProcessIo {
             // The output is drained when the logger has read it all and exits.
             output.add();
             let pending = output.clone();
-            logger.reaper.watch(l.pid, move |_| pending.finish());
+            logger
+                .reaper
+                .watch(l.pid, l.since, move |_| pending.finish());
             started_logger = true;
         }
         let (out_dst, err_dst) = if started_logger {
