@@ -940,3 +940,47 @@ fn peer_runtime_metrics_pause_exec_ids_and_shared_pid_namespace() {
     }
     ctd.stop();
 }
+
+#[test]
+fn one_shim_for_a_group() {
+    let ctx = Ctx::new("shim-group");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    let group = "io.containerd.runc.v2.group=g1";
+    for id in ["g1a", "g1b"] {
+        ctd.ctr(&["run", "-d", "--runtime", RUNTIME, "--annotation", group, IMAGE, id, "sleep", "1000"])
+            .ok();
+        let pid = ctd.wait_task_status(id, "RUNNING");
+        ctx.track_pid(pid);
+    }
+    let shims = shims_of(&ns);
+    assert_eq!(shims.len(), 1, "one shim for the group: {shims:?}");
+    ctx.track_pid(shims[0]);
+    // The first task goes; the shim stays for the second.
+    ctd.ctr(&["task", "kill", "-s", "KILL", "g1a"]).ok();
+    ctd.wait_task_status("g1a", "STOPPED");
+    ctd.ctr(&["task", "delete", "g1a"]).ok();
+    ctd.ctr(&["container", "delete", "g1a"]).ok();
+    assert_eq!(ctd.wait_task_status("g1b", "RUNNING"), ctd.task_status("g1b").unwrap().0);
+    let out = ctd.ctr(&["task", "exec", "--exec-id", "e", "g1b", "echo", "still here"]);
+    assert_eq!(out.stdout, "still here\n", "{}", out.stderr);
+    assert_eq!(shims_of(&ns), shims);
+    ctd.ctr(&["task", "kill", "-s", "KILL", "g1b"]).ok();
+    ctd.wait_task_status("g1b", "STOPPED");
+    ctd.ctr(&["task", "delete", "g1b"]).ok();
+    ctd.ctr(&["container", "delete", "g1b"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shim left: {:?}",
+        shims_of(&ns)
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+    ctd.stop();
+}
