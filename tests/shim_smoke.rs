@@ -955,8 +955,19 @@ fn one_shim_for_a_group() {
     import_image(&ctx, &ctd);
     let group = "io.containerd.runc.v2.group=g1";
     for id in ["g1a", "g1b"] {
-        ctd.ctr(&["run", "-d", "--runtime", RUNTIME, "--annotation", group, IMAGE, id, "sleep", "1000"])
-            .ok();
+        ctd.ctr(&[
+            "run",
+            "-d",
+            "--runtime",
+            RUNTIME,
+            "--annotation",
+            group,
+            IMAGE,
+            id,
+            "sleep",
+            "1000",
+        ])
+        .ok();
         let pid = ctd.wait_task_status(id, "RUNNING");
         ctx.track_pid(pid);
     }
@@ -968,8 +979,19 @@ fn one_shim_for_a_group() {
     ctd.wait_task_status("g1a", "STOPPED");
     ctd.ctr(&["task", "delete", "g1a"]).ok();
     ctd.ctr(&["container", "delete", "g1a"]).ok();
-    assert_eq!(ctd.wait_task_status("g1b", "RUNNING"), ctd.task_status("g1b").unwrap().0);
-    let out = ctd.ctr(&["task", "exec", "--exec-id", "e", "g1b", "echo", "still here"]);
+    assert_eq!(
+        ctd.wait_task_status("g1b", "RUNNING"),
+        ctd.task_status("g1b").unwrap().0
+    );
+    let out = ctd.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e",
+        "g1b",
+        "echo",
+        "still here",
+    ]);
     assert_eq!(out.stdout, "still here\n", "{}", out.stderr);
     assert_eq!(shims_of(&ns), shims);
     ctd.ctr(&["task", "kill", "-s", "KILL", "g1b"]).ok();

@@ -23,6 +23,7 @@ use crate::ttrpc::{unary, Code, RequestContext, ShutdownHandle, Status as RpcSta
 use crate::{err_kind, Kind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -369,6 +370,7 @@ impl Shim {
     fn watch_exit(self: &Arc<Self>, c: &Arc<Container>, p: &Arc<Process>, pid: Pid, since: Mark) {
         let (shim, c, p) = (self.clone(), c.clone(), p.clone());
         self.reaper.watch(pid, since, move |reaped| {
+            p.reaped.store(true, Ordering::SeqCst);
             // Off the reaper's thread: what follows runs the runtime (whose
             // exit the reaper must see) and waits for the output.
             let spawned = std::thread::Builder::new()
@@ -529,12 +531,22 @@ impl Shim {
             let st = p.lock();
             (st.pid, st.ended, st.status)
         };
-        if ended.is_some() {
-            return Err(err_kind!(NotFound, "process already finished"));
+        let finished = || err_kind!(NotFound, "process already finished");
+        if ended.is_some() || p.reaped.load(Ordering::SeqCst) {
+            return Err(finished());
         }
         let sig = r.signal as i32;
         if p.is_init() {
-            c.runtime.kill(&c.id, sig, r.all, &c.log())?;
+            match c.runtime.kill(&c.id, sig, r.all, &c.log()) {
+                // Gone between our check and the runtime's (as the runc
+                // shim, containerd is told NotFound).
+                Err(e)
+                    if e.message().contains("not running") || p.reaped.load(Ordering::SeqCst) =>
+                {
+                    return Err(finished())
+                }
+                other => other?,
+            }
         } else {
             if status == Status::Created || pid <= 0 {
                 return Err(err_kind!(
@@ -543,8 +555,10 @@ impl Shim {
                     r.exec_id
                 ));
             }
-            crate::sys::process::kill(pid, sig)
-                .with_context(|| format!("kill exec {} (pid {pid})", r.exec_id))?;
+            match crate::sys::process::kill(pid, sig) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(finished()),
+                other => other.with_context(|| format!("kill exec {} (pid {pid})", r.exec_id))?,
+            }
         }
         Ok(Empty {})
     }
