@@ -462,12 +462,6 @@ fn ctr_run_rm_through_the_skiff_shim() {
     eprintln!(
         "shim {shim}: VmHWM {hwm} kB, VmRSS {rss} kB (anon {anon} kB), {threads} threads, one running container"
     );
-    if std::env::var_os("SKIFF_SHIM_SMAPS").is_some() {
-        eprintln!(
-            "{}",
-            fs::read_to_string(format!("/proc/{shim}/smaps")).unwrap_or_default()
-        );
-    }
     ctd.ctr(&["task", "kill", "-s", "KILL", "r2"]).ok();
     ctd.wait_task_status("r2", "STOPPED");
     ctd.ctr(&["task", "delete", "r2"]).ok();
