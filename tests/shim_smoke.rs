@@ -1000,3 +1000,63 @@ fn one_shim_for_a_group() {
     let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
     ctd.stop();
 }
+
+#[test]
+fn shim_killed_then_containerd_cleans_up_with_delete() {
+    let ctx = Ctx::new("shim-kill9");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "d1",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("d1", "RUNNING");
+    ctx.track_pid(pid);
+    let shims = shims_of(&ns);
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    // SAFETY: kill(2) of the shim this test started (through containerd).
+    unsafe {
+        libc::kill(shims[0], libc::SIGKILL);
+    }
+    // containerd sees the shim gone and runs `SHIM delete`: the container
+    // is force-deleted by the runtime, its exit reported as 137.
+    assert!(
+        wait_until(T, || !Path::new(&format!("/proc/{pid}")).exists()),
+        "container process {pid} outlived its shim's cleanup"
+    );
+    let mut last = None;
+    let gone = wait_until(T, || {
+        last = ctd.task_status("d1");
+        last.as_ref().is_none_or(|(_, s)| s == "STOPPED")
+    });
+    assert!(gone, "task after the shim died: {last:?}");
+    let _ = ctd.ctr(&["task", "delete", "d1"]);
+    ctd.ctr(&["container", "delete", "d1"]).ok();
+    let state: Vec<PathBuf> = fs::read_dir(Path::new("/run/containerd/runc").join(&ns))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(state.is_empty(), "runtime state left: {state:?}");
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+    let dirs = CgroupDirs::existing(&format!("/{ns}/d1"));
+    assert!(dirs.is_empty(), "cgroups left: {dirs:?}");
+    let mounts: Vec<String> = mounts_under(&ctd.dir)
+        .into_iter()
+        .filter(|m| m.contains("/d1/"))
+        .collect();
+    assert!(mounts.is_empty(), "rootfs mounts left: {mounts:?}");
+    ctd.stop();
+}
