@@ -1060,3 +1060,48 @@ fn shim_killed_then_containerd_cleans_up_with_delete() {
     assert!(mounts.is_empty(), "rootfs mounts left: {mounts:?}");
     ctd.stop();
 }
+
+#[test]
+fn stdin_reaches_the_container_and_its_end_too() {
+    let ctx = Ctx::new("shim-stdin");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    let input = ctx.path("in.txt");
+    let text: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    fs::write(&input, &text).unwrap();
+    let out = Command::new("ctr")
+        .args([
+            "-a",
+            &ctd.sock,
+            "-n",
+            &ns,
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            "i1",
+        ])
+        .args(["sh", "-c", "cat; echo done"])
+        .stdin(fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{text}done\n")
+    );
+    ctd.stop();
+}
