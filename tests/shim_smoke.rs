@@ -660,6 +660,36 @@ fn terminal_through_the_console_socket() {
         "ctr run -t took {took:?}"
     );
     assert!(text.contains("/dev/pts/"), "{text}");
+    // An exec with a terminal of its own, in a running task.
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "t2",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("t2", "RUNNING");
+    ctx.track_pid(pid);
+    let inner = format!(
+        "ctr -a {} -n {ns} task exec -t --exec-id x t2 sh -c 'tty; exit 6'",
+        ctd.sock
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    ctd.ctr(&["task", "kill", "-s", "KILL", "t2"]).ok();
+    ctd.wait_task_status("t2", "STOPPED");
+    ctd.ctr(&["task", "delete", "t2"]).ok();
+    ctd.ctr(&["container", "delete", "t2"]).ok();
     ctd.stop();
 }
 
