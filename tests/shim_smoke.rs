@@ -1135,3 +1135,301 @@ fn stdin_reaches_the_container_and_its_end_too() {
     );
     ctd.stop();
 }
+
+/// containerd's Events service, played by the test: it records what the
+/// shim forwards.
+struct EventSink(std::sync::Mutex<Vec<skiff::proto::events::Envelope>>);
+
+impl skiff::ttrpc::Service for EventSink {
+    fn call(
+        &self,
+        _ctx: &skiff::ttrpc::RequestContext,
+        method: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, skiff::ttrpc::Status> {
+        assert_eq!(method, "Forward");
+        skiff::ttrpc::unary(payload, |r: skiff::proto::events::ForwardRequest| {
+            self.0
+                .lock()
+                .unwrap()
+                .push(r.envelope.expect("an envelope"));
+            Ok(skiff::proto::types::Empty {})
+        })
+    }
+}
+
+/// The task API spoken directly (no containerd): states, exit codes, error
+/// codes containerd branches on, the events, and Shutdown.
+#[test]
+fn task_api_directly() {
+    use skiff::proto::events as ev;
+    use skiff::proto::task as pb;
+    use skiff::ttrpc::{call, Client, Code};
+    let ctx = Ctx::new("shim-api");
+    let mut config = ctx.config();
+    config.sh("echo to-stdout; exit 3");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let ns = format!("skiff-api-{}", std::process::id());
+
+    // The events side.
+    let events_sock = ctx.path("events.sock");
+    let sink = std::sync::Arc::new(EventSink(Default::default()));
+    let mut server = skiff::ttrpc::Server::new();
+    server.register("containerd.services.events.ttrpc.v1.Events", sink.clone());
+    let stop_events = server.shutdown_handle();
+    let listener = std::os::unix::net::UnixListener::bind(&events_sock).unwrap();
+    let events_thread = std::thread::spawn(move || server.serve(listener));
+
+    // `start`, as containerd runs it.
+    let out = Command::new(skiff_binary())
+        .args(["containerd-shim-skiff-v2", "-namespace", &ns, "-address"])
+        .arg(ctx.path("containerd.sock"))
+        .args(["-publish-binary", "/bin/false", "-id", &id, "start"])
+        .current_dir(&ctx.bundle)
+        .env("TTRPC_ADDRESS", &events_sock)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let address = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{address} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        address.starts_with("unix:///run/containerd/s/") && !address.contains('\n'),
+        "{address:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(ctx.bundle.join("address")).unwrap(),
+        address
+    );
+    let socket = address.trim_start_matches("unix://").to_string();
+    let client = Client::connect(&address).unwrap();
+    const V2: &str = "containerd.task.v2.Task";
+    let t = Some(Duration::from_secs(20));
+
+    let stdout = ctx.path("stdout.log");
+    let created: pb::CreateTaskResponse = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            stdout: format!("file://{}", stdout.display()),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(created.pid as i32);
+    let state = |exec_id: &str| -> Result<pb::StateResponse, skiff::ttrpc::Status> {
+        call(
+            &client,
+            V2,
+            "State",
+            &pb::StateRequest {
+                id: id.clone(),
+                exec_id: exec_id.into(),
+            },
+            t,
+        )
+    };
+    assert_eq!(state("").unwrap().status, pb::status::CREATED);
+    assert_eq!(state("nope").unwrap_err().code, Code::NotFound);
+    let dup: Result<pb::CreateTaskResponse, _> = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(dup.unwrap_err().code, Code::AlreadyExists);
+    // The same handlers answer under the v3 name.
+    let v3: pb::StateResponse = call(
+        &client,
+        "containerd.task.v3.Task",
+        "State",
+        &pb::StateRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!(v3.pid, created.pid);
+
+    let started: pb::StartResponse = call(
+        &client,
+        V2,
+        "Start",
+        &pb::StartRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!(started.pid, created.pid);
+    let waited: pb::WaitResponse = call(
+        &client,
+        V2,
+        "Wait",
+        &pb::WaitRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!(waited.exit_status, 3);
+    let st = state("").unwrap();
+    assert_eq!((st.status, st.exit_status), (pb::status::STOPPED, 3));
+    assert_eq!(st.exited_at, waited.exited_at);
+    assert_eq!(fs::read_to_string(&stdout).unwrap(), "to-stdout\n");
+    // Wait on an exited process answers at once; Kill says it is gone;
+    // an exec in a stopped container is refused.
+    let again: pb::WaitResponse = call(
+        &client,
+        V2,
+        "Wait",
+        &pb::WaitRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        Some(Duration::from_millis(500)),
+    )
+    .unwrap();
+    assert_eq!(again, waited);
+    let kill: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Kill",
+        &pb::KillRequest {
+            id: id.clone(),
+            signal: 9,
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(kill.unwrap_err().code, Code::NotFound);
+    let exec: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Exec",
+        &pb::ExecProcessRequest {
+            id: id.clone(),
+            exec_id: "e1".into(),
+            spec: Some(skiff::proto::types::Any {
+                type_url: "x".into(),
+                value: b"{}".to_vec(),
+            }),
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(exec.unwrap_err().code, Code::FailedPrecondition);
+    let ckpt: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Checkpoint",
+        &pb::CheckpointTaskRequest {
+            id: id.clone(),
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(ckpt.unwrap_err().code, Code::Unimplemented);
+
+    let deleted: pb::DeleteResponse = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!((deleted.pid, deleted.exit_status), (created.pid, 3));
+    assert_eq!(deleted.exited_at, waited.exited_at);
+    let gone: Result<pb::DeleteResponse, _> = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    );
+    assert_eq!(gone.unwrap_err().code, Code::NotFound);
+    let connect: pb::ConnectResponse = call(
+        &client,
+        V2,
+        "Connect",
+        &pb::ConnectRequest { id: id.clone() },
+        t,
+    )
+    .unwrap();
+    let shim_pid = connect.shim_pid as i32;
+    ctx.track_pid(shim_pid);
+    let _: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Shutdown",
+        &pb::ShutdownRequest {
+            id: id.clone(),
+            now: false,
+        },
+        t,
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{shim_pid}"
+        ))
+        .exists()
+            || proc_state_of(shim_pid) == Some('Z')),
+        "the shim did not exit on Shutdown"
+    );
+    assert!(!Path::new(&socket).exists(), "socket {socket} left behind");
+
+    // The events, in order, with what containerd reads from them.
+    let got = sink.0.lock().unwrap().clone();
+    let topics: Vec<&str> = got.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ]
+    );
+    assert!(got
+        .iter()
+        .all(|e| e.namespace == ns && e.timestamp.is_some()));
+    let exit = got[2].event.as_ref().unwrap();
+    assert_eq!(exit.type_url, "containerd.events.TaskExit");
+    use prost::Message;
+    let exit = ev::TaskExit::decode(&exit.value[..]).unwrap();
+    assert_eq!(
+        (
+            exit.container_id.as_str(),
+            exit.id.as_str(),
+            exit.pid,
+            exit.exit_status
+        ),
+        (id.as_str(), id.as_str(), created.pid, 3)
+    );
+    stop_events.shutdown();
+    let _ = events_thread.join();
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+}
