@@ -205,7 +205,17 @@ fn serve(flags: &Flags, socket: &str) -> ExitCode {
         use std::os::fd::AsRawFd;
         let _ = skiff::sys::process::dup2(null.as_raw_fd(), 1);
     }
-    match daemon::serve(flags, socket, listener) {
+    // containerd reads the fifo `log` of the bundle the shim started for.
+    let log_fifo = flags.bundle.as_ref().and_then(|b| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(std::path::Path::new(b).join("log"))
+            .ok()
+    });
+    let log = skiff::shim::log::Log::new(log_fifo, flags.debug);
+    match daemon::serve(flags, socket, listener, log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(1),
     }

@@ -11,6 +11,7 @@ pub mod address;
 pub mod console;
 pub mod daemon;
 pub mod events;
+pub mod log;
 pub mod logger;
 pub mod metrics;
 pub mod oom;

@@ -70,6 +70,15 @@ impl Process {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The record, if nobody holds it right now.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, State>> {
+        match self.state.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Wake everyone waiting on this process (after changing its state).
     pub fn notify(&self) {
         self.changed.notify_all();

@@ -6,9 +6,10 @@
 
 use super::console::ConsoleSocket;
 use super::events::Publisher;
+use super::log::Log;
 use super::logger::LoggerEnv;
 use super::options::ShimOptions;
-use super::process::{Ended, Process, Status};
+use super::process::{Ended, Process, State, Status};
 use super::reaper::{Mark, Reaped, Reaper};
 use super::rootfs::{self, RootfsMount};
 use super::runtime::{self, Binary, CreateArgs, ExecArgs, ProcessStdio, Runtime};
@@ -91,10 +92,17 @@ pub struct Shim {
     events: Publisher,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     shutdown: Mutex<Option<ShutdownHandle>>,
+    log: Log,
 }
 
 impl Shim {
-    pub fn new(namespace: &str, address: &str, reaper: Reaper, events: Publisher) -> Arc<Shim> {
+    pub fn new(
+        namespace: &str,
+        address: &str,
+        reaper: Reaper,
+        events: Publisher,
+        log: Log,
+    ) -> Arc<Shim> {
         Arc::new(Shim {
             namespace: namespace.to_string(),
             address: address.to_string(),
@@ -102,6 +110,7 @@ impl Shim {
             events,
             containers: Mutex::new(HashMap::new()),
             shutdown: Mutex::new(None),
+            log,
         })
     }
 
@@ -373,23 +382,38 @@ impl Shim {
             p.reaped.store(true, Ordering::SeqCst);
             // Off the reaper's thread: what follows runs the runtime (whose
             // exit the reaper must see) and waits for the output.
+            let (s2, c2, p2) = (shim.clone(), c.clone(), p.clone());
             let spawned = std::thread::Builder::new()
                 .name("exit".into())
                 .stack_size(super::SMALL_STACK)
-                .spawn(move || shim.finish_exit(&c, &p, pid, reaped));
-            if let Err(e) = spawned {
-                // Out of threads: still record the exit (without draining).
-                let _ = e;
+                .spawn(move || {
+                    s2.end_the_rest(&c2, &p2);
+                    s2.record_exit(&c2, &p2, pid, reaped, &mut p2.lock());
+                });
+            if spawned.is_err() {
+                // Out of threads: record the exit right here, without the
+                // steps that need the runtime or wait for output, unless a
+                // handler holds the record (it may be waiting for us).
+                shim.log
+                    .error(&format!("exit of pid {pid}: no thread to finish it"));
+                if let Some(mut st) = p.try_lock() {
+                    shim.record_exit(&c, &p, pid, reaped, &mut st);
+                }
             }
         });
     }
 
-    fn finish_exit(&self, c: &Container, p: &Process, pid: Pid, reaped: Reaped) {
+    /// Before an exit is reported: what is left of a container without a
+    /// pid namespace of its own is killed, the output is drained.
+    fn end_the_rest(&self, c: &Container, p: &Process) {
         if p.is_init() && !c.own_pid_ns {
             // Nothing else ends the rest of the container's processes. Not
             // every runtime signals a container whose init is gone (skiff's
             // refuses), so what is left in its cgroup is killed here too.
-            let _ = c.runtime.kill(&c.id, libc::SIGKILL, true, &c.log());
+            if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL, true, &c.log()) {
+                self.log
+                    .debug(&format!("after the init of {} exited: {e}", c.id));
+            }
             if let Some(cg) = c.cgroup.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 for pid in cg.procs() {
                     let _ = crate::sys::process::kill(pid, libc::SIGKILL);
@@ -398,13 +422,21 @@ impl Shim {
         }
         let drain = p.lock().io.as_ref().map(|io| io.drain());
         if let Some(d) = drain {
-            d.wait(DRAIN_TIMEOUT);
+            if !d.wait(DRAIN_TIMEOUT) {
+                self.log.warn(&format!(
+                    "{} {}: output not drained within {DRAIN_TIMEOUT:?}, exit reported anyway",
+                    c.id, p.exec_id
+                ));
+            }
         }
+    }
+
+    /// Mark the process stopped, tell containerd, wake the waiters.
+    fn record_exit(&self, c: &Container, p: &Process, pid: Pid, reaped: Reaped, st: &mut State) {
         let ended = Ended {
             status: reaped.exit.status() as u32,
             at: reaped.at,
         };
-        let mut st = p.lock();
         st.status = Status::Stopped;
         st.ended = Some(ended);
         self.publish(
@@ -422,7 +454,6 @@ impl Shim {
                 exited_at: Some(Timestamp::from(ended.at)),
             },
         );
-        drop(st);
         p.notify();
     }
 
@@ -897,6 +928,16 @@ impl crate::ttrpc::Service for TaskService {
         method: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, RpcStatus> {
+        let answer = self.dispatch(method, payload);
+        if let Err(e) = &answer {
+            self.0.log.debug(&format!("{method}: {e}"));
+        }
+        answer
+    }
+}
+
+impl TaskService {
+    fn dispatch(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, RpcStatus> {
         let s = &self.0;
         match method {
             "State" => unary(payload, |r| rpc(s.state(r))),
