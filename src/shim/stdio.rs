@@ -236,20 +236,6 @@ impl ProcessIo {
         })
     }
 
-    /// No stdio at all.
-    pub fn none() -> ProcessIo {
-        ProcessIo {
-            spec: StdioSpec::default(),
-            stdin: Arc::new(Mutex::new(None)),
-            console: None,
-            output: Arc::new(Pending::default()),
-        }
-    }
-
-    pub fn spec(&self) -> &StdioSpec {
-        &self.spec
-    }
-
     /// A handle to wait (see [`Drain::wait`]) until the output has been
     /// copied to the end, usable without holding the process record.
     pub fn drain(&self) -> Drain {
