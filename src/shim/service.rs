@@ -92,7 +92,25 @@ pub struct Shim {
     events: Publisher,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     shutdown: Mutex<Option<ShutdownHandle>>,
+    /// Ids whose Create is under way.
+    creating: Mutex<std::collections::HashSet<String>>,
     log: Log,
+}
+
+/// A container id taken for a Create; given back when dropped.
+struct Reservation<'a> {
+    shim: &'a Shim,
+    id: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.shim
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl Shim {
@@ -110,6 +128,7 @@ impl Shim {
             events,
             containers: Mutex::new(HashMap::new()),
             shutdown: Mutex::new(None),
+            creating: Mutex::new(Default::default()),
             log,
         })
     }
@@ -128,6 +147,23 @@ impl Shim {
             .ok_or_else(|| err_kind!(NotFound, "container {id:?} does not exist in this shim"))
     }
 
+    /// Take a container id for the time of its Create.
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>> {
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if containers.contains_key(id) || creating.contains(id) {
+            return Err(err_kind!(
+                AlreadyExists,
+                "container {id:?} already exists in this shim"
+            ));
+        }
+        creating.insert(id.to_string());
+        Ok(Reservation {
+            shim: self,
+            id: id.to_string(),
+        })
+    }
+
     fn publish<M: prost::Message>(&self, topic: &str, type_name: &str, m: &M) {
         self.events.publish(topic, ev::any(type_name, m));
     }
@@ -143,18 +179,9 @@ impl Shim {
                 r.id
             ));
         }
-        if self
-            .containers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&r.id)
-        {
-            return Err(err_kind!(
-                AlreadyExists,
-                "container {:?} already exists in this shim",
-                r.id
-            ));
-        }
+        // The id is taken from now on, so a second Create of it (or a
+        // Shutdown) cannot slip in while the runtime works.
+        let _reserved = self.reserve(&r.id)?;
         let bundle = PathBuf::from(&r.bundle);
         let opts = super::options::from_any(r.options.as_ref())?;
         opts.save(&bundle)?;
@@ -780,11 +807,11 @@ impl Shim {
     }
 
     fn shutdown(&self, r: pb::ShutdownRequest) -> Result<Empty> {
-        let empty = self
-            .containers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+        let empty = {
+            let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+            let creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+            containers.is_empty() && creating.is_empty()
+        };
         if !empty && !r.now {
             return Ok(Empty {});
         }
