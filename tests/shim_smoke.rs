@@ -282,8 +282,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     }
 
     /// Remove whatever a failed test left in our namespace, then stop
-    /// containerd and unmount what it mounted under the test dir.
+    /// containerd and unmount what it mounted under the test dir, and the
+    /// runtime's (empty) state directory of the namespace.
     fn stop(&mut self) {
+        let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&self.ns));
         let Some(mut child) = self.child.take() else {
             return;
         };
