@@ -424,6 +424,25 @@ fn ctr_run_rm_through_the_skiff_shim() {
         shims_of(&ns)
     );
 
+    // A program that is not there: a clear error, nothing left.
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "r0",
+        "/no/such/program",
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("/no/such/program"), "{}", out.stderr);
+    let _ = ctd.ctr(&["container", "delete", "r0"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shim still running after a failed create: {:?}",
+        shims_of(&ns)
+    );
+
     // A long-running task: State, Pids, Exec, Kill, Wait, Delete.
     ctd.ctr(&[
         "run",
