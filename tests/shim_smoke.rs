@@ -424,6 +424,15 @@ fn ctr_run_rm_through_the_skiff_shim() {
         shims_of(&ns)
     );
 
+    // A megabyte written just before the exit arrives whole: the output
+    // is drained before the exit is reported.
+    let out = ctd.ctr(&[
+        "run", "--rm", "--runtime", RUNTIME, IMAGE, "r1b", "sh", "-c",
+        "i=0; while [ $i -lt 20000 ]; do echo 0123456789012345678901234567890123456789012345678; i=$((i+1)); done",
+    ]);
+    out.ok();
+    assert_eq!(out.stdout.len(), 20000 * 50, "output lost before the exit");
+
     // A program that is not there: a clear error, nothing left.
     let out = ctd.ctr(&[
         "run",
