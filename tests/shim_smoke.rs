@@ -862,7 +862,13 @@ fn peer_runtime_metrics_pause_exec_ids_and_shared_pid_namespace() {
 
     // Debian's runc named in a runtime config file (what ctr passes as
     // runtimeoptions.v1.Options).
-    if Path::new("/usr/sbin/runc").exists() {
+    if !Path::new("/usr/sbin/runc").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "/usr/sbin/runc is missing (apt-get install runc)"
+        );
+        eprintln!("runc part skipped: no /usr/sbin/runc");
+    } else {
         let conf = ctx.path("runc.toml");
         fs::write(&conf, "binary_name = \"/usr/sbin/runc\"\n").unwrap();
         let out = ctd.ctr(&[
