@@ -150,7 +150,8 @@ pub fn build_image(rootfs: &Path, config: &str, out: &Path) {
 }
 
 /// The image config of the busybox image: a shell.
-pub const BUSYBOX_CONFIG: &str = r#"{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}"#;
+pub const BUSYBOX_CONFIG: &str =
+    r#"{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}"#;
 
 /// Quote `s` for /bin/sh.
 pub fn sh_quote(s: &str) -> String {
@@ -469,7 +470,9 @@ state = "{state}"
     /// containerd's log (all of its runs).
     pub fn log(&self) -> String {
         (0..self.starts.get())
-            .map(|i| fs::read_to_string(self.dir.join(format!("containerd{i}.log"))).unwrap_or_default())
+            .map(|i| {
+                fs::read_to_string(self.dir.join(format!("containerd{i}.log"))).unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("--- restarted ---\n")
     }
@@ -560,7 +563,11 @@ state = "{state}"
 
     /// The ctr command line (for script(1)), with the global flags.
     pub fn ctr_shell(&self, args: &[&str]) -> String {
-        let mut s = format!("exec ctr -a {} -n {}", sh_quote(&self.sock), sh_quote(&self.ns));
+        let mut s = format!(
+            "exec ctr -a {} -n {}",
+            sh_quote(&self.sock),
+            sh_quote(&self.ns)
+        );
         for a in args {
             s.push(' ');
             s.push_str(&sh_quote(a));
@@ -576,8 +583,14 @@ state = "{state}"
             base.rsplit('/').next().unwrap_or("image")
         ));
         build_image(rootfs, config, &tar);
-        self.ctr(&["images", "import", "--base-name", base, tar.to_str().unwrap()])
-            .ok();
+        self.ctr(&[
+            "images",
+            "import",
+            "--base-name",
+            base,
+            tar.to_str().unwrap(),
+        ])
+        .ok();
         let reference = format!("{base}:latest");
         let images = self.ctr(&["images", "ls", "-q"]);
         assert!(
@@ -668,7 +681,11 @@ state = "{state}"
         let mut pids = BTreeSet::new();
         for cg in self.cgroups() {
             let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
-            pids.extend(procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            pids.extend(
+                procs
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
         }
         pids.into_iter().collect()
     }
@@ -730,7 +747,11 @@ state = "{state}"
             left = self.leftovers_of(id);
             left.is_empty()
         });
-        assert!(left.is_empty(), "left after removing {id}:\n  {}", left.join("\n  "));
+        assert!(
+            left.is_empty(),
+            "left after removing {id}:\n  {}",
+            left.join("\n  ")
+        );
     }
 
     /// Everything the instance holds now (tasks, containers, processes,
@@ -749,7 +770,11 @@ state = "{state}"
                 ids.insert(c);
             }
         }
-        if let Ok(rd) = fs::read_dir(self.dir.join("state/io.containerd.runtime.v2.task").join(&self.ns)) {
+        if let Ok(rd) = fs::read_dir(
+            self.dir
+                .join("state/io.containerd.runtime.v2.task")
+                .join(&self.ns),
+        ) {
             for e in rd.flatten() {
                 left.push(format!("bundle {}", e.path().display()));
                 ids.insert(e.file_name().to_string_lossy().into_owned());
@@ -847,8 +872,15 @@ state = "{state}"
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut ids: BTreeSet<String> = self.ids.borrow().clone();
-        if let Ok(rd) = fs::read_dir(self.dir.join("state/io.containerd.runtime.v2.task").join(&self.ns)) {
-            ids.extend(rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+        if let Ok(rd) = fs::read_dir(
+            self.dir
+                .join("state/io.containerd.runtime.v2.task")
+                .join(&self.ns),
+        ) {
+            ids.extend(
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
         }
         for id in &ids {
             let _ = fs::remove_file(self.shim_socket(id));
