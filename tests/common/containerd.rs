@@ -310,6 +310,9 @@ pub struct Options {
     pub private_mounts: bool,
     /// The containerd namespace the test works in (default: a unique one).
     pub namespace: Option<String>,
+    /// The cgroup (relative to each hierarchy) under which the test puts
+    /// its containers (default: `/NS`, where ctr's containers go).
+    pub cgroup_parent: Option<String>,
 }
 
 /// Whether crun can run containers here when containerd runs with
@@ -665,12 +668,18 @@ state = "{state}"
             .collect()
     }
 
+    /// The cgroup parent of this instance's containers, relative.
+    pub fn cgroup_parent(&self) -> String {
+        let p = self.opts.cgroup_parent.as_deref().unwrap_or(&self.ns);
+        p.trim_start_matches('/').to_string()
+    }
+
     /// Cgroup dirs of this instance's namespace (`/NS/...`, containerd's
     /// default cgroup path for ctr's containers), deepest first.
     pub fn cgroups(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         for h in cgroup_mounts() {
-            collect_dirs(&h.join(&self.ns), &mut found);
+            collect_dirs(&h.join(self.cgroup_parent()), &mut found);
         }
         found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         found
@@ -730,7 +739,7 @@ state = "{state}"
             }
         }
         for h in cgroup_mounts() {
-            let cg = h.join(&self.ns).join(id);
+            let cg = h.join(self.cgroup_parent()).join(id);
             if cg.exists() {
                 left.push(format!("cgroup {}", cg.display()));
             }
@@ -802,12 +811,15 @@ state = "{state}"
                 left.push(format!("runtime state {}", e.path().display()));
             }
         }
+        // containerd holds no mounts of its own at rest: rootfs, the CRI
+        // sandboxes' /dev/shm... belong to containers.
         for m in self.daemon_mounts() {
-            if m.contains("/io.containerd.runtime.v2.task/") || m.ends_with("/rootfs") {
-                left.push(format!("mount {m}"));
-            }
+            left.push(format!("mount {m}"));
         }
-        let top: Vec<PathBuf> = cgroup_mounts().iter().map(|h| h.join(&self.ns)).collect();
+        let top: Vec<PathBuf> = cgroup_mounts()
+            .iter()
+            .map(|h| h.join(self.cgroup_parent()))
+            .collect();
         for cg in self.cgroups() {
             if !top.contains(&cg) {
                 left.push(format!("cgroup {}", cg.display()));
