@@ -579,6 +579,39 @@ fn task_topics(text: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The harness itself: what a test leaves in its containerd (a running
+/// task: its container, shim and process) is reported when the instance
+/// stops, and removed.
+#[test]
+fn harness_reports_what_a_test_leaves() {
+    let ctx = Ctx::new("shim-harness");
+    let Some(s) = Setup::new(&ctx, Backend::Default) else {
+        return;
+    };
+    let (pid, _) = s.run_detached("left1", &["sleep", "1000"]);
+    let start = proc_starttime(pid).unwrap();
+    let mut ctd = s.ctd;
+    let left = ctd.stop();
+    for want in [
+        "task left1",
+        "container left1",
+        "shim process",
+        "bundle",
+        "mount",
+    ] {
+        assert!(
+            left.iter().any(|l| l.starts_with(want)),
+            "{want:?} not reported in {left:?}"
+        );
+    }
+    assert!(
+        !process_alive(pid, start),
+        "the task's process survived the clean-up"
+    );
+    let again = ctd.stop();
+    assert!(again.is_empty(), "left after the clean-up: {again:?}");
+}
+
 macro_rules! for_each_backend {
     ($($name:ident),* $(,)?) => {
         mod default_runtime {

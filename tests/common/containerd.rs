@@ -655,17 +655,53 @@ state = "{state}"
         Path::new(SHIM_SOCKET_DIR).join(sha256_hex(key.as_bytes()))
     }
 
-    /// Live processes started with `-address SOCK` (this instance's shims).
+    /// This instance's live shims: processes started with `-address
+    /// SOCK`, those named by a bundle's `shim.pid` (and carrying our
+    /// mark, which containerd passes on in the environment), and those
+    /// holding the socket a bundle's `address` file names.
     pub fn shim_pids(&self) -> Vec<i32> {
-        processes_with_args(&["-address", &self.sock])
+        let mut pids: BTreeSet<i32> = processes_with_args(&["-address", &self.sock])
+            .into_iter()
+            .collect();
+        let mark = format!("SKIFF_TEST_MARK={}\0", self.ctx.mark);
+        if let Ok(rd) = fs::read_dir(self.bundles()) {
+            for e in rd.flatten() {
+                let b = e.path();
+                if let Some(p) = fs::read_to_string(b.join("shim.pid"))
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i32>().ok())
+                {
+                    let env = fs::read(format!("/proc/{p}/environ")).unwrap_or_default();
+                    let alive = !matches!(proc_state_of(p), Some('Z') | Some('X') | None);
+                    if alive && env.windows(mark.len()).any(|w| w == mark.as_bytes()) {
+                        pids.insert(p);
+                    }
+                }
+                if let Ok(addr) = fs::read_to_string(b.join("address")) {
+                    let path = addr.trim().trim_start_matches("unix://").to_string();
+                    pids.extend(socket_holders(Path::new(&path)));
+                }
+            }
+        }
+        pids.into_iter().collect()
     }
 
-    /// The shim processes serving `id` (by their `-id` argument).
+    /// The shim processes serving `id` (by their `-id` argument, or
+    /// holding the socket containerd's convention gives `id`).
     pub fn shim_pids_for(&self, id: &str) -> Vec<i32> {
-        processes_with_args(&["-address", &self.sock])
+        let mut pids: BTreeSet<i32> = processes_with_args(&["-address", &self.sock])
             .into_iter()
             .filter(|&p| args_contain(&proc_args(p), &["-id", id]))
-            .collect()
+            .collect();
+        pids.extend(socket_holders(&self.shim_socket(id)));
+        pids.into_iter().collect()
+    }
+
+    /// Where containerd keeps the shim bundles of our namespace.
+    pub fn bundles(&self) -> PathBuf {
+        self.dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(&self.ns)
     }
 
     /// The cgroup parent of this instance's containers, relative.
@@ -779,11 +815,7 @@ state = "{state}"
                 ids.insert(c);
             }
         }
-        if let Ok(rd) = fs::read_dir(
-            self.dir
-                .join("state/io.containerd.runtime.v2.task")
-                .join(&self.ns),
-        ) {
+        if let Ok(rd) = fs::read_dir(self.bundles()) {
             for e in rd.flatten() {
                 left.push(format!("bundle {}", e.path().display()));
                 ids.insert(e.file_name().to_string_lossy().into_owned());
@@ -884,11 +916,7 @@ state = "{state}"
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut ids: BTreeSet<String> = self.ids.borrow().clone();
-        if let Ok(rd) = fs::read_dir(
-            self.dir
-                .join("state/io.containerd.runtime.v2.task")
-                .join(&self.ns),
-        ) {
+        if let Ok(rd) = fs::read_dir(self.bundles()) {
             ids.extend(
                 rd.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned()),
@@ -991,6 +1019,45 @@ pub fn processes_with_args(seq: &[&str]) -> Vec<i32> {
             continue;
         }
         if args_contain(&proc_args(pid), seq) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Live processes holding a unix socket bound at `path` (from
+/// /proc/net/unix and the processes' fds).
+pub fn socket_holders(path: &Path) -> Vec<i32> {
+    let path = path.to_string_lossy();
+    let table = fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let inodes: BTreeSet<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && f[7] == path).then(|| format!("socket:[{}]", f[6]))
+        })
+        .collect();
+    let mut out = Vec::new();
+    if inodes.is_empty() {
+        return out;
+    }
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if matches!(proc_state_of(pid), Some('Z') | Some('X') | None) {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        if fds.flatten().any(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|l| inodes.contains(l.to_string_lossy().as_ref()))
+        }) {
             out.push(pid);
         }
     }
