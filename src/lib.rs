@@ -6,10 +6,13 @@ pub mod error;
 pub mod image;
 pub mod json;
 pub mod oci;
+pub mod proto;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;
+pub mod shim;
 pub mod sys;
 pub mod time;
+pub mod ttrpc;
 
 pub use error::{Context, Error, Kind, Result};

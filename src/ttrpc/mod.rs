@@ -1,0 +1,181 @@
+//! ttrpc, containerd's small RPC protocol over unix sockets: the framing
+//! ([`frame`]), a [`Server`] for the shim's task service and a [`Client`]
+//! for calls to containerd (events) or to a shim.
+//!
+//! No async runtime: a server runs a thread per connection (reading
+//! frames) and a short-lived thread per request, all with small stacks, so
+//! an idle shim holds a few pages per connection. Messages are the prost
+//! structs of [`crate::proto`].
+
+mod addr;
+mod client;
+pub mod frame;
+mod server;
+
+pub use addr::{connect_stream, listen};
+pub use client::{call, Client};
+pub use server::{RequestContext, Server, ShutdownHandle};
+
+use crate::error::{Error, Kind};
+use std::fmt;
+
+/// gRPC status codes (numbers are gRPC's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Ok = 0,
+    Canceled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// The code of a wire number; numbers gRPC does not define are Unknown.
+    pub fn from_i32(n: i32) -> Code {
+        use Code::*;
+        const ALL: [Code; 17] = [
+            Ok,
+            Canceled,
+            Unknown,
+            InvalidArgument,
+            DeadlineExceeded,
+            NotFound,
+            AlreadyExists,
+            PermissionDenied,
+            ResourceExhausted,
+            FailedPrecondition,
+            Aborted,
+            OutOfRange,
+            Unimplemented,
+            Internal,
+            Unavailable,
+            DataLoss,
+            Unauthenticated,
+        ];
+        usize::try_from(n)
+            .ok()
+            .and_then(|i| ALL.get(i).copied())
+            .unwrap_or(Unknown)
+    }
+}
+
+/// The outcome of a failed call, as it travels in a Response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Status {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Status {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn to_proto(&self) -> crate::proto::types::RpcStatus {
+        crate::proto::types::RpcStatus {
+            code: self.code as i32,
+            message: self.message.clone(),
+            details: Vec::new(),
+        }
+    }
+
+    pub(crate) fn from_proto(s: &crate::proto::types::RpcStatus) -> Status {
+        Status::new(Code::from_i32(s.code), s.message.clone())
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Status {}
+
+/// An error's [`Kind`] becomes the code containerd branches on.
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        let code = match e.kind() {
+            Kind::Other => Code::Unknown,
+            Kind::NotFound => Code::NotFound,
+            Kind::AlreadyExists => Code::AlreadyExists,
+            Kind::InvalidArgument => Code::InvalidArgument,
+            Kind::FailedPrecondition => Code::FailedPrecondition,
+            Kind::Unimplemented => Code::Unimplemented,
+            Kind::DeadlineExceeded => Code::DeadlineExceeded,
+            Kind::PermissionDenied => Code::PermissionDenied,
+        };
+        Status::new(code, e.message())
+    }
+}
+
+/// A failed call as a crate [`Error`], keeping the kinds that have one.
+impl From<Status> for Error {
+    fn from(s: Status) -> Error {
+        let kind = match s.code {
+            Code::NotFound => Kind::NotFound,
+            Code::AlreadyExists => Kind::AlreadyExists,
+            Code::InvalidArgument => Kind::InvalidArgument,
+            Code::FailedPrecondition => Kind::FailedPrecondition,
+            Code::Unimplemented => Kind::Unimplemented,
+            Code::DeadlineExceeded => Kind::DeadlineExceeded,
+            Code::PermissionDenied => Kind::PermissionDenied,
+            _ => Kind::Other,
+        };
+        Error::of(kind, s.message)
+    }
+}
+
+/// One ttrpc service (e.g. "containerd.task.v2.Task"). Handlers may block
+/// (Wait blocks until the process exits): the server runs each request on
+/// its own thread, so a blocked Wait never holds up other requests.
+pub trait Service: Send + Sync + 'static {
+    /// Answer `method` with the encoded response, or fail with a status.
+    /// An unknown method is `Status::new(Code::Unimplemented, format!("method {method}"))`
+    /// (see [`unknown_method`]).
+    fn call(&self, ctx: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status>;
+}
+
+/// The status ttrpc answers an unknown method with.
+pub fn unknown_method(method: &str) -> Status {
+    Status::new(Code::Unimplemented, format!("method {method}"))
+}
+
+/// Decode a request, run `f`, encode its answer; a payload that does not
+/// decode is InvalidArgument naming the message type.
+pub fn unary<Req: prost::Message + Default, Resp: prost::Message>(
+    payload: &[u8],
+    f: impl FnOnce(Req) -> Result<Resp, Status>,
+) -> Result<Vec<u8>, Status> {
+    let req = Req::decode(payload).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("decode {}: {e}", short_type_name::<Req>()),
+        )
+    })?;
+    Ok(f(req)?.encode_to_vec())
+}
+
+/// `CreateTaskRequest` for `skiff::proto::task::CreateTaskRequest`.
+pub(crate) fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+#[cfg(test)]
+mod tests;
