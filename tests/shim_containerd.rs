@@ -308,7 +308,19 @@ fn tty(backend: Backend) {
         err,
     };
     // The shell's prompt: the container's side is up.
-    wait_file(&out, "shell prompt", |t| t.contains("# "));
+    let up = wait_until(T, || {
+        fs::read_to_string(&out).unwrap_or_default().contains("# ")
+    });
+    if !up {
+        let task = s.ctd.task_status("tty1");
+        let shims = s.ctd.describe_shims();
+        let res = bg.stop();
+        panic!(
+            "no shell prompt on the terminal (task: {task:?}): {}\n--- shims ---\n{shims}--- containerd log ---\n{}",
+            res.describe(),
+            s.ctd.log()
+        );
+    }
     stdin
         .write_all(b"echo tty-$((6*7)); [ -t 0 ] && echo is-a-tty; stty size; exit 7\r")
         .unwrap();

@@ -697,6 +697,62 @@ state = "{state}"
         pids.into_iter().collect()
     }
 
+    /// For a failure message: each shim's threads (state, wait channel)
+    /// and open files, and the processes of the task's cgroup.
+    pub fn describe_shims(&self) -> String {
+        let mut out = String::new();
+        for p in self.shim_pids() {
+            out.push_str(&format!("shim {p}: {}\n", proc_cmdline(p)));
+            if let Ok(rd) = fs::read_dir(format!("/proc/{p}/task")) {
+                for t in rd.flatten() {
+                    let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                    let state = stat
+                        .rsplit(") ")
+                        .next()
+                        .and_then(|r| r.split(' ').next())
+                        .unwrap_or("?")
+                        .to_string();
+                    let wchan = fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+                    // The syscall it sits in (number and first arguments).
+                    let syscall = fs::read_to_string(t.path().join("syscall")).unwrap_or_default();
+                    let syscall: Vec<&str> = syscall.split_whitespace().take(4).collect();
+                    let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                    out.push_str(&format!(
+                        "  thread {} {} {state} wchan={wchan} syscall={}\n",
+                        t.file_name().to_string_lossy(),
+                        comm.trim(),
+                        syscall.join(" ")
+                    ));
+                }
+            }
+            if let Ok(rd) = fs::read_dir(format!("/proc/{p}/fd")) {
+                let mut fds: Vec<(u32, String)> = rd
+                    .flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().parse().ok()?;
+                        let l = fs::read_link(e.path()).ok()?;
+                        Some((n, l.display().to_string()))
+                    })
+                    .collect();
+                fds.sort();
+                for (n, l) in fds {
+                    out.push_str(&format!("  fd {n} -> {l}\n"));
+                }
+            }
+        }
+        for p in self.cgroup_pids() {
+            let wchan = fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
+            let fd0 = fs::read_link(format!("/proc/{p}/fd/0")).unwrap_or_default();
+            out.push_str(&format!(
+                "container process {p}: {} state {:?} wchan={wchan} fd0 -> {}\n",
+                proc_cmdline(p),
+                proc_state_of(p),
+                fd0.display()
+            ));
+        }
+        out
+    }
+
     /// Where containerd keeps the shim bundles of our namespace.
     pub fn bundles(&self) -> PathBuf {
         self.dir
