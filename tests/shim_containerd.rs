@@ -461,7 +461,15 @@ fn task_metrics(backend: Backend) {
             && as_u64(jget(&v, "cpu.usage.total")).is_some_and(|n| n > 0)
             && as_u64(jget(&v, "memory.usage.usage")).is_some_and(|n| n > 0)
     });
-    assert!(ok, "metrics: {last}");
+    if !ok {
+        // containerd logs why a shim's Stats failed and tells ctr nothing.
+        let log = s.ctd.log();
+        let why: Vec<&str> = log.lines().filter(|l| l.contains("metrics")).collect();
+        panic!(
+            "metrics: {last}\n--- containerd log ---\n{}",
+            why.join("\n")
+        );
+    }
     let table = s.ctd.ctr(&["task", "metrics", "m1"]);
     table.ok();
     assert!(
