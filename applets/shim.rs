@@ -94,6 +94,9 @@ fn parse(args: &[String]) -> Result<(Flags, Action), String> {
 }
 
 pub fn main(name: &str, args: Vec<String>) -> ExitCode {
+    if args.first().map(String::as_str) == Some(skiff::shim::logger::EXEC_LOGGER_FLAG) {
+        return exec_logger(name, &args[1..]);
+    }
     let (flags, action) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
@@ -202,8 +205,49 @@ fn serve(flags: &Flags, socket: &str) -> ExitCode {
         use std::os::fd::AsRawFd;
         let _ = skiff::sys::process::dup2(null.as_raw_fd(), 1);
     }
-    match daemon::serve(flags, socket, listener) {
+    // containerd reads the fifo `log` of the bundle the shim started for.
+    let log_fifo = flags.bundle.as_ref().and_then(|b| {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(std::path::Path::new(b).join("log"))
+            .ok()
+    });
+    let log = skiff::shim::log::Log::new(log_fifo, flags.debug);
+    match daemon::serve(flags, socket, listener, log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(1),
     }
+}
+
+/// Run a `binary://` logger (for the shim, see `skiff::shim::logger`):
+/// stdin, stdout and stderr are the stdout pipe, the stderr pipe and the
+/// ready pipe; the logger finds them as fds 3, 4 and 5, its own stdio on
+/// /dev/null.
+fn exec_logger(name: &str, args: &[String]) -> ExitCode {
+    use skiff::sys::process::{dup2, execve};
+    use std::os::fd::AsRawFd;
+    let Some(path) = args.first() else {
+        eprintln!("{name}: -exec-logger needs a program");
+        return ExitCode::from(2);
+    };
+    let moved = dup2(0, 3)
+        .and_then(|()| dup2(1, 4))
+        .and_then(|()| dup2(2, 5));
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null");
+    let (Ok(()), Ok(null)) = (moved, null) else {
+        return ExitCode::from(1);
+    };
+    for fd in 0..3 {
+        let _ = dup2(null.as_raw_fd(), fd);
+    }
+    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let err = execve(path, args, &env);
+    // stderr is /dev/null by now: the shim sees the logger end unready.
+    let _ = err;
+    ExitCode::from(127)
 }

@@ -132,7 +132,46 @@ struct Containerd<'a> {
     n: std::cell::Cell<u32>,
 }
 
+/// containerd with our config, `containerd-shim-skiff-v2` first on its PATH.
+fn spawn_containerd(dir: &Path, mark: &str, append_log: bool) -> Child {
+    let path = format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(append_log)
+        .write(true)
+        .truncate(!append_log)
+        .open(dir.join("containerd.log"))
+        .unwrap();
+    Command::new("containerd")
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("PATH", path)
+        .env("SKIFF_TEST_MARK", mark)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start containerd")
+}
+
 impl<'a> Containerd<'a> {
+    /// containerd dies (SIGKILL) and comes back with the same config.
+    fn kill9_and_restart(&mut self) {
+        let mut child = self.child.take().expect("containerd running");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.child = Some(spawn_containerd(&self.dir, &self.ctx.mark, true));
+        let deadline = Instant::now() + T;
+        while self.ctr(&["version"]).code != Some(0) {
+            assert!(Instant::now() < deadline, "containerd did not come back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn start(ctx: &'a Ctx) -> Containerd<'a> {
         let dir = ctx.path("ctd");
         fs::create_dir_all(&dir).unwrap();
@@ -157,27 +196,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         let bin = dir.join("bin");
         fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink(skiff_binary(), bin.join("containerd-shim-skiff-v2")).unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let log = fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .env("PATH", path)
-            .env("SKIFF_TEST_MARK", &ctx.mark)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        let child = spawn_containerd(&dir, &ctx.mark, false);
         let ctd = Containerd {
             ctx,
             dir,
             sock,
-            ns: format!("skiff-test-{}", std::process::id()),
+            ns: format!("skiff-{}-{}", ctx.name, std::process::id()),
             child: Some(child),
             n: std::cell::Cell::new(0),
         };
@@ -438,12 +462,6 @@ fn ctr_run_rm_through_the_skiff_shim() {
     eprintln!(
         "shim {shim}: VmHWM {hwm} kB, VmRSS {rss} kB (anon {anon} kB), {threads} threads, one running container"
     );
-    if std::env::var_os("SKIFF_SHIM_SMAPS").is_some() {
-        eprintln!(
-            "{}",
-            fs::read_to_string(format!("/proc/{shim}/smaps")).unwrap_or_default()
-        );
-    }
     ctd.ctr(&["task", "kill", "-s", "KILL", "r2"]).ok();
     ctd.wait_task_status("r2", "STOPPED");
     ctd.ctr(&["task", "delete", "r2"]).ok();
@@ -598,4 +616,820 @@ fn events_in_order_and_oom() {
     assert!(c < s && s < e && e < d && c.is_some(), "order: {topics:?}");
     assert!(pos("/tasks/oom").is_some(), "no oom event: {topics:?}");
     ctd.stop();
+}
+
+#[test]
+fn terminal_through_the_console_socket() {
+    let ctx = Ctx::new("shim-tty");
+    if !have_containerd() {
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "script(1) is missing"
+        );
+        eprintln!("skipped: no script(1)");
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    // script(1) gives ctr a terminal; the container gets a pty of its own.
+    let inner = format!(
+        "ctr -a {} -n {ns} run -t --rm --runtime {RUNTIME} {IMAGE} t1 sh -c 'tty; stty size; exit 4'",
+        ctd.sock
+    );
+    let t0 = Instant::now();
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("COLUMNS", "100")
+        .env("LINES", "30")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    // The exit is reported once the pty's output is drained, not after a timeout.
+    assert!(
+        took < Duration::from_millis(1500),
+        "ctr run -t took {took:?}"
+    );
+    assert!(text.contains("/dev/pts/"), "{text}");
+    // An exec with a terminal of its own, in a running task.
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "t2",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("t2", "RUNNING");
+    ctx.track_pid(pid);
+    let inner = format!(
+        "ctr -a {} -n {ns} task exec -t --exec-id x t2 sh -c 'tty; exit 6'",
+        ctd.sock
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    ctd.ctr(&["task", "kill", "-s", "KILL", "t2"]).ok();
+    ctd.wait_task_status("t2", "STOPPED");
+    ctd.ctr(&["task", "delete", "t2"]).ok();
+    ctd.ctr(&["container", "delete", "t2"]).ok();
+    ctd.stop();
+}
+
+#[test]
+fn binary_and_file_loggers() {
+    let ctx = Ctx::new("shim-logger");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    // A logger as containerd's shims run it: fds 3 and 4 to read, fd 5 to close when ready.
+    let logger = ctx.path("logger.sh");
+    fs::write(
+        &logger,
+        "#!/bin/sh\ncat <&3 >\"$1.out\" 5>&- & cat <&4 >\"$1.err\" 5>&- & exec 5>&-\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE\" >\"$1.env\"\nwait\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&logger, fs::Permissions::from_mode(0o755)).unwrap();
+    let base = ctx.path("logged");
+    let uri = format!("binary://{}?{}", logger.display(), base.display());
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--log-uri",
+        &uri,
+        IMAGE,
+        "l1",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    out.ok();
+    let read =
+        |ext: &str| fs::read_to_string(format!("{}.{ext}", base.display())).unwrap_or_default();
+    assert_eq!(read("out"), "to-out\n");
+    assert_eq!(read("err"), "to-err\n");
+    assert_eq!(read("env"), format!("l1 {ns}\n"));
+    // file://: both streams appended to one file.
+    let file = ctx.path("c.log");
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        "--log-uri",
+        &format!("file://{}", file.display()),
+        IMAGE,
+        "l2",
+        "sh",
+        "-c",
+        "echo one; echo two >&2",
+    ]);
+    out.ok();
+    let text = fs::read_to_string(&file).unwrap_or_default();
+    assert!(text.contains("one\n") && text.contains("two\n"), "{text:?}");
+    ctd.stop();
+}
+
+#[test]
+fn containerd_killed_and_restarted_while_a_task_runs() {
+    let ctx = Ctx::new("shim-restart");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    let logfile = ctx.path("r.log");
+    // A task that writes a line every 100 ms and ends on its own.
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--log-uri",
+        &format!("file://{}", logfile.display()),
+        IMAGE,
+        "k1",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 25 ]; do echo line$i; i=$((i+1)); sleep 0.1; done; exit 7",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("k1", "RUNNING");
+    ctx.track_pid(pid);
+    ctd.kill9_and_restart();
+    // Still known, and its exit (which happened while containerd was
+    // away or just back) is seen with its status.
+    let mut last = None;
+    let stopped = wait_until(T, || {
+        last = ctd.task_status("k1");
+        last.as_ref().is_some_and(|(_, s)| s == "STOPPED")
+    });
+    assert!(stopped, "task after restart: {last:?}");
+    let lines = fs::read_to_string(&logfile).unwrap_or_default();
+    assert!(
+        lines.contains("line0\n") && lines.contains("line24\n"),
+        "{lines}"
+    );
+    let del = ctd.ctr(&["task", "delete", "k1"]);
+    del.ok();
+    assert!(
+        del.stderr.contains("exit code 7"),
+        "{} {}",
+        del.stdout,
+        del.stderr
+    );
+    ctd.ctr(&["container", "delete", "k1"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shim left: {:?}",
+        shims_of(&ns)
+    );
+    ctd.stop();
+}
+
+#[test]
+fn peer_runtime_metrics_pause_exec_ids_and_shared_pid_namespace() {
+    let ctx = Ctx::new("shim-more");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+
+    // Debian's runc named in a runtime config file (what ctr passes as
+    // runtimeoptions.v1.Options).
+    if Path::new("/usr/sbin/runc").exists() {
+        let conf = ctx.path("runc.toml");
+        fs::write(&conf, "binary_name = \"/usr/sbin/runc\"\n").unwrap();
+        let out = ctd.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            conf.to_str().unwrap(),
+            IMAGE,
+            "p1",
+            "sh",
+            "-c",
+            "echo via runc; exit 2",
+        ]);
+        assert_eq!(out.code, Some(2), "{} {}", out.stdout, out.stderr);
+        assert_eq!(out.stdout, "via runc\n");
+        // A config naming an unknown key fails with the file's name.
+        fs::write(&conf, "runtime = \"runc\"\n").unwrap();
+        let out = ctd.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            conf.to_str().unwrap(),
+            IMAGE,
+            "p2",
+            "true",
+        ]);
+        assert_ne!(out.code, Some(0));
+        assert!(
+            out.stderr.contains("runc.toml") && out.stderr.contains("runtime"),
+            "{}",
+            out.stderr
+        );
+        let _ = ctd.ctr(&["container", "delete", "p2"]);
+    }
+
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "m1",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("m1", "RUNNING");
+    ctx.track_pid(pid);
+    let metrics = ctd.ctr(&["task", "metrics", "m1"]);
+    metrics.ok();
+    assert!(
+        metrics.stdout.contains("memory") || metrics.stdout.contains("pids"),
+        "{}",
+        metrics.stdout
+    );
+    ctd.ctr(&["task", "pause", "m1"]).ok();
+    ctd.wait_task_status("m1", "PAUSED");
+    ctd.ctr(&["task", "resume", "m1"]).ok();
+    ctd.wait_task_status("m1", "RUNNING");
+    // A second exec with an id in use is refused.
+    ctd.ctr(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "x1",
+        "m1",
+        "sleep",
+        "100",
+    ])
+    .ok();
+    let dup = ctd.ctr(&["task", "exec", "-d", "--exec-id", "x1", "m1", "true"]);
+    assert_ne!(dup.code, Some(0));
+    assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
+    ctd.ctr(&["task", "kill", "-s", "KILL", "m1"]).ok();
+    ctd.wait_task_status("m1", "STOPPED");
+    ctd.ctr(&["task", "delete", "m1"]).ok();
+    ctd.ctr(&["container", "delete", "m1"]).ok();
+
+    // Without a pid namespace of its own, what the init leaves behind is
+    // killed when it exits (here: the host's pid namespace, through ours).
+    let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    let log = ctx.path("h1.log");
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--with-ns",
+        &host_pid_ns,
+        "--log-uri",
+        &format!("file://{}", log.display()),
+        IMAGE,
+        "h1",
+        "sh",
+        "-c",
+        "sleep 1000 & echo $!",
+    ])
+    .ok();
+    ctd.wait_task_status("h1", "STOPPED");
+    let orphan: i32 = fs::read_to_string(&log)
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("pid of the background sleep");
+    ctx.track_pid(orphan);
+    // Gone before containerd deletes the task (delete --force would kill it too).
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{orphan}"
+        ))
+        .exists()),
+        "the container's background process {orphan} outlived its init"
+    );
+    ctd.ctr(&["task", "delete", "h1"]).ok();
+    ctd.ctr(&["container", "delete", "h1"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shims left: {:?}",
+        shims_of(&ns)
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+    for hierarchy in cgroup_mounts() {
+        let _ = fs::remove_dir(hierarchy.join(&ns));
+    }
+    ctd.stop();
+}
+
+#[test]
+fn one_shim_for_a_group() {
+    let ctx = Ctx::new("shim-group");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    let group = "io.containerd.runc.v2.group=g1";
+    for id in ["g1a", "g1b"] {
+        ctd.ctr(&[
+            "run",
+            "-d",
+            "--runtime",
+            RUNTIME,
+            "--annotation",
+            group,
+            IMAGE,
+            id,
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        let pid = ctd.wait_task_status(id, "RUNNING");
+        ctx.track_pid(pid);
+    }
+    let shims = shims_of(&ns);
+    assert_eq!(shims.len(), 1, "one shim for the group: {shims:?}");
+    ctx.track_pid(shims[0]);
+    // The first task goes; the shim stays for the second.
+    ctd.ctr(&["task", "kill", "-s", "KILL", "g1a"]).ok();
+    ctd.wait_task_status("g1a", "STOPPED");
+    ctd.ctr(&["task", "delete", "g1a"]).ok();
+    ctd.ctr(&["container", "delete", "g1a"]).ok();
+    assert_eq!(
+        ctd.wait_task_status("g1b", "RUNNING"),
+        ctd.task_status("g1b").unwrap().0
+    );
+    let out = ctd.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e",
+        "g1b",
+        "echo",
+        "still here",
+    ]);
+    assert_eq!(out.stdout, "still here\n", "{}", out.stderr);
+    assert_eq!(shims_of(&ns), shims);
+    ctd.ctr(&["task", "kill", "-s", "KILL", "g1b"]).ok();
+    ctd.wait_task_status("g1b", "STOPPED");
+    ctd.ctr(&["task", "delete", "g1b"]).ok();
+    ctd.ctr(&["container", "delete", "g1b"]).ok();
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shim left: {:?}",
+        shims_of(&ns)
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+    ctd.stop();
+}
+
+#[test]
+fn shim_killed_then_containerd_cleans_up_with_delete() {
+    let ctx = Ctx::new("shim-kill9");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "d1",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let pid = ctd.wait_task_status("d1", "RUNNING");
+    ctx.track_pid(pid);
+    let shims = shims_of(&ns);
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    // SAFETY: kill(2) of the shim this test started (through containerd).
+    unsafe {
+        libc::kill(shims[0], libc::SIGKILL);
+    }
+    // containerd sees the shim gone and runs `SHIM delete`: the container
+    // is force-deleted by the runtime, its exit reported as 137.
+    assert!(
+        wait_until(T, || !Path::new(&format!("/proc/{pid}")).exists()),
+        "container process {pid} outlived its shim's cleanup"
+    );
+    let mut last = None;
+    let gone = wait_until(T, || {
+        last = ctd.task_status("d1");
+        last.as_ref().is_none_or(|(_, s)| s == "STOPPED")
+    });
+    assert!(gone, "task after the shim died: {last:?}");
+    let _ = ctd.ctr(&["task", "delete", "d1"]);
+    ctd.ctr(&["container", "delete", "d1"]).ok();
+    let state: Vec<PathBuf> = fs::read_dir(Path::new("/run/containerd/runc").join(&ns))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(state.is_empty(), "runtime state left: {state:?}");
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+    let dirs = CgroupDirs::existing(&format!("/{ns}/d1"));
+    assert!(dirs.is_empty(), "cgroups left: {dirs:?}");
+    let mounts: Vec<String> = mounts_under(&ctd.dir)
+        .into_iter()
+        .filter(|m| m.contains("/d1/"))
+        .collect();
+    assert!(mounts.is_empty(), "rootfs mounts left: {mounts:?}");
+    ctd.stop();
+}
+
+#[test]
+fn stdin_reaches_the_container_and_its_end_too() {
+    let ctx = Ctx::new("shim-stdin");
+    if !have_containerd() {
+        return;
+    }
+    let mut ctd = Containerd::start(&ctx);
+    let ns = ctd.ns.clone();
+    let _cg = CgroupDirs {
+        rel: vec![format!("/{ns}")],
+    };
+    import_image(&ctx, &ctd);
+    let input = ctx.path("in.txt");
+    let text: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    fs::write(&input, &text).unwrap();
+    let out = Command::new("ctr")
+        .args([
+            "-a",
+            &ctd.sock,
+            "-n",
+            &ns,
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            "i1",
+        ])
+        .args(["sh", "-c", "cat; echo done"])
+        .stdin(fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{text}done\n")
+    );
+    ctd.stop();
+}
+
+/// containerd's Events service, played by the test: it records what the
+/// shim forwards.
+struct EventSink(std::sync::Mutex<Vec<skiff::proto::events::Envelope>>);
+
+impl skiff::ttrpc::Service for EventSink {
+    fn call(
+        &self,
+        _ctx: &skiff::ttrpc::RequestContext,
+        method: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, skiff::ttrpc::Status> {
+        assert_eq!(method, "Forward");
+        skiff::ttrpc::unary(payload, |r: skiff::proto::events::ForwardRequest| {
+            self.0
+                .lock()
+                .unwrap()
+                .push(r.envelope.expect("an envelope"));
+            Ok(skiff::proto::types::Empty {})
+        })
+    }
+}
+
+/// The task API spoken directly (no containerd): states, exit codes, error
+/// codes containerd branches on, the events, and Shutdown.
+#[test]
+fn task_api_directly() {
+    use skiff::proto::events as ev;
+    use skiff::proto::task as pb;
+    use skiff::ttrpc::{call, Client, Code};
+    let ctx = Ctx::new("shim-api");
+    let mut config = ctx.config();
+    config.sh("echo to-stdout; exit 3");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let ns = format!("skiff-api-{}", std::process::id());
+
+    // The events side.
+    let events_sock = ctx.path("events.sock");
+    let sink = std::sync::Arc::new(EventSink(Default::default()));
+    let mut server = skiff::ttrpc::Server::new();
+    server.register("containerd.services.events.ttrpc.v1.Events", sink.clone());
+    let stop_events = server.shutdown_handle();
+    let listener = std::os::unix::net::UnixListener::bind(&events_sock).unwrap();
+    let events_thread = std::thread::spawn(move || server.serve(listener));
+
+    // `start`, as containerd runs it.
+    let out = Command::new(skiff_binary())
+        .args(["containerd-shim-skiff-v2", "-namespace", &ns, "-address"])
+        .arg(ctx.path("containerd.sock"))
+        .args(["-publish-binary", "/bin/false", "-id", &id, "start"])
+        .current_dir(&ctx.bundle)
+        .env("TTRPC_ADDRESS", &events_sock)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let address = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{address} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        address.starts_with("unix:///run/containerd/s/") && !address.contains('\n'),
+        "{address:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(ctx.bundle.join("address")).unwrap(),
+        address
+    );
+    let socket = address.trim_start_matches("unix://").to_string();
+    let client = Client::connect(&address).unwrap();
+    const V2: &str = "containerd.task.v2.Task";
+    let t = Some(Duration::from_secs(20));
+
+    let stdout = ctx.path("stdout.log");
+    let created: pb::CreateTaskResponse = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            stdout: format!("file://{}", stdout.display()),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(created.pid as i32);
+    let state = |exec_id: &str| -> Result<pb::StateResponse, skiff::ttrpc::Status> {
+        call(
+            &client,
+            V2,
+            "State",
+            &pb::StateRequest {
+                id: id.clone(),
+                exec_id: exec_id.into(),
+            },
+            t,
+        )
+    };
+    assert_eq!(state("").unwrap().status, pb::status::CREATED);
+    assert_eq!(state("nope").unwrap_err().code, Code::NotFound);
+    let dup: Result<pb::CreateTaskResponse, _> = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(dup.unwrap_err().code, Code::AlreadyExists);
+    // The same handlers answer under the v3 name.
+    let v3: pb::StateResponse = call(
+        &client,
+        "containerd.task.v3.Task",
+        "State",
+        &pb::StateRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!(v3.pid, created.pid);
+
+    let started: pb::StartResponse = call(
+        &client,
+        V2,
+        "Start",
+        &pb::StartRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!(started.pid, created.pid);
+    let waited: pb::WaitResponse = call(
+        &client,
+        V2,
+        "Wait",
+        &pb::WaitRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!(waited.exit_status, 3);
+    let st = state("").unwrap();
+    assert_eq!((st.status, st.exit_status), (pb::status::STOPPED, 3));
+    assert_eq!(st.exited_at, waited.exited_at);
+    assert_eq!(fs::read_to_string(&stdout).unwrap(), "to-stdout\n");
+    // Wait on an exited process answers at once; Kill says it is gone;
+    // an exec in a stopped container is refused.
+    let again: pb::WaitResponse = call(
+        &client,
+        V2,
+        "Wait",
+        &pb::WaitRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        Some(Duration::from_millis(500)),
+    )
+    .unwrap();
+    assert_eq!(again, waited);
+    let kill: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Kill",
+        &pb::KillRequest {
+            id: id.clone(),
+            signal: 9,
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(kill.unwrap_err().code, Code::NotFound);
+    let exec: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Exec",
+        &pb::ExecProcessRequest {
+            id: id.clone(),
+            exec_id: "e1".into(),
+            spec: Some(skiff::proto::types::Any {
+                type_url: "x".into(),
+                value: b"{}".to_vec(),
+            }),
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(exec.unwrap_err().code, Code::FailedPrecondition);
+    let ckpt: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Checkpoint",
+        &pb::CheckpointTaskRequest {
+            id: id.clone(),
+            ..Default::default()
+        },
+        t,
+    );
+    assert_eq!(ckpt.unwrap_err().code, Code::Unimplemented);
+
+    let deleted: pb::DeleteResponse = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    assert_eq!((deleted.pid, deleted.exit_status), (created.pid, 3));
+    assert_eq!(deleted.exited_at, waited.exited_at);
+    let gone: Result<pb::DeleteResponse, _> = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    );
+    assert_eq!(gone.unwrap_err().code, Code::NotFound);
+    let connect: pb::ConnectResponse = call(
+        &client,
+        V2,
+        "Connect",
+        &pb::ConnectRequest { id: id.clone() },
+        t,
+    )
+    .unwrap();
+    let shim_pid = connect.shim_pid as i32;
+    ctx.track_pid(shim_pid);
+    let _: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Shutdown",
+        &pb::ShutdownRequest {
+            id: id.clone(),
+            now: false,
+        },
+        t,
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{shim_pid}"
+        ))
+        .exists()
+            || proc_state_of(shim_pid) == Some('Z')),
+        "the shim did not exit on Shutdown"
+    );
+    assert!(!Path::new(&socket).exists(), "socket {socket} left behind");
+
+    // The events, in order, with what containerd reads from them.
+    let got = sink.0.lock().unwrap().clone();
+    let topics: Vec<&str> = got.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ]
+    );
+    assert!(got
+        .iter()
+        .all(|e| e.namespace == ns && e.timestamp.is_some()));
+    let exit = got[2].event.as_ref().unwrap();
+    assert_eq!(exit.type_url, "containerd.events.TaskExit");
+    use prost::Message;
+    let exit = ev::TaskExit::decode(&exit.value[..]).unwrap();
+    assert_eq!(
+        (
+            exit.container_id.as_str(),
+            exit.id.as_str(),
+            exit.pid,
+            exit.exit_status
+        ),
+        (id.as_str(), id.as_str(), created.pid, 3)
+    );
+    stop_events.shutdown();
+    let _ = events_thread.join();
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }

@@ -8,6 +8,7 @@
 
 pub mod events;
 pub mod options;
+pub mod services;
 pub mod task;
 pub mod ttrpc;
 pub mod types;

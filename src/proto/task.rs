@@ -173,6 +173,33 @@ pub struct PidsResponse {
     pub processes: Vec<ProcessInfo>,
 }
 
+/// containerd.v1.types.Process: a process as the daemon's task service
+/// lists it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Process {
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(string, tag = "2")]
+    pub id: String,
+    #[prost(uint32, tag = "3")]
+    pub pid: u32,
+    /// One of [`status`].
+    #[prost(int32, tag = "4")]
+    pub status: i32,
+    #[prost(string, tag = "5")]
+    pub stdin: String,
+    #[prost(string, tag = "6")]
+    pub stdout: String,
+    #[prost(string, tag = "7")]
+    pub stderr: String,
+    #[prost(bool, tag = "8")]
+    pub terminal: bool,
+    #[prost(uint32, tag = "9")]
+    pub exit_status: u32,
+    #[prost(message, optional, tag = "10")]
+    pub exited_at: Option<Timestamp>,
+}
+
 /// containerd.v1.types.ProcessInfo; runc's shim puts
 /// `containerd.runc.v1.ProcessDetails{exec_id}` in `info` for exec'd pids.
 #[derive(Clone, PartialEq, prost::Message)]

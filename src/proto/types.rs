@@ -1,7 +1,9 @@
 //! Shared message types: protobuf's well-known `Any`, `Timestamp` and
-//! `Empty`, containerd's `containerd.types.Mount` (api/types/mount.proto)
-//! and `google.rpc.Status` (google/rpc/status.proto).
+//! `Empty`, containerd's `containerd.types.Mount`, `Descriptor` and
+//! `Platform` (api/types/{mount,descriptor,platform}.proto) and
+//! `google.rpc.Status` (google/rpc/status.proto).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// google.protobuf.Any: a message of another type, named by `type_url`.
@@ -77,6 +79,31 @@ pub struct Mount {
     pub target: String,
     #[prost(string, repeated, tag = "4")]
     pub options: Vec<String>,
+}
+
+/// containerd.types.Descriptor: a content-addressed blob (OCI descriptor).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Descriptor {
+    #[prost(string, tag = "1")]
+    pub media_type: String,
+    #[prost(string, tag = "2")]
+    pub digest: String,
+    #[prost(int64, tag = "3")]
+    pub size: i64,
+    // 4 is not used.
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// containerd.types.Platform.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Platform {
+    #[prost(string, tag = "1")]
+    pub os: String,
+    #[prost(string, tag = "2")]
+    pub architecture: String,
+    #[prost(string, tag = "3")]
+    pub variant: String,
 }
 
 /// google.rpc.Status: the error of a failed ttrpc/gRPC call.

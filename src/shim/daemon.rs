@@ -5,6 +5,7 @@
 
 use super::address;
 use super::events::{Publisher, Sink};
+use super::log::Log;
 use super::reaper::Reaper;
 use super::service::{Shim, TaskService};
 use crate::error::{Context, Error, Kind, Result};
@@ -36,14 +37,14 @@ pub const READY: &str = "ready";
 
 /// `start`: the address of the shim that will serve `flags.id` (in the
 /// bundle, our cwd): a running shim of the same group, or a new one made by
-/// running this binary as `argv0 SERVE_ARGS -socket ADDRESS serve` (the
+/// running this binary as `argv0 SERVE_ARGS -bundle B -socket ADDRESS serve` (the
 /// applet knows its own flags). Writes `<bundle>/address`.
 pub fn start(flags: &Flags, argv0: &str, serve_args: &[String]) -> Result<String> {
     let bundle = std::env::current_dir().context("the bundle (our working directory)")?;
     let group = address::group_id(&bundle, &flags.id)?;
     let addr = address::socket_address(&flags.address, &flags.namespace, &group);
     if !address::is_serving(&addr) {
-        match spawn_shim(argv0, serve_args, &addr) {
+        match spawn_shim(argv0, serve_args, &bundle, &addr) {
             Ok(()) => {}
             // Another `start` of the same group won the race: share its shim.
             Err(e) if e.kind() == Kind::AlreadyExists && address::is_serving(&addr) => {}
@@ -58,10 +59,12 @@ pub fn start(flags: &Flags, argv0: &str, serve_args: &[String]) -> Result<String
 /// left in a new session with stdio on /dev/null (the applet sees to it),
 /// so it keeps none of containerd's pipes (containerd reads `start`'s
 /// output to the end).
-fn spawn_shim(argv0: &str, serve_args: &[String], addr: &str) -> Result<()> {
+fn spawn_shim(argv0: &str, serve_args: &[String], bundle: &Path, addr: &str) -> Result<()> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0(argv0)
         .args(serve_args)
+        .arg("-bundle")
+        .arg(bundle)
         .args(["-socket", addr, "serve"])
         .current_dir("/")
         .stdin(Stdio::null())
@@ -107,7 +110,8 @@ pub fn bind_error_line(e: &Error) -> String {
 
 /// Serve the task API on `listener` until Shutdown. The caller (applet)
 /// has made us a subreaper in a session of our own.
-pub fn serve(flags: &Flags, addr: &str, listener: UnixListener) -> Result<()> {
+/// `log` is where background failures (and with -debug, each request) go.
+pub fn serve(flags: &Flags, addr: &str, listener: UnixListener, log: Log) -> Result<()> {
     let reaper = Reaper::start().context("start the reaper")?;
     let sink = match std::env::var("TTRPC_ADDRESS") {
         Ok(a) if !a.is_empty() => Sink::Ttrpc(a),
@@ -116,8 +120,8 @@ pub fn serve(flags: &Flags, addr: &str, listener: UnixListener) -> Result<()> {
             address: flags.address.clone(),
         },
     };
-    let events = Publisher::new(sink, &flags.namespace, reaper.clone());
-    let shim = Shim::new(&flags.namespace, addr, reaper, events);
+    let events = Publisher::new(sink, &flags.namespace, reaper.clone(), log.clone());
+    let shim = Shim::new(&flags.namespace, addr, reaper, events, log);
     let mut server = crate::ttrpc::Server::new();
     let service = Arc::new(TaskService(shim.clone()));
     server.register(SERVICE_V2, service.clone());

@@ -4,6 +4,7 @@
 //! retried. Without a ttrpc address the events go through containerd's
 //! `publish` command (the publish binary), as containerd's shims do.
 
+use super::log::Log;
 use super::reaper::Reaper;
 use crate::proto::events::{Envelope, ForwardRequest, EVENTS_SERVICE, FORWARD_METHOD};
 use crate::proto::types::{Any, Timestamp};
@@ -40,12 +41,13 @@ pub struct Publisher {
     sink: Arc<Sink>,
     namespace: Arc<str>,
     reaper: Reaper,
+    log: Log,
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Publisher {
-    pub fn new(sink: Sink, namespace: &str, reaper: Reaper) -> Publisher {
+    pub fn new(sink: Sink, namespace: &str, reaper: Reaper, log: Log) -> Publisher {
         Publisher {
             inner: Arc::new(Inner {
                 queue: Mutex::new(Queue {
@@ -58,6 +60,7 @@ impl Publisher {
             sink: Arc::new(sink),
             namespace: namespace.into(),
             reaper,
+            log,
         }
     }
 
@@ -140,7 +143,13 @@ impl Publisher {
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
-                Err(Retry::Never) => self.done_with_front(),
+                Err(Retry::Never) => {
+                    self.log.error(&format!(
+                        "event {} dropped: containerd refused it",
+                        env.topic
+                    ));
+                    self.done_with_front()
+                }
             }
         }
     }

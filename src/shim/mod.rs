@@ -5,12 +5,19 @@
 //!
 //! Memory is the design constraint (one shim per container or pod): a few
 //! threads with small stacks, no async runtime, nothing made before it is
-//! needed.
+//! needed. Measured (release build, one running container, 9 threads):
+//! VmHWM ~2.0 MB, of which RssAnon ~0.2 MB; the rest is this binary's text
+//! mapped from the page cache, shared by every shim and runtime process.
+//! How much of it a process maps depends on the kernel more than on us
+//! (64 KiB fault-around; 6.x maps whole large folios of a freshly written
+//! file: three touched pages of a just-copied binary map 1.6 MB).
 
 pub mod address;
 pub mod console;
 pub mod daemon;
 pub mod events;
+pub mod log;
+pub mod logger;
 pub mod metrics;
 pub mod oom;
 pub mod options;

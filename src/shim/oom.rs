@@ -40,14 +40,19 @@ fn memory_cgroup_of(pid: Pid) -> Option<String> {
     v2
 }
 
-/// Watch the memory cgroup `pid` is in; call `on_oom` at each OOM kill.
-/// None when there is nothing to watch (no memory cgroup).
-pub fn watch(id: &str, pid: Pid, on_oom: impl Fn() + Send + 'static) -> Option<OomWatch> {
+/// The cgroup `pid` is in (the runtime puts a container at the same path
+/// in every hierarchy), seen from here. None for the root cgroup.
+pub fn cgroup_of(id: &str, pid: Pid) -> Option<Cgroup> {
     let path = memory_cgroup_of(pid)?;
     if path == "/" {
         return None;
     }
-    let cg = Cgroup::for_container(Some(&path), id).ok()?;
+    Cgroup::for_container(Some(&path), id).ok()
+}
+
+/// Watch the memory cgroup `cg` (of container `id`); call `on_oom` at each
+/// OOM kill. None when there is nothing to watch (no memory cgroup).
+pub fn watch(cg: Cgroup, on_oom: impl Fn() + Send + 'static) -> Option<OomWatch> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     if let Some(efd) = cg.oom_eventfd() {

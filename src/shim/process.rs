@@ -4,6 +4,7 @@
 
 use super::stdio::{ProcessIo, StdioSpec};
 use crate::sys::process::Pid;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -36,6 +37,10 @@ pub struct Process {
     /// Empty for the init.
     pub exec_id: String,
     pub stdio: StdioSpec,
+    /// Set by the reaper the moment the process is reaped (before its exit
+    /// is reported): its pid may belong to someone else from then on.
+    /// Atomic, as the reaper must never wait for the record's lock.
+    pub reaped: AtomicBool,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -45,6 +50,7 @@ impl Process {
         Process {
             exec_id: exec_id.to_string(),
             stdio,
+            reaped: AtomicBool::new(false),
             state: Mutex::new(State {
                 status: Status::Created,
                 pid: 0,
@@ -62,6 +68,15 @@ impl Process {
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The record, if nobody holds it right now.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, State>> {
+        match self.state.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Wake everyone waiting on this process (after changing its state).

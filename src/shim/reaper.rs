@@ -23,10 +23,18 @@ pub struct Reaped {
 
 type Watcher = Box<dyn FnOnce(Reaped) + Send>;
 
+/// A point in the reaper's history: exits recorded before it belong to
+/// processes that ended before it (see [`Reaper::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mark(u64);
+
 #[derive(Default)]
 struct State {
-    /// Exits not yet claimed, by pid, and their order for trimming.
-    unclaimed: HashMap<Pid, Reaped>,
+    /// Exits not yet claimed, by pid (with the sequence number of their
+    /// recording), and their order for trimming.
+    unclaimed: HashMap<Pid, (u64, Reaped)>,
+    /// Exits recorded so far.
+    seq: u64,
     order: VecDeque<Pid>,
     /// Callbacks for pids someone watches.
     watchers: HashMap<Pid, Watcher>,
@@ -67,12 +75,27 @@ impl Reaper {
 
     /// Spawn a command. Never call `Child::wait` on the result: its exit
     /// belongs to the reaper; use [`Reaper::wait`].
+    ///
+    /// The lock is held across the spawn: an exit recorded for the new
+    /// pid before then belongs to an earlier process that had the same
+    /// pid (pids wrap around) and is dropped, and the new child's own exit
+    /// cannot be recorded until that is done.
     pub fn spawn(&self, cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
-        let child = cmd.spawn();
         let mut st = self.lock();
+        let child = cmd.spawn();
+        if let Ok(c) = &child {
+            st.unclaimed.remove(&(c.id() as Pid));
+        }
         st.spawned += 1;
         self.inner.changed.notify_all();
         child
+    }
+
+    /// Now, in the reaper's history. A process whose pid is learned later
+    /// (from a pid file) is watched with a mark taken before it could
+    /// exist, so an older exit of the same pid is not taken for its own.
+    pub fn mark(&self) -> Mark {
+        Mark(self.lock().seq)
     }
 
     /// Block until `pid` (a child we spawned) has exited; return its exit.
@@ -80,7 +103,7 @@ impl Reaper {
         let mut st = self.lock();
         *st.awaited.entry(pid).or_default() += 1;
         loop {
-            if let Some(r) = st.unclaimed.remove(&pid) {
+            if let Some((_, r)) = st.unclaimed.remove(&pid) {
                 st.order.retain(|p| *p != pid);
                 if let Some(n) = st.awaited.get_mut(&pid) {
                     *n -= 1;
@@ -99,14 +122,16 @@ impl Reaper {
     }
 
     /// Call `on_exit` (on the reaper's thread: keep it short) when `pid`
-    /// exits, or at once if its exit was already reaped.
-    pub fn watch(&self, pid: Pid, on_exit: impl FnOnce(Reaped) + Send + 'static) {
+    /// exits, or at once if its exit was reaped after `since`.
+    pub fn watch(&self, pid: Pid, since: Mark, on_exit: impl FnOnce(Reaped) + Send + 'static) {
         let mut st = self.lock();
-        if let Some(r) = st.unclaimed.remove(&pid) {
+        if let Some((seq, r)) = st.unclaimed.remove(&pid) {
             st.order.retain(|p| *p != pid);
-            drop(st);
-            on_exit(r);
-            return;
+            if seq >= since.0 {
+                drop(st);
+                on_exit(r);
+                return;
+            }
         }
         st.watchers.insert(pid, Box::new(on_exit));
     }
@@ -151,12 +176,15 @@ fn record(inner: &Inner, pid: Pid, exit: Exit) {
         at: SystemTime::now(),
     };
     let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+    let seq = st.seq;
+    st.seq += 1;
     if let Some(watcher) = st.watchers.remove(&pid) {
         drop(st);
         watcher(reaped);
         return;
     }
-    st.unclaimed.insert(pid, reaped);
+    st.unclaimed.insert(pid, (seq, reaped));
+    st.order.retain(|p| *p != pid);
     st.order.push_back(pid);
     // Forget the oldest exits nobody waits for.
     while st.order.len() > UNCLAIMED_KEPT {
@@ -212,10 +240,21 @@ mod tests {
         let child = r.spawn(Command::new("sleep").arg("100")).unwrap();
         let pid = child.id() as Pid;
         let (tx, rx) = mpsc::channel();
-        r.watch(pid, move |re| tx.send(re.exit).unwrap());
+        r.watch(pid, r.mark(), move |re| tx.send(re.exit).unwrap());
         crate::sys::process::kill(pid, libc::SIGKILL).unwrap();
         let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(got, Exit::Signal(libc::SIGKILL));
+        // An exit recorded before a mark is not taken for a later process
+        // of the same pid.
+        let child = r.spawn(&mut Command::new("true")).unwrap();
+        let pid = child.id() as Pid;
+        std::thread::sleep(Duration::from_millis(50));
+        let (tx, rx) = mpsc::channel();
+        r.watch(pid, r.mark(), move |re| tx.send(re.exit).unwrap());
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a stale exit was reported"
+        );
         // After a time with no children at all, a new spawn is still reaped.
         std::thread::sleep(Duration::from_millis(50));
         let child = r.spawn(&mut Command::new("true")).unwrap();

@@ -6,9 +6,11 @@
 
 use super::console::ConsoleSocket;
 use super::events::Publisher;
+use super::log::Log;
+use super::logger::LoggerEnv;
 use super::options::ShimOptions;
-use super::process::{Ended, Process, Status};
-use super::reaper::{Reaped, Reaper};
+use super::process::{Ended, Process, State, Status};
+use super::reaper::{Mark, Reaped, Reaper};
 use super::rootfs::{self, RootfsMount};
 use super::runtime::{self, Binary, CreateArgs, ExecArgs, ProcessStdio, Runtime};
 use super::stdio::{ProcessIo, StdioSpec};
@@ -22,6 +24,7 @@ use crate::ttrpc::{unary, Code, RequestContext, ShutdownHandle, Status as RpcSta
 use crate::{err_kind, Kind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +48,10 @@ pub struct Container {
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
     oom: Mutex<Option<super::oom::OomWatch>>,
+    /// The container's cgroup, read while its init lived: what is left in
+    /// it is killed when the init of a container without its own pid
+    /// namespace exits.
+    cgroup: Mutex<Option<crate::cgroups::Cgroup>>,
 }
 
 impl Container {
@@ -85,10 +92,35 @@ pub struct Shim {
     events: Publisher,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     shutdown: Mutex<Option<ShutdownHandle>>,
+    /// Ids whose Create is under way.
+    creating: Mutex<std::collections::HashSet<String>>,
+    log: Log,
+}
+
+/// A container id taken for a Create; given back when dropped.
+struct Reservation<'a> {
+    shim: &'a Shim,
+    id: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.shim
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl Shim {
-    pub fn new(namespace: &str, address: &str, reaper: Reaper, events: Publisher) -> Arc<Shim> {
+    pub fn new(
+        namespace: &str,
+        address: &str,
+        reaper: Reaper,
+        events: Publisher,
+        log: Log,
+    ) -> Arc<Shim> {
         Arc::new(Shim {
             namespace: namespace.to_string(),
             address: address.to_string(),
@@ -96,6 +128,8 @@ impl Shim {
             events,
             containers: Mutex::new(HashMap::new()),
             shutdown: Mutex::new(None),
+            creating: Mutex::new(Default::default()),
+            log,
         })
     }
 
@@ -113,6 +147,23 @@ impl Shim {
             .ok_or_else(|| err_kind!(NotFound, "container {id:?} does not exist in this shim"))
     }
 
+    /// Take a container id for the time of its Create.
+    fn reserve(&self, id: &str) -> Result<Reservation<'_>> {
+        let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if containers.contains_key(id) || creating.contains(id) {
+            return Err(err_kind!(
+                AlreadyExists,
+                "container {id:?} already exists in this shim"
+            ));
+        }
+        creating.insert(id.to_string());
+        Ok(Reservation {
+            shim: self,
+            id: id.to_string(),
+        })
+    }
+
     fn publish<M: prost::Message>(&self, topic: &str, type_name: &str, m: &M) {
         self.events.publish(topic, ev::any(type_name, m));
     }
@@ -128,18 +179,9 @@ impl Shim {
                 r.id
             ));
         }
-        if self
-            .containers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&r.id)
-        {
-            return Err(err_kind!(
-                AlreadyExists,
-                "container {:?} already exists in this shim",
-                r.id
-            ));
-        }
+        // The id is taken from now on, so a second Create of it (or a
+        // Shutdown) cannot slip in while the runtime works.
+        let _reserved = self.reserve(&r.id)?;
         let bundle = PathBuf::from(&r.bundle);
         let opts = super::options::from_any(r.options.as_ref())?;
         opts.save(&bundle)?;
@@ -171,21 +213,29 @@ impl Shim {
             init: Arc::new(Process::new("", stdio)),
             execs: Mutex::new(HashMap::new()),
             oom: Mutex::new(None),
+            cgroup: Mutex::new(None),
         };
         let pid_file = bundle.join("init.pid");
-        let made = launch(&c, &c.init.stdio, |stdio, console| {
-            c.runtime.create(
-                &CreateArgs {
-                    id: &r.id,
-                    bundle: &bundle,
-                    pid_file: &pid_file,
-                    console_socket: console,
-                    no_pivot: opts.no_pivot_root,
-                    no_new_keyring: opts.no_new_keyring,
-                },
-                stdio,
-            )
-        });
+        let since = self.reaper.mark();
+        let made = launch(
+            &c,
+            &c.init.stdio,
+            &self.reaper,
+            &self.namespace,
+            |stdio, console| {
+                c.runtime.create(
+                    &CreateArgs {
+                        id: &r.id,
+                        bundle: &bundle,
+                        pid_file: &pid_file,
+                        console_socket: console,
+                        no_pivot: opts.no_pivot_root,
+                        no_new_keyring: opts.no_new_keyring,
+                    },
+                    stdio,
+                )
+            },
+        );
         let (pid, io) = match made {
             Ok(x) => x,
             Err(e) => {
@@ -202,20 +252,19 @@ impl Shim {
             st.pid = pid;
             st.io = Some(io);
         }
-        let events = self.events.clone();
-        let cid = r.id.clone();
-        *c.oom.lock().unwrap_or_else(|e| e.into_inner()) =
-            super::oom::watch(&r.id, pid, move || {
-                events.publish(
-                    ev::topic::TASK_OOM,
-                    ev::any(
-                        ev::TASK_OOM,
-                        &ev::TaskOom {
-                            container_id: cid.clone(),
-                        },
-                    ),
-                )
+        let cgroup = super::oom::cgroup_of(&r.id, pid);
+        if let Some(cg) = cgroup.clone() {
+            let events = self.events.clone();
+            let cid = r.id.clone();
+            let watch = super::oom::watch(cg, move || {
+                let oom = ev::TaskOom {
+                    container_id: cid.clone(),
+                };
+                events.publish(ev::topic::TASK_OOM, ev::any(ev::TASK_OOM, &oom))
             });
+            *c.oom.lock().unwrap_or_else(|e| e.into_inner()) = watch;
+        }
+        *c.cgroup.lock().unwrap_or_else(|e| e.into_inner()) = cgroup;
         let c = Arc::new(c);
         self.containers
             .lock()
@@ -240,7 +289,7 @@ impl Shim {
         );
         // The init waits for `start`; its exit (a kill before start
         // included) is watched from now on.
-        self.watch_exit(&c, &c.init, pid);
+        self.watch_exit(&c, &c.init, pid, since);
         Ok(pb::CreateTaskResponse { pid: pid as u32 })
     }
 
@@ -293,20 +342,27 @@ impl Shim {
         };
         let process_json = c.bundle.join(format!(".exec-{}.json", r.exec_id));
         let pid_file = c.bundle.join(format!(".exec-{}.pid", r.exec_id));
+        let since = self.reaper.mark();
         std::fs::write(&process_json, &spec)
             .with_context(|| format!("write {}", process_json.display()))?;
-        let made = launch(&c, &p.stdio, |stdio, console| {
-            c.runtime.exec(
-                &ExecArgs {
-                    id: &c.id,
-                    process: &process_json,
-                    pid_file: &pid_file,
-                    console_socket: console,
-                },
-                &c.log(),
-                stdio,
-            )
-        });
+        let made = launch(
+            &c,
+            &p.stdio,
+            &self.reaper,
+            &self.namespace,
+            |stdio, console| {
+                c.runtime.exec(
+                    &ExecArgs {
+                        id: &c.id,
+                        process: &process_json,
+                        pid_file: &pid_file,
+                        console_socket: console,
+                    },
+                    &c.log(),
+                    stdio,
+                )
+            },
+        );
         let _ = std::fs::remove_file(&process_json);
         let _ = std::fs::remove_file(&pid_file);
         let (pid, io) = match made {
@@ -342,41 +398,72 @@ impl Shim {
         }
         // Watched after the start event went out, so the exit comes after
         // it (the reaper keeps an exit that came first).
-        self.watch_exit(&c, &p, pid);
+        self.watch_exit(&c, &p, pid, since);
         Ok(pb::StartResponse { pid: pid as u32 })
     }
 
     /// Report the exit of `pid` when it comes.
-    fn watch_exit(self: &Arc<Self>, c: &Arc<Container>, p: &Arc<Process>, pid: Pid) {
+    fn watch_exit(self: &Arc<Self>, c: &Arc<Container>, p: &Arc<Process>, pid: Pid, since: Mark) {
         let (shim, c, p) = (self.clone(), c.clone(), p.clone());
-        self.reaper.watch(pid, move |reaped| {
+        self.reaper.watch(pid, since, move |reaped| {
+            p.reaped.store(true, Ordering::SeqCst);
             // Off the reaper's thread: what follows runs the runtime (whose
             // exit the reaper must see) and waits for the output.
+            let (s2, c2, p2) = (shim.clone(), c.clone(), p.clone());
             let spawned = std::thread::Builder::new()
                 .name("exit".into())
                 .stack_size(super::SMALL_STACK)
-                .spawn(move || shim.finish_exit(&c, &p, pid, reaped));
-            if let Err(e) = spawned {
-                // Out of threads: still record the exit (without draining).
-                let _ = e;
+                .spawn(move || {
+                    s2.end_the_rest(&c2, &p2);
+                    s2.record_exit(&c2, &p2, pid, reaped, &mut p2.lock());
+                });
+            if spawned.is_err() {
+                // Out of threads: record the exit right here, without the
+                // steps that need the runtime or wait for output, unless a
+                // handler holds the record (it may be waiting for us).
+                shim.log
+                    .error(&format!("exit of pid {pid}: no thread to finish it"));
+                if let Some(mut st) = p.try_lock() {
+                    shim.record_exit(&c, &p, pid, reaped, &mut st);
+                }
             }
         });
     }
 
-    fn finish_exit(&self, c: &Container, p: &Process, pid: Pid, reaped: Reaped) {
+    /// Before an exit is reported: what is left of a container without a
+    /// pid namespace of its own is killed, the output is drained.
+    fn end_the_rest(&self, c: &Container, p: &Process) {
         if p.is_init() && !c.own_pid_ns {
-            // Nothing else ends the rest of the container's processes.
-            let _ = c.runtime.kill(&c.id, libc::SIGKILL, true, &c.log());
+            // Nothing else ends the rest of the container's processes. Not
+            // every runtime signals a container whose init is gone (skiff's
+            // refuses), so what is left in its cgroup is killed here too.
+            if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL, true, &c.log()) {
+                self.log
+                    .debug(&format!("after the init of {} exited: {e}", c.id));
+            }
+            if let Some(cg) = c.cgroup.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                for pid in cg.procs() {
+                    let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                }
+            }
         }
         let drain = p.lock().io.as_ref().map(|io| io.drain());
         if let Some(d) = drain {
-            d.wait(DRAIN_TIMEOUT);
+            if !d.wait(DRAIN_TIMEOUT) {
+                self.log.warn(&format!(
+                    "{} {}: output not drained within {DRAIN_TIMEOUT:?}, exit reported anyway",
+                    c.id, p.exec_id
+                ));
+            }
         }
+    }
+
+    /// Mark the process stopped, tell containerd, wake the waiters.
+    fn record_exit(&self, c: &Container, p: &Process, pid: Pid, reaped: Reaped, st: &mut State) {
         let ended = Ended {
             status: reaped.exit.status() as u32,
             at: reaped.at,
         };
-        let mut st = p.lock();
         st.status = Status::Stopped;
         st.ended = Some(ended);
         self.publish(
@@ -394,7 +481,6 @@ impl Shim {
                 exited_at: Some(Timestamp::from(ended.at)),
             },
         );
-        drop(st);
         p.notify();
     }
 
@@ -503,12 +589,22 @@ impl Shim {
             let st = p.lock();
             (st.pid, st.ended, st.status)
         };
-        if ended.is_some() {
-            return Err(err_kind!(NotFound, "process already finished"));
+        let finished = || err_kind!(NotFound, "process already finished");
+        if ended.is_some() || p.reaped.load(Ordering::SeqCst) {
+            return Err(finished());
         }
         let sig = r.signal as i32;
         if p.is_init() {
-            c.runtime.kill(&c.id, sig, r.all, &c.log())?;
+            match c.runtime.kill(&c.id, sig, r.all, &c.log()) {
+                // Gone between our check and the runtime's (as the runc
+                // shim, containerd is told NotFound).
+                Err(e)
+                    if e.message().contains("not running") || p.reaped.load(Ordering::SeqCst) =>
+                {
+                    return Err(finished())
+                }
+                other => other?,
+            }
         } else {
             if status == Status::Created || pid <= 0 {
                 return Err(err_kind!(
@@ -517,8 +613,10 @@ impl Shim {
                     r.exec_id
                 ));
             }
-            crate::sys::process::kill(pid, sig)
-                .with_context(|| format!("kill exec {} (pid {pid})", r.exec_id))?;
+            match crate::sys::process::kill(pid, sig) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(finished()),
+                other => other.with_context(|| format!("kill exec {} (pid {pid})", r.exec_id))?,
+            }
         }
         Ok(Empty {})
     }
@@ -709,11 +807,11 @@ impl Shim {
     }
 
     fn shutdown(&self, r: pb::ShutdownRequest) -> Result<Empty> {
-        let empty = self
-            .containers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+        let empty = {
+            let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+            let creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+            containers.is_empty() && creating.is_empty()
+        };
         if !empty && !r.now {
             return Ok(Empty {});
         }
@@ -766,6 +864,8 @@ fn wait_ended(p: &Process, timeout: Duration) -> Option<Ended> {
 fn launch(
     c: &Container,
     spec: &StdioSpec,
+    reaper: &Reaper,
+    namespace: &str,
     run: impl FnOnce(ProcessStdio, Option<&Path>) -> Result<Pid>,
 ) -> Result<(Pid, ProcessIo)> {
     if spec.terminal {
@@ -781,7 +881,12 @@ fn launch(
         let io = ProcessIo::start_console(spec, master)?;
         return Ok((pid, io));
     }
-    let (ends, pipes) = ProcessIo::pipes(spec, c.io_uid, c.io_gid)?;
+    let logger = LoggerEnv {
+        reaper,
+        container_id: &c.id,
+        namespace,
+    };
+    let (ends, pipes) = ProcessIo::pipes(spec, c.io_uid, c.io_gid, &logger)?;
     let pid = run(ends, None)?;
     let io = ProcessIo::start_pipes(spec, pipes)?;
     Ok((pid, io))
@@ -850,6 +955,16 @@ impl crate::ttrpc::Service for TaskService {
         method: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, RpcStatus> {
+        let answer = self.dispatch(method, payload);
+        if let Err(e) = &answer {
+            self.0.log.debug(&format!("{method}: {e}"));
+        }
+        answer
+    }
+}
+
+impl TaskService {
+    fn dispatch(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, RpcStatus> {
         let s = &self.0;
         match method {
             "State" => unary(payload, |r| rpc(s.state(r))),

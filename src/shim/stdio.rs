@@ -3,6 +3,7 @@
 //! small copying thread per stream. Output is drained to the end before the
 //! exit is reported, so nothing the process wrote is lost.
 
+use super::logger::LoggerEnv;
 use super::runtime::ProcessStdio;
 use crate::error::{Context, Error, Result};
 use std::fs::{File, OpenOptions};
@@ -28,6 +29,8 @@ enum Sink {
     Fifo(String),
     /// `file:///path`: appended to, both streams alike.
     File(String),
+    /// `binary:///path?args`: a logger program reads both streams.
+    Binary(String),
 }
 
 fn sink(uri: &str) -> Result<Sink> {
@@ -38,6 +41,7 @@ fn sink(uri: &str) -> Result<Sink> {
         None => Ok(Sink::Fifo(uri.to_string())),
         Some(("fifo", path)) => Ok(Sink::Fifo(path.to_string())),
         Some(("file", path)) => Ok(Sink::File(path.to_string())),
+        Some(("binary", _)) => Ok(Sink::Binary(uri.to_string())),
         Some((scheme, _)) => Err(crate::err_kind!(
             Unimplemented,
             "stdio {uri:?}: the {scheme}:// scheme is not supported by this shim"
@@ -104,6 +108,7 @@ pub struct ProcessIo {
 /// Our ends of a process's pipes and their destinations, opened before
 /// the process exists so that a bad path fails the request cleanly.
 pub struct Pipes {
+    output: Arc<Pending>,
     stdin_w: Option<OwnedFd>,
     stdout: Option<(OwnedFd, File)>,
     stderr: Option<(OwnedFd, File)>,
@@ -126,15 +131,45 @@ impl ProcessIo {
     /// Pipes for a process without a terminal: the container's ends, to
     /// pass to the runtime, and ours for [`ProcessIo::start_pipes`]. The
     /// container's ends belong to `uid`/`gid` when given (io_uid/io_gid).
+    /// A `binary://` logger is started here (it reads the pipes itself).
     pub fn pipes(
         spec: &StdioSpec,
         uid: Option<u32>,
         gid: Option<u32>,
+        logger: &LoggerEnv,
     ) -> Result<(ProcessStdio, Pipes)> {
-        let out_dst = open_sink(&sink(&spec.stdout)?)?;
-        let err_dst = open_sink(&sink(&spec.stderr)?)?;
         let mut ends = ProcessStdio::null();
+        let (out_sink, err_sink) = (sink(&spec.stdout)?, sink(&spec.stderr)?);
+        let output = Arc::new(Pending::default());
+        let mut started_logger = false;
+        if let Sink::Binary(uri) = &out_sink {
+            if !matches!(&err_sink, Sink::None) && err_sink != out_sink {
+                return Err(crate::err_kind!(
+                    InvalidArgument,
+                    "stdio: a binary:// stdout ({uri}) needs the same stderr, not {:?}",
+                    spec.stderr
+                ));
+            }
+            let l = super::logger::start(uri, logger)?;
+            chown(&l.stdout, uid, gid)?;
+            chown(&l.stderr, uid, gid)?;
+            ends.stdout = Stdio::from(l.stdout);
+            ends.stderr = Stdio::from(l.stderr);
+            // The output is drained when the logger has read it all and exits.
+            output.add();
+            let pending = output.clone();
+            logger
+                .reaper
+                .watch(l.pid, l.since, move |_| pending.finish());
+            started_logger = true;
+        }
+        let (out_dst, err_dst) = if started_logger {
+            (None, None)
+        } else {
+            (open_sink(&out_sink)?, open_sink(&err_sink)?)
+        };
         let mut p = Pipes {
+            output,
             stdin_w: None,
             stdout: None,
             stderr: None,
@@ -163,7 +198,7 @@ impl ProcessIo {
     /// Start copying between the fifos and our ends of `pipes` (once the
     /// runtime has the container's ends).
     pub fn start_pipes(spec: &StdioSpec, pipes: Pipes) -> Result<ProcessIo> {
-        let output = Arc::new(Pending::default());
+        let output = pipes.output;
         let has_stdin = pipes.stdin_w.is_some();
         let stdin = Arc::new(Mutex::new(pipes.stdin_w.map(File::from)));
         if has_stdin {
@@ -199,20 +234,6 @@ impl ProcessIo {
             console: Some(master),
             output,
         })
-    }
-
-    /// No stdio at all.
-    pub fn none() -> ProcessIo {
-        ProcessIo {
-            spec: StdioSpec::default(),
-            stdin: Arc::new(Mutex::new(None)),
-            console: None,
-            output: Arc::new(Pending::default()),
-        }
-    }
-
-    pub fn spec(&self) -> &StdioSpec {
-        &self.spec
     }
 
     /// A handle to wait (see [`Drain::wait`]) until the output has been
@@ -295,6 +316,12 @@ fn copy_stdin(fifo: String, dst: Arc<Mutex<Option<File>>>) -> Result<()> {
 fn open_sink(to: &Sink) -> Result<Option<File>> {
     Ok(Some(match to {
         Sink::None => return Ok(None),
+        Sink::Binary(uri) => {
+            return Err(crate::err_kind!(
+                InvalidArgument,
+                "stdio {uri}: a logger binary needs pipes, not a terminal"
+            ))
+        }
         Sink::Fifo(path) => OpenOptions::new()
             .read(true)
             .write(true)
@@ -391,7 +418,11 @@ mod tests {
             sink("file:///var/log/c.log").unwrap(),
             Sink::File("/var/log/c.log".into())
         );
-        let e = sink("binary:///usr/bin/logger?x=1").unwrap_err();
-        assert!(e.message().contains("binary://"), "{e}");
+        assert_eq!(
+            sink("binary:///usr/bin/logger?x=1").unwrap(),
+            Sink::Binary("binary:///usr/bin/logger?x=1".into())
+        );
+        let e = sink("http://x/y").unwrap_err();
+        assert!(e.message().contains("http://"), "{e}");
     }
 }

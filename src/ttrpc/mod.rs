@@ -5,16 +5,45 @@
 //! No async runtime: a server runs a thread per connection (reading
 //! frames) and a short-lived thread per request, all with small stacks, so
 //! an idle shim holds a few pages per connection. Messages are the prost
-//! structs of [`crate::proto`].
+//! structs of [`crate::proto`]. Unary calls are what containerd's task and
+//! event services use; streams (ttrpc 1.2: [`Service::call_stream`],
+//! [`Client::stream`]) are there for the daemon's Subscribe and content
+//! transfers.
+//!
+//! ```no_run
+//! use skiff::proto::task::{StateRequest, StateResponse, SERVICE_V2};
+//! use skiff::ttrpc::{self, Code, RequestContext, Server, Service, Status};
+//! use std::sync::Arc;
+//!
+//! struct Task;
+//! impl Service for Task {
+//!     fn call(&self, _: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+//!         match method {
+//!             "State" => ttrpc::unary(payload, |r: StateRequest| {
+//!                 Err::<StateResponse, _>(Status::new(Code::NotFound, format!("{}: not found", r.id)))
+//!             }),
+//!             _ => Err(ttrpc::unknown_method(method)),
+//!         }
+//!     }
+//! }
+//!
+//! let mut server = Server::new();
+//! server.register(SERVICE_V2, Arc::new(Task));
+//! server.allow_uid(Some(0));
+//! // server.shutdown_handle() (cloned into the Task) makes serve return.
+//! server.serve(ttrpc::listen("unix:///run/containerd/s/abc")?)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 mod addr;
 mod client;
 pub mod frame;
 mod server;
+mod stream;
 
 pub use addr::{connect_stream, listen};
-pub use client::{call, Client};
-pub use server::{RequestContext, Server, ShutdownHandle};
+pub use client::{call, Client, ClientStream};
+pub use server::{RequestContext, Server, ServerStream, ShutdownHandle};
 
 use crate::error::{Error, Kind};
 use std::fmt;
@@ -124,6 +153,12 @@ impl From<Error> for Status {
     }
 }
 
+impl From<std::io::Error> for Status {
+    fn from(e: std::io::Error) -> Status {
+        Status::from(Error::from(e))
+    }
+}
+
 /// A failed call as a crate [`Error`], keeping the kinds that have one.
 impl From<Status> for Error {
     fn from(s: Status) -> Error {
@@ -149,6 +184,20 @@ pub trait Service: Send + Sync + 'static {
     /// An unknown method is `Status::new(Code::Unimplemented, format!("method {method}"))`
     /// (see [`unknown_method`]).
     fn call(&self, ctx: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status>;
+
+    /// A streaming method (ttrpc 1.2: containerd's Events.Subscribe,
+    /// Content.Read/Write): [`ServerStream::recv`] gives the request's
+    /// payload, then what the client streams; [`ServerStream::send`]
+    /// streams back. Ok ends the stream normally, Err with that status.
+    fn call_stream(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        stream: &ServerStream,
+    ) -> Result<(), Status> {
+        let _ = (ctx, stream);
+        Err(unknown_method(method))
+    }
 }
 
 /// The status ttrpc answers an unknown method with.
@@ -175,6 +224,19 @@ pub fn unary<Req: prost::Message + Default, Resp: prost::Message>(
 pub(crate) fn short_type_name<T>() -> &'static str {
     let full = std::any::type_name::<T>();
     full.rsplit("::").next().unwrap_or(full)
+}
+
+/// Remove and return the value under `key` from a short list of pairs
+/// (services, connections, calls in flight: a few each, so a scan beats a
+/// hash map, also in binary size).
+pub(crate) fn take_entry<K: PartialEq, V>(list: &mut Vec<(K, V)>, key: &K) -> Option<V> {
+    let i = list.iter().position(|(k, _)| k == key)?;
+    Some(list.swap_remove(i).1)
+}
+
+/// A poisoned lock only means a handler panicked: the data is still usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

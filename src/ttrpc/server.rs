@@ -3,17 +3,20 @@
 //! else; answers go out as each request finishes, out of order.
 
 use super::addr::{peer_uid, NoSignalWriter};
-use super::frame::{self, Frame, Header, MAX_DATA, TYPE_REQUEST, TYPE_RESPONSE};
-use super::{Code, Service, Status};
+use super::frame::{
+    self, Frame, Header, FLAG_NO_DATA, FLAG_REMOTE_CLOSED, FLAG_REMOTE_OPEN, MAX_DATA, TYPE_DATA,
+    TYPE_REQUEST, TYPE_RESPONSE,
+};
+use super::stream::Inbox;
+use super::{lock, take_entry, Code, Service, Status};
 use crate::proto::ttrpc::{Request, Response};
 use prost::Message;
 use rustix::event::{PollFd, PollFlags};
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Stack of a connection's reader thread: it only reads frames and decodes
@@ -80,7 +83,7 @@ impl ShutdownHandle {
 }
 
 pub struct Server {
-    services: HashMap<String, Arc<dyn Service>>,
+    services: Vec<(String, Arc<dyn Service>)>,
     allow_uid: Option<u32>,
     handler_stack: usize,
     grace: Duration,
@@ -96,7 +99,7 @@ impl Default for Server {
 impl Server {
     pub fn new() -> Server {
         Server {
-            services: HashMap::new(),
+            services: Vec::new(),
             allow_uid: None,
             handler_stack: HANDLER_STACK,
             grace: Duration::from_secs(1),
@@ -109,7 +112,8 @@ impl Server {
 
     /// Serve `service` under `name` (e.g. "containerd.task.v2.Task").
     pub fn register(&mut self, name: &str, service: Arc<dyn Service>) {
-        self.services.insert(name.to_string(), service);
+        take_entry(&mut self.services, &name.to_string());
+        self.services.push((name.to_string(), service));
     }
 
     /// Only peers with this uid may talk (SO_PEERCRED); None = anyone.
@@ -135,7 +139,9 @@ impl Server {
     /// Serve on `listener` (blocking) until a ShutdownHandle fires; each
     /// connection gets a reader thread, each request a short-lived thread
     /// with a small stack; responses go out through one writer per
-    /// connection (out of order as they complete).
+    /// connection (out of order as they complete). A server serves once:
+    /// after a shutdown, `serve` returns at once. The listener is closed
+    /// on return; a socket file stays for the caller to remove.
     pub fn serve(&self, listener: UnixListener) -> io::Result<()> {
         let wake = Arc::new(rustix::event::eventfd(
             0,
@@ -145,7 +151,7 @@ impl Server {
         let state = Arc::new(State {
             services: self.services.clone(),
             handler_stack: self.handler_stack,
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Vec::new()),
             next_conn: AtomicUsize::new(0),
             in_flight: Mutex::new(0),
             idle: Condvar::new(),
@@ -213,9 +219,9 @@ impl Server {
 
 /// What the connections of one `serve` share.
 struct State {
-    services: HashMap<String, Arc<dyn Service>>,
+    services: Vec<(String, Arc<dyn Service>)>,
     handler_stack: usize,
-    conns: Mutex<HashMap<usize, Arc<Conn>>>,
+    conns: Mutex<Vec<(usize, Arc<Conn>)>>,
     next_conn: AtomicUsize,
     /// Requests being handled or answered, over all connections.
     in_flight: Mutex<usize>,
@@ -227,9 +233,22 @@ struct Conn {
     /// One writer at a time, so frames never interleave.
     write_lock: Mutex<()>,
     in_flight: AtomicUsize,
+    /// Streams whose client side is still open, by stream id.
+    streams: Mutex<Vec<(u32, Arc<Inbox>)>>,
 }
 
 impl Conn {
+    /// Write one frame; a peer that cannot take it is cut off.
+    fn send_frame(&self, stream_id: u32, kind: u8, flags: u8, data: &[u8]) -> io::Result<()> {
+        let buf = frame::encode_frame(stream_id, kind, flags, data)?;
+        let _guard = lock(&self.write_lock);
+        let sent = NoSignalWriter(&self.stream).write_all(&buf);
+        if sent.is_err() {
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
+        sent
+    }
+
     /// Send one response frame; a peer that cannot take it is cut off.
     fn respond(&self, stream_id: u32, result: Result<Vec<u8>, Status>) {
         let resp = match result {
@@ -257,13 +276,7 @@ impl Conn {
             }
             .encode_to_vec();
         }
-        let sent = frame::encode_frame(stream_id, TYPE_RESPONSE, 0, &data).and_then(|buf| {
-            let _guard = lock(&self.write_lock);
-            NoSignalWriter(&self.stream).write_all(&buf)
-        });
-        if sent.is_err() {
-            let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        }
+        let _ = self.send_frame(stream_id, TYPE_RESPONSE, 0, &data);
     }
 
     fn respond_status(&self, stream_id: u32, code: Code, message: impl Into<String>) {
@@ -278,20 +291,21 @@ impl State {
             stream,
             write_lock: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
+            streams: Mutex::new(Vec::new()),
         });
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        lock(&self.conns).insert(id, conn.clone());
+        lock(&self.conns).push((id, conn.clone()));
         let state = self.clone();
         let spawned = std::thread::Builder::new()
             .name("ttrpc-conn".into())
             .stack_size(READER_STACK)
             .spawn(move || {
                 state.read_requests(&conn);
-                lock(&state.conns).remove(&id);
+                take_entry(&mut lock(&state.conns), &id);
             });
         if spawned.is_err() {
             // The closure (and its Arc) is gone: closing is all we can do.
-            if let Some(conn) = lock(&self.conns).remove(&id) {
+            if let Some(conn) = take_entry(&mut lock(&self.conns), &id) {
                 let _ = conn.stream.shutdown(std::net::Shutdown::Both);
             }
         }
@@ -304,7 +318,15 @@ impl State {
             let (h, data) = match frame::read_frame(&mut &conn.stream) {
                 Ok(Some(Frame::Message(h, data))) => (h, data),
                 Ok(Some(Frame::TooLarge(h))) => {
-                    if h.kind == TYPE_REQUEST {
+                    if h.kind == TYPE_DATA {
+                        if let Some(inbox) = take_entry(&mut lock(&conn.streams), &h.stream_id) {
+                            inbox.finish(Err(Status::new(
+                                Code::ResourceExhausted,
+                                "stream message exceeds the maximum message size",
+                            )));
+                        }
+                    }
+                    if h.kind == TYPE_REQUEST || h.kind == TYPE_DATA {
                         conn.respond_status(
                             h.stream_id,
                             Code::ResourceExhausted,
@@ -318,36 +340,48 @@ impl State {
                 }
                 // End of stream: in-flight answers still go out (their
                 // threads hold the connection until they have written).
-                Ok(None) => return,
+                Ok(None) => {
+                    close_streams(conn);
+                    return;
+                }
+                // Truncated, or a length not worth reading through: the
+                // stream cannot be resynchronised.
                 Err(_) => break,
             };
-            match h.kind {
-                TYPE_REQUEST => {
-                    if let Err(why) = check_stream_id(&h, last_stream) {
-                        conn.respond_status(h.stream_id, Code::InvalidArgument, why);
-                        continue;
-                    }
-                    last_stream = h.stream_id;
-                    match Request::decode(&data[..]) {
-                        Ok(req) => self.dispatch(conn, h.stream_id, req),
-                        Err(e) => conn.respond_status(
-                            h.stream_id,
-                            Code::InvalidArgument,
-                            format!("unmarshal request: {e}"),
-                        ),
-                    }
-                }
-                // No streams are served: stray data or responses are dropped.
-                frame::TYPE_DATA | TYPE_RESPONSE => {}
-                _ => break, // not ttrpc: give up on this connection only
+            // No streams are served, so stray data or responses have
+            // nothing to go to; unknown types are ignored, as ttrpc does
+            // for compatibility with later versions.
+            if h.kind == TYPE_DATA {
+                stream_data(conn, &h, data);
+                continue;
+            }
+            if h.kind != TYPE_REQUEST {
+                continue;
+            }
+            if let Err(why) = check_stream_id(&h, last_stream) {
+                conn.respond_status(h.stream_id, Code::InvalidArgument, why);
+                continue;
+            }
+            last_stream = h.stream_id;
+            match Request::decode(&data[..]) {
+                Ok(req) => self.dispatch(conn, &h, req),
+                Err(e) => conn.respond_status(
+                    h.stream_id,
+                    Code::InvalidArgument,
+                    format!("unmarshal request error: {e}"),
+                ),
             }
         }
+        close_streams(conn);
         let _ = conn.stream.shutdown(std::net::Shutdown::Both);
     }
 
-    /// Run one request on its own thread.
-    fn dispatch(self: &Arc<Self>, conn: &Arc<Conn>, stream_id: u32, req: Request) {
-        let Some(service) = self.services.get(&req.service).cloned() else {
+    /// Run one request on its own thread: a unary call, or a stream when
+    /// the request carries a stream flag.
+    fn dispatch(self: &Arc<Self>, conn: &Arc<Conn>, h: &Header, req: Request) {
+        let stream_id = h.stream_id;
+        let found = self.services.iter().find(|(name, _)| *name == req.service);
+        let Some(service) = found.map(|(_, s)| s.clone()) else {
             conn.respond_status(
                 stream_id,
                 Code::Unimplemented,
@@ -373,15 +407,42 @@ impl State {
             deadline: (req.timeout_nano > 0)
                 .then(|| Instant::now() + Duration::from_nanos(req.timeout_nano as u64)),
         };
-        let (method, payload) = (req.method, req.payload);
+        let (method, mut payload) = (req.method, req.payload);
+        let stream = (h.flags & (FLAG_REMOTE_CLOSED | FLAG_REMOTE_OPEN) != 0)
+            .then(|| open_stream(conn, h, std::mem::take(&mut payload)));
         let spawned = std::thread::Builder::new()
             .stack_size(self.handler_stack)
             .spawn(move || {
-                let result = service.call(&ctx, &method, &payload);
-                guard.conn.respond(stream_id, result);
+                // With panic=abort (release) a panic ends the process; in
+                // a test build the caller still gets an answer.
+                let run = std::panic::AssertUnwindSafe(|| match &stream {
+                    None => service.call(&ctx, &method, &payload).map(Some),
+                    Some(s) => service.call_stream(&ctx, &method, s).map(|()| None),
+                });
+                let result = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                    Err(Status::new(
+                        Code::Internal,
+                        format!("method {method}: handler panicked"),
+                    ))
+                });
+                if let Some(s) = &stream {
+                    take_entry(&mut lock(&guard.conn.streams), &stream_id);
+                    s.inbox.finish(Ok(()));
+                }
+                match result {
+                    Ok(Some(answer)) => guard.conn.respond(stream_id, Ok(answer)),
+                    // The end of a stream that went well: an empty data
+                    // frame flagged remote-closed, as ttrpc sends it.
+                    Ok(None) => {
+                        let flags = FLAG_REMOTE_CLOSED | FLAG_NO_DATA;
+                        let _ = guard.conn.send_frame(stream_id, TYPE_DATA, flags, &[]);
+                    }
+                    Err(status) => guard.conn.respond(stream_id, Err(status)),
+                }
                 drop(guard);
             });
         if let Err(e) = spawned {
+            take_entry(&mut lock(&conn.streams), &stream_id);
             conn.respond_status(
                 stream_id,
                 Code::ResourceExhausted,
@@ -408,9 +469,85 @@ impl State {
 
     /// Close every connection: their readers see the end and exit.
     fn close_all(&self) {
-        for conn in lock(&self.conns).values() {
+        for (_, conn) in lock(&self.conns).iter() {
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+/// A stream for a request flagged remote-closed (the client only
+/// listens) or remote-open (the client streams too).
+fn open_stream(conn: &Arc<Conn>, h: &Header, payload: Vec<u8>) -> ServerStream {
+    let inbox = Arc::new(Inbox::default());
+    let client_streams = h.flags & FLAG_REMOTE_OPEN != 0;
+    // The request's payload is the first message, even when empty (an
+    // empty message encodes to nothing), unless the client streams and
+    // sent none.
+    if !client_streams || !payload.is_empty() {
+        inbox.push(payload);
+    }
+    if client_streams {
+        lock(&conn.streams).push((h.stream_id, inbox.clone()));
+    } else {
+        inbox.finish(Ok(()));
+    }
+    ServerStream {
+        conn: conn.clone(),
+        id: h.stream_id,
+        inbox,
+    }
+}
+
+/// The client is gone: its open streams end (their handlers' recv sees
+/// the end).
+fn close_streams(conn: &Conn) {
+    for (_, inbox) in lock(&conn.streams).drain(..) {
+        inbox.finish(Ok(()));
+    }
+}
+
+/// A data frame from the client for one of its open streams.
+fn stream_data(conn: &Conn, h: &Header, data: Vec<u8>) {
+    let found = lock(&conn.streams)
+        .iter()
+        .find(|(id, _)| *id == h.stream_id)
+        .map(|(_, inbox)| inbox.clone());
+    let Some(inbox) = found else {
+        conn.respond_status(
+            h.stream_id,
+            Code::InvalidArgument,
+            "StreamID is no longer active",
+        );
+        return;
+    };
+    if h.flags & FLAG_NO_DATA == 0 {
+        inbox.push(data);
+    }
+    if h.flags & FLAG_REMOTE_CLOSED != 0 {
+        take_entry(&mut lock(&conn.streams), &h.stream_id);
+        inbox.finish(Ok(()));
+    }
+}
+
+/// A handler's side of a streaming call.
+pub struct ServerStream {
+    conn: Arc<Conn>,
+    id: u32,
+    inbox: Arc<Inbox>,
+}
+
+impl ServerStream {
+    /// The next message from the client (the request's payload first);
+    /// None once the client closed its side.
+    pub fn recv(&self) -> Option<Vec<u8>> {
+        self.inbox.next(None).and_then(|r| r.ok().flatten())
+    }
+
+    /// Send one message to the client; Unavailable once it is gone.
+    pub fn send(&self, msg: &[u8]) -> Result<(), Status> {
+        self.conn
+            .send_frame(self.id, TYPE_DATA, 0, msg)
+            .map_err(|e| Status::new(Code::Unavailable, format!("stream {}: {e}", self.id)))
     }
 }
 
@@ -450,9 +587,4 @@ impl Drop for InFlight {
             self.state.idle.notify_all();
         }
     }
-}
-
-/// A poisoned lock only means a handler panicked: the data is still usable.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
