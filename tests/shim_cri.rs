@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The shim under test (the runtime_type of the `skiff` handler).
-const RUNTIME: &str = "io.containerd.runc.v2";
+/// The shim under test (the runtime_type of the `skiff` handler);
+/// `SKIFF_SHIM_RUNTIME=io.containerd.runc.v2` is the baseline.
+const RUNTIME: &str = "io.containerd.skiff.v2";
 
 fn runtime_name() -> String {
     match std::env::var("SKIFF_SHIM_RUNTIME") {
