@@ -246,8 +246,8 @@ fn exec_logger(name: &str, args: &[String]) -> ExitCode {
         let _ = dup2(null.as_raw_fd(), fd);
     }
     let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
-    let err = execve(path, args, &env);
-    // stderr is /dev/null by now: the shim sees the logger end unready.
-    let _ = err;
+    // Returns only on failure; stderr is /dev/null by now, and the shim
+    // sees the ready pipe close with no logger behind it.
+    let _ = execve(path, args, &env);
     ExitCode::from(127)
 }

@@ -282,8 +282,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     }
 
     /// Remove whatever a failed test left in our namespace, then stop
-    /// containerd and unmount what it mounted under the test dir.
+    /// containerd and unmount what it mounted under the test dir, and the
+    /// runtime's (empty) state directory of the namespace.
     fn stop(&mut self) {
+        let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&self.ns));
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -419,6 +421,25 @@ fn ctr_run_rm_through_the_skiff_shim() {
     assert!(
         wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
         "shim still running: {:?}",
+        shims_of(&ns)
+    );
+
+    // A program that is not there: a clear error, nothing left.
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        "r0",
+        "/no/such/program",
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("/no/such/program"), "{}", out.stderr);
+    let _ = ctd.ctr(&["container", "delete", "r0"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || shims_of(&ns).is_empty()),
+        "shim still running after a failed create: {:?}",
         shims_of(&ns)
     );
 
@@ -1431,5 +1452,141 @@ fn task_api_directly() {
     );
     stop_events.shutdown();
     let _ = events_thread.join();
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+}
+
+/// Without TTRPC_ADDRESS the events go through `PUBLISH_BINARY --address A
+/// publish --topic T --namespace NS`, the event (an Any) on stdin.
+#[test]
+fn events_through_the_publish_binary() {
+    use skiff::proto::task as pb;
+    use skiff::ttrpc::{call, Client};
+    let ctx = Ctx::new("shim-publish");
+    let mut config = ctx.config();
+    config.sh("exit 0");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let ns = format!("skiff-pub-{}", std::process::id());
+    let record = ctx.path("published.txt");
+    let publisher = ctx.path("publish.sh");
+    fs::write(
+        &publisher,
+        format!(
+            "#!/bin/sh\nn=$(wc -c)\necho \"$* stdin=$n\" >>{}\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&publisher, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(skiff_binary())
+        .args([
+            "containerd-shim-skiff-v2",
+            "-namespace",
+            &ns,
+            "-address",
+            "/run/x.sock",
+        ])
+        .arg("-publish-binary")
+        .arg(&publisher)
+        .args(["-id", &id, "start"])
+        .current_dir(&ctx.bundle)
+        .env_remove("TTRPC_ADDRESS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let address = String::from_utf8_lossy(&out.stdout).to_string();
+    let client = Client::connect(&address).unwrap();
+    const V2: &str = "containerd.task.v2.Task";
+    let t = Some(Duration::from_secs(20));
+    let created: pb::CreateTaskResponse = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(created.pid as i32);
+    let req = |exec_id: &str| pb::StartRequest {
+        id: id.clone(),
+        exec_id: exec_id.into(),
+    };
+    let _: pb::StartResponse = call(&client, V2, "Start", &req(""), t).unwrap();
+    let _: pb::WaitResponse = call(
+        &client,
+        V2,
+        "Wait",
+        &pb::WaitRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    let _: pb::DeleteResponse = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    let connect: pb::ConnectResponse = call(
+        &client,
+        V2,
+        "Connect",
+        &pb::ConnectRequest { id: id.clone() },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(connect.shim_pid as i32);
+    // Shutdown sends what is queued before the shim leaves.
+    let _: Result<skiff::proto::types::Empty, _> = call(
+        &client,
+        V2,
+        "Shutdown",
+        &pb::ShutdownRequest {
+            id: id.clone(),
+            now: false,
+        },
+        t,
+    );
+    let text = fs::read_to_string(&record).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let topics: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "--topic").nth(1))
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/exit",
+            "/tasks/delete"
+        ],
+        "{text}"
+    );
+    for l in &lines {
+        assert!(
+            l.starts_with("--address /run/x.sock publish --topic "),
+            "{l}"
+        );
+        assert!(l.contains(&format!("--namespace {ns}")), "{l}");
+        assert!(!l.ends_with("stdin=0"), "no event on stdin: {l}");
+    }
     let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }

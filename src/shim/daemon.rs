@@ -140,7 +140,7 @@ pub fn serve(flags: &Flags, addr: &str, listener: UnixListener, log: Log) -> Res
 /// containerd runs it also after every normal shutdown.
 pub fn delete(flags: &Flags, bundle: &Path) -> Result<DeleteResponse> {
     let reaper = Reaper::start().context("start the reaper")?;
-    let runtime = super::service::runtime_of_bundle(bundle, &flags.namespace, &reaper)?;
+    let runtime = super::container::runtime_of_bundle(bundle, &flags.namespace, &reaper)?;
     // Ask the runtime only when its state is there (runc, crun and skiff
     // all keep ROOT/ID): the common case, after a clean shutdown, costs
     // no process.

@@ -14,6 +14,7 @@
 
 pub mod address;
 pub mod console;
+pub mod container;
 pub mod daemon;
 pub mod events;
 pub mod log;

@@ -255,12 +255,19 @@ fn strip_comment(line: &str) -> &str {
 mod tests {
     use super::*;
 
+    /// A config file in a directory of its own (tests run in parallel),
+    /// removed by [`gone`].
     fn write(name: &str, text: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("skiff-shim-opts-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("skiff-shim-opts-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p.display().to_string()
+    }
+
+    fn gone(path: &str) {
+        let _ = std::fs::remove_dir_all(std::path::Path::new(path).parent().unwrap());
     }
 
     #[test]
@@ -270,9 +277,11 @@ mod tests {
         assert_eq!(o.binary_name, "/usr/sbin/runc");
         assert_eq!(o.root, "/run/r");
         assert!(o.systemd_cgroup);
+        gone(&p);
         let p = write("b.json", r#"{"BinaryName": "crun", "root": "/x"}"#);
         let o = ShimOptions::from_config_file(&p).unwrap();
         assert_eq!((o.binary_name.as_str(), o.root.as_str()), ("crun", "/x"));
+        gone(&p);
     }
 
     #[test]
@@ -283,12 +292,14 @@ mod tests {
             e.message().contains(&p) && e.message().contains("runtime"),
             "{e}"
         );
+        gone(&p);
         let p = write("d.toml", "binary_name runc\n");
         let e = ShimOptions::from_config_file(&p).unwrap_err();
         assert!(
             e.message().contains(&p) && e.message().contains("line 1"),
             "{e}"
         );
+        gone(&p);
         let e = ShimOptions::from_config_file("/nonexistent/skiff.toml").unwrap_err();
         assert!(e.message().contains("/nonexistent/skiff.toml"), "{e}");
     }

@@ -288,7 +288,14 @@ impl Runtime {
                 (!s.is_empty()).then(|| s.lines().last().unwrap_or(s).to_string())
             })
             .unwrap_or_else(|| format!("exit status {}", exit.status()));
-        Error::of(kind_of(&msg), format!("{} {verb}: {msg}", self.name()))
+        // A create or exec failing on "no such file" (a missing program in
+        // the container) is no NotFound of the container to containerd.
+        let kind = match (verb, kind_of(&msg)) {
+            ("create" | "exec", Kind::AlreadyExists) => Kind::AlreadyExists,
+            ("create" | "exec", _) => Kind::Other,
+            (_, kind) => kind,
+        };
+        Error::of(kind, format!("{} {verb}: {msg}", self.name()))
     }
 }
 
