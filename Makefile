@@ -35,6 +35,7 @@ lint: deps
 bench: build test-deps
 	scripts/bench
 	scripts/bench-pull
+	scripts/bench-shim
 
 clean:
 	cargo clean
