@@ -8,6 +8,7 @@ pub mod json;
 pub mod log;
 pub mod metadata;
 pub mod oci;
+pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;

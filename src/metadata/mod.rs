@@ -38,18 +38,17 @@
 //! (e.g. create refuses an existing id), so threads and processes agree.
 
 pub mod gc;
-pub mod record;
 
 use crate::err_kind;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::image::digest::Digest;
 use crate::image::oci::Descriptor;
 use crate::json::{Node, Writer};
+use crate::record::{self, check_identifier, now_nanos, Labels};
 use crate::snapshot::Snapshotter;
-use record::{check_identifier, now_nanos, Labels};
-use rustix::fs::{flock, FlockOperation};
+use crate::sys::fs::{lock_file, LockMode};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 /// Label that makes a record a garbage-collection root.
@@ -206,16 +205,8 @@ impl Db {
     }
 
     fn lock(&self) -> Result<WriteLock> {
-        let p = self.root.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open {}", p.display()))?;
-        flock(&f, FlockOperation::LockExclusive)
-            .with_context(|| format!("lock {}", p.display()))?;
-        Ok(WriteLock(f))
+        let f = lock_file(&self.root.join("lock"), LockMode::Exclusive, true)?;
+        Ok(WriteLock(f.expect("waited")))
     }
 
     fn ns_dir(&self, ns: &str) -> PathBuf {
@@ -527,6 +518,11 @@ impl Db {
     pub fn set_content_labels(&self, ns: &str, d: &Digest, labels: Labels) -> Result<()> {
         record::check_labels(&format!("content {d}"), &labels)?;
         let _l = self.lock()?;
+        self.write_content_labels(ns, d, labels)
+    }
+
+    /// [`Db::set_content_labels`] under a lock the caller holds.
+    fn write_content_labels(&self, ns: &str, d: &Digest, labels: Labels) -> Result<()> {
         let dir = self.ensure_namespace(ns)?.join("content");
         let path = self.content_path(ns, d);
         if labels.is_empty() {
@@ -538,9 +534,13 @@ impl Db {
 
     /// Set one label on a blob, keeping the others.
     pub fn add_content_label(&self, ns: &str, d: &Digest, key: &str, value: &str) -> Result<()> {
+        // Read, change and write under one lock: a label another writer
+        // adds meanwhile is not lost.
+        let _l = self.lock()?;
         let mut labels = self.content_labels(ns, d)?;
         labels.insert(key.to_string(), value.to_string());
-        self.set_content_labels(ns, d, labels)
+        record::check_labels(&format!("content {d}"), &labels)?;
+        self.write_content_labels(ns, d, labels)
     }
 }
 

@@ -12,7 +12,7 @@
 use super::{Info, Kind};
 use crate::error::{Context, Result};
 use crate::json::{Node, Writer};
-use crate::metadata::record;
+use crate::record;
 use std::collections::{HashMap, HashSet};
 
 use std::path::{Path, PathBuf};
@@ -100,6 +100,12 @@ impl Table {
         };
         record::remove(&self.path(rec.id))?;
         Ok(self.by_key.remove(key))
+    }
+
+    /// Remove the record file of `id` if one is on disk but not in the
+    /// table (a write that failed after its rename).
+    pub fn forget(&mut self, id: u64) {
+        let _ = record::remove(&self.path(id));
     }
 
     /// Ids present as directories that neither a record nor a build in

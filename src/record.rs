@@ -78,13 +78,24 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Remove temporaries a killed writer left in `dir` (not recursive).
+/// Remove temporaries a killed writer left in `dir` (not recursive): only
+/// those whose writer (the pid in the name) is gone, so a write in flight
+/// in another process or thread is left alone.
 pub fn sweep_temporaries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TMP_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() as i32 && !crate::sys::process::alive(pid) {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -235,11 +246,15 @@ mod tests {
         let p = dir.join("a.json");
         write(&p, b"1").unwrap();
         write(&p, b"2").unwrap();
-        fs::write(dir.join(".tmp-1-1"), b"torn").unwrap();
+        // A dead writer's (pid_max is below 2^22) and a live one's.
+        fs::write(dir.join(".tmp-4194305-1"), b"torn").unwrap();
+        let live = format!(".tmp-{}-99", std::process::id());
+        fs::write(dir.join(&live), b"in flight").unwrap();
         assert_eq!(read(&p).unwrap().as_deref(), Some("2"));
         assert_eq!(list(&dir).unwrap(), vec![p.clone()]);
         sweep_temporaries(&dir);
-        assert!(!dir.join(".tmp-1-1").exists());
+        assert!(!dir.join(".tmp-4194305-1").exists());
+        assert!(dir.join(&live).exists(), "a live writer's temporary stays");
         remove(&p).unwrap();
         remove(&p).unwrap();
         assert!(read(&p).unwrap().is_none());
