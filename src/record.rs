@@ -162,14 +162,13 @@ pub fn read_labels(n: &Node) -> Result<Labels> {
 
 /// Bytes (a protobuf Any, an OCI spec) as base64 in a JSON string.
 pub fn write_bytes(w: &mut Writer, key: &str, data: &[u8]) {
-    w.key(key).str(&crate::registry::auth::base64_encode(data));
+    w.key(key).str(&crate::base64::encode(data));
 }
 
 pub fn read_bytes(n: &Node, key: &str) -> Result<Vec<u8>> {
     match n.get(key)? {
         None => Ok(Vec::new()),
-        Some(v) => crate::registry::auth::base64_decode(v.str()?)
-            .ok_or_else(|| v.invalid("not valid base64")),
+        Some(v) => crate::base64::decode(v.str()?).ok_or_else(|| v.invalid("not valid base64")),
     }
 }
 

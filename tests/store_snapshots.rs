@@ -13,11 +13,11 @@ mod fetch_support;
 use common::*;
 use fetch_support::{busybox_entries, dir, file, write_layout, Comp, ImageSpec, Layer};
 use skiff::image::store::Store;
+use skiff::metadata::unpack::{prepare_container, unpack_image, unpacked_chain};
 use skiff::metadata::{gc, snapshot_key, Container, Db, Image, Runtime};
 use skiff::record::Labels;
 use skiff::snapshot::mount::{mount_all, unmount, Mount};
-use skiff::snapshot::unpack::{prepare_container, unpack_image, unpacked_chain};
-use skiff::snapshot::{Driver, Kind, Snapshotter};
+use skiff::snapshot::{Driver, SnapshotKind, Snapshotter};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -213,7 +213,7 @@ fn overlay_image_unpacks_mounts_runs_and_is_collected() {
     );
     let committed = sn.list();
     assert_eq!(committed.len(), 4);
-    assert!(committed.iter().all(|i| i.kind == Kind::Committed));
+    assert!(committed.iter().all(|i| i.kind == SnapshotKind::Committed));
 
     // The lease alone keeps blobs and snapshots through a collection.
     let r = gc::collect(&db, &store, &[&sn]).unwrap();
@@ -484,7 +484,7 @@ fn concurrent_unpacks_share_layers() {
     assert_eq!(results[0].applied + results[1].applied, 3, "{results:?}");
     let all = sn.list();
     assert_eq!(all.len(), 3, "{all:?}");
-    assert!(all.iter().all(|i| i.kind == Kind::Committed));
+    assert!(all.iter().all(|i| i.kind == SnapshotKind::Committed));
     assert_eq!(names_in(&root.join("overlayfs/snapshots")).len(), 3);
     db.delete_lease("default", "u").unwrap();
     let r = gc::collect(&db, &store, &[&sn]).unwrap();

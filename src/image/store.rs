@@ -19,7 +19,7 @@
 
 use crate::error::{Context, Error, Result};
 use crate::image::digest::{self, Digest, Verifier};
-use crate::image::oci::{self, Descriptor, Document, REF_NAME};
+use crate::image::oci::{self, Descriptor, REF_NAME};
 use crate::json::{self, Node, Writer};
 use crate::record;
 use crate::sys::fs::{lock_file, LockMode};
@@ -267,38 +267,21 @@ impl Store {
 
     /// Delete every blob not reachable from `roots`.
     fn gc(&self, roots: &[Descriptor]) -> Result<()> {
+        use crate::image::content;
         let mut keep: HashSet<Digest> = HashSet::new();
         let mut todo: Vec<Descriptor> = roots.to_vec();
         while let Some(d) = todo.pop() {
-            if !keep.insert(d.digest.clone()) || !self.has(&d) {
-                continue;
-            }
-            if d.size > oci::MAX_DOCUMENT || oci::layer_compression(&d.media_type).is_some() {
-                continue;
-            }
-            let Ok(data) = self.read(&d) else { continue };
-            match oci::parse_document(&data, &d.media_type, "") {
-                Ok(Document::Index(list)) => todo.extend(list),
-                Ok(Document::Manifest(m)) => {
-                    keep.insert(m.config.digest.clone());
-                    keep.extend(m.layers.iter().map(|l| l.digest.clone()));
-                }
-                Err(_) => {}
+            if keep.insert(d.digest.clone()) {
+                // A document that cannot be read keeps nothing more.
+                todo.extend(content::children(self, &d).unwrap_or_default());
             }
         }
-        for alg in ["sha256", "sha512"] {
-            let dir = self.root.join("blobs").join(alg);
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Ok(d) = Digest::parse(&format!("{alg}:{name}")) else {
-                    continue;
-                };
-                if !keep.contains(&d) {
-                    fs::remove_file(e.path()).with_context(|| format!("remove blob {d}"))?;
-                }
+        for b in content::list_blobs(self)? {
+            if !keep.contains(&b.digest) {
+                content::delete_blob(self, &b.digest).or_else(|e| match e.kind() {
+                    crate::Kind::NotFound => Ok(()),
+                    _ => Err(e),
+                })?;
             }
         }
         Ok(())

@@ -38,6 +38,7 @@
 //! (e.g. create refuses an existing id), so threads and processes agree.
 
 pub mod gc;
+pub mod unpack;
 
 use crate::err_kind;
 use crate::error::{Error, Result};

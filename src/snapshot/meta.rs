@@ -9,7 +9,7 @@
 //! leaves at worst a directory without a record, which [`Table::orphans`]
 //! finds.
 
-use super::{Info, Kind};
+use super::{Info, SnapshotKind};
 use crate::error::{Context, Result};
 use crate::json::{Node, Writer};
 use crate::record;
@@ -147,7 +147,8 @@ fn decode(text: &str, path: &Path) -> Result<Record> {
         Ok(Record {
             id: n.need("id")?.u64()?,
             info: Info {
-                kind: Kind::parse(kind.str()?).ok_or_else(|| kind.invalid("unknown kind"))?,
+                kind: SnapshotKind::parse(kind.str()?)
+                    .ok_or_else(|| kind.invalid("unknown kind"))?,
                 name: n.need("key")?.string()?,
                 parent: n.need("parent")?.string()?,
                 labels: record::read_labels(&n)?,

@@ -18,7 +18,6 @@ pub mod meta;
 pub mod mount;
 pub mod native;
 pub mod overlay;
-pub mod unpack;
 
 use crate::err_kind;
 use crate::error::{Context, Error, Result};
@@ -30,36 +29,37 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Label that makes a snapshot a garbage-collection root.
-pub const LABEL_GC_ROOT: &str = "containerd.io/gc.root";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum SnapshotKind {
     View,
     Active,
     Committed,
 }
 
-impl Kind {
+impl SnapshotKind {
     /// containerd's names (`ctr snapshots ls` prints them).
     pub fn name(self) -> &'static str {
         match self {
-            Kind::View => "View",
-            Kind::Active => "Active",
-            Kind::Committed => "Committed",
+            SnapshotKind::View => "View",
+            SnapshotKind::Active => "Active",
+            SnapshotKind::Committed => "Committed",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::View, Kind::Active, Kind::Committed]
-            .into_iter()
-            .find(|k| k.name() == s)
+    pub fn parse(s: &str) -> Option<SnapshotKind> {
+        [
+            SnapshotKind::View,
+            SnapshotKind::Active,
+            SnapshotKind::Committed,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
-    pub kind: Kind,
+    pub kind: SnapshotKind,
     /// The key (active, view) or name (committed).
     pub name: String,
     /// The parent's name, "" for none.
@@ -205,17 +205,23 @@ impl Snapshotter {
 
     /// A writable snapshot on `parent` ("" for none); returns its mounts.
     pub fn prepare(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
-        self.create(Kind::Active, key, parent, labels)
+        self.create(SnapshotKind::Active, key, parent, labels)
             .with_context(|| format!("prepare snapshot {key}"))
     }
 
     /// A read-only snapshot of `parent`; returns its mounts.
     pub fn view(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
-        self.create(Kind::View, key, parent, labels)
+        self.create(SnapshotKind::View, key, parent, labels)
             .with_context(|| format!("view snapshot {key}"))
     }
 
-    fn create(&self, kind: Kind, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
+    fn create(
+        &self,
+        kind: SnapshotKind,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Vec<Mount>> {
         if key.is_empty() {
             return Err(err_kind!(InvalidArgument, "empty key"));
         }
@@ -231,7 +237,7 @@ impl Snapshotter {
                 let p = t.get(parent).ok_or_else(|| {
                     err_kind!(NotFound, "parent snapshot {parent} does not exist")
                 })?;
-                if p.info.kind != Kind::Committed {
+                if p.info.kind != SnapshotKind::Committed {
                     return Err(err_kind!(
                         FailedPrecondition,
                         "parent snapshot {parent} is not committed"
@@ -276,14 +282,14 @@ impl Snapshotter {
     }
 
     /// Make `snapshots/<id>` complete, then it may get its record.
-    fn build_dir(&self, kind: Kind, id: u64, parent: Option<u64>) -> Result<()> {
+    fn build_dir(&self, kind: SnapshotKind, id: u64, parent: Option<u64>) -> Result<()> {
         let dir = self.dir(id);
         fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
         let fs_dir = self.fs_dir(id);
         match self.driver {
             Driver::Overlay => {
                 mkdir_mode(&fs_dir, 0o755)?;
-                if kind == Kind::Active && parent.is_some() {
+                if kind == SnapshotKind::Active && parent.is_some() {
                     mkdir_mode(&dir.join("work"), 0o711)?;
                 }
             }
@@ -320,9 +326,9 @@ impl Snapshotter {
 
     fn mounts_of(&self, t: &Table, rec: &Record) -> Result<Vec<Mount>> {
         let read_only = match rec.info.kind {
-            Kind::Active => false,
-            Kind::View => true,
-            Kind::Committed => {
+            SnapshotKind::Active => false,
+            SnapshotKind::View => true,
+            SnapshotKind::Committed => {
                 return Err(err_kind!(
                     FailedPrecondition,
                     "snapshot {} is committed: only active snapshots and views have mounts",
@@ -381,7 +387,7 @@ impl Snapshotter {
             ))
             .with_context(what);
         }
-        if rec.info.kind != Kind::Active {
+        if rec.info.kind != SnapshotKind::Active {
             return Err(err_kind!(
                 FailedPrecondition,
                 "snapshot {key} is {}, not active",
@@ -389,7 +395,7 @@ impl Snapshotter {
             ))
             .with_context(what);
         }
-        rec.info.kind = Kind::Committed;
+        rec.info.kind = SnapshotKind::Committed;
         rec.info.name = name.to_string();
         rec.info.labels.extend(labels);
         rec.info.updated = now_nanos();
@@ -494,7 +500,7 @@ impl Snapshotter {
     pub fn apply_target(&self, key: &str) -> Result<(PathBuf, WhiteoutMode)> {
         let t = self.lock();
         let rec = t.get(key).ok_or_else(|| not_found(key))?;
-        if rec.info.kind != Kind::Active {
+        if rec.info.kind != SnapshotKind::Active {
             return Err(err_kind!(
                 FailedPrecondition,
                 "snapshot {key} is not active"

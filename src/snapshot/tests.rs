@@ -71,7 +71,7 @@ fn overlay_lifecycle_and_errors() {
     write_in(&s, "base-a", "gone", "x");
     s.commit("base", "base-a", labels(&[("l", "1")])).unwrap();
     let info = s.stat("base").unwrap();
-    assert_eq!(info.kind, Kind::Committed);
+    assert_eq!(info.kind, SnapshotKind::Committed);
     assert_eq!(info.labels.get("l").map(String::as_str), Some("1"));
     assert_eq!(s.stat("base-a").unwrap_err().kind(), ErrorKind::NotFound);
 

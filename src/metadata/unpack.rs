@@ -11,15 +11,15 @@
 //! garbage collection keeps the chain while the image exists; a `lease`
 //! protects the snapshots while the unpack runs.
 
-use super::{Kind as SnapKind, Mount, Snapshotter};
+use super::{snapshot_key, Db, Resource, LABEL_GC_REF_SNAPSHOT};
 use crate::error::{Context, Error, Result};
 use crate::image::content;
 use crate::image::digest::{Digest, HashingReader};
 use crate::image::oci::{self, Descriptor, Platform};
 use crate::image::store::Store;
 use crate::image::unpack::{decompressor, Extractor};
-use crate::metadata::{snapshot_key, Db, Resource, LABEL_GC_REF_SNAPSHOT};
 use crate::record::Labels;
+use crate::snapshot::{Mount, SnapshotKind, Snapshotter};
 use crate::{err_kind, Kind};
 
 /// Label on a committed layer snapshot: the chain id it holds.
@@ -106,7 +106,7 @@ pub fn unpacked_chain(
         .get(&label)
         .is_some_and(|v| *v == top);
     Ok(match snapshots.stat(&snapshot_key(ns, &top)) {
-        Ok(info) if info.kind == SnapKind::Committed && labelled => Some(top),
+        Ok(info) if info.kind == SnapshotKind::Committed && labelled => Some(top),
         _ => None,
     })
 }
@@ -146,7 +146,7 @@ pub fn unpack_image(
         let key = snapshot_key(ns, &chain);
         unpacker.hold(&chain).with_context(what)?;
         match snapshots.stat(&key) {
-            Ok(info) if info.kind == SnapKind::Committed => {}
+            Ok(info) if info.kind == SnapshotKind::Committed => {}
             Ok(info) => {
                 return Err(err_kind!(
                     FailedPrecondition,
