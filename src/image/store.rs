@@ -204,12 +204,15 @@ impl Store {
 
     /// Hand garbage collection to the daemon for good: from now on
     /// [`Store::remove`] only untags. The daemon calls this before it
-    /// writes or names anything in the store.
+    /// writes or names anything in the store. Not to be called while
+    /// holding [`Store::lock_collection`] (it takes it: a `rm` collecting
+    /// now finishes first).
     pub fn delegate_collection(&self) -> Result<()> {
         let p = self.root.join(GC_DELEGATED);
         if p.exists() {
             return Ok(());
         }
+        let _c = self.lock_collection()?;
         write_atomic(&p, b"the daemon collects garbage in this store\n")
     }
 
@@ -256,8 +259,12 @@ impl Store {
             }
             write_index(&self.root.join("index.json"), &list)?;
         }
+        if self.collection_delegated() {
+            return Ok(true);
+        }
         // The index lock is released first: a pull holds its pin while it
-        // waits for that lock to tag.
+        // waits for that lock to tag. Asked again under the collection
+        // lock, which delegation takes.
         let _c = self.lock_collection()?;
         if !self.collection_delegated() {
             self.gc(&self.images()?)?;

@@ -222,8 +222,8 @@ pub(crate) fn collect_with(
     snapshotters: &[&Snapshotter],
     after_mark: &dyn Fn(),
 ) -> Result<Report> {
-    let _c = store.lock_collection()?;
     store.delegate_collection()?;
+    let _c = store.lock_collection()?;
     let _l = db.lock()?;
     let mut report = Report::default();
     // Only what exists now may be swept.
