@@ -473,3 +473,23 @@ fn an_orphan_that_cannot_be_removed_does_not_stop_open() {
     let again = s.remove_orphans().unwrap();
     assert_eq!((again.removed, again.failed.len()), (0, 1));
 }
+
+/// A root given with `..` (or relative) is made absolute: mount options
+/// name lower dirs by path.
+#[test]
+fn the_root_is_made_absolute() {
+    let tmp = Scratch::new("canon");
+    fs::create_dir(tmp.0.join("a")).unwrap();
+    let s = Snapshotter::open(&tmp.0.join("a/../sn"), Driver::Overlay).unwrap();
+    assert_eq!(s.root(), fs::canonicalize(tmp.0.join("sn")).unwrap());
+    s.prepare("base-a", "", Labels::new()).unwrap();
+    s.commit("base", "base-a", Labels::new()).unwrap();
+    let m = s.prepare("top", "base", Labels::new()).unwrap();
+    let lower = m[0]
+        .options
+        .iter()
+        .find_map(|o| o.strip_prefix("lowerdir="))
+        .unwrap()
+        .to_string();
+    assert!(lower.starts_with('/') && !lower.contains(".."), "{lower}");
+}
