@@ -288,7 +288,8 @@ fn overlay_image_unpacks_mounts_runs_and_is_collected() {
         .unwrap()
         .is_empty());
     assert!(names_in(&root.join("overlayfs/snapshots")).is_empty());
-    db.delete_namespace("default", &[&sn]).unwrap();
+    db.delete_namespace("default", |ns| skiff::metadata::snapshots_in(&[&sn], ns))
+        .unwrap();
 }
 
 // ---- crash consistency ----------------------------------------------------

@@ -92,6 +92,16 @@ pub fn namespace_snapshots(snapshots: &Snapshotter, ns: &str) -> Vec<crate::snap
         .collect()
 }
 
+/// The first of `snapshotters` holding a snapshot of namespace `ns` (an
+/// answer for [`Db::delete_namespace`]).
+pub fn snapshots_in(snapshotters: &[&Snapshotter], ns: &str) -> Option<String> {
+    let prefix = snapshot_key(ns, "");
+    snapshotters
+        .iter()
+        .find(|s| s.list().iter().any(|i| i.name.starts_with(&prefix)))
+        .map(|s| s.driver().name().to_string())
+}
+
 /// A protobuf `Any` kept as it came (runtime options, the OCI spec,
 /// container extensions).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -270,8 +280,15 @@ impl Db {
     }
 
     /// Delete an empty namespace: FailedPrecondition while it holds images,
-    /// containers, leases, content labels or snapshots (in `snapshotters`).
-    pub fn delete_namespace(&self, ns: &str, snapshotters: &[&Snapshotter]) -> Result<()> {
+    /// containers, leases, content labels or snapshots. Snapshotters are
+    /// the caller's: `snapshots_in(ns)` names one that holds snapshots of
+    /// the namespace, None when none does (see [`snapshots_in`]). It is
+    /// asked under the metadata lock.
+    pub fn delete_namespace(
+        &self,
+        ns: &str,
+        snapshots_in: impl Fn(&str) -> Option<String>,
+    ) -> Result<()> {
         let _l = self.lock()?;
         self.namespace(ns)?;
         for kind in ["images", "containers", "leases", "content"] {
@@ -282,15 +299,11 @@ impl Db {
                 ));
             }
         }
-        let prefix = snapshot_key(ns, "");
-        for s in snapshotters {
-            if s.list().iter().any(|i| i.name.starts_with(&prefix)) {
-                return Err(err_kind!(
-                    FailedPrecondition,
-                    "namespace {ns} must be empty, but it still has snapshots in {}",
-                    s.driver().name()
-                ));
-            }
+        if let Some(sn) = snapshots_in(ns) {
+            return Err(err_kind!(
+                FailedPrecondition,
+                "namespace {ns} must be empty, but it still has snapshots in {sn}"
+            ));
         }
         // The record last: a crash before it leaves an empty namespace.
         let dir = self.ns_dir(ns);

@@ -142,7 +142,7 @@ fn namespaces_images_containers_leases_round_trip() {
         Kind::InvalidArgument
     );
     assert_eq!(
-        kind(db.delete_namespace("default", &[])),
+        kind(db.delete_namespace("default", |_| None)),
         Kind::FailedPrecondition,
         "a namespace in use cannot go"
     );
@@ -168,7 +168,7 @@ fn namespaces_images_containers_leases_round_trip() {
     db.delete_lease("default", "pull-1").unwrap();
     db.set_content_labels("default", &target.digest, Labels::new())
         .unwrap();
-    db.delete_namespace("default", &[]).unwrap();
+    db.delete_namespace("default", |_| None).unwrap();
     assert!(db.namespaces().unwrap().is_empty());
 }
 
@@ -183,7 +183,7 @@ fn namespace_with_snapshots_is_not_deleted() {
     sn.prepare(&snapshot_key("ns10", "k"), "", Labels::new())
         .unwrap();
     assert_eq!(
-        kind(db.delete_namespace("ns1", &[&sn])),
+        kind(db.delete_namespace("ns1", |ns| snapshots_in(&[&sn], ns))),
         Kind::FailedPrecondition
     );
     let seen: Vec<String> = namespace_snapshots(&sn, "ns1")
@@ -194,7 +194,8 @@ fn namespace_with_snapshots_is_not_deleted() {
     assert_eq!(split_snapshot_key("ns1/a/b"), Some(("ns1", "a/b")));
     assert_eq!(split_snapshot_key("bad..ns/a"), None);
     sn.remove(&snapshot_key("ns1", "k")).unwrap();
-    db.delete_namespace("ns1", &[&sn]).unwrap();
+    db.delete_namespace("ns1", |ns| snapshots_in(&[&sn], ns))
+        .unwrap();
 }
 
 /// A lease protects a blob no image references; once the lease is gone
