@@ -1,6 +1,7 @@
 //! skiff: the container stack as one library. Every applet in `applets/` is
 //! a thin front-end over the modules here.
 
+pub mod base64;
 pub mod cgroups;
 pub mod error;
 pub mod fsutil;
@@ -10,6 +11,7 @@ pub mod log;
 pub mod metadata;
 pub mod oci;
 pub mod proto;
+pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;

@@ -13,11 +13,11 @@ mod fetch_support;
 use common::*;
 use fetch_support::{busybox_entries, dir, file, write_layout, Comp, ImageSpec, Layer};
 use skiff::image::store::Store;
-use skiff::metadata::record::Labels;
+use skiff::metadata::unpack::{prepare_container, unpack_image, unpacked_chain};
 use skiff::metadata::{gc, snapshot_key, Container, Db, Image, Runtime};
+use skiff::record::Labels;
 use skiff::snapshot::mount::{mount_all, unmount, Mount};
-use skiff::snapshot::unpack::{prepare_container, unpack_image, unpacked_chain};
-use skiff::snapshot::{Driver, Kind, Snapshotter};
+use skiff::snapshot::{Driver, SnapshotKind, Snapshotter};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -108,7 +108,9 @@ fn native_image_unpacks_with_applied_whiteouts() {
     let t1 = store.find("t:1").unwrap().expect("image t:1 in the store");
     let db = Db::open(&root.join("meta")).unwrap();
     let sn = Snapshotter::open(&root.join("native"), Driver::Native).unwrap();
-    let u = unpack_image(&store, &sn, &db, "default", &t1, None).unwrap();
+    db.create_lease("default", "u", Labels::new()).unwrap();
+    let u = unpack_image(&store, &sn, &db, "default", &t1, "u").unwrap();
+    db.delete_lease("default", "u").unwrap();
     assert_eq!(u.applied, 3);
     let mounts = prepare_container(&sn, "default", "c", &u.chain_id, Labels::new()).unwrap();
     assert_eq!(mounts[0].kind, "bind");
@@ -170,25 +172,48 @@ fn overlay_image_unpacks_mounts_runs_and_is_collected() {
         .unwrap();
     }
     assert_eq!(
-        unpacked_chain(&store, &sn, "default", &t1).unwrap(),
+        unpacked_chain(&store, &sn, &db, "default", &t1).unwrap(),
         None,
         "not unpacked yet"
     );
-    let u1 = unpack_image(&store, &sn, &db, "default", &t1, Some("pull")).unwrap();
+    let u1 = unpack_image(&store, &sn, &db, "default", &t1, "pull").unwrap();
     assert_eq!(
-        unpacked_chain(&store, &sn, "default", &t1)
+        unpacked_chain(&store, &sn, &db, "default", &t1)
             .unwrap()
             .as_deref(),
         Some(u1.chain_id.as_str())
     );
     assert_eq!(u1.applied, 3);
-    let u2 = unpack_image(&store, &sn, &db, "default", &t2, Some("pull")).unwrap();
+    let u2 = unpack_image(&store, &sn, &db, "default", &t2, "pull").unwrap();
     assert_eq!(u2.applied, 1, "the shared layers are reused");
-    let again = unpack_image(&store, &sn, &db, "default", &t1, Some("pull")).unwrap();
+    // A crash between the last commit and the config's gc.ref label: the
+    // chain is not unpacked (a collection would take it) until an unpack
+    // puts the label back.
+    let label = format!("containerd.io/gc.ref.snapshot.{}", sn.driver().name());
+    let config = u1.config.digest.clone();
+    let mut config_labels = db.content_labels("default", &config).unwrap();
+    assert_eq!(
+        config_labels.remove(&label).as_deref(),
+        Some(u1.chain_id.as_str())
+    );
+    db.set_content_labels("default", &config, config_labels)
+        .unwrap();
+    assert_eq!(
+        unpacked_chain(&store, &sn, &db, "default", &t1).unwrap(),
+        None,
+        "a chain without its label is not unpacked"
+    );
+    let again = unpack_image(&store, &sn, &db, "default", &t1, "pull").unwrap();
     assert_eq!((again.applied, &again.chain_id), (0, &u1.chain_id));
+    assert_eq!(
+        unpacked_chain(&store, &sn, &db, "default", &t1)
+            .unwrap()
+            .as_deref(),
+        Some(u1.chain_id.as_str())
+    );
     let committed = sn.list();
     assert_eq!(committed.len(), 4);
-    assert!(committed.iter().all(|i| i.kind == Kind::Committed));
+    assert!(committed.iter().all(|i| i.kind == SnapshotKind::Committed));
 
     // The lease alone keeps blobs and snapshots through a collection.
     let r = gc::collect(&db, &store, &[&sn]).unwrap();
@@ -263,7 +288,8 @@ fn overlay_image_unpacks_mounts_runs_and_is_collected() {
         .unwrap()
         .is_empty());
     assert!(names_in(&root.join("overlayfs/snapshots")).is_empty());
-    db.delete_namespace("default", &[&sn]).unwrap();
+    db.delete_namespace("default", |ns| skiff::metadata::snapshots_in(&[&sn], ns))
+        .unwrap();
 }
 
 // ---- crash consistency ----------------------------------------------------
@@ -448,8 +474,9 @@ fn concurrent_unpacks_share_layers() {
     let t1 = store.find("t:1").unwrap().expect("image t:1 in the store");
     let db = Db::open(&root.join("meta")).unwrap();
     let sn = Snapshotter::open(&root.join("overlayfs"), Driver::Overlay).unwrap();
+    db.create_lease("default", "u", Labels::new()).unwrap();
     let results: Vec<_> = std::thread::scope(|s| {
-        let run = || unpack_image(&store, &sn, &db, "default", &t1, None).unwrap();
+        let run = || unpack_image(&store, &sn, &db, "default", &t1, "u").unwrap();
         let a = s.spawn(run);
         let b = s.spawn(run);
         vec![a.join().unwrap(), b.join().unwrap()]
@@ -458,8 +485,9 @@ fn concurrent_unpacks_share_layers() {
     assert_eq!(results[0].applied + results[1].applied, 3, "{results:?}");
     let all = sn.list();
     assert_eq!(all.len(), 3, "{all:?}");
-    assert!(all.iter().all(|i| i.kind == Kind::Committed));
+    assert!(all.iter().all(|i| i.kind == SnapshotKind::Committed));
     assert_eq!(names_in(&root.join("overlayfs/snapshots")).len(), 3);
+    db.delete_lease("default", "u").unwrap();
     let r = gc::collect(&db, &store, &[&sn]).unwrap();
     assert_eq!(r.snapshots.len(), 3);
 }
@@ -499,7 +527,7 @@ fn gc_during_an_unpack_spares_what_its_lease_holds() {
             }
             n
         });
-        let u = unpack_image(&store, &sn, &db, "default", &t1, Some("pull"));
+        let u = unpack_image(&store, &sn, &db, "default", &t1, "pull");
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         (u, gc_loop.join().unwrap())
     });

@@ -83,7 +83,7 @@ pub fn list_ingests(store: &Store) -> Result<Vec<(String, u64)>> {
 }
 
 /// Remove what a killed writer left in `ingest/`: [`Store::put`]'s
-/// temporaries (`put-<pid>-<hex>`) whose process is gone. Resumable
+/// temporaries (`put-<pid>-<seq>-<hex>`) whose process is gone. Resumable
 /// partial downloads (named by digest) are kept. Returns how many went.
 pub fn remove_abandoned_puts(store: &Store) -> usize {
     let Ok(entries) = fs::read_dir(store.root().join("ingest")) else {
@@ -108,6 +108,54 @@ pub fn remove_abandoned_puts(store: &Store) -> usize {
         }
     }
     n
+}
+
+/// Remove resumable partial downloads (`ingest/<alg>-<hex>`) that no
+/// writer has open, that `held` (lease "ingests" resources: the file name or
+/// the digest) does not name, and that were last written more than
+/// `max_age` ago. Returns the names removed.
+pub fn remove_stale_ingests(
+    store: &Store,
+    max_age: std::time::Duration,
+    held: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    use crate::sys::fs::{lock_file, LockMode};
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(store.root().join("ingest")) else {
+        return out;
+    };
+    let now = std::time::SystemTime::now();
+    for e in entries.flatten() {
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some((alg, hex)) = name.split_once('-') else {
+            continue;
+        };
+        let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) else {
+            continue; // not a resumable partial (a put temporary, a stray)
+        };
+        if held.contains(&name) || held.contains(&digest.to_string()) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > max_age);
+        if !old {
+            continue;
+        }
+        // A writer holds the partial's lock while it writes ([`Store::ingest`]).
+        if let Ok(Some(_lock)) = lock_file(&e.path(), LockMode::Exclusive, false) {
+            if fs::remove_file(e.path()).is_ok() {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Is this descriptor a document (index, manifest) whose children matter?

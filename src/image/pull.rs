@@ -139,6 +139,9 @@ pub fn pull(
     reference: &Reference,
     opts: &PullOptions,
 ) -> Result<Pulled> {
+    // From the first blob written until the tag, no collection may run
+    // (the blobs are reachable from nothing until then).
+    let _pin = store.pin()?;
     let mut resolved = resolve(client, reference, &opts.platform)?;
     let m = &resolved.manifest;
     for l in &m.layers {

@@ -2,11 +2,27 @@
 //! holds verified blobs only; `ingest/` holds partial downloads (kept for
 //! resume); `index.json` names the pulled images. A blob enters `blobs/`
 //! by write-temp, fsync, rename, after its digest and size were checked.
+//!
+//! # Who collects garbage
+//! The store may be shared by skiff-fetch and the daemon (whose metadata
+//! names blobs skiff-fetch knows nothing of). There is one collector:
+//! - until the daemon first uses the store, `skiff-fetch rm` untags and
+//!   then deletes the blobs no tagged image reaches ([`Store::remove`]);
+//! - once the daemon has used it ([`Store::delegate_collection`] leaves
+//!   the marker file `gc-by-daemon`), `rm` only untags, and the daemon's
+//!   collector (`metadata::gc`) is the only one: it counts the images in
+//!   `index.json` as roots, so skiff-fetch's images stay.
+//!
+//! Either collector holds `gc.lock` exclusively while it marks and sweeps;
+//! a writer holds it shared ([`Store::pin`]) from its first blob until its
+//! image is tagged, so no collection sees its blobs untagged.
 
 use crate::error::{Context, Error, Result};
 use crate::image::digest::{self, Digest, Verifier};
-use crate::image::oci::{self, Descriptor, Document, REF_NAME};
+use crate::image::oci::{self, Descriptor, REF_NAME};
 use crate::json::{self, Node, Writer};
+use crate::record;
+use crate::sys::fs::{lock_file, LockMode};
 use rustix::fs::{flock, FlockOperation};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -87,9 +103,12 @@ impl Store {
         if self.has(desc) {
             return Ok(());
         }
+        // Unique per call: threads may put the same blob at once.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tmp = self.root.join("ingest").join(format!(
-            "put-{}-{}",
+            "put-{}-{}-{}",
             std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             desc.digest.hex()
         ));
         let res = (|| -> Result<()> {
@@ -161,17 +180,45 @@ impl Store {
 
     // ---- the image index -------------------------------------------------
 
+    /// Serializes writers of `index.json`.
     fn lock(&self) -> Result<File> {
-        let p = self.root.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open {}", p.display()))?;
-        flock(&f, FlockOperation::LockExclusive)
-            .with_context(|| format!("lock {}", p.display()))?;
-        Ok(f)
+        Ok(lock_file(&self.root.join("lock"), LockMode::Exclusive, true)?.expect("waited"))
+    }
+
+    // ---- garbage collection ------------------------------------------------
+
+    /// Keep collectors away while blobs are written and until they are
+    /// tagged: hold the returned guard for the whole pull. Pulls pin
+    /// together; a collector waits for them all (and they for it).
+    pub fn pin(&self) -> Result<CollectionLock> {
+        let f = lock_file(&self.root.join(GC_LOCK), LockMode::Shared, true)?;
+        Ok(CollectionLock(f.expect("waited")))
+    }
+
+    /// The collector's side of [`Store::pin`]: waits until no pull is in
+    /// flight and keeps new ones out while held.
+    pub fn lock_collection(&self) -> Result<CollectionLock> {
+        let f = lock_file(&self.root.join(GC_LOCK), LockMode::Exclusive, true)?;
+        Ok(CollectionLock(f.expect("waited")))
+    }
+
+    /// Hand garbage collection to the daemon for good: from now on
+    /// [`Store::remove`] only untags. The daemon calls this before it
+    /// writes or names anything in the store. Not to be called while
+    /// holding [`Store::lock_collection`] (it takes it: a `rm` collecting
+    /// now finishes first).
+    pub fn delegate_collection(&self) -> Result<()> {
+        let p = self.root.join(GC_DELEGATED);
+        if p.exists() {
+            return Ok(());
+        }
+        let _c = self.lock_collection()?;
+        write_atomic(&p, b"the daemon collects garbage in this store\n")
+    }
+
+    /// Has the daemon taken over garbage collection?
+    pub fn collection_delegated(&self) -> bool {
+        self.root.join(GC_DELEGATED).exists()
     }
 
     /// The images in the store: manifest descriptors named by reference.
@@ -198,60 +245,63 @@ impl Store {
         write_index(&self.root.join("index.json"), &list)
     }
 
-    /// Remove an image by reference, then delete blobs no image uses.
-    /// Returns false when no image had that name.
+    /// Remove an image by reference, then, unless the daemon collects
+    /// garbage here, delete blobs no image uses (waiting for pulls in
+    /// flight). Returns false when no image had that name.
     pub fn remove(&self, reference: &str) -> Result<bool> {
-        let _l = self.lock()?;
-        let mut list = self.images()?;
-        let before = list.len();
-        list.retain(|d| d.annotation(REF_NAME) != Some(reference));
-        if list.len() == before {
-            return Ok(false);
+        {
+            let _l = self.lock()?;
+            let mut list = self.images()?;
+            let before = list.len();
+            list.retain(|d| d.annotation(REF_NAME) != Some(reference));
+            if list.len() == before {
+                return Ok(false);
+            }
+            write_index(&self.root.join("index.json"), &list)?;
         }
-        write_index(&self.root.join("index.json"), &list)?;
-        self.gc(&list)?;
+        if self.collection_delegated() {
+            return Ok(true);
+        }
+        // The index lock is released first: a pull holds its pin while it
+        // waits for that lock to tag. Asked again under the collection
+        // lock, which delegation takes.
+        let _c = self.lock_collection()?;
+        if !self.collection_delegated() {
+            self.gc(&self.images()?)?;
+        }
         Ok(true)
     }
 
     /// Delete every blob not reachable from `roots`.
     fn gc(&self, roots: &[Descriptor]) -> Result<()> {
+        use crate::image::content;
         let mut keep: HashSet<Digest> = HashSet::new();
         let mut todo: Vec<Descriptor> = roots.to_vec();
         while let Some(d) = todo.pop() {
-            if !keep.insert(d.digest.clone()) || !self.has(&d) {
-                continue;
-            }
-            if d.size > oci::MAX_DOCUMENT || oci::layer_compression(&d.media_type).is_some() {
-                continue;
-            }
-            let Ok(data) = self.read(&d) else { continue };
-            match oci::parse_document(&data, &d.media_type, "") {
-                Ok(Document::Index(list)) => todo.extend(list),
-                Ok(Document::Manifest(m)) => {
-                    keep.insert(m.config.digest.clone());
-                    keep.extend(m.layers.iter().map(|l| l.digest.clone()));
-                }
-                Err(_) => {}
+            if keep.insert(d.digest.clone()) {
+                // A document that cannot be read keeps nothing more.
+                todo.extend(content::children(self, &d).unwrap_or_default());
             }
         }
-        for alg in ["sha256", "sha512"] {
-            let dir = self.root.join("blobs").join(alg);
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Ok(d) = Digest::parse(&format!("{alg}:{name}")) else {
-                    continue;
-                };
-                if !keep.contains(&d) {
-                    fs::remove_file(e.path()).with_context(|| format!("remove blob {d}"))?;
-                }
+        for b in content::list_blobs(self)? {
+            if !keep.contains(&b.digest) {
+                content::delete_blob(self, &b.digest).or_else(|e| match e.kind() {
+                    crate::Kind::NotFound => Ok(()),
+                    _ => Err(e),
+                })?;
             }
         }
         Ok(())
     }
 }
+
+/// The marker file of [`Store::delegate_collection`].
+const GC_DELEGATED: &str = "gc-by-daemon";
+/// Held shared by writers, exclusively by a collector.
+const GC_LOCK: &str = "gc.lock";
+
+/// A hold on the store's collection lock (see [`Store::pin`]).
+pub struct CollectionLock(#[allow(dead_code)] File);
 
 /// A blob being written into the store.
 pub struct Ingest {
@@ -296,11 +346,12 @@ impl Ingest {
     }
 }
 
+/// Make a rename into the directory of `file_in_dir` durable.
 fn sync_dir(file_in_dir: &Path) -> Result<()> {
-    if let Some(dir) = file_in_dir.parent() {
-        File::open(dir)?.sync_all()?;
+    match file_in_dir.parent() {
+        Some(dir) => record::sync_dir(dir),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Create `oci-layout` and an empty `index.json` when absent.
@@ -353,24 +404,10 @@ pub fn write_index(path: &Path, list: &[Descriptor]) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// write-temp, fsync, rename.
+/// write-temp, fsync, rename, fsync(dir) ([`record::write`]; safe from
+/// several threads at once).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| -> Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.with_context(|| format!("write {}", path.display()))
+    record::write(path, data)
 }
 
 #[cfg(test)]

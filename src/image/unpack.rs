@@ -181,6 +181,19 @@ fn is_dir(st: &rfs::Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::Directory
 }
 
+/// overlayfs's whiteout: a character device 0/0.
+fn is_whiteout_device(st: &rfs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
+}
+
+/// Hide what lower layers have in the directory `dir` (an overlay layer's).
+fn set_opaque(dir: impl AsFd) -> Result<()> {
+    rfs::fsetxattr(dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+        .map_err(|e| Error::from(e).wrap("set trusted.overlay.opaque"))
+}
+
+/// A directory by name in `parent`, opened for reading (O_PATH fds take no
+/// xattrs).
 fn open_subdir(dir: BorrowedFd, name: &[u8]) -> rustix::io::Result<OwnedFd> {
     rfs::openat(
         dir,
@@ -371,6 +384,14 @@ pub enum WhiteoutMode {
     /// Keep them as overlayfs markers in a directory that holds this layer
     /// alone (an overlay snapshot): a 0/0 character device per removed
     /// name, `trusted.overlay.opaque=y` on an opaque directory.
+    ///
+    /// Both modes give the same tree (mounted over the same lower layers):
+    /// a whiteout hides only lower layers' content, whatever its order
+    /// against this layer's own entries (the OCI rule), so a directory this
+    /// layer makes where it also whites out the name becomes opaque; a
+    /// whiteout under a path this layer made a non-directory is moot; and
+    /// an opaque marker at the layer's root is ignored, as overlayfs
+    /// ignores one on a layer's root directory.
     Overlay,
 }
 
@@ -694,6 +715,8 @@ impl Extractor {
             return self.overlay_marker(parent, base, &index.touched);
         }
         match whiteout(base) {
+            // overlayfs ignores one at a layer's root: so does Apply.
+            Whiteout::Opaque if parent.is_empty() => return Ok(()),
             Whiteout::Opaque => {
                 return self
                     .prune(parent, &index.touched)
@@ -710,6 +733,13 @@ impl Extractor {
                 };
                 let target = join(parent, name);
                 if index.touched.contains(&target) {
+                    // This layer's own `name` stays; a directory loses
+                    // what lower layers had in it.
+                    if lstat(pfd.as_fd(), name)?.is_some_and(|s| is_dir(&s)) {
+                        return self
+                            .prune(&target, &index.touched)
+                            .map_err(|e| Error::from(e).wrap("whiteout"));
+                    }
                     return Ok(());
                 }
                 return remove_all(pfd.as_fd(), name).map_err(|e| Error::from(e).wrap("whiteout"));
@@ -762,15 +792,22 @@ impl Extractor {
         }
 
         if kind == tar::EntryType::Directory {
+            let mut over_whiteout = false;
             match existing {
                 Some(st) if is_dir(&st) => {}
-                Some(_) => {
+                Some(st) => {
+                    over_whiteout =
+                        self.whiteouts == WhiteoutMode::Overlay && is_whiteout_device(&st);
                     remove_all(pfd, base)?;
                     rfs::mkdirat(pfd, base, Mode::from_raw_mode(0o700))?;
                 }
                 None => rfs::mkdirat(pfd, base, Mode::from_raw_mode(0o700))?,
             }
             let fd = open_subdir(pfd, base)?;
+            if over_whiteout {
+                // Lower layers' `base` was whited out: a fresh directory.
+                set_opaque(&fd)?;
+            }
             self.own(&fd, uid, gid)?;
             rfs::fchmod(&fd, mode)?;
             self.xattrs(&fd, entry)?;
@@ -901,9 +938,12 @@ impl Extractor {
         if depth > 40 {
             crate::bail!("\"{}\": too many levels of symbolic links", show(path));
         }
+        let overlay = self.whiteouts == WhiteoutMode::Overlay;
         match open_dir(root, path) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
+            // Perhaps a whiteout device on the way, replaced below.
+            Err(Errno::NOTDIR) if overlay => {}
             Err(Errno::NOTDIR) => crate::bail!("parent \"{}\" is not a directory", show(path)),
             Err(e) => return Err(Error::from(e).wrap(format!("open parent \"{}\"", show(path)))),
         }
@@ -934,6 +974,18 @@ impl Extractor {
                                 .wrap(format!("create directory \"{}\"", show(&next))))
                         }
                     }
+                    open_dir(root, &next)
+                        .map_err(|e| Error::from(e).wrap(format!("open \"{}\"", show(&next))))?
+                }
+                Err(Errno::NOTDIR)
+                    if overlay
+                        && lstat(fd.as_fd(), comp)?.is_some_and(|s| is_whiteout_device(&s)) =>
+                {
+                    // This layer whited `next` out and now puts things in
+                    // it: a fresh directory hiding the lower layers' one.
+                    rfs::unlinkat(&fd, comp, AtFlags::empty())?;
+                    rfs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755))?;
+                    set_opaque(open_subdir(fd.as_fd(), comp)?)?;
                     open_dir(root, &next)
                         .map_err(|e| Error::from(e).wrap(format!("open \"{}\"", show(&next))))?
                 }
@@ -1028,24 +1080,40 @@ impl Extractor {
     /// [`WhiteoutMode::Overlay`]: write the marker overlayfs reads instead
     /// of removing anything.
     fn overlay_marker(&self, parent: &[u8], base: &[u8], touched: &HashSet<Vec<u8>>) -> Result<()> {
-        let pfd = self.make_parents(parent)?;
+        if let Whiteout::Remove(name) = whiteout(base) {
+            if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+                return Err(Error::new("invalid whiteout name"));
+            }
+        }
+        // Under something this layer made a non-directory (a whiteout
+        // device, a file) there is nothing to hide: Apply finds no such
+        // directory either.
+        match open_dir(self.root.as_fd(), parent) {
+            Err(Errno::NOTDIR) => return Ok(()),
+            Ok(_) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::from(e).wrap("open parent directory")),
+        }
         match whiteout(base) {
+            // overlayfs ignores it on a layer's root.
+            Whiteout::Opaque if parent.is_empty() => Ok(()),
             Whiteout::Opaque => {
-                // The made parents are O_PATH fds, which take no xattrs.
+                let pfd = self.make_parents(parent)?;
                 let dir = rfs::openat(
                     &pfd,
                     ".",
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                     Mode::empty(),
                 )?;
-                rfs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                    .map_err(|e| Error::from(e).wrap("set trusted.overlay.opaque"))
+                set_opaque(&dir)
             }
             Whiteout::Remove(name) => {
-                if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-                    return Err(Error::new("invalid whiteout name"));
-                }
+                let pfd = self.make_parents(parent)?;
                 if touched.contains(&join(parent, name)) {
+                    // This layer's own `name` stays; a directory hides
+                    // what lower layers had in it.
+                    if lstat(pfd.as_fd(), name)?.is_some_and(|s| is_dir(&s)) {
+                        set_opaque(open_subdir(pfd.as_fd(), name)?)?;
+                    }
                     return Ok(());
                 }
                 remove_all(pfd.as_fd(), name).map_err(|e| Error::from(e).wrap("whiteout"))?;

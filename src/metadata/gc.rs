@@ -13,19 +13,38 @@
 //!
 //! Swept: blobs, snapshots (leaves first, since a parent cannot go before
 //! its children), content labels of swept blobs, expired leases, snapshot
-//! directories no record owns, and blob temporaries of dead writers.
-//! Resumable partial downloads in `ingest/` stay (a retried pull resumes).
+//! directories no record owns, blob temporaries of dead writers, and
+//! resumable partial downloads in `ingest/` that no lease holds, no writer
+//! has open, and nobody touched for [`INGEST_MAX_AGE`] (as containerd
+//! expires them).
+//!
+//! # What may be swept
+//! Only what existed when marking began: the blobs and the snapshots (by
+//! directory id, which a Commit's rename keeps) are listed first, so a blob
+//! written or a snapshot made or committed while the collection runs is
+//! never taken by it.
+//!
+//! # Sharing the content store with skiff-fetch
+//! This is the store's only collector once the daemon has used it (see
+//! `image::store`): it marks the store's own `index.json` images, and it
+//! holds the store's collection lock, so a skiff-fetch pull (which pins the
+//! store until its image is tagged) never loses its blobs. Lock order: the
+//! store's collection lock, then the metadata lock.
 
-use super::{record, LABEL_GC_ROOT};
+use super::LABEL_GC_ROOT;
 use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
 use crate::error::{Context, Result};
 use crate::image::content;
 use crate::image::digest::Digest;
 use crate::image::oci::Descriptor;
 use crate::image::store::Store;
-use crate::snapshot::Snapshotter;
+use crate::record;
+use crate::snapshot::{Info, Snapshotter};
 use crate::Kind;
 use std::collections::HashSet;
+
+/// How long a partial download no lease holds is kept for a resume.
+pub const INGEST_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What a collection removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -35,6 +54,11 @@ pub struct Report {
     pub snapshots: Vec<(String, String)>,
     /// (namespace, lease id)
     pub expired_leases: Vec<(String, String)>,
+    /// Names of partial downloads removed from `ingest/`.
+    pub ingests: Vec<String>,
+    /// What could not be removed (the collection went on; the next one
+    /// tries again).
+    pub failures: Vec<String>,
 }
 
 enum Item {
@@ -49,7 +73,10 @@ struct Marks<'a> {
     content: HashSet<Digest>,
     /// Blobs whose children and labels were followed, per namespace.
     walked: HashSet<(Option<String>, Digest)>,
+    /// Snapshot keys followed, (snapshotter, key).
     snapshots: HashSet<(String, String)>,
+    /// What is kept: (snapshotter, directory id).
+    snapshot_ids: HashSet<(String, u64)>,
     todo: Vec<Item>,
 }
 
@@ -101,6 +128,9 @@ impl Marks<'_> {
                     let Some(s) = snapshotters.iter().find(|s| s.driver().name() == sn) else {
                         continue;
                     };
+                    if let Some(id) = s.id_of(&key) {
+                        self.snapshot_ids.insert((sn.clone(), id));
+                    }
                     if let Ok(info) = s.stat(&key) {
                         if !info.parent.is_empty() {
                             self.todo.push(Item::Snapshot(sn, info.parent));
@@ -181,20 +211,38 @@ fn looks_like_json(store: &Store, d: &Digest) -> bool {
 /// writes them, and a container's record exists before its snapshot is
 /// prepared (or a lease holds the snapshot), as with containerd.
 pub fn collect(db: &Db, store: &Store, snapshotters: &[&Snapshotter]) -> Result<Report> {
+    collect_with(db, store, snapshotters, &|| {})
+}
+
+/// [`collect`], running `after_mark` between marking and sweeping (tests
+/// race writers against a collection there).
+pub(crate) fn collect_with(
+    db: &Db,
+    store: &Store,
+    snapshotters: &[&Snapshotter],
+    after_mark: &dyn Fn(),
+) -> Result<Report> {
+    store.delegate_collection()?;
+    let _c = store.lock_collection()?;
     let _l = db.lock()?;
     let mut report = Report::default();
+    // Only what exists now may be swept.
+    let blobs = content::list_blobs(store)?;
+    let snapshot_sets: Vec<Vec<(u64, Info)>> = snapshotters.iter().map(|s| s.list_ids()).collect();
     let mut m = Marks {
         db,
         store,
         content: HashSet::new(),
         walked: HashSet::new(),
         snapshots: HashSet::new(),
+        snapshot_ids: HashSet::new(),
         todo: Vec::new(),
     };
     for d in store.images()? {
         m.todo.push(Item::Content(None, d));
     }
     let now = crate::time::now().0;
+    let mut held_ingests = HashSet::new();
     for ns in db.namespaces()? {
         let ns = ns.name;
         for lease in db.leases(&ns)? {
@@ -213,6 +261,8 @@ pub fn collect(db: &Db, store: &Store, snapshotters: &[&Snapshotter]) -> Result<
                     if let Ok(d) = Digest::parse(&r.id) {
                         m.digest(Some(&ns), d);
                     }
+                } else if r.kind == "ingests" {
+                    held_ingests.insert(r.id);
                 } else if let Some(sn) = r.kind.strip_prefix("snapshots/") {
                     m.todo
                         .push(Item::Snapshot(sn.to_string(), snapshot_key(&ns, &r.id)));
@@ -236,53 +286,68 @@ pub fn collect(db: &Db, store: &Store, snapshotters: &[&Snapshotter]) -> Result<
             }
         }
     }
-    for s in snapshotters {
-        for info in s.list() {
+    for (s, set) in snapshotters.iter().zip(&snapshot_sets) {
+        for (_, info) in set {
             if info.labels.contains_key(LABEL_GC_ROOT) {
-                m.todo
-                    .push(Item::Snapshot(s.driver().name().to_string(), info.name));
+                m.todo.push(Item::Snapshot(
+                    s.driver().name().to_string(),
+                    info.name.clone(),
+                ));
             }
         }
     }
     m.run(snapshotters)?;
+    after_mark();
 
     // Sweep snapshots, leaves first.
-    for s in snapshotters {
+    for (s, set) in snapshotters.iter().zip(&snapshot_sets) {
         let sn = s.driver().name().to_string();
+        let mut left: Vec<u64> = set
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !m.snapshot_ids.contains(&(sn.clone(), *id)))
+            .collect();
         loop {
             let mut progress = false;
-            for info in s.list() {
-                if m.snapshots.contains(&(sn.clone(), info.name.clone())) {
-                    continue;
-                }
-                match s.remove(&info.name) {
-                    Ok(()) => {
-                        report.snapshots.push((sn.clone(), info.name));
+            let mut blocked = Vec::new();
+            for id in left {
+                match s.remove_id(id) {
+                    Ok(Some(name)) => {
+                        report.snapshots.push((sn.clone(), name));
                         progress = true;
                     }
-                    Err(e) if e.kind() == Kind::FailedPrecondition => {}
-                    Err(e) if e.kind() == Kind::NotFound => {}
-                    Err(e) => return Err(e.wrap("garbage collection")),
+                    Ok(None) => {}
+                    Err(e) if e.kind() == Kind::FailedPrecondition => blocked.push(id),
+                    Err(e) => report.failures.push(format!("{sn}: {e}")),
                 }
             }
-            if !progress {
+            left = blocked;
+            if !progress || left.is_empty() {
                 break;
             }
         }
-        s.remove_orphans().context("garbage collection")?;
+        let orphans = s.remove_orphans().context("garbage collection")?;
+        report
+            .failures
+            .extend(orphans.failed.into_iter().map(|f| format!("{sn}: {f}")));
     }
 
     content::remove_abandoned_puts(store);
+    report.ingests = content::remove_stale_ingests(store, INGEST_MAX_AGE, &held_ingests);
     // Sweep blobs, and the labels of blobs that are gone.
-    for b in content::list_blobs(store)? {
+    for b in blobs {
         if !m.content.contains(&b.digest) {
-            content::delete_blob(store, &b.digest).context("garbage collection")?;
-            report.blobs.push(b.digest);
+            match content::delete_blob(store, &b.digest) {
+                Ok(()) => report.blobs.push(b.digest),
+                Err(e) if e.kind() == Kind::NotFound => {}
+                Err(e) => report.failures.push(e.to_string()),
+            }
         }
     }
     for ns in db.namespaces()? {
         for (d, _) in db.all_content_labels(&ns.name)? {
-            if !m.content.contains(&d) {
+            // A blob written while this collection ran keeps its labels.
+            if !m.content.contains(&d) && !store.blob_path(&d).exists() {
                 record::remove(&db.content_path(&ns.name, &d))?;
             }
         }

@@ -38,18 +38,18 @@
 //! (e.g. create refuses an existing id), so threads and processes agree.
 
 pub mod gc;
-pub mod record;
+pub mod unpack;
 
 use crate::err_kind;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::image::digest::Digest;
 use crate::image::oci::Descriptor;
 use crate::json::{Node, Writer};
+use crate::record::{self, check_identifier, now_nanos, Labels};
 use crate::snapshot::Snapshotter;
-use record::{check_identifier, now_nanos, Labels};
-use rustix::fs::{flock, FlockOperation};
+use crate::sys::fs::{lock_file, LockMode};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 /// Label that makes a record a garbage-collection root.
@@ -90,6 +90,16 @@ pub fn namespace_snapshots(snapshots: &Snapshotter, ns: &str) -> Vec<crate::snap
             Some(i)
         })
         .collect()
+}
+
+/// The first of `snapshotters` holding a snapshot of namespace `ns` (an
+/// answer for [`Db::delete_namespace`]).
+pub fn snapshots_in(snapshotters: &[&Snapshotter], ns: &str) -> Option<String> {
+    let prefix = snapshot_key(ns, "");
+    snapshotters
+        .iter()
+        .find(|s| s.list().iter().any(|i| i.name.starts_with(&prefix)))
+        .map(|s| s.driver().name().to_string())
 }
 
 /// A protobuf `Any` kept as it came (runtime options, the OCI spec,
@@ -206,16 +216,8 @@ impl Db {
     }
 
     fn lock(&self) -> Result<WriteLock> {
-        let p = self.root.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .with_context(|| format!("open {}", p.display()))?;
-        flock(&f, FlockOperation::LockExclusive)
-            .with_context(|| format!("lock {}", p.display()))?;
-        Ok(WriteLock(f))
+        let f = lock_file(&self.root.join("lock"), LockMode::Exclusive, true)?;
+        Ok(WriteLock(f.expect("waited")))
     }
 
     fn ns_dir(&self, ns: &str) -> PathBuf {
@@ -278,8 +280,15 @@ impl Db {
     }
 
     /// Delete an empty namespace: FailedPrecondition while it holds images,
-    /// containers, leases, content labels or snapshots (in `snapshotters`).
-    pub fn delete_namespace(&self, ns: &str, snapshotters: &[&Snapshotter]) -> Result<()> {
+    /// containers, leases, content labels or snapshots. Snapshotters are
+    /// the caller's: `snapshots_in(ns)` names one that holds snapshots of
+    /// the namespace, None when none does (see [`snapshots_in`]). It is
+    /// asked under the metadata lock.
+    pub fn delete_namespace(
+        &self,
+        ns: &str,
+        snapshots_in: impl Fn(&str) -> Option<String>,
+    ) -> Result<()> {
         let _l = self.lock()?;
         self.namespace(ns)?;
         for kind in ["images", "containers", "leases", "content"] {
@@ -290,15 +299,11 @@ impl Db {
                 ));
             }
         }
-        let prefix = snapshot_key(ns, "");
-        for s in snapshotters {
-            if s.list().iter().any(|i| i.name.starts_with(&prefix)) {
-                return Err(err_kind!(
-                    FailedPrecondition,
-                    "namespace {ns} must be empty, but it still has snapshots in {}",
-                    s.driver().name()
-                ));
-            }
+        if let Some(sn) = snapshots_in(ns) {
+            return Err(err_kind!(
+                FailedPrecondition,
+                "namespace {ns} must be empty, but it still has snapshots in {sn}"
+            ));
         }
         // The record last: a crash before it leaves an empty namespace.
         let dir = self.ns_dir(ns);
@@ -527,6 +532,11 @@ impl Db {
     pub fn set_content_labels(&self, ns: &str, d: &Digest, labels: Labels) -> Result<()> {
         record::check_labels(&format!("content {d}"), &labels)?;
         let _l = self.lock()?;
+        self.write_content_labels(ns, d, labels)
+    }
+
+    /// [`Db::set_content_labels`] under a lock the caller holds.
+    fn write_content_labels(&self, ns: &str, d: &Digest, labels: Labels) -> Result<()> {
         let dir = self.ensure_namespace(ns)?.join("content");
         let path = self.content_path(ns, d);
         if labels.is_empty() {
@@ -538,9 +548,13 @@ impl Db {
 
     /// Set one label on a blob, keeping the others.
     pub fn add_content_label(&self, ns: &str, d: &Digest, key: &str, value: &str) -> Result<()> {
+        // Read, change and write under one lock: a label another writer
+        // adds meanwhile is not lost.
+        let _l = self.lock()?;
         let mut labels = self.content_labels(ns, d)?;
         labels.insert(key.to_string(), value.to_string());
-        self.set_content_labels(ns, d, labels)
+        record::check_labels(&format!("content {d}"), &labels)?;
+        self.write_content_labels(ns, d, labels)
     }
 }
 

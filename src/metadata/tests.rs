@@ -142,7 +142,7 @@ fn namespaces_images_containers_leases_round_trip() {
         Kind::InvalidArgument
     );
     assert_eq!(
-        kind(db.delete_namespace("default", &[])),
+        kind(db.delete_namespace("default", |_| None)),
         Kind::FailedPrecondition,
         "a namespace in use cannot go"
     );
@@ -168,7 +168,7 @@ fn namespaces_images_containers_leases_round_trip() {
     db.delete_lease("default", "pull-1").unwrap();
     db.set_content_labels("default", &target.digest, Labels::new())
         .unwrap();
-    db.delete_namespace("default", &[]).unwrap();
+    db.delete_namespace("default", |_| None).unwrap();
     assert!(db.namespaces().unwrap().is_empty());
 }
 
@@ -183,7 +183,7 @@ fn namespace_with_snapshots_is_not_deleted() {
     sn.prepare(&snapshot_key("ns10", "k"), "", Labels::new())
         .unwrap();
     assert_eq!(
-        kind(db.delete_namespace("ns1", &[&sn])),
+        kind(db.delete_namespace("ns1", |ns| snapshots_in(&[&sn], ns))),
         Kind::FailedPrecondition
     );
     let seen: Vec<String> = namespace_snapshots(&sn, "ns1")
@@ -194,7 +194,8 @@ fn namespace_with_snapshots_is_not_deleted() {
     assert_eq!(split_snapshot_key("ns1/a/b"), Some(("ns1", "a/b")));
     assert_eq!(split_snapshot_key("bad..ns/a"), None);
     sn.remove(&snapshot_key("ns1", "k")).unwrap();
-    db.delete_namespace("ns1", &[&sn]).unwrap();
+    db.delete_namespace("ns1", |ns| snapshots_in(&[&sn], ns))
+        .unwrap();
 }
 
 /// A lease protects a blob no image references; once the lease is gone
@@ -361,4 +362,315 @@ fn gc_keeps_what_is_referenced_and_sweeps_the_rest() {
 
 fn content_is_empty(store: &Store) -> bool {
     crate::image::content::list_blobs(store).unwrap().is_empty()
+}
+
+fn put_blob(store: &Store, data: &[u8], mt: &str) -> Descriptor {
+    let d = desc(data, mt);
+    store.put(&d, data).unwrap();
+    d
+}
+
+fn manifest_of(store: &Store, config: &Descriptor, layer: &Descriptor) -> Descriptor {
+    let json = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"{}\",\"config\":{{\"mediaType\":\"{}\",\"digest\":\"{}\",\"size\":{}}},\"layers\":[{{\"mediaType\":\"{}\",\"digest\":\"{}\",\"size\":{}}}]}}",
+        oci::OCI_MANIFEST, config.media_type, config.digest, config.size,
+        layer.media_type, layer.digest, layer.size
+    );
+    put_blob(store, json.as_bytes(), oci::OCI_MANIFEST)
+}
+
+fn tagged(d: &Descriptor, name: &str) -> Descriptor {
+    let mut d = d.clone();
+    d.annotations = vec![(oci::REF_NAME.to_string(), name.to_string())];
+    d
+}
+
+fn image(name: &str, target: &Descriptor) -> Image {
+    Image {
+        name: name.into(),
+        target: target.clone(),
+        labels: Labels::new(),
+        created: 0,
+        updated: 0,
+    }
+}
+
+/// skiff-fetch pins the store from its first blob to its tag: a daemon
+/// collection started meanwhile waits, then sees the blob tagged.
+#[test]
+fn gc_waits_for_a_pull_in_flight_and_keeps_its_blobs() {
+    let tmp = Scratch::new("gcpin");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let pin = store.pin().unwrap();
+    let blob = put_blob(
+        &store,
+        b"pulled, not tagged yet",
+        "application/octet-stream",
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let report = std::thread::scope(|s| {
+        let collector = s.spawn(|| {
+            let r = gc::collect(&db, &store, &[&sn]).unwrap();
+            tx.send(()).unwrap();
+            r
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(500))
+                .is_err(),
+            "a collection ran while a pull was in flight"
+        );
+        store.tag(&tagged(&blob, "example.com/a:1")).unwrap();
+        drop(pin);
+        collector.join().unwrap()
+    });
+    assert!(report.blobs.is_empty(), "{report:?}");
+    assert!(store.has(&blob));
+}
+
+/// `skiff-fetch rm` in a store the daemon uses only untags: the daemon's
+/// content stays, and the daemon's collection takes the untagged blobs.
+/// In a store the daemon never used, rm still collects.
+#[test]
+fn fetch_rm_leaves_the_daemons_content_to_the_daemons_gc() {
+    let tmp = Scratch::new("gcrm");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let layer = put_blob(
+        &store,
+        b"daemon layer",
+        "application/vnd.oci.image.layer.v1.tar",
+    );
+    let config = put_blob(&store, b"{\"daemon\":1}", oci::OCI_CONFIG);
+    let daemons = manifest_of(&store, &config, &layer);
+    db.create_image("default", image("daemon/img:1", &daemons))
+        .unwrap();
+    store.delegate_collection().unwrap();
+    let fetched = put_blob(&store, b"{\"fetched\":1}", oci::OCI_CONFIG);
+    store.tag(&tagged(&fetched, "example.com/f:1")).unwrap();
+
+    assert!(store.remove("example.com/f:1").unwrap());
+    assert!(store.find("example.com/f:1").unwrap().is_none());
+    for d in [&layer, &config, &daemons, &fetched] {
+        assert!(store.has(d), "rm deleted {}", d.digest);
+    }
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.blobs, vec![fetched.digest.clone()]);
+    for d in [&layer, &config, &daemons] {
+        assert!(store.has(d), "{}", d.digest);
+    }
+
+    let alone = Store::open(&tmp.0.join("alone")).unwrap();
+    let b = put_blob(&alone, b"only skiff-fetch", "application/octet-stream");
+    alone.tag(&tagged(&b, "example.com/b:1")).unwrap();
+    assert!(alone.remove("example.com/b:1").unwrap());
+    assert!(!alone.has(&b), "without the daemon, rm collects");
+}
+
+/// Labels added to one blob from many threads at once are all kept.
+#[test]
+fn concurrent_content_labels_are_not_lost() {
+    let tmp = Scratch::new("labels");
+    let db = Db::open(&tmp.0).unwrap();
+    let d = Digest::of(b"shared");
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let db = &db;
+            let d = &d;
+            s.spawn(move || {
+                for i in 0..16 {
+                    db.add_content_label("default", d, &format!("t{t}.{i}"), "x")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(db.content_labels("default", &d).unwrap().len(), 8 * 16);
+}
+
+/// What is made while a collection runs is not swept by it: a blob
+/// written, a snapshot prepared, and a held active snapshot committed
+/// under a new name (its id was marked) between marking and sweeping.
+#[test]
+fn gc_sweeps_only_what_existed_when_marking_began() {
+    let tmp = Scratch::new("gcrace");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let key = |k: &str| snapshot_key("default", k);
+    sn.prepare(&key("extract"), "", Labels::new()).unwrap();
+    sn.prepare(&key("stray"), "", Labels::new()).unwrap();
+    db.create_lease("default", "pull", Labels::new()).unwrap();
+    db.add_lease_resource(
+        "default",
+        "pull",
+        Resource {
+            id: "extract".into(),
+            kind: "snapshots/overlayfs".into(),
+        },
+    )
+    .unwrap();
+    let late = desc(b"written during the collection", "application/octet-stream");
+    let report = gc::collect_with(&db, &store, &[&sn], &|| {
+        store.put(&late, b"written during the collection").unwrap();
+        sn.commit(&key("layer"), &key("extract"), Labels::new())
+            .unwrap();
+        sn.prepare(&key("new"), "", Labels::new()).unwrap();
+    })
+    .unwrap();
+    assert!(report.blobs.is_empty(), "{report:?}");
+    assert_eq!(
+        report.snapshots,
+        vec![("overlayfs".to_string(), key("stray"))]
+    );
+    assert!(store.has(&late));
+    sn.stat(&key("layer")).unwrap();
+    sn.stat(&key("new")).unwrap();
+}
+
+/// Partial downloads: an old one nobody holds goes; one a lease holds, one
+/// a writer has open, and a recent one stay.
+#[test]
+fn gc_expires_abandoned_partial_downloads() {
+    let tmp = Scratch::new("ingest");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let old = std::time::SystemTime::now() - gc::INGEST_MAX_AGE * 2;
+    let partial = |data: &[u8], age: Option<std::time::SystemTime>| {
+        let d = desc(data, "application/octet-stream");
+        let name = format!("{}-{}", d.digest.algorithm().name(), d.digest.hex());
+        let p = store.root().join("ingest").join(&name);
+        fs::write(&p, &data[..2]).unwrap();
+        if let Some(t) = age {
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        (d, name)
+    };
+    let (_, abandoned) = partial(b"abandoned", Some(old));
+    let (held, held_name) = partial(b"held by a lease", Some(old));
+    let (_, recent) = partial(b"recent", None);
+    let (open_d, open_name) = partial(b"being written", None);
+    let writer = store.ingest(&open_d).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(store.root().join("ingest").join(&open_name))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    db.create_lease("default", "pull", Labels::new()).unwrap();
+    db.add_lease_resource(
+        "default",
+        "pull",
+        Resource {
+            id: held.digest.to_string(),
+            kind: "ingests".into(),
+        },
+    )
+    .unwrap();
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.ingests, vec![abandoned.clone()]);
+    let left: Vec<String> = crate::image::content::list_ingests(&store)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut want = vec![held_name, recent, open_name];
+    want.sort();
+    assert_eq!(left, want);
+    drop(writer);
+}
+
+/// An image whose target is a multi-platform index keeps every platform's
+/// manifest, config and layer; deleting the image frees them all.
+#[test]
+fn gc_keeps_every_platform_of_an_index() {
+    let tmp = Scratch::new("gcindex");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let mut kept = Vec::new();
+    let mut entries = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let layer = put_blob(
+            &store,
+            format!("layer {arch}").as_bytes(),
+            "application/vnd.oci.image.layer.v1.tar",
+        );
+        let config = put_blob(
+            &store,
+            format!("{{\"a\":\"{arch}\"}}").as_bytes(),
+            oci::OCI_CONFIG,
+        );
+        let m = manifest_of(&store, &config, &layer);
+        entries.push(format!(
+            "{{\"mediaType\":\"{}\",\"digest\":\"{}\",\"size\":{},\"platform\":{{\"architecture\":\"{arch}\",\"os\":\"linux\"}}}}",
+            m.media_type, m.digest, m.size
+        ));
+        kept.extend([layer, config, m]);
+    }
+    let index = put_blob(
+        &store,
+        format!(
+            "{{\"schemaVersion\":2,\"mediaType\":\"{}\",\"manifests\":[{}]}}",
+            oci::OCI_INDEX,
+            entries.join(",")
+        )
+        .as_bytes(),
+        oci::OCI_INDEX,
+    );
+    kept.push(index.clone());
+    let stray = put_blob(&store, b"stray", "application/octet-stream");
+    db.create_image("default", image("multi:1", &index))
+        .unwrap();
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.blobs, vec![stray.digest]);
+    for d in &kept {
+        assert!(store.has(d), "{} was collected", d.digest);
+    }
+    db.delete_image("default", "multi:1").unwrap();
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.blobs.len(), kept.len());
+    assert!(content_is_empty(&store));
+}
+
+/// A container keeps the snapshot of its own namespace only: the same key
+/// in another namespace is another snapshot, and is collected.
+#[test]
+fn a_containers_snapshot_is_kept_in_its_namespace_only() {
+    let tmp = Scratch::new("gcns");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    for ns in ["ns1", "ns2"] {
+        sn.prepare(&snapshot_key(ns, "rootfs"), "", Labels::new())
+            .unwrap();
+    }
+    db.create_container(
+        "ns1",
+        Container {
+            id: "c".into(),
+            runtime: Runtime {
+                name: "io.containerd.skiff.v2".into(),
+                options: None,
+            },
+            snapshotter: "overlayfs".into(),
+            snapshot_key: "rootfs".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(
+        r.snapshots,
+        vec![("overlayfs".to_string(), snapshot_key("ns2", "rootfs"))]
+    );
+    sn.stat(&snapshot_key("ns1", "rootfs")).unwrap();
 }

@@ -9,10 +9,10 @@
 //! leaves at worst a directory without a record, which [`Table::orphans`]
 //! finds.
 
-use super::{Info, Kind};
+use super::{Info, SnapshotKind};
 use crate::error::{Context, Result};
 use crate::json::{Node, Writer};
-use crate::metadata::record;
+use crate::record;
 use std::collections::{HashMap, HashSet};
 
 use std::path::{Path, PathBuf};
@@ -102,6 +102,12 @@ impl Table {
         Ok(self.by_key.remove(key))
     }
 
+    /// Remove the record file of `id` if one is on disk but not in the
+    /// table (a write that failed after its rename).
+    pub fn forget(&mut self, id: u64) {
+        let _ = record::remove(&self.path(id));
+    }
+
     /// Ids present as directories that neither a record nor a build in
     /// progress owns.
     pub fn orphans(&self, dir_ids: &[u64]) -> Vec<u64> {
@@ -141,7 +147,8 @@ fn decode(text: &str, path: &Path) -> Result<Record> {
         Ok(Record {
             id: n.need("id")?.u64()?,
             info: Info {
-                kind: Kind::parse(kind.str()?).ok_or_else(|| kind.invalid("unknown kind"))?,
+                kind: SnapshotKind::parse(kind.str()?)
+                    .ok_or_else(|| kind.invalid("unknown kind"))?,
                 name: n.need("key")?.string()?,
                 parent: n.need("parent")?.string()?,
                 labels: record::read_labels(&n)?,

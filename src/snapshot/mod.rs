@@ -18,48 +18,48 @@ pub mod meta;
 pub mod mount;
 pub mod native;
 pub mod overlay;
-pub mod unpack;
 
 use crate::err_kind;
 use crate::error::{Context, Error, Result};
 use crate::image::unpack::WhiteoutMode;
-use crate::metadata::record::{self, now_nanos, Labels};
+use crate::record::{self, now_nanos, Labels};
 use meta::{Record, Table};
 pub use mount::Mount;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Label that makes a snapshot a garbage-collection root.
-pub const LABEL_GC_ROOT: &str = "containerd.io/gc.root";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum SnapshotKind {
     View,
     Active,
     Committed,
 }
 
-impl Kind {
+impl SnapshotKind {
     /// containerd's names (`ctr snapshots ls` prints them).
     pub fn name(self) -> &'static str {
         match self {
-            Kind::View => "View",
-            Kind::Active => "Active",
-            Kind::Committed => "Committed",
+            SnapshotKind::View => "View",
+            SnapshotKind::Active => "Active",
+            SnapshotKind::Committed => "Committed",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::View, Kind::Active, Kind::Committed]
-            .into_iter()
-            .find(|k| k.name() == s)
+    pub fn parse(s: &str) -> Option<SnapshotKind> {
+        [
+            SnapshotKind::View,
+            SnapshotKind::Active,
+            SnapshotKind::Committed,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
-    pub kind: Kind,
+    pub kind: SnapshotKind,
     /// The key (active, view) or name (committed).
     pub name: String,
     /// The parent's name, "" for none.
@@ -108,6 +108,9 @@ pub struct Snapshotter {
     root: PathBuf,
     driver: Driver,
     table: Mutex<Table>,
+    /// Orphan directories open() could not remove (the next
+    /// [`Snapshotter::remove_orphans`] tries again).
+    open_failures: Vec<String>,
     /// An exclusive flock on `<root>/lock` for as long as this is open:
     /// one process owns a snapshotter (its orphan sweep would otherwise
     /// take another process's snapshots in the making).
@@ -128,17 +131,28 @@ impl Snapshotter {
         }
         let snaps = root.join("snapshots");
         record::create_dir(&snaps)?;
+        // Mount options name lower dirs by absolute path.
+        let root = &fs::canonicalize(root)
+            .with_context(|| format!("snapshotter root {}", root.display()))?;
+        let snaps = root.join("snapshots");
         let owner = lock_owner(root)?;
         let ids = dir_ids(&snaps)?;
         let table = Table::load(&root.join("metadata"), &ids)?;
-        let s = Snapshotter {
+        let mut s = Snapshotter {
             root: root.to_path_buf(),
             driver,
             table: Mutex::new(table),
+            open_failures: Vec::new(),
             _owner: owner,
         };
-        s.remove_orphans()?;
+        // One directory that cannot go must not keep the store closed.
+        s.open_failures = s.remove_orphans()?.failed;
         Ok(s)
+    }
+
+    /// Orphan directories open() found but could not remove.
+    pub fn open_failures(&self) -> &[String] {
+        &self.open_failures
     }
 
     pub fn driver(&self) -> Driver {
@@ -191,17 +205,23 @@ impl Snapshotter {
 
     /// A writable snapshot on `parent` ("" for none); returns its mounts.
     pub fn prepare(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
-        self.create(Kind::Active, key, parent, labels)
+        self.create(SnapshotKind::Active, key, parent, labels)
             .with_context(|| format!("prepare snapshot {key}"))
     }
 
     /// A read-only snapshot of `parent`; returns its mounts.
     pub fn view(&self, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
-        self.create(Kind::View, key, parent, labels)
+        self.create(SnapshotKind::View, key, parent, labels)
             .with_context(|| format!("view snapshot {key}"))
     }
 
-    fn create(&self, kind: Kind, key: &str, parent: &str, labels: Labels) -> Result<Vec<Mount>> {
+    fn create(
+        &self,
+        kind: SnapshotKind,
+        key: &str,
+        parent: &str,
+        labels: Labels,
+    ) -> Result<Vec<Mount>> {
         if key.is_empty() {
             return Err(err_kind!(InvalidArgument, "empty key"));
         }
@@ -217,7 +237,7 @@ impl Snapshotter {
                 let p = t.get(parent).ok_or_else(|| {
                     err_kind!(NotFound, "parent snapshot {parent} does not exist")
                 })?;
-                if p.info.kind != Kind::Committed {
+                if p.info.kind != SnapshotKind::Committed {
                     return Err(err_kind!(
                         FailedPrecondition,
                         "parent snapshot {parent} is not committed"
@@ -249,8 +269,12 @@ impl Snapshotter {
             t.put(rec.clone())
         });
         if let Err(e) = res {
+            let mut t = self.lock();
+            // A record may be on disk even though writing it failed (its
+            // directory's fsync did); it must not outlive the directory.
+            t.forget(id);
             let _ = remove_tree(&self.dir(id));
-            self.lock().release(id);
+            t.release(id);
             return Err(e);
         }
         let t = self.lock();
@@ -258,14 +282,14 @@ impl Snapshotter {
     }
 
     /// Make `snapshots/<id>` complete, then it may get its record.
-    fn build_dir(&self, kind: Kind, id: u64, parent: Option<u64>) -> Result<()> {
+    fn build_dir(&self, kind: SnapshotKind, id: u64, parent: Option<u64>) -> Result<()> {
         let dir = self.dir(id);
         fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
         let fs_dir = self.fs_dir(id);
         match self.driver {
             Driver::Overlay => {
                 mkdir_mode(&fs_dir, 0o755)?;
-                if kind == Kind::Active && parent.is_some() {
+                if kind == SnapshotKind::Active && parent.is_some() {
                     mkdir_mode(&dir.join("work"), 0o711)?;
                 }
             }
@@ -274,20 +298,22 @@ impl Snapshotter {
                 None => mkdir_mode(&fs_dir, 0o755)?,
             },
         }
-        // The directory must be on disk before a record names it.
+        // The directory (and what is in it) must be on disk before a
+        // record names it.
+        record::sync_dir(&dir)?;
         record::sync_dir(&self.root.join("snapshots"))
     }
 
-    /// Flush a snapshot's files to disk: done before a layer is committed,
+    /// Flush a snapshot's files to disk: [`Snapshotter::commit`] does it,
     /// so a power cut cannot leave a committed layer with empty files that
     /// no re-pull repairs (containerd's known failure; it made syncfs an
     /// opt-in, `image_pull_with_sync_fs`; edge hosts lose power, so here it
     /// is the default). The filesystem is synced as a whole: a per-file
     /// fsync costs more on layers of many small files.
-    pub fn sync(&self, key: &str) -> Result<()> {
-        let id = self.lock().get(key).ok_or_else(|| not_found(key))?.id;
-        let dir = fs::File::open(self.dir(id)).with_context(|| format!("sync snapshot {key}"))?;
-        rustix::fs::syncfs(&dir).with_context(|| format!("sync snapshot {key}"))
+    fn sync_id(&self, id: u64) -> Result<()> {
+        let dir = fs::File::open(self.dir(id))?;
+        rustix::fs::syncfs(&dir)?;
+        Ok(())
     }
 
     /// How to mount an active snapshot or a view.
@@ -300,9 +326,9 @@ impl Snapshotter {
 
     fn mounts_of(&self, t: &Table, rec: &Record) -> Result<Vec<Mount>> {
         let read_only = match rec.info.kind {
-            Kind::Active => false,
-            Kind::View => true,
-            Kind::Committed => {
+            SnapshotKind::Active => false,
+            SnapshotKind::View => true,
+            SnapshotKind::Committed => {
                 return Err(err_kind!(
                     FailedPrecondition,
                     "snapshot {} is committed: only active snapshots and views have mounts",
@@ -344,13 +370,24 @@ impl Snapshotter {
             return Err(err_kind!(InvalidArgument, "empty name")).with_context(what);
         }
         record::check_labels("labels", &labels).with_context(what)?;
+        // Synced before the record says committed, outside the table lock
+        // (a syncfs can take long).
+        let id = self.lock().get(key).ok_or_else(|| not_found(key))?.id;
+        self.sync_id(id).with_context(what)?;
         let mut t = self.lock();
         if t.get(name).is_some() {
             return Err(err_kind!(AlreadyExists, "snapshot {name} already exists"))
                 .with_context(what);
         }
         let mut rec = t.get(key).cloned().ok_or_else(|| not_found(key))?;
-        if rec.info.kind != Kind::Active {
+        if rec.id != id {
+            return Err(err_kind!(
+                FailedPrecondition,
+                "snapshot {key} was replaced while it was synced"
+            ))
+            .with_context(what);
+        }
+        if rec.info.kind != SnapshotKind::Active {
             return Err(err_kind!(
                 FailedPrecondition,
                 "snapshot {key} is {}, not active",
@@ -358,7 +395,7 @@ impl Snapshotter {
             ))
             .with_context(what);
         }
-        rec.info.kind = Kind::Committed;
+        rec.info.kind = SnapshotKind::Committed;
         rec.info.name = name.to_string();
         rec.info.labels.extend(labels);
         rec.info.updated = now_nanos();
@@ -386,17 +423,57 @@ impl Snapshotter {
         remove_tree(&self.dir(rec.id)).with_context(what)
     }
 
-    /// Remove directories no snapshot record owns (left by a crash).
-    /// Returns how many were removed.
-    pub fn remove_orphans(&self) -> Result<usize> {
+    /// Remove the snapshot with directory id `id` (as listed by
+    /// [`Snapshotter::list_ids`]), whatever its name is now: garbage
+    /// collection sweeps by id, so a Commit that renamed a snapshot while
+    /// the collection ran changes nothing. Ok(None) when it is gone already.
+    pub(crate) fn remove_id(&self, id: u64) -> Result<Option<String>> {
+        let name = {
+            let mut t = self.lock();
+            let Some(name) = t.all().find(|r| r.id == id).map(|r| r.info.name.clone()) else {
+                return Ok(None);
+            };
+            let what = || format!("remove snapshot {name}");
+            if t.has_children(&name) {
+                return Err(err_kind!(
+                    FailedPrecondition,
+                    "snapshot {name} has children"
+                ))
+                .with_context(what);
+            }
+            t.delete(&name).with_context(what)?;
+            name
+        };
+        remove_tree(&self.dir(id)).with_context(|| format!("remove snapshot {name}"))?;
+        Ok(Some(name))
+    }
+
+    /// Every snapshot with its directory id.
+    pub(crate) fn list_ids(&self) -> Vec<(u64, Info)> {
+        self.lock().all().map(|r| (r.id, r.info.clone())).collect()
+    }
+
+    /// The directory id of `key`.
+    pub(crate) fn id_of(&self, key: &str) -> Option<u64> {
+        self.lock().get(key).map(|r| r.id)
+    }
+
+    /// Remove directories no snapshot record owns (left by a crash). One
+    /// that cannot be removed is reported and the others still go.
+    pub fn remove_orphans(&self) -> Result<OrphanSweep> {
         let snaps = self.root.join("snapshots");
         let orphans = {
             let t = self.lock();
             t.orphans(&dir_ids(&snaps)?)
         };
+        let mut sweep = OrphanSweep::default();
         for id in &orphans {
-            remove_tree(&self.dir(*id))
-                .with_context(|| format!("remove orphan snapshot directory {id}"))?;
+            match remove_tree(&self.dir(*id)) {
+                Ok(()) => sweep.removed += 1,
+                Err(e) => sweep
+                    .failed
+                    .push(format!("remove orphan snapshot directory {id}: {e}")),
+            }
         }
         // Anything else in snapshots/ is not ours to keep either.
         if let Ok(entries) = fs::read_dir(&snaps) {
@@ -407,7 +484,7 @@ impl Snapshotter {
                 }
             }
         }
-        Ok(orphans.len())
+        Ok(sweep)
     }
 
     /// Disk use of a snapshot's own directory.
@@ -423,7 +500,7 @@ impl Snapshotter {
     pub fn apply_target(&self, key: &str) -> Result<(PathBuf, WhiteoutMode)> {
         let t = self.lock();
         let rec = t.get(key).ok_or_else(|| not_found(key))?;
-        if rec.info.kind != Kind::Active {
+        if rec.info.kind != SnapshotKind::Active {
             return Err(err_kind!(
                 FailedPrecondition,
                 "snapshot {key} is not active"
@@ -438,23 +515,22 @@ impl Snapshotter {
 }
 
 fn lock_owner(root: &Path) -> Result<fs::File> {
-    use rustix::fs::{flock, FlockOperation};
-    let p = root.join("lock");
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .with_context(|| format!("open {}", p.display()))?;
-    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(f),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(err_kind!(
+    use crate::sys::fs::{lock_file, LockMode};
+    lock_file(&root.join("lock"), LockMode::Exclusive, false)?.ok_or_else(|| {
+        err_kind!(
             FailedPrecondition,
             "snapshotter {}: in use by another process",
             root.display()
-        )),
-        Err(e) => Err(Error::from(e).wrap(format!("lock {}", p.display()))),
-    }
+        )
+    })
+}
+
+/// What [`Snapshotter::remove_orphans`] did.
+#[derive(Debug, Default)]
+pub struct OrphanSweep {
+    pub removed: usize,
+    /// One message per directory that could not be removed.
+    pub failed: Vec<String>,
 }
 
 fn not_found(key: &str) -> Error {

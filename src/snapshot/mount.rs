@@ -125,10 +125,7 @@ impl Mount {
         )
         .with_context(|| format!("open {common}"))?;
         let via = crate::sys::fs::proc_path(&dir);
-        let short: Vec<String> = lowers
-            .iter()
-            .map(|l| format!("{via}{}", &l[common.len()..]))
-            .collect();
+        let short: Vec<String> = lowers.iter().map(|l| through(&via, &common, l)).collect();
         let options: Vec<String> = self
             .options
             .iter()
@@ -216,6 +213,13 @@ fn common_dir(paths: &[&str]) -> String {
     }
 }
 
+/// `path` (under `common`) named through `via`, an fd path of `common`.
+fn through(via: &str, common: &str, path: &str) -> String {
+    // `common` may be "/", whose length eats the separator.
+    let rel = path[common.len()..].trim_start_matches('/');
+    format!("{via}/{rel}")
+}
+
 /// Mount a snapshot's mounts in order at `target`.
 pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
@@ -236,7 +240,7 @@ pub fn unmount(target: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::common_dir;
+    use super::{common_dir, through};
 
     #[test]
     fn common_dir_is_the_deepest_shared_parent() {
@@ -247,5 +251,12 @@ mod tests {
         assert_eq!(common_dir(&["/a/b/fs"]), "/a/b");
         assert_eq!(common_dir(&["/a/x", "/b/y"]), "/");
         assert_eq!(common_dir(&[]), "/");
+    }
+
+    #[test]
+    fn lower_dirs_are_named_through_the_common_dir_fd() {
+        let via = "/proc/self/fd/7";
+        assert_eq!(through(via, "/a/b", "/a/b/1/fs"), "/proc/self/fd/7/1/fs");
+        assert_eq!(through(via, "/", "/a/x"), "/proc/self/fd/7/a/x");
     }
 }

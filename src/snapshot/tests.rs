@@ -71,7 +71,7 @@ fn overlay_lifecycle_and_errors() {
     write_in(&s, "base-a", "gone", "x");
     s.commit("base", "base-a", labels(&[("l", "1")])).unwrap();
     let info = s.stat("base").unwrap();
-    assert_eq!(info.kind, Kind::Committed);
+    assert_eq!(info.kind, SnapshotKind::Committed);
     assert_eq!(info.labels.get("l").map(String::as_str), Some("1"));
     assert_eq!(s.stat("base-a").unwrap_err().kind(), ErrorKind::NotFound);
 
@@ -330,4 +330,166 @@ fn overlay_whiteout_mode_writes_markers() {
     assert_eq!(&v[..n], b"y");
     assert_eq!(fs::read_to_string(dir.join("opt/new")).unwrap(), "n");
     assert!(!dir.join("opt/.wh..wh..opq").exists());
+}
+
+fn tar_layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let dir = path.ends_with('/');
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(if dir {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_mode(if dir { 0o755 } else { 0o644 });
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Every path under `root` with its kind and (for files) content.
+fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        for e in fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let p = rel.join(e.file_name());
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                out.push(format!("{}/", p.display()));
+                todo.push(p);
+            } else {
+                let data = fs::read_to_string(root.join(&p)).unwrap_or_default();
+                out.push(format!("{} = {data}", p.display()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A layer that whites out names it also makes, in either order, puts
+/// things under a name it whited out, whites out under a whiteout, and has
+/// a root-level opaque marker: mounted as an overlay over the lower layer,
+/// its Overlay-mode markers give the tree Apply mode gives.
+#[test]
+fn overlay_markers_give_the_apply_mode_tree() {
+    let tmp = Scratch::new("whorder");
+    let lower_layer = tar_layer(&[
+        ("foo/", b""),
+        ("foo/old", b"o"),
+        ("bar/", b""),
+        ("bar/old", b"o"),
+        ("gone/", b""),
+        ("gone/old", b"o"),
+        ("baz/", b""),
+        ("baz/q", b"q"),
+        ("keep/", b""),
+        ("keep/k", b"k"),
+        ("top", b"t"),
+    ]);
+    let upper_layer = tar_layer(&[
+        (".wh.foo", b""),
+        ("foo/", b""),
+        ("foo/new", b"n"),
+        ("bar/", b""),
+        ("bar/new", b"n"),
+        (".wh.bar", b""),
+        (".wh.gone", b""),
+        ("gone/x", b"x"),
+        (".wh.baz", b""),
+        ("baz/.wh.q", b""),
+        ("baz/.wh..wh..opq", b""),
+        (".wh..wh..opq", b""),
+    ]);
+    let applied = tmp.0.join("applied");
+    let lower = tmp.0.join("lower");
+    let upper = tmp.0.join("upper");
+    for d in [&applied, &lower, &upper] {
+        fs::create_dir(d).unwrap();
+    }
+    let apply = Extractor::new(&applied).unwrap();
+    apply.apply(&lower_layer[..], "l1").unwrap();
+    apply.apply(&upper_layer[..], "l2").unwrap();
+    Extractor::new(&lower)
+        .unwrap()
+        .apply(&lower_layer[..], "l1")
+        .unwrap();
+    Extractor::new(&upper)
+        .unwrap()
+        .with_whiteouts(WhiteoutMode::Overlay)
+        .apply(&upper_layer[..], "l2")
+        .unwrap();
+    let merged = tmp.0.join("merged");
+    let m = Mount {
+        kind: "overlay".into(),
+        source: "overlay".into(),
+        options: vec![
+            "ro".into(),
+            format!("lowerdir={}:{}", upper.display(), lower.display()),
+        ],
+    };
+    let _m = Mounted::new(&[m], &merged);
+    let want = tree(&applied);
+    assert_eq!(
+        want,
+        [
+            "bar/",
+            "bar/new = n",
+            "foo/",
+            "foo/new = n",
+            "gone/",
+            "gone/x = x",
+            "keep/",
+            "keep/k = k",
+            "top = t"
+        ]
+    );
+    assert_eq!(tree(&merged), want);
+}
+
+/// An orphan directory that cannot be removed (a mount inside it) is
+/// reported; open and the other orphans' removal go on.
+#[test]
+fn an_orphan_that_cannot_be_removed_does_not_stop_open() {
+    let tmp = Scratch::new("stuck");
+    let root = tmp.0.join("sn");
+    drop(Snapshotter::open(&root, Driver::Overlay).unwrap());
+    let busy = root.join("snapshots/5/fs/m");
+    fs::create_dir_all(&busy).unwrap();
+    fs::create_dir_all(root.join("snapshots/6/fs")).unwrap();
+    let empty = tmp.0.join("empty");
+    fs::create_dir(&empty).unwrap();
+    let _m = Mounted::new(&[Mount::bind(&empty, true)], &busy);
+    let s = Snapshotter::open(&root, Driver::Overlay).unwrap();
+    assert_eq!(s.open_failures().len(), 1, "{:?}", s.open_failures());
+    assert!(s.open_failures()[0].contains("directory 5"));
+    assert!(!root.join("snapshots/6").exists());
+    let again = s.remove_orphans().unwrap();
+    assert_eq!((again.removed, again.failed.len()), (0, 1));
+}
+
+/// A root given with `..` (or relative) is made absolute: mount options
+/// name lower dirs by path.
+#[test]
+fn the_root_is_made_absolute() {
+    let tmp = Scratch::new("canon");
+    fs::create_dir(tmp.0.join("a")).unwrap();
+    let s = Snapshotter::open(&tmp.0.join("a/../sn"), Driver::Overlay).unwrap();
+    assert_eq!(s.root(), fs::canonicalize(tmp.0.join("sn")).unwrap());
+    s.prepare("base-a", "", Labels::new()).unwrap();
+    s.commit("base", "base-a", Labels::new()).unwrap();
+    let m = s.prepare("top", "base", Labels::new()).unwrap();
+    let lower = m[0]
+        .options
+        .iter()
+        .find_map(|o| o.strip_prefix("lowerdir="))
+        .unwrap()
+        .to_string();
+    assert!(lower.starts_with('/') && !lower.contains(".."), "{lower}");
 }

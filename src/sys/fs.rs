@@ -139,3 +139,40 @@ pub fn symlink_on_path(root: impl AsFd, rel: &str) -> Result<bool> {
         Err(e) => Err(crate::Error::from(e).wrap(format!("resolve /{rel}"))),
     }
 }
+
+/// How a lock file is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// Open (creating) `path` and take a `flock` on it, waiting for other
+/// holders when `wait`; None when not waiting and another holder conflicts.
+/// The lock lasts as long as the returned file. Each call opens the file
+/// anew, so two holders in one process exclude each other like two
+/// processes do.
+pub fn lock_file(
+    path: &std::path::Path,
+    mode: LockMode,
+    wait: bool,
+) -> Result<Option<std::fs::File>> {
+    use rustix::fs::{flock, FlockOperation as Op};
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    let op = match (mode, wait) {
+        (LockMode::Shared, true) => Op::LockShared,
+        (LockMode::Shared, false) => Op::NonBlockingLockShared,
+        (LockMode::Exclusive, true) => Op::LockExclusive,
+        (LockMode::Exclusive, false) => Op::NonBlockingLockExclusive,
+    };
+    match flock(&f, op) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) if !wait => Ok(None),
+        Err(e) => Err(crate::error::Error::from(e).wrap(format!("lock {}", path.display()))),
+    }
+}

@@ -78,13 +78,24 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Remove temporaries a killed writer left in `dir` (not recursive).
+/// Remove temporaries a killed writer left in `dir` (not recursive): only
+/// those whose writer (the pid in the name) is gone, so a write in flight
+/// in another process or thread is left alone.
 pub fn sweep_temporaries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TMP_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() as i32 && !crate::sys::process::alive(pid) {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -151,14 +162,13 @@ pub fn read_labels(n: &Node) -> Result<Labels> {
 
 /// Bytes (a protobuf Any, an OCI spec) as base64 in a JSON string.
 pub fn write_bytes(w: &mut Writer, key: &str, data: &[u8]) {
-    w.key(key).str(&crate::registry::auth::base64_encode(data));
+    w.key(key).str(&crate::base64::encode(data));
 }
 
 pub fn read_bytes(n: &Node, key: &str) -> Result<Vec<u8>> {
     match n.get(key)? {
         None => Ok(Vec::new()),
-        Some(v) => crate::registry::auth::base64_decode(v.str()?)
-            .ok_or_else(|| v.invalid("not valid base64")),
+        Some(v) => crate::base64::decode(v.str()?).ok_or_else(|| v.invalid("not valid base64")),
     }
 }
 
@@ -235,11 +245,15 @@ mod tests {
         let p = dir.join("a.json");
         write(&p, b"1").unwrap();
         write(&p, b"2").unwrap();
-        fs::write(dir.join(".tmp-1-1"), b"torn").unwrap();
+        // A dead writer's (pid_max is below 2^22) and a live one's.
+        fs::write(dir.join(".tmp-4194305-1"), b"torn").unwrap();
+        let live = format!(".tmp-{}-99", std::process::id());
+        fs::write(dir.join(&live), b"in flight").unwrap();
         assert_eq!(read(&p).unwrap().as_deref(), Some("2"));
         assert_eq!(list(&dir).unwrap(), vec![p.clone()]);
         sweep_temporaries(&dir);
-        assert!(!dir.join(".tmp-1-1").exists());
+        assert!(!dir.join(".tmp-4194305-1").exists());
+        assert!(dir.join(&live).exists(), "a live writer's temporary stays");
         remove(&p).unwrap();
         remove(&p).unwrap();
         assert!(read(&p).unwrap().is_none());

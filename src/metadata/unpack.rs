@@ -11,15 +11,15 @@
 //! garbage collection keeps the chain while the image exists; a `lease`
 //! protects the snapshots while the unpack runs.
 
-use super::{Kind as SnapKind, Mount, Snapshotter};
+use super::{snapshot_key, Db, Resource, LABEL_GC_REF_SNAPSHOT};
 use crate::error::{Context, Error, Result};
 use crate::image::content;
 use crate::image::digest::{Digest, HashingReader};
 use crate::image::oci::{self, Descriptor, Platform};
 use crate::image::store::Store;
 use crate::image::unpack::{decompressor, Extractor};
-use crate::metadata::record::Labels;
-use crate::metadata::{snapshot_key, Db, Resource, LABEL_GC_REF_SNAPSHOT};
+use crate::record::Labels;
+use crate::snapshot::{Mount, SnapshotKind, Snapshotter};
 use crate::{err_kind, Kind};
 
 /// Label on a committed layer snapshot: the chain id it holds.
@@ -84,10 +84,14 @@ fn layers_of(store: &Store, target: &Descriptor) -> Result<Layers> {
 
 /// Is the image `target` unpacked in `snapshots` for namespace `ns`? Its
 /// top chain id then names a committed snapshot (and, through parents,
-/// all the others). Returns that chain id when it is.
+/// all the others) and its config carries the label that keeps that chain
+/// from garbage collection (a crash between the last commit and the label
+/// leaves a chain the next collection takes: not unpacked). Returns that
+/// chain id when it is.
 pub fn unpacked_chain(
     store: &Store,
     snapshots: &Snapshotter,
+    db: &Db,
     ns: &str,
     target: &Descriptor,
 ) -> Result<Option<String>> {
@@ -96,22 +100,29 @@ pub fn unpacked_chain(
         return Ok(Some(String::new()));
     };
     let top = top.to_string();
+    let label = format!("{LABEL_GC_REF_SNAPSHOT}{}", snapshots.driver().name());
+    let labelled = db
+        .content_labels(ns, &layers.manifest.config.digest)?
+        .get(&label)
+        .is_some_and(|v| *v == top);
     Ok(match snapshots.stat(&snapshot_key(ns, &top)) {
-        Ok(info) if info.kind == SnapKind::Committed => Some(top),
+        Ok(info) if info.kind == SnapshotKind::Committed && labelled => Some(top),
         _ => None,
     })
 }
 
 /// Unpack the image `target` (a manifest or an index) from `store` into
-/// `snapshots`, in namespace `ns`. `lease`, when given, is made to hold
-/// every snapshot touched.
+/// `snapshots`, in namespace `ns`. The `lease` (which must exist) is made
+/// to hold every snapshot touched, before it is made: without one a
+/// collection running meanwhile could take a layer between its commit and
+/// the label that keeps the chain.
 pub fn unpack_image(
     store: &Store,
     snapshots: &Snapshotter,
     db: &Db,
     ns: &str,
     target: &Descriptor,
-    lease: Option<&str>,
+    lease: &str,
 ) -> Result<Unpacked> {
     let what = || format!("unpack image {}", target.digest);
     let Layers {
@@ -120,7 +131,8 @@ pub fn unpack_image(
         chains,
     } = layers_of(store, target).with_context(what)?;
     let sn = snapshots.driver().name();
-    let target_cx = Target {
+    store.delegate_collection().with_context(what)?;
+    let unpacker = Unpacker {
         store,
         snapshots,
         db,
@@ -132,9 +144,9 @@ pub fn unpack_image(
     for (i, layer) in manifest.layers.iter().enumerate() {
         let chain = chains[i].to_string();
         let key = snapshot_key(ns, &chain);
-        target_cx.hold(&chain).with_context(what)?;
+        unpacker.hold(&chain).with_context(what)?;
         match snapshots.stat(&key) {
-            Ok(info) if info.kind == SnapKind::Committed => {}
+            Ok(info) if info.kind == SnapshotKind::Committed => {}
             Ok(info) => {
                 return Err(err_kind!(
                     FailedPrecondition,
@@ -144,7 +156,7 @@ pub fn unpack_image(
                 .with_context(what)
             }
             Err(e) if e.kind() == Kind::NotFound => {
-                if target_cx
+                if unpacker
                     .apply_layer(&parent, layer, &diff_ids[i], &chain)
                     .with_context(what)?
                 {
@@ -173,15 +185,15 @@ pub fn unpack_image(
 }
 
 /// Where and for whom layers are applied.
-struct Target<'a> {
+struct Unpacker<'a> {
     store: &'a Store,
     snapshots: &'a Snapshotter,
     db: &'a Db,
     ns: &'a str,
-    lease: Option<&'a str>,
+    lease: &'a str,
 }
 
-impl Target<'_> {
+impl Unpacker<'_> {
     fn lease_resource(&self, id: &str) -> Resource {
         Resource {
             id: id.to_string(),
@@ -189,22 +201,16 @@ impl Target<'_> {
         }
     }
 
-    /// Let the lease (if any) hold the snapshot `id` (namespace-relative).
+    /// Let the lease hold the snapshot `id` (namespace-relative).
     fn hold(&self, id: &str) -> Result<()> {
-        match self.lease {
-            Some(l) => self
-                .db
-                .add_lease_resource(self.ns, l, self.lease_resource(id)),
-            None => Ok(()),
-        }
+        self.db
+            .add_lease_resource(self.ns, self.lease, self.lease_resource(id))
     }
 
     fn release(&self, id: &str) {
-        if let Some(l) = self.lease {
-            let _ = self
-                .db
-                .delete_lease_resource(self.ns, l, &self.lease_resource(id));
-        }
+        let _ = self
+            .db
+            .delete_lease_resource(self.ns, self.lease, &self.lease_resource(id));
     }
 
     /// Apply one layer as the committed snapshot `chain` on `parent` (a
@@ -222,7 +228,7 @@ impl Target<'_> {
         let tmp_id = format!(
             "{chain}.extract-{}-{}",
             std::process::id(),
-            crate::metadata::record::now_nanos()
+            crate::record::now_nanos()
         );
         let tmp = snapshot_key(self.ns, &tmp_id);
         // Held before it exists, so a collection cannot take it half made.
@@ -255,7 +261,6 @@ impl Target<'_> {
                     layer.digest
                 ));
             }
-            snapshots.sync(&tmp)?;
             let mut labels = Labels::new();
             labels.insert(LABEL_SNAPSHOT_REF.to_string(), chain.to_string());
             snapshots.commit(&key, &tmp, labels)
