@@ -239,19 +239,32 @@ impl Client {
         const RETRIES: u32 = 3;
         let mut attempt = 0;
         loop {
-            let mut req = self.agent.get(url);
-            if let Some(a) = accept {
-                req = req.header("Accept", a);
+            let get = |fresh_connection: bool| {
+                let mut req = self.agent.get(url);
+                if let Some(a) = accept {
+                    req = req.header("Accept", a);
+                }
+                if let Some(off) = range {
+                    req = req.header("Range", format!("bytes={off}-"));
+                }
+                if let Some(a) = authorization {
+                    req = req.header("Authorization", a);
+                }
+                if fresh_connection {
+                    // Pooled connections of any age are skipped.
+                    req = req.config().max_idle_age(Duration::ZERO).build();
+                }
+                req.call()
+            };
+            // A server may close a kept-alive connection (idle timeout, or
+            // it closes after every answer) just as we send the next request
+            // on it; ureq does not retry that, so a GET goes once more on a
+            // new connection.
+            let resp = match get(false) {
+                Err(e) if connection_dropped(&e) => get(true),
+                r => r,
             }
-            if let Some(off) = range {
-                req = req.header("Range", format!("bytes={off}-"));
-            }
-            if let Some(a) = authorization {
-                req = req.header("Authorization", a);
-            }
-            let resp = req
-                .call()
-                .map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))?;
+            .map_err(|e| Error::new(format!("GET {url}: {}", ureq_message(&e))))?;
             let transient = matches!(resp.status().as_u16(), 429 | 502 | 503 | 504);
             if !transient || attempt == RETRIES {
                 return Ok(resp);
@@ -414,6 +427,13 @@ fn error_detail(resp: &mut Response<Body>) -> String {
     msg.map(|m| format!(" ({m})")).unwrap_or_default()
 }
 
+/// The connection ended before the response head arrived.
+fn connection_dropped(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(e, ureq::Error::Io(io)
+        if matches!(io.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe))
+}
+
 /// ureq's messages without its "io: " prefixes.
 fn ureq_message(e: &ureq::Error) -> String {
     match e {
@@ -500,5 +520,74 @@ mod tests {
         );
         assert!(Mirror::parse("nohost").is_err());
         assert!(Mirror::parse("=x").is_err());
+    }
+
+    /// Reads one request head; false when the peer closed first.
+    fn read_head(conn: &mut std::net::TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match conn.read(&mut b) {
+                Ok(1) => head.push(b[0]),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// A server may close an idle keep-alive connection at any moment, so
+    /// the client can send its next request on a connection the server has
+    /// already given up on. The server here makes that race certain: it
+    /// answers the first request keep-alive, waits until the second request
+    /// arrives on that same connection, and closes it unanswered. The GET
+    /// must then be sent again on a new connection.
+    #[test]
+    fn get_retried_when_kept_alive_connection_closes() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = r#"{"schemaVersion":2}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let server = std::thread::spawn(move || -> usize {
+            let (mut first, _) = listener.accept().unwrap();
+            assert!(read_head(&mut first), "first request");
+            first.write_all(answer.as_bytes()).unwrap();
+            // The second request came on the kept-alive connection: close
+            // it without an answer, as a server timing out idle ones does.
+            assert!(
+                read_head(&mut first),
+                "second request on the same connection"
+            );
+            drop(first);
+            // Serve the retry; give up (served 0) if none comes.
+            listener.set_nonblocking(true).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                let Ok((mut c, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                c.set_nonblocking(false).unwrap();
+                if read_head(&mut c) {
+                    c.write_all(answer.as_bytes()).unwrap();
+                    return 1;
+                }
+            }
+            0
+        });
+        let opts = Options {
+            plain_http: true,
+            ..Default::default()
+        };
+        let reference = Reference::parse(&format!("127.0.0.1:{port}/keepalive:v1")).unwrap();
+        let client = Client::new(&opts, &reference).unwrap();
+        let (data, _) = client.manifest("v1").unwrap();
+        assert_eq!(data, body.as_bytes());
+        let (data, _) = client.manifest("v1").unwrap();
+        assert_eq!(data, body.as_bytes());
+        assert_eq!(server.join().unwrap(), 1, "retried on a new connection");
     }
 }
