@@ -207,6 +207,8 @@ impl Drop for Daemon {
             let c = std::ffi::CString::new(m).unwrap();
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
+        // The shims' runc root for the namespace (left empty, as containerd's shim does).
+        let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&self.ns));
         // The namespace's parent cgroups (the containers' own are gone with them).
         for hier in fs::read_dir("/sys/fs/cgroup")
             .into_iter()
@@ -350,6 +352,17 @@ fn spec_for(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) ->
 }
 
 fn create_container(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) {
+    create_container_with(c, ns, image, id, args, "io.containerd.skiff.v2");
+}
+
+fn create_container_with(
+    c: &Client,
+    ns: &str,
+    image: &pi::Image,
+    id: &str,
+    args: &[&str],
+    runtime: &str,
+) {
     let spec = spec_for(c, ns, image, id, args);
     let _: pc::CreateContainerResponse = call(
         c,
@@ -980,4 +993,81 @@ fn a_dead_shim_is_cleaned_up_on_restart() {
         d.log()
     );
     remove_container(&c, ns, "c3");
+}
+
+#[test]
+fn debians_runc_shim_runs_a_container_too() {
+    if !require(
+        Path::new("/usr/bin/containerd-shim-runc-v2").exists(),
+        "/usr/bin/containerd-shim-runc-v2 (package containerd)",
+    ) {
+        return;
+    }
+    let work = TempDir::new("daemon-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let d = Daemon::new();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    let c = d.client();
+    let image = pull(&c, ns, &reference);
+    create_container_with(
+        &c,
+        ns,
+        &image,
+        "r1",
+        &["sh", "-c", "echo via runc"],
+        "io.containerd.runc.v2",
+    );
+    let fifos = work.join("fifos");
+    fs::create_dir_all(&fifos).unwrap();
+    let out = fifo_reader(&fifos.join("r1-stdout"));
+    let _: pt::CreateTaskResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Create",
+        &pt::CreateTaskRequest {
+            container_id: "r1".into(),
+            stdout: fifos.join("r1-stdout").to_string_lossy().into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
+    let _: pt::StartResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Start",
+        &pt::StartRequest {
+            container_id: "r1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let w: pt::WaitResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Wait",
+        &pt::WaitRequest {
+            container_id: "r1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.exit_status, 0);
+    let _: pt::DeleteResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Delete",
+        &pt::DeleteTaskRequest {
+            container_id: "r1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(out.join().unwrap(), "via runc\n");
+    remove_container(&c, ns, "r1");
 }
