@@ -374,7 +374,7 @@ fn create_container_with(
                 id: id.into(),
                 image: image.name.clone(),
                 runtime: Some(pc::Runtime {
-                    name: "io.containerd.skiff.v2".into(),
+                    name: runtime.into(),
                     options: None,
                 }),
                 spec: Some(spec),
@@ -1023,6 +1023,8 @@ fn debians_runc_shim_runs_a_container_too() {
     let fifos = work.join("fifos");
     fs::create_dir_all(&fifos).unwrap();
     let out = fifo_reader(&fifos.join("r1-stdout"));
+    // Debian's shim wants both (ctr always passes both without -t).
+    let err = fifo_reader(&fifos.join("r1-stderr"));
     let _: pt::CreateTaskResponse = call(
         &c,
         ns,
@@ -1031,6 +1033,7 @@ fn debians_runc_shim_runs_a_container_too() {
         &pt::CreateTaskRequest {
             container_id: "r1".into(),
             stdout: fifos.join("r1-stdout").to_string_lossy().into(),
+            stderr: fifos.join("r1-stderr").to_string_lossy().into(),
             ..Default::default()
         },
     )
@@ -1058,6 +1061,21 @@ fn debians_runc_shim_runs_a_container_too() {
     )
     .unwrap();
     assert_eq!(w.exit_status, 0);
+    let bundle = d
+        .state()
+        .join(format!("io.containerd.runtime.v2.task/{ns}/r1"));
+    let addr = fs::read_to_string(bundle.join("address")).unwrap();
+    let shim = Client::connect(addr.trim()).unwrap();
+    let info: st::ConnectResponse = skiff::ttrpc::call(
+        &shim,
+        st::SERVICE_V2,
+        "Connect",
+        &st::ConnectRequest { id: "r1".into() },
+        Some(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let exe = fs::read_link(format!("/proc/{}/exe", info.shim_pid)).unwrap();
+    assert_eq!(exe, Path::new("/usr/bin/containerd-shim-runc-v2"));
     let _: pt::DeleteResponse = call(
         &c,
         ns,
@@ -1069,5 +1087,6 @@ fn debians_runc_shim_runs_a_container_too() {
     )
     .unwrap();
     assert_eq!(out.join().unwrap(), "via runc\n");
+    assert_eq!(err.join().unwrap(), "");
     remove_container(&c, ns, "r1");
 }
