@@ -229,15 +229,23 @@ impl Tasks {
                 .collect();
         }
         let bundle = self.bundle(ns, &id);
-        if bundle.exists() {
-            return Err(Status::new(
-                Code::AlreadyExists,
-                format!("task {id:?}: bundle {} exists", bundle.display()),
-            ));
+        // Making the bundle directory claims the id: a concurrent create
+        // of the same task fails here.
+        if let Some(parent) = bundle.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| status(Error::from(e).wrap(format!("create {}", parent.display()))))?;
+        }
+        if let Err(e) = std::fs::create_dir(&bundle) {
+            let kind = e.kind();
+            let err =
+                Error::from(e).wrap(format!("task {id:?}: create bundle {}", bundle.display()));
+            return Err(status(if kind == std::io::ErrorKind::AlreadyExists {
+                err.with_kind(crate::Kind::AlreadyExists)
+            } else {
+                err
+            }));
         }
         let made = || -> Result<()> {
-            std::fs::create_dir_all(&bundle)
-                .with_context(|| format!("create bundle {}", bundle.display()))?;
             std::fs::create_dir(bundle.join("rootfs")).context("create bundle rootfs")?;
             std::fs::write(bundle.join("config.json"), &spec.value).context("write config.json")?;
             std::fs::write(bundle.join(RUNTIME_FILE), &c.runtime.name).context("write runtime")?;
