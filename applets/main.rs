@@ -2,6 +2,7 @@
 //! busybox; invoked as `skiff`, the first argument names it.
 
 mod args;
+mod containerd;
 mod fetch;
 mod output;
 mod runc;
@@ -27,7 +28,7 @@ const APPLETS: &[Applet] = &[
     Applet {
         name: "containerd",
         summary: "container daemon",
-        entry: not_yet,
+        entry: containerd::main,
     },
     Applet {
         name: "ctr",
