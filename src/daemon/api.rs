@@ -22,8 +22,9 @@ pub struct Ctx {
 /// request.
 pub trait Sink: Sync {
     fn send(&self, msg: &[u8]) -> Result<(), Status>;
-    /// The client's next message; None once it closed its side.
-    fn recv(&self) -> Option<Vec<u8>>;
+    /// The client's next message; None once it closed its side, an error
+    /// when it went away without closing.
+    fn recv(&self) -> Result<Option<Vec<u8>>, Status>;
 }
 
 /// One service (`containerd.services.<name>.v1.<Name>`).
@@ -67,7 +68,7 @@ impl Sink for StreamSink<'_> {
         self.0.send(msg)
     }
 
-    fn recv(&self) -> Option<Vec<u8>> {
+    fn recv(&self) -> Result<Option<Vec<u8>>, Status> {
         self.0.recv()
     }
 }
@@ -84,7 +85,7 @@ impl ttrpc::Service for TtrpcService {
         stream: &ServerStream,
     ) -> Result<(), Status> {
         let payload = stream
-            .recv()
+            .recv()?
             .ok_or_else(|| Status::new(Code::InvalidArgument, format!("{method}: no request")))?;
         self.0
             .stream(&Self::ctx(rc), method, &payload, &StreamSink(stream))

@@ -106,7 +106,7 @@ impl Pull {
         let db = self.0.db().map_err(status)?;
         // The lease keeps what this pull makes until the image record
         // references it (and expires if the daemon dies meanwhile).
-        let lease_id = format!("pull-{}", crate::metadata::record::now_nanos());
+        let lease_id = format!("pull-{}", crate::record::now_nanos());
         let mut labels = store::Labels::new();
         labels.insert(crate::metadata::LABEL_GC_EXPIRE.into(), expiry_in(3600));
         db.create_lease(ns, &lease_id, labels).map_err(status)?;
@@ -180,7 +180,7 @@ impl Pull {
                 state: state::UNPACKING,
                 ..Default::default()
             });
-            store::unpack_image(content, &sn, db, ns, &target, Some(lease)).map_err(status)?;
+            store::unpack_image(content, &sn, db, ns, &target, lease).map_err(status)?;
             progress.send(PullProgress {
                 name: name.clone(),
                 state: state::UNPACKED,

@@ -75,7 +75,8 @@ impl Handler for Namespaces {
                 let sns = self.0.all_snapshotters().map_err(status)?;
                 let refs: Vec<&crate::snapshot::Snapshotter> =
                     sns.iter().map(|s| s.as_ref()).collect();
-                db.delete_namespace(&r.name, &refs).map_err(status)?;
+                db.delete_namespace(&r.name, |ns| crate::metadata::snapshots_in(&refs, ns))
+                    .map_err(status)?;
                 Ok(Empty {})
             }),
             _ => Err(unknown_method(method)),
@@ -337,14 +338,20 @@ impl Containers {
         let db = self.0.db().map_err(status)?;
         let image = db.image(ns, &c.image).map_err(status)?;
         let content = self.0.content().map_err(status)?;
-        let chain = match store::unpacked_chain(content, &sn, ns, &image.target).map_err(status)? {
-            Some(c) => c,
-            None => {
-                store::unpack_image(content, &sn, db, ns, &image.target, None)
-                    .map_err(status)?
-                    .chain_id
-            }
-        };
+        let chain =
+            match store::unpacked_chain(content, &sn, db, ns, &image.target).map_err(status)? {
+                Some(c) => c,
+                None => {
+                    // A lease holds the layers until the image's label does
+                    // (the unpack needs one; it goes when the unpack is done).
+                    let lease = format!("unpack-{}", crate::record::now_nanos());
+                    db.create_lease(ns, &lease, store::Labels::new())
+                        .map_err(status)?;
+                    let unpacked = store::unpack_image(content, &sn, db, ns, &image.target, &lease);
+                    let _ = db.delete_lease(ns, &lease);
+                    unpacked.map_err(status)?.chain_id
+                }
+            };
         store::prepare_container(&sn, ns, &c.snapshot_key, &chain, Default::default())
             .map_err(status)?;
         Ok(())
@@ -438,7 +445,7 @@ impl Handler for Leases {
         match method {
             "Create" => unary(payload, |r: pl::CreateRequest| {
                 let id = if r.id.is_empty() {
-                    format!("lease-{}", crate::metadata::record::now_nanos())
+                    format!("lease-{}", crate::record::now_nanos())
                 } else {
                     r.id
                 };
@@ -674,7 +681,7 @@ impl Content {
                 return out.send(&encode(&resp));
             }
             out.send(&encode(&resp))?;
-            next = match out.recv() {
+            next = match out.recv()? {
                 Some(m) => Some(WriteContentRequest::decode_req(&m)?),
                 None => None,
             };

@@ -11,10 +11,10 @@ use crate::snapshot::{Driver, Mount, Snapshotter};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub use crate::metadata::record::Labels;
+pub use crate::metadata::unpack::{prepare_container, unpack_image, unpacked_chain};
 pub use crate::metadata::{Any as MetaAny, Container, Image, Lease, Runtime};
-pub use crate::snapshot::unpack::{prepare_container, unpack_image, unpacked_chain};
-pub use crate::snapshot::Kind as SnapshotKind;
+pub use crate::record::Labels;
+pub use crate::snapshot::SnapshotKind;
 
 /// Layout under `--root`, after containerd's plugin directories.
 const CONTENT_DIR: &str = "io.containerd.content.v1.content";
