@@ -2,6 +2,7 @@
 //! a thin front-end over the modules here.
 
 pub mod cgroups;
+pub mod ctr;
 pub mod error;
 pub mod fsutil;
 pub mod image;
