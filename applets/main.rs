@@ -5,6 +5,7 @@ mod args;
 mod fetch;
 mod output;
 mod runc;
+mod shim;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -36,12 +37,12 @@ const APPLETS: &[Applet] = &[
     Applet {
         name: "containerd-shim",
         summary: "containerd shim v2",
-        entry: not_yet,
+        entry: shim::main,
     },
     Applet {
         name: "containerd-shim-skiff-v2",
         summary: "containerd shim v2",
-        entry: not_yet,
+        entry: shim::main,
     },
     Applet {
         name: "skiff-fetch",

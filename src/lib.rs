@@ -14,6 +14,7 @@ pub mod proto;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;
+pub mod shim;
 pub mod snapshot;
 pub mod sys;
 pub mod time;

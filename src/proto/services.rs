@@ -1,7 +1,16 @@
 //! Messages of containerd's daemon services that skiff's daemon and ctr
 //! speak (containerd 1.6 api/services/*/v1/*.proto; same names and
-//! numbers in 1.7 and 2.x). Only the small services so far; the rest come
-//! with the daemon.
+//! numbers in 1.7 and 2.x). The small services are here, the others in
+//! their own files under `services/`.
+
+pub mod containers;
+pub mod content;
+pub mod images;
+pub mod introspection;
+pub mod leases;
+pub mod pull;
+pub mod snapshots;
+pub mod tasks;
 
 /// containerd.services.version.v1.Version (`Version(Empty)`).
 pub mod version {

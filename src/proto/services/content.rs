@@ -1,0 +1,72 @@
+//! containerd.services.content.v1.Content
+//! (api/services/content/v1/content.proto): Info, List (server stream),
+//! Delete, Read (server stream). Write, Status and Abort are not served
+//! yet (the daemon pulls itself, see [`super::pull`]).
+
+use crate::proto::types::Timestamp;
+use std::collections::BTreeMap;
+
+pub const SERVICE: &str = "containerd.services.content.v1.Content";
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Info {
+    #[prost(string, tag = "1")]
+    pub digest: String,
+    #[prost(int64, tag = "2")]
+    pub size: i64,
+    #[prost(message, optional, tag = "3")]
+    pub created_at: Option<Timestamp>,
+    #[prost(message, optional, tag = "4")]
+    pub updated_at: Option<Timestamp>,
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InfoRequest {
+    #[prost(string, tag = "1")]
+    pub digest: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InfoResponse {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<Info>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListContentRequest {
+    #[prost(string, repeated, tag = "1")]
+    pub filters: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListContentResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub info: Vec<Info>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteContentRequest {
+    #[prost(string, tag = "1")]
+    pub digest: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReadContentRequest {
+    #[prost(string, tag = "1")]
+    pub digest: String,
+    #[prost(int64, tag = "2")]
+    pub offset: i64,
+    /// 0 = to the end.
+    #[prost(int64, tag = "3")]
+    pub size: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ReadContentResponse {
+    #[prost(int64, tag = "1")]
+    pub offset: i64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
