@@ -2,6 +2,7 @@
 //! busybox; invoked as `skiff`, the first argument names it.
 
 mod args;
+mod ctr;
 mod fetch;
 mod output;
 mod runc;
@@ -32,7 +33,7 @@ const APPLETS: &[Applet] = &[
     Applet {
         name: "ctr",
         summary: "client for the container daemon",
-        entry: not_yet,
+        entry: ctr::main,
     },
     Applet {
         name: "containerd-shim",

@@ -34,21 +34,33 @@ impl FifoSet {
             match std::fs::create_dir(&dir) {
                 Ok(()) => break dir,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(crate::Error::from(e).wrap(format!("create {}", dir.display()))),
+                Err(e) => {
+                    return Err(crate::Error::from(e).wrap(format!("create {}", dir.display())))
+                }
             }
         };
         let path = |s: &str| dir.join(format!("{id}-{s}")).display().to_string();
         let set = FifoSet {
             stdin: path("stdin"),
             stdout: path("stdout"),
-            stderr: if terminal { String::new() } else { path("stderr") },
+            stderr: if terminal {
+                String::new()
+            } else {
+                path("stderr")
+            },
             dir,
         };
         for p in [&set.stdin, &set.stdout, &set.stderr] {
             if !p.is_empty() {
-                rustix::fs::mknodat(CWD, p.as_str(), FileType::Fifo, Mode::from_raw_mode(0o700), 0)
-                    .map_err(crate::Error::from)
-                    .with_context(|| format!("mkfifo {p}"))?;
+                rustix::fs::mknodat(
+                    CWD,
+                    p.as_str(),
+                    FileType::Fifo,
+                    Mode::from_raw_mode(0o700),
+                    0,
+                )
+                .map_err(crate::Error::from)
+                .with_context(|| format!("mkfifo {p}"))?;
             }
         }
         Ok(set)
@@ -84,12 +96,20 @@ pub struct OutputFifo {
 
 impl OutputFifo {
     pub fn open(path: &str) -> Result<OutputFifo> {
-        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(crate::Error::from)
-            .with_context(|| format!("open {path}"))?;
-        let placeholder = rustix::fs::open(path, OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(crate::Error::from)
-            .with_context(|| format!("open {path}"))?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(crate::Error::from)
+        .with_context(|| format!("open {path}"))?;
+        let placeholder = rustix::fs::open(
+            path,
+            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(crate::Error::from)
+        .with_context(|| format!("open {path}"))?;
         rustix::fs::fcntl_setfl(&fd, OFlags::RDONLY)
             .map_err(crate::Error::from)
             .with_context(|| format!("make {path} blocking"))?;

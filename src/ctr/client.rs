@@ -3,15 +3,18 @@
 
 use crate::ttrpc::{Client, ClientStream, Code, Status};
 use prost::Message;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The metadata keys containerd reads the namespace from: ttrpc's, and
 /// gRPC's (sent too, so a daemon reading either finds it).
 const NAMESPACE_KEYS: [&str; 2] = ["containerd-namespace-ttrpc", "containerd-namespace"];
 
-/// A connection to the daemon, bound to one namespace.
+/// A connection to the daemon, bound to one namespace; clones share the
+/// connection (calls from many threads may be in flight at once).
+#[derive(Clone)]
 pub struct Conn {
-    client: Client,
+    client: Arc<Client>,
     namespace: String,
     metadata: Vec<(String, String)>,
     deadline: Option<Instant>,
@@ -30,7 +33,7 @@ impl Conn {
             )
         })?;
         Ok(Conn {
-            client,
+            client: Arc::new(client),
             namespace: namespace.to_string(),
             metadata: NAMESPACE_KEYS
                 .iter()
@@ -49,7 +52,10 @@ impl Conn {
             None => Ok(None),
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => Ok(Some(left)),
-                _ => Err(Status::new(Code::DeadlineExceeded, "context deadline exceeded")),
+                _ => Err(Status::new(
+                    Code::DeadlineExceeded,
+                    "context deadline exceeded",
+                )),
             },
         }
     }
@@ -68,8 +74,12 @@ impl Conn {
             self.remaining()?,
             &self.metadata,
         )?;
-        Resp::decode(&payload[..])
-            .map_err(|e| Status::new(Code::Internal, format!("{service}/{method}: decode answer: {e}")))
+        Resp::decode(&payload[..]).map_err(|e| {
+            Status::new(
+                Code::Internal,
+                format!("{service}/{method}: decode answer: {e}"),
+            )
+        })
     }
 
     /// A unary call with no deadline even under `--timeout` (Wait blocks
@@ -83,8 +93,12 @@ impl Conn {
         let payload =
             self.client
                 .call(service, method, req.encode_to_vec(), None, &self.metadata)?;
-        Resp::decode(&payload[..])
-            .map_err(|e| Status::new(Code::Internal, format!("{service}/{method}: decode answer: {e}")))
+        Resp::decode(&payload[..]).map_err(|e| {
+            Status::new(
+                Code::Internal,
+                format!("{service}/{method}: decode answer: {e}"),
+            )
+        })
     }
 
     /// A server stream in the namespace (pull progress, events, content reads).
@@ -108,6 +122,7 @@ impl Conn {
 /// as Go words it.
 fn strip_os_error(e: &std::io::Error) -> String {
     let s = e.to_string();
+    let s = s.rsplit(": ").next().unwrap_or(&s).to_string();
     let s = match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,

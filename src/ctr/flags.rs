@@ -178,7 +178,18 @@ mod tests {
     fn go_forms() {
         let p = parse(
             FLAGS,
-            &v(&["-rm", "--env=A=1", "-env", "B=2", "-n=k8s", "img", "id", "sh", "-c", "x"]),
+            &v(&[
+                "-rm",
+                "--env=A=1",
+                "-env",
+                "B=2",
+                "-n=k8s",
+                "img",
+                "id",
+                "sh",
+                "-c",
+                "x",
+            ]),
         )
         .unwrap();
         assert!(p.bool("rm"));

@@ -160,7 +160,13 @@ impl Progress {
                 s if s.complete() => (bar(1.0), String::new()),
                 _ => (bar(0.0), String::new()),
             };
-            t.push_str(&format!("{}:\t{}\t{}\t{}\t\n", e.key, e.state.word(), bar, amount));
+            t.push_str(&format!(
+                "{}:\t{}\t{}\t{}\t\n",
+                e.key,
+                e.state.word(),
+                bar,
+                amount
+            ));
         }
         let total: i64 = self.entries.iter().map(|e| e.offset).sum();
         let secs = self.start.elapsed().as_secs_f64();
@@ -226,7 +232,10 @@ mod tests {
             "manifest-sha256:ab"
         );
         assert_eq!(
-            key("application/vnd.docker.container.image.v1+json", "sha256:ab"),
+            key(
+                "application/vnd.docker.container.image.v1+json",
+                "sha256:ab"
+            ),
             "config-sha256:ab"
         );
     }
@@ -235,9 +244,15 @@ mod tests {
     fn states_and_table() {
         let mut p = Progress::new("r:latest");
         let l = "application/vnd.oci.image.layer.v1.tar+gzip";
-        assert_eq!(p.update("sha256:ab", l, 2, 10, 100).as_deref(), Some("layer-sha256:ab: downloading"));
+        assert_eq!(
+            p.update("sha256:ab", l, 2, 10, 100).as_deref(),
+            Some("layer-sha256:ab: downloading")
+        );
         assert_eq!(p.update("sha256:ab", l, 2, 50, 100), None);
-        assert_eq!(p.update("sha256:ab", l, 3, 100, 100).as_deref(), Some("layer-sha256:ab: done"));
+        assert_eq!(
+            p.update("sha256:ab", l, 3, 100, 100).as_deref(),
+            Some("layer-sha256:ab: done")
+        );
         let t = p.table();
         assert!(t.starts_with("r:latest:        resolved"), "{t}");
         assert!(t.contains("elapsed: "), "{t}");

@@ -35,6 +35,14 @@ pub const TABS: Layout = Layout {
     padchar: '\t',
 };
 
+/// urfave/cli's help tables: `tabwriter.NewWriter(w, 1, 8, 2, ' ', 0)`.
+pub const HELP: Layout = Layout {
+    minwidth: 1,
+    tabwidth: 8,
+    padding: 2,
+    padchar: ' ',
+};
+
 /// Lay out `text` (lines of tab-terminated cells) as Go's tabwriter does
 /// on Flush.
 pub fn format(layout: Layout, text: &str) -> String {
@@ -107,7 +115,10 @@ fn pad(layout: Layout, textw: usize, cellw: usize, out: &mut String) {
         let n = cellw - textw;
         out.extend(std::iter::repeat_n('\t', n.div_ceil(tw)));
     } else {
-        out.extend(std::iter::repeat_n(layout.padchar, cellw.saturating_sub(textw)));
+        out.extend(std::iter::repeat_n(
+            layout.padchar,
+            cellw.saturating_sub(textw),
+        ));
     }
 }
 
@@ -125,7 +136,10 @@ mod tests {
     #[test]
     fn content_table_with_tabs() {
         let d = format!("sha256:{}", "a".repeat(64));
-        let s = format(TABS, &format!("DIGEST\tSIZE\tAGE\tLABELS\n{d}\t349B\t4 seconds\tx=y\n"));
+        let s = format(
+            TABS,
+            &format!("DIGEST\tSIZE\tAGE\tLABELS\n{d}\t349B\t4 seconds\tx=y\n"),
+        );
         assert_eq!(
             s,
             format!("DIGEST\t\t\t\t\t\t\t\t\tSIZE\tAGE\t\tLABELS\n{d}\t349B\t4 seconds\tx=y\n")

@@ -19,7 +19,11 @@ pub fn human_size(size: f64) -> String {
 /// Go's `%.4g` for 0 <= f < 1000 (what HumanSize feeds it): four
 /// significant digits, trailing zeros dropped.
 fn g4(f: f64) -> String {
-    let int_digits = if f < 1.0 { 1 } else { (f.log10().floor() as usize) + 1 };
+    let int_digits = if f < 1.0 {
+        1
+    } else {
+        (f.log10().floor() as usize) + 1
+    };
     let decimals = 4usize.saturating_sub(int_digits);
     let mut s = format!("{f:.decimals$}");
     if s.contains('.') {
@@ -98,7 +102,9 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
             .filter(|&n| n > 0)?;
         let value: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..u] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -130,7 +136,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(human_duration(Duration::from_secs(4)), "4 seconds");
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
         assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
