@@ -21,9 +21,7 @@ use std::time::Duration;
 const DEFAULT_ADDRESS: &str = "/run/skiff/containerd.sock";
 const DEFAULT_NAMESPACE: &str = "default";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const DEFAULT_RUNTIME: &str = "io.containerd.skiff.v2";
-const DEFAULT_SNAPSHOTTER: &str = "overlayfs";
 
 /// Why a command failed: a message ctr prints as `ctr: MESSAGE` (exit 1),
 /// a usage error (help, then the message), or an exit status to pass on.
@@ -1252,7 +1250,7 @@ fn create_container(conn: &Conn, p: &Parsed) -> Result<containers::Container, Fa
     labels
         .entry("io.containerd.image.config.stop-signal".into())
         .or_insert_with(|| "SIGTERM".into());
-    let snapshotter = p.get("snapshotter").unwrap_or(DEFAULT_SNAPSHOTTER);
+    let snapshotter = p.get("snapshotter").unwrap_or("");
     let container = containers::Container {
         id: id.clone(),
         labels,
@@ -1262,7 +1260,7 @@ fn create_container(conn: &Conn, p: &Parsed) -> Result<containers::Container, Fa
             options: None,
         }),
         spec: Some(Any {
-            type_url: SPEC_TYPE.into(),
+            type_url: skiff::daemon::spec::SPEC_TYPE_URL.into(),
             value: spec,
         }),
         snapshotter: snapshotter.to_string(),
@@ -1291,44 +1289,39 @@ fn build_spec(
     id: &str,
     config: &skiff::image::oci::ImageConfig,
 ) -> Result<Vec<u8>, Fail> {
-    // Stand-in until the daemon's spec builder lands: process, env, cwd,
-    // numeric user, terminal and read-only root only.
-    let _ = (conn, id);
-    let args = skiff::image::bundle::command(config, (p.args.len() > 2).then(|| &p.args[2..]))
+    use skiff::daemon::spec::{build, MountSpec, SpecOptions};
+    let mounts = p
+        .all("mount")
+        .iter()
+        .map(|m| MountSpec::parse(m))
+        .collect::<skiff::Result<Vec<_>>>()
         .map_err(|e| msg(e.to_string()))?;
-    let mut env = skiff::image::bundle::environment(config);
-    env.extend(p.all("env").iter().map(|s| s.to_string()));
-    let cwd = p.get("cwd").map(str::to_string).unwrap_or_else(|| {
-        if config.working_dir.is_empty() {
-            "/".into()
-        } else {
-            config.working_dir.clone()
-        }
-    });
-    let user = p.get("user").unwrap_or(&config.user);
-    let (u, gr) = user.split_once(':').unwrap_or((user, "0"));
-    let uid = if u.is_empty() {
-        0
-    } else {
-        u.parse()
-            .map_err(|_| msg(format!("user {user:?}: not numeric")))?
+    let number = |name: &str| -> Result<Option<f64>, Fail> {
+        p.get(name)
+            .map(|v| {
+                v.parse::<f64>().map_err(|_| {
+                    Fail::Usage(format!("invalid value {v:?} for flag -{name}: parse error"))
+                })
+            })
+            .transpose()
     };
-    let gid = gr.parse().unwrap_or(0);
-    Ok(
-        skiff::oci::default_config::render(&skiff::oci::default_config::Template {
-            terminal: p.bool("tty"),
-            args,
-            env,
-            cwd,
-            uid,
-            gid,
-            additional_gids: Vec::new(),
-            readonly_root: p.bool("read-only"),
-            indent: "    ",
-            ..Default::default()
-        })
-        .into_bytes(),
-    )
+    let opts = SpecOptions {
+        args: (p.args.len() > 2).then(|| p.args[2..].to_vec()),
+        env: p.all("env").iter().map(|s| s.to_string()).collect(),
+        cwd: p.get("cwd").map(str::to_string),
+        user: p.get("user").map(str::to_string),
+        terminal: p.bool("tty"),
+        read_only: p.bool("read-only"),
+        net_host: p.bool("net-host"),
+        memory_limit: number("memory-limit")?.map(|n| n as u64),
+        cpus: number("cpus")?,
+        mounts,
+        seccomp: p.bool("seccomp"),
+        hostname: p.get("hostname").map(str::to_string),
+        id: id.to_string(),
+        namespace: conn.namespace().to_string(),
+    };
+    build(config, &opts).map_err(|e| msg(e.to_string()))
 }
 
 fn cmd_container_rm(g: &Globals, p: &Parsed) -> Res {
@@ -2058,10 +2051,7 @@ fn cmd_snapshot_ls(g: &Globals, p: &Parsed) -> Res {
         snapshots::SERVICE,
         "List",
         &snapshots::ListSnapshotsRequest {
-            snapshotter: p
-                .get("snapshotter")
-                .unwrap_or(DEFAULT_SNAPSHOTTER)
-                .to_string(),
+            snapshotter: p.get("snapshotter").unwrap_or("").to_string(),
             filters: Vec::new(),
         },
     )?;
@@ -2093,10 +2083,7 @@ fn cmd_snapshot_rm(g: &Globals, p: &Parsed) -> Res {
             snapshots::SERVICE,
             "Remove",
             &snapshots::RemoveSnapshotRequest {
-                snapshotter: p
-                    .get("snapshotter")
-                    .unwrap_or(DEFAULT_SNAPSHOTTER)
-                    .to_string(),
+                snapshotter: p.get("snapshotter").unwrap_or("").to_string(),
                 key: key.clone(),
             },
         );

@@ -2,6 +2,7 @@
 //! busybox; invoked as `skiff`, the first argument names it.
 
 mod args;
+mod containerd;
 mod ctr;
 mod fetch;
 mod output;
@@ -28,7 +29,7 @@ const APPLETS: &[Applet] = &[
     Applet {
         name: "containerd",
         summary: "container daemon",
-        entry: not_yet,
+        entry: containerd::main,
     },
     Applet {
         name: "ctr",
@@ -53,24 +54,6 @@ const APPLETS: &[Applet] = &[
 ];
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// A reserved applet name: answers --version and --help, refuses the rest.
-fn not_yet(name: &str, args: Vec<String>) -> ExitCode {
-    match args.first().map(String::as_str) {
-        Some("--version" | "-v") => {
-            println!("{name} (skiff {VERSION}): not implemented yet");
-            ExitCode::SUCCESS
-        }
-        Some("--help" | "-h") => {
-            println!("{name}: reserved applet of skiff {VERSION}; not implemented yet");
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("{name}: this applet is not implemented yet in skiff {VERSION}");
-            ExitCode::from(2)
-        }
-    }
-}
 
 fn lookup(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)

@@ -148,32 +148,38 @@ impl Progress {
         changed.then(|| format!("{k}: {}", st.word()))
     }
 
-    /// The table as ctr draws it (already laid out).
+    /// The table as ctr draws it (already laid out): `key:`, state,
+    /// bar, and bytes while downloading; then `elapsed` and `total`
+    /// sharing the first two columns, as ctr's tabwriter has them.
     pub fn table(&self) -> String {
         let mut t = String::new();
         for e in &self.entries {
-            let (bar, amount) = match e.state {
-                State::Downloading if e.total > 0 => (
+            match e.state {
+                State::Downloading if e.total > 0 => t.push_str(&format!(
+                    "{}:\t{}\t{}\t{:>8}/{}\t\n",
+                    e.key,
+                    e.state.word(),
                     bar(e.offset as f64 / e.total as f64),
-                    format!("{}/{}", units::bytes(e.offset), units::bytes(e.total)),
-                ),
-                s if s.complete() => (bar(1.0), String::new()),
-                _ => (bar(0.0), String::new()),
-            };
-            t.push_str(&format!(
-                "{}:\t{}\t{}\t{}\t\n",
-                e.key,
-                e.state.word(),
-                bar,
-                amount
-            ));
+                    units::bytes(e.offset),
+                    units::bytes(e.total)
+                )),
+                s => t.push_str(&format!(
+                    "{}:\t{}\t{}\t\n",
+                    e.key,
+                    s.word(),
+                    bar(if s.complete() { 1.0 } else { 0.0 })
+                )),
+            }
         }
         let total: i64 = self.entries.iter().map(|e| e.offset).sum();
         let secs = self.start.elapsed().as_secs_f64();
         let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
+        // Go's "%-4.1fs" and "%7.6v" (Bytes cut to six characters).
+        let mut total_text: String = units::bytes(total).chars().take(6).collect();
+        total_text = format!("{total_text:>7}");
         t.push_str(&format!(
-            "elapsed: {secs:.1} s\ttotal: {} ({}/s)\t\n",
-            total_words(total),
+            "elapsed: {:<4}s\ttotal: {total_text}\t({}/s)\t\n",
+            format!("{secs:.1}"),
             units::bytes(rate as i64)
         ));
         tabwriter::format(tabwriter::TIGHT, &t)
@@ -198,12 +204,6 @@ impl Progress {
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
-}
-
-/// ctr's `total:` amount: `1.0 Mi` (Bytes without the trailing B).
-fn total_words(n: i64) -> String {
-    let b = units::bytes(n);
-    b.strip_suffix('B').map(str::to_string).unwrap_or(b)
 }
 
 /// A 40-column bar, filled with green `+`, the rest `-`.

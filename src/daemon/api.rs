@@ -1,0 +1,111 @@
+//! The transport-independent service layer: each daemon service is a
+//! [`Handler`] that answers typed protobuf payloads for a namespace; the
+//! ttrpc binding ([`TtrpcService`]) and, later, gRPC only carry bytes and
+//! the namespace to it.
+
+use crate::ttrpc::{self, Code, RequestContext, ServerStream, Status};
+use std::sync::Arc;
+
+/// ttrpc metadata key carrying the namespace (containerd's
+/// pkg/namespaces/ttrpc.go); gRPC uses `containerd-namespace`.
+pub const NAMESPACE_KEY_TTRPC: &str = "containerd-namespace-ttrpc";
+pub const NAMESPACE_KEY_GRPC: &str = "containerd-namespace";
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// What a handler knows of a call besides its payload.
+pub struct Ctx {
+    pub namespace: String,
+}
+
+/// Where a server-streaming method sends its messages.
+pub trait Sink: Sync {
+    fn send(&self, msg: &[u8]) -> Result<(), Status>;
+}
+
+/// One service (`containerd.services.<name>.v1.<Name>`).
+pub trait Handler: Send + Sync + 'static {
+    /// A unary method: the encoded answer, or a status.
+    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status>;
+
+    /// A server-streaming method: `payload` is the request, answers go to `out`.
+    fn stream(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+        out: &dyn Sink,
+    ) -> Result<(), Status> {
+        let _ = (ctx, payload, out);
+        Err(ttrpc::unknown_method(method))
+    }
+}
+
+/// A [`Handler`] served over ttrpc.
+pub struct TtrpcService(pub Arc<dyn Handler>);
+
+impl TtrpcService {
+    fn ctx(rc: &RequestContext) -> Ctx {
+        let ns = rc
+            .get(NAMESPACE_KEY_TTRPC)
+            .or_else(|| rc.get(NAMESPACE_KEY_GRPC))
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE);
+        Ctx {
+            namespace: ns.to_string(),
+        }
+    }
+}
+
+struct StreamSink<'a>(&'a ServerStream);
+
+impl Sink for StreamSink<'_> {
+    fn send(&self, msg: &[u8]) -> Result<(), Status> {
+        self.0.send(msg)
+    }
+}
+
+impl ttrpc::Service for TtrpcService {
+    fn call(&self, rc: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        self.0.call(&Self::ctx(rc), method, payload)
+    }
+
+    fn call_stream(
+        &self,
+        rc: &RequestContext,
+        method: &str,
+        stream: &ServerStream,
+    ) -> Result<(), Status> {
+        let payload = stream
+            .recv()
+            .ok_or_else(|| Status::new(Code::InvalidArgument, format!("{method}: no request")))?;
+        self.0
+            .stream(&Self::ctx(rc), method, &payload, &StreamSink(stream))
+    }
+}
+
+/// A crate error as a status (kinds become codes).
+pub fn status(e: crate::Error) -> Status {
+    Status::from(e)
+}
+
+/// A required message field that is missing.
+pub fn missing(what: &str) -> Status {
+    Status::new(Code::InvalidArgument, format!("{what}: required"))
+}
+
+pub fn encode<M: prost::Message>(m: &M) -> Vec<u8> {
+    m.encode_to_vec()
+}
+
+/// Nanoseconds since the epoch as a protobuf timestamp.
+pub fn timestamp(nanos: u64) -> Option<crate::proto::types::Timestamp> {
+    Some(crate::proto::types::Timestamp {
+        seconds: (nanos / 1_000_000_000) as i64,
+        nanos: (nanos % 1_000_000_000) as i32,
+    })
+}
+
+/// A poisoned lock only means a handler panicked: the data is still usable.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

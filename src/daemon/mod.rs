@@ -1,0 +1,129 @@
+//! The skiff daemon (`containerd` applet): containerd's services over
+//! ttrpc on one unix socket, backed by the metadata, content and snapshot
+//! stores under `--root` and by shims for tasks (state under `--state`).
+//!
+//! The same socket serves the shims' event forwarding (TTRPC_ADDRESS is
+//! the daemon's address). Handlers ([`api::Handler`]) know nothing of the
+//! transport, so gRPC can serve them too. Everything is opened lazily:
+//! an idle daemon holds a listener, a few threads and no store.
+
+pub mod api;
+pub mod config;
+mod events;
+mod pull;
+pub mod services;
+mod shim;
+pub mod spec;
+mod store;
+mod tasks;
+
+use crate::error::{Context, Result};
+use crate::proto::services as ps;
+use crate::ttrpc::{Server, ShutdownHandle};
+use api::{Handler, TtrpcService};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+pub use config::Config;
+
+/// A daemon ready to serve: its stores, tasks and a bound socket.
+pub struct Daemon {
+    server: Server,
+    listener: std::os::unix::net::UnixListener,
+    address: String,
+}
+
+impl Daemon {
+    /// Prepare the directories, bind the socket (0600), recover the tasks
+    /// a previous daemon left running.
+    pub fn open(cfg: &Config) -> Result<Daemon> {
+        for d in [&cfg.root, &cfg.state] {
+            std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
+                .with_context(|| format!("chmod {}", d.display()))?;
+        }
+        let path = cfg.address.strip_prefix("unix://").unwrap_or(&cfg.address);
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create {}", parent.display()))?;
+        }
+        // A socket left by a daemon that died: nothing answers on it.
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        let listener = crate::ttrpc::listen(path).with_context(|| format!("listen on {path}"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod {path}"))?;
+
+        let stores = Arc::new(store::Stores::new(&cfg.root));
+        let exchange = Arc::new(events::Exchange::default());
+        let tasks = Arc::new(tasks::Tasks::new(
+            &cfg.state,
+            &format!("unix://{path}"),
+            cfg.log_level == "debug" || cfg.log_level == "trace",
+            stores.clone(),
+            exchange.clone(),
+        ));
+        tasks.recover()?;
+
+        let mut server = Server::new();
+        server.allow_uid(Some(rustix::process::geteuid().as_raw()));
+        let mut add = |name: &str, h: Arc<dyn Handler>| {
+            server.register(name, Arc::new(TtrpcService(h)));
+        };
+        add(ps::version::SERVICE, Arc::new(services::Version));
+        add(
+            ps::namespaces::SERVICE,
+            Arc::new(services::Namespaces(stores.clone())),
+        );
+        add(
+            ps::images::SERVICE,
+            Arc::new(services::Images(stores.clone())),
+        );
+        add(
+            ps::containers::SERVICE,
+            Arc::new(services::Containers(stores.clone())),
+        );
+        add(
+            ps::leases::SERVICE,
+            Arc::new(services::Leases(stores.clone())),
+        );
+        add(
+            ps::content::SERVICE,
+            Arc::new(services::Content(stores.clone())),
+        );
+        add(
+            ps::snapshots::SERVICE,
+            Arc::new(services::Snapshots(stores.clone())),
+        );
+        add(
+            ps::introspection::SERVICE,
+            Arc::new(services::Introspection),
+        );
+        add(ps::tasks::SERVICE, Arc::new(tasks::TaskService(tasks)));
+        add(ps::pull::SERVICE, Arc::new(pull::Pull(stores)));
+        let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange));
+        add(ps::events::SERVICE, ev.clone());
+        add(crate::proto::events::EVENTS_SERVICE, ev);
+        Ok(Daemon {
+            server,
+            listener,
+            address: path.to_string(),
+        })
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.server.shutdown_handle()
+    }
+
+    /// Serve until the shutdown handle fires; the socket is removed then.
+    /// Shims and containers keep running.
+    pub fn serve(self) -> Result<()> {
+        let r = self
+            .server
+            .serve(self.listener)
+            .with_context(|| format!("serve {}", self.address));
+        let _ = std::fs::remove_file(&self.address);
+        r
+    }
+}

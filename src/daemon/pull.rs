@@ -1,0 +1,260 @@
+//! `skiff.services.pull.v1.Pull/Pull`: the daemon resolves, fetches and
+//! (optionally) unpacks an image itself and records it, streaming
+//! progress to the client. A lease holds the fetched blobs and the
+//! unpacked snapshots until the image record references them.
+
+use super::api::{encode, status, Ctx, Handler, Sink};
+use super::services::{image_to_proto, DecodeReq};
+use super::store::{self, Stores};
+use crate::image::oci::{self, Descriptor};
+use crate::image::pull::{self as ipull, Observer, PullOptions};
+use crate::proto::services::pull::{state, PullProgress, PullRequest, METHOD};
+use crate::registry::{self, Reference};
+use crate::ttrpc::{unknown_method, Code, Status};
+use std::sync::{Arc, Mutex};
+
+pub struct Pull(pub Arc<Stores>);
+
+/// Sends one progress message per change of a blob's state (not per
+/// chunk: the client's display interpolates); `bytes` updates go out at
+/// most every 8 MiB per layer.
+struct Progress<'a> {
+    out: &'a dyn Sink,
+    sent: Mutex<Vec<(usize, u64, u64)>>,
+    gone: std::sync::atomic::AtomicBool,
+}
+
+impl Progress<'_> {
+    fn send(&self, p: PullProgress) {
+        if self.out.send(&encode(&p)).is_err() {
+            self.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn msg(desc: &Descriptor, st: i32, offset: u64) -> PullProgress {
+        PullProgress {
+            name: desc.digest.to_string(),
+            media_type: desc.media_type.clone(),
+            state: st,
+            offset: offset as i64,
+            total: desc.size as i64,
+            image: None,
+        }
+    }
+}
+
+impl Observer for Progress<'_> {
+    fn start(&self, i: usize, desc: &Descriptor, offset: u64) {
+        super::api::lock(&self.sent).push((i, offset, desc.size));
+        self.send(Self::msg(desc, state::DOWNLOADING, offset));
+    }
+
+    fn bytes(&self, i: usize, n: u64) {
+        let mut sent = super::api::lock(&self.sent);
+        if let Some(e) = sent.iter_mut().find(|e| e.0 == i) {
+            let before = e.1;
+            e.1 += n;
+            if e.1 / (8 << 20) != before / (8 << 20) {
+                let (at, total) = (e.1, e.2);
+                drop(sent);
+                self.send(PullProgress {
+                    name: format!("layer-{i}"),
+                    state: state::DOWNLOADING,
+                    offset: at as i64,
+                    total: total as i64,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
+    fn done(&self, _: usize, desc: &Descriptor, present: bool) {
+        let st = if present { state::EXISTS } else { state::DONE };
+        self.send(Self::msg(desc, st, desc.size));
+    }
+}
+
+impl Pull {
+    fn pull(&self, ns: &str, r: PullRequest, out: &dyn Sink) -> Result<PullProgress, Status> {
+        let reference = Reference::parse(&r.reference).map_err(|e| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("reference {:?}: {}", r.reference, e.message()),
+            )
+        })?;
+        let platform = if r.platform.is_empty() {
+            oci::Platform::host()
+        } else {
+            oci::Platform::parse(&r.platform).map_err(status)?
+        };
+        let credentials = if r.user.is_empty() {
+            None
+        } else {
+            let (u, p) = r.user.split_once(':').unwrap_or((&r.user, ""));
+            Some(registry::auth::Credentials {
+                user: u.into(),
+                password: p.into(),
+            })
+        };
+        let opts = registry::client::Options {
+            plain_http: r.plain_http,
+            tls_verify: true,
+            credentials,
+            ..Default::default()
+        };
+        let client = registry::Client::new(&opts, &reference).map_err(status)?;
+        let db = self.0.db().map_err(status)?;
+        // The lease keeps what this pull makes until the image record
+        // references it (and expires if the daemon dies meanwhile).
+        let lease_id = format!("pull-{}", crate::metadata::record::now_nanos());
+        let mut labels = store::Labels::new();
+        labels.insert(crate::metadata::LABEL_GC_EXPIRE.into(), expiry_in(3600));
+        db.create_lease(ns, &lease_id, labels).map_err(status)?;
+        let res = self.pull_leased(ns, &r, &reference, &platform, &client, &lease_id, out);
+        let _ = db.delete_lease(ns, &lease_id);
+        res
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pull_leased(
+        &self,
+        ns: &str,
+        r: &PullRequest,
+        reference: &Reference,
+        platform: &oci::Platform,
+        client: &registry::Client,
+        lease: &str,
+        out: &dyn Sink,
+    ) -> Result<PullProgress, Status> {
+        let content = self.0.content().map_err(status)?;
+        let db = self.0.db().map_err(status)?;
+        let progress = Progress {
+            out,
+            sent: Mutex::new(Vec::new()),
+            gone: Default::default(),
+        };
+        progress.send(PullProgress {
+            name: reference.to_string(),
+            state: state::RESOLVING,
+            ..Default::default()
+        });
+        let pulled = ipull::pull(
+            content,
+            client,
+            reference,
+            &PullOptions {
+                platform: platform.clone(),
+                parallel: 3,
+                observer: &progress,
+                rootfs: None,
+            },
+        )
+        .map_err(status)?;
+        for d in std::iter::once(&pulled.resolved.descriptor)
+            .chain(std::iter::once(&pulled.resolved.manifest.config))
+            .chain(pulled.resolved.manifest.layers.iter())
+        {
+            let _ = db.add_lease_resource(
+                ns,
+                lease,
+                crate::metadata::Resource {
+                    id: d.digest.to_string(),
+                    kind: "content".into(),
+                },
+            );
+        }
+        label_children(db, ns, &pulled).map_err(status)?;
+        let mut target = pulled.resolved.descriptor.clone();
+        target.platform = None;
+        target.annotations.clear();
+        let name = reference.to_string();
+        if r.unpack {
+            let sn_name = if r.snapshotter.is_empty() {
+                store::default_snapshotter()
+            } else {
+                r.snapshotter.as_str()
+            };
+            let sn = self.0.snapshotter(sn_name).map_err(status)?;
+            progress.send(PullProgress {
+                name: name.clone(),
+                state: state::UNPACKING,
+                ..Default::default()
+            });
+            store::unpack_image(content, &sn, db, ns, &target, Some(lease)).map_err(status)?;
+            progress.send(PullProgress {
+                name: name.clone(),
+                state: state::UNPACKED,
+                ..Default::default()
+            });
+        }
+        let image = store::Image {
+            name: name.clone(),
+            target,
+            labels: r.labels.clone(),
+            created: 0,
+            updated: 0,
+        };
+        let recorded = match db.create_image(ns, image.clone()) {
+            Ok(i) => i,
+            Err(e) if e.kind() == crate::Kind::AlreadyExists => {
+                db.update_image(ns, image).map_err(status)?
+            }
+            Err(e) => return Err(status(e)),
+        };
+        Ok(PullProgress {
+            name,
+            state: state::DONE,
+            image: Some(image_to_proto(recorded)),
+            ..Default::default()
+        })
+    }
+}
+
+/// Content labels that make garbage collection follow the image from its
+/// manifest to config and layers (containerd's `gc.ref.content.*`).
+fn label_children(db: &crate::metadata::Db, ns: &str, p: &ipull::Pulled) -> crate::Result<()> {
+    let m = &p.resolved.manifest;
+    let top = &p.resolved.descriptor.digest;
+    db.add_content_label(
+        ns,
+        top,
+        "containerd.io/gc.ref.content.config",
+        &m.config.digest.to_string(),
+    )?;
+    for (i, l) in m.layers.iter().enumerate() {
+        db.add_content_label(
+            ns,
+            top,
+            &format!("containerd.io/gc.ref.content.l.{i}"),
+            &l.digest.to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+/// RFC 3339 UTC time `secs` from now.
+fn expiry_in(secs: u64) -> String {
+    let (now, _) = crate::time::now();
+    crate::time::rfc3339_nano(now + secs as i64, 0)
+}
+
+impl Handler for Pull {
+    fn call(&self, _: &Ctx, method: &str, _: &[u8]) -> Result<Vec<u8>, Status> {
+        Err(unknown_method(method))
+    }
+
+    fn stream(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+        out: &dyn Sink,
+    ) -> Result<(), Status> {
+        if method != METHOD {
+            return Err(unknown_method(method));
+        }
+        let r = PullRequest::decode_req(payload)?;
+        let last = self.pull(&ctx.namespace, r, out)?;
+        out.send(&encode(&last))
+    }
+}

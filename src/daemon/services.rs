@@ -1,0 +1,773 @@
+//! The services backed by the stores alone: version, namespaces, images,
+//! containers, leases, content, snapshots, introspection.
+
+use super::api::{encode, missing, status, timestamp, Ctx, Handler, Sink};
+use super::store::{self, Stores};
+use crate::image::digest::Digest;
+use crate::image::oci;
+use crate::proto::services::{
+    containers as pc, content as pct, images as pi, introspection as pin, leases as pl,
+    namespaces as pn, snapshots as ps, version as pv,
+};
+use crate::proto::types::{Any, Descriptor, Empty, Platform};
+use crate::ttrpc::{unary, unknown_method, Code, Status};
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+pub struct Version;
+
+impl Handler for Version {
+    fn call(&self, _: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        match method {
+            "Version" => unary(payload, |_: Empty| {
+                Ok(pv::VersionResponse {
+                    version: format!("v{}", env!("CARGO_PKG_VERSION")),
+                    revision: "skiff".into(),
+                })
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
+
+pub struct Namespaces(pub Arc<Stores>);
+
+impl Handler for Namespaces {
+    fn call(&self, _: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        let db = self.0.db().map_err(status)?;
+        let conv = |n: crate::metadata::Namespace| pn::Namespace {
+            name: n.name,
+            labels: n.labels,
+        };
+        match method {
+            "Get" => unary(payload, |r: pn::GetNamespaceRequest| {
+                Ok(pn::GetNamespaceResponse {
+                    namespace: Some(conv(db.namespace(&r.name).map_err(status)?)),
+                })
+            }),
+            "List" => unary(payload, |_: pn::ListNamespacesRequest| {
+                Ok(pn::ListNamespacesResponse {
+                    namespaces: db
+                        .namespaces()
+                        .map_err(status)?
+                        .into_iter()
+                        .map(conv)
+                        .collect(),
+                })
+            }),
+            "Create" => unary(payload, |r: pn::CreateNamespaceRequest| {
+                let n = r.namespace.ok_or_else(|| missing("namespace"))?;
+                Ok(pn::CreateNamespaceResponse {
+                    namespace: Some(conv(
+                        db.create_namespace(&n.name, n.labels).map_err(status)?,
+                    )),
+                })
+            }),
+            "Update" => unary(payload, |r: pn::UpdateNamespaceRequest| {
+                let n = r.namespace.ok_or_else(|| missing("namespace"))?;
+                Ok(pn::UpdateNamespaceResponse {
+                    namespace: Some(conv(
+                        db.set_namespace_labels(&n.name, n.labels).map_err(status)?,
+                    )),
+                })
+            }),
+            "Delete" => unary(payload, |r: pn::DeleteNamespaceRequest| {
+                let sns = self.0.all_snapshotters().map_err(status)?;
+                let refs: Vec<&crate::snapshot::Snapshotter> =
+                    sns.iter().map(|s| s.as_ref()).collect();
+                db.delete_namespace(&r.name, &refs).map_err(status)?;
+                Ok(Empty {})
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
+
+pub fn descriptor_to_proto(d: &oci::Descriptor) -> Descriptor {
+    Descriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.to_string(),
+        size: d.size as i64,
+        annotations: d.annotations.iter().cloned().collect(),
+    }
+}
+
+pub fn descriptor_from_proto(d: &Descriptor) -> Result<oci::Descriptor, Status> {
+    let digest = Digest::parse(&d.digest).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("descriptor digest {:?}: {}", d.digest, e.message()),
+        )
+    })?;
+    Ok(oci::Descriptor {
+        media_type: d.media_type.clone(),
+        digest,
+        size: u64::try_from(d.size).map_err(|_| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("descriptor {}: negative size", d.digest),
+            )
+        })?,
+        platform: None,
+        annotations: d
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    })
+}
+
+pub fn image_to_proto(i: store::Image) -> pi::Image {
+    pi::Image {
+        target: Some(descriptor_to_proto(&i.target)),
+        name: i.name,
+        labels: i.labels,
+        created_at: timestamp(i.created),
+        updated_at: timestamp(i.updated),
+    }
+}
+
+fn image_from_proto(i: pi::Image) -> Result<store::Image, Status> {
+    let target = i.target.as_ref().ok_or_else(|| missing("image target"))?;
+    Ok(store::Image {
+        target: descriptor_from_proto(target)?,
+        name: i.name,
+        labels: i.labels,
+        created: 0,
+        updated: 0,
+    })
+}
+
+pub struct Images(pub Arc<Stores>);
+
+impl Handler for Images {
+    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        let db = self.0.db().map_err(status)?;
+        let ns = ctx.namespace.as_str();
+        match method {
+            "Get" => unary(payload, |r: pi::GetImageRequest| {
+                Ok(pi::GetImageResponse {
+                    image: Some(image_to_proto(db.image(ns, &r.name).map_err(status)?)),
+                })
+            }),
+            "List" => unary(payload, |r: pi::ListImagesRequest| {
+                let images = db.images(ns).map_err(status)?;
+                Ok(pi::ListImagesResponse {
+                    images: images
+                        .into_iter()
+                        .filter(|i| filters_match(&r.filters, &i.name, &i.labels))
+                        .map(image_to_proto)
+                        .collect(),
+                })
+            }),
+            "Create" => unary(payload, |r: pi::CreateImageRequest| {
+                let i = image_from_proto(r.image.ok_or_else(|| missing("image"))?)?;
+                Ok(pi::CreateImageResponse {
+                    image: Some(image_to_proto(db.create_image(ns, i).map_err(status)?)),
+                })
+            }),
+            "Update" => unary(payload, |r: pi::UpdateImageRequest| {
+                let new = r.image.ok_or_else(|| missing("image"))?;
+                let mut old = db.image(ns, &new.name).map_err(status)?;
+                let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+                let all = paths.is_empty();
+                if all || paths.iter().any(|p| p == "target") {
+                    if let Some(t) = &new.target {
+                        old.target = descriptor_from_proto(t)?;
+                    }
+                }
+                apply_labels(&mut old.labels, new.labels, &paths);
+                Ok(pi::UpdateImageResponse {
+                    image: Some(image_to_proto(db.update_image(ns, old).map_err(status)?)),
+                })
+            }),
+            "Delete" => unary(payload, |r: pi::DeleteImageRequest| {
+                db.delete_image(ns, &r.name).map_err(status)?;
+                if r.sync {
+                    self.0.collect_garbage().map_err(status)?;
+                }
+                Ok(Empty {})
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
+
+/// Apply an update mask's `labels` / `labels.KEY` paths (no paths: replace all).
+fn apply_labels(
+    old: &mut store::Labels,
+    new: std::collections::BTreeMap<String, String>,
+    paths: &[String],
+) {
+    if paths.is_empty() || paths.iter().any(|p| p == "labels") {
+        *old = new;
+        return;
+    }
+    for p in paths {
+        if let Some(k) = p.strip_prefix("labels.") {
+            match new.get(k) {
+                Some(v) => {
+                    old.insert(k.to_string(), v.clone());
+                }
+                None => {
+                    old.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// containerd's filter syntax, the part ctr uses: `name==X`, `name~=X`
+/// (substring here), `labels."K"==V`; alternatives in the list are ORed,
+/// comma-separated terms ANDed. No filters match everything.
+fn filters_match(filters: &[String], name: &str, labels: &store::Labels) -> bool {
+    if filters.is_empty() {
+        return true;
+    }
+    filters.iter().any(|f| {
+        f.split(',').all(|term| {
+            let (field, op, value) = if let Some((a, b)) = term.split_once("==") {
+                (a, "==", b)
+            } else if let Some((a, b)) = term.split_once("~=") {
+                (a, "~=", b)
+            } else if let Some((a, b)) = term.split_once("!=") {
+                (a, "!=", b)
+            } else {
+                (term, "", "")
+            };
+            let value = value.trim_matches('"');
+            let have = match field.trim() {
+                "name" | "id" => Some(name),
+                f => f
+                    .strip_prefix("labels.")
+                    .and_then(|k| labels.get(k.trim_matches('"')).map(String::as_str)),
+            };
+            match (op, have) {
+                ("", h) => h.is_some(),
+                ("==", Some(h)) => h == value,
+                ("!=", h) => h != Some(value),
+                ("~=", Some(h)) => h.contains(value),
+                _ => false,
+            }
+        })
+    })
+}
+
+fn any_to_meta(a: Any) -> store::MetaAny {
+    store::MetaAny {
+        type_url: a.type_url,
+        value: a.value,
+    }
+}
+
+fn any_from_meta(a: store::MetaAny) -> Any {
+    Any {
+        type_url: a.type_url,
+        value: a.value,
+    }
+}
+
+pub fn container_to_proto(c: store::Container) -> pc::Container {
+    pc::Container {
+        id: c.id,
+        labels: c.labels,
+        image: c.image,
+        runtime: Some(pc::Runtime {
+            name: c.runtime.name,
+            options: c.runtime.options.map(any_from_meta),
+        }),
+        spec: c.spec.map(any_from_meta),
+        snapshotter: c.snapshotter,
+        snapshot_key: c.snapshot_key,
+        created_at: timestamp(c.created),
+        updated_at: timestamp(c.updated),
+        extensions: c
+            .extensions
+            .into_iter()
+            .map(|(k, v)| (k, any_from_meta(v)))
+            .collect(),
+        sandbox: String::new(),
+    }
+}
+
+fn container_from_proto(c: pc::Container) -> store::Container {
+    let runtime = c.runtime.unwrap_or_default();
+    store::Container {
+        id: c.id,
+        labels: c.labels,
+        image: c.image,
+        runtime: store::Runtime {
+            name: runtime.name,
+            options: runtime.options.map(any_to_meta),
+        },
+        spec: c.spec.map(any_to_meta),
+        snapshotter: c.snapshotter,
+        snapshot_key: c.snapshot_key,
+        created: 0,
+        updated: 0,
+        extensions: c
+            .extensions
+            .into_iter()
+            .map(|(k, v)| (k, any_to_meta(v)))
+            .collect(),
+    }
+}
+
+/// The runtime a container gets when it names none.
+pub const DEFAULT_RUNTIME: &str = "io.containerd.skiff.v2";
+
+pub struct Containers(pub Arc<Stores>);
+
+impl Containers {
+    /// containerd's ctr prepares the container's snapshot itself through
+    /// Snapshots.Prepare before Create; skiff's ctr may leave that to the
+    /// daemon: a container naming an image and a snapshot key that does
+    /// not exist yet gets it prepared here, on the image's unpacked layers.
+    fn ensure_snapshot(&self, ns: &str, c: &mut store::Container) -> Result<(), Status> {
+        if c.snapshot_key.is_empty() {
+            return Ok(());
+        }
+        if c.snapshotter.is_empty() {
+            c.snapshotter = store::default_snapshotter().to_string();
+        }
+        let sn = self.0.snapshotter(&c.snapshotter).map_err(status)?;
+        if sn.stat(&Stores::snapshot_key(ns, &c.snapshot_key)).is_ok() || c.image.is_empty() {
+            return Ok(());
+        }
+        let db = self.0.db().map_err(status)?;
+        let image = db.image(ns, &c.image).map_err(status)?;
+        let content = self.0.content().map_err(status)?;
+        let chain = match store::unpacked_chain(content, &sn, ns, &image.target).map_err(status)? {
+            Some(c) => c,
+            None => {
+                store::unpack_image(content, &sn, db, ns, &image.target, None)
+                    .map_err(status)?
+                    .chain_id
+            }
+        };
+        store::prepare_container(&sn, ns, &c.snapshot_key, &chain, Default::default())
+            .map_err(status)?;
+        Ok(())
+    }
+}
+
+impl Handler for Containers {
+    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        let db = self.0.db().map_err(status)?;
+        let ns = ctx.namespace.as_str();
+        match method {
+            "Get" => unary(payload, |r: pc::GetContainerRequest| {
+                Ok(pc::GetContainerResponse {
+                    container: Some(container_to_proto(db.container(ns, &r.id).map_err(status)?)),
+                })
+            }),
+            "List" => unary(payload, |r: pc::ListContainersRequest| {
+                Ok(pc::ListContainersResponse {
+                    containers: db
+                        .containers(ns)
+                        .map_err(status)?
+                        .into_iter()
+                        .filter(|c| filters_match(&r.filters, &c.id, &c.labels))
+                        .map(container_to_proto)
+                        .collect(),
+                })
+            }),
+            "Create" => unary(payload, |r: pc::CreateContainerRequest| {
+                let mut c = container_from_proto(r.container.ok_or_else(|| missing("container"))?);
+                if c.runtime.name.is_empty() {
+                    c.runtime.name = DEFAULT_RUNTIME.into();
+                }
+                if db.container(ns, &c.id).is_ok() {
+                    return Err(Status::new(
+                        Code::AlreadyExists,
+                        format!("container {:?}: already exists", c.id),
+                    ));
+                }
+                self.ensure_snapshot(ns, &mut c)?;
+                Ok(pc::CreateContainerResponse {
+                    container: Some(container_to_proto(
+                        db.create_container(ns, c).map_err(status)?,
+                    )),
+                })
+            }),
+            "Update" => unary(payload, |r: pc::UpdateContainerRequest| {
+                let new = r.container.ok_or_else(|| missing("container"))?;
+                let mut old = db.container(ns, &new.id).map_err(status)?;
+                let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+                let new = container_from_proto(new);
+                let want = |f: &str| paths.is_empty() || paths.iter().any(|p| p == f);
+                if want("image") {
+                    old.image = new.image;
+                }
+                if want("spec") {
+                    old.spec = new.spec;
+                }
+                if want("snapshot_key") && !new.snapshot_key.is_empty() {
+                    old.snapshot_key = new.snapshot_key;
+                }
+                if want("extensions") {
+                    old.extensions = new.extensions;
+                }
+                apply_labels(&mut old.labels, new.labels, &paths);
+                Ok(pc::UpdateContainerResponse {
+                    container: Some(container_to_proto(
+                        db.update_container(ns, old).map_err(status)?,
+                    )),
+                })
+            }),
+            "Delete" => unary(payload, |r: pc::DeleteContainerRequest| {
+                db.delete_container(ns, &r.id).map_err(status)?;
+                Ok(Empty {})
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
+
+pub struct Leases(pub Arc<Stores>);
+
+impl Handler for Leases {
+    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        let db = self.0.db().map_err(status)?;
+        let ns = ctx.namespace.as_str();
+        let conv = |l: store::Lease| pl::Lease {
+            id: l.id,
+            created_at: timestamp(l.created),
+            labels: l.labels,
+        };
+        match method {
+            "Create" => unary(payload, |r: pl::CreateRequest| {
+                let id = if r.id.is_empty() {
+                    format!("lease-{}", crate::metadata::record::now_nanos())
+                } else {
+                    r.id
+                };
+                Ok(pl::CreateResponse {
+                    lease: Some(conv(db.create_lease(ns, &id, r.labels).map_err(status)?)),
+                })
+            }),
+            "Delete" => unary(payload, |r: pl::DeleteRequest| {
+                db.delete_lease(ns, &r.id).map_err(status)?;
+                if r.sync {
+                    self.0.collect_garbage().map_err(status)?;
+                }
+                Ok(Empty {})
+            }),
+            "List" => unary(payload, |r: pl::ListRequest| {
+                Ok(pl::ListResponse {
+                    leases: db
+                        .leases(ns)
+                        .map_err(status)?
+                        .into_iter()
+                        .filter(|l| filters_match(&r.filters, &l.id, &l.labels))
+                        .map(conv)
+                        .collect(),
+                })
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
+
+pub struct Content(pub Arc<Stores>);
+
+impl Content {
+    fn info(&self, ns: &str, b: crate::image::content::BlobInfo) -> pct::Info {
+        let labels = self
+            .0
+            .db()
+            .and_then(|db| db.content_labels(ns, &b.digest))
+            .unwrap_or_default();
+        let at = Some(crate::proto::types::Timestamp {
+            seconds: b.modified,
+            nanos: 0,
+        });
+        pct::Info {
+            digest: b.digest.to_string(),
+            size: b.size as i64,
+            created_at: at,
+            updated_at: at,
+            labels,
+        }
+    }
+
+    fn blob(&self, digest: &str) -> Result<crate::image::content::BlobInfo, Status> {
+        let d = Digest::parse(digest).map_err(|e| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("digest {digest:?}: {}", e.message()),
+            )
+        })?;
+        let path = self.0.content().map_err(status)?.blob_path(&d);
+        let md = std::fs::metadata(&path)
+            .map_err(|_| Status::new(Code::NotFound, format!("content {digest}: not found")))?;
+        use std::os::unix::fs::MetadataExt;
+        Ok(crate::image::content::BlobInfo {
+            digest: d,
+            size: md.len(),
+            modified: md.mtime(),
+        })
+    }
+}
+
+impl Handler for Content {
+    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        let ns = ctx.namespace.as_str();
+        match method {
+            "Info" => unary(payload, |r: pct::InfoRequest| {
+                Ok(pct::InfoResponse {
+                    info: Some(self.info(ns, self.blob(&r.digest)?)),
+                })
+            }),
+            "Delete" => unary(payload, |r: pct::DeleteContentRequest| {
+                let b = self.blob(&r.digest)?;
+                let store = self.0.content().map_err(status)?;
+                crate::image::content::delete_blob(store, &b.digest).map_err(status)?;
+                Ok(Empty {})
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+
+    fn stream(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+        out: &dyn Sink,
+    ) -> Result<(), Status> {
+        match method {
+            "List" => {
+                let r = pct::ListContentRequest::decode_req(payload)?;
+                let store = self.0.content().map_err(status)?;
+                let infos: Vec<pct::Info> = crate::image::content::list_blobs(store)
+                    .map_err(status)?
+                    .into_iter()
+                    .map(|b| self.info(&ctx.namespace, b))
+                    .filter(|i| filters_match(&r.filters, &i.digest, &i.labels))
+                    .collect();
+                for chunk in infos.chunks(100) {
+                    out.send(&encode(&pct::ListContentResponse {
+                        info: chunk.to_vec(),
+                    }))?;
+                }
+                Ok(())
+            }
+            "Read" => {
+                let r = pct::ReadContentRequest::decode_req(payload)?;
+                let b = self.blob(&r.digest)?;
+                let path = self.0.content().map_err(status)?.blob_path(&b.digest);
+                let mut f = std::fs::File::open(&path).map_err(|e| status(e.into()))?;
+                let start = r.offset.max(0) as u64;
+                let end = if r.size > 0 {
+                    (start + r.size as u64).min(b.size)
+                } else {
+                    b.size
+                };
+                f.seek(SeekFrom::Start(start))
+                    .map_err(|e| status(e.into()))?;
+                let mut at = start;
+                let mut buf = vec![0u8; 1 << 20];
+                while at < end {
+                    let want = ((end - at) as usize).min(buf.len());
+                    let n = f.read(&mut buf[..want]).map_err(|e| status(e.into()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.send(&encode(&pct::ReadContentResponse {
+                        offset: at as i64,
+                        data: buf[..n].to_vec(),
+                    }))?;
+                    at += n as u64;
+                }
+                Ok(())
+            }
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
+
+/// Decoding a streaming method's request (unary methods use [`unary`]).
+pub trait DecodeReq: Sized {
+    fn decode_req(payload: &[u8]) -> Result<Self, Status>;
+}
+
+impl<M: prost::Message + Default> DecodeReq for M {
+    fn decode_req(payload: &[u8]) -> Result<Self, Status> {
+        M::decode(payload).map_err(|e| {
+            let name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("");
+            Status::new(Code::InvalidArgument, format!("decode {name}: {e}"))
+        })
+    }
+}
+
+pub struct Snapshots(pub Arc<Stores>);
+
+impl Snapshots {
+    fn snapshotter(&self, name: &str) -> Result<Arc<crate::snapshot::Snapshotter>, Status> {
+        let name = if name.is_empty() {
+            store::default_snapshotter()
+        } else {
+            name
+        };
+        self.0.snapshotter(name).map_err(status)
+    }
+}
+
+fn snapshot_info(i: crate::snapshot::Info) -> ps::Info {
+    ps::Info {
+        name: i.name,
+        parent: i.parent,
+        kind: match i.kind {
+            store::SnapshotKind::View => ps::kind::VIEW,
+            store::SnapshotKind::Active => ps::kind::ACTIVE,
+            store::SnapshotKind::Committed => ps::kind::COMMITTED,
+        },
+        created_at: timestamp(i.created),
+        updated_at: timestamp(i.updated),
+        labels: i.labels,
+    }
+}
+
+pub fn mount_to_proto(m: crate::snapshot::Mount) -> crate::proto::types::Mount {
+    crate::proto::types::Mount {
+        r#type: m.kind,
+        source: m.source,
+        target: String::new(),
+        options: m.options,
+    }
+}
+
+impl Handler for Snapshots {
+    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        let ns = ctx.namespace.as_str();
+        match method {
+            "Stat" => unary(payload, |r: ps::StatSnapshotRequest| {
+                let sn = self.snapshotter(&r.snapshotter)?;
+                let info = self
+                    .0
+                    .namespace_snapshots(&sn, ns)
+                    .into_iter()
+                    .find(|i| i.name == r.key)
+                    .ok_or_else(|| {
+                        Status::new(Code::NotFound, format!("snapshot {}: not found", r.key))
+                    })?;
+                Ok(ps::StatSnapshotResponse {
+                    info: Some(snapshot_info(info)),
+                })
+            }),
+            "Mounts" => unary(payload, |r: ps::MountsRequest| {
+                let sn = self.snapshotter(&r.snapshotter)?;
+                let mounts = sn
+                    .mounts(&Stores::snapshot_key(ns, &r.key))
+                    .map_err(status)?;
+                Ok(ps::MountsResponse {
+                    mounts: mounts.into_iter().map(mount_to_proto).collect(),
+                })
+            }),
+            "Remove" => unary(payload, |r: ps::RemoveSnapshotRequest| {
+                let sn = self.snapshotter(&r.snapshotter)?;
+                sn.remove(&Stores::snapshot_key(ns, &r.key))
+                    .map_err(status)?;
+                Ok(Empty {})
+            }),
+            "Usage" => unary(payload, |r: ps::UsageRequest| {
+                let sn = self.snapshotter(&r.snapshotter)?;
+                let u = sn
+                    .usage(&Stores::snapshot_key(ns, &r.key))
+                    .map_err(status)?;
+                Ok(ps::UsageResponse {
+                    size: u.size as i64,
+                    inodes: u.inodes as i64,
+                })
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+
+    fn stream(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+        out: &dyn Sink,
+    ) -> Result<(), Status> {
+        match method {
+            "List" => {
+                let r = ps::ListSnapshotsRequest::decode_req(payload)?;
+                let sn = self.snapshotter(&r.snapshotter)?;
+                let infos: Vec<ps::Info> = self
+                    .0
+                    .namespace_snapshots(&sn, &ctx.namespace)
+                    .into_iter()
+                    .filter(|i| filters_match(&r.filters, &i.name, &i.labels))
+                    .map(snapshot_info)
+                    .collect();
+                for chunk in infos.chunks(100) {
+                    out.send(&encode(&ps::ListSnapshotsResponse {
+                        info: chunk.to_vec(),
+                    }))?;
+                }
+                Ok(())
+            }
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
+
+pub struct Introspection;
+
+impl Handler for Introspection {
+    fn call(&self, _: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        match method {
+            "Plugins" => unary(payload, |_: pin::PluginsRequest| {
+                let host = oci::Platform::host();
+                let platform = Platform {
+                    os: host.os.clone(),
+                    architecture: host.architecture.clone(),
+                    variant: host.variant.clone(),
+                };
+                let plugin = |t: &str, id: &str, platforms: bool| pin::Plugin {
+                    r#type: t.into(),
+                    id: id.into(),
+                    platforms: if platforms {
+                        vec![platform.clone()]
+                    } else {
+                        vec![]
+                    },
+                    ..Default::default()
+                };
+                Ok(pin::PluginsResponse {
+                    plugins: vec![
+                        plugin("io.containerd.content.v1", "content", false),
+                        plugin("io.containerd.snapshotter.v1", "overlayfs", true),
+                        plugin("io.containerd.snapshotter.v1", "native", true),
+                        plugin("io.containerd.metadata.v1", "skiff", false),
+                        plugin("io.containerd.runtime.v2", "task", true),
+                        plugin("io.containerd.grpc.v1", "containers", false),
+                        plugin("io.containerd.grpc.v1", "content", false),
+                        plugin("io.containerd.grpc.v1", "events", false),
+                        plugin("io.containerd.grpc.v1", "images", false),
+                        plugin("io.containerd.grpc.v1", "introspection", false),
+                        plugin("io.containerd.grpc.v1", "leases", false),
+                        plugin("io.containerd.grpc.v1", "namespaces", false),
+                        plugin("io.containerd.grpc.v1", "snapshots", false),
+                        plugin("io.containerd.grpc.v1", "tasks", false),
+                        plugin("io.containerd.grpc.v1", "version", false),
+                    ],
+                })
+            }),
+            "Server" => unary(payload, |_: Empty| {
+                let pidns = std::fs::metadata("/proc/self/ns/pid")
+                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                    .unwrap_or(0);
+                Ok(pin::ServerResponse {
+                    uuid: String::new(),
+                    pid: std::process::id() as u64,
+                    pidns,
+                })
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The daemon's stores behind one small adapter: metadata (namespaced
+//! records), the verified content store, and the snapshotters, opened on
+//! first use. The rest of the daemon reaches `crate::metadata`,
+//! `crate::snapshot` and `crate::image` only through here, so a rename
+//! there is a change in this file.
+
+use crate::error::{Context, Result};
+use crate::image::store::Store;
+use crate::metadata::Db;
+use crate::snapshot::{Driver, Mount, Snapshotter};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use crate::metadata::record::Labels;
+pub use crate::metadata::{Any as MetaAny, Container, Image, Lease, Runtime};
+pub use crate::snapshot::unpack::{prepare_container, unpack_image, unpacked_chain};
+pub use crate::snapshot::Kind as SnapshotKind;
+
+/// Layout under `--root`, after containerd's plugin directories.
+const CONTENT_DIR: &str = "io.containerd.content.v1.content";
+const METADATA_DIR: &str = "io.containerd.metadata.v1.skiff";
+
+pub struct Stores {
+    root: PathBuf,
+    db: OnceLock<Db>,
+    content: OnceLock<Store>,
+    snapshotters: Mutex<Vec<Arc<Snapshotter>>>,
+}
+
+impl Stores {
+    pub fn new(root: &Path) -> Stores {
+        Stores {
+            root: root.to_path_buf(),
+            db: OnceLock::new(),
+            content: OnceLock::new(),
+            snapshotters: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn db(&self) -> Result<&Db> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        let db = Db::open(&self.root.join(METADATA_DIR)).context("open metadata")?;
+        Ok(self.db.get_or_init(|| db))
+    }
+
+    pub fn content(&self) -> Result<&Store> {
+        if let Some(s) = self.content.get() {
+            return Ok(s);
+        }
+        let s = Store::open(&self.root.join(CONTENT_DIR)).context("open content store")?;
+        Ok(self.content.get_or_init(|| s))
+    }
+
+    /// The snapshotter named `name` ("overlayfs", "native"); opened once.
+    pub fn snapshotter(&self, name: &str) -> Result<Arc<Snapshotter>> {
+        let driver = Driver::parse(name)?;
+        let mut open = self.snapshotters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = open.iter().find(|s| s.driver() == driver) {
+            return Ok(s.clone());
+        }
+        let dir = self
+            .root
+            .join(format!("io.containerd.snapshotter.v1.{}", driver.name()));
+        let s = Arc::new(
+            Snapshotter::open(&dir, driver)
+                .with_context(|| format!("open snapshotter {}", driver.name()))?,
+        );
+        open.push(s.clone());
+        Ok(s)
+    }
+
+    /// Every snapshotter that exists on disk (for garbage collection and
+    /// namespace deletion).
+    pub fn all_snapshotters(&self) -> Result<Vec<Arc<Snapshotter>>> {
+        let mut out = Vec::new();
+        for name in ["overlayfs", "native"] {
+            let dir = self
+                .root
+                .join(format!("io.containerd.snapshotter.v1.{name}"));
+            if dir.exists() {
+                out.push(self.snapshotter(name)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The namespaced key of a container's snapshot in its snapshotter.
+    pub fn snapshot_key(ns: &str, key: &str) -> String {
+        crate::metadata::snapshot_key(ns, key)
+    }
+
+    /// The mounts of a container's snapshot.
+    pub fn mounts(&self, snapshotter: &str, ns: &str, key: &str) -> Result<Vec<Mount>> {
+        self.snapshotter(snapshotter)?
+            .mounts(&Self::snapshot_key(ns, key))
+    }
+
+    pub fn namespace_snapshots(&self, sn: &Snapshotter, ns: &str) -> Vec<crate::snapshot::Info> {
+        crate::metadata::namespace_snapshots(sn, ns)
+    }
+
+    /// Collect what nothing references any more.
+    pub fn collect_garbage(&self) -> Result<()> {
+        let sns = self.all_snapshotters()?;
+        let refs: Vec<&Snapshotter> = sns.iter().map(|s| s.as_ref()).collect();
+        crate::metadata::gc::collect(self.db()?, self.content()?, &refs)?;
+        Ok(())
+    }
+}
+
+/// overlayfs when the kernel has it, else the copying snapshotter.
+pub fn default_snapshotter() -> &'static str {
+    let has_overlay = std::fs::read_to_string("/proc/filesystems")
+        .map(|t| t.lines().any(|l| l.trim_end().ends_with("\toverlay")))
+        .unwrap_or(false);
+    if has_overlay {
+        "overlayfs"
+    } else {
+        "native"
+    }
+}

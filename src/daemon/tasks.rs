@@ -1,0 +1,603 @@
+//! Tasks: each container's task runs under a shim started for its runtime;
+//! the daemon keeps one ttrpc connection per shim and forwards the task
+//! service's calls to it (`containerd.task.v2.Task`). The bundle lives at
+//! `<state>/io.containerd.runtime.v2.task/<ns>/<id>` with the container's
+//! spec as `config.json`; a restarted daemon finds the bundles again,
+//! reconnects to the shims that live and cleans up after the others.
+
+use super::api::{lock, missing, status, Ctx, Handler};
+use super::events::Exchange;
+use super::services::mount_to_proto;
+use super::shim::{self, Invocation};
+use super::store::Stores;
+use crate::error::{Context, Error, Result};
+use crate::proto::events::{self as ev, Envelope};
+use crate::proto::services::tasks as pt;
+use crate::proto::task as st;
+use crate::proto::types::{Empty, Timestamp};
+use crate::ttrpc::{self, unary, unknown_method, Client, Code, Status};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const TASK_DIR: &str = "io.containerd.runtime.v2.task";
+/// The runtime a bundle's shim was started for (to run its `delete`).
+const RUNTIME_FILE: &str = "runtime";
+/// How long a shim may take to answer a short call.
+const SHORT: Option<Duration> = Some(Duration::from_secs(10));
+
+struct Task {
+    ns: String,
+    id: String,
+    bundle: PathBuf,
+    runtime: String,
+    client: Client,
+}
+
+impl Task {
+    fn call<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        method: &str,
+        req: &Req,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<Resp, Status> {
+        ttrpc::call(&self.client, st::SERVICE_V2, method, req, timeout)
+    }
+}
+
+pub struct Tasks {
+    state: PathBuf,
+    address: String,
+    debug: bool,
+    stores: Arc<Stores>,
+    exchange: Arc<Exchange>,
+    tasks: Mutex<Vec<Arc<Task>>>,
+}
+
+impl Tasks {
+    pub fn new(
+        state: &Path,
+        address: &str,
+        debug: bool,
+        stores: Arc<Stores>,
+        exchange: Arc<Exchange>,
+    ) -> Tasks {
+        Tasks {
+            state: state.to_path_buf(),
+            address: address.to_string(),
+            debug,
+            stores,
+            exchange,
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn bundle(&self, ns: &str, id: &str) -> PathBuf {
+        self.state.join(TASK_DIR).join(ns).join(id)
+    }
+
+    fn find(&self, ns: &str, id: &str) -> std::result::Result<Arc<Task>, Status> {
+        lock(&self.tasks)
+            .iter()
+            .find(|t| t.ns == ns && t.id == id)
+            .cloned()
+            .ok_or_else(|| Status::new(Code::NotFound, format!("task {id:?}: not found")))
+    }
+
+    fn forget(&self, t: &Task) {
+        lock(&self.tasks).retain(|x| !(x.ns == t.ns && x.id == t.id));
+    }
+
+    fn invocation<'a>(&'a self, ns: &'a str, id: &'a str, bundle: &'a Path) -> Invocation<'a> {
+        Invocation {
+            namespace: ns,
+            id,
+            bundle,
+            address: &self.address,
+            debug: self.debug,
+        }
+    }
+
+    /// Find the bundles a previous daemon left: reconnect to live shims,
+    /// clean up after dead ones (`shim delete`, exit events published).
+    pub fn recover(&self) -> Result<()> {
+        let root = self.state.join(TASK_DIR);
+        let Ok(namespaces) = std::fs::read_dir(&root) else {
+            return Ok(());
+        };
+        for ns in namespaces.flatten() {
+            let ns_name = ns.file_name().to_string_lossy().into_owned();
+            let Ok(ids) = std::fs::read_dir(ns.path()) else {
+                continue;
+            };
+            for id in ids.flatten() {
+                let id_name = id.file_name().to_string_lossy().into_owned();
+                if let Err(e) = self.recover_one(&ns_name, &id_name, &id.path()) {
+                    crate::log::warn!("recover task {ns_name}/{id_name}: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recover_one(&self, ns: &str, id: &str, bundle: &Path) -> Result<()> {
+        let runtime = std::fs::read_to_string(bundle.join(RUNTIME_FILE))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| shim::SKIFF_RUNTIME.to_string());
+        let address = std::fs::read_to_string(bundle.join("address")).unwrap_or_default();
+        let address = address.trim();
+        if !address.is_empty() {
+            if let Ok(client) = Client::connect(address) {
+                let alive: std::result::Result<st::ConnectResponse, Status> = ttrpc::call(
+                    &client,
+                    st::SERVICE_V2,
+                    "Connect",
+                    &st::ConnectRequest { id: id.into() },
+                    Some(Duration::from_secs(5)),
+                );
+                if alive.is_ok() {
+                    lock(&self.tasks).push(Arc::new(Task {
+                        ns: ns.into(),
+                        id: id.into(),
+                        bundle: bundle.to_path_buf(),
+                        runtime,
+                        client,
+                    }));
+                    return Ok(());
+                }
+            }
+        }
+        self.cleanup_dead(ns, id, bundle, &runtime)
+    }
+
+    /// A shim that is gone: its `delete` reaps what it left (and reports
+    /// the exit), then the bundle goes.
+    fn cleanup_dead(&self, ns: &str, id: &str, bundle: &Path, runtime: &str) -> Result<()> {
+        let inv = self.invocation(ns, id, bundle);
+        let res = shim::binary(runtime).and_then(|b| b.delete(&inv));
+        let (pid, exit_status, exited_at) = match &res {
+            Ok(r) => (r.pid, r.exit_status, r.exited_at),
+            Err(_) => (0, 255, Some(Timestamp::now())),
+        };
+        self.publish(
+            ns,
+            ev::topic::TASK_EXIT,
+            ev::TASK_EXIT,
+            &ev::TaskExit {
+                container_id: id.into(),
+                id: id.into(),
+                pid,
+                exit_status,
+                exited_at,
+            },
+        );
+        self.publish(
+            ns,
+            ev::topic::TASK_DELETE,
+            ev::TASK_DELETE,
+            &ev::TaskDelete {
+                container_id: id.into(),
+                pid,
+                exit_status,
+                exited_at,
+                id: String::new(),
+            },
+        );
+        remove_bundle(bundle)?;
+        res.map(|_| ())
+    }
+
+    fn publish<M: prost::Message>(&self, ns: &str, topic: &str, type_name: &str, m: &M) {
+        self.exchange.publish(Envelope {
+            timestamp: Some(Timestamp::now()),
+            namespace: ns.into(),
+            topic: topic.into(),
+            event: Some(ev::any(type_name, m)),
+        });
+    }
+
+    fn create(
+        &self,
+        ns: &str,
+        r: pt::CreateTaskRequest,
+    ) -> std::result::Result<pt::CreateTaskResponse, Status> {
+        let id = r.container_id.clone();
+        if lock(&self.tasks).iter().any(|t| t.ns == ns && t.id == id) {
+            return Err(Status::new(
+                Code::AlreadyExists,
+                format!("task {id:?}: already exists"),
+            ));
+        }
+        let db = self.stores.db().map_err(status)?;
+        let c = db.container(ns, &id).map_err(status)?;
+        let spec = c.spec.as_ref().ok_or_else(|| {
+            Status::new(Code::InvalidArgument, format!("container {id:?}: no spec"))
+        })?;
+        let mut rootfs = r.rootfs.clone();
+        if rootfs.is_empty() && !c.snapshot_key.is_empty() {
+            rootfs = self
+                .stores
+                .mounts(&c.snapshotter, ns, &c.snapshot_key)
+                .map_err(status)?
+                .into_iter()
+                .map(mount_to_proto)
+                .collect();
+        }
+        let bundle = self.bundle(ns, &id);
+        if bundle.exists() {
+            return Err(Status::new(
+                Code::AlreadyExists,
+                format!("task {id:?}: bundle {} exists", bundle.display()),
+            ));
+        }
+        let made = || -> Result<()> {
+            std::fs::create_dir_all(&bundle)
+                .with_context(|| format!("create bundle {}", bundle.display()))?;
+            std::fs::create_dir(bundle.join("rootfs")).context("create bundle rootfs")?;
+            std::fs::write(bundle.join("config.json"), &spec.value).context("write config.json")?;
+            std::fs::write(bundle.join(RUNTIME_FILE), &c.runtime.name).context("write runtime")?;
+            Ok(())
+        };
+        let started = made().and_then(|()| {
+            let bin = shim::binary(&c.runtime.name)?;
+            let options =
+                r.options
+                    .clone()
+                    .or(c.runtime.options.clone().map(|a| crate::proto::types::Any {
+                        type_url: a.type_url,
+                        value: a.value,
+                    }));
+            let address = bin.start(&self.invocation(ns, &id, &bundle), options.as_ref())?;
+            let client =
+                Client::connect(&address).with_context(|| format!("connect to shim {address}"))?;
+            Ok((client, options))
+        });
+        let (client, options) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = remove_bundle(&bundle);
+                return Err(status(e));
+            }
+        };
+        let task = Arc::new(Task {
+            ns: ns.into(),
+            id: id.clone(),
+            bundle: bundle.clone(),
+            runtime: c.runtime.name.clone(),
+            client,
+        });
+        let req = st::CreateTaskRequest {
+            id: id.clone(),
+            bundle: bundle.to_string_lossy().into_owned(),
+            rootfs,
+            terminal: r.terminal,
+            stdin: r.stdin,
+            stdout: r.stdout,
+            stderr: r.stderr,
+            checkpoint: String::new(),
+            parent_checkpoint: String::new(),
+            options,
+        };
+        match task.call::<_, st::CreateTaskResponse>("Create", &req, None) {
+            Ok(resp) => {
+                lock(&self.tasks).push(task);
+                Ok(pt::CreateTaskResponse {
+                    container_id: id,
+                    pid: resp.pid,
+                })
+            }
+            Err(e) => {
+                self.shutdown_shim(&task);
+                let _ = self.cleanup_dead(ns, &id, &bundle, &task.runtime);
+                Err(e)
+            }
+        }
+    }
+
+    fn shutdown_shim(&self, t: &Task) {
+        let _ = t.call::<_, Empty>(
+            "Shutdown",
+            &st::ShutdownRequest {
+                id: t.id.clone(),
+                now: false,
+            },
+            Some(Duration::from_secs(3)),
+        );
+    }
+
+    fn delete(&self, ns: &str, id: &str) -> std::result::Result<pt::DeleteResponse, Status> {
+        let t = self.find(ns, id)?;
+        let resp: st::DeleteResponse = match t.call(
+            "Delete",
+            &st::DeleteRequest {
+                id: id.into(),
+                exec_id: String::new(),
+            },
+            SHORT,
+        ) {
+            Ok(r) => r,
+            Err(e) if e.code == Code::Unavailable => {
+                // The shim died: its binary's delete reports what it can.
+                self.forget(&t);
+                let inv = self.invocation(ns, id, &t.bundle);
+                let r = shim::binary(&t.runtime)
+                    .and_then(|b| b.delete(&inv))
+                    .map_err(status)?;
+                remove_bundle(&t.bundle).map_err(status)?;
+                return Ok(pt::DeleteResponse {
+                    id: id.into(),
+                    pid: r.pid,
+                    exit_status: r.exit_status,
+                    exited_at: r.exited_at,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        self.forget(&t);
+        self.shutdown_shim(&t);
+        remove_bundle(&t.bundle).map_err(status)?;
+        Ok(pt::DeleteResponse {
+            id: id.into(),
+            pid: resp.pid,
+            exit_status: resp.exit_status,
+            exited_at: resp.exited_at,
+        })
+    }
+
+    fn process(&self, t: &Task, exec_id: &str) -> std::result::Result<pt::Process, Status> {
+        let s: st::StateResponse = t.call(
+            "State",
+            &st::StateRequest {
+                id: t.id.clone(),
+                exec_id: exec_id.into(),
+            },
+            SHORT,
+        )?;
+        Ok(pt::Process {
+            container_id: t.id.clone(),
+            id: if exec_id.is_empty() {
+                t.id.clone()
+            } else {
+                exec_id.into()
+            },
+            pid: s.pid,
+            status: s.status,
+            stdin: s.stdin,
+            stdout: s.stdout,
+            stderr: s.stderr,
+            terminal: s.terminal,
+            exit_status: s.exit_status,
+            exited_at: s.exited_at,
+        })
+    }
+
+    fn in_namespace(&self, ns: &str) -> Vec<Arc<Task>> {
+        lock(&self.tasks)
+            .iter()
+            .filter(|t| t.ns == ns)
+            .cloned()
+            .collect()
+    }
+}
+
+fn remove_bundle(bundle: &Path) -> Result<()> {
+    let rootfs = bundle.join("rootfs");
+    // The shim unmounts the rootfs on Delete; a shim that died may not have.
+    for _ in 0..8 {
+        if crate::snapshot::mount::unmount(&rootfs).is_err() {
+            break;
+        }
+    }
+    match std::fs::remove_dir_all(bundle) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::from(e).wrap(format!("remove bundle {}", bundle.display()))),
+    }
+}
+
+/// `containerd.services.tasks.v1.Tasks`.
+pub struct TaskService(pub Arc<Tasks>);
+
+impl Handler for TaskService {
+    fn call(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+    ) -> std::result::Result<Vec<u8>, Status> {
+        let ns = ctx.namespace.as_str();
+        let tasks = &self.0;
+        match method {
+            "Create" => unary(payload, |r: pt::CreateTaskRequest| {
+                if r.container_id.is_empty() {
+                    return Err(missing("container_id"));
+                }
+                tasks.create(ns, r)
+            }),
+            "Start" => unary(payload, |r: pt::StartRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                let s: st::StartResponse = t.call(
+                    "Start",
+                    &st::StartRequest {
+                        id: r.container_id,
+                        exec_id: r.exec_id,
+                    },
+                    None,
+                )?;
+                Ok(pt::StartResponse { pid: s.pid })
+            }),
+            "Delete" => unary(payload, |r: pt::DeleteTaskRequest| {
+                tasks.delete(ns, &r.container_id)
+            }),
+            "DeleteProcess" => unary(payload, |r: pt::DeleteProcessRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                let d: st::DeleteResponse = t.call(
+                    "Delete",
+                    &st::DeleteRequest {
+                        id: r.container_id,
+                        exec_id: r.exec_id.clone(),
+                    },
+                    SHORT,
+                )?;
+                Ok(pt::DeleteResponse {
+                    id: r.exec_id,
+                    pid: d.pid,
+                    exit_status: d.exit_status,
+                    exited_at: d.exited_at,
+                })
+            }),
+            "Get" => unary(payload, |r: pt::GetRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                Ok(pt::GetResponse {
+                    process: Some(tasks.process(&t, &r.exec_id)?),
+                })
+            }),
+            "List" => unary(payload, |_: pt::ListTasksRequest| {
+                let mut out = Vec::new();
+                for t in tasks.in_namespace(ns) {
+                    match tasks.process(&t, "") {
+                        Ok(p) => out.push(p),
+                        // A shim that does not answer still has a task.
+                        Err(_) => out.push(pt::Process {
+                            container_id: t.id.clone(),
+                            id: t.id.clone(),
+                            status: pt::status::UNKNOWN,
+                            ..Default::default()
+                        }),
+                    }
+                }
+                Ok(pt::ListTasksResponse { tasks: out })
+            }),
+            "Kill" => unary(payload, |r: pt::KillRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                t.call::<_, Empty>(
+                    "Kill",
+                    &st::KillRequest {
+                        id: r.container_id,
+                        exec_id: r.exec_id,
+                        signal: r.signal,
+                        all: r.all,
+                    },
+                    SHORT,
+                )
+            }),
+            "Exec" => unary(payload, |r: pt::ExecProcessRequest| {
+                if r.exec_id.is_empty() {
+                    return Err(missing("exec_id"));
+                }
+                let t = tasks.find(ns, &r.container_id)?;
+                t.call::<_, Empty>(
+                    "Exec",
+                    &st::ExecProcessRequest {
+                        id: r.container_id,
+                        exec_id: r.exec_id,
+                        terminal: r.terminal,
+                        stdin: r.stdin,
+                        stdout: r.stdout,
+                        stderr: r.stderr,
+                        spec: r.spec,
+                    },
+                    SHORT,
+                )
+            }),
+            "ResizePty" => unary(payload, |r: pt::ResizePtyRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                t.call::<_, Empty>(
+                    "ResizePty",
+                    &st::ResizePtyRequest {
+                        id: r.container_id,
+                        exec_id: r.exec_id,
+                        width: r.width,
+                        height: r.height,
+                    },
+                    SHORT,
+                )
+            }),
+            "CloseIO" => unary(payload, |r: pt::CloseIoRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                t.call::<_, Empty>(
+                    "CloseIO",
+                    &st::CloseIoRequest {
+                        id: r.container_id,
+                        exec_id: r.exec_id,
+                        stdin: r.stdin,
+                    },
+                    SHORT,
+                )
+            }),
+            "Pause" => unary(payload, |r: pt::PauseTaskRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                t.call::<_, Empty>("Pause", &st::PauseRequest { id: r.container_id }, SHORT)
+            }),
+            "Resume" => unary(payload, |r: pt::ResumeTaskRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                t.call::<_, Empty>("Resume", &st::ResumeRequest { id: r.container_id }, SHORT)
+            }),
+            "ListPids" => unary(payload, |r: pt::ListPidsRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                let p: st::PidsResponse =
+                    t.call("Pids", &st::PidsRequest { id: r.container_id }, SHORT)?;
+                Ok(pt::ListPidsResponse {
+                    processes: p
+                        .processes
+                        .into_iter()
+                        .map(|p| pt::ProcessInfo {
+                            pid: p.pid,
+                            info: p.info,
+                        })
+                        .collect(),
+                })
+            }),
+            "Update" => unary(payload, |r: pt::UpdateTaskRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                t.call::<_, Empty>(
+                    "Update",
+                    &st::UpdateTaskRequest {
+                        id: r.container_id,
+                        resources: r.resources,
+                        annotations: r.annotations,
+                    },
+                    SHORT,
+                )
+            }),
+            "Metrics" => unary(payload, |r: pt::MetricsRequest| {
+                let mut metrics = Vec::new();
+                for t in tasks.in_namespace(ns) {
+                    let wanted = r.filters.is_empty()
+                        || r.filters.iter().any(|f| {
+                            f.split_once("==").is_some_and(|(k, v)| {
+                                k.trim() == "id" && v.trim().trim_matches('"') == t.id
+                            })
+                        });
+                    if !wanted {
+                        continue;
+                    }
+                    let s: st::StatsResponse =
+                        t.call("Stats", &st::StatsRequest { id: t.id.clone() }, SHORT)?;
+                    metrics.push(pt::Metric {
+                        timestamp: Some(Timestamp::now()),
+                        id: t.id.clone(),
+                        data: s.stats,
+                    });
+                }
+                Ok(pt::MetricsResponse { metrics })
+            }),
+            "Wait" => unary(payload, |r: pt::WaitRequest| {
+                let t = tasks.find(ns, &r.container_id)?;
+                let w: st::WaitResponse = t.call(
+                    "Wait",
+                    &st::WaitRequest {
+                        id: r.container_id,
+                        exec_id: r.exec_id,
+                    },
+                    None,
+                )?;
+                Ok(pt::WaitResponse {
+                    exit_status: w.exit_status,
+                    exited_at: w.exited_at,
+                })
+            }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+}
