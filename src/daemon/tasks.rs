@@ -183,6 +183,7 @@ impl Tasks {
                 id: String::new(),
             },
         );
+        remove_dead_socket(bundle);
         remove_bundle(bundle)?;
         res.map(|_| ())
     }
@@ -323,6 +324,7 @@ impl Tasks {
                 let r = shim::binary(&t.runtime)
                     .and_then(|b| b.delete(&inv))
                     .map_err(status)?;
+                remove_dead_socket(&t.bundle);
                 remove_bundle(&t.bundle).map_err(status)?;
                 return Ok(pt::DeleteResponse {
                     id: id.into(),
@@ -377,6 +379,18 @@ impl Tasks {
             .filter(|t| t.ns == ns)
             .cloned()
             .collect()
+    }
+}
+
+/// A dead shim leaves its socket (named in the bundle's `address`):
+/// remove it when nothing answers there.
+fn remove_dead_socket(bundle: &Path) {
+    let Ok(addr) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = addr.trim().trim_start_matches("unix://");
+    if path.starts_with('/') && std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -1,0 +1,793 @@
+//! The `containerd` applet end to end over ttrpc, driven by a small client
+//! here (skiff's ctr comes on its own branch): version and namespaces, a
+//! pull from a docker-registry on 127.0.0.1 (daemon-side, with unpack),
+//! content read back, a container run through the skiff shim with its
+//! output through fifos, and a daemon `kill -9` + restart with a running
+//! container (it keeps running; the new daemon lists and kills it).
+//!
+//! Each test has its own root, state and socket; the fixture's Drop kills
+//! what is left (tasks through the daemon, then the daemon, shims and
+//! container processes by pid) and unmounts what is under its directory.
+
+#[path = "fetch_support/mod.rs"]
+mod support;
+
+use prost::Message;
+use skiff::daemon::spec::{self, SpecOptions, SPEC_TYPE_URL};
+use skiff::image::oci::{self, Document};
+use skiff::proto::services::{
+    containers as pc, content as pct, images as pi, namespaces as pn, pull as pp, snapshots as ps,
+    tasks as pt, version as pv,
+};
+use skiff::proto::task as st;
+use skiff::proto::types::{Any, Empty};
+use skiff::ttrpc::{Client, Code, Status};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+const NS_KEY: &str = "containerd-namespace-ttrpc";
+
+struct Daemon {
+    dir: TempDir,
+    /// This test's namespace: also the parent cgroup of its containers.
+    ns: String,
+    child: Option<Child>,
+    /// Shim and container pids seen, killed in Drop if still there.
+    pids: Vec<i32>,
+}
+
+impl Daemon {
+    fn new() -> Daemon {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut d = Daemon {
+            dir: TempDir::new("daemon"),
+            ns: format!("skiff-test-{}-{n}", std::process::id()),
+            child: None,
+            pids: Vec::new(),
+        };
+        d.start();
+        d
+    }
+
+    fn address(&self) -> String {
+        self.dir.s("containerd.sock")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    fn start(&mut self) {
+        let log = fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let child = Command::new(skiff_bin())
+            .arg0_containerd()
+            .args(["--root", &self.dir.s("root"), "--state"])
+            .arg(self.state())
+            .args(["--address", &self.address(), "--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(self.address()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not listen: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(&self.address()).expect("connect to the daemon")
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Every bundle's shim and task pids, for cleanup by pid.
+    fn note_pids(&mut self) {
+        let root = self.state().join("io.containerd.runtime.v2.task");
+        for ns in fs::read_dir(&root).into_iter().flatten().flatten() {
+            for b in fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+                let id = b.file_name().to_string_lossy().into_owned();
+                if let Ok(addr) = fs::read_to_string(b.path().join("address")) {
+                    if let Ok(c) = Client::connect(addr.trim()) {
+                        let r: Result<st::ConnectResponse, Status> = skiff::ttrpc::call(
+                            &c,
+                            st::SERVICE_V2,
+                            "Connect",
+                            &st::ConnectRequest { id },
+                            Some(Duration::from_secs(5)),
+                        );
+                        if let Ok(r) = r {
+                            self.pids.extend([r.shim_pid as i32, r.task_pid as i32]);
+                        }
+                    }
+                }
+            }
+        }
+        self.pids.retain(|p| *p > 0);
+    }
+}
+
+trait Arg0 {
+    fn arg0_containerd(&mut self) -> &mut Self;
+}
+
+impl Arg0 for Command {
+    fn arg0_containerd(&mut self) -> &mut Self {
+        std::os::unix::process::CommandExt::arg0(self, "containerd")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.note_pids();
+        if self.child.is_some() {
+            // Tasks left by a failed test: kill and delete them through the daemon.
+            let c = self.client();
+            for ns in [self.ns.as_str()] {
+                if let Ok(l) = call::<_, pt::ListTasksResponse>(
+                    &c,
+                    ns,
+                    pt::SERVICE,
+                    "List",
+                    &pt::ListTasksRequest::default(),
+                ) {
+                    for t in l.tasks {
+                        let _ = call::<_, Empty>(
+                            &c,
+                            ns,
+                            pt::SERVICE,
+                            "Kill",
+                            &pt::KillRequest {
+                                container_id: t.container_id.clone(),
+                                signal: 9,
+                                all: true,
+                                ..Default::default()
+                            },
+                        );
+                        let _ = call::<_, pt::WaitResponse>(
+                            &c,
+                            ns,
+                            pt::SERVICE,
+                            "Wait",
+                            &pt::WaitRequest {
+                                container_id: t.container_id.clone(),
+                                ..Default::default()
+                            },
+                        );
+                        let _ = call::<_, pt::DeleteResponse>(
+                            &c,
+                            ns,
+                            pt::SERVICE,
+                            "Delete",
+                            &pt::DeleteTaskRequest {
+                                container_id: t.container_id,
+                            },
+                        );
+                    }
+                }
+            }
+            if let Some(mut child) = self.child.take() {
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let _ = child.wait();
+            }
+        }
+        for p in &self.pids {
+            unsafe { libc::kill(*p, libc::SIGKILL) };
+        }
+        // Anything still mounted under the test directory (rootfs, snapshots).
+        let me = self.dir.path().to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&me))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let c = std::ffi::CString::new(m).unwrap();
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        // The namespace's parent cgroups (the containers' own are gone with them).
+        for hier in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = fs::remove_dir(hier.path().join(&self.ns));
+        }
+    }
+}
+
+fn call<Req: Message, Resp: Message + Default>(
+    c: &Client,
+    ns: &str,
+    service: &str,
+    method: &str,
+    req: &Req,
+) -> Result<Resp, Status> {
+    let out = c.call(
+        service,
+        method,
+        req.encode_to_vec(),
+        Some(Duration::from_secs(60)),
+        &[(NS_KEY.to_string(), ns.to_string())],
+    )?;
+    Resp::decode(out.as_slice()).map_err(|e| Status::new(Code::Internal, e.to_string()))
+}
+
+/// A server stream's messages.
+fn stream<Req: Message, Resp: Message + Default>(
+    c: &Client,
+    ns: &str,
+    service: &str,
+    method: &str,
+    req: &Req,
+) -> Result<Vec<Resp>, Status> {
+    let s = c.stream(
+        service,
+        method,
+        req.encode_to_vec(),
+        false,
+        &[(NS_KEY.to_string(), ns.to_string())],
+    )?;
+    let mut out = Vec::new();
+    while let Some(m) = s.recv(Some(Duration::from_secs(120)))? {
+        out.push(Resp::decode(m.as_slice()).unwrap());
+    }
+    Ok(out)
+}
+
+fn busybox() -> ImageSpec {
+    let mut entries = busybox_entries();
+    entries.push(symlink("bin/sleep", "busybox"));
+    ImageSpec::new(vec![Layer {
+        entries,
+        comp: Comp::Gzip,
+    }])
+}
+
+/// Start a registry holding busybox as `bb:v1`; None to skip.
+fn registry_with_busybox(work: &TempDir) -> Option<(Registry, String)> {
+    let reg = Registry::start(RegistryConfig::default())?;
+    let layout = work.join("layout");
+    write_layout(&layout, "v1", &[busybox()]);
+    let reference = format!("{}/bb:v1", reg.host());
+    push(&layout, "v1", &reference, &[]);
+    Some((reg, reference))
+}
+
+fn pull(c: &Client, ns: &str, reference: &str) -> pi::Image {
+    let progress: Vec<pp::PullProgress> = stream(
+        c,
+        ns,
+        pp::SERVICE,
+        pp::METHOD,
+        &pp::PullRequest {
+            reference: reference.into(),
+            plain_http: true,
+            unpack: true,
+            ..Default::default()
+        },
+    )
+    .expect("pull");
+    assert!(
+        progress.iter().any(|p| p.state == pp::state::RESOLVING),
+        "{progress:?}"
+    );
+    assert!(
+        progress.iter().any(|p| p.state == pp::state::UNPACKED),
+        "{progress:?}"
+    );
+    progress
+        .last()
+        .unwrap()
+        .image
+        .clone()
+        .expect("the last message names the image")
+}
+
+fn read_blob(c: &Client, ns: &str, digest: &str) -> Vec<u8> {
+    let parts: Vec<pct::ReadContentResponse> = stream(
+        c,
+        ns,
+        pct::SERVICE,
+        "Read",
+        &pct::ReadContentRequest {
+            digest: digest.into(),
+            ..Default::default()
+        },
+    )
+    .expect("read content");
+    parts.into_iter().flat_map(|p| p.data).collect()
+}
+
+/// The OCI spec for `image` from its config, read back through Content.
+fn spec_for(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) -> Any {
+    let target = image.target.as_ref().unwrap();
+    let manifest = read_blob(c, ns, &target.digest);
+    let Document::Manifest(m) =
+        oci::parse_document(&manifest, &target.media_type, "manifest").unwrap()
+    else {
+        panic!("single-platform image expected");
+    };
+    let config =
+        oci::parse_config(&read_blob(c, ns, &m.config.digest.to_string()), "config").unwrap();
+    let bytes = spec::build(
+        &config,
+        &SpecOptions {
+            args: Some(args.iter().map(|s| s.to_string()).collect()),
+            env: vec!["GREETING=hello".into()],
+            id: id.into(),
+            namespace: ns.into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    Any {
+        type_url: SPEC_TYPE_URL.into(),
+        value: bytes,
+    }
+}
+
+fn create_container(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) {
+    let spec = spec_for(c, ns, image, id, args);
+    let _: pc::CreateContainerResponse = call(
+        c,
+        ns,
+        pc::SERVICE,
+        "Create",
+        &pc::CreateContainerRequest {
+            container: Some(pc::Container {
+                id: id.into(),
+                image: image.name.clone(),
+                runtime: Some(pc::Runtime {
+                    name: "io.containerd.skiff.v2".into(),
+                    options: None,
+                }),
+                spec: Some(spec),
+                snapshotter: "overlayfs".into(),
+                snapshot_key: id.into(),
+                ..Default::default()
+            }),
+        },
+    )
+    .expect("create container");
+}
+
+fn remove_container(c: &Client, ns: &str, id: &str) {
+    let _: Empty = call(
+        c,
+        ns,
+        pc::SERVICE,
+        "Delete",
+        &pc::DeleteContainerRequest { id: id.into() },
+    )
+    .expect("delete container");
+    let _: Empty = call(
+        c,
+        ns,
+        ps::SERVICE,
+        "Remove",
+        &ps::RemoveSnapshotRequest {
+            snapshotter: "overlayfs".into(),
+            key: id.into(),
+        },
+    )
+    .expect("remove snapshot");
+}
+
+/// A fifo read to its end in a thread (the shim opens it for writing).
+fn fifo_reader(path: &Path) -> std::thread::JoinHandle<String> {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = fs::File::open(&p).unwrap().read_to_string(&mut s);
+        s
+    })
+}
+
+fn alive(pid: u32) -> bool {
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+#[test]
+fn version_and_namespaces() {
+    let d = Daemon::new();
+    let c = d.client();
+    let v: pv::VersionResponse = call(&c, "default", pv::SERVICE, "Version", &Empty {}).unwrap();
+    assert!(v.version.starts_with('v'), "{v:?}");
+    let _: pn::CreateNamespaceResponse = call(
+        &c,
+        "default",
+        pn::SERVICE,
+        "Create",
+        &pn::CreateNamespaceRequest {
+            namespace: Some(pn::Namespace {
+                name: "test".into(),
+                labels: [("k".to_string(), "v".to_string())].into(),
+            }),
+        },
+    )
+    .unwrap();
+    let l: pn::ListNamespacesResponse = call(
+        &c,
+        "default",
+        pn::SERVICE,
+        "List",
+        &pn::ListNamespacesRequest::default(),
+    )
+    .unwrap();
+    assert!(
+        l.namespaces
+            .iter()
+            .any(|n| n.name == "test" && n.labels.get("k").map(String::as_str) == Some("v")),
+        "{l:?}"
+    );
+    let e = call::<_, pc::GetContainerResponse>(
+        &c,
+        "test",
+        pc::SERVICE,
+        "Get",
+        &pc::GetContainerRequest { id: "nope".into() },
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::NotFound, "{e}");
+    assert!(e.message.contains("nope"), "{e}");
+    let e = call::<_, Empty>(
+        &c,
+        "test",
+        "containerd.services.nothing.v1.Nothing",
+        "X",
+        &Empty {},
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::Unimplemented, "{e}");
+    // The socket is the owner's alone.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d.address()).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn pull_run_and_remove_a_container() {
+    let work = TempDir::new("daemon-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    let image = pull(&c, ns, &reference);
+    assert_eq!(image.name, reference);
+    let l: pi::ListImagesResponse = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "List",
+        &pi::ListImagesRequest::default(),
+    )
+    .unwrap();
+    assert_eq!(l.images.len(), 1, "{l:?}");
+    // Pulling again is a no-op update.
+    pull(&c, ns, &reference);
+
+    create_container(&c, ns, &image, "c1", &["sh", "-c", "echo $GREETING from $(cat /etc/hostname 2>/dev/null || hostname); echo err >&2; exit 3"]);
+    let dup = call::<_, pc::CreateContainerResponse>(
+        &c,
+        ns,
+        pc::SERVICE,
+        "Create",
+        &pc::CreateContainerRequest {
+            container: Some(pc::Container {
+                id: "c1".into(),
+                runtime: Some(pc::Runtime {
+                    name: "io.containerd.skiff.v2".into(),
+                    options: None,
+                }),
+                ..Default::default()
+            }),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(dup.code, Code::AlreadyExists, "{dup}");
+
+    let fifos = work.join("fifos");
+    fs::create_dir_all(&fifos).unwrap();
+    let out = fifo_reader(&fifos.join("c1-stdout"));
+    let err = fifo_reader(&fifos.join("c1-stderr"));
+    let created: pt::CreateTaskResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Create",
+        &pt::CreateTaskRequest {
+            container_id: "c1".into(),
+            stdout: fifos.join("c1-stdout").to_string_lossy().into(),
+            stderr: fifos.join("c1-stderr").to_string_lossy().into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
+    assert!(created.pid > 0);
+    let bundle = d
+        .state()
+        .join(format!("io.containerd.runtime.v2.task/{ns}/c1"));
+    assert!(bundle.join("config.json").exists());
+    let listed: pt::ListTasksResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "List",
+        &pt::ListTasksRequest::default(),
+    )
+    .unwrap();
+    assert_eq!(listed.tasks.len(), 1);
+    assert_eq!(listed.tasks[0].status, pt::status::CREATED, "{listed:?}");
+    let _: pt::StartResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Start",
+        &pt::StartRequest {
+            container_id: "c1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let w: pt::WaitResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Wait",
+        &pt::WaitRequest {
+            container_id: "c1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.exit_status, 3);
+    let del: pt::DeleteResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Delete",
+        &pt::DeleteTaskRequest {
+            container_id: "c1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(del.exit_status, 3);
+    assert_eq!(out.join().unwrap(), "hello from c1\n");
+    assert_eq!(err.join().unwrap(), "err\n");
+    assert!(!bundle.exists(), "bundle left behind");
+    let e = call::<_, pt::GetResponse>(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Get",
+        &pt::GetRequest {
+            container_id: "c1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::NotFound);
+    remove_container(&c, ns, "c1");
+    let snaps: Vec<ps::ListSnapshotsResponse> = stream(
+        &c,
+        ns,
+        ps::SERVICE,
+        "List",
+        &ps::ListSnapshotsRequest {
+            snapshotter: "overlayfs".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let names: Vec<String> = snaps
+        .into_iter()
+        .flat_map(|s| s.info)
+        .map(|i| i.name)
+        .collect();
+    assert!(!names.iter().any(|n| n == "c1"), "{names:?}");
+    assert!(!names.is_empty(), "the image's layer snapshot stays");
+}
+
+#[test]
+fn containers_outlive_a_killed_daemon() {
+    let work = TempDir::new("daemon-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = Daemon::new();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    let pid = {
+        let c = d.client();
+        let image = pull(&c, ns, &reference);
+        create_container(&c, ns, &image, "c2", &["sleep", "1000"]);
+        let t: pt::CreateTaskResponse = call(
+            &c,
+            ns,
+            pt::SERVICE,
+            "Create",
+            &pt::CreateTaskRequest {
+                container_id: "c2".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
+        let _: pt::StartResponse = call(
+            &c,
+            ns,
+            pt::SERVICE,
+            "Start",
+            &pt::StartRequest {
+                container_id: "c2".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        t.pid
+    };
+    d.note_pids();
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pid), "the container died with the daemon");
+
+    d.start();
+    let c = d.client();
+    let l: pt::ListTasksResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "List",
+        &pt::ListTasksRequest::default(),
+    )
+    .unwrap();
+    assert_eq!(l.tasks.len(), 1, "{l:?}\n{}", d.log());
+    assert_eq!(
+        (
+            l.tasks[0].container_id.as_str(),
+            l.tasks[0].pid,
+            l.tasks[0].status
+        ),
+        ("c2", pid, pt::status::RUNNING)
+    );
+    let _: Empty = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Kill",
+        &pt::KillRequest {
+            container_id: "c2".into(),
+            signal: 9,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let w: pt::WaitResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Wait",
+        &pt::WaitRequest {
+            container_id: "c2".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.exit_status, 137);
+    let _: pt::DeleteResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Delete",
+        &pt::DeleteTaskRequest {
+            container_id: "c2".into(),
+        },
+    )
+    .unwrap();
+    remove_container(&c, ns, "c2");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.pids.iter().any(|p| alive(*p as u32)) {
+        assert!(
+            Instant::now() < deadline,
+            "shim or container still running: {:?}",
+            d.pids
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_dead_shim_is_cleaned_up_on_restart() {
+    let work = TempDir::new("daemon-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = Daemon::new();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    {
+        let c = d.client();
+        let image = pull(&c, ns, &reference);
+        create_container(&c, ns, &image, "c3", &["sleep", "1000"]);
+        let _: pt::CreateTaskResponse = call(
+            &c,
+            ns,
+            pt::SERVICE,
+            "Create",
+            &pt::CreateTaskRequest {
+                container_id: "c3".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
+        let _: pt::StartResponse = call(
+            &c,
+            ns,
+            pt::SERVICE,
+            "Start",
+            &pt::StartRequest {
+                container_id: "c3".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    d.note_pids();
+    d.kill9();
+    // The shim and the container die while no daemon runs.
+    for p in &d.pids {
+        unsafe { libc::kill(*p, libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.start();
+    let c = d.client();
+    let l: pt::ListTasksResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "List",
+        &pt::ListTasksRequest::default(),
+    )
+    .unwrap();
+    assert!(l.tasks.is_empty(), "{l:?}");
+    assert!(
+        !d.state()
+            .join(format!("io.containerd.runtime.v2.task/{ns}/c3"))
+            .exists(),
+        "bundle left: {}",
+        d.log()
+    );
+    remove_container(&c, ns, "c3");
+}
