@@ -259,6 +259,20 @@ const COMMANDS: &[Cmd] = &[
                 cmd_image_check,
             ),
             leaf(
+                &["export"],
+                "export images",
+                "[flags] <out> <image> ...",
+                &[
+                    Flag::value(&["platform"], "Pull content from a specific platform"),
+                    Flag::bool(&["all-platforms"], "exports content from all platforms"),
+                    Flag::bool(
+                        &["skip-manifest-json"],
+                        "do not add Docker compatible manifest.json to archive",
+                    ),
+                ],
+                cmd_image_export,
+            ),
+            leaf(
                 &["list", "ls"],
                 "list images known to containerd",
                 "[flags] [<filter>, ...]",
@@ -672,6 +686,14 @@ fn cmd_version(g: &Globals, _: &Parsed) -> Res {
         "Server:\n  Version:  {}\n  Revision: {}\n",
         v.version, v.revision
     ));
+    let server: Result<skiff::proto::services::introspection::ServerResponse, Status> = conn.call(
+        skiff::proto::services::introspection::SERVICE,
+        "Server",
+        &Empty {},
+    );
+    if let Some(sr) = server.ok().filter(|sr| !sr.uuid.is_empty()) {
+        print(&format!("  UUID: {}\n", sr.uuid));
+    }
     Ok(())
 }
 
@@ -910,6 +932,144 @@ fn cmd_image_check(g: &Globals, p: &Parsed) -> Res {
         ));
     }
     print(&tabwriter::format(tabwriter::TIGHT, &t));
+    Ok(())
+}
+
+/// `images export OUT REF…`: an OCI archive (oci-layout, index.json
+/// naming each image, its blobs) plus Docker's manifest.json, so both
+/// `ctr images import` and `docker load` read it. Only the blobs of the
+/// chosen platform(s) go in, as ctr does.
+fn cmd_image_export(g: &Globals, p: &Parsed) -> Res {
+    use skiff::image::oci::{parse_document, select_platform, Document, Platform};
+    let out = arg(
+        p,
+        0,
+        "please provide both an output filename and an image reference to export",
+    )
+    .map_err(|_| msg("please provide both an output filename and an image reference to export"))?;
+    if p.args.len() < 2 {
+        return Err(msg(
+            "please provide both an output filename and an image reference to export",
+        ));
+    }
+    let want = match p.get("platform") {
+        Some(s) => Platform::parse(s).map_err(|e| msg(e.to_string()))?,
+        None => Platform::host(),
+    };
+    let all = p.bool("all-platforms");
+    let conn = g.connect()?;
+    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut index_entries = Vec::new();
+    let mut docker = Vec::new();
+    let add = |blobs: &mut Vec<(String, Vec<u8>)>, digest: &str| -> Result<Vec<u8>, Fail> {
+        if let Some((_, d)) = blobs.iter().find(|(k, _)| k == digest) {
+            return Ok(d.clone());
+        }
+        let data = read_blob(&conn, digest)
+            .map_err(|s| msg(format!("failed to get reader for {digest}: {}", s.message)))?;
+        blobs.push((digest.to_string(), data.clone()));
+        Ok(data)
+    };
+    for name in &p.args[1..] {
+        let image = get_image(&conn, name)?;
+        let target = image.target.clone().unwrap_or_default();
+        let data = add(&mut blobs, &target.digest)?;
+        let doc = parse_document(&data, &target.media_type, &target.digest)
+            .map_err(|e| msg(e.to_string()))?;
+        let manifests = match doc {
+            Document::Manifest(m) => vec![m],
+            Document::Index(list) => {
+                let chosen: Vec<_> = if all {
+                    list.iter().collect()
+                } else {
+                    select_platform(&list, &want).into_iter().collect()
+                };
+                let mut ms = Vec::new();
+                for d in chosen {
+                    let data = add(&mut blobs, &d.digest.to_string())?;
+                    if let Ok(Document::Manifest(m)) =
+                        parse_document(&data, &d.media_type, "manifest")
+                    {
+                        ms.push(m);
+                    }
+                }
+                ms
+            }
+        };
+        for m in &manifests {
+            add(&mut blobs, &m.config.digest.to_string())?;
+            for l in &m.layers {
+                add(&mut blobs, &l.digest.to_string())?;
+            }
+        }
+        if let Some(m) = manifests.first() {
+            docker.push(format!(
+                "{{\"Config\":\"blobs/sha256/{}\",\"RepoTags\":[{}],\"Layers\":[{}]}}",
+                m.config.digest.hex(),
+                skiff::json::quote(name),
+                m.layers
+                    .iter()
+                    .map(|l| format!("\"blobs/sha256/{}\"", l.digest.hex()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        let tag = name
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .map(|(_, t)| t);
+        let mut ann = format!("\"io.containerd.image.name\":{}", skiff::json::quote(name));
+        if let Some(t) = tag {
+            ann.push_str(&format!(
+                ",\"org.opencontainers.image.ref.name\":{}",
+                skiff::json::quote(t)
+            ));
+        }
+        index_entries.push(format!(
+            "{{\"mediaType\":{},\"digest\":{},\"size\":{},\"annotations\":{{{ann}}}}}",
+            skiff::json::quote(&target.media_type),
+            skiff::json::quote(&target.digest),
+            target.size
+        ));
+    }
+    let index = format!(
+        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[{}]}}",
+        index_entries.join(",")
+    );
+    let write = || -> std::io::Result<()> {
+        let file: Box<dyn std::io::Write> = if out == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(std::fs::File::create(out)?)
+        };
+        let mut tar = tar::Builder::new(file);
+        let mut put = |path: &str, data: &[u8]| -> std::io::Result<()> {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o444);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut h, path, data)
+        };
+        put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        for (digest, data) in &blobs {
+            let hex = digest.split_once(':').map(|(_, h)| h).unwrap_or(digest);
+            put(&format!("blobs/sha256/{hex}"), data)?;
+        }
+        put("index.json", index.as_bytes())?;
+        if !p.bool("skip-manifest-json") {
+            put(
+                "manifest.json",
+                format!("[{}]", docker.join(",")).as_bytes(),
+            )?;
+        }
+        tar.into_inner()?.flush()
+    };
+    if let Err(e) = write() {
+        if out != "-" {
+            let _ = std::fs::remove_file(out);
+        }
+        return Err(msg(format!("{out}: {e}")));
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! against a daemon the test starts (own root, state and socket) pulling
 //! busybox from a docker-registry on 127.0.0.1: pull, `run --rm` output
 //! and exit status, `run -d` + `t exec` + `t kill` + `t rm` + `c rm`,
-//! `i tag`, `i rm`, `run -t` under script(1) — and nothing left behind.
+//! `i export`, `i tag`, `i rm`, `run -t` under script(1) — and nothing left behind.
 //!
 //! Shapes recorded from containerd 1.6.20's ctr (Debian 12):
 //! - `ctr bogus`: stdout `No help topic for 'bogus'`, exit 3.
@@ -561,6 +561,29 @@ fn walkthrough_against_the_daemon() {
     assert_eq!(status.code(), Some(5), "{typescript}");
     assert!(typescript.contains("33 91"), "{typescript}");
     assert!(typescript.contains("tty-yes"), "{typescript}");
+
+    // Export: an OCI archive skopeo reads (and Docker's manifest.json).
+    let archive = work.s("export.tar");
+    assert_eq!(d.ok(&["i", "export", &archive, &r]), "");
+    let digest = d
+        .ok(&["i", "ls"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let inspect = run(Command::new("skopeo").args(["inspect", &format!("oci-archive:{archive}")]));
+    assert!(inspect.contains(&digest), "{inspect}");
+    let inspect =
+        run(Command::new("skopeo").args(["inspect", &format!("docker-archive:{archive}")]));
+    assert!(inspect.contains("\"Layers\""), "{inspect}");
+    d.fails(
+        &["i", "export", &work.s("x.tar"), "nosuch:1"],
+        1,
+        "ctr: image \"nosuch:1\": not found\n",
+    );
 
     // Tags.
     let t2 = format!("{}/library/busybox:t2", reg.host());
