@@ -1159,8 +1159,10 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
     let reference = arg(p, 0, "please provide an image reference to pull")
         .map_err(|_| msg("please provide an image reference to pull"))?;
     let conn = g.connect()?;
+    // The daemon's pull takes one platform; --all-platforms pulls the
+    // host's until it takes more.
     let platform = if p.bool("all-platforms") {
-        "all".to_string()
+        String::new()
     } else {
         p.get("platform").unwrap_or("").to_string()
     };
@@ -1795,7 +1797,18 @@ fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
     );
     let io = io.created(r.as_ref().err().cloned())?;
     r?;
-    run_process(&conn, id, "", io, detach, false)
+    let result = run_process(&conn, id, "", io, detach, false);
+    if !detach {
+        // As ctr: an attached start deletes the task once it exited.
+        let _: Result<tasks::DeleteResponse, Status> = conn.call(
+            tasks::SERVICE,
+            "Delete",
+            &tasks::DeleteTaskRequest {
+                container_id: id.to_string(),
+            },
+        );
+    }
+    result
 }
 
 fn spec_terminal(c: &containers::Container) -> bool {

@@ -291,6 +291,13 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Shims (and anything else) still naming this daemon's socket:
+        // started by the test's daemon, stopped by pid.
+        for pid in processes_naming(&self.sock) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         // Mounts under the test dir, deepest first.
         let root = self.dir.path().display().to_string();
         let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
@@ -316,6 +323,24 @@ impl Drop for Daemon {
             let _ = fs::remove_dir(&ns);
         }
     }
+}
+
+/// Pids whose command line mentions `needle`.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| pid != me)
+                .filter(|pid| {
+                    fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn cgroup_bases() -> Vec<PathBuf> {
@@ -424,6 +449,46 @@ fn walkthrough_against_the_daemon() {
         ]),
         "b /tmp 33:34\n"
     );
+
+    // Signals to ctr reach the process (ctr forwards them).
+    let child = d
+        .cmd(&[
+            "run",
+            "--rm",
+            &r,
+            "sig1",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d.ok(&["t", "ls"]).contains("RUNNING") {
+        assert!(Instant::now() < deadline, "sig1 did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    run(Command::new("kill").args(["-TERM", &pid]));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ready\ngot\n");
+
+    // c create + t start: attached, exit status through, task deleted.
+    d.ok(&["c", "create", &r, "s1", "sh", "-c", "echo started; exit 2"]);
+    let o = d.ctr(&["t", "start", "s1"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (2, "started\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(d.ids("t").is_empty());
+    d.ok(&["c", "rm", "s1"]);
 
     // Bad input: a missing image, a duplicate id, a bad mount; nothing made.
     d.fails(
@@ -608,4 +673,12 @@ fn walkthrough_against_the_daemon() {
     // Nothing left: containers, tasks, fifos.
     assert!(d.ids("c").is_empty() && d.ids("t").is_empty());
     assert_eq!(fifo_dirs(), fifos_before, "fifo directories left");
+    let left: Vec<u32> = processes_naming(&d.sock)
+        .into_iter()
+        .filter(|&p| Some(p) != d.child.as_ref().map(|c| c.id()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes left naming the daemon: {left:?}"
+    );
 }
