@@ -2359,8 +2359,8 @@ fn cmd_events(g: &Globals, p: &Parsed) -> Res {
         let kind = e
             .event
             .as_ref()
-            .map(|a| a.type_url.clone())
-            .unwrap_or_default();
+            .map(skiff::ctr::events::json)
+            .unwrap_or_else(|| "{}".into());
         print(&format!(
             "{} {} {} {}\n",
             go_time(e.timestamp.as_ref()),

@@ -416,8 +416,38 @@ fn walkthrough_against_the_daemon() {
     assert_eq!(row[5], "linux/amd64");
     assert_eq!(d.ok(&["i", "ls", "-q"]), format!("{r}\n"));
 
-    // run --rm: output and exit status through, nothing kept.
+    // run --rm: output and exit status through, nothing kept; `events`
+    // sees the task's life as ctr prints it.
+    let mut events = d
+        .cmd(&["events"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(d.ok(&["run", "--rm", &r, "r1", "echo", "hi"]), "hi\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = events.kill();
+    let seen = stdout(&events.wait_with_output().unwrap());
+    for topic in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+    ] {
+        let line = seen
+            .lines()
+            .find(|l| l.contains(topic))
+            .unwrap_or_else(|| panic!("no {topic} event in:\n{seen}"));
+        assert!(
+            line.contains(&format!(
+                " +0000 UTC {} {topic} {{\"container_id\":\"r1\"",
+                d.ns
+            )),
+            "{line}"
+        );
+    }
     let o = d.ctr(&[
         "run",
         "--rm",

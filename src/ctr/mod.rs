@@ -8,6 +8,7 @@
 
 pub mod cio;
 pub mod client;
+pub mod events;
 pub mod flags;
 pub mod progress;
 pub mod tabwriter;
