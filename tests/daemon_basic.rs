@@ -207,6 +207,8 @@ impl Drop for Daemon {
             let c = std::ffi::CString::new(m).unwrap();
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
+        // The shims' runc root for the namespace (left empty, as containerd's shim does).
+        let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&self.ns));
         // The namespace's parent cgroups (the containers' own are gone with them).
         for hier in fs::read_dir("/sys/fs/cgroup")
             .into_iter()
@@ -350,6 +352,17 @@ fn spec_for(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) ->
 }
 
 fn create_container(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) {
+    create_container_with(c, ns, image, id, args, "io.containerd.skiff.v2");
+}
+
+fn create_container_with(
+    c: &Client,
+    ns: &str,
+    image: &pi::Image,
+    id: &str,
+    args: &[&str],
+    runtime: &str,
+) {
     let spec = spec_for(c, ns, image, id, args);
     let _: pc::CreateContainerResponse = call(
         c,
@@ -361,7 +374,7 @@ fn create_container(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&
                 id: id.into(),
                 image: image.name.clone(),
                 runtime: Some(pc::Runtime {
-                    name: "io.containerd.skiff.v2".into(),
+                    name: runtime.into(),
                     options: None,
                 }),
                 spec: Some(spec),
@@ -622,6 +635,196 @@ fn pull_run_and_remove_a_container() {
 }
 
 #[test]
+fn exec_pids_and_events_of_a_running_container() {
+    let work = TempDir::new("daemon-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let d = Daemon::new();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    let c = d.client();
+    // Events of this namespace's exits and execs, from before the task starts.
+    let sub = c
+        .stream(
+            "containerd.services.events.v1.Events",
+            "Subscribe",
+            skiff::proto::services::events::SubscribeRequest {
+                filters: vec![
+                    format!("namespace=={ns},topic==/tasks/exit"),
+                    format!("namespace=={ns},topic==/tasks/exec-added"),
+                ],
+            }
+            .encode_to_vec(),
+            false,
+            &[],
+        )
+        .unwrap();
+    let image = pull(&c, ns, &reference);
+    create_container(&c, ns, &image, "c4", &["sleep", "1000"]);
+    let t: pt::CreateTaskResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Create",
+        &pt::CreateTaskRequest {
+            container_id: "c4".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
+    let _: pt::StartResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Start",
+        &pt::StartRequest {
+            container_id: "c4".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+
+    let container: pc::GetContainerResponse = call(
+        &c,
+        ns,
+        pc::SERVICE,
+        "Get",
+        &pc::GetContainerRequest { id: "c4".into() },
+    )
+    .unwrap();
+    let spec_json = container.container.unwrap().spec.unwrap().value;
+    let process = spec::exec_process(
+        &spec_json,
+        &["sh".into(), "-c".into(), "echo in $GREETING; exit 5".into()],
+        false,
+    )
+    .unwrap();
+    let fifos = work.join("fifos");
+    fs::create_dir_all(&fifos).unwrap();
+    let out = fifo_reader(&fifos.join("e1-stdout"));
+    let _: Empty = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Exec",
+        &pt::ExecProcessRequest {
+            container_id: "c4".into(),
+            exec_id: "e1".into(),
+            stdout: fifos.join("e1-stdout").to_string_lossy().into(),
+            spec: Some(Any {
+                type_url: spec::PROCESS_TYPE_URL.into(),
+                value: process,
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("exec: {e}\n{}", d.log()));
+    let started: pt::StartResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Start",
+        &pt::StartRequest {
+            container_id: "c4".into(),
+            exec_id: "e1".into(),
+        },
+    )
+    .unwrap();
+    let w: pt::WaitResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Wait",
+        &pt::WaitRequest {
+            container_id: "c4".into(),
+            exec_id: "e1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(w.exit_status, 5);
+    let del: pt::DeleteResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "DeleteProcess",
+        &pt::DeleteProcessRequest {
+            container_id: "c4".into(),
+            exec_id: "e1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!((del.exit_status, del.pid), (5, started.pid));
+    assert_eq!(out.join().unwrap(), "in hello\n");
+
+    let pids: pt::ListPidsResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "ListPids",
+        &pt::ListPidsRequest {
+            container_id: "c4".into(),
+        },
+    )
+    .unwrap();
+    assert!(pids.processes.iter().any(|p| p.pid == t.pid), "{pids:?}");
+    let _: Empty = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Kill",
+        &pt::KillRequest {
+            container_id: "c4".into(),
+            // sleep as pid 1 of its namespace ignores SIGTERM.
+            signal: 9,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let w: pt::WaitResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Wait",
+        &pt::WaitRequest {
+            container_id: "c4".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.exit_status, 137);
+    let _: pt::DeleteResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Delete",
+        &pt::DeleteTaskRequest {
+            container_id: "c4".into(),
+        },
+    )
+    .unwrap();
+    remove_container(&c, ns, "c4");
+
+    // exec-added, the exec's exit, the task's exit, in that order.
+    let mut topics = Vec::new();
+    while topics.len() < 3 {
+        let Some(m) = sub.recv(Some(Duration::from_secs(10))).unwrap() else {
+            break;
+        };
+        let env = skiff::proto::events::Envelope::decode(m.as_slice()).unwrap();
+        assert_eq!(env.namespace, ns);
+        let ev = env.event.unwrap();
+        if env.topic == "/tasks/exit" {
+            let e = skiff::proto::events::TaskExit::decode(ev.value.as_slice()).unwrap();
+            topics.push(format!("exit {} {}", e.id, e.exit_status));
+        } else {
+            topics.push(env.topic);
+        }
+    }
+    assert_eq!(topics, ["/tasks/exec-added", "exit e1 5", "exit c4 137"]);
+}
+
+#[test]
 fn containers_outlive_a_killed_daemon() {
     let work = TempDir::new("daemon-work");
     let Some((_reg, reference)) = registry_with_busybox(&work) else {
@@ -790,4 +993,100 @@ fn a_dead_shim_is_cleaned_up_on_restart() {
         d.log()
     );
     remove_container(&c, ns, "c3");
+}
+
+#[test]
+fn debians_runc_shim_runs_a_container_too() {
+    if !require(
+        Path::new("/usr/bin/containerd-shim-runc-v2").exists(),
+        "/usr/bin/containerd-shim-runc-v2 (package containerd)",
+    ) {
+        return;
+    }
+    let work = TempDir::new("daemon-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let d = Daemon::new();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    let c = d.client();
+    let image = pull(&c, ns, &reference);
+    create_container_with(
+        &c,
+        ns,
+        &image,
+        "r1",
+        &["sh", "-c", "echo via runc"],
+        "io.containerd.runc.v2",
+    );
+    let fifos = work.join("fifos");
+    fs::create_dir_all(&fifos).unwrap();
+    let out = fifo_reader(&fifos.join("r1-stdout"));
+    // Debian's shim wants both (ctr always passes both without -t).
+    let err = fifo_reader(&fifos.join("r1-stderr"));
+    let _: pt::CreateTaskResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Create",
+        &pt::CreateTaskRequest {
+            container_id: "r1".into(),
+            stdout: fifos.join("r1-stdout").to_string_lossy().into(),
+            stderr: fifos.join("r1-stderr").to_string_lossy().into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
+    let _: pt::StartResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Start",
+        &pt::StartRequest {
+            container_id: "r1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let w: pt::WaitResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Wait",
+        &pt::WaitRequest {
+            container_id: "r1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.exit_status, 0);
+    let bundle = d
+        .state()
+        .join(format!("io.containerd.runtime.v2.task/{ns}/r1"));
+    let addr = fs::read_to_string(bundle.join("address")).unwrap();
+    let shim = Client::connect(addr.trim()).unwrap();
+    let info: st::ConnectResponse = skiff::ttrpc::call(
+        &shim,
+        st::SERVICE_V2,
+        "Connect",
+        &st::ConnectRequest { id: "r1".into() },
+        Some(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let exe = fs::read_link(format!("/proc/{}/exe", info.shim_pid)).unwrap();
+    assert_eq!(exe, Path::new("/usr/bin/containerd-shim-runc-v2"));
+    let _: pt::DeleteResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Delete",
+        &pt::DeleteTaskRequest {
+            container_id: "r1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(out.join().unwrap(), "via runc\n");
+    assert_eq!(err.join().unwrap(), "");
+    remove_container(&c, ns, "r1");
 }

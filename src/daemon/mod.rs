@@ -13,6 +13,7 @@ mod events;
 mod pull;
 pub mod services;
 mod shim;
+mod shim_log;
 pub mod spec;
 mod store;
 mod tasks;

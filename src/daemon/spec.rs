@@ -189,6 +189,31 @@ pub fn build(image: &ImageConfig, o: &SpecOptions) -> Result<Vec<u8>> {
     Ok(miniserde::json::to_string(&v).into_bytes())
 }
 
+/// The OCI Process of an exec (`ctr tasks exec`): the container's own
+/// process (user, env, cwd, capabilities…) with `args` and `terminal`
+/// replaced, as containerd's ctr makes it; JSON bytes for
+/// `Tasks.Exec`'s `spec` (type [`PROCESS_TYPE_URL`]).
+pub fn exec_process(spec: &[u8], args: &[String], terminal: bool) -> Result<Vec<u8>> {
+    let text = std::str::from_utf8(spec).map_err(|_| Error::new("container spec: not UTF-8"))?;
+    let v: Value =
+        miniserde::json::from_str(text).map_err(|_| Error::new("container spec: not JSON"))?;
+    let Value::Object(mut root) = v else {
+        return Err(Error::new("container spec: not an object"));
+    };
+    let Some(Value::Object(mut process)) = root.remove("process") else {
+        return Err(Error::new("container spec: no process"));
+    };
+    if args.is_empty() {
+        return Err(Error::new("exec: a command is required"));
+    }
+    process.insert("args".into(), strings(args));
+    process.insert("terminal".into(), Value::Bool(terminal));
+    Ok(miniserde::json::to_string(&Value::Object(process)).into_bytes())
+}
+
+/// containerd's type URL of an exec's OCI Process.
+pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
 fn string(s: &str) -> Value {
     Value::String(s.to_string())
 }

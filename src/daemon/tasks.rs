@@ -9,6 +9,7 @@ use super::api::{lock, missing, status, Ctx, Handler};
 use super::events::Exchange;
 use super::services::mount_to_proto;
 use super::shim::{self, Invocation};
+use super::shim_log;
 use super::store::Stores;
 use crate::error::{Context, Error, Result};
 use crate::proto::events::{self as ev, Envelope};
@@ -136,6 +137,9 @@ impl Tasks {
                     Some(Duration::from_secs(5)),
                 );
                 if alive.is_ok() {
+                    if let Ok(log) = shim_log::open(bundle) {
+                        shim_log::follow(log, format!("{ns}/{id}"));
+                    }
                     lock(&self.tasks).push(Arc::new(Task {
                         ns: ns.into(),
                         id: id.into(),
@@ -241,6 +245,7 @@ impl Tasks {
         };
         let started = made().and_then(|()| {
             let bin = shim::binary(&c.runtime.name)?;
+            let log = shim_log::open(&bundle)?;
             let options =
                 r.options
                     .clone()
@@ -249,6 +254,7 @@ impl Tasks {
                         value: a.value,
                     }));
             let address = bin.start(&self.invocation(ns, &id, &bundle), options.as_ref())?;
+            shim_log::follow(log, format!("{ns}/{id}"));
             let client =
                 Client::connect(&address).with_context(|| format!("connect to shim {address}"))?;
             Ok((client, options))
