@@ -1777,6 +1777,7 @@ fn cmd_task_metrics(g: &Globals, p: &Parsed) -> Res {
 
 fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
     let id = arg(p, 0, "container id")?;
+    let mask = take_signals(p.bool("detach"))?;
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
     let terminal = spec_terminal(&c);
@@ -1797,7 +1798,7 @@ fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
     );
     let io = io.created(r.as_ref().err().cloned())?;
     r?;
-    let result = run_process(&conn, id, "", io, detach, false);
+    let result = run_process(&conn, id, "", io, detach, mask);
     if !detach {
         // As ctr: an attached start deletes the task once it exited.
         let _: Result<tasks::DeleteResponse, Status> = conn.call(
@@ -1851,6 +1852,7 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
     if p.args.len() < 2 {
         return Err(msg("command must be provided"));
     }
+    let mask = take_signals(p.bool("detach"))?;
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
     need_task(&conn, id)?;
@@ -1868,7 +1870,7 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
             stderr: io.paths.2.clone(),
             terminal,
             spec: Some(Any {
-                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+                type_url: skiff::daemon::spec::PROCESS_TYPE_URL.into(),
                 value: process,
             }),
             exec_id: exec_id.to_string(),
@@ -1876,7 +1878,7 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
     );
     let io = io.created(r.as_ref().err().cloned())?;
     r?;
-    let result = run_process(&conn, id, exec_id, io, detach, false);
+    let result = run_process(&conn, id, exec_id, io, detach, mask);
     if !detach {
         let _: Result<tasks::DeleteResponse, Status> = conn.call(
             tasks::SERVICE,
@@ -1890,8 +1892,8 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
     result
 }
 
-/// The exec's process: the container's own process with the new args,
-/// terminal, cwd and user, as ctr derives it from the spec.
+/// The exec's process: the daemon's builder (the container's process
+/// with the new args and terminal), then ctr's `--cwd` and `--user`.
 fn exec_process_json(
     c: &containers::Container,
     args: &[String],
@@ -1899,24 +1901,20 @@ fn exec_process_json(
     cwd: Option<&str>,
     user: Option<&str>,
 ) -> Result<Vec<u8>, Fail> {
-    use miniserde::json::{Number, Value};
+    use miniserde::json::{Number, Object, Value};
     let spec = c
         .spec
         .as_ref()
         .ok_or_else(|| msg(format!("container \"{}\" has no spec", c.id)))?;
-    let text = String::from_utf8_lossy(&spec.value);
-    let v = skiff::json::parse(&text, "spec").map_err(|e| msg(e.to_string()))?;
-    let Value::Object(mut spec) = v else {
-        return Err(msg("the container's spec is not an object"));
+    let process = skiff::daemon::spec::exec_process(&spec.value, args, terminal)
+        .map_err(|e| msg(e.to_string()))?;
+    if cwd.is_none() && user.is_none() {
+        return Ok(process);
+    }
+    let text = String::from_utf8_lossy(&process);
+    let Ok(Value::Object(mut process)) = skiff::json::parse(&text, "process") else {
+        return Err(msg("exec: the process is not a JSON object"));
     };
-    let Some(Value::Object(mut process)) = spec.remove("process") else {
-        return Err(msg("the container's spec has no process"));
-    };
-    process.insert(
-        "args".into(),
-        Value::Array(args.iter().map(|a| Value::String(a.clone())).collect()),
-    );
-    process.insert("terminal".into(), Value::Bool(terminal));
     if let Some(cwd) = cwd {
         process.insert("cwd".into(), Value::String(cwd.to_string()));
     }
@@ -1927,7 +1925,7 @@ fn exec_process_json(
                 "user {user:?}: give a numeric uid[:gid] for exec"
             )));
         };
-        let mut o = miniserde::json::Object::new();
+        let mut o = Object::new();
         o.insert("uid".into(), Value::Number(Number::U64(uid)));
         o.insert("gid".into(), Value::Number(Number::U64(gid)));
         process.insert("user".into(), Value::Object(o));
@@ -2000,6 +1998,18 @@ impl Stdio {
     }
 }
 
+/// For an attached process: block every signal before any thread exists
+/// (the connection's reader included), so they all wait for the thread
+/// that forwards them (SIGWINCH resizes) instead of killing ctr.
+fn take_signals(detach: bool) -> Result<Option<skiff::sys::signal::Mask>, Fail> {
+    if detach {
+        return Ok(None);
+    }
+    skiff::sys::signal::block_all()
+        .map(Some)
+        .map_err(|e| msg(e.to_string()))
+}
+
 /// Start a created process (init when `exec_id` is empty), copy its io,
 /// forward signals and window size, wait and pass its exit status on.
 fn run_process(
@@ -2008,17 +2018,9 @@ fn run_process(
     exec_id: &str,
     mut io: Stdio,
     detach: bool,
-    _rm: bool,
+    mask: Option<skiff::sys::signal::Mask>,
 ) -> Res {
     let terminal = io.paths.2.is_empty() && !io.paths.1.is_empty();
-    // Signals are taken by this thread alone (the copiers and the waiter
-    // inherit the blocked mask), so SIGWINCH and the ones ctr forwards
-    // arrive here.
-    let mask = if detach {
-        None
-    } else {
-        Some(skiff::sys::signal::block_all().map_err(|e| msg(e.to_string()))?)
-    };
     let mut copiers = Vec::new();
     let mut attaches = Vec::new();
     if let Some(out) = io.out.take() {
@@ -2061,6 +2063,12 @@ fn run_process(
                 rustix::process::Signal::CHILD,
             );
         });
+    }
+    // The pty exists once the process is created: size it before it
+    // runs, so its first look at the window sees ours (ctr resizes after
+    // Start, which leaves a moment of 0x0).
+    if terminal {
+        resize(conn, id, exec_id);
     }
     let started: Result<tasks::StartResponse, Status> = conn.call(
         tasks::SERVICE,
@@ -2168,6 +2176,7 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
     if detach && rm {
         return Err(msg("flags --detach and --rm cannot be specified together"));
     }
+    let mask = take_signals(p.bool("detach"))?;
     let conn = g.connect()?;
     let c = create_container(&conn, p)?;
     let id = c.id.clone();
@@ -2209,7 +2218,7 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
         cleanup(&conn);
         return Err(s.into());
     }
-    let result = run_process(&conn, &id, "", io, detach, rm);
+    let result = run_process(&conn, &id, "", io, detach, mask);
     if !detach {
         cleanup(&conn);
     }

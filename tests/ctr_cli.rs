@@ -425,7 +425,8 @@ fn walkthrough_against_the_daemon() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Subscribe has no "subscribed" answer: give it time.
+    std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(d.ok(&["run", "--rm", &r, "r1", "echo", "hi"]), "hi\n");
     std::thread::sleep(Duration::from_millis(300));
     let _ = events.kill();
@@ -480,8 +481,9 @@ fn walkthrough_against_the_daemon() {
         "b /tmp 33:34\n"
     );
 
-    // Signals to ctr reach the process (ctr forwards them).
-    let child = d
+    // Signals to ctr reach the process (ctr forwards them), once its
+    // trap is set (it says "ready").
+    let mut child = d
         .cmd(&[
             "run",
             "--rm",
@@ -496,17 +498,27 @@ fn walkthrough_against_the_daemon() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id().to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !d.ok(&["t", "ls"]).contains("RUNNING") {
-        assert!(Instant::now() < deadline, "sig1 did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    if first.as_deref() != Ok("ready") {
+        let _ = child.kill();
+        panic!("sig1 did not get ready: {first:?}");
     }
-    std::thread::sleep(Duration::from_millis(300));
-    run(Command::new("kill").args(["-TERM", &pid]));
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     let o = child.wait_with_output().unwrap();
     assert_eq!(code(&o), 7, "{}", stderr(&o));
-    assert_eq!(stdout(&o), "ready\ngot\n");
+    assert_eq!(reader.join().unwrap(), "ready\ngot\n");
 
     // c create + t start: attached, exit status through, task deleted.
     d.ok(&["c", "create", &r, "s1", "sh", "-c", "echo started; exit 2"]);
@@ -570,6 +582,23 @@ fn walkthrough_against_the_daemon() {
     assert_eq!(
         d.ok(&["t", "exec", "--exec-id", "e1", "d1", "echo", "hello"]),
         "hello\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "t",
+            "exec",
+            "--exec-id",
+            "e3",
+            "--cwd",
+            "/etc",
+            "--user",
+            "33:34",
+            "d1",
+            "sh",
+            "-c",
+            "echo $(pwd) $(id -u):$(id -g)"
+        ]),
+        "/etc 33:34\n"
     );
     let o = d.ctr(&["t", "exec", "--exec-id", "e2", "d1", "sh", "-c", "exit 4"]);
     assert_eq!(code(&o), 4);
