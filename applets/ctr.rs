@@ -728,7 +728,7 @@ fn cmd_ns_create(g: &Globals, p: &Parsed) -> Res {
     let name = arg(p, 0, "namespace name")?;
     let labels: Vec<&str> = p.args[1..].iter().map(String::as_str).collect();
     let conn = g.connect()?;
-    let _: namespaces::CreateNamespaceResponse = conn.call(
+    let r: Result<namespaces::CreateNamespaceResponse, Status> = conn.call(
         namespaces::SERVICE,
         "Create",
         &namespaces::CreateNamespaceRequest {
@@ -737,8 +737,14 @@ fn cmd_ns_create(g: &Globals, p: &Parsed) -> Res {
                 labels: key_values(&labels),
             }),
         },
-    )?;
-    Ok(())
+    );
+    match r {
+        Ok(_) => Ok(()),
+        Err(s) if s.code == Code::AlreadyExists => {
+            Err(msg(format!("namespace \"{name}\": already exists")))
+        }
+        Err(s) => Err(s.into()),
+    }
 }
 
 fn cmd_ns_rm(g: &Globals, p: &Parsed) -> Res {

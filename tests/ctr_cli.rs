@@ -416,6 +416,62 @@ fn walkthrough_against_the_daemon() {
     assert_eq!(row[5], "linux/amd64");
     assert_eq!(d.ok(&["i", "ls", "-q"]), format!("{r}\n"));
 
+    // The store's tables, shaped as ctr's (tabwriter layouts recorded).
+    let snaps = d.ok(&["snapshots", "ls"]);
+    let mut lines = snaps.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("KEY{}PARENT KIND      ", " ".repeat(69)).as_str()),
+        "{snaps}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("sha256:") && row.ends_with("        Committed "),
+        "{snaps}"
+    );
+    let content = d.ok(&["content", "ls"]);
+    assert!(
+        content.starts_with("DIGEST\t\t\t\t\t\t\t\t\tSIZE\tAGE\t\tLABELS\n"),
+        "{content}"
+    );
+    assert_eq!(
+        content.lines().count(),
+        4,
+        "manifest, config, layer: {content}"
+    );
+    assert!(
+        content.contains("\t416B\t")
+            || content
+                .lines()
+                .skip(1)
+                .all(|l| l.split('\t').nth(1).is_some_and(|s| s.ends_with('B'))),
+        "{content}"
+    );
+    assert!(d
+        .ok(&["leases", "ls"])
+        .starts_with("ID CREATED AT LABELS \n"));
+    let v = d.ok(&["version"]);
+    assert!(
+        v.starts_with("Client:\n  Version:  ") && v.contains("\nServer:\n  Version:  "),
+        "{v}"
+    );
+    let extra = format!("{}-extra", d.ns);
+    assert_eq!(d.ok(&["ns", "create", &extra, "a=b"]), "");
+    d.fails(
+        &["ns", "create", &extra],
+        1,
+        &format!("ctr: namespace \"{extra}\": already exists\n"),
+    );
+    let nsl = d.ok(&["ns", "ls"]);
+    assert!(nsl.starts_with("NAME"), "{nsl}");
+    assert!(
+        nsl.lines()
+            .any(|l| l.starts_with(&extra) && l.trim_end().ends_with("a=b")),
+        "{nsl}"
+    );
+    assert_eq!(d.ok(&["ns", "rm", &extra]), format!("{extra}\n"));
+    assert!(!d.ok(&["ns", "ls", "-q"]).lines().any(|l| l == extra));
+
     // run --rm: output and exit status through, nothing kept; `events`
     // sees the task's life as ctr prints it.
     let mut events = d
