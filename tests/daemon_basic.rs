@@ -486,6 +486,56 @@ fn version_and_namespaces() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d.address()).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
+
+    // SIGTERM: a clean exit that takes the socket away.
+    let mut d = d;
+    let mut child = d.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", d.log());
+    assert!(!Path::new(&d.address()).exists(), "socket left behind");
+}
+
+#[test]
+fn config_default_prints_the_effective_configuration() {
+    let dir = TempDir::new("daemon-config");
+    let file = dir.join("config.toml");
+    fs::write(
+        &file,
+        "root = \"/srv/skiff\"\n[grpc]\n  address = \"/tmp/x.sock\"\n",
+    )
+    .unwrap();
+    let out = Command::new(skiff_bin())
+        .arg0_containerd()
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--state",
+            "/run/s2",
+            "config",
+            "default",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "root = \"/srv/skiff\"",
+        "state = \"/run/s2\"",
+        "address = \"/tmp/x.sock\"",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    let out = Command::new(skiff_bin())
+        .arg0_containerd()
+        .args(["--bogus", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--bogus"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -632,6 +682,45 @@ fn pull_run_and_remove_a_container() {
         .collect();
     assert!(!names.iter().any(|n| n == "c1"), "{names:?}");
     assert!(!names.is_empty(), "the image's layer snapshot stays");
+
+    // Deleting the image with sync collects its blobs and snapshots.
+    let _: Empty = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "Delete",
+        &pi::DeleteImageRequest {
+            name: reference.clone(),
+            sync: true,
+        },
+    )
+    .unwrap();
+    let blobs: Vec<pct::ListContentResponse> = stream(
+        &c,
+        ns,
+        pct::SERVICE,
+        "List",
+        &pct::ListContentRequest::default(),
+    )
+    .unwrap();
+    let blobs: Vec<String> = blobs
+        .into_iter()
+        .flat_map(|b| b.info)
+        .map(|i| i.digest)
+        .collect();
+    assert!(blobs.is_empty(), "{blobs:?}");
+    let snaps: Vec<ps::ListSnapshotsResponse> = stream(
+        &c,
+        ns,
+        ps::SERVICE,
+        "List",
+        &ps::ListSnapshotsRequest {
+            snapshotter: "overlayfs".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(snaps.iter().all(|s| s.info.is_empty()), "{snaps:?}");
 }
 
 #[test]

@@ -201,6 +201,7 @@ impl Pull {
             }
             Err(e) => return Err(status(e)),
         };
+        self.0.forget_store_tag(&name).map_err(status)?;
         Ok(PullProgress {
             name,
             state: state::DONE,

@@ -25,6 +25,7 @@ pub struct Stores {
     db: OnceLock<Db>,
     content: OnceLock<Store>,
     snapshotters: Mutex<Vec<Arc<Snapshotter>>>,
+    untag: Mutex<()>,
 }
 
 impl Stores {
@@ -34,6 +35,7 @@ impl Stores {
             db: OnceLock::new(),
             content: OnceLock::new(),
             snapshotters: Mutex::new(Vec::new()),
+            untag: Mutex::new(()),
         }
     }
 
@@ -99,6 +101,28 @@ impl Stores {
 
     pub fn namespace_snapshots(&self, sn: &Snapshotter, ns: &str) -> Vec<crate::snapshot::Info> {
         crate::metadata::namespace_snapshots(sn, ns)
+    }
+
+    /// `image::pull` records what it pulled in the content store's own
+    /// `index.json` (skiff-fetch's image list), which garbage collection
+    /// treats as roots; the daemon's images live in its metadata, so the
+    /// entry goes once the image is recorded there. Done under a daemon
+    /// lock so two pulls cannot write back each other's entries; an entry
+    /// another pull adds meanwhile may be dropped, which only leaves its
+    /// blobs to that pull's lease and image record.
+    // TODO(lead): a `Store::untag` (no blob sweep) or a PullOptions switch
+    // not to tag would do this under the store's own lock.
+    pub fn forget_store_tag(&self, reference: &str) -> Result<()> {
+        let _l = self.untag.lock().unwrap_or_else(|p| p.into_inner());
+        let store = self.content()?;
+        let index = store.root().join("index.json");
+        let mut list = crate::image::store::read_index(&index)?;
+        let before = list.len();
+        list.retain(|d| d.annotation(crate::image::oci::REF_NAME) != Some(reference));
+        if list.len() != before {
+            crate::image::store::write_index(&index, &list)?;
+        }
+        Ok(())
     }
 
     /// Collect what nothing references any more.
