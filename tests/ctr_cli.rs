@@ -782,8 +782,11 @@ fn walkthrough_against_the_daemon() {
         "{}",
         stderr(&o)
     );
-    d.ok(&["i", "rm", &r]);
+    assert_eq!(d.ok(&["i", "rm", "--sync", &r]), format!("{r}\n"));
     assert_eq!(d.ok(&["i", "ls", "-q"]), "");
+    // With --sync the image's blobs and snapshots are collected too.
+    assert_eq!(d.ok(&["content", "ls", "-q"]), "");
+    assert_eq!(d.ok(&["snapshots", "ls"]).lines().count(), 1);
 
     // Nothing left: containers, tasks, fifos.
     assert!(d.ids("c").is_empty() && d.ids("t").is_empty());
