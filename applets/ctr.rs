@@ -1789,7 +1789,7 @@ fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
     let terminal = spec_terminal(&c);
     let detach = p.bool("detach");
     let null_io = p.bool("null-io") || detach;
-    let io = Stdio::new(&conn, id, "", terminal, null_io, None)?;
+    let io = Stdio::new(id, "", terminal, null_io, None)?;
     let r: Result<tasks::CreateTaskResponse, Status> = conn.call(
         tasks::SERVICE,
         "Create",
@@ -1865,7 +1865,7 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
     let terminal = p.bool("tty");
     let process = exec_process_json(&c, &p.args[1..], terminal, p.get("cwd"), p.get("user"))?;
     let detach = p.bool("detach");
-    let io = Stdio::new(&conn, id, exec_id, terminal, detach, p.get("fifo-dir"))?;
+    let io = Stdio::new(id, exec_id, terminal, detach, p.get("fifo-dir"))?;
     let r: Result<Empty, Status> = conn.call(
         tasks::SERVICE,
         "Exec",
@@ -1950,7 +1950,6 @@ struct Stdio {
 
 impl Stdio {
     fn new(
-        _conn: &Conn,
         id: &str,
         exec_id: &str,
         terminal: bool,
@@ -2200,7 +2199,7 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
             let _ = delete_container(conn, &id, true);
         }
     };
-    let io = match Stdio::new(&conn, &id, "", terminal, null_io, p.get("fifo-dir")) {
+    let io = match Stdio::new(&id, "", terminal, null_io, p.get("fifo-dir")) {
         Ok(io) => io,
         Err(e) => {
             cleanup(&conn);
