@@ -1770,14 +1770,40 @@ fn cmd_task_metrics(g: &Globals, p: &Parsed) -> Res {
     let Some(m) = r.metrics.first() else {
         return Err(msg("cannot get metrics for task"));
     };
-    let t = format!(
-        "ID\tTIMESTAMP\t\n{}\t{}\t\n",
+    let mut t = format!(
+        "ID\tTIMESTAMP\t\n{}\t{}\t\n\nMETRIC\tVALUE\t\n",
         m.id,
         go_time(m.timestamp.as_ref())
     );
+    let data = m.data.as_ref();
+    match data.filter(|d| d.type_url.ends_with(skiff::shim::metrics::METRICS_V1)) {
+        Some(d) => {
+            let v = <skiff::shim::metrics::Metrics as prost::Message>::decode(&d.value[..])
+                .map_err(|e| msg(format!("decode metrics: {e}")))?;
+            // The rows ctr prints for cgroup v1.
+            if let Some(mem) = &v.memory {
+                let usage = mem.usage.clone().unwrap_or_default();
+                t.push_str(&format!("memory.usage_in_bytes\t{}\t\n", usage.usage));
+                t.push_str(&format!("memory.limit_in_bytes\t{}\t\n", usage.limit));
+                t.push_str(&format!("memory.stat.cache\t{}\t\n", mem.cache));
+            }
+            if let Some(cpu) = &v.cpu {
+                let usage = cpu.usage.clone().unwrap_or_default();
+                let per: Vec<String> = usage.per_cpu.iter().map(u64::to_string).collect();
+                t.push_str(&format!("cpuacct.usage\t{}\t\n", usage.total));
+                t.push_str(&format!("cpuacct.usage_percpu\t[{}]\t\n", per.join(" ")));
+            }
+            if let Some(pids) = &v.pids {
+                t.push_str(&format!("pids.current\t{}\t\n", pids.current));
+                t.push_str(&format!("pids.limit\t{}\t\n", pids.limit));
+            }
+        }
+        None => {
+            let kind = data.map(|d| d.type_url.as_str()).unwrap_or("-");
+            return Err(msg(format!("cannot convert metric data to {kind}")));
+        }
+    }
     print(&tabwriter::format(tabwriter::WIDE, &t));
-    let data = m.data.as_ref().map(|d| d.type_url.as_str()).unwrap_or("-");
-    print(&format!("\nMETRIC\tVALUE\t\n{}\t{}\t\n", "type", data).replace('\t', "    "));
     Ok(())
 }
 
