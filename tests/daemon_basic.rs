@@ -1179,3 +1179,104 @@ fn debians_runc_shim_runs_a_container_too() {
     assert_eq!(err.join().unwrap(), "");
     remove_container(&c, ns, "r1");
 }
+
+/// One Content.Write stream: each request answered before the next goes.
+fn write_blob(
+    c: &Client,
+    ns: &str,
+    reqs: Vec<pct::WriteContentRequest>,
+) -> Result<Vec<pct::WriteContentResponse>, Status> {
+    let md = [(NS_KEY.to_string(), ns.to_string())];
+    let mut reqs = reqs.into_iter();
+    let first = reqs.next().unwrap();
+    let s = c.stream(pct::SERVICE, "Write", first.encode_to_vec(), true, &md)?;
+    let mut out = Vec::new();
+    loop {
+        match s.recv(Some(Duration::from_secs(30)))? {
+            Some(m) => out.push(pct::WriteContentResponse::decode(m.as_slice()).unwrap()),
+            None => return Ok(out),
+        }
+        match reqs.next() {
+            Some(r) => s.send(&r.encode_to_vec())?,
+            None => {
+                s.close_send()?;
+            }
+        }
+    }
+}
+
+#[test]
+fn content_write_verifies_and_stores_blobs() {
+    use pct::write_action as act;
+    let d = Daemon::new();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    let c = d.client();
+    let data = b"hello, content store".to_vec();
+    let digest = skiff::image::digest::Digest::of(&data).to_string();
+    let req = |action, offset: usize, part: &[u8]| pct::WriteContentRequest {
+        action,
+        r#ref: "test-ref".into(),
+        total: data.len() as i64,
+        expected: digest.clone(),
+        offset: offset as i64,
+        data: part.to_vec(),
+        labels: Default::default(),
+    };
+    let answers = write_blob(
+        &c,
+        ns,
+        vec![
+            req(act::STAT, 0, b""),
+            req(act::WRITE, 0, &data[..5]),
+            req(act::COMMIT, 5, &data[5..]),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("write: {e}\n{}", d.log()));
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(
+        (answers[1].offset, answers[2].digest.as_str()),
+        (5, digest.as_str())
+    );
+    assert_eq!(read_blob(&c, ns, &digest), data);
+    let info: pct::InfoResponse = call(
+        &c,
+        ns,
+        pct::SERVICE,
+        "Info",
+        &pct::InfoRequest {
+            digest: digest.clone(),
+        },
+    )
+    .unwrap();
+    assert_eq!(info.info.unwrap().size, data.len() as i64);
+
+    // Writing it again: AlreadyExists, as containerd answers.
+    let e = write_blob(&c, ns, vec![req(act::STAT, 0, b"")]).unwrap_err();
+    assert_eq!(e.code, Code::AlreadyExists, "{e}");
+
+    // Bytes that do not match the expected digest never become a blob.
+    let wrong = skiff::image::digest::Digest::of(b"something else!!!!!!").to_string();
+    let bad = pct::WriteContentRequest {
+        action: act::COMMIT,
+        r#ref: "bad".into(),
+        total: data.len() as i64,
+        expected: wrong.clone(),
+        data: data.clone(),
+        ..Default::default()
+    };
+    let e = write_blob(&c, ns, vec![bad]).unwrap_err();
+    assert!(
+        e.message.contains(&wrong[7..19]) || e.message.contains("digest"),
+        "{e}"
+    );
+    let e = call::<_, pct::InfoResponse>(
+        &c,
+        ns,
+        pct::SERVICE,
+        "Info",
+        &pct::InfoRequest { digest: wrong },
+    )
+    .unwrap_err();
+    assert_eq!(e.code, Code::NotFound);
+}

@@ -17,9 +17,13 @@ pub struct Ctx {
     pub namespace: String,
 }
 
-/// Where a server-streaming method sends its messages.
+/// A streaming method's side of the stream: where it sends its messages
+/// and, for client-streaming methods, what the client sends after the
+/// request.
 pub trait Sink: Sync {
     fn send(&self, msg: &[u8]) -> Result<(), Status>;
+    /// The client's next message; None once it closed its side.
+    fn recv(&self) -> Option<Vec<u8>>;
 }
 
 /// One service (`containerd.services.<name>.v1.<Name>`).
@@ -61,6 +65,10 @@ struct StreamSink<'a>(&'a ServerStream);
 impl Sink for StreamSink<'_> {
     fn send(&self, msg: &[u8]) -> Result<(), Status> {
         self.0.send(msg)
+    }
+
+    fn recv(&self) -> Option<Vec<u8>> {
+        self.0.recv()
     }
 }
 

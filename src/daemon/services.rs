@@ -582,8 +582,105 @@ impl Handler for Content {
                 }
                 Ok(())
             }
+            "Write" => self.write(&ctx.namespace, payload, out),
             _ => Err(unknown_method(method)),
         }
+    }
+}
+
+impl Content {
+    /// containerd's Write protocol: the first message (STAT or WRITE)
+    /// names the blob (`expected` digest and `total` size are required
+    /// here: the store verifies while it writes); WRITEs append at the
+    /// ingest's offset (a retried ref resumes there); COMMIT verifies and
+    /// moves the blob into place. Each message is answered with the offset.
+    fn write(&self, ns: &str, first: &[u8], out: &dyn Sink) -> Result<(), Status> {
+        use crate::proto::services::content::{
+            write_action as act, WriteContentRequest, WriteContentResponse,
+        };
+        use std::io::Write;
+        let r = WriteContentRequest::decode_req(first)?;
+        let expected = Digest::parse(&r.expected).map_err(|e| {
+            Status::new(
+                Code::InvalidArgument,
+                format!(
+                    "write {:?}: expected digest {:?}: {}",
+                    r.r#ref,
+                    r.expected,
+                    e.message()
+                ),
+            )
+        })?;
+        let total = u64::try_from(r.total)
+            .ok()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| {
+                Status::new(
+                    Code::InvalidArgument,
+                    format!("write {:?}: total size required", r.r#ref),
+                )
+            })?;
+        let desc = oci::Descriptor {
+            media_type: String::new(),
+            digest: expected.clone(),
+            size: total,
+            platform: None,
+            annotations: Vec::new(),
+        };
+        let store = self.0.content().map_err(status)?;
+        if store.has(&desc) {
+            return Err(Status::new(
+                Code::AlreadyExists,
+                format!("content {expected}: already exists"),
+            ));
+        }
+        let mut ingest = store.ingest(&desc).map_err(status)?;
+        let started = crate::proto::types::Timestamp::now();
+        let mut next = Some(r);
+        while let Some(r) = next.take() {
+            if !r.data.is_empty() {
+                if r.offset as u64 != ingest.offset() {
+                    return Err(Status::new(
+                        Code::InvalidArgument,
+                        format!(
+                            "write {expected}: offset {} but the ingest is at {}",
+                            r.offset,
+                            ingest.offset()
+                        ),
+                    ));
+                }
+                ingest
+                    .writer()
+                    .write_all(&r.data)
+                    .map_err(|e| status(crate::Error::from(e).wrap(format!("write {expected}"))))?;
+            }
+            let mut resp = WriteContentResponse {
+                action: r.action,
+                started_at: Some(started),
+                updated_at: Some(crate::proto::types::Timestamp::now()),
+                offset: ingest.offset() as i64,
+                total: total as i64,
+                digest: String::new(),
+            };
+            if r.action == act::COMMIT {
+                ingest.commit().map_err(status)?;
+                if !r.labels.is_empty() {
+                    let db = self.0.db().map_err(status)?;
+                    db.set_content_labels(ns, &expected, r.labels)
+                        .map_err(status)?;
+                }
+                resp.digest = expected.to_string();
+                resp.offset = total as i64;
+                return out.send(&encode(&resp));
+            }
+            out.send(&encode(&resp))?;
+            next = match out.recv() {
+                Some(m) => Some(WriteContentRequest::decode_req(&m)?),
+                None => None,
+            };
+        }
+        // The client went away before COMMIT: the partial blob stays for a retry.
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! containerd.services.content.v1.Content
 //! (api/services/content/v1/content.proto): Info, List (server stream),
-//! Delete, Read (server stream). Write, Status and Abort are not served
-//! yet (the daemon pulls itself, see [`super::pull`]).
+//! Delete, Read (server stream), Write (both sides stream). Update,
+//! Status, ListStatuses and Abort are not served yet.
 
 use crate::proto::types::Timestamp;
 use std::collections::BTreeMap;
@@ -69,4 +69,47 @@ pub struct ReadContentResponse {
     pub offset: i64,
     #[prost(bytes = "vec", tag = "2")]
     pub data: Vec<u8>,
+}
+
+/// WriteAction values.
+pub mod write_action {
+    pub const STAT: i32 = 0;
+    pub const WRITE: i32 = 1;
+    pub const COMMIT: i32 = 2;
+}
+
+/// One message of the client's Write stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WriteContentRequest {
+    #[prost(int32, tag = "1")]
+    pub action: i32,
+    #[prost(string, tag = "2")]
+    pub r#ref: String,
+    #[prost(int64, tag = "3")]
+    pub total: i64,
+    #[prost(string, tag = "4")]
+    pub expected: String,
+    #[prost(int64, tag = "5")]
+    pub offset: i64,
+    #[prost(bytes = "vec", tag = "6")]
+    pub data: Vec<u8>,
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The answer to each WriteContentRequest.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WriteContentResponse {
+    #[prost(int32, tag = "1")]
+    pub action: i32,
+    #[prost(message, optional, tag = "2")]
+    pub started_at: Option<Timestamp>,
+    #[prost(message, optional, tag = "3")]
+    pub updated_at: Option<Timestamp>,
+    #[prost(int64, tag = "4")]
+    pub offset: i64,
+    #[prost(int64, tag = "5")]
+    pub total: i64,
+    #[prost(string, tag = "6")]
+    pub digest: String,
 }
