@@ -259,6 +259,17 @@ const COMMANDS: &[Cmd] = &[
                 cmd_image_check,
             ),
             leaf(
+                &["import"],
+                "import images",
+                "[flags] <in>",
+                &[
+                    Flag::value(&["base-name"], "base image name for added images, when provided only images with this name prefix are imported"),
+                    Flag::bool(&["digests"], "whether to create digest images (default: false)"),
+                    SNAPSHOTTER,
+                ],
+                cmd_image_import,
+            ),
+            leaf(
                 &["export"],
                 "export images",
                 "[flags] <out> <image> ...",
@@ -1075,6 +1086,148 @@ fn cmd_image_export(g: &Globals, p: &Parsed) -> Res {
             let _ = std::fs::remove_file(out);
         }
         return Err(msg(format!("{out}: {e}")));
+    }
+    Ok(())
+}
+
+/// `images import FILE`: an OCI archive (what `images export` and
+/// `docker save` write: oci-layout, index.json, blobs). Every blob goes
+/// into the store through Content.Write (verified there against its
+/// name), then each image of index.json is recorded under its
+/// `io.containerd.image.name`, or `--base-name:ref.name`.
+fn cmd_image_import(g: &Globals, p: &Parsed) -> Res {
+    use content::write_action as act;
+    let file = arg(p, 0, "input file")?;
+    let open = || std::fs::File::open(file).map_err(|e| msg(format!("open {file}: {e}")));
+    let conn = g.connect()?;
+    // First pass: the index; second: the blobs, streamed.
+    let mut index = None;
+    let mut ar = tar::Archive::new(open()?);
+    for e in ar.entries().map_err(|e| msg(format!("{file}: {e}")))? {
+        let mut e = e.map_err(|e| msg(format!("{file}: {e}")))?;
+        let path = e
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        if path.trim_start_matches("./") == "index.json" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text)
+                .map_err(|e| msg(format!("{file}: index.json: {e}")))?;
+            index = Some(text);
+        }
+    }
+    let index = index.ok_or_else(|| msg(format!("{file}: no index.json (not an OCI archive)")))?;
+    let mut ar = tar::Archive::new(open()?);
+    for e in ar.entries().map_err(|e| msg(format!("{file}: {e}")))? {
+        let mut e = e.map_err(|e| msg(format!("{file}: {e}")))?;
+        let path = e
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let Some(hex) = path.trim_start_matches("./").strip_prefix("blobs/sha256/") else {
+            continue;
+        };
+        if hex.is_empty() || e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let digest = format!("sha256:{hex}");
+        let total = e.header().size().unwrap_or(0) as i64;
+        let req = |action, offset: i64, data: Vec<u8>| content::WriteContentRequest {
+            action,
+            r#ref: format!("import-{digest}"),
+            total,
+            expected: digest.clone(),
+            offset,
+            data,
+            labels: BTreeMap::new(),
+        };
+        let stream = conn.stream_both(content::SERVICE, "Write", &req(act::STAT, 0, Vec::new()))?;
+        match stream.recv(None) {
+            Err(s) if s.code == Code::AlreadyExists => continue,
+            Err(s) => return Err(msg(format!("{digest}: {}", s.message))),
+            Ok(_) => {}
+        }
+        let mut offset = 0i64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut e, &mut buf)
+                .map_err(|err| msg(format!("{file}: {path}: {err}")))?;
+            let last = offset + n as i64 >= total;
+            let action = if last { act::COMMIT } else { act::WRITE };
+            stream.send(&prost::Message::encode_to_vec(&req(
+                action,
+                offset,
+                buf[..n].to_vec(),
+            )))?;
+            stream
+                .recv(None)
+                .map_err(|s| msg(format!("{digest}: {}", s.message)))?;
+            offset += n as i64;
+            if last {
+                break;
+            }
+            if n == 0 {
+                return Err(msg(format!("{file}: {path}: short blob")));
+            }
+        }
+        let _ = stream.close_send();
+    }
+    // The images the index names.
+    let v = skiff::json::parse(&index, "index.json").map_err(|e| msg(e.to_string()))?;
+    let root = skiff::json::Node::new(&v, "index.json");
+    let manifests = root
+        .need("manifests")
+        .and_then(|m| m.items())
+        .map_err(|e| msg(e.to_string()))?;
+    let base = p.get("base-name");
+    for m in manifests {
+        let d = skiff::image::oci::Descriptor::from_node(&m).map_err(|e| msg(e.to_string()))?;
+        let name = match (
+            d.annotation("io.containerd.image.name"),
+            d.annotation("org.opencontainers.image.ref.name"),
+            base,
+        ) {
+            (Some(n), _, None) => n.to_string(),
+            (Some(n), _, Some(b)) if n.starts_with(b) => n.to_string(),
+            (_, Some(r), Some(b)) => format!("{b}:{r}"),
+            (None, Some(r), None) if r.contains(['/', ':']) => r.to_string(),
+            _ if p.bool("digests") => format!("import-{}@{}", skiff::time::now().0, d.digest),
+            _ => continue,
+        };
+        let image = images::Image {
+            name: name.clone(),
+            target: Some(skiff::proto::types::Descriptor {
+                media_type: d.media_type.clone(),
+                digest: d.digest.to_string(),
+                size: d.size as i64,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let r: Result<images::CreateImageResponse, Status> = conn.call(
+            images::SERVICE,
+            "Create",
+            &images::CreateImageRequest {
+                image: Some(image.clone()),
+                source_date_epoch: None,
+            },
+        );
+        match r {
+            Ok(_) => {}
+            Err(s) if s.code == Code::AlreadyExists => {
+                let _: images::UpdateImageResponse = conn.call(
+                    images::SERVICE,
+                    "Update",
+                    &images::UpdateImageRequest {
+                        image: Some(image),
+                        update_mask: None,
+                        source_date_epoch: None,
+                    },
+                )?;
+            }
+            Err(s) => return Err(s.into()),
+        }
+        print(&format!("unpacking {name} ({})...done\n", d.digest));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! against a daemon the test starts (own root, state and socket) pulling
 //! busybox from a docker-registry on 127.0.0.1: pull, `run --rm` output
 //! and exit status, `run -d` + `t exec` + `t kill` + `t rm` + `c rm`,
-//! `i export`, `i tag`, `i rm`, `run -t` under script(1) — and nothing left behind.
+//! `i export`, `i tag`, `i rm`, `i import`, `run -t` under script(1) — and nothing left behind.
 //!
 //! Shapes recorded from containerd 1.6.20's ctr (Debian 12):
 //! - `ctr bogus`: stdout `No help topic for 'bogus'`, exit 3.
@@ -814,9 +814,27 @@ fn walkthrough_against_the_daemon() {
     assert_eq!(d.ok(&["content", "ls", "-q"]), "");
     assert_eq!(d.ok(&["snapshots", "ls"]).lines().count(), 1);
 
+    // Import what was exported into the emptied store: the blobs go in
+    // through Content.Write, the image runs again.
+    let o = d.ok(&["i", "import", &archive]);
+    assert_eq!(o, format!("unpacking {r} ({digest})...done\n"));
+    assert_eq!(d.ok(&["i", "ls", "-q"]), format!("{r}\n"));
+    assert_eq!(d.ok(&["content", "ls", "-q"]).lines().count(), 3);
+    assert_eq!(
+        d.ok(&["run", "--rm", &r, "imp1", "echo", "imported"]),
+        "imported\n"
+    );
+    let o = d.ctr(&["i", "import", &work.s("none.tar")]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("none.tar"), "{}", stderr(&o));
+    d.ok(&["i", "rm", "--sync", &r]);
+    assert_eq!(d.ok(&["content", "ls", "-q"]), "");
+
     // Nothing left: containers, tasks, fifos.
     assert!(d.ids("c").is_empty() && d.ids("t").is_empty());
-    let left = fifo_leftovers(&["r1", "r2", "r3", "m1", "sig1", "s1", "tt", "e1", "e2", "e3"]);
+    let left = fifo_leftovers(&[
+        "imp1", "r1", "r2", "r3", "m1", "sig1", "s1", "tt", "e1", "e2", "e3",
+    ]);
     assert!(left.is_empty(), "fifos left: {left:?}");
     let left: Vec<u32> = processes_naming(&d.sock)
         .into_iter()

@@ -112,6 +112,17 @@ impl Conn {
             .stream(service, method, req.encode_to_vec(), false, &self.metadata)
     }
 
+    /// A stream both sides send on (Content.Write).
+    pub fn stream_both<Req: Message>(
+        &self,
+        service: &str,
+        method: &str,
+        first: &Req,
+    ) -> Result<ClientStream, Status> {
+        self.client
+            .stream(service, method, first.encode_to_vec(), true, &self.metadata)
+    }
+
     /// The deadline left for a stream's receives.
     pub fn stream_timeout(&self) -> Result<Option<Duration>, Status> {
         self.remaining()
