@@ -3,6 +3,7 @@
 
 mod args;
 mod containerd;
+mod ctr;
 mod fetch;
 mod output;
 mod runc;
@@ -33,7 +34,7 @@ const APPLETS: &[Applet] = &[
     Applet {
         name: "ctr",
         summary: "client for the container daemon",
-        entry: not_yet,
+        entry: ctr::main,
     },
     Applet {
         name: "containerd-shim",
@@ -53,24 +54,6 @@ const APPLETS: &[Applet] = &[
 ];
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// A reserved applet name: answers --version and --help, refuses the rest.
-fn not_yet(name: &str, args: Vec<String>) -> ExitCode {
-    match args.first().map(String::as_str) {
-        Some("--version" | "-v") => {
-            println!("{name} (skiff {VERSION}): not implemented yet");
-            ExitCode::SUCCESS
-        }
-        Some("--help" | "-h") => {
-            println!("{name}: reserved applet of skiff {VERSION}; not implemented yet");
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("{name}: this applet is not implemented yet in skiff {VERSION}");
-            ExitCode::from(2)
-        }
-    }
-}
 
 fn lookup(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)

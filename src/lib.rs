@@ -3,6 +3,7 @@
 
 pub mod base64;
 pub mod cgroups;
+pub mod ctr;
 pub mod daemon;
 pub mod error;
 pub mod fsutil;

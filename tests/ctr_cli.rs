@@ -1,0 +1,847 @@
+//! The `ctr` applet: containerd's ctr command line against skiff's daemon.
+//!
+//! First what needs no daemon (help, bad flags, unknown commands, a dead
+//! address: ctr's messages and exit codes), then the README walkthrough
+//! against a daemon the test starts (own root, state and socket) pulling
+//! busybox from a docker-registry on 127.0.0.1: pull, `run --rm` output
+//! and exit status, `run -d` + `t exec` + `t kill` + `t rm` + `c rm`,
+//! `i export`, `i tag`, `i rm`, `i import`, `run -t` under script(1) — and nothing left behind.
+//!
+//! Shapes recorded from containerd 1.6.20's ctr (Debian 12):
+//! - `ctr bogus`: stdout `No help topic for 'bogus'`, exit 3.
+//! - `ctr i ls --bogus`: stdout `Incorrect Usage: flag provided but not
+//!   defined: -bogus` + the command's help; stderr `ctr: flag provided but
+//!   not defined: -bogus`; exit 1.
+//! - `ctr t exec ID CMD` without --exec-id: help, then `ctr: Required flag
+//!   "exec-id" not set`, exit 1.
+//! - `ctr c ls`: `CONTAINER    IMAGE    RUNTIME    ` (tabwriter 4/8/4).
+//! - `ctr t ls`: `TASK    PID      STATUS    ` then `ID      PID      RUNNING`.
+//! - missing image: `ctr: image "x": not found`; missing container:
+//!   `ctr: container "x" in namespace "NS": not found`; `i tag` onto an
+//!   existing name: `ctr: image "x": already exists`; `i rm` of a missing
+//!   name: a warning, exit 0. All errors exit 1.
+
+#[path = "fetch_support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A directory with `ctr` and `containerd` links to the skiff under test.
+fn links(dir: &TempDir) -> PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for name in ["ctr", "containerd"] {
+        let _ = fs::remove_file(bin.join(name));
+        symlink(skiff_bin(), bin.join(name)).unwrap();
+    }
+    bin
+}
+
+fn ctr_at(bin: &Path, args: &[&str]) -> Output {
+    Command::new(bin.join("ctr"))
+        .args(args)
+        .env_remove("CONTAINERD_ADDRESS")
+        .env_remove("CONTAINERD_NAMESPACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ctr")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let dir = TempDir::new("ctr-help");
+    let bin = links(&dir);
+    let o = ctr_at(&bin, &["--help"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    for c in [
+        "containers, c, container",
+        "images, image, i",
+        "tasks, t, task",
+        "namespaces, namespace, ns",
+        "run ",
+        "--address value, -a value",
+        "--namespace value, -n value",
+    ] {
+        assert!(out.contains(c), "help lacks {c:?}:\n{out}");
+    }
+    // A group's help lists its subcommands.
+    let o = ctr_at(&bin, &["tasks", "--help"]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        stdout(&o).contains("delete, del, remove, rm"),
+        "{}",
+        stdout(&o)
+    );
+    // A command's help lists its flags (Go's single-dash forms accepted).
+    let o = ctr_at(&bin, &["run", "-help"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("--mount value"), "{}", stdout(&o));
+}
+
+#[test]
+fn usage_errors_as_ctr() {
+    let dir = TempDir::new("ctr-usage");
+    let bin = links(&dir);
+
+    let o = ctr_at(&bin, &["bogus"]);
+    assert_eq!(code(&o), 3);
+    assert_eq!(stdout(&o), "No help topic for 'bogus'\n");
+
+    let o = ctr_at(&bin, &["i", "bogus"]);
+    assert_eq!(code(&o), 3);
+    assert_eq!(stdout(&o), "No help topic for 'bogus'\n");
+
+    let o = ctr_at(&bin, &["i", "ls", "--bogus"]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).starts_with("Incorrect Usage: flag provided but not defined: -bogus\n"));
+    assert!(stdout(&o).contains("ctr images list - list images known to containerd"));
+    assert_eq!(stderr(&o), "ctr: flag provided but not defined: -bogus\n");
+
+    let o = ctr_at(&bin, &["--bogus", "ls"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stderr(&o), "ctr: flag provided but not defined: -bogus\n");
+
+    let o = ctr_at(&bin, &["t", "exec", "c1", "true"]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("--exec-id value"), "{}", stdout(&o));
+    assert_eq!(stderr(&o), "ctr: Required flag \"exec-id\" not set\n");
+
+    let o = ctr_at(&bin, &["run", "--rm", "-d", "img", "id"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("cannot be specified together"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = ctr_at(&bin, &["--timeout", "soon", "version"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("-timeout"), "{}", stderr(&o));
+
+    let o = ctr_at(&bin, &["run", "--memory-limit"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stderr(&o), "ctr: flag needs an argument: -memory-limit\n");
+}
+
+#[test]
+fn dead_address_names_it() {
+    let dir = TempDir::new("ctr-dial");
+    let bin = links(&dir);
+    let sock = dir.s("none.sock");
+    // Both flag forms Go accepts, and the environment variable.
+    let eq = format!("--address={sock}");
+    for args in [
+        vec!["-a", sock.as_str(), "c", "ls"],
+        vec![eq.as_str(), "c", "ls"],
+    ] {
+        let o = ctr_at(&bin, &args);
+        assert_eq!(code(&o), 1);
+        assert_eq!(stdout(&o), "");
+        let e = stderr(&o);
+        assert!(
+            e.starts_with(&format!("ctr: failed to dial \"{sock}\"")),
+            "{e}"
+        );
+        assert!(e.contains("no such file or directory"), "{e}");
+    }
+    let o = Command::new(bin.join("ctr"))
+        .args(["t", "ls"])
+        .env("CONTAINERD_ADDRESS", &sock)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains(&sock), "{}", stderr(&o));
+}
+
+// ---- against a daemon ---------------------------------------------------
+
+/// The daemon under test, with its own root, state and socket; dropping
+/// it kills every task left in its namespace, stops it by pid and removes
+/// what it left (mounts, cgroups), also after a failed assertion.
+struct Daemon {
+    child: Option<Child>,
+    bin: PathBuf,
+    sock: String,
+    ns: String,
+    dir: TempDir,
+}
+
+impl Daemon {
+    fn start(dir: TempDir) -> Daemon {
+        let bin = links(&dir);
+        let sock = dir.s("containerd.sock");
+        let log = fs::File::create(dir.join("daemon.log")).unwrap();
+        let child = Command::new(bin.join("containerd"))
+            .args(["--root", &dir.s("root"), "--state", &dir.s("state")])
+            .args(["--address", &sock])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        let d = Daemon {
+            child: Some(child),
+            bin,
+            sock,
+            ns: format!("ctr-test-{}", std::process::id()),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if Path::new(&d.sock).exists() && code(&d.ctr(&["version"])) == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not come up: {}",
+                read(&d.dir.join("daemon.log"))
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.bin.join("ctr"));
+        c.args(["-a", &self.sock, "-n", &self.ns])
+            .args(args)
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_NAMESPACE");
+        c
+    }
+
+    /// `ctr -a SOCK -n NS ARGS` with a time limit.
+    fn ctr(&self, args: &[&str]) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let o = child.wait_with_output().unwrap();
+                panic!("ctr {args:?} hung; stderr: {}", stderr(&o));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ctr(args);
+        assert_eq!(
+            code(&o),
+            0,
+            "ctr {args:?}: stdout {} stderr {}\ndaemon log: {}",
+            stdout(&o),
+            stderr(&o),
+            read(&self.dir.join("daemon.log"))
+        );
+        stdout(&o)
+    }
+
+    #[track_caller]
+    fn fails(&self, args: &[&str], code_want: i32, err: &str) {
+        let o = self.ctr(args);
+        assert_eq!(code(&o), code_want, "ctr {args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), err, "ctr {args:?}");
+    }
+
+    fn ids(&self, what: &str) -> Vec<String> {
+        stdout(&self.ctr(&[what, "ls", "-q"]))
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            for id in self.ids("t") {
+                let _ = self.ctr(&["t", "kill", "-a", "-s", "KILL", &id]);
+                let _ = self.ctr(&["t", "rm", "-f", &id]);
+            }
+            for id in self.ids("c") {
+                let _ = self.ctr(&["c", "rm", &id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM by pid, then SIGKILL if it lingers.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Shims (and anything else) still naming this daemon's socket:
+        // started by the test's daemon, stopped by pid.
+        for pid in processes_naming(&self.sock) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        // Mounts under the test dir, deepest first.
+        let root = self.dir.path().display().to_string();
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        // Cgroups named after the namespace (cgroupsPath /NS/ID).
+        for base in cgroup_bases() {
+            let ns = base.join(&self.ns);
+            if let Ok(rd) = fs::read_dir(&ns) {
+                for e in rd.flatten() {
+                    if e.path().is_dir() {
+                        let _ = fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = fs::remove_dir(&ns);
+        }
+    }
+}
+
+/// Pids whose command line mentions `needle`.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| pid != me)
+                .filter(|pid| {
+                    fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn cgroup_bases() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.push(PathBuf::from("/sys/fs/cgroup"));
+    v
+}
+
+/// A busybox image with `sleep` too, pushed as `REPO:latest`.
+fn publish_busybox(reg: &Registry, work: &TempDir) -> String {
+    let mut entries = busybox_entries();
+    entries.push(hardlink("bin/sleep", "bin/busybox"));
+    entries.push(hardlink("bin/stty", "bin/busybox"));
+    let img = ImageSpec::new(vec![Layer {
+        entries,
+        comp: Comp::Gzip,
+    }]);
+    let layout = work.join("layout");
+    write_layout(&layout, "latest", &[img]);
+    let reference = format!("{}/library/busybox:latest", reg.host());
+    push(&layout, "latest", &reference, &[]);
+    reference
+}
+
+/// Fifo directories under ctr's default root holding fifos of `ids` (other
+/// tests may have their own there at the same time).
+fn fifo_leftovers(ids: &[&str]) -> Vec<PathBuf> {
+    let mut left = Vec::new();
+    for dir in fs::read_dir("/run/skiff/fifo")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if ids.iter().any(|id| name.starts_with(&format!("{id}-std"))) {
+                left.push(f.path());
+            }
+        }
+    }
+    left
+}
+
+#[test]
+fn walkthrough_against_the_daemon() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    if !tool("/usr/bin/script", "bsdutils") {
+        return;
+    }
+    let work = TempDir::new("ctr-walk-src");
+    let r = publish_busybox(&reg, &work);
+    let d = Daemon::start(TempDir::new("ctr-walk"));
+
+    // Pull: plain lines when not on a terminal, then the final table.
+    let out = d.ok(&["images", "pull", "--plain-http", &r]);
+    assert!(out.contains(&format!("{r}:")), "{out}");
+    assert!(out.contains("layer-sha256:"), "{out}");
+    assert!(out.contains("elapsed: "), "{out}");
+    assert!(out.contains("unpacking linux/amd64 sha256:"), "{out}");
+
+    let ls = d.ok(&["i", "ls"]);
+    let mut lines = ls.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("REF                                    TYPE"),
+        "{ls}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[0], r);
+    assert_eq!(row[1], "application/vnd.oci.image.manifest.v1+json");
+    assert!(row[2].starts_with("sha256:"), "{ls}");
+    assert_eq!(row[4], "MiB");
+    assert_eq!(row[5], "linux/amd64");
+    assert_eq!(d.ok(&["i", "ls", "-q"]), format!("{r}\n"));
+
+    // The store's tables, shaped as ctr's (tabwriter layouts recorded).
+    let snaps = d.ok(&["snapshots", "ls"]);
+    let mut lines = snaps.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("KEY{}PARENT KIND      ", " ".repeat(69)).as_str()),
+        "{snaps}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("sha256:") && row.ends_with("        Committed "),
+        "{snaps}"
+    );
+    let content = d.ok(&["content", "ls"]);
+    // Tab padding (tabwriter 1/8/1/'\t'): the digest column is 72 wide.
+    assert!(
+        content.starts_with("DIGEST\t\t\t\t\t\t\t\t\tSIZE\tAGE\t"),
+        "{content}"
+    );
+    assert_eq!(
+        content.lines().count(),
+        4,
+        "manifest, config, layer: {content}"
+    );
+    for row in content.lines().skip(1) {
+        let cells: Vec<&str> = row.split('\t').filter(|c| !c.is_empty()).collect();
+        assert!(
+            cells[0].starts_with("sha256:") && cells[1].ends_with('B'),
+            "{row}"
+        );
+    }
+    assert!(d
+        .ok(&["leases", "ls"])
+        .starts_with("ID CREATED AT LABELS \n"));
+    let v = d.ok(&["version"]);
+    assert!(
+        v.starts_with("Client:\n  Version:  ") && v.contains("\nServer:\n  Version:  "),
+        "{v}"
+    );
+    let extra = format!("{}-extra", d.ns);
+    assert_eq!(d.ok(&["ns", "create", &extra, "a=b"]), "");
+    d.fails(
+        &["ns", "create", &extra],
+        1,
+        &format!("ctr: namespace \"{extra}\": already exists\n"),
+    );
+    let nsl = d.ok(&["ns", "ls"]);
+    assert!(nsl.starts_with("NAME"), "{nsl}");
+    assert!(
+        nsl.lines()
+            .any(|l| l.starts_with(&extra) && l.trim_end().ends_with("a=b")),
+        "{nsl}"
+    );
+    assert_eq!(d.ok(&["ns", "rm", &extra]), format!("{extra}\n"));
+    assert!(!d.ok(&["ns", "ls", "-q"]).lines().any(|l| l == extra));
+
+    // run --rm: output and exit status through, nothing kept; `events`
+    // sees the task's life as ctr prints it.
+    let mut events = d
+        .cmd(&["events"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Subscribe has no "subscribed" answer: give it time.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(d.ok(&["run", "--rm", &r, "r1", "echo", "hi"]), "hi\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = events.kill();
+    let seen = stdout(&events.wait_with_output().unwrap());
+    for topic in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+    ] {
+        let line = seen
+            .lines()
+            .find(|l| l.contains(topic))
+            .unwrap_or_else(|| panic!("no {topic} event in:\n{seen}"));
+        assert!(
+            line.contains(&format!(
+                " +0000 UTC {} {topic} {{\"container_id\":\"r1\"",
+                d.ns
+            )),
+            "{line}"
+        );
+    }
+    let o = d.ctr(&[
+        "run",
+        "--rm",
+        &r,
+        "r2",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    assert_eq!(d.ok(&["c", "ls"]), "CONTAINER    IMAGE    RUNTIME    \n");
+    // Options reach the spec: env, cwd, user.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--env",
+            "A=b",
+            "--cwd=/tmp",
+            "--user",
+            "33:34",
+            &r,
+            "r3",
+            "sh",
+            "-c",
+            "echo $A $(pwd) $(id -u):$(id -g)"
+        ]),
+        "b /tmp 33:34\n"
+    );
+
+    // Signals to ctr reach the process (ctr forwards them), once its
+    // trap is set (it says "ready").
+    let mut child = d
+        .cmd(&[
+            "run",
+            "--rm",
+            &r,
+            "sig1",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    if first.as_deref() != Ok("ready") {
+        let _ = child.kill();
+        panic!("sig1 did not get ready: {first:?}");
+    }
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 7, "{}", stderr(&o));
+    assert_eq!(reader.join().unwrap(), "ready\ngot\n");
+
+    // c create + t start: attached, exit status through, task deleted.
+    d.ok(&["c", "create", &r, "s1", "sh", "-c", "echo started; exit 2"]);
+    let o = d.ctr(&["t", "start", "s1"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (2, "started\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(d.ids("t").is_empty());
+    d.ok(&["c", "rm", "s1"]);
+
+    // Bad input: a missing image, a duplicate id, a bad mount; nothing made.
+    d.fails(
+        &["run", "--rm", "nosuch:latest", "x", "true"],
+        1,
+        "ctr: image \"nosuch:latest\": not found\n",
+    );
+    d.fails(
+        &["run", "--rm", &r],
+        1,
+        "ctr: container id must be provided\n",
+    );
+    let o = d.ctr(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,src=/tmp",
+        &r,
+        "m1",
+        "true",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("dst"), "{}", stderr(&o));
+    assert!(d.ids("c").is_empty());
+
+    // run -d, then exec, ps, kill, rm.
+    assert_eq!(d.ok(&["run", "-d", &r, "d1", "sleep", "1000"]), "");
+    let o = d.ctr(&["run", "-d", &r, "d1", "sleep", "1000"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("\"d1\": already exists"),
+        "{}",
+        stderr(&o)
+    );
+    let cls = d.ok(&["c", "ls"]);
+    assert_eq!(
+        cls,
+        format!(
+            "CONTAINER    IMAGE{}RUNTIME                   \nd1           {r}    io.containerd.skiff.v2    \n",
+            " ".repeat(r.len() - 1)
+        )
+    );
+    let tls = d.ok(&["t", "ls"]);
+    let task: Vec<&str> = tls.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!((task[0], task[2]), ("d1", "RUNNING"), "{tls}");
+    let pid: i32 = task[1].parse().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert!(d.ok(&["t", "ps", "d1"]).contains(&pid.to_string()));
+    assert_eq!(
+        d.ok(&["t", "exec", "--exec-id", "e1", "d1", "echo", "hello"]),
+        "hello\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "t",
+            "exec",
+            "--exec-id",
+            "e3",
+            "--cwd",
+            "/etc",
+            "--user",
+            "33:34",
+            "d1",
+            "sh",
+            "-c",
+            "echo $(pwd) $(id -u):$(id -g)"
+        ]),
+        "/etc 33:34\n"
+    );
+    let o = d.ctr(&["t", "exec", "--exec-id", "e2", "d1", "sh", "-c", "exit 4"]);
+    assert_eq!(code(&o), 4);
+    d.fails(
+        &["t", "kill", "nosuch"],
+        1,
+        &format!(
+            "ctr: container \"nosuch\" in namespace \"{}\": not found\n",
+            d.ns
+        ),
+    );
+    let o = d.ctr(&["t", "rm", "d1"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("task must be stopped before deletion: running"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.ctr(&["c", "rm", "d1"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("cannot delete a non stopped container"),
+        "{}",
+        stderr(&o)
+    );
+    // Metrics: ctr's two tables, the cgroup v1 rows.
+    let m = d.ok(&["t", "metrics", "d1"]);
+    let lines: Vec<&str> = m.lines().collect();
+    assert!(lines[0].starts_with("ID    TIMESTAMP "), "{m}");
+    assert!(
+        lines[1].starts_with("d1    ") && lines[1].contains(" +0000 UTC"),
+        "{m}"
+    );
+    assert_eq!(lines[2], "", "{m}");
+    assert!(
+        lines[3].starts_with("METRIC                   VALUE"),
+        "{m}"
+    );
+    for row in [
+        "memory.usage_in_bytes",
+        "cpuacct.usage_percpu",
+        "pids.current             1 ",
+    ] {
+        assert!(m.contains(row), "{row:?} missing:\n{m}");
+    }
+    d.ok(&["t", "kill", "-s", "KILL", "d1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.ok(&["t", "ls"]).contains("STOPPED") {
+        assert!(Instant::now() < deadline, "d1 did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+    );
+    let o = d.ctr(&["t", "rm", "d1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exit with non-zero exit code 137"),
+        "{}",
+        stderr(&o)
+    );
+    d.ok(&["c", "rm", "d1"]);
+    assert!(d.ids("c").is_empty() && d.ids("t").is_empty());
+
+    // run -t under script(1): a real terminal, its size, the exit status.
+    let log = work.join("typescript");
+    let ctr_cmd = format!(
+        "stty cols 91 rows 33; {} -a {} -n {} run --rm -t {r} tt sh",
+        d.bin.join("ctr").display(),
+        d.sock,
+        d.ns
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &ctr_cmd])
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stdin
+            .write_all(b"stty size; [ -t 0 ] && echo tty-yes; exit 5\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("run -t hung: {}", read(&log));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let typescript = read(&log);
+    assert_eq!(status.code(), Some(5), "{typescript}");
+    assert!(typescript.contains("33 91"), "{typescript}");
+    assert!(typescript.contains("tty-yes"), "{typescript}");
+
+    // Export: an OCI archive skopeo reads (and Docker's manifest.json).
+    let archive = work.s("export.tar");
+    assert_eq!(d.ok(&["i", "export", &archive, &r]), "");
+    let digest = d
+        .ok(&["i", "ls"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let inspect = run(Command::new("skopeo").args(["inspect", &format!("oci-archive:{archive}")]));
+    assert!(inspect.contains(&digest), "{inspect}");
+    let inspect =
+        run(Command::new("skopeo").args(["inspect", &format!("docker-archive:{archive}")]));
+    assert!(inspect.contains("\"Layers\""), "{inspect}");
+    d.fails(
+        &["i", "export", &work.s("x.tar"), "nosuch:1"],
+        1,
+        "ctr: image \"nosuch:1\": not found\n",
+    );
+
+    // Tags.
+    let t2 = format!("{}/library/busybox:t2", reg.host());
+    assert_eq!(d.ok(&["i", "tag", &r, &t2]), format!("{t2}\n"));
+    d.fails(
+        &["i", "tag", &r, &t2],
+        1,
+        &format!("ctr: image \"{t2}\": already exists\n"),
+    );
+    assert_eq!(d.ok(&["i", "ls", "-q"]), format!("{r}\n{t2}\n"));
+    let o = d.ctr(&["i", "rm", &t2, "nosuch"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(stdout(&o), format!("{t2}\n"));
+    assert!(
+        stderr(&o).contains("level=warning msg=\"nosuch: image not found\""),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.ok(&["i", "rm", "--sync", &r]), format!("{r}\n"));
+    assert_eq!(d.ok(&["i", "ls", "-q"]), "");
+    // With --sync the image's blobs and snapshots are collected too.
+    assert_eq!(d.ok(&["content", "ls", "-q"]), "");
+    assert_eq!(d.ok(&["snapshots", "ls"]).lines().count(), 1);
+
+    // Import what was exported into the emptied store: the blobs go in
+    // through Content.Write, the image runs again.
+    let o = d.ok(&["i", "import", &archive]);
+    assert_eq!(o, format!("unpacking {r} ({digest})...done\n"));
+    assert_eq!(d.ok(&["i", "ls", "-q"]), format!("{r}\n"));
+    assert_eq!(d.ok(&["content", "ls", "-q"]).lines().count(), 3);
+    assert_eq!(
+        d.ok(&["run", "--rm", &r, "imp1", "echo", "imported"]),
+        "imported\n"
+    );
+    let o = d.ctr(&["i", "import", &work.s("none.tar")]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("none.tar"), "{}", stderr(&o));
+    d.ok(&["i", "rm", "--sync", &r]);
+    assert_eq!(d.ok(&["content", "ls", "-q"]), "");
+
+    // Nothing left: containers, tasks, fifos.
+    assert!(d.ids("c").is_empty() && d.ids("t").is_empty());
+    let left = fifo_leftovers(&[
+        "imp1", "r1", "r2", "r3", "m1", "sig1", "s1", "tt", "e1", "e2", "e3",
+    ]);
+    assert!(left.is_empty(), "fifos left: {left:?}");
+    let left: Vec<u32> = processes_naming(&d.sock)
+        .into_iter()
+        .filter(|&p| Some(p) != d.child.as_ref().map(|c| c.id()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes left naming the daemon: {left:?}"
+    );
+}
