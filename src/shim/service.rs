@@ -382,16 +382,19 @@ impl Shim {
     /// pid namespace of its own is killed, the output is drained.
     fn end_the_rest(&self, c: &Container, p: &Process) {
         if p.is_init() && !c.own_pid_ns {
-            // Nothing else ends the rest of the container's processes. Not
-            // every runtime signals a container whose init is gone (skiff's
-            // refuses), so what is left in its cgroup is killed here too.
-            if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL, true, &c.log()) {
-                self.log
-                    .debug(&format!("after the init of {} exited: {e}", c.id));
-            }
+            // Nothing else ends the rest of the container's processes. The
+            // shim knows the container's cgroup, so it kills them itself:
+            // the same for every runtime, and no runtime process to start.
+            // A few rounds catch what was forked meanwhile.
             if let Some(cg) = c.cgroup.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                for pid in cg.procs() {
-                    let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                for _ in 0..10 {
+                    let left = cg.procs();
+                    if left.is_empty() {
+                        break;
+                    }
+                    for pid in left {
+                        let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                    }
                 }
             }
         }
@@ -735,8 +738,15 @@ impl Shim {
 
     fn stats(&self, r: pb::StatsRequest) -> Result<pb::StatsResponse> {
         let c = self.container(&r.id)?;
-        let json = c.runtime.stats(&c.id, &c.log())?;
-        let metrics = super::metrics::from_runtime_stats(&json)?;
+        let cgroup = c.cgroup.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(cg) = cgroup else {
+            return Err(crate::err_kind!(
+                NotFound,
+                "stats of {}: the container has no cgroup of its own",
+                c.id
+            ));
+        };
+        let metrics = super::metrics::from_cgroup(&c.id, &cg)?;
         Ok(pb::StatsResponse {
             stats: Some(metrics),
         })
