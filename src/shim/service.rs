@@ -725,11 +725,14 @@ impl Shim {
         Ok(Empty {})
     }
 
-    fn wait(&self, r: pb::WaitRequest) -> Result<pb::WaitResponse> {
+    fn wait(&self, r: pb::WaitRequest, ctx: &RequestContext) -> Result<pb::WaitResponse> {
         let c = self.container(&r.id)?;
         let p = c.process(&r.exec_id)?;
         drop(c);
-        let ended = p.wait();
+        let Some(ended) = p.wait(|| ctx.caller_gone()) else {
+            // Nobody reads this answer; the thread just ends.
+            return Err(crate::err!("wait {}: the caller is gone", r.id));
+        };
         Ok(pb::WaitResponse {
             exit_status: ended.status,
             exited_at: Some(Timestamp::from(ended.at)),
@@ -835,11 +838,11 @@ fn rpc<T>(r: Result<T>) -> Result<T, RpcStatus> {
 impl crate::ttrpc::Service for TaskService {
     fn call(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         method: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, RpcStatus> {
-        let answer = self.dispatch(method, payload);
+        let answer = self.dispatch(ctx, method, payload);
         if let Err(e) = &answer {
             self.0.log.debug(&format!("{method}: {e}"));
         }
@@ -848,7 +851,12 @@ impl crate::ttrpc::Service for TaskService {
 }
 
 impl TaskService {
-    fn dispatch(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, RpcStatus> {
+    fn dispatch(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, RpcStatus> {
         let s = &self.0;
         match method {
             "State" => unary(payload, |r| rpc(s.state(r))),
@@ -872,7 +880,7 @@ impl TaskService {
             "ResizePty" => unary(payload, |r| rpc(s.resize_pty(r))),
             "CloseIO" => unary(payload, |r| rpc(s.close_io(r))),
             "Update" => unary(payload, |r| rpc(s.update(r))),
-            "Wait" => unary(payload, |r| rpc(s.wait(r))),
+            "Wait" => unary(payload, |r| rpc(s.wait(r, ctx))),
             "Stats" => unary(payload, |r| rpc(s.stats(r))),
             "Connect" => unary(payload, |r| rpc(s.connect(r))),
             "Shutdown" => unary(payload, |r| rpc(s.shutdown(r))),
