@@ -1605,3 +1605,121 @@ fn events_through_the_publish_binary() {
     }
     let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }
+
+/// The threads of process `pid`.
+fn thread_count(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A Wait still blocked when its caller's connection closes (containerd
+/// restarting) does not keep its thread until the process exits.
+#[test]
+fn a_wait_whose_caller_left_ends_its_thread() {
+    use skiff::proto::task as pb;
+    use skiff::proto::types::Empty;
+    use skiff::ttrpc::{call, Client};
+    let ctx = Ctx::new("shim-wait-gone");
+    let mut config = ctx.config();
+    config.sh("sleep 100");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let ns = format!("skiff-wait-{}", std::process::id());
+    let out = Command::new(skiff_binary())
+        .args(["containerd-shim-skiff-v2", "-namespace", &ns, "-address"])
+        .arg(ctx.path("containerd.sock"))
+        .args(["-publish-binary", "/bin/false", "-id", &id, "start"])
+        .current_dir(&ctx.bundle)
+        .env("TTRPC_ADDRESS", ctx.path("no-events.sock"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let address = String::from_utf8_lossy(&out.stdout).to_string();
+    const V2: &str = "containerd.task.v2.Task";
+    let t = Some(Duration::from_secs(20));
+    let client = Client::connect(&address).unwrap();
+    let connect: pb::ConnectResponse = call(
+        &client,
+        V2,
+        "Connect",
+        &pb::ConnectRequest { id: id.clone() },
+        t,
+    )
+    .unwrap();
+    let shim = connect.shim_pid as i32;
+    ctx.track_pid(shim);
+    let created: pb::CreateTaskResponse = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(created.pid as i32);
+    let start = pb::StartRequest {
+        id: id.clone(),
+        exec_id: String::new(),
+    };
+    let _: pb::StartResponse = call(&client, V2, "Start", &start, t).unwrap();
+    let wait = pb::WaitRequest {
+        id: id.clone(),
+        exec_id: String::new(),
+    };
+
+    let settled = |want: &dyn Fn(usize) -> bool| {
+        wait_until(Duration::from_secs(5), || want(thread_count(shim)))
+    };
+    let caller = Client::connect(&address).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = thread_count(shim);
+    let short = Some(Duration::from_millis(300));
+    let blocked: Result<pb::WaitResponse, _> = call(&caller, V2, "Wait", &wait, short);
+    assert!(blocked.is_err(), "Wait answered while the process runs");
+    assert!(
+        settled(&|n| n == before + 1),
+        "no thread for the Wait: {} threads, {before} before",
+        thread_count(shim)
+    );
+    drop(caller);
+    // The connection's reader and the Wait's thread both end.
+    assert!(
+        settled(&|n| n == before - 1),
+        "threads of the shim after its Wait caller left: {}, {before} before",
+        thread_count(shim)
+    );
+
+    let kill = pb::KillRequest {
+        id: id.clone(),
+        signal: 9,
+        ..Default::default()
+    };
+    let _: Empty = call(&client, V2, "Kill", &kill, t).unwrap();
+    let waited: pb::WaitResponse = call(&client, V2, "Wait", &wait, t).unwrap();
+    assert_eq!(waited.exit_status, 137);
+    let delete = pb::DeleteRequest {
+        id: id.clone(),
+        exec_id: String::new(),
+    };
+    let _: pb::DeleteResponse = call(&client, V2, "Delete", &delete, t).unwrap();
+    let shutdown = pb::ShutdownRequest {
+        id: id.clone(),
+        now: false,
+    };
+    let _: Result<Empty, _> = call(&client, V2, "Shutdown", &shutdown, t);
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{shim}"
+        ))
+        .exists()
+            || proc_state_of(shim) == Some('Z')),
+        "the shim did not exit on Shutdown"
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+}

@@ -1,11 +1,14 @@
-//! Task metrics for containerd: the runtime's `events --stats` JSON (runc's
-//! stats shape) turned into `io.containerd.cgroups.v1.Metrics`, the message
+//! Task metrics for containerd: the container's cgroup read by the shim
+//! itself (the library's reader, runc's `events --stats` shape, so any
+//! runtime works, crun has no `events`, and no process is started per
+//! call) turned into `io.containerd.cgroups.v1.Metrics`, the message
 //! `ctr task metrics` and CRI decode (field numbers from containerd/cgroups
-//! cgroup1/stats/metrics.proto). What the runtime does not report stays
+//! cgroup1/stats/metrics.proto). What the cgroup does not report stays
 //! zero.
 
+use crate::cgroups::Cgroup;
 use crate::error::Result;
-use crate::json::{self, Node};
+use crate::json::{self, Node, Writer};
 use crate::proto::types::Any;
 
 pub const METRICS_V1: &str = "io.containerd.cgroups.v1.Metrics";
@@ -166,6 +169,16 @@ fn blkio_entries(n: &Node, key: &str) -> Vec<BlkIoEntry> {
             value: num(e, "value"),
         })
         .collect()
+}
+
+/// The metrics of container `id` from its cgroup `cg`.
+pub fn from_cgroup(id: &str, cg: &Cgroup) -> Result<Any> {
+    let mut w = Writer::compact();
+    w.begin_object();
+    w.key("type").str("stats").key("id").str(id).key("data");
+    cg.write_stats(&mut w);
+    w.end_object();
+    from_runtime_stats(&w.finish())
 }
 
 /// `{"type":"stats","id":..,"data":{...}}` → Any(v1 Metrics).

@@ -84,14 +84,24 @@ impl Process {
         self.changed.notify_all();
     }
 
-    /// Block until the process has ended.
-    pub fn wait(&self) -> Ended {
+    /// Block until the process has ended, or (None) until `gone` says
+    /// nobody waits any more, noticed within a second: a Wait whose caller
+    /// went away (containerd restarted) does not keep its thread until the
+    /// process ends.
+    pub fn wait(&self, gone: impl Fn() -> bool) -> Option<Ended> {
         let mut st = self.lock();
         loop {
             if let Some(e) = st.ended {
-                return e;
+                return Some(e);
             }
-            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            if gone() {
+                return None;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, std::time::Duration::from_secs(1))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }

@@ -209,11 +209,6 @@ impl Runtime {
             .collect()
     }
 
-    /// `events --stats`: one stats event, as the runtime's JSON.
-    pub fn stats(&self, id: &str, log: &Path) -> Result<String> {
-        self.simple(log, &["events", "--stats", id])
-    }
-
     fn simple(&self, log: &Path, args: &[&str]) -> Result<String> {
         self.run_captured(log, args, None)
     }

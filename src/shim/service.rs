@@ -382,16 +382,19 @@ impl Shim {
     /// pid namespace of its own is killed, the output is drained.
     fn end_the_rest(&self, c: &Container, p: &Process) {
         if p.is_init() && !c.own_pid_ns {
-            // Nothing else ends the rest of the container's processes. Not
-            // every runtime signals a container whose init is gone (skiff's
-            // refuses), so what is left in its cgroup is killed here too.
-            if let Err(e) = c.runtime.kill(&c.id, libc::SIGKILL, true, &c.log()) {
-                self.log
-                    .debug(&format!("after the init of {} exited: {e}", c.id));
-            }
+            // Nothing else ends the rest of the container's processes. The
+            // shim knows the container's cgroup, so it kills them itself:
+            // the same for every runtime, and no runtime process to start.
+            // A few rounds catch what was forked meanwhile.
             if let Some(cg) = c.cgroup.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                for pid in cg.procs() {
-                    let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                for _ in 0..10 {
+                    let left = cg.procs();
+                    if left.is_empty() {
+                        break;
+                    }
+                    for pid in left {
+                        let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                    }
                 }
             }
         }
@@ -722,11 +725,14 @@ impl Shim {
         Ok(Empty {})
     }
 
-    fn wait(&self, r: pb::WaitRequest) -> Result<pb::WaitResponse> {
+    fn wait(&self, r: pb::WaitRequest, ctx: &RequestContext) -> Result<pb::WaitResponse> {
         let c = self.container(&r.id)?;
         let p = c.process(&r.exec_id)?;
         drop(c);
-        let ended = p.wait();
+        let Some(ended) = p.wait(|| ctx.caller_gone()) else {
+            // Nobody reads this answer; the thread just ends.
+            return Err(crate::err!("wait {}: the caller is gone", r.id));
+        };
         Ok(pb::WaitResponse {
             exit_status: ended.status,
             exited_at: Some(Timestamp::from(ended.at)),
@@ -735,8 +741,15 @@ impl Shim {
 
     fn stats(&self, r: pb::StatsRequest) -> Result<pb::StatsResponse> {
         let c = self.container(&r.id)?;
-        let json = c.runtime.stats(&c.id, &c.log())?;
-        let metrics = super::metrics::from_runtime_stats(&json)?;
+        let cgroup = c.cgroup.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(cg) = cgroup else {
+            return Err(crate::err_kind!(
+                NotFound,
+                "stats of {}: the container has no cgroup of its own",
+                c.id
+            ));
+        };
+        let metrics = super::metrics::from_cgroup(&c.id, &cg)?;
         Ok(pb::StatsResponse {
             stats: Some(metrics),
         })
@@ -825,11 +838,11 @@ fn rpc<T>(r: Result<T>) -> Result<T, RpcStatus> {
 impl crate::ttrpc::Service for TaskService {
     fn call(
         &self,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         method: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, RpcStatus> {
-        let answer = self.dispatch(method, payload);
+        let answer = self.dispatch(ctx, method, payload);
         if let Err(e) = &answer {
             self.0.log.debug(&format!("{method}: {e}"));
         }
@@ -838,7 +851,12 @@ impl crate::ttrpc::Service for TaskService {
 }
 
 impl TaskService {
-    fn dispatch(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, RpcStatus> {
+    fn dispatch(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, RpcStatus> {
         let s = &self.0;
         match method {
             "State" => unary(payload, |r| rpc(s.state(r))),
@@ -862,7 +880,7 @@ impl TaskService {
             "ResizePty" => unary(payload, |r| rpc(s.resize_pty(r))),
             "CloseIO" => unary(payload, |r| rpc(s.close_io(r))),
             "Update" => unary(payload, |r| rpc(s.update(r))),
-            "Wait" => unary(payload, |r| rpc(s.wait(r))),
+            "Wait" => unary(payload, |r| rpc(s.wait(r, ctx))),
             "Stats" => unary(payload, |r| rpc(s.stats(r))),
             "Connect" => unary(payload, |r| rpc(s.connect(r))),
             "Shutdown" => unary(payload, |r| rpc(s.shutdown(r))),

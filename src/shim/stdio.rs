@@ -300,7 +300,8 @@ fn copy_stdin(fifo: String, dst: Arc<Mutex<Option<File>>>) -> Result<()> {
             let Some(out) = guard.as_ref() else {
                 return;
             };
-            match copy_some(&src, out) {
+            let how = Copy::between(&src, out);
+            match copy_some(&src, out, how) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
@@ -339,8 +340,9 @@ fn open_sink(to: &Sink) -> Result<Option<File>> {
 fn copy_out(src: File, dst: File, pending: &Arc<Pending>) -> Result<()> {
     pending.add();
     let pending2 = pending.clone();
+    let how = Copy::between(&src, &dst);
     let started = spawn_copier("stdout", move || {
-        while let Ok(n) = copy_some(&src, &dst) {
+        while let Ok(n) = copy_some(&src, &dst, how) {
             if n == 0 {
                 break;
             }
@@ -366,24 +368,55 @@ fn wait_readable(f: &File) -> bool {
     }
 }
 
-/// Move what is there from `src` to `dst`: splice (no copy through user
-/// memory, no buffer to hold) where the kernel allows, read/write else.
+/// How a copier moves data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Copy {
+    /// splice(2): no copy through user memory, no buffer to hold.
+    Splice,
+    /// read(2) and write(2) through a small buffer.
+    ReadWrite,
+}
+
+fn is_pipe(f: &File) -> bool {
+    rustix::fs::fstat(f).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+    })
+}
+
+impl Copy {
+    /// Splice only from a pipe to a pipe: there the kernel waits for data
+    /// and for room with both pipes unlocked. From anything else (a pty
+    /// master) splice waits for input holding the destination pipe's lock,
+    /// so containerd's read of the fifo blocks and what is already in it
+    /// (a shell's prompt) never comes out; into anything else it holds the
+    /// source pipe locked while the destination is slow.
+    fn between(src: &File, dst: &File) -> Copy {
+        if is_pipe(src) && is_pipe(dst) {
+            Copy::Splice
+        } else {
+            Copy::ReadWrite
+        }
+    }
+}
+
+/// Move what is there from `src` to `dst`, `how` [`Copy::between`] chose.
 /// Ok(0) at end of file; a pty master's EIO (no slave left) is end of file.
-fn copy_some(src: &File, dst: &File) -> std::io::Result<usize> {
+fn copy_some(src: &File, dst: &File, how: Copy) -> std::io::Result<usize> {
     use rustix::pipe::{splice, SpliceFlags};
-    match splice(
-        src.as_fd(),
-        None,
-        dst.as_fd(),
-        None,
-        1 << 16,
-        SpliceFlags::MOVE,
-    ) {
-        Ok(n) => return Ok(n),
-        Err(rustix::io::Errno::INVAL) => {}
-        Err(rustix::io::Errno::IO) => return Ok(0),
-        Err(rustix::io::Errno::INTR) => return Ok(1),
-        Err(e) => return Err(e.into()),
+    if how == Copy::Splice {
+        match splice(
+            src.as_fd(),
+            None,
+            dst.as_fd(),
+            None,
+            1 << 16,
+            SpliceFlags::MOVE,
+        ) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INVAL) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(1),
+            Err(e) => return Err(e.into()),
+        }
     }
     let mut buf = [0u8; 4096];
     let n = match rustix::io::read(src, &mut buf) {

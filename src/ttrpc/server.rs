@@ -40,6 +40,9 @@ pub struct RequestContext {
     pub metadata: Vec<(String, String)>,
     /// When the caller stops waiting (from the request's timeout_nano).
     pub deadline: Option<Instant>,
+    /// Set once the request's connection is gone: nobody will read the
+    /// answer, so a handler blocked for long (Wait) may give up.
+    pub gone: Arc<AtomicBool>,
 }
 
 impl RequestContext {
@@ -49,6 +52,11 @@ impl RequestContext {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the caller's connection is gone.
+    pub fn caller_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
     }
 
     /// Time left before the deadline (zero once it passed); None = no limit.
@@ -289,6 +297,8 @@ struct Conn {
     /// Streams whose handler runs, by stream id (the inbox ended once the
     /// client closed its side, or at once if it does not stream).
     streams: Mutex<Vec<(u32, Arc<Inbox>)>>,
+    /// Set when the reader has seen the end of the connection.
+    gone: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -358,6 +368,7 @@ impl State {
             write_lock: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
             streams: Mutex::new(Vec::new()),
+            gone: Arc::new(AtomicBool::new(false)),
         });
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         lock(&self.conns).push((id, conn.clone()));
@@ -367,6 +378,7 @@ impl State {
             .stack_size(READER_STACK)
             .spawn(move || {
                 reader.0.read_requests(&conn);
+                conn.gone.store(true, Ordering::Relaxed);
                 take_entry(&mut lock(&reader.0.conns), &id);
             });
         if spawned.is_err() {
@@ -467,6 +479,7 @@ impl State {
                 .collect(),
             deadline: (req.timeout_nano > 0)
                 .then(|| Instant::now() + Duration::from_nanos(req.timeout_nano as u64)),
+            gone: conn.gone.clone(),
         };
         let (method, mut payload) = (req.method, req.payload);
         let stream = (h.flags & (FLAG_REMOTE_CLOSED | FLAG_REMOTE_OPEN) != 0)
