@@ -1605,3 +1605,117 @@ fn events_through_the_publish_binary() {
     }
     let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }
+
+/// A Shutdown that decided to leave refuses further Creates (containerd
+/// then starts a new shim) and removes its socket before it spends time
+/// flushing events: here containerd's event socket is missing, so the
+/// flush waits its full time, the window in which `start` used to hand
+/// out the dying shim's address.
+#[test]
+fn shutdown_refuses_creates_and_unlinks_its_socket_first() {
+    use skiff::proto::task as pb;
+    use skiff::ttrpc::{call, Client, Code};
+    let ctx = Ctx::new("shim-closing");
+    let mut config = ctx.config();
+    config.sh("exit 0");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let ns = format!("skiff-closing-{}", std::process::id());
+    let out = Command::new(skiff_binary())
+        .args(["containerd-shim-skiff-v2", "-namespace", &ns, "-address"])
+        .arg(ctx.path("containerd.sock"))
+        .args(["-publish-binary", "/bin/false", "-id", &id, "start"])
+        .current_dir(&ctx.bundle)
+        .env("TTRPC_ADDRESS", ctx.path("no-events.sock"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let address = String::from_utf8_lossy(&out.stdout).to_string();
+    let socket = address.trim_start_matches("unix://").to_string();
+    const V2: &str = "containerd.task.v2.Task";
+    let t = Some(Duration::from_secs(20));
+    let client = Client::connect(&address).unwrap();
+    let other = Client::connect(&address).unwrap();
+    let connect: pb::ConnectResponse = call(
+        &client,
+        V2,
+        "Connect",
+        &pb::ConnectRequest { id: id.clone() },
+        t,
+    )
+    .unwrap();
+    let shim_pid = connect.shim_pid as i32;
+    ctx.track_pid(shim_pid);
+    // Create and Delete queue two events nobody can take.
+    let created: pb::CreateTaskResponse = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(created.pid as i32);
+    let _: pb::DeleteResponse = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    let shutdown = std::thread::spawn(move || {
+        let r: Result<skiff::proto::types::Empty, _> = call(
+            &client,
+            V2,
+            "Shutdown",
+            &pb::ShutdownRequest {
+                id: String::new(),
+                now: false,
+            },
+            Some(Duration::from_secs(20)),
+        );
+        r
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !Path::new(&socket).exists(),
+        "the socket of a shim that is leaving is still there"
+    );
+    let late: Result<pb::CreateTaskResponse, _> = call(
+        &other,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: format!("{id}-late"),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    );
+    match late {
+        Err(s) => assert_eq!(s.code, Code::FailedPrecondition, "{s:?}"),
+        Ok(r) => {
+            ctx.track_pid(r.pid as i32);
+            panic!("a shim that is leaving accepted a Create");
+        }
+    }
+    let _ = shutdown.join();
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{shim_pid}"
+        ))
+        .exists()
+            || proc_state_of(shim_pid) == Some('Z')),
+        "the shim did not exit on Shutdown"
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+}

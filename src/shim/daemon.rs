@@ -121,7 +121,8 @@ pub fn serve(flags: &Flags, addr: &str, listener: UnixListener, log: Log) -> Res
         },
     };
     let events = Publisher::new(sink, &flags.namespace, reaper.clone(), log.clone());
-    let shim = Shim::new(&flags.namespace, addr, reaper, events, log);
+    let socket = Arc::new(address::SocketFile::bound(addr));
+    let shim = Shim::new(&flags.namespace, socket.clone(), reaper, events, log);
     let mut server = crate::ttrpc::Server::new();
     let service = Arc::new(TaskService(shim.clone()));
     server.register(SERVICE_V2, service.clone());
@@ -131,7 +132,7 @@ pub fn serve(flags: &Flags, addr: &str, listener: UnixListener, log: Log) -> Res
     server.set_handler_stack_size(super::SMALL_STACK * 2);
     shim.set_shutdown(server.shutdown_handle());
     let served = server.serve(listener).context("serve the task API");
-    address::remove_socket(addr);
+    socket.remove();
     served
 }
 
