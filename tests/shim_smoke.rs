@@ -1719,3 +1719,63 @@ fn shutdown_refuses_creates_and_unlinks_its_socket_first() {
     );
     let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }
+
+/// Binary `delete` whose runtime cannot be asked (corrupt options.json,
+/// runtime binary missing): it says so on stderr, yet unmounts the rootfs
+/// and answers with a DeleteResponse, as containerd needs.
+#[test]
+fn delete_unmounts_and_answers_whatever_fails() {
+    let ctx = Ctx::new("shim-delete-fails");
+    let bundle = ctx.path("bundle-del");
+    let rootfs = bundle.join("rootfs");
+    fs::create_dir_all(&rootfs).unwrap();
+    // The runtime's state is "there", so delete would ask the runtime.
+    let ns = format!("skiff-delfail-{}", std::process::id());
+    for options in [
+        "{not json".to_string(),
+        format!(
+            r#"{{"binary_name":"{}"}}"#,
+            ctx.path("no-such-runtime").display()
+        ),
+    ] {
+        fs::write(bundle.join("options.json"), &options).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = shim(
+            &[
+                "-namespace",
+                &ns,
+                "-address",
+                "/nonexistent.sock",
+                "-publish-binary",
+                "/bin/false",
+                "-id",
+                "c1",
+                "-bundle",
+                bundle.to_str().unwrap(),
+                "delete",
+            ],
+            b"",
+        );
+        let left = mounts_under(&rootfs);
+        for _ in &left {
+            let _ = Command::new("umount").arg("-l").arg(&rootfs).status();
+        }
+        assert!(left.is_empty(), "{options}: rootfs left mounted: {left:?}");
+        assert!(
+            out.status.success(),
+            "{options}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout.windows(3).any(|w| w == [0x10, 0x89, 0x01]),
+            "{options}: no DeleteResponse: {:?}",
+            out.stdout
+        );
+        assert!(!out.stderr.is_empty(), "{options}: the failure went unsaid");
+    }
+}
