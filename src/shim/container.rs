@@ -83,11 +83,11 @@ pub(super) fn launch(
         let master = match sock.receive(CONSOLE_TIMEOUT) {
             Ok(m) => m,
             Err(e) => {
-                let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                kill_made(pid);
                 return Err(e);
             }
         };
-        let io = ProcessIo::start_console(spec, master)?;
+        let io = ProcessIo::start_console(spec, master).inspect_err(|_| kill_made(pid))?;
         return Ok((pid, io));
     }
     let logger = LoggerEnv {
@@ -97,8 +97,14 @@ pub(super) fn launch(
     };
     let (ends, pipes) = ProcessIo::pipes(spec, c.io_uid, c.io_gid, &logger)?;
     let pid = run(ends, None)?;
-    let io = ProcessIo::start_pipes(spec, pipes)?;
+    let io = ProcessIo::start_pipes(spec, pipes).inspect_err(|_| kill_made(pid))?;
     Ok((pid, io))
+}
+
+/// The runtime made a process but its launch failed after that: it must
+/// not run on untracked (the caller deletes an init with the runtime).
+fn kill_made(pid: Pid) {
+    let _ = crate::sys::process::kill(pid, libc::SIGKILL);
 }
 
 pub(super) fn runtime_for(opts: &ShimOptions, namespace: &str, reaper: &Reaper) -> Result<Runtime> {

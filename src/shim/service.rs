@@ -462,7 +462,19 @@ impl Shim {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&r.exec_id);
-            return Ok(delete_response(pid, ended));
+            let resp = delete_response(pid, ended);
+            if ended.is_none() {
+                // Deleted before it ran: it ends here, so a Wait on it answers.
+                let mut st = p.lock();
+                st.status = Status::Stopped;
+                st.ended.get_or_insert(Ended {
+                    status: resp.exit_status,
+                    at: std::time::SystemTime::now(),
+                });
+                drop(st);
+                p.notify();
+            }
+            return Ok(resp);
         }
         let (status, pid) = {
             let st = c.init.lock();
