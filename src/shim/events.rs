@@ -205,10 +205,10 @@ impl Publisher {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = self.reaper.spawn(&mut cmd).map_err(|_| Retry::Never)?;
-        if let Some(mut stdin) = child.stdin.take() {
+        if let Some(mut stdin) = child.child.stdin.take() {
             let _ = stdin.write_all(&event.encode_to_vec());
         }
-        let reaped = self.reaper.wait(child.id() as i32);
+        let reaped = self.reaper.wait(&child);
         if reaped.exit == crate::sys::process::Exit::Code(0) {
             Ok(())
         } else {

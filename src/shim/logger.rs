@@ -102,14 +102,13 @@ pub fn start(uri: &str, env: &LoggerEnv) -> Result<Logger> {
         .stdin(Stdio::from(out_r))
         .stdout(Stdio::from(err_r))
         .stderr(Stdio::from(ready_w));
-    let since = env.reaper.mark();
     let child = env
         .reaper
         .spawn(&mut cmd)
         .with_context(|| format!("start logger {path}"))?;
     // Our copies of its ends close here, so the ready pipe ends with it.
     drop(cmd);
-    let pid = child.id() as Pid;
+    let (pid, since) = (child.pid(), child.since);
     if !wait_closed(&ready_r, READY_TIMEOUT) {
         let _ = crate::sys::process::kill(pid, libc::SIGKILL);
         return Err(crate::err!(

@@ -15,7 +15,7 @@
 //! ~3.3 ms, against ~28 ms for `create` + `start` of a busybox container,
 //! so driving both verbs as subprocesses adds at most ~2x3 ms to a start.
 
-use super::reaper::Reaper;
+use super::reaper::{Reaper, Spawned};
 use crate::error::{Context, Error, Kind, Result};
 use crate::sys::process::{Exit, Pid};
 use std::io::{Read, Write};
@@ -240,19 +240,19 @@ impl Runtime {
         let mut child = self
             .spawn(&mut cmd, verb)
             .inspect_err(|_| drop(log.finish()))?;
-        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+        if let (Some(data), Some(mut stdin)) = (input, child.child.stdin.take()) {
             // Small (a resources document): it fits in the pipe.
             let _ = stdin.write_all(data);
         }
         let mut out = String::new();
         let mut err = String::new();
-        if let Some(mut s) = child.stdout.take() {
+        if let Some(mut s) = child.child.stdout.take() {
             let _ = s.read_to_string(&mut out);
         }
-        if let Some(mut s) = child.stderr.take() {
+        if let Some(mut s) = child.child.stderr.take() {
             let _ = s.read_to_string(&mut err);
         }
-        let exit = self.reaper.wait(child.id() as Pid).exit;
+        let exit = self.reaper.wait(&child).exit;
         let logged = log.finish();
         if exit == Exit::Code(0) {
             return Ok(out);
@@ -277,7 +277,7 @@ impl Runtime {
             .inspect_err(|_| drop(log.finish()))?;
         // Our copies of the container's ends close with `cmd`.
         drop(cmd);
-        let exit = self.reaper.wait(child.id() as Pid).exit;
+        let exit = self.reaper.wait(&child).exit;
         let logged = log.finish();
         if exit == Exit::Code(0) {
             return Ok(());
@@ -285,7 +285,7 @@ impl Runtime {
         Err(self.failure(verb, exit, &logged, ""))
     }
 
-    fn spawn(&self, cmd: &mut Command, verb: &str) -> Result<std::process::Child> {
+    fn spawn(&self, cmd: &mut Command, verb: &str) -> Result<Spawned> {
         self.reaper
             .spawn(cmd)
             .with_context(|| format!("run {} {verb}", self.name()))
