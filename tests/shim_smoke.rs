@@ -1808,7 +1808,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     let t = Some(Duration::from_secs(20));
     let client = std::sync::Arc::new(Client::connect(&address).unwrap());
     let connect: pb::ConnectResponse = call(
-        &*client,
+        &client,
         V2,
         "Connect",
         &pb::ConnectRequest { id: id.clone() },
@@ -1818,7 +1818,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     let shim_pid = connect.shim_pid as i32;
     ctx.track_pid(shim_pid);
     let created: pb::CreateTaskResponse = call(
-        &*client,
+        &client,
         V2,
         "Create",
         &pb::CreateTaskRequest {
@@ -1831,7 +1831,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     .unwrap();
     ctx.track_pid(created.pid as i32);
     let _: pb::StartResponse = call(
-        &*client,
+        &client,
         V2,
         "Start",
         &pb::StartRequest {
@@ -1842,7 +1842,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     )
     .unwrap();
     let _: Empty = call(
-        &*client,
+        &client,
         V2,
         "Exec",
         &pb::ExecProcessRequest {
@@ -1860,7 +1860,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     let (c2, id2) = (client.clone(), id.clone());
     let waiter = std::thread::spawn(move || {
         let r: Result<pb::WaitResponse, _> = call(
-            &*c2,
+            &c2,
             V2,
             "Wait",
             &pb::WaitRequest {
@@ -1873,7 +1873,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     });
     std::thread::sleep(Duration::from_millis(200));
     let _: pb::DeleteResponse = call(
-        &*client,
+        &client,
         V2,
         "Delete",
         &pb::DeleteRequest {
@@ -1886,7 +1886,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     let waited = waiter.join().unwrap();
     // Clean up: the init, then the shim.
     let _: Result<Empty, _> = call(
-        &*client,
+        &client,
         V2,
         "Kill",
         &pb::KillRequest {
@@ -1897,7 +1897,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
         t,
     );
     let _: Result<pb::WaitResponse, _> = call(
-        &*client,
+        &client,
         V2,
         "Wait",
         &pb::WaitRequest {
@@ -1907,7 +1907,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
         t,
     );
     let _: Result<pb::DeleteResponse, _> = call(
-        &*client,
+        &client,
         V2,
         "Delete",
         &pb::DeleteRequest {
@@ -1917,7 +1917,7 @@ fn wait_on_an_exec_deleted_before_start_answers() {
         t,
     );
     let _: Result<Empty, _> = call(
-        &*client,
+        &client,
         V2,
         "Shutdown",
         &pb::ShutdownRequest {

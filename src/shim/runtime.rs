@@ -385,32 +385,17 @@ pub fn last_error_in(text: &str) -> Option<String> {
 /// `name` as a path if it has a slash, else the first executable of that
 /// name on PATH.
 pub fn find_executable(name: &str) -> Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exe = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if name.contains('/') {
-        if is_exe(Path::new(name)) {
-            return Ok(name.to_string());
-        }
-        return Err(crate::err_kind!(
-            NotFound,
-            "runtime binary {name}: no such executable"
-        ));
-    }
-    let path = std::env::var("PATH")
-        .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(name))
-        .find(|p| is_exe(p))
-        .map(|p| p.display().to_string())
-        .ok_or_else(|| {
+    let path = std::env::var("PATH").unwrap_or_else(|_| crate::fsutil::DEFAULT_PATH.into());
+    crate::fsutil::find_executable(name, &path).ok_or_else(|| {
+        if name.contains('/') {
+            crate::err_kind!(NotFound, "runtime binary {name}: no such executable")
+        } else {
             crate::err_kind!(
                 NotFound,
                 "runtime binary {name:?} not found on PATH ({path})"
             )
-        })
+        }
+    })
 }
 
 fn read_pid_file(path: &Path) -> Result<Pid> {
