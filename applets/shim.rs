@@ -181,7 +181,11 @@ fn delete(flags: &Flags) -> Result<(), Error> {
         Some(b) => std::path::PathBuf::from(b),
         None => std::env::current_dir().map_err(|e| Error::from(e).wrap("working directory"))?,
     };
-    let resp = daemon::delete(flags, &bundle)?;
+    // containerd logs our stderr as warnings and needs the answer anyway.
+    let (resp, problems) = daemon::delete(flags, &bundle);
+    for e in problems {
+        eprintln!("{}: {e}", flags.id);
+    }
     write_out(&resp.encode_to_vec())
 }
 

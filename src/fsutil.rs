@@ -10,6 +10,24 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
     read_bounded_from(std::fs::File::open(path)?, limit)
 }
 
+/// PATH when none is set, as the runtimes use.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What execve would run for `name`: `name` itself if it has a slash,
+/// else the first of that name in the `path` list (an empty entry is the
+/// current directory) — if runnable (executable, not a directory).
+pub fn find_executable(name: &str, path: &str) -> Option<String> {
+    let runnable = |p: &str| {
+        rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok() && !Path::new(p).is_dir()
+    };
+    if name.contains('/') {
+        return runnable(name).then(|| name.to_string());
+    }
+    path.split(':')
+        .map(|dir| format!("{}/{name}", if dir.is_empty() { "." } else { dir }))
+        .find(|p| runnable(p))
+}
+
 /// [`read_bounded`] from any reader (stdin, a pipe).
 pub fn read_bounded_from(reader: impl Read, limit: u64) -> std::io::Result<String> {
     let mut data = Vec::new();

@@ -1723,3 +1723,336 @@ fn a_wait_whose_caller_left_ends_its_thread() {
     );
     let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }
+
+/// Binary `delete` whose runtime cannot be asked (corrupt options.json,
+/// runtime binary missing): it says so on stderr, yet unmounts the rootfs
+/// and answers with a DeleteResponse, as containerd needs.
+#[test]
+fn delete_unmounts_and_answers_whatever_fails() {
+    let ctx = Ctx::new("shim-delete-fails");
+    let bundle = ctx.path("bundle-del");
+    let rootfs = bundle.join("rootfs");
+    fs::create_dir_all(&rootfs).unwrap();
+    // The runtime's state is "there", so delete would ask the runtime.
+    let ns = format!("skiff-delfail-{}", std::process::id());
+    for options in [
+        "{not json".to_string(),
+        format!(
+            r#"{{"binary_name":"{}"}}"#,
+            ctx.path("no-such-runtime").display()
+        ),
+    ] {
+        fs::write(bundle.join("options.json"), &options).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = shim(
+            &[
+                "-namespace",
+                &ns,
+                "-address",
+                "/nonexistent.sock",
+                "-publish-binary",
+                "/bin/false",
+                "-id",
+                "c1",
+                "-bundle",
+                bundle.to_str().unwrap(),
+                "delete",
+            ],
+            b"",
+        );
+        let left = mounts_under(&rootfs);
+        for _ in &left {
+            let _ = Command::new("umount").arg("-l").arg(&rootfs).status();
+        }
+        assert!(left.is_empty(), "{options}: rootfs left mounted: {left:?}");
+        assert!(
+            out.status.success(),
+            "{options}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout.windows(3).any(|w| w == [0x10, 0x89, 0x01]),
+            "{options}: no DeleteResponse: {:?}",
+            out.stdout
+        );
+        assert!(!out.stderr.is_empty(), "{options}: the failure went unsaid");
+    }
+}
+
+/// A Shutdown that decided to leave refuses further Creates (containerd
+/// then starts a new shim) and removes its socket before it spends time
+/// flushing events: here containerd's event socket is missing, so the
+/// flush waits its full time, the window in which `start` used to hand
+/// out the dying shim's address.
+#[test]
+fn shutdown_refuses_creates_and_unlinks_its_socket_first() {
+    use skiff::proto::task as pb;
+    use skiff::ttrpc::{call, Client, Code};
+    let ctx = Ctx::new("shim-closing");
+    let mut config = ctx.config();
+    config.sh("exit 0");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let ns = format!("skiff-closing-{}", std::process::id());
+    let out = Command::new(skiff_binary())
+        .args(["containerd-shim-skiff-v2", "-namespace", &ns, "-address"])
+        .arg(ctx.path("containerd.sock"))
+        .args(["-publish-binary", "/bin/false", "-id", &id, "start"])
+        .current_dir(&ctx.bundle)
+        .env("TTRPC_ADDRESS", ctx.path("no-events.sock"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let address = String::from_utf8_lossy(&out.stdout).to_string();
+    let socket = address.trim_start_matches("unix://").to_string();
+    const V2: &str = "containerd.task.v2.Task";
+    let t = Some(Duration::from_secs(20));
+    let client = Client::connect(&address).unwrap();
+    let other = Client::connect(&address).unwrap();
+    let connect: pb::ConnectResponse = call(
+        &client,
+        V2,
+        "Connect",
+        &pb::ConnectRequest { id: id.clone() },
+        t,
+    )
+    .unwrap();
+    let shim_pid = connect.shim_pid as i32;
+    ctx.track_pid(shim_pid);
+    // Create and Delete queue two events nobody can take.
+    let created: pb::CreateTaskResponse = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(created.pid as i32);
+    let _: pb::DeleteResponse = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    let shutdown = std::thread::spawn(move || {
+        let r: Result<skiff::proto::types::Empty, _> = call(
+            &client,
+            V2,
+            "Shutdown",
+            &pb::ShutdownRequest {
+                id: String::new(),
+                now: false,
+            },
+            Some(Duration::from_secs(20)),
+        );
+        r
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !Path::new(&socket).exists(),
+        "the socket of a shim that is leaving is still there"
+    );
+    let late: Result<pb::CreateTaskResponse, _> = call(
+        &other,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: format!("{id}-late"),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    );
+    match late {
+        Err(s) => assert_eq!(s.code, Code::FailedPrecondition, "{s:?}"),
+        Ok(r) => {
+            ctx.track_pid(r.pid as i32);
+            panic!("a shim that is leaving accepted a Create");
+        }
+    }
+    let _ = shutdown.join();
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{shim_pid}"
+        ))
+        .exists()
+            || proc_state_of(shim_pid) == Some('Z')),
+        "the shim did not exit on Shutdown"
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+}
+
+/// A Wait on an exec answers when that exec is deleted before it started
+/// (it will never run).
+#[test]
+fn wait_on_an_exec_deleted_before_start_answers() {
+    use skiff::proto::task as pb;
+    use skiff::proto::types::Empty;
+    use skiff::ttrpc::{call, Client};
+    let ctx = Ctx::new("shim-exec-del");
+    let mut config = ctx.config();
+    config.sh("sleep 100");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let ns = format!("skiff-execdel-{}", std::process::id());
+    let out = Command::new(skiff_binary())
+        .args(["containerd-shim-skiff-v2", "-namespace", &ns, "-address"])
+        .arg(ctx.path("containerd.sock"))
+        .args(["-publish-binary", "/bin/false", "-id", &id, "start"])
+        .current_dir(&ctx.bundle)
+        .env("TTRPC_ADDRESS", ctx.path("no-events.sock"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let address = String::from_utf8_lossy(&out.stdout).to_string();
+    const V2: &str = "containerd.task.v2.Task";
+    let t = Some(Duration::from_secs(20));
+    let client = std::sync::Arc::new(Client::connect(&address).unwrap());
+    let connect: pb::ConnectResponse = call(
+        &client,
+        V2,
+        "Connect",
+        &pb::ConnectRequest { id: id.clone() },
+        t,
+    )
+    .unwrap();
+    let shim_pid = connect.shim_pid as i32;
+    ctx.track_pid(shim_pid);
+    let created: pb::CreateTaskResponse = call(
+        &client,
+        V2,
+        "Create",
+        &pb::CreateTaskRequest {
+            id: id.clone(),
+            bundle: ctx.bundle.display().to_string(),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    ctx.track_pid(created.pid as i32);
+    let _: pb::StartResponse = call(
+        &client,
+        V2,
+        "Start",
+        &pb::StartRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    )
+    .unwrap();
+    let _: Empty = call(
+        &client,
+        V2,
+        "Exec",
+        &pb::ExecProcessRequest {
+            id: id.clone(),
+            exec_id: "e1".into(),
+            spec: Some(skiff::proto::types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+                value: br#"{"args":["true"],"cwd":"/"}"#.to_vec(),
+            }),
+            ..Default::default()
+        },
+        t,
+    )
+    .unwrap();
+    let (c2, id2) = (client.clone(), id.clone());
+    let waiter = std::thread::spawn(move || {
+        let r: Result<pb::WaitResponse, _> = call(
+            &c2,
+            V2,
+            "Wait",
+            &pb::WaitRequest {
+                id: id2,
+                exec_id: "e1".into(),
+            },
+            Some(Duration::from_secs(5)),
+        );
+        r
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let _: pb::DeleteResponse = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: "e1".into(),
+        },
+        t,
+    )
+    .unwrap();
+    let waited = waiter.join().unwrap();
+    // Clean up: the init, then the shim.
+    let _: Result<Empty, _> = call(
+        &client,
+        V2,
+        "Kill",
+        &pb::KillRequest {
+            id: id.clone(),
+            signal: 9,
+            ..Default::default()
+        },
+        t,
+    );
+    let _: Result<pb::WaitResponse, _> = call(
+        &client,
+        V2,
+        "Wait",
+        &pb::WaitRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    );
+    let _: Result<pb::DeleteResponse, _> = call(
+        &client,
+        V2,
+        "Delete",
+        &pb::DeleteRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        t,
+    );
+    let _: Result<Empty, _> = call(
+        &client,
+        V2,
+        "Shutdown",
+        &pb::ShutdownRequest {
+            id: id.clone(),
+            now: false,
+        },
+        t,
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{shim_pid}"
+        ))
+        .exists()
+            || proc_state_of(shim_pid) == Some('Z')),
+        "the shim did not exit on Shutdown"
+    );
+    let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
+    let waited = waited.expect("Wait on the deleted exec never answered");
+    assert_ne!(waited.exit_status, 0);
+}

@@ -8,9 +8,8 @@ use crate::oci::spec::Process;
 use crate::sys::{caps, process, pty, sock, user};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use crate::fsutil::DEFAULT_PATH;
 
 /// Which file to run, with what.
 struct Target {
@@ -240,29 +239,15 @@ fn change_user(proc: &Process, keep_admin: bool, last_cap: u32) -> Result<Option
 /// Find args[0] as execve would through the container's PATH, so a missing
 /// binary fails `create`, not `start`.
 fn find_executable(arg0: &str, env: &[String]) -> Result<String> {
-    let not_found = || {
-        Error::new(format!(
-            "exec: {arg0:?}: executable file not found in $PATH"
-        ))
-    };
-    let runnable = |p: &str| {
-        rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok() && !Path::new(p).is_dir()
-    };
-    if arg0.contains('/') {
-        return if runnable(arg0) {
-            Ok(arg0.to_string())
-        } else {
-            Err(Error::new(format!(
-                "exec: {arg0:?}: no such file, or not executable"
-            )))
-        };
-    }
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    path.split(':')
-        .map(|dir| format!("{}/{arg0}", if dir.is_empty() { "." } else { dir }))
-        .find(|p| runnable(p))
-        .ok_or_else(not_found)
+    crate::fsutil::find_executable(arg0, path).ok_or_else(|| {
+        Error::new(if arg0.contains('/') {
+            format!("exec: {arg0:?}: no such file, or not executable")
+        } else {
+            format!("exec: {arg0:?}: executable file not found in $PATH")
+        })
+    })
 }

@@ -3,9 +3,10 @@
 //! look there) find us.
 
 use crate::error::{Context, Result};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// containerd's fixed directory for shim sockets (not under its --state).
 pub const SOCKET_DIR: &str = "/run/containerd/s";
@@ -58,7 +59,7 @@ pub fn group_id(bundle: &Path, id: &str) -> Result<String> {
 
 /// Does a shim answer on this address?
 pub fn is_serving(address: &str) -> bool {
-    UnixStream::connect(socket_path(address)).is_ok()
+    crate::ttrpc::connect_stream(address).is_ok()
 }
 
 /// Bind the socket of `address` (mode 0600, directory 0711). A socket file
@@ -70,7 +71,7 @@ pub fn listen(address: &str) -> Result<UnixListener> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711));
     }
-    let listener = match UnixListener::bind(&path) {
+    let listener = match crate::ttrpc::listen(address) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             if is_serving(address) {
@@ -82,18 +83,51 @@ pub fn listen(address: &str) -> Result<UnixListener> {
             }
             std::fs::remove_file(&path)
                 .with_context(|| format!("remove stale socket {}", path.display()))?;
-            UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?
+            crate::ttrpc::listen(address).context("shim socket")?
         }
-        Err(e) => return Err(e).with_context(|| format!("listen on {}", path.display())),
+        Err(e) => return Err(e).context("shim socket"),
     };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod {}", path.display()))?;
     Ok(listener)
 }
 
-/// Remove our socket file.
-pub fn remove_socket(address: &str) {
-    let _ = std::fs::remove_file(socket_path(address));
+/// The socket file we bound, by its identity: removed once, and only while
+/// it is still ours (after we stopped answering, a successor shim of the
+/// same group may have bound a new one at the same path).
+pub struct SocketFile {
+    path: PathBuf,
+    /// (dev, ino) of the file we bound.
+    identity: Option<(u64, u64)>,
+    removed: AtomicBool,
+}
+
+impl SocketFile {
+    /// The socket file of `address`, just bound by us.
+    pub fn bound(address: &str) -> SocketFile {
+        let path = PathBuf::from(socket_path(address));
+        let identity = std::fs::symlink_metadata(&path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        SocketFile {
+            path,
+            identity,
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// Remove the file, the first time only, if it is still the one we bound.
+    pub fn remove(&self) {
+        if self.removed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let now = std::fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if now.is_some() && now == self.identity {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Write `<bundle>/address`, which containerd reads to find us again after

@@ -52,14 +52,9 @@ impl ConsoleSocket {
     /// The pty master the runtime sent (it has connected and sent it by
     /// the time its create/exec returned; `timeout` covers slower ones).
     pub fn receive(&self, timeout: Duration) -> Result<OwnedFd> {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
-        let ts = Timespec {
-            tv_sec: timeout.as_secs() as i64,
-            tv_nsec: timeout.subsec_nanos() as i64,
-        };
-        let ready = poll(&mut fds, Some(&ts)).context("wait on the console socket")?;
-        if ready == 0 {
+        let ready = crate::sys::fs::wait_readable(&self.listener, Some(timeout))
+            .context("wait on the console socket")?;
+        if !ready {
             return Err(crate::err!(
                 "console socket {}: the runtime sent no terminal",
                 self.path.display()

@@ -83,11 +83,11 @@ pub(super) fn launch(
         let master = match sock.receive(CONSOLE_TIMEOUT) {
             Ok(m) => m,
             Err(e) => {
-                let _ = crate::sys::process::kill(pid, libc::SIGKILL);
+                kill_made(pid);
                 return Err(e);
             }
         };
-        let io = ProcessIo::start_console(spec, master)?;
+        let io = ProcessIo::start_console(spec, master).inspect_err(|_| kill_made(pid))?;
         return Ok((pid, io));
     }
     let logger = LoggerEnv {
@@ -97,8 +97,14 @@ pub(super) fn launch(
     };
     let (ends, pipes) = ProcessIo::pipes(spec, c.io_uid, c.io_gid, &logger)?;
     let pid = run(ends, None)?;
-    let io = ProcessIo::start_pipes(spec, pipes)?;
+    let io = ProcessIo::start_pipes(spec, pipes).inspect_err(|_| kill_made(pid))?;
     Ok((pid, io))
+}
+
+/// The runtime made a process but its launch failed after that: it must
+/// not run on untracked (the caller deletes an init with the runtime).
+fn kill_made(pid: Pid) {
+    let _ = crate::sys::process::kill(pid, libc::SIGKILL);
 }
 
 pub(super) fn runtime_for(opts: &ShimOptions, namespace: &str, reaper: &Reaper) -> Result<Runtime> {
@@ -120,24 +126,13 @@ pub fn runtime_of_bundle(bundle: &Path, namespace: &str, reaper: &Reaper) -> Res
     runtime_for(&ShimOptions::load(bundle)?, namespace, reaper)
 }
 
-/// Does the config give the container a pid namespace of its own?
+/// Does the config give the container a pid namespace of its own? (An
+/// unreadable config: assume so; the runtime's create will say what is wrong.)
 pub(super) fn own_pid_namespace(bundle: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(bundle.join("config.json")) else {
+    let Ok(spec) = crate::oci::spec::load(bundle) else {
         return true;
     };
-    let Ok(v) = crate::json::parse(&text, "config.json") else {
-        return true;
-    };
-    let doc = crate::json::Node::new(&v, "");
-    let namespaces = doc
-        .get("linux")
-        .ok()
-        .flatten()
-        .and_then(|l| l.get("namespaces").ok().flatten())
-        .and_then(|n| n.items().ok())
-        .unwrap_or_default();
-    namespaces.iter().any(|n| {
-        let field = |k: &str| n.get(k).ok().flatten().and_then(|v| v.string().ok());
-        field("type").as_deref() == Some("pid") && field("path").is_none_or(|p| p.is_empty())
-    })
+    spec.linux
+        .namespace(crate::sys::ns::Kind::Pid)
+        .is_some_and(|n| n.path.as_deref().is_none_or(str::is_empty))
 }

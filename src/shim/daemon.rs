@@ -121,7 +121,8 @@ pub fn serve(flags: &Flags, addr: &str, listener: UnixListener, log: Log) -> Res
         },
     };
     let events = Publisher::new(sink, &flags.namespace, reaper.clone(), log.clone());
-    let shim = Shim::new(&flags.namespace, addr, reaper, events, log);
+    let socket = Arc::new(address::SocketFile::bound(addr));
+    let shim = Shim::new(&flags.namespace, socket.clone(), reaper, events, log);
     let mut server = crate::ttrpc::Server::new();
     let service = Arc::new(TaskService(shim.clone()));
     server.register(SERVICE_V2, service.clone());
@@ -131,14 +132,35 @@ pub fn serve(flags: &Flags, addr: &str, listener: UnixListener, log: Log) -> Res
     server.set_handler_stack_size(super::SMALL_STACK * 2);
     shim.set_shutdown(server.shutdown_handle());
     let served = server.serve(listener).context("serve the task API");
-    address::remove_socket(addr);
+    socket.remove();
     served
 }
 
 /// `delete`: clean up after a shim that is gone: force-delete the container
 /// with the runtime if it still knows it, unmount the rootfs. Idempotent:
-/// containerd runs it also after every normal shutdown.
-pub fn delete(flags: &Flags, bundle: &Path) -> Result<DeleteResponse> {
+/// containerd runs it also after every normal shutdown. Always answers (as
+/// containerd's runc shim does): what went wrong on the way comes back
+/// beside the answer, for the caller to report, and never keeps the rootfs
+/// mounted.
+pub fn delete(flags: &Flags, bundle: &Path) -> (DeleteResponse, Vec<Error>) {
+    let mut problems = Vec::new();
+    if let Err(e) = delete_with_runtime(flags, bundle) {
+        problems.push(e.wrap(format!("delete container {}", flags.id)));
+    }
+    super::rootfs::unmount_rootfs(bundle);
+    let pid = std::fs::read_to_string(bundle.join("init.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    let resp = DeleteResponse {
+        pid,
+        exit_status: 128 + libc::SIGKILL as u32,
+        exited_at: Some(Timestamp::now()),
+    };
+    (resp, problems)
+}
+
+fn delete_with_runtime(flags: &Flags, bundle: &Path) -> Result<()> {
     let reaper = Reaper::start().context("start the reaper")?;
     let runtime = super::container::runtime_of_bundle(bundle, &flags.namespace, &reaper)?;
     // Ask the runtime only when its state is there (runc, crun and skiff
@@ -146,22 +168,11 @@ pub fn delete(flags: &Flags, bundle: &Path) -> Result<DeleteResponse> {
     // no process.
     if Path::new(&runtime.root).join(&flags.id).exists() {
         match runtime.delete(&flags.id, true, &bundle.join("log.json")) {
-            Err(e) if e.kind() != Kind::NotFound => {
-                return Err(e.wrap(format!("delete container {}", flags.id)))
-            }
+            Err(e) if e.kind() != Kind::NotFound => return Err(e),
             _ => {}
         }
     }
-    super::rootfs::unmount_rootfs(bundle);
-    let pid = std::fs::read_to_string(bundle.join("init.pid"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(0);
-    Ok(DeleteResponse {
-        pid,
-        exit_status: 128 + libc::SIGKILL as u32,
-        exited_at: Some(Timestamp::now()),
-    })
+    Ok(())
 }
 
 /// `-info`: containerd.types.RuntimeInfo, with skiff's runtime features

@@ -22,11 +22,36 @@ pub enum Sink {
     Binary { binary: String, address: String },
 }
 
+/// How many events wait for containerd at most: a shim whose containerd
+/// stays away must not grow without bound.
+const MAX_QUEUED: usize = 10_000;
+
 struct Queue {
     items: VecDeque<Envelope>,
-    /// An envelope being sent right now (for flush).
+    /// An envelope being sent right now (for flush); it is the front one.
     busy: bool,
     started: bool,
+    /// Events dropped because the queue was full.
+    dropped: u64,
+}
+
+impl Queue {
+    /// Queue `env`; when that makes more than `max`, drop the oldest event
+    /// that is no exit (containerd's waiters need those most), else the
+    /// oldest exit, never the one being sent. Returns the dropped one.
+    fn push_bounded(&mut self, env: Envelope, max: usize) -> Option<Envelope> {
+        self.items.push_back(env);
+        if self.items.len() <= max {
+            return None;
+        }
+        let first = usize::from(self.busy);
+        let pos = (first..self.items.len())
+            .find(|i| self.items[*i].topic != crate::proto::events::topic::TASK_EXIT)
+            .unwrap_or(first);
+        let dropped = self.items.remove(pos)?;
+        self.dropped += 1;
+        Some(dropped)
+    }
 }
 
 struct Inner {
@@ -54,6 +79,7 @@ impl Publisher {
                     items: VecDeque::new(),
                     busy: false,
                     started: false,
+                    dropped: 0,
                 }),
                 changed: Condvar::new(),
             }),
@@ -74,7 +100,16 @@ impl Publisher {
             event: Some(event),
         };
         let mut q = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
-        q.items.push_back(env);
+        if let Some(lost) = q.push_bounded(env, MAX_QUEUED) {
+            // Said the first time and then every thousandth, not per event.
+            if q.dropped % 1000 == 1 {
+                self.log.error(&format!(
+                    "containerd is away and {MAX_QUEUED} events wait: dropped {} \
+                     ({} dropped so far)",
+                    lost.topic, q.dropped
+                ));
+            }
+        }
         if !q.started {
             q.started = true;
             let me = self.clone();
@@ -205,10 +240,10 @@ impl Publisher {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = self.reaper.spawn(&mut cmd).map_err(|_| Retry::Never)?;
-        if let Some(mut stdin) = child.stdin.take() {
+        if let Some(mut stdin) = child.child.stdin.take() {
             let _ = stdin.write_all(&event.encode_to_vec());
         }
-        let reaped = self.reaper.wait(child.id() as i32);
+        let reaped = self.reaper.wait(&child);
         if reaped.exit == crate::sys::process::Exit::Code(0) {
             Ok(())
         } else {
@@ -220,4 +255,42 @@ impl Publisher {
 enum Retry {
     Later,
     Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::events::topic;
+
+    fn env(topic: &str) -> Envelope {
+        Envelope {
+            topic: topic.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_event_that_is_no_exit() {
+        let mut q = Queue {
+            items: VecDeque::new(),
+            busy: true,
+            started: true,
+            dropped: 0,
+        };
+        for t in [topic::TASK_START, topic::TASK_EXIT, topic::TASK_CREATE] {
+            assert!(q.push_bounded(env(t), 3).is_none());
+        }
+        // The front is being sent: the create goes, not the start.
+        let lost = q.push_bounded(env(topic::TASK_EXIT), 3).unwrap();
+        assert_eq!(lost.topic, topic::TASK_CREATE);
+        // Only exits behind the front: the oldest of them goes.
+        let lost = q.push_bounded(env(topic::TASK_EXIT), 3).unwrap();
+        assert_eq!(lost.topic, topic::TASK_EXIT);
+        let topics: Vec<_> = q.items.iter().map(|e| e.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [topic::TASK_START, topic::TASK_EXIT, topic::TASK_EXIT]
+        );
+        assert_eq!(q.dropped, 2);
+    }
 }

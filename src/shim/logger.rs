@@ -102,14 +102,13 @@ pub fn start(uri: &str, env: &LoggerEnv) -> Result<Logger> {
         .stdin(Stdio::from(out_r))
         .stdout(Stdio::from(err_r))
         .stderr(Stdio::from(ready_w));
-    let since = env.reaper.mark();
     let child = env
         .reaper
         .spawn(&mut cmd)
         .with_context(|| format!("start logger {path}"))?;
     // Our copies of its ends close here, so the ready pipe ends with it.
     drop(cmd);
-    let pid = child.id() as Pid;
+    let (pid, since) = (child.pid(), child.since);
     if !wait_closed(&ready_r, READY_TIMEOUT) {
         let _ = crate::sys::process::kill(pid, libc::SIGKILL);
         return Err(crate::err!(
@@ -126,28 +125,17 @@ pub fn start(uri: &str, env: &LoggerEnv) -> Result<Logger> {
 
 /// Wait until the other side of a pipe is closed (read gives 0).
 fn wait_closed(r: &OwnedFd, timeout: Duration) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let deadline = std::time::Instant::now() + timeout;
     let mut buf = [0u8; 64];
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        let ts = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
-        let mut fds = [PollFd::new(r, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) => return false,
-            Ok(_) => match rustix::io::read(r, &mut buf) {
+        match crate::sys::fs::wait_readable(r, Some(left)) {
+            Ok(true) => match rustix::io::read(r, &mut buf) {
                 Ok(0) => return true,
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(_) => return true,
             },
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return false,
+            Ok(false) | Err(_) => return false,
         }
     }
 }

@@ -30,20 +30,49 @@ pub struct Mark(u64);
 
 #[derive(Default)]
 struct State {
-    /// Exits not yet claimed, by pid (with the sequence number of their
-    /// recording), and their order for trimming.
-    unclaimed: HashMap<Pid, (u64, Reaped)>,
+    /// Exits not yet claimed, in the order they were recorded, each with
+    /// its sequence number: a pid may appear more than once (pids wrap
+    /// around), and the sequence tells whose exit it is.
+    exits: VecDeque<(u64, Pid, Reaped)>,
     /// Exits recorded so far.
     seq: u64,
-    order: VecDeque<Pid>,
     /// Callbacks for pids someone watches.
     watchers: HashMap<Pid, Watcher>,
-    /// Pids a caller blocks on in [`Reaper::wait`]: their exits are kept
-    /// however many others come.
-    awaited: HashMap<Pid, usize>,
+    /// Children spawned and not yet waited for: their pid and the mark of
+    /// their spawn. Their exits are kept however many others come.
+    awaited: HashMap<Pid, Vec<u64>>,
     /// Bumped after every spawn, so a reaper that found no children knows
     /// when to look again.
     spawned: u64,
+}
+
+impl State {
+    /// The first exit of `pid` recorded at or after `since`.
+    fn take(&mut self, pid: Pid, since: u64) -> Option<Reaped> {
+        let i = self
+            .exits
+            .iter()
+            .position(|(seq, p, _)| *p == pid && *seq >= since)?;
+        self.exits.remove(i).map(|(_, _, r)| r)
+    }
+
+    /// Someone will claim this exit: it must not be trimmed.
+    fn is_awaited(&self, pid: Pid, seq: u64) -> bool {
+        self.awaited
+            .get(&pid)
+            .is_some_and(|marks| marks.iter().any(|m| seq >= *m))
+    }
+
+    /// The spawn marked `since` of `pid` is claimed (or taken over by a
+    /// watcher): forget it.
+    fn unawait(&mut self, pid: Pid, since: u64) {
+        if let Some(marks) = self.awaited.get_mut(&pid) {
+            marks.retain(|m| *m != since);
+            if marks.is_empty() {
+                self.awaited.remove(&pid);
+            }
+        }
+    }
 }
 
 struct Inner {
@@ -55,6 +84,19 @@ struct Inner {
 #[derive(Clone)]
 pub struct Reaper {
     inner: Arc<Inner>,
+}
+
+/// A child spawned through the reaper, with the point in the reaper's
+/// history where it began: only an exit recorded after that is its own.
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub since: Mark,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> Pid {
+        self.child.id() as Pid
+    }
 }
 
 impl Reaper {
@@ -74,21 +116,23 @@ impl Reaper {
     }
 
     /// Spawn a command. Never call `Child::wait` on the result: its exit
-    /// belongs to the reaper; use [`Reaper::wait`].
+    /// belongs to the reaper; use [`Reaper::wait`] (or [`Reaper::watch`]
+    /// with its mark).
     ///
-    /// The lock is held across the spawn: an exit recorded for the new
-    /// pid before then belongs to an earlier process that had the same
-    /// pid (pids wrap around) and is dropped, and the new child's own exit
-    /// cannot be recorded until that is done.
-    pub fn spawn(&self, cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    /// The lock is held across the spawn, so the child's exit cannot be
+    /// recorded before its mark and its claim are: an earlier process of
+    /// the same pid keeps its exit for whoever claims that one.
+    pub fn spawn(&self, cmd: &mut std::process::Command) -> std::io::Result<Spawned> {
         let mut st = self.lock();
-        let child = cmd.spawn();
-        if let Ok(c) = &child {
-            st.unclaimed.remove(&(c.id() as Pid));
-        }
+        let since = st.seq;
+        let child = cmd.spawn()?;
+        st.awaited.entry(child.id() as Pid).or_default().push(since);
         st.spawned += 1;
         self.inner.changed.notify_all();
-        child
+        Ok(Spawned {
+            child,
+            since: Mark(since),
+        })
     }
 
     /// Now, in the reaper's history. A process whose pid is learned later
@@ -98,19 +142,13 @@ impl Reaper {
         Mark(self.lock().seq)
     }
 
-    /// Block until `pid` (a child we spawned) has exited; return its exit.
-    pub fn wait(&self, pid: Pid) -> Reaped {
+    /// Block until `child` has exited; return its exit.
+    pub fn wait(&self, child: &Spawned) -> Reaped {
+        let (pid, since) = (child.pid(), child.since.0);
         let mut st = self.lock();
-        *st.awaited.entry(pid).or_default() += 1;
         loop {
-            if let Some((_, r)) = st.unclaimed.remove(&pid) {
-                st.order.retain(|p| *p != pid);
-                if let Some(n) = st.awaited.get_mut(&pid) {
-                    *n -= 1;
-                    if *n == 0 {
-                        st.awaited.remove(&pid);
-                    }
-                }
+            if let Some(r) = st.take(pid, since) {
+                st.unawait(pid, since);
                 return r;
             }
             st = self
@@ -125,13 +163,16 @@ impl Reaper {
     /// exits, or at once if its exit was reaped after `since`.
     pub fn watch(&self, pid: Pid, since: Mark, on_exit: impl FnOnce(Reaped) + Send + 'static) {
         let mut st = self.lock();
-        if let Some((seq, r)) = st.unclaimed.remove(&pid) {
-            st.order.retain(|p| *p != pid);
-            if seq >= since.0 {
-                drop(st);
-                on_exit(r);
-                return;
+        // A child we spawned and now watch is no longer awaited.
+        if let Some(marks) = st.awaited.get(&pid).cloned() {
+            for m in marks.into_iter().filter(|m| *m >= since.0) {
+                st.unawait(pid, m);
             }
+        }
+        if let Some(r) = st.take(pid, since.0) {
+            drop(st);
+            on_exit(r);
+            return;
         }
         st.watchers.insert(pid, Box::new(on_exit));
     }
@@ -178,22 +219,24 @@ fn record(inner: &Inner, pid: Pid, exit: Exit) {
     let mut st = inner.state.lock().unwrap_or_else(|e| e.into_inner());
     let seq = st.seq;
     st.seq += 1;
+    // A watched pid is a process that is (was) alive with it: no spawned
+    // child can hold that pid meanwhile, so the exit is the watched one's.
     if let Some(watcher) = st.watchers.remove(&pid) {
         drop(st);
         watcher(reaped);
         return;
     }
-    st.unclaimed.insert(pid, (seq, reaped));
-    st.order.retain(|p| *p != pid);
-    st.order.push_back(pid);
+    st.exits.push_back((seq, pid, reaped));
     // Forget the oldest exits nobody waits for.
-    while st.order.len() > UNCLAIMED_KEPT {
-        let Some(pos) = st.order.iter().position(|p| !st.awaited.contains_key(p)) else {
+    while st.exits.len() > UNCLAIMED_KEPT {
+        let Some(pos) = st
+            .exits
+            .iter()
+            .position(|(seq, p, _)| !st.is_awaited(*p, *seq))
+        else {
             break;
         };
-        if let Some(old) = st.order.remove(pos) {
-            st.unclaimed.remove(&old);
-        }
+        st.exits.remove(pos);
     }
     inner.changed.notify_all();
 }
@@ -224,6 +267,32 @@ mod tests {
         assert!(text.contains("1 passed"), "{text}");
     }
 
+    /// Pid reuse: an exec's exit (pid 100) recorded before a runtime
+    /// subprocess got pid 100 stays the exec's, the subprocess gets only
+    /// its own, and an awaited exit survives trimming.
+    #[test]
+    fn exits_of_a_reused_pid_go_to_their_owners() {
+        let reaped = |code| Reaped {
+            exit: Exit::Code(code),
+            at: SystemTime::UNIX_EPOCH,
+        };
+        let mut st = State::default();
+        let exec_mark = 3;
+        st.exits.push_back((5, 100, reaped(9)));
+        // The subprocess is spawned at seq 6 with the same pid.
+        st.awaited.insert(100, vec![6]);
+        st.exits.push_back((7, 100, reaped(0)));
+        for i in 0..UNCLAIMED_KEPT as u64 {
+            st.exits.push_back((8 + i, 200 + i as Pid, reaped(1)));
+        }
+        assert!(st.is_awaited(100, 7) && !st.is_awaited(100, 5));
+        assert_eq!(st.take(100, 6), Some(reaped(0)));
+        st.unawait(100, 6);
+        assert!(st.awaited.is_empty());
+        assert_eq!(st.take(100, exec_mark), Some(reaped(9)));
+        assert_eq!(st.take(100, exec_mark), None);
+    }
+
     #[test]
     // The reaper waits for these children, not `Child::wait`.
     #[allow(clippy::zombie_processes)]
@@ -235,10 +304,10 @@ mod tests {
         // An exit reaped before anyone asked is kept for the asker.
         let child = r.spawn(Command::new("sh").args(["-c", "exit 7"])).unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(r.wait(child.id() as Pid).exit, Exit::Code(7));
+        assert_eq!(r.wait(&child).exit, Exit::Code(7));
         // A watcher hears of a death by signal.
         let child = r.spawn(Command::new("sleep").arg("100")).unwrap();
-        let pid = child.id() as Pid;
+        let pid = child.pid();
         let (tx, rx) = mpsc::channel();
         r.watch(pid, r.mark(), move |re| tx.send(re.exit).unwrap());
         crate::sys::process::kill(pid, libc::SIGKILL).unwrap();
@@ -247,7 +316,7 @@ mod tests {
         // An exit recorded before a mark is not taken for a later process
         // of the same pid.
         let child = r.spawn(&mut Command::new("true")).unwrap();
-        let pid = child.id() as Pid;
+        let pid = child.pid();
         std::thread::sleep(Duration::from_millis(50));
         let (tx, rx) = mpsc::channel();
         r.watch(pid, r.mark(), move |re| tx.send(re.exit).unwrap());
@@ -258,6 +327,6 @@ mod tests {
         // After a time with no children at all, a new spawn is still reaped.
         std::thread::sleep(Duration::from_millis(50));
         let child = r.spawn(&mut Command::new("true")).unwrap();
-        assert_eq!(r.wait(child.id() as Pid).exit, Exit::Code(0));
+        assert_eq!(r.wait(&child).exit, Exit::Code(0));
     }
 }

@@ -41,6 +41,10 @@ pub fn mount_rootfs(bundle: &Path, mounts: &[RootfsMount]) -> Result<()> {
     Ok(())
 }
 
+/// mount(2)'s data argument must fit in one page, terminator included.
+const MOUNT_DATA_MAX: usize = 4095;
+
+/// One mount; undone if a step after the mount itself fails.
 fn mount_one(m: &RootfsMount, target: &str) -> Result<()> {
     let o = mount::parse_options(&m.options);
     if !o.unsupported.is_empty() {
@@ -53,22 +57,43 @@ fn mount_one(m: &RootfsMount, target: &str) -> Result<()> {
     let is_bind = m.kind == "bind" || o.flags & mount::MS_BIND != 0;
     let fstype = if is_bind { "" } else { m.kind.as_str() };
     let flags = o.flags | if m.kind == "bind" { mount::MS_BIND } else { 0 };
-    mount::mount(&m.source, target, fstype, flags, &o.data)?;
-    // A bind mount takes ro, nosuid and the like only through a remount.
-    let bind_extra = flags & mount::BIND_REMOUNT_FLAGS;
-    if is_bind && bind_extra != 0 {
-        mount::mount(
-            "",
-            target,
-            "",
-            mount::MS_BIND | mount::MS_REMOUNT | bind_extra,
-            "",
-        )?;
+    if m.kind == "overlay" && o.data.len() > MOUNT_DATA_MAX {
+        // Too many lower dirs for one page: the snapshotter's way around
+        // that (lowerdir+ through the new mount API, else short paths).
+        let mut options: Vec<String> = o.data.split(',').map(str::to_string).collect();
+        if flags & mount::MS_RDONLY != 0 {
+            options.push("ro".into());
+        }
+        let long = crate::snapshot::mount::Mount {
+            kind: m.kind.clone(),
+            source: m.source.clone(),
+            options,
+        };
+        long.mount(Path::new(target))?;
+    } else {
+        mount::mount(&m.source, target, fstype, flags, &o.data)?;
     }
-    for p in &o.propagation {
-        mount::mount("", target, "", *p, "")?;
+    let adjusted = (|| {
+        // A bind mount takes ro, nosuid and the like only through a remount.
+        let bind_extra = flags & mount::BIND_REMOUNT_FLAGS;
+        if is_bind && bind_extra != 0 {
+            mount::mount(
+                "",
+                target,
+                "",
+                mount::MS_BIND | mount::MS_REMOUNT | bind_extra,
+                "",
+            )?;
+        }
+        for p in &o.propagation {
+            mount::mount("", target, "", *p, "")?;
+        }
+        Ok(())
+    })();
+    if adjusted.is_err() {
+        let _ = mount::umount(target, mount::MNT_DETACH);
     }
-    Ok(())
+    adjusted
 }
 
 /// Unmount everything on BUNDLE/rootfs (stacked mounts too). Quiet: there
@@ -83,5 +108,53 @@ pub fn unmount_rootfs(bundle: &Path) {
             }
             Err(_) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An overlay whose lower dirs take more than a page of options (what
+    /// a many-layer image gives) still mounts.
+    #[test]
+    fn overlay_with_more_than_a_page_of_lower_dirs() {
+        if !rustix::process::geteuid().is_root() {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "needs root");
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("skiff-shim-overlay-{}", std::process::id()));
+        let layers = dir.join(format!("snapshots-{}", "x".repeat(40)));
+        let mut lowers = Vec::new();
+        for i in 0..100 {
+            let l = layers.join(format!("{i:04}")).join("fs");
+            std::fs::create_dir_all(&l).unwrap();
+            std::fs::write(l.join(format!("f{i}")), "").unwrap();
+            lowers.push(l.display().to_string());
+        }
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        let bundle = dir.join("bundle");
+        let options = vec![
+            "index=off".to_string(),
+            format!("workdir={}", work.display()),
+            format!("upperdir={}", upper.display()),
+            format!("lowerdir={}", lowers.join(":")),
+        ];
+        assert!(options.iter().map(|o| o.len() + 1).sum::<usize>() > 4096);
+        let m = RootfsMount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options,
+        };
+        let res = mount_rootfs(&bundle, &[m]);
+        let seen =
+            rootfs_dir(&bundle).join("f0").exists() && rootfs_dir(&bundle).join("f99").exists();
+        unmount_rootfs(&bundle);
+        let _ = std::fs::remove_dir_all(&dir);
+        res.unwrap();
+        assert!(seen, "the lower dirs' files are not in the overlay");
     }
 }

@@ -1,7 +1,9 @@
 //! Driving the OCI runtime as a subprocess, the way containerd's runc shim
 //! does: `BIN --root ROOT --log BUNDLE/log.json --log-format json
 //! [--systemd-cgroup] VERB ...`, and on failure the runtime's last error
-//! line from that log.
+//! line from that log. Each call logs to a file of its own (then appended
+//! to log.json): log.json keeps every earlier call's errors and concurrent
+//! calls share it, so its last error may belong to another call.
 //!
 //! Why a subprocess even for skiff's own runtime (this same binary, run as
 //! `runc` through /proc/self/exe): the runtime's create and exec fork,
@@ -13,13 +15,14 @@
 //! ~3.3 ms, against ~28 ms for `create` + `start` of a busybox container,
 //! so driving both verbs as subprocesses adds at most ~2x3 ms to a start.
 
-use super::reaper::Reaper;
+use super::reaper::{Reaper, Spawned};
 use crate::error::{Context, Error, Kind, Result};
 use crate::sys::process::{Exit, Pid};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which runtime binary to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +110,7 @@ impl Runtime {
         }
     }
 
-    fn command(&self, log: &Path) -> Command {
+    fn command(&self, log: &CallLog) -> Command {
         let mut cmd = match &self.binary {
             Binary::Own => {
                 let mut c = Command::new("/proc/self/exe");
@@ -117,7 +120,9 @@ impl Runtime {
             Binary::Named(n) => Command::new(n),
         };
         cmd.arg("--root").arg(&self.root);
-        cmd.arg("--log").arg(log).args(["--log-format", "json"]);
+        cmd.arg("--log")
+            .arg(&log.own)
+            .args(["--log-format", "json"]);
         if self.systemd_cgroup {
             cmd.arg("--systemd-cgroup");
         }
@@ -126,7 +131,7 @@ impl Runtime {
 
     /// `create`; returns the init's pid (from the pid file).
     pub fn create(&self, a: &CreateArgs, stdio: ProcessStdio) -> Result<Pid> {
-        let log = a.bundle.join("log.json");
+        let log = CallLog::new(&a.bundle.join("log.json"));
         let mut cmd = self.command(&log);
         cmd.arg("create").arg("--bundle").arg(a.bundle);
         cmd.arg("--pid-file").arg(a.pid_file);
@@ -140,13 +145,14 @@ impl Runtime {
             cmd.arg("--no-new-keyring");
         }
         cmd.arg(a.id);
-        self.run_detached(cmd, stdio, &log, "create")?;
+        self.run_detached(cmd, stdio, log, "create")?;
         read_pid_file(a.pid_file)
     }
 
     /// `exec -d --process P`; returns the new process's pid.
     pub fn exec(&self, a: &ExecArgs, log: &Path, stdio: ProcessStdio) -> Result<Pid> {
-        let mut cmd = self.command(log);
+        let log = CallLog::new(log);
+        let mut cmd = self.command(&log);
         cmd.arg("exec").arg("--process").arg(a.process);
         cmd.arg("--pid-file").arg(a.pid_file).arg("--detach");
         if let Some(s) = a.console_socket {
@@ -215,7 +221,8 @@ impl Runtime {
 
     /// Run a verb whose output we read; stdin gets `input` if any.
     fn run_captured(&self, log: &Path, args: &[&str], input: Option<&[u8]>) -> Result<String> {
-        let mut cmd = self.command(log);
+        let log = CallLog::new(log);
+        let mut cmd = self.command(&log);
         cmd.args(args)
             .stdin(if input.is_some() {
                 Stdio::piped()
@@ -225,24 +232,27 @@ impl Runtime {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let verb = args[0];
-        let mut child = self.spawn(&mut cmd, verb)?;
-        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+        let mut child = self
+            .spawn(&mut cmd, verb)
+            .inspect_err(|_| drop(log.finish()))?;
+        if let (Some(data), Some(mut stdin)) = (input, child.child.stdin.take()) {
             // Small (a resources document): it fits in the pipe.
             let _ = stdin.write_all(data);
         }
         let mut out = String::new();
         let mut err = String::new();
-        if let Some(mut s) = child.stdout.take() {
+        if let Some(mut s) = child.child.stdout.take() {
             let _ = s.read_to_string(&mut out);
         }
-        if let Some(mut s) = child.stderr.take() {
+        if let Some(mut s) = child.child.stderr.take() {
             let _ = s.read_to_string(&mut err);
         }
-        let exit = self.reaper.wait(child.id() as Pid).exit;
+        let exit = self.reaper.wait(&child).exit;
+        let logged = log.finish();
         if exit == Exit::Code(0) {
             return Ok(out);
         }
-        Err(self.failure(verb, exit, log, &err))
+        Err(self.failure(verb, exit, &logged, &err))
     }
 
     /// Run create/exec: the process inherits `stdio`, so we read nothing
@@ -251,33 +261,36 @@ impl Runtime {
         &self,
         mut cmd: Command,
         stdio: ProcessStdio,
-        log: &Path,
+        log: CallLog,
         verb: &str,
     ) -> Result<()> {
         cmd.stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr);
-        let child = self.spawn(&mut cmd, verb)?;
+        let child = self
+            .spawn(&mut cmd, verb)
+            .inspect_err(|_| drop(log.finish()))?;
         // Our copies of the container's ends close with `cmd`.
         drop(cmd);
-        let exit = self.reaper.wait(child.id() as Pid).exit;
+        let exit = self.reaper.wait(&child).exit;
+        let logged = log.finish();
         if exit == Exit::Code(0) {
             return Ok(());
         }
-        Err(self.failure(verb, exit, log, ""))
+        Err(self.failure(verb, exit, &logged, ""))
     }
 
-    fn spawn(&self, cmd: &mut Command, verb: &str) -> Result<std::process::Child> {
+    fn spawn(&self, cmd: &mut Command, verb: &str) -> Result<Spawned> {
         self.reaper
             .spawn(cmd)
             .with_context(|| format!("run {} {verb}", self.name()))
     }
 
-    /// The runtime's own words for a failure: its last error in the log,
-    /// else its stderr, else the exit status. The kind follows the words
-    /// (containerd branches on NotFound and the like).
-    fn failure(&self, verb: &str, exit: Exit, log: &Path, stderr: &str) -> Error {
-        let msg = last_error_in_log(log)
+    /// The runtime's own words for a failure: the last error this call
+    /// logged, else its stderr, else the exit status. The kind follows the
+    /// words (containerd branches on NotFound and the like).
+    fn failure(&self, verb: &str, exit: Exit, logged: &str, stderr: &str) -> Error {
+        let msg = last_error_in(logged)
             .or_else(|| {
                 let s = stderr.trim();
                 (!s.is_empty()).then(|| s.lines().last().unwrap_or(s).to_string())
@@ -312,9 +325,47 @@ fn kind_of(msg: &str) -> Kind {
     }
 }
 
+/// The log file of one runtime call, beside the shared log it is appended
+/// to when the call is done.
+struct CallLog {
+    shared: PathBuf,
+    own: PathBuf,
+}
+
+impl CallLog {
+    fn new(shared: &Path) -> CallLog {
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let n = CALLS.fetch_add(1, Ordering::Relaxed);
+        let name = shared.file_name().unwrap_or_default().to_string_lossy();
+        let own = shared.with_file_name(format!(".{name}.{}.{n}", std::process::id()));
+        // Left over by an earlier shim of the same pid: not this call's.
+        let _ = std::fs::remove_file(&own);
+        CallLog {
+            shared: shared.to_path_buf(),
+            own,
+        }
+    }
+
+    /// What this call logged; appended to the shared log (one write, so
+    /// concurrent calls' lines do not interleave), its own file removed.
+    fn finish(&self) -> String {
+        let text = std::fs::read_to_string(&self.own).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.own);
+        if !text.is_empty() {
+            let shared = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.shared);
+            if let Ok(mut f) = shared {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+        text
+    }
+}
+
 /// The message of the last `"level":"error"` line of a runc-style JSON log.
-pub fn last_error_in_log(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
+pub fn last_error_in(text: &str) -> Option<String> {
     text.lines().rev().find_map(|line| {
         let v = crate::json::parse(line, "log line").ok()?;
         let n = crate::json::Node::new(&v, "");
@@ -329,32 +380,17 @@ pub fn last_error_in_log(log: &Path) -> Option<String> {
 /// `name` as a path if it has a slash, else the first executable of that
 /// name on PATH.
 pub fn find_executable(name: &str) -> Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exe = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if name.contains('/') {
-        if is_exe(Path::new(name)) {
-            return Ok(name.to_string());
-        }
-        return Err(crate::err_kind!(
-            NotFound,
-            "runtime binary {name}: no such executable"
-        ));
-    }
-    let path = std::env::var("PATH")
-        .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(name))
-        .find(|p| is_exe(p))
-        .map(|p| p.display().to_string())
-        .ok_or_else(|| {
+    let path = std::env::var("PATH").unwrap_or_else(|_| crate::fsutil::DEFAULT_PATH.into());
+    crate::fsutil::find_executable(name, &path).ok_or_else(|| {
+        if name.contains('/') {
+            crate::err_kind!(NotFound, "runtime binary {name}: no such executable")
+        } else {
             crate::err_kind!(
                 NotFound,
                 "runtime binary {name:?} not found on PATH ({path})"
             )
-        })
+        }
+    })
 }
 
 fn read_pid_file(path: &Path) -> Result<Pid> {
@@ -389,9 +425,87 @@ mod tests {
              {\"level\":\"info\",\"msg\":\"later\",\"time\":\"x\"}\n",
         )
         .unwrap();
-        let msg = last_error_in_log(&log).unwrap();
+        let msg = last_error_in(&std::fs::read_to_string(&log).unwrap()).unwrap();
         assert_eq!(msg, "container \"c1\" does not exist");
         assert_eq!(kind_of(&msg), Kind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // The reaper steals every child of its process: these checks run in a
+    // test process of their own (this test binary, re-run for one test).
+    #[test]
+    fn failures_in_their_own_process() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "shim::runtime::tests::failure_checks",
+                "--nocapture",
+            ])
+            .env("SKIFF_RUNTIME_CHECKS", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+    }
+
+    /// A failure is described by what that very call logged, never by an
+    /// earlier call's error left in log.json.
+    #[test]
+    fn failure_checks() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::env::var_os("SKIFF_RUNTIME_CHECKS").is_none() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("skiff-shim-calllog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log.json");
+        let stale = "{\"level\":\"error\",\"msg\":\"container \\\"old\\\" does not exist\"}\n";
+        std::fs::write(&log, stale).unwrap();
+        // A fake runtime: logs an error when told to (the id "logs"),
+        // else dies without a word.
+        let bin = dir.join("fake-runtime");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\nfor a; do case $a in logs) l=1;; esac; done\n\
+             while [ \"$1\" != --log ]; do shift; done\n\
+             [ -n \"$l\" ] && echo '{\"level\":\"error\",\"msg\":\"container is not running\"}' >>\"$2\"\n\
+             exit 3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let reaper = Reaper::start().unwrap();
+        let rt = Runtime::new(
+            Binary::Named(bin.display().to_string()),
+            dir.display().to_string(),
+            false,
+            reaper,
+        )
+        .unwrap();
+        // Silent failure: the exit status, not the stale "does not exist".
+        let e = rt.kill("silent", 9, false, &log).unwrap_err();
+        assert_eq!(e.kind(), Kind::Other, "{e}");
+        assert!(e.message().contains("exit status 3"), "{e}");
+        // This call's own error, with its kind.
+        let e = rt.kill("logs", 9, false, &log).unwrap_err();
+        assert_eq!(e.kind(), Kind::FailedPrecondition, "{e}");
+        assert!(e.message().contains("not running"), "{e}");
+        // log.json still gets every call's lines, and no call file is left.
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.starts_with(stale) && text.contains("not running"),
+            "{text}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -22,7 +22,7 @@ use crate::ttrpc::{unary, Code, RequestContext, ShutdownHandle, Status as RpcSta
 use crate::{err_kind, Kind};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,14 +34,18 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// The shim's state, shared by all handlers.
 pub struct Shim {
     namespace: String,
-    /// Our own socket address.
-    address: String,
+    /// Our own socket file.
+    socket: Arc<super::address::SocketFile>,
     reaper: Reaper,
     events: Publisher,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     shutdown: Mutex<Option<ShutdownHandle>>,
     /// Ids whose Create is under way.
     creating: Mutex<std::collections::HashSet<String>>,
+    /// Set (under the containers' lock) when Shutdown decided to leave:
+    /// from then on a Create is refused, so containerd starts a new shim
+    /// instead of handing the container to this dying one.
+    closing: AtomicBool,
     log: Log,
 }
 
@@ -64,19 +68,20 @@ impl Drop for Reservation<'_> {
 impl Shim {
     pub fn new(
         namespace: &str,
-        address: &str,
+        socket: Arc<super::address::SocketFile>,
         reaper: Reaper,
         events: Publisher,
         log: Log,
     ) -> Arc<Shim> {
         Arc::new(Shim {
             namespace: namespace.to_string(),
-            address: address.to_string(),
+            socket,
             reaper,
             events,
             containers: Mutex::new(HashMap::new()),
             shutdown: Mutex::new(None),
             creating: Mutex::new(Default::default()),
+            closing: AtomicBool::new(false),
             log,
         })
     }
@@ -99,6 +104,12 @@ impl Shim {
     fn reserve(&self, id: &str) -> Result<Reservation<'_>> {
         let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
         let mut creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(err_kind!(
+                FailedPrecondition,
+                "create {id}: this shim is shutting down"
+            ));
+        }
         if containers.contains_key(id) || creating.contains(id) {
             return Err(err_kind!(
                 AlreadyExists,
@@ -454,7 +465,19 @@ impl Shim {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&r.exec_id);
-            return Ok(delete_response(pid, ended));
+            let resp = delete_response(pid, ended);
+            if ended.is_none() {
+                // Deleted before it ran: it ends here, so a Wait on it answers.
+                let mut st = p.lock();
+                st.status = Status::Stopped;
+                st.ended.get_or_insert(Ended {
+                    status: resp.exit_status,
+                    at: std::time::SystemTime::now(),
+                });
+                drop(st);
+                p.notify();
+            }
+            return Ok(resp);
         }
         let (status, pid) = {
             let st = c.init.lock();
@@ -771,7 +794,11 @@ impl Shim {
         let empty = {
             let containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
             let creating = self.creating.lock().unwrap_or_else(|e| e.into_inner());
-            containers.is_empty() && creating.is_empty()
+            let empty = containers.is_empty() && creating.is_empty();
+            if empty || r.now {
+                self.closing.store(true, Ordering::SeqCst);
+            }
+            empty
         };
         if !empty && !r.now {
             return Ok(Empty {});
@@ -780,10 +807,11 @@ impl Shim {
         Ok(Empty {})
     }
 
-    /// Leave: send what is queued, remove the socket, stop serving.
+    /// Leave: remove the socket (a `start` from now on makes a new shim),
+    /// send what is queued, stop serving.
     fn exit(&self) {
+        self.socket.remove();
         self.events.flush(Duration::from_secs(2));
-        super::address::remove_socket(&self.address);
         if let Some(h) = self
             .shutdown
             .lock()

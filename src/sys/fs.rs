@@ -176,3 +176,27 @@ pub fn lock_file(
         Err(e) => Err(crate::error::Error::from(e).wrap(format!("lock {}", path.display()))),
     }
 }
+
+/// Wait until `fd` is readable (or its other end closed), at most
+/// `timeout` (None: for ever); an interrupted wait goes on for the time
+/// left. Ok(false) when the time ran out.
+pub fn wait_readable(fd: impl AsFd, timeout: Option<std::time::Duration>) -> std::io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    loop {
+        let left = deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: left.subsec_nanos() as i64,
+            }
+        });
+        match poll(&mut fds, left.as_ref()) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
