@@ -83,7 +83,7 @@ impl Daemon {
         );
         add(
             ps::containers::SERVICE,
-            Arc::new(services::Containers(stores.clone())),
+            Arc::new(services::Containers(stores.clone(), cfg.state.clone())),
         );
         add(
             ps::leases::SERVICE,

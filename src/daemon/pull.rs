@@ -11,6 +11,7 @@ use crate::image::pull::{self as ipull, Observer, PullOptions};
 use crate::proto::services::pull::{state, PullProgress, PullRequest, METHOD};
 use crate::registry::{self, Reference};
 use crate::ttrpc::{unknown_method, Code, Status};
+use crate::Context;
 use std::sync::{Arc, Mutex};
 
 pub struct Pull(pub Arc<Stores>);
@@ -138,6 +139,18 @@ impl Pull {
             state: state::RESOLVING,
             ..Default::default()
         });
+        // Lease every blob before it is written: a collection running
+        // mid-pull must see the blobs already committed as held.
+        let resolved = ipull::resolve(client, reference, platform).map_err(status)?;
+        lease_blobs(db, ns, lease, &resolved).map_err(status)?;
+        let name = reference.to_string();
+        // The pull tags the manifest in index.json (a GC root); the tag must
+        // go on every path, or a failed pull pins its blobs forever.
+        let mut tag = StoreTag {
+            stores: &self.0,
+            name: name.clone(),
+            armed: true,
+        };
         let pulled = ipull::pull(
             content,
             client,
@@ -150,24 +163,12 @@ impl Pull {
             },
         )
         .map_err(status)?;
-        for d in std::iter::once(&pulled.resolved.descriptor)
-            .chain(std::iter::once(&pulled.resolved.manifest.config))
-            .chain(pulled.resolved.manifest.layers.iter())
-        {
-            let _ = db.add_lease_resource(
-                ns,
-                lease,
-                crate::metadata::Resource {
-                    id: d.digest.to_string(),
-                    kind: "content".into(),
-                },
-            );
-        }
+        // The tag may have moved between the two resolutions.
+        lease_blobs(db, ns, lease, &pulled.resolved).map_err(status)?;
         label_children(db, ns, &pulled).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
         target.platform = None;
         target.annotations.clear();
-        let name = reference.to_string();
         if r.unpack {
             let sn_name = if r.snapshotter.is_empty() {
                 store::default_snapshotter()
@@ -201,13 +202,60 @@ impl Pull {
             }
             Err(e) => return Err(status(e)),
         };
-        self.0.forget_store_tag(&name).map_err(status)?;
+        tag.forget().map_err(status)?;
         Ok(PullProgress {
             name,
             state: state::DONE,
             image: Some(image_to_proto(recorded)),
             ..Default::default()
         })
+    }
+}
+
+/// Holds the manifest, config and layers of `r` in the pull's lease.
+fn lease_blobs(
+    db: &crate::metadata::Db,
+    ns: &str,
+    lease: &str,
+    r: &ipull::Resolved,
+) -> crate::Result<()> {
+    for d in std::iter::once(&r.descriptor)
+        .chain(std::iter::once(&r.manifest.config))
+        .chain(r.manifest.layers.iter())
+    {
+        let res = crate::metadata::Resource {
+            id: d.digest.to_string(),
+            kind: "content".into(),
+        };
+        db.add_lease_resource(ns, lease, res)
+            .with_context(|| format!("lease {lease:?}: hold {}", d.digest))?;
+    }
+    Ok(())
+}
+
+/// Removes the pull's reference tag from the content store's index.json
+/// when dropped, so an error (or panic) leaves no GC root behind.
+struct StoreTag<'a> {
+    stores: &'a Stores,
+    name: String,
+    armed: bool,
+}
+
+impl StoreTag<'_> {
+    /// Remove the tag now, reporting failure.
+    fn forget(&mut self) -> crate::Result<()> {
+        self.armed = false;
+        self.stores.forget_store_tag(&self.name)
+    }
+}
+
+impl Drop for StoreTag<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = self.stores.forget_store_tag(&self.name) {
+                crate::log::warn!("pull {}: remove store tag: {e}", self.name);
+            }
+        }
     }
 }
 

@@ -317,23 +317,69 @@ fn container_from_proto(c: pc::Container) -> store::Container {
 /// The runtime a container gets when it names none.
 pub const DEFAULT_RUNTIME: &str = "io.containerd.skiff.v2";
 
-pub struct Containers(pub Arc<Stores>);
+/// The containers service; the second field is the daemon's state
+/// directory, where a container's task keeps its bundle while it exists.
+pub struct Containers(pub Arc<Stores>, pub std::path::PathBuf);
+
+/// Where the task service keeps bundles under the state directory
+/// (containerd's layout; the task service owns it).
+const TASK_BUNDLES: &str = "io.containerd.runtime.v2.task";
+
+/// A lease held while a request makes something nothing references yet;
+/// deleted when dropped (and expiring, should the daemon die first).
+struct TempLease<'a> {
+    db: &'a crate::metadata::Db,
+    ns: &'a str,
+    id: String,
+}
+
+impl<'a> TempLease<'a> {
+    fn new(db: &'a crate::metadata::Db, ns: &'a str, what: &str) -> Result<Self, Status> {
+        let id = format!("{what}-{}", crate::record::now_nanos());
+        let mut labels = store::Labels::new();
+        let (now, _) = crate::time::now();
+        labels.insert(
+            crate::metadata::LABEL_GC_EXPIRE.into(),
+            crate::time::rfc3339_nano(now + 3600, 0),
+        );
+        db.create_lease(ns, &id, labels).map_err(status)?;
+        Ok(TempLease { db, ns, id })
+    }
+
+    fn hold_snapshot(&self, snapshotter: &str, key: &str) -> Result<(), Status> {
+        let r = crate::metadata::Resource {
+            id: key.to_string(),
+            kind: format!("snapshots/{snapshotter}"),
+        };
+        self.db
+            .add_lease_resource(self.ns, &self.id, r)
+            .map_err(status)
+    }
+}
+
+impl Drop for TempLease<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.delete_lease(self.ns, &self.id) {
+            crate::log::warn!("delete lease {}: {e}", self.id);
+        }
+    }
+}
 
 impl Containers {
     /// containerd's ctr prepares the container's snapshot itself through
     /// Snapshots.Prepare before Create; skiff's ctr may leave that to the
     /// daemon: a container naming an image and a snapshot key that does
     /// not exist yet gets it prepared here, on the image's unpacked layers.
-    fn ensure_snapshot(&self, ns: &str, c: &mut store::Container) -> Result<(), Status> {
-        if c.snapshot_key.is_empty() {
-            return Ok(());
-        }
-        if c.snapshotter.is_empty() {
-            c.snapshotter = store::default_snapshotter().to_string();
-        }
+    /// Returns whether this call prepared it (then the caller owns it).
+    fn ensure_snapshot(
+        &self,
+        ns: &str,
+        c: &store::Container,
+        lease: &TempLease,
+    ) -> Result<bool, Status> {
         let sn = self.0.snapshotter(&c.snapshotter).map_err(status)?;
         if sn.stat(&Stores::snapshot_key(ns, &c.snapshot_key)).is_ok() || c.image.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let db = self.0.db().map_err(status)?;
         let image = db.image(ns, &c.image).map_err(status)?;
@@ -341,21 +387,132 @@ impl Containers {
         let chain =
             match store::unpacked_chain(content, &sn, db, ns, &image.target).map_err(status)? {
                 Some(c) => c,
+                // The lease holds the layers until the image's label does.
                 None => {
-                    // A lease holds the layers until the image's label does
-                    // (the unpack needs one; it goes when the unpack is done).
-                    let lease = format!("unpack-{}", crate::record::now_nanos());
-                    db.create_lease(ns, &lease, store::Labels::new())
-                        .map_err(status)?;
-                    let unpacked = store::unpack_image(content, &sn, db, ns, &image.target, &lease);
-                    let _ = db.delete_lease(ns, &lease);
-                    unpacked.map_err(status)?.chain_id
+                    store::unpack_image(content, &sn, db, ns, &image.target, &lease.id)
+                        .map_err(status)?
+                        .chain_id
                 }
             };
         store::prepare_container(&sn, ns, &c.snapshot_key, &chain, Default::default())
             .map_err(status)?;
+        Ok(true)
+    }
+
+    /// Validate, prepare the snapshot under a lease (so no collection can
+    /// take it before the record references it), record; a snapshot this
+    /// call prepared goes again when the record cannot be made.
+    fn create(&self, ns: &str, mut c: store::Container) -> Result<store::Container, Status> {
+        let db = self.0.db().map_err(status)?;
+        if c.runtime.name.is_empty() {
+            c.runtime.name = DEFAULT_RUNTIME.into();
+        }
+        crate::record::check_identifier("container id", &c.id).map_err(status)?;
+        crate::record::check_labels(&format!("container {:?}", c.id), &c.labels).map_err(status)?;
+        if db.container(ns, &c.id).is_ok() {
+            return Err(Status::new(
+                Code::AlreadyExists,
+                format!("container {:?}: already exists", c.id),
+            ));
+        }
+        if c.snapshot_key.is_empty() {
+            return db.create_container(ns, c).map_err(status);
+        }
+        if c.snapshotter.is_empty() {
+            c.snapshotter = store::default_snapshotter().to_string();
+        }
+        let lease = TempLease::new(db, ns, "create")?;
+        lease.hold_snapshot(&c.snapshotter, &c.snapshot_key)?;
+        let prepared = self.ensure_snapshot(ns, &c, &lease)?;
+        let (sn_name, key) = (c.snapshotter.clone(), c.snapshot_key.clone());
+        let created = db.create_container(ns, c).map_err(status);
+        if created.is_err() && prepared {
+            let removed = self
+                .0
+                .snapshotter(&sn_name)
+                .and_then(|sn| sn.remove(&Stores::snapshot_key(ns, &key)));
+            if let Err(e) = removed {
+                crate::log::warn!("container create failed; remove snapshot {key}: {e}");
+            }
+        }
+        created
+    }
+
+    /// A container keeps its record while its task exists (containerd's
+    /// client refuses the same): the task's bundle names it.
+    fn check_no_task(&self, ns: &str, id: &str) -> Result<(), Status> {
+        crate::record::check_identifier("container id", id).map_err(status)?;
+        crate::record::check_identifier("namespace", ns).map_err(status)?;
+        if self.1.join(TASK_BUNDLES).join(ns).join(id).exists() {
+            return Err(Status::new(
+                Code::FailedPrecondition,
+                format!("container {id:?}: has a task; delete the task first"),
+            ));
+        }
         Ok(())
     }
+}
+
+/// Apply an Update's field mask to `old`; the snapshotter, snapshot key
+/// and runtime are immutable (as in containerd), unknown paths rejected.
+fn update_container(
+    old: &mut store::Container,
+    new: store::Container,
+    paths: &[String],
+) -> Result<(), Status> {
+    let invalid = |m: String| Err(Status::new(Code::InvalidArgument, m));
+    let id = old.id.clone();
+    for p in paths {
+        let known = matches!(
+            p.as_str(),
+            "labels" | "image" | "spec" | "extensions" | "snapshot_key" | "snapshotkey"
+        ) || p.starts_with("labels.")
+            || p.starts_with("extensions.");
+        if !known {
+            return invalid(format!("container {id:?}: cannot update field {p:?}"));
+        }
+    }
+    let all = paths.is_empty();
+    let named = |f: &str| paths.iter().any(|p| p == f);
+    let key_named = named("snapshot_key") || named("snapshotkey");
+    if (all || key_named)
+        && new.snapshot_key != old.snapshot_key
+        && (key_named || !new.snapshot_key.is_empty())
+    {
+        return invalid(format!("container {id:?}: snapshot_key is immutable"));
+    }
+    if all {
+        if !new.snapshotter.is_empty() && new.snapshotter != old.snapshotter {
+            return invalid(format!("container {id:?}: snapshotter is immutable"));
+        }
+        if !new.runtime.name.is_empty() && new.runtime.name != old.runtime.name {
+            return invalid(format!("container {id:?}: runtime is immutable"));
+        }
+    }
+    if all || named("image") {
+        old.image = new.image;
+    }
+    if all || named("spec") {
+        old.spec = new.spec;
+    }
+    if all || named("extensions") {
+        old.extensions = new.extensions;
+    } else {
+        for p in paths {
+            if let Some(k) = p.strip_prefix("extensions.") {
+                match new.extensions.get(k) {
+                    Some(v) => {
+                        old.extensions.insert(k.to_string(), v.clone());
+                    }
+                    None => {
+                        old.extensions.remove(k);
+                    }
+                }
+            }
+        }
+    }
+    apply_labels(&mut old.labels, new.labels, paths);
+    Ok(())
 }
 
 impl Handler for Containers {
@@ -380,42 +537,16 @@ impl Handler for Containers {
                 })
             }),
             "Create" => unary(payload, |r: pc::CreateContainerRequest| {
-                let mut c = container_from_proto(r.container.ok_or_else(|| missing("container"))?);
-                if c.runtime.name.is_empty() {
-                    c.runtime.name = DEFAULT_RUNTIME.into();
-                }
-                if db.container(ns, &c.id).is_ok() {
-                    return Err(Status::new(
-                        Code::AlreadyExists,
-                        format!("container {:?}: already exists", c.id),
-                    ));
-                }
-                self.ensure_snapshot(ns, &mut c)?;
+                let c = container_from_proto(r.container.ok_or_else(|| missing("container"))?);
                 Ok(pc::CreateContainerResponse {
-                    container: Some(container_to_proto(
-                        db.create_container(ns, c).map_err(status)?,
-                    )),
+                    container: Some(container_to_proto(self.create(ns, c)?)),
                 })
             }),
             "Update" => unary(payload, |r: pc::UpdateContainerRequest| {
                 let new = r.container.ok_or_else(|| missing("container"))?;
                 let mut old = db.container(ns, &new.id).map_err(status)?;
                 let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
-                let new = container_from_proto(new);
-                let want = |f: &str| paths.is_empty() || paths.iter().any(|p| p == f);
-                if want("image") {
-                    old.image = new.image;
-                }
-                if want("spec") {
-                    old.spec = new.spec;
-                }
-                if want("snapshot_key") && !new.snapshot_key.is_empty() {
-                    old.snapshot_key = new.snapshot_key;
-                }
-                if want("extensions") {
-                    old.extensions = new.extensions;
-                }
-                apply_labels(&mut old.labels, new.labels, &paths);
+                update_container(&mut old, container_from_proto(new), &paths)?;
                 Ok(pc::UpdateContainerResponse {
                     container: Some(container_to_proto(
                         db.update_container(ns, old).map_err(status)?,
@@ -423,6 +554,7 @@ impl Handler for Containers {
                 })
             }),
             "Delete" => unary(payload, |r: pc::DeleteContainerRequest| {
+                self.check_no_task(ns, &r.id)?;
                 db.delete_container(ns, &r.id).map_err(status)?;
                 Ok(Empty {})
             }),
