@@ -592,3 +592,59 @@ fn a_container_with_a_task_is_not_deleted_and_keeps_its_snapshot_key() {
     .unwrap();
     remove_container(&c, ns, "c1");
 }
+
+/// Every index.json under `dir` that mentions `needle`.
+fn indexes_naming(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(indexes_naming(&p, needle));
+        } else if e.file_name() == "index.json"
+            && fs::read_to_string(&p).is_ok_and(|s| s.contains(needle))
+        {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_pull_that_fails_to_unpack_leaves_no_gc_root() {
+    let work = TempDir::new("daemon-gc-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let e = stream::<_, pp::PullProgress>(
+        &c,
+        ns,
+        pp::SERVICE,
+        pp::METHOD,
+        &pp::PullRequest {
+            reference: reference.clone(),
+            plain_http: true,
+            unpack: true,
+            snapshotter: "no-such-snapshotter".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_ne!(e.code, Code::Ok, "{e}");
+    let left = indexes_naming(&d.dir.join("root"), &reference);
+    assert!(left.is_empty(), "the failed pull's tag stays: {left:?}");
+    let images: pi::ListImagesResponse = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "List",
+        &pi::ListImagesRequest::default(),
+    )
+    .unwrap();
+    assert!(images.images.is_empty(), "{images:?}");
+    // A retry with a working snapshotter still pulls.
+    let image = pull(&c, ns, &reference);
+    assert_eq!(image.name, reference);
+}
