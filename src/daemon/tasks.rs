@@ -524,9 +524,22 @@ fn read_shim_pid(bundle: &Path) -> Option<rustix::process::Pid> {
 /// only a refused connection says it is gone).
 fn shim_pid_alive(bundle: &Path) -> bool {
     match read_shim_pid(bundle) {
-        Some(pid) => rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH),
+        Some(pid) => {
+            rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH)
+                && !is_zombie(pid)
+        }
         None => false,
     }
+}
+
+/// A shim killed while its reaper (a subreaper) has not waited for it.
+fn is_zombie(pid: rustix::process::Pid) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())) else {
+        return false;
+    };
+    // The state follows the command name's closing parenthesis.
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
 }
 
 /// Whether `path` is a mount point: on another device than its parent, or
