@@ -1073,7 +1073,7 @@ fn a_dead_shim_is_cleaned_up_on_restart() {
         &pt::ListTasksRequest::default(),
     )
     .unwrap();
-    assert!(l.tasks.is_empty(), "{l:?}");
+    assert!(l.tasks.is_empty(), "{l:?}\n{}", d.log());
     assert!(
         !d.state()
             .join(format!("io.containerd.runtime.v2.task/{ns}/c3"))
@@ -1324,11 +1324,9 @@ fn a_stopped_shim_survives_a_daemon_restart() {
     let bundle = d
         .state()
         .join(format!("io.containerd.runtime.v2.task/{ns}/c5"));
-    let shim_pid: i32 = fs::read_to_string(bundle.join("shim.pid"))
-        .unwrap_or_else(|e| panic!("shim.pid: {e}\n{}", d.log()))
-        .trim()
-        .parse()
-        .unwrap();
+    // note_pids saw the shim first, then its task.
+    assert_eq!(d.pids.len(), 2, "{:?}", d.pids);
+    let shim_pid = d.pids[0];
     d.kill9();
     unsafe { libc::kill(shim_pid, libc::SIGSTOP) };
     d.start(); // recovery waits for the stopped shim, then gives up on it

@@ -202,17 +202,22 @@ impl Tasks {
                     }
                 }
             }
+            // ECONNREFUSED / ENOENT (the errno itself is wrapped away).
             Err(e) => matches!(
-                e.raw_os_error(),
-                Some(libc::ECONNREFUSED) | Some(libc::ENOENT)
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
             ),
         };
-        if refused && !shim_pid_alive(bundle) {
+        let pid_alive = shim_pid_alive(bundle);
+        if refused && !pid_alive {
             return self.cleanup_dead(ns, id, bundle, &runtime);
         }
         // Unknown: the shim may live. Keep the task; its first use dials
         // again, and only a dead shim's task gets cleaned up then.
-        crate::log::warn!("recover task {ns}/{id}: shim at {address} does not answer; kept");
+        crate::log::warn!(
+            "recover task {ns}/{id}: shim at {address} does not answer \
+             (refused: {refused}, pid alive: {pid_alive}); kept"
+        );
         self.adopt(task);
         Ok(())
     }
