@@ -1329,7 +1329,10 @@ fn a_stopped_shim_survives_a_daemon_restart() {
     let shim_pid = d.pids[0];
     d.kill9();
     unsafe { libc::kill(shim_pid, libc::SIGSTOP) };
-    d.start(); // recovery waits for the stopped shim, then gives up on it
+    d.start();
+    // The daemon listens before it recovers; its recovery gives a shim 5 s
+    // to answer: stay stopped past that.
+    std::thread::sleep(Duration::from_secs(7));
     unsafe { libc::kill(shim_pid, libc::SIGCONT) };
     assert!(alive(pid), "the container was killed: {}", d.log());
     assert!(bundle.join("config.json").exists(), "bundle removed");
