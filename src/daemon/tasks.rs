@@ -820,3 +820,24 @@ impl Handler for TaskService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{is_mount_point, unescape_mountinfo};
+    use std::path::Path;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/a\040b\134c"), r"/a b\c");
+        assert_eq!(unescape_mountinfo(r"/plain\04"), r"/plain\04");
+    }
+
+    #[test]
+    fn mount_points_are_told_from_plain_dirs() {
+        assert!(is_mount_point(Path::new("/proc")));
+        let dir = std::env::temp_dir().join(format!("skiff-mp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!is_mount_point(&dir));
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}
