@@ -1073,7 +1073,7 @@ fn a_dead_shim_is_cleaned_up_on_restart() {
         &pt::ListTasksRequest::default(),
     )
     .unwrap();
-    assert!(l.tasks.is_empty(), "{l:?}");
+    assert!(l.tasks.is_empty(), "{l:?}\n{}", d.log());
     assert!(
         !d.state()
             .join(format!("io.containerd.runtime.v2.task/{ns}/c3"))
@@ -1279,4 +1279,151 @@ fn content_write_verifies_and_stores_blobs() {
     )
     .unwrap_err();
     assert_eq!(e.code, Code::NotFound);
+}
+
+/// A shim that does not answer while the daemon restarts (stopped, not
+/// dead) keeps its container: the new daemon must not clean it up.
+#[test]
+fn a_stopped_shim_survives_a_daemon_restart() {
+    let work = TempDir::new("daemon-work");
+    let Some((_reg, reference)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = Daemon::new();
+    let ns = d.ns.clone();
+    let ns = ns.as_str();
+    let pid = {
+        let c = d.client();
+        let image = pull(&c, ns, &reference);
+        create_container(&c, ns, &image, "c5", &["sleep", "1000"]);
+        let t: pt::CreateTaskResponse = call(
+            &c,
+            ns,
+            pt::SERVICE,
+            "Create",
+            &pt::CreateTaskRequest {
+                container_id: "c5".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
+        let _: pt::StartResponse = call(
+            &c,
+            ns,
+            pt::SERVICE,
+            "Start",
+            &pt::StartRequest {
+                container_id: "c5".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        t.pid
+    };
+    d.note_pids();
+    let bundle = d
+        .state()
+        .join(format!("io.containerd.runtime.v2.task/{ns}/c5"));
+    // note_pids saw the shim first, then its task.
+    assert_eq!(d.pids.len(), 2, "{:?}", d.pids);
+    let shim_pid = d.pids[0];
+    d.kill9();
+    unsafe { libc::kill(shim_pid, libc::SIGSTOP) };
+    d.start();
+    // The daemon listens before it recovers; its recovery gives a shim 5 s
+    // to answer: stay stopped past that.
+    std::thread::sleep(Duration::from_secs(7));
+    unsafe { libc::kill(shim_pid, libc::SIGCONT) };
+    assert!(alive(pid), "the container was killed: {}", d.log());
+    assert!(bundle.join("config.json").exists(), "bundle removed");
+    let c = d.client();
+    let l: pt::ListTasksResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "List",
+        &pt::ListTasksRequest::default(),
+    )
+    .unwrap();
+    assert_eq!(l.tasks.len(), 1, "{l:?}\n{}", d.log());
+    assert_eq!(
+        (l.tasks[0].pid, l.tasks[0].status),
+        (pid, pt::status::RUNNING)
+    );
+    let _: Empty = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Kill",
+        &pt::KillRequest {
+            container_id: "c5".into(),
+            signal: 9,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let w: pt::WaitResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Wait",
+        &pt::WaitRequest {
+            container_id: "c5".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.exit_status, 137);
+    let _: pt::DeleteResponse = call(
+        &c,
+        ns,
+        pt::SERVICE,
+        "Delete",
+        &pt::DeleteTaskRequest {
+            container_id: "c5".into(),
+        },
+    )
+    .unwrap();
+    remove_container(&c, ns, "c5");
+    assert!(!bundle.exists(), "bundle left after delete");
+}
+
+/// `--address` naming something that is not a socket: refused, kept.
+#[test]
+fn an_address_that_is_not_a_socket_is_refused_and_kept() {
+    let dir = TempDir::new("daemon-addr");
+    let file = dir.join("not-a-socket");
+    fs::write(&file, "precious").unwrap();
+    let mut child = Command::new(skiff_bin())
+        .arg0_containerd()
+        .args(["--root", &dir.s("root"), "--state", &dir.s("state")])
+        .arg("--address")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon started on a regular file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success());
+    assert!(err.contains("not a socket"), "{err}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "precious");
 }

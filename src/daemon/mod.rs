@@ -48,10 +48,7 @@ impl Daemon {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("create {}", parent.display()))?;
         }
-        // A socket left by a daemon that died: nothing answers on it.
-        if std::os::unix::net::UnixStream::connect(path).is_err() {
-            let _ = std::fs::remove_file(path);
-        }
+        remove_stale_socket(path)?;
         let listener = crate::ttrpc::listen(path).with_context(|| format!("listen on {path}"))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("chmod {path}"))?;
@@ -126,5 +123,32 @@ impl Daemon {
             .with_context(|| format!("serve {}", self.address));
         let _ = std::fs::remove_file(&self.address);
         r
+    }
+}
+
+/// A socket left by a daemon that died (nothing answers on it) goes; what
+/// is not a socket is never removed.
+fn remove_stale_socket(path: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::Error::from(e).wrap(format!("address {path}"))),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(crate::err_kind!(
+            AlreadyExists,
+            "address {path}: exists and is not a socket"
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(crate::err_kind!(
+            AlreadyExists,
+            "address {path}: another daemon is serving there"
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            std::fs::remove_file(path).with_context(|| format!("remove stale socket {path}"))
+        }
+        Err(e) => Err(crate::Error::from(e).wrap(format!("address {path}"))),
     }
 }

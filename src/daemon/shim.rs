@@ -127,7 +127,7 @@ impl Binary {
             // A shim that does not read its options closes the pipe early.
             let _ = stdin.write_all(&input);
         }
-        let out = child.wait_with_output().with_context(what)?;
+        let out = wait_bounded(child, START_TIMEOUT).with_context(what)?;
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -162,6 +162,33 @@ impl Binary {
         }
         <DeleteResponse as prost::Message>::decode(out.stdout.as_slice())
             .map_err(|e| Error::new(format!("{}: its answer: {e}", what())))
+    }
+}
+
+/// How long `shim start` may take before it is killed.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `wait_with_output`, but a child still running after `limit` is killed.
+fn wait_bounded(
+    child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    let pid = rustix::process::Pid::from_child(&child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out,
+        Err(_) => {
+            // Not reaped yet (the waiting thread holds it): the pid is still ours.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(2));
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("did not finish within {}s: killed", limit.as_secs()),
+            ))
+        }
     }
 }
 

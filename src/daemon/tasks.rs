@@ -27,22 +27,67 @@ const RUNTIME_FILE: &str = "runtime";
 /// How long a shim may take to answer a short call.
 const SHORT: Option<Duration> = Some(Duration::from_secs(10));
 
+/// The bundle file holding the shim's pid (containerd's runc shim writes
+/// it itself; for other shims the daemon writes what Connect reported).
+const SHIM_PID_FILE: &str = "shim.pid";
+
 struct Task {
     ns: String,
     id: String,
     bundle: PathBuf,
     runtime: String,
-    client: Client,
+    /// The shim's ttrpc address, to reconnect when the connection is lost
+    /// or was never made (a shim that did not answer at recovery).
+    address: String,
+    client: Mutex<Option<Arc<Client>>>,
 }
 
 impl Task {
+    fn new(ns: &str, id: &str, bundle: &Path, runtime: &str, address: &str) -> Task {
+        Task {
+            ns: ns.into(),
+            id: id.into(),
+            bundle: bundle.to_path_buf(),
+            runtime: runtime.into(),
+            address: address.into(),
+            client: Mutex::new(None),
+        }
+    }
+
+    fn with_client(self, client: Client) -> Task {
+        *lock(&self.client) = Some(Arc::new(client));
+        self
+    }
+
+    /// The connection to the shim, made now if there is none.
+    fn client(&self) -> std::result::Result<Arc<Client>, Status> {
+        let mut c = lock(&self.client);
+        if let Some(c) = &*c {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(Client::connect(&self.address).map_err(|e| {
+            Status::new(
+                Code::Unavailable,
+                format!("task {:?}: connect to shim {}: {e}", self.id, self.address),
+            )
+        })?);
+        *c = Some(client.clone());
+        Ok(client)
+    }
+
     fn call<Req: prost::Message, Resp: prost::Message + Default>(
         &self,
         method: &str,
         req: &Req,
         timeout: Option<Duration>,
     ) -> std::result::Result<Resp, Status> {
-        ttrpc::call(&self.client, st::SERVICE_V2, method, req, timeout)
+        let client = self.client()?;
+        let res = ttrpc::call(&client, st::SERVICE_V2, method, req, timeout);
+        if matches!(&res, Err(e) if e.code == Code::Unavailable) {
+            // The connection is gone: the next call dials again.
+            *lock(&self.client) = None;
+        }
+        res
     }
 }
 
@@ -127,8 +172,13 @@ impl Tasks {
             .unwrap_or_else(|_| shim::SKIFF_RUNTIME.to_string());
         let address = std::fs::read_to_string(bundle.join("address")).unwrap_or_default();
         let address = address.trim();
-        if !address.is_empty() {
-            if let Ok(client) = Client::connect(address) {
+        if address.is_empty() {
+            // The shim never got to serve (its start did not finish).
+            return self.cleanup_dead(ns, id, bundle, &runtime);
+        }
+        let task = Task::new(ns, id, bundle, &runtime, address);
+        let refused = match Client::connect(address) {
+            Ok(client) => {
                 let alive: std::result::Result<st::ConnectResponse, Status> = ttrpc::call(
                     &client,
                     st::SERVICE_V2,
@@ -136,22 +186,47 @@ impl Tasks {
                     &st::ConnectRequest { id: id.into() },
                     Some(Duration::from_secs(5)),
                 );
-                if alive.is_ok() {
-                    if let Ok(log) = shim_log::open(bundle) {
-                        shim_log::follow(log, format!("{ns}/{id}"));
+                match alive {
+                    Ok(r) => {
+                        record_shim_pid(bundle, r.shim_pid);
+                        self.adopt(task.with_client(client));
+                        return Ok(());
                     }
-                    lock(&self.tasks).push(Arc::new(Task {
-                        ns: ns.into(),
-                        id: id.into(),
-                        bundle: bundle.to_path_buf(),
-                        runtime,
-                        client,
-                    }));
-                    return Ok(());
+                    // Connected but closed at once: nobody serves there.
+                    Err(e) if e.code == Code::Unavailable => true,
+                    // Slow or busy but there: keep the connection.
+                    Err(e) => {
+                        crate::log::warn!("recover task {ns}/{id}: shim slow to answer: {e}");
+                        self.adopt(task.with_client(client));
+                        return Ok(());
+                    }
                 }
             }
+            // ECONNREFUSED / ENOENT (the errno itself is wrapped away).
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            ),
+        };
+        let pid_alive = shim_pid_alive(bundle);
+        if refused && !pid_alive {
+            return self.cleanup_dead(ns, id, bundle, &runtime);
         }
-        self.cleanup_dead(ns, id, bundle, &runtime)
+        // Unknown: the shim may live. Keep the task; its first use dials
+        // again, and only a dead shim's task gets cleaned up then.
+        crate::log::warn!(
+            "recover task {ns}/{id}: shim at {address} does not answer \
+             (refused: {refused}, pid alive: {pid_alive}); kept"
+        );
+        self.adopt(task);
+        Ok(())
+    }
+
+    fn adopt(&self, t: Task) {
+        if let Ok(log) = shim_log::open(&t.bundle) {
+            shim_log::follow(log, format!("{}/{}", t.ns, t.id));
+        }
+        lock(&self.tasks).push(Arc::new(t));
     }
 
     /// A shim that is gone: its `delete` reaps what it left (and reports
@@ -263,24 +338,41 @@ impl Tasks {
                     }));
             let address = bin.start(&self.invocation(ns, &id, &bundle), options.as_ref())?;
             shim_log::follow(log, format!("{ns}/{id}"));
-            let client =
-                Client::connect(&address).with_context(|| format!("connect to shim {address}"))?;
-            Ok((client, options))
+            Ok((address, options))
         });
-        let (client, options) = match started {
+        let (address, options) = match started {
             Ok(x) => x,
             Err(e) => {
+                // A failed start may still have left a shim (e.g. one that
+                // timed out): its delete and a kill stop it.
+                self.stop_orphan(ns, &id, &bundle, &c.runtime.name);
                 let _ = remove_bundle(&bundle);
                 return Err(status(e));
             }
         };
-        let task = Arc::new(Task {
-            ns: ns.into(),
-            id: id.clone(),
-            bundle: bundle.clone(),
-            runtime: c.runtime.name.clone(),
-            client,
-        });
+        let task = Task::new(ns, &id, &bundle, &c.runtime.name, &address);
+        let connected = Client::connect(&address)
+            .with_context(|| format!("connect to shim {address}"))
+            .and_then(|client| {
+                let r: st::ConnectResponse = ttrpc::call(
+                    &client,
+                    st::SERVICE_V2,
+                    "Connect",
+                    &st::ConnectRequest { id: id.clone() },
+                    SHORT,
+                )
+                .map_err(|e| Error::new(format!("shim {address}: Connect: {}", e.message)))?;
+                record_shim_pid(&bundle, r.shim_pid);
+                Ok(client)
+            });
+        let task = match connected {
+            Ok(client) => Arc::new(task.with_client(client)),
+            Err(e) => {
+                self.stop_orphan(ns, &id, &bundle, &c.runtime.name);
+                let _ = remove_bundle(&bundle);
+                return Err(status(e));
+            }
+        };
         let req = st::CreateTaskRequest {
             id: id.clone(),
             bundle: bundle.to_string_lossy().into_owned(),
@@ -307,6 +399,17 @@ impl Tasks {
                 Err(e)
             }
         }
+    }
+
+    /// After a failed create: the shim binary's delete cleans up what the
+    /// shim made, and the shim itself (if its pid is known) is killed.
+    fn stop_orphan(&self, ns: &str, id: &str, bundle: &Path, runtime: &str) {
+        let inv = self.invocation(ns, id, bundle);
+        let _ = shim::binary(runtime).and_then(|b| b.delete(&inv));
+        if let Some(pid) = read_shim_pid(bundle) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        remove_dead_socket(bundle);
     }
 
     fn shutdown_shim(&self, t: &Task) {
@@ -408,13 +511,101 @@ fn remove_dead_socket(bundle: &Path) {
     }
 }
 
+/// Remember the shim's pid in its bundle (unless the shim wrote it).
+fn record_shim_pid(bundle: &Path, pid: u32) {
+    let file = bundle.join(SHIM_PID_FILE);
+    if pid != 0 && !file.exists() {
+        let _ = std::fs::write(file, pid.to_string());
+    }
+}
+
+fn read_shim_pid(bundle: &Path) -> Option<rustix::process::Pid> {
+    let text = std::fs::read_to_string(bundle.join(SHIM_PID_FILE)).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    rustix::process::Pid::from_raw(pid).filter(|p| !p.is_init())
+}
+
+/// Whether the shim may still run: its pid exists (or is unknown, then
+/// only a refused connection says it is gone).
+fn shim_pid_alive(bundle: &Path) -> bool {
+    match read_shim_pid(bundle) {
+        Some(pid) => {
+            rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH)
+                && !is_zombie(pid)
+        }
+        None => false,
+    }
+}
+
+/// A shim killed while its reaper (a subreaper) has not waited for it.
+fn is_zombie(pid: rustix::process::Pid) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())) else {
+        return false;
+    };
+    // The state follows the command name's closing parenthesis.
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+}
+
+/// Whether `path` is a mount point: on another device than its parent, or
+/// listed in mountinfo (a bind mount of the same filesystem).
+fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Some(Ok(pm))) = (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    if m.dev() != pm.dev() {
+        return true;
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| unescape_mountinfo(mp) == want)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn remove_bundle(bundle: &Path) -> Result<()> {
     let rootfs = bundle.join("rootfs");
     // The shim unmounts the rootfs on Delete; a shim that died may not have.
+    // Stacked mounts each need their own (lazy) unmount.
     for _ in 0..8 {
-        if crate::snapshot::mount::unmount(&rootfs).is_err() {
+        if !is_mount_point(&rootfs) || crate::snapshot::mount::unmount(&rootfs).is_err() {
             break;
         }
+    }
+    // Removing through a mount would delete the container's files (the
+    // overlay's upper dir or a snapshot): keep the bundle instead.
+    if is_mount_point(&rootfs) {
+        return Err(crate::err_kind!(
+            FailedPrecondition,
+            "remove bundle {}: rootfs is still mounted",
+            bundle.display()
+        ));
     }
     match std::fs::remove_dir_all(bundle) {
         Ok(()) => Ok(()),
@@ -627,5 +818,26 @@ impl Handler for TaskService {
             }),
             _ => Err(unknown_method(method)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_mount_point, unescape_mountinfo};
+    use std::path::Path;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/a\040b\134c"), r"/a b\c");
+        assert_eq!(unescape_mountinfo(r"/plain\04"), r"/plain\04");
+    }
+
+    #[test]
+    fn mount_points_are_told_from_plain_dirs() {
+        assert!(is_mount_point(Path::new("/proc")));
+        let dir = std::env::temp_dir().join(format!("skiff-mp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!is_mount_point(&dir));
+        std::fs::remove_dir(&dir).unwrap();
     }
 }
