@@ -10,39 +10,9 @@ pub const SERVICE: &str = "containerd.services.tasks.v1.Tasks";
 /// containerd.v1.types.Status values (same as the shim's).
 pub use crate::proto::task::status;
 
-/// containerd.v1.types.Process: one task or exec as the daemon reports it.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Process {
-    #[prost(string, tag = "1")]
-    pub container_id: String,
-    #[prost(string, tag = "2")]
-    pub id: String,
-    #[prost(uint32, tag = "3")]
-    pub pid: u32,
-    #[prost(int32, tag = "4")]
-    pub status: i32,
-    #[prost(string, tag = "5")]
-    pub stdin: String,
-    #[prost(string, tag = "6")]
-    pub stdout: String,
-    #[prost(string, tag = "7")]
-    pub stderr: String,
-    #[prost(bool, tag = "8")]
-    pub terminal: bool,
-    #[prost(uint32, tag = "9")]
-    pub exit_status: u32,
-    #[prost(message, optional, tag = "10")]
-    pub exited_at: Option<Timestamp>,
-}
-
-/// containerd.v1.types.ProcessInfo.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ProcessInfo {
-    #[prost(uint32, tag = "1")]
-    pub pid: u32,
-    #[prost(message, optional, tag = "2")]
-    pub info: Option<Any>,
-}
+/// containerd.v1.types.Process and ProcessInfo: the same messages the
+/// shim API uses.
+pub use crate::proto::task::{Process, ProcessInfo};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CreateTaskRequest {
