@@ -51,7 +51,9 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     // The config file first, the command line over it.
     if let Some((_, path)) = flags.iter().find(|(k, _)| k == "config" || k == "c") {
-        cfg.load(path.as_ref()).map_err(|e| e.to_string())?;
+        for w in cfg.load(path.as_ref()).map_err(|e| e.to_string())? {
+            eprintln!("containerd: warning: {w}");
+        }
     }
     for (k, v) in flags {
         match k.as_str() {

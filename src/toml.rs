@@ -133,11 +133,7 @@ pub fn join_key(prefix: &str, key: &str) -> String {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let part = if bare {
-        key.to_string()
-    } else {
-        quote(key)
-    };
+    let part = if bare { key.to_string() } else { quote(key) };
     if prefix.is_empty() {
         part
     } else {
@@ -214,10 +210,10 @@ pub fn parse(text: &str) -> Result<Table> {
             path.extend(parents.iter().cloned());
             let t = table_at(&mut root, &path, line, false)?;
             if t.get(last).is_some() {
-                return Err(Error::of(Kind::InvalidArgument, format!(
-                    "line {line}: key {} defined twice",
-                    join_key("", last)
-                )));
+                return Err(Error::of(
+                    Kind::InvalidArgument,
+                    format!("line {line}: key {} defined twice", join_key("", last)),
+                ));
             }
             t.entries.push(Entry {
                 key: last.clone(),
@@ -297,10 +293,13 @@ fn push_array_table(root: &mut Table, path: &[String], line: usize) -> Result<()
             items.push(Value::Table(Table::default()))
         }
         Some(_) => {
-            return Err(Error::of(Kind::InvalidArgument, format!(
-                "line {line}: [[{}]]: already defined as something else",
-                dotted(path)
-            )))
+            return Err(Error::of(
+                Kind::InvalidArgument,
+                format!(
+                    "line {line}: [[{}]]: already defined as something else",
+                    dotted(path)
+                ),
+            ))
         }
     }
     Ok(())
@@ -402,7 +401,10 @@ impl Parser<'_> {
         if self.at_end() || self.newline() {
             Ok(())
         } else {
-            Err(self.err(format!("expected the end of the line, found {}", self.shown())))
+            Err(self.err(format!(
+                "expected the end of the line, found {}",
+                self.shown()
+            )))
         }
     }
 
@@ -767,6 +769,9 @@ mod tests {
     fn quoting_round_trips() {
         let t = parse(&format!("k = {}\n", quote("a\"b\\c\n"))).unwrap();
         assert_eq!(t.get("k"), Some(&Value::Str("a\"b\\c\n".into())));
-        assert_eq!(join_key("plugins", "io.containerd.grpc.v1.cri"), "plugins.\"io.containerd.grpc.v1.cri\"");
+        assert_eq!(
+            join_key("plugins", "io.containerd.grpc.v1.cri"),
+            "plugins.\"io.containerd.grpc.v1.cri\""
+        );
     }
 }
