@@ -115,7 +115,7 @@ impl Daemon {
         add(ps::tasks::SERVICE, Arc::new(tasks::TaskService(tasks)));
         let registry = pull::Registry {
             hosts_dir: Some(cfg.hosts_dir.clone()),
-            auth_file: crate::registry::auth::default_auth_file(),
+            auth_file: crate::registry::auth::docker_config_path(),
         };
         add(ps::pull::SERVICE, Arc::new(pull::Pull { stores, registry }));
         let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange));

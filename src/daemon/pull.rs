@@ -26,7 +26,7 @@ pub struct Pull {
 pub struct Registry {
     /// containerd's `certs.d` layout; a request's `hosts_dir` replaces it.
     pub hosts_dir: Option<std::path::PathBuf>,
-    /// Docker's config.json, when there is one.
+    /// Docker's config.json, read at each pull when it exists.
     pub auth_file: Option<std::path::PathBuf>,
 }
 
@@ -121,7 +121,7 @@ impl Pull {
             plain_http: r.plain_http,
             tls_verify: true,
             credentials,
-            auth_file: self.registry.auth_file.clone(),
+            auth_file: self.registry.auth_file.clone().filter(|p| p.exists()),
             hosts_dir,
             ..Default::default()
         };

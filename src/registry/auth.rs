@@ -121,14 +121,18 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The default auth file: `$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`, when it exists.
+/// Docker's config file: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json` (whether it exists or not).
+pub fn docker_config_path() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(d) => Some(PathBuf::from(d).join("config.json")),
+        None => Some(PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json")),
+    }
+}
+
+/// The default auth file: [`docker_config_path`] when it exists.
 pub fn default_auth_file() -> Option<PathBuf> {
-    let p = match std::env::var_os("DOCKER_CONFIG") {
-        Some(d) => PathBuf::from(d).join("config.json"),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"),
-    };
-    p.exists().then_some(p)
+    docker_config_path().filter(|p| p.exists())
 }
 
 /// A docker config.json's "auths" key matches `host`: a bare host or a
