@@ -509,3 +509,49 @@ fn bad_configs_are_errors_naming_file_and_key() {
         );
     }
 }
+
+/// contrib/: the systemd unit passes `systemd-analyze verify` (with its
+/// ExecStart pointed at the binary under test) and the OpenRC script
+/// parses; both start the installed binary's containerd applet.
+#[test]
+fn contrib_service_files() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib");
+    let unit = fs::read_to_string(src.join("systemd/skiff-containerd.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/skiff containerd\n"),
+        "{unit}"
+    );
+    let rc = fs::read_to_string(src.join("openrc/skiff-containerd")).unwrap();
+    assert!(
+        rc.contains("command=\"/usr/local/bin/skiff\"")
+            && rc.contains("command_args=\"containerd "),
+        "{rc}"
+    );
+    let o = Command::new("sh")
+        .arg("-n")
+        .arg(src.join("openrc/skiff-containerd"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sh -n: {}", stderr(&o));
+    if !tool("/usr/bin/systemd-analyze", "systemd") {
+        return;
+    }
+    let work = TempDir::new("cfg-contrib");
+    let unit_file = work.join("skiff-containerd.service");
+    fs::write(
+        &unit_file,
+        unit.replace("/usr/local/bin/skiff", &skiff_bin().display().to_string()),
+    )
+    .unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit_file)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && stderr(&o).trim().is_empty(),
+        "systemd-analyze verify: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
