@@ -137,18 +137,24 @@ impl Client {
         let mut endpoints = Vec::new();
         for h in list {
             // --user is for the registry named in the reference; a mirror
-            // gets only what the auth file holds for its own host.
-            let lookup = if h.upstream {
-                &reference.domain
-            } else {
-                &h.host
-            };
+            // gets only what the auth file holds for its own host. For the
+            // registry, the auth file is asked for its name, then for the
+            // server's when hosts.toml names another.
+            let mut names = vec![h.host.as_str()];
+            if h.upstream {
+                names.insert(0, &reference.domain);
+            }
             let mut credentials = opts.credentials.clone().filter(|_| h.upstream);
             let mut helper = None;
             if let (None, Some(f)) = (&credentials, &opts.auth_file) {
-                credentials = auth::lookup_auth_file(f, lookup)?;
+                for name in &names {
+                    credentials = auth::lookup_auth_file(f, name)?;
+                    if credentials.is_some() {
+                        break;
+                    }
+                }
                 if credentials.is_none() {
-                    helper = auth::lookup_helper(f, lookup)?
+                    helper = auth::lookup_helper(f, names[0])?
                         .map(|(key, name)| format!("{} names {key} {name:?}", f.display()));
                 }
             }
