@@ -597,3 +597,40 @@ fn default_runtime_from_config() {
     let runtime = created.container.unwrap().runtime.unwrap_or_default().name;
     assert_eq!(runtime, "io.containerd.runc.v2");
 }
+
+/// containerd's own `config default` loads: its keys skiff reads are
+/// taken (root, state, address, the CRI snapshotter), the rest warned
+/// about in a few lines.
+#[test]
+fn containerd_default_config_loads() {
+    if !tool("/usr/bin/containerd", "containerd") {
+        return;
+    }
+    let work = TempDir::new("cfg-ctd");
+    let o = Command::new("/usr/bin/containerd")
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    fs::write(work.join("config.toml"), &o.stdout).unwrap();
+    let o = Command::new(skiff_bin())
+        .args([
+            "containerd",
+            "--config",
+            &work.s("config.toml"),
+            "config",
+            "default",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("root = \"/var/lib/containerd\""), "{out}");
+    assert!(
+        out.contains("address = \"/run/containerd/containerd.sock\""),
+        "{out}"
+    );
+    let warnings = stderr(&o);
+    assert!(warnings.contains("unknown key"), "{warnings}");
+    assert!(warnings.lines().count() <= 11, "{warnings}");
+}

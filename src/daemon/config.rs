@@ -26,7 +26,7 @@ pub struct Config {
     /// Empty: overlayfs where the kernel has it, else native.
     pub snapshotter: String,
     pub runtime: String,
-    /// containerd's `certs.d` layout for registry hosts.
+    /// containerd's `certs.d` layout for registry hosts; empty: none.
     pub hosts_dir: PathBuf,
 }
 
@@ -106,7 +106,10 @@ impl Config {
                 "grpc.address" => self.address = string()?,
                 "grpc.uid" => self.uid = id()?,
                 "grpc.gid" => self.gid = id()?,
+                // Empty (as containerd's own config default writes it): the default.
+                "debug.level" if value.as_str() == Some("") => {}
                 "debug.level" => self.log_level = one_of(LOG_LEVELS)?,
+                "skiff.snapshotter" if value.as_str() == Some("") => self.snapshotter.clear(),
                 "skiff.snapshotter" => self.snapshotter = one_of(SNAPSHOTTERS)?,
                 "skiff.runtime" => {
                     let r = string()?;
@@ -120,10 +123,21 @@ impl Config {
                     self.hosts_dir = string()?.into()
                 }
                 k if k == format!("{CRI}.containerd.snapshotter") => {
-                    self.snapshotter = one_of(SNAPSHOTTERS)?
+                    self.snapshotter = match string()?.as_str() {
+                        "" => String::new(),
+                        _ => one_of(SNAPSHOTTERS)?,
+                    }
                 }
                 _ => warnings.push(format!("line {line}: {key}: unknown key, ignored")),
             }
+        }
+        // A whole containerd config.toml has a hundred keys skiff does not
+        // read: a few are named, the rest counted.
+        const SHOWN: usize = 10;
+        if warnings.len() > SHOWN {
+            let more = warnings.len() - SHOWN;
+            warnings.truncate(SHOWN);
+            warnings.push(format!("and {more} more unknown keys, ignored"));
         }
         Ok(warnings)
     }

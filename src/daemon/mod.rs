@@ -114,7 +114,7 @@ impl Daemon {
         );
         add(ps::tasks::SERVICE, Arc::new(tasks::TaskService(tasks)));
         let registry = pull::Registry {
-            hosts_dir: Some(cfg.hosts_dir.clone()),
+            hosts_dir: Some(cfg.hosts_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             auth_file: crate::registry::auth::docker_config_path(),
         };
         add(ps::pull::SERVICE, Arc::new(pull::Pull { stores, registry }));

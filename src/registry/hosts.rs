@@ -118,6 +118,9 @@ fn host_dir(root: &Path, registry: &str) -> Option<PathBuf> {
 /// Read every host directory under `root` (the daemon checks its
 /// configuration at start). A missing root is no configuration.
 pub fn check_root(root: &Path) -> Result<()> {
+    if root.as_os_str().is_empty() {
+        return Ok(());
+    }
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
