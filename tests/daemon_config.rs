@@ -634,3 +634,144 @@ fn containerd_default_config_loads() {
     assert!(warnings.contains("unknown key"), "{warnings}");
     assert!(warnings.lines().count() <= 11, "{warnings}");
 }
+
+/// A docker-registry that requires a client certificate signed by its CA.
+struct MtlsRegistry {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl MtlsRegistry {
+    fn start() -> Option<MtlsRegistry> {
+        if !(tool("/usr/bin/docker-registry", "docker-registry")
+            && tool("/usr/bin/skopeo", "skopeo")
+            && tool("/usr/bin/openssl", "openssl"))
+        {
+            return None;
+        }
+        let dir = TempDir::new("cfg-mtls-registry");
+        let (ca, cert, key) = make_tls(&dir);
+        // The client's certificate, signed by the same CA.
+        let s = |n: &str| dir.s(n);
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=skiff client",
+            ])
+            .args(["-keyout", &s("client.key"), "-out", &s("client.csr")]));
+        fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in", &s("client.csr")])
+            .args([
+                "-CA",
+                &s("ca.pem"),
+                "-CAkey",
+                &s("ca.key"),
+                "-CAcreateserial",
+            ])
+            .args(["-out", &s("client.pem"), "-extfile", &s("client.cnf")]));
+        let port = free_port();
+        fs::write(
+            dir.join("config.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+                dir.s("data"),
+                cert.display(),
+                key.display(),
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let r = MtlsRegistry { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(r)
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Docker's certificate layout for this registry: ca.crt, client.cert,
+    /// client.key.
+    fn docker_cert_dir(&self, at: &Path) {
+        fs::create_dir_all(at).unwrap();
+        fs::copy(self.dir.join("ca.pem"), at.join("ca.crt")).unwrap();
+        fs::copy(self.dir.join("client.pem"), at.join("client.cert")).unwrap();
+        fs::copy(self.dir.join("client.key"), at.join("client.key")).unwrap();
+    }
+}
+
+impl Drop for MtlsRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Client certificates: from hosts.toml's `client` pair, and from a host
+/// directory in Docker's layout (no hosts.toml: `*.crt`, `*.cert`/`*.key`);
+/// without one the registry refuses the handshake.
+#[test]
+fn client_certificates() {
+    let Some(reg) = MtlsRegistry::start() else {
+        return;
+    };
+    let work = TempDir::new("cfg-mtls-work");
+    let certs = work.join("push-certs");
+    reg.docker_cert_dir(&certs);
+    let reference = format!("{}/mtls:v1", reg.host());
+    push_image(
+        &work,
+        "mtls",
+        &reference,
+        &["--dest-cert-dir", &certs.display().to_string()],
+    );
+
+    let dir = TempDir::new("cfg-mtls");
+    let hosts = dir.join("certs.d");
+    let hd = hosts.display().to_string();
+    let d = Daemon::start_in(dir, "");
+    // A CA but no client certificate: refused.
+    let host_dir = hosts_toml(&hosts, &reg.host(), "ca = \"ca.pem\"\n");
+    fs::copy(reg.dir.join("ca.pem"), host_dir.join("ca.pem")).unwrap();
+    let o = d.ctr(&["images", "pull", "--hosts-dir", &hd, &reference]);
+    assert!(!o.status.success(), "pulled without a client certificate");
+    assert!(
+        stderr(&o).to_lowercase().contains("certificate"),
+        "the handshake fails: {}",
+        stderr(&o)
+    );
+    // hosts.toml's client pair.
+    fs::copy(reg.dir.join("client.pem"), host_dir.join("c.pem")).unwrap();
+    fs::copy(reg.dir.join("client.key"), host_dir.join("c.key")).unwrap();
+    fs::write(
+        host_dir.join("hosts.toml"),
+        "ca = \"ca.pem\"\nclient = [[\"c.pem\", \"c.key\"]]\n",
+    )
+    .unwrap();
+    d.pull(&["--hosts-dir", &hd, &reference]);
+    // Docker's layout, in the `host_port_` spelling containerd tries first.
+    let o = d.ctr(&["images", "rm", &reference]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let docker_dir = work.join("docker-certs.d");
+    reg.docker_cert_dir(&docker_dir.join(reg.host().replace(':', "_") + "_"));
+    d.pull(&["--hosts-dir", &docker_dir.display().to_string(), &reference]);
+}
