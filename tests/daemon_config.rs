@@ -221,8 +221,20 @@ fn mirror_first_then_server_over_plain_http() {
     let o = d.ctr(&["images", "ls", "-q"]);
     assert!(stdout(&o).contains("/m:v1"), "{}", stdout(&o));
 
-    // Not on the mirror (404): the server after it.
-    d.pull(&["--hosts-dir", &hd, &format!("{}/only:v1", origin.host())]);
+    // Not on the mirror (404): the server after it. A relative --hosts-dir
+    // is ctr's, not the daemon's.
+    let o = Command::new(d.bin.join("ctr"))
+        .args(["-a", &d.sock, "-n", "cfg-test", "images", "pull"])
+        .args([
+            "--hosts-dir",
+            "certs.d",
+            &format!("{}/only:v1", origin.host()),
+        ])
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(requests(&mirror, "/v2/only/manifests/v1"), 1);
     assert_eq!(requests(&origin, "/v2/only/manifests/v1"), 1);
 

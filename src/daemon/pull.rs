@@ -114,8 +114,13 @@ impl Pull {
         };
         let hosts_dir = if r.hosts_dir.is_empty() {
             self.registry.hosts_dir.clone()
-        } else {
+        } else if r.hosts_dir.starts_with('/') {
             Some(r.hosts_dir.clone().into())
+        } else {
+            return Err(Status::new(
+                Code::InvalidArgument,
+                format!("hosts_dir {:?}: not an absolute path", r.hosts_dir),
+            ));
         };
         let opts = registry::client::Options {
             plain_http: r.plain_http,
