@@ -4,12 +4,12 @@
 //! Own code rather than a crate: the `hpack` crate (0.3) has been
 //! unmaintained since 2016 and builds its Huffman decoder as nested
 //! HashMaps at run time; the maintained codecs live inside whole HTTP/2
-//! stacks (h2 with tokio, bytes, http). Measured in a static musl release binary (opt-level
-//! "s", LTO) doing one encode and decode: this module adds 8 KB, `hpack`
-//! 0.3 adds 24 KB. What we need fits here and in [`super::huffman`]: two
-//! tables that are facts of the RFC (the static table of Appendix A, the
-//! Huffman code of Appendix B) and a dynamic table of at most a few KB per
-//! connection direction.
+//! stacks (h2 with tokio, bytes, http). Measured in a static musl release
+//! binary (opt-level "s", LTO) doing one encode and decode: this module
+//! adds 8 KB, `hpack` 0.3 adds 24 KB. What we need fits here and in
+//! [`super::huffman`]: two tables that are facts of the RFC (the static
+//! table of Appendix A, the Huffman code of Appendix B) and a dynamic table
+//! of at most a few KB per connection direction.
 //!
 //! Every error is a COMPRESSION_ERROR for the connection (RFC 7540 4.3):
 //! after one, the decoder's table no longer matches the peer's.
