@@ -7,6 +7,7 @@ pub mod ctr;
 pub mod daemon;
 pub mod error;
 pub mod fsutil;
+pub mod h2;
 pub mod image;
 pub mod json;
 pub mod log;
