@@ -166,8 +166,18 @@ fn namespaces_images_containers_leases_round_trip() {
     assert_eq!(kind(db.delete_image("default", &img.name)), Kind::NotFound);
     db.delete_container("default", "c1").unwrap();
     db.delete_lease("default", "pull-1").unwrap();
+    // A blob's record (labelled or not) keeps the namespace in use.
     db.set_content_labels("default", &target.digest, Labels::new())
         .unwrap();
+    assert_eq!(
+        kind(db.delete_namespace("default", |_| None)),
+        Kind::FailedPrecondition
+    );
+    db.delete_content("default", &target.digest).unwrap();
+    assert_eq!(
+        kind(db.delete_content("default", &target.digest)),
+        Kind::NotFound
+    );
     db.delete_namespace("default", |_| None).unwrap();
     assert!(db.namespaces().unwrap().is_empty());
 }
