@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 mod content;
 mod content_write;
+mod diff;
 mod events;
 mod pull;
 pub mod services;
@@ -97,6 +98,7 @@ impl Daemon {
             ps::snapshots::SERVICE,
             Arc::new(snapshots::Snapshots(stores.clone())),
         );
+        add(ps::diff::SERVICE, Arc::new(diff::Diff(stores.clone())));
         add(
             ps::introspection::SERVICE,
             Arc::new(services::Introspection),

@@ -1,7 +1,7 @@
 //! The services backed by the stores alone: version, namespaces, images,
 //! containers, leases, content, snapshots, introspection.
 
-use super::api::{missing, status, timestamp, Ctx, Handler};
+use super::api::{encode, missing, status, timestamp, Ctx, Handler};
 use super::store::{self, Stores};
 use crate::image::digest::Digest;
 use crate::image::oci;
@@ -560,6 +560,31 @@ impl Handler for Containers {
             _ => Err(unknown_method(method)),
         }
     }
+
+    fn stream(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+        out: &dyn super::api::Sink,
+    ) -> Result<(), Status> {
+        match method {
+            // List, one container a message (no message size limit to hit).
+            "ListStream" => {
+                let r = pc::ListContainersRequest::decode_req(payload)?;
+                let db = self.0.db().map_err(status)?;
+                for c in db.containers(&ctx.namespace).map_err(status)? {
+                    if filters_match(&r.filters, &c.id, &c.labels) {
+                        out.send(&encode(&pc::ListContainerMessage {
+                            container: Some(container_to_proto(c)),
+                        }))?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(unknown_method(method)),
+        }
+    }
 }
 
 pub struct Leases(pub Arc<Stores>);
@@ -590,6 +615,40 @@ impl Handler for Leases {
                     self.0.collect_garbage().map_err(status)?;
                 }
                 Ok(Empty {})
+            }),
+            "AddResource" | "DeleteResource" => {
+                let (id, res) = if method == "AddResource" {
+                    let r: pl::AddResourceRequest = DecodeReq::decode_req(payload)?;
+                    (r.id, r.resource)
+                } else {
+                    let r: pl::DeleteResourceRequest = DecodeReq::decode_req(payload)?;
+                    (r.id, r.resource)
+                };
+                let res = res.ok_or_else(|| missing("resource"))?;
+                let res = crate::metadata::Resource {
+                    id: res.id,
+                    kind: res.r#type,
+                };
+                if method == "AddResource" {
+                    db.add_lease_resource(ns, &id, res).map_err(status)?;
+                } else {
+                    db.delete_lease_resource(ns, &id, &res).map_err(status)?;
+                }
+                Ok(encode(&Empty {}))
+            }
+            "ListResources" => unary(payload, |r: pl::ListResourcesRequest| {
+                Ok(pl::ListResourcesResponse {
+                    resources: db
+                        .lease(ns, &r.id)
+                        .map_err(status)?
+                        .resources
+                        .into_iter()
+                        .map(|r| pl::Resource {
+                            id: r.id,
+                            r#type: r.kind,
+                        })
+                        .collect(),
+                })
             }),
             "List" => unary(payload, |r: pl::ListRequest| {
                 Ok(pl::ListResponse {
@@ -661,6 +720,8 @@ impl Handler for Introspection {
                         plugin("io.containerd.runtime.v2", "task", true),
                         plugin("io.containerd.grpc.v1", "containers", false),
                         plugin("io.containerd.grpc.v1", "content", false),
+                        plugin("io.containerd.grpc.v1", "diff", false),
+                        plugin("io.containerd.differ.v1", "walking", true),
                         plugin("io.containerd.grpc.v1", "events", false),
                         plugin("io.containerd.grpc.v1", "images", false),
                         plugin("io.containerd.grpc.v1", "introspection", false),
