@@ -863,7 +863,31 @@ fn a_diff_applies_back_to_the_same_tree() {
             assert_eq!(fs::read_to_string(at.join("data/fresh")).unwrap(), "fresh");
             assert!(at.join("bin/busybox").exists());
         }
-        for k in ["check", "changed", "lower", "work", "base"] {
+        // ctr's `snapshots diff` of a committed snapshot: views both sides.
+        let r: pd::DiffResponse = call(
+            &c,
+            ns,
+            pd::SERVICE,
+            "Diff",
+            &pd::DiffRequest {
+                left: view(&c, ns, sn, "left2", "base"),
+                right: vm,
+                media_type: LAYER_TAR.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let again = r.diff.unwrap();
+        let tar_bytes = read_blob(&c, ns, &again.digest);
+        let names: Vec<String> = tar::Archive::new(tar_bytes.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        for want in ["etc/new", "etc/.wh.passwd", "data/fresh"] {
+            assert!(names.iter().any(|n| n == want), "{sn}: {want} in {names:?}");
+        }
+        for k in ["left2", "check", "changed", "lower", "work", "base"] {
             remove(&c, ns, sn, k).unwrap();
         }
     }

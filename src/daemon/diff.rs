@@ -42,8 +42,9 @@ struct Resolved {
     key: String,
     kind: SnapshotKind,
     sn: Arc<crate::snapshot::Snapshotter>,
-    /// Whether the mount is an overlay whose upper is `dir`.
-    upper: bool,
+    /// Whether `dir` holds the snapshot's own changes only (overlayfs),
+    /// not its whole tree (native).
+    layer_only: bool,
 }
 
 fn option<'a>(m: &'a Mount, key: &str) -> Option<&'a str> {
@@ -53,19 +54,15 @@ fn option<'a>(m: &'a Mount, key: &str) -> Option<&'a str> {
 }
 
 impl Diff {
-    /// The snapshot of namespace `ns` whose tree `m` mounts (an overlay's
-    /// upper dir, or a bind's source).
+    /// The snapshot of namespace `ns` whose own tree `m` mounts: an
+    /// overlay's upper dir, else its top lower dir (a view), or a bind's
+    /// source.
     fn resolve(&self, ns: &str, what: &str, m: &Mount) -> Result<Resolved, Status> {
-        let (dir, upper) = match m.r#type.as_str() {
-            "overlay" => match option(m, "upperdir") {
-                Some(u) => (u, true),
-                None => {
-                    return Err(invalid(format!(
-                        "{what}: an overlay mount without an upperdir (a view) is not supported"
-                    )))
-                }
-            },
-            "bind" | "rbind" => (m.source.as_str(), false),
+        let dir = match m.r#type.as_str() {
+            "overlay" => option(m, "upperdir")
+                .or_else(|| option(m, "lowerdir").and_then(|l| l.split(':').next()))
+                .ok_or_else(|| invalid(format!("{what}: an overlay mount without dirs")))?,
+            "bind" | "rbind" => m.source.as_str(),
             t => {
                 return Err(invalid(format!(
                     "{what}: mount type {t:?} is not supported (overlay, bind)"
@@ -83,8 +80,9 @@ impl Diff {
                     dir,
                     key: key.to_string(),
                     kind: info.kind,
+                    // An overlay snapshot's tree holds its own changes only.
+                    layer_only: sn.driver().name() == "overlayfs",
                     sn,
-                    upper,
                 });
             }
         }
@@ -195,10 +193,12 @@ impl Diff {
             &format!("{what}: right"),
             Self::only("right", &r.right)?,
         )?;
+        // An overlay snapshot's own tree is the diff against its parent
+        // (the left); a native one is compared with the left's tree.
         let left = match r.left.as_slice() {
+            _ if right.layer_only => None,
             [] => None,
             [m] => Some(self.resolve(ns, &format!("{what}: left"), m)?),
-            _ if right.upper => None, // the upper alone is the diff
             _ => {
                 return Err(invalid(format!(
                     "{what}: left: {} mounts; one is supported",
@@ -221,7 +221,7 @@ impl Diff {
             ingest.restart()?;
             let sink = IngestWriter(&mut ingest);
             let tar_out = Uncompressed::new(compress(sink, &compression)?);
-            let tar_out = if right.upper {
+            let tar_out = if right.layer_only {
                 crate::snapshot::diff::write_upper(&right.dir, tar_out)?
             } else {
                 let lower: Option<&Path> = left.as_ref().map(|l| l.dir.as_path());

@@ -11,10 +11,13 @@
 //! `containerd.io/gc.ref.snapshot.<snapshotter>` keep a snapshot (the
 //! unpacker puts one on the image config); a snapshot keeps its parents.
 //!
-//! Swept: blobs, snapshots (leaves first, since a parent cannot go before
-//! its children), content labels of swept blobs, expired leases, snapshot
+//! Swept: blobs no namespace reaches, snapshots (leaves first, since a
+//! parent cannot go before its children), a namespace's records of blobs
+//! nothing in that namespace reaches (as containerd; the blob stays while
+//! another namespace reaches it), expired leases, snapshot
 //! directories no record owns, blob temporaries of dead writers, and
-//! resumable partial downloads in `ingest/` that no lease holds, no writer
+//! resumable partial downloads in `ingest/` (by digest, or a content
+//! Write's by namespace and ref) that no lease holds, no writer
 //! has open, and nobody touched for [`INGEST_MAX_AGE`] (as containerd
 //! expires them).
 //!

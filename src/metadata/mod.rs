@@ -1,5 +1,6 @@
 //! The daemon's metadata: per namespace, images (name → target descriptor),
-//! containers, leases and content labels; and the namespaces themselves.
+//! containers, leases and the blobs it sees (with their labels); and the
+//! namespaces themselves.
 //!
 //! # On disk: one file per record
 //! ```text
@@ -7,7 +8,7 @@
 //! <root>/ns/<ns>/images/<sha256(name)>.json
 //! <root>/ns/<ns>/containers/<id>.json
 //! <root>/ns/<ns>/leases/<id>.json
-//! <root>/ns/<ns>/content/<alg>-<hex>.json      (labels of a blob)
+//! <root>/ns/<ns>/content/<alg>-<hex>.json      (the namespace's record of a blob, with its labels)
 //! ```
 //! Each record is replaced by write-temp, fsync, rename, fsync(dir)
 //! ([`record`]), so `kill -9` at any point leaves every record old or new
