@@ -998,3 +998,120 @@ fn a_prepared_snapshot_no_lease_holds_is_collected() {
     collect();
     expect_code(stat(&c, ns, sn, "kept"), Code::NotFound, "kept");
 }
+
+#[test]
+fn containers_list_stream_and_lease_resources() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    for (id, team) in [("c1", "a"), ("c2", "b"), ("c3", "a")] {
+        let _: pc::CreateContainerResponse = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "Create",
+            &pc::CreateContainerRequest {
+                container: Some(pc::Container {
+                    id: id.into(),
+                    labels: [("team".to_string(), team.to_string())].into(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .unwrap();
+    }
+    let ids = |filters: Vec<String>| -> Vec<String> {
+        let msgs: Vec<pc::ListContainerMessage> = stream(
+            &c,
+            ns,
+            pc::SERVICE,
+            "ListStream",
+            &pc::ListContainersRequest { filters },
+        )
+        .unwrap();
+        let mut v: Vec<String> = msgs.into_iter().map(|m| m.container.unwrap().id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(vec![]), ["c1", "c2", "c3"]);
+    assert_eq!(ids(vec!["labels.team==a".into()]), ["c1", "c3"]);
+    for id in ["c1", "c2", "c3"] {
+        let _: Empty = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "Delete",
+            &pc::DeleteContainerRequest { id: id.into() },
+        )
+        .unwrap();
+    }
+
+    // Lease resources: content and ingests are held, unknown types refused.
+    let _: pl::CreateResponse = call(
+        &c,
+        ns,
+        pl::SERVICE,
+        "Create",
+        &pl::CreateRequest {
+            id: "l".into(),
+            labels: Default::default(),
+        },
+    )
+    .unwrap();
+    let add = |id: &str, t: &str| {
+        call::<_, Empty>(
+            &c,
+            ns,
+            pl::SERVICE,
+            "AddResource",
+            &pl::AddResourceRequest {
+                id: "l".into(),
+                resource: Some(pl::Resource {
+                    id: id.into(),
+                    r#type: t.into(),
+                }),
+            },
+        )
+    };
+    let blob = Digest::of(b"x").to_string();
+    add(&blob, "content").unwrap();
+    add("upload-1", "ingests").unwrap();
+    expect_code(add("k", "volumes"), Code::InvalidArgument, "volumes");
+    expect_code(
+        add("not-a-digest", "content"),
+        Code::InvalidArgument,
+        "not-a-digest",
+    );
+    let res: pl::ListResourcesResponse = call(
+        &c,
+        ns,
+        pl::SERVICE,
+        "ListResources",
+        &pl::ListResourcesRequest { id: "l".into() },
+    )
+    .unwrap();
+    let mut got: Vec<(String, String)> = res
+        .resources
+        .into_iter()
+        .map(|r| (r.r#type, r.id))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("content".to_string(), blob),
+            ("ingests".to_string(), "upload-1".to_string())
+        ]
+    );
+    expect_code(
+        call::<_, pl::ListResourcesResponse>(
+            &c,
+            ns,
+            pl::SERVICE,
+            "ListResources",
+            &pl::ListResourcesRequest { id: "nope".into() },
+        ),
+        Code::NotFound,
+        "nope",
+    );
+}
