@@ -9,11 +9,15 @@
 
 pub mod api;
 pub mod config;
+mod content;
+mod content_write;
+mod diff;
 mod events;
 mod pull;
 pub mod services;
 mod shim;
 mod shim_log;
+mod snapshots;
 pub mod spec;
 mod store;
 mod tasks;
@@ -102,12 +106,13 @@ impl Daemon {
         );
         add(
             ps::content::SERVICE,
-            Arc::new(services::Content(stores.clone())),
+            Arc::new(content::Content(stores.clone())),
         );
         add(
             ps::snapshots::SERVICE,
-            Arc::new(services::Snapshots(stores.clone())),
+            Arc::new(snapshots::Snapshots(stores.clone())),
         );
+        add(ps::diff::SERVICE, Arc::new(diff::Diff(stores.clone())));
         add(
             ps::introspection::SERVICE,
             Arc::new(services::Introspection),

@@ -191,6 +191,7 @@ impl Pull {
         )
         .map_err(status)?;
         label_children(db, ns, &pulled).map_err(status)?;
+        record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
         target.platform = None;
         target.annotations.clear();
@@ -254,6 +255,18 @@ fn lease_blobs(
         };
         db.add_lease_resource(ns, lease, res)
             .with_context(|| format!("lease {lease:?}: hold {}", d.digest))?;
+    }
+    Ok(())
+}
+
+/// The namespace's records of what the pull stored (a blob is seen in a
+/// namespace through its record).
+fn record_blobs(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crate::Result<()> {
+    for d in std::iter::once(&r.descriptor)
+        .chain(std::iter::once(&r.manifest.config))
+        .chain(r.manifest.layers.iter())
+    {
+        db.add_content(ns, &d.digest, d.size, Default::default())?;
     }
     Ok(())
 }
