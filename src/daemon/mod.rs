@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 mod events;
+pub mod faults;
 mod pull;
 pub mod services;
 mod shim;

@@ -163,6 +163,7 @@ impl Pull {
             },
         )
         .map_err(status)?;
+        super::faults::point("pull-tagged");
         // The tag may have moved between the two resolutions.
         lease_blobs(db, ns, lease, &pulled.resolved).map_err(status)?;
         label_children(db, ns, &pulled).map_err(status)?;
