@@ -64,6 +64,15 @@ impl Daemon {
             exchange.clone(),
         ));
         tasks.recover()?;
+        stores.schedule_collections();
+        if stores.exists() {
+            if let Err(e) = stores.clear_interrupted() {
+                crate::log::warn!("clear interrupted requests: {e}");
+            }
+            // What they left, and whatever else a dead daemon could not
+            // collect, goes now (containerd collects at start too).
+            stores.collect_garbage_soon();
+        }
 
         let mut server = Server::new();
         server.allow_uid(Some(rustix::process::geteuid().as_raw()));

@@ -186,6 +186,8 @@ impl Handler for Images {
                 db.delete_image(ns, &r.name).map_err(status)?;
                 if r.sync {
                     self.0.collect_garbage().map_err(status)?;
+                } else {
+                    self.0.collect_garbage_soon();
                 }
                 Ok(Empty {})
             }),
@@ -341,6 +343,11 @@ impl<'a> TempLease<'a> {
         labels.insert(
             crate::metadata::LABEL_GC_EXPIRE.into(),
             crate::time::rfc3339_nano(now + 3600, 0),
+        );
+        // A daemon that dies meanwhile leaves it for the next to clear.
+        labels.insert(
+            crate::metadata::gc::LABEL_DAEMON_REQUEST.into(),
+            what.to_string(),
         );
         db.create_lease(ns, &id, labels).map_err(status)?;
         Ok(TempLease { db, ns, id })
@@ -556,6 +563,7 @@ impl Handler for Containers {
             "Delete" => unary(payload, |r: pc::DeleteContainerRequest| {
                 self.check_no_task(ns, &r.id)?;
                 db.delete_container(ns, &r.id).map_err(status)?;
+                self.0.collect_garbage_soon();
                 Ok(Empty {})
             }),
             _ => Err(unknown_method(method)),
@@ -589,6 +597,8 @@ impl Handler for Leases {
                 db.delete_lease(ns, &r.id).map_err(status)?;
                 if r.sync {
                     self.0.collect_garbage().map_err(status)?;
+                } else {
+                    self.0.collect_garbage_soon();
                 }
                 Ok(Empty {})
             }),
