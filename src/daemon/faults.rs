@@ -19,6 +19,9 @@ pub const POINTS: &[&str] = &[
     // A pull has tagged its manifest in the content store's index.json
     // and not yet unpacked it (nor recorded the image).
     "pull-tagged",
+    // A container's snapshot was prepared (under a lease); its record is
+    // not written yet.
+    "container-snapshot-prepared",
     // A task's shim was started; the task is not created in it yet.
     "task-shim-started",
     // A task's shim answered Delete; its bundle is still there.

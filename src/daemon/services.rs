@@ -431,6 +431,7 @@ impl Containers {
         let lease = TempLease::new(db, ns, "create")?;
         lease.hold_snapshot(&c.snapshotter, &c.snapshot_key)?;
         let prepared = self.ensure_snapshot(ns, &c, &lease)?;
+        super::faults::point("container-snapshot-prepared");
         let (sn_name, key) = (c.snapshotter.clone(), c.snapshot_key.clone());
         let created = db.create_container(ns, c).map_err(status);
         if created.is_err() && prepared {
