@@ -326,10 +326,12 @@ impl Daemon {
         }
     }
 
-    /// Subscribe to the daemon's events (ttrpc stream of Envelopes).
+    /// Subscribe to the daemon's events: the connection (the stream ends
+    /// with it) and the stream of Envelopes.
     #[allow(dead_code)]
-    fn subscribe(&self, filters: &[String]) -> skiff::ttrpc::ClientStream {
-        self.client()
+    fn subscribe(&self, filters: &[String]) -> (Client, skiff::ttrpc::ClientStream) {
+        let c = self.client();
+        let s = c
             .stream(
                 "containerd.services.events.v1.Events",
                 "Subscribe",
@@ -340,7 +342,8 @@ impl Daemon {
                 false,
                 &[],
             )
-            .expect("subscribe")
+            .expect("subscribe");
+        (c, s)
     }
 
     /// Every bundle's shim and task pids, for cleanup by pid.
