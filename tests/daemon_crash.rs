@@ -144,7 +144,11 @@ fn containers_outlive_the_daemon_and_exits_meanwhile_are_seen() {
         })
         .collect();
     assert_eq!(after, want, "{}", d.log());
-    assert_eq!(d.bundles(), ["c1", "c2", "c3", "exits"], "the dead shim's bundle goes");
+    assert_eq!(
+        d.bundles(),
+        ["c1", "c2", "c3", "exits"],
+        "the dead shim's bundle goes"
+    );
     // ... and published after the restart: the live shim's and the
     // cleaned-up dead one's.
     let mut seen = Vec::new();
@@ -154,7 +158,8 @@ fn containers_outlive_the_daemon_and_exits_meanwhile_are_seen() {
             break;
         };
         let env = skiff::proto::events::Envelope::decode(m.as_slice()).unwrap();
-        let e = skiff::proto::events::TaskExit::decode(env.event.unwrap().value.as_slice()).unwrap();
+        let e =
+            skiff::proto::events::TaskExit::decode(env.event.unwrap().value.as_slice()).unwrap();
         seen.push((e.container_id, e.exit_status));
     }
     seen.sort();

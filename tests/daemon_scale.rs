@@ -35,7 +35,11 @@ fn tasks(d: &Daemon) -> Vec<(String, u32, String)> {
         .skip(1)
         .map(|l| {
             let c: Vec<&str> = l.split_whitespace().collect();
-            (c[0].to_string(), c[1].parse().unwrap_or(0), c[2].to_string())
+            (
+                c[0].to_string(),
+                c[1].parse().unwrap_or(0),
+                c[2].to_string(),
+            )
         })
         .collect();
     v.sort();
@@ -233,8 +237,10 @@ fn containerds_runc_shim_runs_containers_for_skiff() {
     if !require(
         Path::new("/usr/bin/containerd-shim-runc-v2").exists(),
         "/usr/bin/containerd-shim-runc-v2 (package containerd)",
-    ) || !require(Path::new("/usr/sbin/runc").exists(), "/usr/sbin/runc (package runc)")
-    {
+    ) || !require(
+        Path::new("/usr/sbin/runc").exists(),
+        "/usr/sbin/runc (package runc)",
+    ) {
         return;
     }
     let work = TempDir::new("scale-runc");
@@ -250,7 +256,16 @@ fn containerds_runc_shim_runs_containers_for_skiff() {
     d.ok(&["i", "pull", "--plain-http", &r]);
     let runtime = "io.containerd.runc.v2";
     assert_eq!(
-        d.ok(&["run", "--rm", "--runtime", runtime, &r, "once", "echo", "via runc"]),
+        d.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            &r,
+            "once",
+            "echo",
+            "via runc"
+        ]),
         "via runc\n"
     );
     d.ok(&["run", "-d", "--runtime", runtime, &r, "bg", "sleep", "1000"]);
@@ -262,7 +277,16 @@ fn containerds_runc_shim_runs_containers_for_skiff() {
         Path::new("/usr/bin/containerd-shim-runc-v2")
     );
     assert_eq!(
-        d.ok(&["t", "exec", "--exec-id", "e1", "bg", "sh", "-c", "echo in $(id -u)"]),
+        d.ok(&[
+            "t",
+            "exec",
+            "--exec-id",
+            "e1",
+            "bg",
+            "sh",
+            "-c",
+            "echo in $(id -u)"
+        ]),
         "in 0\n"
     );
     d.ok(&["t", "kill", "-s", "KILL", "bg"]);

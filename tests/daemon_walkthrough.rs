@@ -94,7 +94,7 @@ fn the_seeds_walkthrough() {
     let out = d.ok(&["images", "pull", "--plain-http", &r]);
     assert!(out.contains("elapsed: "), "{out}");
     assert!(out.contains("unpacking linux/amd64 sha256:"), "{out}");
-    assert_eq!(d.ids("i"), [r.clone()]);
+    assert_eq!(d.ids("i"), [r.as_str()]);
 
     // ctr run -t: a shell on a real terminal; what is typed runs, what it
     // prints comes back, its exit status is ctr's.
@@ -233,7 +233,7 @@ fn the_seeds_walkthrough() {
     assert_eq!(d.ok(&["i", "tag", &r, &alias]), format!("{alias}\n"));
     assert_eq!(d.ids("i"), [alias.clone(), r.clone()]);
     assert_eq!(d.ok(&["i", "rm", &alias]), format!("{alias}\n"));
-    assert_eq!(d.ids("i"), [r.clone()]);
+    assert_eq!(d.ids("i"), [r.as_str()]);
     assert!(!d.blobs().is_empty(), "an image still names the blobs");
     assert_eq!(d.ok(&["i", "rm", &r]), format!("{r}\n"));
     d.assert_clean(true);
