@@ -361,3 +361,173 @@ fn kill9_mid_task_create_and_mid_task_delete() {
     d.ok(&["i", "rm", &r]);
     d.assert_clean(true);
 }
+
+/// An HTTP proxy to the registry that holds the first large blob response
+/// after its headers and `KEEP` bytes of body, until released: a pull is
+/// then mid-download for as long as the test wants.
+struct StallProxy {
+    port: u16,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const KEEP: usize = 64 << 10;
+
+impl StallProxy {
+    fn start(upstream: u16) -> StallProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, rel, st) = (stalled.clone(), release.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let Ok((mut client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let (stalled, release) = (s.clone(), rel.clone());
+                std::thread::spawn(move || {
+                    client.set_nonblocking(false).unwrap();
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match client.read(&mut b) {
+                            Ok(1) => head.push(b[0]),
+                            _ => return,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let lines: Vec<&str> = text
+                        .split("\r\n")
+                        .filter(|l| {
+                            !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:")
+                        })
+                        .collect();
+                    let is_blob = lines[0].starts_with("GET") && lines[0].contains("/blobs/");
+                    let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let req = format!("{}\r\nConnection: close\r\n\r\n", lines.join("\r\n"));
+                    up.write_all(req.as_bytes()).unwrap();
+                    let mut resp = Vec::new();
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match up.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        resp.extend_from_slice(&buf[..n]);
+                        let body_at = resp
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .map(|p| p + 4);
+                        let large = body_at.is_some_and(|at| {
+                            String::from_utf8_lossy(&resp[..at])
+                                .to_ascii_lowercase()
+                                .lines()
+                                .filter_map(|l| l.strip_prefix("content-length:"))
+                                .any(|v| v.trim().parse::<usize>().unwrap_or(0) > 4 * KEEP)
+                        });
+                        if is_blob
+                            && large
+                            && resp.len() >= body_at.unwrap() + KEEP
+                            && !stalled.swap(true, Ordering::SeqCst)
+                        {
+                            let cut = body_at.unwrap() + KEEP;
+                            if client.write_all(&resp[..cut]).is_err() {
+                                return;
+                            }
+                            while !release.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            return;
+                        }
+                        if resp.len() > 8 * KEEP || !is_blob {
+                            if client.write_all(&resp).is_err() {
+                                return;
+                            }
+                            resp.clear();
+                        }
+                    }
+                    let _ = client.write_all(&resp);
+                });
+            }
+        });
+        StallProxy {
+            port,
+            stalled,
+            release,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.release.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn kill9_mid_download_resumes_and_leaves_no_partial() {
+    let work = TempDir::new("crash-download");
+    let Some((reg, _)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let port: u16 = reg.host().rsplit_once(':').unwrap().1.parse().unwrap();
+    let proxy = StallProxy::start(port);
+    let r = format!("127.0.0.1:{}/bb:v1", proxy.port);
+    let mut d = Daemon::new();
+    let pull = d
+        .ctr_cmd(&["i", "pull", "--plain-http", &r])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Reap(Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut pull = Reap(pull);
+    d.wait_for(30, "the layer's download to be under way", || {
+        proxy.stalled.load(std::sync::atomic::Ordering::SeqCst)
+            && d.ingests()
+                .iter()
+                .any(|p| fs::metadata(p).is_ok_and(|m| m.len() as usize >= KEEP))
+    });
+    d.kill9();
+    assert!(!pull.0.wait().unwrap().success(), "the pull went on");
+    proxy
+        .release
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    d.start();
+
+    // Nothing recorded, nothing held; the partial download is kept for a
+    // resume (as containerd keeps it), and the next pull resumes it.
+    assert_eq!(d.ids("i"), Vec::<String>::new());
+    assert_eq!(d.ids("leases"), Vec::<String>::new());
+    assert_eq!(d.ingests().len(), 1, "{:?}", d.ingests());
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    assert_eq!(d.ingests(), Vec::<PathBuf>::new(), "the partial stayed");
+    assert_eq!(d.ok(&["run", "--rm", &r, "again", "echo", "ok"]), "ok\n");
+    d.ok(&["i", "rm", &r]);
+    d.assert_clean(true);
+}
