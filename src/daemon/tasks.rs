@@ -174,7 +174,9 @@ impl Tasks {
         let address = address.trim();
         if address.is_empty() {
             // The shim never got to serve (its start did not finish).
-            return self.cleanup_dead(ns, id, bundle, &runtime).map(|_| ());
+            return self
+                .cleanup_dead(ns, id, bundle, &runtime, false)
+                .map(|_| ());
         }
         let task = Task::new(ns, id, bundle, &runtime, address);
         let refused = match Client::connect(address) {
@@ -197,7 +199,9 @@ impl Tasks {
                                 "recover task {ns}/{id}: shim holds no task; removed"
                             );
                             self.shutdown_shim(&task);
-                            return self.cleanup_dead(ns, id, bundle, &runtime).map(|_| ());
+                            return self
+                                .cleanup_dead(ns, id, bundle, &runtime, false)
+                                .map(|_| ());
                         }
                         self.adopt(task);
                         return Ok(());
@@ -220,7 +224,9 @@ impl Tasks {
         };
         let pid_alive = shim_pid_alive(bundle);
         if refused && !pid_alive {
-            return self.cleanup_dead(ns, id, bundle, &runtime).map(|_| ());
+            return self
+                .cleanup_dead(ns, id, bundle, &runtime, true)
+                .map(|_| ());
         }
         // Unknown: the shim may live. Keep the task; its first use dials
         // again, and only a dead shim's task gets cleaned up then.
@@ -254,13 +260,15 @@ impl Tasks {
     }
 
     /// A shim that is gone: its `delete` reaps what it left (and reports
-    /// the exit, published as the shim would have), then the bundle goes.
+    /// the exit, published as the shim would have when the task was
+    /// created: `created`), then the bundle goes.
     fn cleanup_dead(
         &self,
         ns: &str,
         id: &str,
         bundle: &Path,
         runtime: &str,
+        created: bool,
     ) -> Result<st::DeleteResponse> {
         let inv = self.invocation(ns, id, bundle);
         let res = shim::binary(runtime).and_then(|b| b.delete(&inv));
@@ -268,6 +276,23 @@ impl Tasks {
             Ok(r) => (r.pid, r.exit_status, r.exited_at),
             Err(_) => (0, 255, Some(Timestamp::now())),
         };
+        if created {
+            self.publish_exit(ns, id, pid, exit_status, exited_at);
+        }
+        remove_dead_socket(bundle);
+        remove_bundle(bundle)?;
+        res
+    }
+
+    /// The events of a task's end the shim could not send.
+    fn publish_exit(
+        &self,
+        ns: &str,
+        id: &str,
+        pid: u32,
+        exit_status: u32,
+        exited_at: Option<Timestamp>,
+    ) {
         self.publish(
             ns,
             ev::topic::TASK_EXIT,
@@ -292,9 +317,6 @@ impl Tasks {
                 id: String::new(),
             },
         );
-        remove_dead_socket(bundle);
-        remove_bundle(bundle)?;
-        res
     }
 
     fn publish<M: prost::Message>(&self, ns: &str, topic: &str, type_name: &str, m: &M) {
@@ -426,7 +448,7 @@ impl Tasks {
             }
             Err(e) => {
                 self.shutdown_shim(&task);
-                let _ = self.cleanup_dead(ns, &id, &bundle, &task.runtime);
+                let _ = self.cleanup_dead(ns, &id, &bundle, &task.runtime, false);
                 Err(e)
             }
         }
@@ -471,7 +493,7 @@ impl Tasks {
                 // The shim died: its binary's delete reports what it can.
                 self.forget(&t);
                 let r = self
-                    .cleanup_dead(ns, id, &t.bundle, &t.runtime)
+                    .cleanup_dead(ns, id, &t.bundle, &t.runtime, true)
                     .map_err(status)?;
                 return Ok(pt::DeleteResponse {
                     id: id.into(),
