@@ -210,3 +210,37 @@ impl Handler for Events {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(topic: &str) -> Envelope {
+        Envelope {
+            timestamp: Some(Timestamp::now()),
+            namespace: "ns".into(),
+            topic: topic.into(),
+            event: None,
+        }
+    }
+
+    #[test]
+    fn start_up_events_reach_a_late_subscriber_once() {
+        let x = Exchange::default();
+        x.publish(env("/tasks/exit"));
+        x.publish(env("/tasks/delete"));
+        let sub = x.subscribe(vec!["topic==/tasks/exit".into()]);
+        x.publish(env("/tasks/exit"));
+        let got: Vec<String> = sub.rx.try_iter().map(|e| e.topic).collect();
+        assert_eq!(got, ["/tasks/exit", "/tasks/exit"]);
+    }
+
+    #[test]
+    fn a_dropped_subscription_leaves_the_exchange() {
+        let x = Exchange::default();
+        let sub = x.subscribe(vec!["topic==/never".into()]);
+        assert_eq!(lock(&x.inner).subscribers.len(), 1);
+        drop(sub);
+        assert!(lock(&x.inner).subscribers.is_empty());
+    }
+}
