@@ -237,4 +237,19 @@ fn the_seeds_walkthrough() {
     assert!(!d.blobs().is_empty(), "an image still names the blobs");
     assert_eq!(d.ok(&["i", "rm", &r]), format!("{r}\n"));
     d.assert_clean(true);
+    // ctr's stdio fifos (under its default fifo root) went with the tasks.
+    let left: Vec<PathBuf> = fs::read_dir("/run/skiff/fifo")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|dir| fs::read_dir(dir.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            ["tty1-", "web-", "db-", "probe-"]
+                .iter()
+                .any(|id| name.starts_with(id))
+        })
+        .collect();
+    assert!(left.is_empty(), "fifos left: {left:?}");
 }
