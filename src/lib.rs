@@ -7,6 +7,7 @@ pub mod ctr;
 pub mod daemon;
 pub mod error;
 pub mod fsutil;
+pub mod h2;
 pub mod image;
 pub mod json;
 pub mod log;
@@ -21,6 +22,7 @@ pub mod shim;
 pub mod snapshot;
 pub mod sys;
 pub mod time;
+pub mod toml;
 pub mod ttrpc;
 
 pub use error::{Context, Error, Kind, Result};

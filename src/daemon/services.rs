@@ -412,7 +412,7 @@ impl Containers {
     fn create(&self, ns: &str, mut c: store::Container) -> Result<store::Container, Status> {
         let db = self.0.db().map_err(status)?;
         if c.runtime.name.is_empty() {
-            c.runtime.name = DEFAULT_RUNTIME.into();
+            c.runtime.name = self.0.default_runtime().into();
         }
         crate::record::check_identifier("container id", &c.id).map_err(status)?;
         crate::record::check_labels(&format!("container {:?}", c.id), &c.labels).map_err(status)?;
@@ -426,7 +426,7 @@ impl Containers {
             return db.create_container(ns, c).map_err(status);
         }
         if c.snapshotter.is_empty() {
-            c.snapshotter = store::default_snapshotter().to_string();
+            c.snapshotter = self.0.default_snapshotter().to_string();
         }
         let lease = TempLease::new(db, ns, "create")?;
         lease.hold_snapshot(&c.snapshotter, &c.snapshot_key)?;
@@ -853,7 +853,7 @@ pub struct Snapshots(pub Arc<Stores>);
 impl Snapshots {
     fn snapshotter(&self, name: &str) -> Result<Arc<crate::snapshot::Snapshotter>, Status> {
         let name = if name.is_empty() {
-            store::default_snapshotter()
+            self.0.default_snapshotter()
         } else {
             name
         };

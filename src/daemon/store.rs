@@ -27,6 +27,17 @@ pub struct Stores {
     snapshotters: Mutex<Vec<Arc<Snapshotter>>>,
     untag: Mutex<()>,
     gc: OnceLock<crate::metadata::gc::Scheduler>,
+    defaults: Defaults,
+}
+
+/// What a request that names no snapshotter or runtime gets (the config's
+/// `snapshotter`, `runtime`).
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// Empty: [`default_snapshotter`].
+    pub snapshotter: String,
+    /// Empty: skiff's own shim.
+    pub runtime: String,
 }
 
 /// How long deletes must pause before a scheduled collection runs.
@@ -41,6 +52,30 @@ impl Stores {
             snapshotters: Mutex::new(Vec::new()),
             untag: Mutex::new(()),
             gc: OnceLock::new(),
+            defaults: Defaults::default(),
+        }
+    }
+
+    pub fn with_defaults(mut self, defaults: Defaults) -> Stores {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The snapshotter of a request that names none.
+    pub fn default_snapshotter(&self) -> &str {
+        if self.defaults.snapshotter.is_empty() {
+            default_snapshotter()
+        } else {
+            &self.defaults.snapshotter
+        }
+    }
+
+    /// The runtime of a container that names none.
+    pub fn default_runtime(&self) -> &str {
+        if self.defaults.runtime.is_empty() {
+            super::shim::SKIFF_RUNTIME
+        } else {
+            &self.defaults.runtime
         }
     }
 
