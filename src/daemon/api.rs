@@ -30,6 +30,12 @@ pub trait Sink: Sync {
     /// The client's next message; None once it closed its side, an error
     /// when it went away without closing.
     fn recv(&self) -> Result<Option<Vec<u8>>, Status>;
+    /// Whether the client went away: a method that waits long between
+    /// messages (Subscribe) polls this to end, since only a send would
+    /// tell it otherwise.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// One service (`containerd.services.<name>.v1.<Name>`).
@@ -79,6 +85,10 @@ impl Sink for StreamSink<'_> {
 
     fn recv(&self) -> Result<Option<Vec<u8>>, Status> {
         self.0.recv()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_cut()
     }
 }
 

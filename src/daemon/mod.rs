@@ -13,6 +13,7 @@ mod content;
 mod content_write;
 mod diff;
 mod events;
+pub mod faults;
 mod pull;
 pub mod services;
 mod shim;
@@ -77,6 +78,15 @@ impl Daemon {
             exchange.clone(),
         ));
         tasks.recover()?;
+        stores.schedule_collections();
+        if stores.exists() {
+            if let Err(e) = stores.clear_interrupted() {
+                crate::log::warn!("clear interrupted requests: {e}");
+            }
+            // What they left, and whatever else a dead daemon could not
+            // collect, goes now (containerd collects at start too).
+            stores.collect_garbage_soon();
+        }
 
         let mut server = Server::new();
         // With a group configured, the socket's mode is the gate (its

@@ -137,6 +137,15 @@ impl Pull {
         let lease_id = format!("pull-{}", crate::record::now_nanos());
         let mut labels = store::Labels::new();
         labels.insert(crate::metadata::LABEL_GC_EXPIRE.into(), expiry_in(3600));
+        // A daemon that dies mid-pull leaves these for the next to clear.
+        labels.insert(
+            crate::metadata::gc::LABEL_DAEMON_REQUEST.into(),
+            "pull".into(),
+        );
+        labels.insert(
+            crate::metadata::gc::LABEL_PULL_REF.into(),
+            reference.to_string(),
+        );
         db.create_lease(ns, &lease_id, labels).map_err(status)?;
         let res = self.pull_leased(ns, &r, &reference, &platform, &client, &lease_id, out);
         let _ = db.delete_lease(ns, &lease_id);
@@ -190,6 +199,7 @@ impl Pull {
             },
         )
         .map_err(status)?;
+        super::faults::point("pull-tagged");
         label_children(db, ns, &pulled).map_err(status)?;
         record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();

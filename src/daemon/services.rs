@@ -185,6 +185,8 @@ impl Handler for Images {
                 db.delete_image(ns, &r.name).map_err(status)?;
                 if r.sync {
                     self.0.collect_garbage().map_err(status)?;
+                } else {
+                    self.0.collect_garbage_soon();
                 }
                 Ok(Empty {})
             }),
@@ -341,6 +343,11 @@ impl<'a> TempLease<'a> {
             crate::metadata::LABEL_GC_EXPIRE.into(),
             crate::time::rfc3339_nano(now + 3600, 0),
         );
+        // A daemon that dies meanwhile leaves it for the next to clear.
+        labels.insert(
+            crate::metadata::gc::LABEL_DAEMON_REQUEST.into(),
+            what.to_string(),
+        );
         db.create_lease(ns, &id, labels).map_err(status)?;
         Ok(TempLease { db, ns, id })
     }
@@ -423,6 +430,7 @@ impl Containers {
         let lease = TempLease::new(db, ns, "create")?;
         lease.hold_snapshot(&c.snapshotter, &c.snapshot_key)?;
         let prepared = self.ensure_snapshot(ns, &c, &lease)?;
+        super::faults::point("container-snapshot-prepared");
         let (sn_name, key) = (c.snapshotter.clone(), c.snapshot_key.clone());
         let created = db.create_container(ns, c).map_err(status);
         if created.is_err() && prepared {
@@ -555,6 +563,7 @@ impl Handler for Containers {
             "Delete" => unary(payload, |r: pc::DeleteContainerRequest| {
                 self.check_no_task(ns, &r.id)?;
                 db.delete_container(ns, &r.id).map_err(status)?;
+                self.0.collect_garbage_soon();
                 Ok(Empty {})
             }),
             _ => Err(unknown_method(method)),
@@ -613,6 +622,8 @@ impl Handler for Leases {
                 db.delete_lease(ns, &r.id).map_err(status)?;
                 if r.sync {
                     self.0.collect_garbage().map_err(status)?;
+                } else {
+                    self.0.collect_garbage_soon();
                 }
                 Ok(Empty {})
             }),
