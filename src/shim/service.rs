@@ -493,7 +493,12 @@ impl Shim {
             ));
         }
         // Removes the runtime's state and cgroup; kills an init never started.
-        match c.runtime.delete(&c.id, true, &c.log()) {
+        let deleted = if status == Status::Stopped && c.init.reaped.load(Ordering::SeqCst) {
+            c.runtime.delete_reaped(&c.id, &c.log())
+        } else {
+            c.runtime.delete(&c.id, true, &c.log())
+        };
+        match deleted {
             Err(e) if e.kind() != Kind::NotFound => {
                 return Err(e.wrap(format!("delete container {}", c.id)))
             }
