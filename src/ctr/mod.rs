@@ -6,10 +6,15 @@
 //!
 //! Nothing here prints or exits: the applet does.
 
+pub mod archive;
 pub mod cio;
 pub mod client;
+pub mod container;
 pub mod events;
 pub mod flags;
+pub mod format;
+pub mod objects;
+pub mod process;
 pub mod progress;
 pub mod tabwriter;
 pub mod term;
