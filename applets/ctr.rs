@@ -10,8 +10,9 @@ use skiff::ctr::client::Conn;
 use skiff::ctr::flags::{self, Flag, Parsed};
 use skiff::ctr::format::{self as fmt, go_time};
 use skiff::ctr::objects::{self, delete_task, get_container, get_image, need_task, wait_task};
-use skiff::ctr::process::{self, Stdio};
-use skiff::ctr::{archive, cio, container, progress, tabwriter, term, units};
+use skiff::ctr::process::{self, Outcome, Stdio};
+use skiff::ctr::signals::Signals;
+use skiff::ctr::{archive, container, progress, tabwriter, term, units};
 use skiff::proto::services::{
     containers, content, images, leases, namespaces, pull, snapshots, tasks, version,
 };
@@ -1301,12 +1302,11 @@ fn cmd_task_metrics(g: &Globals, p: &Parsed) -> Res {
 fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
     let id = arg(p, 0, "container id")?;
     let detach = p.bool("detach");
-    let mask = process::take_signals(detach)?;
+    let signals = take_signals()?;
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
     let terminal = container::spec_terminal(&c);
-    let null_io = p.bool("null-io") || detach;
-    let io = Stdio::new(id, "", terminal, null_io, None)?;
+    let io = Stdio::new(id, "", terminal, p.bool("null-io"), None)?;
     let r: Result<tasks::CreateTaskResponse, Status> = conn.call(
         tasks::SERVICE,
         "Create",
@@ -1323,12 +1323,32 @@ fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
         io.remove();
         return Err(s.into());
     }
-    let result = process::run(&conn, id, "", io, detach, mask);
-    if !detach {
-        // As ctr: an attached start deletes the task once it exited.
-        let _ = delete_task(&conn, id);
+    match process::run(&conn, id, "", io, detach, &signals) {
+        Ok(Outcome::Detached) => Ok(()),
+        outcome => {
+            // As ctr: an attached start deletes the task once it exited
+            // (or never started).
+            let _ = delete_task(&conn, id);
+            match outcome? {
+                Outcome::Exited(status) => exit_with(status),
+                Outcome::Cancelled(sig) => Err(cancelled(sig)),
+                Outcome::Detached => Ok(()),
+            }
+        }
     }
-    exit_with(result?)
+}
+
+/// Take every signal from here on (before any thread exists): until the
+/// task runs, ^C cancels the command (twice: at once); then signals go
+/// to the task.
+fn take_signals() -> Result<Signals, Fail> {
+    Ok(Signals::take_over(|sig| std::process::exit(128 + sig))?)
+}
+
+/// The command was cancelled by `sig` before its process started: exit
+/// as a process that signal ended (128+N), quietly, as Go's ctr dies.
+fn cancelled(sig: i32) -> Fail {
+    Fail::Exit((128 + sig) as u8)
 }
 
 /// A process's exit status as ctr's own.
@@ -1341,21 +1361,14 @@ fn exit_with(status: u32) -> Res {
 
 fn cmd_task_attach(g: &Globals, p: &Parsed) -> Res {
     let id = arg(p, 0, "container id")?;
+    let signals = take_signals()?;
     let conn = g.connect()?;
+    let c = get_container(&conn, id)?;
     let task = need_task(&conn, id)?;
-    if task.stdout.is_empty() {
-        return Err(msg(format!("task {id} has no io to attach to")));
-    }
-    // The fifos the creator made: open them again and copy, as ctr does.
-    let out = cio::OutputFifo::open(&task.stdout).map_err(|e| msg(e.to_string()))?;
-    let (h, attach) = out.copy_to(std::io::stdout());
-    drop(attach);
-    let status = wait_task(&conn, id, "")?;
-    let _ = h.join();
-    if status != 0 {
-        return Err(Fail::Exit(status as u8));
-    }
-    Ok(())
+    let status = process::attach(&conn, id, &task, container::spec_terminal(&c), &signals)?;
+    // As ctr: the attached task is deleted once it exited.
+    let _ = delete_task(&conn, id);
+    exit_with(status)
 }
 
 fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
@@ -1370,14 +1383,14 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
     if p.args.len() < 2 {
         return Err(msg("command must be provided"));
     }
-    let mask = process::take_signals(p.bool("detach"))?;
+    let signals = take_signals()?;
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
     need_task(&conn, id)?;
     let terminal = p.bool("tty");
     let process = container::exec_process(&c, &p.args[1..], terminal, p.get("cwd"), p.get("user"))?;
     let detach = p.bool("detach");
-    let io = Stdio::new(id, exec_id, terminal, detach, p.get("fifo-dir"))?;
+    let io = Stdio::new(id, exec_id, terminal, false, p.get("fifo-dir"))?;
     let r: Result<Empty, Status> = conn.call(
         tasks::SERVICE,
         "Exec",
@@ -1398,8 +1411,8 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
         io.remove();
         return Err(s.into());
     }
-    let result = process::run(&conn, id, exec_id, io, detach, mask);
-    if !detach {
+    let outcome = process::run(&conn, id, exec_id, io, detach, &signals);
+    let delete = || {
         let _: Result<tasks::DeleteResponse, Status> = conn.call(
             tasks::SERVICE,
             "DeleteProcess",
@@ -1408,8 +1421,22 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
                 exec_id: exec_id.to_string(),
             },
         );
+    };
+    match outcome {
+        Err(e) => {
+            delete();
+            Err(e.into())
+        }
+        Ok(Outcome::Detached) => Ok(()),
+        Ok(Outcome::Exited(status)) => {
+            delete();
+            exit_with(status)
+        }
+        Ok(Outcome::Cancelled(sig)) => {
+            delete();
+            Err(cancelled(sig))
+        }
     }
-    exit_with(result?)
 }
 
 fn cmd_run(g: &Globals, p: &Parsed) -> Res {
@@ -1418,22 +1445,32 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
     if detach && rm {
         return Err(msg("flags --detach and --rm cannot be specified together"));
     }
-    let mask = process::take_signals(detach)?;
+    let signals = take_signals()?;
     let conn = g.connect()?;
     let c = container::create(&conn, p)?;
     let id = c.id.clone();
-    let terminal = p.bool("tty");
-    let null_io = p.bool("null-io") || detach;
-    let cleanup = |conn: &Conn| {
+    // What a failure or ^C before the task ran undoes: the task, and the
+    // container this command made (as --rm would).
+    let undo = |conn: &Conn| {
+        let _ = delete_task(conn, &id);
+        let _ = objects::delete_container(conn, &id, true);
+    };
+    if let Some(sig) = signals.cancelled() {
+        undo(&conn);
+        return Err(cancelled(sig));
+    }
+    // A failure leaves the container as ctr does, unless --rm.
+    let failed = |conn: &Conn| {
         let _ = delete_task(conn, &id);
         if rm {
             let _ = objects::delete_container(conn, &id, true);
         }
     };
-    let io = match Stdio::new(&id, "", terminal, null_io, p.get("fifo-dir")) {
+    let terminal = p.bool("tty");
+    let io = match Stdio::new(&id, "", terminal, p.bool("null-io"), p.get("fifo-dir")) {
         Ok(io) => io,
         Err(e) => {
-            cleanup(&conn);
+            failed(&conn);
             return Err(e.into());
         }
     };
@@ -1451,14 +1488,23 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
     );
     if let Err(s) = r {
         io.remove();
-        cleanup(&conn);
+        failed(&conn);
         return Err(s.into());
     }
-    let result = process::run(&conn, &id, "", io, detach, mask);
-    if !detach {
-        cleanup(&conn);
+    match process::run(&conn, &id, "", io, detach, &signals) {
+        Ok(Outcome::Detached) => Ok(()),
+        Ok(Outcome::Cancelled(sig)) => {
+            undo(&conn);
+            Err(cancelled(sig))
+        }
+        outcome => {
+            failed(&conn);
+            match outcome? {
+                Outcome::Exited(status) => exit_with(status),
+                _ => Ok(()),
+            }
+        }
     }
-    exit_with(result?)
 }
 
 // ---- snapshots, content, leases, events -------------------------------------

@@ -3,6 +3,7 @@
 //! status waited for.
 
 use super::client::Conn;
+use super::signals::Signals;
 use super::{cio, objects, term};
 use crate::error::Result;
 use crate::proto::services::tasks;
@@ -70,28 +71,34 @@ impl Stdio {
     }
 }
 
-/// For an attached process: block every signal before any thread exists
-/// (the connection's reader included), so they all wait for the thread
-/// that forwards them (SIGWINCH resizes) instead of killing ctr.
-pub fn take_signals(detach: bool) -> Result<Option<crate::sys::signal::Mask>> {
-    if detach {
-        return Ok(None);
-    }
-    crate::sys::signal::block_all().map(Some)
+/// How running a process ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran and exited with this status.
+    Exited(u32),
+    /// It started and we left it running (`--detach`).
+    Detached,
+    /// A signal cancelled the command before the process started; the
+    /// caller undoes what it made.
+    Cancelled(i32),
 }
 
 /// Start a created process (init when `exec_id` is empty), copy its io,
-/// forward signals and window size, wait and return its exit status
-/// (0 when detached).
+/// forward signals (through `signals`) and window size, and wait for its
+/// exit unless detached.
 pub fn run(
     conn: &Conn,
     id: &str,
     exec_id: &str,
     mut io: Stdio,
     detach: bool,
-    mask: Option<crate::sys::signal::Mask>,
-) -> Result<u32> {
+    signals: &Signals,
+) -> Result<Outcome> {
     let terminal = io.paths.2.is_empty() && !io.paths.1.is_empty();
+    if let Some(sig) = signals.cancelled() {
+        io.remove();
+        return Ok(Outcome::Cancelled(sig));
+    }
     let mut copiers = Vec::new();
     let mut attaches = Vec::new();
     if let Some(out) = io.out.take() {
@@ -118,13 +125,7 @@ pub fn run(
     if !detach {
         let (conn, id, exec_id) = (conn.clone(), id.to_string(), exec_id.to_string());
         std::thread::spawn(move || {
-            let r = objects::wait_task(&conn, &id, &exec_id);
-            let _ = tx.send(r);
-            // Wake the signal loop.
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::CHILD,
-            );
+            let _ = tx.send(objects::wait_task(&conn, &id, &exec_id));
         });
     }
     // The pty exists once the process is created: size it before it
@@ -132,6 +133,13 @@ pub fn run(
     // Start, which leaves a moment of 0x0).
     if terminal {
         resize(conn, id, exec_id);
+    }
+    // The last moment a ^C still cancels: Start is the point of no return.
+    if let Some(sig) = signals.cancelled() {
+        drop(raw);
+        drop(attaches);
+        io.remove();
+        return Ok(Outcome::Cancelled(sig));
     }
     let started: std::result::Result<tasks::StartResponse, Status> = conn.call(
         tasks::SERVICE,
@@ -148,43 +156,23 @@ pub fn run(
         return Err(s.into());
     }
     if detach {
-        return Ok(0);
+        // The fifos stay: the shim holds them, `tasks attach` opens them
+        // again, and deleting the task removes them.
+        return Ok(Outcome::Detached);
     }
+    signals.forward_to(conn, id, exec_id, terminal);
     if terminal {
         resize(conn, id, exec_id);
     }
-    let status = loop {
-        if let Ok(r) = rx.try_recv() {
-            break r;
-        }
-        match crate::sys::signal::wait_any() {
-            libc::SIGWINCH if terminal => resize(conn, id, exec_id),
-            libc::SIGCHLD | libc::SIGWINCH | libc::SIGPIPE => {}
-            sig => kill(conn, id, exec_id, sig),
-        }
-    };
+    let status = rx
+        .recv()
+        .unwrap_or_else(|_| Err(crate::error::Error::new("wait: the waiter went away")));
     for h in copiers {
         let _ = h.join();
     }
     drop(raw);
-    if let Some(m) = mask {
-        let _ = crate::sys::signal::restore(&m);
-    }
     io.remove();
-    status
-}
-
-fn kill(conn: &Conn, id: &str, exec_id: &str, sig: i32) {
-    let _: std::result::Result<Empty, Status> = conn.call(
-        tasks::SERVICE,
-        "Kill",
-        &tasks::KillRequest {
-            container_id: id.to_string(),
-            exec_id: exec_id.to_string(),
-            signal: sig as u32,
-            all: false,
-        },
-    );
+    status.map(Outcome::Exited)
 }
 
 /// What runs when our stdin ends: CloseIO, so the process sees end-of-file.
@@ -217,4 +205,49 @@ pub fn resize(conn: &Conn, id: &str, exec_id: &str) {
             },
         );
     }
+}
+
+/// `tasks attach`: copy our stdio through the fifos the task's creator
+/// made (a `run -d` leaves them for this), forward signals, wait for the
+/// exit. A task started with null io has no fifos: ctr then just waits.
+pub fn attach(
+    conn: &Conn,
+    id: &str,
+    task: &tasks::Process,
+    terminal: bool,
+    signals: &Signals,
+) -> Result<u32> {
+    let mut copiers = Vec::new();
+    for (path, to_stderr) in [(&task.stdout, false), (&task.stderr, true)] {
+        if path.is_empty() {
+            continue;
+        }
+        let fifo = cio::OutputFifo::open(path)?;
+        // The shim holds its write end already: no placeholder needed.
+        let (h, _) = if to_stderr {
+            fifo.copy_to(Box::new(std::io::stderr()) as Box<dyn std::io::Write + Send>)
+        } else {
+            fifo.copy_to(Box::new(std::io::stdout()) as Box<dyn std::io::Write + Send>)
+        };
+        copiers.push(h);
+    }
+    let raw = if terminal {
+        term::RawMode::stdin()
+    } else {
+        None
+    };
+    if !task.stdin.is_empty() {
+        // As ctr's attach: our stdin goes in; its end closes the fifo only.
+        cio::copy_stdin(task.stdin.clone(), std::io::stdin(), || {});
+    }
+    signals.forward_to(conn, id, "", terminal);
+    if terminal {
+        resize(conn, id, "");
+    }
+    let status = objects::wait_task(conn, id, "");
+    for h in copiers {
+        let _ = h.join();
+    }
+    drop(raw);
+    status
 }
