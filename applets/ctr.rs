@@ -274,6 +274,10 @@ const COMMANDS: &[Cmd] = &[
                 &[
                     Flag::value(&["base-name"], "base image name for added images, when provided only images with this name prefix are imported"),
                     Flag::bool(&["digests"], "whether to create digest images (default: false)"),
+                    Flag::bool(&["skip-digest-for-named"], "skip applying --digests option to images named in the importing tar (use it in conjunction with --digests)"),
+                    Flag::bool(&["all-platforms"], "imports content for all platforms, false by default"),
+                    Flag::value(&["platform"], "imports content for specific platform"),
+                    Flag::bool(&["no-unpack"], "skip unpacking the images, false by default"),
                     SNAPSHOTTER,
                 ],
                 cmd_image_import,
@@ -857,7 +861,13 @@ fn cmd_image_import(g: &Globals, p: &Parsed) -> Res {
     let opts = archive::ImportOptions {
         base_name: p.get("base-name"),
         digests: p.bool("digests"),
+        skip_digest_for_named: p.bool("skip-digest-for-named"),
     };
+    if opts.skip_digest_for_named && !opts.digests {
+        return Err(msg(
+            "--skip-digest-for-named must be specified with --digests option",
+        ));
+    }
     for i in archive::import(&conn, file, &opts)? {
         print(&format!("unpacking {} ({})...done\n", i.name, i.digest));
     }

@@ -6,7 +6,7 @@ use super::client::Conn;
 use super::objects::{self, BlobReader};
 use crate::error::{Error, Kind, Result};
 use crate::image::oci::{parse_document, select_platform, Document, Platform};
-use crate::proto::services::{content, images};
+use crate::proto::services::{content, images, leases};
 use crate::ttrpc::{Code, Status};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -190,10 +190,14 @@ impl<R: Read> Read for ExactSize<R> {
     }
 }
 
-/// How imported images are named.
+/// How imported images are named (ctr's flags).
 pub struct ImportOptions<'a> {
+    /// `--base-name`: tags get this name; other names must start with it.
     pub base_name: Option<&'a str>,
+    /// `--digests`: also name each image `PREFIX@DIGEST`.
     pub digests: bool,
+    /// `--skip-digest-for-named`: no digest name for a named image.
+    pub skip_digest_for_named: bool,
 }
 
 /// An image recorded by an import: its name and target digest.
@@ -202,71 +206,246 @@ pub struct Imported {
     pub digest: String,
 }
 
-/// Import the archive at `file`: every blob goes into the store through
-/// Content.Write (verified there against its name), then each image of
-/// index.json is recorded under its `io.containerd.image.name`, or
-/// `--base-name:ref.name`.
+/// A regular file of the archive as pass one saw it.
+struct Member {
+    digest: String,
+    size: u64,
+    gzip: bool,
+}
+
+/// What pass one found: the layout's documents and every file's digest.
+#[derive(Default)]
+struct Scan {
+    oci_layout: bool,
+    index: Option<String>,
+    docker_manifest: Option<String>,
+    /// Regular files by cleaned path (blobs/ included).
+    members: BTreeMap<String, Member>,
+    /// Symlinks (a `docker save` layer shared by two images) to the path
+    /// they name.
+    links: BTreeMap<String, String>,
+}
+
+/// The largest layout document (index.json, manifest.json) read.
+const MAX_LAYOUT_JSON: u64 = 20 << 20;
+
+/// Import the archive at `file`, an OCI layout (index.json, blobs/) or
+/// the old `docker save` layout (manifest.json, `<id>.json`,
+/// `<layer>/layer.tar`). Blobs go into the store through Content.Write
+/// (verified there), held by a lease until the images reference them;
+/// then each image is named as ctr names it.
 pub fn import(conn: &Conn, file: &str, opts: &ImportOptions) -> Result<Vec<Imported>> {
-    let open =
-        || std::fs::File::open(file).map_err(|e| Error::from(e).wrap(format!("open {file}")));
-    let bad = |e: std::io::Error| Error::from(e).wrap(file);
-    // First pass: the index; second: the blobs, streamed.
-    let mut index = None;
-    let mut ar = tar::Archive::new(open()?);
-    for e in ar.entries().map_err(bad)? {
-        let mut e = e.map_err(bad)?;
-        let path = e
-            .path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        if path.trim_start_matches("./") == "index.json" {
-            let mut text = String::new();
-            e.read_to_string(&mut text)
-                .map_err(|e| Error::from(e).wrap(format!("{file}: index.json")))?;
-            index = Some(text);
+    let scan = scan(file)?;
+    let lease = ImportLease::take(conn)?;
+    let targets = if scan.oci_layout || scan.index.is_some() {
+        let index = scan.index.as_deref().ok_or_else(|| {
+            Error::of(
+                Kind::InvalidArgument,
+                format!("{file}: missing index.json in OCI layout 1.0.0"),
+            )
+        })?;
+        write_members(conn, file, &scan, &lease, |path| {
+            path.strip_prefix("blobs/sha256/")
+                .map(|h| format!("sha256:{h}"))
+        })?;
+        oci_targets(index)?
+    } else if let Some(manifest) = &scan.docker_manifest {
+        docker_targets(conn, file, &scan, manifest, &lease)?
+    } else {
+        return Err(Error::of(
+            Kind::InvalidArgument,
+            format!("{file}: unrecognized image format"),
+        ));
+    };
+    let prefix = match opts.base_name {
+        Some(b) => b.to_string(),
+        None => format!("import-{}", &crate::time::now_rfc3339()[..10]),
+    };
+    let mut done = Vec::new();
+    for (target, names) in targets {
+        let name = image_name(&names, opts.base_name, &prefix);
+        let mut wanted = Vec::new();
+        if let Some(n) = &name {
+            wanted.push(n.clone());
+        }
+        if opts.digests && !(opts.skip_digest_for_named && name.is_some()) {
+            wanted.push(format!("{prefix}@{}", target.digest));
+        }
+        for n in wanted {
+            put_image(conn, &n, target.clone())?;
+            done.push(Imported {
+                name: n,
+                digest: target.digest.clone(),
+            });
         }
     }
-    let index = index.ok_or_else(|| {
-        Error::of(
-            Kind::InvalidArgument,
-            format!("{file}: no index.json (not an OCI archive)"),
-        )
-    })?;
-    let mut ar = tar::Archive::new(open()?);
+    lease.release();
+    Ok(done)
+}
+
+/// The names an index entry carries: `io.containerd.image.name` and
+/// `org.opencontainers.image.ref.name`.
+#[derive(Default)]
+struct Names {
+    image: Option<String>,
+    reference: Option<String>,
+}
+
+/// ctr's naming: the containerd image name as it is; else the OCI ref
+/// name, a bare tag getting `prefix:`, a full name kept (with a base
+/// name only if it starts with it).
+fn image_name(n: &Names, base: Option<&str>, prefix: &str) -> Option<String> {
+    if let Some(i) = n.image.as_deref().filter(|i| !i.is_empty()) {
+        return Some(i.to_string());
+    }
+    let r = n.reference.as_deref().filter(|r| !r.is_empty())?;
+    if r.contains(['/', ':', '@']) {
+        return match base {
+            Some(b) if !has_image_prefix(r, b) => None,
+            _ => Some(r.to_string()),
+        };
+    }
+    Some(format!("{prefix}:{r}"))
+}
+
+/// `s` is `prefix` or continues it with `/`, `:` or `@` (not `foo` for `fo`).
+fn has_image_prefix(s: &str, prefix: &str) -> bool {
+    match s.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with(['/', ':', '@']),
+        None => false,
+    }
+}
+
+/// Pass one: read the layout documents, hash every regular file.
+fn scan(file: &str) -> Result<Scan> {
+    let bad = |e: std::io::Error| Error::from(e).wrap(file);
+    let f = std::fs::File::open(file).map_err(|e| Error::from(e).wrap(format!("open {file}")))?;
+    let mut scan = Scan::default();
+    let mut ar = tar::Archive::new(f);
     for e in ar.entries().map_err(bad)? {
         let mut e = e.map_err(bad)?;
-        let path = e
-            .path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let Some(hex) = path.trim_start_matches("./").strip_prefix("blobs/sha256/") else {
+        let path = clean(&e.path().map_err(bad)?.display().to_string());
+        match e.header().entry_type() {
+            tar::EntryType::Symlink => {
+                if let Some(target) = e.link_name().ok().flatten() {
+                    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                    let joined = format!("{dir}/{}", target.display());
+                    scan.links.insert(path, clean(&joined));
+                }
+                continue;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            _ => continue,
+        }
+        let mut read_json = |what: &str| -> Result<String> {
+            let mut text = String::new();
+            (&mut e)
+                .take(MAX_LAYOUT_JSON)
+                .read_to_string(&mut text)
+                .map_err(|err| Error::from(err).wrap(format!("{file}: {what}")))?;
+            Ok(text)
+        };
+        match path.as_str() {
+            "oci-layout" => scan.oci_layout = true,
+            "index.json" => scan.index = Some(read_json("index.json")?),
+            "manifest.json" => scan.docker_manifest = Some(read_json("manifest.json")?),
+            _ => {
+                let mut hashing = crate::image::digest::HashingReader::new(
+                    &mut e,
+                    crate::image::digest::Algorithm::Sha256,
+                );
+                let mut head = [0u8; 2];
+                let mut got = 0;
+                while got < 2 {
+                    match hashing.read(&mut head[got..]).map_err(bad)? {
+                        0 => break,
+                        n => got += n,
+                    }
+                }
+                let rest = std::io::copy(&mut hashing, &mut std::io::sink()).map_err(bad)?;
+                scan.members.insert(
+                    path,
+                    Member {
+                        digest: hashing.finish().to_string(),
+                        size: got as u64 + rest,
+                        gzip: head == [0x1f, 0x8b],
+                    },
+                );
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// A tar path without `./`, doubled or trailing slashes, or `.` parts.
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+/// Pass two: store the members `digest_of` names (checked against what
+/// pass one hashed), each held by the lease before it is written.
+fn write_members(
+    conn: &Conn,
+    file: &str,
+    scan: &Scan,
+    lease: &ImportLease,
+    digest_of: impl Fn(&str) -> Option<String>,
+) -> Result<()> {
+    let bad = |e: std::io::Error| Error::from(e).wrap(file);
+    let f = std::fs::File::open(file).map_err(|e| Error::from(e).wrap(format!("open {file}")))?;
+    let mut ar = tar::Archive::new(f);
+    let mut written = std::collections::BTreeSet::new();
+    for e in ar.entries().map_err(bad)? {
+        let mut e = e.map_err(bad)?;
+        let path = clean(&e.path().map_err(bad)?.display().to_string());
+        let (Some(digest), Some(m)) = (digest_of(&path), scan.members.get(&path)) else {
             continue;
         };
-        if hex.is_empty() || e.header().entry_type() != tar::EntryType::Regular {
+        if m.digest != digest {
+            return Err(Error::of(
+                Kind::InvalidArgument,
+                format!("{file}: {path}: content is {}, not {digest}", m.digest),
+            ));
+        }
+        if !written.insert(digest.clone()) {
             continue;
         }
-        let digest = format!("sha256:{hex}");
-        let total = e.header().size().unwrap_or(0) as i64;
-        write_blob(conn, &digest, total, &mut e, &format!("{file}: {path}"))?;
+        lease.hold(&digest)?;
+        write_blob(
+            conn,
+            &digest,
+            m.size as i64,
+            &mut e,
+            &format!("{file}: {path}"),
+        )?;
     }
-    // The images the index names.
-    let v = crate::json::parse(&index, "index.json")?;
+    Ok(())
+}
+
+type Targets = Vec<(crate::proto::types::Descriptor, Names)>;
+
+/// The images index.json names.
+fn oci_targets(index: &str) -> Result<Targets> {
+    let v = crate::json::parse(index, "index.json")?;
     let root = crate::json::Node::new(&v, "index.json");
-    let manifests = root.need("manifests").and_then(|m| m.items())?;
-    let mut done = Vec::new();
-    for m in manifests {
+    let mut out = Vec::new();
+    for m in root.need("manifests").and_then(|m| m.items())? {
         let d = crate::image::oci::Descriptor::from_node(&m)?;
-        let name = match (
-            d.annotation("io.containerd.image.name"),
-            d.annotation("org.opencontainers.image.ref.name"),
-            opts.base_name,
-        ) {
-            (Some(n), _, None) => n.to_string(),
-            (Some(n), _, Some(b)) if n.starts_with(b) => n.to_string(),
-            (_, Some(r), Some(b)) => format!("{b}:{r}"),
-            (None, Some(r), None) if r.contains(['/', ':']) => r.to_string(),
-            _ if opts.digests => format!("import-{}@{}", crate::time::now().0, d.digest),
-            _ => continue,
+        let names = Names {
+            image: d.annotation("io.containerd.image.name").map(str::to_string),
+            reference: d
+                .annotation("org.opencontainers.image.ref.name")
+                .map(str::to_string),
         };
         let target = crate::proto::types::Descriptor {
             media_type: d.media_type.clone(),
@@ -274,13 +453,173 @@ pub fn import(conn: &Conn, file: &str, opts: &ImportOptions) -> Result<Vec<Impor
             size: d.size as i64,
             ..Default::default()
         };
-        put_image(conn, &name, target)?;
-        done.push(Imported {
-            name,
-            digest: d.digest.to_string(),
-        });
+        out.push((target, names));
     }
-    Ok(done)
+    Ok(out)
+}
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+/// The old `docker save` layout: store each image's config and layers,
+/// write the Docker schema 2 manifest containerd makes of them (same
+/// bytes, so the same digest as ctr's import), one target per RepoTag.
+fn docker_targets(
+    conn: &Conn,
+    file: &str,
+    scan: &Scan,
+    manifest: &str,
+    lease: &ImportLease,
+) -> Result<Targets> {
+    let v = crate::json::parse(manifest, "manifest.json")?;
+    let root = crate::json::Node::new(&v, "manifest.json");
+    let member = |path: &str| {
+        let path = clean(path);
+        let path = scan.links.get(&path).cloned().unwrap_or(path);
+        scan.members.get(&path).map(|m| (path, m))
+    };
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut manifests = Vec::new();
+    for image in root.items()? {
+        let config = image.need("Config")?.string()?;
+        let (config_path, config_m) = member(&config).ok_or_else(|| {
+            Error::of(
+                Kind::InvalidArgument,
+                format!("{file}: image config {config:?} not found"),
+            )
+        })?;
+        wanted.insert(config_path, config_m.digest.clone());
+        let mut layers = Vec::new();
+        for l in image.need("Layers")?.items()? {
+            let l = l.string()?;
+            let (path, m) = member(&l).ok_or_else(|| {
+                Error::of(
+                    Kind::InvalidArgument,
+                    format!("{file}: failed to resolve layers: layer {l:?} not found"),
+                )
+            })?;
+            wanted.insert(path, m.digest.clone());
+            let media_type = if m.gzip {
+                DOCKER_LAYER_GZIP
+            } else {
+                DOCKER_LAYER
+            };
+            layers.push(go_descriptor(media_type, &m.digest, m.size));
+        }
+        let body = format!(
+            "{{\"schemaVersion\":2,\"mediaType\":\"{DOCKER_MANIFEST}\",\"config\":{},\"layers\":[{}]}}",
+            go_descriptor(DOCKER_CONFIG, &config_m.digest, config_m.size),
+            layers.join(",")
+        );
+        let tags = match image.get("RepoTags")? {
+            Some(t) => t.strings()?,
+            None => Vec::new(),
+        };
+        manifests.push((body, tags));
+    }
+    write_members(conn, file, scan, lease, |path| wanted.get(path).cloned())?;
+    for (body, tags) in manifests {
+        let digest = crate::image::digest::Digest::of(body.as_bytes()).to_string();
+        lease.hold(&digest)?;
+        write_blob(
+            conn,
+            &digest,
+            body.len() as i64,
+            &mut body.as_bytes(),
+            "manifest",
+        )?;
+        let target = crate::proto::types::Descriptor {
+            media_type: DOCKER_MANIFEST.to_string(),
+            digest,
+            size: body.len() as i64,
+            ..Default::default()
+        };
+        if tags.is_empty() {
+            out.push((target.clone(), Names::default()));
+        }
+        for tag in tags {
+            let name = crate::registry::reference::Reference::parse(&tag)
+                .map_err(|e| e.wrap(format!("normalize image ref {tag:?}")))?
+                .to_string();
+            out.push((
+                target.clone(),
+                Names {
+                    image: Some(name),
+                    reference: None,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A descriptor as Go's json writes containerd's (field order, no empties).
+fn go_descriptor(media_type: &str, digest: &str, size: u64) -> String {
+    format!("{{\"mediaType\":\"{media_type}\",\"digest\":\"{digest}\",\"size\":{size}}}")
+}
+
+/// The lease an import holds its blobs under, as ctr's client takes one:
+/// the garbage collector leaves them alone until the images reference
+/// them; it expires by itself (a day) if ctr dies before releasing it.
+struct ImportLease<'a> {
+    conn: &'a Conn,
+    id: String,
+}
+
+impl<'a> ImportLease<'a> {
+    fn take(conn: &'a Conn) -> Result<ImportLease<'a>> {
+        let (secs, nanos) = crate::time::now();
+        let id = format!("ctr-import-{secs}{nanos:09}-{}", std::process::id());
+        let mut labels = BTreeMap::new();
+        labels.insert(
+            "containerd.io/gc.expire".to_string(),
+            crate::time::rfc3339_nano(secs + 24 * 3600, 0),
+        );
+        let _: leases::CreateResponse = conn.call(
+            leases::SERVICE,
+            "Create",
+            &leases::CreateRequest {
+                id: id.clone(),
+                labels,
+            },
+        )?;
+        Ok(ImportLease { conn, id })
+    }
+
+    /// Hold the blob `digest` (before it is written, so no collection
+    /// between its commit and its image can take it).
+    fn hold(&self, digest: &str) -> Result<()> {
+        let _: crate::proto::types::Empty = self.conn.call(
+            leases::SERVICE,
+            "AddResource",
+            &leases::ResourceRequest {
+                id: self.id.clone(),
+                resource: Some(leases::Resource {
+                    id: digest.to_string(),
+                    r#type: "content".to_string(),
+                }),
+            },
+        )?;
+        Ok(())
+    }
+
+    fn release(self) {}
+}
+
+impl Drop for ImportLease<'_> {
+    fn drop(&mut self) {
+        let _: std::result::Result<crate::proto::types::Empty, Status> = self.conn.call(
+            leases::SERVICE,
+            "Delete",
+            &leases::DeleteRequest {
+                id: self.id.clone(),
+                sync: false,
+            },
+        );
+    }
 }
 
 /// Write one blob through Content.Write, skipped when the store has it.

@@ -592,6 +592,19 @@ impl Handler for Leases {
                 }
                 Ok(Empty {})
             }),
+            "AddResource" | "DeleteResource" => unary(payload, |r: pl::ResourceRequest| {
+                let res = r.resource.unwrap_or_default();
+                let res = crate::metadata::Resource {
+                    id: res.id,
+                    kind: res.r#type,
+                };
+                if method == "AddResource" {
+                    db.add_lease_resource(ns, &r.id, res).map_err(status)?;
+                } else {
+                    db.delete_lease_resource(ns, &r.id, &res).map_err(status)?;
+                }
+                Ok(Empty {})
+            }),
             "List" => unary(payload, |r: pl::ListRequest| {
                 Ok(pl::ListResponse {
                     leases: db
@@ -750,9 +763,12 @@ impl Content {
                 ),
             )
         })?;
+        // Zero is "not given", except for the empty blob, whose size it is.
+        const EMPTY_SHA256: &str =
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let total = u64::try_from(r.total)
             .ok()
-            .filter(|t| *t > 0)
+            .filter(|t| *t > 0 || r.expected == EMPTY_SHA256)
             .ok_or_else(|| {
                 Status::new(
                     Code::InvalidArgument,

@@ -1,5 +1,6 @@
 //! containerd.services.leases.v1.Leases (api/services/leases/v1/leases.proto):
-//! Create, Delete, List (Delete answers Empty).
+//! Create, Delete, List, AddResource, DeleteResource (Delete and the
+//! resource calls answer Empty).
 
 use crate::proto::types::Timestamp;
 use std::collections::BTreeMap;
@@ -49,4 +50,23 @@ pub struct ListRequest {
 pub struct ListResponse {
     #[prost(message, repeated, tag = "1")]
     pub leases: Vec<Lease>,
+}
+
+/// A thing a lease holds: `content` (a digest), `ingests` (a ref),
+/// `snapshots/<snapshotter>` (a key).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Resource {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub r#type: String,
+}
+
+/// AddResource and DeleteResource take the same message shape.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResourceRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub resource: Option<Resource>,
 }
