@@ -1398,7 +1398,14 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
     let c = get_container(&conn, id)?;
     need_task(&conn, id)?;
     let terminal = p.bool("tty");
-    let process = container::exec_process(&c, &p.args[1..], terminal, p.get("cwd"), p.get("user"))?;
+    let process = container::exec_process(
+        &conn,
+        &c,
+        &p.args[1..],
+        terminal,
+        p.get("cwd"),
+        p.get("user"),
+    )?;
     let detach = p.bool("detach");
     let io = Stdio::new(id, exec_id, terminal, false, p.get("fifo-dir"))?;
     let r: Result<Empty, Status> = conn.call(

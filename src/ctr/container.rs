@@ -4,7 +4,7 @@
 
 use super::client::Conn;
 use super::flags::Parsed;
-use super::{format, objects};
+use super::{format, objects, user};
 use crate::error::{Error, Kind, Result};
 use crate::proto::services::containers;
 use crate::proto::types::Any;
@@ -65,13 +65,22 @@ pub fn create(conn: &Conn, p: &Parsed) -> Result<containers::Container> {
             container: Some(container.clone()),
         },
     );
-    match r {
-        Ok(r) => Ok(r.container.unwrap_or(container)),
-        Err(s) if s.code == Code::AlreadyExists => Err(Error::of(
-            Kind::AlreadyExists,
-            format!("container \"{id}\": already exists"),
-        )),
-        Err(s) => Err(s.into()),
+    let created = match r {
+        Ok(r) => r.container.unwrap_or(container),
+        Err(s) if s.code == Code::AlreadyExists => {
+            return Err(Error::of(
+                Kind::AlreadyExists,
+                format!("container \"{id}\": already exists"),
+            ))
+        }
+        Err(s) => return Err(s.into()),
+    };
+    match p.get("user") {
+        None => Ok(created),
+        Some(spec) => apply_user(conn, &created, spec).inspect_err(|_| {
+            // Nothing half-made: the container goes again.
+            let _ = objects::delete_container(conn, id, true);
+        }),
     }
 }
 
@@ -103,7 +112,9 @@ fn build_spec(
         args: (p.args.len() > 2).then(|| p.args[2..].to_vec()),
         env: p.all("env").iter().map(|s| s.to_string()).collect(),
         cwd: p.get("cwd").map(str::to_string),
-        user: p.get("user").map(str::to_string),
+        // Resolved after the snapshot exists (see apply_user); root
+        // until then.
+        user: p.get("user").map(|_| "0:0".to_string()),
         terminal: p.bool("tty"),
         read_only: p.bool("read-only"),
         net_host: p.bool("net-host"),
@@ -129,15 +140,17 @@ pub fn spec_terminal(c: &containers::Container) -> bool {
 }
 
 /// The exec's process: the daemon's builder (the container's process
-/// with the new args and terminal), then ctr's `--cwd` and `--user`.
+/// with the new args and terminal), then ctr's `--cwd` and `--user`
+/// (resolved in the container's /etc/passwd and /etc/group).
 pub fn exec_process(
+    conn: &Conn,
     c: &containers::Container,
     args: &[String],
     terminal: bool,
     cwd: Option<&str>,
     user: Option<&str>,
 ) -> Result<Vec<u8>> {
-    use miniserde::json::{Number, Object, Value};
+    use miniserde::json::Value;
     let spec = c
         .spec
         .as_ref()
@@ -154,17 +167,56 @@ pub fn exec_process(
         process.insert("cwd".into(), Value::String(cwd.to_string()));
     }
     if let Some(user) = user {
-        let (u, gr) = user.split_once(':').unwrap_or((user, "0"));
-        let (Ok(uid), Ok(gid)) = (u.parse::<u64>(), gr.parse::<u64>()) else {
-            return Err(Error::of(
-                Kind::InvalidArgument,
-                format!("user {user:?}: give a numeric uid[:gid] for exec"),
-            ));
-        };
-        let mut o = Object::new();
-        o.insert("uid".into(), Value::Number(Number::U64(uid)));
-        o.insert("gid".into(), Value::Number(Number::U64(gid)));
-        process.insert("user".into(), Value::Object(o));
+        let u = user::resolve(user, &user::Rootfs::of(conn, c)?, false)?;
+        process.insert("user".into(), user_json(&u));
     }
     Ok(miniserde::json::to_string(&Value::Object(process)).into_bytes())
+}
+
+/// The OCI `process.user` object.
+fn user_json(u: &user::User) -> miniserde::json::Value {
+    use miniserde::json::{Array, Number, Object, Value};
+    let mut o = Object::new();
+    o.insert("uid".into(), Value::Number(Number::U64(u.uid.into())));
+    o.insert("gid".into(), Value::Number(Number::U64(u.gid.into())));
+    let mut gids = Array::new();
+    gids.extend(
+        u.additional_gids
+            .iter()
+            .map(|g| Value::Number(Number::U64((*g).into()))),
+    );
+    o.insert("additionalGids".into(), Value::Array(gids));
+    Value::Object(o)
+}
+
+/// `run --user`: resolve it in the new container's snapshot (it exists
+/// once the container does) and put it in the stored spec.
+fn apply_user(conn: &Conn, c: &containers::Container, spec: &str) -> Result<containers::Container> {
+    use miniserde::json::Value;
+    let u = user::resolve(spec, &user::Rootfs::of(conn, c)?, true)?;
+    let any = c.spec.clone().unwrap_or_default();
+    let text = String::from_utf8_lossy(&any.value);
+    let Ok(Value::Object(mut root)) = crate::json::parse(&text, "spec") else {
+        return Err(Error::new("the container's spec is not a JSON object"));
+    };
+    let Some(Value::Object(process)) = root.get_mut("process") else {
+        return Err(Error::new("the container's spec has no process"));
+    };
+    process.insert("user".into(), user_json(&u));
+    let mut updated = c.clone();
+    updated.spec = Some(Any {
+        type_url: any.type_url,
+        value: miniserde::json::to_string(&Value::Object(root)).into_bytes(),
+    });
+    let r: containers::UpdateContainerResponse = conn.call(
+        containers::SERVICE,
+        "Update",
+        &containers::UpdateContainerRequest {
+            container: Some(updated.clone()),
+            update_mask: Some(crate::proto::services::FieldMask {
+                paths: vec!["spec".into()],
+            }),
+        },
+    )?;
+    Ok(r.container.unwrap_or(updated))
 }

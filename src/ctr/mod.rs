@@ -20,3 +20,4 @@ pub mod signals;
 pub mod tabwriter;
 pub mod term;
 pub mod units;
+pub mod user;
