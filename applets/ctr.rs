@@ -760,13 +760,23 @@ fn cmd_ns_rm(g: &Globals, p: &Parsed) -> Res {
 
 // ---- images ---------------------------------------------------------------
 
-fn filters(p: &Parsed) -> Vec<String> {
-    p.args.clone()
+/// The filter arguments, checked here as the daemon would check them so
+/// a bad one gets ctr's message (`wrap` is what ctr says around it).
+fn filters(p: &Parsed, wrap: (&str, &str)) -> Result<Vec<String>, Fail> {
+    match skiff::filter::parse_all(&p.args) {
+        Ok(_) => Ok(p.args.clone()),
+        Err(e) => Err(msg(format!("{}{e}{}", wrap.0, wrap.1))),
+    }
 }
+
+const TWICE_INVALID: &str = ": invalid argument: invalid argument";
 
 fn cmd_image_ls(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
-    let list = objects::list_images(&conn, &filters(p))?;
+    let list = objects::list_images(
+        &conn,
+        &filters(p, ("failed to list images: ", TWICE_INVALID))?,
+    )?;
     if p.bool("quiet") {
         for i in &list {
             print(&format!("{}\n", i.name));
@@ -796,7 +806,10 @@ fn cmd_image_ls(g: &Globals, p: &Parsed) -> Res {
 
 fn cmd_image_check(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
-    let list = objects::list_images(&conn, &filters(p))?;
+    let list = objects::list_images(
+        &conn,
+        &filters(p, ("failed to list images: ", TWICE_INVALID))?,
+    )?;
     if p.bool("quiet") {
         for i in &list {
             print(&format!("{}\n", i.name));
@@ -1026,7 +1039,7 @@ fn cmd_container_ls(g: &Globals, p: &Parsed) -> Res {
         containers::SERVICE,
         "List",
         &containers::ListContainersRequest {
-            filters: filters(p),
+            filters: filters(p, ("", TWICE_INVALID))?,
         },
     )?;
     if p.bool("quiet") {
@@ -1587,7 +1600,7 @@ fn cmd_content_ls(g: &Globals, p: &Parsed) -> Res {
         content::SERVICE,
         "List",
         &content::ListContentRequest {
-            filters: filters(p),
+            filters: filters(p, ("", ": invalid argument"))?,
         },
     )?;
     let mut infos = Vec::new();
@@ -1630,7 +1643,7 @@ fn cmd_lease_ls(g: &Globals, p: &Parsed) -> Res {
         leases::SERVICE,
         "List",
         &leases::ListRequest {
-            filters: filters(p),
+            filters: filters(p, ("failed to list leases: ", TWICE_INVALID))?,
         },
     )?;
     if p.bool("quiet") {
@@ -1658,7 +1671,7 @@ fn cmd_events(g: &Globals, p: &Parsed) -> Res {
         skiff::proto::services::events::SERVICE,
         "Subscribe",
         &skiff::proto::services::events::SubscribeRequest {
-            filters: filters(p),
+            filters: filters(p, ("", ""))?,
         },
     )?;
     while let Some(m) = stream.recv(None)? {

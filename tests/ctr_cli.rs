@@ -1179,3 +1179,133 @@ fn interrupt_before_the_task_runs_leaves_nothing() {
     assert!(cancelled > 0, "no run was cancelled by ^C");
     assert_eq!(d.ids("c"), Vec::<String>::new());
 }
+
+/// Debian's containerd on a private socket and root, for answers to
+/// compare with; stopped by pid and its directory removed when dropped.
+struct DebianContainerd {
+    child: Child,
+    sock: String,
+    dir: TempDir,
+}
+
+impl DebianContainerd {
+    fn start() -> Option<DebianContainerd> {
+        if !tool("/usr/bin/containerd", "containerd") || !tool("/usr/bin/ctr", "containerd") {
+            return None;
+        }
+        let dir = TempDir::new("ctr-debian");
+        let sock = dir.s("c.sock");
+        let config = format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n",
+            dir.s("root"),
+            dir.s("state")
+        );
+        fs::write(dir.join("config.toml"), config).unwrap();
+        let log = fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("/usr/bin/containerd")
+            .args(["--config", &dir.s("config.toml")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = DebianContainerd { child, sock, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while code(&c.ctr(&["version"])) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "Debian's containerd did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(c)
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("/usr/bin/ctr")
+            .args(["-a", &self.sock, "-n", "skiff-filters"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for DebianContainerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Mounts its snapshotter may have left under its root.
+        let root = self.dir.path().display().to_string();
+        for m in fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+        {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+    }
+}
+
+#[test]
+fn filters_answer_as_debian_ctr() {
+    let Some(deb) = DebianContainerd::start() else {
+        return;
+    };
+    let work = TempDir::new("ctr-filter-src");
+    let d = Daemon::start(TempDir::new("ctr-filter"));
+    let oci = work.join("oci.tar");
+    oci_archive(&oci, false);
+    let old = work.join("old.tar");
+    docker_save_archive(&old);
+    for args in [
+        vec![
+            "i",
+            "import",
+            "--base-name",
+            "example.com/bb",
+            oci.to_str().unwrap(),
+        ],
+        vec!["i", "import", old.to_str().unwrap()],
+        vec!["i", "tag", "example.com/bb:v2", "example.com/other:v10"],
+        vec!["i", "tag", "example.com/bb:v2", "example.com/bb:latest"],
+    ] {
+        assert_eq!(code(&deb.ctr(&args)), 0, "{}", stderr(&deb.ctr(&args)));
+        d.ok(&args);
+    }
+    for f in [
+        "name~=/.*/",
+        "name~=bb",
+        "name~=^example",
+        "name~=|v[0-9]+$|",
+        "name~=/:v[0-9]{2}$/",
+        "name~=/\\\\d$/",
+        "name~=/(bb|other):(v2|latest)$/",
+        "name~=/^docker\\\\.io/",
+        "name~=/[^a-z]latest/",
+        "name~=/^$/",
+        "name~=(a",
+        "name==example.com/bb:v2,name~=v2",
+        "name!=example.com/bb:v2,name~=bb",
+        "labels.x",
+        "name~=.*",
+        "name=x",
+        "name==/x/",
+    ] {
+        let (want, got) = (deb.ctr(&["i", "ls", "-q", f]), d.ctr(&["i", "ls", "-q", f]));
+        assert_eq!(
+            (code(&got), stdout(&got), stderr(&got)),
+            (code(&want), stdout(&want), stderr(&want)),
+            "filter {f}"
+        );
+    }
+    let _ = deb.ctr(&["i", "rm", "example.com/bb:v2"]);
+}

@@ -782,12 +782,14 @@ impl Handler for TaskService {
             "Metrics" => unary(payload, |r: pt::MetricsRequest| {
                 let mut metrics = Vec::new();
                 for t in tasks.in_namespace(ns) {
-                    let wanted = r.filters.is_empty()
-                        || r.filters.iter().any(|f| {
-                            f.split_once("==").is_some_and(|(k, v)| {
-                                k.trim() == "id" && v.trim().trim_matches('"') == t.id
-                            })
-                        });
+                    let fields = [("id", t.id.as_str())];
+                    let wanted = crate::filter::matches_any(
+                        &r.filters,
+                        &crate::filter::Record {
+                            fields: &fields,
+                            labels: &Default::default(),
+                        },
+                    );
                     if !wanted {
                         continue;
                     }
