@@ -1309,3 +1309,42 @@ fn filters_answer_as_debian_ctr() {
     }
     let _ = deb.ctr(&["i", "rm", "example.com/bb:v2"]);
 }
+
+#[test]
+fn interrupted_pull_records_no_image() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("ctr-pullint-src");
+    let r = publish_busybox(&reg, &work);
+    let d = Daemon::start(TempDir::new("ctr-pullint"));
+    let mut interrupted = 0;
+    for delay_ms in [0u64, 10, 20, 40, 60, 100, 150, 250] {
+        let mut child = d
+            .cmd(&["i", "pull", "--plain-http", &r])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        if child.wait().unwrap().success() {
+            // The pull was done before the ^C.
+            d.ok(&["i", "rm", &r]);
+            continue;
+        }
+        interrupted += 1;
+        // The daemon notices the client is gone: its pull ends (its lease
+        // goes) and no image is recorded, as with containerd's ctr.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !d.ok(&["leases", "ls", "-q"]).is_empty() {
+            assert!(Instant::now() < deadline, "the pull's lease stayed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(d.ok(&["i", "ls", "-q"]), "", "^C after {delay_ms} ms");
+    }
+    assert!(interrupted > 0, "no pull was interrupted");
+}

@@ -89,6 +89,12 @@ impl Handler for Events {
             return Err(unknown_method(method));
         }
         let r = SubscribeRequest::decode_req(payload)?;
+        crate::filter::parse_all(&r.filters).map_err(|e| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("subscription error: failed parsing subscription filters: {e}"),
+            )
+        })?;
         let rx = self.0.subscribe(r.filters);
         // Ends when the subscriber goes away (send fails) or the daemon
         // drops the exchange.

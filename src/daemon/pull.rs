@@ -188,6 +188,15 @@ impl Pull {
                 ..Default::default()
             });
         }
+        // The client went away (ctr pull interrupted): as with containerd's
+        // client-side pull, no image is recorded; the lease's end frees
+        // the blobs for collection.
+        if progress.gone.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Status::new(
+                Code::Canceled,
+                format!("pull {name}: the client went away"),
+            ));
+        }
         let image = store::Image {
             name: name.clone(),
             target,
