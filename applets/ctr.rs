@@ -973,9 +973,11 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
     let reference = arg(p, 0, "please provide an image reference to pull")
         .map_err(|_| msg("please provide an image reference to pull"))?;
     let conn = g.connect()?;
-    // The daemon's pull takes one platform; --all-platforms pulls the
-    // host's until it takes more.
+    // The daemon's pull takes one platform (PullRequest.platform) and
+    // records that platform's manifest: --all-platforms pulls the host's
+    // until the daemon takes more, and says so.
     let platform = if p.bool("all-platforms") {
+        warn("--all-platforms: the daemon pulls the host platform only (so far)");
         String::new()
     } else {
         p.get("platform").unwrap_or("").to_string()
