@@ -973,11 +973,9 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
     let reference = arg(p, 0, "please provide an image reference to pull")
         .map_err(|_| msg("please provide an image reference to pull"))?;
     let conn = g.connect()?;
-    // The daemon's pull takes one platform (PullRequest.platform) and
-    // records that platform's manifest: --all-platforms pulls the host's
-    // until the daemon takes more, and says so.
+    // With --all-platforms the daemon fetches every platform and records
+    // the index; the host's is unpacked, as ctr does.
     let platform = if p.bool("all-platforms") {
-        warn("--all-platforms: the daemon pulls the host platform only (so far)");
         String::new()
     } else {
         p.get("platform").unwrap_or("").to_string()
@@ -994,6 +992,7 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
             user: p.get("user").unwrap_or("").to_string(),
             hosts_dir: p.get("hosts-dir").unwrap_or("").to_string(),
             labels: BTreeMap::new(),
+            all_platforms: p.bool("all-platforms"),
         },
     )?;
     let tty = term::stdout_is_tty();

@@ -167,6 +167,11 @@ impl Pull {
         lease_blobs(db, ns, lease, &pulled.resolved).map_err(status)?;
         label_children(db, ns, &pulled).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
+        if let (true, Some(list)) = (r.all_platforms, &pulled.resolved.index) {
+            target = self
+                .pull_other_platforms(ns, reference, client, lease, &progress, list, &pulled)
+                .map_err(status)?;
+        }
         target.platform = None;
         target.annotations.clear();
         if r.unpack {
@@ -218,6 +223,82 @@ impl Pull {
             image: Some(image_to_proto(recorded)),
             ..Default::default()
         })
+    }
+}
+
+impl Pull {
+    /// `--all-platforms`: fetch every other platform the index names (each
+    /// leased before it is written), then store the index itself, its
+    /// manifests kept by its gc.ref labels; the index is the image's target.
+    #[allow(clippy::too_many_arguments)]
+    fn pull_other_platforms(
+        &self,
+        ns: &str,
+        reference: &Reference,
+        client: &registry::Client,
+        lease: &str,
+        progress: &Progress,
+        list: &[Descriptor],
+        host: &ipull::Pulled,
+    ) -> crate::Result<Descriptor> {
+        let content = self.0.content()?;
+        let db = self.0.db()?;
+        for d in list {
+            let Some(platform) = &d.platform else {
+                continue;
+            };
+            if d.digest == host.resolved.descriptor.digest {
+                continue;
+            }
+            // Normalized (arm64 is arm64/v8) as a requested platform is.
+            let platform = &oci::Platform::parse(&platform.to_string())?;
+            let resolved = ipull::resolve(client, reference, platform)?;
+            lease_blobs(db, ns, lease, &resolved)?;
+            let other = ipull::pull(
+                content,
+                client,
+                reference,
+                &PullOptions {
+                    platform: platform.clone(),
+                    parallel: 3,
+                    observer: progress,
+                    rootfs: None,
+                },
+            )?;
+            lease_blobs(db, ns, lease, &other.resolved)?;
+            label_children(db, ns, &other)?;
+        }
+        let (data, ctype) = client
+            .manifest(&reference.object())
+            .context("fetch the index")?;
+        let index = Descriptor {
+            media_type: ctype,
+            digest: reference
+                .digest
+                .clone()
+                .unwrap_or_else(|| crate::image::digest::Digest::of(&data)),
+            size: data.len() as u64,
+            platform: None,
+            annotations: Vec::new(),
+        };
+        crate::image::digest::verify_bytes(&data, &index.digest, index.size).context("index")?;
+        let res = crate::metadata::Resource {
+            id: index.digest.to_string(),
+            kind: "content".into(),
+        };
+        db.add_lease_resource(ns, lease, res)?;
+        if !content.has(&index) {
+            content.put(&index, &data)?;
+        }
+        for (i, d) in list.iter().enumerate() {
+            db.add_content_label(
+                ns,
+                &index.digest,
+                &format!("containerd.io/gc.ref.content.m.{i}"),
+                &d.digest.to_string(),
+            )?;
+        }
+        Ok(index)
     }
 }
 
