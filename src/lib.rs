@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod error;
 pub mod filter;
 pub mod fsutil;
+pub mod h2;
 pub mod image;
 pub mod json;
 pub mod log;
@@ -22,6 +23,7 @@ pub mod shim;
 pub mod snapshot;
 pub mod sys;
 pub mod time;
+pub mod toml;
 pub mod ttrpc;
 
 pub use error::{Context, Error, Kind, Result};

@@ -595,7 +595,7 @@ impl<'a> ImportLease<'a> {
         let _: crate::proto::types::Empty = self.conn.call(
             leases::SERVICE,
             "AddResource",
-            &leases::ResourceRequest {
+            &leases::AddResourceRequest {
                 id: self.id.clone(),
                 resource: Some(leases::Resource {
                     id: digest.to_string(),

@@ -11,10 +11,15 @@ use std::sync::Arc;
 pub const NAMESPACE_KEY_TTRPC: &str = "containerd-namespace-ttrpc";
 pub const NAMESPACE_KEY_GRPC: &str = "containerd-namespace";
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// Metadata key naming the lease a call works under (containerd's
+/// leases/grpc.go); what the call makes is added to that lease.
+pub const LEASE_KEY: &str = "containerd-lease";
 
 /// What a handler knows of a call besides its payload.
 pub struct Ctx {
     pub namespace: String,
+    /// The lease named in the call's metadata ([`LEASE_KEY`]), if any.
+    pub lease: Option<String>,
 }
 
 /// A streaming method's side of the stream: where it sends its messages
@@ -57,6 +62,10 @@ impl TtrpcService {
             .unwrap_or(DEFAULT_NAMESPACE);
         Ctx {
             namespace: ns.to_string(),
+            lease: rc
+                .get(LEASE_KEY)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
         }
     }
 }

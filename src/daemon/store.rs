@@ -26,6 +26,17 @@ pub struct Stores {
     content: OnceLock<Store>,
     snapshotters: Mutex<Vec<Arc<Snapshotter>>>,
     untag: Mutex<()>,
+    defaults: Defaults,
+}
+
+/// What a request that names no snapshotter or runtime gets (the config's
+/// `snapshotter`, `runtime`).
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// Empty: [`default_snapshotter`].
+    pub snapshotter: String,
+    /// Empty: skiff's own shim.
+    pub runtime: String,
 }
 
 impl Stores {
@@ -36,6 +47,30 @@ impl Stores {
             content: OnceLock::new(),
             snapshotters: Mutex::new(Vec::new()),
             untag: Mutex::new(()),
+            defaults: Defaults::default(),
+        }
+    }
+
+    pub fn with_defaults(mut self, defaults: Defaults) -> Stores {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The snapshotter of a request that names none.
+    pub fn default_snapshotter(&self) -> &str {
+        if self.defaults.snapshotter.is_empty() {
+            default_snapshotter()
+        } else {
+            &self.defaults.snapshotter
+        }
+    }
+
+    /// The runtime of a container that names none.
+    pub fn default_runtime(&self) -> &str {
+        if self.defaults.runtime.is_empty() {
+            super::shim::SKIFF_RUNTIME
+        } else {
+            &self.defaults.runtime
         }
     }
 

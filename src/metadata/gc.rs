@@ -11,10 +11,13 @@
 //! `containerd.io/gc.ref.snapshot.<snapshotter>` keep a snapshot (the
 //! unpacker puts one on the image config); a snapshot keeps its parents.
 //!
-//! Swept: blobs, snapshots (leaves first, since a parent cannot go before
-//! its children), content labels of swept blobs, expired leases, snapshot
+//! Swept: blobs no namespace reaches, snapshots (leaves first, since a
+//! parent cannot go before its children), a namespace's records of blobs
+//! nothing in that namespace reaches (as containerd; the blob stays while
+//! another namespace reaches it), expired leases, snapshot
 //! directories no record owns, blob temporaries of dead writers, and
-//! resumable partial downloads in `ingest/` that no lease holds, no writer
+//! resumable partial downloads in `ingest/` (by digest, or a content
+//! Write's by namespace and ref) that no lease holds, no writer
 //! has open, and nobody touched for [`INGEST_MAX_AGE`] (as containerd
 //! expires them).
 //!
@@ -54,6 +57,8 @@ pub struct Report {
     pub snapshots: Vec<(String, String)>,
     /// (namespace, lease id)
     pub expired_leases: Vec<(String, String)>,
+    /// (namespace, digest): namespace records of blobs nothing there reaches.
+    pub records: Vec<(String, Digest)>,
     /// Names of partial downloads removed from `ingest/`.
     pub ingests: Vec<String>,
     /// What could not be removed (the collection went on; the next one
@@ -262,6 +267,9 @@ pub(crate) fn collect_with(
                         m.digest(Some(&ns), d);
                     }
                 } else if r.kind == "ingests" {
+                    // Digest-named partials by their name, ref ingests by
+                    // namespace and ref.
+                    held_ingests.insert(content::ref_ingest_key(&ns, &r.id));
                     held_ingests.insert(r.id);
                 } else if let Some(sn) = r.kind.strip_prefix("snapshots/") {
                     m.todo
@@ -344,11 +352,14 @@ pub(crate) fn collect_with(
             }
         }
     }
+    // A namespace keeps its record of a blob only while something in the
+    // namespace reaches the blob (containerd's rule); the blob itself went
+    // above when no namespace (nor the store's index) reached it.
     for ns in db.namespaces()? {
         for (d, _) in db.all_content_labels(&ns.name)? {
-            // A blob written while this collection ran keeps its labels.
-            if !m.content.contains(&d) && !store.blob_path(&d).exists() {
+            if !m.walked.contains(&(Some(ns.name.clone()), d.clone())) {
                 record::remove(&db.content_path(&ns.name, &d))?;
+                report.records.push((ns.name.clone(), d));
             }
         }
     }

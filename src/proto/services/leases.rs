@@ -1,6 +1,6 @@
 //! containerd.services.leases.v1.Leases (api/services/leases/v1/leases.proto):
-//! Create, Delete, List, AddResource, DeleteResource (Delete and the
-//! resource calls answer Empty).
+//! Create, Delete, List, AddResource, DeleteResource, ListResources
+//! (Delete, AddResource and DeleteResource answer Empty).
 
 use crate::proto::types::Timestamp;
 use std::collections::BTreeMap;
@@ -52,7 +52,7 @@ pub struct ListResponse {
     pub leases: Vec<Lease>,
 }
 
-/// A thing a lease holds: `content` (a digest), `ingests` (a ref),
+/// What a lease holds: `content` (a digest), `ingests` (a ref),
 /// `snapshots/<snapshotter>` (a key).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Resource {
@@ -62,11 +62,30 @@ pub struct Resource {
     pub r#type: String,
 }
 
-/// AddResource and DeleteResource take the same message shape.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ResourceRequest {
+pub struct AddResourceRequest {
     #[prost(string, tag = "1")]
     pub id: String,
     #[prost(message, optional, tag = "2")]
     pub resource: Option<Resource>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteResourceRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub resource: Option<Resource>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListResourcesRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListResourcesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub resources: Vec<Resource>,
 }
