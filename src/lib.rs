@@ -6,6 +6,7 @@ pub mod cgroups;
 pub mod ctr;
 pub mod daemon;
 pub mod error;
+pub mod filter;
 pub mod fsutil;
 pub mod h2;
 pub mod image;

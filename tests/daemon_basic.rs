@@ -362,8 +362,9 @@ fn exec_pids_and_events_of_a_running_container() {
             "Subscribe",
             skiff::proto::services::events::SubscribeRequest {
                 filters: vec![
-                    format!("namespace=={ns},topic==/tasks/exit"),
-                    format!("namespace=={ns},topic==/tasks/exec-added"),
+                    // containerd's syntax: a value starting with `/` is quoted.
+                    format!("namespace=={ns},topic==\"/tasks/exit\""),
+                    format!("namespace=={ns},topic==\"/tasks/exec-added\""),
                 ],
             }
             .encode_to_vec(),

@@ -126,33 +126,20 @@ impl Exchange {
     }
 }
 
-/// containerd's event filters as ctr uses them: `topic==X`,
-/// `namespace==X`, `topic~=X` (substring); ORed across the list, ANDed
-/// across a comma-separated term list.
+/// containerd's filters (crate::filter) over an event's `topic` and
+/// `namespace`.
 fn matches(filters: &[String], env: &Envelope) -> bool {
-    filters.is_empty()
-        || filters.iter().any(|f| {
-            f.split(',').all(|term| {
-                let (field, op, value) = match term.split_once("==") {
-                    Some((a, b)) => (a, "==", b),
-                    None => match term.split_once("~=") {
-                        Some((a, b)) => (a, "~=", b),
-                        None => (term, "", ""),
-                    },
-                };
-                let value = value.trim().trim_matches('"');
-                let have = match field.trim() {
-                    "topic" => env.topic.as_str(),
-                    "namespace" => env.namespace.as_str(),
-                    _ => return false,
-                };
-                match op {
-                    "==" => have == value,
-                    "~=" => have.contains(value),
-                    _ => !have.is_empty(),
-                }
-            })
-        })
+    let fields = [
+        ("topic", env.topic.as_str()),
+        ("namespace", env.namespace.as_str()),
+    ];
+    crate::filter::matches_any(
+        filters,
+        &crate::filter::Record {
+            fields: &fields,
+            labels: &Default::default(),
+        },
+    )
 }
 
 /// Both Events services: the shims' `Forward` and the clients' Publish,
@@ -197,6 +184,12 @@ impl Handler for Events {
             return Err(unknown_method(method));
         }
         let r = SubscribeRequest::decode_req(payload)?;
+        crate::filter::parse_all(&r.filters).map_err(|e| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("subscription error: failed parsing subscription filters: {e}"),
+            )
+        })?;
         let sub = self.0.subscribe(r.filters);
         // Ends when the client goes away: a send fails, or (no event
         // matching its filters for a while) its stream was cut.

@@ -203,6 +203,11 @@ impl Pull {
         label_children(db, ns, &pulled).map_err(status)?;
         record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
+        if let (true, Some(list)) = (r.all_platforms, &pulled.resolved.index) {
+            target = self
+                .pull_other_platforms(ns, reference, client, lease, &progress, list, &pulled)
+                .map_err(status)?;
+        }
         target.platform = None;
         target.annotations.clear();
         if r.unpack {
@@ -223,6 +228,15 @@ impl Pull {
                 state: state::UNPACKED,
                 ..Default::default()
             });
+        }
+        // The client went away (ctr pull interrupted): as with containerd's
+        // client-side pull, no image is recorded; the lease's end frees
+        // the blobs for collection.
+        if progress.gone.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Status::new(
+                Code::Canceled,
+                format!("pull {name}: the client went away"),
+            ));
         }
         let image = store::Image {
             name: name.clone(),
@@ -245,6 +259,84 @@ impl Pull {
             image: Some(image_to_proto(recorded)),
             ..Default::default()
         })
+    }
+}
+
+impl Pull {
+    /// `--all-platforms`: fetch every other platform the index names (each
+    /// leased before it is written), then store the index itself, its
+    /// manifests kept by its gc.ref labels; the index is the image's target.
+    #[allow(clippy::too_many_arguments)]
+    fn pull_other_platforms(
+        &self,
+        ns: &str,
+        reference: &Reference,
+        client: &registry::Client,
+        lease: &str,
+        progress: &Progress,
+        list: &[Descriptor],
+        host: &ipull::Pulled,
+    ) -> crate::Result<Descriptor> {
+        let content = self.stores.content()?;
+        let db = self.stores.db()?;
+        for d in list {
+            let Some(platform) = &d.platform else {
+                continue;
+            };
+            if d.digest == host.resolved.descriptor.digest {
+                continue;
+            }
+            // Normalized (arm64 is arm64/v8) as a requested platform is.
+            let platform = &oci::Platform::parse(&platform.to_string())?;
+            let resolved = ipull::resolve(client, reference, platform)?;
+            lease_blobs(db, ns, lease, &resolved)?;
+            let other = ipull::pull(
+                content,
+                client,
+                reference,
+                &PullOptions {
+                    platform: platform.clone(),
+                    parallel: 3,
+                    observer: progress,
+                    rootfs: None,
+                },
+            )?;
+            lease_blobs(db, ns, lease, &other.resolved)?;
+            record_blobs(db, ns, &other.resolved)?;
+            label_children(db, ns, &other)?;
+        }
+        let (data, ctype) = client
+            .manifest(&reference.object())
+            .context("fetch the index")?;
+        let index = Descriptor {
+            media_type: ctype,
+            digest: reference
+                .digest
+                .clone()
+                .unwrap_or_else(|| crate::image::digest::Digest::of(&data)),
+            size: data.len() as u64,
+            platform: None,
+            annotations: Vec::new(),
+        };
+        crate::image::digest::verify_bytes(&data, &index.digest, index.size).context("index")?;
+        let res = crate::metadata::Resource {
+            id: index.digest.to_string(),
+            kind: "content".into(),
+        };
+        db.add_lease_resource(ns, lease, res)?;
+        if !content.has(&index) {
+            content.put(&index, &data)?;
+        }
+        db.add_content(ns, &index.digest, index.size, Default::default())?;
+        for (i, d) in list.iter().enumerate() {
+            db.add_content_label(
+                ns,
+                &index.digest,
+                &format!("containerd.io/gc.ref.content.m.{i}"),
+                &d.digest.to_string(),
+            )?;
+        }
+        Ok(index)
     }
 }
 

@@ -219,40 +219,17 @@ pub(super) fn apply_labels(
     }
 }
 
-/// containerd's filter syntax, the part ctr uses: `name==X`, `name~=X`
-/// (substring here), `labels."K"==V`; alternatives in the list are ORed,
-/// comma-separated terms ANDed. No filters match everything.
+/// containerd's filters (crate::filter) over an object's name (its
+/// `name`, `id` or `digest`, by kind) and labels.
 pub(super) fn filters_match(filters: &[String], name: &str, labels: &store::Labels) -> bool {
-    if filters.is_empty() {
-        return true;
-    }
-    filters.iter().any(|f| {
-        f.split(',').all(|term| {
-            let (field, op, value) = if let Some((a, b)) = term.split_once("==") {
-                (a, "==", b)
-            } else if let Some((a, b)) = term.split_once("~=") {
-                (a, "~=", b)
-            } else if let Some((a, b)) = term.split_once("!=") {
-                (a, "!=", b)
-            } else {
-                (term, "", "")
-            };
-            let value = value.trim_matches('"');
-            let have = match field.trim() {
-                "name" | "id" => Some(name),
-                f => f
-                    .strip_prefix("labels.")
-                    .and_then(|k| labels.get(k.trim_matches('"')).map(String::as_str)),
-            };
-            match (op, have) {
-                ("", h) => h.is_some(),
-                ("==", Some(h)) => h == value,
-                ("!=", h) => h != Some(value),
-                ("~=", Some(h)) => h.contains(value),
-                _ => false,
-            }
-        })
-    })
+    let fields = [("name", name), ("id", name), ("digest", name)];
+    crate::filter::matches_any(
+        filters,
+        &crate::filter::Record {
+            fields: &fields,
+            labels,
+        },
+    )
 }
 
 fn any_to_meta(a: Any) -> store::MetaAny {

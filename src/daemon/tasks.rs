@@ -893,12 +893,14 @@ impl Handler for TaskService {
                     .in_namespace(ns)
                     .into_iter()
                     .filter(|t| {
-                        r.filters.is_empty()
-                            || r.filters.iter().any(|f| {
-                                f.split_once("==").is_some_and(|(k, v)| {
-                                    k.trim() == "id" && v.trim().trim_matches('"') == t.id
-                                })
-                            })
+                        let fields = [("id", t.id.as_str())];
+                        crate::filter::matches_any(
+                            &r.filters,
+                            &crate::filter::Record {
+                                fields: &fields,
+                                labels: &Default::default(),
+                            },
+                        )
                     })
                     .collect();
                 let stats = each_shim(&wanted, |t| {
