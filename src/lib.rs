@@ -7,6 +7,8 @@ pub mod ctr;
 pub mod daemon;
 pub mod error;
 pub mod fsutil;
+pub mod grpc;
+pub mod h2;
 pub mod image;
 pub mod json;
 pub mod log;

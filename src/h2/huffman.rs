@@ -1,0 +1,1 @@
+//! STUB (helper "hpack" writes the Huffman code).
