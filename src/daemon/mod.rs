@@ -87,7 +87,7 @@ impl Daemon {
         let exchange = Arc::new(events::Exchange::default());
         let tasks = Arc::new(tasks::Tasks::new(
             &cfg.state,
-            &format!("unix://{ttrpc_path}"),
+            &format!("unix://{path}"),
             cfg.log_level == "debug" || cfg.log_level == "trace",
             stores.clone(),
             exchange.clone(),
