@@ -550,6 +550,52 @@ fn bad_http2_clients_do_not_disturb_a_good_one() {
     };
     assert_eq!(refused, (201, 7), "stream 201 refused");
 
+    // A stream with a deadline that never sends its request: the server
+    // answers DEADLINE_EXCEEDED when the deadline passes.
+    let late = opened(&d);
+    let mut block = Vec::new();
+    let fields: [(&[u8], &[u8]); 6] = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/containerd.services.version.v1.Version/Version"),
+        (b":authority", b"localhost"),
+        (b"content-type", b"application/grpc"),
+        (b"grpc-timeout", b"1S"),
+    ];
+    Encoder::new().encode(fields, &mut block);
+    let mut out = Vec::new();
+    frame::put_headers(&mut out, 1, &block, false, 16 << 10);
+    let t = Instant::now();
+    (&late).write_all(&out).unwrap();
+    let mut decoder = skiff::h2::hpack::Decoder::new(4096);
+    let status = loop {
+        let mut h = [0u8; frame::HEADER_LEN];
+        (&late)
+            .read_exact(&mut h)
+            .expect("an answer to the late stream");
+        let h = Head::parse(&h);
+        let mut p = vec![0; h.len];
+        (&late).read_exact(&mut p).unwrap();
+        if h.kind == frame::HEADERS && h.stream == 1 {
+            let fields = decoder.decode(&p, 1 << 16).unwrap();
+            let get = |n: &str| {
+                fields
+                    .iter()
+                    .find(|f| f.name == n.as_bytes())
+                    .map(|f| String::from_utf8_lossy(&f.value).into_owned())
+            };
+            if let Some(s) = get("grpc-status") {
+                break (s, get("grpc-message").unwrap_or_default());
+            }
+        }
+    };
+    assert_eq!(status.0, "4", "DEADLINE_EXCEEDED: {status:?}");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+
     // A connection that never says anything is closed after the
     // handshake timeout; meanwhile the good client is served.
     let silent = raw(&d);
