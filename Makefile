@@ -36,6 +36,7 @@ bench: build test-deps
 	scripts/bench
 	scripts/bench-pull
 	scripts/bench-shim
+	scripts/bench-daemon
 
 clean:
 	cargo clean
