@@ -326,3 +326,6 @@ mod tests {
         assert_eq!(framed(b"ab"), vec![0, 0, 0, 0, 2, b'a', b'b']);
     }
 }
+
+#[cfg(test)]
+mod server_tests;
