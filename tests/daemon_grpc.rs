@@ -176,6 +176,24 @@ fn debian_ctr_events_streams_an_event_published_over_ttrpc() {
         return;
     }
     let d = Daemon::new();
+    let c = d.client();
+    let pid = d.child.as_ref().unwrap().id();
+    let threads = || fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    // Both servers up and the ttrpc client's connection served: the
+    // baseline before anyone subscribes.
+    call::<_, Empty>(
+        &c,
+        &d.ns,
+        pe::SERVICE,
+        "Publish",
+        &pe::PublishRequest {
+            topic: "/skiff/test/warm-up".into(),
+            event: Some(namespace_event("warm-up")),
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let idle_threads = threads();
     let mut events = Command::new(CTR)
         .args(["-a", &d.address(), "events"])
         .stdout(Stdio::piped())
@@ -201,7 +219,6 @@ fn debian_ctr_events_streams_an_event_published_over_ttrpc() {
         }
     });
     // Published until ctr (subscribing meanwhile) prints it.
-    let c = d.client();
     let topic = "/skiff/test/grpc";
     let deadline = Instant::now() + Duration::from_secs(20);
     let line = loop {
@@ -228,6 +245,19 @@ fn debian_ctr_events_streams_an_event_published_over_ttrpc() {
     assert!(line.contains(topic) && line.contains(&d.ns), "{line}");
     assert!(line.contains("from-ttrpc"), "{line}");
     assert!(events.0.try_wait().unwrap().is_none(), "ctr events ended");
+    assert!(threads() > idle_threads);
+    // ctr goes away: its subscription's thread ends too, without waiting
+    // for another event.
+    drop(events);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while threads() > idle_threads {
+        assert!(
+            Instant::now() < deadline,
+            "{} threads, {idle_threads} before ctr events",
+            threads()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The subset of containerd's protos the python client uses (field

@@ -25,6 +25,13 @@ pub trait Sink: Sync {
     /// The client's next message; None once it closed its side, an error
     /// when it went away without closing.
     fn recv(&self) -> Result<Option<Vec<u8>>, Status>;
+
+    /// Whether nobody listens any more (the client cancelled the call or
+    /// went away): a handler that waits long between sends (Subscribe)
+    /// asks now and then, so its thread does not outlive the caller.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// One service (`containerd.services.<name>.v1.<Name>`).
@@ -61,7 +68,7 @@ impl TtrpcService {
     }
 }
 
-struct StreamSink<'a>(&'a ServerStream);
+struct StreamSink<'a>(&'a ServerStream, &'a RequestContext);
 
 impl Sink for StreamSink<'_> {
     fn send(&self, msg: &[u8]) -> Result<(), Status> {
@@ -70,6 +77,10 @@ impl Sink for StreamSink<'_> {
 
     fn recv(&self) -> Result<Option<Vec<u8>>, Status> {
         self.0.recv()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.1.caller_gone()
     }
 }
 
@@ -88,7 +99,7 @@ impl ttrpc::Service for TtrpcService {
             .recv()?
             .ok_or_else(|| Status::new(Code::InvalidArgument, format!("{method}: no request")))?;
         self.0
-            .stream(&Self::ctx(rc), method, &payload, &StreamSink(stream))
+            .stream(&Self::ctx(rc), method, &payload, &StreamSink(stream, rc))
     }
 }
 

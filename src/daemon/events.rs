@@ -10,8 +10,11 @@ use crate::proto::events::{Envelope, ForwardRequest};
 use crate::proto::services::events::{PublishRequest, SubscribeRequest};
 use crate::proto::types::{Empty, Timestamp};
 use crate::ttrpc::{unary, unknown_method, Code, Status};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+
+/// How often a quiet subscription checks that its subscriber is still there.
+const SUBSCRIBER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct Exchange {
@@ -103,10 +106,15 @@ impl Handler for Events {
         }
         let r = SubscribeRequest::decode_req(payload)?;
         let rx = self.0.subscribe(r.filters);
-        // Ends when the subscriber goes away (send fails) or the daemon
-        // drops the exchange.
-        for env in rx {
-            out.send(&prost::Message::encode_to_vec(&env))?;
+        // Ends when the subscriber goes away (send fails, or found
+        // closed while waiting) or the daemon drops the exchange.
+        loop {
+            match rx.recv_timeout(SUBSCRIBER_CHECK) {
+                Ok(env) => out.send(&prost::Message::encode_to_vec(&env))?,
+                Err(RecvTimeoutError::Timeout) if out.is_closed() => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
         }
         Ok(())
     }

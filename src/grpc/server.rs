@@ -451,6 +451,10 @@ impl Sink for Call {
     fn recv(&self) -> Result<Option<Vec<u8>>, Status> {
         self.recv_by(self.deadline)
     }
+
+    fn is_closed(&self) -> bool {
+        self.stream.is_closed() || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 impl Shared {

@@ -888,6 +888,13 @@ impl StreamRef {
         ev
     }
 
+    /// Whether nothing more can go out on the stream: reset, ended by
+    /// us, or the connection is gone.
+    pub fn is_closed(&self) -> bool {
+        let st = lock(&self.conn.st);
+        st.dead.is_some() || st.streams.get(&self.id).is_none_or(|s| s.local_closed)
+    }
+
     /// Send a header block (response headers, trailers with `end`).
     pub fn send_headers(&self, fields: &[(&[u8], &[u8])], end: bool) -> Result<(), StreamGone> {
         let c = &*self.conn;
