@@ -18,10 +18,25 @@ deps:
 test-deps:
 	@scripts/ensure-deps test
 
+# INIT=systemd and/or openrc also installs the daemon's service (opt-in).
+INIT           ?=
+SYSTEMDUNITDIR ?= /etc/systemd/system
+OPENRCDIR      ?= /etc/init.d
+
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/skiff
 	for a in $(APPLETS); do ln -sf skiff $(DESTDIR)$(PREFIX)/bin/$$a; done
+ifneq ($(filter systemd,$(INIT)),)
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' contrib/systemd/skiff-containerd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/skiff-containerd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/skiff-containerd.service
+endif
+ifneq ($(filter openrc,$(INIT)),)
+	install -d $(DESTDIR)$(OPENRCDIR)
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' contrib/openrc/skiff-containerd > $(DESTDIR)$(OPENRCDIR)/skiff-containerd
+	chmod 0755 $(DESTDIR)$(OPENRCDIR)/skiff-containerd
+endif
 
 # The tests themselves build in the dev profile (fast to compile) and drive
 # the static release binary, the product.

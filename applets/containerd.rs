@@ -1,12 +1,15 @@
 //! The daemon applet: `containerd [--root DIR] [--state DIR] [--address
 //! SOCK] [--config FILE] [--log-level L]` serves until SIGTERM/SIGINT
 //! (containers and shims keep running); `containerd config default`
-//! prints the effective configuration.
+//! prints the effective configuration. Without `--config`,
+//! /etc/skiff/config.toml is read when it exists.
 
 use skiff::daemon::{Config, Daemon};
 use skiff::log::{self, Format, Level};
 use skiff::sys::signal;
 use std::process::ExitCode;
+
+const DEFAULT_CONFIG: &str = "/etc/skiff/config.toml";
 
 const USAGE: &str = "Usage: containerd [--root DIR] [--state DIR] [--address SOCKET] [--config FILE] [--log-level LEVEL]\n       containerd config default";
 
@@ -49,9 +52,16 @@ fn run(args: Vec<String>) -> Result<(), String> {
         };
         flags.push((key, value));
     }
-    // The config file first, the command line over it.
-    if let Some((_, path)) = flags.iter().find(|(k, _)| k == "config" || k == "c") {
-        cfg.load(path.as_ref()).map_err(|e| e.to_string())?;
+    // The config file first (the default one only when it exists, as
+    // containerd does), the command line over it.
+    let config = match flags.iter().find(|(k, _)| k == "config" || k == "c") {
+        Some((_, path)) => Some(std::path::PathBuf::from(path)),
+        None => Some(std::path::PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
+    };
+    if let Some(path) = config {
+        for w in cfg.load(&path).map_err(|e| e.to_string())? {
+            eprintln!("containerd: warning: {w}");
+        }
     }
     for (k, v) in flags {
         match k.as_str() {
@@ -89,6 +99,9 @@ fn serve(cfg: &Config) -> Result<(), String> {
         }
     };
     log::init(None, Format::Text, level);
+    if let Ok(point) = std::env::var(skiff::daemon::faults::ENV) {
+        skiff::daemon::faults::arm(&point).map_err(|e| e.to_string())?;
+    }
     // Signals are taken by this thread alone (sigwait): block them before
     // any thread starts, so every thread inherits the mask. Shims get a
     // clean mask from std's spawn.

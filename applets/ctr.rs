@@ -1335,7 +1335,14 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
             unpack: true,
             snapshotter: p.get("snapshotter").unwrap_or("").to_string(),
             user: p.get("user").unwrap_or("").to_string(),
-            hosts_dir: p.get("hosts-dir").unwrap_or("").to_string(),
+            // The daemon reads it: relative to ctr's directory, not its.
+            hosts_dir: p
+                .get("hosts-dir")
+                .map(|d| {
+                    std::path::absolute(d)
+                        .map_or_else(|_| d.to_string(), |a| a.display().to_string())
+                })
+                .unwrap_or_default(),
             labels: BTreeMap::new(),
         },
     )?;

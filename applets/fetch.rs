@@ -290,6 +290,7 @@ fn client_options(f: RegistryFlags) -> Result<Options> {
         credentials: f.user.as_deref().map(Credentials::parse),
         auth_file,
         mirrors,
+        hosts_dir: None,
     })
 }
 

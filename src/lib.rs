@@ -23,6 +23,7 @@ pub mod shim;
 pub mod snapshot;
 pub mod sys;
 pub mod time;
+pub mod toml;
 pub mod ttrpc;
 
 pub use error::{Context, Error, Kind, Result};

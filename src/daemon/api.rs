@@ -11,10 +11,15 @@ use std::sync::Arc;
 pub const NAMESPACE_KEY_TTRPC: &str = "containerd-namespace-ttrpc";
 pub const NAMESPACE_KEY_GRPC: &str = "containerd-namespace";
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// Metadata key naming the lease a call works under (containerd's
+/// leases/grpc.go); what the call makes is added to that lease.
+pub const LEASE_KEY: &str = "containerd-lease";
 
 /// What a handler knows of a call besides its payload.
 pub struct Ctx {
     pub namespace: String,
+    /// The lease named in the call's metadata ([`LEASE_KEY`]), if any.
+    pub lease: Option<String>,
 }
 
 /// A streaming method's side of the stream: where it sends its messages
@@ -25,10 +30,9 @@ pub trait Sink: Sync {
     /// The client's next message; None once it closed its side, an error
     /// when it went away without closing.
     fn recv(&self) -> Result<Option<Vec<u8>>, Status>;
-
-    /// Whether nobody listens any more (the client cancelled the call or
-    /// went away): a handler that waits long between sends (Subscribe)
-    /// asks now and then, so its thread does not outlive the caller.
+    /// Whether the client went away: a method that waits long between
+    /// messages (Subscribe) polls this to end, since only a send would
+    /// tell it otherwise.
     fn is_closed(&self) -> bool {
         false
     }
@@ -64,11 +68,15 @@ impl TtrpcService {
             .unwrap_or(DEFAULT_NAMESPACE);
         Ctx {
             namespace: ns.to_string(),
+            lease: rc
+                .get(LEASE_KEY)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
         }
     }
 }
 
-struct StreamSink<'a>(&'a ServerStream, &'a RequestContext);
+struct StreamSink<'a>(&'a ServerStream);
 
 impl Sink for StreamSink<'_> {
     fn send(&self, msg: &[u8]) -> Result<(), Status> {
@@ -80,7 +88,7 @@ impl Sink for StreamSink<'_> {
     }
 
     fn is_closed(&self) -> bool {
-        self.1.caller_gone()
+        self.0.is_cut()
     }
 }
 
@@ -99,7 +107,7 @@ impl ttrpc::Service for TtrpcService {
             .recv()?
             .ok_or_else(|| Status::new(Code::InvalidArgument, format!("{method}: no request")))?;
         self.0
-            .stream(&Self::ctx(rc), method, &payload, &StreamSink(stream, rc))
+            .stream(&Self::ctx(rc), method, &payload, &StreamSink(stream))
     }
 }
 

@@ -1,9 +1,17 @@
 //! The daemon's configuration: defaults, then the `--config` file (a
-//! subset of containerd's config.toml: `root`, `state`, `[grpc] address`,
+//! subset of containerd's config.toml), then the command line.
+//!
+//! Read from the file: `root`, `state`, `[grpc] address`, `uid`, `gid`
+//! (the socket's owner: with a gid it is 0660 for that group, else 0600),
 //! `[debug] level`, and skiff's `[skiff] snapshotter`, `runtime`,
-//! `hosts_dir`), then the command line.
+//! `hosts_dir`. containerd's own spellings of the last are accepted too:
+//! `[plugins."io.containerd.grpc.v1.cri".registry] config_path` and
+//! `[plugins."io.containerd.grpc.v1.cri".containerd] snapshotter`. Other
+//! keys are reported as warnings (a containerd config.toml loads); a
+//! known key with a bad value is an error naming the file, line and key.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Kind, Result};
+use crate::toml::{self, Value};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,11 +19,14 @@ pub struct Config {
     pub root: PathBuf,
     pub state: PathBuf,
     pub address: String,
+    /// The socket's owner; 0 and 0: root only (0600).
+    pub uid: u32,
+    pub gid: u32,
     pub log_level: String,
     /// Empty: overlayfs where the kernel has it, else native.
     pub snapshotter: String,
     pub runtime: String,
-    /// containerd's `certs.d` layout for registry hosts.
+    /// containerd's `certs.d` layout for registry hosts; empty: none.
     pub hosts_dir: PathBuf,
 }
 
@@ -25,6 +36,8 @@ impl Default for Config {
             root: "/var/lib/skiff".into(),
             state: "/run/skiff".into(),
             address: "/run/skiff/containerd.sock".into(),
+            uid: 0,
+            gid: 0,
             log_level: "info".into(),
             snapshotter: String::new(),
             runtime: super::shim::SKIFF_RUNTIME.into(),
@@ -33,71 +46,146 @@ impl Default for Config {
     }
 }
 
+pub const LOG_LEVELS: &[&str] = &[
+    "trace", "debug", "info", "warn", "warning", "error", "fatal", "panic",
+];
+const SNAPSHOTTERS: &[&str] = &["overlayfs", "native"];
+const CRI: &str = "plugins.\"io.containerd.grpc.v1.cri\"";
+
 impl Config {
-    /// Apply the settings of a config file.
-    pub fn load(&mut self, path: &Path) -> Result<()> {
+    /// Apply the settings of a config file; returns warnings (unknown keys)
+    /// for the caller to show.
+    pub fn load(&mut self, path: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read config {}", path.display()))?;
         self.apply(&text)
             .map_err(|e| e.wrap(format!("config {}", path.display())))
+            .map(|w| {
+                w.into_iter()
+                    .map(|m| format!("config {}: {m}", path.display()))
+                    .collect()
+            })
     }
 
-    fn apply(&mut self, text: &str) -> Result<()> {
-        let mut section = String::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split(" #").next().unwrap_or("").trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(s) = line.strip_prefix('[') {
-                section = s.trim_end_matches(']').trim().trim_matches('"').to_string();
-                continue;
-            }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| Error::new(format!("line {}: expected key = value", n + 1)))?;
-            let key = key.trim();
-            let value = value.trim();
+    fn apply(&mut self, text: &str) -> Result<Vec<String>> {
+        let doc = toml::parse(text)?;
+        let mut warnings = Vec::new();
+        for (path, value, line) in doc.leaves() {
+            let key = toml::dotted(&path);
+            let bad = |what: String| {
+                Error::of(Kind::InvalidArgument, format!("line {line}: {key}: {what}"))
+            };
             let string = || -> Result<String> {
                 value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
+                    .as_str()
                     .map(str::to_string)
-                    .ok_or_else(|| {
-                        Error::new(format!("line {}: {key}: expected a quoted string", n + 1))
-                    })
+                    .ok_or_else(|| bad(format!("expected a string, not a {}", value.type_name())))
             };
-            match (section.as_str(), key) {
-                ("", "root") => self.root = string()?.into(),
-                ("", "state") => self.state = string()?.into(),
-                ("grpc", "address") => self.address = string()?,
-                ("debug", "level") => self.log_level = string()?,
-                ("skiff", "snapshotter") => self.snapshotter = string()?,
-                ("skiff", "runtime") => self.runtime = string()?,
-                ("skiff", "hosts_dir") => self.hosts_dir = string()?.into(),
-                // containerd's other settings are accepted and ignored.
-                _ => {}
+            let id = || -> Result<u32> {
+                value
+                    .as_int()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad(format!("expected a user or group id, not {}", show(value))))
+            };
+            let one_of = |allowed: &[&str]| -> Result<String> {
+                let s = string()?;
+                if allowed.contains(&s.as_str()) {
+                    Ok(s)
+                } else {
+                    Err(bad(format!("{s:?} is not one of {}", allowed.join(", "))))
+                }
+            };
+            match key.as_str() {
+                "version" => {
+                    if !matches!(value, Value::Int(1..=3)) {
+                        return Err(bad(format!("{} is not 1, 2 or 3", show(value))));
+                    }
+                }
+                "root" => self.root = absolute(string()?).map_err(bad)?,
+                "state" => self.state = absolute(string()?).map_err(bad)?,
+                "grpc.address" => self.address = string()?,
+                "grpc.uid" => self.uid = id()?,
+                "grpc.gid" => self.gid = id()?,
+                // Empty (as containerd's own config default writes it): the default.
+                "debug.level" if value.as_str() == Some("") => {}
+                "debug.level" => self.log_level = one_of(LOG_LEVELS)?,
+                "skiff.snapshotter" if value.as_str() == Some("") => self.snapshotter.clear(),
+                "skiff.snapshotter" => self.snapshotter = one_of(SNAPSHOTTERS)?,
+                "skiff.runtime" => {
+                    let r = string()?;
+                    if r.is_empty() {
+                        return Err(bad("must not be empty".into()));
+                    }
+                    self.runtime = r;
+                }
+                "skiff.hosts_dir" => self.hosts_dir = string()?.into(),
+                k if k == format!("{CRI}.registry.config_path") => {
+                    self.hosts_dir = string()?.into()
+                }
+                k if k == format!("{CRI}.containerd.snapshotter") => {
+                    self.snapshotter = match string()?.as_str() {
+                        "" => String::new(),
+                        _ => one_of(SNAPSHOTTERS)?,
+                    }
+                }
+                _ => warnings.push(format!("line {line}: {key}: unknown key, ignored")),
             }
         }
-        Ok(())
+        // A whole containerd config.toml has a hundred keys skiff does not
+        // read: a few are named, the rest counted.
+        const SHOWN: usize = 10;
+        if warnings.len() > SHOWN {
+            let more = warnings.len() - SHOWN;
+            warnings.truncate(SHOWN);
+            warnings.push(format!("and {more} more unknown keys, ignored"));
+        }
+        Ok(warnings)
+    }
+
+    /// The snapshotter used when a request names none.
+    pub fn effective_snapshotter(&self) -> &str {
+        if self.snapshotter.is_empty() {
+            super::store::default_snapshotter()
+        } else {
+            &self.snapshotter
+        }
     }
 
     /// The effective configuration in config.toml form (`containerd config default`).
     pub fn to_toml(&self) -> String {
+        let q = |s: &str| toml::quote(s);
+        let p = |p: &Path| toml::quote(&p.display().to_string());
         format!(
-            "version = 2\nroot = {:?}\nstate = {:?}\n\n[grpc]\n  address = {:?}\n\n[debug]\n  level = {:?}\n\n[skiff]\n  snapshotter = {:?}\n  runtime = {:?}\n  hosts_dir = {:?}\n",
-            self.root.display().to_string(),
-            self.state.display().to_string(),
-            self.address,
-            self.log_level,
-            if self.snapshotter.is_empty() {
-                super::store::default_snapshotter()
-            } else {
-                &self.snapshotter
-            },
-            self.runtime,
-            self.hosts_dir.display().to_string(),
+            "version = 2\nroot = {}\nstate = {}\n\n\
+             [grpc]\n  address = {}\n  uid = {}\n  gid = {}\n\n\
+             [debug]\n  level = {}\n\n\
+             [skiff]\n  snapshotter = {}\n  runtime = {}\n  hosts_dir = {}\n",
+            p(&self.root),
+            p(&self.state),
+            q(&self.address),
+            self.uid,
+            self.gid,
+            q(&self.log_level),
+            q(self.effective_snapshotter()),
+            q(&self.runtime),
+            p(&self.hosts_dir),
         )
+    }
+}
+
+fn absolute(s: String) -> std::result::Result<PathBuf, String> {
+    if s.starts_with('/') {
+        Ok(s.into())
+    } else {
+        Err(format!("{s:?} is not an absolute path"))
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Int(n) => n.to_string(),
+        Value::Str(s) => format!("{s:?}"),
+        other => format!("a {}", other.type_name()),
     }
 }
 
@@ -107,14 +195,64 @@ mod tests {
 
     #[test]
     fn default_round_trips_through_the_file_form() {
-        let c = Config::default();
+        let c = Config {
+            gid: 5,
+            ..Config::default()
+        };
         let mut back = Config {
             root: "/x".into(),
             ..Config::default()
         };
-        back.apply(&c.to_toml()).unwrap();
+        assert!(back.apply(&c.to_toml()).unwrap().is_empty());
         assert_eq!(back.root, c.root);
         assert_eq!(back.address, c.address);
-        assert!(back.apply("root = /unquoted").is_err());
+        assert_eq!(back.gid, 5);
+        assert_eq!(back.snapshotter, c.effective_snapshotter());
+    }
+
+    #[test]
+    fn containerd_keys_and_unknown_keys() {
+        let mut c = Config::default();
+        let w = c
+            .apply(
+                "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n\
+                 [metrics]\n  address = \"\"\n",
+            )
+            .unwrap();
+        assert_eq!(c.hosts_dir, Path::new("/etc/containerd/certs.d"));
+        assert_eq!(c.snapshotter, "native");
+        assert_eq!(w, ["line 7: metrics.address: unknown key, ignored"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, want) in [
+            ("root = /unquoted\n", "line 1: expected a value"),
+            (
+                "root = \"rel\"\n",
+                "line 1: root: \"rel\" is not an absolute path",
+            ),
+            (
+                "[grpc]\ngid = -1\n",
+                "line 2: grpc.gid: expected a user or group id, not -1",
+            ),
+            (
+                "[grpc]\ngid = \"wheel\"\n",
+                "grpc.gid: expected a user or group id",
+            ),
+            (
+                "[skiff]\nsnapshotter = \"zfs\"\n",
+                "line 2: skiff.snapshotter: \"zfs\" is not one of overlayfs, native",
+            ),
+            (
+                "[debug]\nlevel = \"loud\"\n",
+                "debug.level: \"loud\" is not one of",
+            ),
+            ("version = 9\n", "version: 9 is not 1, 2 or 3"),
+        ] {
+            let e = Config::default().apply(text).unwrap_err();
+            assert!(e.message().contains(want), "{text:?}: {e}");
+        }
     }
 }

@@ -10,11 +10,16 @@
 
 pub mod api;
 pub mod config;
+mod content;
+mod content_write;
+mod diff;
 mod events;
+pub mod faults;
 mod pull;
 pub mod services;
 mod shim;
 mod shim_log;
+mod snapshots;
 pub mod spec;
 mod store;
 mod tasks;
@@ -56,19 +61,25 @@ pub fn ttrpc_address(address: &str) -> String {
     format!("{address}.ttrpc")
 }
 
-/// Bind `path` (a stale socket goes first), owner-only.
-fn bind(path: &str) -> Result<std::os::unix::net::UnixListener> {
+/// Bind `path` (a stale socket goes first) for the owner, or also the
+/// configured group ([`restrict_socket`]).
+fn bind(path: &str, cfg: &Config) -> Result<std::os::unix::net::UnixListener> {
     remove_stale_socket(path)?;
     let listener = crate::ttrpc::listen(path).with_context(|| format!("listen on {path}"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("chmod {path}"))?;
+    if let Err(e) = restrict_socket(path, cfg.uid, cfg.gid) {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
     Ok(listener)
 }
 
 impl Daemon {
-    /// Prepare the directories, bind the socket (0600), recover the tasks
-    /// a previous daemon left running.
+    /// Check the registry hosts configuration, prepare the directories,
+    /// bind the socket (0600, or 0660 for the configured group), recover
+    /// the tasks a previous daemon left running.
     pub fn open(cfg: &Config) -> Result<Daemon> {
+        // A broken hosts.toml fails the start, not the first pull.
+        crate::registry::hosts::check_root(&cfg.hosts_dir)?;
         for d in [&cfg.root, &cfg.state] {
             std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
@@ -79,11 +90,16 @@ impl Daemon {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("create {}", parent.display()))?;
         }
-        let grpc_listener = bind(path)?;
+        let grpc_listener = bind(path, cfg)?;
         let ttrpc_path = ttrpc_address(path);
-        let listener = bind(&ttrpc_path)?;
+        let listener = bind(&ttrpc_path, cfg)?;
 
-        let stores = Arc::new(store::Stores::new(&cfg.root));
+        let stores = Arc::new(
+            store::Stores::new(&cfg.root).with_defaults(store::Defaults {
+                snapshotter: cfg.snapshotter.clone(),
+                runtime: cfg.runtime.clone(),
+            }),
+        );
         let exchange = Arc::new(events::Exchange::default());
         let tasks = Arc::new(tasks::Tasks::new(
             &cfg.state,
@@ -93,12 +109,25 @@ impl Daemon {
             exchange.clone(),
         ));
         tasks.recover()?;
+        stores.schedule_collections();
+        if stores.exists() {
+            if let Err(e) = stores.clear_interrupted() {
+                crate::log::warn!("clear interrupted requests: {e}");
+            }
+            // What they left, and whatever else a dead daemon could not
+            // collect, goes now (containerd collects at start too).
+            stores.collect_garbage_soon();
+        }
 
         let uid = rustix::process::geteuid().as_raw();
         let mut server = Server::new();
-        server.allow_uid(Some(uid));
         let mut grpc = crate::grpc::Server::new();
-        grpc.allow_uid(Some(uid));
+        // With a group configured, the sockets' mode is the gate (its
+        // members are not root); else only root's peers are served.
+        if cfg.gid == 0 && cfg.uid == 0 {
+            server.allow_uid(Some(uid));
+            grpc.allow_uid(Some(uid));
+        }
         let mut add = |name: &str, h: Arc<dyn Handler>| {
             grpc.register(name, h.clone());
             server.register(name, Arc::new(TtrpcService(h)));
@@ -122,18 +151,23 @@ impl Daemon {
         );
         add(
             ps::content::SERVICE,
-            Arc::new(services::Content(stores.clone())),
+            Arc::new(content::Content(stores.clone())),
         );
         add(
             ps::snapshots::SERVICE,
-            Arc::new(services::Snapshots(stores.clone())),
+            Arc::new(snapshots::Snapshots(stores.clone())),
         );
+        add(ps::diff::SERVICE, Arc::new(diff::Diff(stores.clone())));
         add(
             ps::introspection::SERVICE,
             Arc::new(services::Introspection),
         );
         add(ps::tasks::SERVICE, Arc::new(tasks::TaskService(tasks)));
-        add(ps::pull::SERVICE, Arc::new(pull::Pull(stores)));
+        let registry = pull::Registry {
+            hosts_dir: Some(cfg.hosts_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
+            auth_file: crate::registry::auth::docker_config_path(),
+        };
+        add(ps::pull::SERVICE, Arc::new(pull::Pull { stores, registry }));
         let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange));
         add(ps::events::SERVICE, ev.clone());
         add(crate::proto::events::EVENTS_SERVICE, ev);
@@ -186,6 +220,23 @@ impl Daemon {
         let _ = std::fs::remove_file(&ttrpc_path);
         r.and(t)
     }
+}
+
+/// The socket's owner and mode: root's alone (0600), or 0660 for the
+/// configured group (containerd's `[grpc] uid`, `gid`).
+fn restrict_socket(path: &str, uid: u32, gid: u32) -> Result<()> {
+    if uid != 0 || gid != 0 {
+        rustix::fs::chown(
+            path,
+            Some(rustix::process::Uid::from_raw(uid)),
+            Some(rustix::process::Gid::from_raw(gid)),
+        )
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("chown {path} to {uid}:{gid}"))?;
+    }
+    let mode = if gid != 0 { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {path}"))
 }
 
 /// A socket left by a daemon that died (nothing answers on it) goes; what

@@ -14,7 +14,21 @@ use crate::ttrpc::{unknown_method, Code, Status};
 use crate::Context;
 use std::sync::{Arc, Mutex};
 
-pub struct Pull(pub Arc<Stores>);
+/// The pull service: the stores, and the registry settings of the
+/// daemon's configuration.
+pub struct Pull {
+    pub stores: Arc<Stores>,
+    pub registry: Registry,
+}
+
+/// The daemon's registry settings.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// containerd's `certs.d` layout; a request's `hosts_dir` replaces it.
+    pub hosts_dir: Option<std::path::PathBuf>,
+    /// Docker's config.json, read at each pull when it exists.
+    pub auth_file: Option<std::path::PathBuf>,
+}
 
 /// Sends one progress message per change of a blob's state (not per
 /// chunk: the client's display interpolates); `bytes` updates go out at
@@ -95,21 +109,43 @@ impl Pull {
             Some(registry::auth::Credentials {
                 user: u.into(),
                 password: p.into(),
+                identity_token: None,
             })
+        };
+        let hosts_dir = if r.hosts_dir.is_empty() {
+            self.registry.hosts_dir.clone()
+        } else if r.hosts_dir.starts_with('/') {
+            Some(r.hosts_dir.clone().into())
+        } else {
+            return Err(Status::new(
+                Code::InvalidArgument,
+                format!("hosts_dir {:?}: not an absolute path", r.hosts_dir),
+            ));
         };
         let opts = registry::client::Options {
             plain_http: r.plain_http,
             tls_verify: true,
             credentials,
+            auth_file: self.registry.auth_file.clone().filter(|p| p.exists()),
+            hosts_dir,
             ..Default::default()
         };
         let client = registry::Client::new(&opts, &reference).map_err(status)?;
-        let db = self.0.db().map_err(status)?;
+        let db = self.stores.db().map_err(status)?;
         // The lease keeps what this pull makes until the image record
         // references it (and expires if the daemon dies meanwhile).
         let lease_id = format!("pull-{}", crate::record::now_nanos());
         let mut labels = store::Labels::new();
         labels.insert(crate::metadata::LABEL_GC_EXPIRE.into(), expiry_in(3600));
+        // A daemon that dies mid-pull leaves these for the next to clear.
+        labels.insert(
+            crate::metadata::gc::LABEL_DAEMON_REQUEST.into(),
+            "pull".into(),
+        );
+        labels.insert(
+            crate::metadata::gc::LABEL_PULL_REF.into(),
+            reference.to_string(),
+        );
         db.create_lease(ns, &lease_id, labels).map_err(status)?;
         let res = self.pull_leased(ns, &r, &reference, &platform, &client, &lease_id, out);
         let _ = db.delete_lease(ns, &lease_id);
@@ -127,8 +163,8 @@ impl Pull {
         lease: &str,
         out: &dyn Sink,
     ) -> Result<PullProgress, Status> {
-        let content = self.0.content().map_err(status)?;
-        let db = self.0.db().map_err(status)?;
+        let content = self.stores.content().map_err(status)?;
+        let db = self.stores.db().map_err(status)?;
         let progress = Progress {
             out,
             sent: Mutex::new(Vec::new()),
@@ -147,14 +183,14 @@ impl Pull {
         // The pull tags the manifest in index.json (a GC root); the tag must
         // go on every path, or a failed pull pins its blobs forever.
         let mut tag = StoreTag {
-            stores: &self.0,
+            stores: &self.stores,
             name: name.clone(),
             armed: true,
         };
-        let pulled = ipull::pull(
+        let pulled = ipull::pull_resolved(
             content,
             client,
-            reference,
+            resolved,
             &PullOptions {
                 platform: platform.clone(),
                 parallel: 3,
@@ -163,19 +199,19 @@ impl Pull {
             },
         )
         .map_err(status)?;
-        // The tag may have moved between the two resolutions.
-        lease_blobs(db, ns, lease, &pulled.resolved).map_err(status)?;
+        super::faults::point("pull-tagged");
         label_children(db, ns, &pulled).map_err(status)?;
+        record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
         target.platform = None;
         target.annotations.clear();
         if r.unpack {
             let sn_name = if r.snapshotter.is_empty() {
-                store::default_snapshotter()
+                self.stores.default_snapshotter()
             } else {
                 r.snapshotter.as_str()
             };
-            let sn = self.0.snapshotter(sn_name).map_err(status)?;
+            let sn = self.stores.snapshotter(sn_name).map_err(status)?;
             progress.send(PullProgress {
                 name: name.clone(),
                 state: state::UNPACKING,
@@ -229,6 +265,18 @@ fn lease_blobs(
         };
         db.add_lease_resource(ns, lease, res)
             .with_context(|| format!("lease {lease:?}: hold {}", d.digest))?;
+    }
+    Ok(())
+}
+
+/// The namespace's records of what the pull stored (a blob is seen in a
+/// namespace through its record).
+fn record_blobs(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crate::Result<()> {
+    for d in std::iter::once(&r.descriptor)
+        .chain(std::iter::once(&r.manifest.config))
+        .chain(r.manifest.layers.iter())
+    {
+        db.add_content(ns, &d.digest, d.size, Default::default())?;
     }
     Ok(())
 }

@@ -26,7 +26,22 @@ pub struct Stores {
     content: OnceLock<Store>,
     snapshotters: Mutex<Vec<Arc<Snapshotter>>>,
     untag: Mutex<()>,
+    gc: OnceLock<crate::metadata::gc::Scheduler>,
+    defaults: Defaults,
 }
+
+/// What a request that names no snapshotter or runtime gets (the config's
+/// `snapshotter`, `runtime`).
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// Empty: [`default_snapshotter`].
+    pub snapshotter: String,
+    /// Empty: skiff's own shim.
+    pub runtime: String,
+}
+
+/// How long deletes must pause before a scheduled collection runs.
+const GC_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Stores {
     pub fn new(root: &Path) -> Stores {
@@ -36,6 +51,31 @@ impl Stores {
             content: OnceLock::new(),
             snapshotters: Mutex::new(Vec::new()),
             untag: Mutex::new(()),
+            gc: OnceLock::new(),
+            defaults: Defaults::default(),
+        }
+    }
+
+    pub fn with_defaults(mut self, defaults: Defaults) -> Stores {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The snapshotter of a request that names none.
+    pub fn default_snapshotter(&self) -> &str {
+        if self.defaults.snapshotter.is_empty() {
+            default_snapshotter()
+        } else {
+            &self.defaults.snapshotter
+        }
+    }
+
+    /// The runtime of a container that names none.
+    pub fn default_runtime(&self) -> &str {
+        if self.defaults.runtime.is_empty() {
+            super::shim::SKIFF_RUNTIME
+        } else {
+            &self.defaults.runtime
         }
     }
 
@@ -123,6 +163,58 @@ impl Stores {
             crate::image::store::write_index(&index, &list)?;
         }
         Ok(())
+    }
+
+    /// Whether a previous daemon left metadata here.
+    pub fn exists(&self) -> bool {
+        self.root.join(METADATA_DIR).exists()
+    }
+
+    /// End the requests a daemon that died left half-done: their leases
+    /// go, and a pull's tag in the store's index.json with them (the next
+    /// collection takes what they made). Call before serving.
+    pub fn clear_interrupted(&self) -> Result<()> {
+        use crate::metadata::gc::{LABEL_DAEMON_REQUEST, LABEL_PULL_REF};
+        let db = self.db()?;
+        for ns in db.namespaces()? {
+            for lease in db.leases(&ns.name)? {
+                let Some(what) = lease.labels.get(LABEL_DAEMON_REQUEST) else {
+                    continue;
+                };
+                crate::log::warn!(
+                    "{}: lease {} of an interrupted {what}: removed",
+                    ns.name,
+                    lease.id
+                );
+                if let Some(reference) = lease.labels.get(LABEL_PULL_REF) {
+                    self.forget_store_tag(reference)?;
+                }
+                db.delete_lease(&ns.name, &lease.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// From now on [`Stores::collect_garbage_soon`] collects (on a thread
+    /// of its own, see `metadata::gc::Scheduler`).
+    pub fn schedule_collections(self: &Arc<Self>) {
+        let stores = Arc::downgrade(self);
+        let _ = self
+            .gc
+            .set(crate::metadata::gc::Scheduler::new(GC_QUIET, move || {
+                if let Some(s) = stores.upgrade() {
+                    if let Err(e) = s.collect_garbage() {
+                        crate::log::warn!("garbage collection: {e}");
+                    }
+                }
+            }));
+    }
+
+    /// Collect soon (after a delete that was not `sync`).
+    pub fn collect_garbage_soon(&self) {
+        if let Some(gc) = self.gc.get() {
+            gc.request();
+        }
     }
 
     /// Collect what nothing references any more.

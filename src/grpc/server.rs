@@ -4,7 +4,7 @@
 //! and over all connections.
 
 use super::{framed, header, percent_encode, MessageReader, MAX_MESSAGE};
-use crate::daemon::api::{Ctx, Handler, Sink, DEFAULT_NAMESPACE, NAMESPACE_KEY_GRPC};
+use crate::daemon::api::{Ctx, Handler, Sink, DEFAULT_NAMESPACE, LEASE_KEY, NAMESPACE_KEY_GRPC};
 use crate::h2::hpack::HeaderField;
 use crate::h2::{Conn, ErrorCode, Event, Limits, Role, StreamRef};
 use crate::proto::services as ps;
@@ -321,6 +321,10 @@ impl Shared {
             .unwrap_or(DEFAULT_NAMESPACE);
         let ctx = Ctx {
             namespace: namespace.to_string(),
+            lease: header(fields, LEASE_KEY)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
         };
         let first_by = Instant::now() + FIRST_MESSAGE_TIMEOUT;
         let first = call.recv_by(Some(call.deadline.map_or(first_by, |d| d.min(first_by))))?;

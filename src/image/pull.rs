@@ -139,10 +139,21 @@ pub fn pull(
     reference: &Reference,
     opts: &PullOptions,
 ) -> Result<Pulled> {
+    let resolved = resolve(client, reference, &opts.platform)?;
+    pull_resolved(store, client, resolved, opts)
+}
+
+/// [`pull`] of an image already resolved (its manifest is not fetched again).
+pub fn pull_resolved(
+    store: &Store,
+    client: &Client,
+    mut resolved: Resolved,
+    opts: &PullOptions,
+) -> Result<Pulled> {
     // From the first blob written until the tag, no collection may run
     // (the blobs are reachable from nothing until then).
     let _pin = store.pin()?;
-    let mut resolved = resolve(client, reference, &opts.platform)?;
+    let reference = &resolved.reference.clone();
     let m = &resolved.manifest;
     for l in &m.layers {
         if oci::layer_compression(&l.media_type).is_none() {

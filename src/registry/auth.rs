@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 pub struct Credentials {
     pub user: String,
     pub password: String,
+    /// A docker config.json `identitytoken`: an OAuth2 refresh token for
+    /// the registry's token service.
+    pub identity_token: Option<String>,
 }
 
 impl Credentials {
@@ -18,10 +21,12 @@ impl Credentials {
             Some((u, p)) => Credentials {
                 user: u.into(),
                 password: p.into(),
+                identity_token: None,
             },
             None => Credentials {
                 user: s.into(),
                 password: String::new(),
+                identity_token: None,
             },
         }
     }
@@ -116,38 +121,53 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The default auth file: `$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`, when it exists.
-pub fn default_auth_file() -> Option<PathBuf> {
-    let p = match std::env::var_os("DOCKER_CONFIG") {
-        Some(d) => PathBuf::from(d).join("config.json"),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"),
-    };
-    p.exists().then_some(p)
+/// Docker's config file: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json` (whether it exists or not).
+pub fn docker_config_path() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(d) => Some(PathBuf::from(d).join("config.json")),
+        None => Some(PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json")),
+    }
 }
 
-/// Credentials for `host` from a docker config.json's "auths". Keys may be
-/// a bare host or a URL (`https://index.docker.io/v1/` for docker.io).
-pub fn lookup_auth_file(path: &Path, host: &str) -> Result<Option<Credentials>> {
+/// The default auth file: [`docker_config_path`] when it exists.
+pub fn default_auth_file() -> Option<PathBuf> {
+    docker_config_path().filter(|p| p.exists())
+}
+
+/// A docker config.json's "auths" key matches `host`: a bare host or a
+/// URL (`https://index.docker.io/v1/` for docker.io).
+fn auths_key_matches(key: &str, host: &str) -> bool {
+    let k = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let k = k.split('/').next().unwrap_or(k);
+    let hub = |h: &str| matches!(h, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+    k == host || hub(host) && hub(k)
+}
+
+fn read_auth_file(path: &Path) -> Result<miniserde::json::Value> {
     let what = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("read auth file {what}"))?;
-    let v = json::parse(&text, &what)?;
+    json::parse(&text, &what)
+}
+
+/// Credentials for `host` from a docker config.json's "auths": `auth`
+/// (base64 of `user:password`), or `username` and `password`, and an
+/// `identitytoken`.
+pub fn lookup_auth_file(path: &Path, host: &str) -> Result<Option<Credentials>> {
+    let what = path.display().to_string();
+    let v = read_auth_file(path)?;
     let root = Node::new(&v, "");
     let inner = || -> Result<Option<Credentials>> {
         let Some(auths) = root.get("auths")? else {
             return Ok(None);
         };
         for (key, entry) in auths.entries()? {
-            let k = key
-                .trim_start_matches("https://")
-                .trim_start_matches("http://");
-            let k = k.split('/').next().unwrap_or(k);
-            let matches = k == host
-                || (host == "docker.io" || host == "registry-1.docker.io")
-                    && matches!(k, "docker.io" | "index.docker.io" | "registry-1.docker.io");
-            if !matches {
+            if !auths_key_matches(key, host) {
                 continue;
             }
+            let mut c = Credentials::parse("");
             if let Some(a) = entry.get("auth")? {
                 let raw = a.str()?;
                 let decoded = base64_decode(raw).ok_or_else(|| a.invalid("not valid base64"))?;
@@ -155,16 +175,44 @@ pub fn lookup_auth_file(path: &Path, host: &str) -> Result<Option<Credentials>> 
                 if !s.contains(':') {
                     return Err(a.invalid("expected base64 of USER:PASSWORD"));
                 }
-                return Ok(Some(Credentials::parse(&s)));
+                c = Credentials::parse(&s);
+            } else if let (Some(u), Some(p)) = (entry.get("username")?, entry.get("password")?) {
+                c.user = u.string()?;
+                c.password = p.string()?;
             }
-            if let (Some(u), Some(p)) = (entry.get("username")?, entry.get("password")?) {
-                return Ok(Some(Credentials {
-                    user: u.string()?,
-                    password: p.string()?,
-                }));
+            if let Some(t) = entry.get("identitytoken")? {
+                c.identity_token = Some(t.string()?).filter(|t| !t.is_empty());
             }
+            if c.user.is_empty() && c.identity_token.is_none() {
+                // `{}`: written by docker when a credential helper holds them.
+                continue;
+            }
+            return Ok(Some(c));
         }
         Ok(None)
+    };
+    inner().map_err(|e| e.wrap(format!("auth file {what}")))
+}
+
+/// The credential helper a docker config.json names for `host`
+/// (`credHelpers`, else `credsStore`), as (key, helper name). skiff runs no
+/// helpers; this is for telling the user so.
+pub fn lookup_helper(path: &Path, host: &str) -> Result<Option<(String, String)>> {
+    let what = path.display().to_string();
+    let v = read_auth_file(path)?;
+    let root = Node::new(&v, "");
+    let inner = || -> Result<Option<(String, String)>> {
+        if let Some(helpers) = root.get("credHelpers")? {
+            for (key, name) in helpers.entries()? {
+                if auths_key_matches(key, host) {
+                    return Ok(Some((format!("credHelpers.{key}"), name.string()?)));
+                }
+            }
+        }
+        match root.get("credsStore")? {
+            Some(s) if !s.str()?.is_empty() => Ok(Some(("credsStore".into(), s.string()?))),
+            _ => Ok(None),
+        }
     };
     inner().map_err(|e| e.wrap(format!("auth file {what}")))
 }
@@ -207,6 +255,36 @@ mod tests {
     }
 
     #[test]
+    fn identity_tokens_and_helpers() {
+        let p = std::env::temp_dir().join(format!("skiff-auth-it-{}.json", std::process::id()));
+        std::fs::write(
+            &p,
+            r#"{"auths":{"a:1":{"identitytoken":"rt"},"b:2":{"username":"u","password":"p"},"c:3":{}},
+               "credHelpers":{"c:3":"ecr-login"},"credsStore":"desktop"}"#,
+        )
+        .unwrap();
+        let a = lookup_auth_file(&p, "a:1").unwrap().unwrap();
+        assert_eq!(
+            (a.user.as_str(), a.identity_token.as_deref()),
+            ("", Some("rt"))
+        );
+        assert_eq!(
+            lookup_auth_file(&p, "b:2").unwrap(),
+            Some(Credentials::parse("u:p"))
+        );
+        assert_eq!(lookup_auth_file(&p, "c:3").unwrap(), None);
+        assert_eq!(
+            lookup_helper(&p, "c:3").unwrap(),
+            Some(("credHelpers.c:3".into(), "ecr-login".into()))
+        );
+        assert_eq!(
+            lookup_helper(&p, "d:4").unwrap(),
+            Some(("credsStore".into(), "desktop".into()))
+        );
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
     fn auth_file_lookup() {
         let p = std::env::temp_dir().join(format!("skiff-auth-{}.json", std::process::id()));
         std::fs::write(
@@ -223,6 +301,7 @@ mod tests {
             Some(Credentials::parse("a:b"))
         );
         assert_eq!(lookup_auth_file(&p, "other").unwrap(), None);
+        assert_eq!(lookup_helper(&p, "other").unwrap(), None);
         assert!(lookup_auth_file(&p, "bad:1")
             .unwrap_err()
             .message()

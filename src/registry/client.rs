@@ -6,6 +6,7 @@ use crate::image::digest::{self, Digest};
 use crate::image::oci::{self, Descriptor};
 use crate::json::{self, Node};
 use crate::registry::auth::{self, Challenge, Credentials};
+use crate::registry::hosts::{self, Capabilities, Host};
 use crate::registry::reference::Reference;
 use std::io::Read;
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ pub struct Options {
     pub credentials: Option<Credentials>,
     pub auth_file: Option<PathBuf>,
     pub mirrors: Vec<Mirror>,
+    /// containerd's `certs.d` layout: mirrors, CAs, client certificates and
+    /// headers per registry (see [`hosts`]); tried after `mirrors`.
+    pub hosts_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +73,17 @@ impl Mirror {
 }
 
 struct Endpoint {
-    /// `scheme://host[/prefix]`, no trailing slash.
+    /// `scheme://host[/prefix]/v2` (or the overridden API root), no
+    /// trailing slash.
     base: String,
+    /// Its own TLS settings (hosts.toml `ca`, `client`, `skip_verify`).
+    agent: Option<ureq::Agent>,
+    capabilities: Capabilities,
+    headers: Vec<(String, String)>,
     credentials: Option<Credentials>,
+    /// A credential helper the auth file names for this host (unsupported:
+    /// said when the registry asks for credentials).
+    helper: Option<String>,
     /// The Authorization header value that worked last.
     authorization: Mutex<Option<String>>,
     mirror: bool,
@@ -93,47 +105,75 @@ pub struct BlobStream {
 
 impl Client {
     pub fn new(opts: &Options, reference: &Reference) -> Result<Client> {
-        let agent = make_agent(opts)?;
+        let agent = make_agent(opts, None)?;
         let scheme = if opts.plain_http { "http" } else { "https" };
-        // --user is for the registry named in the reference; a mirror gets
-        // only what the auth file holds for its own host.
-        let creds_for = |host: &str, upstream: bool| -> Result<Option<Credentials>> {
-            if let Some(c) = opts.credentials.as_ref().filter(|_| upstream) {
-                return Ok(Some(c.clone()));
-            }
-            match &opts.auth_file {
-                Some(f) => auth::lookup_auth_file(f, host),
-                None => Ok(None),
-            }
-        };
-        let mut endpoints = Vec::new();
+        let mut list = Vec::new();
         for m in opts.mirrors.iter().filter(|m| m.host == reference.domain) {
-            let base = if m.url.contains("://") {
+            let url = if m.url.contains("://") {
                 m.url.clone()
             } else {
                 format!("{scheme}://{}", m.url)
             };
-            let host = base
-                .split("://")
-                .nth(1)
-                .unwrap_or("")
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            endpoints.push(Endpoint {
-                base,
-                credentials: creds_for(&host, false)?,
-                authorization: Mutex::new(None),
-                mirror: true,
+            let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            list.push(Host {
+                scheme: scheme.into(),
+                host: host.into(),
+                path: format!("{}/v2", path.trim_end_matches('/')),
+                capabilities: Capabilities::ALL,
+                ca: vec![],
+                client: vec![],
+                skip_verify: None,
+                headers: vec![],
+                upstream: false,
             });
         }
-        endpoints.push(Endpoint {
-            base: format!("{scheme}://{}", reference.api_host()),
-            credentials: creds_for(&reference.domain, true)?,
-            authorization: Mutex::new(None),
-            mirror: false,
-        });
+        list.extend(hosts::for_registry(
+            opts.hosts_dir.as_deref(),
+            &reference.domain,
+            reference.api_host(),
+            opts.plain_http,
+        )?);
+        let mut endpoints = Vec::new();
+        for h in list {
+            // --user is for the registry named in the reference; a mirror
+            // gets only what the auth file holds for its own host. For the
+            // registry, the auth file is asked for its name, then for the
+            // server's when hosts.toml names another.
+            let mut names = vec![h.host.as_str()];
+            if h.upstream {
+                names.insert(0, &reference.domain);
+            }
+            let mut credentials = opts.credentials.clone().filter(|_| h.upstream);
+            let mut helper = None;
+            if let (None, Some(f)) = (&credentials, &opts.auth_file) {
+                for name in &names {
+                    credentials = auth::lookup_auth_file(f, name)?;
+                    if credentials.is_some() {
+                        break;
+                    }
+                }
+                if credentials.is_none() {
+                    helper = auth::lookup_helper(f, names[0])?
+                        .map(|(key, name)| format!("{} names {key} {name:?}", f.display()));
+                }
+            }
+            let own_tls = !h.ca.is_empty() || !h.client.is_empty() || h.skip_verify.is_some();
+            endpoints.push(Endpoint {
+                base: h.base(),
+                agent: if own_tls {
+                    Some(make_agent(opts, Some(&h))?)
+                } else {
+                    None
+                },
+                capabilities: h.capabilities,
+                headers: h.headers,
+                credentials,
+                helper,
+                authorization: Mutex::new(None),
+                mirror: !h.upstream,
+            });
+        }
         Ok(Client {
             agent,
             repository: reference.repository.clone(),
@@ -144,8 +184,14 @@ impl Client {
     /// GET a manifest or index by tag or digest. Returns the bytes and the
     /// media type; checks the bytes when `object` is a digest.
     pub fn manifest(&self, object: &str) -> Result<(Vec<u8>, String)> {
-        let path = format!("/v2/{}/manifests/{object}", self.repository);
-        let resp = self.get(&path, Some(oci::MANIFEST_ACCEPT), None)?;
+        let path = format!("/{}/manifests/{object}", self.repository);
+        // A tag is turned into a digest only by hosts trusted to resolve.
+        let need = if object.contains(':') {
+            Need::Pull
+        } else {
+            Need::Resolve
+        };
+        let resp = self.get(&path, Some(oci::MANIFEST_ACCEPT), None, need)?;
         let url = resp.url.clone();
         let mut resp = resp.response;
         let ctype = header(&resp, "content-type").unwrap_or_default();
@@ -182,8 +228,8 @@ impl Client {
 
     /// Open a blob for streaming, from `offset` (a Range request) when > 0.
     pub fn blob(&self, d: &Digest, offset: u64) -> Result<BlobStream> {
-        let path = format!("/v2/{}/blobs/{d}", self.repository);
-        let resp = self.get(&path, None, (offset > 0).then_some(offset))?;
+        let path = format!("/{}/blobs/{d}", self.repository);
+        let resp = self.get(&path, None, (offset > 0).then_some(offset), Need::Pull)?;
         let partial = resp.response.status().as_u16() == 206;
         if partial {
             let start = header(&resp.response, "content-range").and_then(|r| {
@@ -204,14 +250,28 @@ impl Client {
         })
     }
 
-    /// GET `path` from the mirrors, then the upstream registry.
-    fn get(&self, path: &str, accept: Option<&str>, range: Option<u64>) -> Result<Fetched> {
+    /// GET `path` from the mirrors, then the upstream registry (those of
+    /// them capable of `need`).
+    fn get(
+        &self,
+        path: &str,
+        accept: Option<&str>,
+        range: Option<u64>,
+        need: Need,
+    ) -> Result<Fetched> {
         let mut mirror_errors = Vec::new();
-        for ep in &self.endpoints {
+        let capable = |ep: &&Endpoint| match need {
+            Need::Pull => ep.capabilities.pull,
+            Need::Resolve => ep.capabilities.pull && ep.capabilities.resolve,
+        };
+        for ep in self.endpoints.iter().filter(capable) {
             let url = format!("{}{path}", ep.base);
             match self.request(ep, &url, accept, range) {
                 Ok(r) => return Ok(r),
-                Err(e) if ep.mirror => mirror_errors.push(e.message().to_string()),
+                Err(e) if ep.mirror => {
+                    crate::log::debug!("{url}: {e}; trying the next host");
+                    mirror_errors.push(e.message().to_string())
+                }
                 Err(e) => {
                     if mirror_errors.is_empty() {
                         return Err(e);
@@ -223,7 +283,19 @@ impl Client {
                 }
             }
         }
-        Err(Error::new("no registry endpoint"))
+        let what = match need {
+            Need::Pull => "pull from",
+            Need::Resolve => "resolve a tag (capabilities: pull and resolve)",
+        };
+        if mirror_errors.is_empty() {
+            return Err(Error::new(format!(
+                "GET {path}: no configured host can {what}"
+            )));
+        }
+        Err(Error::new(format!(
+            "GET {path}: every host failed ({})",
+            mirror_errors.join("; ")
+        )))
     }
 
     /// One GET, retried a few times (with backoff, or the server's
@@ -231,6 +303,7 @@ impl Client {
     /// gateway failed (429, 502, 503, 504).
     fn send(
         &self,
+        ep: &Endpoint,
         url: &str,
         accept: Option<&str>,
         range: Option<u64>,
@@ -238,9 +311,13 @@ impl Client {
     ) -> Result<Response<Body>> {
         const RETRIES: u32 = 3;
         let mut attempt = 0;
+        let agent = ep.agent.as_ref().unwrap_or(&self.agent);
         loop {
             let get = |fresh_connection: bool| {
-                let mut req = self.agent.get(url);
+                let mut req = agent.get(url);
+                for (k, v) in &ep.headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
                 if let Some(a) = accept {
                     req = req.header("Accept", a);
                 }
@@ -290,7 +367,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let mut resp = self.send(url, accept, range, current.as_deref())?;
+        let mut resp = self.send(ep, url, accept, range, current.as_deref())?;
         if resp.status().as_u16() == 401 {
             let challenge = header(&resp, "www-authenticate").ok_or_else(|| {
                 Error::new(format!(
@@ -301,12 +378,12 @@ impl Client {
             let authorization = self
                 .authorize(ep, &challenge)
                 .with_context(|| format!("GET {url}"))?;
-            resp = self.send(url, accept, range, Some(&authorization))?;
+            resp = self.send(ep, url, accept, range, Some(&authorization))?;
             if resp.status().as_u16() == 401 {
                 let why = if ep.credentials.is_some() {
-                    "credentials rejected"
+                    "credentials rejected".to_string()
                 } else {
-                    "authentication required (pass --user or --auth-file)"
+                    no_credentials(ep)
                 };
                 return Err(Error::new(format!("GET {url}: 401 Unauthorized: {why}")));
             }
@@ -331,10 +408,11 @@ impl Client {
     fn authorize(&self, ep: &Endpoint, challenge: &Challenge) -> Result<String> {
         match challenge {
             Challenge::Basic => match &ep.credentials {
-                Some(c) => Ok(c.basic_header()),
-                None => Err(Error::new(
-                    "401 Unauthorized: the registry wants basic auth (pass --user or --auth-file)",
-                )),
+                Some(c) if c.identity_token.is_none() || !c.user.is_empty() => Ok(c.basic_header()),
+                _ => Err(Error::new(format!(
+                    "401 Unauthorized: the registry wants basic auth: {}",
+                    no_credentials(ep)
+                ))),
             },
             Challenge::Bearer {
                 realm,
@@ -350,10 +428,36 @@ impl Client {
                     url.push_str(&format!("service={}&", auth::query_escape(s)));
                 }
                 url.push_str(&format!("scope={}", auth::query_escape(&scope)));
-                let basic = ep.credentials.as_ref().map(Credentials::basic_header);
-                let mut resp = self
-                    .send(&url, Some("application/json"), None, basic.as_deref())
-                    .context("get token")?;
+                let mut resp = match ep
+                    .credentials
+                    .as_ref()
+                    .and_then(|c| c.identity_token.as_ref())
+                {
+                    // An identity token is an OAuth2 refresh token: POSTed
+                    // to the realm, as docker and containerd do.
+                    Some(token) => {
+                        let agent = ep.agent.as_ref().unwrap_or(&self.agent);
+                        let mut form = vec![
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", token.as_str()),
+                            ("client_id", "skiff"),
+                            ("scope", scope.as_str()),
+                        ];
+                        if let Some(s) = service {
+                            form.push(("service", s.as_str()));
+                        }
+                        agent
+                            .post(realm.as_str())
+                            .send_form(form)
+                            .map_err(|e| Error::new(format!("POST {realm}: {}", ureq_message(&e))))
+                            .context("get token")?
+                    }
+                    None => {
+                        let basic = ep.credentials.as_ref().map(Credentials::basic_header);
+                        self.send(ep, &url, Some("application/json"), None, basic.as_deref())
+                            .context("get token")?
+                    }
+                };
                 let status = resp.status().as_u16();
                 if status != 200 {
                     let detail = error_detail(&mut resp);
@@ -383,6 +487,26 @@ impl Client {
                 };
                 Ok(format!("Bearer {token}"))
             }
+        }
+    }
+}
+
+/// What a request needs of a host.
+#[derive(Clone, Copy)]
+enum Need {
+    Pull,
+    Resolve,
+}
+
+/// Why a host got no credentials, and how to give it some.
+fn no_credentials(ep: &Endpoint) -> String {
+    match &ep.helper {
+        Some(h) => format!(
+            "authentication required; {h}, a credential helper, which skiff does not support \
+             (put the credentials under \"auths\" or pass --user)"
+        ),
+        None => {
+            "authentication required (pass --user, or credentials in a docker config.json)".into()
         }
     }
 }
@@ -452,8 +576,10 @@ fn ureq_message(e: &ureq::Error) -> String {
     }
 }
 
-fn make_agent(opts: &Options) -> Result<ureq::Agent> {
-    use ureq::tls::{parse_pem, PemItem, RootCerts, TlsConfig};
+/// The agent for `opts`, with a host's own CAs, client certificate and
+/// verification setting when given.
+fn make_agent(opts: &Options, host: Option<&Host>) -> Result<ureq::Agent> {
+    use ureq::tls::{parse_pem, ClientCert, PemItem, RootCerts, TlsConfig};
     let mut roots = Vec::new();
     let system = std::env::var_os("SSL_CERT_FILE")
         .map(PathBuf::from)
@@ -464,7 +590,8 @@ fn make_agent(opts: &Options) -> Result<ureq::Agent> {
             _ => None,
         }));
     }
-    for ca in &opts.ca_files {
+    let host_cas = host.map(|h| h.ca.as_slice()).unwrap_or_default();
+    for ca in opts.ca_files.iter().chain(host_cas) {
         let data = std::fs::read(ca).with_context(|| format!("read CA file {}", ca.display()))?;
         let before = roots.len();
         for item in parse_pem(&data) {
@@ -486,9 +613,52 @@ fn make_agent(opts: &Options) -> Result<ureq::Agent> {
     } else {
         RootCerts::new_with_certs(&roots)
     };
+    // ureq takes one client certificate: the first pair.
+    let client_cert = match host.and_then(|h| h.client.first()) {
+        None => None,
+        Some((cert, key)) => {
+            let pem = std::fs::read(cert)
+                .with_context(|| format!("read client certificate {}", cert.display()))?;
+            let key_pem = match key {
+                Some(k) => {
+                    std::fs::read(k).with_context(|| format!("read client key {}", k.display()))?
+                }
+                None => pem.clone(),
+            };
+            let chain: Vec<_> = parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            let key = parse_pem(&key_pem)
+                .find_map(|i| match i {
+                    Ok(PemItem::PrivateKey(k)) => Some(k),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "client key {}: no PEM private key in it",
+                        key.as_deref().unwrap_or(cert).display()
+                    ))
+                })?;
+            if chain.is_empty() {
+                return Err(Error::new(format!(
+                    "client certificate {}: no PEM certificate in it",
+                    cert.display()
+                )));
+            }
+            Some(ClientCert::new_with_certs(&chain, key))
+        }
+    };
+    let verify = match host.and_then(|h| h.skip_verify) {
+        Some(skip) => !skip,
+        None => opts.tls_verify,
+    };
     let tls = TlsConfig::builder()
         .root_certs(root_certs)
-        .disable_verification(!opts.tls_verify)
+        .disable_verification(!verify)
+        .client_cert(client_cert)
         .build();
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod hosts;
 pub mod reference;
 
 pub use client::{Client, Mirror, Options};

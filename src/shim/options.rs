@@ -209,46 +209,30 @@ fn json_pairs(text: &str) -> Result<Vec<(String, Value)>> {
         .collect()
 }
 
-/// The subset of TOML these files use: `key = "string"` or `key = true`,
-/// comments, and table headers (ignored, as the keys are unique).
+/// The TOML form: every string or boolean under any table, by its own
+/// key (the keys are unique, so containerd's
+/// `[plugins."io.containerd.runc.v1".options]` wrapping is accepted).
 fn toml_pairs(text: &str) -> Result<Vec<(String, Value)>> {
-    let mut out = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = strip_comment(raw).trim();
-        if line.is_empty() || (line.starts_with('[') && line.ends_with(']')) {
-            continue;
-        }
-        let err = || crate::err_kind!(InvalidArgument, "line {}: cannot parse {raw:?}", n + 1);
-        let (k, v) = line.split_once('=').ok_or_else(err)?;
-        let key = k.trim().trim_matches('"').to_string();
-        let v = v.trim();
-        let value = if v == "true" || v == "false" {
-            Value::Bool(v == "true")
-        } else if let Some(s) = v
-            .strip_prefix('"')
-            .and_then(|s| s.strip_suffix('"'))
-            .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-        {
-            Value::Str(s.replace("\\\\", "\\").replace("\\\"", "\""))
-        } else {
-            return Err(err());
-        };
-        out.push((key, value));
-    }
-    Ok(out)
-}
-
-fn strip_comment(line: &str) -> &str {
-    let mut in_str = None;
-    for (i, c) in line.char_indices() {
-        match (c, in_str) {
-            ('"' | '\'', None) => in_str = Some(c),
-            (q, Some(open)) if q == open => in_str = None,
-            ('#', None) => return &line[..i],
-            _ => {}
-        }
-    }
-    line
+    let doc = crate::toml::parse(text)?;
+    doc.leaves()
+        .into_iter()
+        .map(|(path, v, line)| {
+            let key = path.last().cloned().unwrap_or_default();
+            let value = match v {
+                crate::toml::Value::Str(s) => Value::Str(s.clone()),
+                crate::toml::Value::Bool(b) => Value::Bool(*b),
+                other => {
+                    return Err(crate::err_kind!(
+                        InvalidArgument,
+                        "line {line}: {}: a {} is not valid here",
+                        crate::toml::dotted(&path),
+                        other.type_name()
+                    ))
+                }
+            };
+            Ok((key, value))
+        })
+        .collect()
 }
 
 #[cfg(test)]
