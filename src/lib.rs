@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod error;
 pub mod filter;
 pub mod fsutil;
+pub mod grpc;
 pub mod h2;
 pub mod image;
 pub mod json;

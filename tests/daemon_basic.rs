@@ -116,6 +116,10 @@ fn version_and_namespaces() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}\n{}", d.log());
     assert!(!Path::new(&d.address()).exists(), "socket left behind");
+    assert!(
+        !Path::new(&d.ttrpc_address()).exists(),
+        "ttrpc socket left behind"
+    );
 }
 
 #[test]

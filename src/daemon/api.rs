@@ -1,7 +1,7 @@
 //! The transport-independent service layer: each daemon service is a
 //! [`Handler`] that answers typed protobuf payloads for a namespace; the
-//! ttrpc binding ([`TtrpcService`]) and, later, gRPC only carry bytes and
-//! the namespace to it.
+//! ttrpc binding ([`TtrpcService`]) and the gRPC server
+//! ([`crate::grpc::Server`]) only carry bytes and the namespace to it.
 
 use crate::ttrpc::{self, Code, RequestContext, ServerStream, Status};
 use std::sync::Arc;

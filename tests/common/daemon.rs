@@ -47,8 +47,15 @@ impl Daemon {
         d
     }
 
+    /// The gRPC socket (`--address`).
     fn address(&self) -> String {
         self.dir.s("containerd.sock")
+    }
+
+    /// The ttrpc socket beside it (containerd's layout), where the
+    /// harness's ttrpc client and the shims talk.
+    fn ttrpc_address(&self) -> String {
+        format!("{}.ttrpc", self.address())
     }
 
     fn state(&self) -> PathBuf {
@@ -79,7 +86,7 @@ impl Daemon {
             .expect("start the daemon");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(self.address()).is_err() {
+        while std::os::unix::net::UnixStream::connect(self.ttrpc_address()).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "daemon did not listen: {}",
@@ -94,7 +101,7 @@ impl Daemon {
     }
 
     fn client(&self) -> Client {
-        Client::connect(&self.address()).expect("connect to the daemon")
+        Client::connect(&self.ttrpc_address()).expect("connect to the daemon")
     }
 
     #[allow(dead_code)] // not every test file kills the daemon
@@ -406,7 +413,7 @@ impl Drop for Daemon {
         let daemon = self
             .child
             .as_ref()
-            .and_then(|_| Client::connect(&self.address()).ok());
+            .and_then(|_| Client::connect(&self.ttrpc_address()).ok());
         if let Some(c) = daemon {
             // Tasks left by a failed test: kill and delete them through the daemon.
             for ns in [self.ns.as_str()] {
