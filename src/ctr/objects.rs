@@ -172,7 +172,7 @@ pub fn delete_container(conn: &Conn, id: &str, with_snapshot: bool) -> Result<()
 /// handed on as they come, so a layer never sits whole in memory.
 pub struct BlobReader {
     conn: Conn,
-    stream: crate::ttrpc::ClientStream,
+    stream: crate::grpc::ClientStream,
     chunk: Vec<u8>,
     at: usize,
     done: bool,
