@@ -56,7 +56,7 @@ impl Config {
     /// Apply the settings of a config file; returns warnings (unknown keys)
     /// for the caller to show.
     pub fn load(&mut self, path: &Path) -> Result<Vec<String>> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::fsutil::read_bounded(path, toml::MAX_FILE)
             .with_context(|| format!("read config {}", path.display()))?;
         self.apply(&text)
             .map_err(|e| e.wrap(format!("config {}", path.display())))

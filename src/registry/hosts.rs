@@ -138,7 +138,7 @@ pub fn check_root(root: &Path) -> Result<()> {
 /// The hosts of one directory: its hosts.toml, or Docker's certificate files.
 pub fn load_dir(dir: &Path) -> Result<Vec<Host>> {
     let file = dir.join(HOSTS_FILE);
-    match std::fs::read_to_string(&file) {
+    match crate::fsutil::read_bounded(&file, toml::MAX_FILE) {
         Ok(text) if !text.trim().is_empty() => parse_hosts_file(&text, &file),
         Ok(_) => cert_files(dir),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => cert_files(dir),
@@ -182,14 +182,12 @@ pub fn parse_hosts_file(text: &str, file: &Path) -> Result<Vec<Host>> {
         }
     }
     // The top level configures the server, tried last.
-    let top = Table {
-        entries: doc
-            .entries
-            .iter()
-            .filter(|e| e.key != "host" && e.key != "server")
-            .cloned()
-            .collect(),
-    };
+    let top: Table = doc
+        .entries
+        .iter()
+        .filter(|e| e.key != "host" && e.key != "server")
+        .cloned()
+        .collect();
     let mut server = host_settings(&top, base, &shown, "")?;
     if let Some(e) = doc.entry("server") {
         let url = e.value.as_str().unwrap_or_default();
@@ -502,6 +500,17 @@ mod tests {
             assert!(e.message().contains(want), "{text:?}: {e}");
         }
         assert!(check_root(&d.join("nonexistent")).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn hosts_file_read_is_bounded() {
+        let d = dir("bounded");
+        // Valid TOML (a comment), just too large.
+        let big = format!("#{}\n", " ".repeat(toml::MAX_FILE as usize));
+        std::fs::write(d.join(HOSTS_FILE), big).unwrap();
+        let e = load_dir(&d).unwrap_err();
+        assert!(e.message().contains("larger than"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
