@@ -388,6 +388,9 @@ fn basic_auth_from_docker_config_over_tls_with_hosts_ca() {
     d.pull(&[&reference]);
 }
 
+/// The socket has its final owner and mode from the moment it exists (the
+/// harness looks as soon as the file appears); with a group, a non-root
+/// member is served and a non-member is refused.
 #[test]
 fn socket_mode_and_group() {
     let d = Daemon::start("cfg-sock", "");
@@ -395,12 +398,41 @@ fn socket_mode_and_group() {
     assert_eq!(m.permissions().mode() & 0o777, 0o600);
     assert_eq!((m.uid(), m.gid()), (0, 0));
     drop(d);
+    const GROUP: &str = "4242";
     let d = Daemon::start("cfg-sock-gid", "[grpc]\n  gid = 4242\n");
     let m = fs::metadata(&d.sock).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o660);
     assert_eq!(m.gid(), 4242);
     let o = d.ctr(&["version"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Others may reach the socket's directory; the socket itself decides.
+    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let as_user = |ids: &[&str]| {
+        Command::new("setpriv")
+            .args(ids)
+            .arg(d.bin.join("ctr"))
+            .args(["-a", &d.sock, "-n", "cfg-test", "version"])
+            .env_remove("CONTAINERD_ADDRESS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run setpriv")
+    };
+    let member = as_user(&["--reuid=4243", "--regid", GROUP, "--clear-groups"]);
+    assert!(member.status.success(), "member: {}", stderr(&member));
+    assert!(stdout(&member).contains("Server:"), "{}", stdout(&member));
+    let supplementary = as_user(&["--reuid=4243", "--regid=4243", "--groups", GROUP]);
+    assert!(
+        supplementary.status.success(),
+        "supplementary member: {}",
+        stderr(&supplementary)
+    );
+    let other = as_user(&["--reuid=4243", "--regid=4243", "--clear-groups"]);
+    assert!(!other.status.success(), "a non-member was served");
+    assert!(
+        stderr(&other).contains("ermission denied"),
+        "{}",
+        stderr(&other)
+    );
 }
 
 #[test]
