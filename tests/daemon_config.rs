@@ -819,3 +819,54 @@ fn client_certificates() {
     reg.docker_cert_dir(&docker_dir.join(reg.host().replace(':', "_") + "_"));
     d.pull(&["--hosts-dir", &docker_dir.display().to_string(), &reference]);
 }
+
+/// The daemon reads a request's hosts dir as root: with a socket group
+/// (non-root peers), only the configured hosts dir or one inside it is
+/// accepted; and a file that is not TOML is never echoed in the error.
+#[test]
+fn request_hosts_dir_is_confined_and_never_echoed() {
+    let work = TempDir::new("cfg-hd-work");
+    let secret = work.join("secret");
+    fs::write(&secret, "root:$6$SECRETHASH:19000:0:99999:7:::\n").unwrap();
+    let evil = work.join("evil");
+    fs::create_dir_all(evil.join("127.0.0.1:1")).unwrap();
+    std::os::unix::fs::symlink(&secret, evil.join("127.0.0.1:1/hosts.toml")).unwrap();
+    let configured = work.join("certs.d");
+    hosts_toml(&configured.join("sub"), "127.0.0.1:1", "a = [1 2]\n");
+    let reference = "127.0.0.1:1/x:v1";
+    let pull = |d: &Daemon, dir: &str| {
+        let o = d.ctr(&["images", "pull", "--hosts-dir", dir, reference]);
+        assert!(!o.status.success(), "{dir}: pulled");
+        assert!(!stderr(&o).contains("SECRET"), "echoed: {}", stderr(&o));
+        stderr(&o)
+    };
+
+    let d = Daemon::start(
+        "cfg-hd-gid",
+        &format!(
+            "[grpc]\n  gid = 4242\n[skiff]\n  hosts_dir = \"{}\"\n",
+            configured.display()
+        ),
+    );
+    for dir in [
+        evil.display().to_string(),
+        format!("{}/../evil", configured.display()),
+    ] {
+        let e = pull(&d, &dir);
+        assert!(
+            e.contains("may only name the daemon's hosts dir"),
+            "{dir}: {e}"
+        );
+    }
+    let inside = pull(&d, &configured.join("sub").display().to_string());
+    assert!(inside.contains("line 1: in an array"), "read: {inside}");
+    drop(d);
+
+    // Root's peers alone: any dir, but the error names place, not text.
+    let d = Daemon::start("cfg-hd-root", "");
+    let e = pull(&d, &evil.display().to_string());
+    assert!(
+        e.contains("line 1: expected '=', found something else at column 5"),
+        "{e}"
+    );
+}

@@ -112,6 +112,7 @@ impl Daemon {
         let registry = pull::Registry {
             hosts_dir: Some(cfg.hosts_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             auth_file: crate::registry::auth::docker_config_path(),
+            non_root_peers: cfg.uid != 0 || cfg.gid != 0,
         };
         add(ps::pull::SERVICE, Arc::new(pull::Pull { stores, registry }));
         let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange));
