@@ -870,3 +870,62 @@ fn request_hosts_dir_is_confined_and_never_echoed() {
         "{e}"
     );
 }
+
+/// The registry's credentials go to its own host only: a `server` that
+/// hosts.toml puts on another host gets only the auth file's entry for
+/// that host, never --user or the entry for the registry's name.
+#[test]
+fn registry_credentials_stay_with_the_registry_host() {
+    let Some(reg) = Registry::start(RegistryConfig {
+        tls: true,
+        htpasswd: Some(("alice".into(), "s3cret".into())),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let work = TempDir::new("cfg-cred-work");
+    push_image(
+        &work,
+        "cred",
+        &format!("{}/private:v1", reg.host()),
+        &["--dest-creds", "alice:s3cret"],
+    );
+    // The image is named after another registry whose hosts.toml sends
+    // everything to `reg`.
+    let named = "other.example:5000";
+    let reference = format!("{named}/private:v1");
+    let dir = TempDir::new("cfg-cred");
+    let hosts = dir.join("certs.d");
+    let host_dir = hosts_toml(
+        &hosts,
+        named,
+        &format!("server = \"https://{}\"\nca = \"ca.pem\"\n", reg.host()),
+    );
+    fs::copy(reg.ca.as_ref().unwrap(), host_dir.join("ca.pem")).unwrap();
+    fs::create_dir_all(dir.join("docker")).unwrap();
+    let auth = skiff::base64::encode(b"alice:s3cret");
+    let docker = dir.join("docker/config.json");
+    let auths_for = |host: &str| format!("{{\"auths\": {{\"{host}\": {{\"auth\": \"{auth}\"}}}}}}");
+    fs::write(&docker, auths_for(named)).unwrap();
+    let d = Daemon::start_in(
+        dir,
+        &format!("[skiff]\n  hosts_dir = \"{}\"\n", hosts.display()),
+    );
+    for extra in [&[][..], &["--user", "alice:s3cret"][..]] {
+        let mut args = vec!["images", "pull"];
+        args.extend_from_slice(extra);
+        args.push(&reference);
+        let o = d.ctr(&args);
+        assert!(
+            !o.status.success(),
+            "{extra:?}: the registry's credentials went to the server"
+        );
+        assert!(
+            stderr(&o).contains("authentication required"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    fs::write(&docker, auths_for(&reg.host())).unwrap();
+    d.pull(&[&reference]);
+}
