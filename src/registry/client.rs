@@ -615,7 +615,7 @@ fn make_agent(opts: &Options, host: Option<&Host>) -> Result<ureq::Agent> {
     } else {
         RootCerts::new_with_certs(&roots)
     };
-    // ureq takes one client certificate: the first pair.
+    // ureq takes one client certificate; hosts.rs refuses several.
     let client_cert = match host.and_then(|h| h.client.first()) {
         None => None,
         Some((cert, key)) => {

@@ -301,6 +301,14 @@ fn host_settings(t: &Table, base: &Path, file: &str, prefix: &str) -> Result<Hos
                         })?,
                     _ => return Err(want("a file, files, or [certificate, key] pairs")),
                 };
+                // The TLS stack presents one certificate; containerd would
+                // offer each. Several is an error, not a silent choice.
+                if pairs.len() > 1 {
+                    return Err(fail(&format!(
+                        "{} client certificates; skiff supports one per host",
+                        pairs.len()
+                    )));
+                }
                 for (c, k) in pairs {
                     let c = absolute(base, &c);
                     readable(&c).map_err(|m| fail(&m))?;
@@ -392,6 +400,16 @@ fn cert_files(dir: &Path) -> Result<Vec<Host>> {
             let key = dir.join(format!("{stem}.key"));
             h.client.push((dir.join(n), key.exists().then_some(key)));
         }
+    }
+    if h.client.len() > 1 {
+        return Err(Error::of(
+            Kind::InvalidArgument,
+            format!(
+                "hosts dir {}: {} client certificates (*.cert); skiff supports one per host",
+                dir.display(),
+                h.client.len()
+            ),
+        ));
     }
     Ok(vec![h])
 }
@@ -500,6 +518,33 @@ mod tests {
             assert!(e.message().contains(want), "{text:?}: {e}");
         }
         assert!(check_root(&d.join("nonexistent")).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn several_client_certificates_are_an_error() {
+        let d = dir("clients");
+        for n in ["a.cert", "a.key", "b.cert", "b.key"] {
+            std::fs::write(d.join(n), "x").unwrap();
+        }
+        let e = load_dir(&d).unwrap_err();
+        assert!(
+            e.message().contains("2 client certificates (*.cert)"),
+            "{e}"
+        );
+        std::fs::write(
+            d.join(HOSTS_FILE),
+            "client = [[\"a.cert\", \"a.key\"], [\"b.cert\", \"b.key\"]]\n",
+        )
+        .unwrap();
+        let e = load_dir(&d).unwrap_err();
+        assert!(
+            e.message()
+                .contains("line 1: client: 2 client certificates"),
+            "{e}"
+        );
+        std::fs::write(d.join(HOSTS_FILE), "client = [[\"a.cert\", \"a.key\"]]\n").unwrap();
+        assert_eq!(load_dir(&d).unwrap()[0].client.len(), 1);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
