@@ -40,7 +40,7 @@ impl Default for Config {
             gid: 0,
             log_level: "info".into(),
             snapshotter: String::new(),
-            runtime: super::shim::SKIFF_RUNTIME.into(),
+            runtime: super::store::Defaults::default().runtime,
             hosts_dir: "/etc/skiff/certs.d".into(),
         }
     }
@@ -165,18 +165,18 @@ impl Config {
         Ok(named)
     }
 
-    /// The snapshotter used when a request names none.
-    pub fn effective_snapshotter(&self) -> &str {
-        if self.snapshotter.is_empty() {
-            super::store::default_snapshotter()
-        } else {
-            &self.snapshotter
+    /// What a request that names no snapshotter or runtime gets.
+    pub fn store_defaults(&self) -> super::store::Defaults {
+        super::store::Defaults {
+            snapshotter: self.snapshotter.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 
     /// The effective configuration in config.toml form (`containerd config default`).
     pub fn to_toml(&self) -> String {
         let q = |s: &str| toml::quote(s);
+        let defaults = self.store_defaults();
         let p = |p: &Path| toml::quote(&p.display().to_string());
         format!(
             "version = 2\nroot = {}\nstate = {}\n\n\
@@ -189,7 +189,7 @@ impl Config {
             self.uid,
             self.gid,
             q(&self.log_level),
-            q(self.effective_snapshotter()),
+            q(defaults.snapshotter()),
             q(&self.runtime),
             p(&self.hosts_dir),
         )
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(back.root, c.root);
         assert_eq!(back.address, c.address);
         assert_eq!(back.gid, 5);
-        assert_eq!(back.snapshotter, c.effective_snapshotter());
+        assert_eq!(back.snapshotter, c.store_defaults().snapshotter());
     }
 
     #[test]

@@ -53,12 +53,7 @@ impl Daemon {
         let path = cfg.address.strip_prefix("unix://").unwrap_or(&cfg.address);
         let listener = listen_restricted(path, cfg.uid, cfg.gid)?;
 
-        let stores = Arc::new(
-            store::Stores::new(&cfg.root).with_defaults(store::Defaults {
-                snapshotter: cfg.snapshotter.clone(),
-                runtime: cfg.runtime.clone(),
-            }),
-        );
+        let stores = Arc::new(store::Stores::new(&cfg.root).with_defaults(cfg.store_defaults()));
         let exchange = Arc::new(events::Exchange::default());
         let tasks = Arc::new(tasks::Tasks::new(
             &cfg.state,
