@@ -19,17 +19,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A directory with `ctr` and `containerd` links to the skiff under test.
-fn links(dir: &TempDir) -> PathBuf {
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    for name in ["ctr", "containerd"] {
-        let _ = fs::remove_file(bin.join(name));
-        std::os::unix::fs::symlink(skiff_bin(), bin.join(name)).unwrap();
-    }
-    bin
-}
-
 /// The daemon started with `config.toml` (written from `config`) and
 /// `DOCKER_CONFIG` = `<dir>/docker`.
 struct Daemon {
@@ -46,7 +35,7 @@ impl Daemon {
     }
 
     fn start_in(dir: TempDir, config: &str) -> Daemon {
-        let bin = links(&dir);
+        let bin = applet_links(&dir);
         let sock = dir.s("containerd.sock");
         fs::write(dir.join("config.toml"), config).unwrap();
         let child = daemon_command(&bin, &dir)
@@ -516,7 +505,7 @@ fn bad_configs_are_errors_naming_file_and_key() {
             vec![hosts_file.clone(), "line 1".into(), "unterminated".into()],
         ),
     ];
-    let bin = links(&work);
+    let bin = applet_links(&work);
     for (config, hosts_text, want) in cases {
         let _ = fs::remove_dir_all(&hosts);
         if let Some(t) = hosts_text {
@@ -679,95 +668,21 @@ fn containerd_default_config_loads() {
     assert!(warnings.lines().count() <= 11, "{warnings}");
 }
 
-/// A docker-registry that requires a client certificate signed by its CA.
-struct MtlsRegistry {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+/// A registry that wants client certificates.
+fn mtls_registry() -> Option<Registry> {
+    Registry::start(RegistryConfig {
+        tls: true,
+        client_certs: true,
+        ..Default::default()
+    })
 }
 
-impl MtlsRegistry {
-    fn start() -> Option<MtlsRegistry> {
-        if !(tool("/usr/bin/docker-registry", "docker-registry")
-            && tool("/usr/bin/skopeo", "skopeo")
-            && tool("/usr/bin/openssl", "openssl"))
-        {
-            return None;
-        }
-        let dir = TempDir::new("cfg-mtls-registry");
-        let (ca, cert, key) = make_tls(&dir);
-        // The client's certificate, signed by the same CA.
-        let s = |n: &str| dir.s(n);
-        run(Command::new("openssl")
-            .args([
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=skiff client",
-            ])
-            .args(["-keyout", &s("client.key"), "-out", &s("client.csr")]));
-        fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
-        run(Command::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-in", &s("client.csr")])
-            .args([
-                "-CA",
-                &s("ca.pem"),
-                "-CAkey",
-                &s("ca.key"),
-                "-CAcreateserial",
-            ])
-            .args(["-out", &s("client.pem"), "-extfile", &s("client.cnf")]));
-        let port = free_port();
-        fs::write(
-            dir.join("config.yml"),
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
-                dir.s("data"),
-                cert.display(),
-                key.display(),
-                ca.display()
-            ),
-        )
-        .unwrap();
-        let log = fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(dir.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let r = MtlsRegistry { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(r)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Docker's certificate layout for this registry: ca.crt, client.cert,
-    /// client.key.
-    fn docker_cert_dir(&self, at: &Path) {
-        fs::create_dir_all(at).unwrap();
-        fs::copy(self.dir.join("ca.pem"), at.join("ca.crt")).unwrap();
-        fs::copy(self.dir.join("client.pem"), at.join("client.cert")).unwrap();
-        fs::copy(self.dir.join("client.key"), at.join("client.key")).unwrap();
-    }
-}
-
-impl Drop for MtlsRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Docker's certificate layout for `reg`: ca.crt, client.cert, client.key.
+fn docker_cert_dir(reg: &Registry, at: &Path) {
+    fs::create_dir_all(at).unwrap();
+    fs::copy(reg.dir.join("ca.pem"), at.join("ca.crt")).unwrap();
+    fs::copy(reg.dir.join("client.pem"), at.join("client.cert")).unwrap();
+    fs::copy(reg.dir.join("client.key"), at.join("client.key")).unwrap();
 }
 
 /// Client certificates: from hosts.toml's `client` pair, and from a host
@@ -775,12 +690,12 @@ impl Drop for MtlsRegistry {
 /// without one the registry refuses the handshake.
 #[test]
 fn client_certificates() {
-    let Some(reg) = MtlsRegistry::start() else {
+    let Some(reg) = mtls_registry() else {
         return;
     };
     let work = TempDir::new("cfg-mtls-work");
     let certs = work.join("push-certs");
-    reg.docker_cert_dir(&certs);
+    docker_cert_dir(&reg, &certs);
     let reference = format!("{}/mtls:v1", reg.host());
     push_image(
         &work,
@@ -816,7 +731,7 @@ fn client_certificates() {
     let o = d.ctr(&["images", "rm", &reference]);
     assert!(o.status.success(), "{}", stderr(&o));
     let docker_dir = work.join("docker-certs.d");
-    reg.docker_cert_dir(&docker_dir.join(reg.host().replace(':', "_") + "_"));
+    docker_cert_dir(&reg, &docker_dir.join(reg.host().replace(':', "_") + "_"));
     d.pull(&["--hosts-dir", &docker_dir.display().to_string(), &reference]);
 }
 
