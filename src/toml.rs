@@ -14,8 +14,10 @@
 use crate::error::{Error, Kind, Result};
 use std::collections::HashMap;
 
-/// How deep arrays and inline tables may nest: the parser recurses.
-pub const MAX_DEPTH: usize = 64;
+/// How deep arrays and inline tables may nest: the parser recurses, and
+/// the shim parses runtime options on 128 KiB handler stacks (a debug
+/// build spends some 2-4 KiB a level). Real files nest 2 or 3 deep.
+pub const MAX_DEPTH: usize = 16;
 
 /// The largest configuration file read (containerd's full default
 /// config.toml is about 10 KiB).
@@ -1029,6 +1031,18 @@ mod tests {
         }
         let ok = format!("a = {}1{}\n", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         parse(&ok).unwrap();
+        // The deepest document fits in half the shim's handler stack
+        // (128 KiB), in a debug build too.
+        let worst = format!("a = {}\n", "{a=".repeat(MAX_DEPTH + 1));
+        std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || {
+                parse(&ok).unwrap();
+                assert!(parse(&worst).is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
