@@ -6,8 +6,22 @@
 //! and inline tables. Entries keep their file order and line, because
 //! hosts.toml's mirrors are tried in the order written and errors name
 //! the line.
+//!
+//! Input may be hostile (a hosts.toml a client names): nesting is bounded
+//! ([`MAX_DEPTH`]), lookups are indexed, and errors name line and column
+//! and what was expected, never the text found.
 
 use crate::error::{Error, Kind, Result};
+use std::collections::HashMap;
+
+/// How deep arrays and inline tables may nest: the parser recurses, and
+/// the shim parses runtime options on 128 KiB handler stacks (a debug
+/// build spends some 2-4 KiB a level). Real files nest 2 or 3 deep.
+pub const MAX_DEPTH: usize = 16;
+
+/// The largest configuration file read (containerd's full default
+/// config.toml is about 10 KiB).
+pub const MAX_FILE: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -69,9 +83,43 @@ impl Value {
 }
 
 /// A table: its entries in file order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Table {
     pub entries: Vec<Entry>,
+    /// Key to position in `entries`, kept by the parser: its lookups stay
+    /// constant-time however many keys a table has.
+    index: HashMap<String, usize>,
+    /// What made it, which decides what may still add to it.
+    origin: Origin,
+}
+
+/// How the parser made a table. TOML defines each table once: by a
+/// `[header]`, by dotted keys, or whole as an inline table.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+enum Origin {
+    /// Only as the parent of another table: a `[header]` may still define it.
+    #[default]
+    Implicit,
+    Header,
+    Dotted,
+    /// Inline tables (and those in static arrays) are closed.
+    Inline,
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl FromIterator<Entry> for Table {
+    fn from_iter<I: IntoIterator<Item = Entry>>(iter: I) -> Table {
+        let mut t = Table::default();
+        for e in iter {
+            t.push(e);
+        }
+        t
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,8 +139,15 @@ impl Table {
         self.entries.iter().find(|e| e.key == key)
     }
 
-    fn entry_mut(&mut self, key: &str) -> Option<&mut Entry> {
-        self.entries.iter_mut().find(|e| e.key == key)
+    fn position(&self, key: &str) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    fn push(&mut self, e: Entry) -> usize {
+        let n = self.entries.len();
+        self.index.insert(e.key.clone(), n);
+        self.entries.push(e);
+        n
     }
 
     /// Every non-table value under this table, with its key path (through
@@ -168,6 +223,8 @@ pub fn parse(text: &str) -> Result<Table> {
         s: text.as_bytes(),
         i: 0,
         line: 1,
+        line_start: 0,
+        depth: 0,
     };
     let mut root = Table::default();
     // The table the key/value lines go into, as a path from the root.
@@ -195,7 +252,7 @@ pub fn parse(text: &str) -> Result<Table> {
             if array {
                 push_array_table(&mut root, &path, line)?;
             } else {
-                table_at(&mut root, &path, line, true)?;
+                define_table(&mut root, &path, line)?;
             }
             current = path;
         } else {
@@ -205,63 +262,61 @@ pub fn parse(text: &str) -> Result<Table> {
             p.skip_ws();
             let value = p.value()?;
             p.end_of_line()?;
-            let (last, parents) = key.split_last().expect("a key has a part");
-            let mut path = current.clone();
-            path.extend(parents.iter().cloned());
-            let t = table_at(&mut root, &path, line, false)?;
-            if t.get(last).is_some() {
-                return Err(Error::of(
-                    Kind::InvalidArgument,
-                    format!("line {line}: key {} defined twice", join_key("", last)),
-                ));
-            }
-            t.entries.push(Entry {
-                key: last.clone(),
-                value,
-                line,
-            });
+            let t = walk(&mut root, &current, line, None)?;
+            insert_dotted(t, &key, value, line)?;
         }
     }
 }
 
-/// The table at `path`, made where missing; through an array of tables,
-/// its last element.
-fn table_at<'a>(
-    root: &'a mut Table,
+fn invalid(line: usize, what: String) -> Error {
+    Error::of(Kind::InvalidArgument, format!("line {line}: {what}"))
+}
+
+/// The table at `path` below `t` for a `[header]` (`header`) or for the
+/// table a header opened (`header` is then the whole header, for
+/// errors): missing ones are made (implicit); through an
+/// array of tables, its last element. Inline tables and static arrays are
+/// closed.
+fn walk<'a>(
+    mut t: &'a mut Table,
     path: &[String],
     line: usize,
-    header: bool,
+    header: Option<&[String]>,
 ) -> Result<&'a mut Table> {
-    let mut t = root;
     for (n, part) in path.iter().enumerate() {
-        let idx = match t.entries.iter().position(|e| e.key == *part) {
+        let idx = match t.position(part) {
             Some(i) => i,
-            None => {
-                t.entries.push(Entry {
-                    key: part.clone(),
-                    value: Value::Table(Table::default()),
-                    line,
-                });
-                t.entries.len() - 1
-            }
+            None => t.push(Entry {
+                key: part.clone(),
+                value: Value::Table(Table::default()),
+                line,
+            }),
         };
         let clash = match &t.entries[idx].value {
-            Value::Table(_) => None,
-            Value::Array(items) if matches!(items.last(), Some(Value::Table(_))) => None,
+            Value::Table(sub) if sub.origin != Origin::Inline => None,
+            Value::Array(items) => match items.last() {
+                Some(Value::Table(sub)) if sub.origin == Origin::Header => None,
+                _ => Some("static array"),
+            },
+            Value::Table(_) => Some("inline table"),
             other => Some(other.type_name()),
         };
         if let Some(kind) = clash {
-            let what = if header && n + 1 == path.len() {
-                "table"
-            } else {
-                "key"
+            let (what, whole) = match header {
+                Some(whole) => ("table", whole),
+                None => ("key", path),
             };
-            return Err(Error::of(
-                Kind::InvalidArgument,
+            return Err(invalid(
+                line,
                 format!(
-                    "line {line}: {what} {}: {} is already a {kind}",
-                    dotted(path),
+                    "{what} {}: {} is already a{} {kind}",
+                    dotted(whole),
                     dotted(&path[..=n]),
+                    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "n"
+                    } else {
+                        ""
+                    },
                 ),
             ));
         }
@@ -277,31 +332,123 @@ fn table_at<'a>(
     Ok(t)
 }
 
+/// `[path]`: defines the table, once.
+fn define_table(root: &mut Table, path: &[String], line: usize) -> Result<()> {
+    let (last, parents) = path.split_last().expect("a key has a part");
+    let t = walk(root, parents, line, Some(path))?;
+    let Some(idx) = t.position(last) else {
+        t.push(Entry {
+            key: last.clone(),
+            value: Value::Table(Table {
+                origin: Origin::Header,
+                ..Table::default()
+            }),
+            line,
+        });
+        return Ok(());
+    };
+    let why = match &mut t.entries[idx].value {
+        Value::Table(sub) => match sub.origin {
+            Origin::Implicit => {
+                sub.origin = Origin::Header;
+                return Ok(());
+            }
+            Origin::Header => "is defined twice".to_string(),
+            Origin::Dotted => "is already defined by dotted keys".to_string(),
+            Origin::Inline => "is an inline table (which cannot be extended)".to_string(),
+        },
+        other => format!("is already a{} {}", article(other), other.type_name()),
+    };
+    Err(invalid(line, format!("table [{}] {why}", dotted(path))))
+}
+
+fn article(v: &Value) -> &'static str {
+    match v {
+        Value::Int(_) | Value::Array(_) => "n",
+        _ => "",
+    }
+}
+
 fn push_array_table(root: &mut Table, path: &[String], line: usize) -> Result<()> {
     let (last, parents) = path.split_last().expect("a key has a part");
-    let t = table_at(root, parents, line, false)?;
-    match t.entry_mut(last) {
-        None => t.entries.push(Entry {
+    let t = walk(root, parents, line, Some(path))?;
+    let element = Value::Table(Table {
+        origin: Origin::Header,
+        ..Table::default()
+    });
+    let Some(idx) = t.position(last) else {
+        t.push(Entry {
             key: last.clone(),
-            value: Value::Array(vec![Value::Table(Table::default())]),
+            value: Value::Array(vec![element]),
             line,
-        }),
-        Some(Entry {
-            value: Value::Array(items),
-            ..
-        }) if items.iter().all(|v| matches!(v, Value::Table(_))) => {
-            items.push(Value::Table(Table::default()))
+        });
+        return Ok(());
+    };
+    match &mut t.entries[idx].value {
+        // Made by `[[path]]` before: never empty, its tables from headers.
+        Value::Array(items)
+            if !items.is_empty()
+                && items
+                    .iter()
+                    .all(|v| matches!(v, Value::Table(t) if t.origin == Origin::Header)) =>
+        {
+            items.push(element);
+            Ok(())
         }
-        Some(_) => {
-            return Err(Error::of(
-                Kind::InvalidArgument,
-                format!(
-                    "line {line}: [[{}]]: already defined as something else",
-                    dotted(path)
-                ),
-            ))
-        }
+        _ => Err(invalid(
+            line,
+            format!("[[{}]]: already defined as something else", dotted(path)),
+        )),
     }
+}
+
+/// `a.b.c = value` into `t`: `a` and `a.b` are tables dotted keys made
+/// (or make now); `c` is new.
+fn insert_dotted(t: &mut Table, key: &[String], value: Value, line: usize) -> Result<()> {
+    let (last, parents) = key.split_last().expect("a key has a part");
+    let mut t = t;
+    for (n, part) in parents.iter().enumerate() {
+        let idx = match t.position(part) {
+            Some(i) => i,
+            None => t.push(Entry {
+                key: part.clone(),
+                value: Value::Table(Table {
+                    origin: Origin::Dotted,
+                    ..Table::default()
+                }),
+                line,
+            }),
+        };
+        let what = match &t.entries[idx].value {
+            Value::Table(sub) if sub.origin == Origin::Dotted => None,
+            Value::Table(sub) if sub.origin == Origin::Inline => {
+                Some("an inline table (which cannot be extended)".to_string())
+            }
+            Value::Table(_) => Some("a table defined by a [header]".to_string()),
+            v => Some(format!("a{} {}", article(v), v.type_name())),
+        };
+        if let Some(what) = what {
+            return Err(invalid(
+                line,
+                format!("key {}: {} is {what}", dotted(key), dotted(&key[..=n])),
+            ));
+        }
+        let Value::Table(sub) = &mut t.entries[idx].value else {
+            unreachable!("checked above")
+        };
+        t = sub;
+    }
+    if t.position(last).is_some() {
+        return Err(invalid(
+            line,
+            format!("key {} defined twice", join_key("", last)),
+        ));
+    }
+    t.push(Entry {
+        key: last.clone(),
+        value,
+        line,
+    });
     Ok(())
 }
 
@@ -310,10 +457,93 @@ pub fn dotted(path: &[String]) -> String {
     path.iter().fold(String::new(), |acc, k| join_key(&acc, k))
 }
 
+/// A TOML integer or float (the token as scanned), or why it is not one.
+fn number(raw: &str) -> std::result::Result<Value, &'static str> {
+    let (negative, body) = match raw.as_bytes().first() {
+        Some(b'-') => (true, &raw[1..]),
+        Some(b'+') => (false, &raw[1..]),
+        _ => (false, raw),
+    };
+    let signed = body.len() != raw.len();
+    match body {
+        "inf" if negative => return Ok(Value::Float(f64::NEG_INFINITY)),
+        "inf" => return Ok(Value::Float(f64::INFINITY)),
+        "nan" => return Ok(Value::Float(f64::NAN)),
+        _ => {}
+    }
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(digits) = body.strip_prefix(prefix) {
+            if signed {
+                return Err("hexadecimal, octal and binary integers take no sign");
+            }
+            return i64::from_str_radix(&digits_of(digits, radix)?, radix)
+                .map(Value::Int)
+                .map_err(|_| "out of range for a 64-bit integer");
+        }
+    }
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(k) => (&body[..k], Some(&body[k + 1..])),
+        None => (body, None),
+    };
+    let (int, fraction) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let int = digits_of(int, 10)?;
+    if int.len() > 1 && int.starts_with('0') {
+        return Err("leading zeros are not allowed");
+    }
+    let sign = if negative { "-" } else { "" };
+    if fraction.is_none() && exponent.is_none() {
+        return format!("{sign}{int}")
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| "out of range for a 64-bit integer");
+    }
+    let mut text = format!("{sign}{int}");
+    if let Some(f) = fraction {
+        text += ".";
+        text += &digits_of(f, 10)?;
+    }
+    if let Some(e) = exponent {
+        let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+        text += if e.starts_with('-') { "e-" } else { "e" };
+        text += &digits_of(digits, 10)?;
+    }
+    text.parse::<f64>()
+        .map(Value::Float)
+        .map_err(|_| "not a float")
+}
+
+/// Digits of `radix`, an underscore only between two of them; without
+/// the underscores.
+fn digits_of(s: &str, radix: u32) -> std::result::Result<String, &'static str> {
+    let digit = |b: u8| (b as char).is_digit(radix);
+    let bytes = s.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.iter().enumerate().all(|(k, &b)| {
+            digit(b)
+                || (b == b'_'
+                    && k > 0
+                    && k + 1 < bytes.len()
+                    && digit(bytes[k - 1])
+                    && digit(bytes[k + 1]))
+        });
+    if ok {
+        Ok(s.replace('_', ""))
+    } else {
+        Err("expected digits (an underscore only between two)")
+    }
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     line: usize,
+    /// Where the current line starts, for columns.
+    line_start: usize,
+    /// How deep in arrays and inline tables the cursor is.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -342,21 +572,29 @@ impl Parser<'_> {
         }
     }
 
-    /// What is at the cursor, for an error message.
+    /// The cursor's column (1-based, in bytes).
+    fn column(&self) -> usize {
+        self.i - self.line_start + 1
+    }
+
+    /// What is at the cursor, for an error message: where, never the text
+    /// itself (the file may be one the reader was not meant to show).
     fn shown(&self) -> String {
         match self.peek() {
             None => "the end of the file".into(),
             Some(b'\n') => "the end of the line".into(),
-            Some(_) => {
-                let rest = &self.s[self.i..];
-                let end = rest
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .unwrap_or(rest.len())
-                    .min(20);
-                format!("{:?}", String::from_utf8_lossy(&rest[..end]))
-            }
+            Some(_) => format!("something else at column {}", self.column()),
         }
+    }
+
+    /// A raw control character where TOML wants it escaped.
+    fn control(&self, b: u8) -> Option<Error> {
+        ((b < 0x20 && b != b'\t') || b == 0x7f).then(|| {
+            self.err(format!(
+                "control character at column {} (write it as an escape)",
+                self.column()
+            ))
+        })
     }
 
     fn skip_ws(&mut self) {
@@ -382,6 +620,7 @@ impl Parser<'_> {
             return false;
         }
         self.line += 1;
+        self.line_start = self.i;
         true
     }
 
@@ -443,8 +682,22 @@ impl Parser<'_> {
             Some(b'"') => self.basic_string().map(Value::Str),
             Some(b'\'') if self.starts_with(b"'''") => self.multiline_literal().map(Value::Str),
             Some(b'\'') => self.literal_string().map(Value::Str),
-            Some(b'[') => self.array(),
-            Some(b'{') => self.inline_table(),
+            Some(b'[' | b'{') => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(self.err(format!(
+                        "arrays and inline tables nested deeper than {MAX_DEPTH} (column {})",
+                        self.column()
+                    )));
+                }
+                self.depth += 1;
+                let v = if self.peek() == Some(b'[') {
+                    self.array()
+                } else {
+                    self.inline_table()
+                };
+                self.depth -= 1;
+                v
+            }
             Some(b't') if self.starts_with(b"true") => {
                 self.i += 4;
                 Ok(Value::Bool(true))
@@ -461,44 +714,18 @@ impl Parser<'_> {
     }
 
     fn number(&mut self) -> Result<Value> {
+        let column = self.column();
         let start = self.i;
         while matches!(self.peek(), Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
         {
             self.i += 1;
         }
-        let raw = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-        let bad = || self.err(format!("{raw:?} is not a number (dates are not supported)"));
-        if raw.contains("__") || raw.starts_with('_') || raw.ends_with('_') {
-            return Err(bad());
-        }
-        let t = raw.replace('_', "");
-        let (sign, digits) = match t.as_bytes().first() {
-            Some(b'-') => (-1i64, &t[1..]),
-            Some(b'+') => (1, &t[1..]),
-            _ => (1, &t[..]),
-        };
-        let radix = [("0x", 16), ("0o", 8), ("0b", 2)]
-            .iter()
-            .find(|(p, _)| digits.starts_with(p));
-        if let Some((p, radix)) = radix {
-            return i64::from_str_radix(&digits[p.len()..], *radix)
-                .map(|n| Value::Int(sign * n))
-                .map_err(|_| bad());
-        }
-        if let Ok(n) = t.parse::<i64>() {
-            return Ok(Value::Int(n));
-        }
-        match digits {
-            "inf" => return Ok(Value::Float(sign as f64 * f64::INFINITY)),
-            "nan" => return Ok(Value::Float(f64::NAN)),
-            _ => {}
-        }
-        if digits.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
-            if let Ok(f) = t.parse::<f64>() {
-                return Ok(Value::Float(f));
-            }
-        }
-        Err(bad())
+        let raw = std::str::from_utf8(&self.s[start..self.i]).expect("ASCII");
+        number(raw).map_err(|why| {
+            self.err(format!(
+                "not a number at column {column}: {why} (dates and times are not supported)"
+            ))
+        })
     }
 
     fn array(&mut self) -> Result<Value> {
@@ -531,6 +758,7 @@ impl Parser<'_> {
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
+            t.origin = Origin::Inline;
             return Ok(Value::Table(t));
         }
         loop {
@@ -540,16 +768,7 @@ impl Parser<'_> {
             self.expect(b'=')?;
             self.skip_ws();
             let value = self.value()?;
-            let (last, parents) = key.split_last().expect("a key has a part");
-            let inner = table_at(&mut t, parents, line, false)?;
-            if inner.get(last).is_some() {
-                return Err(self.err(format!("key {} defined twice", join_key("", last))));
-            }
-            inner.entries.push(Entry {
-                key: last.clone(),
-                value,
-                line,
-            });
+            insert_dotted(&mut t, &key, value, line)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => {
@@ -558,6 +777,7 @@ impl Parser<'_> {
                 }
                 Some(b'}') => {
                     self.i += 1;
+                    t.origin = Origin::Inline;
                     return Ok(Value::Table(t));
                 }
                 _ => {
@@ -573,7 +793,10 @@ impl Parser<'_> {
     fn literal_string(&mut self) -> Result<String> {
         self.expect(b'\'')?;
         let start = self.i;
-        while !matches!(self.peek(), None | Some(b'\'' | b'\n')) {
+        while let Some(b) = self.peek().filter(|b| !matches!(b, b'\'' | b'\n')) {
+            if let Some(e) = self.control(b) {
+                return Err(e);
+            }
             self.i += 1;
         }
         let s = self.utf8(start, self.i)?;
@@ -586,15 +809,20 @@ impl Parser<'_> {
         self.newline();
         let start = self.i;
         while !self.starts_with(b"'''") {
-            if self.at_end() {
+            let Some(b) = self.peek() else {
                 return Err(self.err("unterminated ''' string"));
-            }
+            };
             if !self.newline() {
+                if let Some(e) = self.control(b) {
+                    return Err(e);
+                }
                 self.i += 1;
             }
         }
-        let s = self.utf8(start, self.i)?;
-        self.i += 3;
+        // Up to two quotes just before the closing ones are content.
+        let extra = self.closing_extra(b'\'');
+        let s = self.utf8(start, self.i + extra)?;
+        self.i += 3 + extra;
         Ok(s)
     }
 
@@ -610,11 +838,21 @@ impl Parser<'_> {
                 }
                 Some(b'\\') => self.escape(&mut out)?,
                 Some(b) => {
+                    if let Some(e) = self.control(b) {
+                        return Err(e);
+                    }
                     out.push(b);
                     self.i += 1;
                 }
             }
         }
+    }
+
+    /// At a run of quotes closing a multi-line string: how many of them
+    /// (at most two) are content before the closing three.
+    fn closing_extra(&self, quote: u8) -> usize {
+        let run = self.s[self.i..].iter().take_while(|&&b| b == quote).count();
+        (run - 3).min(2)
     }
 
     fn multiline_basic(&mut self) -> Result<String> {
@@ -623,7 +861,9 @@ impl Parser<'_> {
         let mut out = Vec::new();
         loop {
             if self.starts_with(b"\"\"\"") {
-                self.i += 3;
+                let extra = self.closing_extra(b'"');
+                out.extend(std::iter::repeat_n(b'"', extra));
+                self.i += 3 + extra;
                 return String::from_utf8(out).map_err(|_| self.err("string is not UTF-8"));
             }
             match self.peek() {
@@ -648,6 +888,9 @@ impl Parser<'_> {
                 }
                 Some(b'\n') | Some(b'\r') if self.newline() => out.push(b'\n'),
                 Some(b) => {
+                    if let Some(e) = self.control(b) {
+                        return Err(e);
+                    }
                     out.push(b);
                     self.i += 1;
                 }
@@ -681,6 +924,7 @@ impl Parser<'_> {
         let hex = self
             .s
             .get(self.i..self.i + len)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u32::from_str_radix(h, 16).ok())
             .and_then(char::from_u32)
@@ -731,12 +975,12 @@ mod tests {
     #[test]
     fn values() {
         let t = parse(
-            "a = 1_000\nb = -0x10\nc = 1.5\nd = { x = 1, y.z = \"w\" }\ne = \"\\u00e9\\t\"\n\
+            "a = 1_000\nb = 0x10\nc = 1.5\nd = { x = 1, y.z = \"w\" }\ne = \"\\u00e9\\t\"\n\
              f = \"\"\"\nl1\\\n   l2\"\"\"\ng = '''C:\\x'''\n[[arr]]\nk = 1\n[[arr]]\nk = 2\n",
         )
         .unwrap();
         assert_eq!(t.get("a"), Some(&Value::Int(1000)));
-        assert_eq!(t.get("b"), Some(&Value::Int(-16)));
+        assert_eq!(t.get("b"), Some(&Value::Int(16)));
         assert_eq!(t.get("c"), Some(&Value::Float(1.5)));
         let d = t.get("d").unwrap().as_table().unwrap();
         assert_eq!(
@@ -757,7 +1001,10 @@ mod tests {
             ("[x]\ny = \"open\n", "line 2: unterminated string"),
             ("a = [1 2]\n", "line 1: in an array"),
             ("a = 1 b = 2\n", "line 1: expected the end of the line"),
-            ("a = 1\n[a.b]\n", "line 2: key a.b: a is already a integer"),
+            (
+                "a = 1\n[a.b]\n",
+                "line 2: table a.b: a is already an integer",
+            ),
             ("d = 1979-05-27\n", "not a number"),
         ] {
             let e = parse(text).unwrap_err();
@@ -773,5 +1020,150 @@ mod tests {
             join_key("plugins", "io.containerd.grpc.v1.cri"),
             "plugins.\"io.containerd.grpc.v1.cri\""
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for open in ["[", "{a="] {
+            let text = format!("a = {}", open.repeat(200_000));
+            let e = parse(&text).unwrap_err();
+            assert!(e.message().contains("nested deeper than"), "{e}");
+        }
+        let ok = format!("a = {}1{}\n", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        parse(&ok).unwrap();
+        // The deepest document fits in half the shim's handler stack
+        // (128 KiB), in a debug build too.
+        let worst = format!("a = {}\n", "{a=".repeat(MAX_DEPTH + 1));
+        std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || {
+                parse(&ok).unwrap();
+                assert!(parse(&worst).is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn numbers_as_toml_defines_them() {
+        for (text, want) in [
+            ("0x10", Value::Int(16)),
+            ("0o17", Value::Int(15)),
+            ("0b1_01", Value::Int(5)),
+            ("-0", Value::Int(0)),
+            ("+7", Value::Int(7)),
+            ("0", Value::Int(0)),
+            ("9223372036854775807", Value::Int(i64::MAX)),
+            ("-9223372036854775808", Value::Int(i64::MIN)),
+            ("0x7fffffffffffffff", Value::Int(i64::MAX)),
+            ("0.5", Value::Float(0.5)),
+            ("1e3", Value::Float(1000.0)),
+            ("1E-02", Value::Float(0.01)),
+            ("-inf", Value::Float(f64::NEG_INFINITY)),
+        ] {
+            let t = parse(&format!("a = {text}\n")).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(t.get("a"), Some(&want), "{text}");
+        }
+        for text in [
+            "-0x-8000000000000000",
+            "-0x10",
+            "0x+5",
+            "0o-7",
+            "+0b1",
+            "0x_1",
+            "0x8000000000000000",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "01",
+            "-01",
+            "00.5",
+            "1.",
+            ".5",
+            "1._5",
+            "1_.5",
+            "1e",
+            "1.e3",
+            "0xg",
+        ] {
+            let e = parse(&format!("a = {text}\n")).unwrap_err();
+            assert!(e.message().contains("line 1"), "{text}: {e}");
+            assert!(!e.message().contains(text), "{text}: echoed: {e}");
+        }
+    }
+
+    #[test]
+    fn strings_as_toml_defines_them() {
+        for bad in [
+            "a = \"\\u+041\"\n",
+            "a = \"\\U+0000041\"\n",
+            "a = \"x\u{1}y\"\n",
+            "a = \"\"\"x\u{7f}\"\"\"\n",
+            "a = 'x\u{1}'\n",
+            "a = \"\"\"x\ry\"\"\"\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let t =
+            parse("a = \"\"\"a\"\"\"\"\nb = '''b''''' \nc = \"\\u0041\"\nd = \"\"\"x\ty\"\"\"\n")
+                .unwrap();
+        assert_eq!(t.get("a"), Some(&Value::Str("a\"".into())));
+        assert_eq!(t.get("b"), Some(&Value::Str("b''".into())));
+        assert_eq!(t.get("c"), Some(&Value::Str("A".into())));
+        assert_eq!(t.get("d"), Some(&Value::Str("x\ty".into())));
+    }
+
+    #[test]
+    fn tables_are_defined_once_and_inline_ones_are_closed() {
+        for bad in [
+            "[a]\n[a]\n",
+            "[a]\nx = 1\n[b]\n[a]\n",
+            "a = {x = 1}\n[a]\n",
+            "a = {x = 1}\n[a.y]\n",
+            "a = {x = 1}\na.y = 2\n",
+            "a = [1]\n[[a]]\n",
+            "a = [{x = 1}]\n[[a]]\n",
+            "a = []\n[[a]]\n",
+            "a = [{x = 1}]\n[a.y]\n",
+            "a.b = 1\n[a]\n",
+            "[a]\nb.c = 1\n[a.b]\n",
+            "[a.b]\n[a]\nb.c = 1\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in [
+            "[a.b]\n[a]\nx = 1\n",
+            "[[a]]\n[a.b]\n[[a]]\n[a.b]\n",
+            "a.b = 1\na.c = 2\n",
+            "[a]\nb.c = 1\nb.d = 2\n",
+        ] {
+            parse(good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn errors_do_not_echo_the_text() {
+        for text in [
+            "root:$6$secretsecret:19000:0:99999:7:::\n",
+            "password = hunter2hunter2\n",
+            "a = 1 secretsecret\n",
+            "a = [1 secretsecret]\n",
+            "[a secretsecret]\n",
+        ] {
+            let e = parse(text).unwrap_err();
+            let m = e.message();
+            assert!(!m.contains("secret") && !m.contains("hunter"), "{e}");
+            assert!(m.contains("column"), "{e}");
+        }
+    }
+
+    #[test]
+    fn many_keys_parse_in_linear_time() {
+        let text: String = (0..20_000).map(|n| format!("k{n} = {n}\n")).collect();
+        let start = std::time::Instant::now();
+        let t = parse(&text).unwrap();
+        assert_eq!(t.entries.len(), 20_000);
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
     }
 }

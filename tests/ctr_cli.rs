@@ -25,22 +25,10 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
-
-/// A directory with `ctr` and `containerd` links to the skiff under test.
-fn links(dir: &TempDir) -> PathBuf {
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    for name in ["ctr", "containerd"] {
-        let _ = fs::remove_file(bin.join(name));
-        symlink(skiff_bin(), bin.join(name)).unwrap();
-    }
-    bin
-}
 
 fn ctr_at(bin: &Path, args: &[&str]) -> Output {
     Command::new(bin.join("ctr"))
@@ -59,7 +47,7 @@ fn code(o: &Output) -> i32 {
 #[test]
 fn help_lists_the_commands() {
     let dir = TempDir::new("ctr-help");
-    let bin = links(&dir);
+    let bin = applet_links(&dir);
     let o = ctr_at(&bin, &["--help"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
@@ -91,7 +79,7 @@ fn help_lists_the_commands() {
 #[test]
 fn usage_errors_as_ctr() {
     let dir = TempDir::new("ctr-usage");
-    let bin = links(&dir);
+    let bin = applet_links(&dir);
 
     let o = ctr_at(&bin, &["bogus"]);
     assert_eq!(code(&o), 3);
@@ -136,7 +124,7 @@ fn usage_errors_as_ctr() {
 #[test]
 fn dead_address_names_it() {
     let dir = TempDir::new("ctr-dial");
-    let bin = links(&dir);
+    let bin = applet_links(&dir);
     let sock = dir.s("none.sock");
     // Both flag forms Go accepts, and the environment variable.
     let eq = format!("--address={sock}");
@@ -178,7 +166,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: TempDir) -> Daemon {
-        let bin = links(&dir);
+        let bin = applet_links(&dir);
         let sock = dir.s("containerd.sock");
         let log = fs::File::create(dir.join("daemon.log")).unwrap();
         let child = Command::new(bin.join("containerd"))

@@ -19,17 +19,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A directory with `ctr` and `containerd` links to the skiff under test.
-fn links(dir: &TempDir) -> PathBuf {
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    for name in ["ctr", "containerd"] {
-        let _ = fs::remove_file(bin.join(name));
-        std::os::unix::fs::symlink(skiff_bin(), bin.join(name)).unwrap();
-    }
-    bin
-}
-
 /// The daemon started with `config.toml` (written from `config`) and
 /// `DOCKER_CONFIG` = `<dir>/docker`.
 struct Daemon {
@@ -46,7 +35,7 @@ impl Daemon {
     }
 
     fn start_in(dir: TempDir, config: &str) -> Daemon {
-        let bin = links(&dir);
+        let bin = applet_links(&dir);
         let sock = dir.s("containerd.sock");
         fs::write(dir.join("config.toml"), config).unwrap();
         let child = daemon_command(&bin, &dir)
@@ -388,6 +377,9 @@ fn basic_auth_from_docker_config_over_tls_with_hosts_ca() {
     d.pull(&[&reference]);
 }
 
+/// The socket has its final owner and mode from the moment it exists (the
+/// harness looks as soon as the file appears); with a group, a non-root
+/// member is served and a non-member is refused.
 #[test]
 fn socket_mode_and_group() {
     let d = Daemon::start("cfg-sock", "");
@@ -395,12 +387,41 @@ fn socket_mode_and_group() {
     assert_eq!(m.permissions().mode() & 0o777, 0o600);
     assert_eq!((m.uid(), m.gid()), (0, 0));
     drop(d);
+    const GROUP: &str = "4242";
     let d = Daemon::start("cfg-sock-gid", "[grpc]\n  gid = 4242\n");
     let m = fs::metadata(&d.sock).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o660);
     assert_eq!(m.gid(), 4242);
     let o = d.ctr(&["version"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Others may reach the socket's directory; the socket itself decides.
+    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let as_user = |ids: &[&str]| {
+        Command::new("setpriv")
+            .args(ids)
+            .arg(d.bin.join("ctr"))
+            .args(["-a", &d.sock, "-n", "cfg-test", "version"])
+            .env_remove("CONTAINERD_ADDRESS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run setpriv")
+    };
+    let member = as_user(&["--reuid=4243", "--regid", GROUP, "--clear-groups"]);
+    assert!(member.status.success(), "member: {}", stderr(&member));
+    assert!(stdout(&member).contains("Server:"), "{}", stdout(&member));
+    let supplementary = as_user(&["--reuid=4243", "--regid=4243", "--groups", GROUP]);
+    assert!(
+        supplementary.status.success(),
+        "supplementary member: {}",
+        stderr(&supplementary)
+    );
+    let other = as_user(&["--reuid=4243", "--regid=4243", "--clear-groups"]);
+    assert!(!other.status.success(), "a non-member was served");
+    assert!(
+        stderr(&other).contains("ermission denied"),
+        "{}",
+        stderr(&other)
+    );
 }
 
 #[test]
@@ -484,7 +505,7 @@ fn bad_configs_are_errors_naming_file_and_key() {
             vec![hosts_file.clone(), "line 1".into(), "unterminated".into()],
         ),
     ];
-    let bin = links(&work);
+    let bin = applet_links(&work);
     for (config, hosts_text, want) in cases {
         let _ = fs::remove_dir_all(&hosts);
         if let Some(t) = hosts_text {
@@ -647,95 +668,21 @@ fn containerd_default_config_loads() {
     assert!(warnings.lines().count() <= 11, "{warnings}");
 }
 
-/// A docker-registry that requires a client certificate signed by its CA.
-struct MtlsRegistry {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+/// A registry that wants client certificates.
+fn mtls_registry() -> Option<Registry> {
+    Registry::start(RegistryConfig {
+        tls: true,
+        client_certs: true,
+        ..Default::default()
+    })
 }
 
-impl MtlsRegistry {
-    fn start() -> Option<MtlsRegistry> {
-        if !(tool("/usr/bin/docker-registry", "docker-registry")
-            && tool("/usr/bin/skopeo", "skopeo")
-            && tool("/usr/bin/openssl", "openssl"))
-        {
-            return None;
-        }
-        let dir = TempDir::new("cfg-mtls-registry");
-        let (ca, cert, key) = make_tls(&dir);
-        // The client's certificate, signed by the same CA.
-        let s = |n: &str| dir.s(n);
-        run(Command::new("openssl")
-            .args([
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=skiff client",
-            ])
-            .args(["-keyout", &s("client.key"), "-out", &s("client.csr")]));
-        fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
-        run(Command::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-in", &s("client.csr")])
-            .args([
-                "-CA",
-                &s("ca.pem"),
-                "-CAkey",
-                &s("ca.key"),
-                "-CAcreateserial",
-            ])
-            .args(["-out", &s("client.pem"), "-extfile", &s("client.cnf")]));
-        let port = free_port();
-        fs::write(
-            dir.join("config.yml"),
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
-                dir.s("data"),
-                cert.display(),
-                key.display(),
-                ca.display()
-            ),
-        )
-        .unwrap();
-        let log = fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(dir.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start docker-registry");
-        let r = MtlsRegistry { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(r)
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Docker's certificate layout for this registry: ca.crt, client.cert,
-    /// client.key.
-    fn docker_cert_dir(&self, at: &Path) {
-        fs::create_dir_all(at).unwrap();
-        fs::copy(self.dir.join("ca.pem"), at.join("ca.crt")).unwrap();
-        fs::copy(self.dir.join("client.pem"), at.join("client.cert")).unwrap();
-        fs::copy(self.dir.join("client.key"), at.join("client.key")).unwrap();
-    }
-}
-
-impl Drop for MtlsRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Docker's certificate layout for `reg`: ca.crt, client.cert, client.key.
+fn docker_cert_dir(reg: &Registry, at: &Path) {
+    fs::create_dir_all(at).unwrap();
+    fs::copy(reg.dir.join("ca.pem"), at.join("ca.crt")).unwrap();
+    fs::copy(reg.dir.join("client.pem"), at.join("client.cert")).unwrap();
+    fs::copy(reg.dir.join("client.key"), at.join("client.key")).unwrap();
 }
 
 /// Client certificates: from hosts.toml's `client` pair, and from a host
@@ -743,12 +690,12 @@ impl Drop for MtlsRegistry {
 /// without one the registry refuses the handshake.
 #[test]
 fn client_certificates() {
-    let Some(reg) = MtlsRegistry::start() else {
+    let Some(reg) = mtls_registry() else {
         return;
     };
     let work = TempDir::new("cfg-mtls-work");
     let certs = work.join("push-certs");
-    reg.docker_cert_dir(&certs);
+    docker_cert_dir(&reg, &certs);
     let reference = format!("{}/mtls:v1", reg.host());
     push_image(
         &work,
@@ -784,6 +731,116 @@ fn client_certificates() {
     let o = d.ctr(&["images", "rm", &reference]);
     assert!(o.status.success(), "{}", stderr(&o));
     let docker_dir = work.join("docker-certs.d");
-    reg.docker_cert_dir(&docker_dir.join(reg.host().replace(':', "_") + "_"));
+    docker_cert_dir(&reg, &docker_dir.join(reg.host().replace(':', "_") + "_"));
     d.pull(&["--hosts-dir", &docker_dir.display().to_string(), &reference]);
+}
+
+/// The daemon reads a request's hosts dir as root: with a socket group
+/// (non-root peers), only the configured hosts dir or one inside it is
+/// accepted; and a file that is not TOML is never echoed in the error.
+#[test]
+fn request_hosts_dir_is_confined_and_never_echoed() {
+    let work = TempDir::new("cfg-hd-work");
+    let secret = work.join("secret");
+    fs::write(&secret, "root:$6$SECRETHASH:19000:0:99999:7:::\n").unwrap();
+    let evil = work.join("evil");
+    fs::create_dir_all(evil.join("127.0.0.1:1")).unwrap();
+    std::os::unix::fs::symlink(&secret, evil.join("127.0.0.1:1/hosts.toml")).unwrap();
+    let configured = work.join("certs.d");
+    hosts_toml(&configured.join("sub"), "127.0.0.1:1", "a = [1 2]\n");
+    let reference = "127.0.0.1:1/x:v1";
+    let pull = |d: &Daemon, dir: &str| {
+        let o = d.ctr(&["images", "pull", "--hosts-dir", dir, reference]);
+        assert!(!o.status.success(), "{dir}: pulled");
+        assert!(!stderr(&o).contains("SECRET"), "echoed: {}", stderr(&o));
+        stderr(&o)
+    };
+
+    let d = Daemon::start(
+        "cfg-hd-gid",
+        &format!(
+            "[grpc]\n  gid = 4242\n[skiff]\n  hosts_dir = \"{}\"\n",
+            configured.display()
+        ),
+    );
+    for dir in [
+        evil.display().to_string(),
+        format!("{}/../evil", configured.display()),
+    ] {
+        let e = pull(&d, &dir);
+        assert!(
+            e.contains("may only name the daemon's hosts dir"),
+            "{dir}: {e}"
+        );
+    }
+    let inside = pull(&d, &configured.join("sub").display().to_string());
+    assert!(inside.contains("line 1: in an array"), "read: {inside}");
+    drop(d);
+
+    // Root's peers alone: any dir, but the error names place, not text.
+    let d = Daemon::start("cfg-hd-root", "");
+    let e = pull(&d, &evil.display().to_string());
+    assert!(
+        e.contains("line 1: expected '=', found something else at column 5"),
+        "{e}"
+    );
+}
+
+/// The registry's credentials go to its own host only: a `server` that
+/// hosts.toml puts on another host gets only the auth file's entry for
+/// that host, never --user or the entry for the registry's name.
+#[test]
+fn registry_credentials_stay_with_the_registry_host() {
+    let Some(reg) = Registry::start(RegistryConfig {
+        tls: true,
+        htpasswd: Some(("alice".into(), "s3cret".into())),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let work = TempDir::new("cfg-cred-work");
+    push_image(
+        &work,
+        "cred",
+        &format!("{}/private:v1", reg.host()),
+        &["--dest-creds", "alice:s3cret"],
+    );
+    // The image is named after another registry whose hosts.toml sends
+    // everything to `reg`.
+    let named = "other.example:5000";
+    let reference = format!("{named}/private:v1");
+    let dir = TempDir::new("cfg-cred");
+    let hosts = dir.join("certs.d");
+    let host_dir = hosts_toml(
+        &hosts,
+        named,
+        &format!("server = \"https://{}\"\nca = \"ca.pem\"\n", reg.host()),
+    );
+    fs::copy(reg.ca.as_ref().unwrap(), host_dir.join("ca.pem")).unwrap();
+    fs::create_dir_all(dir.join("docker")).unwrap();
+    let auth = skiff::base64::encode(b"alice:s3cret");
+    let docker = dir.join("docker/config.json");
+    let auths_for = |host: &str| format!("{{\"auths\": {{\"{host}\": {{\"auth\": \"{auth}\"}}}}}}");
+    fs::write(&docker, auths_for(named)).unwrap();
+    let d = Daemon::start_in(
+        dir,
+        &format!("[skiff]\n  hosts_dir = \"{}\"\n", hosts.display()),
+    );
+    for extra in [&[][..], &["--user", "alice:s3cret"][..]] {
+        let mut args = vec!["images", "pull"];
+        args.extend_from_slice(extra);
+        args.push(&reference);
+        let o = d.ctr(&args);
+        assert!(
+            !o.status.success(),
+            "{extra:?}: the registry's credentials went to the server"
+        );
+        assert!(
+            stderr(&o).contains("authentication required"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    fs::write(&docker, auths_for(&reg.host())).unwrap();
+    d.pull(&[&reference]);
 }

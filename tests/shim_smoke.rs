@@ -2056,3 +2056,39 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     let waited = waited.expect("Wait on the deleted exec never answered");
     assert_ne!(waited.exit_status, 0);
 }
+
+/// A startContainer hook that hangs does not hold Start, nor a Kill queued
+/// behind it, forever: Start gives up (DeadlineExceeded) after its bound,
+/// and the task can then be killed and deleted.
+#[test]
+fn a_hung_start_hook_does_not_hold_start_forever() {
+    let ctx = Ctx::new("shim-hung-hook");
+    let mut config = ctx.config();
+    config.sh("exit 0");
+    config.push(
+        "hooks.startContainer",
+        js(r#"{"path":"/bin/sh","args":["sh","-c","sleep 1000"]}"#),
+    );
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let shim = DirectShim::start(&ctx, &id, &format!("skiff-hung-{}", std::process::id()));
+    shim.create(&ctx, Vec::new());
+    let began = Instant::now();
+    let started = skiff::ttrpc::call::<_, skiff::proto::task::StartResponse>(
+        &shim.client,
+        TASK_V2,
+        "Start",
+        &skiff::proto::task::StartRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        Some(Duration::from_secs(60)),
+    );
+    let took = began.elapsed();
+    let err = started.expect_err("Start answered success with its hook hung");
+    assert_eq!(err.code, skiff::ttrpc::Code::DeadlineExceeded, "{err:?}");
+    assert!(took < Duration::from_secs(45), "Start took {took:?}");
+    shim.kill_init(9);
+    shim.wait_init();
+    shim.delete().expect("Delete after a failed Start");
+}

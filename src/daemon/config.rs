@@ -40,7 +40,7 @@ impl Default for Config {
             gid: 0,
             log_level: "info".into(),
             snapshotter: String::new(),
-            runtime: super::shim::SKIFF_RUNTIME.into(),
+            runtime: super::store::Defaults::default().runtime,
             hosts_dir: "/etc/skiff/certs.d".into(),
         }
     }
@@ -51,12 +51,15 @@ pub const LOG_LEVELS: &[&str] = &[
 ];
 const SNAPSHOTTERS: &[&str] = &["overlayfs", "native"];
 const CRI: &str = "plugins.\"io.containerd.grpc.v1.cri\"";
+/// containerd's older registry settings under [`CRI`], which skiff does not
+/// read: hosts.toml replaces them.
+const UNSUPPORTED: &[&str] = &[".registry.mirrors", ".registry.configs", ".registry.auths"];
 
 impl Config {
     /// Apply the settings of a config file; returns warnings (unknown keys)
     /// for the caller to show.
     pub fn load(&mut self, path: &Path) -> Result<Vec<String>> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::fsutil::read_bounded(path, toml::MAX_FILE)
             .with_context(|| format!("read config {}", path.display()))?;
         self.apply(&text)
             .map_err(|e| e.wrap(format!("config {}", path.display())))
@@ -70,6 +73,9 @@ impl Config {
     fn apply(&mut self, text: &str) -> Result<Vec<String>> {
         let doc = toml::parse(text)?;
         let mut warnings = Vec::new();
+        // Warnings always shown, and the tables they name.
+        let mut named: Vec<String> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
         for (path, value, line) in doc.leaves() {
             let key = toml::dotted(&path);
             let bad = |what: String| {
@@ -118,7 +124,9 @@ impl Config {
                     }
                     self.runtime = r;
                 }
-                "skiff.hosts_dir" => self.hosts_dir = string()?.into(),
+                // Empty: no hosts dir (each registry as named, over https).
+                "skiff.hosts_dir" if value.as_str() == Some("") => self.hosts_dir.clear(),
+                "skiff.hosts_dir" => self.hosts_dir = absolute(string()?).map_err(bad)?,
                 k if k == format!("{CRI}.registry.config_path") => {
                     self.hosts_dir = string()?.into()
                 }
@@ -126,6 +134,20 @@ impl Config {
                     self.snapshotter = match string()?.as_str() {
                         "" => String::new(),
                         _ => one_of(SNAPSHOTTERS)?,
+                    }
+                }
+                // skiff's own table is skiff's to define: a typo is an error.
+                k if k.starts_with("skiff.") => return Err(bad("unknown key".into())),
+                k if unsupported(k).is_some() => {
+                    // Named always (not lost among the counted unknown
+                    // keys): a registry setting silently dropped would
+                    // send pulls where the admin did not mean.
+                    let table = unsupported(k).expect("matched");
+                    if !seen.contains(&table) {
+                        seen.push(table);
+                        named.push(format!(
+                            "line {line}: {CRI}{table}: not supported; use hosts.toml (skiff.hosts_dir)"
+                        ));
                     }
                 }
                 _ => warnings.push(format!("line {line}: {key}: unknown key, ignored")),
@@ -139,21 +161,22 @@ impl Config {
             warnings.truncate(SHOWN);
             warnings.push(format!("and {more} more unknown keys, ignored"));
         }
-        Ok(warnings)
+        named.extend(warnings);
+        Ok(named)
     }
 
-    /// The snapshotter used when a request names none.
-    pub fn effective_snapshotter(&self) -> &str {
-        if self.snapshotter.is_empty() {
-            super::store::default_snapshotter()
-        } else {
-            &self.snapshotter
+    /// What a request that names no snapshotter or runtime gets.
+    pub fn store_defaults(&self) -> super::store::Defaults {
+        super::store::Defaults {
+            snapshotter: self.snapshotter.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 
     /// The effective configuration in config.toml form (`containerd config default`).
     pub fn to_toml(&self) -> String {
         let q = |s: &str| toml::quote(s);
+        let defaults = self.store_defaults();
         let p = |p: &Path| toml::quote(&p.display().to_string());
         format!(
             "version = 2\nroot = {}\nstate = {}\n\n\
@@ -166,11 +189,20 @@ impl Config {
             self.uid,
             self.gid,
             q(&self.log_level),
-            q(self.effective_snapshotter()),
+            q(defaults.snapshotter()),
             q(&self.runtime),
             p(&self.hosts_dir),
         )
     }
+}
+
+/// The unsupported CRI registry table `key` is in, if any.
+fn unsupported(key: &str) -> Option<&'static str> {
+    let rest = key.strip_prefix(CRI)?;
+    UNSUPPORTED.iter().copied().find(|t| {
+        rest.strip_prefix(t)
+            .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+    })
 }
 
 fn absolute(s: String) -> std::result::Result<PathBuf, String> {
@@ -207,7 +239,7 @@ mod tests {
         assert_eq!(back.root, c.root);
         assert_eq!(back.address, c.address);
         assert_eq!(back.gid, 5);
-        assert_eq!(back.snapshotter, c.effective_snapshotter());
+        assert_eq!(back.snapshotter, c.store_defaults().snapshotter());
     }
 
     #[test]
@@ -223,6 +255,27 @@ mod tests {
         assert_eq!(c.hosts_dir, Path::new("/etc/containerd/certs.d"));
         assert_eq!(c.snapshotter, "native");
         assert_eq!(w, ["line 7: metrics.address: unknown key, ignored"]);
+    }
+
+    #[test]
+    fn cri_registry_tables_are_named_even_among_many_unknown_keys() {
+        let unknown: String = (0..20).map(|n| format!("k{n} = 1\n")).collect();
+        let text = format!(
+            "{unknown}[{CRI}.registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://m\"]\n\
+             [{CRI}.registry.mirrors.\"q.io\"]\n  endpoint = [\"https://n\"]\n\
+             [{CRI}.registry.configs.\"m\".tls]\n  insecure_skip_verify = true\n"
+        );
+        let w = Config::default().apply(&text).unwrap();
+        let about = |t: &str| {
+            w.iter()
+                .filter(|m| {
+                    m.contains(&format!(
+                        "{CRI}.registry.{t}: not supported; use hosts.toml"
+                    ))
+                })
+                .count()
+        };
+        assert_eq!((about("mirrors"), about("configs")), (1, 1), "{w:?}");
     }
 
     #[test]
@@ -250,6 +303,14 @@ mod tests {
                 "debug.level: \"loud\" is not one of",
             ),
             ("version = 9\n", "version: 9 is not 1, 2 or 3"),
+            (
+                "[skiff]\nsnapshoter = \"native\"\n",
+                "line 2: skiff.snapshoter: unknown key",
+            ),
+            (
+                "[skiff]\nhosts_dir = \"certs.d\"\n",
+                "line 2: skiff.hosts_dir: \"certs.d\" is not an absolute path",
+            ),
         ] {
             let e = Config::default().apply(text).unwrap_err();
             assert!(e.message().contains(want), "{text:?}: {e}");

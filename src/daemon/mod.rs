@@ -28,7 +28,7 @@ use crate::error::{Context, Result};
 use crate::proto::services as ps;
 use crate::ttrpc::Server;
 use api::{Handler, TtrpcService};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::Arc;
 
 pub use config::Config;
@@ -61,18 +61,6 @@ pub fn ttrpc_address(address: &str) -> String {
     format!("{address}.ttrpc")
 }
 
-/// Bind `path` (a stale socket goes first) for the owner, or also the
-/// configured group ([`restrict_socket`]).
-fn bind(path: &str, cfg: &Config) -> Result<std::os::unix::net::UnixListener> {
-    remove_stale_socket(path)?;
-    let listener = crate::ttrpc::listen(path).with_context(|| format!("listen on {path}"))?;
-    if let Err(e) = restrict_socket(path, cfg.uid, cfg.gid) {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(listener)
-}
-
 impl Daemon {
     /// Check the registry hosts configuration, prepare the directories,
     /// bind the socket (0600, or 0660 for the configured group), recover
@@ -86,20 +74,11 @@ impl Daemon {
                 .with_context(|| format!("chmod {}", d.display()))?;
         }
         let path = cfg.address.strip_prefix("unix://").unwrap_or(&cfg.address);
-        if let Some(parent) = std::path::Path::new(path).parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("create {}", parent.display()))?;
-        }
-        let grpc_listener = bind(path, cfg)?;
+        let grpc_listener = listen_restricted(path, cfg.uid, cfg.gid)?;
         let ttrpc_path = ttrpc_address(path);
-        let listener = bind(&ttrpc_path, cfg)?;
+        let listener = listen_restricted(&ttrpc_path, cfg.uid, cfg.gid)?;
 
-        let stores = Arc::new(
-            store::Stores::new(&cfg.root).with_defaults(store::Defaults {
-                snapshotter: cfg.snapshotter.clone(),
-                runtime: cfg.runtime.clone(),
-            }),
-        );
+        let stores = Arc::new(store::Stores::new(&cfg.root).with_defaults(cfg.store_defaults()));
         let exchange = Arc::new(events::Exchange::default());
         let tasks = Arc::new(tasks::Tasks::new(
             &cfg.state,
@@ -166,6 +145,7 @@ impl Daemon {
         let registry = pull::Registry {
             hosts_dir: Some(cfg.hosts_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             auth_file: crate::registry::auth::docker_config_path(),
+            non_root_peers: cfg.uid != 0 || cfg.gid != 0,
         };
         add(ps::pull::SERVICE, Arc::new(pull::Pull { stores, registry }));
         let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange));
@@ -220,6 +200,48 @@ impl Daemon {
         let _ = std::fs::remove_file(&ttrpc_path);
         r.and(t)
     }
+}
+
+/// Listen on the unix socket file `path` (its directory made, a stale
+/// socket there removed) owned by `uid`:`gid` with mode 0600, or 0660 with
+/// a group, from the first moment anyone can reach it: it is bound in a
+/// private (0700) directory beside `path`, restricted there, then renamed
+/// into place. (Setting the umask around bind would do too, but the umask
+/// is process-wide and the daemon has threads.)
+pub(crate) fn listen_restricted(
+    path: &str,
+    uid: u32,
+    gid: u32,
+) -> Result<std::os::unix::net::UnixListener> {
+    use std::path::Path;
+    let parent = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    remove_stale_socket(path)?;
+    // Short (a socket path has at most 107 bytes), per process and socket.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let private = parent.join(format!(".skiff-{}-{seq}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("create {}", private.display()))?;
+    let staged = private.join("s");
+    let staged_str = staged.to_str().expect("made from a str");
+    let bound = crate::ttrpc::listen(staged_str)
+        .with_context(|| format!("listen on {path}"))
+        .and_then(|l| restrict_socket(staged_str, uid, gid).map(|()| l))
+        .and_then(|l| {
+            std::fs::rename(&staged, path)
+                .with_context(|| format!("move socket into place at {path}"))
+                .map(|()| l)
+        });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    bound
 }
 
 /// The socket's owner and mode: root's alone (0600), or 0660 for the

@@ -12,6 +12,7 @@ use crate::proto::services::pull::{state, PullProgress, PullRequest, METHOD};
 use crate::registry::{self, Reference};
 use crate::ttrpc::{unknown_method, Code, Status};
 use crate::Context;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The pull service: the stores, and the registry settings of the
@@ -28,6 +29,51 @@ pub struct Registry {
     pub hosts_dir: Option<std::path::PathBuf>,
     /// Docker's config.json, read at each pull when it exists.
     pub auth_file: Option<std::path::PathBuf>,
+    /// Whether peers other than root may call (the socket belongs to a
+    /// configured uid or group). The daemon reads a request's `hosts_dir`
+    /// as root, where containerd's ctr reads it with the caller's rights:
+    /// such peers may then only name the configured hosts dir or a
+    /// directory inside it, so they cannot make the daemon read other
+    /// files or use root's client certificates elsewhere.
+    pub non_root_peers: bool,
+}
+
+impl Registry {
+    /// The hosts dir a request names (absolute), if the caller may use it.
+    fn request_hosts_dir(&self, dir: &str) -> Result<std::path::PathBuf, Status> {
+        if !dir.starts_with('/') {
+            return Err(Status::new(
+                Code::InvalidArgument,
+                format!("hosts_dir {dir:?}: not an absolute path"),
+            ));
+        }
+        if !self.non_root_peers {
+            return Ok(dir.into());
+        }
+        let refused = || {
+            Status::new(
+                Code::PermissionDenied,
+                format!(
+                    "hosts_dir {dir:?}: with a socket group or user configured, a pull may \
+                     only name the daemon's hosts dir ({}) or a directory inside it",
+                    self.hosts_dir
+                        .as_ref()
+                        .map_or("none configured".into(), |d| d.display().to_string())
+                ),
+            )
+        };
+        let configured = self.hosts_dir.as_ref().ok_or_else(refused)?;
+        let (Ok(configured), Ok(wanted)) =
+            (configured.canonicalize(), Path::new(dir).canonicalize())
+        else {
+            return Err(refused());
+        };
+        if wanted.starts_with(&configured) {
+            Ok(wanted)
+        } else {
+            Err(refused())
+        }
+    }
 }
 
 /// Sends one progress message per change of a blob's state (not per
@@ -114,13 +160,8 @@ impl Pull {
         };
         let hosts_dir = if r.hosts_dir.is_empty() {
             self.registry.hosts_dir.clone()
-        } else if r.hosts_dir.starts_with('/') {
-            Some(r.hosts_dir.clone().into())
         } else {
-            return Err(Status::new(
-                Code::InvalidArgument,
-                format!("hosts_dir {:?}: not an absolute path", r.hosts_dir),
-            ));
+            Some(self.registry.request_hosts_dir(&r.hosts_dir)?)
         };
         let opts = registry::client::Options {
             plain_http: r.plain_http,

@@ -32,16 +32,36 @@ pub struct Stores {
 
 /// What a request that names no snapshotter or runtime gets (the config's
 /// `snapshotter`, `runtime`).
-#[derive(Debug, Clone, Default)]
+/// The one place these defaults are decided.
+#[derive(Debug, Clone)]
 pub struct Defaults {
-    /// Empty: [`default_snapshotter`].
+    /// Empty: [`default_snapshotter`] (what the kernel supports).
     pub snapshotter: String,
-    /// Empty: skiff's own shim.
     pub runtime: String,
 }
 
 /// How long deletes must pause before a scheduled collection runs.
 const GC_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Default for Defaults {
+    fn default() -> Defaults {
+        Defaults {
+            snapshotter: String::new(),
+            runtime: super::shim::SKIFF_RUNTIME.into(),
+        }
+    }
+}
+
+impl Defaults {
+    /// The snapshotter of a request that names none.
+    pub fn snapshotter(&self) -> &str {
+        if self.snapshotter.is_empty() {
+            default_snapshotter()
+        } else {
+            &self.snapshotter
+        }
+    }
+}
 
 impl Stores {
     pub fn new(root: &Path) -> Stores {
@@ -63,20 +83,12 @@ impl Stores {
 
     /// The snapshotter of a request that names none.
     pub fn default_snapshotter(&self) -> &str {
-        if self.defaults.snapshotter.is_empty() {
-            default_snapshotter()
-        } else {
-            &self.defaults.snapshotter
-        }
+        self.defaults.snapshotter()
     }
 
     /// The runtime of a container that names none.
     pub fn default_runtime(&self) -> &str {
-        if self.defaults.runtime.is_empty() {
-            super::shim::SKIFF_RUNTIME
-        } else {
-            &self.defaults.runtime
-        }
+        &self.defaults.runtime
     }
 
     pub fn db(&self) -> Result<&Db> {

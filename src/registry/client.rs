@@ -136,15 +136,17 @@ impl Client {
         )?);
         let mut endpoints = Vec::new();
         for h in list {
-            // --user is for the registry named in the reference; a mirror
-            // gets only what the auth file holds for its own host. For the
-            // registry, the auth file is asked for its name, then for the
-            // server's when hosts.toml names another.
+            // The registry's credentials (--user, the auth file's entry
+            // for its name) go to the registry's own host alone: any other
+            // host (a mirror, or a `server` hosts.toml puts elsewhere) gets
+            // only what the auth file holds for that host.
+            let registry_host =
+                h.upstream && (h.host == reference.domain || h.host == reference.api_host());
             let mut names = vec![h.host.as_str()];
-            if h.upstream {
+            if registry_host {
                 names.insert(0, &reference.domain);
             }
-            let mut credentials = opts.credentials.clone().filter(|_| h.upstream);
+            let mut credentials = opts.credentials.clone().filter(|_| registry_host);
             let mut helper = None;
             if let (None, Some(f)) = (&credentials, &opts.auth_file) {
                 for name in &names {
@@ -613,7 +615,7 @@ fn make_agent(opts: &Options, host: Option<&Host>) -> Result<ureq::Agent> {
     } else {
         RootCerts::new_with_certs(&roots)
     };
-    // ureq takes one client certificate: the first pair.
+    // ureq takes one client certificate; hosts.rs refuses several.
     let client_cert = match host.and_then(|h| h.client.first()) {
         None => None,
         Some((cert, key)) => {

@@ -138,7 +138,7 @@ pub fn check_root(root: &Path) -> Result<()> {
 /// The hosts of one directory: its hosts.toml, or Docker's certificate files.
 pub fn load_dir(dir: &Path) -> Result<Vec<Host>> {
     let file = dir.join(HOSTS_FILE);
-    match std::fs::read_to_string(&file) {
+    match crate::fsutil::read_bounded(&file, toml::MAX_FILE) {
         Ok(text) if !text.trim().is_empty() => parse_hosts_file(&text, &file),
         Ok(_) => cert_files(dir),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => cert_files(dir),
@@ -182,14 +182,12 @@ pub fn parse_hosts_file(text: &str, file: &Path) -> Result<Vec<Host>> {
         }
     }
     // The top level configures the server, tried last.
-    let top = Table {
-        entries: doc
-            .entries
-            .iter()
-            .filter(|e| e.key != "host" && e.key != "server")
-            .cloned()
-            .collect(),
-    };
+    let top: Table = doc
+        .entries
+        .iter()
+        .filter(|e| e.key != "host" && e.key != "server")
+        .cloned()
+        .collect();
     let mut server = host_settings(&top, base, &shown, "")?;
     if let Some(e) = doc.entry("server") {
         let url = e.value.as_str().unwrap_or_default();
@@ -303,6 +301,14 @@ fn host_settings(t: &Table, base: &Path, file: &str, prefix: &str) -> Result<Hos
                         })?,
                     _ => return Err(want("a file, files, or [certificate, key] pairs")),
                 };
+                // The TLS stack presents one certificate; containerd would
+                // offer each. Several is an error, not a silent choice.
+                if pairs.len() > 1 {
+                    return Err(fail(&format!(
+                        "{} client certificates; skiff supports one per host",
+                        pairs.len()
+                    )));
+                }
                 for (c, k) in pairs {
                     let c = absolute(base, &c);
                     readable(&c).map_err(|m| fail(&m))?;
@@ -394,6 +400,16 @@ fn cert_files(dir: &Path) -> Result<Vec<Host>> {
             let key = dir.join(format!("{stem}.key"));
             h.client.push((dir.join(n), key.exists().then_some(key)));
         }
+    }
+    if h.client.len() > 1 {
+        return Err(Error::of(
+            Kind::InvalidArgument,
+            format!(
+                "hosts dir {}: {} client certificates (*.cert); skiff supports one per host",
+                dir.display(),
+                h.client.len()
+            ),
+        ));
     }
     Ok(vec![h])
 }
@@ -502,6 +518,44 @@ mod tests {
             assert!(e.message().contains(want), "{text:?}: {e}");
         }
         assert!(check_root(&d.join("nonexistent")).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn several_client_certificates_are_an_error() {
+        let d = dir("clients");
+        for n in ["a.cert", "a.key", "b.cert", "b.key"] {
+            std::fs::write(d.join(n), "x").unwrap();
+        }
+        let e = load_dir(&d).unwrap_err();
+        assert!(
+            e.message().contains("2 client certificates (*.cert)"),
+            "{e}"
+        );
+        std::fs::write(
+            d.join(HOSTS_FILE),
+            "client = [[\"a.cert\", \"a.key\"], [\"b.cert\", \"b.key\"]]\n",
+        )
+        .unwrap();
+        let e = load_dir(&d).unwrap_err();
+        assert!(
+            e.message()
+                .contains("line 1: client: 2 client certificates"),
+            "{e}"
+        );
+        std::fs::write(d.join(HOSTS_FILE), "client = [[\"a.cert\", \"a.key\"]]\n").unwrap();
+        assert_eq!(load_dir(&d).unwrap()[0].client.len(), 1);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn hosts_file_read_is_bounded() {
+        let d = dir("bounded");
+        // Valid TOML (a comment), just too large.
+        let big = format!("#{}\n", " ".repeat(toml::MAX_FILE as usize));
+        std::fs::write(d.join(HOSTS_FILE), big).unwrap();
+        let e = load_dir(&d).unwrap_err();
+        assert!(e.message().contains("larger than"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

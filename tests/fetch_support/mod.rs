@@ -28,6 +28,18 @@ pub fn skiff_bin() -> PathBuf {
     }
 }
 
+/// A directory `<dir>/bin` with `ctr` and `containerd` links to the skiff
+/// under test (it dispatches on its name).
+pub fn applet_links(dir: &TempDir) -> PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    for name in ["ctr", "containerd"] {
+        let _ = fs::remove_file(bin.join(name));
+        std::os::unix::fs::symlink(skiff_bin(), bin.join(name)).unwrap();
+    }
+    bin
+}
+
 /// Run `skiff skiff-fetch ARGS…`.
 pub fn fetch(args: &[&str]) -> Output {
     fetch_env(args, &[])
@@ -153,6 +165,9 @@ pub fn run(cmd: &mut Command) -> String {
 #[derive(Default)]
 pub struct RegistryConfig {
     pub tls: bool,
+    /// With `tls`: clients must present a certificate signed by the CA
+    /// (`client.pem`, `client.key` in the registry's dir).
+    pub client_certs: bool,
     pub htpasswd: Option<(String, String)>,
     /// (realm URL, service, issuer, root cert bundle path)
     pub token: Option<(String, String, String, PathBuf)>,
@@ -190,6 +205,10 @@ impl Registry {
                 cert.display(),
                 key.display()
             ));
+            if cfg.client_certs {
+                make_client_cert(&dir);
+                yaml.push_str(&format!("    clientcas:\n      - {}\n", c.display()));
+            }
             ca = Some(c);
         }
         if let Some((u, p)) = &cfg.htpasswd {
@@ -257,6 +276,33 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A client certificate signed by [`make_tls`]'s CA in `dir`: client.pem,
+/// client.key.
+pub fn make_client_cert(dir: &TempDir) {
+    let s = |n: &str| dir.s(n);
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=skiff client",
+        ])
+        .args(["-keyout", &s("client.key"), "-out", &s("client.csr")]));
+    fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in", &s("client.csr")])
+        .args([
+            "-CA",
+            &s("ca.pem"),
+            "-CAkey",
+            &s("ca.key"),
+            "-CAcreateserial",
+        ])
+        .args(["-out", &s("client.pem"), "-extfile", &s("client.cnf")]));
 }
 
 /// A CA and a certificate for 127.0.0.1 signed by it: (ca.pem, cert, key).
