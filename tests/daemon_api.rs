@@ -387,6 +387,76 @@ fn content_write_resumes_by_ref_and_checks_what_it_commits() {
     assert_no_ingests(&d);
 }
 
+/// The blob file of `d` in the daemon's content store.
+fn blob_file(daemon: &Daemon, d: &Digest) -> PathBuf {
+    daemon
+        .dir
+        .join("root/io.containerd.content.v1.content/blobs/sha256")
+        .join(d.hex())
+}
+
+/// A session whose first message names a blob another namespace stored
+/// ("shared"): data for it never brings the daemon down, and COMMIT
+/// records only what was checked and is still there.
+#[test]
+fn content_write_onto_a_shared_blob() {
+    let d = Daemon::new();
+    let c = d.client();
+    let owner = format!("{}-a", d.ns);
+    let data = blob_bytes(10_000, 7);
+    let digest = write_blob(&c, &owner, "w", &data);
+    let empty = write_blob(&c, &owner, "e", b"");
+
+    // Data past a whole blob: OutOfRange (it aborted the daemon).
+    let ns = format!("{}-b", d.ns);
+    let (s, st) = open_write(&c, &ns, &stat_req("s1", data.len(), &digest)).unwrap();
+    assert_eq!(st.offset as usize, data.len());
+    expect_code(
+        send(&s, data_req(act::WRITE, data.len(), b"more")),
+        Code::OutOfRange,
+        "complete",
+    );
+    drop(s);
+    // Data at offset 0 of an empty shared blob: a real ingest of its own.
+    let (s, st) = open_write(&c, &ns, &stat_req("s2", 0, &empty)).unwrap();
+    assert_eq!(st.offset, 0);
+    let r = send(&s, data_req(act::WRITE, 0, b"abc")).unwrap();
+    assert_eq!(r.offset, 3);
+    let mut commit = data_req(act::COMMIT, 3, &[]);
+    commit.expected = Digest::of(b"abc").to_string();
+    assert_eq!(
+        send(&s, commit).unwrap().digest,
+        Digest::of(b"abc").to_string()
+    );
+    drop(s);
+    assert_eq!(info(&c, &ns, &Digest::of(b"abc")).unwrap().size, 3);
+
+    // COMMIT naming another digest than the one the session found.
+    let other = Digest::of(b"never written");
+    let (s, _) = open_write(&c, &ns, &stat_req("s3", data.len(), &digest)).unwrap();
+    let mut commit = data_req(act::COMMIT, data.len(), &[]);
+    commit.expected = other.to_string();
+    expect_code(
+        send(&s, commit),
+        Code::FailedPrecondition,
+        &digest.to_string(),
+    );
+    drop(s);
+    expect_code(info(&c, &ns, &other), Code::NotFound, &other.to_string());
+
+    // The blob went (collected) between the first message and COMMIT.
+    let (s, _) = open_write(&c, &ns, &stat_req("s4", data.len(), &digest)).unwrap();
+    fs::remove_file(blob_file(&d, &digest)).unwrap();
+    let mut commit = data_req(act::COMMIT, data.len(), &[]);
+    commit.expected = digest.to_string();
+    expect_code(send(&s, commit), Code::NotFound, &digest.to_string());
+    drop(s);
+    expect_code(info(&c, &ns, &digest), Code::NotFound, &digest.to_string());
+    // The daemon still answers.
+    info(&c, &owner, &empty).unwrap();
+    assert_no_ingests(&d);
+}
+
 #[test]
 fn content_is_seen_per_namespace() {
     let d = Daemon::new();
@@ -501,6 +571,60 @@ fn content_is_seen_per_namespace() {
     rm(&b).unwrap();
     assert!(!blob.exists(), "no namespace uses the blob: it goes");
     expect_code(rm(&b), Code::NotFound, "not found");
+}
+
+/// A namespace is a containerd identifier on every call: `NS/x` would
+/// otherwise reach NS's snapshot `x/k` as its `k` (keys are `ns/key`) and
+/// NS's ingest `x/r` as its `r`.
+#[test]
+fn a_namespace_must_be_an_identifier() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let sn = snapshotters()[0];
+    prepare(&c, ns, sn, "x/k", "").unwrap();
+    let first = pct::WriteContentRequest {
+        action: act::WRITE,
+        r#ref: "x/r".into(),
+        data: b"partial".to_vec(),
+        ..Default::default()
+    };
+    let (s, r) = open_write(&c, ns, &first).unwrap();
+    assert_eq!(r.offset, 7);
+    drop(s);
+
+    let sneaky = format!("{ns}/x");
+    expect_code(stat(&c, &sneaky, sn, "k"), Code::InvalidArgument, &sneaky);
+    expect_code(
+        ingest_status(&c, &sneaky, "r"),
+        Code::InvalidArgument,
+        &sneaky,
+    );
+    let first = pct::WriteContentRequest {
+        action: act::STAT,
+        r#ref: "r".into(),
+        ..Default::default()
+    };
+    expect_code(
+        open_write(&c, &sneaky, &first),
+        Code::InvalidArgument,
+        &sneaky,
+    );
+    expect_code(stat(&c, "a..b", sn, "k"), Code::InvalidArgument, "a..b");
+    // The owner's own are untouched.
+    assert_eq!(stat(&c, ns, sn, "x/k").unwrap().name, "x/k");
+    assert_eq!(ingest_status(&c, ns, "x/r").unwrap().offset, 7);
+    remove(&c, ns, sn, "x/k").unwrap();
+    call::<_, Empty>(
+        &c,
+        ns,
+        pct::SERVICE,
+        "Abort",
+        &pct::AbortRequest {
+            r#ref: "x/r".into(),
+        },
+    )
+    .unwrap();
 }
 
 /// The busybox layer plus `extra` entries, as an uncompressed tar.

@@ -234,7 +234,10 @@ impl Diff {
         let (diff_id, _) = match written {
             Ok(v) => v,
             Err(e) => {
-                ingest.remove();
+                // An ingest a client had under this ref is the client's.
+                if ingest.created {
+                    ingest.remove();
+                }
                 return Err(status(e.wrap(what)));
             }
         };

@@ -93,6 +93,29 @@ fn names(dir: BorrowedFd) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Open the regular file `name` that `lstat` found, and its stat: the
+/// tree may be a running container's, which can swap in another file
+/// type meanwhile. A FIFO must not hang the diff and a device node must
+/// not have the daemon read a host disk into the layer, so the open does
+/// not block and what it opened must be the very file (same device and
+/// inode) and still regular; the size is the opened file's.
+fn open_regular(dir: BorrowedFd, name: &[u8], lstat: &Stat) -> Result<(std::fs::File, Stat)> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rfs::fstat(&fd)?;
+    if kind(&st) != FileType::RegularFile || st.st_dev != lstat.st_dev || st.st_ino != lstat.st_ino
+    {
+        return Err(crate::err!(
+            "replaced by another file while the diff read it"
+        ));
+    }
+    Ok((std::fs::File::from(fd), st))
+}
+
 fn kind(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
 }
@@ -193,16 +216,9 @@ impl<W: Write> Writer<W> {
                     }
                     self.links.insert(id, path.to_vec());
                 }
-                let f = rfs::openat(
-                    dir,
-                    name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .with_context(what)?;
-                let mut h = Self::header(st, tar::EntryType::Regular);
+                let (file, st) = open_regular(dir, name, st).with_context(what)?;
+                let mut h = Self::header(&st, tar::EntryType::Regular);
                 h.set_size(st.st_size as u64);
-                let file = std::fs::File::from(f);
                 // A file that shrank meanwhile fails the entry (the tar
                 // crate checks the count) rather than writing a short one.
                 self.tar
@@ -330,5 +346,50 @@ impl<W: Write> Writer<W> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A regular file swapped for a FIFO between the lstat and the open
+    /// fails the entry at once (a blocking open hung the diff forever).
+    #[test]
+    fn a_file_swapped_for_a_fifo_fails_the_entry() {
+        let root = std::env::temp_dir().join(format!("skiff-diff-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let _s = Scratch(root.clone());
+        std::fs::write(root.join("f"), b"data").unwrap();
+        let dir = open_root(&root).unwrap();
+        let st = lstat(dir.as_fd(), b"f").unwrap().unwrap();
+        std::fs::remove_file(root.join("f")).unwrap();
+        rfs::mknodat(
+            dir.as_fd(),
+            "f",
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut w = Writer::new(Vec::new());
+            let r = w.entry(dir.as_fd(), b"f", b"f", &st).map(|_| ());
+            let _ = tx.send(r.map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the diff hung on a FIFO");
+        let e = got.expect_err("a FIFO is not the file lstat found");
+        assert!(e.contains("replaced"), "{e}");
     }
 }
