@@ -1039,6 +1039,73 @@ fn a_diff_applies_back_to_the_same_tree() {
     assert_no_ingests(&d);
 }
 
+/// An overlay snapshot's upper directory is its diff against its parent
+/// only: a Diff naming another left is refused, not answered wrongly.
+/// Snapshot errors name keys as the namespace sees them.
+#[test]
+fn diff_and_snapshot_errors() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let (l1, _) = store_layer(&c, ns, &busybox_tar(vec![]), Comp::Gzip);
+    for sn in snapshotters() {
+        let m = prepare(&c, ns, sn, "x1", "").unwrap();
+        apply(&c, ns, &l1, &m).unwrap();
+        commit(&c, ns, sn, "base", "x1").unwrap();
+        let work = prepare(&c, ns, sn, "work", "base").unwrap();
+        let other = prepare(&c, ns, sn, "other", "").unwrap();
+        let r = call::<_, pd::DiffResponse>(
+            &c,
+            ns,
+            pd::SERVICE,
+            "Diff",
+            &pd::DiffRequest {
+                left: other,
+                right: work,
+                media_type: LAYER_TAR.into(),
+                r#ref: format!("bad-left-{sn}"),
+                ..Default::default()
+            },
+        );
+        if sn == "overlayfs" {
+            expect_code(r, Code::InvalidArgument, "not the parent");
+        } else {
+            r.unwrap();
+        }
+
+        let prefix = format!("{ns}/");
+        let e = expect_code(
+            prepare(&c, ns, sn, "work", "base"),
+            Code::AlreadyExists,
+            "work",
+        );
+        assert!(!e.message.contains(&prefix), "{e:?}");
+        let e = expect_code(remove(&c, ns, sn, "base"), Code::FailedPrecondition, "base");
+        assert!(!e.message.contains(&prefix), "{e:?}");
+        let e = expect_code(
+            call::<_, ps::PrepareSnapshotResponse>(
+                &c,
+                ns,
+                ps::SERVICE,
+                "Prepare",
+                &ps::PrepareSnapshotRequest {
+                    snapshotter: sn.into(),
+                    key: "labelled".into(),
+                    parent: String::new(),
+                    labels: [(String::new(), "v".to_string())].into(),
+                },
+            ),
+            Code::InvalidArgument,
+            "labelled",
+        );
+        assert!(!e.message.contains(&prefix), "{e:?}");
+        for k in ["other", "work", "base"] {
+            remove(&c, ns, sn, k).unwrap();
+        }
+    }
+    assert_no_ingests(&d);
+}
+
 #[test]
 fn a_prepared_snapshot_no_lease_holds_is_collected() {
     let d = Daemon::new();

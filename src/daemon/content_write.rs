@@ -20,7 +20,7 @@
 //! ingest: a second is Unavailable ("ref ... locked"), which containerd's
 //! clients retry.
 
-use super::api::{encode, status, Ctx, Sink};
+use super::api::{encode, status, timestamp, Ctx, Sink};
 use super::content::{hold, parse_digest};
 use super::services::DecodeReq;
 use super::store::Stores;
@@ -111,7 +111,7 @@ impl<'a> Session<'a> {
         hold(stores, ctx, "ingests", &r)?;
         s.target = Target::Ingest(Box::new(s.open_ingest()?));
         if let Target::Ingest(i) = &s.target {
-            s.started = ts(i.status().started);
+            s.started = timestamp(i.status().started).unwrap_or_default();
         }
         Ok(s)
     }
@@ -375,12 +375,5 @@ impl<'a> Session<'a> {
                 }
             }
         }
-    }
-}
-
-fn ts(nanos: u64) -> Timestamp {
-    Timestamp {
-        seconds: (nanos / 1_000_000_000) as i64,
-        nanos: (nanos % 1_000_000_000) as i32,
     }
 }
