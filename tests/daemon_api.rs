@@ -1106,6 +1106,91 @@ fn diff_and_snapshot_errors() {
     assert_no_ingests(&d);
 }
 
+fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    let len = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A file capability (`setcap cap_net_raw+ep`) survives Diff and Apply.
+#[test]
+fn a_diff_keeps_file_capabilities() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let (l1, _) = store_layer(&c, ns, &busybox_tar(vec![]), Comp::Gzip);
+    // VFS_CAP_REVISION_2 | effective, permitted = CAP_NET_RAW (13).
+    let mut cap = Vec::new();
+    for w in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&w.to_le_bytes());
+    }
+    for sn in snapshotters() {
+        let m = prepare(&c, ns, sn, "x1", "").unwrap();
+        apply(&c, ns, &l1, &m).unwrap();
+        commit(&c, ns, sn, "base", "x1").unwrap();
+        let work = prepare(&c, ns, sn, "work", "base").unwrap();
+        {
+            let at = d.dir.join(&format!("work-{sn}"));
+            let _m = Mounted::new(at.clone(), &work);
+            fs::write(at.join("bin/pinger"), "x").unwrap();
+            set_xattr(&at.join("bin/pinger"), "security.capability", &cap);
+        }
+        let r: pd::DiffResponse = call(
+            &c,
+            ns,
+            pd::SERVICE,
+            "Diff",
+            &pd::DiffRequest {
+                left: view(&c, ns, sn, "lower", "base"),
+                right: work,
+                media_type: LAYER_TAR.into(),
+                r#ref: format!("caps-{sn}"),
+                labels: Default::default(),
+            },
+        )
+        .unwrap();
+        let diff = r.diff.unwrap();
+        let m = prepare(&c, ns, sn, "x2", "base").unwrap();
+        apply(&c, ns, &diff, &m).unwrap();
+        {
+            let at = d.dir.join(&format!("x2-{sn}"));
+            let _m = Mounted::new(at.clone(), &m);
+            assert_eq!(
+                get_xattr(&at.join("bin/pinger"), "security.capability").as_deref(),
+                Some(cap.as_slice()),
+                "{sn}: the capability came through"
+            );
+        }
+        for k in ["x2", "lower", "work", "base"] {
+            remove(&c, ns, sn, k).unwrap();
+        }
+    }
+    assert_no_ingests(&d);
+}
+
 #[test]
 fn a_prepared_snapshot_no_lease_holds_is_collected() {
     let d = Daemon::new();

@@ -12,8 +12,9 @@
 //! (`O_NOFOLLOW`), so a file swapped for a symlink meanwhile cannot pull
 //! anything from outside the tree into the layer. Entries are written in
 //! name order, a directory before what it holds; a file linked more than
-//! once is written once and then as hard links. Extended attributes are
-//! not carried (the tar crate writes no PAX records).
+//! once is written once and then as hard links. Extended attributes of
+//! files and directories (security.capability above all) go into PAX
+//! `SCHILY.xattr.NAME` records, overlayfs' own `trusted.overlay.*` aside.
 
 use crate::error::{Context, Error, Result};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
@@ -116,6 +117,32 @@ fn open_regular(dir: BorrowedFd, name: &[u8], lstat: &Stat) -> Result<(std::fs::
     Ok((std::fs::File::from(fd), st))
 }
 
+/// The extended attributes of `fd` a layer carries, by name.
+fn xattrs(fd: BorrowedFd) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut names = vec![0u8; 64 << 10];
+    let n = match rfs::flistxattr(fd, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    let mut value = vec![0u8; 64 << 10];
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.starts_with("trusted.overlay.") {
+            continue;
+        }
+        match rfs::fgetxattr(fd, name, &mut value[..]) {
+            Ok(len) => out.push((format!("SCHILY.xattr.{name}"), value[..len].to_vec())),
+            Err(rustix::io::Errno::NODATA) => {} // removed meanwhile
+            Err(e) => return Err(Error::from(e).wrap(format!("xattr {name}"))),
+        }
+    }
+    Ok(out)
+}
+
 fn kind(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
 }
@@ -176,6 +203,17 @@ impl<W: Write> Writer<W> {
         }
     }
 
+    /// PAX records of `fd`'s extended attributes, for the next entry.
+    fn pax_xattrs(&mut self, fd: BorrowedFd) -> Result<()> {
+        let x = xattrs(fd)?;
+        if x.is_empty() {
+            return Ok(());
+        }
+        self.tar
+            .append_pax_extensions(x.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        Ok(())
+    }
+
     fn finish(self) -> Result<W> {
         self.tar.into_inner().context("finish the layer tar")
     }
@@ -197,6 +235,8 @@ impl<W: Write> Writer<W> {
         let empty: &[u8] = &[];
         match kind(st) {
             FileType::Directory => {
+                let d = open_sub(dir, name).with_context(what)?;
+                self.pax_xattrs(d.as_fd()).with_context(what)?;
                 let mut h = Self::header(st, tar::EntryType::Directory);
                 let p = [path, b"/"].concat();
                 self.tar
@@ -217,6 +257,7 @@ impl<W: Write> Writer<W> {
                     self.links.insert(id, path.to_vec());
                 }
                 let (file, st) = open_regular(dir, name, st).with_context(what)?;
+                self.pax_xattrs(file.as_fd()).with_context(what)?;
                 let mut h = Self::header(&st, tar::EntryType::Regular);
                 h.set_size(st.st_size as u64);
                 // A file that shrank meanwhile fails the entry (the tar
