@@ -573,6 +573,63 @@ fn content_is_seen_per_namespace() {
     expect_code(rm(&b), Code::NotFound, "not found");
 }
 
+/// A session cannot declare (or write) a blob past the maximum size, and
+/// the number of ref ingests is bounded: ResourceExhausted, nothing left.
+#[test]
+fn content_write_limits() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let huge = pct::WriteContentRequest {
+        action: act::STAT,
+        r#ref: "huge".into(),
+        total: 17 << 30,
+        ..Default::default()
+    };
+    expect_code(open_write(&c, ns, &huge), Code::ResourceExhausted, "huge");
+    assert_no_ingests(&d);
+
+    let first = |r: String| pct::WriteContentRequest {
+        action: act::WRITE,
+        r#ref: r,
+        data: b"x".to_vec(),
+        ..Default::default()
+    };
+    let max = 1000;
+    for i in 0..max {
+        let (s, r) = open_write(&c, ns, &first(format!("i{i}"))).unwrap();
+        assert_eq!(r.offset, 1);
+        drop(s);
+    }
+    expect_code(
+        reopen_write(&c, ns, &first("one-too-many".into())),
+        Code::ResourceExhausted,
+        "one-too-many",
+    );
+    // An existing ingest is still written (offset 0: started over).
+    let (s, r) = reopen_write(&c, ns, &first("i0".into())).unwrap();
+    assert_eq!(r.offset, 1);
+    drop(s);
+    for i in 0..max {
+        let abort = pct::AbortRequest {
+            r#ref: format!("i{i}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match call::<_, Empty>(&c, ns, pct::SERVICE, "Abort", &abort) {
+                Err(e) if e.code == Code::Unavailable && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                r => {
+                    r.unwrap();
+                    break;
+                }
+            };
+        }
+    }
+    assert_no_ingests(&d);
+}
+
 /// A namespace is a containerd identifier on every call: `NS/x` would
 /// otherwise reach NS's snapshot `x/k` as its `k` (keys are `ns/key`) and
 /// NS's ingest `x/r` as its `r`.

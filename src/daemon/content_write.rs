@@ -32,6 +32,20 @@ use crate::proto::services::content::{
 use crate::proto::types::Timestamp;
 use crate::ttrpc::{Code, Status};
 
+/// The largest blob a session takes (declared or written): a client
+/// cannot fill the disk through one ref.
+pub const MAX_BLOB_SIZE: u64 = 16 << 30;
+/// How many ref ingests may exist at once (all namespaces): each is a
+/// directory and an open file while written.
+pub const MAX_REF_INGESTS: usize = 1000;
+
+fn too_big(r: &str, n: u64) -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        format!("write {r:?}: {n} bytes is more than the {MAX_BLOB_SIZE} a blob may have"),
+    )
+}
+
 /// Where a session writes.
 enum Target {
     /// A blob on disk already (stored for another namespace): the first
@@ -85,6 +99,9 @@ impl<'a> Session<'a> {
                 format!("write {r:?}: negative total {}", req.total),
             )
         })?;
+        if total > MAX_BLOB_SIZE {
+            return Err(too_big(&r, total));
+        }
         let store = stores.content().map_err(status)?;
         store.delegate_collection().map_err(status)?;
         let mut s = Session {
@@ -118,6 +135,18 @@ impl<'a> Session<'a> {
 
     fn open_ingest(&self) -> Result<RefIngest, Status> {
         let store = self.stores.content().map_err(status)?;
+        let ns = &self.ctx.namespace;
+        if ic::ref_ingest_status(store, ns, &self.r#ref).is_none()
+            && ic::count_ref_ingests(store) >= MAX_REF_INGESTS
+        {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "write {:?}: {MAX_REF_INGESTS} ingests are open already: commit or abort some",
+                    self.r#ref
+                ),
+            ));
+        }
         ic::open_ref_ingest(
             store,
             &self.ctx.namespace,
@@ -199,6 +228,9 @@ impl<'a> Session<'a> {
             self.expected = Some(e);
         }
         if req.total > 0 {
+            if req.total as u64 > MAX_BLOB_SIZE {
+                return Err(too_big(&r, req.total as u64));
+            }
             self.total = req.total as u64;
         }
         let mut resp = WriteContentResponse {
@@ -271,7 +303,11 @@ impl<'a> Session<'a> {
                 format!("write {r:?}: no ingest to write to"),
             ));
         };
-        if self.total > 0 && i.offset() + data.len() as u64 > self.total {
+        let end = i.offset() + data.len() as u64;
+        if end > MAX_BLOB_SIZE {
+            return Err(too_big(&r, end));
+        }
+        if self.total > 0 && end > self.total {
             return Err(Status::new(
                 Code::OutOfRange,
                 format!(

@@ -250,6 +250,16 @@ pub fn ref_ingest_status(store: &Store, ns: &str, r: &str) -> Option<IngestStatu
     read_ingest(&ref_ingest_dir(store, ns, r)).filter(|s| s.namespace == ns && s.r#ref == r)
 }
 
+/// How many ref ingests there are (all namespaces).
+pub fn count_ref_ingests(store: &Store) -> usize {
+    fs::read_dir(store.root().join("ingest"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ref-"))
+        .count()
+}
+
 /// Every ref ingest of namespace `ns`, by ref.
 pub fn list_ref_ingests(store: &Store, ns: &str) -> Vec<IngestStatus> {
     let mut out: Vec<IngestStatus> = fs::read_dir(store.root().join("ingest"))
