@@ -387,6 +387,76 @@ fn content_write_resumes_by_ref_and_checks_what_it_commits() {
     assert_no_ingests(&d);
 }
 
+/// The blob file of `d` in the daemon's content store.
+fn blob_file(daemon: &Daemon, d: &Digest) -> PathBuf {
+    daemon
+        .dir
+        .join("root/io.containerd.content.v1.content/blobs/sha256")
+        .join(d.hex())
+}
+
+/// A session whose first message names a blob another namespace stored
+/// ("shared"): data for it never brings the daemon down, and COMMIT
+/// records only what was checked and is still there.
+#[test]
+fn content_write_onto_a_shared_blob() {
+    let d = Daemon::new();
+    let c = d.client();
+    let owner = format!("{}-a", d.ns);
+    let data = blob_bytes(10_000, 7);
+    let digest = write_blob(&c, &owner, "w", &data);
+    let empty = write_blob(&c, &owner, "e", b"");
+
+    // Data past a whole blob: OutOfRange (it aborted the daemon).
+    let ns = format!("{}-b", d.ns);
+    let (s, st) = open_write(&c, &ns, &stat_req("s1", data.len(), &digest)).unwrap();
+    assert_eq!(st.offset as usize, data.len());
+    expect_code(
+        send(&s, data_req(act::WRITE, data.len(), b"more")),
+        Code::OutOfRange,
+        "complete",
+    );
+    drop(s);
+    // Data at offset 0 of an empty shared blob: a real ingest of its own.
+    let (s, st) = open_write(&c, &ns, &stat_req("s2", 0, &empty)).unwrap();
+    assert_eq!(st.offset, 0);
+    let r = send(&s, data_req(act::WRITE, 0, b"abc")).unwrap();
+    assert_eq!(r.offset, 3);
+    let mut commit = data_req(act::COMMIT, 3, &[]);
+    commit.expected = Digest::of(b"abc").to_string();
+    assert_eq!(
+        send(&s, commit).unwrap().digest,
+        Digest::of(b"abc").to_string()
+    );
+    drop(s);
+    assert_eq!(info(&c, &ns, &Digest::of(b"abc")).unwrap().size, 3);
+
+    // COMMIT naming another digest than the one the session found.
+    let other = Digest::of(b"never written");
+    let (s, _) = open_write(&c, &ns, &stat_req("s3", data.len(), &digest)).unwrap();
+    let mut commit = data_req(act::COMMIT, data.len(), &[]);
+    commit.expected = other.to_string();
+    expect_code(
+        send(&s, commit),
+        Code::FailedPrecondition,
+        &digest.to_string(),
+    );
+    drop(s);
+    expect_code(info(&c, &ns, &other), Code::NotFound, &other.to_string());
+
+    // The blob went (collected) between the first message and COMMIT.
+    let (s, _) = open_write(&c, &ns, &stat_req("s4", data.len(), &digest)).unwrap();
+    fs::remove_file(blob_file(&d, &digest)).unwrap();
+    let mut commit = data_req(act::COMMIT, data.len(), &[]);
+    commit.expected = digest.to_string();
+    expect_code(send(&s, commit), Code::NotFound, &digest.to_string());
+    drop(s);
+    expect_code(info(&c, &ns, &digest), Code::NotFound, &digest.to_string());
+    // The daemon still answers.
+    info(&c, &owner, &empty).unwrap();
+    assert_no_ingests(&d);
+}
+
 #[test]
 fn content_is_seen_per_namespace() {
     let d = Daemon::new();
@@ -501,6 +571,117 @@ fn content_is_seen_per_namespace() {
     rm(&b).unwrap();
     assert!(!blob.exists(), "no namespace uses the blob: it goes");
     expect_code(rm(&b), Code::NotFound, "not found");
+}
+
+/// A session cannot declare (or write) a blob past the maximum size, and
+/// the number of ref ingests is bounded: ResourceExhausted, nothing left.
+#[test]
+fn content_write_limits() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let huge = pct::WriteContentRequest {
+        action: act::STAT,
+        r#ref: "huge".into(),
+        total: 17 << 30,
+        ..Default::default()
+    };
+    expect_code(open_write(&c, ns, &huge), Code::ResourceExhausted, "huge");
+    assert_no_ingests(&d);
+
+    let first = |r: String| pct::WriteContentRequest {
+        action: act::WRITE,
+        r#ref: r,
+        data: b"x".to_vec(),
+        ..Default::default()
+    };
+    let max = 1000;
+    for i in 0..max {
+        let (s, r) = open_write(&c, ns, &first(format!("i{i}"))).unwrap();
+        assert_eq!(r.offset, 1);
+        drop(s);
+    }
+    expect_code(
+        reopen_write(&c, ns, &first("one-too-many".into())),
+        Code::ResourceExhausted,
+        "one-too-many",
+    );
+    // An existing ingest is still written (offset 0: started over).
+    let (s, r) = reopen_write(&c, ns, &first("i0".into())).unwrap();
+    assert_eq!(r.offset, 1);
+    drop(s);
+    for i in 0..max {
+        let abort = pct::AbortRequest {
+            r#ref: format!("i{i}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match call::<_, Empty>(&c, ns, pct::SERVICE, "Abort", &abort) {
+                Err(e) if e.code == Code::Unavailable && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                r => {
+                    r.unwrap();
+                    break;
+                }
+            };
+        }
+    }
+    assert_no_ingests(&d);
+}
+
+/// A namespace is a containerd identifier on every call: `NS/x` would
+/// otherwise reach NS's snapshot `x/k` as its `k` (keys are `ns/key`) and
+/// NS's ingest `x/r` as its `r`.
+#[test]
+fn a_namespace_must_be_an_identifier() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let sn = snapshotters()[0];
+    prepare(&c, ns, sn, "x/k", "").unwrap();
+    let first = pct::WriteContentRequest {
+        action: act::WRITE,
+        r#ref: "x/r".into(),
+        data: b"partial".to_vec(),
+        ..Default::default()
+    };
+    let (s, r) = open_write(&c, ns, &first).unwrap();
+    assert_eq!(r.offset, 7);
+    drop(s);
+
+    let sneaky = format!("{ns}/x");
+    expect_code(stat(&c, &sneaky, sn, "k"), Code::InvalidArgument, &sneaky);
+    expect_code(
+        ingest_status(&c, &sneaky, "r"),
+        Code::InvalidArgument,
+        &sneaky,
+    );
+    let first = pct::WriteContentRequest {
+        action: act::STAT,
+        r#ref: "r".into(),
+        ..Default::default()
+    };
+    expect_code(
+        open_write(&c, &sneaky, &first),
+        Code::InvalidArgument,
+        &sneaky,
+    );
+    expect_code(stat(&c, "a..b", sn, "k"), Code::InvalidArgument, "a..b");
+    // The owner's own are untouched.
+    assert_eq!(stat(&c, ns, sn, "x/k").unwrap().name, "x/k");
+    assert_eq!(ingest_status(&c, ns, "x/r").unwrap().offset, 7);
+    remove(&c, ns, sn, "x/k").unwrap();
+    call::<_, Empty>(
+        &c,
+        ns,
+        pct::SERVICE,
+        "Abort",
+        &pct::AbortRequest {
+            r#ref: "x/r".into(),
+        },
+    )
+    .unwrap();
 }
 
 /// The busybox layer plus `extra` entries, as an uncompressed tar.
@@ -912,6 +1093,158 @@ fn a_diff_applies_back_to_the_same_tree() {
         Code::InvalidArgument,
         "/etc",
     );
+    assert_no_ingests(&d);
+}
+
+/// An overlay snapshot's upper directory is its diff against its parent
+/// only: a Diff naming another left is refused, not answered wrongly.
+/// Snapshot errors name keys as the namespace sees them.
+#[test]
+fn diff_and_snapshot_errors() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let (l1, _) = store_layer(&c, ns, &busybox_tar(vec![]), Comp::Gzip);
+    for sn in snapshotters() {
+        let m = prepare(&c, ns, sn, "x1", "").unwrap();
+        apply(&c, ns, &l1, &m).unwrap();
+        commit(&c, ns, sn, "base", "x1").unwrap();
+        let work = prepare(&c, ns, sn, "work", "base").unwrap();
+        let other = prepare(&c, ns, sn, "other", "").unwrap();
+        let r = call::<_, pd::DiffResponse>(
+            &c,
+            ns,
+            pd::SERVICE,
+            "Diff",
+            &pd::DiffRequest {
+                left: other,
+                right: work,
+                media_type: LAYER_TAR.into(),
+                r#ref: format!("bad-left-{sn}"),
+                ..Default::default()
+            },
+        );
+        if sn == "overlayfs" {
+            expect_code(r, Code::InvalidArgument, "not the parent");
+        } else {
+            r.unwrap();
+        }
+
+        let prefix = format!("{ns}/");
+        let e = expect_code(
+            prepare(&c, ns, sn, "work", "base"),
+            Code::AlreadyExists,
+            "work",
+        );
+        assert!(!e.message.contains(&prefix), "{e:?}");
+        let e = expect_code(remove(&c, ns, sn, "base"), Code::FailedPrecondition, "base");
+        assert!(!e.message.contains(&prefix), "{e:?}");
+        let e = expect_code(
+            call::<_, ps::PrepareSnapshotResponse>(
+                &c,
+                ns,
+                ps::SERVICE,
+                "Prepare",
+                &ps::PrepareSnapshotRequest {
+                    snapshotter: sn.into(),
+                    key: "labelled".into(),
+                    parent: String::new(),
+                    labels: [(String::new(), "v".to_string())].into(),
+                },
+            ),
+            Code::InvalidArgument,
+            "labelled",
+        );
+        assert!(!e.message.contains(&prefix), "{e:?}");
+        for k in ["other", "work", "base"] {
+            remove(&c, ns, sn, k).unwrap();
+        }
+    }
+    assert_no_ingests(&d);
+}
+
+fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    let len = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A file capability (`setcap cap_net_raw+ep`) survives Diff and Apply.
+#[test]
+fn a_diff_keeps_file_capabilities() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let (l1, _) = store_layer(&c, ns, &busybox_tar(vec![]), Comp::Gzip);
+    // VFS_CAP_REVISION_2 | effective, permitted = CAP_NET_RAW (13).
+    let mut cap = Vec::new();
+    for w in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&w.to_le_bytes());
+    }
+    for sn in snapshotters() {
+        let m = prepare(&c, ns, sn, "x1", "").unwrap();
+        apply(&c, ns, &l1, &m).unwrap();
+        commit(&c, ns, sn, "base", "x1").unwrap();
+        let work = prepare(&c, ns, sn, "work", "base").unwrap();
+        {
+            let at = d.dir.join(&format!("work-{sn}"));
+            let _m = Mounted::new(at.clone(), &work);
+            fs::write(at.join("bin/pinger"), "x").unwrap();
+            set_xattr(&at.join("bin/pinger"), "security.capability", &cap);
+        }
+        let r: pd::DiffResponse = call(
+            &c,
+            ns,
+            pd::SERVICE,
+            "Diff",
+            &pd::DiffRequest {
+                left: view(&c, ns, sn, "lower", "base"),
+                right: work,
+                media_type: LAYER_TAR.into(),
+                r#ref: format!("caps-{sn}"),
+                labels: Default::default(),
+            },
+        )
+        .unwrap();
+        let diff = r.diff.unwrap();
+        let m = prepare(&c, ns, sn, "x2", "base").unwrap();
+        apply(&c, ns, &diff, &m).unwrap();
+        {
+            let at = d.dir.join(&format!("x2-{sn}"));
+            let _m = Mounted::new(at.clone(), &m);
+            assert_eq!(
+                get_xattr(&at.join("bin/pinger"), "security.capability").as_deref(),
+                Some(cap.as_slice()),
+                "{sn}: the capability came through"
+            );
+        }
+        for k in ["x2", "lower", "work", "base"] {
+            remove(&c, ns, sn, k).unwrap();
+        }
+    }
     assert_no_ingests(&d);
 }
 

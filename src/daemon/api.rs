@@ -22,6 +22,23 @@ pub struct Ctx {
     pub lease: Option<String>,
 }
 
+impl Ctx {
+    /// A call's context from its metadata, whatever the transport: no (or
+    /// an empty) namespace is [`DEFAULT_NAMESPACE`]; a namespace that is
+    /// not a containerd identifier is InvalidArgument (namespaces prefix
+    /// shared keys as `ns/...`: a `/` in one would reach another's).
+    pub fn new(namespace: Option<&str>, lease: Option<&str>) -> Result<Ctx, Status> {
+        let ns = namespace
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE);
+        crate::record::check_identifier("namespace", ns).map_err(status)?;
+        Ok(Ctx {
+            namespace: ns.to_string(),
+            lease: lease.filter(|l| !l.is_empty()).map(str::to_string),
+        })
+    }
+}
+
 /// A streaming method's side of the stream: where it sends its messages
 /// and, for client-streaming methods, what the client sends after the
 /// request.
@@ -60,19 +77,11 @@ pub trait Handler: Send + Sync + 'static {
 pub struct TtrpcService(pub Arc<dyn Handler>);
 
 impl TtrpcService {
-    fn ctx(rc: &RequestContext) -> Ctx {
+    fn ctx(rc: &RequestContext) -> Result<Ctx, Status> {
         let ns = rc
             .get(NAMESPACE_KEY_TTRPC)
-            .or_else(|| rc.get(NAMESPACE_KEY_GRPC))
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_NAMESPACE);
-        Ctx {
-            namespace: ns.to_string(),
-            lease: rc
-                .get(LEASE_KEY)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string),
-        }
+            .or_else(|| rc.get(NAMESPACE_KEY_GRPC));
+        Ctx::new(ns, rc.get(LEASE_KEY))
     }
 }
 
@@ -94,7 +103,7 @@ impl Sink for StreamSink<'_> {
 
 impl ttrpc::Service for TtrpcService {
     fn call(&self, rc: &RequestContext, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
-        self.0.call(&Self::ctx(rc), method, payload)
+        self.0.call(&Self::ctx(rc)?, method, payload)
     }
 
     fn call_stream(
@@ -103,11 +112,11 @@ impl ttrpc::Service for TtrpcService {
         method: &str,
         stream: &ServerStream,
     ) -> Result<(), Status> {
+        let ctx = Self::ctx(rc)?;
         let payload = stream
             .recv()?
             .ok_or_else(|| Status::new(Code::InvalidArgument, format!("{method}: no request")))?;
-        self.0
-            .stream(&Self::ctx(rc), method, &payload, &StreamSink(stream))
+        self.0.stream(&ctx, method, &payload, &StreamSink(stream))
     }
 }
 

@@ -20,7 +20,7 @@
 //! ingest: a second is Unavailable ("ref ... locked"), which containerd's
 //! clients retry.
 
-use super::api::{encode, status, Ctx, Sink};
+use super::api::{encode, status, timestamp, Ctx, Sink};
 use super::content::{hold, parse_digest};
 use super::services::DecodeReq;
 use super::store::Stores;
@@ -32,11 +32,28 @@ use crate::proto::services::content::{
 use crate::proto::types::Timestamp;
 use crate::ttrpc::{Code, Status};
 
+/// The largest blob a session takes (declared or written): a client
+/// cannot fill the disk through one ref.
+pub const MAX_BLOB_SIZE: u64 = 16 << 30;
+/// How many ref ingests may exist at once (all namespaces): each is a
+/// directory and an open file while written.
+pub const MAX_REF_INGESTS: usize = 1000;
+
+fn too_big(r: &str, n: u64) -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        format!("write {r:?}: {n} bytes is more than the {MAX_BLOB_SIZE} a blob may have"),
+    )
+}
+
 /// Where a session writes.
 enum Target {
-    /// A blob on disk already (stored for another namespace) of this size.
-    Shared(u64),
+    /// A blob on disk already (stored for another namespace): the first
+    /// message's `expected` and the blob's size then.
+    Shared(Digest, u64),
     Ingest(Box<RefIngest>),
+    /// Nothing any more (the session committed or dropped its ingest).
+    Done,
 }
 
 struct Session<'a> {
@@ -82,6 +99,9 @@ impl<'a> Session<'a> {
                 format!("write {r:?}: negative total {}", req.total),
             )
         })?;
+        if total > MAX_BLOB_SIZE {
+            return Err(too_big(&r, total));
+        }
         let store = stores.content().map_err(status)?;
         store.delegate_collection().map_err(status)?;
         let mut s = Session {
@@ -90,16 +110,16 @@ impl<'a> Session<'a> {
             r#ref: r.clone(),
             total,
             expected: None,
-            target: Target::Shared(0),
+            target: Target::Done,
             started: Timestamp::now(),
         };
         if let Some(e) = &expected {
             s.check_not_in_namespace(e)?;
             if let Ok(md) = std::fs::metadata(store.blob_path(e)) {
                 if md.is_file() && (total == 0 || total == md.len()) {
-                    s.expected = expected;
                     s.total = md.len();
-                    s.target = Target::Shared(md.len());
+                    s.target = Target::Shared(e.clone(), md.len());
+                    s.expected = expected;
                     return Ok(s);
                 }
             }
@@ -108,13 +128,25 @@ impl<'a> Session<'a> {
         hold(stores, ctx, "ingests", &r)?;
         s.target = Target::Ingest(Box::new(s.open_ingest()?));
         if let Target::Ingest(i) = &s.target {
-            s.started = ts(i.status().started);
+            s.started = timestamp(i.status().started).unwrap_or_default();
         }
         Ok(s)
     }
 
     fn open_ingest(&self) -> Result<RefIngest, Status> {
         let store = self.stores.content().map_err(status)?;
+        let ns = &self.ctx.namespace;
+        if ic::ref_ingest_status(store, ns, &self.r#ref).is_none()
+            && ic::count_ref_ingests(store) >= MAX_REF_INGESTS
+        {
+            return Err(Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "write {:?}: {MAX_REF_INGESTS} ingests are open already: commit or abort some",
+                    self.r#ref
+                ),
+            ));
+        }
         ic::open_ref_ingest(
             store,
             &self.ctx.namespace,
@@ -142,10 +174,8 @@ impl<'a> Session<'a> {
             .is_some();
         if recorded && store.blob_path(d).is_file() {
             hold(self.stores, self.ctx, "content", &d.to_string())?;
-            if let Target::Ingest(_) = &self.target {
-                if let Target::Ingest(i) = std::mem::replace(&mut self.target, Target::Shared(0)) {
-                    i.remove();
-                }
+            if let Target::Ingest(i) = std::mem::replace(&mut self.target, Target::Done) {
+                i.remove();
             }
             return Err(Status::new(
                 Code::AlreadyExists,
@@ -157,19 +187,17 @@ impl<'a> Session<'a> {
 
     fn offset(&self) -> u64 {
         match &self.target {
-            Target::Shared(size) => *size,
+            Target::Shared(_, size) => *size,
             Target::Ingest(i) => i.offset(),
+            Target::Done => 0,
         }
     }
 
     fn digest(&self) -> String {
         match &self.target {
-            Target::Shared(_) => self
-                .expected
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
+            Target::Shared(d, _) => d.to_string(),
             Target::Ingest(i) => i.digest().to_string(),
+            Target::Done => String::new(),
         }
     }
 
@@ -200,6 +228,9 @@ impl<'a> Session<'a> {
             self.expected = Some(e);
         }
         if req.total > 0 {
+            if req.total as u64 > MAX_BLOB_SIZE {
+                return Err(too_big(&r, req.total as u64));
+            }
             self.total = req.total as u64;
         }
         let mut resp = WriteContentResponse {
@@ -239,25 +270,44 @@ impl<'a> Session<'a> {
                 format!("write {r:?} at offset {offset}: the ingest is at {at}"),
             ));
         }
-        if offset == 0 && at > 0 && !data.is_empty() {
-            // Start over: a shared blob becomes an ingest of its own.
-            match &mut self.target {
-                Target::Ingest(i) => i.restart().map_err(status)?,
-                Target::Shared(_) => {
-                    hold(self.stores, self.ctx, "ingests", &r)?;
-                    let mut i = self.open_ingest()?;
-                    i.restart().map_err(status)?;
-                    self.target = Target::Ingest(Box::new(i));
-                }
-            }
-        }
         if data.is_empty() {
             return Ok(());
         }
+        match &mut self.target {
+            Target::Ingest(i) if offset == 0 && at > 0 => i.restart().map_err(status)?,
+            Target::Ingest(_) => {}
+            // Data for a blob that is already whole: only a rewrite from
+            // the start (which gets an ingest of its own) makes sense.
+            Target::Shared(..) if offset == 0 => {
+                hold(self.stores, self.ctx, "ingests", &r)?;
+                let mut i = self.open_ingest()?;
+                i.restart().map_err(status)?;
+                self.target = Target::Ingest(Box::new(i));
+            }
+            Target::Shared(_, size) => {
+                return Err(Status::new(
+                    Code::OutOfRange,
+                    format!("write {r:?} at offset {offset}: the blob is complete at {size} bytes"),
+                ))
+            }
+            Target::Done => {
+                return Err(Status::new(
+                    Code::FailedPrecondition,
+                    format!("write {r:?}: the session is over"),
+                ))
+            }
+        }
         let Target::Ingest(i) = &mut self.target else {
-            unreachable!("a shared blob with data became an ingest above")
+            return Err(Status::new(
+                Code::Internal,
+                format!("write {r:?}: no ingest to write to"),
+            ));
         };
-        if self.total > 0 && i.offset() + data.len() as u64 > self.total {
+        let end = i.offset() + data.len() as u64;
+        if end > MAX_BLOB_SIZE {
+            return Err(too_big(&r, end));
+        }
+        if self.total > 0 && end > self.total {
             return Err(Status::new(
                 Code::OutOfRange,
                 format!(
@@ -277,17 +327,51 @@ impl<'a> Session<'a> {
         let db = self.stores.db().map_err(status)?;
         // No collection between the blob's arrival and its record.
         let _pin = store.pin().map_err(status)?;
-        let (digest, size) = match std::mem::replace(&mut self.target, Target::Shared(0)) {
-            Target::Shared(size) => {
-                let d = self.expected.clone().expect("a shared blob is expected");
+        let (digest, size) = match std::mem::replace(&mut self.target, Target::Done) {
+            Target::Shared(d, size) => {
+                let r = &self.r#ref;
+                // The blob was found by the first message's digest: a
+                // later `expected` names bytes nobody checked.
+                if self.expected.as_ref() != Some(&d) {
+                    return Err(Status::new(
+                        Code::FailedPrecondition,
+                        format!(
+                            "commit {r:?}: expected {} but the session holds {d}",
+                            self.expected
+                                .as_ref()
+                                .map(|e| e.to_string())
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
                 if self.total > 0 && self.total != size {
                     return Err(Status::new(
                         Code::FailedPrecondition,
                         format!(
-                            "commit {:?}: unexpected size {size}, expected {}",
-                            self.r#ref, self.total
+                            "commit {r:?}: unexpected size {size}, expected {}",
+                            self.total
                         ),
                     ));
+                }
+                // Under the pin: the blob may have been collected since the
+                // first message.
+                match std::fs::metadata(store.blob_path(&d)) {
+                    Ok(md) if md.is_file() && md.len() == size => {}
+                    Ok(md) if md.is_file() => {
+                        return Err(Status::new(
+                            Code::FailedPrecondition,
+                            format!(
+                                "commit {r:?}: content {d} is {} bytes, not {size}",
+                                md.len()
+                            ),
+                        ))
+                    }
+                    _ => {
+                        return Err(Status::new(
+                            Code::NotFound,
+                            format!("commit {r:?}: content {d}: not found"),
+                        ))
+                    }
                 }
                 (d, size)
             }
@@ -297,8 +381,14 @@ impl<'a> Session<'a> {
                     .map_err(status)?;
                 (d, size)
             }
+            Target::Done => {
+                return Err(Status::new(
+                    Code::FailedPrecondition,
+                    format!("commit {:?}: the session is over", self.r#ref),
+                ))
+            }
         };
-        self.target = Target::Shared(size);
+        self.target = Target::Shared(digest.clone(), size);
         self.expected = Some(digest.clone());
         hold(self.stores, self.ctx, "content", &digest.to_string())?;
         if db.content(&ns, &digest).map_err(status)?.is_some() {
@@ -316,17 +406,10 @@ impl<'a> Session<'a> {
     fn drop_if_empty(&mut self) {
         if let Target::Ingest(i) = &self.target {
             if i.created && i.offset() == 0 {
-                if let Target::Ingest(i) = std::mem::replace(&mut self.target, Target::Shared(0)) {
+                if let Target::Ingest(i) = std::mem::replace(&mut self.target, Target::Done) {
                     i.remove();
                 }
             }
         }
-    }
-}
-
-fn ts(nanos: u64) -> Timestamp {
-    Timestamp {
-        seconds: (nanos / 1_000_000_000) as i64,
-        nanos: (nanos % 1_000_000_000) as i32,
     }
 }

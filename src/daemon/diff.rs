@@ -193,10 +193,10 @@ impl Diff {
             &format!("{what}: right"),
             Self::only("right", &r.right)?,
         )?;
-        // An overlay snapshot's own tree is the diff against its parent
-        // (the left); a native one is compared with the left's tree.
+        // An overlay snapshot's own tree is the diff against its parent,
+        // so the left must be that parent; a native one is compared with
+        // the left's tree.
         let left = match r.left.as_slice() {
-            _ if right.layer_only => None,
             [] => None,
             [m] => Some(self.resolve(ns, &format!("{what}: left"), m)?),
             _ => {
@@ -206,6 +206,32 @@ impl Diff {
                 )))
             }
         };
+        if right.layer_only {
+            let parent = right
+                .sn
+                .stat(&Stores::snapshot_key(ns, &right.key))
+                .map_err(status)?
+                .parent;
+            let parent = parent
+                .strip_prefix(&Stores::snapshot_key(ns, ""))
+                .unwrap_or("");
+            let left_key = match &left {
+                Some(l) if l.sn.driver().name() != right.sn.driver().name() => {
+                    return Err(invalid(format!(
+                        "{what}: left and right are in different snapshotters"
+                    )))
+                }
+                Some(l) => l.key.as_str(),
+                None => "",
+            };
+            if left_key != parent {
+                return Err(invalid(format!(
+                    "{what}: left {left_key:?} is not the parent ({parent:?}) of right {:?}: \
+                     an overlay snapshot diffs against its parent only",
+                    right.key
+                )));
+            }
+        }
         let store = self.0.content().map_err(status)?;
         store.delegate_collection().map_err(status)?;
         hold(&self.0, ctx, "ingests", &r#ref)?;
@@ -234,7 +260,10 @@ impl Diff {
         let (diff_id, _) = match written {
             Ok(v) => v,
             Err(e) => {
-                ingest.remove();
+                // An ingest a client had under this ref is the client's.
+                if ingest.created {
+                    ingest.remove();
+                }
                 return Err(status(e.wrap(what)));
             }
         };

@@ -49,6 +49,14 @@ fn snapshot_info(ns: Option<&str>, mut i: Info) -> ps::Info {
     }
 }
 
+/// A snapshotter's error as namespace `ns` sees it: its keys without the
+/// `ns/` prefix (the snapshotter's own checks, under its lock, decide).
+fn sn_status(ns: &str, e: crate::Error) -> Status {
+    let mut st = status(e);
+    st.message = st.message.replace(&Stores::snapshot_key(ns, ""), "");
+    st
+}
+
 fn not_found(key: &str) -> Status {
     Status::new(Code::NotFound, format!("snapshot {key}: not found"))
 }
@@ -88,12 +96,6 @@ impl Snapshots {
         let ns = ctx.namespace.as_str();
         need_key("key", key)?;
         let sn = self.snapshotter(snapshotter)?;
-        if sn.stat(&Stores::snapshot_key(ns, key)).is_ok() {
-            return Err(Status::new(
-                Code::AlreadyExists,
-                format!("snapshot {key}: already exists"),
-            ));
-        }
         let parent_key = if parent.is_empty() {
             String::new()
         } else {
@@ -127,7 +129,7 @@ impl Snapshots {
         } else {
             sn.prepare(&full, &parent_key, labels)
         }
-        .map_err(status)?;
+        .map_err(|e| sn_status(ns, e))?;
         Ok(mounts.into_iter().map(mount_to_proto).collect())
     }
 
@@ -143,12 +145,6 @@ impl Snapshots {
                 format!("snapshot {}: is {}, not active", r.key, info.kind.name()),
             ));
         }
-        if sn.stat(&Stores::snapshot_key(ns, &r.name)).is_ok() {
-            return Err(Status::new(
-                Code::AlreadyExists,
-                format!("snapshot {}: already exists", r.name),
-            ));
-        }
         hold(
             &self.0,
             ctx,
@@ -160,21 +156,14 @@ impl Snapshots {
             &Stores::snapshot_key(ns, &r.key),
             r.labels,
         )
-        .map_err(status)
+        .map_err(|e| sn_status(ns, e))
     }
 
     fn remove(&self, ns: &str, r: ps::RemoveSnapshotRequest) -> Result<(), Status> {
         need_key("key", &r.key)?;
         let sn = self.snapshotter(&r.snapshotter)?;
         let full = Stores::snapshot_key(ns, &r.key);
-        self.stat(&sn, ns, &r.key)?;
-        if sn.list().iter().any(|i| i.parent == full) {
-            return Err(Status::new(
-                Code::FailedPrecondition,
-                format!("snapshot {}: cannot remove a snapshot with children", r.key),
-            ));
-        }
-        sn.remove(&full).map_err(status)
+        sn.remove(&full).map_err(|e| sn_status(ns, e))
     }
 
     /// containerd's Update: only labels (`labels`, `labels.KEY`; no paths
@@ -197,7 +186,7 @@ impl Snapshots {
         apply_labels(&mut labels, info.labels, &paths);
         let updated = sn
             .set_labels(&Stores::snapshot_key(ns, &info.name), labels)
-            .map_err(status)?;
+            .map_err(|e| sn_status(ns, e))?;
         Ok(snapshot_info(Some(ns), updated))
     }
 }
@@ -236,7 +225,7 @@ impl Handler for Snapshots {
                 self.stat(&sn, ns, &r.key)?;
                 let mounts = sn
                     .mounts(&Stores::snapshot_key(ns, &r.key))
-                    .map_err(status)?;
+                    .map_err(|e| sn_status(ns, e))?;
                 Ok(ps::MountsResponse {
                     mounts: mounts.into_iter().map(mount_to_proto).collect(),
                 })
@@ -250,7 +239,7 @@ impl Handler for Snapshots {
                 self.stat(&sn, ns, &r.key)?;
                 let u = sn
                     .usage(&Stores::snapshot_key(ns, &r.key))
-                    .map_err(status)?;
+                    .map_err(|e| sn_status(ns, e))?;
                 Ok(ps::UsageResponse {
                     size: u.size as i64,
                     inodes: u.inodes as i64,

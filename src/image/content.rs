@@ -135,6 +135,16 @@ pub fn remove_stale_ingests(
             }
             continue;
         }
+        if name.starts_with(TOMB) {
+            // Retired but not removed (a crash): nobody uses it.
+            let old = e.metadata().and_then(|m| m.modified()).ok();
+            if old.is_some_and(|t| now.duration_since(t).is_ok_and(|a| a > max_age))
+                && fs::remove_dir_all(e.path()).is_ok()
+            {
+                out.push(name);
+            }
+            continue;
+        }
         let Some((alg, hex)) = name.split_once('-') else {
             continue;
         };
@@ -167,7 +177,8 @@ pub fn remove_stale_ingests(
 // ---- ingests named by a client's ref (containerd's content Write) ---------
 
 /// The key a lease's `ingests` resource and garbage collection use for
-/// the ref ingest `r` of namespace `ns`.
+/// the ref ingest `r` of namespace `ns` (unambiguous: a namespace is an
+/// identifier, without `/`).
 pub fn ref_ingest_key(ns: &str, r: &str) -> String {
     format!("{ns}/{r}")
 }
@@ -239,6 +250,16 @@ pub fn ref_ingest_status(store: &Store, ns: &str, r: &str) -> Option<IngestStatu
     read_ingest(&ref_ingest_dir(store, ns, r)).filter(|s| s.namespace == ns && s.r#ref == r)
 }
 
+/// How many ref ingests there are (all namespaces).
+pub fn count_ref_ingests(store: &Store) -> usize {
+    fs::read_dir(store.root().join("ingest"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ref-"))
+        .count()
+}
+
 /// Every ref ingest of namespace `ns`, by ref.
 pub fn list_ref_ingests(store: &Store, ns: &str) -> Vec<IngestStatus> {
     let mut out: Vec<IngestStatus> = fs::read_dir(store.root().join("ingest"))
@@ -256,23 +277,70 @@ pub fn list_ref_ingests(store: &Store, ns: &str) -> Vec<IngestStatus> {
 /// Remove the ingest `r` of `ns`: NotFound when there is none, Ok(false)
 /// when a writer holds it (it stays).
 pub fn abort_ref_ingest(store: &Store, ns: &str, r: &str) -> Result<bool> {
-    use crate::sys::fs::{lock_file, LockMode};
     let dir = ref_ingest_dir(store, ns, r);
     if ref_ingest_status(store, ns, r).is_none() {
         return Err(crate::err_kind!(NotFound, "ingest {r:?}: not found"));
     }
-    let Some(_lock) = lock_file(&dir.join("data"), LockMode::Exclusive, false)? else {
+    let Some(_lock) = lock_ingest(&dir).with_context(|| format!("abort ingest {r:?}"))? else {
         return Ok(false);
     };
-    remove_dir(&dir).with_context(|| format!("abort ingest {r:?}"))?;
+    retire(&dir).with_context(|| format!("abort ingest {r:?}"))?;
     Ok(true)
 }
 
-fn remove_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// Take the writer's lock of the ingest in `dir` (its `data`, made when
+/// missing): Ok(None) when another holds it. Whoever holds the lock may
+/// retire the directory ([`retire`]) before releasing it, so a lock won
+/// on a file no longer at `dir/data` is let go and taken again on what is
+/// there now.
+fn lock_ingest(dir: &std::path::Path) -> Result<Option<File>> {
+    use rustix::fs::{flock, FlockOperation};
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join("data");
+    for _ in 0..100 {
+        let data = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        match flock(&data, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let (held, now) = (data.metadata()?, fs::symlink_metadata(&path));
+        if now.is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino()) {
+            return Ok(Some(data));
+        }
     }
+    Err(crate::err!(
+        "{}: replaced too often while locking it",
+        path.display()
+    ))
+}
+
+/// Remove the ingest directory `dir` (its lock held): first renamed out
+/// of the way, atomically, so that a writer arriving meanwhile starts a
+/// fresh ingest instead of writing into one being removed.
+fn retire(dir: &std::path::Path) -> std::io::Result<()> {
+    let gone = tomb(dir);
+    match fs::rename(dir, &gone) {
+        Ok(()) => fs::remove_dir_all(&gone),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Prefix of a retired ingest directory (removed next; a crash may leave
+/// one for [`remove_stale_ingests`]).
+const TOMB: &str = ".gone-";
+
+fn tomb(dir: &std::path::Path) -> std::path::PathBuf {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    dir.with_file_name(format!("{TOMB}{}-{n}-{name}", std::process::id()))
 }
 
 /// A blob being written under a client's ref, resumable across sessions
@@ -310,7 +378,6 @@ pub fn open_ref_ingest(
     total: u64,
     expected: Option<&Digest>,
 ) -> Result<Option<RefIngest>> {
-    use rustix::fs::{flock, FlockOperation};
     use std::io::{Read, Seek, SeekFrom};
     let what = || format!("ingest {r:?}");
     let dir = ref_ingest_dir(store, ns, r);
@@ -319,18 +386,9 @@ pub fn open_ref_ingest(
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(Error::from(e).wrap(what())),
     };
-    let mut data = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(dir.join("data"))
-        .with_context(what)?;
-    match flock(&data, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
-        Err(e) => return Err(Error::from(e).wrap(what())),
-    }
+    let Some(mut data) = lock_ingest(&dir).with_context(what)? else {
+        return Ok(None);
+    };
     let old = read_ingest(&dir).filter(|s| s.namespace == ns && s.r#ref == r);
     let now = crate::record::now_nanos();
     let mut status = old.clone().unwrap_or(IngestStatus {
@@ -425,9 +483,9 @@ impl RefIngest {
         Ok(())
     }
 
-    /// Remove the ingest.
+    /// Remove the ingest (before its lock goes with `self`).
     pub fn remove(self) {
-        let _ = remove_dir(&self.dir);
+        let _ = retire(&self.dir);
     }
 
     /// Check the size (`size` 0: not checked) and digest (`expected`, when
@@ -458,19 +516,30 @@ impl RefIngest {
             }
         }
         let what = || format!("commit {r:?} as {got}");
-        self.data.sync_all().with_context(what)?;
-        // The store's blob directories exist for both algorithms.
-        let dest = self.blobs.join(got.algorithm().name()).join(got.hex());
-        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
-            self.remove();
-            return Ok((got, offset, false));
-        }
-        fs::rename(self.dir.join("data"), &dest).with_context(what)?;
-        if let Some(parent) = dest.parent() {
-            crate::record::sync_dir(parent).with_context(what)?;
-        }
-        self.remove();
-        Ok((got, offset, true))
+        // The blob's bytes leave the ingest directory, which goes while
+        // the lock is held: retired first, so a writer arriving meanwhile
+        // makes a fresh one; a failure anywhere leaves nothing behind.
+        let gone = tomb(&self.dir);
+        let mut retired = false;
+        let moved = (|| -> Result<bool> {
+            self.data.sync_all()?;
+            fs::rename(&self.dir, &gone)?;
+            retired = true;
+            // The store's blob directories exist for both algorithms.
+            let dest = self.blobs.join(got.algorithm().name()).join(got.hex());
+            if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
+                return Ok(false);
+            }
+            fs::rename(gone.join("data"), &dest)?;
+            if let Some(parent) = dest.parent() {
+                crate::record::sync_dir(parent)?;
+            }
+            Ok(true)
+        })();
+        // After the rename `dir` may be a newer writer's: only ours goes.
+        let _ = fs::remove_dir_all(if retired { &gone } else { &self.dir });
+        let new = moved.with_context(what)?;
+        Ok((got, offset, new))
     }
 }
 
@@ -484,7 +553,6 @@ fn remove_stale_ref_ingest(
     max_age: std::time::Duration,
     held: &std::collections::HashSet<String>,
 ) -> Option<String> {
-    use crate::sys::fs::{lock_file, LockMode};
     let st = read_ingest(dir);
     let key = st
         .as_ref()
@@ -502,8 +570,8 @@ fn remove_stale_ref_ingest(
     if age <= max_age {
         return None;
     }
-    let _lock = lock_file(&dir.join("data"), LockMode::Exclusive, false).ok()??;
-    remove_dir(dir).ok()?;
+    let _lock = lock_ingest(dir).ok()??;
+    retire(dir).ok()?;
     Some(key)
 }
 

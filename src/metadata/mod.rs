@@ -64,7 +64,9 @@ pub const LABEL_GC_REF_CONTENT: &str = "containerd.io/gc.ref.content";
 pub const LABEL_GC_REF_SNAPSHOT: &str = "containerd.io/gc.ref.snapshot.";
 
 /// The snapshotter key of `key` in namespace `ns`: snapshotters are shared,
-/// namespaces are not.
+/// namespaces are not. Unambiguous because `ns` is an identifier (no `/`;
+/// the daemon checks every call's namespace, `daemon::api::Ctx::new`), so
+/// the first `/` ends it; this keeps the keys of existing stores valid.
 pub fn snapshot_key(ns: &str, key: &str) -> String {
     format!("{ns}/{key}")
 }

@@ -12,8 +12,9 @@
 //! (`O_NOFOLLOW`), so a file swapped for a symlink meanwhile cannot pull
 //! anything from outside the tree into the layer. Entries are written in
 //! name order, a directory before what it holds; a file linked more than
-//! once is written once and then as hard links. Extended attributes are
-//! not carried (the tar crate writes no PAX records).
+//! once is written once and then as hard links. Extended attributes of
+//! files and directories (security.capability above all) go into PAX
+//! `SCHILY.xattr.NAME` records, overlayfs' own `trusted.overlay.*` aside.
 
 use crate::error::{Context, Error, Result};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
@@ -93,6 +94,55 @@ fn names(dir: BorrowedFd) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Open the regular file `name` that `lstat` found, and its stat: the
+/// tree may be a running container's, which can swap in another file
+/// type meanwhile. A FIFO must not hang the diff and a device node must
+/// not have the daemon read a host disk into the layer, so the open does
+/// not block and what it opened must be the very file (same device and
+/// inode) and still regular; the size is the opened file's.
+fn open_regular(dir: BorrowedFd, name: &[u8], lstat: &Stat) -> Result<(std::fs::File, Stat)> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rfs::fstat(&fd)?;
+    if kind(&st) != FileType::RegularFile || st.st_dev != lstat.st_dev || st.st_ino != lstat.st_ino
+    {
+        return Err(crate::err!(
+            "replaced by another file while the diff read it"
+        ));
+    }
+    Ok((std::fs::File::from(fd), st))
+}
+
+/// The extended attributes of `fd` a layer carries, by name.
+fn xattrs(fd: BorrowedFd) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut names = vec![0u8; 64 << 10];
+    let n = match rfs::flistxattr(fd, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    let mut value = vec![0u8; 64 << 10];
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.starts_with("trusted.overlay.") {
+            continue;
+        }
+        match rfs::fgetxattr(fd, name, &mut value[..]) {
+            Ok(len) => out.push((format!("SCHILY.xattr.{name}"), value[..len].to_vec())),
+            Err(rustix::io::Errno::NODATA) => {} // removed meanwhile
+            Err(e) => return Err(Error::from(e).wrap(format!("xattr {name}"))),
+        }
+    }
+    Ok(out)
+}
+
 fn kind(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
 }
@@ -153,6 +203,17 @@ impl<W: Write> Writer<W> {
         }
     }
 
+    /// PAX records of `fd`'s extended attributes, for the next entry.
+    fn pax_xattrs(&mut self, fd: BorrowedFd) -> Result<()> {
+        let x = xattrs(fd)?;
+        if x.is_empty() {
+            return Ok(());
+        }
+        self.tar
+            .append_pax_extensions(x.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        Ok(())
+    }
+
     fn finish(self) -> Result<W> {
         self.tar.into_inner().context("finish the layer tar")
     }
@@ -174,6 +235,8 @@ impl<W: Write> Writer<W> {
         let empty: &[u8] = &[];
         match kind(st) {
             FileType::Directory => {
+                let d = open_sub(dir, name).with_context(what)?;
+                self.pax_xattrs(d.as_fd()).with_context(what)?;
                 let mut h = Self::header(st, tar::EntryType::Directory);
                 let p = [path, b"/"].concat();
                 self.tar
@@ -193,16 +256,10 @@ impl<W: Write> Writer<W> {
                     }
                     self.links.insert(id, path.to_vec());
                 }
-                let f = rfs::openat(
-                    dir,
-                    name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .with_context(what)?;
-                let mut h = Self::header(st, tar::EntryType::Regular);
+                let (file, st) = open_regular(dir, name, st).with_context(what)?;
+                self.pax_xattrs(file.as_fd()).with_context(what)?;
+                let mut h = Self::header(&st, tar::EntryType::Regular);
                 h.set_size(st.st_size as u64);
-                let file = std::fs::File::from(f);
                 // A file that shrank meanwhile fails the entry (the tar
                 // crate checks the count) rather than writing a short one.
                 self.tar
@@ -330,5 +387,50 @@ impl<W: Write> Writer<W> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A regular file swapped for a FIFO between the lstat and the open
+    /// fails the entry at once (a blocking open hung the diff forever).
+    #[test]
+    fn a_file_swapped_for_a_fifo_fails_the_entry() {
+        let root = std::env::temp_dir().join(format!("skiff-diff-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let _s = Scratch(root.clone());
+        std::fs::write(root.join("f"), b"data").unwrap();
+        let dir = open_root(&root).unwrap();
+        let st = lstat(dir.as_fd(), b"f").unwrap().unwrap();
+        std::fs::remove_file(root.join("f")).unwrap();
+        rfs::mknodat(
+            dir.as_fd(),
+            "f",
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut w = Writer::new(Vec::new());
+            let r = w.entry(dir.as_fd(), b"f", b"f", &st).map(|_| ());
+            let _ = tx.send(r.map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the diff hung on a FIFO");
+        let e = got.expect_err("a FIFO is not the file lstat found");
+        assert!(e.contains("replaced"), "{e}");
     }
 }
