@@ -63,7 +63,10 @@ fn skiff_ctr_drives_debian_containerd() {
     assert!(server.contains("1.6"), "{v}");
 
     // Image listing as Debian's ctr prints it.
-    assert_eq!(sctr_ok(&ctd, &["images", "ls"]), ctd.ctr(&["images", "ls"]).stdout);
+    assert_eq!(
+        sctr_ok(&ctd, &["images", "ls"]),
+        ctd.ctr(&["images", "ls"]).stdout
+    );
     sctr_ok(&ctd, &["images", "tag", IMAGE, "example.test/bb:two"]);
     let q = ctd.ctr(&["images", "ls", "-q"]).stdout;
     assert!(q.lines().any(|l| l == "example.test/bb:two"), "{q}");
@@ -74,30 +77,78 @@ fn skiff_ctr_drives_debian_containerd() {
     // output and exit code as with Debian's ctr.
     let script = "echo out-$0; exit 7";
     ctd.track("srm");
-    let mine = sctr(&ctd, &["run", "--rm", "--runtime", RUNC, IMAGE, "srm", "sh", "-c", script]);
+    let mine = sctr(
+        &ctd,
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNC,
+            IMAGE,
+            "srm",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
     ctd.track("drm");
-    let theirs = ctd.try_ctr(&["run", "--rm", "--runtime", RUNC, IMAGE, "drm", "sh", "-c", script]);
-    assert_eq!(mine.status.code(), Some(7), "{}\n{}", text(&mine.stderr), ctd.log());
+    let theirs = ctd.try_ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        RUNC,
+        IMAGE,
+        "drm",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(
+        mine.status.code(),
+        Some(7),
+        "{}\n{}",
+        text(&mine.stderr),
+        ctd.log()
+    );
     assert_eq!(theirs.code(), Some(7), "{}", theirs.describe());
     assert_eq!(text(&mine.stdout), theirs.stdout);
     assert_eq!(sctr_ok(&ctd, &["containers", "ls", "-q"]), "");
     assert_eq!(
-        ctd.ctr(&["snapshots", "--snapshotter", "overlayfs", "ls"]).stdout.lines().count(),
+        ctd.ctr(&["snapshots", "--snapshotter", "overlayfs", "ls"])
+            .stdout
+            .lines()
+            .count(),
         2,
         "the image's layer and nothing else"
     );
 
     // run -d, exec, ps, kill, rm.
     ctd.track("bg");
-    sctr_ok(&ctd, &["run", "-d", "--runtime", RUNC, IMAGE, "bg", "sleep", "300"]);
-    assert_eq!(ctd.wait_task_status("bg", "RUNNING") > 0, true);
-    let ex = sctr(&ctd, &["tasks", "exec", "--exec-id", "e1", "bg", "sh", "-c", "echo in-$0; exit 5"]);
+    sctr_ok(
+        &ctd,
+        &["run", "-d", "--runtime", RUNC, IMAGE, "bg", "sleep", "300"],
+    );
+    assert!(ctd.wait_task_status("bg", "RUNNING") > 0);
+    let ex = sctr(
+        &ctd,
+        &[
+            "tasks",
+            "exec",
+            "--exec-id",
+            "e1",
+            "bg",
+            "sh",
+            "-c",
+            "echo in-$0; exit 5",
+        ],
+    );
     assert_eq!(ex.status.code(), Some(5), "{}", text(&ex.stderr));
     assert_eq!(text(&ex.stdout), "in-sh\n");
     let (pid, _) = ctd.task_status("bg").expect("bg runs");
     let ps = sctr_ok(&ctd, &["tasks", "ps", "bg"]);
     assert!(
-        ps.lines().any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        ps.lines()
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
         "{ps}"
     );
     assert_eq!(ps, ctd.ctr(&["tasks", "ps", "bg"]).stdout);
@@ -109,8 +160,14 @@ fn skiff_ctr_drives_debian_containerd() {
     ctd.assert_gone("bg");
 
     // No pull service in containerd: a clear error, nothing left.
-    let o = sctr(&ctd, &["images", "pull", "--plain-http", "127.0.0.1:1/nothing:v1"]);
+    let o = sctr(
+        &ctd,
+        &["images", "pull", "--plain-http", "127.0.0.1:1/nothing:v1"],
+    );
     assert!(!o.status.success());
     let err = text(&o.stderr);
-    assert!(err.contains("no pull service") && err.contains("ctr images import"), "{err}");
+    assert!(
+        err.contains("no pull service") && err.contains("ctr images import"),
+        "{err}"
+    );
 }
