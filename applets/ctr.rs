@@ -1006,7 +1006,20 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
     let mut prog = progress::Progress::new(reference);
     let mut image = None;
     let mut last_draw = std::time::Instant::now();
-    while let Some(m) = stream.recv(conn.stream_timeout()?)? {
+    // containerd has no pull service: its clients fetch and unpack
+    // themselves, which this ctr does not (yet).
+    let no_service = |s: Status| -> Fail {
+        if s.code == Code::Unimplemented {
+            msg(format!(
+                "pull {reference}: the server has no pull service ({}): it is not skiff's daemon; \
+                 fetch the image with skiff-fetch and load it with `ctr images import`",
+                pull::SERVICE
+            ))
+        } else {
+            s.into()
+        }
+    };
+    while let Some(m) = stream.recv(conn.stream_timeout()?).map_err(no_service)? {
         let r = <pull::PullProgress as prost::Message>::decode(&m[..])
             .map_err(|e| msg(format!("decode PullProgress: {e}")))?;
         if r.image.is_some() {
@@ -1343,6 +1356,7 @@ fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
         "Create",
         &tasks::CreateTaskRequest {
             container_id: id.to_string(),
+            rootfs: container::rootfs(&conn, &c)?,
             stdin: io.paths.0.clone(),
             stdout: io.paths.1.clone(),
             stderr: io.paths.2.clone(),
@@ -1512,11 +1526,20 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
             return Err(e.into());
         }
     };
+    let rootfs = match container::rootfs(&conn, &c) {
+        Ok(m) => m,
+        Err(e) => {
+            io.remove();
+            failed(&conn);
+            return Err(e.into());
+        }
+    };
     let r: Result<tasks::CreateTaskResponse, Status> = conn.call(
         tasks::SERVICE,
         "Create",
         &tasks::CreateTaskRequest {
             container_id: id.clone(),
+            rootfs,
             stdin: io.paths.0.clone(),
             stdout: io.paths.1.clone(),
             stderr: io.paths.2.clone(),

@@ -6,7 +6,8 @@ use super::client::Conn;
 use super::flags::Parsed;
 use super::{format, objects, user};
 use crate::error::{Error, Kind, Result};
-use crate::proto::services::containers;
+use crate::image::digest::Digest;
+use crate::proto::services::{containers, snapshots};
 use crate::proto::types::Any;
 use crate::ttrpc::{Code, Status};
 
@@ -38,6 +39,7 @@ pub fn create(conn: &Conn, p: &Parsed) -> Result<containers::Container> {
             )
         })?;
     let spec = build_spec(conn, p, id, &config)?;
+    let prepared = prepare_snapshot(conn, p.get("snapshotter").unwrap_or(""), id, &config)?;
     let mut labels = format::key_values(&p.all("label"));
     labels
         .entry("io.containerd.image.config.stop-signal".into())
@@ -54,7 +56,7 @@ pub fn create(conn: &Conn, p: &Parsed) -> Result<containers::Container> {
             type_url: crate::daemon::spec::SPEC_TYPE_URL.into(),
             value: spec,
         }),
-        snapshotter: p.get("snapshotter").unwrap_or("").to_string(),
+        snapshotter: prepared.snapshotter.clone(),
         snapshot_key: id.clone(),
         ..Default::default()
     };
@@ -65,6 +67,17 @@ pub fn create(conn: &Conn, p: &Parsed) -> Result<containers::Container> {
             container: Some(container.clone()),
         },
     );
+    if r.is_err() && prepared.by_us {
+        // Nothing half-made: the snapshot prepared for it goes again.
+        let _: std::result::Result<crate::proto::types::Empty, Status> = conn.call(
+            snapshots::SERVICE,
+            "Remove",
+            &snapshots::RemoveSnapshotRequest {
+                snapshotter: prepared.snapshotter.clone(),
+                key: id.clone(),
+            },
+        );
+    }
     let created = match r {
         Ok(r) => r.container.unwrap_or(container),
         Err(s) if s.code == Code::AlreadyExists => {
@@ -81,6 +94,99 @@ pub fn create(conn: &Conn, p: &Parsed) -> Result<containers::Container> {
             // Nothing half-made: the container goes again.
             let _ = objects::delete_container(conn, id, true);
         }),
+    }
+}
+
+/// The mounts of the container's snapshot, for Tasks.Create: containerd
+/// mounts the rootfs its client names (skiff's daemon would look them up
+/// itself).
+pub fn rootfs(conn: &Conn, c: &containers::Container) -> Result<Vec<crate::proto::types::Mount>> {
+    if c.snapshot_key.is_empty() {
+        return Ok(Vec::new());
+    }
+    let r: snapshots::MountsResponse = conn.call(
+        snapshots::SERVICE,
+        "Mounts",
+        &snapshots::MountsRequest {
+            snapshotter: c.snapshotter.clone(),
+            key: c.snapshot_key.clone(),
+        },
+    )?;
+    Ok(r.mounts)
+}
+
+/// containerd's ctr default snapshotter, for a server that picks none
+/// itself (containerd rejects an empty name; skiff's daemon resolves it).
+const CTR_DEFAULT_SNAPSHOTTER: &str = "overlayfs";
+
+/// The container's snapshot as [`prepare_snapshot`] left it.
+struct PreparedSnapshot {
+    /// The snapshotter to record on the container ("" = the daemon's default).
+    snapshotter: String,
+    /// Whether this call made it (then a failed Create removes it).
+    by_us: bool,
+}
+
+/// Prepare the container's snapshot (key = its id) on the image's top
+/// layer, as containerd's ctr does client-side: containerd itself never
+/// prepares one. skiff's daemon would (it unpacks a not yet unpacked
+/// image then), so a missing parent is left to it when it is the server.
+fn prepare_snapshot(
+    conn: &Conn,
+    snapshotter: &str,
+    id: &str,
+    config: &crate::image::oci::ImageConfig,
+) -> Result<PreparedSnapshot> {
+    let diff_ids = config
+        .diff_ids
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect::<Result<Vec<_>>>()?;
+    let parent = crate::metadata::unpack::chain_ids(&diff_ids)
+        .last()
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let prepare = |name: &str| -> std::result::Result<snapshots::PrepareSnapshotResponse, Status> {
+        conn.call(
+            snapshots::SERVICE,
+            "Prepare",
+            &snapshots::PrepareSnapshotRequest {
+                snapshotter: name.to_string(),
+                key: id.to_string(),
+                parent: parent.clone(),
+                ..Default::default()
+            },
+        )
+    };
+    let mut name = snapshotter.to_string();
+    let mut r = prepare(&name);
+    if name.is_empty() && matches!(&r, Err(s) if s.code == Code::InvalidArgument) {
+        name = CTR_DEFAULT_SNAPSHOTTER.to_string();
+        r = prepare(&name);
+    }
+    let resolved = name != snapshotter;
+    match r {
+        Ok(_) => Ok(PreparedSnapshot {
+            snapshotter: name,
+            by_us: true,
+        }),
+        // The container (and its snapshot) exist: Create says so.
+        Err(s) if s.code == Code::AlreadyExists => Ok(PreparedSnapshot {
+            snapshotter: name,
+            by_us: false,
+        }),
+        Err(s) if s.code == Code::NotFound && !resolved => Ok(PreparedSnapshot {
+            snapshotter: name,
+            by_us: false,
+        }),
+        Err(s) if s.code == Code::NotFound => Err(Error::of(
+            Kind::NotFound,
+            format!(
+                "image is not unpacked in snapshotter {name:?} (parent snapshot {parent}): {}",
+                s.message
+            ),
+        )),
+        Err(s) => Err(s.into()),
     }
 }
 

@@ -459,13 +459,13 @@ impl Db {
 
     pub fn lease(&self, ns: &str, id: &str) -> Result<Lease> {
         check_identifier("namespace", ns)?;
-        check_identifier("lease id", id)?;
+        check_lease_id(id)?;
         read_one(&self.lease_path(ns, id), decode_lease)?
             .ok_or_else(|| err_kind!(NotFound, "lease {id:?}: not found"))
     }
 
     pub fn create_lease(&self, ns: &str, id: &str, labels: Labels) -> Result<Lease> {
-        check_identifier("lease id", id)?;
+        check_lease_id(id)?;
         record::check_labels(&format!("lease {id:?}"), &labels)?;
         let _l = self.lock()?;
         let dir = self.ensure_namespace(ns)?.join("leases");
@@ -913,6 +913,27 @@ fn decode_content(n: &Node) -> Result<ContentRecord> {
         created: num("created")?,
         updated: num("updated")?,
     })
+}
+
+/// containerd takes any lease id (its clients' random ones, base64url
+/// like `130966709--YYE`, break the identifier rule); here one names a
+/// file, so: non-empty, at most 76 bytes, base64url characters and `.`,
+/// not starting with `.`.
+fn check_lease_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 76
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'='));
+    if ok {
+        Ok(())
+    } else {
+        Err(err_kind!(
+            InvalidArgument,
+            "lease id {id:?}: 1 to 76 letters, digits, '-', '_', '.' or '=', not starting with '.'"
+        ))
+    }
 }
 
 #[cfg(test)]

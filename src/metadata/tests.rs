@@ -792,3 +792,14 @@ fn ref_ingests_resume_lock_and_expire() {
     assert!(ic::ref_ingest_status(&store, "ns", "r").is_none());
     assert_eq!(fs::read(store.blob_path(&d)).unwrap(), data);
 }
+
+#[test]
+fn lease_ids_as_containerd_clients_make_them() {
+    // ctr's random ids: nanoseconds, '-', base64url of 3 random bytes.
+    for id in ["130966709--YYE", "42-_a9Z", "7-AAA=", "my.lease"] {
+        check_lease_id(id).unwrap();
+    }
+    for id in ["", ".", "..", ".hidden", "a/b", "a b", &"x".repeat(77)] {
+        assert!(check_lease_id(id).is_err(), "{id:?}");
+    }
+}
