@@ -4,7 +4,7 @@
 //! and over all connections.
 
 use super::{framed, header, percent_encode, MessageReader, MAX_MESSAGE};
-use crate::daemon::api::{Ctx, Handler, Sink, DEFAULT_NAMESPACE, LEASE_KEY, NAMESPACE_KEY_GRPC};
+use crate::daemon::api::{Ctx, Handler, Sink, LEASE_KEY, NAMESPACE_KEY_GRPC};
 use crate::h2::hpack::HeaderField;
 use crate::h2::{Conn, ErrorCode, Event, Limits, Role, StreamRef};
 use crate::proto::services as ps;
@@ -315,17 +315,8 @@ impl Shared {
             .ok_or_else(|| {
                 Status::new(Code::Unimplemented, format!("unknown service {service}"))
             })?;
-        let namespace = header(fields, NAMESPACE_KEY_GRPC)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_NAMESPACE);
-        let ctx = Ctx {
-            namespace: namespace.to_string(),
-            lease: header(fields, LEASE_KEY)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .filter(|l| !l.is_empty())
-                .map(str::to_string),
-        };
+        let utf8 = |key| header(fields, key).and_then(|v| std::str::from_utf8(v).ok());
+        let ctx = Ctx::new(utf8(NAMESPACE_KEY_GRPC), utf8(LEASE_KEY))?;
         let first_by = Instant::now() + FIRST_MESSAGE_TIMEOUT;
         let first = call.recv_by(Some(call.deadline.map_or(first_by, |d| d.min(first_by))))?;
         if is_streaming(service, method) {
