@@ -2358,3 +2358,39 @@ fn shim_delete_kills_what_the_reaped_init_left() {
     assert!(!alive, "the init's child {child} survived Delete");
     assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
 }
+
+/// A startContainer hook that hangs does not hold Start, nor a Kill queued
+/// behind it, forever: Start gives up (DeadlineExceeded) after its bound,
+/// and the task can then be killed and deleted.
+#[test]
+fn a_hung_start_hook_does_not_hold_start_forever() {
+    let ctx = Ctx::new("shim-hung-hook");
+    let mut config = ctx.config();
+    config.sh("exit 0");
+    config.push(
+        "hooks.startContainer",
+        js(r#"{"path":"/bin/sh","args":["sh","-c","sleep 1000"]}"#),
+    );
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let shim = DirectShim::start(&ctx, &id, &format!("skiff-hung-{}", std::process::id()));
+    shim.create(&ctx, Vec::new());
+    let began = Instant::now();
+    let started = skiff::ttrpc::call::<_, skiff::proto::task::StartResponse>(
+        &shim.client,
+        TASK_V2,
+        "Start",
+        &skiff::proto::task::StartRequest {
+            id: id.clone(),
+            exec_id: String::new(),
+        },
+        Some(Duration::from_secs(60)),
+    );
+    let took = began.elapsed();
+    let err = started.expect_err("Start answered success with its hook hung");
+    assert_eq!(err.code, skiff::ttrpc::Code::DeadlineExceeded, "{err:?}");
+    assert!(took < Duration::from_secs(45), "Start took {took:?}");
+    shim.kill_init(9);
+    shim.wait_init();
+    shim.delete().expect("Delete after a failed Start");
+}
