@@ -2057,6 +2057,308 @@ fn wait_on_an_exec_deleted_before_start_answers() {
     assert_ne!(waited.exit_status, 0);
 }
 
+/// A shim driven directly through its Task API (no containerd): started as
+/// containerd starts it, events going nowhere; shut down when dropped.
+struct DirectShim {
+    client: skiff::ttrpc::Client,
+    id: String,
+    ns: String,
+    pid: i32,
+}
+
+const TASK_V2: &str = "containerd.task.v2.Task";
+const RPC_TIMEOUT: Option<Duration> = Some(Duration::from_secs(20));
+
+impl DirectShim {
+    fn start(ctx: &Ctx, id: &str, ns: &str) -> DirectShim {
+        use skiff::proto::task as pb;
+        let out = Command::new(skiff_binary())
+            .args(["containerd-shim-skiff-v2", "-namespace", ns, "-address"])
+            .arg(ctx.path("containerd.sock"))
+            .args(["-publish-binary", "/bin/false", "-id", id, "start"])
+            .current_dir(&ctx.bundle)
+            .env("TTRPC_ADDRESS", ctx.path("no-events.sock"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let address = String::from_utf8_lossy(&out.stdout).to_string();
+        let client = skiff::ttrpc::Client::connect(&address).unwrap();
+        let connect: pb::ConnectResponse = skiff::ttrpc::call(
+            &client,
+            TASK_V2,
+            "Connect",
+            &pb::ConnectRequest { id: id.into() },
+            RPC_TIMEOUT,
+        )
+        .unwrap();
+        ctx.track_pid(connect.shim_pid as i32);
+        DirectShim {
+            client,
+            id: id.into(),
+            ns: ns.into(),
+            pid: connect.shim_pid as i32,
+        }
+    }
+
+    fn call<Req: prost::Message, Resp: prost::Message + Default>(
+        &self,
+        method: &str,
+        req: &Req,
+    ) -> Result<Resp, skiff::ttrpc::Status> {
+        skiff::ttrpc::call(&self.client, TASK_V2, method, req, RPC_TIMEOUT)
+    }
+
+    fn create(&self, ctx: &Ctx, rootfs: Vec<skiff::proto::types::Mount>) -> i32 {
+        let created: skiff::proto::task::CreateTaskResponse = self
+            .call(
+                "Create",
+                &skiff::proto::task::CreateTaskRequest {
+                    id: self.id.clone(),
+                    bundle: ctx.bundle.display().to_string(),
+                    rootfs,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        ctx.track_pid(created.pid as i32);
+        created.pid as i32
+    }
+
+    fn start_init(&self) -> Result<skiff::proto::task::StartResponse, skiff::ttrpc::Status> {
+        self.call(
+            "Start",
+            &skiff::proto::task::StartRequest {
+                id: self.id.clone(),
+                exec_id: String::new(),
+            },
+        )
+    }
+
+    fn wait_init(&self) -> skiff::proto::task::WaitResponse {
+        self.call(
+            "Wait",
+            &skiff::proto::task::WaitRequest {
+                id: self.id.clone(),
+                exec_id: String::new(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn kill_init(&self, signal: u32) {
+        let _: skiff::proto::types::Empty = self
+            .call(
+                "Kill",
+                &skiff::proto::task::KillRequest {
+                    id: self.id.clone(),
+                    signal,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+
+    fn delete(&self) -> Result<skiff::proto::task::DeleteResponse, skiff::ttrpc::Status> {
+        self.call(
+            "Delete",
+            &skiff::proto::task::DeleteRequest {
+                id: self.id.clone(),
+                exec_id: String::new(),
+            },
+        )
+    }
+}
+
+impl Drop for DirectShim {
+    fn drop(&mut self) {
+        let _: Result<skiff::proto::types::Empty, _> = self.call(
+            "Shutdown",
+            &skiff::proto::task::ShutdownRequest {
+                id: self.id.clone(),
+                now: true,
+            },
+        );
+        let pid = self.pid;
+        wait_until(Duration::from_secs(5), || {
+            !Path::new(&format!("/proc/{pid}")).exists() || proc_state_of(pid) == Some('Z')
+        });
+        let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&self.ns));
+    }
+}
+
+/// Poststart and poststop hooks run through the shim (which starts and
+/// deletes other containers in-process, where hooks cannot be waited for),
+/// and Start and Delete succeed.
+#[test]
+fn shim_runs_poststart_and_poststop_hooks() {
+    let ctx = Ctx::new("shim-hooks");
+    let mut config = ctx.config();
+    config.sh("sleep 100");
+    let dir = ctx.dir.display().to_string();
+    for kind in ["poststart", "poststop"] {
+        config.push(
+            &format!("hooks.{kind}"),
+            js(&format!(
+                r#"{{"path":"/bin/sh","args":["sh","-c","echo {kind} > {dir}/{kind}.ran"]}}"#
+            )),
+        );
+    }
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let shim = DirectShim::start(&ctx, &id, &format!("skiff-hooks-{}", std::process::id()));
+    shim.create(&ctx, Vec::new());
+    shim.start_init().expect("Start with a poststart hook");
+    assert!(
+        wait_until(Duration::from_secs(5), || ctx
+            .dir
+            .join("poststart.ran")
+            .exists()),
+        "the poststart hook did not run"
+    );
+    shim.kill_init(9);
+    assert_eq!(shim.wait_init().exit_status, 137);
+    shim.delete().expect("Delete with a poststop hook");
+    assert_eq!(
+        fs::read_to_string(ctx.dir.join("poststop.ran"))
+            .ok()
+            .as_deref(),
+        Some("poststop\n"),
+        "the poststop hook did not run"
+    );
+}
+
+/// The runtime's create, run by the shim from a read-only view of the
+/// binary, does not re-exec itself into a memfd copy, and its init's
+/// /proc/PID/exe (the binary until it execs) cannot be opened for writing.
+#[test]
+fn shim_create_runs_from_a_readonly_view_without_reexec() {
+    let ctx = Ctx::new("shim-ro-exe");
+    let mut config = ctx.config();
+    config.sh("exit 0");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let shim = DirectShim::start(&ctx, &id, &format!("skiff-roexe-{}", std::process::id()));
+    let pid = shim.create(&ctx, Vec::new());
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let write = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"));
+    shim.kill_init(9);
+    shim.wait_init();
+    shim.delete().unwrap();
+    assert!(
+        !exe.to_string_lossy().starts_with("/memfd:"),
+        "the init runs from a re-exec's copy: {}",
+        exe.display()
+    );
+    let err = write.expect_err("the init's binary opened for writing");
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::EROFS | libc::ETXTBSY)),
+        "{err}"
+    );
+}
+
+/// When Delete answers, the rootfs the shim mounted is off the mount
+/// table: a bind, and an overlay (whose write-back is left to a thread).
+#[test]
+fn shim_delete_takes_the_rootfs_off_before_answering() {
+    let ctx = Ctx::new("shim-rootfs-off");
+    let mut config = ctx.config();
+    config.sh("exit 0");
+    ctx.write_config(&config);
+    let lower = ctx.path("lower");
+    fs::rename(ctx.rootfs(), &lower).unwrap();
+    fs::create_dir(ctx.rootfs()).unwrap();
+    let (upper, work) = (ctx.path("upper"), ctx.path("work"));
+    fs::create_dir_all(&upper).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    let mounts = [
+        skiff::proto::types::Mount {
+            r#type: "bind".into(),
+            source: lower.display().to_string(),
+            options: vec!["rbind".into(), "rw".into()],
+            ..Default::default()
+        },
+        skiff::proto::types::Mount {
+            r#type: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={}", lower.display()),
+                format!("upperdir={}", upper.display()),
+                format!("workdir={}", work.display()),
+            ],
+            ..Default::default()
+        },
+    ];
+    let ns = format!("skiff-rootfs-{}", std::process::id());
+    for m in mounts {
+        let kind = m.r#type.clone();
+        let id = ctx.id();
+        let shim = DirectShim::start(&ctx, &id, &ns);
+        shim.create(&ctx, vec![m]);
+        assert!(
+            !mounts_under(&ctx.rootfs()).is_empty(),
+            "{kind}: the rootfs is not mounted"
+        );
+        shim.start_init().unwrap();
+        assert_eq!(shim.wait_init().exit_status, 0);
+        shim.delete().unwrap();
+        let left = mounts_under(&ctx.rootfs());
+        drop(shim);
+        assert!(
+            left.is_empty(),
+            "{kind}: still mounted after Delete: {left:?}"
+        );
+    }
+}
+
+/// Delete of a container sharing the host's pid namespace, whose init the
+/// shim has reaped, kills what the init left in its cgroup and removes the
+/// cgroup (the shim's in-process delete, which waits for no process).
+#[test]
+fn shim_delete_kills_what_the_reaped_init_left() {
+    let ctx = Ctx::new("shim-leftover");
+    let mut config = ctx.config();
+    config.remove_namespace("pid");
+    let marker = ctx.path("child.pid");
+    let dir = ctx.dir.display().to_string();
+    config.push(
+        "mounts",
+        js(&format!(
+            r#"{{"destination":"/out","type":"bind","source":"{dir}","options":["rbind","rw"]}}"#
+        )),
+    );
+    config.sh("sleep 1000 & echo $! > /out/child.pid; exit 0");
+    ctx.write_config(&config);
+    let id = ctx.id();
+    let shim = DirectShim::start(&ctx, &id, &format!("skiff-left-{}", std::process::id()));
+    shim.create(&ctx, Vec::new());
+    shim.start_init().unwrap();
+    assert_eq!(shim.wait_init().exit_status, 0);
+    let child: i32 = fs::read_to_string(&marker)
+        .expect("the init wrote its child's pid")
+        .trim()
+        .parse()
+        .unwrap();
+    ctx.track_pid(child);
+    assert!(
+        Path::new(&format!("/proc/{child}")).exists(),
+        "the child is gone already"
+    );
+    let cgroups_before = cgroups_named(&id);
+    shim.delete().expect("Delete after the init was reaped");
+    let alive = Path::new(&format!("/proc/{child}")).exists() && proc_state_of(child) != Some('Z');
+    let cgroups = cgroups_named(&id);
+    drop(shim);
+    assert!(
+        !cgroups_before.is_empty(),
+        "the test found no cgroup of {id}"
+    );
+    assert!(!alive, "the init's child {child} survived Delete");
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+}
+
 /// A startContainer hook that hangs does not hold Start, nor a Kill queued
 /// behind it, forever: Start gives up (DeadlineExceeded) after its bound,
 /// and the task can then be killed and deleted.

@@ -748,6 +748,34 @@ fn write_id_maps(pid: process::Pid, spec: &Spec) -> Result<()> {
 /// the warnings: failed poststart hooks, which leave the container running.
 pub fn start(root: &StateRoot, id: &str) -> Result<Vec<Error>> {
     let c = root.load(id)?;
+    // The init's last lines (startContainer hooks) go to our log.
+    start_loaded(
+        &c,
+        &StartOptions {
+            log_fd: crate::log::sink_fd(),
+            reply_timeout: None,
+        },
+    )
+}
+
+/// How `start_loaded` hands over the init.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    /// The log the init's last lines (startContainer hooks) go to. None
+    /// sends none: a long-lived caller (the shim) keeps its own logging
+    /// out of the container's init on purpose.
+    pub log_fd: Option<std::os::fd::RawFd>,
+    /// How long to wait for the init to exec (its startContainer hooks
+    /// run first). None waits as long as it takes, as runc; a caller
+    /// holding other locks bounds it, and a timeout is a DeadlineExceeded
+    /// error that leaves the container created.
+    pub reply_timeout: Option<std::time::Duration>,
+}
+
+/// `start` of a container already loaded (a caller that has read its
+/// state need not read it again).
+pub fn start_loaded(c: &Container, opts: &StartOptions) -> Result<Vec<Error>> {
+    let id = c.id();
     let _lock = c.lock()?;
     match c.status() {
         super::Status::Created => {}
@@ -766,17 +794,33 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Vec<Error>> {
     ))
     .with_context(|| format!("start container {id}: connect {}", sock_path.display()))?;
     let _ = std::fs::remove_file(&sock_path);
-    // The init's last lines (startContainer hooks) go to our log.
-    match crate::log::sink_fd() {
+    // The init's last lines (startContainer hooks) go to the log given.
+    match opts.log_fd {
         Some(fd) => sock::send_fd(&conn, &[0], fd),
         None => conn.write_all(&[0]).map_err(Error::from),
     }
     .with_context(|| format!("start container {id}"))?;
+    conn.set_read_timeout(opts.reply_timeout)
+        .with_context(|| format!("start container {id}"))?;
     // The init answers with one byte when it is released, then execs (which
     // closes its end) or writes why exec failed.
     let mut reply = Vec::new();
-    conn.read_to_end(&mut reply)
-        .with_context(|| format!("start container {id}"))?;
+    match conn.read_to_end(&mut reply) {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(crate::err_kind!(
+                DeadlineExceeded,
+                "start container {id}: its init did not exec within {:?} (a startContainer hook hangs?)",
+                opts.reply_timeout.unwrap_or_default()
+            ));
+        }
+        Err(e) => return Err(Error::from(e).wrap(format!("start container {id}"))),
+    }
     match reply.split_first() {
         Some((0, [])) => {}
         Some((0, why)) => return Err(Error::new(String::from_utf8_lossy(why).into_owned())),

@@ -109,23 +109,8 @@ fn kill_and_wait(c: &Container) -> Result<()> {
 /// `runc delete`. Returns the warnings: failed poststop hooks, which do
 /// not stop the delete.
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
-    super::container::validate_id(id)?;
-    let c = match root.load(id) {
-        Ok(c) => c,
-        Err(_)
-            if force
-                && !root
-                    .path()
-                    .join(id)
-                    .join(super::container::STATE_FILE)
-                    .exists() =>
-        {
-            // Nothing to delete (runc: success); a leftover dir without
-            // state goes too.
-            let _ = std::fs::remove_dir_all(root.path().join(id));
-            return Ok(Vec::new());
-        }
-        Err(e) => return Err(e),
+    let Some(c) = load_for_delete(root, id, force)? else {
+        return Ok(Vec::new());
     };
     let _lock = c.lock()?;
     // The runtime spec: deleting a container that is not stopped MUST be
@@ -168,6 +153,75 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<Error>> {
     )?;
     c.remove_dir()?;
     Ok(warnings)
+}
+
+/// The container to delete; None when there is nothing to delete and
+/// `force` says that is fine (runc: success), after removing a leftover
+/// dir without state.
+fn load_for_delete(root: &StateRoot, id: &str, force: bool) -> Result<Option<Container>> {
+    super::container::validate_id(id)?;
+    match root.load(id) {
+        Ok(c) => Ok(Some(c)),
+        Err(_)
+            if force
+                && !root
+                    .path()
+                    .join(id)
+                    .join(super::container::STATE_FILE)
+                    .exists() =>
+        {
+            let _ = std::fs::remove_dir_all(root.path().join(id));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What `delete_stopped` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoppedDelete {
+    /// Gone (or there was nothing to delete).
+    Deleted,
+    /// Nothing was done: the container has poststop hooks, child processes
+    /// that must be waited for. The caller runs `delete` where waiting for
+    /// its own children is safe (a subprocess, for a caller with a reaper).
+    HasHooks,
+}
+
+/// Delete a stopped container whose init its caller has reaped (or will),
+/// without ever waiting for a process: what is left in its cgroup (a
+/// shared pid namespace's orphans) is SIGKILLed, the cgroup removed (which
+/// waits for it to empty), then the state dir. For a long-lived caller
+/// that reaps its own children (the shim): `delete` would waitpid the init
+/// and take its exit from the caller's reaper. An init still alive is an
+/// error (FailedPrecondition), never waited for.
+pub fn delete_stopped(root: &StateRoot, id: &str) -> Result<StoppedDelete> {
+    let Some(c) = load_for_delete(root, id, true)? else {
+        return Ok(StoppedDelete::Deleted);
+    };
+    if !c.state.poststop.is_empty() {
+        return Ok(StoppedDelete::HasHooks);
+    }
+    let _lock = c.lock()?;
+    if c.status() != Status::Stopped {
+        return Err(crate::err_kind!(
+            FailedPrecondition,
+            "cannot delete container {id} without waiting: its init {} is alive",
+            c.state.pid
+        ));
+    }
+    crate::log::debug!("delete stopped container {id}");
+    let cgroup = c.cgroup();
+    for pid in cgroup.procs() {
+        let _ = process::kill(pid, libc::SIGKILL);
+    }
+    thaw_for_sigkill(&c, libc::SIGKILL);
+    cgroup.destroy()?;
+    if let Some(bind) = &c.state.rootfs_bind {
+        super::rootfs::detach_host_rootfs_bind(bind)?;
+    }
+    c.remove_dir()?;
+    Ok(StoppedDelete::Deleted)
 }
 
 /// Best effort, for a container `delete` could not remove: kill what

@@ -2,6 +2,7 @@
 //! its snapshot (an overlay, or a bind of a directory) in Create, and the
 //! shim mounts them on BUNDLE/rootfs, undoing that on delete.
 
+use super::log::Log;
 use crate::error::{Context, Result};
 use crate::sys::mount;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub fn rootfs_dir(bundle: &Path) -> PathBuf {
 
 /// Mount `mounts` in order on BUNDLE/rootfs. On an error the mounts made so
 /// far are undone.
-pub fn mount_rootfs(bundle: &Path, mounts: &[RootfsMount]) -> Result<()> {
+pub fn mount_rootfs(bundle: &Path, mounts: &[RootfsMount], log: &Log) -> Result<()> {
     if mounts.is_empty() {
         return Ok(());
     }
@@ -30,7 +31,7 @@ pub fn mount_rootfs(bundle: &Path, mounts: &[RootfsMount]) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
         if let Err(e) = mount_one(m, &target_s) {
             if i > 0 {
-                unmount_rootfs(bundle);
+                take_down_rootfs(bundle, Unmount::Now, log);
             }
             return Err(e.wrap(format!(
                 "mount rootfs {} ({}) on {target_s}",
@@ -96,55 +97,89 @@ fn mount_one(m: &RootfsMount, target: &str) -> Result<()> {
     adjusted
 }
 
-/// Unmount everything on BUNDLE/rootfs (stacked mounts too). Quiet: there
-/// may be nothing mounted (delete is idempotent).
+/// Unmount everything on BUNDLE/rootfs now, logging nothing (the
+/// `delete` command, which has no log of ours).
 pub fn unmount_rootfs(bundle: &Path) {
-    let target = rootfs_dir(bundle).display().to_string();
-    for _ in 0..16 {
-        match mount::umount(&target, 0) {
-            Ok(()) => continue,
-            Err(e) if e.message().contains("busy") => {
-                let _ = mount::umount(&target, mount::MNT_DETACH);
-            }
-            Err(_) => break,
-        }
-    }
+    take_down_rootfs(bundle, Unmount::Now, &Log::none());
 }
 
-/// Unmount everything on BUNDLE/rootfs without waiting for the file
-/// system to be written back. Unmounting an overlay syncs its whole upper
-/// file system (the host's disk, with every other writer's dirty data):
-/// measured 3 ms to 2.4 s here. Nobody needs that before Delete is
-/// answered (the container is gone, its snapshot is removed next), so the
-/// mounts are detached from the tree at once, each held by an fd, and a
-/// thread lets go of them: the last reference's release does the sync
-/// there. If no thread can be made, the release happens right here.
-pub fn detach_rootfs(bundle: &Path) {
-    use rustix::fs::{open, Mode, OFlags};
-    let target = rootfs_dir(bundle).display().to_string();
+/// How `take_down_rootfs` may finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmount {
+    /// Every mount is gone, written back, before returning.
+    Now,
+    /// An overlay is detached and its write-back left to a thread (see
+    /// `take_down_rootfs`); other file systems are unmounted now.
+    DeferSync,
+}
+
+/// The mounts detached by `take_down_rootfs` whose release a thread does.
+pub type PendingRelease = std::thread::JoinHandle<()>;
+
+/// Most mounts stacked on BUNDLE/rootfs that are taken off.
+const MAX_STACKED: usize = 16;
+
+/// Unmount everything on BUNDLE/rootfs (stacked mounts too). Quiet when
+/// nothing is mounted there (delete is idempotent); any other failure is
+/// logged and ends the unmounting.
+///
+/// With `DeferSync`, an overlay on top is detached instead of unmounted:
+/// unmounting an overlay syncs its whole upper file system (the host's
+/// disk, with every other writer's dirty data): measured 3 ms to 2.4 s
+/// here. Nobody needs that before Delete is answered (the container is
+/// gone, its snapshot is removed next), so the overlay is taken off the
+/// tree at once, held by an fd, and the returned thread lets go of it: the
+/// last reference's release does the sync there. If no thread can be made,
+/// the release happens right here.
+pub fn take_down_rootfs(bundle: &Path, how: Unmount, log: &Log) -> Option<PendingRelease> {
+    use rustix::fs::{fstatfs, open, Mode, OFlags};
+    use rustix::mount::{unmount, UnmountFlags};
+    // fstatfs' f_type of an overlay (linux/magic.h).
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let target = rootfs_dir(bundle);
     let mut held = Vec::new();
-    for _ in 0..16 {
-        // The top mount on the path, which the detach below takes off.
-        let Ok(fd) = open(
-            target.as_str(),
+    for _ in 0..MAX_STACKED {
+        // The top mount on the path (if the path is a mount point at all).
+        let Ok(top) = open(
+            &target,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         ) else {
             break;
         };
-        if mount::umount(&target, mount::MNT_DETACH).is_err() {
-            break;
+        let overlay = fstatfs(&top).is_ok_and(|st| st.f_type == OVERLAYFS_SUPER_MAGIC);
+        let defer = overlay && how == Unmount::DeferSync;
+        let flags = if defer {
+            UnmountFlags::DETACH
+        } else {
+            UnmountFlags::empty()
+        };
+        let res = match unmount(&target, flags) {
+            // Still used (a process that escaped the container): off the
+            // tree at least; the kernel lets go when the user does.
+            Err(rustix::io::Errno::BUSY) => unmount(&target, UnmountFlags::DETACH),
+            other => other,
+        };
+        match res {
+            Ok(()) if defer => held.push(top),
+            Ok(()) => {}
+            // Not a mount point: nothing (more) is mounted there.
+            Err(rustix::io::Errno::INVAL) => break,
+            Err(e) => {
+                log.warn(&format!("unmount rootfs {}: {e}", target.display()));
+                break;
+            }
         }
-        held.push(fd);
     }
     if held.is_empty() {
-        return;
+        return None;
     }
     // A failed spawn drops the closure, and with it the fds, right here.
-    let _ = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("unmount".into())
         .stack_size(super::SMALL_STACK)
-        .spawn(move || drop(held));
+        .spawn(move || drop(held))
+        .ok()
 }
 
 #[cfg(test)]
@@ -185,7 +220,7 @@ mod tests {
             source: "overlay".into(),
             options,
         };
-        let res = mount_rootfs(&bundle, &[m]);
+        let res = mount_rootfs(&bundle, &[m], &Log::none());
         let seen =
             rootfs_dir(&bundle).join("f0").exists() && rootfs_dir(&bundle).join("f99").exists();
         unmount_rootfs(&bundle);

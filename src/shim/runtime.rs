@@ -27,6 +27,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How long an in-process `start` waits for the init to exec: a hung
+/// startContainer hook must not hold Start (and a Kill waiting for the
+/// same record) forever. containerd then kills and deletes the task.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Which runtime binary to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binary {
@@ -189,7 +194,10 @@ impl Runtime {
     /// exec through its socket, which changes nothing process-wide and
     /// forks nothing, so the shim's reaper loses no exit to it. Not so with
     /// poststart hooks (child processes the runtime waits for itself):
-    /// those go through the subprocess.
+    /// those go through the subprocess. The init gets no log fd of ours
+    /// (its startContainer hooks' lines are not the shim's to keep), and
+    /// its answer is awaited at most START_TIMEOUT: the caller holds the
+    /// process's record, which Kill needs.
     pub fn start(&self, id: &str, log: &Path) -> Result<()> {
         if self.binary == Binary::Own {
             let root = crate::runtime::StateRoot::new(&self.root);
@@ -197,7 +205,11 @@ impl Runtime {
                 .load(id)
                 .map_err(|e| self.in_process_failure("start", e))?;
             if c.state.poststart.is_empty() {
-                return crate::runtime::create::start(&root, id)
+                let opts = crate::runtime::create::StartOptions {
+                    log_fd: None,
+                    reply_timeout: Some(START_TIMEOUT),
+                };
+                return crate::runtime::create::start_loaded(&c, &opts)
                     .map(drop)
                     .map_err(|e| self.in_process_failure("start", e));
             }
@@ -226,20 +238,22 @@ impl Runtime {
     }
 
     /// `delete --force` of a container whose init the shim has reaped.
-    /// skiff's own runtime is called in-process: with the init gone, delete
-    /// only removes the cgroup and the state dir and signals what is left
-    /// in the cgroup; it waits for no child of ours (it reaps the init only
-    /// while that lives). Poststop hooks are child processes the runtime
-    /// waits for itself, which the shim's reaper would take: those go
-    /// through the subprocess, as does every other runtime.
+    /// skiff's own runtime is called in-process, through the library's
+    /// delete that never waits for a process (`delete_stopped`): the
+    /// init's exit belongs to the shim's reaper. That covers a state that
+    /// cannot be loaded too (the library clears a dir without state, or
+    /// says why not, as the subprocess would). Poststop hooks are child
+    /// processes the runtime waits for itself, which the shim's reaper
+    /// would take: those go through the subprocess, as does every other
+    /// runtime.
     pub fn delete_reaped(&self, id: &str, log: &Path) -> Result<()> {
+        use crate::runtime::ops::{delete_stopped, StoppedDelete};
         if self.binary == Binary::Own {
             let root = crate::runtime::StateRoot::new(&self.root);
-            let hooks = root.load(id).map(|c| !c.state.poststop.is_empty());
-            if !matches!(hooks, Ok(true)) {
-                return crate::runtime::ops::delete(&root, id, true)
-                    .map(drop)
-                    .map_err(|e| self.in_process_failure("delete", e));
+            match delete_stopped(&root, id) {
+                Ok(StoppedDelete::Deleted) => return Ok(()),
+                Ok(StoppedDelete::HasHooks) => {}
+                Err(e) => return Err(self.in_process_failure("delete", e)),
             }
         }
         self.delete(id, true, log)

@@ -46,6 +46,9 @@ pub struct Shim {
     /// from then on a Create is refused, so containerd starts a new shim
     /// instead of handing the container to this dying one.
     closing: AtomicBool,
+    /// The threads releasing detached rootfs overlays (by container id),
+    /// which Shutdown waits for a while.
+    releases: Mutex<Vec<(String, rootfs::PendingRelease)>>,
     log: Log,
 }
 
@@ -82,6 +85,7 @@ impl Shim {
             shutdown: Mutex::new(None),
             creating: Mutex::new(Default::default()),
             closing: AtomicBool::new(false),
+            releases: Mutex::new(Vec::new()),
             log,
         })
     }
@@ -154,7 +158,7 @@ impl Shim {
                 options: m.options.clone(),
             })
             .collect();
-        rootfs::mount_rootfs(&bundle, &mounts)?;
+        rootfs::mount_rootfs(&bundle, &mounts, &self.log)?;
         let stdio = StdioSpec {
             stdin: r.stdin.clone(),
             stdout: r.stdout.clone(),
@@ -200,7 +204,7 @@ impl Shim {
             Err(e) => {
                 let _ = c.runtime.delete(&r.id, true, &c.log());
                 if c.rootfs_mounted {
-                    rootfs::unmount_rootfs(&bundle);
+                    rootfs::take_down_rootfs(&bundle, rootfs::Unmount::Now, &self.log);
                     c.rootfs_mounted = false;
                 }
                 return Err(e.wrap(format!("create container {}", r.id)));
@@ -512,7 +516,13 @@ impl Shim {
         };
         c.oom.lock().unwrap_or_else(|e| e.into_inner()).take();
         if c.rootfs_mounted {
-            rootfs::detach_rootfs(&c.bundle);
+            let release =
+                rootfs::take_down_rootfs(&c.bundle, rootfs::Unmount::DeferSync, &self.log);
+            if let Some(r) = release {
+                let mut pending = self.releases.lock().unwrap_or_else(|e| e.into_inner());
+                pending.retain(|(_, r)| !r.is_finished());
+                pending.push((c.id.clone(), r));
+            }
         }
         self.containers
             .lock()
@@ -819,6 +829,7 @@ impl Shim {
     fn exit(&self) {
         self.socket.remove();
         self.events.flush(Duration::from_secs(2));
+        self.finish_releases(RELEASE_WAIT);
         if let Some(h) = self
             .shutdown
             .lock()
@@ -826,6 +837,32 @@ impl Shim {
             .take()
         {
             h.shutdown();
+        }
+    }
+}
+
+/// How long Shutdown waits for detached rootfs overlays to be written back
+/// (an exiting process would have the kernel do it anyway, unwatched).
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+impl Shim {
+    /// Wait up to `bound` for the rootfs release threads; log those still
+    /// busy then (their write-back goes on in the kernel once we exit).
+    fn finish_releases(&self, bound: Duration) {
+        let pending = std::mem::take(&mut *self.releases.lock().unwrap_or_else(|e| e.into_inner()));
+        let deadline = std::time::Instant::now() + bound;
+        while pending.iter().any(|(_, r)| !r.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for (id, r) in pending {
+            if r.is_finished() {
+                let _ = r.join();
+            } else {
+                self.log.warn(&format!(
+                    "container {id}: the rootfs is still being written back after {bound:?}"
+                ));
+            }
         }
     }
 }

@@ -28,7 +28,10 @@ pub fn is_sealed() -> bool {
 
 /// Can nobody write the file behind `fd`: a memfd sealed against writes
 /// and size changes (F_GET_SEALS), or a file on a read-only mount
-/// (fstatvfs ST_RDONLY)?
+/// (fstatvfs ST_RDONLY) that is detached, in no mount tree of ours (an
+/// open_tree clone: nobody can reach it to remount it writable). A
+/// read-only mount in the tree (a host's ro /usr, say) does not count: an
+/// admin may remount it read-write later.
 pub fn is_write_protected(fd: BorrowedFd) -> bool {
     use rustix::fs::SealFlags;
     let needed = SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK;
@@ -38,6 +41,26 @@ pub fn is_write_protected(fd: BorrowedFd) -> bool {
     }
     rustix::fs::fstatvfs(fd)
         .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+        && mount_id(fd).is_some_and(|id| !in_our_mount_tree(id))
+}
+
+/// The id of the mount `fd`'s file is on (/proc/self/fdinfo's mnt_id).
+fn mount_id(fd: BorrowedFd) -> Option<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Is mount `id` in our mount namespace's tree (/proc/self/mountinfo,
+/// whose first field is the mount id)? An unreadable table counts as yes.
+fn in_our_mount_tree(id: u64) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    table
+        .lines()
+        .any(|l| l.split(' ').next().and_then(|f| f.parse::<u64>().ok()) == Some(id))
 }
 
 /// A detached read-only bind mount of our binary, as an fd of the file.
@@ -240,6 +263,41 @@ mod tests {
         assert!(rustix::fs::fcntl_get_seals(&image).is_ok(), "a memfd");
         let image = protected_image(Err(crate::Error::new("no open_tree"))).unwrap();
         assert!(is_write_protected(image.as_fd()));
+    }
+
+    /// A file on a read-only mount that is in the tree (which anyone with
+    /// the right could remount read-write) is not protected; the same file
+    /// through a detached read-only clone is.
+    #[test]
+    fn an_attached_readonly_mount_does_not_count() {
+        if !rustix::process::geteuid().is_root() {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "needs root");
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("skiff-romnt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bin"), "image").unwrap();
+        let d = dir.display().to_string();
+        use crate::sys::mount::{mount, umount, MNT_DETACH, MS_BIND, MS_REMOUNT};
+        mount(&d, &d, "", MS_BIND, "").unwrap();
+        let checked = (|| -> crate::error::Result<(bool, bool)> {
+            mount("", &d, "", MS_BIND | MS_REMOUNT | libc::MS_RDONLY, "")?;
+            let file = std::fs::File::open(dir.join("bin"))?;
+            let attached = is_write_protected(file.as_fd());
+            umount(&d, MNT_DETACH)?;
+            // What the detach took off the tree lives on for the open file.
+            let detached = is_write_protected(file.as_fd());
+            Ok((attached, detached))
+        })();
+        let _ = umount(&d, MNT_DETACH);
+        let _ = std::fs::remove_dir_all(&dir);
+        let (attached, detached) = checked.unwrap();
+        assert!(
+            !attached,
+            "a read-only mount in the tree counted as protected"
+        );
+        assert!(detached, "a detached read-only mount did not count");
     }
 
     /// The marker names the re-executed process itself: a child that
