@@ -99,6 +99,9 @@ fn serve(cfg: &Config) -> Result<(), String> {
         }
     };
     log::init(None, Format::Text, level);
+    if let Ok(point) = std::env::var(skiff::daemon::faults::ENV) {
+        skiff::daemon::faults::arm(&point).map_err(|e| e.to_string())?;
+    }
     // Signals are taken by this thread alone (sigwait): block them before
     // any thread starts, so every thread inherits the mask. Shims get a
     // clean mask from std's spawn.

@@ -8,11 +8,15 @@
 use crate::output::print;
 use skiff::ctr::client::Conn;
 use skiff::ctr::flags::{self, Flag, Parsed};
-use skiff::ctr::{cio, progress, tabwriter, term, units};
+use skiff::ctr::format::{self as fmt, go_time};
+use skiff::ctr::objects::{self, delete_task, get_container, get_image, need_task, wait_task};
+use skiff::ctr::process::{self, Outcome, Stdio};
+use skiff::ctr::signals::Signals;
+use skiff::ctr::{archive, container, progress, tabwriter, term, units};
 use skiff::proto::services::{
     containers, content, images, leases, namespaces, pull, snapshots, tasks, version,
 };
-use skiff::proto::types::{Any, Empty, Timestamp};
+use skiff::proto::types::{Any, Empty};
 use skiff::ttrpc::{Code, Status};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -21,7 +25,6 @@ use std::time::Duration;
 const DEFAULT_ADDRESS: &str = "/run/skiff/containerd.sock";
 const DEFAULT_NAMESPACE: &str = "default";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-const DEFAULT_RUNTIME: &str = "io.containerd.skiff.v2";
 
 /// Why a command failed: a message ctr prints as `ctr: MESSAGE` (exit 1),
 /// a usage error (help, then the message), or an exit status to pass on.
@@ -34,6 +37,12 @@ enum Fail {
 impl From<Status> for Fail {
     fn from(s: Status) -> Fail {
         Fail::Msg(s.message)
+    }
+}
+
+impl From<skiff::Error> for Fail {
+    fn from(e: skiff::Error) -> Fail {
+        Fail::Msg(e.to_string())
     }
 }
 
@@ -265,6 +274,10 @@ const COMMANDS: &[Cmd] = &[
                 &[
                     Flag::value(&["base-name"], "base image name for added images, when provided only images with this name prefix are imported"),
                     Flag::bool(&["digests"], "whether to create digest images (default: false)"),
+                    Flag::bool(&["skip-digest-for-named"], "skip applying --digests option to images named in the importing tar (use it in conjunction with --digests)"),
+                    Flag::bool(&["all-platforms"], "imports content for all platforms, false by default"),
+                    Flag::value(&["platform"], "imports content for specific platform"),
+                    Flag::bool(&["no-unpack"], "skip unpacking the images, false by default"),
                     SNAPSHOTTER,
                 ],
                 cmd_image_import,
@@ -646,41 +659,6 @@ fn arg<'a>(p: &'a Parsed, i: usize, what: &str) -> Result<&'a str, Fail> {
         .ok_or_else(|| msg(format!("{what} must be provided")))
 }
 
-fn go_time(t: Option<&Timestamp>) -> String {
-    let t = t.cloned().unwrap_or_default();
-    let rfc = skiff::time::rfc3339_nano(t.seconds, t.nanos.max(0) as u32);
-    format!(
-        "{} +0000 UTC",
-        rfc.trim_end_matches('Z').replacen('T', " ", 1)
-    )
-}
-
-fn rfc3339(t: Option<&Timestamp>) -> String {
-    let t = t.cloned().unwrap_or_default();
-    skiff::time::rfc3339_nano(t.seconds, 0)
-}
-
-fn labels_text(labels: &BTreeMap<String, String>) -> String {
-    if labels.is_empty() {
-        return "-".into();
-    }
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn key_values(items: &[&str]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (kv.to_string(), String::new()),
-        })
-        .collect()
-}
-
 fn not_found(s: &Status) -> bool {
     s.code == Code::NotFound
 }
@@ -745,7 +723,7 @@ fn cmd_ns_create(g: &Globals, p: &Parsed) -> Res {
         &namespaces::CreateNamespaceRequest {
             namespace: Some(namespaces::Namespace {
                 name: name.to_string(),
-                labels: key_values(&labels),
+                labels: fmt::key_values(&labels),
             }),
         },
     );
@@ -782,121 +760,23 @@ fn cmd_ns_rm(g: &Globals, p: &Parsed) -> Res {
 
 // ---- images ---------------------------------------------------------------
 
-fn get_image(conn: &Conn, name: &str) -> Result<images::Image, Fail> {
-    let r: Result<images::GetImageResponse, Status> = conn.call(
-        images::SERVICE,
-        "Get",
-        &images::GetImageRequest {
-            name: name.to_string(),
-        },
-    );
-    match r {
-        Ok(r) => r
-            .image
-            .ok_or_else(|| msg(format!("image \"{name}\": not found"))),
-        Err(s) if not_found(&s) => Err(msg(format!("image \"{name}\": not found"))),
-        Err(s) => Err(s.into()),
+/// The filter arguments, checked here as the daemon would check them so
+/// a bad one gets ctr's message (`wrap` is what ctr says around it).
+fn filters(p: &Parsed, wrap: (&str, &str)) -> Result<Vec<String>, Fail> {
+    match skiff::filter::parse_all(&p.args) {
+        Ok(_) => Ok(p.args.clone()),
+        Err(e) => Err(msg(format!("{}{e}{}", wrap.0, wrap.1))),
     }
 }
 
-/// A blob of the content store, read whole through Content.Read.
-fn read_blob(conn: &Conn, digest: &str) -> Result<Vec<u8>, Status> {
-    let stream = conn.stream(
-        content::SERVICE,
-        "Read",
-        &content::ReadContentRequest {
-            digest: digest.to_string(),
-            offset: 0,
-            size: 0,
-        },
-    )?;
-    let mut data = Vec::new();
-    while let Some(msg) = stream.recv(conn.stream_timeout()?)? {
-        let r = <content::ReadContentResponse as prost::Message>::decode(&msg[..])
-            .map_err(|e| Status::new(Code::Internal, format!("decode ReadContentResponse: {e}")))?;
-        data.extend_from_slice(&r.data);
-    }
-    Ok(data)
-}
-
-/// What `images ls` shows beyond the record: the size of what the host
-/// platform needs and the platforms the image has; None when content is
-/// missing (ctr prints `-`).
-struct ImageFacts {
-    size: i64,
-    platforms: Vec<String>,
-    config: Option<skiff::image::oci::ImageConfig>,
-}
-
-fn platform_text(p: &skiff::image::oci::Platform) -> String {
-    if p.variant.is_empty() {
-        format!("{}/{}", p.os, p.architecture)
-    } else {
-        format!("{}/{}/{}", p.os, p.architecture, p.variant)
-    }
-}
-
-fn image_facts(conn: &Conn, target: &skiff::proto::types::Descriptor) -> Option<ImageFacts> {
-    use skiff::image::oci::{parse_config, parse_document, select_platform, Document, Platform};
-    let data = read_blob(conn, &target.digest).ok()?;
-    let doc = parse_document(&data, &target.media_type, &target.digest).ok()?;
-    let mut size = target.size;
-    let (manifest, platforms) = match doc {
-        Document::Index(list) => {
-            let mut platforms: Vec<String> = list
-                .iter()
-                .filter_map(|d| d.platform.as_ref().map(platform_text))
-                .collect();
-            platforms.sort();
-            platforms.dedup();
-            let d = select_platform(&list, &Platform::host())?;
-            size += d.size as i64;
-            let data = read_blob(conn, &d.digest.to_string()).ok()?;
-            match parse_document(&data, &d.media_type, "manifest").ok()? {
-                Document::Manifest(m) => (m, platforms),
-                Document::Index(_) => return None,
-            }
-        }
-        Document::Manifest(m) => (m, Vec::new()),
-    };
-    size += manifest.config.size as i64;
-    size += manifest.layers.iter().map(|l| l.size as i64).sum::<i64>();
-    let config = read_blob(conn, &manifest.config.digest.to_string())
-        .ok()
-        .and_then(|d| parse_config(&d, "image config").ok());
-    let platforms = if platforms.is_empty() {
-        config
-            .as_ref()
-            .map(|c| vec![platform_text(&c.platform)])
-            .unwrap_or_default()
-    } else {
-        platforms
-    };
-    Some(ImageFacts {
-        size,
-        platforms,
-        config,
-    })
-}
-
-fn filters(p: &Parsed) -> Vec<String> {
-    p.args.clone()
-}
-
-fn list_images(conn: &Conn, p: &Parsed) -> Result<Vec<images::Image>, Fail> {
-    let r: images::ListImagesResponse = conn.call(
-        images::SERVICE,
-        "List",
-        &images::ListImagesRequest {
-            filters: filters(p),
-        },
-    )?;
-    Ok(r.images)
-}
+const TWICE_INVALID: &str = ": invalid argument: invalid argument";
 
 fn cmd_image_ls(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
-    let list = list_images(&conn, p)?;
+    let list = objects::list_images(
+        &conn,
+        &filters(p, ("failed to list images: ", TWICE_INVALID))?,
+    )?;
     if p.bool("quiet") {
         for i in &list {
             print(&format!("{}\n", i.name));
@@ -906,7 +786,7 @@ fn cmd_image_ls(g: &Globals, p: &Parsed) -> Res {
     let mut t = String::from("REF\tTYPE\tDIGEST\tSIZE\tPLATFORMS\tLABELS\t\n");
     for i in &list {
         let target = i.target.clone().unwrap_or_default();
-        let (size, platforms) = match image_facts(&conn, &target) {
+        let (size, platforms) = match objects::image_facts(&conn, &target) {
             Some(f) => (units::bytes(f.size), f.platforms.join(",")),
             None => ("-".to_string(), "-".to_string()),
         };
@@ -917,7 +797,7 @@ fn cmd_image_ls(g: &Globals, p: &Parsed) -> Res {
             target.digest,
             size,
             platforms,
-            labels_text(&i.labels)
+            fmt::labels(&i.labels)
         ));
     }
     print(&tabwriter::format(tabwriter::TIGHT, &t));
@@ -926,7 +806,10 @@ fn cmd_image_ls(g: &Globals, p: &Parsed) -> Res {
 
 fn cmd_image_check(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
-    let list = list_images(&conn, p)?;
+    let list = objects::list_images(
+        &conn,
+        &filters(p, ("failed to list images: ", TWICE_INVALID))?,
+    )?;
     if p.bool("quiet") {
         for i in &list {
             print(&format!("{}\n", i.name));
@@ -936,7 +819,7 @@ fn cmd_image_check(g: &Globals, p: &Parsed) -> Res {
     let mut t = String::from("REF\tTYPE\tDIGEST\tSTATUS\tSIZE\tUNPACKED\t\n");
     for i in &list {
         let target = i.target.clone().unwrap_or_default();
-        let (status, size) = match image_facts(&conn, &target) {
+        let (status, size) = match objects::image_facts(&conn, &target) {
             Some(f) if f.config.is_some() => (
                 "complete (1/1)".to_string(),
                 format!("{}/{}", units::bytes(f.size), units::bytes(f.size)),
@@ -952,282 +835,54 @@ fn cmd_image_check(g: &Globals, p: &Parsed) -> Res {
     Ok(())
 }
 
-/// `images export OUT REF…`: an OCI archive (oci-layout, index.json
-/// naming each image, its blobs) plus Docker's manifest.json, so both
-/// `ctr images import` and `docker load` read it. Only the blobs of the
-/// chosen platform(s) go in, as ctr does.
+/// `images export OUT REF…`: an OCI archive plus Docker's manifest.json.
 fn cmd_image_export(g: &Globals, p: &Parsed) -> Res {
-    use skiff::image::oci::{parse_document, select_platform, Document, Platform};
-    let out = arg(
-        p,
-        0,
-        "please provide both an output filename and an image reference to export",
-    )
-    .map_err(|_| msg("please provide both an output filename and an image reference to export"))?;
-    if p.args.len() < 2 {
-        return Err(msg(
-            "please provide both an output filename and an image reference to export",
-        ));
+    use skiff::image::oci::Platform;
+    const BOTH: &str = "please provide both an output filename and an image reference to export";
+    if p.args.len() < 2 || p.args[0].is_empty() {
+        return Err(msg(BOTH));
     }
-    let want = match p.get("platform") {
-        Some(s) => Platform::parse(s).map_err(|e| msg(e.to_string()))?,
+    let out = p.args[0].as_str();
+    let platform = match p.get("platform") {
+        Some(s) => Platform::parse(s)?,
         None => Platform::host(),
     };
-    let all = p.bool("all-platforms");
+    let opts = archive::ExportOptions {
+        images: &p.args[1..],
+        platform,
+        all_platforms: p.bool("all-platforms"),
+        skip_manifest_json: p.bool("skip-manifest-json"),
+    };
     let conn = g.connect()?;
-    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut index_entries = Vec::new();
-    let mut docker = Vec::new();
-    let add = |blobs: &mut Vec<(String, Vec<u8>)>, digest: &str| -> Result<Vec<u8>, Fail> {
-        if let Some((_, d)) = blobs.iter().find(|(k, _)| k == digest) {
-            return Ok(d.clone());
-        }
-        let data = read_blob(&conn, digest)
-            .map_err(|s| msg(format!("failed to get reader for {digest}: {}", s.message)))?;
-        blobs.push((digest.to_string(), data.clone()));
-        Ok(data)
-    };
-    for name in &p.args[1..] {
-        let image = get_image(&conn, name)?;
-        let target = image.target.clone().unwrap_or_default();
-        let data = add(&mut blobs, &target.digest)?;
-        let doc = parse_document(&data, &target.media_type, &target.digest)
-            .map_err(|e| msg(e.to_string()))?;
-        let manifests = match doc {
-            Document::Manifest(m) => vec![m],
-            Document::Index(list) => {
-                let chosen: Vec<_> = if all {
-                    list.iter().collect()
-                } else {
-                    select_platform(&list, &want).into_iter().collect()
-                };
-                let mut ms = Vec::new();
-                for d in chosen {
-                    let data = add(&mut blobs, &d.digest.to_string())?;
-                    if let Ok(Document::Manifest(m)) =
-                        parse_document(&data, &d.media_type, "manifest")
-                    {
-                        ms.push(m);
-                    }
-                }
-                ms
-            }
-        };
-        for m in &manifests {
-            add(&mut blobs, &m.config.digest.to_string())?;
-            for l in &m.layers {
-                add(&mut blobs, &l.digest.to_string())?;
-            }
-        }
-        if let Some(m) = manifests.first() {
-            docker.push(format!(
-                "{{\"Config\":\"blobs/sha256/{}\",\"RepoTags\":[{}],\"Layers\":[{}]}}",
-                m.config.digest.hex(),
-                skiff::json::quote(name),
-                m.layers
-                    .iter()
-                    .map(|l| format!("\"blobs/sha256/{}\"", l.digest.hex()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
-        }
-        let tag = name
-            .rsplit_once(':')
-            .filter(|(_, t)| !t.contains('/'))
-            .map(|(_, t)| t);
-        let mut ann = format!("\"io.containerd.image.name\":{}", skiff::json::quote(name));
-        if let Some(t) = tag {
-            ann.push_str(&format!(
-                ",\"org.opencontainers.image.ref.name\":{}",
-                skiff::json::quote(t)
-            ));
-        }
-        index_entries.push(format!(
-            "{{\"mediaType\":{},\"digest\":{},\"size\":{},\"annotations\":{{{ann}}}}}",
-            skiff::json::quote(&target.media_type),
-            skiff::json::quote(&target.digest),
-            target.size
-        ));
-    }
-    let index = format!(
-        "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[{}]}}",
-        index_entries.join(",")
-    );
-    let write = || -> std::io::Result<()> {
-        let file: Box<dyn std::io::Write> = if out == "-" {
-            Box::new(std::io::stdout())
-        } else {
-            Box::new(std::fs::File::create(out)?)
-        };
-        let mut tar = tar::Builder::new(file);
-        let mut put = |path: &str, data: &[u8]| -> std::io::Result<()> {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o444);
-            h.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut h, path, data)
-        };
-        put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        for (digest, data) in &blobs {
-            let hex = digest.split_once(':').map(|(_, h)| h).unwrap_or(digest);
-            put(&format!("blobs/sha256/{hex}"), data)?;
-        }
-        put("index.json", index.as_bytes())?;
-        if !p.bool("skip-manifest-json") {
-            put(
-                "manifest.json",
-                format!("[{}]", docker.join(",")).as_bytes(),
-            )?;
-        }
-        tar.into_inner()?.flush()
-    };
-    if let Err(e) = write() {
-        if out != "-" {
+    let written = if out == "-" {
+        archive::export(&conn, &opts, std::io::stdout().lock())
+    } else {
+        let file = std::fs::File::create(out).map_err(|e| msg(format!("{out}: {e}")))?;
+        let r = archive::export(&conn, &opts, std::io::BufWriter::new(file));
+        if r.is_err() {
             let _ = std::fs::remove_file(out);
         }
-        return Err(msg(format!("{out}: {e}")));
-    }
-    Ok(())
+        r
+    };
+    Ok(written?)
 }
 
-/// `images import FILE`: an OCI archive (what `images export` and
-/// `docker save` write: oci-layout, index.json, blobs). Every blob goes
-/// into the store through Content.Write (verified there against its
-/// name), then each image of index.json is recorded under its
-/// `io.containerd.image.name`, or `--base-name:ref.name`.
+/// `images import FILE`: an OCI or `docker save` archive.
 fn cmd_image_import(g: &Globals, p: &Parsed) -> Res {
-    use content::write_action as act;
     let file = arg(p, 0, "input file")?;
-    let open = || std::fs::File::open(file).map_err(|e| msg(format!("open {file}: {e}")));
     let conn = g.connect()?;
-    // First pass: the index; second: the blobs, streamed.
-    let mut index = None;
-    let mut ar = tar::Archive::new(open()?);
-    for e in ar.entries().map_err(|e| msg(format!("{file}: {e}")))? {
-        let mut e = e.map_err(|e| msg(format!("{file}: {e}")))?;
-        let path = e
-            .path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        if path.trim_start_matches("./") == "index.json" {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut e, &mut text)
-                .map_err(|e| msg(format!("{file}: index.json: {e}")))?;
-            index = Some(text);
-        }
+    let opts = archive::ImportOptions {
+        base_name: p.get("base-name"),
+        digests: p.bool("digests"),
+        skip_digest_for_named: p.bool("skip-digest-for-named"),
+    };
+    if opts.skip_digest_for_named && !opts.digests {
+        return Err(msg(
+            "--skip-digest-for-named must be specified with --digests option",
+        ));
     }
-    let index = index.ok_or_else(|| msg(format!("{file}: no index.json (not an OCI archive)")))?;
-    let mut ar = tar::Archive::new(open()?);
-    for e in ar.entries().map_err(|e| msg(format!("{file}: {e}")))? {
-        let mut e = e.map_err(|e| msg(format!("{file}: {e}")))?;
-        let path = e
-            .path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let Some(hex) = path.trim_start_matches("./").strip_prefix("blobs/sha256/") else {
-            continue;
-        };
-        if hex.is_empty() || e.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
-        let digest = format!("sha256:{hex}");
-        let total = e.header().size().unwrap_or(0) as i64;
-        let req = |action, offset: i64, data: Vec<u8>| content::WriteContentRequest {
-            action,
-            r#ref: format!("import-{digest}"),
-            total,
-            expected: digest.clone(),
-            offset,
-            data,
-            labels: BTreeMap::new(),
-        };
-        let stream = conn.stream_both(content::SERVICE, "Write", &req(act::STAT, 0, Vec::new()))?;
-        match stream.recv(None) {
-            Err(s) if s.code == Code::AlreadyExists => continue,
-            Err(s) => return Err(msg(format!("{digest}: {}", s.message))),
-            Ok(_) => {}
-        }
-        let mut offset = 0i64;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = std::io::Read::read(&mut e, &mut buf)
-                .map_err(|err| msg(format!("{file}: {path}: {err}")))?;
-            let last = offset + n as i64 >= total;
-            let action = if last { act::COMMIT } else { act::WRITE };
-            stream.send(&prost::Message::encode_to_vec(&req(
-                action,
-                offset,
-                buf[..n].to_vec(),
-            )))?;
-            stream
-                .recv(None)
-                .map_err(|s| msg(format!("{digest}: {}", s.message)))?;
-            offset += n as i64;
-            if last {
-                break;
-            }
-            if n == 0 {
-                return Err(msg(format!("{file}: {path}: short blob")));
-            }
-        }
-        let _ = stream.close_send();
-    }
-    // The images the index names.
-    let v = skiff::json::parse(&index, "index.json").map_err(|e| msg(e.to_string()))?;
-    let root = skiff::json::Node::new(&v, "index.json");
-    let manifests = root
-        .need("manifests")
-        .and_then(|m| m.items())
-        .map_err(|e| msg(e.to_string()))?;
-    let base = p.get("base-name");
-    for m in manifests {
-        let d = skiff::image::oci::Descriptor::from_node(&m).map_err(|e| msg(e.to_string()))?;
-        let name = match (
-            d.annotation("io.containerd.image.name"),
-            d.annotation("org.opencontainers.image.ref.name"),
-            base,
-        ) {
-            (Some(n), _, None) => n.to_string(),
-            (Some(n), _, Some(b)) if n.starts_with(b) => n.to_string(),
-            (_, Some(r), Some(b)) => format!("{b}:{r}"),
-            (None, Some(r), None) if r.contains(['/', ':']) => r.to_string(),
-            _ if p.bool("digests") => format!("import-{}@{}", skiff::time::now().0, d.digest),
-            _ => continue,
-        };
-        let image = images::Image {
-            name: name.clone(),
-            target: Some(skiff::proto::types::Descriptor {
-                media_type: d.media_type.clone(),
-                digest: d.digest.to_string(),
-                size: d.size as i64,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let r: Result<images::CreateImageResponse, Status> = conn.call(
-            images::SERVICE,
-            "Create",
-            &images::CreateImageRequest {
-                image: Some(image.clone()),
-                source_date_epoch: None,
-            },
-        );
-        match r {
-            Ok(_) => {}
-            Err(s) if s.code == Code::AlreadyExists => {
-                let _: images::UpdateImageResponse = conn.call(
-                    images::SERVICE,
-                    "Update",
-                    &images::UpdateImageRequest {
-                        image: Some(image),
-                        update_mask: None,
-                        source_date_epoch: None,
-                    },
-                )?;
-            }
-            Err(s) => return Err(s.into()),
-        }
-        print(&format!("unpacking {name} ({})...done\n", d.digest));
+    for i in archive::import(&conn, file, &opts)? {
+        print(&format!("unpacking {} ({})...done\n", i.name, i.digest));
     }
     Ok(())
 }
@@ -1318,8 +973,8 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
     let reference = arg(p, 0, "please provide an image reference to pull")
         .map_err(|_| msg("please provide an image reference to pull"))?;
     let conn = g.connect()?;
-    // The daemon's pull takes one platform; --all-platforms pulls the
-    // host's until it takes more.
+    // With --all-platforms the daemon fetches every platform and records
+    // the index; the host's is unpacked, as ctr does.
     let platform = if p.bool("all-platforms") {
         String::new()
     } else {
@@ -1344,6 +999,7 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
                 })
                 .unwrap_or_default(),
             labels: BTreeMap::new(),
+            all_platforms: p.bool("all-platforms"),
         },
     )?;
     let tty = term::stdout_is_tty();
@@ -1376,7 +1032,7 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
     let target = image.target.unwrap_or_default();
     print(&format!(
         "unpacking {} {}...\ndone: {:?}\t\n",
-        platform_text(&skiff::image::oci::Platform::host()),
+        fmt::platform(&skiff::image::oci::Platform::host()),
         target.digest,
         prog.elapsed()
     ));
@@ -1385,32 +1041,13 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
 
 // ---- containers -------------------------------------------------------------
 
-fn get_container(conn: &Conn, id: &str) -> Result<containers::Container, Fail> {
-    let r: Result<containers::GetContainerResponse, Status> = conn.call(
-        containers::SERVICE,
-        "Get",
-        &containers::GetContainerRequest { id: id.to_string() },
-    );
-    let missing = || {
-        msg(format!(
-            "container \"{id}\" in namespace \"{}\": not found",
-            conn.namespace()
-        ))
-    };
-    match r {
-        Ok(r) => r.container.ok_or_else(missing),
-        Err(s) if not_found(&s) => Err(missing()),
-        Err(s) => Err(s.into()),
-    }
-}
-
 fn cmd_container_ls(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
     let r: containers::ListContainersResponse = conn.call(
         containers::SERVICE,
         "List",
         &containers::ListContainersRequest {
-            filters: filters(p),
+            filters: filters(p, ("", TWICE_INVALID))?,
         },
     )?;
     if p.bool("quiet") {
@@ -1438,16 +1075,16 @@ fn cmd_container_info(g: &Globals, p: &Parsed) -> Res {
         .as_ref()
         .map(|a| String::from_utf8_lossy(&a.value).into_owned())
         .unwrap_or_else(|| "null".into());
-    let spec = reindent(&spec, "    ", 1);
+    let spec = fmt::reindent(&spec, "    ", 1);
     if p.bool("spec") {
-        print(&format!("{}\n", reindent(&spec, "    ", 0)));
+        print(&format!("{}\n", fmt::reindent(&spec, "    ", 0)));
         return Ok(());
     }
     let mut w = String::from("{\n");
     let q = skiff::json::quote;
     w.push_str(&format!("    \"ID\": {},\n", q(&c.id)));
     w.push_str("    \"Labels\": ");
-    w.push_str(&json_map(&c.labels, 1));
+    w.push_str(&fmt::json_map(&c.labels, 1));
     w.push_str(",\n");
     w.push_str(&format!("    \"Image\": {},\n", q(&c.image)));
     let rt = c.runtime.clone().unwrap_or_default();
@@ -1459,11 +1096,11 @@ fn cmd_container_info(g: &Globals, p: &Parsed) -> Res {
     w.push_str(&format!("    \"Snapshotter\": {},\n", q(&c.snapshotter)));
     w.push_str(&format!(
         "    \"CreatedAt\": {},\n",
-        q(&ts_rfc(c.created_at.as_ref()))
+        q(&fmt::rfc3339_nano(c.created_at.as_ref()))
     ));
     w.push_str(&format!(
         "    \"UpdatedAt\": {},\n",
-        q(&ts_rfc(c.updated_at.as_ref()))
+        q(&fmt::rfc3339_nano(c.updated_at.as_ref()))
     ));
     w.push_str("    \"Extensions\": null,\n");
     w.push_str(&format!("    \"Spec\": {spec}\n}}\n"));
@@ -1471,185 +1108,10 @@ fn cmd_container_info(g: &Globals, p: &Parsed) -> Res {
     Ok(())
 }
 
-fn ts_rfc(t: Option<&Timestamp>) -> String {
-    let t = t.cloned().unwrap_or_default();
-    skiff::time::rfc3339_nano(t.seconds, t.nanos.max(0) as u32)
-}
-
-fn json_map(m: &BTreeMap<String, String>, depth: usize) -> String {
-    if m.is_empty() {
-        return "null".into();
-    }
-    let pad = "    ".repeat(depth + 1);
-    let items: Vec<String> = m
-        .iter()
-        .map(|(k, v)| format!("{pad}{}: {}", skiff::json::quote(k), skiff::json::quote(v)))
-        .collect();
-    format!("{{\n{}\n{}}}", items.join(",\n"), "    ".repeat(depth))
-}
-
-/// Re-indent JSON text with `unit`, nested `depth` deep, keeping its key
-/// order (Go's json.MarshalIndent of the spec inside the info).
-fn reindent(text: &str, unit: &str, depth: usize) -> String {
-    let mut out = String::new();
-    let mut level = depth;
-    let mut in_str = false;
-    let mut escaped = false;
-    let mut chars = text.trim().chars().peekable();
-    let newline = |out: &mut String, level: usize| {
-        out.push('\n');
-        out.push_str(&unit.repeat(level));
-    };
-    while let Some(c) = chars.next() {
-        if in_str {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_str = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                    chars.next();
-                }
-                let close = if c == '{' { '}' } else { ']' };
-                if chars.peek() == Some(&close) {
-                    chars.next();
-                    out.push(c);
-                    out.push(close);
-                } else {
-                    out.push(c);
-                    level += 1;
-                    newline(&mut out, level);
-                }
-            }
-            '}' | ']' => {
-                level = level.saturating_sub(1);
-                newline(&mut out, level);
-                out.push(c);
-            }
-            ',' => {
-                out.push(',');
-                newline(&mut out, level);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_whitespace() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn cmd_container_create(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
-    create_container(&conn, p)?;
+    container::create(&conn, p)?;
     Ok(())
-}
-
-/// `run`/`c create`: the container record with its spec (the daemon
-/// prepares the snapshot from the image, as ctr's Snapshots.Prepare would).
-fn create_container(conn: &Conn, p: &Parsed) -> Result<containers::Container, Fail> {
-    let reference = arg(p, 0, "image ref")?;
-    let id = p
-        .args
-        .get(1)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| msg("container id must be provided"))?;
-    let image = get_image(conn, reference)?;
-    let target = image.target.clone().unwrap_or_default();
-    let config = image_facts(conn, &target)
-        .and_then(|f| f.config)
-        .ok_or_else(|| {
-            msg(format!(
-                "image \"{reference}\": content is missing (pull it again)"
-            ))
-        })?;
-    let spec = build_spec(conn, p, id, &config)?;
-    let mut labels = key_values(&p.all("label"));
-    labels
-        .entry("io.containerd.image.config.stop-signal".into())
-        .or_insert_with(|| "SIGTERM".into());
-    let snapshotter = p.get("snapshotter").unwrap_or("");
-    let container = containers::Container {
-        id: id.clone(),
-        labels,
-        image: image.name.clone(),
-        runtime: Some(containers::Runtime {
-            name: p.get("runtime").unwrap_or(DEFAULT_RUNTIME).to_string(),
-            options: None,
-        }),
-        spec: Some(Any {
-            type_url: skiff::daemon::spec::SPEC_TYPE_URL.into(),
-            value: spec,
-        }),
-        snapshotter: snapshotter.to_string(),
-        snapshot_key: id.clone(),
-        ..Default::default()
-    };
-    let r: Result<containers::CreateContainerResponse, Status> = conn.call(
-        containers::SERVICE,
-        "Create",
-        &containers::CreateContainerRequest {
-            container: Some(container.clone()),
-        },
-    );
-    match r {
-        Ok(r) => Ok(r.container.unwrap_or(container)),
-        Err(s) if s.code == Code::AlreadyExists => {
-            Err(msg(format!("container \"{id}\": already exists")))
-        }
-        Err(s) => Err(s.into()),
-    }
-}
-
-fn build_spec(
-    conn: &Conn,
-    p: &Parsed,
-    id: &str,
-    config: &skiff::image::oci::ImageConfig,
-) -> Result<Vec<u8>, Fail> {
-    use skiff::daemon::spec::{build, MountSpec, SpecOptions};
-    let mounts = p
-        .all("mount")
-        .iter()
-        .map(|m| MountSpec::parse(m))
-        .collect::<skiff::Result<Vec<_>>>()
-        .map_err(|e| msg(e.to_string()))?;
-    let number = |name: &str| -> Result<Option<f64>, Fail> {
-        p.get(name)
-            .map(|v| {
-                v.parse::<f64>().map_err(|_| {
-                    Fail::Usage(format!("invalid value {v:?} for flag -{name}: parse error"))
-                })
-            })
-            .transpose()
-    };
-    let opts = SpecOptions {
-        args: (p.args.len() > 2).then(|| p.args[2..].to_vec()),
-        env: p.all("env").iter().map(|s| s.to_string()).collect(),
-        cwd: p.get("cwd").map(str::to_string),
-        user: p.get("user").map(str::to_string),
-        terminal: p.bool("tty"),
-        read_only: p.bool("read-only"),
-        net_host: p.bool("net-host"),
-        memory_limit: number("memory-limit")?.map(|n| n as u64),
-        cpus: number("cpus")?,
-        mounts,
-        seccomp: p.bool("seccomp"),
-        hostname: p.get("hostname").map(str::to_string),
-        id: id.to_string(),
-        namespace: conn.namespace().to_string(),
-    };
-    build(config, &opts).map_err(|e| msg(e.to_string()))
 }
 
 fn cmd_container_rm(g: &Globals, p: &Parsed) -> Res {
@@ -1657,106 +1119,19 @@ fn cmd_container_rm(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
     let mut failed = None;
     for id in &p.args {
-        if let Err(e) = delete_container(&conn, id, !p.bool("keep-snapshot")) {
-            let m = match &e {
-                Fail::Msg(m) | Fail::Usage(m) => m.clone(),
-                Fail::Exit(_) => String::new(),
-            };
+        if let Err(e) = objects::delete_container(&conn, id, !p.bool("keep-snapshot")) {
             eprintln!(
                 "time=\"{}\" level=error msg=\"failed to delete container \\\"{id}\\\"\" error={}",
                 skiff::time::rfc3339_nano(skiff::time::now().0, 0),
-                skiff::json::quote(&m)
+                skiff::json::quote(e.message())
             );
-            failed = Some(e);
+            failed = Some(Fail::from(e));
         }
     }
     failed.map_or(Ok(()), Err)
 }
 
-/// Delete a container as ctr does: refused while its task is not stopped;
-/// its snapshot goes with it unless kept.
-fn delete_container(conn: &Conn, id: &str, with_snapshot: bool) -> Res {
-    let c = get_container(conn, id)?;
-    if let Some(task) = get_task(conn, id)? {
-        if task.status != STATUS_STOPPED {
-            return Err(msg(format!(
-                "cannot delete a non stopped container: {{{} {} 0001-01-01 00:00:00 +0000 UTC}}",
-                status_word(task.status).to_lowercase(),
-                task.exit_status
-            )));
-        }
-        delete_task(conn, id)?;
-    }
-    if with_snapshot && !c.snapshot_key.is_empty() {
-        let r: Result<Empty, Status> = conn.call(
-            snapshots::SERVICE,
-            "Remove",
-            &snapshots::RemoveSnapshotRequest {
-                snapshotter: c.snapshotter.clone(),
-                key: c.snapshot_key.clone(),
-            },
-        );
-        match r {
-            Ok(_) => {}
-            Err(s) if not_found(&s) => {}
-            Err(s) => return Err(s.into()),
-        }
-    }
-    let _: Empty = conn.call(
-        containers::SERVICE,
-        "Delete",
-        &containers::DeleteContainerRequest { id: id.to_string() },
-    )?;
-    Ok(())
-}
-
 // ---- tasks ------------------------------------------------------------------
-
-const STATUS_STOPPED: i32 = 3;
-
-fn status_word(s: i32) -> &'static str {
-    match s {
-        1 => "CREATED",
-        2 => "RUNNING",
-        3 => "STOPPED",
-        4 => "PAUSED",
-        5 => "PAUSING",
-        _ => "UNKNOWN",
-    }
-}
-
-/// The task of a container, None when it has none.
-fn get_task(conn: &Conn, id: &str) -> Result<Option<tasks::Process>, Fail> {
-    let r: Result<tasks::GetResponse, Status> = conn.call(
-        tasks::SERVICE,
-        "Get",
-        &tasks::GetRequest {
-            container_id: id.to_string(),
-            exec_id: String::new(),
-        },
-    );
-    match r {
-        Ok(r) => Ok(r.process),
-        Err(s) if not_found(&s) => Ok(None),
-        Err(s) => Err(s.into()),
-    }
-}
-
-/// The task of an existing container, or ctr's message for what is missing.
-fn need_task(conn: &Conn, id: &str) -> Result<tasks::Process, Fail> {
-    get_container(conn, id)?;
-    get_task(conn, id)?.ok_or_else(|| msg(format!("no running task found: task {id} not found")))
-}
-
-fn delete_task(conn: &Conn, id: &str) -> Result<tasks::DeleteResponse, Fail> {
-    Ok(conn.call(
-        tasks::SERVICE,
-        "Delete",
-        &tasks::DeleteTaskRequest {
-            container_id: id.to_string(),
-        },
-    )?)
-}
 
 fn cmd_task_ls(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
@@ -1774,7 +1149,7 @@ fn cmd_task_ls(g: &Globals, p: &Parsed) -> Res {
             "{}\t{}\t{}\n",
             task.id,
             task.pid,
-            status_word(task.status)
+            fmt::status_word(task.status)
         ));
     }
     print(&tabwriter::format(tabwriter::WIDE, &t));
@@ -1862,11 +1237,11 @@ fn cmd_task_rm(g: &Globals, p: &Parsed) -> Res {
                 )?;
                 return Ok(());
             }
-            if task.status != STATUS_STOPPED {
+            if task.status != objects::STATUS_STOPPED {
                 if !p.bool("force") {
                     return Err(msg(format!(
                         "task must be stopped before deletion: {}: failed precondition",
-                        status_word(task.status).to_lowercase()
+                        fmt::status_word(task.status).to_lowercase()
                     )));
                 }
                 let _: Empty = conn.call(
@@ -1902,18 +1277,6 @@ fn cmd_task_rm(g: &Globals, p: &Parsed) -> Res {
         }
     }
     failed.map_or(Ok(()), Err)
-}
-
-fn wait_task(conn: &Conn, id: &str, exec_id: &str) -> Result<u32, Fail> {
-    let r: tasks::WaitResponse = conn.call_unbounded(
-        tasks::SERVICE,
-        "Wait",
-        &tasks::WaitRequest {
-            container_id: id.to_string(),
-            exec_id: exec_id.to_string(),
-        },
-    )?;
-    Ok(r.exit_status)
 }
 
 fn cmd_task_metrics(g: &Globals, p: &Parsed) -> Res {
@@ -1969,13 +1332,12 @@ fn cmd_task_metrics(g: &Globals, p: &Parsed) -> Res {
 
 fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
     let id = arg(p, 0, "container id")?;
-    let mask = take_signals(p.bool("detach"))?;
+    let detach = p.bool("detach");
+    let signals = take_signals()?;
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
-    let terminal = spec_terminal(&c);
-    let detach = p.bool("detach");
-    let null_io = p.bool("null-io") || detach;
-    let io = Stdio::new(id, "", terminal, null_io, None)?;
+    let terminal = container::spec_terminal(&c);
+    let io = Stdio::new(id, "", terminal, p.bool("null-io"), None)?;
     let r: Result<tasks::CreateTaskResponse, Status> = conn.call(
         tasks::SERVICE,
         "Create",
@@ -1988,48 +1350,56 @@ fn cmd_task_start(g: &Globals, p: &Parsed) -> Res {
             ..Default::default()
         },
     );
-    let io = io.created(r.as_ref().err().cloned())?;
-    r?;
-    let result = run_process(&conn, id, "", io, detach, mask);
-    if !detach {
-        // As ctr: an attached start deletes the task once it exited.
-        let _: Result<tasks::DeleteResponse, Status> = conn.call(
-            tasks::SERVICE,
-            "Delete",
-            &tasks::DeleteTaskRequest {
-                container_id: id.to_string(),
-            },
-        );
+    if let Err(s) = r {
+        io.remove();
+        return Err(s.into());
     }
-    result
+    match process::run(&conn, id, "", io, detach, &signals) {
+        Ok(Outcome::Detached) => Ok(()),
+        outcome => {
+            // As ctr: an attached start deletes the task once it exited
+            // (or never started).
+            let _ = delete_task(&conn, id);
+            match outcome? {
+                Outcome::Exited(status) => exit_with(status),
+                Outcome::Cancelled(sig) => Err(cancelled(sig)),
+                Outcome::Detached => Ok(()),
+            }
+        }
+    }
 }
 
-fn spec_terminal(c: &containers::Container) -> bool {
-    c.spec
-        .as_ref()
-        .and_then(|s| std::str::from_utf8(&s.value).ok().map(str::to_string))
-        .and_then(|t| skiff::oci::spec::parse(&t).ok())
-        .and_then(|s| s.process.map(|p| p.terminal))
-        .unwrap_or(false)
+/// Take every signal from here on (before any thread exists): until the
+/// task runs, ^C cancels the command (twice: at once); then signals go
+/// to the task.
+fn take_signals() -> Result<Signals, Fail> {
+    Ok(Signals::take_over(|sig| std::process::exit(128 + sig))?)
+}
+
+/// The command was cancelled by `sig` before its process started: exit
+/// as a process that signal ended (128+N), quietly, as Go's ctr dies.
+fn cancelled(sig: i32) -> Fail {
+    Fail::Exit((128 + sig) as u8)
+}
+
+/// A process's exit status as ctr's own.
+fn exit_with(status: u32) -> Res {
+    match status {
+        0 => Ok(()),
+        n => Err(Fail::Exit(n as u8)),
+    }
 }
 
 fn cmd_task_attach(g: &Globals, p: &Parsed) -> Res {
     let id = arg(p, 0, "container id")?;
+    let signals = take_signals()?;
     let conn = g.connect()?;
+    let c = get_container(&conn, id)?;
     let task = need_task(&conn, id)?;
-    if task.stdout.is_empty() {
-        return Err(msg(format!("task {id} has no io to attach to")));
-    }
-    // The fifos the creator made: open them again and copy, as ctr does.
-    let out = cio::OutputFifo::open(&task.stdout).map_err(|e| msg(e.to_string()))?;
-    let (h, attach) = out.copy_to(std::io::stdout());
-    drop(attach);
-    let status = wait_task(&conn, id, "")?;
-    let _ = h.join();
-    if status != 0 {
-        return Err(Fail::Exit(status as u8));
-    }
-    Ok(())
+    let status = process::attach(&conn, id, &task, container::spec_terminal(&c), &signals)?;
+    // As ctr: the attached task is deleted once it exited.
+    let _ = delete_task(&conn, id);
+    exit_with(status)
 }
 
 fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
@@ -2044,14 +1414,21 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
     if p.args.len() < 2 {
         return Err(msg("command must be provided"));
     }
-    let mask = take_signals(p.bool("detach"))?;
+    let signals = take_signals()?;
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
     need_task(&conn, id)?;
     let terminal = p.bool("tty");
-    let process = exec_process_json(&c, &p.args[1..], terminal, p.get("cwd"), p.get("user"))?;
+    let process = container::exec_process(
+        &conn,
+        &c,
+        &p.args[1..],
+        terminal,
+        p.get("cwd"),
+        p.get("user"),
+    )?;
     let detach = p.bool("detach");
-    let io = Stdio::new(id, exec_id, terminal, detach, p.get("fifo-dir"))?;
+    let io = Stdio::new(id, exec_id, terminal, false, p.get("fifo-dir"))?;
     let r: Result<Empty, Status> = conn.call(
         tasks::SERVICE,
         "Exec",
@@ -2068,10 +1445,12 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
             exec_id: exec_id.to_string(),
         },
     );
-    let io = io.created(r.as_ref().err().cloned())?;
-    r?;
-    let result = run_process(&conn, id, exec_id, io, detach, mask);
-    if !detach {
+    if let Err(s) = r {
+        io.remove();
+        return Err(s.into());
+    }
+    let outcome = process::run(&conn, id, exec_id, io, detach, &signals);
+    let delete = || {
         let _: Result<tasks::DeleteResponse, Status> = conn.call(
             tasks::SERVICE,
             "DeleteProcess",
@@ -2080,284 +1459,21 @@ fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
                 exec_id: exec_id.to_string(),
             },
         );
-    }
-    result
-}
-
-/// The exec's process: the daemon's builder (the container's process
-/// with the new args and terminal), then ctr's `--cwd` and `--user`.
-fn exec_process_json(
-    c: &containers::Container,
-    args: &[String],
-    terminal: bool,
-    cwd: Option<&str>,
-    user: Option<&str>,
-) -> Result<Vec<u8>, Fail> {
-    use miniserde::json::{Number, Object, Value};
-    let spec = c
-        .spec
-        .as_ref()
-        .ok_or_else(|| msg(format!("container \"{}\" has no spec", c.id)))?;
-    let process = skiff::daemon::spec::exec_process(&spec.value, args, terminal)
-        .map_err(|e| msg(e.to_string()))?;
-    if cwd.is_none() && user.is_none() {
-        return Ok(process);
-    }
-    let text = String::from_utf8_lossy(&process);
-    let Ok(Value::Object(mut process)) = skiff::json::parse(&text, "process") else {
-        return Err(msg("exec: the process is not a JSON object"));
     };
-    if let Some(cwd) = cwd {
-        process.insert("cwd".into(), Value::String(cwd.to_string()));
-    }
-    if let Some(user) = user {
-        let (u, gr) = user.split_once(':').unwrap_or((user, "0"));
-        let (Ok(uid), Ok(gid)) = (u.parse::<u64>(), gr.parse::<u64>()) else {
-            return Err(msg(format!(
-                "user {user:?}: give a numeric uid[:gid] for exec"
-            )));
-        };
-        let mut o = Object::new();
-        o.insert("uid".into(), Value::Number(Number::U64(uid)));
-        o.insert("gid".into(), Value::Number(Number::U64(gid)));
-        process.insert("user".into(), Value::Object(o));
-    }
-    Ok(miniserde::json::to_string(&Value::Object(process)).into_bytes())
-}
-
-/// The stdio of a process being created: fifos the client made (or none,
-/// for detached/null io), opened for reading before the shim opens them.
-struct Stdio {
-    paths: (String, String, String),
-    fifos: Option<cio::FifoSet>,
-    out: Option<cio::OutputFifo>,
-    err: Option<cio::OutputFifo>,
-}
-
-impl Stdio {
-    fn new(
-        id: &str,
-        exec_id: &str,
-        terminal: bool,
-        null_io: bool,
-        fifo_dir: Option<&str>,
-    ) -> Result<Stdio, Fail> {
-        if null_io {
-            return Ok(Stdio {
-                paths: Default::default(),
-                fifos: None,
-                out: None,
-                err: None,
-            });
+    match outcome {
+        Err(e) => {
+            delete();
+            Err(e.into())
         }
-        let name = if exec_id.is_empty() { id } else { exec_id };
-        let set = cio::FifoSet::create(fifo_dir.unwrap_or(cio::FIFO_ROOT), name, terminal)
-            .map_err(|e| msg(e.to_string()))?;
-        let opened = (|| -> skiff::Result<_> {
-            let out = cio::OutputFifo::open(&set.stdout)?;
-            let err = if set.stderr.is_empty() {
-                None
-            } else {
-                Some(cio::OutputFifo::open(&set.stderr)?)
-            };
-            Ok((out, err))
-        })();
-        let (out, err) = match opened {
-            Ok(x) => x,
-            Err(e) => {
-                set.remove();
-                return Err(msg(e.to_string()));
-            }
-        };
-        Ok(Stdio {
-            paths: (set.stdin.clone(), set.stdout.clone(), set.stderr.clone()),
-            fifos: Some(set),
-            out: Some(out),
-            err,
-        })
-    }
-
-    /// After Create/Exec: on failure the fifos go; on success the io is
-    /// ready to copy.
-    fn created(self, failure: Option<Status>) -> Result<Stdio, Fail> {
-        if failure.is_some() {
-            if let Some(f) = &self.fifos {
-                f.remove();
-            }
+        Ok(Outcome::Detached) => Ok(()),
+        Ok(Outcome::Exited(status)) => {
+            delete();
+            exit_with(status)
         }
-        Ok(self)
-    }
-}
-
-/// For an attached process: block every signal before any thread exists
-/// (the connection's reader included), so they all wait for the thread
-/// that forwards them (SIGWINCH resizes) instead of killing ctr.
-fn take_signals(detach: bool) -> Result<Option<skiff::sys::signal::Mask>, Fail> {
-    if detach {
-        return Ok(None);
-    }
-    skiff::sys::signal::block_all()
-        .map(Some)
-        .map_err(|e| msg(e.to_string()))
-}
-
-/// Start a created process (init when `exec_id` is empty), copy its io,
-/// forward signals and window size, wait and pass its exit status on.
-fn run_process(
-    conn: &Conn,
-    id: &str,
-    exec_id: &str,
-    mut io: Stdio,
-    detach: bool,
-    mask: Option<skiff::sys::signal::Mask>,
-) -> Res {
-    let terminal = io.paths.2.is_empty() && !io.paths.1.is_empty();
-    let mut copiers = Vec::new();
-    let mut attaches = Vec::new();
-    if let Some(out) = io.out.take() {
-        let (h, a) = out.copy_to(std::io::stdout());
-        copiers.push(h);
-        attaches.push(a);
-    }
-    if let Some(err) = io.err.take() {
-        let (h, a) = err.copy_to(std::io::stderr());
-        copiers.push(h);
-        attaches.push(a);
-    }
-    let raw = if terminal && !detach {
-        term::RawMode::stdin()
-    } else {
-        None
-    };
-    if !io.paths.0.is_empty() && !detach {
-        let addr_conn = CloseIo {
-            id: id.to_string(),
-            exec_id: exec_id.to_string(),
-        };
-        let closer = conn_closer(conn, addr_conn);
-        cio::copy_stdin(io.paths.0.clone(), std::io::stdin(), closer);
-    }
-    // Wait before Start, so the exit cannot be missed.
-    let (tx, rx) = std::sync::mpsc::channel();
-    if !detach {
-        let waiter = WaitCall {
-            id: id.to_string(),
-            exec_id: exec_id.to_string(),
-        };
-        let conn = conn.clone();
-        std::thread::spawn(move || {
-            let r = wait_task(&conn, &waiter.id, &waiter.exec_id);
-            let _ = tx.send(r);
-            // Wake the signal loop.
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::CHILD,
-            );
-        });
-    }
-    // The pty exists once the process is created: size it before it
-    // runs, so its first look at the window sees ours (ctr resizes after
-    // Start, which leaves a moment of 0x0).
-    if terminal {
-        resize(conn, id, exec_id);
-    }
-    let started: Result<tasks::StartResponse, Status> = conn.call(
-        tasks::SERVICE,
-        "Start",
-        &tasks::StartRequest {
-            container_id: id.to_string(),
-            exec_id: exec_id.to_string(),
-        },
-    );
-    drop(attaches);
-    if let Err(s) = started {
-        drop(raw);
-        if let Some(f) = &io.fifos {
-            f.remove();
+        Ok(Outcome::Cancelled(sig)) => {
+            delete();
+            Err(cancelled(sig))
         }
-        return Err(s.into());
-    }
-    if detach {
-        return Ok(());
-    }
-    if terminal {
-        resize(conn, id, exec_id);
-    }
-    let status = loop {
-        if let Ok(r) = rx.try_recv() {
-            break r;
-        }
-        match skiff::sys::signal::wait_any() {
-            libc::SIGWINCH if terminal => resize(conn, id, exec_id),
-            libc::SIGCHLD | libc::SIGWINCH | libc::SIGPIPE => {}
-            sig => {
-                let _: Result<Empty, Status> = conn.call(
-                    tasks::SERVICE,
-                    "Kill",
-                    &tasks::KillRequest {
-                        container_id: id.to_string(),
-                        exec_id: exec_id.to_string(),
-                        signal: sig as u32,
-                        all: false,
-                    },
-                );
-            }
-        }
-    };
-    for h in copiers {
-        let _ = h.join();
-    }
-    drop(raw);
-    if let Some(m) = mask {
-        let _ = skiff::sys::signal::restore(&m);
-    }
-    if let Some(f) = &io.fifos {
-        f.remove();
-    }
-    let status = status?;
-    if status != 0 {
-        return Err(Fail::Exit(status as u8));
-    }
-    Ok(())
-}
-
-struct CloseIo {
-    id: String,
-    exec_id: String,
-}
-
-struct WaitCall {
-    id: String,
-    exec_id: String,
-}
-
-fn conn_closer(conn: &Conn, what: CloseIo) -> impl FnOnce() + Send + 'static {
-    let conn = conn.clone();
-    move || {
-        let _: Result<Empty, Status> = conn.call(
-            tasks::SERVICE,
-            "CloseIO",
-            &tasks::CloseIoRequest {
-                container_id: what.id,
-                exec_id: what.exec_id,
-                stdin: true,
-            },
-        );
-    }
-}
-
-fn resize(conn: &Conn, id: &str, exec_id: &str) {
-    if let Some((width, height)) = term::window_size() {
-        let _: Result<Empty, Status> = conn.call(
-            tasks::SERVICE,
-            "ResizePty",
-            &tasks::ResizePtyRequest {
-                container_id: id.to_string(),
-                exec_id: exec_id.to_string(),
-                width,
-                height,
-            },
-        );
     }
 }
 
@@ -2367,29 +1483,33 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
     if detach && rm {
         return Err(msg("flags --detach and --rm cannot be specified together"));
     }
-    let mask = take_signals(p.bool("detach"))?;
+    let signals = take_signals()?;
     let conn = g.connect()?;
-    let c = create_container(&conn, p)?;
+    let c = container::create(&conn, p)?;
     let id = c.id.clone();
-    let terminal = p.bool("tty");
-    let null_io = p.bool("null-io") || detach;
-    let cleanup = |conn: &Conn| {
-        let _: Result<tasks::DeleteResponse, Status> = conn.call(
-            tasks::SERVICE,
-            "Delete",
-            &tasks::DeleteTaskRequest {
-                container_id: id.clone(),
-            },
-        );
+    // What a failure or ^C before the task ran undoes: the task, and the
+    // container this command made (as --rm would).
+    let undo = |conn: &Conn| {
+        let _ = delete_task(conn, &id);
+        let _ = objects::delete_container(conn, &id, true);
+    };
+    if let Some(sig) = signals.cancelled() {
+        undo(&conn);
+        return Err(cancelled(sig));
+    }
+    // A failure leaves the container as ctr does, unless --rm.
+    let failed = |conn: &Conn| {
+        let _ = delete_task(conn, &id);
         if rm {
-            let _ = delete_container(conn, &id, true);
+            let _ = objects::delete_container(conn, &id, true);
         }
     };
-    let io = match Stdio::new(&id, "", terminal, null_io, p.get("fifo-dir")) {
+    let terminal = p.bool("tty");
+    let io = match Stdio::new(&id, "", terminal, p.bool("null-io"), p.get("fifo-dir")) {
         Ok(io) => io,
         Err(e) => {
-            cleanup(&conn);
-            return Err(e);
+            failed(&conn);
+            return Err(e.into());
         }
     };
     let r: Result<tasks::CreateTaskResponse, Status> = conn.call(
@@ -2404,16 +1524,25 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
             ..Default::default()
         },
     );
-    let io = io.created(r.as_ref().err().cloned())?;
     if let Err(s) = r {
-        cleanup(&conn);
+        io.remove();
+        failed(&conn);
         return Err(s.into());
     }
-    let result = run_process(&conn, &id, "", io, detach, mask);
-    if !detach {
-        cleanup(&conn);
+    match process::run(&conn, &id, "", io, detach, &signals) {
+        Ok(Outcome::Detached) => Ok(()),
+        Ok(Outcome::Cancelled(sig)) => {
+            undo(&conn);
+            Err(cancelled(sig))
+        }
+        outcome => {
+            failed(&conn);
+            match outcome? {
+                Outcome::Exited(status) => exit_with(status),
+                _ => Ok(()),
+            }
+        }
     }
-    result
 }
 
 // ---- snapshots, content, leases, events -------------------------------------
@@ -2479,7 +1608,7 @@ fn cmd_content_ls(g: &Globals, p: &Parsed) -> Res {
         content::SERVICE,
         "List",
         &content::ListContentRequest {
-            filters: filters(p),
+            filters: filters(p, ("", ": invalid argument"))?,
         },
     )?;
     let mut infos = Vec::new();
@@ -2502,7 +1631,7 @@ fn cmd_content_ls(g: &Globals, p: &Parsed) -> Res {
         let labels = if i.labels.is_empty() {
             "-".to_string()
         } else {
-            labels_text(&i.labels)
+            fmt::labels(&i.labels)
         };
         t.push_str(&format!(
             "{}\t{}\t{}\t{}\n",
@@ -2522,7 +1651,7 @@ fn cmd_lease_ls(g: &Globals, p: &Parsed) -> Res {
         leases::SERVICE,
         "List",
         &leases::ListRequest {
-            filters: filters(p),
+            filters: filters(p, ("failed to list leases: ", TWICE_INVALID))?,
         },
     )?;
     if p.bool("quiet") {
@@ -2536,8 +1665,8 @@ fn cmd_lease_ls(g: &Globals, p: &Parsed) -> Res {
         t.push_str(&format!(
             "{}\t{}\t{}\t\n",
             l.id,
-            rfc3339(l.created_at.as_ref()),
-            labels_text(&l.labels)
+            fmt::rfc3339(l.created_at.as_ref()),
+            fmt::labels(&l.labels)
         ));
     }
     print(&tabwriter::format(tabwriter::TIGHT, &t));
@@ -2550,7 +1679,7 @@ fn cmd_events(g: &Globals, p: &Parsed) -> Res {
         skiff::proto::services::events::SERVICE,
         "Subscribe",
         &skiff::proto::services::events::SubscribeRequest {
-            filters: filters(p),
+            filters: filters(p, ("", ""))?,
         },
     )?;
     while let Some(m) = stream.recv(None)? {

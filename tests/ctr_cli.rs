@@ -845,3 +845,567 @@ fn walkthrough_against_the_daemon() {
         "processes left naming the daemon: {left:?}"
     );
 }
+
+// ---- archives, users, attach, ^C (no registry needed) ----------------------
+
+fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The busybox layer of these tests (with sleep), uncompressed.
+fn busybox_layer() -> Vec<u8> {
+    let mut entries = busybox_entries();
+    entries.push(hardlink("bin/sleep", "bin/busybox"));
+    tar(&entries)
+}
+
+fn image_config(layer: &[u8]) -> String {
+    format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["PATH=/bin"],"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
+        sha256_hex(layer)
+    )
+}
+
+fn put(b: &mut tar::Builder<fs::File>, path: &str, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, path, data).unwrap();
+}
+
+/// The old `docker save` layout (docker < 25): manifest.json,
+/// `<config id>.json`, `<layer id>/layer.tar` (+ VERSION, json), no
+/// index.json. The second image's layer is a symlink to the first's, as
+/// docker writes shared layers. Returns the manifest digest containerd's
+/// import makes of the first image (Docker schema 2, Go's field order).
+fn docker_save_archive(path: &Path) -> String {
+    let layer = busybox_layer();
+    let config = image_config(&layer);
+    let (cid, lid) = (sha256_hex(config.as_bytes()), sha256_hex(&layer));
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    put(&mut b, &format!("{cid}.json"), config.as_bytes());
+    put(&mut b, &format!("{lid}/VERSION"), b"1.0");
+    put(&mut b, &format!("{lid}/json"), b"{}");
+    put(&mut b, &format!("{lid}/layer.tar"), &layer);
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "shared/layer.tar", format!("../{lid}/layer.tar"))
+        .unwrap();
+    put(
+        &mut b,
+        "manifest.json",
+        format!(
+            r#"[{{"Config":"{cid}.json","RepoTags":["oldbb:v1"],"Layers":["{lid}/layer.tar"]}},{{"Config":"{cid}.json","RepoTags":null,"Layers":["shared/layer.tar"]}}]"#
+        )
+        .as_bytes(),
+    );
+    b.into_inner().unwrap();
+    // Recorded from containerd 1.6.20's `ctr i import` of such an archive.
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:{cid}","size":{}}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":"sha256:{lid}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    format!("sha256:{}", sha256_hex(manifest.as_bytes()))
+}
+
+/// An OCI archive (its store holding a zero-size blob too if asked), the image
+/// named only by its OCI ref name (a bare tag).
+fn oci_archive(path: &Path, with_empty_blob: bool) -> String {
+    let layer = busybox_layer();
+    let config = image_config(&layer);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{}","size":{}}}]}}"#,
+        sha256_hex(config.as_bytes()),
+        config.len(),
+        sha256_hex(&layer),
+        layer.len()
+    );
+    let md = sha256_hex(manifest.as_bytes());
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    put(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    if with_empty_blob {
+        put(&mut b, &format!("blobs/sha256/{}", sha256_hex(b"")), b"");
+    }
+    put(
+        &mut b,
+        &format!("blobs/sha256/{}", sha256_hex(config.as_bytes())),
+        config.as_bytes(),
+    );
+    put(
+        &mut b,
+        &format!("blobs/sha256/{}", sha256_hex(&layer)),
+        &layer,
+    );
+    put(&mut b, &format!("blobs/sha256/{md}"), manifest.as_bytes());
+    put(
+        &mut b,
+        "index.json",
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{md}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v2"}}}}]}}"#,
+            manifest.len()
+        )
+        .as_bytes(),
+    );
+    b.into_inner().unwrap();
+    format!("sha256:{md}")
+}
+
+#[test]
+fn import_docker_save_layout_and_empty_blobs() {
+    let work = TempDir::new("ctr-import-src");
+    let d = Daemon::start(TempDir::new("ctr-import"));
+    let old = work.join("old.tar");
+    let digest = docker_save_archive(&old);
+    // RepoTags are normalized; the untagged image gets only a digest name.
+    let out = d.ok(&["i", "import", "--digests", old.to_str().unwrap()]);
+    let date = {
+        let o = Command::new("date")
+            .args(["-u", "+%Y-%m-%d"])
+            .output()
+            .unwrap();
+        stdout(&o).trim().to_string()
+    };
+    assert_eq!(
+        out,
+        format!(
+            "unpacking docker.io/library/oldbb:v1 ({digest})...done\n\
+             unpacking import-{date}@{digest} ({digest})...done\n\
+             unpacking import-{date}@{digest} ({digest})...done\n"
+        )
+    );
+    let ls = d.ok(&["i", "ls", "-q"]);
+    assert_eq!(
+        ls,
+        format!("docker.io/library/oldbb:v1\nimport-{date}@{digest}\n")
+    );
+    // The lease the import held is gone; the image runs.
+    assert_eq!(d.ok(&["leases", "ls", "-q"]), "");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "docker.io/library/oldbb:v1",
+            "imp1",
+            "echo",
+            "old layout"
+        ]),
+        "old layout\n"
+    );
+    // An OCI archive with a zero-size blob; the bare tag gets the base name.
+    let oci = work.join("oci.tar");
+    let digest = oci_archive(&oci, true);
+    let out = d.ok(&[
+        "i",
+        "import",
+        "--base-name",
+        "example.com/bb",
+        oci.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out,
+        format!("unpacking example.com/bb:v2 ({digest})...done\n")
+    );
+    assert!(d
+        .ok(&["content", "ls", "-q"])
+        .contains("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    // Without a base name a bare tag is prefixed import-DATE, as ctr does.
+    let out = d.ok(&["i", "import", oci.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!("unpacking import-{date}:v2 ({digest})...done\n")
+    );
+    // Not an archive of either layout: ctr's message, nothing recorded.
+    let junk = work.join("junk.tar");
+    let mut b = tar::Builder::new(fs::File::create(&junk).unwrap());
+    put(&mut b, "hello", b"x");
+    b.into_inner().unwrap();
+    let o = d.ctr(&["i", "import", junk.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).ends_with("unrecognized image format\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.ok(&["leases", "ls", "-q"]), "");
+}
+
+/// Import the busybox image (OCI layout) as `example.com/bb:v2`.
+fn import_busybox(d: &Daemon, work: &TempDir) -> &'static str {
+    let oci = work.join("oci.tar");
+    oci_archive(&oci, false);
+    d.ok(&[
+        "i",
+        "import",
+        "--base-name",
+        "example.com/bb",
+        oci.to_str().unwrap(),
+    ]);
+    "example.com/bb:v2"
+}
+
+#[test]
+fn user_names_resolve_in_the_container() {
+    let work = TempDir::new("ctr-user-src");
+    let d = Daemon::start(TempDir::new("ctr-user"));
+    let img = import_busybox(&d, &work);
+    // busybox_entries: www is 33:34; group wheel (10) lists www.
+    assert_eq!(
+        d.ok(&["run", "--rm", "--user", "www", img, "u1", "id"]),
+        "uid=33(www) gid=34(web) groups=10(wheel),34(web)\n"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "--user", "33:wheel", img, "u2", "id"]),
+        "uid=33(www) gid=10(wheel) groups=10(wheel)\n"
+    );
+    // An unknown name: ctr's message, and no container left behind.
+    d.fails(
+        &["run", "--rm", "--user", "nobody", img, "u3", "id"],
+        1,
+        "ctr: no users found\n",
+    );
+    assert_eq!(d.ids("c"), Vec::<String>::new());
+    d.ok(&["run", "-d", img, "u4", "sleep", "30"]);
+    // exec --user as ctr 1.6: the user's group only (no supplementary).
+    assert_eq!(
+        d.ok(&["t", "exec", "--exec-id", "e1", "--user", "www", "u4", "id"]),
+        "uid=33(www) gid=34(web) groups=34(web)\n"
+    );
+    d.fails(
+        &[
+            "t",
+            "exec",
+            "--exec-id",
+            "e2",
+            "--user",
+            "www:nogroup",
+            "u4",
+            "id",
+        ],
+        1,
+        "ctr: no groups found\n",
+    );
+    d.ok(&["t", "kill", "-s", "KILL", "u4"]);
+}
+
+#[test]
+fn attach_to_a_detached_run() {
+    let work = TempDir::new("ctr-attach-src");
+    let d = Daemon::start(TempDir::new("ctr-attach"));
+    let img = import_busybox(&d, &work);
+    // run -d keeps the client-made fifos (as ctr): attach copies from them.
+    d.ok(&[
+        "run",
+        "-d",
+        img,
+        "a1",
+        "sh",
+        "-c",
+        "sleep 1; echo out; echo err >&2; exit 3",
+    ]);
+    let o = d.ctr(&["t", "attach", "a1"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    // As ctr: the task is deleted once attach saw it exit, its fifos too.
+    assert_eq!(d.ids("t"), Vec::<String>::new());
+    assert_eq!(fifo_leftovers(&["a1"]), Vec::<PathBuf>::new());
+    // With --null-io there is nothing to copy: attach waits, exit passed on.
+    d.ok(&[
+        "run",
+        "-d",
+        "--null-io",
+        img,
+        "a2",
+        "sh",
+        "-c",
+        "echo gone; exit 4",
+    ]);
+    let o = d.ctr(&["t", "attach", "a2"]);
+    assert_eq!((code(&o), stdout(&o).as_str()), (4, ""));
+    d.ok(&["c", "rm", "a1", "a2"]);
+}
+
+#[test]
+fn interrupt_before_the_task_runs_leaves_nothing() {
+    let work = TempDir::new("ctr-int-src");
+    let d = Daemon::start(TempDir::new("ctr-int"));
+    let img = import_busybox(&d, &work);
+    let mut cancelled = 0;
+    for (i, delay_ms) in [0u64, 5, 10, 20, 30, 40, 60, 80, 120, 200, 400, 800]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("int{i}");
+        let mut child = d
+            .cmd(&["run", img, &id, "sleep", "3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        let status = child.wait().unwrap();
+        match status.code() {
+            // Cancelled before the task ran: at once, nothing left.
+            Some(130) => {
+                cancelled += 1;
+                assert!(started.elapsed() < Duration::from_secs(2));
+                assert!(!d.ids("c").contains(&id), "{id} left after ^C");
+            }
+            // The task was running: sleep (pid 1) ignores the forwarded
+            // SIGINT and ends normally; the container stays, as ctr's.
+            Some(0) => {
+                d.ok(&["c", "rm", &id]);
+            }
+            // ^C came before ctr took signals: it died of it, quietly.
+            None => assert!(!d.ids("c").contains(&id), "{id} left"),
+            other => panic!("{id}: exit {other:?}"),
+        }
+        assert_eq!(d.ids("t"), Vec::<String>::new());
+        assert_eq!(fifo_leftovers(&[&id]), Vec::<PathBuf>::new());
+    }
+    // Before the fix the ^C waited for the task and never cancelled.
+    assert!(cancelled > 0, "no run was cancelled by ^C");
+    assert_eq!(d.ids("c"), Vec::<String>::new());
+}
+
+/// Debian's containerd on a private socket and root, for answers to
+/// compare with; stopped by pid and its directory removed when dropped.
+struct DebianContainerd {
+    child: Child,
+    sock: String,
+    dir: TempDir,
+}
+
+impl DebianContainerd {
+    fn start() -> Option<DebianContainerd> {
+        if !tool("/usr/bin/containerd", "containerd") || !tool("/usr/bin/ctr", "containerd") {
+            return None;
+        }
+        let dir = TempDir::new("ctr-debian");
+        let sock = dir.s("c.sock");
+        let config = format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n",
+            dir.s("root"),
+            dir.s("state")
+        );
+        fs::write(dir.join("config.toml"), config).unwrap();
+        let log = fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("/usr/bin/containerd")
+            .args(["--config", &dir.s("config.toml")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = DebianContainerd { child, sock, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while code(&c.ctr(&["version"])) != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "Debian's containerd did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(c)
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("/usr/bin/ctr")
+            .args(["-a", &self.sock, "-n", "skiff-filters"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for DebianContainerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Mounts its snapshotter may have left under its root.
+        let root = self.dir.path().display().to_string();
+        for m in fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+        {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+    }
+}
+
+#[test]
+fn filters_answer_as_debian_ctr() {
+    let Some(deb) = DebianContainerd::start() else {
+        return;
+    };
+    let work = TempDir::new("ctr-filter-src");
+    let d = Daemon::start(TempDir::new("ctr-filter"));
+    let oci = work.join("oci.tar");
+    oci_archive(&oci, false);
+    let old = work.join("old.tar");
+    docker_save_archive(&old);
+    for args in [
+        vec![
+            "i",
+            "import",
+            "--base-name",
+            "example.com/bb",
+            oci.to_str().unwrap(),
+        ],
+        vec!["i", "import", old.to_str().unwrap()],
+        vec!["i", "tag", "example.com/bb:v2", "example.com/other:v10"],
+        vec!["i", "tag", "example.com/bb:v2", "example.com/bb:latest"],
+    ] {
+        assert_eq!(code(&deb.ctr(&args)), 0, "{}", stderr(&deb.ctr(&args)));
+        d.ok(&args);
+    }
+    for f in [
+        "name~=/.*/",
+        "name~=bb",
+        "name~=^example",
+        "name~=|v[0-9]+$|",
+        "name~=/:v[0-9]{2}$/",
+        "name~=/\\\\d$/",
+        "name~=/(bb|other):(v2|latest)$/",
+        "name~=/^docker\\\\.io/",
+        "name~=/[^a-z]latest/",
+        "name~=/^$/",
+        "name~=(a",
+        "name==example.com/bb:v2,name~=v2",
+        "name!=example.com/bb:v2,name~=bb",
+        "labels.x",
+        "name~=.*",
+        "name=x",
+        "name==/x/",
+    ] {
+        let (want, got) = (deb.ctr(&["i", "ls", "-q", f]), d.ctr(&["i", "ls", "-q", f]));
+        assert_eq!(
+            (code(&got), stdout(&got), stderr(&got)),
+            (code(&want), stdout(&want), stderr(&want)),
+            "filter {f}"
+        );
+    }
+    let _ = deb.ctr(&["i", "rm", "example.com/bb:v2"]);
+}
+
+#[test]
+fn interrupted_pull_records_no_image() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("ctr-pullint-src");
+    let r = publish_busybox(&reg, &work);
+    let d = Daemon::start(TempDir::new("ctr-pullint"));
+    let mut interrupted = 0;
+    for delay_ms in [0u64, 10, 20, 40, 60, 100, 150, 250] {
+        let mut child = d
+            .cmd(&["i", "pull", "--plain-http", &r])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        if child.wait().unwrap().success() {
+            // The pull was done before the ^C.
+            d.ok(&["i", "rm", &r]);
+            continue;
+        }
+        // The daemon notices the client is gone: its pull ends (its lease
+        // goes) and no image is recorded, as with containerd's ctr.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !d.ok(&["leases", "ls", "-q"]).is_empty() {
+            assert!(Instant::now() < deadline, "the pull's lease stayed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if d.ok(&["i", "ls", "-q"]).is_empty() {
+            interrupted += 1;
+        } else {
+            // The daemon had recorded it just before ctr died reading the
+            // last message: then it is whole, as ctr's own create would be.
+            let check = d.ok(&["i", "check"]);
+            assert!(
+                check.contains("complete"),
+                "^C after {delay_ms} ms: {check}"
+            );
+            d.ok(&["i", "rm", &r]);
+        }
+    }
+    // Before the fix every interrupted pull still recorded its image.
+    assert!(interrupted > 0, "no interrupted pull was cancelled");
+}
+
+#[test]
+fn pull_all_platforms_fetches_every_platform() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("ctr-allplat-src");
+    let mut entries = busybox_entries();
+    entries.push(hardlink("bin/sleep", "bin/busybox"));
+    let amd64 = ImageSpec::new(vec![Layer {
+        entries,
+        comp: Comp::Gzip,
+    }]);
+    let mut arm64 = ImageSpec::new(vec![Layer {
+        entries: vec![file("arm64-only", "x")],
+        comp: Comp::Gzip,
+    }]);
+    arm64.arch = "arm64".into();
+    let layout = work.join("layout");
+    let layers = write_layout(&layout, "multi", &[amd64, arm64]);
+    let (amd_layer, arm_layer) = (layers[0].to_string(), layers[1].to_string());
+    let r = format!("{}/library/multi:latest", reg.host());
+    push(&layout, "multi", &r, &["--all"]);
+    let d = Daemon::start(TempDir::new("ctr-allplat"));
+
+    // Without the flag: the host's platform only, recorded as its manifest.
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    let content = d.ok(&["content", "ls", "-q"]);
+    assert!(
+        content.contains(&amd_layer) && !content.contains(&arm_layer),
+        "{content}"
+    );
+    d.ok(&["i", "rm", "--sync", &r]);
+
+    // With it: every platform's blobs, the index as the image.
+    d.ok(&["i", "pull", "--plain-http", "--all-platforms", &r]);
+    let content = d.ok(&["content", "ls", "-q"]);
+    assert!(
+        content.contains(&amd_layer) && content.contains(&arm_layer),
+        "{content}"
+    );
+    let ls = d.ok(&["i", "ls"]);
+    let row: Vec<&str> = ls.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[1], "application/vnd.oci.image.index.v1+json", "{ls}");
+    assert_eq!(row[5], "linux/amd64,linux/arm64", "{ls}");
+    assert_eq!(d.ok(&["run", "--rm", &r, "ap1", "echo", "host"]), "host\n");
+    // The image's removal takes every platform's blobs with it.
+    d.ok(&["i", "rm", "--sync", &r]);
+    assert_eq!(d.ok(&["content", "ls", "-q"]), "");
+}

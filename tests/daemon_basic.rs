@@ -116,6 +116,10 @@ fn version_and_namespaces() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}\n{}", d.log());
     assert!(!Path::new(&d.address()).exists(), "socket left behind");
+    assert!(
+        !Path::new(&d.ttrpc_address()).exists(),
+        "ttrpc socket left behind"
+    );
 }
 
 #[test]
@@ -362,8 +366,9 @@ fn exec_pids_and_events_of_a_running_container() {
             "Subscribe",
             skiff::proto::services::events::SubscribeRequest {
                 filters: vec![
-                    format!("namespace=={ns},topic==/tasks/exit"),
-                    format!("namespace=={ns},topic==/tasks/exec-added"),
+                    // containerd's syntax: a value starting with `/` is quoted.
+                    format!("namespace=={ns},topic==\"/tasks/exit\""),
+                    format!("namespace=={ns},topic==\"/tasks/exec-added\""),
                 ],
             }
             .encode_to_vec(),

@@ -584,7 +584,7 @@ fn default_runtime_from_config() {
         "{}",
         stdout(&o)
     );
-    let c = skiff::ttrpc::Client::connect(&d.sock).unwrap();
+    let c = skiff::ttrpc::Client::connect(&format!("{}.ttrpc", d.sock)).unwrap();
     let req = pc::CreateContainerRequest {
         container: Some(pc::Container {
             id: "no-runtime".into(),

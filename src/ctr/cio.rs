@@ -72,6 +72,22 @@ impl FifoSet {
     }
 }
 
+/// Remove fifos a process was given (a detached run's, found again by
+/// its task's paths) and their directory once empty; anything that is
+/// not a fifo is left alone.
+pub fn remove_fifos(paths: &[&str]) {
+    use std::os::unix::fs::FileTypeExt;
+    for p in paths.iter().filter(|p| !p.is_empty()) {
+        let is_fifo = std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_fifo());
+        if is_fifo {
+            let _ = std::fs::remove_file(p);
+            if let Some(dir) = Path::new(p).parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {

@@ -1,14 +1,15 @@
-//! The daemon connection as ctr uses it: one ttrpc connection, every call
-//! carrying the namespace and bounded by the command's `--timeout`.
+//! The daemon connection as ctr uses it: one gRPC connection (as
+//! containerd's ctr, so it talks to containerd too), every call carrying
+//! the namespace and bounded by the command's `--timeout`.
 
-use crate::ttrpc::{Client, ClientStream, Code, Status};
+use crate::grpc::{Client, ClientStream};
+use crate::ttrpc::{Code, Status};
 use prost::Message;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The metadata keys containerd reads the namespace from: ttrpc's, and
-/// gRPC's (sent too, so a daemon reading either finds it).
-const NAMESPACE_KEYS: [&str; 2] = ["containerd-namespace-ttrpc", "containerd-namespace"];
+/// The metadata key containerd reads the namespace from over gRPC.
+const NAMESPACE_KEY: &str = crate::daemon::api::NAMESPACE_KEY_GRPC;
 
 /// A connection to the daemon, bound to one namespace; clones share the
 /// connection (calls from many threads may be in flight at once).
@@ -35,10 +36,7 @@ impl Conn {
         Ok(Conn {
             client: Arc::new(client),
             namespace: namespace.to_string(),
-            metadata: NAMESPACE_KEYS
-                .iter()
-                .map(|k| (k.to_string(), namespace.to_string()))
-                .collect(),
+            metadata: vec![(NAMESPACE_KEY.to_string(), namespace.to_string())],
             deadline: (!timeout.is_zero()).then(|| Instant::now() + timeout),
         })
     }

@@ -6,11 +6,18 @@
 //!
 //! Nothing here prints or exits: the applet does.
 
+pub mod archive;
 pub mod cio;
 pub mod client;
+pub mod container;
 pub mod events;
 pub mod flags;
+pub mod format;
+pub mod objects;
+pub mod process;
 pub mod progress;
+pub mod signals;
 pub mod tabwriter;
 pub mod term;
 pub mod units;
+pub mod user;

@@ -1,7 +1,7 @@
 //! The transport-independent service layer: each daemon service is a
 //! [`Handler`] that answers typed protobuf payloads for a namespace; the
-//! ttrpc binding ([`TtrpcService`]) and, later, gRPC only carry bytes and
-//! the namespace to it.
+//! ttrpc binding ([`TtrpcService`]) and the gRPC server
+//! ([`crate::grpc::Server`]) only carry bytes and the namespace to it.
 
 use crate::ttrpc::{self, Code, RequestContext, ServerStream, Status};
 use std::sync::Arc;
@@ -11,10 +11,15 @@ use std::sync::Arc;
 pub const NAMESPACE_KEY_TTRPC: &str = "containerd-namespace-ttrpc";
 pub const NAMESPACE_KEY_GRPC: &str = "containerd-namespace";
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// Metadata key naming the lease a call works under (containerd's
+/// leases/grpc.go); what the call makes is added to that lease.
+pub const LEASE_KEY: &str = "containerd-lease";
 
 /// What a handler knows of a call besides its payload.
 pub struct Ctx {
     pub namespace: String,
+    /// The lease named in the call's metadata ([`LEASE_KEY`]), if any.
+    pub lease: Option<String>,
 }
 
 /// A streaming method's side of the stream: where it sends its messages
@@ -25,6 +30,12 @@ pub trait Sink: Sync {
     /// The client's next message; None once it closed its side, an error
     /// when it went away without closing.
     fn recv(&self) -> Result<Option<Vec<u8>>, Status>;
+    /// Whether the client went away: a method that waits long between
+    /// messages (Subscribe) polls this to end, since only a send would
+    /// tell it otherwise.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// One service (`containerd.services.<name>.v1.<Name>`).
@@ -57,6 +68,10 @@ impl TtrpcService {
             .unwrap_or(DEFAULT_NAMESPACE);
         Ctx {
             namespace: ns.to_string(),
+            lease: rc
+                .get(LEASE_KEY)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
         }
     }
 }
@@ -70,6 +85,10 @@ impl Sink for StreamSink<'_> {
 
     fn recv(&self) -> Result<Option<Vec<u8>>, Status> {
         self.0.recv()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_cut()
     }
 }
 

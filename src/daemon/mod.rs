@@ -1,26 +1,32 @@
 //! The skiff daemon (`containerd` applet): containerd's services over
-//! ttrpc on one unix socket, backed by the metadata, content and snapshot
-//! stores under `--root` and by shims for tasks (state under `--state`).
+//! gRPC on `--address` and over ttrpc on `ADDRESS.ttrpc` (containerd's
+//! layout), backed by the metadata, content and snapshot stores under
+//! `--root` and by shims for tasks (state under `--state`).
 //!
-//! The same socket serves the shims' event forwarding (TTRPC_ADDRESS is
-//! the daemon's address). Handlers ([`api::Handler`]) know nothing of the
-//! transport, so gRPC can serve them too. Everything is opened lazily:
-//! an idle daemon holds a listener, a few threads and no store.
+//! The ttrpc socket also serves the shims' event forwarding (their
+//! TTRPC_ADDRESS). Handlers ([`api::Handler`]) know nothing of the
+//! transport: both servers serve the same ones. Everything is opened
+//! lazily: an idle daemon holds two listeners, a few threads and no store.
 
 pub mod api;
 pub mod config;
+mod content;
+mod content_write;
+mod diff;
 mod events;
+pub mod faults;
 mod pull;
 pub mod services;
 mod shim;
 mod shim_log;
+mod snapshots;
 pub mod spec;
 mod store;
 mod tasks;
 
 use crate::error::{Context, Result};
 use crate::proto::services as ps;
-use crate::ttrpc::{Server, ShutdownHandle};
+use crate::ttrpc::Server;
 use api::{Handler, TtrpcService};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -31,7 +37,40 @@ pub use config::Config;
 pub struct Daemon {
     server: Server,
     listener: std::os::unix::net::UnixListener,
+    grpc: crate::grpc::Server,
+    grpc_listener: std::os::unix::net::UnixListener,
     address: String,
+}
+
+/// Stops a serving [`Daemon`] (both of its servers).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    ttrpc: crate::ttrpc::ShutdownHandle,
+    grpc: crate::grpc::ShutdownHandle,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.grpc.shutdown();
+        self.ttrpc.shutdown();
+    }
+}
+
+/// The ttrpc address that goes with a gRPC `address` (containerd's layout).
+pub fn ttrpc_address(address: &str) -> String {
+    format!("{address}.ttrpc")
+}
+
+/// Bind `path` (a stale socket goes first) for the owner, or also the
+/// configured group ([`restrict_socket`]).
+fn bind(path: &str, cfg: &Config) -> Result<std::os::unix::net::UnixListener> {
+    remove_stale_socket(path)?;
+    let listener = crate::ttrpc::listen(path).with_context(|| format!("listen on {path}"))?;
+    if let Err(e) = restrict_socket(path, cfg.uid, cfg.gid) {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(listener)
 }
 
 impl Daemon {
@@ -51,12 +90,9 @@ impl Daemon {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("create {}", parent.display()))?;
         }
-        remove_stale_socket(path)?;
-        let listener = crate::ttrpc::listen(path).with_context(|| format!("listen on {path}"))?;
-        if let Err(e) = restrict_socket(path, cfg.uid, cfg.gid) {
-            let _ = std::fs::remove_file(path);
-            return Err(e);
-        }
+        let grpc_listener = bind(path, cfg)?;
+        let ttrpc_path = ttrpc_address(path);
+        let listener = bind(&ttrpc_path, cfg)?;
 
         let stores = Arc::new(
             store::Stores::new(&cfg.root).with_defaults(store::Defaults {
@@ -73,14 +109,27 @@ impl Daemon {
             exchange.clone(),
         ));
         tasks.recover()?;
+        stores.schedule_collections();
+        if stores.exists() {
+            if let Err(e) = stores.clear_interrupted() {
+                crate::log::warn!("clear interrupted requests: {e}");
+            }
+            // What they left, and whatever else a dead daemon could not
+            // collect, goes now (containerd collects at start too).
+            stores.collect_garbage_soon();
+        }
 
+        let uid = rustix::process::geteuid().as_raw();
         let mut server = Server::new();
-        // With a group configured, the socket's mode is the gate (its
+        let mut grpc = crate::grpc::Server::new();
+        // With a group configured, the sockets' mode is the gate (its
         // members are not root); else only root's peers are served.
         if cfg.gid == 0 && cfg.uid == 0 {
-            server.allow_uid(Some(rustix::process::geteuid().as_raw()));
+            server.allow_uid(Some(uid));
+            grpc.allow_uid(Some(uid));
         }
         let mut add = |name: &str, h: Arc<dyn Handler>| {
+            grpc.register(name, h.clone());
             server.register(name, Arc::new(TtrpcService(h)));
         };
         add(ps::version::SERVICE, Arc::new(services::Version));
@@ -102,12 +151,13 @@ impl Daemon {
         );
         add(
             ps::content::SERVICE,
-            Arc::new(services::Content(stores.clone())),
+            Arc::new(content::Content(stores.clone())),
         );
         add(
             ps::snapshots::SERVICE,
-            Arc::new(services::Snapshots(stores.clone())),
+            Arc::new(snapshots::Snapshots(stores.clone())),
         );
+        add(ps::diff::SERVICE, Arc::new(diff::Diff(stores.clone())));
         add(
             ps::introspection::SERVICE,
             Arc::new(services::Introspection),
@@ -124,23 +174,51 @@ impl Daemon {
         Ok(Daemon {
             server,
             listener,
+            grpc,
+            grpc_listener,
             address: path.to_string(),
         })
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.server.shutdown_handle()
+        ShutdownHandle {
+            ttrpc: self.server.shutdown_handle(),
+            grpc: self.grpc.shutdown_handle(),
+        }
     }
 
-    /// Serve until the shutdown handle fires; the socket is removed then.
-    /// Shims and containers keep running.
+    /// Serve until the shutdown handle fires; the sockets are removed
+    /// then. Shims and containers keep running.
     pub fn serve(self) -> Result<()> {
-        let r = self
-            .server
-            .serve(self.listener)
-            .with_context(|| format!("serve {}", self.address));
-        let _ = std::fs::remove_file(&self.address);
-        r
+        let Daemon {
+            server,
+            listener,
+            grpc,
+            grpc_listener,
+            address,
+        } = self;
+        let stop = ShutdownHandle {
+            ttrpc: server.shutdown_handle(),
+            grpc: grpc.shutdown_handle(),
+        };
+        let ttrpc_path = ttrpc_address(&address);
+        let ttrpc = std::thread::Builder::new()
+            .name("serve-ttrpc".into())
+            .stack_size(256 << 10)
+            .spawn(move || server.serve(listener))
+            .context("start the ttrpc server thread")?;
+        let r = grpc
+            .serve(grpc_listener)
+            .with_context(|| format!("serve {address}"));
+        // One server ending (an error) ends the other.
+        stop.shutdown();
+        let t = match ttrpc.join() {
+            Ok(t) => t.with_context(|| format!("serve {ttrpc_path}")),
+            Err(_) => Err(crate::err!("ttrpc server thread panicked")),
+        };
+        let _ = std::fs::remove_file(&address);
+        let _ = std::fs::remove_file(&ttrpc_path);
+        r.and(t)
     }
 }
 

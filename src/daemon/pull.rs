@@ -137,6 +137,15 @@ impl Pull {
         let lease_id = format!("pull-{}", crate::record::now_nanos());
         let mut labels = store::Labels::new();
         labels.insert(crate::metadata::LABEL_GC_EXPIRE.into(), expiry_in(3600));
+        // A daemon that dies mid-pull leaves these for the next to clear.
+        labels.insert(
+            crate::metadata::gc::LABEL_DAEMON_REQUEST.into(),
+            "pull".into(),
+        );
+        labels.insert(
+            crate::metadata::gc::LABEL_PULL_REF.into(),
+            reference.to_string(),
+        );
         db.create_lease(ns, &lease_id, labels).map_err(status)?;
         let res = self.pull_leased(ns, &r, &reference, &platform, &client, &lease_id, out);
         let _ = db.delete_lease(ns, &lease_id);
@@ -190,8 +199,15 @@ impl Pull {
             },
         )
         .map_err(status)?;
+        super::faults::point("pull-tagged");
         label_children(db, ns, &pulled).map_err(status)?;
+        record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
+        if let (true, Some(list)) = (r.all_platforms, &pulled.resolved.index) {
+            target = self
+                .pull_other_platforms(ns, reference, client, lease, &progress, list, &pulled)
+                .map_err(status)?;
+        }
         target.platform = None;
         target.annotations.clear();
         if r.unpack {
@@ -212,6 +228,15 @@ impl Pull {
                 state: state::UNPACKED,
                 ..Default::default()
             });
+        }
+        // The client went away (ctr pull interrupted): as with containerd's
+        // client-side pull, no image is recorded; the lease's end frees
+        // the blobs for collection.
+        if progress.gone.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Status::new(
+                Code::Canceled,
+                format!("pull {name}: the client went away"),
+            ));
         }
         let image = store::Image {
             name: name.clone(),
@@ -237,6 +262,84 @@ impl Pull {
     }
 }
 
+impl Pull {
+    /// `--all-platforms`: fetch every other platform the index names (each
+    /// leased before it is written), then store the index itself, its
+    /// manifests kept by its gc.ref labels; the index is the image's target.
+    #[allow(clippy::too_many_arguments)]
+    fn pull_other_platforms(
+        &self,
+        ns: &str,
+        reference: &Reference,
+        client: &registry::Client,
+        lease: &str,
+        progress: &Progress,
+        list: &[Descriptor],
+        host: &ipull::Pulled,
+    ) -> crate::Result<Descriptor> {
+        let content = self.stores.content()?;
+        let db = self.stores.db()?;
+        for d in list {
+            let Some(platform) = &d.platform else {
+                continue;
+            };
+            if d.digest == host.resolved.descriptor.digest {
+                continue;
+            }
+            // Normalized (arm64 is arm64/v8) as a requested platform is.
+            let platform = &oci::Platform::parse(&platform.to_string())?;
+            let resolved = ipull::resolve(client, reference, platform)?;
+            lease_blobs(db, ns, lease, &resolved)?;
+            let other = ipull::pull(
+                content,
+                client,
+                reference,
+                &PullOptions {
+                    platform: platform.clone(),
+                    parallel: 3,
+                    observer: progress,
+                    rootfs: None,
+                },
+            )?;
+            lease_blobs(db, ns, lease, &other.resolved)?;
+            record_blobs(db, ns, &other.resolved)?;
+            label_children(db, ns, &other)?;
+        }
+        let (data, ctype) = client
+            .manifest(&reference.object())
+            .context("fetch the index")?;
+        let index = Descriptor {
+            media_type: ctype,
+            digest: reference
+                .digest
+                .clone()
+                .unwrap_or_else(|| crate::image::digest::Digest::of(&data)),
+            size: data.len() as u64,
+            platform: None,
+            annotations: Vec::new(),
+        };
+        crate::image::digest::verify_bytes(&data, &index.digest, index.size).context("index")?;
+        let res = crate::metadata::Resource {
+            id: index.digest.to_string(),
+            kind: "content".into(),
+        };
+        db.add_lease_resource(ns, lease, res)?;
+        if !content.has(&index) {
+            content.put(&index, &data)?;
+        }
+        db.add_content(ns, &index.digest, index.size, Default::default())?;
+        for (i, d) in list.iter().enumerate() {
+            db.add_content_label(
+                ns,
+                &index.digest,
+                &format!("containerd.io/gc.ref.content.m.{i}"),
+                &d.digest.to_string(),
+            )?;
+        }
+        Ok(index)
+    }
+}
+
 /// Holds the manifest, config and layers of `r` in the pull's lease.
 fn lease_blobs(
     db: &crate::metadata::Db,
@@ -254,6 +357,18 @@ fn lease_blobs(
         };
         db.add_lease_resource(ns, lease, res)
             .with_context(|| format!("lease {lease:?}: hold {}", d.digest))?;
+    }
+    Ok(())
+}
+
+/// The namespace's records of what the pull stored (a blob is seen in a
+/// namespace through its record).
+fn record_blobs(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crate::Result<()> {
+    for d in std::iter::once(&r.descriptor)
+        .chain(std::iter::once(&r.manifest.config))
+        .chain(r.manifest.layers.iter())
+    {
+        db.add_content(ns, &d.digest, d.size, Default::default())?;
     }
     Ok(())
 }

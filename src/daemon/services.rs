@@ -1,17 +1,16 @@
 //! The services backed by the stores alone: version, namespaces, images,
 //! containers, leases, content, snapshots, introspection.
 
-use super::api::{encode, missing, status, timestamp, Ctx, Handler, Sink};
+use super::api::{encode, missing, status, timestamp, Ctx, Handler};
 use super::store::{self, Stores};
 use crate::image::digest::Digest;
 use crate::image::oci;
 use crate::proto::services::{
-    containers as pc, content as pct, images as pi, introspection as pin, leases as pl,
-    namespaces as pn, snapshots as ps, version as pv,
+    containers as pc, images as pi, introspection as pin, leases as pl, namespaces as pn,
+    version as pv,
 };
 use crate::proto::types::{Any, Descriptor, Empty, Platform};
 use crate::ttrpc::{unary, unknown_method, Code, Status};
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 pub struct Version;
@@ -186,6 +185,8 @@ impl Handler for Images {
                 db.delete_image(ns, &r.name).map_err(status)?;
                 if r.sync {
                     self.0.collect_garbage().map_err(status)?;
+                } else {
+                    self.0.collect_garbage_soon();
                 }
                 Ok(Empty {})
             }),
@@ -195,7 +196,7 @@ impl Handler for Images {
 }
 
 /// Apply an update mask's `labels` / `labels.KEY` paths (no paths: replace all).
-fn apply_labels(
+pub(super) fn apply_labels(
     old: &mut store::Labels,
     new: std::collections::BTreeMap<String, String>,
     paths: &[String],
@@ -218,40 +219,17 @@ fn apply_labels(
     }
 }
 
-/// containerd's filter syntax, the part ctr uses: `name==X`, `name~=X`
-/// (substring here), `labels."K"==V`; alternatives in the list are ORed,
-/// comma-separated terms ANDed. No filters match everything.
-fn filters_match(filters: &[String], name: &str, labels: &store::Labels) -> bool {
-    if filters.is_empty() {
-        return true;
-    }
-    filters.iter().any(|f| {
-        f.split(',').all(|term| {
-            let (field, op, value) = if let Some((a, b)) = term.split_once("==") {
-                (a, "==", b)
-            } else if let Some((a, b)) = term.split_once("~=") {
-                (a, "~=", b)
-            } else if let Some((a, b)) = term.split_once("!=") {
-                (a, "!=", b)
-            } else {
-                (term, "", "")
-            };
-            let value = value.trim_matches('"');
-            let have = match field.trim() {
-                "name" | "id" => Some(name),
-                f => f
-                    .strip_prefix("labels.")
-                    .and_then(|k| labels.get(k.trim_matches('"')).map(String::as_str)),
-            };
-            match (op, have) {
-                ("", h) => h.is_some(),
-                ("==", Some(h)) => h == value,
-                ("!=", h) => h != Some(value),
-                ("~=", Some(h)) => h.contains(value),
-                _ => false,
-            }
-        })
-    })
+/// containerd's filters (crate::filter) over an object's name (its
+/// `name`, `id` or `digest`, by kind) and labels.
+pub(super) fn filters_match(filters: &[String], name: &str, labels: &store::Labels) -> bool {
+    let fields = [("name", name), ("id", name), ("digest", name)];
+    crate::filter::matches_any(
+        filters,
+        &crate::filter::Record {
+            fields: &fields,
+            labels,
+        },
+    )
 }
 
 fn any_to_meta(a: Any) -> store::MetaAny {
@@ -342,6 +320,11 @@ impl<'a> TempLease<'a> {
             crate::metadata::LABEL_GC_EXPIRE.into(),
             crate::time::rfc3339_nano(now + 3600, 0),
         );
+        // A daemon that dies meanwhile leaves it for the next to clear.
+        labels.insert(
+            crate::metadata::gc::LABEL_DAEMON_REQUEST.into(),
+            what.to_string(),
+        );
         db.create_lease(ns, &id, labels).map_err(status)?;
         Ok(TempLease { db, ns, id })
     }
@@ -413,6 +396,7 @@ impl Containers {
         }
         let _no_gc = self.0.hold_off_gc();
         let prepared = self.ensure_snapshot(ns, &c)?;
+        super::faults::point("container-snapshot-prepared");
         let (sn_name, key) = (c.snapshotter.clone(), c.snapshot_key.clone());
         let created = db.create_container(ns, c).map_err(status);
         if created.is_err() && prepared {
@@ -545,8 +529,34 @@ impl Handler for Containers {
             "Delete" => unary(payload, |r: pc::DeleteContainerRequest| {
                 self.check_no_task(ns, &r.id)?;
                 db.delete_container(ns, &r.id).map_err(status)?;
+                self.0.collect_garbage_soon();
                 Ok(Empty {})
             }),
+            _ => Err(unknown_method(method)),
+        }
+    }
+
+    fn stream(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+        out: &dyn super::api::Sink,
+    ) -> Result<(), Status> {
+        match method {
+            // List, one container a message (no message size limit to hit).
+            "ListStream" => {
+                let r = pc::ListContainersRequest::decode_req(payload)?;
+                let db = self.0.db().map_err(status)?;
+                for c in db.containers(&ctx.namespace).map_err(status)? {
+                    if filters_match(&r.filters, &c.id, &c.labels) {
+                        out.send(&encode(&pc::ListContainerMessage {
+                            container: Some(container_to_proto(c)),
+                        }))?;
+                    }
+                }
+                Ok(())
+            }
             _ => Err(unknown_method(method)),
         }
     }
@@ -578,8 +588,44 @@ impl Handler for Leases {
                 db.delete_lease(ns, &r.id).map_err(status)?;
                 if r.sync {
                     self.0.collect_garbage().map_err(status)?;
+                } else {
+                    self.0.collect_garbage_soon();
                 }
                 Ok(Empty {})
+            }),
+            "AddResource" | "DeleteResource" => {
+                let (id, res) = if method == "AddResource" {
+                    let r: pl::AddResourceRequest = DecodeReq::decode_req(payload)?;
+                    (r.id, r.resource)
+                } else {
+                    let r: pl::DeleteResourceRequest = DecodeReq::decode_req(payload)?;
+                    (r.id, r.resource)
+                };
+                let res = res.ok_or_else(|| missing("resource"))?;
+                let res = crate::metadata::Resource {
+                    id: res.id,
+                    kind: res.r#type,
+                };
+                if method == "AddResource" {
+                    db.add_lease_resource(ns, &id, res).map_err(status)?;
+                } else {
+                    db.delete_lease_resource(ns, &id, &res).map_err(status)?;
+                }
+                Ok(encode(&Empty {}))
+            }
+            "ListResources" => unary(payload, |r: pl::ListResourcesRequest| {
+                Ok(pl::ListResourcesResponse {
+                    resources: db
+                        .lease(ns, &r.id)
+                        .map_err(status)?
+                        .resources
+                        .into_iter()
+                        .map(|r| pl::Resource {
+                            id: r.id,
+                            r#type: r.kind,
+                        })
+                        .collect(),
+                })
             }),
             "List" => unary(payload, |r: pl::ListRequest| {
                 Ok(pl::ListResponse {
@@ -597,221 +643,6 @@ impl Handler for Leases {
     }
 }
 
-pub struct Content(pub Arc<Stores>);
-
-impl Content {
-    fn info(&self, ns: &str, b: crate::image::content::BlobInfo) -> pct::Info {
-        let labels = self
-            .0
-            .db()
-            .and_then(|db| db.content_labels(ns, &b.digest))
-            .unwrap_or_default();
-        let at = Some(crate::proto::types::Timestamp {
-            seconds: b.modified,
-            nanos: 0,
-        });
-        pct::Info {
-            digest: b.digest.to_string(),
-            size: b.size as i64,
-            created_at: at,
-            updated_at: at,
-            labels,
-        }
-    }
-
-    fn blob(&self, digest: &str) -> Result<crate::image::content::BlobInfo, Status> {
-        let d = Digest::parse(digest).map_err(|e| {
-            Status::new(
-                Code::InvalidArgument,
-                format!("digest {digest:?}: {}", e.message()),
-            )
-        })?;
-        let path = self.0.content().map_err(status)?.blob_path(&d);
-        let md = std::fs::metadata(&path)
-            .map_err(|_| Status::new(Code::NotFound, format!("content {digest}: not found")))?;
-        use std::os::unix::fs::MetadataExt;
-        Ok(crate::image::content::BlobInfo {
-            digest: d,
-            size: md.len(),
-            modified: md.mtime(),
-        })
-    }
-}
-
-impl Handler for Content {
-    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
-        let ns = ctx.namespace.as_str();
-        match method {
-            "Info" => unary(payload, |r: pct::InfoRequest| {
-                Ok(pct::InfoResponse {
-                    info: Some(self.info(ns, self.blob(&r.digest)?)),
-                })
-            }),
-            "Delete" => unary(payload, |r: pct::DeleteContentRequest| {
-                let b = self.blob(&r.digest)?;
-                let store = self.0.content().map_err(status)?;
-                crate::image::content::delete_blob(store, &b.digest).map_err(status)?;
-                Ok(Empty {})
-            }),
-            _ => Err(unknown_method(method)),
-        }
-    }
-
-    fn stream(
-        &self,
-        ctx: &Ctx,
-        method: &str,
-        payload: &[u8],
-        out: &dyn Sink,
-    ) -> Result<(), Status> {
-        match method {
-            "List" => {
-                let r = pct::ListContentRequest::decode_req(payload)?;
-                let store = self.0.content().map_err(status)?;
-                let infos: Vec<pct::Info> = crate::image::content::list_blobs(store)
-                    .map_err(status)?
-                    .into_iter()
-                    .map(|b| self.info(&ctx.namespace, b))
-                    .filter(|i| filters_match(&r.filters, &i.digest, &i.labels))
-                    .collect();
-                for chunk in infos.chunks(100) {
-                    out.send(&encode(&pct::ListContentResponse {
-                        info: chunk.to_vec(),
-                    }))?;
-                }
-                Ok(())
-            }
-            "Read" => {
-                let r = pct::ReadContentRequest::decode_req(payload)?;
-                let b = self.blob(&r.digest)?;
-                let path = self.0.content().map_err(status)?.blob_path(&b.digest);
-                let mut f = std::fs::File::open(&path).map_err(|e| status(e.into()))?;
-                let start = r.offset.max(0) as u64;
-                let end = if r.size > 0 {
-                    (start + r.size as u64).min(b.size)
-                } else {
-                    b.size
-                };
-                f.seek(SeekFrom::Start(start))
-                    .map_err(|e| status(e.into()))?;
-                let mut at = start;
-                let mut buf = vec![0u8; 1 << 20];
-                while at < end {
-                    let want = ((end - at) as usize).min(buf.len());
-                    let n = f.read(&mut buf[..want]).map_err(|e| status(e.into()))?;
-                    if n == 0 {
-                        break;
-                    }
-                    out.send(&encode(&pct::ReadContentResponse {
-                        offset: at as i64,
-                        data: buf[..n].to_vec(),
-                    }))?;
-                    at += n as u64;
-                }
-                Ok(())
-            }
-            "Write" => self.write(&ctx.namespace, payload, out),
-            _ => Err(unknown_method(method)),
-        }
-    }
-}
-
-impl Content {
-    /// containerd's Write protocol: the first message (STAT or WRITE)
-    /// names the blob (`expected` digest and `total` size are required
-    /// here: the store verifies while it writes); WRITEs append at the
-    /// ingest's offset (a retried ref resumes there); COMMIT verifies and
-    /// moves the blob into place. Each message is answered with the offset.
-    fn write(&self, ns: &str, first: &[u8], out: &dyn Sink) -> Result<(), Status> {
-        use crate::proto::services::content::{
-            write_action as act, WriteContentRequest, WriteContentResponse,
-        };
-        use std::io::Write;
-        let r = WriteContentRequest::decode_req(first)?;
-        let expected = Digest::parse(&r.expected).map_err(|e| {
-            Status::new(
-                Code::InvalidArgument,
-                format!(
-                    "write {:?}: expected digest {:?}: {}",
-                    r.r#ref,
-                    r.expected,
-                    e.message()
-                ),
-            )
-        })?;
-        let total = u64::try_from(r.total)
-            .ok()
-            .filter(|t| *t > 0)
-            .ok_or_else(|| {
-                Status::new(
-                    Code::InvalidArgument,
-                    format!("write {:?}: total size required", r.r#ref),
-                )
-            })?;
-        let desc = oci::Descriptor {
-            media_type: String::new(),
-            digest: expected.clone(),
-            size: total,
-            platform: None,
-            annotations: Vec::new(),
-        };
-        let store = self.0.content().map_err(status)?;
-        if store.has(&desc) {
-            return Err(Status::new(
-                Code::AlreadyExists,
-                format!("content {expected}: already exists"),
-            ));
-        }
-        let mut ingest = store.ingest(&desc).map_err(status)?;
-        let started = crate::proto::types::Timestamp::now();
-        let mut next = Some(r);
-        while let Some(r) = next.take() {
-            if !r.data.is_empty() {
-                if r.offset as u64 != ingest.offset() {
-                    return Err(Status::new(
-                        Code::InvalidArgument,
-                        format!(
-                            "write {expected}: offset {} but the ingest is at {}",
-                            r.offset,
-                            ingest.offset()
-                        ),
-                    ));
-                }
-                ingest
-                    .writer()
-                    .write_all(&r.data)
-                    .map_err(|e| status(crate::Error::from(e).wrap(format!("write {expected}"))))?;
-            }
-            let mut resp = WriteContentResponse {
-                action: r.action,
-                started_at: Some(started),
-                updated_at: Some(crate::proto::types::Timestamp::now()),
-                offset: ingest.offset() as i64,
-                total: total as i64,
-                digest: String::new(),
-            };
-            if r.action == act::COMMIT {
-                ingest.commit().map_err(status)?;
-                if !r.labels.is_empty() {
-                    let db = self.0.db().map_err(status)?;
-                    db.set_content_labels(ns, &expected, r.labels)
-                        .map_err(status)?;
-                }
-                resp.digest = expected.to_string();
-                resp.offset = total as i64;
-                return out.send(&encode(&resp));
-            }
-            out.send(&encode(&resp))?;
-            next = match out.recv()? {
-                Some(m) => Some(WriteContentRequest::decode_req(&m)?),
-                None => None,
-            };
-        }
-        // The client went away before COMMIT: the partial blob stays for a retry.
-        Ok(())
-    }
-}
-
 /// Decoding a streaming method's request (unary methods use [`unary`]).
 pub trait DecodeReq: Sized {
     fn decode_req(payload: &[u8]) -> Result<Self, Status>;
@@ -826,117 +657,12 @@ impl<M: prost::Message + Default> DecodeReq for M {
     }
 }
 
-pub struct Snapshots(pub Arc<Stores>);
-
-impl Snapshots {
-    fn snapshotter(&self, name: &str) -> Result<Arc<crate::snapshot::Snapshotter>, Status> {
-        let name = if name.is_empty() {
-            self.0.default_snapshotter()
-        } else {
-            name
-        };
-        self.0.snapshotter(name).map_err(status)
-    }
-}
-
-fn snapshot_info(i: crate::snapshot::Info) -> ps::Info {
-    ps::Info {
-        name: i.name,
-        parent: i.parent,
-        kind: match i.kind {
-            store::SnapshotKind::View => ps::kind::VIEW,
-            store::SnapshotKind::Active => ps::kind::ACTIVE,
-            store::SnapshotKind::Committed => ps::kind::COMMITTED,
-        },
-        created_at: timestamp(i.created),
-        updated_at: timestamp(i.updated),
-        labels: i.labels,
-    }
-}
-
 pub fn mount_to_proto(m: crate::snapshot::Mount) -> crate::proto::types::Mount {
     crate::proto::types::Mount {
         r#type: m.kind,
         source: m.source,
         target: String::new(),
         options: m.options,
-    }
-}
-
-impl Handler for Snapshots {
-    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
-        let ns = ctx.namespace.as_str();
-        match method {
-            "Stat" => unary(payload, |r: ps::StatSnapshotRequest| {
-                let sn = self.snapshotter(&r.snapshotter)?;
-                let info = self
-                    .0
-                    .namespace_snapshots(&sn, ns)
-                    .into_iter()
-                    .find(|i| i.name == r.key)
-                    .ok_or_else(|| {
-                        Status::new(Code::NotFound, format!("snapshot {}: not found", r.key))
-                    })?;
-                Ok(ps::StatSnapshotResponse {
-                    info: Some(snapshot_info(info)),
-                })
-            }),
-            "Mounts" => unary(payload, |r: ps::MountsRequest| {
-                let sn = self.snapshotter(&r.snapshotter)?;
-                let mounts = sn
-                    .mounts(&Stores::snapshot_key(ns, &r.key))
-                    .map_err(status)?;
-                Ok(ps::MountsResponse {
-                    mounts: mounts.into_iter().map(mount_to_proto).collect(),
-                })
-            }),
-            "Remove" => unary(payload, |r: ps::RemoveSnapshotRequest| {
-                let sn = self.snapshotter(&r.snapshotter)?;
-                sn.remove(&Stores::snapshot_key(ns, &r.key))
-                    .map_err(status)?;
-                Ok(Empty {})
-            }),
-            "Usage" => unary(payload, |r: ps::UsageRequest| {
-                let sn = self.snapshotter(&r.snapshotter)?;
-                let u = sn
-                    .usage(&Stores::snapshot_key(ns, &r.key))
-                    .map_err(status)?;
-                Ok(ps::UsageResponse {
-                    size: u.size as i64,
-                    inodes: u.inodes as i64,
-                })
-            }),
-            _ => Err(unknown_method(method)),
-        }
-    }
-
-    fn stream(
-        &self,
-        ctx: &Ctx,
-        method: &str,
-        payload: &[u8],
-        out: &dyn Sink,
-    ) -> Result<(), Status> {
-        match method {
-            "List" => {
-                let r = ps::ListSnapshotsRequest::decode_req(payload)?;
-                let sn = self.snapshotter(&r.snapshotter)?;
-                let infos: Vec<ps::Info> = self
-                    .0
-                    .namespace_snapshots(&sn, &ctx.namespace)
-                    .into_iter()
-                    .filter(|i| filters_match(&r.filters, &i.name, &i.labels))
-                    .map(snapshot_info)
-                    .collect();
-                for chunk in infos.chunks(100) {
-                    out.send(&encode(&ps::ListSnapshotsResponse {
-                        info: chunk.to_vec(),
-                    }))?;
-                }
-                Ok(())
-            }
-            _ => Err(unknown_method(method)),
-        }
     }
 }
 
@@ -971,6 +697,8 @@ impl Handler for Introspection {
                         plugin("io.containerd.runtime.v2", "task", true),
                         plugin("io.containerd.grpc.v1", "containers", false),
                         plugin("io.containerd.grpc.v1", "content", false),
+                        plugin("io.containerd.grpc.v1", "diff", false),
+                        plugin("io.containerd.differ.v1", "walking", true),
                         plugin("io.containerd.grpc.v1", "events", false),
                         plugin("io.containerd.grpc.v1", "images", false),
                         plugin("io.containerd.grpc.v1", "introspection", false),

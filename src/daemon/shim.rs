@@ -74,7 +74,8 @@ pub struct Invocation<'a> {
     pub namespace: &'a str,
     pub id: &'a str,
     pub bundle: &'a Path,
-    /// The daemon's ttrpc address (TTRPC_ADDRESS, `-address`).
+    /// The daemon's gRPC address (`-address`, GRPC_ADDRESS); its ttrpc
+    /// socket beside it is TTRPC_ADDRESS, as containerd passes them.
     pub address: &'a str,
     pub debug: bool,
 }
@@ -97,7 +98,7 @@ impl Binary {
             cmd.arg("-debug");
         }
         cmd.current_dir(inv.bundle)
-            .env("TTRPC_ADDRESS", inv.address)
+            .env("TTRPC_ADDRESS", super::ttrpc_address(inv.address))
             .env("GRPC_ADDRESS", inv.address)
             .env("NAMESPACE", inv.namespace)
             .env("MAX_SHIM_VERSION", "2");

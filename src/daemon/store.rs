@@ -28,6 +28,7 @@ pub struct Stores {
     untag: Mutex<()>,
     /// Garbage collection takes it exclusively; see [`Stores::hold_off_gc`].
     gc_barrier: RwLock<()>,
+    gc: OnceLock<crate::metadata::gc::Scheduler>,
     defaults: Defaults,
 }
 
@@ -41,6 +42,9 @@ pub struct Defaults {
     pub runtime: String,
 }
 
+/// How long deletes must pause before a scheduled collection runs.
+const GC_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Stores {
     pub fn new(root: &Path) -> Stores {
         Stores {
@@ -50,6 +54,7 @@ impl Stores {
             snapshotters: Mutex::new(Vec::new()),
             untag: Mutex::new(()),
             gc_barrier: RwLock::new(()),
+            gc: OnceLock::new(),
             defaults: Defaults::default(),
         }
     }
@@ -172,6 +177,58 @@ impl Stores {
     /// Take it once per request (a waiting collection blocks new readers).
     pub fn hold_off_gc(&self) -> RwLockReadGuard<'_, ()> {
         self.gc_barrier.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a previous daemon left metadata here.
+    pub fn exists(&self) -> bool {
+        self.root.join(METADATA_DIR).exists()
+    }
+
+    /// End the requests a daemon that died left half-done: their leases
+    /// go, and a pull's tag in the store's index.json with them (the next
+    /// collection takes what they made). Call before serving.
+    pub fn clear_interrupted(&self) -> Result<()> {
+        use crate::metadata::gc::{LABEL_DAEMON_REQUEST, LABEL_PULL_REF};
+        let db = self.db()?;
+        for ns in db.namespaces()? {
+            for lease in db.leases(&ns.name)? {
+                let Some(what) = lease.labels.get(LABEL_DAEMON_REQUEST) else {
+                    continue;
+                };
+                crate::log::warn!(
+                    "{}: lease {} of an interrupted {what}: removed",
+                    ns.name,
+                    lease.id
+                );
+                if let Some(reference) = lease.labels.get(LABEL_PULL_REF) {
+                    self.forget_store_tag(reference)?;
+                }
+                db.delete_lease(&ns.name, &lease.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// From now on [`Stores::collect_garbage_soon`] collects (on a thread
+    /// of its own, see `metadata::gc::Scheduler`).
+    pub fn schedule_collections(self: &Arc<Self>) {
+        let stores = Arc::downgrade(self);
+        let _ = self
+            .gc
+            .set(crate::metadata::gc::Scheduler::new(GC_QUIET, move || {
+                if let Some(s) = stores.upgrade() {
+                    if let Err(e) = s.collect_garbage() {
+                        crate::log::warn!("garbage collection: {e}");
+                    }
+                }
+            }));
+    }
+
+    /// Collect soon (after a delete that was not `sync`).
+    pub fn collect_garbage_soon(&self) {
+        if let Some(gc) = self.gc.get() {
+            gc.request();
+        }
     }
 
     /// Collect what nothing references any more.

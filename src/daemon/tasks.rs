@@ -182,7 +182,9 @@ impl Tasks {
         let address = address.trim();
         if address.is_empty() {
             // The shim never got to serve (its start did not finish).
-            return self.cleanup_dead(ns, id, bundle, &runtime);
+            return self
+                .cleanup_dead(ns, id, bundle, &runtime, false)
+                .map(|_| ());
         }
         let task = Task::new(ns, id, bundle, &runtime, address);
         let refused = match Client::connect(address) {
@@ -197,7 +199,19 @@ impl Tasks {
                 match alive {
                     Ok(r) => {
                         record_shim_pid(bundle, r.shim_pid);
-                        self.adopt(task.with_client(client));
+                        let task = task.with_client(client);
+                        if self.never_created(&task) {
+                            // The daemon died between the shim's start and
+                            // the task's Create: nothing runs there.
+                            crate::log::warn!(
+                                "recover task {ns}/{id}: shim holds no task; removed"
+                            );
+                            self.shutdown_shim(&task);
+                            return self
+                                .cleanup_dead(ns, id, bundle, &runtime, false)
+                                .map(|_| ());
+                        }
+                        self.adopt(task);
                         return Ok(());
                     }
                     // Connected but closed at once: nobody serves there.
@@ -218,7 +232,9 @@ impl Tasks {
         };
         let pid_alive = shim_pid_alive(bundle);
         if refused && !pid_alive {
-            return self.cleanup_dead(ns, id, bundle, &runtime);
+            return self
+                .cleanup_dead(ns, id, bundle, &runtime, true)
+                .map(|_| ());
         }
         // Unknown: the shim may live. Keep the task; its first use dials
         // again, and only a dead shim's task gets cleaned up then.
@@ -237,15 +253,54 @@ impl Tasks {
         lock(&self.tasks).push(Arc::new(t));
     }
 
+    /// Whether a shim that answers holds no task `t.id` (its State says
+    /// NotFound): made by a daemon that died before the task's Create.
+    fn never_created(&self, t: &Task) -> bool {
+        let r: std::result::Result<st::StateResponse, Status> = t.call(
+            "State",
+            &st::StateRequest {
+                id: t.id.clone(),
+                exec_id: String::new(),
+            },
+            SHORT,
+        );
+        matches!(r, Err(e) if e.code == Code::NotFound)
+    }
+
     /// A shim that is gone: its `delete` reaps what it left (and reports
-    /// the exit), then the bundle goes.
-    fn cleanup_dead(&self, ns: &str, id: &str, bundle: &Path, runtime: &str) -> Result<()> {
+    /// the exit, published as the shim would have when the task was
+    /// created: `created`), then the bundle goes.
+    fn cleanup_dead(
+        &self,
+        ns: &str,
+        id: &str,
+        bundle: &Path,
+        runtime: &str,
+        created: bool,
+    ) -> Result<st::DeleteResponse> {
         let inv = self.invocation(ns, id, bundle);
         let res = shim::binary(runtime).and_then(|b| b.delete(&inv));
         let (pid, exit_status, exited_at) = match &res {
             Ok(r) => (r.pid, r.exit_status, r.exited_at),
             Err(_) => (0, 255, Some(Timestamp::now())),
         };
+        if created {
+            self.publish_exit(ns, id, pid, exit_status, exited_at);
+        }
+        remove_dead_socket(bundle);
+        remove_bundle(bundle)?;
+        res
+    }
+
+    /// The events of a task's end the shim could not send.
+    fn publish_exit(
+        &self,
+        ns: &str,
+        id: &str,
+        pid: u32,
+        exit_status: u32,
+        exited_at: Option<Timestamp>,
+    ) {
         self.publish(
             ns,
             ev::topic::TASK_EXIT,
@@ -270,9 +325,6 @@ impl Tasks {
                 id: String::new(),
             },
         );
-        remove_dead_socket(bundle);
-        remove_bundle(bundle)?;
-        res.map(|_| ())
     }
 
     fn publish<M: prost::Message>(&self, ns: &str, topic: &str, type_name: &str, m: &M) {
@@ -381,6 +433,7 @@ impl Tasks {
                 return Err(status(e));
             }
         };
+        super::faults::point("task-shim-started");
         let req = st::CreateTaskRequest {
             id: id.clone(),
             bundle: bundle.to_string_lossy().into_owned(),
@@ -403,7 +456,7 @@ impl Tasks {
             }
             Err(e) => {
                 self.shutdown_shim(&task);
-                let _ = self.cleanup_dead(ns, &id, &bundle, &task.runtime);
+                let _ = self.cleanup_dead(ns, &id, &bundle, &task.runtime, false);
                 Err(e)
             }
         }
@@ -433,24 +486,23 @@ impl Tasks {
 
     fn delete(&self, ns: &str, id: &str) -> std::result::Result<pt::DeleteResponse, Status> {
         let t = self.find(ns, id)?;
-        let resp: st::DeleteResponse = match t.call(
-            "Delete",
-            &st::DeleteRequest {
-                id: id.into(),
-                exec_id: String::new(),
-            },
-            SHORT,
-        ) {
+        let req = st::DeleteRequest {
+            id: id.into(),
+            exec_id: String::new(),
+        };
+        let mut answer = t.call::<_, st::DeleteResponse>("Delete", &req, SHORT);
+        if matches!(&answer, Err(e) if e.code == Code::Unavailable) && !shim_gone(&t) {
+            // The connection broke but the shim lives: dial it again.
+            answer = t.call("Delete", &req, SHORT);
+        }
+        let resp = match answer {
             Ok(r) => r,
-            Err(e) if e.code == Code::Unavailable => {
+            Err(e) if e.code == Code::Unavailable && shim_gone(&t) => {
                 // The shim died: its binary's delete reports what it can.
                 self.forget(&t);
-                let inv = self.invocation(ns, id, &t.bundle);
-                let r = shim::binary(&t.runtime)
-                    .and_then(|b| b.delete(&inv))
+                let r = self
+                    .cleanup_dead(ns, id, &t.bundle, &t.runtime, true)
                     .map_err(status)?;
-                remove_dead_socket(&t.bundle);
-                remove_bundle(&t.bundle).map_err(status)?;
                 return Ok(pt::DeleteResponse {
                     id: id.into(),
                     pid: r.pid,
@@ -458,8 +510,21 @@ impl Tasks {
                     exited_at: r.exited_at,
                 });
             }
+            Err(e) if e.code == Code::Unavailable => {
+                // Alive but out of reach (its socket gone, say): deleting
+                // its bundle now would orphan a running shim. Kept; a
+                // later Delete tries again.
+                return Err(Status::new(
+                    Code::Unavailable,
+                    format!(
+                        "task {id:?}: shim is alive but does not answer ({}); task kept",
+                        e.message
+                    ),
+                ));
+            }
             Err(e) => return Err(e),
         };
+        super::faults::point("task-shim-deleted");
         self.forget(&t);
         self.shutdown_shim(&t);
         retire_bundle(&t.bundle).map_err(status)?;
@@ -507,6 +572,41 @@ impl Tasks {
     }
 }
 
+/// How many shims one List or Metrics asks at once.
+const SHIM_CALLS_AT_ONCE: usize = 16;
+
+/// `f` of every task, asked of up to [`SHIM_CALLS_AT_ONCE`] shims at a
+/// time (a slow shim costs one call's timeout, not one per shim behind
+/// it); answers in the order of `tasks`.
+fn each_shim<T: Send>(tasks: &[Arc<Task>], f: impl Fn(&Task) -> T + Sync) -> Vec<T> {
+    if tasks.len() <= 1 {
+        return tasks.iter().map(|t| f(t)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let answers: Mutex<Vec<Option<T>>> = Mutex::new(tasks.iter().map(|_| None).collect());
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(t) = tasks.get(i) else { break };
+        let a = f(t);
+        lock(&answers)[i] = Some(a);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..tasks.len().min(SHIM_CALLS_AT_ONCE) {
+            // A worker that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new()
+                .stack_size(128 << 10)
+                .spawn_scoped(s, work);
+        }
+        work();
+    });
+    answers
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|a| a.expect("every task was asked"))
+        .collect()
+}
+
 /// A dead shim leaves its socket (named in the bundle's `address`):
 /// remove it when nothing answers there.
 fn remove_dead_socket(bundle: &Path) {
@@ -543,6 +643,19 @@ fn shim_pid_alive(bundle: &Path) -> bool {
         }
         None => false,
     }
+}
+
+/// Whether a task's shim is gone for good, as recovery decides it: its
+/// pid is dead, or (pid unknown) nothing accepts on its socket. A shim
+/// that merely broke a connection, or whose socket vanished, lives.
+fn shim_gone(t: &Task) -> bool {
+    if read_shim_pid(&t.bundle).is_some() {
+        return !shim_pid_alive(&t.bundle);
+    }
+    matches!(
+        ttrpc::connect_stream(&t.address).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound)
+    )
 }
 
 /// A shim killed while its reaper (a subreaper) has not waited for it.
@@ -719,19 +832,15 @@ impl Handler for TaskService {
                 })
             }),
             "List" => unary(payload, |_: pt::ListTasksRequest| {
-                let mut out = Vec::new();
-                for t in tasks.in_namespace(ns) {
-                    match tasks.process(&t, "") {
-                        Ok(p) => out.push(p),
+                let out = each_shim(&tasks.in_namespace(ns), |t| {
+                    tasks.process(t, "").unwrap_or_else(|_| pt::Process {
                         // A shim that does not answer still has a task.
-                        Err(_) => out.push(pt::Process {
-                            container_id: t.id.clone(),
-                            id: t.id.clone(),
-                            status: pt::status::UNKNOWN,
-                            ..Default::default()
-                        }),
-                    }
-                }
+                        container_id: t.id.clone(),
+                        id: t.id.clone(),
+                        status: pt::status::UNKNOWN,
+                        ..Default::default()
+                    })
+                });
                 Ok(pt::ListTasksResponse { tasks: out })
             }),
             "Kill" => unary(payload, |r: pt::KillRequest| {
@@ -827,24 +936,39 @@ impl Handler for TaskService {
                 )
             }),
             "Metrics" => unary(payload, |r: pt::MetricsRequest| {
+                let wanted: Vec<Arc<Task>> = tasks
+                    .in_namespace(ns)
+                    .into_iter()
+                    .filter(|t| {
+                        let fields = [("id", t.id.as_str())];
+                        crate::filter::matches_any(
+                            &r.filters,
+                            &crate::filter::Record {
+                                fields: &fields,
+                                labels: &Default::default(),
+                            },
+                        )
+                    })
+                    .collect();
+                let stats = each_shim(&wanted, |t| {
+                    t.call::<_, st::StatsResponse>(
+                        "Stats",
+                        &st::StatsRequest { id: t.id.clone() },
+                        SHORT,
+                    )
+                });
                 let mut metrics = Vec::new();
-                for t in tasks.in_namespace(ns) {
-                    let wanted = r.filters.is_empty()
-                        || r.filters.iter().any(|f| {
-                            f.split_once("==").is_some_and(|(k, v)| {
-                                k.trim() == "id" && v.trim().trim_matches('"') == t.id
-                            })
-                        });
-                    if !wanted {
-                        continue;
+                for (t, s) in wanted.iter().zip(stats) {
+                    match s {
+                        Ok(s) => metrics.push(pt::Metric {
+                            timestamp: Some(Timestamp::now()),
+                            id: t.id.clone(),
+                            data: s.stats,
+                        }),
+                        // One shim that does not answer does not hide the
+                        // others' metrics (containerd skips it too).
+                        Err(e) => crate::log::warn!("metrics of task {ns}/{}: {e}", t.id),
                     }
-                    let s: st::StatsResponse =
-                        t.call("Stats", &st::StatsRequest { id: t.id.clone() }, SHORT)?;
-                    metrics.push(pt::Metric {
-                        timestamp: Some(Timestamp::now()),
-                        id: t.id.clone(),
-                        data: s.stats,
-                    });
                 }
                 Ok(pt::MetricsResponse { metrics })
             }),

@@ -129,6 +129,12 @@ pub fn remove_stale_ingests(
         let Some(name) = e.file_name().to_str().map(str::to_string) else {
             continue;
         };
+        if name.starts_with("ref-") {
+            if let Some(gone) = remove_stale_ref_ingest(&e.path(), now, max_age, held) {
+                out.push(gone);
+            }
+            continue;
+        }
         let Some((alg, hex)) = name.split_once('-') else {
             continue;
         };
@@ -156,6 +162,349 @@ pub fn remove_stale_ingests(
     }
     out.sort();
     out
+}
+
+// ---- ingests named by a client's ref (containerd's content Write) ---------
+
+/// The key a lease's `ingests` resource and garbage collection use for
+/// the ref ingest `r` of namespace `ns`.
+pub fn ref_ingest_key(ns: &str, r: &str) -> String {
+    format!("{ns}/{r}")
+}
+
+/// Where the ref ingest of `ns`/`r` lives: `ingest/ref-<sha256>` with the
+/// bytes so far in `data` (flock'ed by its writer) and `meta.json`.
+fn ref_ingest_dir(store: &Store, ns: &str, r: &str) -> std::path::PathBuf {
+    let key = ref_ingest_key(ns, r);
+    store
+        .root()
+        .join("ingest")
+        .join(format!("ref-{}", Digest::of(key.as_bytes()).hex()))
+}
+
+/// What is known of a ref ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestStatus {
+    pub namespace: String,
+    pub r#ref: String,
+    /// Bytes written so far.
+    pub offset: u64,
+    /// The size the writer announced (0: not known).
+    pub total: u64,
+    pub expected: Option<Digest>,
+    /// Nanoseconds since the epoch.
+    pub started: u64,
+    pub updated: u64,
+}
+
+fn write_ingest_meta(dir: &std::path::Path, st: &IngestStatus) -> Result<()> {
+    let mut w = crate::json::Writer::compact();
+    w.begin_object();
+    w.key("namespace").str(&st.namespace);
+    w.key("ref").str(&st.r#ref);
+    w.key("total").num(st.total);
+    w.key("expected").str(
+        &st.expected
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+    );
+    w.key("started").num(st.started);
+    w.end_object();
+    crate::record::write(&dir.join("meta.json"), w.finish().as_bytes())
+}
+
+/// The status of the ingest in `dir`; None when it is not (or no longer)
+/// a complete ingest.
+fn read_ingest(dir: &std::path::Path) -> Option<IngestStatus> {
+    let path = dir.join("meta.json");
+    let text = crate::record::read(&path).ok()??;
+    let v = crate::record::parse(&text, &path).ok()?;
+    let n = crate::json::Node::new(&v, "");
+    let data = fs::metadata(dir.join("data")).ok()?;
+    let expected = n.need("expected").ok()?.string().ok()?;
+    Some(IngestStatus {
+        namespace: n.need("namespace").ok()?.string().ok()?,
+        r#ref: n.need("ref").ok()?.string().ok()?,
+        offset: data.len(),
+        total: n.need("total").ok()?.u64().ok()?,
+        expected: Digest::parse(&expected).ok(),
+        started: n.need("started").ok()?.u64().ok()?,
+        updated: (data.mtime() as u64) * 1_000_000_000 + data.mtime_nsec() as u64,
+    })
+}
+
+/// The ingest `r` of namespace `ns`, if there is one.
+pub fn ref_ingest_status(store: &Store, ns: &str, r: &str) -> Option<IngestStatus> {
+    read_ingest(&ref_ingest_dir(store, ns, r)).filter(|s| s.namespace == ns && s.r#ref == r)
+}
+
+/// Every ref ingest of namespace `ns`, by ref.
+pub fn list_ref_ingests(store: &Store, ns: &str) -> Vec<IngestStatus> {
+    let mut out: Vec<IngestStatus> = fs::read_dir(store.root().join("ingest"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ref-"))
+        .filter_map(|e| read_ingest(&e.path()))
+        .filter(|s| s.namespace == ns)
+        .collect();
+    out.sort_by(|a, b| a.r#ref.cmp(&b.r#ref));
+    out
+}
+
+/// Remove the ingest `r` of `ns`: NotFound when there is none, Ok(false)
+/// when a writer holds it (it stays).
+pub fn abort_ref_ingest(store: &Store, ns: &str, r: &str) -> Result<bool> {
+    use crate::sys::fs::{lock_file, LockMode};
+    let dir = ref_ingest_dir(store, ns, r);
+    if ref_ingest_status(store, ns, r).is_none() {
+        return Err(crate::err_kind!(NotFound, "ingest {r:?}: not found"));
+    }
+    let Some(_lock) = lock_file(&dir.join("data"), LockMode::Exclusive, false)? else {
+        return Ok(false);
+    };
+    remove_dir(&dir).with_context(|| format!("abort ingest {r:?}"))?;
+    Ok(true)
+}
+
+fn remove_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A blob being written under a client's ref, resumable across sessions
+/// (and daemon restarts): the bytes go to `data`, hashed as they come.
+/// One writer at a time: the open ingest holds an exclusive flock on its
+/// data file.
+pub struct RefIngest {
+    dir: std::path::PathBuf,
+    /// The store's `blobs/`.
+    blobs: std::path::PathBuf,
+    data: File,
+    hash: ring::digest::Context,
+    algorithm: crate::image::digest::Algorithm,
+    status: IngestStatus,
+    /// Whether this open made the ingest (it had no data before).
+    pub created: bool,
+}
+
+use std::fs::File;
+
+fn ring_algorithm(a: crate::image::digest::Algorithm) -> &'static ring::digest::Algorithm {
+    match a {
+        crate::image::digest::Algorithm::Sha256 => &ring::digest::SHA256,
+        crate::image::digest::Algorithm::Sha512 => &ring::digest::SHA512,
+    }
+}
+
+/// Start or resume the ingest `r` of namespace `ns`. `total` (0: not
+/// known) and `expected` are recorded when given. Ok(None) when another
+/// writer has it open.
+pub fn open_ref_ingest(
+    store: &Store,
+    ns: &str,
+    r: &str,
+    total: u64,
+    expected: Option<&Digest>,
+) -> Result<Option<RefIngest>> {
+    use rustix::fs::{flock, FlockOperation};
+    use std::io::{Read, Seek, SeekFrom};
+    let what = || format!("ingest {r:?}");
+    let dir = ref_ingest_dir(store, ns, r);
+    let created = match fs::create_dir(&dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(Error::from(e).wrap(what())),
+    };
+    let mut data = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join("data"))
+        .with_context(what)?;
+    match flock(&data, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+        Err(e) => return Err(Error::from(e).wrap(what())),
+    }
+    let old = read_ingest(&dir).filter(|s| s.namespace == ns && s.r#ref == r);
+    let now = crate::record::now_nanos();
+    let mut status = old.clone().unwrap_or(IngestStatus {
+        namespace: ns.to_string(),
+        r#ref: r.to_string(),
+        offset: 0,
+        total: 0,
+        expected: None,
+        started: now,
+        updated: now,
+    });
+    let created = created || old.is_none();
+    if total > 0 {
+        status.total = total;
+    }
+    if let Some(e) = expected {
+        status.expected = Some(e.clone());
+    }
+    if old.as_ref() != Some(&status) {
+        write_ingest_meta(&dir, &status).with_context(what)?;
+    }
+    let algorithm = status
+        .expected
+        .as_ref()
+        .map(|d| d.algorithm())
+        .unwrap_or(crate::image::digest::Algorithm::Sha256);
+    let mut hash = ring::digest::Context::new(ring_algorithm(algorithm));
+    // Hash what an earlier session wrote.
+    let mut buf = vec![0u8; 256 << 10];
+    let mut offset = 0u64;
+    data.seek(SeekFrom::Start(0)).with_context(what)?;
+    loop {
+        let n = data.read(&mut buf).with_context(what)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        offset += n as u64;
+    }
+    status.offset = offset;
+    Ok(Some(RefIngest {
+        dir,
+        blobs: store.root().join("blobs"),
+        data,
+        hash,
+        algorithm,
+        status,
+        created,
+    }))
+}
+
+impl RefIngest {
+    pub fn offset(&self) -> u64 {
+        self.status.offset
+    }
+
+    pub fn status(&self) -> &IngestStatus {
+        &self.status
+    }
+
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        let d = self.hash.clone().finish();
+        Digest::parse(&format!(
+            "{}:{}",
+            self.algorithm.name(),
+            crate::image::digest::to_hex(d.as_ref())
+        ))
+        .expect("a digest we computed")
+    }
+
+    /// Append `bytes` at the current offset.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        self.data
+            .write_all(bytes)
+            .with_context(|| format!("write ingest {:?}", self.status.r#ref))?;
+        self.hash.update(bytes);
+        self.status.offset += bytes.len() as u64;
+        self.status.updated = crate::record::now_nanos();
+        Ok(())
+    }
+
+    /// Start over (a client writing at offset 0 again).
+    pub fn restart(&mut self) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let what = || format!("truncate ingest {:?}", self.status.r#ref);
+        self.data.set_len(0).with_context(what)?;
+        self.data.seek(SeekFrom::Start(0)).with_context(what)?;
+        self.hash = ring::digest::Context::new(ring_algorithm(self.algorithm));
+        self.status.offset = 0;
+        Ok(())
+    }
+
+    /// Remove the ingest.
+    pub fn remove(self) {
+        let _ = remove_dir(&self.dir);
+    }
+
+    /// Check the size (`size` 0: not checked) and digest (`expected`, when
+    /// given) and move the blob into the store. A mismatch removes the
+    /// ingest (those bytes can never become the blob) and is
+    /// FailedPrecondition; a blob already stored is kept and the ingest
+    /// dropped. Returns the digest, the size and whether the blob was new.
+    /// The caller pins the store ([`Store::pin`]) until the blob is
+    /// recorded, so no collection takes it in between.
+    pub fn commit(self, size: u64, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
+        let r = self.status.r#ref.clone();
+        let got = self.digest();
+        let offset = self.status.offset;
+        if size > 0 && size != offset {
+            self.remove();
+            return Err(crate::err_kind!(
+                FailedPrecondition,
+                "commit {r:?}: unexpected size {offset}, expected {size}"
+            ));
+        }
+        if let Some(e) = expected {
+            if *e != got {
+                self.remove();
+                return Err(crate::err_kind!(
+                    FailedPrecondition,
+                    "commit {r:?}: unexpected digest {got}, expected {e}"
+                ));
+            }
+        }
+        let what = || format!("commit {r:?} as {got}");
+        self.data.sync_all().with_context(what)?;
+        // The store's blob directories exist for both algorithms.
+        let dest = self.blobs.join(got.algorithm().name()).join(got.hex());
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file()) {
+            self.remove();
+            return Ok((got, offset, false));
+        }
+        fs::rename(self.dir.join("data"), &dest).with_context(what)?;
+        if let Some(parent) = dest.parent() {
+            crate::record::sync_dir(parent).with_context(what)?;
+        }
+        self.remove();
+        Ok((got, offset, true))
+    }
+}
+
+/// Remove the ref ingest in `dir` when no lease holds it (`held` names
+/// `ns/ref`), no writer has it open, and nobody wrote to it for `max_age`
+/// (containerd expires an unleased ingest after a day). Returns its
+/// `ns/ref` when removed.
+fn remove_stale_ref_ingest(
+    dir: &std::path::Path,
+    now: std::time::SystemTime,
+    max_age: std::time::Duration,
+    held: &std::collections::HashSet<String>,
+) -> Option<String> {
+    use crate::sys::fs::{lock_file, LockMode};
+    let st = read_ingest(dir);
+    let key = st
+        .as_ref()
+        .map(|s| ref_ingest_key(&s.namespace, &s.r#ref))
+        .unwrap_or_else(|| dir.display().to_string());
+    if held.contains(&key) {
+        return None;
+    }
+    // A half-made ingest (no data file or no meta) ages by its directory.
+    let age = fs::metadata(dir.join("data"))
+        .or_else(|_| fs::metadata(dir))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())?;
+    if age <= max_age {
+        return None;
+    }
+    let _lock = lock_file(&dir.join("data"), LockMode::Exclusive, false).ok()??;
+    remove_dir(dir).ok()?;
+    Some(key)
 }
 
 /// Is this descriptor a document (index, manifest) whose children matter?

@@ -11,10 +11,13 @@
 //! `containerd.io/gc.ref.snapshot.<snapshotter>` keep a snapshot (the
 //! unpacker puts one on the image config); a snapshot keeps its parents.
 //!
-//! Swept: blobs, snapshots (leaves first, since a parent cannot go before
-//! its children), content labels of swept blobs, expired leases, snapshot
+//! Swept: blobs no namespace reaches, snapshots (leaves first, since a
+//! parent cannot go before its children), a namespace's records of blobs
+//! nothing in that namespace reaches (as containerd; the blob stays while
+//! another namespace reaches it), expired leases, snapshot
 //! directories no record owns, blob temporaries of dead writers, and
-//! resumable partial downloads in `ingest/` that no lease holds, no writer
+//! resumable partial downloads in `ingest/` (by digest, or a content
+//! Write's by namespace and ref) that no lease holds, no writer
 //! has open, and nobody touched for [`INGEST_MAX_AGE`] (as containerd
 //! expires them).
 //!
@@ -30,6 +33,21 @@
 //! holds the store's collection lock, so a skiff-fetch pull (which pins the
 //! store until its image is tagged) never loses its blobs. Lock order: the
 //! store's collection lock, then the metadata lock.
+//!
+//! # When it runs
+//! A delete with `sync` collects at once; other deletes ask a
+//! [`Scheduler`], which collects once on its own thread after a short
+//! quiet time (a burst of deletes costs one collection), as containerd's
+//! GC scheduler does. A scheduled collection waits for the collection
+//! lock like any other, so skiff-fetch pulls in flight hold it off.
+//!
+//! # Requests a dead daemon left
+//! The daemon holds a lease while one request makes things (a pull, a
+//! container's create), marked [`LABEL_DAEMON_REQUEST`]; a pull's lease
+//! also names the tag it put in the store's `index.json`
+//! ([`LABEL_PULL_REF`]). A daemon killed mid-request leaves both; the next
+//! one removes them before it serves, so the next collection takes what
+//! the request had made.
 
 use super::LABEL_GC_ROOT;
 use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
@@ -46,6 +64,81 @@ use std::collections::HashSet;
 /// How long a partial download no lease holds is kept for a resume.
 pub const INGEST_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// On a lease the daemon holds for one request only (its value says
+/// which): a lease so marked that a starting daemon finds was left by one
+/// that died mid-request.
+pub const LABEL_DAEMON_REQUEST: &str = "skiff.daemon/request";
+/// On a pull's lease: the reference the pull tags in the store's
+/// `index.json` until the image is recorded.
+pub const LABEL_PULL_REF: &str = "skiff.daemon/pull.ref";
+
+/// Runs a collection soon after it is asked for: requests that come
+/// within [`Scheduler::new`]'s quiet time are served by one run, and a
+/// request during a run gets one more run after it. The job runs on a
+/// thread started for the purpose (none while idle).
+pub struct Scheduler {
+    inner: std::sync::Arc<SchedulerInner>,
+}
+
+struct SchedulerInner {
+    quiet: std::time::Duration,
+    job: Box<dyn Fn() + Send + Sync>,
+    /// (a thread is on it, asked again since it last started the job)
+    state: std::sync::Mutex<(bool, bool)>,
+}
+
+impl Scheduler {
+    pub fn new(quiet: std::time::Duration, job: impl Fn() + Send + Sync + 'static) -> Scheduler {
+        Scheduler {
+            inner: std::sync::Arc::new(SchedulerInner {
+                quiet,
+                job: Box::new(job),
+                state: std::sync::Mutex::new((false, false)),
+            }),
+        }
+    }
+
+    /// Ask for a collection.
+    pub fn request(&self) {
+        let mut st = self.inner.lock();
+        st.1 = true;
+        if st.0 {
+            return;
+        }
+        st.0 = true;
+        drop(st);
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gc".into())
+            .stack_size(256 << 10)
+            .spawn(move || loop {
+                std::thread::sleep(inner.quiet);
+                inner.lock().1 = false;
+                (inner.job)();
+                let mut st = inner.lock();
+                if !st.1 {
+                    st.0 = false;
+                    return;
+                }
+            });
+        if spawned.is_err() {
+            // The next request tries again.
+            self.inner.lock().0 = false;
+        }
+    }
+
+    /// Whether a collection is asked for or running.
+    pub fn busy(&self) -> bool {
+        self.inner.lock().0
+    }
+}
+
+impl SchedulerInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (bool, bool)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// What a collection removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -54,6 +147,8 @@ pub struct Report {
     pub snapshots: Vec<(String, String)>,
     /// (namespace, lease id)
     pub expired_leases: Vec<(String, String)>,
+    /// (namespace, digest): namespace records of blobs nothing there reaches.
+    pub records: Vec<(String, Digest)>,
     /// Names of partial downloads removed from `ingest/`.
     pub ingests: Vec<String>,
     /// What could not be removed (the collection went on; the next one
@@ -262,6 +357,9 @@ pub(crate) fn collect_with(
                         m.digest(Some(&ns), d);
                     }
                 } else if r.kind == "ingests" {
+                    // Digest-named partials by their name, ref ingests by
+                    // namespace and ref.
+                    held_ingests.insert(content::ref_ingest_key(&ns, &r.id));
                     held_ingests.insert(r.id);
                 } else if let Some(sn) = r.kind.strip_prefix("snapshots/") {
                     m.todo
@@ -344,11 +442,14 @@ pub(crate) fn collect_with(
             }
         }
     }
+    // A namespace keeps its record of a blob only while something in the
+    // namespace reaches the blob (containerd's rule); the blob itself went
+    // above when no namespace (nor the store's index) reached it.
     for ns in db.namespaces()? {
         for (d, _) in db.all_content_labels(&ns.name)? {
-            // A blob written while this collection ran keeps its labels.
-            if !m.content.contains(&d) && !store.blob_path(&d).exists() {
+            if !m.walked.contains(&(Some(ns.name.clone()), d.clone())) {
                 record::remove(&db.content_path(&ns.name, &d))?;
+                report.records.push((ns.name.clone(), d));
             }
         }
     }
@@ -399,7 +500,35 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rfc3339;
+    use super::{parse_rfc3339, Scheduler};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn scheduler_serves_a_burst_with_one_run_and_a_late_request_with_another() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let s = Scheduler::new(Duration::from_millis(100), move || {
+            r.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+        });
+        for _ in 0..20 {
+            s.request();
+        }
+        assert!(s.busy());
+        std::thread::sleep(Duration::from_millis(150));
+        // Running now: one more request means one more run after it.
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        s.request();
+        s.request();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while s.busy() {
+            assert!(std::time::Instant::now() < deadline, "still busy");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn rfc3339_round_trips_with_time_module() {

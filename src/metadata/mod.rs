@@ -1,5 +1,6 @@
 //! The daemon's metadata: per namespace, images (name → target descriptor),
-//! containers, leases and content labels; and the namespaces themselves.
+//! containers, leases and the blobs it sees (with their labels); and the
+//! namespaces themselves.
 //!
 //! # On disk: one file per record
 //! ```text
@@ -7,7 +8,7 @@
 //! <root>/ns/<ns>/images/<sha256(name)>.json
 //! <root>/ns/<ns>/containers/<id>.json
 //! <root>/ns/<ns>/leases/<id>.json
-//! <root>/ns/<ns>/content/<alg>-<hex>.json      (labels of a blob)
+//! <root>/ns/<ns>/content/<alg>-<hex>.json      (the namespace's record of a blob, with its labels)
 //! ```
 //! Each record is replaced by write-temp, fsync, rename, fsync(dir)
 //! ([`record`]), so `kill -9` at any point leaves every record old or new
@@ -506,7 +507,11 @@ impl Db {
         record::write(&self.lease_path(ns, id), encode_lease(&lease).as_bytes())
     }
 
-    // ---- content labels ----------------------------------------------------------
+    // ---- content ---------------------------------------------------------------
+    //
+    // Blobs are shared on disk; a namespace sees a blob once it has a
+    // record of it here (as containerd's metadata store): written, pulled
+    // or labelled in that namespace. The record also holds its labels.
 
     fn content_path(&self, ns: &str, d: &Digest) -> PathBuf {
         self.ns_dir(ns)
@@ -514,48 +519,183 @@ impl Db {
             .join(format!("{}-{}.json", d.algorithm().name(), d.hex()))
     }
 
-    /// The labels of a blob in a namespace (none when never labelled).
-    pub fn content_labels(&self, ns: &str, d: &Digest) -> Result<Labels> {
+    /// The namespace's record of a blob; None when the namespace has none.
+    pub fn content(&self, ns: &str, d: &Digest) -> Result<Option<ContentRecord>> {
         check_identifier("namespace", ns)?;
-        Ok(read_one(&self.content_path(ns, d), decode_content)?
-            .map(|(_, l)| l)
-            .unwrap_or_default())
+        read_one(&self.content_path(ns, d), decode_content)
     }
 
-    /// Every labelled blob of a namespace.
-    pub fn all_content_labels(&self, ns: &str) -> Result<Vec<(Digest, Labels)>> {
+    /// Every blob record of a namespace.
+    pub fn contents(&self, ns: &str) -> Result<Vec<ContentRecord>> {
         check_identifier("namespace", ns)?;
         load_all(&self.ns_dir(ns).join("content"), decode_content)
     }
 
-    /// Replace a blob's labels; empty labels remove the record.
+    /// Give namespace `ns` its record of a blob of `size` bytes (kept with
+    /// its labels when it has one), adding `labels`.
+    pub fn add_content(
+        &self,
+        ns: &str,
+        d: &Digest,
+        size: u64,
+        labels: Labels,
+    ) -> Result<ContentRecord> {
+        let _l = self.lock()?;
+        let now = now_nanos();
+        let mut rec = self.content(ns, d)?.unwrap_or(ContentRecord {
+            digest: d.clone(),
+            size,
+            labels: Labels::new(),
+            created: now,
+            updated: now,
+        });
+        if rec.size == 0 {
+            rec.size = size;
+        }
+        if !labels.is_empty() {
+            rec.labels.extend(labels);
+            rec.updated = now;
+        }
+        record::check_labels(&format!("content {d}"), &rec.labels)?;
+        self.write_content(ns, &rec)?;
+        Ok(rec)
+    }
+
+    /// Remove the namespace's record of a blob (NotFound when it has
+    /// none). The blob itself stays until garbage collection finds no
+    /// namespace using it.
+    pub fn delete_content(&self, ns: &str, d: &Digest) -> Result<()> {
+        let _l = self.lock()?;
+        if self.content(ns, d)?.is_none() {
+            return Err(err_kind!(NotFound, "content {d}: not found"));
+        }
+        record::remove(&self.content_path(ns, d))
+    }
+
+    /// Does any namespace have a record of the blob?
+    pub fn content_in_any_namespace(&self, d: &Digest) -> Result<bool> {
+        for ns in self.namespaces()? {
+            if self.content_path(&ns.name, d).exists() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// containerd's content Update: `paths` are `labels` or `labels.KEY`
+    /// (none: replace all labels); the record must exist.
+    pub fn update_content_labels(
+        &self,
+        ns: &str,
+        d: &Digest,
+        labels: Labels,
+        paths: &[String],
+    ) -> Result<ContentRecord> {
+        for p in paths {
+            if p != "labels" && !p.starts_with("labels.") {
+                return Err(err_kind!(
+                    InvalidArgument,
+                    "content {d}: cannot update field {p:?} (only labels)"
+                ));
+            }
+        }
+        let _l = self.lock()?;
+        let mut rec = self
+            .content(ns, d)?
+            .ok_or_else(|| err_kind!(NotFound, "content {d}: not found"))?;
+        if paths.is_empty() || paths.iter().any(|p| p == "labels") {
+            rec.labels = labels;
+        } else {
+            for p in paths {
+                let k = &p["labels.".len()..];
+                match labels.get(k) {
+                    Some(v) => {
+                        rec.labels.insert(k.to_string(), v.clone());
+                    }
+                    None => {
+                        rec.labels.remove(k);
+                    }
+                }
+            }
+        }
+        record::check_labels(&format!("content {d}"), &rec.labels)?;
+        rec.updated = now_nanos();
+        self.write_content(ns, &rec)?;
+        Ok(rec)
+    }
+
+    /// The labels of a blob in a namespace (none when never labelled).
+    pub fn content_labels(&self, ns: &str, d: &Digest) -> Result<Labels> {
+        Ok(self.content(ns, d)?.map(|r| r.labels).unwrap_or_default())
+    }
+
+    /// Every blob of a namespace with its labels.
+    pub fn all_content_labels(&self, ns: &str) -> Result<Vec<(Digest, Labels)>> {
+        Ok(self
+            .contents(ns)?
+            .into_iter()
+            .map(|r| (r.digest, r.labels))
+            .collect())
+    }
+
+    /// Replace a blob's labels (the record is made when missing).
     pub fn set_content_labels(&self, ns: &str, d: &Digest, labels: Labels) -> Result<()> {
         record::check_labels(&format!("content {d}"), &labels)?;
         let _l = self.lock()?;
-        self.write_content_labels(ns, d, labels)
+        let now = now_nanos();
+        let mut rec = self.content(ns, d)?.unwrap_or(ContentRecord {
+            digest: d.clone(),
+            size: 0,
+            labels: Labels::new(),
+            created: now,
+            updated: now,
+        });
+        rec.labels = labels;
+        rec.updated = now;
+        self.write_content(ns, &rec)
     }
 
-    /// [`Db::set_content_labels`] under a lock the caller holds.
-    fn write_content_labels(&self, ns: &str, d: &Digest, labels: Labels) -> Result<()> {
+    /// Write a blob record under a lock the caller holds.
+    fn write_content(&self, ns: &str, rec: &ContentRecord) -> Result<()> {
         let dir = self.ensure_namespace(ns)?.join("content");
-        let path = self.content_path(ns, d);
-        if labels.is_empty() {
-            return record::remove(&path);
-        }
         record::create_dir(&dir)?;
-        record::write(&path, encode_content(d, &labels).as_bytes())
+        record::write(
+            &self.content_path(ns, &rec.digest),
+            encode_content(rec).as_bytes(),
+        )
     }
 
-    /// Set one label on a blob, keeping the others.
+    /// Set one label on a blob, keeping the others (the record is made
+    /// when missing).
     pub fn add_content_label(&self, ns: &str, d: &Digest, key: &str, value: &str) -> Result<()> {
         // Read, change and write under one lock: a label another writer
         // adds meanwhile is not lost.
         let _l = self.lock()?;
-        let mut labels = self.content_labels(ns, d)?;
-        labels.insert(key.to_string(), value.to_string());
-        record::check_labels(&format!("content {d}"), &labels)?;
-        self.write_content_labels(ns, d, labels)
+        let now = now_nanos();
+        let mut rec = self.content(ns, d)?.unwrap_or(ContentRecord {
+            digest: d.clone(),
+            size: 0,
+            labels: Labels::new(),
+            created: now,
+            updated: now,
+        });
+        rec.labels.insert(key.to_string(), value.to_string());
+        rec.updated = now;
+        record::check_labels(&format!("content {d}"), &rec.labels)?;
+        self.write_content(ns, &rec)
     }
+}
+
+/// A namespace's record of a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentRecord {
+    pub digest: Digest,
+    /// The blob's size when the record was made (0: not known then).
+    pub size: u64,
+    pub labels: Labels,
+    /// Nanoseconds since the epoch.
+    pub created: u64,
+    pub updated: u64,
 }
 
 fn check_image_name(name: &str) -> Result<()> {
@@ -742,19 +882,35 @@ fn decode_lease(n: &Node) -> Result<Lease> {
     })
 }
 
-fn encode_content(d: &Digest, labels: &Labels) -> String {
+fn encode_content(r: &ContentRecord) -> String {
     let mut w = Writer::compact();
     w.begin_object();
-    w.key("digest").str(&d.to_string());
-    record::write_labels(&mut w, labels);
+    w.key("digest").str(&r.digest.to_string());
+    record::write_labels(&mut w, &r.labels);
+    w.key("size").num(r.size);
+    w.key("created").num(r.created);
+    w.key("updated").num(r.updated);
     w.end_object();
     w.finish()
 }
 
-fn decode_content(n: &Node) -> Result<(Digest, Labels)> {
+fn decode_content(n: &Node) -> Result<ContentRecord> {
     let d = n.need("digest")?;
     let digest = Digest::parse(d.str()?).map_err(|e| d.invalid(e))?;
-    Ok((digest, record::read_labels(n)?))
+    // Records made before sizes and times were kept have none.
+    let num = |k: &str| -> Result<u64> {
+        n.get(k)?
+            .map(|v| v.u64())
+            .transpose()
+            .map(|v| v.unwrap_or(0))
+    };
+    Ok(ContentRecord {
+        digest,
+        labels: record::read_labels(n)?,
+        size: num("size")?,
+        created: num("created")?,
+        updated: num("updated")?,
+    })
 }
 
 #[cfg(test)]

@@ -166,8 +166,18 @@ fn namespaces_images_containers_leases_round_trip() {
     assert_eq!(kind(db.delete_image("default", &img.name)), Kind::NotFound);
     db.delete_container("default", "c1").unwrap();
     db.delete_lease("default", "pull-1").unwrap();
+    // A blob's record (labelled or not) keeps the namespace in use.
     db.set_content_labels("default", &target.digest, Labels::new())
         .unwrap();
+    assert_eq!(
+        kind(db.delete_namespace("default", |_| None)),
+        Kind::FailedPrecondition
+    );
+    db.delete_content("default", &target.digest).unwrap();
+    assert_eq!(
+        kind(db.delete_content("default", &target.digest)),
+        Kind::NotFound
+    );
     db.delete_namespace("default", |_| None).unwrap();
     assert!(db.namespaces().unwrap().is_empty());
 }
@@ -673,4 +683,112 @@ fn a_containers_snapshot_is_kept_in_its_namespace_only() {
         vec![("overlayfs".to_string(), snapshot_key("ns2", "rootfs"))]
     );
     sn.stat(&snapshot_key("ns1", "rootfs")).unwrap();
+}
+
+/// A blob two namespaces have: one namespace's unreferenced record goes
+/// at collection, the blob stays while the other's image reaches it, and
+/// goes with the last reference.
+#[test]
+fn gc_keeps_a_blob_while_any_namespace_reaches_it() {
+    let tmp = Scratch::new("nsblob");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let layer = put_blob(&store, b"layer", "application/vnd.oci.image.layer.v1.tar");
+    let config = put_blob(&store, b"{}", oci::OCI_CONFIG);
+    let manifest = manifest_of(&store, &config, &layer);
+    for ns in ["a", "b"] {
+        for d in [&layer, &config, &manifest] {
+            db.add_content(ns, &d.digest, d.size, Labels::new())
+                .unwrap();
+        }
+    }
+    db.create_image("a", image("img", &manifest)).unwrap();
+
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert!(r.blobs.is_empty(), "{r:?}");
+    assert_eq!(r.records.len(), 3, "b's records go: {r:?}");
+    assert!(r.records.iter().all(|(ns, _)| ns == "b"));
+    assert!(db.content("b", &layer.digest).unwrap().is_none());
+    assert!(db.content("a", &layer.digest).unwrap().is_some());
+    assert!(store.has(&layer));
+
+    db.delete_image("a", "img").unwrap();
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.blobs.len(), 3, "{r:?}");
+    assert!(db.contents("a").unwrap().is_empty());
+    assert!(content_is_empty(&store));
+}
+
+/// Ref ingests (content Write) resume with their bytes and digest, lock
+/// out a second writer, and expire unless a lease holds them.
+#[test]
+fn ref_ingests_resume_lock_and_expire() {
+    use crate::image::content as ic;
+    let tmp = Scratch::new("refingest");
+    let store = Store::open(&tmp.0.join("content")).unwrap();
+    let db = Db::open(&tmp.0.join("meta")).unwrap();
+    let sn = Snapshotter::open(&tmp.0.join("sn"), Driver::Overlay).unwrap();
+    let data = b"hello, ingest";
+    let d = Digest::of(data);
+    let mut w = ic::open_ref_ingest(&store, "ns", "r", data.len() as u64, Some(&d))
+        .unwrap()
+        .unwrap();
+    assert!(w.created);
+    w.write(&data[..5]).unwrap();
+    assert!(
+        ic::open_ref_ingest(&store, "ns", "r", 0, None)
+            .unwrap()
+            .is_none(),
+        "locked while open"
+    );
+    drop(w);
+    let w = ic::open_ref_ingest(&store, "ns", "r", 0, None)
+        .unwrap()
+        .unwrap();
+    assert!(!w.created);
+    assert_eq!(w.offset(), 5);
+    assert_eq!(w.digest(), Digest::of(&data[..5]));
+    assert_eq!(w.status().expected.as_ref(), Some(&d));
+    drop(w);
+    // The same ref in another namespace is another ingest.
+    let other = ic::open_ref_ingest(&store, "ns2", "r", 0, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.offset(), 0);
+    drop(other);
+    assert_eq!(ic::list_ref_ingests(&store, "ns").len(), 1);
+
+    // Old: the leased one stays, the other goes.
+    let old = std::time::SystemTime::now() - gc::INGEST_MAX_AGE * 2;
+    for e in fs::read_dir(store.root().join("ingest")).unwrap().flatten() {
+        fs::File::options()
+            .write(true)
+            .open(e.path().join("data"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    db.create_lease("ns", "l", Labels::new()).unwrap();
+    db.add_lease_resource(
+        "ns",
+        "l",
+        Resource {
+            id: "r".into(),
+            kind: "ingests".into(),
+        },
+    )
+    .unwrap();
+    let r = gc::collect(&db, &store, &[&sn]).unwrap();
+    assert_eq!(r.ingests, vec!["ns2/r".to_string()]);
+    let w = ic::open_ref_ingest(&store, "ns", "r", 0, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.offset(), 5);
+    let mut w = w;
+    w.write(&data[5..]).unwrap();
+    let (got, size, new) = w.commit(data.len() as u64, Some(&d)).unwrap();
+    assert_eq!((got, size, new), (d.clone(), data.len() as u64, true));
+    assert!(ic::ref_ingest_status(&store, "ns", "r").is_none());
+    assert_eq!(fs::read(store.blob_path(&d)).unwrap(), data);
 }

@@ -239,21 +239,7 @@ impl Unpacker<'_> {
         }
         let res = (|| -> Result<()> {
             let (dir, mode) = snapshots.apply_target(&tmp)?;
-            let file = std::fs::File::open(self.store.blob_path(&layer.digest))
-                .with_context(|| format!("open layer {}", layer.digest))?;
-            let declared =
-                oci::layer_compression(&layer.media_type).unwrap_or(oci::Compression::None);
-            let reader = decompressor(file, declared)
-                .map_err(Error::from)
-                .with_context(|| format!("layer {}", layer.digest))?;
-            let mut hashed = HashingReader::new(reader, diff_id.algorithm());
-            Extractor::new(&dir)?
-                .with_whiteouts(mode)
-                .apply(&mut hashed, &layer.digest.to_string())?;
-            // The tar may end before its stream does (padding).
-            std::io::copy(&mut hashed, &mut std::io::sink())
-                .with_context(|| format!("layer {}: read", layer.digest))?;
-            let got = hashed.finish();
+            let (got, _) = apply_layer_into(self.store, &dir, mode, layer, diff_id.algorithm())?;
             if &got != diff_id {
                 return Err(err_kind!(
                     InvalidArgument,
@@ -278,6 +264,46 @@ impl Unpacker<'_> {
         };
         self.release(&tmp_id);
         res
+    }
+}
+
+/// Apply the stored layer `layer` (gzip, zstd or plain tar: by its bytes,
+/// else by its media type) onto `dir` with `mode` whiteouts, under
+/// [`Extractor`]'s hostile-layer rules and limits. Returns the digest
+/// (in `algorithm`) and size of the uncompressed tar: its diff_id.
+pub fn apply_layer_into(
+    store: &Store,
+    dir: &std::path::Path,
+    mode: crate::image::unpack::WhiteoutMode,
+    layer: &Descriptor,
+    algorithm: crate::image::digest::Algorithm,
+) -> Result<(Digest, u64)> {
+    let file = std::fs::File::open(store.blob_path(&layer.digest))
+        .with_context(|| format!("open layer {}", layer.digest))?;
+    let declared = oci::layer_compression(&layer.media_type).unwrap_or(oci::Compression::None);
+    let reader = decompressor(file, declared)
+        .map_err(Error::from)
+        .with_context(|| format!("layer {}", layer.digest))?;
+    let mut counted = Counted(reader, 0);
+    let mut hashed = HashingReader::new(&mut counted, algorithm);
+    Extractor::new(dir)?
+        .with_whiteouts(mode)
+        .apply(&mut hashed, &layer.digest.to_string())?;
+    // The tar may end before its stream does (padding).
+    std::io::copy(&mut hashed, &mut std::io::sink())
+        .with_context(|| format!("layer {}: read", layer.digest))?;
+    let digest = hashed.finish();
+    Ok((digest, counted.1))
+}
+
+/// A reader that counts its bytes.
+struct Counted<R>(R, u64);
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1 += n as u64;
+        Ok(n)
     }
 }
 

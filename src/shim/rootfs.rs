@@ -111,6 +111,42 @@ pub fn unmount_rootfs(bundle: &Path) {
     }
 }
 
+/// Unmount everything on BUNDLE/rootfs without waiting for the file
+/// system to be written back. Unmounting an overlay syncs its whole upper
+/// file system (the host's disk, with every other writer's dirty data):
+/// measured 3 ms to 2.4 s here. Nobody needs that before Delete is
+/// answered (the container is gone, its snapshot is removed next), so the
+/// mounts are detached from the tree at once, each held by an fd, and a
+/// thread lets go of them: the last reference's release does the sync
+/// there. If no thread can be made, the release happens right here.
+pub fn detach_rootfs(bundle: &Path) {
+    use rustix::fs::{open, Mode, OFlags};
+    let target = rootfs_dir(bundle).display().to_string();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        // The top mount on the path, which the detach below takes off.
+        let Ok(fd) = open(
+            target.as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            break;
+        };
+        if mount::umount(&target, mount::MNT_DETACH).is_err() {
+            break;
+        }
+        held.push(fd);
+    }
+    if held.is_empty() {
+        return;
+    }
+    // A failed spawn drops the closure, and with it the fds, right here.
+    let _ = std::thread::Builder::new()
+        .name("unmount".into())
+        .stack_size(super::SMALL_STACK)
+        .spawn(move || drop(held));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

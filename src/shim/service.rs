@@ -373,8 +373,10 @@ impl Shim {
                 .name("exit".into())
                 .stack_size(super::SMALL_STACK)
                 .spawn(move || {
+                    s2.log.debug(&format!("pid {pid} exited"));
                     s2.end_the_rest(&c2, &p2);
                     s2.record_exit(&c2, &p2, pid, reaped, &mut p2.lock());
+                    s2.log.debug(&format!("pid {pid}: exit reported"));
                 });
             if spawned.is_err() {
                 // Out of threads: record the exit right here, without the
@@ -491,7 +493,12 @@ impl Shim {
             ));
         }
         // Removes the runtime's state and cgroup; kills an init never started.
-        match c.runtime.delete(&c.id, true, &c.log()) {
+        let deleted = if status == Status::Stopped && c.init.reaped.load(Ordering::SeqCst) {
+            c.runtime.delete_reaped(&c.id, &c.log())
+        } else {
+            c.runtime.delete(&c.id, true, &c.log())
+        };
+        match deleted {
             Err(e) if e.kind() != Kind::NotFound => {
                 return Err(e.wrap(format!("delete container {}", c.id)))
             }
@@ -505,7 +512,7 @@ impl Shim {
         };
         c.oom.lock().unwrap_or_else(|e| e.into_inner()).take();
         if c.rootfs_mounted {
-            rootfs::unmount_rootfs(&c.bundle);
+            rootfs::detach_rootfs(&c.bundle);
         }
         self.containers
             .lock()
@@ -870,9 +877,14 @@ impl crate::ttrpc::Service for TaskService {
         method: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, RpcStatus> {
+        let began = std::time::Instant::now();
         let answer = self.dispatch(ctx, method, payload);
-        if let Err(e) = &answer {
-            self.0.log.debug(&format!("{method}: {e}"));
+        match &answer {
+            Err(e) => self.0.log.debug(&format!("{method}: {e}")),
+            Ok(_) => self
+                .0
+                .log
+                .debug(&format!("{method}: done in {:?}", began.elapsed())),
         }
         answer
     }

@@ -14,6 +14,7 @@
 //!
 //! Keys are opaque here; the daemon puts its namespace in them.
 
+pub mod diff;
 pub mod meta;
 pub mod mount;
 pub mod native;
@@ -525,6 +526,22 @@ impl Snapshotter {
         let mut u = Usage::default();
         du(&self.fs_dir(id), &mut u).with_context(|| format!("usage of snapshot {key}"))?;
         Ok(u)
+    }
+
+    /// The snapshot whose own tree is `dir` (`<root>/snapshots/<id>/fs`,
+    /// as its mounts name it), if any: how a diff service finds the
+    /// snapshot behind the mounts a client passes back.
+    pub fn by_fs_dir(&self, dir: &Path) -> Option<Info> {
+        let rest = dir.strip_prefix(self.root.join("snapshots")).ok()?;
+        let mut parts = rest.components();
+        let id: u64 = parts.next()?.as_os_str().to_str()?.parse().ok()?;
+        if parts.next()?.as_os_str() != "fs" || parts.next().is_some() {
+            return None;
+        }
+        self.lock()
+            .all()
+            .find(|r| r.id == id)
+            .map(|r| r.info.clone())
     }
 
     /// Where a layer is unpacked into the active snapshot `key`, and how its

@@ -82,6 +82,18 @@ fn readonly_view() -> Result<OwnedFd> {
     Ok(tree)
 }
 
+/// A read-only view of our binary for running it as a child that would
+/// otherwise protect itself by re-executing (the runtime's create and
+/// exec): a child exec'd through `/proc/self/fd/N` of this fd runs from it
+/// and finds itself sealed. None where the view cannot be made read-only;
+/// no sealed copy then (a long-lived caller would keep the binary's size
+/// in memory for it).
+pub fn readonly_self() -> Option<OwnedFd> {
+    readonly_view()
+        .ok()
+        .filter(|fd| is_write_protected(fd.as_fd()))
+}
+
 /// A sealed memfd copy of our binary.
 fn sealed_copy() -> Result<OwnedFd> {
     let name = super::cstring(MEMFD_NAME)?;

@@ -42,6 +42,7 @@ mod server;
 mod stream;
 
 pub use addr::{connect_stream, listen};
+pub(crate) use addr::{peer_cred, NoSignalWriter};
 pub use client::{call, Client, ClientStream};
 pub use server::{RequestContext, Server, ServerStream, ShutdownHandle};
 

@@ -620,6 +620,12 @@ impl ServerStream {
         self.inbox.next(None).unwrap_or(Ok(None))
     }
 
+    /// Whether the stream was cut off (its client went away, say): a
+    /// handler that waits for something to send learns it here.
+    pub fn is_cut(&self) -> bool {
+        self.inbox.failure().is_some()
+    }
+
     /// Send one message to the client: ResourceExhausted if it is over the
     /// size limit, Unavailable once the client is gone, the stream's
     /// status once it was cut off.

@@ -1,7 +1,17 @@
-// The daemon harness shared by tests/daemon_basic.rs and tests/daemon_gc.rs,
-// included as text (`include!`) so that each test file keeps its own imports
-// and nothing here needs to be public.
+// The daemon harness shared by the tests/daemon_*.rs files, included as
+// text (`include!`) so that each test file keeps its own imports and
+// nothing here needs to be public. Tests reach the daemon only through it:
+// `client()` (the daemon's API for shims and this harness) and `ctr()`
+// (skiff's ctr with `-a address() -n ns`), so a change of transport or
+// socket layout is a change here.
 const NS_KEY: &str = "containerd-namespace-ttrpc";
+
+/// How a test's daemon is started.
+#[derive(Default, Clone)]
+struct DaemonOpts {
+    /// Extra environment (PATH for another runtime's shim, a crash point).
+    env: Vec<(String, String)>,
+}
 
 struct Daemon {
     dir: TempDir,
@@ -10,10 +20,15 @@ struct Daemon {
     child: Option<Child>,
     /// Shim and container pids seen, killed in Drop if still there.
     pids: Vec<i32>,
+    opts: DaemonOpts,
 }
 
 impl Daemon {
     fn new() -> Daemon {
+        Daemon::with(DaemonOpts::default())
+    }
+
+    fn with(opts: DaemonOpts) -> Daemon {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut d = Daemon {
@@ -21,23 +36,46 @@ impl Daemon {
             ns: format!("skiff-test-{}-{n}", std::process::id()),
             child: None,
             pids: Vec::new(),
+            opts,
         };
+        let bin = d.dir.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        for name in ["ctr", "containerd"] {
+            std::os::unix::fs::symlink(skiff_bin(), bin.join(name)).unwrap();
+        }
         d.start();
         d
     }
 
+    /// The gRPC socket (`--address`).
     fn address(&self) -> String {
         self.dir.s("containerd.sock")
+    }
+
+    /// The ttrpc socket beside it (containerd's layout), where the
+    /// harness's ttrpc client and the shims talk.
+    fn ttrpc_address(&self) -> String {
+        format!("{}.ttrpc", self.address())
     }
 
     fn state(&self) -> PathBuf {
         self.dir.join("state")
     }
 
+    /// The content store, snapshotters and metadata.
+    fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
     fn start(&mut self) {
-        let log = fs::File::create(self.dir.join("daemon.log")).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap();
         let child = Command::new(skiff_bin())
             .arg0_containerd()
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .args(["--root", &self.dir.s("root"), "--state"])
             .arg(self.state())
             .args(["--address", &self.address(), "--log-level", "debug"])
@@ -48,7 +86,7 @@ impl Daemon {
             .expect("start the daemon");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(self.address()).is_err() {
+        while std::os::unix::net::UnixStream::connect(self.ttrpc_address()).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "daemon did not listen: {}",
@@ -63,7 +101,7 @@ impl Daemon {
     }
 
     fn client(&self) -> Client {
-        Client::connect(&self.address()).expect("connect to the daemon")
+        Client::connect(&self.ttrpc_address()).expect("connect to the daemon")
     }
 
     #[allow(dead_code)] // not every test file kills the daemon
@@ -72,6 +110,247 @@ impl Daemon {
             c.kill().unwrap();
             c.wait().unwrap();
         }
+    }
+
+    /// The daemon's pid.
+    #[allow(dead_code)]
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon runs").id()
+    }
+
+    /// Wait for the daemon to die by itself (at a crash point): true if
+    /// it did within `limit`, by SIGKILL.
+    #[allow(dead_code)]
+    fn died(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let c = self.child.as_mut().expect("the daemon runs");
+            if let Some(st) = c.try_wait().unwrap() {
+                use std::os::unix::process::ExitStatusExt;
+                self.child = None;
+                return st.signal() == Some(libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// `ctr -a ADDRESS -n NS ARGS` (skiff's ctr), ready to spawn.
+    #[allow(dead_code)]
+    fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.dir.join("bin/ctr"));
+        c.args(["-a", &self.address(), "-n", &self.ns])
+            .args(args)
+            .env_remove("CONTAINERD_ADDRESS")
+            .env_remove("CONTAINERD_NAMESPACE");
+        c
+    }
+
+    /// Run ctr to its end (at most 60 s).
+    #[allow(dead_code)]
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        let mut child = self
+            .ctr_cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read both pipes while waiting (a full pipe would block ctr).
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let outs = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut out, &mut v);
+            v
+        });
+        let errs = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut err, &mut v);
+            v
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ctr {args:?} hung\ndaemon log: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        std::process::Output {
+            status,
+            stdout: outs.join().unwrap(),
+            stderr: errs.join().unwrap(),
+        }
+    }
+
+    /// ctr's stdout; the command must succeed.
+    #[allow(dead_code)]
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ctr(args);
+        assert!(
+            o.status.success(),
+            "ctr {args:?}: {}\nstdout {}stderr {}\ndaemon log: {}",
+            o.status,
+            stdout(&o),
+            stderr(&o),
+            self.log()
+        );
+        stdout(&o)
+    }
+
+    /// `ctr c ls -q` / `ctr t ls -q` / `ctr i ls -q`...
+    #[allow(dead_code)]
+    fn ids(&self, what: &str) -> Vec<String> {
+        self.ok(&[what, "ls", "-q"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The task bundles left under the state directory (this namespace).
+    #[allow(dead_code)]
+    fn bundles(&self) -> Vec<String> {
+        let dir = self.state().join("io.containerd.runtime.v2.task").join(&self.ns);
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Processes other than the daemon whose command line names its
+    /// address (its shims).
+    #[allow(dead_code)]
+    fn shims(&self) -> Vec<u32> {
+        let me = self.child.as_ref().map(|c| c.id());
+        processes_naming(&self.address())
+            .into_iter()
+            .filter(|p| Some(*p) != me)
+            .collect()
+    }
+
+    /// Mount points under this daemon's directories.
+    #[allow(dead_code)]
+    fn mounts(&self) -> Vec<String> {
+        let me = self.dir.path().to_string_lossy().into_owned();
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&me))
+            .collect()
+    }
+
+    /// Files under a directory of the root (blobs, ingests, snapshots).
+    #[allow(dead_code)]
+    fn files_under(&self, rel: &str) -> Vec<PathBuf> {
+        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+            for e in fs::read_dir(p).into_iter().flatten().flatten() {
+                let t = e.file_type().unwrap();
+                if t.is_dir() {
+                    walk(&e.path(), out);
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root().join(rel), &mut out);
+        out
+    }
+
+    /// The content store's blobs and partial downloads.
+    #[allow(dead_code)]
+    fn blobs(&self) -> Vec<PathBuf> {
+        self.files_under("io.containerd.content.v1.content/blobs")
+    }
+
+    #[allow(dead_code)]
+    fn ingests(&self) -> Vec<PathBuf> {
+        self.files_under("io.containerd.content.v1.content/ingest")
+    }
+
+    /// The overlayfs snapshot directories.
+    #[allow(dead_code)]
+    fn snapshot_dirs(&self) -> Vec<String> {
+        fs::read_dir(self.root().join("io.containerd.snapshotter.v1.overlayfs/snapshots"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The references tagged in the content store's own index.json.
+    #[allow(dead_code)]
+    fn store_tags(&self) -> String {
+        fs::read_to_string(self.root().join("io.containerd.content.v1.content/index.json"))
+            .unwrap_or_default()
+    }
+
+    /// Wait until `cond` holds (at most `secs`), else fail with `what`.
+    #[allow(dead_code)]
+    #[track_caller]
+    fn wait_for(&self, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {secs}s\ndaemon log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Nothing of this test left: no containers, tasks, bundles, shims,
+    /// mounts; with `store_empty`, no images, blobs, partial downloads or
+    /// snapshots either (after the collection a delete schedules).
+    #[allow(dead_code)]
+    #[track_caller]
+    fn assert_clean(&self, store_empty: bool) {
+        assert_eq!(self.ids("c"), Vec::<String>::new(), "containers left");
+        assert_eq!(self.ids("t"), Vec::<String>::new(), "tasks left");
+        assert_eq!(self.bundles(), Vec::<String>::new(), "bundles left");
+        self.wait_for(10, "shims to exit", || self.shims().is_empty());
+        assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left");
+        if store_empty {
+            assert_eq!(self.ids("i"), Vec::<String>::new(), "images left");
+            self.wait_for(10, "the store to be collected", || {
+                self.blobs().is_empty() && self.snapshot_dirs().is_empty()
+            });
+            assert_eq!(self.ingests(), Vec::<PathBuf>::new(), "partial downloads left");
+            assert_eq!(self.ok(&["snapshots", "ls"]).lines().count(), 1, "snapshots left");
+            assert!(!self.store_tags().contains("org.opencontainers.image.ref.name"), "{}", self.store_tags());
+        }
+    }
+
+    /// Subscribe to the daemon's events: the connection (the stream ends
+    /// with it) and the stream of Envelopes.
+    #[allow(dead_code)]
+    fn subscribe(&self, filters: &[String]) -> (Client, skiff::ttrpc::ClientStream) {
+        let c = self.client();
+        let s = c
+            .stream(
+                "containerd.services.events.v1.Events",
+                "Subscribe",
+                skiff::proto::services::events::SubscribeRequest {
+                    filters: filters.to_vec(),
+                }
+                .encode_to_vec(),
+                false,
+                &[],
+            )
+            .expect("subscribe");
+        (c, s)
     }
 
     /// Every bundle's shim and task pids, for cleanup by pid.
@@ -110,12 +389,33 @@ impl Arg0 for Command {
     }
 }
 
+/// Pids whose command line mentions `needle`.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| pid != me)
+                .filter(|pid| {
+                    fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.note_pids();
-        if self.child.is_some() {
+        let daemon = self
+            .child
+            .as_ref()
+            .and_then(|_| Client::connect(&self.ttrpc_address()).ok());
+        if let Some(c) = daemon {
             // Tasks left by a failed test: kill and delete them through the daemon.
-            let c = self.client();
             for ns in [self.ns.as_str()] {
                 if let Ok(l) = call::<_, pt::ListTasksResponse>(
                     &c,
@@ -166,6 +466,10 @@ impl Drop for Daemon {
         }
         for p in &self.pids {
             unsafe { libc::kill(*p, libc::SIGKILL) };
+        }
+        // Shims no daemon knew of any more (one that died at a crash point).
+        for p in processes_naming(&self.address()) {
+            unsafe { libc::kill(p as i32, libc::SIGKILL) };
         }
         // Anything still mounted under the test directory (rootfs, snapshots).
         let me = self.dir.path().to_string_lossy().into_owned();
@@ -243,11 +547,16 @@ fn busybox() -> ImageSpec {
 
 /// Start a registry holding busybox as `bb:v1`; None to skip.
 fn registry_with_busybox(work: &TempDir) -> Option<(Registry, String)> {
+    registry_with_busybox_as(work, "bb", "v1")
+}
+
+/// Start a registry holding busybox as `REPO:TAG`; None to skip.
+fn registry_with_busybox_as(work: &TempDir, repo: &str, tag: &str) -> Option<(Registry, String)> {
     let reg = Registry::start(RegistryConfig::default())?;
     let layout = work.join("layout");
-    write_layout(&layout, "v1", &[busybox()]);
-    let reference = format!("{}/bb:v1", reg.host());
-    push(&layout, "v1", &reference, &[]);
+    write_layout(&layout, tag, &[busybox()]);
+    let reference = format!("{}/{repo}:{tag}", reg.host());
+    push(&layout, tag, &reference, &[]);
     Some((reg, reference))
 }
 

@@ -1,6 +1,6 @@
 //! containerd.services.containers.v1.Containers
 //! (api/services/containers/v1/containers.proto): Get, List, Create,
-//! Update, Delete (Delete answers Empty). ListStream is not served.
+//! Update, Delete (Delete answers Empty), ListStream (server stream).
 
 use super::FieldMask;
 use crate::proto::types::{Any, Timestamp};
@@ -98,4 +98,11 @@ pub struct UpdateContainerResponse {
 pub struct DeleteContainerRequest {
     #[prost(string, tag = "1")]
     pub id: String,
+}
+
+/// One message of ListStream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListContainerMessage {
+    #[prost(message, optional, tag = "1")]
+    pub container: Option<Container>,
 }

@@ -1,8 +1,9 @@
 //! containerd.services.content.v1.Content
-//! (api/services/content/v1/content.proto): Info, List (server stream),
-//! Delete, Read (server stream), Write (both sides stream). Update,
-//! Status, ListStatuses and Abort are not served yet.
+//! (api/services/content/v1/content.proto): Info, Update, List (server
+//! stream), Delete, Read (server stream), Status, ListStatuses, Write
+//! (both sides stream), Abort.
 
+use super::FieldMask;
 use crate::proto::types::Timestamp;
 use std::collections::BTreeMap;
 
@@ -112,4 +113,65 @@ pub struct WriteContentResponse {
     pub total: i64,
     #[prost(string, tag = "6")]
     pub digest: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateRequest {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<Info>,
+    #[prost(message, optional, tag = "2")]
+    pub update_mask: Option<FieldMask>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateResponse {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<Info>,
+}
+
+/// An ingest in progress.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Status {
+    #[prost(message, optional, tag = "1")]
+    pub started_at: Option<Timestamp>,
+    #[prost(message, optional, tag = "2")]
+    pub updated_at: Option<Timestamp>,
+    #[prost(string, tag = "3")]
+    pub r#ref: String,
+    #[prost(int64, tag = "4")]
+    pub offset: i64,
+    #[prost(int64, tag = "5")]
+    pub total: i64,
+    #[prost(string, tag = "6")]
+    pub expected: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusRequest {
+    #[prost(string, tag = "1")]
+    pub r#ref: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusResponse {
+    #[prost(message, optional, tag = "1")]
+    pub status: Option<Status>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListStatusesRequest {
+    #[prost(string, repeated, tag = "1")]
+    pub filters: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListStatusesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub statuses: Vec<Status>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AbortRequest {
+    #[prost(string, tag = "1")]
+    pub r#ref: String,
 }

@@ -1,5 +1,6 @@
 //! containerd.services.leases.v1.Leases (api/services/leases/v1/leases.proto):
-//! Create, Delete, List (Delete answers Empty).
+//! Create, Delete, List, AddResource, DeleteResource, ListResources
+//! (Delete, AddResource and DeleteResource answer Empty).
 
 use crate::proto::types::Timestamp;
 use std::collections::BTreeMap;
@@ -49,4 +50,42 @@ pub struct ListRequest {
 pub struct ListResponse {
     #[prost(message, repeated, tag = "1")]
     pub leases: Vec<Lease>,
+}
+
+/// What a lease holds: `content` (a digest), `ingests` (a ref),
+/// `snapshots/<snapshotter>` (a key).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Resource {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub r#type: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AddResourceRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub resource: Option<Resource>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteResourceRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub resource: Option<Resource>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListResourcesRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListResourcesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub resources: Vec<Resource>,
 }

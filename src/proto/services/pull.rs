@@ -39,6 +39,10 @@ pub struct PullRequest {
     /// Labels for the image record.
     #[prost(btree_map = "string, string", tag = "8")]
     pub labels: BTreeMap<String, String>,
+    /// Fetch every platform of an index and record the index as the
+    /// image (ctr's `--all-platforms`); `platform` is then what is unpacked.
+    #[prost(bool, tag = "9")]
+    pub all_platforms: bool,
 }
 
 /// Progress states of a blob.

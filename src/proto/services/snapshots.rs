@@ -1,7 +1,8 @@
 //! containerd.services.snapshots.v1.Snapshots
-//! (api/services/snapshots/v1/snapshots.proto): List (server stream),
-//! Stat, Remove, Usage, Mounts so far.
+//! (api/services/snapshots/v1/snapshots.proto): Prepare, View, Mounts,
+//! Commit, Remove, Stat, Update, List (server stream), Usage, Cleanup.
 
+use super::FieldMask;
 use crate::proto::types::{Mount, Timestamp};
 use std::collections::BTreeMap;
 
@@ -95,4 +96,74 @@ pub struct UsageResponse {
     pub size: i64,
     #[prost(int64, tag = "2")]
     pub inodes: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PrepareSnapshotRequest {
+    #[prost(string, tag = "1")]
+    pub snapshotter: String,
+    #[prost(string, tag = "2")]
+    pub key: String,
+    #[prost(string, tag = "3")]
+    pub parent: String,
+    #[prost(btree_map = "string, string", tag = "4")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PrepareSnapshotResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub mounts: Vec<Mount>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ViewSnapshotRequest {
+    #[prost(string, tag = "1")]
+    pub snapshotter: String,
+    #[prost(string, tag = "2")]
+    pub key: String,
+    #[prost(string, tag = "3")]
+    pub parent: String,
+    #[prost(btree_map = "string, string", tag = "4")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ViewSnapshotResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub mounts: Vec<Mount>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitSnapshotRequest {
+    #[prost(string, tag = "1")]
+    pub snapshotter: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub key: String,
+    #[prost(btree_map = "string, string", tag = "4")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateSnapshotRequest {
+    #[prost(string, tag = "1")]
+    pub snapshotter: String,
+    #[prost(message, optional, tag = "2")]
+    pub info: Option<Info>,
+    #[prost(message, optional, tag = "3")]
+    pub update_mask: Option<FieldMask>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateSnapshotResponse {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<Info>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CleanupRequest {
+    #[prost(string, tag = "1")]
+    pub snapshotter: String,
 }

@@ -1,0 +1,294 @@
+//! `--user` as ctr resolves it (containerd's oci.WithUser): a name or
+//! number, group optional, looked up in the container's own /etc/passwd
+//! and /etc/group. ctr mounts the snapshot to read them; we read the
+//! snapshot's layer directories directly (topmost first, a whiteout
+//! hides what is below), which needs no mount and leaves nothing behind.
+//! A symlinked /etc/passwd is not followed (it could name a host file).
+
+use super::client::Conn;
+use crate::error::{Error, Kind, Result};
+use crate::proto::services::{containers, snapshots};
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
+
+/// The ids a process runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+/// Where the container's files are: its snapshot's directories.
+pub struct Rootfs(Vec<PathBuf>);
+
+/// The largest passwd or group file read.
+const MAX_DB: u64 = 4 << 20;
+
+impl Rootfs {
+    /// The layer directories of the container's snapshot.
+    pub fn of(conn: &Conn, c: &containers::Container) -> Result<Rootfs> {
+        if c.snapshot_key.is_empty() {
+            return Err(Error::new("rootfs snapshot not created for container"));
+        }
+        let r: snapshots::MountsResponse = conn.call(
+            snapshots::SERVICE,
+            "Mounts",
+            &snapshots::MountsRequest {
+                snapshotter: c.snapshotter.clone(),
+                key: c.snapshot_key.clone(),
+            },
+        )?;
+        let mut dirs = Vec::new();
+        for m in &r.mounts {
+            match m.r#type.as_str() {
+                "overlay" => {
+                    let opt = |k: &str| {
+                        m.options
+                            .iter()
+                            .find_map(|o| o.strip_prefix(k))
+                            .map(str::to_string)
+                    };
+                    if let Some(upper) = opt("upperdir=") {
+                        dirs.push(PathBuf::from(upper));
+                    }
+                    if let Some(lower) = opt("lowerdir=") {
+                        dirs.extend(lower.split(':').map(PathBuf::from));
+                    }
+                }
+                "bind" | "rbind" => dirs.push(PathBuf::from(&m.source)),
+                other => {
+                    return Err(Error::new(format!(
+                        "rootfs mount of type {other:?}: cannot read /etc/passwd from it"
+                    )))
+                }
+            }
+        }
+        Ok(Rootfs(dirs))
+    }
+
+    /// A rootfs that is one directory (tests, bundles).
+    pub fn dir(path: impl Into<PathBuf>) -> Rootfs {
+        Rootfs(vec![path.into()])
+    }
+
+    /// The text of `/etc/NAME`, None when the container has none.
+    fn etc(&self, name: &str) -> Result<Option<String>> {
+        for dir in &self.0 {
+            let path = dir.join("etc").join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_file() => {
+                    let text = crate::fsutil::read_bounded(&path, MAX_DB)
+                        .map_err(|e| Error::from(e).wrap(format!("read /etc/{name}")))?;
+                    return Ok(Some(text));
+                }
+                // A whiteout (or anything else there) hides lower layers.
+                Ok(m) if m.file_type().is_char_device() => return Ok(None),
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::from(e).wrap(format!("/etc/{name}"))),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// One line of /etc/passwd.
+struct Passwd {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// One line of /etc/group.
+struct Group {
+    name: String,
+    gid: u32,
+    members: Vec<String>,
+}
+
+fn passwd(text: &str) -> Vec<Passwd> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some(Passwd {
+                name: f.first()?.to_string(),
+                uid: f.get(2)?.trim().parse().ok()?,
+                gid: f.get(3)?.trim().parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn groups(text: &str) -> Vec<Group> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some(Group {
+                name: f.first()?.to_string(),
+                gid: f.get(2)?.trim().parse().ok()?,
+                members: f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn no_users() -> Error {
+    Error::of(Kind::NotFound, "no users found")
+}
+
+fn no_groups() -> Error {
+    Error::of(Kind::NotFound, "no groups found")
+}
+
+/// Resolve `spec` (`uid`, `name`, `uid:gid`, `name:group`...) as ctr's
+/// `oci.WithUser`; with `supplementary` (ctr run's
+/// `oci.WithAdditionalGIDs`) the groups listing the user are added. The
+/// primary group is always among the additional ones (containerd 1.6.18+).
+pub fn resolve(spec: &str, root: &Rootfs, supplementary: bool) -> Result<User> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let users = || -> Result<Vec<Passwd>> {
+        Ok(root.etc("passwd")?.map(|t| passwd(&t)).unwrap_or_default())
+    };
+    let (uid, gid) = match parts.as_slice() {
+        [one] => match one.parse::<u32>() {
+            // A number: its passwd entry gives the group, else 0.
+            Ok(uid) => {
+                let gid = users()?.iter().find(|u| u.uid == uid).map_or(0, |u| u.gid);
+                (uid, gid)
+            }
+            Err(_) => {
+                let list = users()?;
+                let u = list.iter().find(|u| u.name == *one).ok_or_else(no_users)?;
+                (u.uid, u.gid)
+            }
+        },
+        [u, g] => {
+            let uid = match u.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => {
+                    users()?
+                        .iter()
+                        .find(|p| p.name == *u)
+                        .ok_or_else(no_users)?
+                        .uid
+                }
+            };
+            let gid = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => {
+                    let list = root.etc("group")?.map(|t| groups(&t)).unwrap_or_default();
+                    list.iter()
+                        .find(|x| x.name == *g)
+                        .ok_or_else(no_groups)?
+                        .gid
+                }
+            };
+            (uid, gid)
+        }
+        _ => {
+            return Err(Error::of(
+                Kind::InvalidArgument,
+                format!("invalid USER value {spec}"),
+            ))
+        }
+    };
+    let mut additional_gids = Vec::new();
+    if supplementary {
+        // ctr looks the whole value up as a user name (a number by uid).
+        let name = match spec.parse::<u32>() {
+            Ok(n) => users()?.into_iter().find(|u| u.uid == n).map(|u| u.name),
+            Err(_) => Some(spec.to_string()),
+        };
+        if let Some(name) = name {
+            let list = root.etc("group")?.map(|t| groups(&t)).unwrap_or_default();
+            additional_gids.extend(
+                list.iter()
+                    .filter(|g| g.name != name && g.members.contains(&name))
+                    .map(|g| g.gid),
+            );
+        }
+    }
+    if !additional_gids.contains(&gid) {
+        additional_gids.push(gid);
+    }
+    Ok(User {
+        uid,
+        gid,
+        additional_gids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rootfs() -> (PathBuf, Rootfs) {
+        let dir = std::env::temp_dir().join(format!("skiff-user-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:1234:2345::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("etc/group"),
+            "root:x:0:\nstaff:x:2345:alice\nextra:x:3456:bob,alice\nalice:x:4567:alice\n",
+        )
+        .unwrap();
+        (dir.clone(), Rootfs::dir(dir))
+    }
+
+    #[test]
+    fn names_numbers_and_groups_resolve_as_ctr() {
+        let (dir, root) = rootfs();
+        let u = |s: &str, sup: bool| resolve(s, &root, sup);
+        assert_eq!(
+            u("alice", false).unwrap(),
+            User {
+                uid: 1234,
+                gid: 2345,
+                additional_gids: vec![2345]
+            }
+        );
+        assert_eq!(u("1234", false).unwrap().gid, 2345);
+        assert_eq!(
+            u("99", false).unwrap(),
+            User {
+                uid: 99,
+                gid: 0,
+                additional_gids: vec![0]
+            }
+        );
+        assert_eq!(u("alice:extra", false).unwrap().gid, 3456);
+        assert_eq!(
+            u("7:8", false).unwrap(),
+            User {
+                uid: 7,
+                gid: 8,
+                additional_gids: vec![8]
+            }
+        );
+        assert_eq!(u("alice", true).unwrap().additional_gids, vec![2345, 3456]);
+        assert_eq!(u("nobody", false).unwrap_err().message(), "no users found");
+        assert_eq!(
+            u("alice:nogroup", false).unwrap_err().message(),
+            "no groups found"
+        );
+        assert_eq!(
+            u("a:b:c", false).unwrap_err().message(),
+            "invalid USER value a:b:c"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
