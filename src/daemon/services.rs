@@ -328,16 +328,6 @@ impl<'a> TempLease<'a> {
         db.create_lease(ns, &id, labels).map_err(status)?;
         Ok(TempLease { db, ns, id })
     }
-
-    fn hold_snapshot(&self, snapshotter: &str, key: &str) -> Result<(), Status> {
-        let r = crate::metadata::Resource {
-            id: key.to_string(),
-            kind: format!("snapshots/{snapshotter}"),
-        };
-        self.db
-            .add_lease_resource(self.ns, &self.id, r)
-            .map_err(status)
-    }
 }
 
 impl Drop for TempLease<'_> {
@@ -354,12 +344,8 @@ impl Containers {
     /// daemon: a container naming an image and a snapshot key that does
     /// not exist yet gets it prepared here, on the image's unpacked layers.
     /// Returns whether this call prepared it (then the caller owns it).
-    fn ensure_snapshot(
-        &self,
-        ns: &str,
-        c: &store::Container,
-        lease: &TempLease,
-    ) -> Result<bool, Status> {
+    /// The caller holds off garbage collection ([`Stores::hold_off_gc`]).
+    fn ensure_snapshot(&self, ns: &str, c: &store::Container) -> Result<bool, Status> {
         let sn = self.0.snapshotter(&c.snapshotter).map_err(status)?;
         if sn.stat(&Stores::snapshot_key(ns, &c.snapshot_key)).is_ok() || c.image.is_empty() {
             return Ok(false);
@@ -370,8 +356,11 @@ impl Containers {
         let chain =
             match store::unpacked_chain(content, &sn, db, ns, &image.target).map_err(status)? {
                 Some(c) => c,
-                // The lease holds the layers until the image's label does.
+                // The unpack records its layers in a lease until the
+                // image's label holds them (the rare path: an image pulled
+                // without unpacking).
                 None => {
+                    let lease = TempLease::new(db, ns, "create")?;
                     store::unpack_image(content, &sn, db, ns, &image.target, &lease.id)
                         .map_err(status)?
                         .chain_id
@@ -382,9 +371,10 @@ impl Containers {
         Ok(true)
     }
 
-    /// Validate, prepare the snapshot under a lease (so no collection can
-    /// take it before the record references it), record; a snapshot this
-    /// call prepared goes again when the record cannot be made.
+    /// Validate, prepare the snapshot with garbage collection held off (so
+    /// no collection can take it before the record references it),
+    /// record; a snapshot this call prepared goes again when the record
+    /// cannot be made.
     fn create(&self, ns: &str, mut c: store::Container) -> Result<store::Container, Status> {
         let db = self.0.db().map_err(status)?;
         if c.runtime.name.is_empty() {
@@ -404,9 +394,8 @@ impl Containers {
         if c.snapshotter.is_empty() {
             c.snapshotter = self.0.default_snapshotter().to_string();
         }
-        let lease = TempLease::new(db, ns, "create")?;
-        lease.hold_snapshot(&c.snapshotter, &c.snapshot_key)?;
-        let prepared = self.ensure_snapshot(ns, &c, &lease)?;
+        let _no_gc = self.0.hold_off_gc();
+        let prepared = self.ensure_snapshot(ns, &c)?;
         super::faults::point("container-snapshot-prepared");
         let (sn_name, key) = (c.snapshotter.clone(), c.snapshot_key.clone());
         let created = db.create_container(ns, c).map_err(status);

@@ -9,7 +9,7 @@ use crate::image::store::Store;
 use crate::metadata::Db;
 use crate::snapshot::{Driver, Mount, Snapshotter};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 pub use crate::metadata::unpack::{prepare_container, unpack_image, unpacked_chain};
 pub use crate::metadata::{Any as MetaAny, Container, Image, Lease, Runtime};
@@ -26,6 +26,8 @@ pub struct Stores {
     content: OnceLock<Store>,
     snapshotters: Mutex<Vec<Arc<Snapshotter>>>,
     untag: Mutex<()>,
+    /// Garbage collection takes it exclusively; see [`Stores::hold_off_gc`].
+    gc_barrier: RwLock<()>,
     gc: OnceLock<crate::metadata::gc::Scheduler>,
     defaults: Defaults,
 }
@@ -71,6 +73,7 @@ impl Stores {
             content: OnceLock::new(),
             snapshotters: Mutex::new(Vec::new()),
             untag: Mutex::new(()),
+            gc_barrier: RwLock::new(()),
             gc: OnceLock::new(),
             defaults: Defaults::default(),
         }
@@ -177,6 +180,17 @@ impl Stores {
         Ok(())
     }
 
+    /// No garbage collection runs while the guard lives: a request that
+    /// makes something before the record referencing it (a container's
+    /// snapshot) holds it across both steps. In memory, not a lease record
+    /// (five fsyncs in the request path): collection only runs in this
+    /// process (the snapshotters' owner lock keeps others out), and what a
+    /// crash between the steps leaves is unreferenced, i.e. garbage.
+    /// Take it once per request (a waiting collection blocks new readers).
+    pub fn hold_off_gc(&self) -> RwLockReadGuard<'_, ()> {
+        self.gc_barrier.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Whether a previous daemon left metadata here.
     pub fn exists(&self) -> bool {
         self.root.join(METADATA_DIR).exists()
@@ -231,6 +245,7 @@ impl Stores {
 
     /// Collect what nothing references any more.
     pub fn collect_garbage(&self) -> Result<()> {
+        let _exclusive = self.gc_barrier.write().unwrap_or_else(|p| p.into_inner());
         let sns = self.all_snapshotters()?;
         let refs: Vec<&Snapshotter> = sns.iter().map(|s| s.as_ref()).collect();
         crate::metadata::gc::collect(self.db()?, self.content()?, &refs)?;

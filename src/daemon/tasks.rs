@@ -158,6 +158,14 @@ impl Tasks {
             };
             for id in ids.flatten() {
                 let id_name = id.file_name().to_string_lossy().into_owned();
+                if id_name.starts_with(RETIRED_PREFIX) {
+                    // A deleted task's bundle whose removal the daemon did
+                    // not live to finish (see retire_bundle).
+                    if let Err(e) = remove_bundle(&id.path()) {
+                        crate::log::warn!("{e}");
+                    }
+                    continue;
+                }
                 if let Err(e) = self.recover_one(&ns_name, &id_name, &id.path()) {
                     crate::log::warn!("recover task {ns_name}/{id_name}: {e}");
                 }
@@ -519,7 +527,7 @@ impl Tasks {
         super::faults::point("task-shim-deleted");
         self.forget(&t);
         self.shutdown_shim(&t);
-        remove_bundle(&t.bundle).map_err(status)?;
+        retire_bundle(&t.bundle).map_err(status)?;
         Ok(pt::DeleteResponse {
             id: id.into(),
             pid: resp.pid,
@@ -700,6 +708,45 @@ fn unescape_mountinfo(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Name prefix of a deleted task's bundle on its way out (ids never start
+/// with a dot).
+const RETIRED_PREFIX: &str = ".retired-";
+
+/// Remove a deleted task's bundle, its files off the request path: the
+/// bundle is renamed out of the way at once (the id is free again for
+/// Containers.Delete and a new task) and removed on a thread. Its files
+/// were a dozen metadata writes in Tasks.Delete, slow on a busy disk. A
+/// daemon that dies first leaves the renamed bundle to [`Tasks::recover`].
+/// A rootfs still mounted takes the careful path ([`remove_bundle`]).
+fn retire_bundle(bundle: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (bundle.parent(), bundle.file_name()) else {
+        return remove_bundle(bundle);
+    };
+    if is_mount_point(&bundle.join("rootfs")) {
+        return remove_bundle(bundle);
+    }
+    let retired = parent.join(format!(
+        "{RETIRED_PREFIX}{}-{}",
+        name.to_string_lossy(),
+        crate::record::now_nanos()
+    ));
+    if std::fs::rename(bundle, &retired).is_err() {
+        return remove_bundle(bundle);
+    }
+    let removal = std::thread::Builder::new()
+        .name("rm-bundle".into())
+        .spawn(move || {
+            if let Err(e) = remove_bundle(&retired) {
+                crate::log::warn!("{e}");
+            }
+        });
+    if let Err(e) = removal {
+        // The next daemon's recover() removes it.
+        crate::log::warn!("remove bundle {}: {e}", bundle.display());
+    }
+    Ok(())
 }
 
 fn remove_bundle(bundle: &Path) -> Result<()> {

@@ -190,6 +190,28 @@ fn open_removes_orphan_directories() {
     assert_eq!(fs::read_dir(root.join("snapshots")).unwrap().count(), 2);
 }
 
+#[test]
+fn open_restores_the_unsynced_directory_of_an_active_snapshot() {
+    let tmp = Scratch::new("restore");
+    let root = tmp.0.join("sn");
+    let s = Snapshotter::open(&root, Driver::Overlay).unwrap();
+    s.prepare("base", "", Labels::new()).unwrap();
+    s.commit("layer", "base", Labels::new()).unwrap();
+    s.prepare("rw", "layer", Labels::new()).unwrap();
+    let id = s.id_of("rw").unwrap();
+    drop(s);
+    // What a crash can leave: the record written, the (unsynced) new
+    // directory lost.
+    fs::remove_dir_all(root.join(format!("snapshots/{id}"))).unwrap();
+    let s = Snapshotter::open(&root, Driver::Overlay).unwrap();
+    assert!(root.join(format!("snapshots/{id}/fs")).is_dir());
+    assert!(root.join(format!("snapshots/{id}/work")).is_dir());
+    let target = tmp.0.join("target");
+    fs::create_dir(&target).unwrap();
+    let _m = Mounted::new(&s.mounts("rw").unwrap(), &target);
+    fs::write(target.join("new"), "x").unwrap();
+}
+
 /// A chain of 150 layers, each with its own file and a shared `top`, and
 /// the mounts of an active snapshot on it: the lower dirs alone are over
 /// 6 KB of mount options, past mount(2)'s one page.
