@@ -54,12 +54,7 @@ fn alive(pid: u32) -> bool {
 }
 
 fn shim_pid(d: &Daemon, id: &str) -> u32 {
-    let bundle = d
-        .state()
-        .join("io.containerd.runtime.v2.task")
-        .join(&d.ns)
-        .join(id);
-    fs::read_to_string(bundle.join("shim.pid"))
+    fs::read_to_string(d.bundle(id).join("shim.pid"))
         .unwrap()
         .trim()
         .parse()
@@ -191,11 +186,7 @@ fn a_shim_out_of_reach_is_not_taken_for_dead() {
     d.ok(&["i", "pull", "--plain-http", &r]);
     d.ok(&["run", "-d", &r, "c1", "sleep", "1000"]);
     let pid = tasks(&d)[0].1;
-    let bundle = d
-        .state()
-        .join("io.containerd.runtime.v2.task")
-        .join(&d.ns)
-        .join("c1");
+    let bundle = d.bundle("c1");
     let address = fs::read_to_string(bundle.join("address")).unwrap();
     let socket = PathBuf::from(address.trim().trim_start_matches("unix://"));
     let away = socket.with_extension("away");
@@ -230,13 +221,68 @@ fn a_shim_out_of_reach_is_not_taken_for_dead() {
     d.assert_clean(true);
 }
 
+/// A shim killed by SIGKILL leaves its socket file and pid file; its pid
+/// may then be reused by another process. The refused socket says it is
+/// gone, whatever runs under that pid: its task can be deleted, and two
+/// concurrent Deletes clean up once (the other finds no task).
+#[test]
+fn a_dead_shims_task_is_deleted_once_even_if_its_pid_is_reused() {
+    let work = TempDir::new("crash-reuse");
+    let Some((_reg, r)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = Daemon::new();
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["run", "-d", &r, "c1", "sleep", "1000"]);
+    let pid = tasks(&d)[0].1;
+    let shim = shim_pid(&d, "c1");
+    d.note_pids();
+    unsafe { libc::kill(shim as i32, libc::SIGKILL) };
+    d.wait_for(10, "the shim to die", || !alive(shim));
+    // Another process now has the pid the bundle names.
+    let mut reused = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid_file = d.bundle("c1").join("shim.pid");
+    fs::write(&pid_file, reused.id().to_string()).unwrap();
+
+    let barrier = std::sync::Barrier::new(2);
+    let answers: Vec<Result<pt::DeleteResponse, Status>> = std::thread::scope(|s| {
+        let one = || {
+            let c = d.client();
+            barrier.wait();
+            call(
+                &c,
+                &d.ns,
+                pt::SERVICE,
+                "Delete",
+                &pt::DeleteTaskRequest {
+                    container_id: "c1".into(),
+                },
+            )
+        };
+        let a = s.spawn(one);
+        let b = s.spawn(one);
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let _ = reused.kill();
+    let _ = reused.wait();
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(ok, 1, "one Delete cleans up: {answers:?}\n{}", d.log());
+    let err = answers.iter().find_map(|a| a.as_ref().err()).unwrap();
+    assert_eq!(err.code, Code::NotFound, "{answers:?}");
+    assert!(!alive(pid), "the container still runs");
+    assert_eq!(d.ids("t"), Vec::<String>::new());
+    d.ok(&["c", "rm", "c1"]);
+    d.ok(&["i", "rm", &r]);
+    d.assert_clean(true);
+}
+
 #[test]
 fn kill9_mid_pull_leaves_nothing_pinned() {
     let work = TempDir::new("crash-pull");
     let Some((_reg, r)) = registry_with_busybox(&work) else {
         return;
     };
-    let mut d = daemon_crashing_at("pull-tagged");
+    let mut d = daemon_crashing_at("pull-stored");
     let o = d.ctr(&["i", "pull", "--plain-http", &r]);
     assert!(!o.status.success(), "the pull finished: {}", stdout(&o));
     restart_disarmed(&mut d);
@@ -259,6 +305,108 @@ fn kill9_mid_pull_leaves_nothing_pinned() {
     d.ok(&["i", "pull", "--plain-http", &r]);
     assert_eq!(d.ok(&["run", "--rm", &r, "again", "echo", "ok"]), "ok\n");
     d.ok(&["i", "rm", &r]);
+    d.assert_clean(true);
+}
+
+/// skiff-fetch's tag in the store's index.json is the only GC root of
+/// its image: a daemon pulling the same reference (and dying mid-pull, and
+/// restarting) must leave it alone.
+#[test]
+fn daemon_pulls_leave_skiff_fetchs_tag_alone() {
+    let work = TempDir::new("crash-fetchtag");
+    let Some((_reg, r)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = Daemon::new();
+    let store = d.root().join("io.containerd.content.v1.content");
+    let o = fetch(&[
+        "pull",
+        "--plain-http",
+        "--quiet",
+        "--store",
+        &store.to_string_lossy(),
+        &r,
+    ]);
+    assert!(
+        o.status.success(),
+        "skiff-fetch pull: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(d.store_tags().contains(&r), "{}", d.store_tags());
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    assert!(
+        d.store_tags().contains(&r),
+        "a daemon pull: {}",
+        d.store_tags()
+    );
+
+    d.kill9();
+    d.opts.env = vec![("SKIFF_TEST_CRASH_DAEMON_AT".into(), "pull-stored".into())];
+    d.start();
+    d.ok(&["i", "rm", &r]);
+    let o = d.ctr(&["i", "pull", "--plain-http", &r]);
+    assert!(!o.status.success(), "the pull finished: {}", stdout(&o));
+    restart_disarmed(&mut d);
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["i", "rm", &r]);
+    assert_eq!(d.ids("leases"), Vec::<String>::new());
+    // Collections ran (start-up, after the image's removal): the blobs
+    // stay, skiff-fetch's tag holds them.
+    d.wait_for(10, "a collection after the image's removal", || {
+        d.log().matches("garbage collection done").count() >= 2
+    });
+    assert!(d.store_tags().contains(&r), "{}", d.store_tags());
+    assert!(!d.blobs().is_empty(), "skiff-fetch's blobs were collected");
+    let o = fetch(&["rm", "--store", &store.to_string_lossy(), &r]);
+    assert!(
+        o.status.success(),
+        "skiff-fetch rm: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["i", "rm", &r]);
+    d.assert_clean(true);
+}
+
+/// A second daemon on the same --root would recover and collect under
+/// the first one's feet: it refuses to start, naming the root, and the
+/// first one goes on serving.
+#[test]
+fn a_second_daemon_on_the_same_root_is_refused() {
+    let d = Daemon::new();
+    let other = TempDir::new("second-daemon");
+    let mut second = Command::new(skiff_bin())
+        .arg0_containerd()
+        .args(["--root", &d.dir.s("root"), "--state", &other.s("state")])
+        .args(["--address", &other.s("sock")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run a second daemon");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = second.try_wait().unwrap().is_none();
+    if still_running {
+        let _ = second.kill();
+    }
+    let o = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !still_running && !o.status.success(),
+        "a second daemon started: {err}"
+    );
+    assert!(
+        err.contains(&d.dir.s("root")),
+        "the error names the root: {err}"
+    );
+    assert!(
+        !other.join("sock").exists(),
+        "the second daemon bound its socket"
+    );
+    assert_eq!(d.ok(&["t", "ls"]).lines().count(), 1);
     d.assert_clean(true);
 }
 

@@ -158,12 +158,7 @@ fn list_and_metrics_ask_stuck_shims_together() {
     let shims: Vec<i32> = ids
         .iter()
         .map(|id| {
-            let f = d
-                .state()
-                .join("io.containerd.runtime.v2.task")
-                .join(&d.ns)
-                .join(id)
-                .join("shim.pid");
+            let f = d.bundle(id).join("shim.pid");
             fs::read_to_string(f).unwrap().trim().parse().unwrap()
         })
         .collect();

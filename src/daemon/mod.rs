@@ -37,6 +37,8 @@ pub struct Daemon {
     server: Server,
     listener: std::os::unix::net::UnixListener,
     address: String,
+    /// `<root>/daemon.lock`, held exclusively while this daemon lives.
+    _root_lock: std::fs::File,
 }
 
 impl Daemon {
@@ -51,6 +53,7 @@ impl Daemon {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
                 .with_context(|| format!("chmod {}", d.display()))?;
         }
+        let root_lock = lock_root(&cfg.root)?;
         let path = cfg.address.strip_prefix("unix://").unwrap_or(&cfg.address);
         if let Some(parent) = std::path::Path::new(path).parent() {
             std::fs::create_dir_all(parent)
@@ -133,13 +136,17 @@ impl Daemon {
             auth_file: crate::registry::auth::docker_config_path(),
         };
         add(ps::pull::SERVICE, Arc::new(pull::Pull { stores, registry }));
-        let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange));
+        let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange.clone()));
         add(ps::events::SERVICE, ev.clone());
         add(crate::proto::events::EVENTS_SERVICE, ev);
+        // Recovery is done and serving follows: the replay of the
+        // restart's events runs from here.
+        exchange.serving();
         Ok(Daemon {
             server,
             listener,
             address: path.to_string(),
+            _root_lock: root_lock,
         })
     }
 
@@ -157,6 +164,21 @@ impl Daemon {
         let _ = std::fs::remove_file(&self.address);
         r
     }
+}
+
+/// One daemon per `--root`: two would recover (and collect) under each
+/// other's feet. The lock goes with the process (flock), so a daemon that
+/// was killed leaves none behind.
+fn lock_root(root: &std::path::Path) -> Result<std::fs::File> {
+    let path = root.join("daemon.lock");
+    crate::sys::fs::lock_file(&path, crate::sys::fs::LockMode::Exclusive, false)?.ok_or_else(|| {
+        crate::err_kind!(
+            AlreadyExists,
+            "root {}: another daemon is using it ({} is locked)",
+            root.display(),
+            path.display()
+        )
+    })
 }
 
 /// The socket's owner and mode: root's alone (0600), or 0660 for the

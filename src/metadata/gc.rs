@@ -44,10 +44,9 @@
 //! # Requests a dead daemon left
 //! The daemon holds a lease while one request makes things (a pull, a
 //! container's create), marked [`LABEL_DAEMON_REQUEST`]; a pull's lease
-//! also names the tag it put in the store's `index.json`
-//! ([`LABEL_PULL_REF`]). A daemon killed mid-request leaves both; the next
-//! one removes them before it serves, so the next collection takes what
-//! the request had made.
+//! also names what it pulls ([`LABEL_PULL_REF`]). A daemon killed
+//! mid-request leaves the lease; the next one removes it before it
+//! serves, so the next collection takes what the request had made.
 
 use super::LABEL_GC_ROOT;
 use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
@@ -68,8 +67,8 @@ pub const INGEST_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2
 /// which): a lease so marked that a starting daemon finds was left by one
 /// that died mid-request.
 pub const LABEL_DAEMON_REQUEST: &str = "skiff.daemon/request";
-/// On a pull's lease: the reference the pull tags in the store's
-/// `index.json` until the image is recorded.
+/// On a pull's lease: the reference pulled (for the log; a daemon's
+/// pull names nothing in the store's `index.json`).
 pub const LABEL_PULL_REF: &str = "skiff.daemon/pull.ref";
 
 /// Runs a collection soon after it is asked for: requests that come

@@ -205,10 +205,16 @@ impl Daemon {
             .collect()
     }
 
+    /// A task's bundle directory (this namespace).
+    #[allow(dead_code)]
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.state().join("io.containerd.runtime.v2.task").join(&self.ns).join(id)
+    }
+
     /// The task bundles left under the state directory (this namespace).
     #[allow(dead_code)]
     fn bundles(&self) -> Vec<String> {
-        let dir = self.state().join("io.containerd.runtime.v2.task").join(&self.ns);
+        let dir = self.bundle("");
         let mut v: Vec<String> = fs::read_dir(dir)
             .into_iter()
             .flatten()
