@@ -32,21 +32,6 @@ use support::*;
 
 include!("common/daemon.rs");
 
-/// (id, pid, status) of each task.
-fn tasks(d: &Daemon) -> Vec<(String, u32, String)> {
-    let mut v: Vec<(String, u32, String)> = d
-        .ok(&["t", "ls"])
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let c: Vec<&str> = l.split_whitespace().collect();
-            (c[0].to_string(), c[1].parse().unwrap(), c[2].to_string())
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
@@ -88,13 +73,19 @@ fn daemon_crashing_at(point: &str) -> Daemon {
 
 /// Restart a daemon that died at its crash point, disarmed.
 fn restart_disarmed(d: &mut Daemon) {
+    wait_crashed(d);
+    d.opts.env.clear();
+    d.start();
+}
+
+/// Wait for the daemon to die at its crash point (what it left can be
+/// looked at before a restart's collection runs).
+fn wait_crashed(d: &mut Daemon) {
     assert!(
         d.died(Duration::from_secs(20)),
         "the daemon did not stop at its crash point\n{}",
         d.log()
     );
-    d.opts.env.clear();
-    d.start();
 }
 
 #[test]
@@ -121,7 +112,9 @@ fn containers_outlive_the_daemon_and_exits_meanwhile_are_seen() {
     unsafe { libc::kill(pid_of("exits") as i32, libc::SIGKILL) };
     unsafe { libc::kill(dying_shim as i32, libc::SIGKILL) };
     unsafe { libc::kill(pid_of("shim-dies") as i32, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(300));
+    d.wait_for(10, "the killed processes to die", || {
+        !alive(pid_of("exits")) && !alive(dying_shim) && !alive(pid_of("shim-dies"))
+    });
     for id in ["c1", "c2", "c3"] {
         assert!(alive(pid_of(id)), "{id} died with the daemon");
     }
@@ -285,12 +278,14 @@ fn kill9_mid_pull_leaves_nothing_pinned() {
     let mut d = daemon_crashing_at("pull-stored");
     let o = d.ctr(&["i", "pull", "--plain-http", &r]);
     assert!(!o.status.success(), "the pull finished: {}", stdout(&o));
-    restart_disarmed(&mut d);
+    wait_crashed(&mut d);
     assert!(
         !d.blobs().is_empty(),
         "the pull had stored its blobs: {}",
         d.log()
     );
+    d.opts.env.clear();
+    d.start();
 
     // The store loads, with no image; the pull's lease and its tag in the
     // store's index.json are gone, so the collection takes the blobs.
@@ -352,7 +347,7 @@ fn daemon_pulls_leave_skiff_fetchs_tag_alone() {
     assert_eq!(d.ids("leases"), Vec::<String>::new());
     // Collections ran (start-up, after the image's removal): the blobs
     // stay, skiff-fetch's tag holds them.
-    d.wait_for(10, "a collection after the image's removal", || {
+    d.wait_for(20, "a collection after the image's removal", || {
         d.log().matches("garbage collection done").count() >= 2
     });
     assert!(d.store_tags().contains(&r), "{}", d.store_tags());
@@ -421,8 +416,10 @@ fn kill9_mid_container_create_leaves_no_snapshot() {
     let layers = d.snapshot_dirs().len();
     let o = d.ctr(&["c", "create", &r, "c1", "sleep", "1000"]);
     assert!(!o.status.success());
-    restart_disarmed(&mut d);
+    wait_crashed(&mut d);
     assert_eq!(d.snapshot_dirs().len(), layers + 1, "the snapshot was made");
+    d.opts.env.clear();
+    d.start();
 
     // No container; the create's lease is gone and its snapshot collected.
     assert_eq!(d.ids("c"), Vec::<String>::new());
@@ -517,6 +514,8 @@ struct StallProxy {
     port: u16,
     stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
     release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// A blob was asked for with a Range header (a resumed download).
+    ranged: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -534,14 +533,20 @@ impl StallProxy {
         let stalled = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, rel, st) = (stalled.clone(), release.clone(), stop.clone());
+        let ranged = Arc::new(AtomicBool::new(false));
+        let (s, rel, st, rg) = (
+            stalled.clone(),
+            release.clone(),
+            stop.clone(),
+            ranged.clone(),
+        );
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
                 let Ok((mut client, _)) = listener.accept() else {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
-                let (stalled, release) = (s.clone(), rel.clone());
+                let (stalled, release, ranged) = (s.clone(), rel.clone(), rg.clone());
                 std::thread::spawn(move || {
                     client.set_nonblocking(false).unwrap();
                     let mut head = Vec::new();
@@ -560,6 +565,13 @@ impl StallProxy {
                         })
                         .collect();
                     let is_blob = lines[0].starts_with("GET") && lines[0].contains("/blobs/");
+                    if is_blob
+                        && lines
+                            .iter()
+                            .any(|l| l.to_ascii_lowercase().starts_with("range:"))
+                    {
+                        ranged.store(true, Ordering::SeqCst);
+                    }
                     let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                         return;
                     };
@@ -612,6 +624,7 @@ impl StallProxy {
         StallProxy {
             port,
             stalled,
+            ranged,
             release,
             stop,
             thread: Some(thread),
@@ -666,14 +679,24 @@ fn kill9_mid_download_resumes_and_leaves_no_partial() {
     proxy
         .release
         .store(true, std::sync::atomic::Ordering::SeqCst);
+    let collections = d.log().matches("garbage collection done").count();
     d.start();
 
     // Nothing recorded, nothing held; the partial download is kept for a
-    // resume (as containerd keeps it), and the next pull resumes it.
+    // resume (as containerd keeps it) by the start-up collection, and the
+    // next pull resumes it.
+    d.wait_for(10, "the start-up collection", || {
+        d.log().matches("garbage collection done").count() > collections
+    });
     assert_eq!(d.ids("i"), Vec::<String>::new());
     assert_eq!(d.ids("leases"), Vec::<String>::new());
     assert_eq!(d.ingests().len(), 1, "{:?}", d.ingests());
+    assert!(!proxy.ranged.load(std::sync::atomic::Ordering::SeqCst));
     d.ok(&["i", "pull", "--plain-http", &r]);
+    assert!(
+        proxy.ranged.load(std::sync::atomic::Ordering::SeqCst),
+        "the second pull did not resume (no Range request)"
+    );
     assert_eq!(d.ingests(), Vec::<PathBuf>::new(), "the partial stayed");
     assert_eq!(d.ok(&["run", "--rm", &r, "again", "echo", "ok"]), "ok\n");
     d.ok(&["i", "rm", &r]);

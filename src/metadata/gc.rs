@@ -110,14 +110,19 @@ impl Scheduler {
         let spawned = std::thread::Builder::new()
             .name("gc".into())
             .stack_size(256 << 10)
-            .spawn(move || loop {
-                std::thread::sleep(inner.quiet);
-                inner.lock().1 = false;
-                (inner.job)();
-                let mut st = inner.lock();
-                if !st.1 {
-                    st.0 = false;
-                    return;
+            .spawn(move || {
+                // A job that panics must not leave the scheduler busy for
+                // good (no later request would start a thread).
+                let _idle_if_panicking = IdleOnPanic(&inner);
+                loop {
+                    std::thread::sleep(inner.quiet);
+                    inner.lock().1 = false;
+                    (inner.job)();
+                    let mut st = inner.lock();
+                    if !st.1 {
+                        st.0 = false;
+                        return;
+                    }
                 }
             });
         if spawned.is_err() {
@@ -129,6 +134,17 @@ impl Scheduler {
     /// Whether a collection is asked for or running.
     pub fn busy(&self) -> bool {
         self.inner.lock().0
+    }
+}
+
+/// Marks the scheduler idle when its thread unwinds.
+struct IdleOnPanic<'a>(&'a SchedulerInner);
+
+impl Drop for IdleOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().0 = false;
+        }
     }
 }
 
@@ -501,31 +517,59 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 mod tests {
     use super::{parse_rfc3339, Scheduler};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{mpsc, Arc, Mutex};
     use std::time::Duration;
 
-    #[test]
-    fn scheduler_serves_a_burst_with_one_run_and_a_late_request_with_another() {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let r = runs.clone();
-        let s = Scheduler::new(Duration::from_millis(100), move || {
-            r.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(100));
-        });
-        for _ in 0..20 {
-            s.request();
-        }
-        assert!(s.busy());
-        std::thread::sleep(Duration::from_millis(150));
-        // Running now: one more request means one more run after it.
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-        s.request();
-        s.request();
+    fn wait_idle(s: &Scheduler) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while s.busy() {
             assert!(std::time::Instant::now() < deadline, "still busy");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn scheduler_serves_a_burst_with_one_run_and_a_late_request_with_another() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        // The job says when it starts and finishes when released.
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let s = Scheduler::new(Duration::from_millis(20), move || {
+            r.fetch_add(1, Ordering::SeqCst);
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap().recv();
+        });
+        for _ in 0..20 {
+            s.request();
+        }
+        assert!(s.busy());
+        started.recv_timeout(Duration::from_secs(5)).unwrap();
+        // Running now: one more request means one more run after it.
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        s.request();
+        s.request();
+        release.send(()).unwrap();
+        started.recv_timeout(Duration::from_secs(5)).unwrap();
+        release.send(()).unwrap();
+        wait_idle(&s);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panicking_job_leaves_the_scheduler_usable() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let s = Scheduler::new(Duration::from_millis(1), move || {
+            if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first collection fails");
+            }
+        });
+        s.request();
+        wait_idle(&s);
+        s.request();
+        wait_idle(&s);
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
