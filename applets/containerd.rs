@@ -99,7 +99,11 @@ fn serve(cfg: &Config) -> Result<(), String> {
         }
     };
     log::init(None, Format::Text, level);
-    if let Ok(point) = std::env::var(skiff::daemon::faults::ENV) {
+    // Empty is unset (`VAR= cmd` clears it for one command).
+    if let Some(point) = std::env::var(skiff::daemon::faults::ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
         skiff::daemon::faults::arm(&point).map_err(|e| e.to_string())?;
     }
     // Signals are taken by this thread alone (sigwait): block them before

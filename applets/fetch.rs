@@ -397,6 +397,7 @@ fn pull_inner(p: PullCmd, command: Option<Vec<String>>) -> Result<()> {
                 parallel: p.parallel,
                 observer: &progress,
                 rootfs: rootfs.as_ref(),
+                tag: true,
             },
         );
         progress.stop.store(true, Ordering::SeqCst);

@@ -32,21 +32,6 @@ use support::*;
 
 include!("common/daemon.rs");
 
-/// (id, pid, status) of each task.
-fn tasks(d: &Daemon) -> Vec<(String, u32, String)> {
-    let mut v: Vec<(String, u32, String)> = d
-        .ok(&["t", "ls"])
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let c: Vec<&str> = l.split_whitespace().collect();
-            (c[0].to_string(), c[1].parse().unwrap(), c[2].to_string())
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
@@ -54,12 +39,7 @@ fn alive(pid: u32) -> bool {
 }
 
 fn shim_pid(d: &Daemon, id: &str) -> u32 {
-    let bundle = d
-        .state()
-        .join("io.containerd.runtime.v2.task")
-        .join(&d.ns)
-        .join(id);
-    fs::read_to_string(bundle.join("shim.pid"))
+    fs::read_to_string(d.bundle(id).join("shim.pid"))
         .unwrap()
         .trim()
         .parse()
@@ -93,13 +73,19 @@ fn daemon_crashing_at(point: &str) -> Daemon {
 
 /// Restart a daemon that died at its crash point, disarmed.
 fn restart_disarmed(d: &mut Daemon) {
+    wait_crashed(d);
+    d.opts.env.clear();
+    d.start();
+}
+
+/// Wait for the daemon to die at its crash point (what it left can be
+/// looked at before a restart's collection runs).
+fn wait_crashed(d: &mut Daemon) {
     assert!(
         d.died(Duration::from_secs(20)),
         "the daemon did not stop at its crash point\n{}",
         d.log()
     );
-    d.opts.env.clear();
-    d.start();
 }
 
 #[test]
@@ -126,7 +112,9 @@ fn containers_outlive_the_daemon_and_exits_meanwhile_are_seen() {
     unsafe { libc::kill(pid_of("exits") as i32, libc::SIGKILL) };
     unsafe { libc::kill(dying_shim as i32, libc::SIGKILL) };
     unsafe { libc::kill(pid_of("shim-dies") as i32, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(300));
+    d.wait_for(10, "the killed processes to die", || {
+        !alive(pid_of("exits")) && !alive(dying_shim) && !alive(pid_of("shim-dies"))
+    });
     for id in ["c1", "c2", "c3"] {
         assert!(alive(pid_of(id)), "{id} died with the daemon");
     }
@@ -191,11 +179,7 @@ fn a_shim_out_of_reach_is_not_taken_for_dead() {
     d.ok(&["i", "pull", "--plain-http", &r]);
     d.ok(&["run", "-d", &r, "c1", "sleep", "1000"]);
     let pid = tasks(&d)[0].1;
-    let bundle = d
-        .state()
-        .join("io.containerd.runtime.v2.task")
-        .join(&d.ns)
-        .join("c1");
+    let bundle = d.bundle("c1");
     let address = fs::read_to_string(bundle.join("address")).unwrap();
     let socket = PathBuf::from(address.trim().trim_start_matches("unix://"));
     let away = socket.with_extension("away");
@@ -230,21 +214,78 @@ fn a_shim_out_of_reach_is_not_taken_for_dead() {
     d.assert_clean(true);
 }
 
+/// A shim killed by SIGKILL leaves its socket file and pid file; its pid
+/// may then be reused by another process. The refused socket says it is
+/// gone, whatever runs under that pid: its task can be deleted, and two
+/// concurrent Deletes clean up once (the other finds no task).
+#[test]
+fn a_dead_shims_task_is_deleted_once_even_if_its_pid_is_reused() {
+    let work = TempDir::new("crash-reuse");
+    let Some((_reg, r)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = Daemon::new();
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["run", "-d", &r, "c1", "sleep", "1000"]);
+    let pid = tasks(&d)[0].1;
+    let shim = shim_pid(&d, "c1");
+    d.note_pids();
+    unsafe { libc::kill(shim as i32, libc::SIGKILL) };
+    d.wait_for(10, "the shim to die", || !alive(shim));
+    // Another process now has the pid the bundle names.
+    let mut reused = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid_file = d.bundle("c1").join("shim.pid");
+    fs::write(&pid_file, reused.id().to_string()).unwrap();
+
+    let barrier = std::sync::Barrier::new(2);
+    let answers: Vec<Result<pt::DeleteResponse, Status>> = std::thread::scope(|s| {
+        let one = || {
+            let c = d.client();
+            barrier.wait();
+            call(
+                &c,
+                &d.ns,
+                pt::SERVICE,
+                "Delete",
+                &pt::DeleteTaskRequest {
+                    container_id: "c1".into(),
+                },
+            )
+        };
+        let a = s.spawn(one);
+        let b = s.spawn(one);
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let _ = reused.kill();
+    let _ = reused.wait();
+    let ok = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(ok, 1, "one Delete cleans up: {answers:?}\n{}", d.log());
+    let err = answers.iter().find_map(|a| a.as_ref().err()).unwrap();
+    assert_eq!(err.code, Code::NotFound, "{answers:?}");
+    assert!(!alive(pid), "the container still runs");
+    assert_eq!(d.ids("t"), Vec::<String>::new());
+    d.ok(&["c", "rm", "c1"]);
+    d.ok(&["i", "rm", &r]);
+    d.assert_clean(true);
+}
+
 #[test]
 fn kill9_mid_pull_leaves_nothing_pinned() {
     let work = TempDir::new("crash-pull");
     let Some((_reg, r)) = registry_with_busybox(&work) else {
         return;
     };
-    let mut d = daemon_crashing_at("pull-tagged");
+    let mut d = daemon_crashing_at("pull-stored");
     let o = d.ctr(&["i", "pull", "--plain-http", &r]);
     assert!(!o.status.success(), "the pull finished: {}", stdout(&o));
-    restart_disarmed(&mut d);
+    wait_crashed(&mut d);
     assert!(
         !d.blobs().is_empty(),
         "the pull had stored its blobs: {}",
         d.log()
     );
+    d.opts.env.clear();
+    d.start();
 
     // The store loads, with no image; the pull's lease and its tag in the
     // store's index.json are gone, so the collection takes the blobs.
@@ -262,6 +303,108 @@ fn kill9_mid_pull_leaves_nothing_pinned() {
     d.assert_clean(true);
 }
 
+/// skiff-fetch's tag in the store's index.json is the only GC root of
+/// its image: a daemon pulling the same reference (and dying mid-pull, and
+/// restarting) must leave it alone.
+#[test]
+fn daemon_pulls_leave_skiff_fetchs_tag_alone() {
+    let work = TempDir::new("crash-fetchtag");
+    let Some((_reg, r)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = Daemon::new();
+    let store = d.root().join("io.containerd.content.v1.content");
+    let o = fetch(&[
+        "pull",
+        "--plain-http",
+        "--quiet",
+        "--store",
+        &store.to_string_lossy(),
+        &r,
+    ]);
+    assert!(
+        o.status.success(),
+        "skiff-fetch pull: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(d.store_tags().contains(&r), "{}", d.store_tags());
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    assert!(
+        d.store_tags().contains(&r),
+        "a daemon pull: {}",
+        d.store_tags()
+    );
+
+    d.kill9();
+    d.opts.env = vec![("SKIFF_TEST_CRASH_DAEMON_AT".into(), "pull-stored".into())];
+    d.start();
+    d.ok(&["i", "rm", &r]);
+    let o = d.ctr(&["i", "pull", "--plain-http", &r]);
+    assert!(!o.status.success(), "the pull finished: {}", stdout(&o));
+    restart_disarmed(&mut d);
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["i", "rm", &r]);
+    assert_eq!(d.ids("leases"), Vec::<String>::new());
+    // Collections ran (start-up, after the image's removal): the blobs
+    // stay, skiff-fetch's tag holds them.
+    d.wait_for(20, "a collection after the image's removal", || {
+        d.log().matches("garbage collection done").count() >= 2
+    });
+    assert!(d.store_tags().contains(&r), "{}", d.store_tags());
+    assert!(!d.blobs().is_empty(), "skiff-fetch's blobs were collected");
+    let o = fetch(&["rm", "--store", &store.to_string_lossy(), &r]);
+    assert!(
+        o.status.success(),
+        "skiff-fetch rm: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["i", "rm", &r]);
+    d.assert_clean(true);
+}
+
+/// A second daemon on the same --root would recover and collect under
+/// the first one's feet: it refuses to start, naming the root, and the
+/// first one goes on serving.
+#[test]
+fn a_second_daemon_on_the_same_root_is_refused() {
+    let d = Daemon::new();
+    let other = TempDir::new("second-daemon");
+    let mut second = Command::new(skiff_bin())
+        .arg0_containerd()
+        .args(["--root", &d.dir.s("root"), "--state", &other.s("state")])
+        .args(["--address", &other.s("sock")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run a second daemon");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let still_running = second.try_wait().unwrap().is_none();
+    if still_running {
+        let _ = second.kill();
+    }
+    let o = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !still_running && !o.status.success(),
+        "a second daemon started: {err}"
+    );
+    assert!(
+        err.contains(&d.dir.s("root")),
+        "the error names the root: {err}"
+    );
+    assert!(
+        !other.join("sock").exists(),
+        "the second daemon bound its socket"
+    );
+    assert_eq!(d.ok(&["t", "ls"]).lines().count(), 1);
+    d.assert_clean(true);
+}
+
 #[test]
 fn kill9_mid_container_create_leaves_no_snapshot() {
     let work = TempDir::new("crash-ccreate");
@@ -273,8 +416,10 @@ fn kill9_mid_container_create_leaves_no_snapshot() {
     let layers = d.snapshot_dirs().len();
     let o = d.ctr(&["c", "create", &r, "c1", "sleep", "1000"]);
     assert!(!o.status.success());
-    restart_disarmed(&mut d);
+    wait_crashed(&mut d);
     assert_eq!(d.snapshot_dirs().len(), layers + 1, "the snapshot was made");
+    d.opts.env.clear();
+    d.start();
 
     // No container; the create's lease is gone and its snapshot collected.
     assert_eq!(d.ids("c"), Vec::<String>::new());
@@ -369,6 +514,8 @@ struct StallProxy {
     port: u16,
     stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
     release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// A blob was asked for with a Range header (a resumed download).
+    ranged: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -386,14 +533,20 @@ impl StallProxy {
         let stalled = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, rel, st) = (stalled.clone(), release.clone(), stop.clone());
+        let ranged = Arc::new(AtomicBool::new(false));
+        let (s, rel, st, rg) = (
+            stalled.clone(),
+            release.clone(),
+            stop.clone(),
+            ranged.clone(),
+        );
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
                 let Ok((mut client, _)) = listener.accept() else {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
-                let (stalled, release) = (s.clone(), rel.clone());
+                let (stalled, release, ranged) = (s.clone(), rel.clone(), rg.clone());
                 std::thread::spawn(move || {
                     client.set_nonblocking(false).unwrap();
                     let mut head = Vec::new();
@@ -412,6 +565,13 @@ impl StallProxy {
                         })
                         .collect();
                     let is_blob = lines[0].starts_with("GET") && lines[0].contains("/blobs/");
+                    if is_blob
+                        && lines
+                            .iter()
+                            .any(|l| l.to_ascii_lowercase().starts_with("range:"))
+                    {
+                        ranged.store(true, Ordering::SeqCst);
+                    }
                     let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                         return;
                     };
@@ -464,6 +624,7 @@ impl StallProxy {
         StallProxy {
             port,
             stalled,
+            ranged,
             release,
             stop,
             thread: Some(thread),
@@ -518,14 +679,24 @@ fn kill9_mid_download_resumes_and_leaves_no_partial() {
     proxy
         .release
         .store(true, std::sync::atomic::Ordering::SeqCst);
+    let collections = d.log().matches("garbage collection done").count();
     d.start();
 
     // Nothing recorded, nothing held; the partial download is kept for a
-    // resume (as containerd keeps it), and the next pull resumes it.
+    // resume (as containerd keeps it) by the start-up collection, and the
+    // next pull resumes it.
+    d.wait_for(10, "the start-up collection", || {
+        d.log().matches("garbage collection done").count() > collections
+    });
     assert_eq!(d.ids("i"), Vec::<String>::new());
     assert_eq!(d.ids("leases"), Vec::<String>::new());
     assert_eq!(d.ingests().len(), 1, "{:?}", d.ingests());
+    assert!(!proxy.ranged.load(std::sync::atomic::Ordering::SeqCst));
     d.ok(&["i", "pull", "--plain-http", &r]);
+    assert!(
+        proxy.ranged.load(std::sync::atomic::Ordering::SeqCst),
+        "the second pull did not resume (no Range request)"
+    );
     assert_eq!(d.ingests(), Vec::<PathBuf>::new(), "the partial stayed");
     assert_eq!(d.ok(&["run", "--rm", &r, "again", "echo", "ok"]), "ok\n");
     d.ok(&["i", "rm", &r]);

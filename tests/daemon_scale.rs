@@ -27,25 +27,6 @@ use support::*;
 
 include!("common/daemon.rs");
 
-/// (id, pid, status) of each task.
-fn tasks(d: &Daemon) -> Vec<(String, u32, String)> {
-    let mut v: Vec<(String, u32, String)> = d
-        .ok(&["t", "ls"])
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let c: Vec<&str> = l.split_whitespace().collect();
-            (
-                c[0].to_string(),
-                c[1].parse().unwrap_or(0),
-                c[2].to_string(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 /// `f(i)` for 0..n, each on its own thread, all started together; the
 /// indexes for which it failed, with why.
 fn all_at_once(n: usize, f: impl Fn(usize) -> Result<(), String> + Sync) -> Vec<String> {
@@ -158,12 +139,7 @@ fn list_and_metrics_ask_stuck_shims_together() {
     let shims: Vec<i32> = ids
         .iter()
         .map(|id| {
-            let f = d
-                .state()
-                .join("io.containerd.runtime.v2.task")
-                .join(&d.ns)
-                .join(id)
-                .join("shim.pid");
+            let f = d.bundle(id).join("shim.pid");
             fs::read_to_string(f).unwrap().trim().parse().unwrap()
         })
         .collect();

@@ -67,18 +67,6 @@ fn tabwriter(lines: &[String]) -> String {
         .collect()
 }
 
-/// The task table's rows: (id, pid, status).
-fn tasks(d: &Daemon) -> Vec<(String, u32, String)> {
-    d.ok(&["t", "ls"])
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let c: Vec<&str> = l.split_whitespace().collect();
-            (c[0].to_string(), c[1].parse().unwrap(), c[2].to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn the_seeds_walkthrough() {
     if !tool("/usr/bin/script", "bsdutils") {
@@ -232,8 +220,12 @@ fn the_seeds_walkthrough() {
     let alias = r.replace(":latest", ":alias");
     assert_eq!(d.ok(&["i", "tag", &r, &alias]), format!("{alias}\n"));
     assert_eq!(d.ids("i"), [alias.clone(), r.clone()]);
+    let collections = d.log().matches("garbage collection done").count();
     assert_eq!(d.ok(&["i", "rm", &alias]), format!("{alias}\n"));
     assert_eq!(d.ids("i"), [r.as_str()]);
+    d.wait_for(10, "the collection the removal scheduled", || {
+        d.log().matches("garbage collection done").count() > collections
+    });
     assert!(!d.blobs().is_empty(), "an image still names the blobs");
     assert_eq!(d.ok(&["i", "rm", &r]), format!("{r}\n"));
     d.assert_clean(true);

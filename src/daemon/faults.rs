@@ -16,9 +16,9 @@ pub const ENV: &str = "SKIFF_TEST_CRASH_DAEMON_AT";
 
 /// Every crash point, with where it is.
 pub const POINTS: &[&str] = &[
-    // A pull has tagged its manifest in the content store's index.json
-    // and not yet unpacked it (nor recorded the image).
-    "pull-tagged",
+    // A pull has stored its blobs (under its lease) and not yet unpacked
+    // them (nor recorded the image).
+    "pull-stored",
     // A container's snapshot was prepared (under a lease); its record is
     // not written yet.
     "container-snapshot-prepared",

@@ -40,6 +40,8 @@ pub struct Daemon {
     grpc: crate::grpc::Server,
     grpc_listener: std::os::unix::net::UnixListener,
     address: String,
+    /// `<root>/daemon.lock`, held exclusively while this daemon lives.
+    _root_lock: std::fs::File,
 }
 
 /// Stops a serving [`Daemon`] (both of its servers).
@@ -73,6 +75,7 @@ impl Daemon {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
                 .with_context(|| format!("chmod {}", d.display()))?;
         }
+        let root_lock = lock_root(&cfg.root)?;
         let path = cfg.address.strip_prefix("unix://").unwrap_or(&cfg.address);
         let grpc_listener = listen_restricted(path, cfg.uid, cfg.gid)?;
         let ttrpc_path = ttrpc_address(path);
@@ -148,15 +151,19 @@ impl Daemon {
             non_root_peers: cfg.uid != 0 || cfg.gid != 0,
         };
         add(ps::pull::SERVICE, Arc::new(pull::Pull { stores, registry }));
-        let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange));
+        let ev: Arc<dyn Handler> = Arc::new(events::Events(exchange.clone()));
         add(ps::events::SERVICE, ev.clone());
         add(crate::proto::events::EVENTS_SERVICE, ev);
+        // Recovery is done and serving follows: the replay of the
+        // restart's events runs from here.
+        exchange.serving();
         Ok(Daemon {
             server,
             listener,
             grpc,
             grpc_listener,
             address: path.to_string(),
+            _root_lock: root_lock,
         })
     }
 
@@ -176,6 +183,8 @@ impl Daemon {
             grpc,
             grpc_listener,
             address,
+            // Held (not dropped) until serving ends.
+            _root_lock: _root_lock_held,
         } = self;
         let stop = ShutdownHandle {
             ttrpc: server.shutdown_handle(),
@@ -242,6 +251,21 @@ pub(crate) fn listen_restricted(
     let _ = std::fs::remove_file(&staged);
     let _ = std::fs::remove_dir(&private);
     bound
+}
+
+/// One daemon per `--root`: two would recover (and collect) under each
+/// other's feet. The lock goes with the process (flock), so a daemon that
+/// was killed leaves none behind.
+fn lock_root(root: &std::path::Path) -> Result<std::fs::File> {
+    let path = root.join("daemon.lock");
+    crate::sys::fs::lock_file(&path, crate::sys::fs::LockMode::Exclusive, false)?.ok_or_else(|| {
+        crate::err_kind!(
+            AlreadyExists,
+            "root {}: another daemon is using it ({} is locked)",
+            root.display(),
+            path.display()
+        )
+    })
 }
 
 /// The socket's owner and mode: root's alone (0600), or 0660 for the

@@ -221,13 +221,6 @@ impl Pull {
         let resolved = ipull::resolve(client, reference, platform).map_err(status)?;
         lease_blobs(db, ns, lease, &resolved).map_err(status)?;
         let name = reference.to_string();
-        // The pull tags the manifest in index.json (a GC root); the tag must
-        // go on every path, or a failed pull pins its blobs forever.
-        let mut tag = StoreTag {
-            stores: &self.stores,
-            name: name.clone(),
-            armed: true,
-        };
         let pulled = ipull::pull_resolved(
             content,
             client,
@@ -237,10 +230,11 @@ impl Pull {
                 parallel: 3,
                 observer: &progress,
                 rootfs: None,
+                tag: false,
             },
         )
         .map_err(status)?;
-        super::faults::point("pull-tagged");
+        super::faults::point("pull-stored");
         label_children(db, ns, &pulled).map_err(status)?;
         record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
@@ -293,7 +287,6 @@ impl Pull {
             }
             Err(e) => return Err(status(e)),
         };
-        tag.forget().map_err(status)?;
         Ok(PullProgress {
             name,
             state: state::DONE,
@@ -340,6 +333,7 @@ impl Pull {
                     parallel: 3,
                     observer: progress,
                     rootfs: None,
+                    tag: false,
                 },
             )?;
             lease_blobs(db, ns, lease, &other.resolved)?;
@@ -412,32 +406,6 @@ fn record_blobs(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crat
         db.add_content(ns, &d.digest, d.size, Default::default())?;
     }
     Ok(())
-}
-
-/// Removes the pull's reference tag from the content store's index.json
-/// when dropped, so an error (or panic) leaves no GC root behind.
-struct StoreTag<'a> {
-    stores: &'a Stores,
-    name: String,
-    armed: bool,
-}
-
-impl StoreTag<'_> {
-    /// Remove the tag now, reporting failure.
-    fn forget(&mut self) -> crate::Result<()> {
-        self.armed = false;
-        self.stores.forget_store_tag(&self.name)
-    }
-}
-
-impl Drop for StoreTag<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = self.stores.forget_store_tag(&self.name) {
-                crate::log::warn!("pull {}: remove store tag: {e}", self.name);
-            }
-        }
-    }
 }
 
 /// Content labels that make garbage collection follow the image from its

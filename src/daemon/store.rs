@@ -25,7 +25,6 @@ pub struct Stores {
     db: OnceLock<Db>,
     content: OnceLock<Store>,
     snapshotters: Mutex<Vec<Arc<Snapshotter>>>,
-    untag: Mutex<()>,
     /// Garbage collection takes it exclusively; see [`Stores::hold_off_gc`].
     gc_barrier: RwLock<()>,
     gc: OnceLock<crate::metadata::gc::Scheduler>,
@@ -72,7 +71,6 @@ impl Stores {
             db: OnceLock::new(),
             content: OnceLock::new(),
             snapshotters: Mutex::new(Vec::new()),
-            untag: Mutex::new(()),
             gc_barrier: RwLock::new(()),
             gc: OnceLock::new(),
             defaults: Defaults::default(),
@@ -158,28 +156,6 @@ impl Stores {
         crate::metadata::namespace_snapshots(sn, ns)
     }
 
-    /// `image::pull` records what it pulled in the content store's own
-    /// `index.json` (skiff-fetch's image list), which garbage collection
-    /// treats as roots; the daemon's images live in its metadata, so the
-    /// entry goes once the image is recorded there. Done under a daemon
-    /// lock so two pulls cannot write back each other's entries; an entry
-    /// another pull adds meanwhile may be dropped, which only leaves its
-    /// blobs to that pull's lease and image record.
-    // TODO(lead): a `Store::untag` (no blob sweep) or a PullOptions switch
-    // not to tag would do this under the store's own lock.
-    pub fn forget_store_tag(&self, reference: &str) -> Result<()> {
-        let _l = self.untag.lock().unwrap_or_else(|p| p.into_inner());
-        let store = self.content()?;
-        let index = store.root().join("index.json");
-        let mut list = crate::image::store::read_index(&index)?;
-        let before = list.len();
-        list.retain(|d| d.annotation(crate::image::oci::REF_NAME) != Some(reference));
-        if list.len() != before {
-            crate::image::store::write_index(&index, &list)?;
-        }
-        Ok(())
-    }
-
     /// No garbage collection runs while the guard lives: a request that
     /// makes something before the record referencing it (a container's
     /// snapshot) holds it across both steps. In memory, not a lease record
@@ -197,10 +173,11 @@ impl Stores {
     }
 
     /// End the requests a daemon that died left half-done: their leases
-    /// go, and a pull's tag in the store's index.json with them (the next
-    /// collection takes what they made). Call before serving.
+    /// go (the next collection takes what they made). A pull names
+    /// nothing in the store's index.json (that is skiff-fetch's), so no
+    /// entry there is touched. Call before serving.
     pub fn clear_interrupted(&self) -> Result<()> {
-        use crate::metadata::gc::{LABEL_DAEMON_REQUEST, LABEL_PULL_REF};
+        use crate::metadata::gc::LABEL_DAEMON_REQUEST;
         let db = self.db()?;
         for ns in db.namespaces()? {
             for lease in db.leases(&ns.name)? {
@@ -212,9 +189,6 @@ impl Stores {
                     ns.name,
                     lease.id
                 );
-                if let Some(reference) = lease.labels.get(LABEL_PULL_REF) {
-                    self.forget_store_tag(reference)?;
-                }
                 db.delete_lease(&ns.name, &lease.id)?;
             }
         }
@@ -248,7 +222,14 @@ impl Stores {
         let _exclusive = self.gc_barrier.write().unwrap_or_else(|p| p.into_inner());
         let sns = self.all_snapshotters()?;
         let refs: Vec<&Snapshotter> = sns.iter().map(|s| s.as_ref()).collect();
-        crate::metadata::gc::collect(self.db()?, self.content()?, &refs)?;
+        let r = crate::metadata::gc::collect(self.db()?, self.content()?, &refs)?;
+        // Tests wait for this line before they look at the store.
+        crate::log::debug!(
+            "garbage collection done: {} blobs, {} snapshots, {} partial downloads removed",
+            r.blobs.len(),
+            r.snapshots.len(),
+            r.ingests.len()
+        );
         Ok(())
     }
 }

@@ -30,6 +30,8 @@ const SHORT: Option<Duration> = Some(Duration::from_secs(10));
 /// The bundle file holding the shim's pid (containerd's runc shim writes
 /// it itself; for other shims the daemon writes what Connect reported).
 const SHIM_PID_FILE: &str = "shim.pid";
+/// The shim's start time (see [`process_start_time`]), by the daemon.
+const SHIM_START_FILE: &str = "shim.start-time";
 
 struct Task {
     ns: String,
@@ -98,6 +100,8 @@ pub struct Tasks {
     stores: Arc<Stores>,
     exchange: Arc<Exchange>,
     tasks: Mutex<Vec<Arc<Task>>>,
+    /// While [`Tasks::recover`] runs (its events are a restart's).
+    recovering: std::sync::atomic::AtomicBool,
 }
 
 impl Tasks {
@@ -115,6 +119,7 @@ impl Tasks {
             stores,
             exchange,
             tasks: Mutex::new(Vec::new()),
+            recovering: Default::default(),
         }
     }
 
@@ -130,8 +135,14 @@ impl Tasks {
             .ok_or_else(|| Status::new(Code::NotFound, format!("task {id:?}: not found")))
     }
 
-    fn forget(&self, t: &Task) {
-        lock(&self.tasks).retain(|x| !(x.ns == t.ns && x.id == t.id));
+    /// Drop `t` from the table; false when it was not there (another
+    /// request forgot it first: that one cleans up after it).
+    fn forget(&self, t: &Task) -> bool {
+        let mut tasks = lock(&self.tasks);
+        let before = tasks.len();
+        // By identity: a task of the same id created since is another's.
+        tasks.retain(|x| !std::ptr::eq(Arc::as_ptr(x), t));
+        tasks.len() != before
     }
 
     fn invocation<'a>(&'a self, ns: &'a str, id: &'a str, bundle: &'a Path) -> Invocation<'a> {
@@ -151,6 +162,7 @@ impl Tasks {
         let Ok(namespaces) = std::fs::read_dir(&root) else {
             return Ok(());
         };
+        let mut bundles = Vec::new();
         for ns in namespaces.flatten() {
             let ns_name = ns.file_name().to_string_lossy().into_owned();
             let Ok(ids) = std::fs::read_dir(ns.path()) else {
@@ -166,11 +178,21 @@ impl Tasks {
                     }
                     continue;
                 }
-                if let Err(e) = self.recover_one(&ns_name, &id_name, &id.path()) {
-                    crate::log::warn!("recover task {ns_name}/{id_name}: {e}");
-                }
+                bundles.push((ns_name.clone(), id_name, id.path()));
             }
         }
+        // Exits recovery publishes are replayed to the clients that come
+        // back (see events.rs); a stuck shim costs its timeouts once, not
+        // once per shim behind it.
+        self.recovering
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        in_parallel(&bundles, RECOVER_AT_ONCE, |(ns, id, bundle)| {
+            if let Err(e) = self.recover_one(ns, id, bundle) {
+                crate::log::warn!("recover task {ns}/{id}: {e}");
+            }
+        });
+        self.recovering
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -187,7 +209,7 @@ impl Tasks {
                 .map(|_| ());
         }
         let task = Task::new(ns, id, bundle, &runtime, address);
-        let refused = match Client::connect(address) {
+        let unreachable = match Client::connect(address) {
             Ok(client) => {
                 let alive: std::result::Result<st::ConnectResponse, Status> = ttrpc::call(
                     &client,
@@ -214,8 +236,8 @@ impl Tasks {
                         self.adopt(task);
                         return Ok(());
                     }
-                    // Connected but closed at once: nobody serves there.
-                    Err(e) if e.code == Code::Unavailable => true,
+                    // Connected but closed at once: the pid decides.
+                    Err(e) if e.code == Code::Unavailable => Some(Unreachable::Unclear),
                     // Slow or busy but there: keep the connection.
                     Err(e) => {
                         crate::log::warn!("recover task {ns}/{id}: shim slow to answer: {e}");
@@ -224,14 +246,15 @@ impl Tasks {
                     }
                 }
             }
-            // ECONNREFUSED / ENOENT (the errno itself is wrapped away).
-            Err(e) => matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-            ),
+            Err(e) => unreachable_because(e.kind()),
         };
         let pid_alive = shim_pid_alive(bundle);
-        if refused && !pid_alive {
+        let gone = match unreachable {
+            Some(Unreachable::Refused) => true,
+            Some(Unreachable::Unclear) => !pid_alive,
+            None => false,
+        };
+        if gone {
             return self
                 .cleanup_dead(ns, id, bundle, &runtime, true)
                 .map(|_| ());
@@ -240,7 +263,7 @@ impl Tasks {
         // again, and only a dead shim's task gets cleaned up then.
         crate::log::warn!(
             "recover task {ns}/{id}: shim at {address} does not answer \
-             (refused: {refused}, pid alive: {pid_alive}); kept"
+             ({unreachable:?}, pid alive: {pid_alive}); kept"
         );
         self.adopt(task);
         Ok(())
@@ -328,12 +351,17 @@ impl Tasks {
     }
 
     fn publish<M: prost::Message>(&self, ns: &str, topic: &str, type_name: &str, m: &M) {
-        self.exchange.publish(Envelope {
+        let env = Envelope {
             timestamp: Some(Timestamp::now()),
             namespace: ns.into(),
             topic: topic.into(),
             event: Some(ev::any(type_name, m)),
-        });
+        };
+        if self.recovering.load(std::sync::atomic::Ordering::SeqCst) {
+            self.exchange.publish_replayed(env);
+        } else {
+            self.exchange.publish(env);
+        }
     }
 
     fn create(
@@ -498,8 +526,14 @@ impl Tasks {
         let resp = match answer {
             Ok(r) => r,
             Err(e) if e.code == Code::Unavailable && shim_gone(&t) => {
-                // The shim died: its binary's delete reports what it can.
-                self.forget(&t);
+                // The shim died: its binary's delete reports what it can,
+                // once (a concurrent Delete that forgot it first does).
+                if !self.forget(&t) {
+                    return Err(Status::new(
+                        Code::NotFound,
+                        format!("task {id:?}: not found"),
+                    ));
+                }
                 let r = self
                     .cleanup_dead(ns, id, &t.bundle, &t.runtime, true)
                     .map_err(status)?;
@@ -579,8 +613,20 @@ const SHIM_CALLS_AT_ONCE: usize = 16;
 /// time (a slow shim costs one call's timeout, not one per shim behind
 /// it); answers in the order of `tasks`.
 fn each_shim<T: Send>(tasks: &[Arc<Task>], f: impl Fn(&Task) -> T + Sync) -> Vec<T> {
+    in_parallel(tasks, SHIM_CALLS_AT_ONCE, |t| f(t))
+}
+
+/// How many bundles recovery handles at once.
+const RECOVER_AT_ONCE: usize = 8;
+
+/// `f` of every item on up to `at_once` threads; answers in order.
+fn in_parallel<I: Sync, T: Send>(
+    tasks: &[I],
+    at_once: usize,
+    f: impl Fn(&I) -> T + Sync,
+) -> Vec<T> {
     if tasks.len() <= 1 {
-        return tasks.iter().map(|t| f(t)).collect();
+        return tasks.iter().map(&f).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let answers: Mutex<Vec<Option<T>>> = Mutex::new(tasks.iter().map(|_| None).collect());
@@ -591,7 +637,7 @@ fn each_shim<T: Send>(tasks: &[Arc<Task>], f: impl Fn(&Task) -> T + Sync) -> Vec
         lock(&answers)[i] = Some(a);
     };
     std::thread::scope(|s| {
-        for _ in 1..tasks.len().min(SHIM_CALLS_AT_ONCE) {
+        for _ in 1..tasks.len().min(at_once) {
             // A worker that cannot start leaves its share to the others.
             let _ = std::thread::Builder::new()
                 .stack_size(128 << 10)
@@ -619,11 +665,18 @@ fn remove_dead_socket(bundle: &Path) {
     }
 }
 
-/// Remember the shim's pid in its bundle (unless the shim wrote it).
+/// Remember the shim's pid in its bundle (unless the shim wrote it), and
+/// its start time next to it: a pid can be reused once the shim is gone.
 fn record_shim_pid(bundle: &Path, pid: u32) {
     let file = bundle.join(SHIM_PID_FILE);
     if pid != 0 && !file.exists() {
         let _ = std::fs::write(file, pid.to_string());
+    }
+    let start = bundle.join(SHIM_START_FILE);
+    if !start.exists() {
+        if let Some(t) = read_shim_pid(bundle).and_then(process_start_time) {
+            let _ = std::fs::write(start, t.to_string());
+        }
     }
 }
 
@@ -633,29 +686,65 @@ fn read_shim_pid(bundle: &Path) -> Option<rustix::process::Pid> {
     rustix::process::Pid::from_raw(pid).filter(|p| !p.is_init())
 }
 
-/// Whether the shim may still run: its pid exists (or is unknown, then
-/// only a refused connection says it is gone).
+/// A process's start time (clock ticks since boot, field 22 of
+/// /proc/PID/stat): with the pid, it names one process for good.
+fn process_start_time(pid: rustix::process::Pid) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).ok()?;
+    // Fields after the command name's closing parenthesis start at 3.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether the shim may still run: its pid exists, is no zombie and (when
+/// recorded) started when the shim did. False when the pid is unknown.
 fn shim_pid_alive(bundle: &Path) -> bool {
-    match read_shim_pid(bundle) {
-        Some(pid) => {
-            rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH)
-                && !is_zombie(pid)
-        }
-        None => false,
+    let Some(pid) = read_shim_pid(bundle) else {
+        return false;
+    };
+    if rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH) || is_zombie(pid) {
+        return false;
+    }
+    let recorded = std::fs::read_to_string(bundle.join(SHIM_START_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    match (recorded, process_start_time(pid)) {
+        (Some(then), Some(now)) => then == now,
+        _ => true,
     }
 }
 
-/// Whether a task's shim is gone for good, as recovery decides it: its
-/// pid is dead, or (pid unknown) nothing accepts on its socket. A shim
-/// that merely broke a connection, or whose socket vanished, lives.
-fn shim_gone(t: &Task) -> bool {
-    if read_shim_pid(&t.bundle).is_some() {
-        return !shim_pid_alive(&t.bundle);
+/// Why a shim's socket could not be dialled, when that says something.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Unreachable {
+    /// The socket file is there and nothing listens: the shim is gone.
+    Refused,
+    /// No socket file (or a connection closed at once): only the pid can
+    /// tell whether the shim lives.
+    Unclear,
+}
+
+/// What a failed dial of a shim's socket says (the errno itself is
+/// wrapped away; its kind stays).
+fn unreachable_because(kind: std::io::ErrorKind) -> Option<Unreachable> {
+    match kind {
+        std::io::ErrorKind::ConnectionRefused => Some(Unreachable::Refused),
+        std::io::ErrorKind::NotFound => Some(Unreachable::Unclear),
+        _ => None,
     }
-    matches!(
-        ttrpc::connect_stream(&t.address).map_err(|e| e.kind()),
-        Err(std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound)
-    )
+}
+
+/// Whether a task's shim is gone for good, as recovery decides it:
+/// nothing listens on its socket, or the socket is missing and its pid is
+/// dead (or unknown). A shim that merely broke a connection lives.
+fn shim_gone(t: &Task) -> bool {
+    let Err(e) = ttrpc::connect_stream(&t.address) else {
+        return false;
+    };
+    match unreachable_because(e.kind()) {
+        Some(Unreachable::Refused) => true,
+        Some(Unreachable::Unclear) => !shim_pid_alive(&t.bundle),
+        None => false,
+    }
 }
 
 /// A shim killed while its reaper (a subreaper) has not waited for it.

@@ -124,6 +124,10 @@ pub struct PullOptions<'a> {
     pub observer: &'a dyn Observer,
     /// Unpack into this rootfs as layers arrive.
     pub rootfs: Option<&'a Rootfs>,
+    /// Name the image in the store's index.json (a GC root). The daemon
+    /// does not: its lease and image record hold the blobs, and an entry
+    /// of its own could only replace (then lose) one skiff-fetch made.
+    pub tag: bool,
 }
 
 pub struct Pulled {
@@ -198,7 +202,9 @@ pub fn pull_resolved(
         desc.platform = Some(config.platform.clone());
     }
     desc.annotations = vec![(REF_NAME.to_string(), reference.to_string())];
-    store.tag(&desc)?;
+    if opts.tag {
+        store.tag(&desc)?;
+    }
     resolved.descriptor.platform = desc.platform.clone();
     Ok(Pulled {
         resolved,

@@ -44,10 +44,9 @@
 //! # Requests a dead daemon left
 //! The daemon holds a lease while one request makes things (a pull, a
 //! container's create), marked [`LABEL_DAEMON_REQUEST`]; a pull's lease
-//! also names the tag it put in the store's `index.json`
-//! ([`LABEL_PULL_REF`]). A daemon killed mid-request leaves both; the next
-//! one removes them before it serves, so the next collection takes what
-//! the request had made.
+//! also names what it pulls ([`LABEL_PULL_REF`]). A daemon killed
+//! mid-request leaves the lease; the next one removes it before it
+//! serves, so the next collection takes what the request had made.
 
 use super::LABEL_GC_ROOT;
 use super::{snapshot_key, Db, LABEL_GC_EXPIRE, LABEL_GC_REF_CONTENT, LABEL_GC_REF_SNAPSHOT};
@@ -68,8 +67,8 @@ pub const INGEST_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2
 /// which): a lease so marked that a starting daemon finds was left by one
 /// that died mid-request.
 pub const LABEL_DAEMON_REQUEST: &str = "skiff.daemon/request";
-/// On a pull's lease: the reference the pull tags in the store's
-/// `index.json` until the image is recorded.
+/// On a pull's lease: the reference pulled (for the log; a daemon's
+/// pull names nothing in the store's `index.json`).
 pub const LABEL_PULL_REF: &str = "skiff.daemon/pull.ref";
 
 /// Runs a collection soon after it is asked for: requests that come
@@ -111,14 +110,19 @@ impl Scheduler {
         let spawned = std::thread::Builder::new()
             .name("gc".into())
             .stack_size(256 << 10)
-            .spawn(move || loop {
-                std::thread::sleep(inner.quiet);
-                inner.lock().1 = false;
-                (inner.job)();
-                let mut st = inner.lock();
-                if !st.1 {
-                    st.0 = false;
-                    return;
+            .spawn(move || {
+                // A job that panics must not leave the scheduler busy for
+                // good (no later request would start a thread).
+                let _idle_if_panicking = IdleOnPanic(&inner);
+                loop {
+                    std::thread::sleep(inner.quiet);
+                    inner.lock().1 = false;
+                    (inner.job)();
+                    let mut st = inner.lock();
+                    if !st.1 {
+                        st.0 = false;
+                        return;
+                    }
                 }
             });
         if spawned.is_err() {
@@ -130,6 +134,17 @@ impl Scheduler {
     /// Whether a collection is asked for or running.
     pub fn busy(&self) -> bool {
         self.inner.lock().0
+    }
+}
+
+/// Marks the scheduler idle when its thread unwinds.
+struct IdleOnPanic<'a>(&'a SchedulerInner);
+
+impl Drop for IdleOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().0 = false;
+        }
     }
 }
 
@@ -502,31 +517,59 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 mod tests {
     use super::{parse_rfc3339, Scheduler};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{mpsc, Arc, Mutex};
     use std::time::Duration;
 
-    #[test]
-    fn scheduler_serves_a_burst_with_one_run_and_a_late_request_with_another() {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let r = runs.clone();
-        let s = Scheduler::new(Duration::from_millis(100), move || {
-            r.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(100));
-        });
-        for _ in 0..20 {
-            s.request();
-        }
-        assert!(s.busy());
-        std::thread::sleep(Duration::from_millis(150));
-        // Running now: one more request means one more run after it.
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-        s.request();
-        s.request();
+    fn wait_idle(s: &Scheduler) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while s.busy() {
             assert!(std::time::Instant::now() < deadline, "still busy");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn scheduler_serves_a_burst_with_one_run_and_a_late_request_with_another() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        // The job says when it starts and finishes when released.
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let s = Scheduler::new(Duration::from_millis(20), move || {
+            r.fetch_add(1, Ordering::SeqCst);
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap().recv();
+        });
+        for _ in 0..20 {
+            s.request();
+        }
+        assert!(s.busy());
+        started.recv_timeout(Duration::from_secs(5)).unwrap();
+        // Running now: one more request means one more run after it.
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        s.request();
+        s.request();
+        release.send(()).unwrap();
+        started.recv_timeout(Duration::from_secs(5)).unwrap();
+        release.send(()).unwrap();
+        wait_idle(&s);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panicking_job_leaves_the_scheduler_usable() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let s = Scheduler::new(Duration::from_millis(1), move || {
+            if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first collection fails");
+            }
+        });
+        s.request();
+        wait_idle(&s);
+        s.request();
+        wait_idle(&s);
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 

@@ -212,10 +212,16 @@ impl Daemon {
             .collect()
     }
 
+    /// A task's bundle directory (this namespace).
+    #[allow(dead_code)]
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.state().join("io.containerd.runtime.v2.task").join(&self.ns).join(id)
+    }
+
     /// The task bundles left under the state directory (this namespace).
     #[allow(dead_code)]
     fn bundles(&self) -> Vec<String> {
-        let dir = self.state().join("io.containerd.runtime.v2.task").join(&self.ns);
+        let dir = self.bundle("");
         let mut v: Vec<String> = fs::read_dir(dir)
             .into_iter()
             .flatten()
@@ -459,10 +465,19 @@ impl Drop for Daemon {
                     }
                 }
             }
-            if let Some(mut child) = self.child.take() {
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                let _ = child.wait();
+        }
+        // The daemon goes even when it does not answer: SIGTERM, then
+        // SIGKILL if it has not exited within 10 s; reaped either way.
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
             }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
         }
         for p in &self.pids {
             unsafe { libc::kill(*p, libc::SIGKILL) };
@@ -543,6 +558,23 @@ fn busybox() -> ImageSpec {
         entries,
         comp: Comp::Gzip,
     }])
+}
+
+/// (id, pid, status) of each task, sorted (a pid ctr shows as 0 or not at
+/// all is 0).
+#[allow(dead_code)]
+fn tasks(d: &Daemon) -> Vec<(String, u32, String)> {
+    let mut v: Vec<(String, u32, String)> = d
+        .ok(&["t", "ls"])
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c[0].to_string(), c[1].parse().unwrap_or(0), c[2].to_string())
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// Start a registry holding busybox as `bb:v1`; None to skip.
@@ -670,14 +702,8 @@ fn create_container_with(
 }
 
 fn remove_container(c: &Client, ns: &str, id: &str) {
-    let _: Empty = call(
-        c,
-        ns,
-        pc::SERVICE,
-        "Delete",
-        &pc::DeleteContainerRequest { id: id.into() },
-    )
-    .expect("delete container");
+    // The snapshot first, as ctr does: the collection a container's delete
+    // schedules would take it otherwise, racing this Remove.
     let _: Empty = call(
         c,
         ns,
@@ -689,4 +715,12 @@ fn remove_container(c: &Client, ns: &str, id: &str) {
         },
     )
     .expect("remove snapshot");
+    let _: Empty = call(
+        c,
+        ns,
+        pc::SERVICE,
+        "Delete",
+        &pc::DeleteContainerRequest { id: id.into() },
+    )
+    .expect("delete container");
 }
