@@ -98,6 +98,12 @@ struct Stream {
     remote_closed: bool,
     /// We ended our side, or the stream was reset.
     local_closed: bool,
+    /// Reset by either side: the reader was told once, and whatever the
+    /// peer still sends on it is dropped.
+    reset: bool,
+    /// Header blocks received: the first opens (request or response
+    /// headers), a second must end the stream (trailers, RFC 9113 §8.1).
+    blocks: u8,
 }
 
 struct State {
@@ -290,6 +296,8 @@ impl Conn {
                 events: VecDeque::new(),
                 remote_closed: false,
                 local_closed: end_stream,
+                reset: false,
+                blocks: 0,
             };
             st.streams.insert(id, stream);
             (id, st.peer_max_frame)
@@ -515,11 +523,16 @@ impl Conn {
                 if self.is_idle(&st, h.stream) {
                     return protocol("RST_STREAM on an idle stream");
                 }
-                if let Some(s) = st.streams.get_mut(&h.stream) {
-                    s.events.push_back(Event::Reset(code));
-                    s.remote_closed = true;
-                    s.local_closed = true;
-                    self.changed.notify_all();
+                match st.streams.get_mut(&h.stream) {
+                    // One reset is news; more are noise the queue must not hold.
+                    Some(s) if !s.reset => {
+                        s.events.push_back(Event::Reset(code));
+                        s.remote_closed = true;
+                        s.local_closed = true;
+                        s.reset = true;
+                        self.changed.notify_all();
+                    }
+                    _ => {}
                 }
                 Ok(())
             }
@@ -600,7 +613,8 @@ impl Conn {
                     "DATA on an idle stream".into(),
                 ))
             }
-            None => {} // closed: in flight when we reset it
+            None => {}               // closed: in flight when we reset it
+            Some(s) if s.reset => {} // likewise
             Some(s) if s.remote_closed => reset = Some(ErrorCode::StreamClosed),
             Some(s) => {
                 if s.recv.receive(p.len()).is_err() {
@@ -610,11 +624,18 @@ impl Conn {
                     // now; the data as it is read.
                     let pad = p.len() - range.len();
                     pad_update = s.recv.release(pad).filter(|_| !end);
-                    if !range.is_empty() || end {
-                        s.events.push_back(Event::Data {
+                    // Small frames join the data still unread, so the
+                    // queue holds bytes, not one event per frame.
+                    match s.events.back_mut() {
+                        Some(Event::Data { data, end: e }) if !*e => {
+                            data.extend_from_slice(&p[range]);
+                            *e = end;
+                        }
+                        _ if !range.is_empty() || end => s.events.push_back(Event::Data {
                             data: p[range].to_vec(),
                             end,
-                        });
+                        }),
+                        _ => {}
                     }
                     s.remote_closed |= end;
                     self.changed.notify_all();
@@ -640,11 +661,17 @@ impl Conn {
     fn reset_stream(&self, id: u32, code: ErrorCode) {
         {
             let mut st = lock(&self.st);
-            if let Some(s) = st.streams.get_mut(&id) {
-                s.events.push_back(Event::Reset(code as u32));
-                s.remote_closed = true;
-                s.local_closed = true;
-                self.changed.notify_all();
+            match st.streams.get_mut(&id) {
+                // Reset already: the peer was told, the reader too.
+                Some(s) if s.reset => return,
+                Some(s) => {
+                    s.events.push_back(Event::Reset(code as u32));
+                    s.remote_closed = true;
+                    s.local_closed = true;
+                    s.reset = true;
+                    self.changed.notify_all();
+                }
+                None => {}
             }
         }
         let _ = self.write(|_, b| frame::put_rst(b, id, code));
@@ -686,18 +713,36 @@ impl Conn {
             })?;
         let mut st = lock(&self.st);
         if let Some(s) = st.streams.get_mut(&id) {
-            if s.remote_closed {
+            let violation = if s.reset {
+                return Ok(()); // in flight when the stream was reset
+            } else if s.remote_closed {
+                Some(ErrorCode::StreamClosed)
+            } else if s.blocks >= 1 && !end {
+                // After the opening block only trailers may come, and
+                // they end the stream (RFC 9113 §8.1).
+                Some(ErrorCode::Protocol)
+            } else {
+                None
+            };
+            if let Some(code) = violation {
                 drop(st);
-                self.reset_stream(id, ErrorCode::StreamClosed);
+                self.reset_stream(id, code);
                 return Ok(());
             }
+            s.blocks += 1;
             s.events.push_back(Event::Headers { fields, end });
             s.remote_closed |= end;
             self.changed.notify_all();
             return Ok(());
         }
         if !self.is_idle(&st, id) {
-            return Ok(()); // closed: in flight when we reset it
+            // A stream gone from our table is closed (RFC 9113 §5.1:
+            // STREAM_CLOSED). The frame may have crossed our own reset,
+            // and an extra RST_STREAM is harmless to a peer that already
+            // saw one.
+            drop(st);
+            let _ = self.write(|_, b| frame::put_rst(b, id, ErrorCode::StreamClosed));
+            return Ok(());
         }
         if !self.peer_initiated(id) || self.role == Role::Client {
             return Err(ConnError(
@@ -724,6 +769,8 @@ impl Conn {
             events,
             remote_closed: end,
             local_closed: false,
+            reset: false,
+            blocks: 1,
         };
         st.streams.insert(id, stream);
         drop(st);
