@@ -268,12 +268,15 @@ impl Shared {
     }
 
     fn serve_call(&self, stream: StreamRef) {
-        let Some(Event::Headers { fields, .. }) = stream.next(Some(Instant::now())) else {
+        let Some(Event::Headers { fields, end }) = stream.next(Some(Instant::now())) else {
             return;
         };
+        // Headers that end the stream: no message will come, say so now.
+        let mut reader = MessageReader::after_headers();
+        reader.ended = end;
         let call = Call {
             stream,
-            reader: Mutex::new(MessageReader::after_headers()),
+            reader: Mutex::new(reader),
             headers_sent: AtomicBool::new(false),
             deadline: header(&fields, "grpc-timeout")
                 .and_then(super::parse_timeout)
@@ -353,8 +356,11 @@ fn check_request(fields: &[HeaderField]) -> Result<&str, Reject> {
     if header(fields, ":method") != Some(b"POST") {
         return Err(Reject::Http(405));
     }
-    let grpc_type =
-        header(fields, "content-type").is_some_and(|t| t.starts_with(b"application/grpc"));
+    // "application/grpc", alone or with a subtype (+proto) or parameters.
+    let grpc_type = header(fields, "content-type").is_some_and(|t| {
+        t.strip_prefix(b"application/grpc")
+            .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+    });
     if !grpc_type {
         return Err(Reject::Http(415));
     }
