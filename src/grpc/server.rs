@@ -23,6 +23,8 @@ const HANDLER_STACK: usize = 1 << 20;
 const READER_STACK: usize = 128 << 10;
 /// Calls in flight over all connections before new streams are refused.
 const MAX_IN_FLIGHT: usize = 1024;
+/// Calls one connection may have in flight (SETTINGS_MAX_CONCURRENT_STREAMS).
+const MAX_STREAMS_PER_CONN: u32 = 32;
 /// How long a call may take to send its (first) request message.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection with no call for this long is closed (GOAWAY NO_ERROR).
@@ -82,6 +84,8 @@ impl Server {
             services: Vec::new(),
             allow_uid: None,
             limits: Limits {
+                // Each stream holds a thread: a client needs a few.
+                max_streams: MAX_STREAMS_PER_CONN,
                 idle_timeout: Some(IDLE_TIMEOUT),
                 ..Limits::default()
             },

@@ -17,6 +17,13 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// Resets from the peer a connection takes per [`PEER_RESET_WINDOW`]
+/// before it ends with ENHANCE_YOUR_CALM: opening and resetting streams
+/// at once costs the peer nothing and us a handler each (the "rapid
+/// reset" attack, CVE-2023-44487).
+pub const PEER_RESETS: usize = 200;
+pub const PEER_RESET_WINDOW: Duration = Duration::from_secs(10);
+
 /// Which end of the connection we are: it decides stream-id parity and
 /// who sends the preface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +129,11 @@ struct State {
     peer_goaway: Option<u32>,
     /// Set once the connection is over: why.
     dead: Option<String>,
+    /// When a stream last opened or closed: a connection without streams
+    /// is idle from then on, whatever else (PINGs) the peer sends.
     last_activity: Instant,
+    /// When the peer reset streams lately (at most PEER_RESETS kept).
+    peer_resets: VecDeque<Instant>,
 }
 
 struct Out {
@@ -182,6 +193,7 @@ impl Conn {
                 peer_goaway: None,
                 dead: None,
                 last_activity: Instant::now(),
+                peer_resets: VecDeque::new(),
             }),
             changed: Condvar::new(),
             sock,
@@ -300,6 +312,7 @@ impl Conn {
                 blocks: 0,
             };
             st.streams.insert(id, stream);
+            st.last_activity = Instant::now();
             (id, st.peer_max_frame)
         };
         let Out { enc, buf } = &mut *out;
@@ -375,6 +388,11 @@ impl Conn {
             } else {
                 None
             };
+            // Frames that open no stream (PINGs) do not keep it alive.
+            if timeout.is_none() && self.idle_for_too_long() {
+                self.go_away(ErrorCode::NoError, "idle");
+                return Ok("idle".into());
+            }
             let Some(h) = self.read_frame(r, timeout)? else {
                 return Ok("peer closed".into());
             };
@@ -393,11 +411,23 @@ impl Conn {
     }
 
     /// Read up to `buf.len()` bytes, all of them unless the peer closes:
-    /// the count read. `timeout` bounds each wait.
+    /// the count read. `timeout` bounds the whole read, not each wait: a
+    /// peer sending a byte now and then cannot stretch it.
     fn fill(&self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
-        self.sock.set_read_timeout(timeout)?;
+        self.fill_by(buf, timeout.map(|t| Instant::now() + t))
+    }
+
+    fn fill_by(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
         let mut n = 0;
         while n < buf.len() {
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(io::ErrorKind::TimedOut.into()),
+                },
+            };
+            self.sock.set_read_timeout(left)?;
             match (&self.sock).read(&mut buf[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
@@ -441,9 +471,10 @@ impl Conn {
                 Err(e) => return Err(ConnError(ErrorCode::Internal, format!("read: {e}"))),
             }
         };
-        let slow = Some(self.limits.frame_timeout);
+        // The rest of the frame, head and payload, within one deadline.
+        let slow = Some(Instant::now() + self.limits.frame_timeout);
         let cut = |what: &str| ConnError(ErrorCode::FrameSize, format!("truncated frame {what}"));
-        match self.fill(&mut head[got..], slow) {
+        match self.fill_by(&mut head[got..], slow) {
             Ok(n) if n == HEADER_LEN - got => {}
             Ok(_) => return Err(cut("header")),
             Err(e) if is_timeout(&e) => return Err(cut("header (too slow)")),
@@ -461,13 +492,12 @@ impl Conn {
             ));
         }
         r.payload.resize(h.len, 0);
-        match self.fill(&mut r.payload, slow) {
+        match self.fill_by(&mut r.payload, slow) {
             Ok(n) if n == h.len => {}
             Ok(_) => return Err(cut("payload")),
             Err(e) if is_timeout(&e) => return Err(cut("payload (too slow)")),
             Err(e) => return Err(ConnError(ErrorCode::Internal, format!("read: {e}"))),
         }
-        lock(&self.st).last_activity = Instant::now();
         Ok(Some(h))
     }
 
@@ -523,6 +553,21 @@ impl Conn {
                 if self.is_idle(&st, h.stream) {
                     return protocol("RST_STREAM on an idle stream");
                 }
+                let now = Instant::now();
+                let resets = &mut st.peer_resets;
+                while resets
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > PEER_RESET_WINDOW)
+                {
+                    resets.pop_front();
+                }
+                if resets.len() >= PEER_RESETS {
+                    return Err(ConnError(
+                        ErrorCode::EnhanceYourCalm,
+                        format!("over {PEER_RESETS} stream resets in {PEER_RESET_WINDOW:?}"),
+                    ));
+                }
+                resets.push_back(now);
                 match st.streams.get_mut(&h.stream) {
                     // One reset is news; more are noise the queue must not hold.
                     Some(s) if !s.reset => {
@@ -773,6 +818,7 @@ impl Conn {
             blocks: 1,
         };
         st.streams.insert(id, stream);
+        st.last_activity = Instant::now();
         drop(st);
         // A stream the callback refuses is dropped, which resets it.
         let _taken = on_stream(StreamRef {
@@ -1043,6 +1089,7 @@ impl Drop for StreamRef {
         let rst = {
             let mut st = lock(&c.st);
             let removed = st.streams.remove(&self.id);
+            st.last_activity = Instant::now();
             c.changed.notify_all();
             match removed {
                 _ if st.dead.is_some() => None,

@@ -352,7 +352,8 @@ fn resets_and_data_after_the_end_queue_one_reset() {
         false,
         16384,
     );
-    for _ in 0..3000 {
+    // Fewer than PEER_RESETS: this is about the queue, not the flood.
+    for _ in 0..PEER_RESETS - 50 {
         put(&mut o, RST_STREAM, 0, 3, &8u32.to_be_bytes());
     }
     send_and_sync(&s, &o);
@@ -409,4 +410,83 @@ fn headers_on_a_closed_lower_stream_get_stream_closed() {
     let (h, p) = expect_frame(&s, RST_STREAM);
     assert_eq!(h.stream, 1);
     assert_eq!(parse_u32(&p, "").unwrap(), ErrorCode::StreamClosed as u32);
+}
+
+#[test]
+fn a_rapid_reset_flood_ends_the_connection() {
+    let (s, _streams) = raw_server(Limits::default());
+    let mut o = Vec::new();
+    let block = headers_block(&[(b":path", b"/x")]);
+    for i in 0..(PEER_RESETS as u32 + 50) {
+        let id = 2 * i + 1;
+        put_headers(&mut o, id, &block, false, 16384);
+        put(&mut o, RST_STREAM, 0, id, &8u32.to_be_bytes());
+    }
+    let _ = (&s).write_all(&o);
+    let (_, p) = expect_frame(&s, GOAWAY);
+    assert_eq!(
+        parse_goaway(&p).unwrap().1,
+        ErrorCode::EnhanceYourCalm as u32
+    );
+}
+
+/// Write `bytes` one at a time, `gap` apart, until done or the peer closes.
+fn drip(s: &UnixStream, bytes: Vec<u8>, gap: Duration) -> std::thread::JoinHandle<()> {
+    let s = s.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for chunk in bytes.chunks(1) {
+            if (&s).write_all(chunk).is_err() {
+                return;
+            }
+            std::thread::sleep(gap);
+        }
+    })
+}
+
+#[test]
+fn a_frame_dripped_byte_by_byte_times_out_as_a_whole() {
+    let (s, _streams) = raw_server(Limits {
+        frame_timeout: Duration::from_millis(800),
+        ..Limits::default()
+    });
+    let mut o = Vec::new();
+    put(&mut o, PING, 0, 0, b"12345678");
+    let t = Instant::now();
+    let dripper = drip(&s, o, Duration::from_millis(300));
+    let (_, p) = expect_frame(&s, GOAWAY);
+    assert_eq!(parse_goaway(&p).unwrap().1, ErrorCode::FrameSize as u32);
+    // 17 bytes at 300 ms would take 5 s; the frame's own deadline is 0.8 s.
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    dripper.join().unwrap();
+}
+
+#[test]
+fn pings_do_not_keep_a_connection_without_streams_open() {
+    let (s, _streams) = raw_server(Limits {
+        idle_timeout: Some(Duration::from_millis(800)),
+        ..Limits::default()
+    });
+    let t = Instant::now();
+    let mut o = Vec::new();
+    for _ in 0..20 {
+        put(&mut o, PING, 0, 0, b"12345678");
+    }
+    // One PING every 250 ms for 5 s.
+    let pinger = {
+        let s = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for f in o.chunks(HEADER_LEN + 8) {
+                if (&s).write_all(f).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let (_, p) = expect_frame(&s, GOAWAY);
+    assert_eq!(parse_goaway(&p).unwrap().1, ErrorCode::NoError as u32);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    pinger.join().unwrap();
 }
