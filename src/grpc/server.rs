@@ -164,29 +164,16 @@ impl Server {
             if fds[0].revents().is_empty() {
                 continue;
             }
-            loop {
-                let sock = match listener.accept() {
-                    Ok((s, _)) => s,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                    Err(e) => match e.raw_os_error() {
-                        // Out of fds or memory: serve what we have, retry later.
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                            std::thread::sleep(Duration::from_millis(50));
-                            break;
-                        }
-                        _ => return Err(e),
-                    },
-                };
-                let allowed = match self.allow_uid {
-                    None => true,
-                    Some(uid) => peer_cred(&sock).is_ok_and(|(u, _)| u == uid),
-                };
-                if allowed {
-                    state.start_connection(sock);
-                }
-            }
+            let allowed = |sock: &UnixStream| match self.allow_uid {
+                None => true,
+                Some(uid) => peer_cred(sock).is_ok_and(|(u, _)| u == uid),
+            };
+            crate::ttrpc::accept_pending(
+                listener,
+                &allowed,
+                &|| lock(&state.counts).readers,
+                &mut |sock| state.start_connection(sock),
+            )?;
         }
         Ok(())
     }

@@ -230,3 +230,23 @@ fn only_grpc_content_types_are_taken() {
         conn.close();
     }
 }
+
+#[test]
+fn connections_over_the_cap_are_closed_at_accept() {
+    use std::io::Read;
+    let s = serve();
+    let held: Vec<_> = (0..crate::ttrpc::MAX_CONNECTIONS)
+        .map(|_| crate::ttrpc::connect_stream(&s.path).unwrap())
+        .collect();
+    // Each held connection got the server's SETTINGS: all are accepted.
+    for c in &held {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!((&*c).read(&mut b).unwrap(), 1);
+    }
+    let over = crate::ttrpc::connect_stream(&s.path).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 64];
+    assert_eq!((&over).read(&mut b).unwrap(), 0, "closed without a word");
+    drop(held);
+}
