@@ -178,7 +178,17 @@ fn debian_ctr_events_streams_an_event_published_over_ttrpc() {
     let d = Daemon::new();
     let c = d.client();
     let pid = d.child.as_ref().unwrap().id();
-    let threads = || fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    // Only the gRPC call threads: other threads (readers, timers) come
+    // and go on their own.
+    let threads = || {
+        fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|t| {
+                fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "grpc-call")
+            })
+            .count()
+    };
     // Both servers up and the ttrpc client's connection served: the
     // baseline before anyone subscribes.
     call::<_, Empty>(
