@@ -52,7 +52,7 @@ pub(crate) struct MessageReader {
     pub http_status: Option<Vec<u8>>,
     /// The block that ended the stream (the trailers), if one did.
     pub trailers: Option<Vec<HeaderField>>,
-    ended: bool,
+    pub(crate) ended: bool,
 }
 
 impl MessageReader {

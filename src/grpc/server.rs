@@ -23,6 +23,8 @@ const HANDLER_STACK: usize = 1 << 20;
 const READER_STACK: usize = 128 << 10;
 /// Calls in flight over all connections before new streams are refused.
 const MAX_IN_FLIGHT: usize = 1024;
+/// Calls one connection may have in flight (SETTINGS_MAX_CONCURRENT_STREAMS).
+const MAX_STREAMS_PER_CONN: u32 = 32;
 /// How long a call may take to send its (first) request message.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection with no call for this long is closed (GOAWAY NO_ERROR).
@@ -82,6 +84,8 @@ impl Server {
             services: Vec::new(),
             allow_uid: None,
             limits: Limits {
+                // Each stream holds a thread: a client needs a few.
+                max_streams: MAX_STREAMS_PER_CONN,
                 idle_timeout: Some(IDLE_TIMEOUT),
                 ..Limits::default()
             },
@@ -160,29 +164,16 @@ impl Server {
             if fds[0].revents().is_empty() {
                 continue;
             }
-            loop {
-                let sock = match listener.accept() {
-                    Ok((s, _)) => s,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                    Err(e) => match e.raw_os_error() {
-                        // Out of fds or memory: serve what we have, retry later.
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                            std::thread::sleep(Duration::from_millis(50));
-                            break;
-                        }
-                        _ => return Err(e),
-                    },
-                };
-                let allowed = match self.allow_uid {
-                    None => true,
-                    Some(uid) => peer_cred(&sock).is_ok_and(|(u, _)| u == uid),
-                };
-                if allowed {
-                    state.start_connection(sock);
-                }
-            }
+            let allowed = |sock: &UnixStream| match self.allow_uid {
+                None => true,
+                Some(uid) => peer_cred(sock).is_ok_and(|(u, _)| u == uid),
+            };
+            crate::ttrpc::accept_pending(
+                listener,
+                &allowed,
+                &|| lock(&state.counts).readers,
+                &mut |sock| state.start_connection(sock),
+            )?;
         }
         Ok(())
     }
@@ -268,12 +259,15 @@ impl Shared {
     }
 
     fn serve_call(&self, stream: StreamRef) {
-        let Some(Event::Headers { fields, .. }) = stream.next(Some(Instant::now())) else {
+        let Some(Event::Headers { fields, end }) = stream.next(Some(Instant::now())) else {
             return;
         };
+        // Headers that end the stream: no message will come, say so now.
+        let mut reader = MessageReader::after_headers();
+        reader.ended = end;
         let call = Call {
             stream,
-            reader: Mutex::new(MessageReader::after_headers()),
+            reader: Mutex::new(reader),
             headers_sent: AtomicBool::new(false),
             deadline: header(&fields, "grpc-timeout")
                 .and_then(super::parse_timeout)
@@ -344,8 +338,11 @@ fn check_request(fields: &[HeaderField]) -> Result<&str, Reject> {
     if header(fields, ":method") != Some(b"POST") {
         return Err(Reject::Http(405));
     }
-    let grpc_type =
-        header(fields, "content-type").is_some_and(|t| t.starts_with(b"application/grpc"));
+    // "application/grpc", alone or with a subtype (+proto) or parameters.
+    let grpc_type = header(fields, "content-type").is_some_and(|t| {
+        t.strip_prefix(b"application/grpc")
+            .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+    });
     if !grpc_type {
         return Err(Reject::Http(415));
     }

@@ -174,3 +174,79 @@ fn a_message_declared_over_the_limit_is_refused() {
     assert_eq!(e.code, Code::ResourceExhausted, "{e}");
     conn.close();
 }
+
+/// A raw client stream to `s` with these request headers.
+fn raw_call(s: &Served, content_type: &[u8], end: bool) -> (Arc<Conn>, crate::h2::StreamRef) {
+    let sock = crate::ttrpc::connect_stream(&s.path).unwrap();
+    let conn = Conn::open(sock, Role::Client, Limits::default()).unwrap();
+    let reader = conn.clone();
+    std::thread::spawn(move || reader.run_reader(&mut |_| false));
+    let stream = conn
+        .open_stream(
+            &[
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", b"/test.Echo/Echo"),
+                (b"content-type", content_type),
+            ],
+            end,
+        )
+        .unwrap();
+    (conn, stream)
+}
+
+#[test]
+fn a_request_ended_with_its_headers_fails_at_once() {
+    let s = serve();
+    let (conn, stream) = raw_call(&s, b"application/grpc", true);
+    let t = std::time::Instant::now();
+    let mut r = MessageReader::before_headers();
+    let deadline = Some(t + Duration::from_secs(10));
+    while r.next(&stream, deadline).unwrap().is_some() {}
+    let e = status_of(r.trailers.as_deref().unwrap()).unwrap_err();
+    assert_eq!(e.code, Code::Internal, "{e}");
+    assert!(e.message.contains("no request message"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    conn.close();
+}
+
+#[test]
+fn only_grpc_content_types_are_taken() {
+    let s = serve();
+    for (ct, ok) in [
+        (&b"application/grpc"[..], true),
+        (b"application/grpc+proto", true),
+        (b"application/grpc; charset=x", true),
+        (b"application/grpcx", false),
+        (b"application/grpc-web", false),
+    ] {
+        let (conn, stream) = raw_call(&s, ct, true);
+        let mut r = MessageReader::before_headers();
+        let deadline = Some(std::time::Instant::now() + Duration::from_secs(10));
+        while r.next(&stream, deadline).unwrap().is_some() {}
+        let status = r.http_status.clone().unwrap();
+        let want: &[u8] = if ok { b"200" } else { b"415" };
+        assert_eq!(status, want, "{}", String::from_utf8_lossy(ct));
+        conn.close();
+    }
+}
+
+#[test]
+fn connections_over_the_cap_are_closed_at_accept() {
+    use std::io::Read;
+    let s = serve();
+    let held: Vec<_> = (0..crate::ttrpc::MAX_CONNECTIONS)
+        .map(|_| crate::ttrpc::connect_stream(&s.path).unwrap())
+        .collect();
+    // Each held connection got the server's SETTINGS: all are accepted.
+    for c in &held {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!((&*c).read(&mut b).unwrap(), 1);
+    }
+    let over = crate::ttrpc::connect_stream(&s.path).unwrap();
+    over.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 64];
+    assert_eq!((&over).read(&mut b).unwrap(), 0, "closed without a word");
+    drop(held);
+}

@@ -17,6 +17,13 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// Resets from the peer a connection takes per [`PEER_RESET_WINDOW`]
+/// before it ends with ENHANCE_YOUR_CALM: opening and resetting streams
+/// at once costs the peer nothing and us a handler each (the "rapid
+/// reset" attack, CVE-2023-44487).
+pub const PEER_RESETS: usize = 200;
+pub const PEER_RESET_WINDOW: Duration = Duration::from_secs(10);
+
 /// Which end of the connection we are: it decides stream-id parity and
 /// who sends the preface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +105,12 @@ struct Stream {
     remote_closed: bool,
     /// We ended our side, or the stream was reset.
     local_closed: bool,
+    /// Reset by either side: the reader was told once, and whatever the
+    /// peer still sends on it is dropped.
+    reset: bool,
+    /// Header blocks received: the first opens (request or response
+    /// headers), a second must end the stream (trailers, RFC 9113 §8.1).
+    blocks: u8,
 }
 
 struct State {
@@ -116,7 +129,11 @@ struct State {
     peer_goaway: Option<u32>,
     /// Set once the connection is over: why.
     dead: Option<String>,
+    /// When a stream last opened or closed: a connection without streams
+    /// is idle from then on, whatever else (PINGs) the peer sends.
     last_activity: Instant,
+    /// When the peer reset streams lately (at most PEER_RESETS kept).
+    peer_resets: VecDeque<Instant>,
 }
 
 struct Out {
@@ -176,6 +193,7 @@ impl Conn {
                 peer_goaway: None,
                 dead: None,
                 last_activity: Instant::now(),
+                peer_resets: VecDeque::new(),
             }),
             changed: Condvar::new(),
             sock,
@@ -290,8 +308,11 @@ impl Conn {
                 events: VecDeque::new(),
                 remote_closed: false,
                 local_closed: end_stream,
+                reset: false,
+                blocks: 0,
             };
             st.streams.insert(id, stream);
+            st.last_activity = Instant::now();
             (id, st.peer_max_frame)
         };
         let Out { enc, buf } = &mut *out;
@@ -367,6 +388,11 @@ impl Conn {
             } else {
                 None
             };
+            // Frames that open no stream (PINGs) do not keep it alive.
+            if timeout.is_none() && self.idle_for_too_long() {
+                self.go_away(ErrorCode::NoError, "idle");
+                return Ok("idle".into());
+            }
             let Some(h) = self.read_frame(r, timeout)? else {
                 return Ok("peer closed".into());
             };
@@ -385,11 +411,23 @@ impl Conn {
     }
 
     /// Read up to `buf.len()` bytes, all of them unless the peer closes:
-    /// the count read. `timeout` bounds each wait.
+    /// the count read. `timeout` bounds the whole read, not each wait: a
+    /// peer sending a byte now and then cannot stretch it.
     fn fill(&self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
-        self.sock.set_read_timeout(timeout)?;
+        self.fill_by(buf, timeout.map(|t| Instant::now() + t))
+    }
+
+    fn fill_by(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
         let mut n = 0;
         while n < buf.len() {
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(io::ErrorKind::TimedOut.into()),
+                },
+            };
+            self.sock.set_read_timeout(left)?;
             match (&self.sock).read(&mut buf[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
@@ -433,9 +471,10 @@ impl Conn {
                 Err(e) => return Err(ConnError(ErrorCode::Internal, format!("read: {e}"))),
             }
         };
-        let slow = Some(self.limits.frame_timeout);
+        // The rest of the frame, head and payload, within one deadline.
+        let slow = Some(Instant::now() + self.limits.frame_timeout);
         let cut = |what: &str| ConnError(ErrorCode::FrameSize, format!("truncated frame {what}"));
-        match self.fill(&mut head[got..], slow) {
+        match self.fill_by(&mut head[got..], slow) {
             Ok(n) if n == HEADER_LEN - got => {}
             Ok(_) => return Err(cut("header")),
             Err(e) if is_timeout(&e) => return Err(cut("header (too slow)")),
@@ -453,13 +492,12 @@ impl Conn {
             ));
         }
         r.payload.resize(h.len, 0);
-        match self.fill(&mut r.payload, slow) {
+        match self.fill_by(&mut r.payload, slow) {
             Ok(n) if n == h.len => {}
             Ok(_) => return Err(cut("payload")),
             Err(e) if is_timeout(&e) => return Err(cut("payload (too slow)")),
             Err(e) => return Err(ConnError(ErrorCode::Internal, format!("read: {e}"))),
         }
-        lock(&self.st).last_activity = Instant::now();
         Ok(Some(h))
     }
 
@@ -515,11 +553,31 @@ impl Conn {
                 if self.is_idle(&st, h.stream) {
                     return protocol("RST_STREAM on an idle stream");
                 }
-                if let Some(s) = st.streams.get_mut(&h.stream) {
-                    s.events.push_back(Event::Reset(code));
-                    s.remote_closed = true;
-                    s.local_closed = true;
-                    self.changed.notify_all();
+                let now = Instant::now();
+                let resets = &mut st.peer_resets;
+                while resets
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > PEER_RESET_WINDOW)
+                {
+                    resets.pop_front();
+                }
+                if resets.len() >= PEER_RESETS {
+                    return Err(ConnError(
+                        ErrorCode::EnhanceYourCalm,
+                        format!("over {PEER_RESETS} stream resets in {PEER_RESET_WINDOW:?}"),
+                    ));
+                }
+                resets.push_back(now);
+                match st.streams.get_mut(&h.stream) {
+                    // One reset is news; more are noise the queue must not hold.
+                    Some(s) if !s.reset => {
+                        s.events.push_back(Event::Reset(code));
+                        s.remote_closed = true;
+                        s.local_closed = true;
+                        s.reset = true;
+                        self.changed.notify_all();
+                    }
+                    _ => {}
                 }
                 Ok(())
             }
@@ -600,7 +658,8 @@ impl Conn {
                     "DATA on an idle stream".into(),
                 ))
             }
-            None => {} // closed: in flight when we reset it
+            None => {}               // closed: in flight when we reset it
+            Some(s) if s.reset => {} // likewise
             Some(s) if s.remote_closed => reset = Some(ErrorCode::StreamClosed),
             Some(s) => {
                 if s.recv.receive(p.len()).is_err() {
@@ -610,11 +669,18 @@ impl Conn {
                     // now; the data as it is read.
                     let pad = p.len() - range.len();
                     pad_update = s.recv.release(pad).filter(|_| !end);
-                    if !range.is_empty() || end {
-                        s.events.push_back(Event::Data {
+                    // Small frames join the data still unread, so the
+                    // queue holds bytes, not one event per frame.
+                    match s.events.back_mut() {
+                        Some(Event::Data { data, end: e }) if !*e => {
+                            data.extend_from_slice(&p[range]);
+                            *e = end;
+                        }
+                        _ if !range.is_empty() || end => s.events.push_back(Event::Data {
                             data: p[range].to_vec(),
                             end,
-                        });
+                        }),
+                        _ => {}
                     }
                     s.remote_closed |= end;
                     self.changed.notify_all();
@@ -640,11 +706,17 @@ impl Conn {
     fn reset_stream(&self, id: u32, code: ErrorCode) {
         {
             let mut st = lock(&self.st);
-            if let Some(s) = st.streams.get_mut(&id) {
-                s.events.push_back(Event::Reset(code as u32));
-                s.remote_closed = true;
-                s.local_closed = true;
-                self.changed.notify_all();
+            match st.streams.get_mut(&id) {
+                // Reset already: the peer was told, the reader too.
+                Some(s) if s.reset => return,
+                Some(s) => {
+                    s.events.push_back(Event::Reset(code as u32));
+                    s.remote_closed = true;
+                    s.local_closed = true;
+                    s.reset = true;
+                    self.changed.notify_all();
+                }
+                None => {}
             }
         }
         let _ = self.write(|_, b| frame::put_rst(b, id, code));
@@ -686,18 +758,36 @@ impl Conn {
             })?;
         let mut st = lock(&self.st);
         if let Some(s) = st.streams.get_mut(&id) {
-            if s.remote_closed {
+            let violation = if s.reset {
+                return Ok(()); // in flight when the stream was reset
+            } else if s.remote_closed {
+                Some(ErrorCode::StreamClosed)
+            } else if s.blocks >= 1 && !end {
+                // After the opening block only trailers may come, and
+                // they end the stream (RFC 9113 §8.1).
+                Some(ErrorCode::Protocol)
+            } else {
+                None
+            };
+            if let Some(code) = violation {
                 drop(st);
-                self.reset_stream(id, ErrorCode::StreamClosed);
+                self.reset_stream(id, code);
                 return Ok(());
             }
+            s.blocks += 1;
             s.events.push_back(Event::Headers { fields, end });
             s.remote_closed |= end;
             self.changed.notify_all();
             return Ok(());
         }
         if !self.is_idle(&st, id) {
-            return Ok(()); // closed: in flight when we reset it
+            // A stream gone from our table is closed (RFC 9113 §5.1:
+            // STREAM_CLOSED). The frame may have crossed our own reset,
+            // and an extra RST_STREAM is harmless to a peer that already
+            // saw one.
+            drop(st);
+            let _ = self.write(|_, b| frame::put_rst(b, id, ErrorCode::StreamClosed));
+            return Ok(());
         }
         if !self.peer_initiated(id) || self.role == Role::Client {
             return Err(ConnError(
@@ -724,8 +814,11 @@ impl Conn {
             events,
             remote_closed: end,
             local_closed: false,
+            reset: false,
+            blocks: 1,
         };
         st.streams.insert(id, stream);
+        st.last_activity = Instant::now();
         drop(st);
         // A stream the callback refuses is dropped, which resets it.
         let _taken = on_stream(StreamRef {
@@ -996,6 +1089,7 @@ impl Drop for StreamRef {
         let rst = {
             let mut st = lock(&c.st);
             let removed = st.streams.remove(&self.id);
+            st.last_activity = Instant::now();
             c.changed.notify_all();
             match removed {
                 _ if st.dead.is_some() => None,

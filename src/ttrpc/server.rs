@@ -233,27 +233,12 @@ impl Server {
 
     /// Accept what is pending on the (non-blocking) listener.
     fn accept_all(&self, listener: &UnixListener, state: &Arc<State>) -> io::Result<()> {
-        loop {
-            let stream = match listener.accept() {
-                Ok((s, _)) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => match e.raw_os_error() {
-                    // Out of fds or memory: keep serving the connections we
-                    // have and retry later instead of spinning.
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        std::thread::sleep(Duration::from_millis(50));
-                        return Ok(());
-                    }
-                    _ => return Err(e),
-                },
-            };
-            if !self.peer_allowed(&stream) {
-                continue; // dropped: closed at once
-            }
-            state.start_connection(stream);
-        }
+        accept_pending(
+            listener,
+            &|s| self.peer_allowed(s),
+            &|| lock(&state.counts).readers,
+            &mut |s| state.start_connection(s),
+        )
     }
 
     fn peer_allowed(&self, stream: &UnixStream) -> bool {
@@ -715,5 +700,41 @@ impl Drop for Reader {
     fn drop(&mut self) {
         lock(&self.0.counts).readers -= 1;
         self.0.changed.notify_all();
+    }
+}
+
+/// Connections a server keeps at once (each holds a reader thread); more
+/// are closed as they are accepted.
+pub(crate) const MAX_CONNECTIONS: usize = 128;
+
+/// Accept what is pending on a non-blocking `listener` (the ttrpc and the
+/// gRPC servers share this): a peer `allowed` refuses, or one over
+/// [`MAX_CONNECTIONS`] `live`, is closed at once; the others go to
+/// `start`. Out of fds or memory, it waits a little and returns so the
+/// caller keeps serving what it has instead of spinning.
+pub(crate) fn accept_pending(
+    listener: &UnixListener,
+    allowed: &dyn Fn(&UnixStream) -> bool,
+    live: &dyn Fn() -> usize,
+    start: &mut dyn FnMut(UnixStream),
+) -> io::Result<()> {
+    loop {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    return Ok(());
+                }
+                _ => return Err(e),
+            },
+        };
+        if live() >= MAX_CONNECTIONS || !allowed(&stream) {
+            continue; // dropped: closed at once
+        }
+        start(stream);
     }
 }

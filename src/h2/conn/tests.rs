@@ -281,3 +281,212 @@ fn a_garbage_preface_and_a_continuation_flood_close_the_connection() {
         ErrorCode::EnhanceYourCalm as u32
     );
 }
+
+/// Events waiting on the server's side of `stream`.
+fn queued(srv: &StreamRef) -> usize {
+    lock(&srv.conn.st)
+        .streams
+        .get(&srv.id)
+        .map_or(0, |s| s.events.len())
+}
+
+/// Send `bytes` then a PING and wait for its ACK: everything before the
+/// PING has been applied by then. The frames the server sent before.
+fn send_and_sync(s: &UnixStream, bytes: &[u8]) -> Vec<(Head, Vec<u8>)> {
+    let mut o = bytes.to_vec();
+    put(&mut o, PING, 0, 0, b"syncsync");
+    (&*s).write_all(&o).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let mut h = [0u8; HEADER_LEN];
+        (&*s).read_exact(&mut h).expect("a frame");
+        let h = Head::parse(&h);
+        let mut p = vec![0; h.len];
+        (&*s).read_exact(&mut p).unwrap();
+        if h.kind == PING && h.has(FLAG_ACK) && p == b"syncsync" {
+            return seen;
+        }
+        seen.push((h, p));
+    }
+}
+
+#[test]
+fn a_headers_flood_on_an_open_stream_queues_at_most_the_trailers() {
+    let (s, streams) = raw_server(Limits::default());
+    let mut o = Vec::new();
+    put_headers(
+        &mut o,
+        1,
+        &headers_block(&[(b":path", b"/x")]),
+        false,
+        16384,
+    );
+    for _ in 0..5000 {
+        put_headers(&mut o, 1, &headers_block(&[(b"x", b"y")]), false, 16384);
+    }
+    let seen = send_and_sync(&s, &o);
+    let srv = streams.recv_timeout(Duration::from_secs(10)).unwrap();
+    // The request headers and the reset the second block caused.
+    assert!(queued(&srv) <= 2, "{} events queued", queued(&srv));
+    let rst: Vec<_> = seen.iter().filter(|(h, _)| h.kind == RST_STREAM).collect();
+    assert_eq!(rst.len(), 1, "one RST_STREAM");
+    assert_eq!(rst[0].0.stream, 1);
+    assert_eq!(
+        parse_u32(&rst[0].1, "").unwrap(),
+        ErrorCode::Protocol as u32
+    );
+}
+
+#[test]
+fn resets_and_data_after_the_end_queue_one_reset() {
+    let (s, streams) = raw_server(Limits::default());
+    let mut o = Vec::new();
+    put_headers(&mut o, 1, &headers_block(&[(b":path", b"/x")]), true, 16384);
+    for _ in 0..3000 {
+        put(&mut o, DATA, 0, 1, b"x");
+    }
+    put_headers(
+        &mut o,
+        3,
+        &headers_block(&[(b":path", b"/x")]),
+        false,
+        16384,
+    );
+    // Fewer than PEER_RESETS: this is about the queue, not the flood.
+    for _ in 0..PEER_RESETS - 50 {
+        put(&mut o, RST_STREAM, 0, 3, &8u32.to_be_bytes());
+    }
+    send_and_sync(&s, &o);
+    let first = streams.recv_timeout(Duration::from_secs(10)).unwrap();
+    let second = streams.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(queued(&first) <= 2, "{} events queued", queued(&first));
+    assert!(queued(&second) <= 2, "{} events queued", queued(&second));
+}
+
+#[test]
+fn small_data_frames_are_coalesced() {
+    let (s, streams) = raw_server(Limits::default());
+    let mut o = Vec::new();
+    put_headers(
+        &mut o,
+        1,
+        &headers_block(&[(b":path", b"/x")]),
+        false,
+        16384,
+    );
+    for _ in 0..10000 {
+        put(&mut o, DATA, 0, 1, b"x");
+    }
+    send_and_sync(&s, &o);
+    let srv = streams.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(queued(&srv) <= 2, "{} events queued", queued(&srv));
+    let _ = srv.next(None); // the headers
+    match srv.next(None) {
+        Some(Event::Data { data, end: false }) => assert_eq!(data.len(), 10000),
+        _ => panic!("expected the data"),
+    }
+}
+
+#[test]
+fn headers_on_a_closed_lower_stream_get_stream_closed() {
+    let (s, streams) = raw_server(Limits::default());
+    let mut o = Vec::new();
+    put_headers(
+        &mut o,
+        3,
+        &headers_block(&[(b":path", b"/x")]),
+        false,
+        16384,
+    );
+    put_headers(
+        &mut o,
+        1,
+        &headers_block(&[(b":path", b"/x")]),
+        false,
+        16384,
+    );
+    (&s).write_all(&o).unwrap();
+    let _srv = streams.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (h, p) = expect_frame(&s, RST_STREAM);
+    assert_eq!(h.stream, 1);
+    assert_eq!(parse_u32(&p, "").unwrap(), ErrorCode::StreamClosed as u32);
+}
+
+#[test]
+fn a_rapid_reset_flood_ends_the_connection() {
+    let (s, _streams) = raw_server(Limits::default());
+    let mut o = Vec::new();
+    let block = headers_block(&[(b":path", b"/x")]);
+    for i in 0..(PEER_RESETS as u32 + 50) {
+        let id = 2 * i + 1;
+        put_headers(&mut o, id, &block, false, 16384);
+        put(&mut o, RST_STREAM, 0, id, &8u32.to_be_bytes());
+    }
+    let _ = (&s).write_all(&o);
+    let (_, p) = expect_frame(&s, GOAWAY);
+    assert_eq!(
+        parse_goaway(&p).unwrap().1,
+        ErrorCode::EnhanceYourCalm as u32
+    );
+}
+
+/// Write `bytes` one at a time, `gap` apart, until done or the peer closes.
+fn drip(s: &UnixStream, bytes: Vec<u8>, gap: Duration) -> std::thread::JoinHandle<()> {
+    let s = s.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for chunk in bytes.chunks(1) {
+            if (&s).write_all(chunk).is_err() {
+                return;
+            }
+            std::thread::sleep(gap);
+        }
+    })
+}
+
+#[test]
+fn a_frame_dripped_byte_by_byte_times_out_as_a_whole() {
+    let (s, _streams) = raw_server(Limits {
+        frame_timeout: Duration::from_millis(800),
+        ..Limits::default()
+    });
+    let mut o = Vec::new();
+    put(&mut o, PING, 0, 0, b"12345678");
+    let t = Instant::now();
+    let dripper = drip(&s, o, Duration::from_millis(300));
+    let (_, p) = expect_frame(&s, GOAWAY);
+    assert_eq!(parse_goaway(&p).unwrap().1, ErrorCode::FrameSize as u32);
+    // 17 bytes at 300 ms would take 5 s; the frame's own deadline is 0.8 s.
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    dripper.join().unwrap();
+}
+
+#[test]
+fn pings_do_not_keep_a_connection_without_streams_open() {
+    let (s, _streams) = raw_server(Limits {
+        idle_timeout: Some(Duration::from_millis(800)),
+        ..Limits::default()
+    });
+    let t = Instant::now();
+    let mut o = Vec::new();
+    for _ in 0..20 {
+        put(&mut o, PING, 0, 0, b"12345678");
+    }
+    // One PING every 250 ms for 5 s.
+    let pinger = {
+        let s = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for f in o.chunks(HEADER_LEN + 8) {
+                if (&s).write_all(f).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let (_, p) = expect_frame(&s, GOAWAY);
+    assert_eq!(parse_goaway(&p).unwrap().1, ErrorCode::NoError as u32);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    pinger.join().unwrap();
+}
