@@ -46,7 +46,8 @@ struct Inner {
 
 struct Subscriber {
     id: u64,
-    filters: Vec<String>,
+    /// Parsed once at Subscribe, matched against every event.
+    filters: crate::filter::AnyOf,
     tx: Sender<Envelope>,
 }
 
@@ -107,7 +108,7 @@ impl Exchange {
 
     /// Subscribe; the start-up events that match come first. Under the
     /// one lock, so none is both replayed and sent, or neither.
-    pub fn subscribe(&self, filters: Vec<String>) -> Subscription<'_> {
+    pub fn subscribe(&self, filters: crate::filter::AnyOf) -> Subscription<'_> {
         let (tx, rx) = channel();
         let mut inner = lock(&self.inner);
         if let Some(early) = inner.early() {
@@ -128,18 +129,15 @@ impl Exchange {
 
 /// containerd's filters (crate::filter) over an event's `topic` and
 /// `namespace`.
-fn matches(filters: &[String], env: &Envelope) -> bool {
+fn matches(filters: &crate::filter::AnyOf, env: &Envelope) -> bool {
     let fields = [
         ("topic", env.topic.as_str()),
         ("namespace", env.namespace.as_str()),
     ];
-    crate::filter::matches_any(
-        filters,
-        &crate::filter::Record {
-            fields: &fields,
-            labels: &Default::default(),
-        },
-    )
+    filters.matches(&crate::filter::Record {
+        fields: &fields,
+        labels: &Default::default(),
+    })
 }
 
 /// Both Events services: the shims' `Forward` and the clients' Publish,
@@ -184,13 +182,13 @@ impl Handler for Events {
             return Err(unknown_method(method));
         }
         let r = SubscribeRequest::decode_req(payload)?;
-        crate::filter::parse_all(&r.filters).map_err(|e| {
+        let filters = crate::filter::parse_all(&r.filters).map_err(|e| {
             Status::new(
                 Code::InvalidArgument,
                 format!("subscription error: failed parsing subscription filters: {e}"),
             )
         })?;
-        let sub = self.0.subscribe(r.filters);
+        let sub = self.0.subscribe(filters);
         // Ends when the client goes away: a send fails, or (no event
         // matching its filters for a while) its stream was cut.
         loop {
@@ -222,7 +220,7 @@ mod tests {
         let x = Exchange::default();
         x.publish(env("/tasks/exit"));
         x.publish(env("/tasks/delete"));
-        let sub = x.subscribe(vec!["topic==/tasks/exit".into()]);
+        let sub = x.subscribe(crate::filter::parse_all(&["topic==/tasks/exit".into()]).unwrap());
         x.publish(env("/tasks/exit"));
         let got: Vec<String> = sub.rx.try_iter().map(|e| e.topic).collect();
         assert_eq!(got, ["/tasks/exit", "/tasks/exit"]);
@@ -231,7 +229,7 @@ mod tests {
     #[test]
     fn a_dropped_subscription_leaves_the_exchange() {
         let x = Exchange::default();
-        let sub = x.subscribe(vec!["topic==/never".into()]);
+        let sub = x.subscribe(crate::filter::parse_all(&["topic==/never".into()]).unwrap());
         assert_eq!(lock(&x.inner).subscribers.len(), 1);
         drop(sub);
         assert!(lock(&x.inner).subscribers.is_empty());

@@ -335,7 +335,7 @@ fn named_class(name: &str) -> Option<&'static [(char, char)]> {
 enum Inst {
     Char(char),
     Any,
-    Class(std::rc::Rc<[(char, char)]>, bool),
+    Class(std::sync::Arc<[(char, char)]>, bool),
     Start,
     End,
     /// Continue at both targets.
