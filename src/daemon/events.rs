@@ -220,7 +220,8 @@ mod tests {
         let x = Exchange::default();
         x.publish(env("/tasks/exit"));
         x.publish(env("/tasks/delete"));
-        let sub = x.subscribe(crate::filter::parse_all(&["topic==/tasks/exit".into()]).unwrap());
+        let sub =
+            x.subscribe(crate::filter::parse_all(&["topic==\"/tasks/exit\"".into()]).unwrap());
         x.publish(env("/tasks/exit"));
         let got: Vec<String> = sub.rx.try_iter().map(|e| e.topic).collect();
         assert_eq!(got, ["/tasks/exit", "/tasks/exit"]);
@@ -229,7 +230,7 @@ mod tests {
     #[test]
     fn a_dropped_subscription_leaves_the_exchange() {
         let x = Exchange::default();
-        let sub = x.subscribe(crate::filter::parse_all(&["topic==/never".into()]).unwrap());
+        let sub = x.subscribe(crate::filter::parse_all(&["topic==\"/never\"".into()]).unwrap());
         assert_eq!(lock(&x.inner).subscribers.len(), 1);
         drop(sub);
         assert!(lock(&x.inner).subscribers.is_empty());
