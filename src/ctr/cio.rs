@@ -106,34 +106,6 @@ fn ours(root: &str, id: &str, path: &str) -> bool {
     numbered && named && dir.parent() == Some(Path::new(root))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_fifos_named_as_ours_are_removed() {
-        struct Cleanup(PathBuf);
-        impl Drop for Cleanup {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
-        let tmp = Cleanup(std::env::temp_dir().join(format!("skiff-cio-{}", std::process::id())));
-        let root = tmp.0.join("fifo");
-        let root = root.to_str().unwrap();
-        let set = FifoSet::create(root, "t1", false).unwrap();
-        // Same naming, another client's directory.
-        let elsewhere = tmp.0.join("elsewhere");
-        let foreign = FifoSet::create(elsewhere.to_str().unwrap(), "t1", false).unwrap();
-        remove_fifos(root, "t1", &[&foreign.stdout, "", "/etc/passwd"]);
-        assert!(Path::new(&foreign.stdout).exists());
-        remove_fifos(root, "other", &[&set.stdout]);
-        assert!(Path::new(&set.stdout).exists());
-        remove_fifos(root, "t1", &[&set.stdin, &set.stdout, &set.stderr]);
-        assert!(!set.dir.exists());
-    }
-}
-
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
@@ -237,4 +209,32 @@ pub fn copy_stdin(
         drop(fifo);
         on_eof();
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fifos_named_as_ours_are_removed() {
+        struct Cleanup(PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let tmp = Cleanup(std::env::temp_dir().join(format!("skiff-cio-{}", std::process::id())));
+        let root = tmp.0.join("fifo");
+        let root = root.to_str().unwrap();
+        let set = FifoSet::create(root, "t1", false).unwrap();
+        // Same naming, another client's directory.
+        let elsewhere = tmp.0.join("elsewhere");
+        let foreign = FifoSet::create(elsewhere.to_str().unwrap(), "t1", false).unwrap();
+        remove_fifos(root, "t1", &[&foreign.stdout, "", "/etc/passwd"]);
+        assert!(Path::new(&foreign.stdout).exists());
+        remove_fifos(root, "other", &[&set.stdout]);
+        assert!(Path::new(&set.stdout).exists());
+        remove_fifos(root, "t1", &[&set.stdin, &set.stdout, &set.stderr]);
+        assert!(!set.dir.exists());
+    }
 }
