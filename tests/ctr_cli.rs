@@ -1148,7 +1148,8 @@ fn interrupt_before_the_task_runs_leaves_nothing() {
             // Cancelled before the task ran: at once, nothing left.
             Some(130) => {
                 cancelled += 1;
-                assert!(started.elapsed() < Duration::from_secs(2));
+                // Generous: the box may be loaded; a hang is what matters.
+                assert!(started.elapsed() < Duration::from_secs(15));
                 assert!(!d.ids("c").contains(&id), "{id} left after ^C");
             }
             // The task was running: sleep (pid 1) ignores the forwarded
@@ -1275,6 +1276,8 @@ fn filters_answer_as_debian_ctr() {
         "name~=^example",
         "name~=|v[0-9]+$|",
         "name~=/:v[0-9]{2}$/",
+        "name~=/v[0-9]{1}$/",
+        "name~=/(bb){1}:/",
         "name~=/\\\\d$/",
         "name~=/(bb|other):(v2|latest)$/",
         "name~=/^docker\\\\.io/",

@@ -73,11 +73,13 @@ impl FifoSet {
 }
 
 /// Remove fifos a process was given (a detached run's, found again by
-/// its task's paths) and their directory once empty; anything that is
-/// not a fifo is left alone.
-pub fn remove_fifos(paths: &[&str]) {
+/// its task's paths) and their directory once empty. Only fifos named as
+/// this ctr names them under `root` (`root/<n>/<id>-stdin` ...): a task's
+/// paths come from whichever client created it, and anything else is
+/// left alone.
+pub fn remove_fifos(root: &str, id: &str, paths: &[&str]) {
     use std::os::unix::fs::FileTypeExt;
-    for p in paths.iter().filter(|p| !p.is_empty()) {
+    for p in paths.iter().filter(|p| ours(root, id, p)) {
         let is_fifo = std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_fifo());
         if is_fifo {
             let _ = std::fs::remove_file(p);
@@ -86,6 +88,22 @@ pub fn remove_fifos(paths: &[&str]) {
             }
         }
     }
+}
+
+/// Whether `path` is `root/<digits>/<id>-{stdin,stdout,stderr}`.
+fn ours(root: &str, id: &str, path: &str) -> bool {
+    let path = Path::new(path);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    let numbered = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let named = ["stdin", "stdout", "stderr"]
+        .iter()
+        .any(|s| name.to_str() == Some(&format!("{id}-{s}")));
+    numbered && named && dir.parent() == Some(Path::new(root))
 }
 
 fn random_u32() -> u32 {
@@ -191,4 +209,32 @@ pub fn copy_stdin(
         drop(fifo);
         on_eof();
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fifos_named_as_ours_are_removed() {
+        struct Cleanup(PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let tmp = Cleanup(std::env::temp_dir().join(format!("skiff-cio-{}", std::process::id())));
+        let root = tmp.0.join("fifo");
+        let root = root.to_str().unwrap();
+        let set = FifoSet::create(root, "t1", false).unwrap();
+        // Same naming, another client's directory.
+        let elsewhere = tmp.0.join("elsewhere");
+        let foreign = FifoSet::create(elsewhere.to_str().unwrap(), "t1", false).unwrap();
+        remove_fifos(root, "t1", &[&foreign.stdout, "", "/etc/passwd"]);
+        assert!(Path::new(&foreign.stdout).exists());
+        remove_fifos(root, "other", &[&set.stdout]);
+        assert!(Path::new(&set.stdout).exists());
+        remove_fifos(root, "t1", &[&set.stdin, &set.stdout, &set.stderr]);
+        assert!(!set.dir.exists());
+    }
 }

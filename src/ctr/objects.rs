@@ -110,7 +110,7 @@ pub fn delete_task(conn: &Conn, id: &str) -> Result<tasks::DeleteResponse> {
         },
     )?;
     if let Some(t) = task {
-        super::cio::remove_fifos(&[&t.stdin, &t.stdout, &t.stderr]);
+        super::cio::remove_fifos(super::cio::FIFO_ROOT, id, &[&t.stdin, &t.stdout, &t.stderr]);
     }
     Ok(r)
 }

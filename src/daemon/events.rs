@@ -62,7 +62,8 @@ enum Replay {
 
 struct Subscriber {
     id: u64,
-    filters: Vec<String>,
+    /// Parsed once at Subscribe, matched against every event.
+    filters: crate::filter::AnyOf,
     tx: Sender<Envelope>,
 }
 
@@ -168,7 +169,7 @@ impl Exchange {
 
     /// Subscribe; the events of a restart that match come first. Under
     /// the one lock, so none is both replayed and sent, or neither.
-    pub fn subscribe(&self, filters: Vec<String>) -> Subscription<'_> {
+    pub fn subscribe(&self, filters: crate::filter::AnyOf) -> Subscription<'_> {
         let (tx, rx) = channel();
         let mut inner = lock(&self.inner);
         if let Some(events) = inner.replayed() {
@@ -204,18 +205,15 @@ fn send(inner: &mut Inner, env: Envelope) {
 
 /// containerd's filters (crate::filter) over an event's `topic` and
 /// `namespace`.
-fn matches(filters: &[String], env: &Envelope) -> bool {
+fn matches(filters: &crate::filter::AnyOf, env: &Envelope) -> bool {
     let fields = [
         ("topic", env.topic.as_str()),
         ("namespace", env.namespace.as_str()),
     ];
-    crate::filter::matches_any(
-        filters,
-        &crate::filter::Record {
-            fields: &fields,
-            labels: &Default::default(),
-        },
-    )
+    filters.matches(&crate::filter::Record {
+        fields: &fields,
+        labels: &Default::default(),
+    })
 }
 
 /// Both Events services: the shims' `Forward` and the clients' Publish,
@@ -260,13 +258,13 @@ impl Handler for Events {
             return Err(unknown_method(method));
         }
         let r = SubscribeRequest::decode_req(payload)?;
-        crate::filter::parse_all(&r.filters).map_err(|e| {
+        let filters = crate::filter::parse_all(&r.filters).map_err(|e| {
             Status::new(
                 Code::InvalidArgument,
                 format!("subscription error: failed parsing subscription filters: {e}"),
             )
         })?;
-        let sub = self.0.subscribe(r.filters);
+        let sub = self.0.subscribe(filters);
         // Ends when the client goes away: a send fails, or (no event
         // matching its filters for a while) its stream was cut.
         loop {
@@ -316,7 +314,8 @@ mod tests {
         x.publish_replayed(env("/tasks/exit"));
         x.publish_replayed(env("/tasks/delete"));
         x.serving();
-        let sub = x.subscribe(vec!["topic==/tasks/exit".into()]);
+        let sub =
+            x.subscribe(crate::filter::parse_all(&["topic==\"/tasks/exit\"".into()]).unwrap());
         x.publish(env("/tasks/exit"));
         assert_eq!(topics(&sub), ["/tasks/exit", "/tasks/exit"]);
     }
@@ -328,7 +327,7 @@ mod tests {
         x.publish(env("/tasks/create"));
         // A shim's exit that happened while the daemon served.
         x.publish_forwarded(exit_at(Timestamp::now()));
-        let sub = x.subscribe(vec![]);
+        let sub = x.subscribe(crate::filter::AnyOf::default());
         assert_eq!(topics(&sub), Vec::<String>::new());
     }
 
@@ -340,7 +339,7 @@ mod tests {
         x.serving();
         x.publish_forwarded(exit_at(before));
         x.publish_forwarded(env("/tasks/oom"));
-        let sub = x.subscribe(vec![]);
+        let sub = x.subscribe(crate::filter::AnyOf::default());
         assert_eq!(topics(&sub), [TASK_EXIT_TOPIC]);
     }
 
@@ -352,7 +351,7 @@ mod tests {
         if let Replay::Serving { until, .. } = &mut lock(&x.inner).replay {
             *until = Instant::now();
         }
-        let sub = x.subscribe(vec![]);
+        let sub = x.subscribe(crate::filter::AnyOf::default());
         assert_eq!(topics(&sub), Vec::<String>::new());
         x.publish_replayed(env("/tasks/exit"));
         assert!(matches!(lock(&x.inner).replay, Replay::Over));
@@ -361,7 +360,7 @@ mod tests {
     #[test]
     fn a_dropped_subscription_leaves_the_exchange() {
         let x = Exchange::default();
-        let sub = x.subscribe(vec!["topic==/never".into()]);
+        let sub = x.subscribe(crate::filter::parse_all(&["topic==\"/never\"".into()]).unwrap());
         assert_eq!(lock(&x.inner).subscribers.len(), 1);
         drop(sub);
         assert!(lock(&x.inner).subscribers.is_empty());

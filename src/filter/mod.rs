@@ -71,7 +71,7 @@ struct Selector {
 pub struct Filter(Vec<Selector>);
 
 /// Filters of which any must match (none: everything matches).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnyOf(Vec<Filter>);
 
 impl Filter {

@@ -3,8 +3,11 @@
 //! and their negations, `[[:alpha:]]`-style names), anchors `^ $ \A \z`,
 //! groups `( )` `(?: )`, alternation `|`, repetition `* + ? {n} {n,}
 //! {n,m}` (a trailing `?` makes it lazy; for a yes/no match it changes
-//! nothing). A small backtracking matcher with a step budget, so a
-//! hostile pattern costs bounded time (it then does not match); written
+//! nothing). The expression compiles to a small program run as a Pike
+//! VM (a breadth-first NFA simulation without recursion): memory is
+//! bounded by the program size, time by program × text and a step
+//! budget, so a hostile pattern or text costs bounded time and stack (it
+//! then does not match); written
 //! instead of taking a regex crate, as filters are short and this is
 //! a few hundred lines. Not supported (refused): backreferences, which
 //! RE2 has not either, flags `(?i)` and Unicode classes `\p{..}`.
@@ -12,7 +15,11 @@
 use std::fmt;
 
 /// The most steps one match may take before it gives up (no match).
-const STEP_BUDGET: usize = 1_000_000;
+const STEP_BUDGET: usize = 20_000_000;
+/// Longest pattern accepted, in bytes.
+const MAX_PATTERN: usize = 4096;
+/// Largest compiled program accepted, in instructions.
+const MAX_PROGRAM: usize = 20_000;
 /// Deepest nesting of groups accepted.
 const MAX_DEPTH: usize = 100;
 
@@ -33,7 +40,7 @@ enum Node {
 #[derive(Clone)]
 pub struct Regex {
     source: String,
-    root: Node,
+    program: Vec<Inst>,
 }
 
 impl fmt::Debug for Regex {
@@ -50,6 +57,12 @@ impl PartialEq for Regex {
 
 impl Regex {
     pub fn new(source: &str) -> Result<Regex, String> {
+        if source.len() > MAX_PATTERN {
+            return Err(format!(
+                "expression too long: {} bytes (at most {MAX_PATTERN})",
+                source.len()
+            ));
+        }
         let mut p = Parser {
             chars: source.chars().collect(),
             at: 0,
@@ -59,20 +72,21 @@ impl Regex {
         if p.at < p.chars.len() {
             return Err(format!("unexpected ) at offset {}", p.at));
         }
+        if cost(&root) > MAX_PROGRAM {
+            return Err("expression too large".into());
+        }
+        let mut program = Vec::new();
+        compile(&root, &mut program);
+        program.push(Inst::Match);
         Ok(Regex {
             source: source.to_string(),
-            root,
+            program,
         })
     }
 
     /// Whether the expression matches anywhere in `text` (Go's MatchString).
     pub fn is_match(&self, text: &str) -> bool {
-        let chars: Vec<char> = text.chars().collect();
-        let mut m = Matcher {
-            text: &chars,
-            steps: 0,
-        };
-        (0..=chars.len()).any(|start| m.run(&self.root, start, &mut |_: &mut Matcher, _| true))
+        pike_vm(&self.program, text)
     }
 }
 
@@ -129,19 +143,17 @@ impl Parser {
 
     fn repetition(&mut self, atom: Node) -> Result<Node, String> {
         let (min, max) = match self.peek() {
-            Some('*') => (0, None),
-            Some('+') => (1, None),
-            Some('?') => (0, Some(1)),
+            Some('*') => self.operator((0, None)),
+            Some('+') => self.operator((1, None)),
+            Some('?') => self.operator((0, Some(1))),
             Some('{') => match self.counts() {
+                // `counts` consumed the braces.
                 Some(c) => c,
                 // Not a repetition: a literal brace, as in Go.
                 None => return Ok(atom),
             },
             _ => return Ok(atom),
         };
-        if !matches!(self.peek(), Some('{')) {
-            self.at += 1;
-        }
         if matches!(atom, Node::Start | Node::End) && min > 1 {
             return Err("repetition of an anchor".into());
         }
@@ -159,11 +171,24 @@ impl Parser {
         Ok(Node::Repeat(Box::new(atom), min, max))
     }
 
-    /// `{n}`, `{n,}`, `{n,m}`: consumed when well formed.
+    /// Consume a one-character repetition operator.
+    fn operator(&mut self, counts: (usize, Option<usize>)) -> (usize, Option<usize>) {
+        self.at += 1;
+        counts
+    }
+
+    /// `{n}`, `{n,}`, `{n,m}`: consumed when well formed. Scans only the
+    /// digits and comma after `{`, so a pattern of many `{` stays linear.
     fn counts(&mut self) -> Option<(usize, Option<usize>)> {
-        let rest: String = self.chars[self.at..].iter().collect();
-        let end = rest.find('}')?;
-        let inner = &rest[1..end];
+        let len = self.chars[self.at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit() || **c == ',')
+            .count();
+        if self.chars.get(self.at + 1 + len) != Some(&'}') {
+            return None;
+        }
+        let inner: String = self.chars[self.at + 1..self.at + 1 + len].iter().collect();
+        let inner = inner.as_str();
         let parse = |s: &str| s.parse::<usize>().ok().filter(|n| *n <= 1000);
         let counts = match inner.split_once(',') {
             None => {
@@ -173,7 +198,7 @@ impl Parser {
             Some((a, "")) => (parse(a)?, None),
             Some((a, b)) => (parse(a)?, Some(parse(b)?)),
         };
-        self.at += rest[..=end].chars().count();
+        self.at += len + 2;
         Some(counts)
     }
 
@@ -242,12 +267,20 @@ impl Parser {
             }
             first = false;
             if c == '[' && self.peek() == Some(':') {
-                let rest: String = self.chars[self.at..].iter().collect();
-                let end = rest.find(":]").ok_or("invalid character class range")?;
-                let name = &rest[1..end];
-                ranges.extend_from_slice(named_class(name).ok_or("invalid character class")?);
-                self.at += rest[..end + 2].chars().count();
-                continue;
+                // `[:name:]`; without a closing `:]` the `[` is a literal,
+                // as in Go.
+                let name_at = self.at + 1;
+                let close = self.chars[name_at..]
+                    .windows(2)
+                    .position(|w| w == [':', ']']);
+                if let Some(len) = close {
+                    let name: String = self.chars[name_at..name_at + len].iter().collect();
+                    let named = named_class(&name)
+                        .ok_or_else(|| format!("invalid character class range: [:{name}:]"))?;
+                    ranges.extend_from_slice(named);
+                    self.at = name_at + len + 2;
+                    continue;
+                }
             }
             let lo = if c == '\\' {
                 match self.escape(true)? {
@@ -297,67 +330,191 @@ fn named_class(name: &str) -> Option<&'static [(char, char)]> {
     })
 }
 
-struct Matcher<'a> {
-    text: &'a [char],
-    steps: usize,
+/// One instruction of the compiled program.
+#[derive(Debug, Clone)]
+enum Inst {
+    Char(char),
+    Any,
+    Class(std::sync::Arc<[(char, char)]>, bool),
+    Start,
+    End,
+    /// Continue at both targets.
+    Split(usize, usize),
+    Jump(usize),
+    Match,
 }
 
-impl Matcher<'_> {
-    /// Match `node` at `i`, then the continuation `k` from where it ended.
-    fn run(&mut self, node: &Node, i: usize, k: &mut dyn FnMut(&mut Self, usize) -> bool) -> bool {
-        self.steps += 1;
-        if self.steps > STEP_BUDGET {
-            return false;
-        }
-        match node {
-            Node::Char(c) => self.text.get(i) == Some(c) && k(self, i + 1),
-            Node::Any => self.text.get(i).is_some_and(|c| *c != '\n') && k(self, i + 1),
-            Node::Class(ranges, negated) => match self.text.get(i) {
-                Some(c) => {
-                    let inside = ranges.iter().any(|(lo, hi)| lo <= c && c <= hi);
-                    inside != *negated && k(self, i + 1)
+/// An upper bound of the instructions `node` compiles to; 0 exactly when
+/// it compiles to nothing (then a repetition of it is skipped, so nested
+/// empty repeats cost no compile time).
+fn cost(node: &Node) -> usize {
+    match node {
+        Node::Seq(items) => items.iter().fold(0, |n, i| n.saturating_add(cost(i))),
+        Node::Alt(alts) => alts
+            .iter()
+            .fold(0, |n, a| n.saturating_add(cost(a)).saturating_add(2)),
+        Node::Repeat(inner, min, max) => match cost(inner) {
+            0 => 0,
+            n => n
+                .saturating_add(2)
+                .saturating_mul(max.unwrap_or(*min).max(*min).max(1)),
+        },
+        _ => 1,
+    }
+}
+
+fn compile(node: &Node, prog: &mut Vec<Inst>) {
+    match node {
+        Node::Char(c) => prog.push(Inst::Char(*c)),
+        Node::Any => prog.push(Inst::Any),
+        Node::Class(ranges, negated) => prog.push(Inst::Class(ranges.as_slice().into(), *negated)),
+        Node::Start => prog.push(Inst::Start),
+        Node::End => prog.push(Inst::End),
+        Node::Seq(items) => items.iter().for_each(|i| compile(i, prog)),
+        Node::Alt(alts) => {
+            let mut jumps = Vec::new();
+            for (n, alt) in alts.iter().enumerate() {
+                let split = (n + 1 < alts.len()).then(|| {
+                    prog.push(Inst::Split(prog.len() + 1, 0));
+                    prog.len() - 1
+                });
+                compile(alt, prog);
+                if let Some(split) = split {
+                    jumps.push(prog.len());
+                    prog.push(Inst::Jump(0));
+                    prog[split] = Inst::Split(split + 1, prog.len());
                 }
-                None => false,
-            },
-            Node::Start => i == 0 && k(self, i),
-            Node::End => i == self.text.len() && k(self, i),
-            Node::Seq(items) => self.seq(items, i, k),
-            Node::Alt(alts) => alts.iter().any(|a| self.run(a, i, k)),
-            Node::Repeat(inner, min, max) => self.repeat(inner, *min, *max, 0, i, k),
-        }
-    }
-
-    fn seq(
-        &mut self,
-        items: &[Node],
-        i: usize,
-        k: &mut dyn FnMut(&mut Self, usize) -> bool,
-    ) -> bool {
-        match items.split_first() {
-            None => k(self, i),
-            Some((first, rest)) => self.run(first, i, &mut |m: &mut Self, j| m.seq(rest, j, k)),
-        }
-    }
-
-    /// Greedy: one more of `inner` first (never an empty one, so `()*`
-    /// ends), then the continuation once `min` are there.
-    fn repeat(
-        &mut self,
-        inner: &Node,
-        min: usize,
-        max: Option<usize>,
-        count: usize,
-        i: usize,
-        k: &mut dyn FnMut(&mut Self, usize) -> bool,
-    ) -> bool {
-        if max.is_none_or(|m| count < m) {
-            let more = self.run(inner, i, &mut |m: &mut Self, j| {
-                (j != i || count < min) && m.repeat(inner, min, max, count + 1, j, k)
-            });
-            if more {
-                return true;
+            }
+            let end = prog.len();
+            for j in jumps {
+                prog[j] = Inst::Jump(end);
             }
         }
-        count >= min && k(self, i)
+        Node::Repeat(inner, _, _) if cost(inner) == 0 => {}
+        Node::Repeat(inner, min, max) => {
+            for _ in 0..*min {
+                compile(inner, prog);
+            }
+            match max {
+                None => {
+                    let split = prog.len();
+                    prog.push(Inst::Split(split + 1, 0));
+                    compile(inner, prog);
+                    prog.push(Inst::Jump(split));
+                    prog[split] = Inst::Split(split + 1, prog.len());
+                }
+                Some(max) => {
+                    let mut splits = Vec::new();
+                    for _ in *min..*max {
+                        splits.push(prog.len());
+                        prog.push(Inst::Split(prog.len() + 1, 0));
+                        compile(inner, prog);
+                    }
+                    let end = prog.len();
+                    for s in splits {
+                        prog[s] = Inst::Split(s + 1, end);
+                    }
+                }
+            }
+        }
     }
+}
+
+/// The threads alive at one text position: each program counter at most
+/// once (a sparse set), so memory is bounded by the program size.
+struct Threads {
+    dense: Vec<usize>,
+    /// Generation at which each pc was last added.
+    seen: Vec<usize>,
+}
+
+impl Threads {
+    fn new(len: usize) -> Threads {
+        Threads {
+            dense: Vec::with_capacity(len),
+            seen: vec![usize::MAX; len],
+        }
+    }
+}
+
+/// Follow the empty moves from `pc` at text position `at` (with an explicit
+/// stack, no recursion), adding the character-consuming and Match
+/// instructions reached to `list`. Returns false when the budget ran out.
+fn add_thread(
+    prog: &[Inst],
+    list: &mut Threads,
+    pc: usize,
+    at: usize,
+    len: usize,
+    stack: &mut Vec<usize>,
+    steps: &mut usize,
+) -> bool {
+    stack.push(pc);
+    while let Some(pc) = stack.pop() {
+        // The position doubles as the generation of the seen marks.
+        if list.seen[pc] == at {
+            continue;
+        }
+        list.seen[pc] = at;
+        *steps += 1;
+        if *steps > STEP_BUDGET {
+            return false;
+        }
+        match prog[pc] {
+            Inst::Jump(to) => stack.push(to),
+            Inst::Split(a, b) => {
+                // Pushed in reverse so `a` is followed first.
+                stack.push(b);
+                stack.push(a);
+            }
+            Inst::Start => {
+                if at == 0 {
+                    stack.push(pc + 1);
+                }
+            }
+            Inst::End => {
+                if at == len {
+                    stack.push(pc + 1);
+                }
+            }
+            _ => list.dense.push(pc),
+        }
+    }
+    true
+}
+
+fn pike_vm(prog: &[Inst], text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    let len = chars.len();
+    let mut current = Threads::new(prog.len());
+    let mut next = Threads::new(prog.len());
+    let mut stack = Vec::new();
+    let mut steps = 0;
+    for at in 0..=len {
+        // Unanchored search: a new thread starts at every position.
+        if !add_thread(prog, &mut current, 0, at, len, &mut stack, &mut steps) {
+            return false;
+        }
+        next.dense.clear();
+        for n in 0..current.dense.len() {
+            let pc = current.dense[n];
+            let step = match &prog[pc] {
+                Inst::Match => return true,
+                Inst::Char(c) => chars.get(at) == Some(c),
+                Inst::Any => chars.get(at).is_some_and(|c| *c != '\n'),
+                Inst::Class(ranges, negated) => chars
+                    .get(at)
+                    .is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated),
+                _ => false,
+            };
+            if step && !add_thread(prog, &mut next, pc + 1, at + 1, len, &mut stack, &mut steps) {
+                return false;
+            }
+        }
+        std::mem::swap(&mut current, &mut next);
+    }
+    current
+        .dense
+        .iter()
+        .any(|pc| matches!(prog[*pc], Inst::Match))
 }

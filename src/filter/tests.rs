@@ -88,3 +88,104 @@ fn errors_read_as_containerd() {
     assert!(Regex::new("a**").unwrap_err().contains("nested repetition"));
     assert!(parse("").unwrap().is_none());
 }
+
+#[test]
+fn deep_repetition_and_long_text_do_not_overflow_the_stack() {
+    let deep = Regex::new("((?:){1000}Z){1000}Z").unwrap();
+    assert!(!deep.is_match("a"));
+    let long = "x".repeat(100_000);
+    assert!(Regex::new(".*").unwrap().is_match(&long));
+    assert!(Regex::new("^x*$").unwrap().is_match(&long));
+    assert!(Regex::new("^(x|y)+$").unwrap().is_match(&long));
+    assert!(!Regex::new("^x*y$").unwrap().is_match(&long));
+}
+
+#[test]
+fn oversized_patterns_are_refused() {
+    let e = Regex::new(&"a".repeat(5000)).unwrap_err();
+    assert!(e.contains("too long"), "{e}");
+    let e = Regex::new("((a{1000}){1000}){1000}").unwrap_err();
+    assert!(e.contains("too large"), "{e}");
+    // Nested empty repeats compile to nothing, quickly.
+    let empty = Regex::new("((((?:){1000}){1000}){1000}){1000}").unwrap();
+    assert!(empty.is_match(""));
+}
+
+#[test]
+fn named_class_without_close_is_literal_as_in_go() {
+    // Go reads `[[:]` as the class of `[` and `:`.
+    let r = Regex::new("[[:]").unwrap();
+    assert!(r.is_match(":") && r.is_match("[") && !r.is_match("a"));
+    assert!(Regex::new("[[:foo:]]")
+        .unwrap_err()
+        .contains("invalid character class"));
+}
+
+#[test]
+fn counted_repetition_consumes_exactly_its_braces() {
+    let m = |re: &str, s: &str| Regex::new(re).unwrap().is_match(s);
+    assert!(!m("a{2}b", "aa"));
+    assert!(m("a{2}b", "aab"));
+    assert!(!m("^(ab){2}$", "ababX"));
+    assert!(m("^(ab){2}$", "abab"));
+    assert!(m("(a{2})", "aa"));
+    assert!(m("^a{2,3}?$", "aaa"));
+    assert!(m("v[0-9]{1}$", "v1"));
+    assert!(!m("v[0-9]{1}$", "v12x"));
+}
+
+#[test]
+fn many_unclosed_braces_parse_fast() {
+    let start = std::time::Instant::now();
+    let pat = "a{".repeat(2000);
+    let r = Regex::new(&pat).unwrap();
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    assert!(!r.is_match("a{a{a{"));
+    assert!(Regex::new("^(a{){3}$").unwrap().is_match("a{a{a{"));
+}
+
+/// Random and mutated patterns: the parser and matcher must return, never
+/// panic (a panic aborts the daemon).
+#[test]
+fn parser_survives_random_patterns() {
+    const ALPHABET: &[char] = &[
+        'a', 'b', '0', '9', '.', '*', '+', '?', '{', '}', ',', '1', '2', '(', ')', '[', ']', '^',
+        '$', '|', '\\', ':', '-', 'd', 'w', 'A', 'z', '=', 'é',
+    ];
+    let seeds = [
+        "[[:alpha:]]",
+        "(?:ab){2,3}?",
+        "[^a-z\\d]",
+        "a{2}|b+$",
+        "^(a|b)*c$",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..20_000 {
+        let mut pat: Vec<char> = if round % 2 == 0 {
+            seeds[(next() % seeds.len() as u64) as usize]
+                .chars()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for _ in 0..(next() % 8) {
+            let c = ALPHABET[(next() % ALPHABET.len() as u64) as usize];
+            let at = (next() % (pat.len() as u64 + 1)) as usize;
+            if next() % 3 == 0 && at < pat.len() {
+                pat.remove(at);
+            } else {
+                pat.insert(at, c);
+            }
+        }
+        let pat: String = pat.into_iter().collect();
+        if let Ok(r) = Regex::new(&pat) {
+            let _ = r.is_match("ab01:[a]{}é");
+        }
+    }
+}
