@@ -41,7 +41,7 @@ endif
 # The tests themselves build in the dev profile (fast to compile) and drive
 # the static release binary, the product.
 test: build test-deps
-	SKIFF_TEST_BIN=$(abspath $(BIN)) cargo test --target $(TARGET) -- --test-threads=2
+	SKIFF_TEST_BIN=$(abspath $(BIN)) cargo test --no-fail-fast --target $(TARGET) -- --test-threads=2
 
 lint: deps
 	cargo fmt --check

@@ -25,6 +25,9 @@ const READER_STACK: usize = 128 << 10;
 const MAX_IN_FLIGHT: usize = 1024;
 /// Calls one connection may have in flight (SETTINGS_MAX_CONCURRENT_STREAMS).
 const MAX_STREAMS_PER_CONN: u32 = 32;
+/// Connections served at once (each holds a reader thread); more are
+/// closed as they are accepted.
+pub(crate) const MAX_CONNECTIONS: usize = 128;
 /// How long a call may take to send its (first) request message.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection with no call for this long is closed (GOAWAY NO_ERROR).
@@ -172,6 +175,7 @@ impl Server {
                 listener,
                 &allowed,
                 &|| lock(&state.counts).readers,
+                MAX_CONNECTIONS,
                 &mut |sock| state.start_connection(sock),
             )?;
         }

@@ -235,7 +235,7 @@ fn only_grpc_content_types_are_taken() {
 fn connections_over_the_cap_are_closed_at_accept() {
     use std::io::Read;
     let s = serve();
-    let held: Vec<_> = (0..crate::ttrpc::MAX_CONNECTIONS)
+    let held: Vec<_> = (0..super::server::MAX_CONNECTIONS)
         .map(|_| crate::ttrpc::connect_stream(&s.path).unwrap())
         .collect();
     // Each held connection got the server's SETTINGS: all are accepted.

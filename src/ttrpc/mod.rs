@@ -45,8 +45,6 @@ pub use addr::{connect_stream, listen};
 pub(crate) use addr::{peer_cred, NoSignalWriter};
 pub use client::{call, Client, ClientStream};
 pub(crate) use server::accept_pending;
-#[cfg(test)]
-pub(crate) use server::MAX_CONNECTIONS;
 pub use server::{RequestContext, Server, ServerStream, ShutdownHandle};
 
 use crate::error::{Error, Kind};

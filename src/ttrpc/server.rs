@@ -237,6 +237,7 @@ impl Server {
             listener,
             &|s| self.peer_allowed(s),
             &|| lock(&state.counts).readers,
+            MAX_TTRPC_CONNECTIONS,
             &mut |s| state.start_connection(s),
         )
     }
@@ -703,19 +704,22 @@ impl Drop for Reader {
     }
 }
 
-/// Connections a server keeps at once (each holds a reader thread); more
-/// are closed as they are accepted.
-pub(crate) const MAX_CONNECTIONS: usize = 128;
+/// Connections a ttrpc server keeps at once (each holds a reader thread);
+/// more are closed as they are accepted. The daemon's serves every shim,
+/// and each shim keeps one connection to forward its events, so the cap
+/// is well above the containers a host runs.
+const MAX_TTRPC_CONNECTIONS: usize = 4096;
 
 /// Accept what is pending on a non-blocking `listener` (the ttrpc and the
 /// gRPC servers share this): a peer `allowed` refuses, or one over
-/// [`MAX_CONNECTIONS`] `live`, is closed at once; the others go to
+/// `max` connections `live`, is closed at once; the others go to
 /// `start`. Out of fds or memory, it waits a little and returns so the
 /// caller keeps serving what it has instead of spinning.
 pub(crate) fn accept_pending(
     listener: &UnixListener,
     allowed: &dyn Fn(&UnixStream) -> bool,
     live: &dyn Fn() -> usize,
+    max: usize,
     start: &mut dyn FnMut(UnixStream),
 ) -> io::Result<()> {
     loop {
@@ -732,7 +736,7 @@ pub(crate) fn accept_pending(
                 _ => return Err(e),
             },
         };
-        if live() >= MAX_CONNECTIONS || !allowed(&stream) {
+        if live() >= max || !allowed(&stream) {
             continue; // dropped: closed at once
         }
         start(stream);
