@@ -3,12 +3,12 @@
 //! and /etc/group. ctr mounts the snapshot to read them; we read the
 //! snapshot's layer directories directly (topmost first, a whiteout
 //! hides what is below), which needs no mount and leaves nothing behind.
-//! A symlinked /etc/passwd is not followed (it could name a host file).
+//! Each layer is its own root for the lookup: an image's symlinks never
+//! lead to a host file.
 
 use super::client::Conn;
 use crate::error::{Error, Kind, Result};
 use crate::proto::services::{containers, snapshots};
-use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
 /// The ids a process runs with.
@@ -72,22 +72,49 @@ impl Rootfs {
         Rootfs(vec![path.into()])
     }
 
-    /// The text of `/etc/NAME`, None when the container has none.
+    /// The text of `/etc/NAME`, None when the container has none. Each
+    /// layer is looked up as its own root (openat2 RESOLVE_IN_ROOT), so a
+    /// symlinked `etc` or `etc/NAME` in an image resolves inside that
+    /// layer and never reaches a host file.
     fn etc(&self, name: &str) -> Result<Option<String>> {
+        use rustix::fs::{FileType, OFlags};
+        use std::io::Read;
+        let rel = format!("etc/{name}");
         for dir in &self.0 {
-            let path = dir.join("etc").join(name);
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_file() => {
-                    let text = crate::fsutil::read_bounded(&path, MAX_DB)
-                        .map_err(|e| Error::from(e).wrap(format!("read /etc/{name}")))?;
-                    return Ok(Some(text));
-                }
+            let what = || format!("/etc/{name} in {}", dir.display());
+            let root = crate::sys::fs::open_root(&dir.to_string_lossy())?;
+            let found = match crate::sys::fs::open_in_root(&root, &rel, OFlags::PATH) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => continue,
+                // `etc` is not a directory in this layer: it hides the rest.
+                Err(rustix::io::Errno::NOTDIR) => return Ok(None),
+                Err(e) => return Err(Error::from(std::io::Error::from(e)).wrap(what())),
+            };
+            let st = rustix::fs::fstat(&found).map_err(|e| Error::from(std::io::Error::from(e)))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                 // A whiteout (or anything else there) hides lower layers.
-                Ok(m) if m.file_type().is_char_device() => return Ok(None),
-                Ok(_) => return Ok(None),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::from(e).wrap(format!("/etc/{name}"))),
+                return Ok(None);
             }
+            // Opened again to read; a swap in between (a running
+            // container's upper layer) must still be the same file.
+            let fd = crate::sys::fs::open_in_root(&root, &rel, OFlags::RDONLY | OFlags::NONBLOCK)
+                .map_err(|e| Error::from(std::io::Error::from(e)).wrap(what()))?;
+            let again = rustix::fs::fstat(&fd).map_err(|e| Error::from(std::io::Error::from(e)))?;
+            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+                return Err(Error::new(format!("{}: changed while read", what())));
+            }
+            let mut text = String::new();
+            std::fs::File::from(fd)
+                .take(MAX_DB + 1)
+                .read_to_string(&mut text)
+                .map_err(|e| Error::from(e).wrap(what()))?;
+            if text.len() as u64 > MAX_DB {
+                return Err(Error::new(format!(
+                    "{}: larger than {MAX_DB} bytes",
+                    what()
+                )));
+            }
+            return Ok(Some(text));
         }
         Ok(None)
     }
@@ -289,6 +316,30 @@ mod tests {
             u("a:b:c", false).unwrap_err().message(),
             "invalid USER value a:b:c"
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// An image's symlinks resolve inside its layer: a link to a file of
+    /// the image works (as in containerd, which reads the mounted
+    /// rootfs), and a link to the host's /etc never reaches it.
+    #[test]
+    fn symlinks_resolve_inside_the_layer() {
+        let dir = std::env::temp_dir().join(format!("skiff-user-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let inside = dir.join("inside");
+        std::fs::create_dir_all(inside.join("etc")).unwrap();
+        std::fs::create_dir_all(inside.join("usr/lib")).unwrap();
+        std::fs::write(inside.join("usr/lib/passwd"), "bob:x:77:78::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("/usr/lib/passwd", inside.join("etc/passwd")).unwrap();
+        let got = resolve("bob", &Rootfs::dir(&inside), false).unwrap();
+        assert_eq!((got.uid, got.gid), (77, 78));
+
+        // `etc -> /etc` names the layer's own etc (a loop), never the host's.
+        let host = dir.join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        std::os::unix::fs::symlink("/etc", host.join("etc")).unwrap();
+        let r = resolve("root", &Rootfs::dir(&host), false);
+        assert!(r.is_err(), "the host's /etc/passwd was read: {r:?}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }
