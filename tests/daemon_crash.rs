@@ -120,7 +120,7 @@ fn containers_outlive_the_daemon_and_exits_meanwhile_are_seen() {
     }
 
     d.start();
-    let (_conn, exits) = d.subscribe(&[format!("namespace=={},topic==/tasks/exit", d.ns)]);
+    let (_conn, exits) = d.subscribe(&[format!("namespace=={},topic==\"/tasks/exit\"", d.ns)]);
     // The running ones are listed as they were; the exit is seen.
     let after = tasks(&d);
     let want: Vec<(String, u32, String)> = before
@@ -343,7 +343,9 @@ fn daemon_pulls_leave_skiff_fetchs_tag_alone() {
     assert!(!o.status.success(), "the pull finished: {}", stdout(&o));
     restart_disarmed(&mut d);
     d.ok(&["i", "pull", "--plain-http", &r]);
-    d.ok(&["i", "rm", &r]);
+    // --sync: the collection runs before ctr returns (the scheduled one
+    // took longer than the wait below under load).
+    d.ok(&["i", "rm", "--sync", &r]);
     assert_eq!(d.ids("leases"), Vec::<String>::new());
     // Collections ran (start-up, after the image's removal): the blobs
     // stay, skiff-fetch's tag holds them.

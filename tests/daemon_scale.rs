@@ -197,7 +197,7 @@ fn subscribers_that_leave_take_their_thread() {
     // Filters nothing matches: no event would ever tell the daemon that
     // their clients are gone.
     let subs: Vec<_> = (0..5)
-        .map(|i| d.subscribe(&[format!("topic==/never/{i}")]))
+        .map(|i| d.subscribe(&[format!("topic==\"/never/{i}\"")]))
         .collect();
     d.wait_for(10, "the subscriptions to be served", || {
         thread_count(pid) >= idle + 5

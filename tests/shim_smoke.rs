@@ -2342,10 +2342,9 @@ fn shim_delete_kills_what_the_reaped_init_left() {
         .parse()
         .unwrap();
     ctx.track_pid(child);
-    assert!(
-        Path::new(&format!("/proc/{child}")).exists(),
-        "the child is gone already"
-    );
+    // The child may already be gone: the shim kills what an init without
+    // its own pid namespace leaves when it exits (issue 8, §2). Either
+    // way, after Delete nothing of it may remain.
     let cgroups_before = cgroups_named(&id);
     shim.delete().expect("Delete after the init was reaped");
     let alive = Path::new(&format!("/proc/{child}")).exists() && proc_state_of(child) != Some('Z');
