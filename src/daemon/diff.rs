@@ -320,16 +320,16 @@ impl Write for IngestWriter<'_> {
 /// A compressing writer that can be finished.
 enum Encoder<W: Write> {
     None(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(Box<flate2::write::GzEncoder<W>>),
 }
 
 fn compress<W: Write>(w: W, c: &Compression) -> crate::Result<Encoder<W>> {
     Ok(match c {
         Compression::None => Encoder::None(w),
-        Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+        Compression::Gzip => Encoder::Gzip(Box::new(flate2::write::GzEncoder::new(
             w,
             flate2::Compression::default(),
-        )),
+        ))),
         Compression::Zstd => {
             return Err(crate::err_kind!(
                 Unimplemented,
