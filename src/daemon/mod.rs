@@ -77,9 +77,13 @@ impl Daemon {
         }
         let root_lock = lock_root(&cfg.root)?;
         let path = cfg.address.strip_prefix("unix://").unwrap_or(&cfg.address);
-        let grpc_listener = listen_restricted(path, cfg.uid, cfg.gid)?;
+        // The ttrpc socket first: clients (and tests) wait for the main
+        // address, and when it appears both must answer.
         let ttrpc_path = ttrpc_address(path);
         let listener = listen_restricted(&ttrpc_path, cfg.uid, cfg.gid)?;
+        let grpc_listener = listen_restricted(path, cfg.uid, cfg.gid).inspect_err(|_| {
+            let _ = std::fs::remove_file(&ttrpc_path);
+        })?;
 
         let stores = Arc::new(store::Stores::new(&cfg.root).with_defaults(cfg.store_defaults()));
         let exchange = Arc::new(events::Exchange::default());
