@@ -1448,3 +1448,264 @@ fn containers_list_stream_and_lease_resources() {
         "nope",
     );
 }
+
+/// Every list call parses its filters once: a filter that does not parse
+/// fails the call with InvalidArgument naming it (it used to answer an
+/// empty list), and each kind is filtered on containerd's fields for it
+/// (it used to know only a name and labels).
+#[test]
+fn list_filters_use_each_kinds_fields_and_refuse_bad_ones() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+
+    // Containers: `runtime.name` and `image` besides `id` and labels.
+    for (id, runtime, image) in [
+        ("c1", "io.containerd.skiff.v2", ""),
+        ("c2", "io.containerd.runc.v2", "example.com/a:1"),
+    ] {
+        let _: pc::CreateContainerResponse = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "Create",
+            &pc::CreateContainerRequest {
+                container: Some(pc::Container {
+                    id: id.into(),
+                    image: image.into(),
+                    runtime: Some(pc::Runtime {
+                        name: runtime.into(),
+                        options: None,
+                    }),
+                    ..Default::default()
+                }),
+            },
+        )
+        .unwrap();
+    }
+    let containers = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let filters: Vec<String> = filters.iter().map(|s| s.to_string()).collect();
+        let r: pc::ListContainersResponse = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "List",
+            &pc::ListContainersRequest {
+                filters: filters.clone(),
+            },
+        )?;
+        let streamed: Vec<pc::ListContainerMessage> = stream(
+            &c,
+            ns,
+            pc::SERVICE,
+            "ListStream",
+            &pc::ListContainersRequest { filters },
+        )?;
+        let mut ids: Vec<String> = r.containers.into_iter().map(|c| c.id).collect();
+        let mut s: Vec<String> = streamed
+            .into_iter()
+            .map(|m| m.container.unwrap().id)
+            .collect();
+        ids.sort();
+        s.sort();
+        assert_eq!(ids, s, "List and ListStream agree");
+        Ok(ids)
+    };
+    assert_eq!(
+        containers(&["runtime.name==io.containerd.runc.v2"]).unwrap(),
+        ["c2"]
+    );
+    assert_eq!(containers(&["image"]).unwrap(), ["c2"]);
+    assert_eq!(containers(&["id==c1"]).unwrap(), ["c1"]);
+    assert_eq!(containers(&["name==c1"]).unwrap(), Vec::<String>::new());
+    assert_eq!(containers(&["", "id==c1"]).unwrap(), ["c1", "c2"]);
+
+    // Images: `target.digest`, `target.mediatype`, not a `digest`.
+    let target = |mt: &str, seed: u8| Descriptor {
+        media_type: mt.into(),
+        digest: Digest::of(&[seed]).to_string(),
+        size: 1,
+        annotations: Default::default(),
+    };
+    let manifest = target("application/vnd.oci.image.manifest.v1+json", 1);
+    for (name, t) in [
+        ("example.com/m:1", manifest.clone()),
+        (
+            "example.com/i:1",
+            target("application/vnd.oci.image.index.v1+json", 2),
+        ),
+    ] {
+        let _: pi::CreateImageResponse = call(
+            &c,
+            ns,
+            pi::SERVICE,
+            "Create",
+            &pi::CreateImageRequest {
+                image: Some(pi::Image {
+                    name: name.into(),
+                    target: Some(t),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let images = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let r: pi::ListImagesResponse = call(
+            &c,
+            ns,
+            pi::SERVICE,
+            "List",
+            &pi::ListImagesRequest {
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+            },
+        )?;
+        let mut v: Vec<String> = r.images.into_iter().map(|i| i.name).collect();
+        v.sort();
+        Ok(v)
+    };
+    assert_eq!(
+        images(&["target.mediatype~=index"]).unwrap(),
+        ["example.com/i:1"]
+    );
+    let by_digest = format!("target.digest=={}", manifest.digest);
+    assert_eq!(images(&[&by_digest]).unwrap(), ["example.com/m:1"]);
+    assert_eq!(images(&["name~=/m:1$/"]).unwrap(), ["example.com/m:1"]);
+    assert!(images(&[&format!("digest=={}", manifest.digest)])
+        .unwrap()
+        .is_empty());
+
+    // Content: `digest` and labels, not a `name`.
+    let blob = write_blob(&c, ns, "filter-blob", b"filtered content");
+    let content = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let msgs: Vec<pct::ListContentResponse> = stream(
+            &c,
+            ns,
+            pct::SERVICE,
+            "List",
+            &pct::ListContentRequest {
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+            },
+        )?;
+        Ok(msgs
+            .into_iter()
+            .flat_map(|m| m.info)
+            .map(|i| i.digest)
+            .collect())
+    };
+    assert_eq!(
+        content(&[&format!("digest=={blob}")]).unwrap(),
+        [blob.to_string()]
+    );
+    assert!(content(&[&format!("name=={blob}")]).unwrap().is_empty());
+
+    // Snapshots: `kind` and `parent` besides the name.
+    let sn = snapshotters()[0];
+    prepare(&c, ns, sn, "filter-active", "").unwrap();
+    let snapshots = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let msgs: Vec<ps::ListSnapshotsResponse> = stream(
+            &c,
+            ns,
+            ps::SERVICE,
+            "List",
+            &ps::ListSnapshotsRequest {
+                snapshotter: sn.into(),
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+            },
+        )?;
+        Ok(msgs
+            .into_iter()
+            .flat_map(|m| m.info)
+            .map(|i| i.name)
+            .collect())
+    };
+    assert_eq!(snapshots(&["kind==active"]).unwrap(), ["filter-active"]);
+    assert!(snapshots(&["kind==committed"]).unwrap().is_empty());
+    assert_eq!(
+        snapshots(&["name==filter-active,parent==\"\""]).unwrap(),
+        ["filter-active"]
+    );
+
+    // A filter that does not parse fails every list call, naming it.
+    for bad in [vec!["name=x"], vec!["", "labels.a==1,"]] {
+        let bad: Vec<String> = bad.into_iter().map(String::from).collect();
+        let refused = |what: &str, r: Result<(), Status>| {
+            let e = r.expect_err(what);
+            assert_eq!(e.code, Code::InvalidArgument, "{what}: {e:?}");
+            assert!(
+                e.message.starts_with("filters: parse error: ["),
+                "{what}: {e:?}"
+            );
+        };
+        let strs: Vec<&str> = bad.iter().map(String::as_str).collect();
+        refused("containers", containers(&strs).map(drop));
+        refused("images", images(&strs).map(drop));
+        refused("content", content(&strs).map(drop));
+        refused("snapshots", snapshots(&strs).map(drop));
+        refused(
+            "leases",
+            call::<_, pl::ListResponse>(
+                &c,
+                ns,
+                pl::SERVICE,
+                "List",
+                &pl::ListRequest {
+                    filters: bad.clone(),
+                },
+            )
+            .map(drop),
+        );
+        refused(
+            "ingests",
+            call::<_, pct::ListStatusesResponse>(
+                &c,
+                ns,
+                pct::SERVICE,
+                "ListStatuses",
+                &pct::ListStatusesRequest {
+                    filters: bad.clone(),
+                },
+            )
+            .map(drop),
+        );
+        refused(
+            "metrics",
+            call::<_, pt::MetricsResponse>(
+                &c,
+                ns,
+                pt::SERVICE,
+                "Metrics",
+                &pt::MetricsRequest {
+                    filters: bad.clone(),
+                },
+            )
+            .map(drop),
+        );
+    }
+
+    remove(&c, ns, sn, "filter-active").unwrap();
+    for id in ["c1", "c2"] {
+        let _: Empty = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "Delete",
+            &pc::DeleteContainerRequest { id: id.into() },
+        )
+        .unwrap();
+    }
+    for name in ["example.com/m:1", "example.com/i:1"] {
+        let _: Empty = call(
+            &c,
+            ns,
+            pi::SERVICE,
+            "Delete",
+            &pi::DeleteImageRequest {
+                name: name.into(),
+                sync: true,
+            },
+        )
+        .unwrap();
+    }
+}
