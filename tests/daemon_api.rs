@@ -1709,3 +1709,92 @@ fn list_filters_use_each_kinds_fields_and_refuse_bad_ones() {
         .unwrap();
     }
 }
+
+/// `all_platforms` pulls every platform of the index it resolved the
+/// host's from: the index is fetched once (it was fetched again for each
+/// other platform, twice, and once more to store it).
+#[test]
+fn a_pull_of_all_platforms_fetches_the_index_once() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("allplat-once");
+    let mut specs = Vec::new();
+    let mut layers_of = Vec::new();
+    for arch in ["amd64", "arm64", "s390x"] {
+        let mut spec = ImageSpec::new(vec![Layer {
+            entries: vec![file(&format!("{arch}-only"), arch)],
+            comp: Comp::Gzip,
+        }]);
+        spec.arch = arch.into();
+        specs.push(spec);
+        layers_of.push(arch);
+    }
+    let layout = work.join("layout");
+    let layers = write_layout(&layout, "multi", &specs);
+    let reference = format!("{}/library/multi:latest", reg.host());
+    push(&layout, "multi", &reference, &["--all"]);
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let tag_fetches = || {
+        reg.log()
+            .lines()
+            .filter(|l| l.contains("/v2/library/multi/manifests/latest"))
+            .count()
+    };
+    let before = tag_fetches();
+    let progress: Vec<pp::PullProgress> = stream(
+        &c,
+        ns,
+        pp::SERVICE,
+        pp::METHOD,
+        &pp::PullRequest {
+            reference: reference.clone(),
+            plain_http: true,
+            all_platforms: true,
+            ..Default::default()
+        },
+    )
+    .expect("pull");
+    let image = progress.last().unwrap().image.clone().expect("the image");
+    assert_eq!(
+        image.target.unwrap().media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    // The access log is written as requests are answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tag_fetches() == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(tag_fetches() - before, 1, "{}", reg.log());
+    // Every platform's layer came.
+    let msgs: Vec<pct::ListContentResponse> = stream(
+        &c,
+        ns,
+        pct::SERVICE,
+        "List",
+        &pct::ListContentRequest::default(),
+    )
+    .unwrap();
+    let stored: Vec<String> = msgs
+        .into_iter()
+        .flat_map(|m| m.info)
+        .map(|i| i.digest)
+        .collect();
+    for (layer, arch) in layers.iter().zip(&layers_of) {
+        assert!(stored.contains(&layer.to_string()), "{arch}: {stored:?}");
+    }
+    let _: Empty = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "Delete",
+        &pi::DeleteImageRequest {
+            name: reference,
+            sync: true,
+        },
+    )
+    .unwrap();
+}
