@@ -1798,3 +1798,114 @@ fn a_pull_of_all_platforms_fetches_the_index_once() {
     )
     .unwrap();
 }
+
+/// A layer the unpacker refuses reaches the client as InvalidArgument
+/// naming the layer and the entry (they were Unknown, or NotFound for a
+/// hardlink to nothing); a blob that is not what its descriptor says is
+/// FailedPrecondition naming it (containerd's commit answers that).
+#[test]
+fn hostile_layers_reach_the_client_as_invalid_argument() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("hostile-daemon");
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let pull = |reference: &str| {
+        stream::<_, pp::PullProgress>(
+            &c,
+            ns,
+            pp::SERVICE,
+            pp::METHOD,
+            &pp::PullRequest {
+                reference: reference.into(),
+                plain_http: true,
+                unpack: true,
+                ..Default::default()
+            },
+        )
+    };
+    let cases: Vec<(&str, Vec<Entry>, &str)> = vec![
+        (
+            "dotdot",
+            vec![dir("a/"), file("a/../../pwned", "x")],
+            "entry \"a/../../pwned\"",
+        ),
+        (
+            "hardlink-to-nothing",
+            vec![hardlink("hl", "/no/such/victim")],
+            "entry \"hl\"",
+        ),
+        (
+            "hardlink-via-symlink",
+            vec![symlink("s", "/"), hardlink("hl", "s/etc/hostname")],
+            "entry \"hl\"",
+        ),
+        (
+            "whiteout-name",
+            vec![file(".wh...", "")],
+            "entry \".wh...\"",
+        ),
+    ];
+    for (i, (case, entries, names)) in cases.into_iter().enumerate() {
+        let tag = format!("t{i}");
+        let layout = work.join(&format!("layout-{i}"));
+        let layers = write_layout(
+            &layout,
+            &tag,
+            &[ImageSpec::new(vec![
+                Layer {
+                    entries: vec![dir("etc/"), file("etc/hostname", "box")],
+                    comp: Comp::Gzip,
+                },
+                Layer {
+                    entries,
+                    comp: Comp::Gzip,
+                },
+            ])],
+        );
+        let reference = format!("{}/hostile:{tag}", reg.host());
+        push(&layout, &tag, &reference, &["--preserve-digests"]);
+        let e = pull(&reference).expect_err(case);
+        assert_eq!(e.code, Code::InvalidArgument, "{case}: {e:?}");
+        assert!(
+            e.message.contains(&format!("layer {}: {names}", layers[1])),
+            "{case}: names the layer and entry: {e:?}"
+        );
+    }
+
+    // A registry that serves other bytes than the manifest names.
+    let layout = work.join("layout-corrupt");
+    let layers = write_layout(
+        &layout,
+        "corrupt",
+        &[ImageSpec::new(vec![Layer {
+            entries: vec![file("f", "the real content")],
+            comp: Comp::None,
+        }])],
+    );
+    let reference = format!("{}/hostile:corrupt", reg.host());
+    push(&layout, "corrupt", &reference, &["--preserve-digests"]);
+    let blob = reg.blob_file(&layers[0]);
+    let mut bytes = fs::read(&blob).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0xff;
+    fs::write(&blob, bytes).unwrap();
+    let e = pull(&reference).expect_err("corrupt");
+    assert_eq!(e.code, Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message.contains(&layers[0].to_string()) && e.message.contains("digest mismatch"),
+        "{e:?}"
+    );
+
+    let images: pi::ListImagesResponse = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "List",
+        &pi::ListImagesRequest::default(),
+    )
+    .unwrap();
+    assert!(images.images.is_empty(), "{images:?}");
+}
