@@ -1909,3 +1909,97 @@ fn hostile_layers_reach_the_client_as_invalid_argument() {
     .unwrap();
     assert!(images.images.is_empty(), "{images:?}");
 }
+
+/// An index as BuildKit pushes it: each platform's manifest with an
+/// attestation manifest (platform unknown/unknown, an in-toto layer)
+/// beside it. `all_platforms` pulls the image and leaves the attestation
+/// alone (pulling it as a platform failed the whole pull).
+#[test]
+fn a_pull_of_all_platforms_skips_attestations() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("allplat-attest");
+    let layout = work.join("layout");
+    let layers = write_layout(
+        &layout,
+        "attested",
+        &[ImageSpec::new(vec![Layer {
+            entries: vec![file("f", "x")],
+            comp: Comp::Gzip,
+        }])],
+    );
+    // The single manifest write_layout named, then an index over it and
+    // an attestation manifest.
+    let top = fs::read_to_string(layout.join("index.json")).unwrap();
+    let field = |name: &str| -> String {
+        let at = top.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+        top[at..]
+            .trim_start_matches('"')
+            .chars()
+            .take_while(|c| *c != '"' && *c != ',' && *c != '}')
+            .collect()
+    };
+    let (manifest_digest, manifest_size) = (field("digest"), field("size"));
+    let put = |data: &[u8]| -> (Digest, usize) {
+        let d = Digest::of(data);
+        fs::write(layout.join("blobs/sha256").join(d.hex()), data).unwrap();
+        (d, data.len())
+    };
+    let (cfg, cfg_size) = put(b"{}");
+    let (stmt, stmt_size) = put(br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#);
+    let attestation = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":{cfg_size}}},"layers":[{{"mediaType":"application/vnd.in-toto+json","digest":"{stmt}","size":{stmt_size},"annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v0.2"}}}}]}}"#
+    );
+    let (att, att_size) = put(attestation.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{manifest_size},"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{att}","size":{att_size},"annotations":{{"vnd.docker.reference.digest":"{manifest_digest}","vnd.docker.reference.type":"attestation-manifest"}},"platform":{{"architecture":"unknown","os":"unknown"}}}}]}}"#
+    );
+    let (idx, idx_size) = put(index.as_bytes());
+    fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{idx}","size":{idx_size},"annotations":{{"org.opencontainers.image.ref.name":"attested"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let reference = format!("{}/library/attested:latest", reg.host());
+    push(
+        &layout,
+        "attested",
+        &reference,
+        &["--all", "--preserve-digests"],
+    );
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let progress: Vec<pp::PullProgress> = stream(
+        &c,
+        ns,
+        pp::SERVICE,
+        pp::METHOD,
+        &pp::PullRequest {
+            reference: reference.clone(),
+            plain_http: true,
+            all_platforms: true,
+            unpack: true,
+            ..Default::default()
+        },
+    )
+    .expect("pull");
+    let image = progress.last().unwrap().image.clone().expect("the image");
+    assert_eq!(image.target.unwrap().digest, idx.to_string());
+    let layer = layers[0].to_string();
+    info(&c, ns, &layers[0]).unwrap_or_else(|e| panic!("layer {layer}: {e:?}"));
+    let _: Empty = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "Delete",
+        &pi::DeleteImageRequest {
+            name: reference,
+            sync: true,
+        },
+    )
+    .unwrap();
+}

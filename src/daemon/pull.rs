@@ -319,7 +319,7 @@ impl Pull {
             let Some(platform) = &d.platform else {
                 continue;
             };
-            if d.digest == host.resolved.descriptor.digest {
+            if d.digest == host.resolved.descriptor.digest || is_attestation(d) {
                 continue;
             }
             // Normalized (arm64 is arm64/v8) as a requested platform is.
@@ -361,6 +361,19 @@ impl Pull {
         }
         Ok(desc.clone())
     }
+}
+
+/// BuildKit's attestation manifests (provenance, SBOM) sit in an index
+/// as platform unknown/unknown and hold no image: not a platform to pull
+/// (their in-toto layers are no layer media type; pulling one failed the
+/// whole pull).
+fn is_attestation(d: &Descriptor) -> bool {
+    d.annotations
+        .iter()
+        .any(|(k, v)| k == "vnd.docker.reference.type" && v == "attestation-manifest")
+        || d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
 }
 
 /// Holds the manifest, config and layers of `r` in the pull's lease.
