@@ -483,6 +483,7 @@ fn cmd_inspect(i: InspectCmd) -> Result<()> {
         line("Reference:", &reference.to_string());
         if let Some(list) = &r.index {
             let plats: Vec<String> = list
+                .manifests
                 .iter()
                 .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
                 .collect();

@@ -1448,3 +1448,558 @@ fn containers_list_stream_and_lease_resources() {
         "nope",
     );
 }
+
+/// Every list call parses its filters once: a filter that does not parse
+/// fails the call with InvalidArgument naming it (it used to answer an
+/// empty list), and each kind is filtered on containerd's fields for it
+/// (it used to know only a name and labels).
+#[test]
+fn list_filters_use_each_kinds_fields_and_refuse_bad_ones() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+
+    // Containers: `runtime.name` and `image` besides `id` and labels.
+    for (id, runtime, image) in [
+        ("c1", "io.containerd.skiff.v2", ""),
+        ("c2", "io.containerd.runc.v2", "example.com/a:1"),
+    ] {
+        let _: pc::CreateContainerResponse = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "Create",
+            &pc::CreateContainerRequest {
+                container: Some(pc::Container {
+                    id: id.into(),
+                    image: image.into(),
+                    runtime: Some(pc::Runtime {
+                        name: runtime.into(),
+                        options: None,
+                    }),
+                    ..Default::default()
+                }),
+            },
+        )
+        .unwrap();
+    }
+    let containers = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let filters: Vec<String> = filters.iter().map(|s| s.to_string()).collect();
+        let r: pc::ListContainersResponse = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "List",
+            &pc::ListContainersRequest {
+                filters: filters.clone(),
+            },
+        )?;
+        let streamed: Vec<pc::ListContainerMessage> = stream(
+            &c,
+            ns,
+            pc::SERVICE,
+            "ListStream",
+            &pc::ListContainersRequest { filters },
+        )?;
+        let mut ids: Vec<String> = r.containers.into_iter().map(|c| c.id).collect();
+        let mut s: Vec<String> = streamed
+            .into_iter()
+            .map(|m| m.container.unwrap().id)
+            .collect();
+        ids.sort();
+        s.sort();
+        assert_eq!(ids, s, "List and ListStream agree");
+        Ok(ids)
+    };
+    assert_eq!(
+        containers(&["runtime.name==io.containerd.runc.v2"]).unwrap(),
+        ["c2"]
+    );
+    assert_eq!(containers(&["image"]).unwrap(), ["c2"]);
+    assert_eq!(containers(&["id==c1"]).unwrap(), ["c1"]);
+    assert_eq!(containers(&["name==c1"]).unwrap(), Vec::<String>::new());
+    assert_eq!(containers(&["", "id==c1"]).unwrap(), ["c1", "c2"]);
+
+    // Images: `target.digest`, `target.mediatype`, not a `digest`.
+    let target = |mt: &str, seed: u8| Descriptor {
+        media_type: mt.into(),
+        digest: Digest::of(&[seed]).to_string(),
+        size: 1,
+        annotations: Default::default(),
+    };
+    let manifest = target("application/vnd.oci.image.manifest.v1+json", 1);
+    for (name, t) in [
+        ("example.com/m:1", manifest.clone()),
+        (
+            "example.com/i:1",
+            target("application/vnd.oci.image.index.v1+json", 2),
+        ),
+    ] {
+        let _: pi::CreateImageResponse = call(
+            &c,
+            ns,
+            pi::SERVICE,
+            "Create",
+            &pi::CreateImageRequest {
+                image: Some(pi::Image {
+                    name: name.into(),
+                    target: Some(t),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let images = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let r: pi::ListImagesResponse = call(
+            &c,
+            ns,
+            pi::SERVICE,
+            "List",
+            &pi::ListImagesRequest {
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+            },
+        )?;
+        let mut v: Vec<String> = r.images.into_iter().map(|i| i.name).collect();
+        v.sort();
+        Ok(v)
+    };
+    assert_eq!(
+        images(&["target.mediatype~=index"]).unwrap(),
+        ["example.com/i:1"]
+    );
+    let by_digest = format!("target.digest=={}", manifest.digest);
+    assert_eq!(images(&[&by_digest]).unwrap(), ["example.com/m:1"]);
+    assert_eq!(images(&["name~=/m:1$/"]).unwrap(), ["example.com/m:1"]);
+    assert!(images(&[&format!("digest=={}", manifest.digest)])
+        .unwrap()
+        .is_empty());
+
+    // Content: `digest` and labels, not a `name`.
+    let blob = write_blob(&c, ns, "filter-blob", b"filtered content");
+    let content = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let msgs: Vec<pct::ListContentResponse> = stream(
+            &c,
+            ns,
+            pct::SERVICE,
+            "List",
+            &pct::ListContentRequest {
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+            },
+        )?;
+        Ok(msgs
+            .into_iter()
+            .flat_map(|m| m.info)
+            .map(|i| i.digest)
+            .collect())
+    };
+    assert_eq!(
+        content(&[&format!("digest=={blob}")]).unwrap(),
+        [blob.to_string()]
+    );
+    assert!(content(&[&format!("name=={blob}")]).unwrap().is_empty());
+
+    // Snapshots: `kind` and `parent` besides the name.
+    let sn = snapshotters()[0];
+    prepare(&c, ns, sn, "filter-active", "").unwrap();
+    let snapshots = |filters: &[&str]| -> Result<Vec<String>, Status> {
+        let msgs: Vec<ps::ListSnapshotsResponse> = stream(
+            &c,
+            ns,
+            ps::SERVICE,
+            "List",
+            &ps::ListSnapshotsRequest {
+                snapshotter: sn.into(),
+                filters: filters.iter().map(|s| s.to_string()).collect(),
+            },
+        )?;
+        Ok(msgs
+            .into_iter()
+            .flat_map(|m| m.info)
+            .map(|i| i.name)
+            .collect())
+    };
+    assert_eq!(snapshots(&["kind==active"]).unwrap(), ["filter-active"]);
+    assert!(snapshots(&["kind==committed"]).unwrap().is_empty());
+    assert_eq!(
+        snapshots(&["name==filter-active,parent==\"\""]).unwrap(),
+        ["filter-active"]
+    );
+
+    // A filter that does not parse fails every list call, naming it.
+    for bad in [vec!["name=x"], vec!["", "labels.a==1,"]] {
+        let bad: Vec<String> = bad.into_iter().map(String::from).collect();
+        let refused = |what: &str, r: Result<(), Status>| {
+            let e = r.expect_err(what);
+            assert_eq!(e.code, Code::InvalidArgument, "{what}: {e:?}");
+            assert!(
+                e.message.starts_with("filters: parse error: ["),
+                "{what}: {e:?}"
+            );
+        };
+        let strs: Vec<&str> = bad.iter().map(String::as_str).collect();
+        refused("containers", containers(&strs).map(drop));
+        refused("images", images(&strs).map(drop));
+        refused("content", content(&strs).map(drop));
+        refused("snapshots", snapshots(&strs).map(drop));
+        refused(
+            "leases",
+            call::<_, pl::ListResponse>(
+                &c,
+                ns,
+                pl::SERVICE,
+                "List",
+                &pl::ListRequest {
+                    filters: bad.clone(),
+                },
+            )
+            .map(drop),
+        );
+        refused(
+            "ingests",
+            call::<_, pct::ListStatusesResponse>(
+                &c,
+                ns,
+                pct::SERVICE,
+                "ListStatuses",
+                &pct::ListStatusesRequest {
+                    filters: bad.clone(),
+                },
+            )
+            .map(drop),
+        );
+        refused(
+            "metrics",
+            call::<_, pt::MetricsResponse>(
+                &c,
+                ns,
+                pt::SERVICE,
+                "Metrics",
+                &pt::MetricsRequest {
+                    filters: bad.clone(),
+                },
+            )
+            .map(drop),
+        );
+    }
+
+    remove(&c, ns, sn, "filter-active").unwrap();
+    for id in ["c1", "c2"] {
+        let _: Empty = call(
+            &c,
+            ns,
+            pc::SERVICE,
+            "Delete",
+            &pc::DeleteContainerRequest { id: id.into() },
+        )
+        .unwrap();
+    }
+    for name in ["example.com/m:1", "example.com/i:1"] {
+        let _: Empty = call(
+            &c,
+            ns,
+            pi::SERVICE,
+            "Delete",
+            &pi::DeleteImageRequest {
+                name: name.into(),
+                sync: true,
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// `all_platforms` pulls every platform of the index it resolved the
+/// host's from: the index is fetched once (it was fetched again for each
+/// other platform, twice, and once more to store it).
+#[test]
+fn a_pull_of_all_platforms_fetches_the_index_once() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("allplat-once");
+    let mut specs = Vec::new();
+    let mut layers_of = Vec::new();
+    for arch in ["amd64", "arm64", "s390x"] {
+        let mut spec = ImageSpec::new(vec![Layer {
+            entries: vec![file(&format!("{arch}-only"), arch)],
+            comp: Comp::Gzip,
+        }]);
+        spec.arch = arch.into();
+        specs.push(spec);
+        layers_of.push(arch);
+    }
+    let layout = work.join("layout");
+    let layers = write_layout(&layout, "multi", &specs);
+    let reference = format!("{}/library/multi:latest", reg.host());
+    push(&layout, "multi", &reference, &["--all"]);
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let tag_fetches = || {
+        reg.log()
+            .lines()
+            .filter(|l| l.contains("/v2/library/multi/manifests/latest"))
+            .count()
+    };
+    let before = tag_fetches();
+    let progress: Vec<pp::PullProgress> = stream(
+        &c,
+        ns,
+        pp::SERVICE,
+        pp::METHOD,
+        &pp::PullRequest {
+            reference: reference.clone(),
+            plain_http: true,
+            all_platforms: true,
+            ..Default::default()
+        },
+    )
+    .expect("pull");
+    let image = progress.last().unwrap().image.clone().expect("the image");
+    assert_eq!(
+        image.target.unwrap().media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    // The access log is written as requests are answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tag_fetches() == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(tag_fetches() - before, 1, "{}", reg.log());
+    // Every platform's layer came.
+    let msgs: Vec<pct::ListContentResponse> = stream(
+        &c,
+        ns,
+        pct::SERVICE,
+        "List",
+        &pct::ListContentRequest::default(),
+    )
+    .unwrap();
+    let stored: Vec<String> = msgs
+        .into_iter()
+        .flat_map(|m| m.info)
+        .map(|i| i.digest)
+        .collect();
+    for (layer, arch) in layers.iter().zip(&layers_of) {
+        assert!(stored.contains(&layer.to_string()), "{arch}: {stored:?}");
+    }
+    let _: Empty = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "Delete",
+        &pi::DeleteImageRequest {
+            name: reference,
+            sync: true,
+        },
+    )
+    .unwrap();
+}
+
+/// A layer the unpacker refuses reaches the client as InvalidArgument
+/// naming the layer and the entry (they were Unknown, or NotFound for a
+/// hardlink to nothing); a blob that is not what its descriptor says is
+/// FailedPrecondition naming it (containerd's commit answers that).
+#[test]
+fn hostile_layers_reach_the_client_as_invalid_argument() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("hostile-daemon");
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let pull = |reference: &str| {
+        stream::<_, pp::PullProgress>(
+            &c,
+            ns,
+            pp::SERVICE,
+            pp::METHOD,
+            &pp::PullRequest {
+                reference: reference.into(),
+                plain_http: true,
+                unpack: true,
+                ..Default::default()
+            },
+        )
+    };
+    let cases: Vec<(&str, Vec<Entry>, &str)> = vec![
+        (
+            "dotdot",
+            vec![dir("a/"), file("a/../../pwned", "x")],
+            "entry \"a/../../pwned\"",
+        ),
+        (
+            "hardlink-to-nothing",
+            vec![hardlink("hl", "/no/such/victim")],
+            "entry \"hl\"",
+        ),
+        (
+            "hardlink-via-symlink",
+            vec![symlink("s", "/"), hardlink("hl", "s/etc/hostname")],
+            "entry \"hl\"",
+        ),
+        (
+            "whiteout-name",
+            vec![file(".wh...", "")],
+            "entry \".wh...\"",
+        ),
+    ];
+    for (i, (case, entries, names)) in cases.into_iter().enumerate() {
+        let tag = format!("t{i}");
+        let layout = work.join(&format!("layout-{i}"));
+        let layers = write_layout(
+            &layout,
+            &tag,
+            &[ImageSpec::new(vec![
+                Layer {
+                    entries: vec![dir("etc/"), file("etc/hostname", "box")],
+                    comp: Comp::Gzip,
+                },
+                Layer {
+                    entries,
+                    comp: Comp::Gzip,
+                },
+            ])],
+        );
+        let reference = format!("{}/hostile:{tag}", reg.host());
+        push(&layout, &tag, &reference, &["--preserve-digests"]);
+        let e = pull(&reference).expect_err(case);
+        assert_eq!(e.code, Code::InvalidArgument, "{case}: {e:?}");
+        assert!(
+            e.message.contains(&format!("layer {}: {names}", layers[1])),
+            "{case}: names the layer and entry: {e:?}"
+        );
+    }
+
+    // A registry that serves other bytes than the manifest names.
+    let layout = work.join("layout-corrupt");
+    let layers = write_layout(
+        &layout,
+        "corrupt",
+        &[ImageSpec::new(vec![Layer {
+            entries: vec![file("f", "the real content")],
+            comp: Comp::None,
+        }])],
+    );
+    let reference = format!("{}/hostile:corrupt", reg.host());
+    push(&layout, "corrupt", &reference, &["--preserve-digests"]);
+    let blob = reg.blob_file(&layers[0]);
+    let mut bytes = fs::read(&blob).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0xff;
+    fs::write(&blob, bytes).unwrap();
+    let e = pull(&reference).expect_err("corrupt");
+    assert_eq!(e.code, Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message.contains(&layers[0].to_string()) && e.message.contains("digest mismatch"),
+        "{e:?}"
+    );
+
+    let images: pi::ListImagesResponse = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "List",
+        &pi::ListImagesRequest::default(),
+    )
+    .unwrap();
+    assert!(images.images.is_empty(), "{images:?}");
+}
+
+/// An index as BuildKit pushes it: each platform's manifest with an
+/// attestation manifest (platform unknown/unknown, an in-toto layer)
+/// beside it. `all_platforms` pulls the image and leaves the attestation
+/// alone (pulling it as a platform failed the whole pull).
+#[test]
+fn a_pull_of_all_platforms_skips_attestations() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("allplat-attest");
+    let layout = work.join("layout");
+    let layers = write_layout(
+        &layout,
+        "attested",
+        &[ImageSpec::new(vec![Layer {
+            entries: vec![file("f", "x")],
+            comp: Comp::Gzip,
+        }])],
+    );
+    // The single manifest write_layout named, then an index over it and
+    // an attestation manifest.
+    let top = fs::read_to_string(layout.join("index.json")).unwrap();
+    let field = |name: &str| -> String {
+        let at = top.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+        top[at..]
+            .trim_start_matches('"')
+            .chars()
+            .take_while(|c| *c != '"' && *c != ',' && *c != '}')
+            .collect()
+    };
+    let (manifest_digest, manifest_size) = (field("digest"), field("size"));
+    let put = |data: &[u8]| -> (Digest, usize) {
+        let d = Digest::of(data);
+        fs::write(layout.join("blobs/sha256").join(d.hex()), data).unwrap();
+        (d, data.len())
+    };
+    let (cfg, cfg_size) = put(b"{}");
+    let (stmt, stmt_size) = put(br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#);
+    let attestation = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":{cfg_size}}},"layers":[{{"mediaType":"application/vnd.in-toto+json","digest":"{stmt}","size":{stmt_size},"annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v0.2"}}}}]}}"#
+    );
+    let (att, att_size) = put(attestation.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{manifest_size},"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{att}","size":{att_size},"annotations":{{"vnd.docker.reference.digest":"{manifest_digest}","vnd.docker.reference.type":"attestation-manifest"}},"platform":{{"architecture":"unknown","os":"unknown"}}}}]}}"#
+    );
+    let (idx, idx_size) = put(index.as_bytes());
+    fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{idx}","size":{idx_size},"annotations":{{"org.opencontainers.image.ref.name":"attested"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let reference = format!("{}/library/attested:latest", reg.host());
+    push(
+        &layout,
+        "attested",
+        &reference,
+        &["--all", "--preserve-digests"],
+    );
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let progress: Vec<pp::PullProgress> = stream(
+        &c,
+        ns,
+        pp::SERVICE,
+        pp::METHOD,
+        &pp::PullRequest {
+            reference: reference.clone(),
+            plain_http: true,
+            all_platforms: true,
+            unpack: true,
+            ..Default::default()
+        },
+    )
+    .expect("pull");
+    let image = progress.last().unwrap().image.clone().expect("the image");
+    assert_eq!(image.target.unwrap().digest, idx.to_string());
+    let layer = layers[0].to_string();
+    info(&c, ns, &layers[0]).unwrap_or_else(|e| panic!("layer {layer}: {e:?}"));
+    let _: Empty = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "Delete",
+        &pi::DeleteImageRequest {
+            name: reference,
+            sync: true,
+        },
+    )
+    .unwrap();
+}

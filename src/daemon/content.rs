@@ -5,7 +5,7 @@
 //! namespace uses it). Write is in [`super::content_write`].
 
 use super::api::{encode, missing, status, timestamp, Ctx, Handler, Sink};
-use super::services::{filters_match, DecodeReq};
+use super::services::{parse_filters, path_rest, DecodeReq};
 use super::store::Stores;
 use crate::image::content::{self as ic, IngestStatus};
 use crate::image::digest::Digest;
@@ -64,6 +64,30 @@ pub(super) fn ingest_status(s: IngestStatus) -> pct::Status {
         offset: s.offset as i64,
         total: s.total as i64,
         expected: s.expected.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+/// The fields containerd filters content on (size not yet, as there).
+impl crate::filter::Fields for pct::Info {
+    fn field(&self, path: &[String]) -> Option<String> {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        match path.as_slice() {
+            ["digest"] => Some(self.digest.clone()),
+            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+            _ => None,
+        }
+    }
+}
+
+/// An ingest as containerd filters it: by its ref alone.
+struct StatusFields<'a>(&'a IngestStatus);
+
+impl crate::filter::Fields for StatusFields<'_> {
+    fn field(&self, path: &[String]) -> Option<String> {
+        match path {
+            [f] if f == "ref" => Some(self.0.r#ref.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -140,11 +164,12 @@ impl Handler for Content {
                 })
             }),
             "ListStatuses" => unary(payload, |r: pct::ListStatusesRequest| {
+                let filters = parse_filters(&r.filters, 1)?;
                 let store = self.0.content().map_err(status)?;
                 Ok(pct::ListStatusesResponse {
                     statuses: ic::list_ref_ingests(store, ns)
                         .into_iter()
-                        .filter(|s| filters_match(&r.filters, &s.r#ref, &Default::default()))
+                        .filter(|s| filters.matches(&StatusFields(s)))
                         .map(ingest_status)
                         .collect(),
                 })
@@ -174,6 +199,7 @@ impl Handler for Content {
         match method {
             "List" => {
                 let r = pct::ListContentRequest::decode_req(payload)?;
+                let filters = parse_filters(&r.filters, 1)?;
                 let db = self.0.db().map_err(status)?;
                 let store = self.0.content().map_err(status)?;
                 let mut infos = Vec::new();
@@ -183,7 +209,7 @@ impl Handler for Content {
                     };
                     use std::os::unix::fs::MetadataExt;
                     let info = Self::info(rec, md.len(), md.mtime());
-                    if filters_match(&r.filters, &info.digest, &info.labels) {
+                    if filters.matches(&info) {
                         infos.push(info);
                     }
                 }

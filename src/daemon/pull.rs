@@ -238,9 +238,9 @@ impl Pull {
         label_children(db, ns, &pulled).map_err(status)?;
         record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
-        if let (true, Some(list)) = (r.all_platforms, &pulled.resolved.index) {
+        if let (true, Some(index)) = (r.all_platforms, &pulled.resolved.index) {
             target = self
-                .pull_other_platforms(ns, reference, client, lease, &progress, list, &pulled)
+                .pull_other_platforms(ns, reference, client, lease, &progress, index, &pulled)
                 .map_err(status)?;
         }
         target.platform = None;
@@ -300,6 +300,8 @@ impl Pull {
     /// `--all-platforms`: fetch every other platform the index names (each
     /// leased before it is written), then store the index itself, its
     /// manifests kept by its gc.ref labels; the index is the image's target.
+    /// The index is the one the host's platform was resolved from: fetched
+    /// once, so every platform comes from the same index.
     #[allow(clippy::too_many_arguments)]
     fn pull_other_platforms(
         &self,
@@ -308,71 +310,70 @@ impl Pull {
         client: &registry::Client,
         lease: &str,
         progress: &Progress,
-        list: &[Descriptor],
+        index: &ipull::Index,
         host: &ipull::Pulled,
     ) -> crate::Result<Descriptor> {
         let content = self.stores.content()?;
         let db = self.stores.db()?;
-        for d in list {
+        for d in &index.manifests {
             let Some(platform) = &d.platform else {
                 continue;
             };
-            if d.digest == host.resolved.descriptor.digest {
+            if d.digest == host.resolved.descriptor.digest || is_attestation(d) {
                 continue;
             }
             // Normalized (arm64 is arm64/v8) as a requested platform is.
-            let platform = &oci::Platform::parse(&platform.to_string())?;
-            let resolved = ipull::resolve(client, reference, platform)?;
+            let platform = oci::Platform::parse(&platform.to_string())?;
+            let resolved = ipull::resolve_entry(client, reference, d)?;
             lease_blobs(db, ns, lease, &resolved)?;
-            let other = ipull::pull(
+            let other = ipull::pull_resolved(
                 content,
                 client,
-                reference,
+                resolved,
                 &PullOptions {
-                    platform: platform.clone(),
+                    platform,
                     parallel: 3,
                     observer: progress,
                     rootfs: None,
                     tag: false,
                 },
             )?;
-            lease_blobs(db, ns, lease, &other.resolved)?;
             record_blobs(db, ns, &other.resolved)?;
             label_children(db, ns, &other)?;
         }
-        let (data, ctype) = client
-            .manifest(&reference.object())
-            .context("fetch the index")?;
-        let index = Descriptor {
-            media_type: ctype,
-            digest: reference
-                .digest
-                .clone()
-                .unwrap_or_else(|| crate::image::digest::Digest::of(&data)),
-            size: data.len() as u64,
-            platform: None,
-            annotations: Vec::new(),
-        };
-        crate::image::digest::verify_bytes(&data, &index.digest, index.size).context("index")?;
+        let desc = &index.descriptor;
         let res = crate::metadata::Resource {
-            id: index.digest.to_string(),
+            id: desc.digest.to_string(),
             kind: "content".into(),
         };
         db.add_lease_resource(ns, lease, res)?;
-        if !content.has(&index) {
-            content.put(&index, &data)?;
+        if !content.has(desc) {
+            content.put(desc, &index.bytes)?;
         }
-        db.add_content(ns, &index.digest, index.size, Default::default())?;
-        for (i, d) in list.iter().enumerate() {
+        db.add_content(ns, &desc.digest, desc.size, Default::default())?;
+        for (i, d) in index.manifests.iter().enumerate() {
             db.add_content_label(
                 ns,
-                &index.digest,
+                &desc.digest,
                 &format!("containerd.io/gc.ref.content.m.{i}"),
                 &d.digest.to_string(),
             )?;
         }
-        Ok(index)
+        Ok(desc.clone())
     }
+}
+
+/// BuildKit's attestation manifests (provenance, SBOM) sit in an index
+/// as platform unknown/unknown and hold no image: not a platform to pull
+/// (their in-toto layers are no layer media type; pulling one failed the
+/// whole pull).
+fn is_attestation(d: &Descriptor) -> bool {
+    d.annotations
+        .iter()
+        .any(|(k, v)| k == "vnd.docker.reference.type" && v == "attestation-manifest")
+        || d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
 }
 
 /// Holds the manifest, config and layers of `r` in the pull's lease.

@@ -3,6 +3,7 @@
 
 use super::api::{encode, missing, status, timestamp, Ctx, Handler};
 use super::store::{self, Stores};
+use crate::filter::{AnyOf, Fields};
 use crate::image::digest::Digest;
 use crate::image::oci;
 use crate::proto::services::{
@@ -151,11 +152,12 @@ impl Handler for Images {
                 })
             }),
             "List" => unary(payload, |r: pi::ListImagesRequest| {
+                let filters = parse_filters(&r.filters, 2)?;
                 let images = db.images(ns).map_err(status)?;
                 Ok(pi::ListImagesResponse {
                     images: images
                         .into_iter()
-                        .filter(|i| filters_match(&r.filters, &i.name, &i.labels))
+                        .filter(|i| filters.matches(i))
                         .map(image_to_proto)
                         .collect(),
                 })
@@ -219,17 +221,75 @@ pub(super) fn apply_labels(
     }
 }
 
-/// containerd's filters (crate::filter) over an object's name (its
-/// `name`, `id` or `digest`, by kind) and labels.
-pub(super) fn filters_match(filters: &[String], name: &str, labels: &store::Labels) -> bool {
-    let fields = [("name", name), ("id", name), ("digest", name)];
-    crate::filter::matches_any(
-        filters,
-        &crate::filter::Record {
-            fields: &fields,
-            labels,
-        },
-    )
+/// A list call's filters, parsed once for the call: a bad one fails it
+/// with InvalidArgument and containerd's message (the parse error, then
+/// ": invalid argument" once per layer of containerd that tags it, so a
+/// Go client prints what it prints against containerd).
+pub(super) fn parse_filters(filters: &[String], tags: usize) -> Result<AnyOf, Status> {
+    crate::filter::parse_all(filters).map_err(|e| {
+        Status::new(
+            Code::InvalidArgument,
+            format!("{}{}", e.message(), ": invalid argument".repeat(tags)),
+        )
+    })
+}
+
+/// A value that is there only when not empty (containerd's adaptors).
+fn non_empty(s: &str) -> Option<String> {
+    Some(s.to_string()).filter(|s| !s.is_empty())
+}
+
+/// The fields containerd filters images on.
+impl Fields for store::Image {
+    fn field(&self, path: &[String]) -> Option<String> {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        match path.as_slice() {
+            ["name"] => non_empty(&self.name),
+            ["target", "digest"] => Some(self.target.digest.to_string()),
+            ["target", "mediatype"] => non_empty(&self.target.media_type),
+            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+            ["annotations", ..] => {
+                let key = path[1..].join(".");
+                self.target
+                    .annotations
+                    .iter()
+                    .find(|(k, _)| !key.is_empty() && *k == key)
+                    .map(|(_, v)| v.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The fields containerd filters containers on.
+impl Fields for store::Container {
+    fn field(&self, path: &[String]) -> Option<String> {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        match path.as_slice() {
+            ["id"] => non_empty(&self.id),
+            ["runtime", "name"] => non_empty(&self.runtime.name),
+            ["image"] => non_empty(&self.image),
+            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+            _ => None,
+        }
+    }
+}
+
+/// The fields containerd filters leases on.
+impl Fields for store::Lease {
+    fn field(&self, path: &[String]) -> Option<String> {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        match path.as_slice() {
+            ["id"] => non_empty(&self.id),
+            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+            _ => None,
+        }
+    }
+}
+
+/// A path without its first field (the key of `labels.KEY`).
+pub(super) fn path_rest(path: &[&str]) -> Vec<String> {
+    path.iter().skip(1).map(|s| s.to_string()).collect()
 }
 
 fn any_to_meta(a: Any) -> store::MetaAny {
@@ -499,12 +559,13 @@ impl Handler for Containers {
                 })
             }),
             "List" => unary(payload, |r: pc::ListContainersRequest| {
+                let filters = parse_filters(&r.filters, 2)?;
                 Ok(pc::ListContainersResponse {
                     containers: db
                         .containers(ns)
                         .map_err(status)?
                         .into_iter()
-                        .filter(|c| filters_match(&r.filters, &c.id, &c.labels))
+                        .filter(|c| filters.matches(c))
                         .map(container_to_proto)
                         .collect(),
                 })
@@ -547,9 +608,10 @@ impl Handler for Containers {
             // List, one container a message (no message size limit to hit).
             "ListStream" => {
                 let r = pc::ListContainersRequest::decode_req(payload)?;
+                let filters = parse_filters(&r.filters, 2)?;
                 let db = self.0.db().map_err(status)?;
                 for c in db.containers(&ctx.namespace).map_err(status)? {
-                    if filters_match(&r.filters, &c.id, &c.labels) {
+                    if filters.matches(&c) {
                         out.send(&encode(&pc::ListContainerMessage {
                             container: Some(container_to_proto(c)),
                         }))?;
@@ -628,12 +690,13 @@ impl Handler for Leases {
                 })
             }),
             "List" => unary(payload, |r: pl::ListRequest| {
+                let filters = parse_filters(&r.filters, 2)?;
                 Ok(pl::ListResponse {
                     leases: db
                         .leases(ns)
                         .map_err(status)?
                         .into_iter()
-                        .filter(|l| filters_match(&r.filters, &l.id, &l.labels))
+                        .filter(|l| filters.matches(l))
                         .map(conv)
                         .collect(),
                 })

@@ -13,7 +13,7 @@
 
 use super::api::{encode, missing, status, timestamp, Ctx, Handler, Sink};
 use super::content::hold;
-use super::services::{apply_labels, filters_match, mount_to_proto, DecodeReq};
+use super::services::{apply_labels, mount_to_proto, parse_filters, path_rest, DecodeReq};
 use super::store::{SnapshotKind, Stores};
 use crate::proto::services::snapshots as ps;
 use crate::proto::types::Empty;
@@ -46,6 +46,21 @@ fn snapshot_info(ns: Option<&str>, mut i: Info) -> ps::Info {
         created_at: timestamp(i.created),
         updated_at: timestamp(i.updated),
         labels: i.labels,
+    }
+}
+
+/// The fields containerd filters snapshots on (names as the namespace
+/// sees them).
+impl crate::filter::Fields for Info {
+    fn field(&self, path: &[String]) -> Option<String> {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        match path.as_slice() {
+            ["kind"] => Some(self.kind.name().to_ascii_lowercase()),
+            ["name"] => Some(self.name.clone()),
+            ["parent"] => Some(self.parent.clone()),
+            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+            _ => None,
+        }
     }
 }
 
@@ -267,12 +282,13 @@ impl Handler for Snapshots {
         match method {
             "List" => {
                 let r = ps::ListSnapshotsRequest::decode_req(payload)?;
+                let filters = parse_filters(&r.filters, 1)?;
                 let sn = self.snapshotter(&r.snapshotter)?;
                 let infos: Vec<ps::Info> = self
                     .0
                     .namespace_snapshots(&sn, &ctx.namespace)
                     .into_iter()
-                    .filter(|i| filters_match(&r.filters, &i.name, &i.labels))
+                    .filter(|i| filters.matches(i))
                     .map(|i| snapshot_info(None, i))
                     .collect();
                 for chunk in infos.chunks(100) {

@@ -1025,18 +1025,20 @@ impl Handler for TaskService {
                 )
             }),
             "Metrics" => unary(payload, |r: pt::MetricsRequest| {
+                let filters = super::services::parse_filters(&r.filters, 1)?;
                 let wanted: Vec<Arc<Task>> = tasks
                     .in_namespace(ns)
                     .into_iter()
                     .filter(|t| {
-                        let fields = [("id", t.id.as_str())];
-                        crate::filter::matches_any(
-                            &r.filters,
-                            &crate::filter::Record {
-                                fields: &fields,
-                                labels: &Default::default(),
-                            },
-                        )
+                        let fields = [
+                            ("id", &*t.id),
+                            ("namespace", &*t.ns),
+                            ("runtime", &*t.runtime),
+                        ];
+                        filters.matches(&crate::filter::Record {
+                            fields: &fields,
+                            labels: &Default::default(),
+                        })
                     })
                     .collect();
                 let stats = each_shim(&wanted, |t| {

@@ -34,12 +34,7 @@ pub struct Record<'a> {
 impl Fields for Record<'_> {
     fn field(&self, path: &[String]) -> Option<String> {
         match path {
-            [label, key @ ..] if label == "labels" => {
-                if key.is_empty() {
-                    return None;
-                }
-                self.labels.get(&key.join(".")).cloned()
-            }
+            [l, key @ ..] if l == "labels" => label(self.labels, key),
             [name] => self
                 .fields
                 .iter()
@@ -96,23 +91,31 @@ impl AnyOf {
     }
 }
 
-/// Parse every filter of a request (containerd's ParseAll).
+/// Parse every filter of a request (containerd's ParseAll): once per
+/// request, not per object; a bad filter fails the whole request, even
+/// beside an empty one (which matches everything).
 pub fn parse_all(filters: &[String]) -> Result<AnyOf> {
     let mut all = Vec::new();
+    let mut everything = false;
     for f in filters {
         match parse(f)? {
             Some(f) => all.push(f),
-            // An empty filter matches everything.
-            None => return Ok(AnyOf(Vec::new())),
+            None => everything = true,
         }
+    }
+    if everything {
+        all.clear();
     }
     Ok(AnyOf(all))
 }
 
-/// Whether `item` passes `filters`; an unparsable list matches nothing
-/// (callers that can answer with an error use [`parse_all`]).
-pub fn matches_any(filters: &[String], item: &dyn Fields) -> bool {
-    parse_all(filters).is_ok_and(|f| f.matches(item))
+/// A label map's value at the rest of a `labels.KEY` path (the key's parts
+/// joined by `.`, as containerd's adaptors do).
+pub fn label(labels: &BTreeMap<String, String>, key: &[String]) -> Option<String> {
+    if key.is_empty() {
+        return None;
+    }
+    labels.get(&key.join(".")).cloned()
 }
 
 /// Parse one filter; None for the empty one.

@@ -189,3 +189,21 @@ fn parser_survives_random_patterns() {
         }
     }
 }
+
+#[test]
+fn a_bad_filter_fails_the_list_even_beside_an_empty_one() {
+    // containerd's ParseAll parses every filter; an empty one matching
+    // everything does not excuse a bad one after it.
+    let all = |f: &[&str]| parse_all(&f.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let e = all(&["", "name=x"]).unwrap_err();
+    assert_eq!(e.kind(), Kind::InvalidArgument);
+    assert!(e.message().starts_with("filters: parse error: "), "{e}");
+    let e = all(&["name=x", ""]).unwrap_err();
+    assert_eq!(e.kind(), Kind::InvalidArgument);
+    let l = labels(&[]);
+    let rec = Record {
+        fields: &[("name", "img")],
+        labels: &l,
+    };
+    assert!(all(&["name==other", ""]).unwrap().matches(&rec));
+}

@@ -140,17 +140,23 @@ pub fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Content that is not what its descriptor says: FailedPrecondition, as
+/// containerd's content commit answers ("unexpected commit digest").
+fn mismatch(msg: String) -> Error {
+    Error::of(crate::Kind::FailedPrecondition, msg)
+}
+
 /// Check a complete in-memory blob against its descriptor.
 pub fn verify_bytes(data: &[u8], digest: &Digest, size: u64) -> Result<()> {
     if data.len() as u64 != size {
-        return Err(Error::new(format!(
+        return Err(mismatch(format!(
             "blob {digest}: size mismatch: expected {size} bytes, got {}",
             data.len()
         )));
     }
     let got = Digest::from_ring(digest.algo, ring::digest::digest(digest.algo.ring(), data));
     if &got != digest {
-        return Err(Error::new(format!(
+        return Err(mismatch(format!(
             "blob {digest}: digest mismatch: content hashes to {got}"
         )));
     }
@@ -191,14 +197,14 @@ impl<W: Write> Verifier<W> {
     /// Check size and digest; returns the inner writer when both match.
     pub fn finish(self) -> Result<W> {
         if self.written != self.size {
-            return Err(Error::new(format!(
+            return Err(mismatch(format!(
                 "blob {}: size mismatch: expected {} bytes, got {}",
                 self.expected, self.size, self.written
             )));
         }
         let got = Digest::from_ring(self.expected.algo, self.ctx.finish());
         if got != self.expected {
-            return Err(Error::new(format!(
+            return Err(mismatch(format!(
                 "blob {}: digest mismatch: content hashes to {got}",
                 self.expected
             )));

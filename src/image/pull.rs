@@ -33,8 +33,18 @@ pub struct Resolved {
     pub descriptor: Descriptor,
     pub manifest_bytes: Vec<u8>,
     pub manifest: Manifest,
-    /// The platforms of the index, when the reference named one.
-    pub index: Option<Vec<Descriptor>>,
+    /// The index, when the reference named one.
+    pub index: Option<Index>,
+}
+
+/// An image index as fetched: kept so that pulling its other platforms
+/// (and storing it) needs no second fetch.
+pub struct Index {
+    /// Its digest, size and media type.
+    pub descriptor: Descriptor,
+    pub bytes: Vec<u8>,
+    /// Its manifests, one a platform.
+    pub manifests: Vec<Descriptor>,
 }
 
 /// Resolve `reference` to the manifest for `platform`.
@@ -61,44 +71,71 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
             index: None,
         }),
         Document::Index(list) => {
-            let chosen = oci::select_platform(&list, platform).ok_or_else(|| {
-                let have: Vec<String> = list
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                    .collect();
-                Error::new(format!(
-                    "no manifest for platform {platform} in index {top_digest} (it has: {})",
-                    have.join(", ")
-                ))
-            })?;
-            let (mdata, mctype) = client
-                .manifest(&chosen.digest.to_string())
-                .with_context(|| format!("fetch manifest {} for {platform}", chosen.digest))?;
-            crate::image::digest::verify_bytes(&mdata, &chosen.digest, chosen.size)
-                .context("manifest")?;
-            let ctype = if chosen.media_type.is_empty() {
-                mctype
-            } else {
-                chosen.media_type.clone()
-            };
-            match oci::parse_document(&mdata, &ctype, &format!("manifest {}", chosen.digest))? {
-                Document::Manifest(m) => Ok(Resolved {
-                    reference: reference.clone(),
-                    descriptor: Descriptor {
-                        media_type: m.media_type.clone(),
-                        annotations: vec![],
-                        ..chosen.clone()
-                    },
-                    manifest_bytes: mdata,
-                    manifest: m,
-                    index: Some(list),
-                }),
-                Document::Index(_) => Err(Error::new(format!(
-                    "manifest {}: nested index is not supported",
-                    chosen.digest
-                ))),
-            }
+            let chosen = oci::select_platform(&list, platform)
+                .cloned()
+                .ok_or_else(|| {
+                    let have: Vec<String> = list
+                        .iter()
+                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                        .collect();
+                    Error::new(format!(
+                        "no manifest for platform {platform} in index {top_digest} (it has: {})",
+                        have.join(", ")
+                    ))
+                })?;
+            let mut resolved = resolve_entry(client, reference, &chosen)?;
+            resolved.index = Some(Index {
+                descriptor: Descriptor {
+                    media_type: ctype,
+                    digest: top_digest,
+                    size: data.len() as u64,
+                    platform: None,
+                    annotations: vec![],
+                },
+                bytes: data,
+                manifests: list,
+            });
+            Ok(resolved)
         }
+    }
+}
+
+/// Resolve one manifest an index names (`chosen`, one of its entries):
+/// fetched by digest and verified against the entry; `index` is None.
+pub fn resolve_entry(
+    client: &Client,
+    reference: &Reference,
+    chosen: &Descriptor,
+) -> Result<Resolved> {
+    let platform = chosen
+        .platform
+        .as_ref()
+        .map_or_else(|| "its platform".to_string(), |p| p.to_string());
+    let (mdata, mctype) = client
+        .manifest(&chosen.digest.to_string())
+        .with_context(|| format!("fetch manifest {} for {platform}", chosen.digest))?;
+    crate::image::digest::verify_bytes(&mdata, &chosen.digest, chosen.size).context("manifest")?;
+    let ctype = if chosen.media_type.is_empty() {
+        mctype
+    } else {
+        chosen.media_type.clone()
+    };
+    match oci::parse_document(&mdata, &ctype, &format!("manifest {}", chosen.digest))? {
+        Document::Manifest(m) => Ok(Resolved {
+            reference: reference.clone(),
+            descriptor: Descriptor {
+                media_type: m.media_type.clone(),
+                annotations: vec![],
+                ..chosen.clone()
+            },
+            manifest_bytes: mdata,
+            manifest: m,
+            index: None,
+        }),
+        Document::Index(_) => Err(Error::new(format!(
+            "manifest {}: nested index is not supported",
+            chosen.digest
+        ))),
     }
 }
 

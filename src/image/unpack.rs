@@ -12,7 +12,7 @@
 //! layer can expand without end, and the tar crate keeps PAX and GNU
 //! long-name records in memory.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::image::digest::Digest;
 use crate::image::oci::Compression;
 use rustix::fs::{
@@ -29,6 +29,47 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// A layer refused for what it holds: InvalidArgument, so that the
+/// daemon's client is told the image is bad (the host's own failures, a
+/// full disk or an I/O error, keep their kinds).
+fn bad(msg: impl Into<String>) -> Error {
+    Error::of(Kind::InvalidArgument, msg)
+}
+
+/// Return early with [`bad`].
+macro_rules! refuse {
+    ($($arg:tt)*) => { return Err(bad(format!($($arg)*))) };
+}
+
+/// A failure reading the layer's tar: one the kernel reported (no OS
+/// code means a bad header, a truncated stream, corrupt compression or a
+/// limit met) keeps its kind; the others are the layer's fault.
+fn tar_error(e: io::Error) -> Error {
+    let from_kernel = e.raw_os_error().is_some();
+    let e = Error::from(e);
+    if from_kernel {
+        e
+    } else {
+        e.with_kind(Kind::InvalidArgument)
+    }
+}
+
+/// A kernel answer about a link's target: names that are missing, in
+/// the way, not directories or loops are what the layer asked for, so
+/// InvalidArgument; anything else (no space, I/O) is the host's.
+fn link_error(e: Errno, what: String) -> Error {
+    let layer_fault = matches!(
+        e,
+        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::EXIST | Errno::PERM | Errno::XDEV
+    );
+    let e = Error::from(e).wrap(what);
+    if layer_fault {
+        e.with_kind(Kind::InvalidArgument)
+    } else {
+        e
+    }
+}
 
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -444,7 +485,7 @@ impl LayerIndex {
     fn charge(&mut self, name: &[u8]) -> Result<()> {
         self.name_bytes += name.len() as u64;
         if self.name_bytes > self.max_names {
-            crate::bail!(
+            refuse!(
                 "the layer's entries have more than {} bytes of distinct names (the limit)",
                 self.max_names
             );
@@ -485,12 +526,12 @@ fn id_value(what: &str, field: &[u8], v: std::result::Result<u64, io::Error>) ->
         return Ok(0);
     }
     let v = v.map_err(|_| {
-        Error::new(format!(
+        bad(format!(
             "{what} field \"{}\" is not a number",
             show(field.split(|b| *b == 0).next().unwrap_or_default())
         ))
     })?;
-    u32::try_from(v).map_err(|_| Error::new(format!("{what} {v} is out of range")))
+    u32::try_from(v).map_err(|_| bad(format!("{what} {v} is out of range")))
 }
 
 impl Extractor {
@@ -582,7 +623,16 @@ impl Extractor {
         let mut buf = vec![0u8; 256 << 10];
         let mut entries = archive
             .entries()
-            .map_err(|e| Error::from(e).wrap(format!("layer {layer}")))?;
+            .map_err(|e| tar_error(e).wrap(format!("layer {layer}")))?;
+        // A bad header shows after the entry before it (whose size may
+        // have lied): the error names that one.
+        let mut last: Option<Vec<u8>> = None;
+        let read_error = |e: io::Error, last: &Option<Vec<u8>>| {
+            let after = last
+                .as_ref()
+                .map_or(String::new(), |n| format!(" after entry \"{}\"", show(n)));
+            tar_error(e).wrap(format!("layer {layer}: read tar{after}"))
+        };
         loop {
             // Between entries the crate reads headers and extension records
             // into memory: bound that run.
@@ -590,14 +640,14 @@ impl Extractor {
             let next = entries.next();
             gauge.metadata_from.set(None);
             let Some(entry) = next else { break };
-            let mut entry =
-                entry.map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
+            let mut entry = entry.map_err(|e| read_error(e, &last))?;
             let raw_name = entry.path_bytes().into_owned();
+            let named = |e: Error| e.wrap(format!("layer {layer}: entry \"{}\"", show(&raw_name)));
             self.entry(&mut entry, &raw_name, gauge, index, &mut buf)
-                .map_err(|e| e.wrap(format!("layer {layer}: entry \"{}\"", show(&raw_name))))?;
+                .map_err(named)?;
             // Data the entry did not use is read now, counted as data.
-            io::copy(&mut entry, &mut io::sink())
-                .map_err(|e| Error::from(e).wrap(format!("layer {layer}: read tar")))?;
+            io::copy(&mut entry, &mut io::sink()).map_err(|e| named(tar_error(e).wrap("read")))?;
+            last = Some(raw_name);
         }
         // Directory times last: creating children changed them.
         for (path, mtime) in index.dir_times.iter().rev() {
@@ -633,27 +683,27 @@ impl Extractor {
         let n = gauge.entries.get() + 1;
         gauge.entries.set(n);
         if n > l.max_entries {
-            crate::bail!(
+            refuse!(
                 "the image's layers hold more than {} entries (the limit)",
                 l.max_entries
             );
         }
         if raw_name.len() > l.max_path {
-            crate::bail!(
+            refuse!(
                 "name of {} bytes is longer than the limit of {}",
                 raw_name.len(),
                 l.max_path
             );
         }
         if depth > l.max_depth {
-            crate::bail!(
+            refuse!(
                 "name of {depth} components is deeper than the limit of {}",
                 l.max_depth
             );
         }
         if let Some(link) = entry.link_name_bytes() {
             if link.len() > l.max_link {
-                crate::bail!(
+                refuse!(
                     "link target of {} bytes is longer than the limit of {}",
                     link.len(),
                     l.max_link
@@ -664,14 +714,14 @@ impl Extractor {
         // are never read from the layer, so never metered: refused here,
         // before any of it is read (they were never unpacked either).
         if entry.header().entry_type() == tar::EntryType::GNUSparse {
-            crate::bail!("GNU sparse files are not supported");
+            refuse!("GNU sparse files are not supported");
         }
         // Every entry's content counts, even one that is skipped.
         let left = l
             .max_bytes
             .saturating_sub(gauge.total.get().max(gauge.declared.get()));
         if entry.size() > left {
-            crate::bail!(
+            refuse!(
                 "{} bytes of content would take the image's layers over {} uncompressed \
                  bytes (the limit)",
                 entry.size(),
@@ -690,7 +740,7 @@ impl Extractor {
         index: &mut LayerIndex,
         buf: &mut [u8],
     ) -> Result<()> {
-        let comps = clean_path(raw_name).map_err(Error::new)?;
+        let comps = clean_path(raw_name).map_err(bad)?;
         self.check_limits(entry, raw_name, comps.len(), gauge)?;
         let hdr = entry.header().clone();
         let kind = hdr.entry_type();
@@ -724,7 +774,7 @@ impl Extractor {
             }
             Whiteout::Remove(name) => {
                 if name.is_empty() || name == b"." || name == b".." {
-                    return Err(Error::new("invalid whiteout name"));
+                    return Err(bad("invalid whiteout name"));
                 }
                 let pfd = match open_dir(root, parent) {
                     Ok(fd) => fd,
@@ -752,7 +802,7 @@ impl Extractor {
         // The entry and its ancestors now belong to this layer: an opaque
         // whiteout later in the layer must keep them.
         index.touch(&path)?;
-        let mode = Mode::from_raw_mode(hdr.mode().map_err(Error::from)? & 0o7777);
+        let mode = Mode::from_raw_mode(hdr.mode().map_err(tar_error)? & 0o7777);
         // The crate has applied PAX uid/gid records it could parse; one it
         // could not is an error here, not a silent fall back to the header.
         let mut uid = id_value("uid", &hdr.as_old().uid, hdr.uid())?;
@@ -768,7 +818,7 @@ impl Extractor {
                     .ok()
                     .and_then(|v| v.parse::<u32>().ok())
                     .ok_or_else(|| {
-                        Error::new(format!(
+                        bad(format!(
                             "PAX {} \"{}\" is not a valid id",
                             show(key),
                             show(ext.value_bytes())
@@ -846,7 +896,7 @@ impl Extractor {
                     Mode::from_raw_mode(0o600),
                 )?;
                 let mut file = File::from(fd);
-                copy(entry, &mut file, buf).map_err(|e| Error::from(e).wrap("write"))?;
+                copy(entry, &mut file, buf)?;
                 self.own(&file, uid, gid)?;
                 rfs::fchmod(&file, mode)?;
                 self.xattrs(&file, entry)?;
@@ -855,7 +905,7 @@ impl Extractor {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| Error::new("symlink without a target"))?;
+                    .ok_or_else(|| bad("symlink without a target"))?;
                 rfs::symlinkat(&target[..], pfd, base)?;
                 if self.euid_root {
                     rfs::chownat(
@@ -871,28 +921,26 @@ impl Extractor {
             tar::EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| Error::new("hardlink without a target"))?;
+                    .ok_or_else(|| bad("hardlink without a target"))?;
                 let shown = show(&target);
                 let tcomps = clean_path(&target)
-                    .map_err(|why| Error::new(format!("hardlink target \"{shown}\": {why}")))?;
+                    .map_err(|why| bad(format!("hardlink target \"{shown}\": {why}")))?;
                 if tcomps.is_empty() {
-                    return Err(Error::new(format!(
-                        "hardlink target \"{shown}\": is the root"
-                    )));
+                    return Err(bad(format!("hardlink target \"{shown}\": is the root")));
                 }
                 let tpath = tcomps.join(&b'/');
                 let (tparent, tbase) = split(&tpath);
                 let tfd = open_dir(root, tparent)
-                    .map_err(|e| Error::from(e).wrap(format!("hardlink target \"{shown}\"")))?;
+                    .map_err(|e| link_error(e, format!("hardlink target \"{shown}\"")))?;
                 rfs::linkat(&tfd, tbase, pfd, base, AtFlags::empty())
-                    .map_err(|e| Error::from(e).wrap(format!("hardlink to \"{shown}\"")))?;
+                    .map_err(|e| link_error(e, format!("hardlink to \"{shown}\"")))?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let (ft, dev) = if kind == tar::EntryType::Fifo {
                     (FileType::Fifo, 0)
                 } else {
-                    let major = hdr.device_major().map_err(Error::from)?.unwrap_or(0);
-                    let minor = hdr.device_minor().map_err(Error::from)?.unwrap_or(0);
+                    let major = hdr.device_major().map_err(tar_error)?.unwrap_or(0);
+                    let minor = hdr.device_minor().map_err(tar_error)?.unwrap_or(0);
                     let ft = if kind == tar::EntryType::Char {
                         FileType::CharacterDevice
                     } else {
@@ -921,7 +969,7 @@ impl Extractor {
                 drop(fd);
                 rfs::utimensat(pfd, base, &times, AtFlags::SYMLINK_NOFOLLOW)?;
             }
-            other => return Err(Error::new(format!("unsupported tar entry type {other:?}"))),
+            other => return Err(bad(format!("unsupported tar entry type {other:?}"))),
         }
         Ok(())
     }
@@ -936,7 +984,7 @@ impl Extractor {
     fn make_dirs(&self, path: &[u8], depth: u32) -> Result<OwnedFd> {
         let root = self.root.as_fd();
         if depth > 40 {
-            crate::bail!("\"{}\": too many levels of symbolic links", show(path));
+            refuse!("\"{}\": too many levels of symbolic links", show(path));
         }
         let overlay = self.whiteouts == WhiteoutMode::Overlay;
         match open_dir(root, path) {
@@ -944,7 +992,7 @@ impl Extractor {
             Err(Errno::NOENT) => {}
             // Perhaps a whiteout device on the way, replaced below.
             Err(Errno::NOTDIR) if overlay => {}
-            Err(Errno::NOTDIR) => crate::bail!("parent \"{}\" is not a directory", show(path)),
+            Err(Errno::NOTDIR) => refuse!("parent \"{}\" is not a directory", show(path)),
             Err(e) => return Err(Error::from(e).wrap(format!("open parent \"{}\"", show(path)))),
         }
         let mut fd = open_dir(root, b"")?;
@@ -990,7 +1038,7 @@ impl Extractor {
                         .map_err(|e| Error::from(e).wrap(format!("open \"{}\"", show(&next))))?
                 }
                 Err(Errno::NOTDIR) => {
-                    crate::bail!("parent \"{}\" is not a directory", show(&next))
+                    refuse!("parent \"{}\" is not a directory", show(&next))
                 }
                 Err(e) => return Err(Error::from(e).wrap(format!("open \"{}\"", show(&next)))),
             };
@@ -1053,7 +1101,7 @@ impl Extractor {
     }
 }
 
-fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<()> {
+fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> Result<()> {
     use std::io::Write;
     loop {
         // Fill the buffer as far as the source allows before writing.
@@ -1063,13 +1111,14 @@ fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<()> {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(tar_error(e).wrap("read")),
             }
         }
         if filled == 0 {
             return Ok(());
         }
-        to.write_all(&buf[..filled])?;
+        to.write_all(&buf[..filled])
+            .map_err(|e| Error::from(e).wrap("write"))?;
         if filled < buf.len() {
             return Ok(());
         }
@@ -1082,7 +1131,7 @@ impl Extractor {
     fn overlay_marker(&self, parent: &[u8], base: &[u8], touched: &HashSet<Vec<u8>>) -> Result<()> {
         if let Whiteout::Remove(name) = whiteout(base) {
             if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
-                return Err(Error::new("invalid whiteout name"));
+                return Err(bad("invalid whiteout name"));
             }
         }
         // Under something this layer made a non-directory (a whiteout
@@ -1243,7 +1292,7 @@ impl Rootfs {
         let trailing = std::io::copy(&mut (&mut hashed).take(left + 1), &mut std::io::sink())
             .map_err(|e| Error::from(e).wrap(format!("layer {layer}: read")))?;
         if trailing > left {
-            crate::bail!(
+            refuse!(
                 "layer {layer}: the image's layers hold more than {} uncompressed bytes \
                  (the limit)",
                 self.extractor().limits.max_bytes
@@ -1252,7 +1301,7 @@ impl Rootfs {
         self.extractor().add_bytes(trailing);
         let got = hashed.finish();
         if &got != want {
-            crate::bail!(
+            refuse!(
                 "layer {layer}: uncompressed content is {got}, not the config's diff_id {want}"
             );
         }
@@ -1643,6 +1692,81 @@ mod hostile_tests {
         .unwrap();
         assert!(!p(b"a\xff").exists());
         assert!(p(b"a\xfe").exists());
+    }
+
+    /// Every refusal is InvalidArgument (the daemon tells its client the
+    /// layer is bad, not that the host failed) and names the layer and
+    /// the entry.
+    #[test]
+    fn refusals_are_invalid_argument_naming_layer_and_entry() {
+        use tar::EntryType::*;
+        let mut bad_sum = header(b"sum", Regular, 0, b"");
+        bad_sum.as_old_mut().cksum = *b"0000000\0";
+        let mut bad_mode = header(b"mode", Regular, 0, b"");
+        bad_mode.as_old_mut().mode = *b"zzzzzzz\0";
+        bad_mode.set_cksum();
+        let mut bad_uid = header(b"uid", Regular, 0, b"");
+        bad_uid.as_old_mut().uid = *b"zz12345\0";
+        bad_uid.set_cksum();
+        let sparse = sparse(b"sp", 4096);
+        // The last entry says 4096 bytes and the stream ends after 512.
+        let mut short = tar_with(&[(header(b"short", Regular, 4096, b""), &[7u8; 4096][..])]);
+        short.truncate(1024);
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "dotdot",
+                tar_with(&[(header(b"../x", Regular, 0, b""), b"")]),
+                "\"../x\"",
+            ),
+            (
+                "hardlink-missing",
+                tar_with(&[(header(b"hl", Link, 0, b"/etc/passwd"), b"")]),
+                "\"hl\"",
+            ),
+            (
+                "hardlink-out",
+                tar_with(&[(header(b"hl", Link, 0, b"../../x"), b"")]),
+                "\"hl\"",
+            ),
+            (
+                "hardlink-via-symlink",
+                tar_with(&[
+                    (header(b"s", Symlink, 0, b"/"), b""),
+                    (header(b"hl", Link, 0, b"s/etc/passwd"), b""),
+                ]),
+                "\"hl\"",
+            ),
+            (
+                "parent-not-dir",
+                tar_with(&[
+                    (header(b"f", Regular, 0, b""), b""),
+                    (header(b"f/x", Regular, 0, b""), b""),
+                ]),
+                "\"f/x\"",
+            ),
+            (
+                "whiteout-name",
+                tar_with(&[(header(b".wh...", Regular, 0, b""), b"")]),
+                "\".wh...\"",
+            ),
+            ("sparse", tar_with(&[(sparse, b"")]), "\"sp\""),
+            ("bad-mode", tar_with(&[(bad_mode, b"")]), "\"mode\""),
+            ("bad-uid", tar_with(&[(bad_uid, b"")]), "\"uid\""),
+            (
+                "bad-checksum",
+                tar_with(&[(header(b"first", Regular, 0, b""), b""), (bad_sum, b"")]),
+                "after entry \"first\"",
+            ),
+            ("size-lie", short, "\"short\""),
+        ];
+        for (case, layer, names) in cases {
+            let t = Tmp::new(&format!("refuse-{case}"));
+            let x = Extractor::new(&t.root()).unwrap();
+            let e = x.apply(&layer[..], "sha256:abc").unwrap_err();
+            assert_eq!(e.kind(), Kind::InvalidArgument, "{case}: {e}");
+            assert!(e.message().starts_with("layer sha256:abc: "), "{case}: {e}");
+            assert!(e.message().contains(names), "{case}: {e}");
+        }
     }
 
     #[test]
