@@ -863,31 +863,30 @@ impl Tasks {
     }
 }
 
-/// Tell a retired bundle's shim to leave, if it still runs (a daemon died
-/// between [`Tasks::retire`]'s rename and the shim's Shutdown): asked
-/// first, killed if it does not go. Its task was deleted: nothing of it
-/// is left to lose.
+/// Stop a retired bundle's shim if it still runs (a daemon died between
+/// [`Tasks::retire`]'s rename and the shim's Shutdown). Its task was
+/// deleted: nothing of it is left to lose, so it is killed. Only a pid
+/// whose recorded start time matches is taken for it: a retired bundle
+/// may be half removed (its start time gone) and its shim long dead, the
+/// pid since reused by another process. Not through the shim's socket:
+/// a new task of the same id has a shim at the same address.
 fn stop_retired_shim(bundle: &Path) {
-    if !shim_pid_alive(bundle) {
+    let recorded = std::fs::read_to_string(bundle.join(SHIM_START_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let Some(pid) = read_shim_pid(bundle) else {
+        return;
+    };
+    if recorded.is_none() || is_zombie(pid) || process_start_time(pid) != recorded {
         return;
     }
-    let address = std::fs::read_to_string(bundle.join("address")).unwrap_or_default();
-    if let Ok(client) = Client::connect(address.trim()) {
-        let _: std::result::Result<Empty, Status> = ttrpc::call(
-            &client,
-            st::SERVICE_V2,
-            "Shutdown",
-            &st::ShutdownRequest {
-                id: String::new(),
-                now: true,
-            },
-            Some(Duration::from_secs(3)),
-        );
-    }
-    if shim_pid_alive(bundle) {
-        if let Some(pid) = read_shim_pid(bundle) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    // Its socket goes once it is dead (see remove_dead_socket).
+    for _ in 0..100 {
+        if rustix::process::test_kill_process(pid).is_err() || is_zombie(pid) {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
     remove_dead_socket(bundle);
 }

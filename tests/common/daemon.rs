@@ -86,7 +86,9 @@ impl Daemon {
             .expect("start the daemon");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(self.ttrpc_address()).is_err() {
+        // Both sockets: the gRPC one is bound just after the ttrpc one.
+        let listening = |p: String| std::os::unix::net::UnixStream::connect(p).is_ok();
+        while !(listening(self.ttrpc_address()) && listening(self.address())) {
             assert!(
                 Instant::now() < deadline,
                 "daemon did not listen: {}",
