@@ -1511,10 +1511,11 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
         undo(&conn);
         return Err(cancelled(sig));
     }
-    // A failure leaves the container as ctr does, unless --rm.
+    // A failure leaves the container as ctr does, unless --rm. Once its
+    // own task is deleted, what run made goes without look-ups.
     let failed = |conn: &Conn| {
-        let _ = delete_task(conn, &id);
-        if rm {
+        let task_deleted = process::delete_own_task(conn, &id).is_ok();
+        if rm && !(task_deleted && container::remove_made(conn, &c).is_ok()) {
             let _ = objects::delete_container(conn, &id, true);
         }
     };

@@ -509,6 +509,40 @@ fn kill9_mid_task_create_and_mid_task_delete() {
     d.assert_clean(true);
 }
 
+#[test]
+fn kill9_between_a_deleted_tasks_bundle_retiring_and_its_shims_shutdown() {
+    let work = TempDir::new("crash-retired");
+    let Some((_reg, r)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let mut d = daemon_crashing_at("task-bundle-retired");
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["run", "-d", &r, "c1", "sleep", "1000"]);
+    d.ok(&["t", "kill", "-s", "KILL", "c1"]);
+    d.wait_for(10, "c1 to stop", || tasks(&d)[0].2 == "STOPPED");
+    let shim = shim_pid(&d, "c1");
+    // The shim answered Delete and the bundle was renamed away; the
+    // daemon dies before it tells the shim to leave.
+    let o = d.ctr(&["t", "rm", "c1"]);
+    assert!(!o.status.success());
+    wait_crashed(&mut d);
+    assert!(alive(shim), "the shim was not told to leave yet");
+    let bundles = d.bundles();
+    assert!(
+        bundles.len() == 1 && bundles[0].starts_with(".retired-c1-"),
+        "{bundles:?}"
+    );
+    // The next daemon sends the shim away and removes its bundle.
+    d.opts.env.clear();
+    d.start();
+    assert_eq!(d.ids("t"), Vec::<String>::new(), "{}", d.log());
+    assert_eq!(d.bundles(), Vec::<String>::new());
+    d.wait_for(10, "the retired task's shim to exit", || !alive(shim));
+    d.ok(&["c", "rm", "c1"]);
+    d.ok(&["i", "rm", &r]);
+    d.assert_clean(true);
+}
+
 /// An HTTP proxy to the registry that holds the first large blob response
 /// after its headers and `KEEP` bytes of body, until released: a pull is
 /// then mid-download for as long as the test wants.

@@ -97,6 +97,34 @@ pub fn create(conn: &Conn, p: &Parsed) -> Result<containers::Container> {
     }
 }
 
+/// Remove a container this command made and whose task it deleted (`run
+/// --rm`): its snapshot, then its record, as
+/// [`objects::delete_container`] does but without looking up what the
+/// caller knows (the container, and that no task is left).
+pub fn remove_made(conn: &Conn, c: &containers::Container) -> Result<()> {
+    if !c.snapshot_key.is_empty() {
+        let r: std::result::Result<crate::proto::types::Empty, Status> = conn.call(
+            snapshots::SERVICE,
+            "Remove",
+            &snapshots::RemoveSnapshotRequest {
+                snapshotter: c.snapshotter.clone(),
+                key: c.snapshot_key.clone(),
+            },
+        );
+        match r {
+            Ok(_) => {}
+            Err(s) if s.code == Code::NotFound => {}
+            Err(s) => return Err(s.into()),
+        }
+    }
+    let _: crate::proto::types::Empty = conn.call(
+        containers::SERVICE,
+        "Delete",
+        &containers::DeleteContainerRequest { id: c.id.clone() },
+    )?;
+    Ok(())
+}
+
 /// The mounts of the container's snapshot, for Tasks.Create: containerd
 /// mounts the rootfs its client names (skiff's daemon would look them up
 /// itself).

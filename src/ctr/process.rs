@@ -175,6 +175,20 @@ pub fn run(
     status.map(Outcome::Exited)
 }
 
+/// Delete a task this command created and ran (`run`): Tasks.Delete
+/// alone, since the command removes its own fifos
+/// ([`Stdio::remove`]) and needs no look-up of them first.
+pub fn delete_own_task(conn: &Conn, id: &str) -> Result<tasks::DeleteResponse> {
+    let r: tasks::DeleteResponse = conn.call(
+        tasks::SERVICE,
+        "Delete",
+        &tasks::DeleteTaskRequest {
+            container_id: id.to_string(),
+        },
+    )?;
+    Ok(r)
+}
+
 /// What runs when our stdin ends: CloseIO, so the process sees end-of-file.
 fn stdin_closer(conn: &Conn, id: &str, exec_id: &str) -> impl FnOnce() + Send + 'static {
     let (conn, id, exec_id) = (conn.clone(), id.to_string(), exec_id.to_string());

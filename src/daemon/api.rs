@@ -73,6 +73,63 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// A handler whose calls are logged at debug level with their duration:
+/// where a slow request spends its time (a container's
+/// start is a dozen calls) shows in the daemon's own log.
+pub struct Timed {
+    pub service: &'static str,
+    pub inner: Arc<dyn Handler>,
+}
+
+impl Timed {
+    /// `h` as is unless debug logging is on (then timed).
+    pub fn wrap(service: &'static str, h: Arc<dyn Handler>) -> Arc<dyn Handler> {
+        if crate::log::enabled(crate::log::Level::Debug) {
+            Arc::new(Timed { service, inner: h })
+        } else {
+            h
+        }
+    }
+
+    fn timed<T>(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        f: impl FnOnce() -> Result<T, Status>,
+    ) -> Result<T, Status> {
+        let t0 = std::time::Instant::now();
+        let r = f();
+        let took = t0.elapsed();
+        let service = self.service.rsplit('.').next().unwrap_or(self.service);
+        crate::log::debug!(
+            "rpc {service}.{method} ns={} {:.2} ms{}",
+            ctx.namespace,
+            took.as_secs_f64() * 1e3,
+            match &r {
+                Ok(_) => String::new(),
+                Err(e) => format!(": {:?}", e.code),
+            }
+        );
+        r
+    }
+}
+
+impl Handler for Timed {
+    fn call(&self, ctx: &Ctx, method: &str, payload: &[u8]) -> Result<Vec<u8>, Status> {
+        self.timed(ctx, method, || self.inner.call(ctx, method, payload))
+    }
+
+    fn stream(
+        &self,
+        ctx: &Ctx,
+        method: &str,
+        payload: &[u8],
+        out: &dyn Sink,
+    ) -> Result<(), Status> {
+        self.timed(ctx, method, || self.inner.stream(ctx, method, payload, out))
+    }
+}
+
 /// A [`Handler`] served over ttrpc.
 pub struct TtrpcService(pub Arc<dyn Handler>);
 

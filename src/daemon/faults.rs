@@ -26,6 +26,9 @@ pub const POINTS: &[&str] = &[
     "task-shim-started",
     // A task's shim answered Delete; its bundle is still there.
     "task-shim-deleted",
+    // A deleted task's bundle was renamed away; its shim is not yet told
+    // to leave.
+    "task-bundle-retired",
 ];
 
 static ARMED: OnceLock<&'static str> = OnceLock::new();

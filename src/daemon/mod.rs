@@ -40,6 +40,7 @@ pub struct Daemon {
     grpc: crate::grpc::Server,
     grpc_listener: std::os::unix::net::UnixListener,
     address: String,
+    tasks: Arc<tasks::Tasks>,
     /// `<root>/daemon.lock`, held exclusively while this daemon lives.
     _root_lock: std::fs::File,
 }
@@ -114,7 +115,8 @@ impl Daemon {
             server.allow_uid(Some(uid));
             grpc.allow_uid(Some(uid));
         }
-        let mut add = |name: &str, h: Arc<dyn Handler>| {
+        let mut add = |name: &'static str, h: Arc<dyn Handler>| {
+            let h = api::Timed::wrap(name, h);
             grpc.register(name, h.clone());
             server.register(name, Arc::new(TtrpcService(h)));
         };
@@ -148,7 +150,10 @@ impl Daemon {
             ps::introspection::SERVICE,
             Arc::new(services::Introspection),
         );
-        add(ps::tasks::SERVICE, Arc::new(tasks::TaskService(tasks)));
+        add(
+            ps::tasks::SERVICE,
+            Arc::new(tasks::TaskService(tasks.clone())),
+        );
         let registry = pull::Registry {
             hosts_dir: Some(cfg.hosts_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             auth_file: crate::registry::auth::docker_config_path(),
@@ -167,6 +172,7 @@ impl Daemon {
             grpc,
             grpc_listener,
             address: path.to_string(),
+            tasks,
             _root_lock: root_lock,
         })
     }
@@ -187,6 +193,7 @@ impl Daemon {
             grpc,
             grpc_listener,
             address,
+            tasks,
             // Held (not dropped) until serving ends.
             _root_lock: _root_lock_held,
         } = self;
@@ -211,9 +218,20 @@ impl Daemon {
         };
         let _ = std::fs::remove_file(&address);
         let _ = std::fs::remove_file(&ttrpc_path);
+        // Deleted tasks' shims told to leave and bundles removed (the next
+        // daemon's recovery finishes what is left after this).
+        if !tasks.finish_background(BACKGROUND_LIMIT) {
+            crate::log::warn!(
+                "deleted tasks' cleanup still running after {}s: left to the next start",
+                BACKGROUND_LIMIT.as_secs()
+            );
+        }
         r.and(t)
     }
 }
+
+/// How long an exiting daemon waits for deleted tasks' cleanup.
+const BACKGROUND_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Listen on the unix socket file `path` (its directory made, a stale
 /// socket there removed) owned by `uid`:`gid` with mode 0600, or 0660 with

@@ -220,15 +220,17 @@ impl Stores {
     /// Collect what nothing references any more.
     pub fn collect_garbage(&self) -> Result<()> {
         let _exclusive = self.gc_barrier.write().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
         let sns = self.all_snapshotters()?;
         let refs: Vec<&Snapshotter> = sns.iter().map(|s| s.as_ref()).collect();
         let r = crate::metadata::gc::collect(self.db()?, self.content()?, &refs)?;
         // Tests wait for this line before they look at the store.
         crate::log::debug!(
-            "garbage collection done: {} blobs, {} snapshots, {} partial downloads removed",
+            "garbage collection done: {} blobs, {} snapshots, {} partial downloads removed ({:.2} ms)",
             r.blobs.len(),
             r.snapshots.len(),
-            r.ingests.len()
+            r.ingests.len(),
+            started.elapsed().as_secs_f64() * 1e3
         );
         Ok(())
     }

@@ -102,6 +102,8 @@ pub struct Tasks {
     tasks: Mutex<Vec<Arc<Task>>>,
     /// While [`Tasks::recover`] runs (its events are a restart's).
     recovering: std::sync::atomic::AtomicBool,
+    /// Deleted tasks' shim shutdowns and bundle removals in progress.
+    background: Arc<Background>,
 }
 
 impl Tasks {
@@ -120,7 +122,16 @@ impl Tasks {
             exchange,
             tasks: Mutex::new(Vec::new()),
             recovering: Default::default(),
+            background: Default::default(),
         }
+    }
+
+    /// Wait up to `limit` for the work deleted tasks left to threads (their
+    /// shims told to leave, their bundles removed); false if some is still
+    /// running then. The daemon calls it before it exits: what a daemon
+    /// that dies first leaves, the next one's [`Tasks::recover`] finishes.
+    pub fn finish_background(&self, limit: Duration) -> bool {
+        self.background.wait(limit)
     }
 
     fn bundle(&self, ns: &str, id: &str) -> PathBuf {
@@ -172,7 +183,9 @@ impl Tasks {
                 let id_name = id.file_name().to_string_lossy().into_owned();
                 if id_name.starts_with(RETIRED_PREFIX) {
                     // A deleted task's bundle whose removal the daemon did
-                    // not live to finish (see retire_bundle).
+                    // not live to finish (see Tasks::retire): its shim
+                    // may not have been told to leave yet.
+                    stop_retired_shim(&id.path());
                     if let Err(e) = remove_bundle(&id.path()) {
                         crate::log::warn!("{e}");
                     }
@@ -414,6 +427,7 @@ impl Tasks {
             std::fs::write(bundle.join(RUNTIME_FILE), &c.runtime.name).context("write runtime")?;
             Ok(())
         };
+        let t0 = std::time::Instant::now();
         let started = made().and_then(|()| {
             let bin = shim::binary(&c.runtime.name)?;
             let log = shim_log::open(&bundle)?;
@@ -438,6 +452,7 @@ impl Tasks {
                 return Err(status(e));
             }
         };
+        let t_started = t0.elapsed();
         let task = Task::new(ns, &id, &bundle, &c.runtime.name, &address);
         let connected = Client::connect(&address)
             .with_context(|| format!("connect to shim {address}"))
@@ -461,6 +476,7 @@ impl Tasks {
                 return Err(status(e));
             }
         };
+        let t_connected = t0.elapsed();
         super::faults::point("task-shim-started");
         let req = st::CreateTaskRequest {
             id: id.clone(),
@@ -474,7 +490,16 @@ impl Tasks {
             parent_checkpoint: String::new(),
             options,
         };
-        match task.call::<_, st::CreateTaskResponse>("Create", &req, None) {
+        let created = task.call::<_, st::CreateTaskResponse>("Create", &req, None);
+        // Where a task's create spends its time (the shim's own start and
+        // Create dominate a `ctr run`).
+        crate::log::debug!(
+            "task {ns}/{id}: bundle + shim start {:.2} ms, connect {:.2} ms, shim Create {:.2} ms",
+            t_started.as_secs_f64() * 1e3,
+            (t_connected - t_started).as_secs_f64() * 1e3,
+            (t0.elapsed() - t_connected).as_secs_f64() * 1e3
+        );
+        match created {
             Ok(resp) => {
                 lock(&self.tasks).push(task);
                 Ok(pt::CreateTaskResponse {
@@ -502,14 +527,7 @@ impl Tasks {
     }
 
     fn shutdown_shim(&self, t: &Task) {
-        let _ = t.call::<_, Empty>(
-            "Shutdown",
-            &st::ShutdownRequest {
-                id: t.id.clone(),
-                now: false,
-            },
-            Some(Duration::from_secs(3)),
-        );
+        shutdown_shim(t);
     }
 
     fn delete(&self, ns: &str, id: &str) -> std::result::Result<pt::DeleteResponse, Status> {
@@ -560,8 +578,7 @@ impl Tasks {
         };
         super::faults::point("task-shim-deleted");
         self.forget(&t);
-        self.shutdown_shim(&t);
-        retire_bundle(&t.bundle).map_err(status)?;
+        self.retire(t).map_err(status)?;
         Ok(pt::DeleteResponse {
             id: id.into(),
             pid: resp.pid,
@@ -651,6 +668,18 @@ fn in_parallel<I: Sync, T: Send>(
         .into_iter()
         .map(|a| a.expect("every task was asked"))
         .collect()
+}
+
+/// Ask a task's shim to leave (it stays while it holds other tasks).
+fn shutdown_shim(t: &Task) {
+    let _ = t.call::<_, Empty>(
+        "Shutdown",
+        &st::ShutdownRequest {
+            id: t.id.clone(),
+            now: false,
+        },
+        Some(Duration::from_secs(3)),
+    );
 }
 
 /// A dead shim leaves its socket (named in the bundle's `address`):
@@ -803,39 +832,135 @@ fn unescape_mountinfo(s: &str) -> String {
 /// with a dot).
 const RETIRED_PREFIX: &str = ".retired-";
 
-/// Remove a deleted task's bundle, its files off the request path: the
-/// bundle is renamed out of the way at once (the id is free again for
-/// Containers.Delete and a new task) and removed on a thread. Its files
-/// were a dozen metadata writes in Tasks.Delete, slow on a busy disk. A
-/// daemon that dies first leaves the renamed bundle to [`Tasks::recover`].
-/// A rootfs still mounted takes the careful path ([`remove_bundle`]).
-fn retire_bundle(bundle: &Path) -> Result<()> {
-    let (Some(parent), Some(name)) = (bundle.parent(), bundle.file_name()) else {
-        return remove_bundle(bundle);
-    };
-    if is_mount_point(&bundle.join("rootfs")) {
-        return remove_bundle(bundle);
-    }
-    let retired = parent.join(format!(
-        "{RETIRED_PREFIX}{}-{}",
-        name.to_string_lossy(),
-        crate::record::now_nanos()
-    ));
-    if std::fs::rename(bundle, &retired).is_err() {
-        return remove_bundle(bundle);
-    }
-    let removal = std::thread::Builder::new()
-        .name("rm-bundle".into())
-        .spawn(move || {
+impl Tasks {
+    /// After the shim answered Delete: the bundle is renamed out of the way
+    /// at once (the id is free again for Containers.Delete and a new task),
+    /// and the shim's Shutdown and the bundle's removal happen on a
+    /// thread, off the request path. Shutdown was most of a `ctr run
+    /// --rm`'s time: the shim answers it once its detached rootfs overlay
+    /// is released, and that release syncs the host's disk (up to its
+    /// 2 s bound under load); the removal is a dozen metadata writes. A
+    /// daemon that dies first leaves the renamed bundle (with the shim
+    /// still in it, maybe) to [`Tasks::recover`]. A rootfs still mounted
+    /// takes the careful path, here and now ([`remove_bundle`]).
+    fn retire(&self, t: Arc<Task>) -> Result<()> {
+        let retired = match (t.bundle.parent(), t.bundle.file_name()) {
+            (Some(parent), Some(name)) if !is_mount_point(&t.bundle.join("rootfs")) => {
+                parent.join(format!(
+                    "{RETIRED_PREFIX}{}-{}",
+                    name.to_string_lossy(),
+                    crate::record::now_nanos()
+                ))
+            }
+            _ => {
+                self.shutdown_shim(&t);
+                return remove_bundle(&t.bundle);
+            }
+        };
+        if std::fs::rename(&t.bundle, &retired).is_err() {
+            self.shutdown_shim(&t);
+            return remove_bundle(&t.bundle);
+        }
+        super::faults::point("task-bundle-retired");
+        let job = move || {
+            shutdown_shim(&t);
             if let Err(e) = remove_bundle(&retired) {
                 crate::log::warn!("{e}");
             }
-        });
-    if let Err(e) = removal {
-        // The next daemon's recover() removes it.
-        crate::log::warn!("remove bundle {}: {e}", bundle.display());
+        };
+        if let Err(job) = self.background.spawn("retire-task", job) {
+            job();
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Stop a retired bundle's shim if it still runs (a daemon died between
+/// [`Tasks::retire`]'s rename and the shim's Shutdown). Its task was
+/// deleted: nothing of it is left to lose, so it is killed. Only a pid
+/// whose recorded start time matches is taken for it: a retired bundle
+/// may be half removed (its start time gone) and its shim long dead, the
+/// pid since reused by another process. Not through the shim's socket:
+/// a new task of the same id has a shim at the same address.
+fn stop_retired_shim(bundle: &Path) {
+    let recorded = std::fs::read_to_string(bundle.join(SHIM_START_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let Some(pid) = read_shim_pid(bundle) else {
+        return;
+    };
+    if recorded.is_none() || is_zombie(pid) || process_start_time(pid) != recorded {
+        return;
+    }
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    // Its socket goes once it is dead (see remove_dead_socket).
+    for _ in 0..100 {
+        if rustix::process::test_kill_process(pid).is_err() || is_zombie(pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    remove_dead_socket(bundle);
+}
+
+/// Work requests leave to threads, counted so the daemon can wait for it
+/// before it exits.
+#[derive(Default)]
+struct Background {
+    running: Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+/// Counts one job out when it ends, even by a panic.
+struct Running(Arc<Background>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut n = lock(&self.0.running);
+        *n -= 1;
+        if *n == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+impl Background {
+    /// Run `job` on a thread of its own; the job back when no thread can
+    /// be made (the caller runs it then).
+    fn spawn<F: FnOnce() + Send + 'static>(
+        self: &Arc<Self>,
+        name: &str,
+        job: F,
+    ) -> std::result::Result<(), F> {
+        *lock(&self.running) += 1;
+        let running = Running(self.clone());
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let _running = running;
+                if let Some(job) = lock(&theirs).take() {
+                    job();
+                }
+            });
+        match spawned {
+            Ok(_) => Ok(()),
+            // The closure (and `running` with it) is gone: counted out.
+            Err(_) => Err(lock(&slot).take().expect("the thread never ran")),
+        }
+    }
+
+    /// Wait up to `limit` for every job to end; whether they did.
+    fn wait(&self, limit: Duration) -> bool {
+        let n = lock(&self.running);
+        let (n, _) = self
+            .idle
+            .wait_timeout_while(n, limit, |n| *n > 0)
+            .unwrap_or_else(|p| p.into_inner());
+        *n == 0
+    }
 }
 
 fn remove_bundle(bundle: &Path) -> Result<()> {
