@@ -15,6 +15,8 @@ enum Action {
     Info,
     Start,
     Delete,
+    /// The long-running shim, run by `start` with `-socket ADDR`.
+    Serve(String),
 }
 
 /// Go's flag package: `-name value`, `--name value`, `-name=value`;
@@ -22,6 +24,7 @@ enum Action {
 /// first positional, the action.
 fn parse(args: &[String]) -> Result<(Flags, Action), String> {
     let mut f = Flags::default();
+    let mut socket = None;
     let mut version = false;
     let mut info = false;
     let mut action = None;
@@ -47,7 +50,7 @@ fn parse(args: &[String]) -> Result<(Flags, Action), String> {
             "debug" => f.debug = switch(inline)?,
             "v" | "version" => version = switch(inline)?,
             "info" => info = switch(inline)?,
-            "namespace" | "address" | "publish-binary" | "id" | "bundle" => {
+            "namespace" | "address" | "publish-binary" | "id" | "bundle" | "socket" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it
@@ -60,7 +63,8 @@ fn parse(args: &[String]) -> Result<(Flags, Action), String> {
                     "address" => f.address = value,
                     "publish-binary" => f.publish_binary = value,
                     "id" => f.id = value,
-                    _ => f.bundle = Some(value),
+                    "bundle" => f.bundle = Some(value),
+                    _ => socket = Some(value),
                 }
             }
             _ => return Err(format!("flag provided but not defined: -{name}")),
@@ -71,12 +75,15 @@ fn parse(args: &[String]) -> Result<(Flags, Action), String> {
         (_, true, _) => Action::Info,
         (_, _, Some("start")) => Action::Start,
         (_, _, Some("delete")) => Action::Delete,
+        (_, _, Some("serve")) => {
+            Action::Serve(socket.ok_or("serve needs -socket ADDRESS (it is run by start)")?)
+        }
         (_, _, Some(other)) => {
             return Err(format!("unknown action {other:?}: use start or delete"))
         }
         (_, _, None) => return Err("no action: use start or delete (or -v, -info)".into()),
     };
-    if matches!(action, Action::Start | Action::Delete) {
+    if matches!(action, Action::Start | Action::Delete | Action::Serve(_)) {
         for (flag, value) in [("namespace", &f.namespace), ("id", &f.id)] {
             if value.is_empty() {
                 return Err(format!("-{flag} is required"));
@@ -106,8 +113,9 @@ pub fn main(name: &str, args: Vec<String>) -> ExitCode {
             Ok(())
         }
         Action::Info => info(),
-        Action::Start => start(&flags),
+        Action::Start => start(name, &flags),
         Action::Delete => delete(&flags),
+        Action::Serve(socket) => return serve(&flags, &socket),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,37 +155,24 @@ fn info() -> Result<(), Error> {
     write_out(&info.encode_to_vec())
 }
 
-fn start(flags: &Flags) -> Result<(), Error> {
+fn start(name: &str, flags: &Flags) -> Result<(), Error> {
     // Check the options now, so a bad config fails `ctr run` at once.
     skiff::shim::options::from_any(read_options()?.as_ref())?;
-    let addr = daemon::start(flags, |bundle, addr| launch(flags, bundle, addr))?;
-    write_out(addr.as_bytes())
-}
-
-/// Fork the long-running shim and wait until it listens on `addr` (or
-/// says why not) through a pipe of our own. A fork, not a re-exec: this
-/// process is single-threaded here, and an exec of the binary again costs
-/// 3 ms idle and tens of ms on a busy machine, on the path of every
-/// `ctr run`. The child shares our few dirty pages copy-on-write until we
-/// exit, a moment later.
-fn launch(flags: &Flags, bundle: &std::path::Path, addr: &str) -> Result<(), Error> {
-    use skiff::sys::process::{fork, Forked};
-    let (mut from_shim, to_start) =
-        std::io::pipe().map_err(|e| Error::from(e).wrap("pipe to the shim"))?;
-    match fork().map_err(|e| e.wrap("start the shim"))? {
-        Forked::Child => {
-            drop(from_shim);
-            let code = serve(flags, bundle, addr, to_start);
-            std::process::exit(code)
-        }
-        Forked::Parent(_) => {
-            // Not waited for: it outlives us, and is reparented when we exit.
-            drop(to_start);
-            let mut line = String::new();
-            let _ = from_shim.read_to_string(&mut line);
-            daemon::ready_result(&line)
-        }
+    let mut serve_args: Vec<String> = vec![
+        "-namespace".into(),
+        flags.namespace.clone(),
+        "-address".into(),
+        flags.address.clone(),
+        "-publish-binary".into(),
+        flags.publish_binary.clone(),
+        "-id".into(),
+        flags.id.clone(),
+    ];
+    if flags.debug {
+        serve_args.push("-debug".into());
     }
+    let addr = daemon::start(flags, name, &serve_args)?;
+    write_out(addr.as_bytes())
 }
 
 fn delete(flags: &Flags) -> Result<(), Error> {
@@ -194,55 +189,39 @@ fn delete(flags: &Flags) -> Result<(), Error> {
     write_out(&resp.encode_to_vec())
 }
 
-/// The long-running shim (the child `launch` forked): its own session
-/// (containerd's signals to the process group are not ours), cwd `/`,
-/// stdio on /dev/null (containerd reads `start`'s output to the end: we
-/// must hold none of it), subreaper of every container process; tells
-/// `start` it listens through `report`, then closes it. Its exit code.
-fn serve(
-    flags: &Flags,
-    bundle: &std::path::Path,
-    socket: &str,
-    report: std::io::PipeWriter,
-) -> i32 {
-    use std::os::fd::AsRawFd;
+/// The long-running shim: its own session (containerd's signals to the
+/// process group are not ours), subreaper of every container process;
+/// tells `start` it listens, then lets go of `start`'s pipe.
+fn serve(flags: &Flags, socket: &str) -> ExitCode {
     let _ = skiff::sys::process::setsid();
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..3 {
-            let _ = skiff::sys::process::dup2(null.as_raw_fd(), fd);
-        }
-    }
-    let _ = std::env::set_current_dir("/");
-    let mut report = report;
     let listener = skiff::sys::process::set_child_subreaper().and_then(|()| daemon::bind(socket));
     let listener = match listener {
         Ok(l) => l,
         Err(e) => {
-            let _ = writeln!(report, "{}", daemon::bind_error_line(&e));
-            return 1;
+            let _ = write_out(format!("{}\n", daemon::bind_error_line(&e)).as_bytes());
+            return ExitCode::from(1);
         }
     };
-    if writeln!(report, "{}", daemon::READY).is_err() {
-        return 1;
+    if write_out(format!("{}\n", daemon::READY).as_bytes()).is_err() {
+        return ExitCode::from(1);
     }
-    drop(report);
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        let _ = skiff::sys::process::dup2(null.as_raw_fd(), 1);
+    }
     // containerd reads the fifo `log` of the bundle the shim started for.
-    let log_fifo = {
+    let log_fifo = flags.bundle.as_ref().and_then(|b| {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .append(true)
             .custom_flags(libc::O_NONBLOCK)
-            .open(bundle.join("log"))
+            .open(std::path::Path::new(b).join("log"))
             .ok()
-    };
+    });
     let log = skiff::shim::log::Log::new(log_fifo, flags.debug);
     match daemon::serve(flags, socket, listener, log) {
-        Ok(()) => 0,
-        Err(_) => 1,
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
     }
 }
 

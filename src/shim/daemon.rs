@@ -1,6 +1,5 @@
-//! The shim's three lives: `start` (run by containerd; finds the
-//! long-running shim, or has the applet fork it, and answers with its
-//! address), the long-running shim
+//! The shim's three lives: `start` (run by containerd; finds or forks the
+//! long-running shim and answers with its address), the long-running shim
 //! itself (serves the task API until the last task is gone), and `delete`
 //! (run by containerd after a shim is gone, to clean up what it held).
 
@@ -12,8 +11,11 @@ use super::service::{Shim, TaskService};
 use crate::error::{Context, Error, Kind, Result};
 use crate::proto::task::{DeleteResponse, SERVICE_V2, SERVICE_V3};
 use crate::proto::types::Timestamp;
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// The flags containerd passes to every invocation.
@@ -34,16 +36,15 @@ pub struct Flags {
 pub const READY: &str = "ready";
 
 /// `start`: the address of the shim that will serve `flags.id` (in the
-/// bundle, our cwd): a running shim of the same group, or a new one that
-/// `launch(bundle, address)` makes (the applet forks it: a process-wide
-/// act) and that listens on `address` once `launch` returns Ok. Writes
-/// `<bundle>/address`.
-pub fn start(flags: &Flags, launch: impl FnOnce(&Path, &str) -> Result<()>) -> Result<String> {
+/// bundle, our cwd): a running shim of the same group, or a new one made by
+/// running this binary as `argv0 SERVE_ARGS -bundle B -socket ADDRESS serve` (the
+/// applet knows its own flags). Writes `<bundle>/address`.
+pub fn start(flags: &Flags, argv0: &str, serve_args: &[String]) -> Result<String> {
     let bundle = std::env::current_dir().context("the bundle (our working directory)")?;
     let group = address::group_id(&bundle, &flags.id)?;
     let addr = address::socket_address(&flags.address, &flags.namespace, &group);
     if !address::is_serving(&addr) {
-        match launch(&bundle, &addr) {
+        match spawn_shim(argv0, serve_args, &bundle, &addr) {
             Ok(()) => {}
             // Another `start` of the same group won the race: share its shim.
             Err(e) if e.kind() == Kind::AlreadyExists && address::is_serving(&addr) => {}
@@ -54,13 +55,35 @@ pub fn start(flags: &Flags, launch: impl FnOnce(&Path, &str) -> Result<()>) -> R
     Ok(addr)
 }
 
-/// What a new shim's first line to `start` means: [`READY`], or the
-/// error it wrote with [`bind_error_line`] (nothing: it died first).
-pub fn ready_result(line: &str) -> Result<()> {
+/// Run the long-running shim and wait until it listens on `addr`. It is
+/// left in a new session with stdio on /dev/null (the applet sees to it),
+/// so it keeps none of containerd's pipes (containerd reads `start`'s
+/// output to the end).
+fn spawn_shim(argv0: &str, serve_args: &[String], bundle: &Path, addr: &str) -> Result<()> {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0(argv0)
+        .args(serve_args)
+        .arg("-bundle")
+        .arg(bundle)
+        .args(["-socket", addr, "serve"])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().context("start the shim")?;
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| crate::err!("shim: no stdout pipe"))?;
+    let mut line = String::new();
+    let _ = BufReader::new(out).read_line(&mut line);
     let line = line.trim();
     if line == READY {
+        // Not waited for: it outlives us, and is reparented when we exit.
+        drop(child);
         return Ok(());
     }
+    let _ = child.wait();
     let (kind, msg) = match line.split_once(": ") {
         Some(("already exists", m)) => (Kind::AlreadyExists, m.to_string()),
         Some((_, m)) => (Kind::Other, m.to_string()),
