@@ -46,9 +46,6 @@ pub struct Shim {
     /// from then on a Create is refused, so containerd starts a new shim
     /// instead of handing the container to this dying one.
     closing: AtomicBool,
-    /// The threads releasing detached rootfs overlays (by container id),
-    /// which Shutdown waits for a while.
-    releases: Mutex<Vec<(String, rootfs::PendingRelease)>>,
     log: Log,
 }
 
@@ -85,7 +82,6 @@ impl Shim {
             shutdown: Mutex::new(None),
             creating: Mutex::new(Default::default()),
             closing: AtomicBool::new(false),
-            releases: Mutex::new(Vec::new()),
             log,
         })
     }
@@ -516,13 +512,13 @@ impl Shim {
         };
         c.oom.lock().unwrap_or_else(|e| e.into_inner()).take();
         if c.rootfs_mounted {
-            let release =
-                rootfs::take_down_rootfs(&c.bundle, rootfs::Unmount::DeferSync, &self.log);
-            if let Some(r) = release {
-                let mut pending = self.releases.lock().unwrap_or_else(|e| e.into_inner());
-                pending.retain(|(_, r)| !r.is_finished());
-                pending.push((c.id.clone(), r));
-            }
+            // The release thread is not waited for, not even by Shutdown:
+            // see `Shim::exit`.
+            drop(rootfs::take_down_rootfs(
+                &c.bundle,
+                rootfs::Unmount::DeferSync,
+                &self.log,
+            ));
         }
         self.containers
             .lock()
@@ -825,11 +821,15 @@ impl Shim {
     }
 
     /// Leave: remove the socket (a `start` from now on makes a new shim),
-    /// send what is queued, stop serving.
+    /// send what is queued, stop serving. Rootfs overlays still being
+    /// released (written back: 3 ms to seconds, see `take_down_rootfs`)
+    /// are not waited for: Shutdown's answer is on the path of every `ctr
+    /// run --rm`, and nobody needs the write-back first. The server closes
+    /// containerd's connections itself, and our exit finishes the release
+    /// in the kernel (the process is gone when it is done).
     fn exit(&self) {
         self.socket.remove();
         self.events.flush(Duration::from_secs(2));
-        self.finish_releases(RELEASE_WAIT);
         if let Some(h) = self
             .shutdown
             .lock()
@@ -837,32 +837,6 @@ impl Shim {
             .take()
         {
             h.shutdown();
-        }
-    }
-}
-
-/// How long Shutdown waits for detached rootfs overlays to be written back
-/// (an exiting process would have the kernel do it anyway, unwatched).
-const RELEASE_WAIT: Duration = Duration::from_secs(2);
-
-impl Shim {
-    /// Wait up to `bound` for the rootfs release threads; log those still
-    /// busy then (their write-back goes on in the kernel once we exit).
-    fn finish_releases(&self, bound: Duration) {
-        let pending = std::mem::take(&mut *self.releases.lock().unwrap_or_else(|e| e.into_inner()));
-        let deadline = std::time::Instant::now() + bound;
-        while pending.iter().any(|(_, r)| !r.is_finished()) && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        for (id, r) in pending {
-            if r.is_finished() {
-                let _ = r.join();
-            } else {
-                self.log.warn(&format!(
-                    "container {id}: the rootfs is still being written back after {bound:?}"
-                ));
-            }
         }
     }
 }
