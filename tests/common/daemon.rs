@@ -11,6 +11,10 @@ const NS_KEY: &str = "containerd-namespace-ttrpc";
 struct DaemonOpts {
     /// Extra environment (PATH for another runtime's shim, a crash point).
     env: Vec<(String, String)>,
+    /// Variables taken out of the daemon's environment (proxies).
+    env_remove: Vec<String>,
+    /// Written to `<dir>/config.toml` and passed as `--config`.
+    config: Option<String>,
 }
 
 struct Daemon {
@@ -76,8 +80,16 @@ impl Daemon {
             .append(true)
             .open(self.dir.join("daemon.log"))
             .unwrap();
-        let child = Command::new(skiff_bin())
-            .arg0_containerd()
+        let mut cmd = Command::new(skiff_bin());
+        cmd.arg0_containerd();
+        if let Some(config) = &self.opts.config {
+            fs::write(self.dir.join("config.toml"), config).unwrap();
+            cmd.arg("--config").arg(self.dir.join("config.toml"));
+        }
+        for k in &self.opts.env_remove {
+            cmd.env_remove(k);
+        }
+        let child = cmd
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .args(["--root", &self.dir.s("root"), "--state"])
             .arg(self.state())
@@ -92,6 +104,9 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(10);
         let listening = |a: String| std::os::unix::net::UnixStream::connect(a).is_ok();
         while !listening(self.ttrpc_address()) || !listening(self.address()) {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited ({st}): {}", self.log());
+            }
             assert!(
                 Instant::now() < deadline,
                 "daemon did not listen: {}",
@@ -375,6 +390,78 @@ impl Daemon {
             )
             .expect("subscribe");
         (c, s)
+    }
+
+    /// Create and start the task of container `id` (this namespace).
+    #[allow(dead_code)]
+    #[track_caller]
+    fn start_task(&self, c: &Client, id: &str) -> pt::CreateTaskResponse {
+        let ns = self.ns.as_str();
+        let t: pt::CreateTaskResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Create",
+            &pt::CreateTaskRequest {
+                container_id: id.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("task create: {e}\n{}", self.log()));
+        let _: pt::StartResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Start",
+            &pt::StartRequest {
+                container_id: id.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        t
+    }
+
+    /// Kill the task of `id` with `signal`, wait for it and delete it:
+    /// its exit status (as Wait reports it).
+    #[allow(dead_code)]
+    #[track_caller]
+    fn end_task(&self, c: &Client, id: &str, signal: u32) -> u32 {
+        let ns = self.ns.as_str();
+        let _: Empty = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Kill",
+            &pt::KillRequest {
+                container_id: id.into(),
+                signal,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let w: pt::WaitResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Wait",
+            &pt::WaitRequest {
+                container_id: id.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let _: pt::DeleteResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Delete",
+            &pt::DeleteTaskRequest {
+                container_id: id.into(),
+            },
+        )
+        .unwrap();
+        w.exit_status
     }
 
     /// Every bundle's shim and task pids, for cleanup by pid.
