@@ -346,13 +346,13 @@ fn basic_auth_from_docker_config_over_tls_with_hosts_ca() {
 #[test]
 fn socket_mode_and_group() {
     let d = start_daemon("cfg-sock", "");
-    let m = fs::metadata(&d.address()).unwrap();
+    let m = fs::metadata(d.address()).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o600);
     assert_eq!((m.uid(), m.gid()), (0, 0));
     drop(d);
     const GROUP: &str = "4242";
     let d = start_daemon("cfg-sock-gid", "[grpc]\n  gid = 4242\n");
-    let m = fs::metadata(&d.address()).unwrap();
+    let m = fs::metadata(d.address()).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o660);
     assert_eq!(m.gid(), 4242);
     let o = d.ctr(&["version"]);
