@@ -20,6 +20,7 @@ pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod seccomp;
+mod serve;
 pub mod shim;
 pub mod snapshot;
 pub mod sys;

@@ -24,6 +24,15 @@
 #[path = "fetch_support/mod.rs"]
 mod support;
 
+use prost::Message;
+use skiff::daemon::spec::{self, SpecOptions, SPEC_TYPE_URL};
+use skiff::image::oci::{self, Document};
+use skiff::proto::services::{
+    containers as pc, content as pct, images as pi, pull as pp, snapshots as ps, tasks as pt,
+};
+use skiff::proto::task as st;
+use skiff::proto::types::{Any, Empty};
+use skiff::ttrpc::{Client, Code, Status};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -153,191 +162,11 @@ fn dead_address_names_it() {
 
 // ---- against a daemon ---------------------------------------------------
 
-/// The daemon under test, with its own root, state and socket; dropping
-/// it kills every task left in its namespace, stops it by pid and removes
-/// what it left (mounts, cgroups), also after a failed assertion.
-struct Daemon {
-    child: Option<Child>,
-    bin: PathBuf,
-    sock: String,
-    ns: String,
-    dir: TempDir,
-}
-
-impl Daemon {
-    fn start(dir: TempDir) -> Daemon {
-        let bin = applet_links(&dir);
-        let sock = dir.s("containerd.sock");
-        let log = fs::File::create(dir.join("daemon.log")).unwrap();
-        let child = Command::new(bin.join("containerd"))
-            .args(["--root", &dir.s("root"), "--state", &dir.s("state")])
-            .args(["--address", &sock])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start the daemon");
-        let d = Daemon {
-            child: Some(child),
-            bin,
-            sock,
-            ns: format!("ctr-test-{}", std::process::id()),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if Path::new(&d.sock).exists() && code(&d.ctr(&["version"])) == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not come up: {}",
-                read(&d.dir.join("daemon.log"))
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(self.bin.join("ctr"));
-        c.args(["-a", &self.sock, "-n", &self.ns])
-            .args(args)
-            .env_remove("CONTAINERD_ADDRESS")
-            .env_remove("CONTAINERD_NAMESPACE");
-        c
-    }
-
-    /// `ctr -a SOCK -n NS ARGS` with a time limit.
-    fn ctr(&self, args: &[&str]) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let o = child.wait_with_output().unwrap();
-                panic!("ctr {args:?} hung; stderr: {}", stderr(&o));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctr(args);
-        assert_eq!(
-            code(&o),
-            0,
-            "ctr {args:?}: stdout {} stderr {}\ndaemon log: {}",
-            stdout(&o),
-            stderr(&o),
-            read(&self.dir.join("daemon.log"))
-        );
-        stdout(&o)
-    }
-
-    #[track_caller]
-    fn fails(&self, args: &[&str], code_want: i32, err: &str) {
-        let o = self.ctr(args);
-        assert_eq!(code(&o), code_want, "ctr {args:?}: {}", stderr(&o));
-        assert_eq!(stderr(&o), err, "ctr {args:?}");
-    }
-
-    fn ids(&self, what: &str) -> Vec<String> {
-        stdout(&self.ctr(&[what, "ls", "-q"]))
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            for id in self.ids("t") {
-                let _ = self.ctr(&["t", "kill", "-a", "-s", "KILL", &id]);
-                let _ = self.ctr(&["t", "rm", "-f", &id]);
-            }
-            for id in self.ids("c") {
-                let _ = self.ctr(&["c", "rm", &id]);
-            }
-        }
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM by pid, then SIGKILL if it lingers.
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Shims (and anything else) still naming this daemon's socket:
-        // started by the test's daemon, stopped by pid.
-        for pid in processes_naming(&self.sock) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-        // Mounts under the test dir, deepest first.
-        let root = self.dir.path().display().to_string();
-        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
-        // Cgroups named after the namespace (cgroupsPath /NS/ID).
-        for base in cgroup_bases() {
-            let ns = base.join(&self.ns);
-            if let Ok(rd) = fs::read_dir(&ns) {
-                for e in rd.flatten() {
-                    if e.path().is_dir() {
-                        let _ = fs::remove_dir(e.path());
-                    }
-                }
-            }
-            let _ = fs::remove_dir(&ns);
-        }
-    }
-}
-
-/// Pids whose command line mentions `needle`.
-fn processes_naming(needle: &str) -> Vec<u32> {
-    let me = std::process::id();
-    fs::read_dir("/proc")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|&pid| pid != me)
-                .filter(|pid| {
-                    fs::read(format!("/proc/{pid}/cmdline"))
-                        .map(|c| String::from_utf8_lossy(&c).contains(needle))
-                        .unwrap_or(false)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn cgroup_bases() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.push(PathBuf::from("/sys/fs/cgroup"));
-    v
-}
+// The daemon under test (tests/common/daemon.rs): its own root, state,
+// socket and namespace; dropping it kills every task left in its
+// namespace, stops it by pid and removes what it left (shims, mounts,
+// cgroups), also after a failed assertion.
+include!("common/daemon.rs");
 
 /// A busybox image with `sleep` too, pushed as `REPO:latest`.
 fn publish_busybox(reg: &Registry, work: &TempDir) -> String {
@@ -384,7 +213,7 @@ fn walkthrough_against_the_daemon() {
     }
     let work = TempDir::new("ctr-walk-src");
     let r = publish_busybox(&reg, &work);
-    let d = Daemon::start(TempDir::new("ctr-walk"));
+    let d = Daemon::in_dir(TempDir::new("ctr-walk"), DaemonOpts::default());
 
     // Pull: plain lines when not on a terminal, then the final table.
     let out = d.ok(&["images", "pull", "--plain-http", &r]);
@@ -469,7 +298,7 @@ fn walkthrough_against_the_daemon() {
     // run --rm: output and exit status through, nothing kept; `events`
     // sees the task's life as ctr prints it.
     let mut events = d
-        .cmd(&["events"])
+        .ctr_cmd(&["events"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -534,7 +363,7 @@ fn walkthrough_against_the_daemon() {
     // Signals to ctr reach the process (ctr forwards them), once its
     // trap is set (it says "ready").
     let mut child = d
-        .cmd(&[
+        .ctr_cmd(&[
             "run",
             "--rm",
             &r,
@@ -720,8 +549,8 @@ fn walkthrough_against_the_daemon() {
     let log = work.join("typescript");
     let ctr_cmd = format!(
         "stty cols 91 rows 33; {} -a {} -n {} run --rm -t {r} tt sh",
-        d.bin.join("ctr").display(),
-        d.sock,
+        d.dir.join("bin/ctr").display(),
+        d.address(),
         d.ns
     );
     let mut child = Command::new("script")
@@ -824,7 +653,7 @@ fn walkthrough_against_the_daemon() {
         "imp1", "r1", "r2", "r3", "m1", "sig1", "s1", "tt", "e1", "e2", "e3",
     ]);
     assert!(left.is_empty(), "fifos left: {left:?}");
-    let left: Vec<u32> = processes_naming(&d.sock)
+    let left: Vec<u32> = processes_naming(&d.address())
         .into_iter()
         .filter(|&p| Some(p) != d.child.as_ref().map(|c| c.id()))
         .collect();
@@ -948,7 +777,7 @@ fn oci_archive(path: &Path, with_empty_blob: bool) -> String {
 #[test]
 fn import_docker_save_layout_and_empty_blobs() {
     let work = TempDir::new("ctr-import-src");
-    let d = Daemon::start(TempDir::new("ctr-import"));
+    let d = Daemon::in_dir(TempDir::new("ctr-import"), DaemonOpts::default());
     let old = work.join("old.tar");
     let digest = docker_save_archive(&old);
     // RepoTags are normalized; the untagged image gets only a digest name.
@@ -1041,7 +870,7 @@ fn import_busybox(d: &Daemon, work: &TempDir) -> &'static str {
 #[test]
 fn user_names_resolve_in_the_container() {
     let work = TempDir::new("ctr-user-src");
-    let d = Daemon::start(TempDir::new("ctr-user"));
+    let d = Daemon::in_dir(TempDir::new("ctr-user"), DaemonOpts::default());
     let img = import_busybox(&d, &work);
     // busybox_entries: www is 33:34; group wheel (10) lists www.
     assert_eq!(
@@ -1085,7 +914,7 @@ fn user_names_resolve_in_the_container() {
 #[test]
 fn attach_to_a_detached_run() {
     let work = TempDir::new("ctr-attach-src");
-    let d = Daemon::start(TempDir::new("ctr-attach"));
+    let d = Daemon::in_dir(TempDir::new("ctr-attach"), DaemonOpts::default());
     let img = import_busybox(&d, &work);
     // run -d keeps the client-made fifos (as ctr): attach copies from them.
     d.ok(&[
@@ -1123,7 +952,7 @@ fn attach_to_a_detached_run() {
 #[test]
 fn interrupt_before_the_task_runs_leaves_nothing() {
     let work = TempDir::new("ctr-int-src");
-    let d = Daemon::start(TempDir::new("ctr-int"));
+    let d = Daemon::in_dir(TempDir::new("ctr-int"), DaemonOpts::default());
     let img = import_busybox(&d, &work);
     let mut cancelled = 0;
     for (i, delay_ms) in [0u64, 5, 10, 20, 30, 40, 60, 80, 120, 200, 400, 800]
@@ -1132,7 +961,7 @@ fn interrupt_before_the_task_runs_leaves_nothing() {
     {
         let id = format!("int{i}");
         let mut child = d
-            .cmd(&["run", img, &id, "sleep", "3"])
+            .ctr_cmd(&["run", img, &id, "sleep", "3"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1250,7 +1079,7 @@ fn filters_answer_as_debian_ctr() {
         return;
     };
     let work = TempDir::new("ctr-filter-src");
-    let d = Daemon::start(TempDir::new("ctr-filter"));
+    let d = Daemon::in_dir(TempDir::new("ctr-filter"), DaemonOpts::default());
     let oci = work.join("oci.tar");
     oci_archive(&oci, false);
     let old = work.join("old.tar");
@@ -1308,11 +1137,11 @@ fn interrupted_pull_records_no_image() {
     };
     let work = TempDir::new("ctr-pullint-src");
     let r = publish_busybox(&reg, &work);
-    let d = Daemon::start(TempDir::new("ctr-pullint"));
+    let d = Daemon::in_dir(TempDir::new("ctr-pullint"), DaemonOpts::default());
     let mut interrupted = 0;
     for delay_ms in [0u64, 10, 20, 40, 60, 100, 150, 250] {
         let mut child = d
-            .cmd(&["i", "pull", "--plain-http", &r])
+            .ctr_cmd(&["i", "pull", "--plain-http", &r])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -1373,7 +1202,7 @@ fn pull_all_platforms_fetches_every_platform() {
     let (amd_layer, arm_layer) = (layers[0].to_string(), layers[1].to_string());
     let r = format!("{}/library/multi:latest", reg.host());
     push(&layout, "multi", &r, &["--all"]);
-    let d = Daemon::start(TempDir::new("ctr-allplat"));
+    let d = Daemon::in_dir(TempDir::new("ctr-allplat"), DaemonOpts::default());
 
     // Without the flag: the host's platform only, recorded as its manifest.
     d.ok(&["i", "pull", "--plain-http", &r]);

@@ -378,28 +378,7 @@ fn exec_pids_and_events_of_a_running_container() {
         .unwrap();
     let image = pull(&c, ns, &reference);
     create_container(&c, ns, &image, "c4", &["sleep", "1000"]);
-    let t: pt::CreateTaskResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Create",
-        &pt::CreateTaskRequest {
-            container_id: "c4".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
-    let _: pt::StartResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Start",
-        &pt::StartRequest {
-            container_id: "c4".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let t = d.start_task(&c, "c4");
 
     let container: pc::GetContainerResponse = call(
         &c,
@@ -484,41 +463,8 @@ fn exec_pids_and_events_of_a_running_container() {
     )
     .unwrap();
     assert!(pids.processes.iter().any(|p| p.pid == t.pid), "{pids:?}");
-    let _: Empty = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Kill",
-        &pt::KillRequest {
-            container_id: "c4".into(),
-            // sleep as pid 1 of its namespace ignores SIGTERM.
-            signal: 9,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let w: pt::WaitResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Wait",
-        &pt::WaitRequest {
-            container_id: "c4".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(w.exit_status, 137);
-    let _: pt::DeleteResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Delete",
-        &pt::DeleteTaskRequest {
-            container_id: "c4".into(),
-        },
-    )
-    .unwrap();
+    // sleep as pid 1 of its namespace ignores SIGTERM.
+    assert_eq!(d.end_task(&c, "c4", 9), 137);
     remove_container(&c, ns, "c4");
 
     // exec-added, the exec's exit, the task's exit, in that order.
@@ -553,28 +499,7 @@ fn containers_outlive_a_killed_daemon() {
         let c = d.client();
         let image = pull(&c, ns, &reference);
         create_container(&c, ns, &image, "c2", &["sleep", "1000"]);
-        let t: pt::CreateTaskResponse = call(
-            &c,
-            ns,
-            pt::SERVICE,
-            "Create",
-            &pt::CreateTaskRequest {
-                container_id: "c2".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
-        let _: pt::StartResponse = call(
-            &c,
-            ns,
-            pt::SERVICE,
-            "Start",
-            &pt::StartRequest {
-                container_id: "c2".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let t = d.start_task(&c, "c2");
         t.pid
     };
     d.note_pids();
@@ -601,40 +526,7 @@ fn containers_outlive_a_killed_daemon() {
         ),
         ("c2", pid, pt::status::RUNNING)
     );
-    let _: Empty = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Kill",
-        &pt::KillRequest {
-            container_id: "c2".into(),
-            signal: 9,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let w: pt::WaitResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Wait",
-        &pt::WaitRequest {
-            container_id: "c2".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(w.exit_status, 137);
-    let _: pt::DeleteResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Delete",
-        &pt::DeleteTaskRequest {
-            container_id: "c2".into(),
-        },
-    )
-    .unwrap();
+    assert_eq!(d.end_task(&c, "c2", 9), 137);
     remove_container(&c, ns, "c2");
     let deadline = Instant::now() + Duration::from_secs(5);
     while d.pids.iter().any(|p| alive(*p as u32)) {
@@ -660,28 +552,7 @@ fn a_dead_shim_is_cleaned_up_on_restart() {
         let c = d.client();
         let image = pull(&c, ns, &reference);
         create_container(&c, ns, &image, "c3", &["sleep", "1000"]);
-        let _: pt::CreateTaskResponse = call(
-            &c,
-            ns,
-            pt::SERVICE,
-            "Create",
-            &pt::CreateTaskRequest {
-                container_id: "c3".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
-        let _: pt::StartResponse = call(
-            &c,
-            ns,
-            pt::SERVICE,
-            "Start",
-            &pt::StartRequest {
-                container_id: "c3".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        d.start_task(&c, "c3");
     }
     d.note_pids();
     d.kill9();
@@ -923,28 +794,7 @@ fn a_stopped_shim_survives_a_daemon_restart() {
         let c = d.client();
         let image = pull(&c, ns, &reference);
         create_container(&c, ns, &image, "c5", &["sleep", "1000"]);
-        let t: pt::CreateTaskResponse = call(
-            &c,
-            ns,
-            pt::SERVICE,
-            "Create",
-            &pt::CreateTaskRequest {
-                container_id: "c5".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
-        let _: pt::StartResponse = call(
-            &c,
-            ns,
-            pt::SERVICE,
-            "Start",
-            &pt::StartRequest {
-                container_id: "c5".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let t = d.start_task(&c, "c5");
         t.pid
     };
     d.note_pids();
@@ -977,40 +827,7 @@ fn a_stopped_shim_survives_a_daemon_restart() {
         (l.tasks[0].pid, l.tasks[0].status),
         (pid, pt::status::RUNNING)
     );
-    let _: Empty = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Kill",
-        &pt::KillRequest {
-            container_id: "c5".into(),
-            signal: 9,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let w: pt::WaitResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Wait",
-        &pt::WaitRequest {
-            container_id: "c5".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(w.exit_status, 137);
-    let _: pt::DeleteResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Delete",
-        &pt::DeleteTaskRequest {
-            container_id: "c5".into(),
-        },
-    )
-    .unwrap();
+    assert_eq!(d.end_task(&c, "c5", 9), 137);
     remove_container(&c, ns, "c5");
     assert!(!bundle.exists(), "bundle left after delete");
 }

@@ -12,97 +12,54 @@
 #[path = "fetch_support/mod.rs"]
 mod support;
 
+use prost::Message;
+use skiff::daemon::spec::{self, SpecOptions, SPEC_TYPE_URL};
+use skiff::image::oci::{self, Document};
+use skiff::proto::services::{
+    containers as pc, content as pct, images as pi, pull as pp, snapshots as ps, tasks as pt,
+};
+use skiff::proto::task as st;
+use skiff::proto::types::{Any, Empty};
+use skiff::ttrpc::{Client, Code, Status};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
+// The daemon harness (tests/common/daemon.rs): own root, state, socket
+// and namespace; Drop stops it and removes what it left.
+include!("common/daemon.rs");
+
+/// Proxies the daemon must not see (registries are on 127.0.0.1).
+const PROXY_VARS: [&str; 4] = ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"];
+
 /// The daemon started with `config.toml` (written from `config`) and
-/// `DOCKER_CONFIG` = `<dir>/docker`.
-struct Daemon {
-    child: Option<Child>,
-    bin: PathBuf,
-    sock: String,
-    dir: TempDir,
+/// `DOCKER_CONFIG` = `<dir>/docker`, in a directory named after `tag`.
+fn start_daemon(tag: &str, config: &str) -> Daemon {
+    start_daemon_in(TempDir::new(tag), config)
 }
 
-impl Daemon {
-    fn start(tag: &str, config: &str) -> Daemon {
-        let dir = TempDir::new(tag);
-        Self::start_in(dir, config)
-    }
-
-    fn start_in(dir: TempDir, config: &str) -> Daemon {
-        let bin = applet_links(&dir);
-        let sock = dir.s("containerd.sock");
-        fs::write(dir.join("config.toml"), config).unwrap();
-        let child = daemon_command(&bin, &dir)
-            .stdout(fs::File::create(dir.join("daemon.log")).unwrap())
-            .stderr(fs::File::create(dir.join("daemon.err")).unwrap())
-            .spawn()
-            .expect("start the daemon");
-        let mut d = Daemon {
-            child: Some(child),
-            bin,
-            sock,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !Path::new(&d.sock).exists() {
-            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("daemon exited ({st}): {}", d.log());
-            }
-            assert!(Instant::now() < deadline, "no socket: {}", d.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("daemon.err")).unwrap_or_default()
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new(self.bin.join("ctr"))
-            .args(["-a", &self.sock, "-n", "cfg-test"])
-            .args(args)
-            .env_remove("CONTAINERD_ADDRESS")
-            .env_remove("CONTAINERD_NAMESPACE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ctr")
-    }
-
-    #[track_caller]
-    fn pull(&self, args: &[&str]) -> String {
-        let mut all = vec!["images", "pull"];
-        all.extend_from_slice(args);
-        let o = self.ctr(&all);
-        assert!(
-            o.status.success(),
-            "ctr {all:?}: {}{}\ndaemon: {}",
-            stdout(&o),
-            stderr(&o),
-            self.log()
-        );
-        stdout(&o)
-    }
+fn start_daemon_in(dir: TempDir, config: &str) -> Daemon {
+    let env = vec![
+        ("DOCKER_CONFIG".to_string(), dir.s("docker")),
+        ("HOME".to_string(), "/nonexistent".to_string()),
+    ];
+    let opts = DaemonOpts {
+        env,
+        env_remove: PROXY_VARS.iter().map(|v| v.to_string()).collect(),
+        config: Some(config.to_string()),
+    };
+    Daemon::in_dir(dir, opts)
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while c.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// `ctr images pull ARGS`, which must succeed: its stdout.
+#[track_caller]
+fn ctr_pull(d: &Daemon, args: &[&str]) -> String {
+    let mut all = vec!["images", "pull"];
+    all.extend_from_slice(args);
+    d.ok(&all)
 }
 
 /// `containerd --config <dir>/config.toml` with its own root, state and
@@ -115,7 +72,7 @@ fn daemon_command(bin: &Path, dir: &TempDir) -> Command {
         .env("DOCKER_CONFIG", dir.join("docker"))
         .env("HOME", "/nonexistent")
         .stdin(Stdio::null());
-    for v in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+    for v in PROXY_VARS {
         cmd.env_remove(v);
     }
     cmd
@@ -191,10 +148,13 @@ fn mirror_first_then_server_over_plain_http() {
             mirror.host()
         ),
     );
-    let d = Daemon::start("cfg-mirror", "version = 2\n");
+    let d = start_daemon("cfg-mirror", "version = 2\n");
     // ctr's --hosts-dir; no --plain-http: the hosts say http.
     let hd = hosts.display().to_string();
-    d.pull(&["--hosts-dir", &hd, &format!("{}/m:v1", origin.host())]);
+    ctr_pull(
+        &d,
+        &["--hosts-dir", &hd, &format!("{}/m:v1", origin.host())],
+    );
     assert_eq!(
         requests(&mirror, "/v2/m/manifests/v1"),
         1,
@@ -212,8 +172,8 @@ fn mirror_first_then_server_over_plain_http() {
 
     // Not on the mirror (404): the server after it. A relative --hosts-dir
     // is ctr's, not the daemon's.
-    let o = Command::new(d.bin.join("ctr"))
-        .args(["-a", &d.sock, "-n", "cfg-test", "images", "pull"])
+    let o = Command::new(d.dir.join("bin/ctr"))
+        .args(["-a", &d.address(), "-n", &d.ns, "images", "pull"])
         .args([
             "--hosts-dir",
             "certs.d",
@@ -242,11 +202,14 @@ fn mirror_first_then_server_over_plain_http() {
     let before = requests(&origin, "/v2/m/manifests/v1");
     let o = d.ctr(&["images", "rm", &format!("{}/m:v1", origin.host())]);
     assert!(o.status.success(), "{}", stderr(&o));
-    d.pull(&[
-        "--hosts-dir",
-        &hosts2.display().to_string(),
-        &format!("{}/m:v1", origin.host()),
-    ]);
+    ctr_pull(
+        &d,
+        &[
+            "--hosts-dir",
+            &hosts2.display().to_string(),
+            &format!("{}/m:v1", origin.host()),
+        ],
+    );
     assert_eq!(requests(&origin, "/v2/m/manifests/v1"), before + 1);
     assert_eq!(
         requests(&mirror, "/v2/m/manifests/v1"),
@@ -271,14 +234,14 @@ fn daemon_config_names_the_hosts_dir() {
         &origin.host(),
         &format!("server = \"http://{}\"\n", origin.host()),
     );
-    let d = Daemon::start_in(
+    let d = start_daemon_in(
         dir,
         &format!(
             "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{}\"\n[metrics]\n  address = \"\"\n",
             hosts.display()
         ),
     );
-    d.pull(&[&format!("{}/x:v1", origin.host())]);
+    ctr_pull(&d, &[&format!("{}/x:v1", origin.host())]);
     assert!(
         d.log().contains("metrics.address: unknown key"),
         "unknown keys are warned about: {}",
@@ -315,7 +278,7 @@ fn basic_auth_from_docker_config_over_tls_with_hosts_ca() {
     fs::create_dir_all(dir.join("docker")).unwrap();
 
     // No credentials: the registry's 401 is reported.
-    let d = Daemon::start_in(dir, &config);
+    let d = start_daemon_in(dir, &config);
     let o = d.ctr(&["images", "pull", &reference]);
     assert!(!o.status.success());
     assert!(
@@ -350,7 +313,7 @@ fn basic_auth_from_docker_config_over_tls_with_hosts_ca() {
         ),
     )
     .unwrap();
-    d.pull(&[&reference]);
+    ctr_pull(&d, &[&reference]);
     // username/password spelled out, into a fresh daemon; the server's
     // certificate not verified (skip_verify) this time.
     drop(d);
@@ -370,11 +333,11 @@ fn basic_auth_from_docker_config_over_tls_with_hosts_ca() {
         ),
     )
     .unwrap();
-    let d = Daemon::start_in(
+    let d = start_daemon_in(
         dir,
         &format!("[skiff]\n  hosts_dir = \"{}\"\n", hosts.display()),
     );
-    d.pull(&[&reference]);
+    ctr_pull(&d, &[&reference]);
 }
 
 /// The socket has its final owner and mode from the moment it exists (the
@@ -382,14 +345,14 @@ fn basic_auth_from_docker_config_over_tls_with_hosts_ca() {
 /// member is served and a non-member is refused.
 #[test]
 fn socket_mode_and_group() {
-    let d = Daemon::start("cfg-sock", "");
-    let m = fs::metadata(&d.sock).unwrap();
+    let d = start_daemon("cfg-sock", "");
+    let m = fs::metadata(d.address()).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o600);
     assert_eq!((m.uid(), m.gid()), (0, 0));
     drop(d);
     const GROUP: &str = "4242";
-    let d = Daemon::start("cfg-sock-gid", "[grpc]\n  gid = 4242\n");
-    let m = fs::metadata(&d.sock).unwrap();
+    let d = start_daemon("cfg-sock-gid", "[grpc]\n  gid = 4242\n");
+    let m = fs::metadata(d.address()).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o660);
     assert_eq!(m.gid(), 4242);
     let o = d.ctr(&["version"]);
@@ -399,8 +362,8 @@ fn socket_mode_and_group() {
     let as_user = |ids: &[&str]| {
         Command::new("setpriv")
             .args(ids)
-            .arg(d.bin.join("ctr"))
-            .args(["-a", &d.sock, "-n", "cfg-test", "version"])
+            .arg(d.dir.join("bin/ctr"))
+            .args(["-a", &d.address(), "-n", &d.ns, "version"])
             .env_remove("CONTAINERD_ADDRESS")
             .stdin(Stdio::null())
             .output()
@@ -432,8 +395,8 @@ fn default_snapshotter_from_config() {
     let work = TempDir::new("cfg-sn-work");
     let reference = format!("{}/sn:v1", reg.host());
     push_image(&work, "sn", &reference, &[]);
-    let d = Daemon::start("cfg-sn", "[skiff]\n  snapshotter = \"native\"\n");
-    let o = Command::new(d.bin.join("containerd"))
+    let d = start_daemon("cfg-sn", "[skiff]\n  snapshotter = \"native\"\n");
+    let o = Command::new(d.dir.join("bin/containerd"))
         .args(["--config", &d.dir.s("config.toml"), "config", "default"])
         .output()
         .unwrap();
@@ -442,7 +405,7 @@ fn default_snapshotter_from_config() {
         "{}",
         stdout(&o)
     );
-    d.pull(&["--plain-http", &reference]);
+    ctr_pull(&d, &["--plain-http", &reference]);
     let root = d.dir.join("root");
     let native = root.join("io.containerd.snapshotter.v1.native");
     assert!(native.is_dir(), "unpacked into native");
@@ -595,8 +558,8 @@ fn contrib_service_files() {
 fn default_runtime_from_config() {
     use prost::Message;
     use skiff::proto::services::containers as pc;
-    let d = Daemon::start("cfg-rt", "[skiff]\n  runtime = \"io.containerd.runc.v2\"\n");
-    let o = Command::new(d.bin.join("containerd"))
+    let d = start_daemon("cfg-rt", "[skiff]\n  runtime = \"io.containerd.runc.v2\"\n");
+    let o = Command::new(d.dir.join("bin/containerd"))
         .args(["--config", &d.dir.s("config.toml"), "config", "default"])
         .output()
         .unwrap();
@@ -605,7 +568,7 @@ fn default_runtime_from_config() {
         "{}",
         stdout(&o)
     );
-    let c = skiff::ttrpc::Client::connect(&format!("{}.ttrpc", d.sock)).unwrap();
+    let c = skiff::ttrpc::Client::connect(&d.ttrpc_address()).unwrap();
     let req = pc::CreateContainerRequest {
         container: Some(pc::Container {
             id: "no-runtime".into(),
@@ -623,7 +586,7 @@ fn default_runtime_from_config() {
             "Create",
             req.encode_to_vec(),
             Some(Duration::from_secs(30)),
-            &[("containerd-namespace-ttrpc".into(), "cfg-test".into())],
+            &[("containerd-namespace-ttrpc".into(), d.ns.clone())],
         )
         .expect("create a container");
     let created = pc::CreateContainerResponse::decode(out.as_slice()).unwrap();
@@ -707,7 +670,7 @@ fn client_certificates() {
     let dir = TempDir::new("cfg-mtls");
     let hosts = dir.join("certs.d");
     let hd = hosts.display().to_string();
-    let d = Daemon::start_in(dir, "");
+    let d = start_daemon_in(dir, "");
     // A CA but no client certificate: refused.
     let host_dir = hosts_toml(&hosts, &reg.host(), "ca = \"ca.pem\"\n");
     fs::copy(reg.dir.join("ca.pem"), host_dir.join("ca.pem")).unwrap();
@@ -726,13 +689,16 @@ fn client_certificates() {
         "ca = \"ca.pem\"\nclient = [[\"c.pem\", \"c.key\"]]\n",
     )
     .unwrap();
-    d.pull(&["--hosts-dir", &hd, &reference]);
+    ctr_pull(&d, &["--hosts-dir", &hd, &reference]);
     // Docker's layout, in the `host_port_` spelling containerd tries first.
     let o = d.ctr(&["images", "rm", &reference]);
     assert!(o.status.success(), "{}", stderr(&o));
     let docker_dir = work.join("docker-certs.d");
     docker_cert_dir(&reg, &docker_dir.join(reg.host().replace(':', "_") + "_"));
-    d.pull(&["--hosts-dir", &docker_dir.display().to_string(), &reference]);
+    ctr_pull(
+        &d,
+        &["--hosts-dir", &docker_dir.display().to_string(), &reference],
+    );
 }
 
 /// The daemon reads a request's hosts dir as root: with a socket group
@@ -756,7 +722,7 @@ fn request_hosts_dir_is_confined_and_never_echoed() {
         stderr(&o)
     };
 
-    let d = Daemon::start(
+    let d = start_daemon(
         "cfg-hd-gid",
         &format!(
             "[grpc]\n  gid = 4242\n[skiff]\n  hosts_dir = \"{}\"\n",
@@ -778,7 +744,7 @@ fn request_hosts_dir_is_confined_and_never_echoed() {
     drop(d);
 
     // Root's peers alone: any dir, but the error names place, not text.
-    let d = Daemon::start("cfg-hd-root", "");
+    let d = start_daemon("cfg-hd-root", "");
     let e = pull(&d, &evil.display().to_string());
     assert!(
         e.contains("line 1: expected '=', found something else at column 5"),
@@ -822,7 +788,7 @@ fn registry_credentials_stay_with_the_registry_host() {
     let docker = dir.join("docker/config.json");
     let auths_for = |host: &str| format!("{{\"auths\": {{\"{host}\": {{\"auth\": \"{auth}\"}}}}}}");
     fs::write(&docker, auths_for(named)).unwrap();
-    let d = Daemon::start_in(
+    let d = start_daemon_in(
         dir,
         &format!("[skiff]\n  hosts_dir = \"{}\"\n", hosts.display()),
     );
@@ -842,5 +808,5 @@ fn registry_credentials_stay_with_the_registry_host() {
         );
     }
     fs::write(&docker, auths_for(&reg.host())).unwrap();
-    d.pull(&[&reference]);
+    ctr_pull(&d, &[&reference]);
 }

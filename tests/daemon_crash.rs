@@ -64,18 +64,30 @@ fn remove_all(d: &Daemon) {
     }
 }
 
+/// The environment that arms the daemon to kill itself at `point`.
+fn crash_env(point: Option<&str>) -> Vec<(String, String)> {
+    let arm = point.map(|p| ("SKIFF_TEST_CRASH_DAEMON_AT".to_string(), p.to_string()));
+    arm.into_iter().collect()
+}
+
 /// The daemon, armed to kill itself at `point`.
 fn daemon_crashing_at(point: &str) -> Daemon {
     Daemon::with(DaemonOpts {
-        env: vec![("SKIFF_TEST_CRASH_DAEMON_AT".into(), point.into())],
+        env: crash_env(Some(point)),
+        ..Default::default()
     })
+}
+
+/// Start the (stopped) daemon again, armed at `point` or disarmed.
+fn start_armed(d: &mut Daemon, point: Option<&str>) {
+    d.opts.env = crash_env(point);
+    d.start();
 }
 
 /// Restart a daemon that died at its crash point, disarmed.
 fn restart_disarmed(d: &mut Daemon) {
     wait_crashed(d);
-    d.opts.env.clear();
-    d.start();
+    start_armed(d, None);
 }
 
 /// Wait for the daemon to die at its crash point (what it left can be
@@ -284,8 +296,7 @@ fn kill9_mid_pull_leaves_nothing_pinned() {
         "the pull had stored its blobs: {}",
         d.log()
     );
-    d.opts.env.clear();
-    d.start();
+    start_armed(&mut d, None);
 
     // The store loads, with no image; the pull's lease and its tag in the
     // store's index.json are gone, so the collection takes the blobs.
@@ -336,8 +347,7 @@ fn daemon_pulls_leave_skiff_fetchs_tag_alone() {
     );
 
     d.kill9();
-    d.opts.env = vec![("SKIFF_TEST_CRASH_DAEMON_AT".into(), "pull-stored".into())];
-    d.start();
+    start_armed(&mut d, Some("pull-stored"));
     d.ok(&["i", "rm", &r]);
     let o = d.ctr(&["i", "pull", "--plain-http", &r]);
     assert!(!o.status.success(), "the pull finished: {}", stdout(&o));
@@ -420,8 +430,7 @@ fn kill9_mid_container_create_leaves_no_snapshot() {
     assert!(!o.status.success());
     wait_crashed(&mut d);
     assert_eq!(d.snapshot_dirs().len(), layers + 1, "the snapshot was made");
-    d.opts.env.clear();
-    d.start();
+    start_armed(&mut d, None);
 
     // No container; the create's lease is gone and its snapshot collected.
     assert_eq!(d.ids("c"), Vec::<String>::new());
@@ -494,11 +503,7 @@ fn kill9_mid_task_create_and_mid_task_delete() {
     d.kill9();
 
     // The shim answered Delete, the daemon died before the bundle went.
-    d.opts.env = vec![(
-        "SKIFF_TEST_CRASH_DAEMON_AT".into(),
-        "task-shim-deleted".into(),
-    )];
-    d.start();
+    start_armed(&mut d, Some("task-shim-deleted"));
     let o = d.ctr(&["t", "rm", "c1"]);
     assert!(!o.status.success());
     restart_disarmed(&mut d);

@@ -144,28 +144,7 @@ fn a_container_with_a_task_is_not_deleted_and_keeps_its_snapshot_key() {
     let kept = update(&["labels", "spec"], "c1").expect("update labels and spec");
     assert_eq!(kept.container.unwrap().snapshot_key, "c1");
 
-    let _: pt::CreateTaskResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Create",
-        &pt::CreateTaskRequest {
-            container_id: "c1".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("task create: {e}\n{}", d.log()));
-    let _: pt::StartResponse = call(
-        &c,
-        ns,
-        pt::SERVICE,
-        "Start",
-        &pt::StartRequest {
-            container_id: "c1".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    d.start_task(&c, "c1");
     let e = call::<_, Empty>(
         &c,
         ns,

@@ -228,6 +228,7 @@ fn containerds_runc_shim_runs_containers_for_skiff() {
             "PATH".into(),
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         )],
+        ..Default::default()
     });
     d.ok(&["i", "pull", "--plain-http", &r]);
     let runtime = "io.containerd.runc.v2";

@@ -4,101 +4,18 @@
 //! and the shim's memory. The thorough suite is tests/shim_containerd.rs.
 
 mod common;
+#[path = "common/containerd.rs"]
+mod containerd;
 
 use common::*;
+use containerd::{build_image, BUSYBOX_CONFIG, IMAGE, T};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(30);
-const IMAGE: &str = "docker.io/library/bb:latest";
 const RUNTIME: &str = "io.containerd.skiff.v2";
-
-fn sha256_hex(data: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn goarch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-fn append_bytes(b: &mut tar::Builder<fs::File>, name: &str, data: &[u8]) {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, name, data)
-        .expect("append to image tar");
-}
-
-/// An OCI image layout tar (oci-layout, index.json, blobs) of `rootfs` as
-/// one gzip layer, tagged `latest`.
-fn build_image(rootfs: &Path, out: &Path) {
-    let mut layer = Vec::new();
-    {
-        let mut b = tar::Builder::new(&mut layer);
-        b.follow_symlinks(false);
-        let mut top: Vec<_> = fs::read_dir(rootfs)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        top.sort();
-        for p in top {
-            let name = p.file_name().unwrap().to_owned();
-            if p.symlink_metadata().unwrap().is_dir() {
-                b.append_dir_all(&name, &p).expect("append dir to layer");
-            } else {
-                b.append_path_with_name(&p, &name)
-                    .expect("append file to layer");
-            }
-        }
-        b.finish().unwrap();
-    }
-    let diff_id = sha256_hex(&layer);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&layer).unwrap();
-    let layer_gz = gz.finish().unwrap();
-    let layer_digest = sha256_hex(&layer_gz);
-    let config = format!(
-        r#"{{"architecture":"{arch}","os":"linux","config":{{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}}}}"#,
-        arch = goarch()
-    );
-    let config_digest = sha256_hex(config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{layer_digest}","size":{}}}]}}"#,
-        config.len(),
-        layer_gz.len()
-    );
-    let manifest_digest = sha256_hex(manifest.as_bytes());
-    let index = format!(
-        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{manifest_digest}","size":{},"platform":{{"architecture":"{}","os":"linux"}},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#,
-        manifest.len(),
-        goarch()
-    );
-    let mut b = tar::Builder::new(fs::File::create(out).unwrap());
-    append_bytes(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    append_bytes(&mut b, "index.json", index.as_bytes());
-    for (digest, data) in [
-        (&manifest_digest, manifest.as_bytes()),
-        (&config_digest, config.as_bytes()),
-        (&layer_digest, &layer_gz[..]),
-    ] {
-        append_bytes(&mut b, &format!("blobs/sha256/{digest}"), data);
-    }
-    b.finish().unwrap();
-}
 
 struct CtrOut {
     code: Option<i32>,
@@ -348,7 +265,7 @@ fn have_containerd() -> bool {
 
 fn import_image(ctx: &Ctx, ctd: &Containerd) {
     let tar = ctx.path("bb.tar");
-    build_image(busybox_rootfs(), &tar);
+    build_image(busybox_rootfs(), BUSYBOX_CONFIG, &tar);
     ctd.ctr(&[
         "images",
         "import",

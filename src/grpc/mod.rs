@@ -9,6 +9,7 @@
 //! the answer ends with trailers `grpc-status` and a percent-encoded
 //! `grpc-message`. Status codes are [`crate::ttrpc::Code`]'s numbers.
 
+mod budget;
 mod client;
 mod server;
 
@@ -18,6 +19,8 @@ pub use server::{Server, ShutdownHandle};
 use crate::h2::hpack::HeaderField;
 use crate::h2::{ErrorCode, Event, StreamRef};
 use crate::ttrpc::{Code, Status};
+use budget::{Budget, Reserved};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The largest message either side takes or sends (containerd's
@@ -53,6 +56,10 @@ pub(crate) struct MessageReader {
     /// The block that ended the stream (the trailers), if one did.
     pub trailers: Option<Vec<HeaderField>>,
     pub(crate) ended: bool,
+    /// What a large message being assembled draws on (server side).
+    budget: Option<Arc<Budget>>,
+    /// The reservation of the message being assembled.
+    reserved: Option<Reserved>,
 }
 
 impl MessageReader {
@@ -64,6 +71,16 @@ impl MessageReader {
             http_status: None,
             trailers: None,
             ended: false,
+            budget: None,
+            reserved: None,
+        }
+    }
+
+    /// For a server: large messages are assembled within `budget`.
+    pub(crate) fn within(budget: Arc<Budget>) -> MessageReader {
+        MessageReader {
+            budget: Some(budget),
+            ..MessageReader::after_headers()
         }
     }
 
@@ -102,7 +119,14 @@ impl MessageReader {
                 if self.buf.len() >= 5 + len {
                     let msg = self.buf[5..5 + len].to_vec();
                     self.buf.drain(..5 + len);
+                    self.reserved = None;
                     return Ok(Some(msg));
+                }
+                // Incomplete: a large one must fit the budget first.
+                if let Some(budget) = &self.budget {
+                    if self.reserved.is_none() && len > budget::UNRESERVED {
+                        self.reserved = Some(budget.reserve(len)?);
+                    }
                 }
             }
             if self.ended {

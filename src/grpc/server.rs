@@ -3,18 +3,19 @@
 //! [`Handler`], bounded per connection (SETTINGS_MAX_CONCURRENT_STREAMS)
 //! and over all connections.
 
+use super::budget::{self, Budget};
 use super::{framed, header, percent_encode, MessageReader, MAX_MESSAGE};
 use crate::daemon::api::{Ctx, Handler, Sink, LEASE_KEY, NAMESPACE_KEY_GRPC};
 use crate::h2::hpack::HeaderField;
 use crate::h2::{Conn, ErrorCode, Event, Limits, Role, StreamRef};
 use crate::proto::services as ps;
-use crate::ttrpc::{lock, peer_cred, wait_for, Code, Status};
-use rustix::event::{PollFd, PollFlags};
+pub use crate::serve::ShutdownHandle;
+use crate::serve::{accept_until_shutdown, AcceptRules, AllowedPeer, Load};
+use crate::ttrpc::{lock, Code, Status};
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A call's thread: only the pages a handler touches become resident.
@@ -47,32 +48,12 @@ fn is_streaming(service: &str, method: &str) -> bool {
     ) || (service == ps::pull::SERVICE && method == ps::pull::METHOD)
 }
 
-/// Makes a running [`Server::serve`] return.
-#[derive(Clone)]
-pub struct ShutdownHandle(Arc<Signal>);
-
-struct Signal {
-    requested: AtomicBool,
-    wake: Mutex<Option<Arc<OwnedFd>>>,
-}
-
-impl ShutdownHandle {
-    /// Stop accepting, tell every connection (GOAWAY), let calls in
-    /// flight finish briefly, close; `serve` then returns.
-    pub fn shutdown(&self) {
-        self.0.requested.store(true, Ordering::SeqCst);
-        if let Some(fd) = lock(&self.0.wake).as_ref() {
-            let _ = rustix::io::write(&**fd, &1u64.to_ne_bytes());
-        }
-    }
-}
-
 pub struct Server {
     services: Vec<(String, Arc<dyn Handler>)>,
-    allow_uid: Option<u32>,
+    peer: AllowedPeer,
     limits: Limits,
     grace: Duration,
-    signal: Arc<Signal>,
+    signal: ShutdownHandle,
 }
 
 impl Default for Server {
@@ -85,7 +66,7 @@ impl Server {
     pub fn new() -> Server {
         Server {
             services: Vec::new(),
-            allow_uid: None,
+            peer: AllowedPeer::default(),
             limits: Limits {
                 // Each stream holds a thread: a client needs a few.
                 max_streams: MAX_STREAMS_PER_CONN,
@@ -93,10 +74,7 @@ impl Server {
                 ..Limits::default()
             },
             grace: Duration::from_secs(1),
-            signal: Arc::new(Signal {
-                requested: AtomicBool::new(false),
-                wake: Mutex::new(None),
-            }),
+            signal: ShutdownHandle::new(),
         }
     }
 
@@ -108,7 +86,7 @@ impl Server {
 
     /// Only peers with this uid may talk (SO_PEERCRED); None = anyone.
     pub fn allow_uid(&mut self, uid: Option<u32>) {
-        self.allow_uid = uid;
+        self.peer.uid = uid;
     }
 
     /// The bounds each connection keeps its client to.
@@ -117,69 +95,37 @@ impl Server {
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle(self.signal.clone())
+        self.signal.clone()
     }
 
     /// Serve on `listener` until a [`ShutdownHandle`] fires.
     pub fn serve(&self, listener: UnixListener) -> io::Result<()> {
-        use rustix::event::{eventfd, EventfdFlags};
-        let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
-        *lock(&self.signal.wake) = Some(wake.clone());
         let state = Arc::new(Shared {
             services: self.services.clone(),
             limits: self.limits.clone(),
             conns: Mutex::new(Vec::new()),
             next_conn: AtomicUsize::new(0),
-            counts: Mutex::new(Counts::default()),
-            changed: Condvar::new(),
+            load: Arc::new(Load::default()),
+            budget: Budget::new("this server", budget::PER_SERVER, None),
         });
-        let result = self.accept_loop(&listener, &wake, &state);
-        *lock(&self.signal.wake) = None;
+        let rules = AcceptRules {
+            peer: self.peer,
+            max_connections: MAX_CONNECTIONS,
+        };
+        let result =
+            accept_until_shutdown(&listener, &self.signal, &rules, &state.load, &mut |s| {
+                state.start_connection(s)
+            });
         drop(listener);
         for (_, c) in lock(&state.conns).iter() {
             c.go_away(ErrorCode::NoError, "server shutting down");
         }
-        state.wait_until(self.grace, |c| c.in_flight == 0);
+        state.load.wait_until(self.grace, |c| c.in_flight == 0);
         for (_, c) in lock(&state.conns).iter() {
             c.close();
         }
-        state.wait_until(READER_EXIT_WAIT, |c| c.readers == 0);
+        state.load.wait_until(READER_EXIT_WAIT, |c| c.readers == 0);
         result
-    }
-
-    fn accept_loop(
-        &self,
-        listener: &UnixListener,
-        wake: &OwnedFd,
-        state: &Arc<Shared>,
-    ) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
-        while !self.signal.requested.load(Ordering::SeqCst) {
-            let mut fds = [
-                PollFd::new(listener, PollFlags::IN),
-                PollFd::new(wake, PollFlags::IN),
-            ];
-            match rustix::event::poll(&mut fds, None) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            if fds[0].revents().is_empty() {
-                continue;
-            }
-            let allowed = |sock: &UnixStream| match self.allow_uid {
-                None => true,
-                Some(uid) => peer_cred(sock).is_ok_and(|(u, _)| u == uid),
-            };
-            crate::ttrpc::accept_pending(
-                listener,
-                &allowed,
-                &|| lock(&state.counts).readers,
-                MAX_CONNECTIONS,
-                &mut |sock| state.start_connection(sock),
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -188,31 +134,19 @@ struct Shared {
     limits: Limits,
     conns: Mutex<Vec<(usize, Arc<Conn>)>>,
     next_conn: AtomicUsize,
-    counts: Mutex<Counts>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct Counts {
-    in_flight: usize,
-    readers: usize,
+    /// Reader threads and calls in flight.
+    load: Arc<Load>,
+    /// Bytes all connections hold in unfinished messages.
+    budget: Arc<Budget>,
 }
 
 impl Shared {
     fn start_connection(self: &Arc<Self>, sock: UnixStream) {
-        lock(&self.counts).readers += 1;
         let me = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("grpc-conn".into())
-            .stack_size(READER_STACK)
-            .spawn(move || {
-                me.run_connection(sock);
-                lock(&me.counts).readers -= 1;
-                me.changed.notify_all();
-            });
-        if spawned.is_err() {
-            lock(&self.counts).readers -= 1;
-        }
+        // Without a thread the socket is dropped with the closure: closed.
+        let _ = self
+            .load
+            .spawn_reader("grpc-conn", READER_STACK, move || me.run_connection(sock));
     }
 
     fn run_connection(self: &Arc<Self>, sock: UnixStream) {
@@ -221,33 +155,30 @@ impl Shared {
         };
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         lock(&self.conns).push((id, conn.clone()));
-        conn.run_reader(&mut |stream| self.dispatch(stream));
+        let within = Some(self.budget.clone());
+        let budget = Budget::new("this connection", budget::PER_CONNECTION, within);
+        conn.run_reader(&mut |stream| self.dispatch(stream, &budget));
         lock(&self.conns).retain(|(i, _)| *i != id);
     }
 
     /// Run a new call on its own thread; false (the stream is refused)
     /// when too many run or no thread can be had.
-    fn dispatch(self: &Arc<Self>, stream: StreamRef) -> bool {
-        {
-            let mut c = lock(&self.counts);
-            if c.in_flight >= MAX_IN_FLIGHT {
-                drop(c);
-                stream.reset(ErrorCode::RefusedStream);
-                return false;
-            }
-            c.in_flight += 1;
-        }
+    fn dispatch(self: &Arc<Self>, stream: StreamRef, budget: &Arc<Budget>) -> bool {
+        let Some(in_flight) = self.load.start_call(MAX_IN_FLIGHT) else {
+            stream.reset(ErrorCode::RefusedStream);
+            return false;
+        };
         let me = self.clone();
+        let budget = budget.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel::<StreamRef>(1);
         let spawned = std::thread::Builder::new()
             .name("grpc-call".into())
             .stack_size(HANDLER_STACK)
             .spawn(move || {
                 if let Ok(stream) = rx.recv() {
-                    me.serve_call(stream);
+                    me.serve_call(stream, budget);
                 }
-                lock(&me.counts).in_flight -= 1;
-                me.changed.notify_all();
+                drop(in_flight);
             });
         match spawned {
             Ok(_) => {
@@ -255,19 +186,18 @@ impl Shared {
                 true
             }
             Err(_) => {
-                lock(&self.counts).in_flight -= 1;
                 stream.reset(ErrorCode::RefusedStream);
                 false
             }
         }
     }
 
-    fn serve_call(&self, stream: StreamRef) {
+    fn serve_call(&self, stream: StreamRef, budget: Arc<Budget>) {
         let Some(Event::Headers { fields, end }) = stream.next(Some(Instant::now())) else {
             return;
         };
         // Headers that end the stream: no message will come, say so now.
-        let mut reader = MessageReader::after_headers();
+        let mut reader = MessageReader::within(budget);
         reader.ended = end;
         let call = Call {
             stream,
@@ -450,14 +380,5 @@ impl Sink for Call {
 
     fn is_closed(&self) -> bool {
         self.stream.is_closed() || self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-}
-
-impl Shared {
-    fn wait_until(&self, limit: Duration, mut done: impl FnMut(&Counts) -> bool) {
-        let deadline = Some(Instant::now() + limit);
-        wait_for(&self.counts, &self.changed, deadline, |c| {
-            done(c).then_some(())
-        });
     }
 }

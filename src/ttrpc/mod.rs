@@ -44,7 +44,6 @@ mod stream;
 pub use addr::{connect_stream, listen};
 pub(crate) use addr::{peer_cred, NoSignalWriter};
 pub use client::{call, Client, ClientStream};
-pub(crate) use server::accept_pending;
 pub use server::{RequestContext, Server, ServerStream, ShutdownHandle};
 
 use crate::error::{Error, Kind};

@@ -2,23 +2,21 @@
 //! thread per request, so a handler that blocks (Wait) holds up nothing
 //! else; answers go out as each request finishes, out of order.
 
-use super::addr::{peer_cred, NoSignalWriter};
+use super::addr::NoSignalWriter;
 use super::frame::{
     self, Frame, Header, FLAG_NO_DATA, FLAG_REMOTE_CLOSED, FLAG_REMOTE_OPEN, MAX_DATA, TYPE_DATA,
     TYPE_REQUEST, TYPE_RESPONSE,
 };
 use super::stream::Inbox;
-use super::{
-    lock, take_entry, too_large, wait_for, Code, Service, Status, READER_STACK, WRITE_TIMEOUT,
-};
+use super::{lock, take_entry, too_large, Code, Service, Status, READER_STACK, WRITE_TIMEOUT};
 use crate::proto::ttrpc::{Request, Response};
+pub use crate::serve::ShutdownHandle;
+use crate::serve::{accept_until_shutdown, AcceptRules, AllowedPeer, CallGuard, Load};
 use prost::Message;
-use rustix::event::{PollFd, PollFlags};
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Default stack of a request's thread: generous, since only the pages a
@@ -66,40 +64,13 @@ impl RequestContext {
     }
 }
 
-/// Makes a running [`Server::serve`] return.
-#[derive(Clone)]
-pub struct ShutdownHandle(Arc<ShutdownSignal>);
-
-struct ShutdownSignal {
-    requested: AtomicBool,
-    /// The eventfd a serving loop polls; None while not serving.
-    wake: Mutex<Option<Arc<OwnedFd>>>,
-}
-
-impl ShutdownHandle {
-    /// Stop accepting, let in-flight requests finish (briefly), close every
-    /// connection; `serve` then returns. Callable from a handler (the
-    /// Shutdown request's answer still goes out).
-    pub fn shutdown(&self) {
-        self.0.requested.store(true, Ordering::SeqCst);
-        if let Some(fd) = lock(&self.0.wake).as_ref() {
-            let _ = rustix::io::write(&**fd, &1u64.to_ne_bytes());
-        }
-    }
-
-    pub fn is_shutdown(&self) -> bool {
-        self.0.requested.load(Ordering::SeqCst)
-    }
-}
-
 pub struct Server {
     services: Vec<(String, Arc<dyn Service>)>,
-    allow_uid: Option<u32>,
-    allow_gid: Option<u32>,
+    peer: AllowedPeer,
     handler_stack: usize,
     max_in_flight: usize,
     grace: Duration,
-    signal: Arc<ShutdownSignal>,
+    signal: ShutdownHandle,
 }
 
 impl Default for Server {
@@ -112,15 +83,11 @@ impl Server {
     pub fn new() -> Server {
         Server {
             services: Vec::new(),
-            allow_uid: None,
-            allow_gid: None,
+            peer: AllowedPeer::default(),
             handler_stack: HANDLER_STACK,
             max_in_flight: MAX_IN_FLIGHT,
             grace: Duration::from_secs(1),
-            signal: Arc::new(ShutdownSignal {
-                requested: AtomicBool::new(false),
-                wake: Mutex::new(None),
-            }),
+            signal: ShutdownHandle::new(),
         }
     }
 
@@ -133,20 +100,22 @@ impl Server {
     /// Only peers with this uid may talk (SO_PEERCRED); None = anyone.
     /// Others are disconnected at once, as ttrpc's same-user handshake does.
     pub fn allow_uid(&mut self, uid: Option<u32>) {
-        self.allow_uid = uid;
+        self.peer.uid = uid;
     }
 
     /// Only peers with this gid may talk; None = any. With
     /// [`allow_uid`](Self::allow_uid) both must match.
     pub fn allow_gid(&mut self, gid: Option<u32>) {
-        self.allow_gid = gid;
+        self.peer.gid = gid;
     }
 
     /// Only peers with this uid and gid may talk, as containerd's ttrpc
     /// `UnixSocketRequireSameUser` handshake checks.
     pub fn allow_peer(&mut self, uid: u32, gid: u32) {
-        self.allow_uid = Some(uid);
-        self.allow_gid = Some(gid);
+        self.peer = AllowedPeer {
+            uid: Some(uid),
+            gid: Some(gid),
+        };
     }
 
     /// Stack size of each request's thread (default 1 MiB, of which only
@@ -168,7 +137,7 @@ impl Server {
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle(self.signal.clone())
+        self.signal.clone()
     }
 
     /// Serve on `listener` (blocking) until a ShutdownHandle fires; each
@@ -178,11 +147,6 @@ impl Server {
     /// after a shutdown, `serve` returns at once. The listener is closed
     /// on return; a socket file stays for the caller to remove.
     pub fn serve(&self, listener: UnixListener) -> io::Result<()> {
-        let wake = Arc::new(rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )?);
-        *lock(&self.signal.wake) = Some(wake.clone());
         let state = Arc::new(State {
             services: self.services.clone(),
             handler_stack: self.handler_stack,
@@ -190,66 +154,26 @@ impl Server {
             closing: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
             next_conn: AtomicUsize::new(0),
-            counts: Mutex::new(Counts::default()),
-            changed: Condvar::new(),
+            load: Arc::new(Load::default()),
         });
-        let result = self.accept_loop(&listener, &wake, &state);
-        *lock(&self.signal.wake) = None;
+        let rules = AcceptRules {
+            peer: self.peer,
+            max_connections: MAX_TTRPC_CONNECTIONS,
+        };
+        let result =
+            accept_until_shutdown(&listener, &self.signal, &rules, &state.load, &mut |s| {
+                state.start_connection(s)
+            });
         // Stop accepting and dispatching first: new connections are
         // refused, requests still coming in are answered Unavailable.
         state.closing.store(true, Ordering::SeqCst);
         drop(listener);
-        state.wait_until(self.grace, |c| c.in_flight == 0);
+        state.load.wait_until(self.grace, |c| c.in_flight == 0);
         state.close_all();
         // Readers see their connection's end and exit; none may dispatch
         // anything after serve returned.
-        state.wait_until(READER_EXIT_WAIT, |c| c.readers == 0);
+        state.load.wait_until(READER_EXIT_WAIT, |c| c.readers == 0);
         result
-    }
-
-    fn accept_loop(
-        &self,
-        listener: &UnixListener,
-        wake: &OwnedFd,
-        state: &Arc<State>,
-    ) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
-        while !self.signal.requested.load(Ordering::SeqCst) {
-            let mut fds = [
-                PollFd::new(listener, PollFlags::IN),
-                PollFd::new(wake, PollFlags::IN),
-            ];
-            match rustix::event::poll(&mut fds, None) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            if !fds[0].revents().is_empty() {
-                self.accept_all(listener, state)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Accept what is pending on the (non-blocking) listener.
-    fn accept_all(&self, listener: &UnixListener, state: &Arc<State>) -> io::Result<()> {
-        accept_pending(
-            listener,
-            &|s| self.peer_allowed(s),
-            &|| lock(&state.counts).readers,
-            MAX_TTRPC_CONNECTIONS,
-            &mut |s| state.start_connection(s),
-        )
-    }
-
-    fn peer_allowed(&self, stream: &UnixStream) -> bool {
-        if self.allow_uid.is_none() && self.allow_gid.is_none() {
-            return true;
-        }
-        let Ok((uid, gid)) = peer_cred(stream) else {
-            return false;
-        };
-        self.allow_uid.is_none_or(|u| u == uid) && self.allow_gid.is_none_or(|g| g == gid)
     }
 }
 
@@ -262,17 +186,8 @@ struct State {
     closing: AtomicBool,
     conns: Mutex<Vec<(usize, Arc<Conn>)>>,
     next_conn: AtomicUsize,
-    counts: Mutex<Counts>,
-    /// Signalled when a count drops.
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct Counts {
-    /// Requests being handled or answered, over all connections.
-    in_flight: usize,
-    /// Connection reader threads still running.
-    readers: usize,
+    /// Reader threads and requests in flight.
+    load: Arc<Load>,
 }
 
 struct Conn {
@@ -358,15 +273,12 @@ impl State {
         });
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         lock(&self.conns).push((id, conn.clone()));
-        let reader = Reader::new(self.clone());
-        let spawned = std::thread::Builder::new()
-            .name("ttrpc-conn".into())
-            .stack_size(READER_STACK)
-            .spawn(move || {
-                reader.0.read_requests(&conn);
-                conn.gone.store(true, Ordering::Relaxed);
-                take_entry(&mut lock(&reader.0.conns), &id);
-            });
+        let me = self.clone();
+        let spawned = self.load.spawn_reader("ttrpc-conn", READER_STACK, move || {
+            me.read_requests(&conn);
+            conn.gone.store(true, Ordering::Relaxed);
+            take_entry(&mut lock(&me.conns), &id);
+        });
         if spawned.is_err() {
             // The closure (and its Arc) is gone: closing is all we can do.
             if let Some(conn) = take_entry(&mut lock(&self.conns), &id) {
@@ -514,14 +426,6 @@ impl State {
         }
     }
 
-    /// Wait until `done` holds for the counts, at most `limit`.
-    fn wait_until(&self, limit: Duration, mut done: impl FnMut(&Counts) -> bool) {
-        let deadline = Some(Instant::now() + limit);
-        wait_for(&self.counts, &self.changed, deadline, |c| {
-            done(c).then_some(())
-        });
-    }
-
     /// Close every connection: their readers see the end and exit (also
     /// one waiting for a stream's handler to read).
     fn close_all(&self) {
@@ -646,34 +550,34 @@ fn check_stream_id(h: &Header, last: u32) -> Result<(), &'static str> {
     }
 }
 
-/// Counts a request as in flight from dispatch until its answer is out
-/// (also when its thread could not start or unwinds).
+/// Counts a request as in flight, on its connection and on the server,
+/// from dispatch until its answer is out (also when its thread could not
+/// start or unwinds).
 struct InFlight {
-    state: Arc<State>,
     conn: Arc<Conn>,
+    _server: CallGuard,
 }
 
 impl InFlight {
     /// Count one more request, or say why not (its connection or the
-    /// server has too many in flight).
+    /// server has too many in flight). Only the connection's reader
+    /// dispatches, so its count cannot grow between check and add.
     fn new(state: &Arc<State>, conn: &Arc<Conn>) -> Result<InFlight, String> {
-        let mut counts = lock(&state.counts);
         if conn.in_flight.load(Ordering::SeqCst) >= MAX_IN_FLIGHT_PER_CONN {
             return Err(format!(
                 "more than {MAX_IN_FLIGHT_PER_CONN} requests in flight on this connection"
             ));
         }
-        if counts.in_flight >= state.max_in_flight {
-            return Err(format!(
+        let server = state.load.start_call(state.max_in_flight).ok_or_else(|| {
+            format!(
                 "more than {} requests in flight on this server",
                 state.max_in_flight
-            ));
-        }
-        counts.in_flight += 1;
+            )
+        })?;
         conn.in_flight.fetch_add(1, Ordering::SeqCst);
         Ok(InFlight {
-            state: state.clone(),
             conn: conn.clone(),
+            _server: server,
         })
     }
 }
@@ -681,26 +585,6 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.conn.in_flight.fetch_sub(1, Ordering::SeqCst);
-        lock(&self.state.counts).in_flight -= 1;
-        self.state.changed.notify_all();
-    }
-}
-
-/// Counts a connection's reader thread as running until it exits (also
-/// when its thread could not start).
-struct Reader(Arc<State>);
-
-impl Reader {
-    fn new(state: Arc<State>) -> Reader {
-        lock(&state.counts).readers += 1;
-        Reader(state)
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        lock(&self.0.counts).readers -= 1;
-        self.0.changed.notify_all();
     }
 }
 
@@ -709,36 +593,3 @@ impl Drop for Reader {
 /// and each shim keeps one connection to forward its events, so the cap
 /// is well above the containers a host runs.
 const MAX_TTRPC_CONNECTIONS: usize = 4096;
-
-/// Accept what is pending on a non-blocking `listener` (the ttrpc and the
-/// gRPC servers share this): a peer `allowed` refuses, or one over
-/// `max` connections `live`, is closed at once; the others go to
-/// `start`. Out of fds or memory, it waits a little and returns so the
-/// caller keeps serving what it has instead of spinning.
-pub(crate) fn accept_pending(
-    listener: &UnixListener,
-    allowed: &dyn Fn(&UnixStream) -> bool,
-    live: &dyn Fn() -> usize,
-    max: usize,
-    start: &mut dyn FnMut(UnixStream),
-) -> io::Result<()> {
-    loop {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    std::thread::sleep(Duration::from_millis(50));
-                    return Ok(());
-                }
-                _ => return Err(e),
-            },
-        };
-        if live() >= max || !allowed(&stream) {
-            continue; // dropped: closed at once
-        }
-        start(stream);
-    }
-}

@@ -11,6 +11,10 @@ const NS_KEY: &str = "containerd-namespace-ttrpc";
 struct DaemonOpts {
     /// Extra environment (PATH for another runtime's shim, a crash point).
     env: Vec<(String, String)>,
+    /// Variables taken out of the daemon's environment (proxies).
+    env_remove: Vec<String>,
+    /// Written to `<dir>/config.toml` and passed as `--config`.
+    config: Option<String>,
 }
 
 struct Daemon {
@@ -24,25 +28,28 @@ struct Daemon {
 }
 
 impl Daemon {
+    #[allow(dead_code)] // tests/ctr_cli.rs names each daemon's directory
     fn new() -> Daemon {
         Daemon::with(DaemonOpts::default())
     }
 
+    #[allow(dead_code)]
     fn with(opts: DaemonOpts) -> Daemon {
+        Daemon::in_dir(TempDir::new("daemon"), opts)
+    }
+
+    /// A daemon in `dir` (named after the test, for a reader of its log).
+    fn in_dir(dir: TempDir, opts: DaemonOpts) -> Daemon {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        applet_links(&dir);
         let mut d = Daemon {
-            dir: TempDir::new("daemon"),
+            dir,
             ns: format!("skiff-test-{}-{n}", std::process::id()),
             child: None,
             pids: Vec::new(),
             opts,
         };
-        let bin = d.dir.join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        for name in ["ctr", "containerd"] {
-            std::os::unix::fs::symlink(skiff_bin(), bin.join(name)).unwrap();
-        }
         d.start();
         d
     }
@@ -73,8 +80,16 @@ impl Daemon {
             .append(true)
             .open(self.dir.join("daemon.log"))
             .unwrap();
-        let child = Command::new(skiff_bin())
-            .arg0_containerd()
+        let mut cmd = Command::new(skiff_bin());
+        cmd.arg0_containerd();
+        if let Some(config) = &self.opts.config {
+            fs::write(self.dir.join("config.toml"), config).unwrap();
+            cmd.arg("--config").arg(self.dir.join("config.toml"));
+        }
+        for k in &self.opts.env_remove {
+            cmd.env_remove(k);
+        }
+        let child = cmd
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .args(["--root", &self.dir.s("root"), "--state"])
             .arg(self.state())
@@ -85,10 +100,13 @@ impl Daemon {
             .spawn()
             .expect("start the daemon");
         self.child = Some(child);
+        // Both sockets: ttrpc for this harness and the shims, gRPC for ctr.
         let deadline = Instant::now() + Duration::from_secs(10);
-        // Both sockets answer (a killed daemon's stale ones refuse).
         let listening = |a: String| std::os::unix::net::UnixStream::connect(a).is_ok();
-        while !(listening(self.ttrpc_address()) && listening(self.address())) {
+        while !listening(self.ttrpc_address()) || !listening(self.address()) {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited ({st}): {}", self.log());
+            }
             assert!(
                 Instant::now() < deadline,
                 "daemon did not listen: {}",
@@ -203,6 +221,15 @@ impl Daemon {
             self.log()
         );
         stdout(&o)
+    }
+
+    /// ctr must fail with exit code `code` and exactly `err` on stderr.
+    #[allow(dead_code)]
+    #[track_caller]
+    fn fails(&self, args: &[&str], code: i32, err: &str) {
+        let o = self.ctr(args);
+        assert_eq!(o.status.code(), Some(code), "ctr {args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), err, "ctr {args:?}");
     }
 
     /// `ctr c ls -q` / `ctr t ls -q` / `ctr i ls -q`...
@@ -365,6 +392,78 @@ impl Daemon {
         (c, s)
     }
 
+    /// Create and start the task of container `id` (this namespace).
+    #[allow(dead_code)]
+    #[track_caller]
+    fn start_task(&self, c: &Client, id: &str) -> pt::CreateTaskResponse {
+        let ns = self.ns.as_str();
+        let t: pt::CreateTaskResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Create",
+            &pt::CreateTaskRequest {
+                container_id: id.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("task create: {e}\n{}", self.log()));
+        let _: pt::StartResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Start",
+            &pt::StartRequest {
+                container_id: id.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        t
+    }
+
+    /// Kill the task of `id` with `signal`, wait for it and delete it:
+    /// its exit status (as Wait reports it).
+    #[allow(dead_code)]
+    #[track_caller]
+    fn end_task(&self, c: &Client, id: &str, signal: u32) -> u32 {
+        let ns = self.ns.as_str();
+        let _: Empty = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Kill",
+            &pt::KillRequest {
+                container_id: id.into(),
+                signal,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let w: pt::WaitResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Wait",
+            &pt::WaitRequest {
+                container_id: id.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let _: pt::DeleteResponse = call(
+            c,
+            ns,
+            pt::SERVICE,
+            "Delete",
+            &pt::DeleteTaskRequest {
+                container_id: id.into(),
+            },
+        )
+        .unwrap();
+        w.exit_status
+    }
+
     /// Every bundle's shim and task pids, for cleanup by pid.
     fn note_pids(&mut self) {
         let root = self.state().join("io.containerd.runtime.v2.task");
@@ -507,13 +606,16 @@ impl Drop for Daemon {
         }
         // The shims' runc root for the namespace (left empty, as containerd's shim does).
         let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(&self.ns));
-        // The namespace's parent cgroups (the containers' own are gone with them).
-        for hier in fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = fs::remove_dir(hier.path().join(&self.ns));
+        // The namespace's parent cgroups (cgroupsPath /NS/ID), with any
+        // container cgroup a failed test left in them, in every hierarchy
+        // (and at the top, for a host with cgroup2 alone).
+        let hierarchies = fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten();
+        let tops = hierarchies.map(|h| h.path()).chain([PathBuf::from("/sys/fs/cgroup")]);
+        for ns in tops.map(|t| t.join(&self.ns)) {
+            for e in fs::read_dir(&ns).into_iter().flatten().flatten() {
+                let _ = fs::remove_dir(e.path());
+            }
+            let _ = fs::remove_dir(&ns);
         }
     }
 }
@@ -535,6 +637,7 @@ fn call<Req: Message, Resp: Message + Default>(
     Resp::decode(out.as_slice()).map_err(|e| Status::new(Code::Internal, e.to_string()))
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 /// A server stream's messages.
 fn stream<Req: Message, Resp: Message + Default>(
     c: &Client,
@@ -557,6 +660,7 @@ fn stream<Req: Message, Resp: Message + Default>(
     Ok(out)
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 fn busybox() -> ImageSpec {
     let mut entries = busybox_entries();
     entries.push(symlink("bin/sleep", "busybox"));
@@ -583,11 +687,13 @@ fn tasks(d: &Daemon) -> Vec<(String, u32, String)> {
     v
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 /// Start a registry holding busybox as `bb:v1`; None to skip.
 fn registry_with_busybox(work: &TempDir) -> Option<(Registry, String)> {
     registry_with_busybox_as(work, "bb", "v1")
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 /// Start a registry holding busybox as `REPO:TAG`; None to skip.
 fn registry_with_busybox_as(work: &TempDir, repo: &str, tag: &str) -> Option<(Registry, String)> {
     let reg = Registry::start(RegistryConfig::default())?;
@@ -598,6 +704,7 @@ fn registry_with_busybox_as(work: &TempDir, repo: &str, tag: &str) -> Option<(Re
     Some((reg, reference))
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 fn pull(c: &Client, ns: &str, reference: &str) -> pi::Image {
     let progress: Vec<pp::PullProgress> = stream(
         c,
@@ -628,6 +735,7 @@ fn pull(c: &Client, ns: &str, reference: &str) -> pi::Image {
         .expect("the last message names the image")
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 fn read_blob(c: &Client, ns: &str, digest: &str) -> Vec<u8> {
     let parts: Vec<pct::ReadContentResponse> = stream(
         c,
@@ -643,6 +751,7 @@ fn read_blob(c: &Client, ns: &str, digest: &str) -> Vec<u8> {
     parts.into_iter().flat_map(|p| p.data).collect()
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 /// The OCI spec for `image` from its config, read back through Content.
 fn spec_for(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) -> Any {
     let target = image.target.as_ref().unwrap();
@@ -671,10 +780,12 @@ fn spec_for(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) ->
     }
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 fn create_container(c: &Client, ns: &str, image: &pi::Image, id: &str, args: &[&str]) {
     create_container_with(c, ns, image, id, args, "io.containerd.skiff.v2");
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 fn create_container_with(
     c: &Client,
     ns: &str,
@@ -707,6 +818,7 @@ fn create_container_with(
     .expect("create container");
 }
 
+#[allow(dead_code)] // not every test file uses each helper
 fn remove_container(c: &Client, ns: &str, id: &str) {
     // The snapshot first, as ctr does: the collection a container's delete
     // schedules would take it otherwise, racing this Remove.
