@@ -35,6 +35,9 @@ pub struct Resolved {
     pub manifest: Manifest,
     /// The platforms of the index, when the reference named one.
     pub index: Option<Vec<Descriptor>>,
+    /// The index as the registry sent it (bytes, content type), when the
+    /// reference named one: a client that stores the index keeps it.
+    pub index_document: Option<(Vec<u8>, String)>,
 }
 
 /// Resolve `reference` to the manifest for `platform`.
@@ -59,6 +62,7 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
             manifest_bytes: data,
             manifest: m,
             index: None,
+            index_document: None,
         }),
         Document::Index(list) => {
             let chosen = oci::select_platform(&list, platform).ok_or_else(|| {
@@ -76,12 +80,12 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
                 .with_context(|| format!("fetch manifest {} for {platform}", chosen.digest))?;
             crate::image::digest::verify_bytes(&mdata, &chosen.digest, chosen.size)
                 .context("manifest")?;
-            let ctype = if chosen.media_type.is_empty() {
+            let mctype = if chosen.media_type.is_empty() {
                 mctype
             } else {
                 chosen.media_type.clone()
             };
-            match oci::parse_document(&mdata, &ctype, &format!("manifest {}", chosen.digest))? {
+            match oci::parse_document(&mdata, &mctype, &format!("manifest {}", chosen.digest))? {
                 Document::Manifest(m) => Ok(Resolved {
                     reference: reference.clone(),
                     descriptor: Descriptor {
@@ -92,6 +96,7 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
                     manifest_bytes: mdata,
                     manifest: m,
                     index: Some(list),
+                    index_document: Some((data, ctype)),
                 }),
                 Document::Index(_) => Err(Error::new(format!(
                     "manifest {}: nested index is not supported",
