@@ -689,7 +689,8 @@ fn cmd_version(g: &Globals, _: &Parsed) -> Res {
         "Server",
         &Empty {},
     );
-    if let Some(sr) = server.ok().filter(|sr| !sr.uuid.is_empty()) {
+    // As ctr: the server's uuid (containerd's introspection Server).
+    if let Ok(sr) = server {
         print(&format!("  UUID: {}\n", sr.uuid));
     }
     Ok(())

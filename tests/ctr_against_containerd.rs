@@ -67,6 +67,14 @@ fn skiff_ctr_drives_debian_containerd() {
     let v = sctr_ok(&ctd, &["version"]);
     let server = v.split("Server:").nth(1).unwrap_or_default();
     assert!(server.contains("1.6"), "{v}");
+    // The UUID line as Debian's ctr prints it (containerd's introspection).
+    let uuid = |v: &str| {
+        v.lines()
+            .find(|l| l.starts_with("  UUID: "))
+            .map(str::to_string)
+    };
+    assert!(uuid(&v).is_some_and(|l| l.len() == 8 + 36), "{v}");
+    assert_eq!(uuid(&v), uuid(&ctd.ctr(&["version"]).stdout));
 
     // Image listing as Debian's ctr prints it.
     assert_eq!(

@@ -1400,3 +1400,35 @@ fn pull_all_platforms_fetches_every_platform() {
     d.ok(&["i", "rm", "--sync", &r]);
     assert_eq!(d.ok(&["content", "ls", "-q"]), "");
 }
+
+/// `ctr version` shows the daemon's uuid (containerd's introspection
+/// Server): made once in the root, the same on every call and to
+/// Debian's ctr.
+#[test]
+fn version_shows_the_daemons_uuid() {
+    let d = Daemon::start(TempDir::new("ctr-uuid"));
+    let uuid_of = |v: &str| {
+        v.lines()
+            .find_map(|l| l.strip_prefix("  UUID: "))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no UUID line: {v}"))
+    };
+    let u = uuid_of(&d.ok(&["version"]));
+    assert_eq!(u.len(), 36, "{u}");
+    assert_eq!(
+        fs::read_to_string(
+            d.dir
+                .join("root/io.containerd.service.v1.introspection-service/uuid")
+        )
+        .unwrap(),
+        u
+    );
+    assert_eq!(uuid_of(&d.ok(&["version"])), u);
+    if tool("/usr/bin/ctr", "containerd") {
+        let o = Command::new("/usr/bin/ctr")
+            .args(["-a", &d.sock, "version"])
+            .output()
+            .unwrap();
+        assert_eq!(uuid_of(&stdout(&o)), u, "{}", stderr(&o));
+    }
+}

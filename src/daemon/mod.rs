@@ -15,6 +15,7 @@ mod content_write;
 mod diff;
 mod events;
 pub mod faults;
+mod introspection;
 mod pull;
 pub mod services;
 mod shim;
@@ -146,7 +147,7 @@ impl Daemon {
         add(ps::diff::SERVICE, Arc::new(diff::Diff(stores.clone())));
         add(
             ps::introspection::SERVICE,
-            Arc::new(services::Introspection),
+            Arc::new(introspection::Introspection::new(&cfg.root)),
         );
         add(ps::tasks::SERVICE, Arc::new(tasks::TaskService(tasks)));
         let registry = pull::Registry {
