@@ -1490,10 +1490,12 @@ fn cmd_task_attach(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
     let task = need_task(&conn, id)?;
-    let status = process::attach(&conn, id, &task, container::spec_terminal(&c), &signals)?;
-    // As ctr: the attached task is deleted once it exited.
+    let status = process::attach(&conn, id, &task, container::spec_terminal(&c), &signals);
+    // As ctr (a deferred task.Delete once it has the task): deleted on
+    // every path from here, an error included; a task still running
+    // refuses, which is ignored as ctr does.
     let _ = delete_task(&conn, id);
-    exit_with(status)
+    exit_with(status?)
 }
 
 fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
