@@ -60,8 +60,8 @@ fn skiff_ctr_drives_debian_containerd() {
     }
     let ctx = Ctx::new("ctr-vs-containerd");
     let ctd = Containerd::start(&ctx);
-    // Imported (and unpacked) by Debian's ctr: skiff's ctr cannot pull
-    // from containerd (below).
+    // Imported (and unpacked) by Debian's ctr; skiff's ctr pulls in the
+    // next test.
     ctd.import_busybox();
 
     let v = sctr_ok(&ctd, &["version"]);
