@@ -260,6 +260,16 @@ fn skiff_ctr_pulls_into_debian_containerd() {
     );
     let rows: Vec<&str> = snaps.lines().skip(1).collect();
     assert_eq!(rows.len(), 1, "{snaps}");
+    // $CONTAINERD_SNAPSHOTTER names it when --snapshotter does not: the
+    // native snapshotter holds nothing here.
+    let native = Command::new(skiff_binary())
+        .arg0("ctr")
+        .args(["-a", &ctd.sock, "-n", &ctd.ns, "snapshots", "ls"])
+        .env("CONTAINERD_SNAPSHOTTER", "native")
+        .output()
+        .expect("run skiff's ctr");
+    assert!(native.status.success(), "{}", text(&native.stderr));
+    assert_eq!(text(&native.stdout).lines().count(), 1, "header only");
     assert!(rows[0].trim_end().ends_with("Committed"), "{snaps}");
 
     // The same blobs with the same labels as Debian's ctr pull leaves
