@@ -575,13 +575,22 @@ fn run_in(g: &Globals, path: &[&'static str], cmds: &'static [Cmd], args: &[Stri
             Some(_) => return run_in(g, &path, cmd.sub, rest),
         }
     };
-    let p = flags::parse(cmd.flags, rest).map_err(|e| {
+    let mut p = flags::parse(cmd.flags, rest).map_err(|e| {
         print(&format!(
             "Incorrect Usage: {e}\n\n{}",
             cmd_help(&path[..path.len() - 1], cmd)
         ));
         Fail::Usage(e)
     })?;
+    if cmd.flags.iter().any(|f| f.names.contains(&"snapshotter")) {
+        // urfave's EnvVar: the flag's value when the command line gives none.
+        p.set_default(
+            "snapshotter",
+            std::env::var("CONTAINERD_SNAPSHOTTER")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        );
+    }
     if p.help {
         print(&cmd_help(&path[..path.len() - 1], cmd));
         return Ok(());
@@ -680,7 +689,8 @@ fn cmd_version(g: &Globals, _: &Parsed) -> Res {
         "Server",
         &Empty {},
     );
-    if let Some(sr) = server.ok().filter(|sr| !sr.uuid.is_empty()) {
+    // As ctr: the server's uuid (containerd's introspection Server).
+    if let Ok(sr) = server {
         print(&format!("  UUID: {}\n", sr.uuid));
     }
     Ok(())
@@ -1002,53 +1012,123 @@ fn cmd_image_pull(g: &Globals, p: &Parsed) -> Res {
             all_platforms: p.bool("all-platforms"),
         },
     )?;
-    let tty = term::stdout_is_tty();
-    let mut prog = progress::Progress::new(reference);
+    let display = PullDisplay::new(reference);
     let mut image = None;
-    let mut last_draw = std::time::Instant::now();
-    // containerd has no pull service: its clients fetch and unpack
-    // themselves, which this ctr does not (yet).
-    let no_service = |s: Status| -> Fail {
-        if s.code == Code::Unimplemented {
-            msg(format!(
-                "pull {reference}: the server has no pull service ({}): it is not skiff's daemon; \
-                 fetch the image with skiff-fetch and load it with `ctr images import`",
-                pull::SERVICE
-            ))
-        } else {
-            s.into()
-        }
-    };
-    while let Some(m) = stream.recv(conn.stream_timeout()?).map_err(no_service)? {
+    loop {
+        let m = match stream.recv(conn.stream_timeout()?) {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            // containerd has no pull service: its clients fetch and
+            // unpack themselves, and so does this one then.
+            Err(s) if s.code == Code::Unimplemented && image.is_none() => {
+                drop(stream);
+                return client_side_pull(&conn, p, reference, display);
+            }
+            Err(s) => return Err(s.into()),
+        };
         let r = <pull::PullProgress as prost::Message>::decode(&m[..])
             .map_err(|e| msg(format!("decode PullProgress: {e}")))?;
         if r.image.is_some() {
             image = r.image;
             continue;
         }
+        display.update(&r);
+    }
+    let image = image.ok_or_else(|| msg(format!("pull {reference}: the daemon sent no image")))?;
+    display.finish(&image.target.unwrap_or_default().digest);
+    Ok(())
+}
+
+/// The pull's progress on stdout: redrawn in place on a terminal (at most
+/// every 100 ms), one line per change otherwise. Updates may come from
+/// several threads (the client-side pull's downloads).
+struct PullDisplay {
+    tty: bool,
+    state: std::sync::Mutex<(progress::Progress, std::time::Instant)>,
+}
+
+impl PullDisplay {
+    fn new(reference: &str) -> PullDisplay {
+        PullDisplay {
+            tty: term::stdout_is_tty(),
+            state: std::sync::Mutex::new((
+                progress::Progress::new(reference),
+                std::time::Instant::now(),
+            )),
+        }
+    }
+
+    fn update(&self, r: &pull::PullProgress) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (prog, last_draw) = &mut *st;
         let line = prog.update(&r.name, &r.media_type, r.state, r.offset, r.total);
-        if tty {
+        if self.tty {
             if last_draw.elapsed() > Duration::from_millis(100) || line.is_some() {
                 print(&prog.redraw());
-                last_draw = std::time::Instant::now();
+                *last_draw = std::time::Instant::now();
             }
         } else if let Some(l) = line {
             print(&format!("{l}\n"));
         }
     }
-    let image = image.ok_or_else(|| msg(format!("pull {reference}: the daemon sent no image")))?;
-    if tty {
-        print(&prog.redraw());
-    } else {
-        print(&prog.table());
+
+    fn finish(&self, digest: &str) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let prog = &mut st.0;
+        if self.tty {
+            print(&prog.redraw());
+        } else {
+            print(&prog.table());
+        }
+        print(&format!(
+            "unpacking {} {digest}...\ndone: {:?}\t\n",
+            fmt::platform(&skiff::image::oci::Platform::host()),
+            prog.elapsed()
+        ));
     }
-    let target = image.target.unwrap_or_default();
-    print(&format!(
-        "unpacking {} {}...\ndone: {:?}\t\n",
-        fmt::platform(&skiff::image::oci::Platform::host()),
-        target.digest,
-        prog.elapsed()
-    ));
+}
+
+/// `images pull` against a server without skiff's Pull service
+/// (containerd): the fetch and the unpack are done here, through the
+/// content, snapshots, diff and images services (see skiff::ctr::pull).
+fn client_side_pull(g_conn: &Conn, p: &Parsed, reference: &str, display: PullDisplay) -> Res {
+    use skiff::registry::{auth, client::Options as RegistryOptions};
+    if p.bool("all-platforms") {
+        return Err(msg(format!(
+            "pull {reference}: --all-platforms is not supported against a server without \
+             skiff's pull service ({})",
+            pull::SERVICE
+        )));
+    }
+    let platform = match p.get("platform").filter(|s| !s.is_empty()) {
+        Some(s) => skiff::image::oci::Platform::parse(s)
+            .map_err(|e| msg(format!("unable to parse platform {s}: {e}")))?,
+        None => skiff::image::oci::Platform::host(),
+    };
+    // containerd's server has no default snapshotter: its client names one.
+    let snapshotter = objects::named_snapshotter(g_conn, p.get("snapshotter"))?
+        .unwrap_or_else(|| objects::CTR_DEFAULT_SNAPSHOTTER.to_string());
+    let registry = RegistryOptions {
+        plain_http: p.bool("plain-http"),
+        tls_verify: true,
+        credentials: p.get("user").map(auth::Credentials::parse),
+        auth_file: auth::default_auth_file(),
+        hosts_dir: p.get("hosts-dir").map(std::path::PathBuf::from),
+        ..Default::default()
+    };
+    let report = |r: &pull::PullProgress| display.update(r);
+    let pulled = skiff::ctr::pull::pull(
+        g_conn,
+        &skiff::ctr::pull::Options {
+            reference,
+            registry,
+            platform,
+            snapshotter: &snapshotter,
+            parallel: 3,
+            report: &report,
+        },
+    )?;
+    display.finish(&pulled.image.target.unwrap_or_default().digest);
     Ok(())
 }
 
@@ -1410,10 +1490,12 @@ fn cmd_task_attach(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
     let c = get_container(&conn, id)?;
     let task = need_task(&conn, id)?;
-    let status = process::attach(&conn, id, &task, container::spec_terminal(&c), &signals)?;
-    // As ctr: the attached task is deleted once it exited.
+    let status = process::attach(&conn, id, &task, container::spec_terminal(&c), &signals);
+    // As ctr (a deferred task.Delete once it has the task): deleted on
+    // every path from here, an error included; a task still running
+    // refuses, which is ignored as ctr does.
     let _ = delete_task(&conn, id);
-    exit_with(status)
+    exit_with(status?)
 }
 
 fn cmd_task_exec(g: &Globals, p: &Parsed) -> Res {
@@ -1573,20 +1655,32 @@ fn cmd_run(g: &Globals, p: &Parsed) -> Res {
 
 fn cmd_snapshot_ls(g: &Globals, p: &Parsed) -> Res {
     let conn = g.connect()?;
-    let stream = conn.stream(
-        snapshots::SERVICE,
-        "List",
-        &snapshots::ListSnapshotsRequest {
-            snapshotter: p.get("snapshotter").unwrap_or("").to_string(),
-            filters: Vec::new(),
-        },
-    )?;
-    let mut infos = Vec::new();
-    while let Some(m) = stream.recv(conn.stream_timeout()?)? {
-        let r = <snapshots::ListSnapshotsResponse as prost::Message>::decode(&m[..])
-            .map_err(|e| msg(format!("decode ListSnapshotsResponse: {e}")))?;
-        infos.extend(r.info);
-    }
+    let mut name = objects::named_snapshotter(&conn, p.get("snapshotter"))?.unwrap_or_default();
+    let list = |name: &str| -> Result<Vec<snapshots::Info>, Status> {
+        let stream = conn.stream(
+            snapshots::SERVICE,
+            "List",
+            &snapshots::ListSnapshotsRequest {
+                snapshotter: name.to_string(),
+                filters: Vec::new(),
+            },
+        )?;
+        let mut infos = Vec::new();
+        while let Some(m) = stream.recv(conn.stream_timeout()?)? {
+            let r = <snapshots::ListSnapshotsResponse as prost::Message>::decode(&m[..]).map_err(
+                |e| Status::new(Code::Internal, format!("decode ListSnapshotsResponse: {e}")),
+            )?;
+            infos.extend(r.info);
+        }
+        Ok(infos)
+    };
+    let infos = match list(&name) {
+        Err(s) if objects::retry_with_ctr_default(&name, &s) => {
+            name = objects::CTR_DEFAULT_SNAPSHOTTER.to_string();
+            list(&name)?
+        }
+        r => r?,
+    };
     let mut t = String::from("KEY\tPARENT\tKIND\t\n");
     for i in &infos {
         let kind = match i.kind {
@@ -1604,15 +1698,25 @@ fn cmd_snapshot_ls(g: &Globals, p: &Parsed) -> Res {
 fn cmd_snapshot_rm(g: &Globals, p: &Parsed) -> Res {
     arg(p, 0, "key")?;
     let conn = g.connect()?;
+    let mut name = objects::named_snapshotter(&conn, p.get("snapshotter"))?.unwrap_or_default();
     for key in &p.args {
-        let r: Result<Empty, Status> = conn.call(
-            snapshots::SERVICE,
-            "Remove",
-            &snapshots::RemoveSnapshotRequest {
-                snapshotter: p.get("snapshotter").unwrap_or("").to_string(),
-                key: key.clone(),
-            },
-        );
+        let remove = |name: &str| -> Result<Empty, Status> {
+            conn.call(
+                snapshots::SERVICE,
+                "Remove",
+                &snapshots::RemoveSnapshotRequest {
+                    snapshotter: name.to_string(),
+                    key: key.clone(),
+                },
+            )
+        };
+        let r = match remove(&name) {
+            Err(s) if objects::retry_with_ctr_default(&name, &s) => {
+                name = objects::CTR_DEFAULT_SNAPSHOTTER.to_string();
+                remove(&name)
+            }
+            r => r,
+        };
         match r {
             Ok(_) => {}
             Err(s) if not_found(&s) => {

@@ -1229,3 +1229,125 @@ fn pull_all_platforms_fetches_every_platform() {
     d.ok(&["i", "rm", "--sync", &r]);
     assert_eq!(d.ok(&["content", "ls", "-q"]), "");
 }
+
+/// `ctr version` shows the daemon's uuid (containerd's introspection
+/// Server): made once in the root, the same on every call and to
+/// Debian's ctr.
+#[test]
+fn version_shows_the_daemons_uuid() {
+    let d = Daemon::start(TempDir::new("ctr-uuid"));
+    let uuid_of = |v: &str| {
+        v.lines()
+            .find_map(|l| l.strip_prefix("  UUID: "))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no UUID line: {v}"))
+    };
+    let u = uuid_of(&d.ok(&["version"]));
+    assert_eq!(u.len(), 36, "{u}");
+    assert_eq!(
+        fs::read_to_string(
+            d.dir
+                .join("root/io.containerd.service.v1.introspection-service/uuid")
+        )
+        .unwrap(),
+        u
+    );
+    assert_eq!(uuid_of(&d.ok(&["version"])), u);
+    if tool("/usr/bin/ctr", "containerd") {
+        let o = Command::new("/usr/bin/ctr")
+            .args(["-a", &d.sock, "version"])
+            .output()
+            .unwrap();
+        assert_eq!(uuid_of(&stdout(&o)), u, "{}", stderr(&o));
+    }
+}
+
+/// `tasks attach` to a task with a terminal forwards no signals, as ctr
+/// (its attach only resizes then): a SIGTERM ends ctr, the task (which
+/// traps TERM) keeps running.
+#[test]
+fn attach_with_a_tty_forwards_no_signals() {
+    if !tool("/usr/bin/script", "bsdutils") {
+        return;
+    }
+    let work = TempDir::new("ctr-attach-tty-src");
+    let d = Daemon::start(TempDir::new("ctr-attach-tty"));
+    let img = import_busybox(&d, &work);
+    d.ok(&[
+        "run",
+        "-d",
+        "-t",
+        img,
+        "tty1",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.2; done",
+    ]);
+    let marker = format!("attach-tty-{}", std::process::id());
+    let ctr_cmd = format!(
+        "exec {} -a {} -n {} t attach tty1 # {marker}",
+        d.bin.join("ctr").display(),
+        d.sock,
+        d.ns
+    );
+    let log = work.join("typescript");
+    let mut child = Command::new("script")
+        .args(["-qec", &ctr_cmd])
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The ctr process (script runs it through sh -c, which execs it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ctr_pid = loop {
+        let found: Vec<u32> = processes_naming("t\0attach\0tty1")
+            .into_iter()
+            .filter(|p| {
+                fs::read_link(format!("/proc/{p}/exe"))
+                    .is_ok_and(|e| !e.to_string_lossy().contains("script"))
+            })
+            .collect();
+        if let [pid] = found[..] {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no attach process: {found:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Let attach reach its wait, then signal it.
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: kill(2) of a process this test started (script's child).
+    unsafe {
+        libc::kill(ctr_pid as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("attach did not end: {}", read(&log));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(child.stdin.take());
+    std::thread::sleep(Duration::from_millis(600));
+    let typescript = read(&log);
+    assert!(!typescript.contains("got-term"), "forwarded: {typescript}");
+    assert_ne!(status.code(), Some(7), "{typescript}");
+    let ls = d.ok(&["t", "ls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("tty1") && l.contains("RUNNING")),
+        "{ls}"
+    );
+    d.ok(&["t", "kill", "-s", "SIGKILL", "tty1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.ok(&["t", "ls"]).contains("STOPPED") {
+        assert!(Instant::now() < deadline, "tty1 did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ok(&["t", "rm", "tty1"]);
+    d.ok(&["c", "rm", "tty1"]);
+}

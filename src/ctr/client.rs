@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 /// The metadata key containerd reads the namespace from over gRPC.
 const NAMESPACE_KEY: &str = crate::daemon::api::NAMESPACE_KEY_GRPC;
+/// The metadata key naming the lease a call works under.
+const LEASE_KEY: &str = crate::daemon::api::LEASE_KEY;
 
 /// A connection to the daemon, bound to one namespace; clones share the
 /// connection (calls from many threads may be in flight at once).
@@ -43,6 +45,16 @@ impl Conn {
 
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// This connection with every call made under the lease `id` (the
+    /// server adds what the calls create to it, as containerd's client
+    /// passes its lease in the call metadata).
+    pub fn with_lease(&self, id: &str) -> Conn {
+        let mut c = self.clone();
+        c.metadata.retain(|(k, _)| k != LEASE_KEY);
+        c.metadata.push((LEASE_KEY.to_string(), id.to_string()));
+        c
     }
 
     fn remaining(&self) -> Result<Option<Duration>, Status> {

@@ -16,6 +16,7 @@ pub mod format;
 pub mod objects;
 pub mod process;
 pub mod progress;
+pub mod pull;
 pub mod signals;
 pub mod tabwriter;
 pub mod term;

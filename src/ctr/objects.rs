@@ -6,7 +6,7 @@ use super::client::Conn;
 use super::format;
 use crate::error::{Error, Kind, Result};
 use crate::image::oci::{self, Document, ImageConfig, Platform};
-use crate::proto::services::{containers, content, images, snapshots, tasks};
+use crate::proto::services::{containers, content, images, namespaces, snapshots, tasks};
 use crate::proto::types::{Descriptor, Empty};
 use crate::ttrpc::{Code, Status};
 use std::io::Read;
@@ -20,6 +20,49 @@ const MAX_DOCUMENT: usize = 8 << 20;
 
 fn not_found(s: &Status) -> bool {
     s.code == Code::NotFound
+}
+
+/// The snapshotter containerd's client names when nothing else does
+/// (`containerd.DefaultSnapshotter` on Linux).
+pub const CTR_DEFAULT_SNAPSHOTTER: &str = "overlayfs";
+
+/// The namespace label naming the namespace's default snapshotter
+/// (containerd's `defaults.DefaultSnapshotterNSLabel`).
+pub const NS_SNAPSHOTTER_LABEL: &str = "containerd.io/defaults/snapshotter";
+
+/// The snapshotter a command names: its `--snapshotter` (or
+/// $CONTAINERD_SNAPSHOTTER), else the namespace's default label, as
+/// containerd's client resolves it; None when neither names one.
+pub fn named_snapshotter(conn: &Conn, flag: Option<&str>) -> Result<Option<String>> {
+    if let Some(f) = flag.filter(|f| !f.is_empty()) {
+        return Ok(Some(f.to_string()));
+    }
+    let r: std::result::Result<namespaces::GetNamespaceResponse, Status> = conn.call(
+        namespaces::SERVICE,
+        "Get",
+        &namespaces::GetNamespaceRequest {
+            name: conn.namespace().to_string(),
+        },
+    );
+    match r {
+        Ok(r) => Ok(r
+            .namespace
+            .and_then(|n| n.labels.get(NS_SNAPSHOTTER_LABEL).cloned())
+            .filter(|l| !l.is_empty())),
+        // A namespace is made by its first use: it has no labels yet.
+        Err(s) if not_found(&s) => Ok(None),
+        Err(s) => Err(s.into()),
+    }
+}
+
+/// Whether to ask again naming [`CTR_DEFAULT_SNAPSHOTTER`]: a call that
+/// named no snapshotter was refused as an invalid argument. skiff's
+/// daemon takes "" as its own default (configured, or native on a kernel
+/// without overlayfs), which only it knows, so ctr sends "" first;
+/// containerd's server has no default (its client always names one, and
+/// "overlayfs" unless told otherwise), so it refuses "".
+pub fn retry_with_ctr_default(sent: &str, s: &Status) -> bool {
+    sent.is_empty() && s.code == Code::InvalidArgument
 }
 
 pub fn get_image(conn: &Conn, name: &str) -> Result<images::Image> {

@@ -254,9 +254,14 @@ pub fn attach(
         // As ctr's attach: our stdin goes in; its end closes the fifo only.
         cio::copy_stdin(task.stdin.clone(), std::io::stdin(), || {});
     }
-    signals.forward_to(conn, id, "", terminal);
+    // As ctr's attach: with a terminal, signals are not forwarded (the
+    // keyboard's ^C reaches the task through the terminal); without one,
+    // all are.
     if terminal {
+        signals.resize_only(conn, id, "");
         resize(conn, id, "");
+    } else {
+        signals.forward_to(conn, id, "", false);
     }
     let status = objects::wait_task(conn, id, "");
     for h in copiers {

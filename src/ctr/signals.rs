@@ -2,6 +2,9 @@
 //! until the task exists and is started, a terminating signal (^C)
 //! cancels the command, and the caller undoes what it made; once the task
 //! runs, every signal is forwarded to it (SIGWINCH resizes its terminal).
+//! Attached to a task with a terminal, ctr forwards nothing: SIGWINCH
+//! resizes, and a terminating signal ends ctr as it would end Go's ctr
+//! (the task keeps running; ^C reaches it through the terminal).
 //!
 //! All signals are blocked before the first thread starts and taken by
 //! one thread of ours with sigwait, so none can land on a connection
@@ -34,11 +37,13 @@ struct Target {
     id: String,
     exec_id: String,
     terminal: bool,
+    /// false: only resize the terminal (ctr's attach with a tty).
+    forward: bool,
 }
 
 /// The signal thread's state; clones share it.
 #[derive(Clone)]
-pub struct Signals(Arc<Mutex<Phase>>);
+pub struct Signals(Arc<Mutex<Phase>>, fn(i32));
 
 impl Signals {
     /// Block every signal in the calling thread (and so in every thread
@@ -48,7 +53,10 @@ impl Signals {
     /// caller typically exits there).
     pub fn take_over(on_repeat: fn(i32)) -> Result<Signals> {
         crate::sys::signal::block_all()?;
-        let s = Signals(Arc::new(Mutex::new(Phase::Setup { caught: None })));
+        let s = Signals(
+            Arc::new(Mutex::new(Phase::Setup { caught: None })),
+            on_repeat,
+        );
         let me = s.clone();
         std::thread::spawn(move || loop {
             let sig = crate::sys::signal::wait_any();
@@ -80,7 +88,9 @@ impl Signals {
                 process::resize(&target.conn, &target.id, &target.exec_id)
             }
             libc::SIGCHLD | libc::SIGWINCH | libc::SIGPIPE | libc::SIGURG => {}
-            sig => kill(&target, sig),
+            sig if target.forward => kill(&target, sig),
+            sig if CANCELLING.contains(&sig) => on_repeat(sig),
+            _ => {}
         }
     }
 
@@ -100,6 +110,7 @@ impl Signals {
             id: id.to_string(),
             exec_id: exec_id.to_string(),
             terminal,
+            forward: true,
         };
         let caught = match std::mem::replace(&mut *lock(&self.0), Phase::Forward(target.clone())) {
             Phase::Setup { caught } => caught,
@@ -107,6 +118,29 @@ impl Signals {
         };
         if let Some(sig) = caught {
             kill(&target, sig);
+        }
+    }
+}
+
+impl Signals {
+    /// Attached with a terminal (ctr's `tasks attach` of a tty task):
+    /// from now on SIGWINCH resizes the task's terminal and nothing is
+    /// forwarded; a terminating signal, also one caught while setting up,
+    /// goes to the `on_repeat` of [`Signals::take_over`] (the caller ends).
+    pub fn resize_only(&self, conn: &Conn, id: &str, exec_id: &str) {
+        let target = Target {
+            conn: conn.clone(),
+            id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            terminal: true,
+            forward: false,
+        };
+        let caught = match std::mem::replace(&mut *lock(&self.0), Phase::Forward(target)) {
+            Phase::Setup { caught } => caught,
+            Phase::Forward(_) => None,
+        };
+        if let Some(sig) = caught {
+            (self.1)(sig);
         }
     }
 }

@@ -72,52 +72,110 @@ impl Rootfs {
         Rootfs(vec![path.into()])
     }
 
-    /// The text of `/etc/NAME`, None when the container has none. Each
-    /// layer is looked up as its own root (openat2 RESOLVE_IN_ROOT), so a
+    /// The text of `/etc/NAME`, None when the container has none. The
+    /// layers are walked top-down as overlayfs merges them: a whiteout of
+    /// `etc` or of `etc/NAME` (overlayfs' 0/0 device, or the OCI layer
+    /// form `.wh.NAME` a snapshotter may keep) hides the lower layers'
+    /// file, and so does an opaque `etc` (`trusted.overlay.opaque=y`, or
+    /// `etc/.wh..wh..opq`) once this layer has been looked at. Each layer
+    /// is looked up as its own root (openat2 RESOLVE_IN_ROOT), so a
     /// symlinked `etc` or `etc/NAME` in an image resolves inside that
     /// layer and never reaches a host file.
     fn etc(&self, name: &str) -> Result<Option<String>> {
-        use rustix::fs::{FileType, OFlags};
-        use std::io::Read;
         let rel = format!("etc/{name}");
         for dir in &self.0 {
             let what = || format!("/etc/{name} in {}", dir.display());
+            let io = |e: rustix::io::Errno| Error::from(std::io::Error::from(e)).wrap(what());
             let root = crate::sys::fs::open_root(&dir.to_string_lossy())?;
-            let found = match crate::sys::fs::open_in_root(&root, &rel, OFlags::PATH) {
-                Ok(fd) => fd,
-                Err(rustix::io::Errno::NOENT) => continue,
-                // `etc` is not a directory in this layer: it hides the rest.
-                Err(rustix::io::Errno::NOTDIR) => return Ok(None),
-                Err(e) => return Err(Error::from(std::io::Error::from(e)).wrap(what())),
-            };
-            let st = rustix::fs::fstat(&found).map_err(|e| Error::from(std::io::Error::from(e)))?;
-            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                // A whiteout (or anything else there) hides lower layers.
+            if exists(&root, ".wh.etc").map_err(io)?
+                || exists(&root, &format!("etc/.wh.{name}")).map_err(io)?
+            {
                 return Ok(None);
             }
-            // Opened again to read; a swap in between (a running
-            // container's upper layer) must still be the same file.
-            let fd = crate::sys::fs::open_in_root(&root, &rel, OFlags::RDONLY | OFlags::NONBLOCK)
-                .map_err(|e| Error::from(std::io::Error::from(e)).wrap(what()))?;
-            let again = rustix::fs::fstat(&fd).map_err(|e| Error::from(std::io::Error::from(e)))?;
-            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
-                return Err(Error::new(format!("{}: changed while read", what())));
+            match read_regular(&root, &rel).map_err(|e| e.wrap(what()))? {
+                Found::Text(t) => return Ok(Some(t)),
+                Found::Hidden => return Ok(None),
+                Found::Missing => {}
             }
-            let mut text = String::new();
-            std::fs::File::from(fd)
-                .take(MAX_DB + 1)
-                .read_to_string(&mut text)
-                .map_err(|e| Error::from(e).wrap(what()))?;
-            if text.len() as u64 > MAX_DB {
-                return Err(Error::new(format!(
-                    "{}: larger than {MAX_DB} bytes",
-                    what()
-                )));
+            if etc_is_opaque(&root).map_err(io)? {
+                return Ok(None);
             }
-            return Ok(Some(text));
         }
         Ok(None)
     }
+}
+
+/// What one layer has at a path.
+enum Found {
+    Text(String),
+    /// Something that is not a regular file (a whiteout, a directory), or
+    /// a parent that is not a directory: the path ends here.
+    Hidden,
+    Missing,
+}
+
+/// Whether `rel` exists in the layer (a dangling symlink counts).
+fn exists(root: &rustix::fd::OwnedFd, rel: &str) -> rustix::io::Result<bool> {
+    use rustix::fs::OFlags;
+    match crate::sys::fs::open_in_root(root, rel, OFlags::PATH | OFlags::NOFOLLOW) {
+        Ok(_) => Ok(true),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the layer's `etc` hides the lower layers' (an opaque
+/// directory in overlayfs' form or the OCI layer form).
+fn etc_is_opaque(root: &rustix::fd::OwnedFd) -> rustix::io::Result<bool> {
+    use rustix::fs::OFlags;
+    let etc = match crate::sys::fs::open_in_root(root, "etc", OFlags::RDONLY | OFlags::DIRECTORY) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut v = [0u8; 1];
+    if matches!(
+        rustix::fs::fgetxattr(&etc, "trusted.overlay.opaque", &mut v[..]),
+        Ok(1) if v[0] == b'y'
+    ) {
+        return Ok(true);
+    }
+    exists(root, "etc/.wh..wh..opq")
+}
+
+/// Read `rel` of a layer if it is a regular file of at most [`MAX_DB`].
+fn read_regular(root: &rustix::fd::OwnedFd, rel: &str) -> Result<Found> {
+    use rustix::fs::{FileType, OFlags};
+    use std::io::Read;
+    let io = |e: rustix::io::Errno| Error::from(std::io::Error::from(e));
+    let found = match crate::sys::fs::open_in_root(root, rel, OFlags::PATH) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(Found::Missing),
+        // `etc` is not a directory in this layer: it hides the rest.
+        Err(rustix::io::Errno::NOTDIR) => return Ok(Found::Hidden),
+        Err(e) => return Err(io(e)),
+    };
+    let st = rustix::fs::fstat(&found).map_err(io)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Ok(Found::Hidden);
+    }
+    // Opened again to read; a swap in between (a running container's
+    // upper layer) must still be the same file.
+    let fd =
+        crate::sys::fs::open_in_root(root, rel, OFlags::RDONLY | OFlags::NONBLOCK).map_err(io)?;
+    let again = rustix::fs::fstat(&fd).map_err(io)?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(Error::new("changed while read"));
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(MAX_DB + 1)
+        .read_to_string(&mut text)
+        .map_err(Error::from)?;
+    if text.len() as u64 > MAX_DB {
+        return Err(Error::new(format!("larger than {MAX_DB} bytes")));
+    }
+    Ok(Found::Text(text))
 }
 
 /// One line of /etc/passwd.
@@ -316,6 +374,46 @@ mod tests {
             u("a:b:c", false).unwrap_err().message(),
             "invalid USER value a:b:c"
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Layers merge as overlayfs merges them: an opaque `etc` (either
+    /// form) or a whiteout of `etc/passwd` (either form) hides a lower
+    /// layer's users; without them the lower layer's file is found.
+    #[test]
+    fn opaque_dirs_and_whiteouts_hide_lower_layers() {
+        let dir = std::env::temp_dir().join(format!("skiff-user-layers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let lower = dir.join("lower");
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/passwd"), "alice:x:5:6::/:/bin/sh\n").unwrap();
+        let upper = |name: &str, files: &[&str]| {
+            let u = dir.join(name);
+            std::fs::create_dir_all(u.join("etc")).unwrap();
+            for f in files {
+                std::fs::write(u.join(f), "").unwrap();
+            }
+            Rootfs(vec![u, lower.clone()])
+        };
+        let found = |r: &Rootfs| resolve("alice", r, false).map(|u| u.uid);
+        assert_eq!(found(&upper("plain", &["etc/group"])).unwrap(), 5);
+        for (name, files) in [
+            ("opq", &["etc/.wh..wh..opq", "etc/group"][..]),
+            ("wh", &["etc/.wh.passwd"][..]),
+            ("whetc", &[".wh.etc"][..]),
+        ] {
+            let e = found(&upper(name, files)).unwrap_err();
+            assert_eq!(e.message(), "no users found", "{name}");
+        }
+        let x = upper("xattr", &[]);
+        rustix::fs::setxattr(
+            dir.join("xattr/etc"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        assert_eq!(found(&x).unwrap_err().message(), "no users found");
         let _ = std::fs::remove_dir_all(dir);
     }
 

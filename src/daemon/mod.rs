@@ -15,6 +15,7 @@ mod content_write;
 mod diff;
 mod events;
 pub mod faults;
+mod introspection;
 mod pull;
 pub mod services;
 mod shim;
@@ -148,7 +149,7 @@ impl Daemon {
         add(ps::diff::SERVICE, Arc::new(diff::Diff(stores.clone())));
         add(
             ps::introspection::SERVICE,
-            Arc::new(services::Introspection),
+            Arc::new(introspection::Introspection::new(&cfg.root)),
         );
         add(
             ps::tasks::SERVICE,

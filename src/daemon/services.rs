@@ -773,16 +773,6 @@ impl Handler for Introspection {
                     ],
                 })
             }),
-            "Server" => unary(payload, |_: Empty| {
-                let pidns = std::fs::metadata("/proc/self/ns/pid")
-                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-                    .unwrap_or(0);
-                Ok(pin::ServerResponse {
-                    uuid: String::new(),
-                    pid: std::process::id() as u64,
-                    pidns,
-                })
-            }),
             _ => Err(unknown_method(method)),
         }
     }

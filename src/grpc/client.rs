@@ -108,9 +108,10 @@ impl Client {
     ) -> Result<ClientStream, Status> {
         check_size(service, method, &first)?;
         let stream = self.start(service, method, None, metadata)?;
-        stream
-            .send_data(&framed(&first), !client_streams)
-            .map_err(|e| Status::new(Code::Unavailable, format!("{service}/{method}: {e}")))?;
+        // A server may answer and reset the stream before the request is
+        // out (grpc-go does for an unknown method): the status it sent is
+        // then what recv reports, so a failed send is not the error.
+        let _ = stream.send_data(&framed(&first), !client_streams);
         Ok(ClientStream {
             stream,
             reader: Mutex::new(MessageReader::before_headers()),
