@@ -605,6 +605,51 @@ fn task_topics(text: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// A Kill of an exec whose start is still under way waits for the start
+/// (the runc shim holds the exec's lock across `runc exec`): the process
+/// is already in the container (`task ps` lists it) while the runtime
+/// binary has not returned, here held back 2 s by a wrapper around runc.
+#[test]
+fn kill_waits_for_an_exec_being_started() {
+    let ctx = Ctx::new("shim-kill-starting");
+    let Some(mut s) = Setup::new(&ctx, Backend::Runc) else {
+        return;
+    };
+    let wrapper = s.ctd.dir.join("slow-exec-runc");
+    fs::write(
+        &wrapper,
+        "#!/bin/sh\n/usr/sbin/runc \"$@\"\nrc=$?\ncase \" $* \" in *\" exec \"*) sleep 2;; esac\nexit $rc\n",
+    )
+    .unwrap();
+    let exe = <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    fs::set_permissions(&wrapper, exe).unwrap();
+    let wrapper = wrapper.display().to_string();
+    if let Some(i) = s.run_flags.iter().position(|f| f == "--runc-binary") {
+        s.run_flags[i + 1] = wrapper;
+    } else {
+        let path = s.ctd.dir.join("runtime.toml");
+        let toml = fs::read_to_string(&path).unwrap();
+        assert!(toml.contains("/usr/sbin/runc"), "{toml}");
+        fs::write(&path, toml.replace("/usr/sbin/runc", &wrapper)).unwrap();
+    }
+    let (pid, _) = s.run_detached("ks1", &["sleep", "1000"]);
+    let exec = s
+        .ctd
+        .ctr_bg(&["task", "exec", "--exec-id", "e1", "ks1", "sleep", "999"]);
+    let ok = wait_until(T, || {
+        s.ctd.try_ctr(&["task", "ps", "ks1"]).stdout.lines().count() >= 3
+    });
+    assert!(ok, "exec'd sleep not in `task ps`");
+    // Within the wrapper's 2 s: the start has not returned yet.
+    s.ctd
+        .ctr(&["task", "kill", "--exec-id", "e1", "-s", "TERM", "ks1"])
+        .ok();
+    let out = exec.wait(T);
+    assert_eq!(out.code(), Some(143), "{}", out.describe());
+    assert!(process_alive(pid, proc_starttime(pid).unwrap()));
+    s.remove("ks1");
+}
+
 /// The harness itself: what a test leaves in its containerd (a running
 /// task: its container, shim and process) is reported when the instance
 /// stops, and removed.

@@ -84,6 +84,28 @@ impl Process {
         self.changed.notify_all();
     }
 
+    /// The record once no start is under way: an exec whose spec was
+    /// taken by Start but which has no pid yet is being started, and a
+    /// Kill then waits for the outcome (as the runc shim's exec lock makes
+    /// it), bounded by `limit`.
+    pub fn settled(&self, limit: std::time::Duration) -> MutexGuard<'_, State> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut st = self.lock();
+        loop {
+            let starting =
+                st.status == Status::Created && st.exec_spec.is_none() && st.ended.is_none();
+            let now = std::time::Instant::now();
+            if self.is_init() || !starting || now >= deadline {
+                return st;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Block until the process has ended, or (None) until `gone` says
     /// nobody waits any more, noticed within a second: a Wait whose caller
     /// went away (containerd restarted) does not keep its thread until the

@@ -345,6 +345,7 @@ impl Shim {
             st.pid = pid;
             st.io = Some(io);
             st.status = Status::Running;
+            p.notify();
             self.publish(
                 ev::topic::TASK_EXEC_STARTED,
                 ev::TASK_EXEC_STARTED,
@@ -570,10 +571,12 @@ impl Shim {
     }
 
     fn kill(&self, r: pb::KillRequest) -> Result<Empty> {
+        /// How long a Kill waits for an exec's start under way.
+        const EXEC_START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
         let c = self.container(&r.id)?;
         let p = c.process(&r.exec_id)?;
         let (pid, ended, status) = {
-            let st = p.lock();
+            let st = p.settled(EXEC_START_WAIT);
             (st.pid, st.ended, st.status)
         };
         let finished = || err_kind!(NotFound, "process already finished");
