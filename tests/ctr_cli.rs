@@ -1235,7 +1235,7 @@ fn pull_all_platforms_fetches_every_platform() {
 /// Debian's ctr.
 #[test]
 fn version_shows_the_daemons_uuid() {
-    let d = Daemon::start(TempDir::new("ctr-uuid"));
+    let d = Daemon::in_dir(TempDir::new("ctr-uuid"), DaemonOpts::default());
     let uuid_of = |v: &str| {
         v.lines()
             .find_map(|l| l.strip_prefix("  UUID: "))
@@ -1255,7 +1255,7 @@ fn version_shows_the_daemons_uuid() {
     assert_eq!(uuid_of(&d.ok(&["version"])), u);
     if tool("/usr/bin/ctr", "containerd") {
         let o = Command::new("/usr/bin/ctr")
-            .args(["-a", &d.sock, "version"])
+            .args(["-a", &d.address(), "version"])
             .output()
             .unwrap();
         assert_eq!(uuid_of(&stdout(&o)), u, "{}", stderr(&o));
@@ -1271,7 +1271,7 @@ fn attach_with_a_tty_forwards_no_signals() {
         return;
     }
     let work = TempDir::new("ctr-attach-tty-src");
-    let d = Daemon::start(TempDir::new("ctr-attach-tty"));
+    let d = Daemon::in_dir(TempDir::new("ctr-attach-tty"), DaemonOpts::default());
     let img = import_busybox(&d, &work);
     d.ok(&[
         "run",
@@ -1286,8 +1286,8 @@ fn attach_with_a_tty_forwards_no_signals() {
     let marker = format!("attach-tty-{}", std::process::id());
     let ctr_cmd = format!(
         "exec {} -a {} -n {} t attach tty1 # {marker}",
-        d.bin.join("ctr").display(),
-        d.sock,
+        d.dir.join("bin/ctr").display(),
+        d.address(),
         d.ns
     );
     let log = work.join("typescript");
@@ -1316,10 +1316,8 @@ fn attach_with_a_tty_forwards_no_signals() {
     };
     // Let attach reach its wait, then signal it.
     std::thread::sleep(Duration::from_millis(700));
-    // SAFETY: kill(2) of a process this test started (script's child).
-    unsafe {
-        libc::kill(ctr_pid as i32, libc::SIGTERM);
-    }
+    let ctr_pid = rustix::process::Pid::from_raw(ctr_pid as i32).unwrap();
+    rustix::process::kill_process(ctr_pid, rustix::process::Signal::TERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
