@@ -1991,6 +1991,36 @@ fn a_pull_of_all_platforms_skips_attestations() {
     assert_eq!(image.target.unwrap().digest, idx.to_string());
     let layer = layers[0].to_string();
     info(&c, ns, &layers[0]).unwrap_or_else(|e| panic!("layer {layer}: {e:?}"));
+    // As containerd, the attestation is fetched as plain content (manifest,
+    // config, in-toto blob), not unpacked: the index's every entry can be
+    // read, so an export of all platforms works.
+    for (what, d) in [
+        ("attestation", &att),
+        ("its config", &cfg),
+        ("statement", &stmt),
+    ] {
+        info(&c, ns, d).unwrap_or_else(|e| panic!("{what} {d}: {e:?}"));
+    }
+    let archive = work.join("all.tar");
+    d.ok(&[
+        "i",
+        "export",
+        "--all-platforms",
+        archive.to_str().unwrap(),
+        &reference,
+    ]);
+    let listing = Command::new("tar")
+        .arg("tf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for d in [&att, &cfg, &stmt] {
+        assert!(
+            listing.contains(&format!("blobs/sha256/{}", d.hex())),
+            "{d} not in the export: {listing}"
+        );
+    }
     let _: Empty = call(
         &c,
         ns,

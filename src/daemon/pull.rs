@@ -235,7 +235,7 @@ impl Pull {
         )
         .map_err(status)?;
         super::faults::point("pull-stored");
-        label_children(db, ns, &pulled).map_err(status)?;
+        label_children(db, ns, &pulled.resolved).map_err(status)?;
         record_blobs(db, ns, &pulled.resolved).map_err(status)?;
         let mut target = pulled.resolved.descriptor.clone();
         if let (true, Some(index)) = (r.all_platforms, &pulled.resolved.index) {
@@ -316,12 +316,21 @@ impl Pull {
         let content = self.stores.content()?;
         let db = self.stores.db()?;
         for d in &index.manifests {
+            if d.digest == host.resolved.descriptor.digest {
+                continue;
+            }
+            if is_attestation(d) {
+                // Content, not a platform: stored and kept, never unpacked.
+                let resolved = ipull::resolve_entry(client, reference, d)?;
+                lease_blobs(db, ns, lease, &resolved)?;
+                ipull::fetch_plain(content, client, &resolved)?;
+                record_blobs(db, ns, &resolved)?;
+                label_children(db, ns, &resolved)?;
+                continue;
+            }
             let Some(platform) = &d.platform else {
                 continue;
             };
-            if d.digest == host.resolved.descriptor.digest || is_attestation(d) {
-                continue;
-            }
             // Normalized (arm64 is arm64/v8) as a requested platform is.
             let platform = oci::Platform::parse(&platform.to_string())?;
             let resolved = ipull::resolve_entry(client, reference, d)?;
@@ -339,7 +348,7 @@ impl Pull {
                 },
             )?;
             record_blobs(db, ns, &other.resolved)?;
-            label_children(db, ns, &other)?;
+            label_children(db, ns, &other.resolved)?;
         }
         let desc = &index.descriptor;
         let res = crate::metadata::Resource {
@@ -365,8 +374,8 @@ impl Pull {
 
 /// BuildKit's attestation manifests (provenance, SBOM) sit in an index
 /// as platform unknown/unknown and hold no image: not a platform to pull
-/// (their in-toto layers are no layer media type; pulling one failed the
-/// whole pull).
+/// (their in-toto layers are no layer media type) but content to keep, as
+/// containerd keeps every blob an index of all platforms names.
 fn is_attestation(d: &Descriptor) -> bool {
     d.annotations
         .iter()
@@ -411,9 +420,9 @@ fn record_blobs(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crat
 
 /// Content labels that make garbage collection follow the image from its
 /// manifest to config and layers (containerd's `gc.ref.content.*`).
-fn label_children(db: &crate::metadata::Db, ns: &str, p: &ipull::Pulled) -> crate::Result<()> {
-    let m = &p.resolved.manifest;
-    let top = &p.resolved.descriptor.digest;
+fn label_children(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crate::Result<()> {
+    let m = &r.manifest;
+    let top = &r.descriptor.digest;
     db.add_content_label(
         ns,
         top,

@@ -250,6 +250,24 @@ pub fn pull_resolved(
     })
 }
 
+/// Store a resolved manifest, its config and its blobs as plain content:
+/// no media-type or platform check, nothing unpacked (as containerd
+/// fetches what an index names beside the platforms it pulls, such as
+/// BuildKit's attestation manifests and their in-toto blobs).
+pub fn fetch_plain(store: &Store, client: &Client, resolved: &Resolved) -> Result<()> {
+    let _pin = store.pin()?;
+    let m = &resolved.manifest;
+    let abort = AtomicBool::new(false);
+    for (i, d) in std::iter::once(&m.config).chain(&m.layers).enumerate() {
+        download(store, client, i, d, &Silent, &abort)
+            .with_context(|| format!("blob {}", d.digest))?;
+    }
+    if !store.has(&resolved.descriptor) {
+        store.put(&resolved.descriptor, &resolved.manifest_bytes)?;
+    }
+    Ok(())
+}
+
 /// Download the layers with up to `opts.parallel` transfers at once. With a
 /// rootfs, the layers are unpacked in order: the next layer to unpack, when
 /// no worker has started it yet, streams from the registry straight into
