@@ -982,6 +982,41 @@ fn layers_unpack_through_prepare_apply_commit() {
     }
 }
 
+/// Diff.Apply answers InvalidArgument for what the extractor refuses (the
+/// layer's fault) and not for a failure of the host: a snapshot out of
+/// space (ENOSPC) is no bad layer.
+#[test]
+fn a_diff_apply_blames_the_layer_only_for_what_the_extractor_refuses() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let (hostile, _) = store_layer(&c, ns, &tar(&[file("a/../../escape", "x")]), Comp::Gzip);
+    let big = "x".repeat(1 << 20);
+    let (too_big, _) = store_layer(&c, ns, &tar(&[file("big", &big)]), Comp::Gzip);
+    let m = prepare(&c, ns, "native", "apply-blame", "").unwrap();
+    expect_code(
+        apply(&c, ns, &hostile, &m),
+        Code::InvalidArgument,
+        &hostile.digest,
+    );
+    assert!(!d.dir.join("escape").exists());
+    {
+        // The snapshot's directory on a 64 KiB tmpfs: the layer's 1 MiB
+        // file meets ENOSPC.
+        assert_eq!(m[0].r#type, "bind", "{m:?}");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", &m[0].source])
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount a tmpfs on {}", m[0].source);
+        let _full = Mounted(PathBuf::from(&m[0].source));
+        let e = apply(&c, ns, &too_big, &m).expect_err("a 1 MiB file in 64 KiB");
+        assert_ne!(e.code, Code::InvalidArgument, "{e:?}");
+        assert!(e.message.contains(&too_big.digest), "{e:?}");
+    }
+    remove(&c, ns, "native", "apply-blame").unwrap();
+}
+
 #[test]
 fn a_diff_applies_back_to_the_same_tree() {
     let d = Daemon::new();
