@@ -1745,6 +1745,46 @@ fn list_filters_use_each_kinds_fields_and_refuse_bad_ones() {
     }
 }
 
+/// Tasks.Metrics filters on a task's id and namespace only: containerd
+/// 1.6 has no `runtime` field there, so a filter on it matches nothing.
+#[test]
+fn task_metrics_filter_on_id_and_namespace_only() {
+    let work = TempDir::new("metrics-filter");
+    let Some((_reg, r)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let d = Daemon::new();
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["run", "-d", &r, "m1", "sleep", "1000"]);
+    let metrics = |filter: &str| -> Vec<String> {
+        let m: pt::MetricsResponse = call(
+            &d.client(),
+            &d.ns,
+            pt::SERVICE,
+            "Metrics",
+            &pt::MetricsRequest {
+                filters: vec![filter.into()],
+            },
+        )
+        .expect("metrics");
+        m.metrics.into_iter().map(|m| m.id).collect()
+    };
+    let ns_filter = format!("namespace=={}", d.ns);
+    let found = (metrics("id==m1"), metrics(&ns_filter));
+    let by_runtime = (
+        metrics("runtime"),
+        metrics("runtime==io.containerd.runc.v2"),
+    );
+    d.ok(&["t", "kill", "-s", "KILL", "m1"]);
+    d.wait_for(20, "m1 to stop", || {
+        tasks(&d).iter().all(|t| t.2 == "STOPPED")
+    });
+    d.ok(&["t", "rm", "m1"]);
+    d.ok(&["c", "rm", "m1"]);
+    assert_eq!(found, (vec!["m1".to_string()], vec!["m1".to_string()]));
+    assert_eq!(by_runtime, (vec![], vec![]), "no runtime field");
+}
+
 /// `all_platforms` pulls every platform of the index it resolved the
 /// host's from: the index is fetched once (it was fetched again for each
 /// other platform, twice, and once more to store it).

@@ -222,9 +222,11 @@ pub(super) fn apply_labels(
 }
 
 /// A list call's filters, parsed once for the call: a bad one fails it
-/// with InvalidArgument and containerd's message (the parse error, then
-/// ": invalid argument" once per layer of containerd that tags it, so a
-/// Go client prints what it prints against containerd).
+/// with InvalidArgument and the parse error, then ": invalid argument"
+/// once per layer that tags it (`tags`). That is containerd's answer for
+/// most lists; containerd 1.6's snapshots List and tasks Metrics return
+/// the raw parse error instead (gRPC Unknown): skiff refuses those as
+/// InvalidArgument too, on purpose.
 pub(super) fn parse_filters(filters: &[String], tags: usize) -> Result<AnyOf, Status> {
     crate::filter::parse_all(filters).map_err(|e| {
         Status::new(
