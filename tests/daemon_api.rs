@@ -1874,6 +1874,76 @@ fn a_pull_of_all_platforms_fetches_the_index_once() {
     .unwrap();
 }
 
+/// An index that lacks the requested platform answers NotFound (as
+/// containerd), and one that lacks the host's platform is still pulled
+/// whole with `all_platforms` (the host's was resolved first and failed it).
+#[test]
+fn a_pull_of_all_platforms_needs_no_host_platform() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("allplat-foreign");
+    let arches = ["arm64", "s390x"];
+    let specs: Vec<ImageSpec> = arches
+        .iter()
+        .map(|arch| {
+            let mut spec = ImageSpec::new(vec![Layer {
+                entries: vec![file(&format!("{arch}-only"), arch)],
+                comp: Comp::Gzip,
+            }]);
+            spec.arch = arch.to_string();
+            spec
+        })
+        .collect();
+    let layout = work.join("layout");
+    let layers = write_layout(&layout, "foreign", &specs);
+    let reference = format!("{}/library/foreign:latest", reg.host());
+    push(&layout, "foreign", &reference, &["--all"]);
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let pull = |platform: &str, all_platforms: bool| {
+        stream::<_, pp::PullProgress>(
+            &c,
+            ns,
+            pp::SERVICE,
+            pp::METHOD,
+            &pp::PullRequest {
+                reference: reference.clone(),
+                platform: platform.into(),
+                plain_http: true,
+                all_platforms,
+                ..Default::default()
+            },
+        )
+    };
+    expect_code(
+        pull("linux/ppc64le", false),
+        Code::NotFound,
+        "no manifest for platform linux/ppc64le",
+    );
+    let progress = pull("", true).expect("pull of all platforms");
+    let image = progress.last().unwrap().image.clone().expect("the image");
+    assert_eq!(
+        image.target.unwrap().media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    for (layer, arch) in layers.iter().zip(arches) {
+        info(&c, ns, layer).unwrap_or_else(|e| panic!("{arch} {layer}: {e:?}"));
+    }
+    let _: Empty = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "Delete",
+        &pi::DeleteImageRequest {
+            name: reference,
+            sync: true,
+        },
+    )
+    .unwrap();
+}
+
 /// A layer the unpacker refuses reaches the client as InvalidArgument
 /// naming the layer and the entry (they were Unknown, or NotFound for a
 /// hardlink to nothing); a blob that is not what its descriptor says is
@@ -1990,7 +2060,7 @@ fn hostile_layers_reach_the_client_as_invalid_argument() {
 /// beside it. `all_platforms` pulls the image and leaves the attestation
 /// alone (pulling it as a platform failed the whole pull).
 #[test]
-fn a_pull_of_all_platforms_skips_attestations() {
+fn a_pull_of_all_platforms_keeps_attestations_as_content() {
     let Some(reg) = Registry::start(RegistryConfig::default()) else {
         return;
     };
