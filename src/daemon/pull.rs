@@ -221,7 +221,7 @@ impl Pull {
         // the others (containerd's does), with nothing of the host's to
         // unpack.
         let (host, foreign) = match ipull::fetch_top(client, reference).map_err(status)? {
-            ipull::Top::Manifest(m) => (Some(m), None),
+            ipull::Top::Manifest(m) => (Some(*m), None),
             ipull::Top::Index(index)
                 if r.all_platforms
                     && oci::select_platform(&index.manifests, platform).is_none() =>

@@ -49,7 +49,7 @@ pub struct Index {
 
 /// What a reference names, fetched: one manifest, or an index.
 pub enum Top {
-    Manifest(Resolved),
+    Manifest(Box<Resolved>),
     Index(Index),
 }
 
@@ -63,7 +63,7 @@ pub fn fetch_top(client: &Client, reference: &Reference) -> Result<Top> {
         .clone()
         .unwrap_or_else(|| Digest::of(&data));
     match oci::parse_document(&data, &ctype, &format!("manifest {top_digest}"))? {
-        Document::Manifest(m) => Ok(Top::Manifest(Resolved {
+        Document::Manifest(m) => Ok(Top::Manifest(Box::new(Resolved {
             reference: reference.clone(),
             descriptor: Descriptor {
                 media_type: m.media_type.clone(),
@@ -75,7 +75,7 @@ pub fn fetch_top(client: &Client, reference: &Reference) -> Result<Top> {
             manifest_bytes: data,
             manifest: m,
             index: None,
-        })),
+        }))),
         Document::Index(list) => Ok(Top::Index(Index {
             descriptor: Descriptor {
                 media_type: ctype,
@@ -93,7 +93,7 @@ pub fn fetch_top(client: &Client, reference: &Reference) -> Result<Top> {
 /// Resolve `reference` to the manifest for `platform`.
 pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> Result<Resolved> {
     match fetch_top(client, reference)? {
-        Top::Manifest(resolved) => Ok(resolved),
+        Top::Manifest(resolved) => Ok(*resolved),
         Top::Index(index) => resolve_in(client, reference, index, platform),
     }
 }
