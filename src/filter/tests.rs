@@ -215,7 +215,7 @@ fn label_reads_a_dotted_key_from_a_map_or_pairs() {
     assert_eq!(label(&l, &key("io.example.a")).as_deref(), Some("1"));
     assert_eq!(label(&l, &key("io.example")), None);
     assert_eq!(label(&l, &[]), None);
-    let pairs = vec![(
+    let pairs = [(
         "org.opencontainers.image.ref.name".to_string(),
         "v1".to_string(),
     )];
@@ -224,6 +224,6 @@ fn label_reads_a_dotted_key_from_a_map_or_pairs() {
         label(annotations, &key("org.opencontainers.image.ref.name")).as_deref(),
         Some("v1")
     );
-    let empty_key = vec![(String::new(), "x".to_string())];
+    let empty_key = [(String::new(), "x".to_string())];
     assert_eq!(label(empty_key.iter().map(|(k, v)| (k, v)), &[]), None);
 }
