@@ -982,6 +982,41 @@ fn layers_unpack_through_prepare_apply_commit() {
     }
 }
 
+/// Diff.Apply answers InvalidArgument for what the extractor refuses (the
+/// layer's fault) and not for a failure of the host: a snapshot out of
+/// space (ENOSPC) is no bad layer.
+#[test]
+fn a_diff_apply_blames_the_layer_only_for_what_the_extractor_refuses() {
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let (hostile, _) = store_layer(&c, ns, &tar(&[file("a/../../escape", "x")]), Comp::Gzip);
+    let big = "x".repeat(1 << 20);
+    let (too_big, _) = store_layer(&c, ns, &tar(&[file("big", &big)]), Comp::Gzip);
+    let m = prepare(&c, ns, "native", "apply-blame", "").unwrap();
+    expect_code(
+        apply(&c, ns, &hostile, &m),
+        Code::InvalidArgument,
+        &hostile.digest,
+    );
+    assert!(!d.dir.join("escape").exists());
+    {
+        // The snapshot's directory on a 64 KiB tmpfs: the layer's 1 MiB
+        // file meets ENOSPC.
+        assert_eq!(m[0].r#type, "bind", "{m:?}");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", &m[0].source])
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount a tmpfs on {}", m[0].source);
+        let _full = Mounted(PathBuf::from(&m[0].source));
+        let e = apply(&c, ns, &too_big, &m).expect_err("a 1 MiB file in 64 KiB");
+        assert_ne!(e.code, Code::InvalidArgument, "{e:?}");
+        assert!(e.message.contains(&too_big.digest), "{e:?}");
+    }
+    remove(&c, ns, "native", "apply-blame").unwrap();
+}
+
 #[test]
 fn a_diff_applies_back_to_the_same_tree() {
     let d = Daemon::new();
@@ -1710,6 +1745,46 @@ fn list_filters_use_each_kinds_fields_and_refuse_bad_ones() {
     }
 }
 
+/// Tasks.Metrics filters on a task's id and namespace only: containerd
+/// 1.6 has no `runtime` field there, so a filter on it matches nothing.
+#[test]
+fn task_metrics_filter_on_id_and_namespace_only() {
+    let work = TempDir::new("metrics-filter");
+    let Some((_reg, r)) = registry_with_busybox(&work) else {
+        return;
+    };
+    let d = Daemon::new();
+    d.ok(&["i", "pull", "--plain-http", &r]);
+    d.ok(&["run", "-d", &r, "m1", "sleep", "1000"]);
+    let metrics = |filter: &str| -> Vec<String> {
+        let m: pt::MetricsResponse = call(
+            &d.client(),
+            &d.ns,
+            pt::SERVICE,
+            "Metrics",
+            &pt::MetricsRequest {
+                filters: vec![filter.into()],
+            },
+        )
+        .expect("metrics");
+        m.metrics.into_iter().map(|m| m.id).collect()
+    };
+    let ns_filter = format!("namespace=={}", d.ns);
+    let found = (metrics("id==m1"), metrics(&ns_filter));
+    let by_runtime = (
+        metrics("runtime"),
+        metrics("runtime==io.containerd.runc.v2"),
+    );
+    d.ok(&["t", "kill", "-s", "KILL", "m1"]);
+    d.wait_for(20, "m1 to stop", || {
+        tasks(&d).iter().all(|t| t.2 == "STOPPED")
+    });
+    d.ok(&["t", "rm", "m1"]);
+    d.ok(&["c", "rm", "m1"]);
+    assert_eq!(found, (vec!["m1".to_string()], vec!["m1".to_string()]));
+    assert_eq!(by_runtime, (vec![], vec![]), "no runtime field");
+}
+
 /// `all_platforms` pulls every platform of the index it resolved the
 /// host's from: the index is fetched once (it was fetched again for each
 /// other platform, twice, and once more to store it).
@@ -1785,6 +1860,76 @@ fn a_pull_of_all_platforms_fetches_the_index_once() {
         .collect();
     for (layer, arch) in layers.iter().zip(&layers_of) {
         assert!(stored.contains(&layer.to_string()), "{arch}: {stored:?}");
+    }
+    let _: Empty = call(
+        &c,
+        ns,
+        pi::SERVICE,
+        "Delete",
+        &pi::DeleteImageRequest {
+            name: reference,
+            sync: true,
+        },
+    )
+    .unwrap();
+}
+
+/// An index that lacks the requested platform answers NotFound (as
+/// containerd), and one that lacks the host's platform is still pulled
+/// whole with `all_platforms` (the host's was resolved first and failed it).
+#[test]
+fn a_pull_of_all_platforms_needs_no_host_platform() {
+    let Some(reg) = Registry::start(RegistryConfig::default()) else {
+        return;
+    };
+    let work = TempDir::new("allplat-foreign");
+    let arches = ["arm64", "s390x"];
+    let specs: Vec<ImageSpec> = arches
+        .iter()
+        .map(|arch| {
+            let mut spec = ImageSpec::new(vec![Layer {
+                entries: vec![file(&format!("{arch}-only"), arch)],
+                comp: Comp::Gzip,
+            }]);
+            spec.arch = arch.to_string();
+            spec
+        })
+        .collect();
+    let layout = work.join("layout");
+    let layers = write_layout(&layout, "foreign", &specs);
+    let reference = format!("{}/library/foreign:latest", reg.host());
+    push(&layout, "foreign", &reference, &["--all"]);
+    let d = Daemon::new();
+    let c = d.client();
+    let ns = d.ns.as_str();
+    let pull = |platform: &str, all_platforms: bool| {
+        stream::<_, pp::PullProgress>(
+            &c,
+            ns,
+            pp::SERVICE,
+            pp::METHOD,
+            &pp::PullRequest {
+                reference: reference.clone(),
+                platform: platform.into(),
+                plain_http: true,
+                all_platforms,
+                ..Default::default()
+            },
+        )
+    };
+    expect_code(
+        pull("linux/ppc64le", false),
+        Code::NotFound,
+        "no manifest for platform linux/ppc64le",
+    );
+    let progress = pull("", true).expect("pull of all platforms");
+    let image = progress.last().unwrap().image.clone().expect("the image");
+    assert_eq!(
+        image.target.unwrap().media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    for (layer, arch) in layers.iter().zip(arches) {
+        info(&c, ns, layer).unwrap_or_else(|e| panic!("{arch} {layer}: {e:?}"));
     }
     let _: Empty = call(
         &c,
@@ -1915,7 +2060,7 @@ fn hostile_layers_reach_the_client_as_invalid_argument() {
 /// beside it. `all_platforms` pulls the image and leaves the attestation
 /// alone (pulling it as a platform failed the whole pull).
 #[test]
-fn a_pull_of_all_platforms_skips_attestations() {
+fn a_pull_of_all_platforms_keeps_attestations_as_content() {
     let Some(reg) = Registry::start(RegistryConfig::default()) else {
         return;
     };
@@ -1991,6 +2136,36 @@ fn a_pull_of_all_platforms_skips_attestations() {
     assert_eq!(image.target.unwrap().digest, idx.to_string());
     let layer = layers[0].to_string();
     info(&c, ns, &layers[0]).unwrap_or_else(|e| panic!("layer {layer}: {e:?}"));
+    // As containerd, the attestation is fetched as plain content (manifest,
+    // config, in-toto blob), not unpacked: the index's every entry can be
+    // read, so an export of all platforms works.
+    for (what, d) in [
+        ("attestation", &att),
+        ("its config", &cfg),
+        ("statement", &stmt),
+    ] {
+        info(&c, ns, d).unwrap_or_else(|e| panic!("{what} {d}: {e:?}"));
+    }
+    let archive = work.join("all.tar");
+    d.ok(&[
+        "i",
+        "export",
+        "--all-platforms",
+        archive.to_str().unwrap(),
+        &reference,
+    ]);
+    let listing = Command::new("tar")
+        .arg("tf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for d in [&att, &cfg, &stmt] {
+        assert!(
+            listing.contains(&format!("blobs/sha256/{}", d.hex())),
+            "{d} not in the export: {listing}"
+        );
+    }
     let _: Empty = call(
         &c,
         ns,

@@ -5,7 +5,7 @@
 //! namespace uses it). Write is in [`super::content_write`].
 
 use super::api::{encode, missing, status, timestamp, Ctx, Handler, Sink};
-use super::services::{parse_filters, path_rest, DecodeReq};
+use super::services::{parse_filters, DecodeReq};
 use super::store::Stores;
 use crate::image::content::{self as ic, IngestStatus};
 use crate::image::digest::Digest;
@@ -70,10 +70,10 @@ pub(super) fn ingest_status(s: IngestStatus) -> pct::Status {
 /// The fields containerd filters content on (size not yet, as there).
 impl crate::filter::Fields for pct::Info {
     fn field(&self, path: &[String]) -> Option<String> {
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        match path.as_slice() {
-            ["digest"] => Some(self.digest.clone()),
-            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+        let (first, rest) = path.split_first()?;
+        match (first.as_str(), rest) {
+            ("digest", []) => Some(self.digest.clone()),
+            ("labels", key) => crate::filter::label(&self.labels, key),
             _ => None,
         }
     }

@@ -151,14 +151,9 @@ impl Diff {
         };
         let (diff_id, size) =
             crate::metadata::unpack::apply_layer_into(store, &dir, mode, &layer, Algorithm::Sha256)
-                .map_err(|e| {
-                    // What the extraction refuses is the layer's fault.
-                    let e = e.wrap(format!("snapshot {}", target.key));
-                    status(match e.kind() {
-                        crate::Kind::Other => e.with_kind(crate::Kind::InvalidArgument),
-                        _ => e,
-                    })
-                })?;
+                // The extractor tags what it refuses (InvalidArgument); a
+                // host failure (ENOSPC, EIO) keeps its own kind.
+                .map_err(|e| status(e.wrap(format!("snapshot {}", target.key))))?;
         Ok(pd::ApplyResponse {
             applied: Some(Descriptor {
                 media_type: "application/vnd.oci.image.layer.v1.tar".into(),

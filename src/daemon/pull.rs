@@ -6,6 +6,7 @@
 use super::api::{encode, status, Ctx, Handler, Sink};
 use super::services::{image_to_proto, DecodeReq};
 use super::store::{self, Stores};
+use crate::image::digest::Digest;
 use crate::image::oci::{self, Descriptor};
 use crate::image::pull::{self as ipull, Observer, PullOptions};
 use crate::proto::services::pull::{state, PullProgress, PullRequest, METHOD};
@@ -216,36 +217,50 @@ impl Pull {
             state: state::RESOLVING,
             ..Default::default()
         });
-        // Lease every blob before it is written: a collection running
-        // mid-pull must see the blobs already committed as held.
-        let resolved = ipull::resolve(client, reference, platform).map_err(status)?;
-        lease_blobs(db, ns, lease, &resolved).map_err(status)?;
+        // `all_platforms` of an index without the host's platform pulls
+        // the others (containerd's does), with nothing of the host's to
+        // unpack.
+        let (host, foreign) = match ipull::fetch_top(client, reference).map_err(status)? {
+            ipull::Top::Manifest(m) => (Some(*m), None),
+            ipull::Top::Index(index)
+                if r.all_platforms
+                    && oci::select_platform(&index.manifests, platform).is_none() =>
+            {
+                (None, Some(index))
+            }
+            ipull::Top::Index(index) => (
+                Some(ipull::resolve_in(client, reference, index, platform).map_err(status)?),
+                None,
+            ),
+        };
         let name = reference.to_string();
-        let pulled = ipull::pull_resolved(
-            content,
-            client,
-            resolved,
-            &PullOptions {
-                platform: platform.clone(),
-                parallel: 3,
-                observer: &progress,
-                rootfs: None,
-                tag: false,
-            },
-        )
-        .map_err(status)?;
-        super::faults::point("pull-stored");
-        label_children(db, ns, &pulled).map_err(status)?;
-        record_blobs(db, ns, &pulled.resolved).map_err(status)?;
-        let mut target = pulled.resolved.descriptor.clone();
-        if let (true, Some(index)) = (r.all_platforms, &pulled.resolved.index) {
-            target = self
-                .pull_other_platforms(ns, reference, client, lease, &progress, index, &pulled)
-                .map_err(status)?;
-        }
+        let pulled = match host {
+            Some(resolved) => {
+                Some(self.pull_host(ns, platform, client, lease, &progress, resolved)?)
+            }
+            None => None,
+        };
+        let index = pulled
+            .as_ref()
+            .and_then(|p| p.resolved.index.as_ref())
+            .or(foreign.as_ref());
+        let mut target = match (r.all_platforms, index, &pulled) {
+            (true, Some(index), _) => {
+                let host = pulled.as_ref().map(|p| &p.resolved.descriptor.digest);
+                self.pull_other_platforms(ns, reference, client, lease, &progress, index, host)
+                    .map_err(status)?
+            }
+            (_, _, Some(p)) => p.resolved.descriptor.clone(),
+            _ => {
+                return Err(Status::new(
+                    Code::Internal,
+                    format!("pull {name}: nothing pulled"),
+                ))
+            }
+        };
         target.platform = None;
         target.annotations.clear();
-        if r.unpack {
+        if r.unpack && pulled.is_some() {
             let sn_name = if r.snapshotter.is_empty() {
                 self.stores.default_snapshotter()
             } else {
@@ -297,11 +312,45 @@ impl Pull {
 }
 
 impl Pull {
-    /// `--all-platforms`: fetch every other platform the index names (each
-    /// leased before it is written), then store the index itself, its
-    /// manifests kept by its gc.ref labels; the index is the image's target.
-    /// The index is the one the host's platform was resolved from: fetched
-    /// once, so every platform comes from the same index.
+    /// Fetch the host's manifest, config and layers (leased before they
+    /// are written: a collection running mid-pull must see the blobs
+    /// already committed as held) and record them.
+    fn pull_host(
+        &self,
+        ns: &str,
+        platform: &oci::Platform,
+        client: &registry::Client,
+        lease: &str,
+        progress: &Progress,
+        resolved: ipull::Resolved,
+    ) -> Result<ipull::Pulled, Status> {
+        let content = self.stores.content().map_err(status)?;
+        let db = self.stores.db().map_err(status)?;
+        lease_blobs(db, ns, lease, &resolved).map_err(status)?;
+        let pulled = ipull::pull_resolved(
+            content,
+            client,
+            resolved,
+            &PullOptions {
+                platform: platform.clone(),
+                parallel: 3,
+                observer: progress,
+                rootfs: None,
+                tag: false,
+            },
+        )
+        .map_err(status)?;
+        super::faults::point("pull-stored");
+        label_children(db, ns, &pulled.resolved).map_err(status)?;
+        record_blobs(db, ns, &pulled.resolved).map_err(status)?;
+        Ok(pulled)
+    }
+
+    /// `--all-platforms`: fetch every platform the index names but the
+    /// host's (`host`, pulled already, if the index has it), each leased
+    /// before it is written, then store the index itself, its manifests
+    /// kept by its gc.ref labels; the index is the image's target. The
+    /// index is fetched once, so every platform comes from the same index.
     #[allow(clippy::too_many_arguments)]
     fn pull_other_platforms(
         &self,
@@ -311,17 +360,26 @@ impl Pull {
         lease: &str,
         progress: &Progress,
         index: &ipull::Index,
-        host: &ipull::Pulled,
+        host: Option<&Digest>,
     ) -> crate::Result<Descriptor> {
         let content = self.stores.content()?;
         let db = self.stores.db()?;
         for d in &index.manifests {
+            if Some(&d.digest) == host {
+                continue;
+            }
+            if is_attestation(d) {
+                // Content, not a platform: stored and kept, never unpacked.
+                let resolved = ipull::resolve_entry(client, reference, d)?;
+                lease_blobs(db, ns, lease, &resolved)?;
+                ipull::fetch_plain(content, client, &resolved)?;
+                record_blobs(db, ns, &resolved)?;
+                label_children(db, ns, &resolved)?;
+                continue;
+            }
             let Some(platform) = &d.platform else {
                 continue;
             };
-            if d.digest == host.resolved.descriptor.digest || is_attestation(d) {
-                continue;
-            }
             // Normalized (arm64 is arm64/v8) as a requested platform is.
             let platform = oci::Platform::parse(&platform.to_string())?;
             let resolved = ipull::resolve_entry(client, reference, d)?;
@@ -339,7 +397,7 @@ impl Pull {
                 },
             )?;
             record_blobs(db, ns, &other.resolved)?;
-            label_children(db, ns, &other)?;
+            label_children(db, ns, &other.resolved)?;
         }
         let desc = &index.descriptor;
         let res = crate::metadata::Resource {
@@ -365,8 +423,8 @@ impl Pull {
 
 /// BuildKit's attestation manifests (provenance, SBOM) sit in an index
 /// as platform unknown/unknown and hold no image: not a platform to pull
-/// (their in-toto layers are no layer media type; pulling one failed the
-/// whole pull).
+/// (their in-toto layers are no layer media type) but content to keep, as
+/// containerd keeps every blob an index of all platforms names.
 fn is_attestation(d: &Descriptor) -> bool {
     d.annotations
         .iter()
@@ -411,9 +469,9 @@ fn record_blobs(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crat
 
 /// Content labels that make garbage collection follow the image from its
 /// manifest to config and layers (containerd's `gc.ref.content.*`).
-fn label_children(db: &crate::metadata::Db, ns: &str, p: &ipull::Pulled) -> crate::Result<()> {
-    let m = &p.resolved.manifest;
-    let top = &p.resolved.descriptor.digest;
+fn label_children(db: &crate::metadata::Db, ns: &str, r: &ipull::Resolved) -> crate::Result<()> {
+    let m = &r.manifest;
+    let top = &r.descriptor.digest;
     db.add_content_label(
         ns,
         top,

@@ -222,9 +222,11 @@ pub(super) fn apply_labels(
 }
 
 /// A list call's filters, parsed once for the call: a bad one fails it
-/// with InvalidArgument and containerd's message (the parse error, then
-/// ": invalid argument" once per layer of containerd that tags it, so a
-/// Go client prints what it prints against containerd).
+/// with InvalidArgument and the parse error, then ": invalid argument"
+/// once per layer that tags it (`tags`). That is containerd's answer for
+/// most lists; containerd 1.6's snapshots List and tasks Metrics return
+/// the raw parse error instead (gRPC Unknown): skiff refuses those as
+/// InvalidArgument too, on purpose.
 pub(super) fn parse_filters(filters: &[String], tags: usize) -> Result<AnyOf, Status> {
     crate::filter::parse_all(filters).map_err(|e| {
         Status::new(
@@ -242,19 +244,14 @@ fn non_empty(s: &str) -> Option<String> {
 /// The fields containerd filters images on.
 impl Fields for store::Image {
     fn field(&self, path: &[String]) -> Option<String> {
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        match path.as_slice() {
-            ["name"] => non_empty(&self.name),
-            ["target", "digest"] => Some(self.target.digest.to_string()),
-            ["target", "mediatype"] => non_empty(&self.target.media_type),
-            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
-            ["annotations", ..] => {
-                let key = path[1..].join(".");
-                self.target
-                    .annotations
-                    .iter()
-                    .find(|(k, _)| !key.is_empty() && *k == key)
-                    .map(|(_, v)| v.clone())
+        let (first, rest) = path.split_first()?;
+        match (first.as_str(), rest) {
+            ("name", []) => non_empty(&self.name),
+            ("target", [f]) if f == "digest" => Some(self.target.digest.to_string()),
+            ("target", [f]) if f == "mediatype" => non_empty(&self.target.media_type),
+            ("labels", key) => crate::filter::label(&self.labels, key),
+            ("annotations", key) => {
+                crate::filter::label(self.target.annotations.iter().map(|(k, v)| (k, v)), key)
             }
             _ => None,
         }
@@ -264,12 +261,12 @@ impl Fields for store::Image {
 /// The fields containerd filters containers on.
 impl Fields for store::Container {
     fn field(&self, path: &[String]) -> Option<String> {
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        match path.as_slice() {
-            ["id"] => non_empty(&self.id),
-            ["runtime", "name"] => non_empty(&self.runtime.name),
-            ["image"] => non_empty(&self.image),
-            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+        let (first, rest) = path.split_first()?;
+        match (first.as_str(), rest) {
+            ("id", []) => non_empty(&self.id),
+            ("runtime", [f]) if f == "name" => non_empty(&self.runtime.name),
+            ("image", []) => non_empty(&self.image),
+            ("labels", key) => crate::filter::label(&self.labels, key),
             _ => None,
         }
     }
@@ -278,18 +275,13 @@ impl Fields for store::Container {
 /// The fields containerd filters leases on.
 impl Fields for store::Lease {
     fn field(&self, path: &[String]) -> Option<String> {
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        match path.as_slice() {
-            ["id"] => non_empty(&self.id),
-            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+        let (first, rest) = path.split_first()?;
+        match (first.as_str(), rest) {
+            ("id", []) => non_empty(&self.id),
+            ("labels", key) => crate::filter::label(&self.labels, key),
             _ => None,
         }
     }
-}
-
-/// A path without its first field (the key of `labels.KEY`).
-pub(super) fn path_rest(path: &[&str]) -> Vec<String> {
-    path.iter().skip(1).map(|s| s.to_string()).collect()
 }
 
 fn any_to_meta(a: Any) -> store::MetaAny {

@@ -13,7 +13,7 @@
 
 use super::api::{encode, missing, status, timestamp, Ctx, Handler, Sink};
 use super::content::hold;
-use super::services::{apply_labels, mount_to_proto, parse_filters, path_rest, DecodeReq};
+use super::services::{apply_labels, mount_to_proto, parse_filters, DecodeReq};
 use super::store::{SnapshotKind, Stores};
 use crate::proto::services::snapshots as ps;
 use crate::proto::types::Empty;
@@ -53,12 +53,12 @@ fn snapshot_info(ns: Option<&str>, mut i: Info) -> ps::Info {
 /// sees them).
 impl crate::filter::Fields for Info {
     fn field(&self, path: &[String]) -> Option<String> {
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        match path.as_slice() {
-            ["kind"] => Some(self.kind.name().to_ascii_lowercase()),
-            ["name"] => Some(self.name.clone()),
-            ["parent"] => Some(self.parent.clone()),
-            ["labels", ..] => crate::filter::label(&self.labels, &path_rest(&path)),
+        let (first, rest) = path.split_first()?;
+        match (first.as_str(), rest) {
+            ("kind", []) => Some(self.kind.name().to_ascii_lowercase()),
+            ("name", []) => Some(self.name.clone()),
+            ("parent", []) => Some(self.parent.clone()),
+            ("labels", key) => crate::filter::label(&self.labels, key),
             _ => None,
         }
     }

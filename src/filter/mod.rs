@@ -109,13 +109,22 @@ pub fn parse_all(filters: &[String]) -> Result<AnyOf> {
     Ok(AnyOf(all))
 }
 
-/// A label map's value at the rest of a `labels.KEY` path (the key's parts
-/// joined by `.`, as containerd's adaptors do).
-pub fn label(labels: &BTreeMap<String, String>, key: &[String]) -> Option<String> {
+/// The value at the rest of a `labels.KEY` (or `annotations.KEY`) path
+/// among (key, value) pairs: the key's parts joined by `.`, as
+/// containerd's adaptors do; None for no key.
+pub fn label<K, V>(pairs: impl IntoIterator<Item = (K, V)>, key: &[String]) -> Option<String>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     if key.is_empty() {
         return None;
     }
-    labels.get(&key.join(".")).cloned()
+    let key = key.join(".");
+    pairs
+        .into_iter()
+        .find(|(k, _)| k.as_ref() == key)
+        .map(|(_, v)| v.as_ref().to_string())
 }
 
 /// Parse one filter; None for the empty one.

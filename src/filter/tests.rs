@@ -207,3 +207,23 @@ fn a_bad_filter_fails_the_list_even_beside_an_empty_one() {
     };
     assert!(all(&["name==other", ""]).unwrap().matches(&rec));
 }
+
+#[test]
+fn label_reads_a_dotted_key_from_a_map_or_pairs() {
+    let key = |s: &str| -> Vec<String> { s.split('.').map(str::to_string).collect() };
+    let l = labels(&[("io.example.a", "1"), ("b", "2")]);
+    assert_eq!(label(&l, &key("io.example.a")).as_deref(), Some("1"));
+    assert_eq!(label(&l, &key("io.example")), None);
+    assert_eq!(label(&l, &[]), None);
+    let pairs = [(
+        "org.opencontainers.image.ref.name".to_string(),
+        "v1".to_string(),
+    )];
+    let annotations = pairs.iter().map(|(k, v)| (k, v));
+    assert_eq!(
+        label(annotations, &key("org.opencontainers.image.ref.name")).as_deref(),
+        Some("v1")
+    );
+    let empty_key = [(String::new(), "x".to_string())];
+    assert_eq!(label(empty_key.iter().map(|(k, v)| (k, v)), &[]), None);
+}

@@ -47,8 +47,14 @@ pub struct Index {
     pub manifests: Vec<Descriptor>,
 }
 
-/// Resolve `reference` to the manifest for `platform`.
-pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> Result<Resolved> {
+/// What a reference names, fetched: one manifest, or an index.
+pub enum Top {
+    Manifest(Box<Resolved>),
+    Index(Index),
+}
+
+/// Fetch what `reference` names.
+pub fn fetch_top(client: &Client, reference: &Reference) -> Result<Top> {
     let (data, ctype) = client
         .manifest(&reference.object())
         .context("fetch manifest")?;
@@ -57,7 +63,7 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
         .clone()
         .unwrap_or_else(|| Digest::of(&data));
     match oci::parse_document(&data, &ctype, &format!("manifest {top_digest}"))? {
-        Document::Manifest(m) => Ok(Resolved {
+        Document::Manifest(m) => Ok(Top::Manifest(Box::new(Resolved {
             reference: reference.clone(),
             descriptor: Descriptor {
                 media_type: m.media_type.clone(),
@@ -69,35 +75,55 @@ pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> R
             manifest_bytes: data,
             manifest: m,
             index: None,
-        }),
-        Document::Index(list) => {
-            let chosen = oci::select_platform(&list, platform)
-                .cloned()
-                .ok_or_else(|| {
-                    let have: Vec<String> = list
-                        .iter()
-                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                        .collect();
-                    Error::new(format!(
-                        "no manifest for platform {platform} in index {top_digest} (it has: {})",
-                        have.join(", ")
-                    ))
-                })?;
-            let mut resolved = resolve_entry(client, reference, &chosen)?;
-            resolved.index = Some(Index {
-                descriptor: Descriptor {
-                    media_type: ctype,
-                    digest: top_digest,
-                    size: data.len() as u64,
-                    platform: None,
-                    annotations: vec![],
-                },
-                bytes: data,
-                manifests: list,
-            });
-            Ok(resolved)
-        }
+        }))),
+        Document::Index(list) => Ok(Top::Index(Index {
+            descriptor: Descriptor {
+                media_type: ctype,
+                digest: top_digest,
+                size: data.len() as u64,
+                platform: None,
+                annotations: vec![],
+            },
+            bytes: data,
+            manifests: list,
+        })),
     }
+}
+
+/// Resolve `reference` to the manifest for `platform`.
+pub fn resolve(client: &Client, reference: &Reference, platform: &Platform) -> Result<Resolved> {
+    match fetch_top(client, reference)? {
+        Top::Manifest(resolved) => Ok(*resolved),
+        Top::Index(index) => resolve_in(client, reference, index, platform),
+    }
+}
+
+/// Resolve the manifest for `platform` from a fetched index (kept in
+/// [`Resolved::index`]); NotFound when the index has none for it.
+pub fn resolve_in(
+    client: &Client,
+    reference: &Reference,
+    index: Index,
+    platform: &Platform,
+) -> Result<Resolved> {
+    let chosen = oci::select_platform(&index.manifests, platform)
+        .cloned()
+        .ok_or_else(|| {
+            let have: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect();
+            crate::err_kind!(
+                NotFound,
+                "no manifest for platform {platform} in index {} (it has: {})",
+                index.descriptor.digest,
+                have.join(", ")
+            )
+        })?;
+    let mut resolved = resolve_entry(client, reference, &chosen)?;
+    resolved.index = Some(index);
+    Ok(resolved)
 }
 
 /// Resolve one manifest an index names (`chosen`, one of its entries):
@@ -248,6 +274,24 @@ pub fn pull_resolved(
         config,
         config_bytes,
     })
+}
+
+/// Store a resolved manifest, its config and its blobs as plain content:
+/// no media-type or platform check, nothing unpacked (as containerd
+/// fetches what an index names beside the platforms it pulls, such as
+/// BuildKit's attestation manifests and their in-toto blobs).
+pub fn fetch_plain(store: &Store, client: &Client, resolved: &Resolved) -> Result<()> {
+    let _pin = store.pin()?;
+    let m = &resolved.manifest;
+    let abort = AtomicBool::new(false);
+    for (i, d) in std::iter::once(&m.config).chain(&m.layers).enumerate() {
+        download(store, client, i, d, &Silent, &abort)
+            .with_context(|| format!("blob {}", d.digest))?;
+    }
+    if !store.has(&resolved.descriptor) {
+        store.put(&resolved.descriptor, &resolved.manifest_bytes)?;
+    }
+    Ok(())
 }
 
 /// Download the layers with up to `opts.parallel` transfers at once. With a
